@@ -1,0 +1,9 @@
+//! Gadgets, each beside its native twin (`*_native` or an honest-witness constructor).
+
+pub mod bits;
+pub mod commit;
+pub mod conv;
+pub mod dense;
+pub mod dot;
+pub mod linear;
+pub mod requant;

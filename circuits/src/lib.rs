@@ -1,0 +1,28 @@
+//! # fold-ml-circuits
+//!
+//! R1CS gadgets and layer step circuits for proving quantized neural-network inference with
+//! Nova IVC, written against `nova_snark::frontend`. Every gadget sits beside its bit-exact
+//! native reference, and the property tests hold them equal.
+//!
+//! - [`quant`]: value ranges and integer semantics (the single source of truth).
+//! - [`gadgets`]: range checks, requantize+ReLU+clamp, dot product, convolution and dense
+//!   geometry, Poseidon commitments.
+//! - [`layer`]: the [`layer::LayerStep`] step circuit; [`state`]: its IVC state and why
+//!   it binds the whole computation.
+//! - [`reference`]: the native executor of a stack of layers; [`synthetic`]: the
+//!   deterministic Zator-shaped model generator.
+//!
+//! This crate knows nothing of files, jobs or the command line.
+#![deny(missing_docs)]
+
+pub mod gadgets;
+pub mod layer;
+pub mod quant;
+pub mod reference;
+pub mod state;
+pub mod synthetic;
+
+pub use gadgets::commit;
+
+/// The circuit field: the scalar field of Pallas (the primary curve of the Pallas/Vesta cycle).
+pub type F = nova_snark::provider::pasta::pallas::Scalar;

@@ -1,0 +1,69 @@
+//! Native reference executor for a stack of layers: the same integer maths and the same
+//! commitments as the circuits, with no constraint system. The prover uses it to produce
+//! each step's witness and the public statement; tests hold the circuits to it.
+
+use crate::commit::{activation_commitment_native, model_iv_native, model_update_native};
+use crate::gadgets::linear::linear_requant_native;
+use crate::layer::{LayerParams, LayerSpec};
+use crate::quant::{check_activations, QuantError};
+use crate::state::StepState;
+use crate::F;
+
+/// A native run in progress: current activations and IVC state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NativeRun {
+    spec: LayerSpec,
+    activations: Vec<u8>,
+    state: StepState,
+}
+
+impl NativeRun {
+    /// Starts from `input` committed under `blind`, with the model's `salt`.
+    pub fn start(spec: LayerSpec, input: Vec<u8>, blind: F, salt: F) -> Result<Self, QuantError> {
+        spec.shape.check_lengths(input.len(), spec.shape.num_weights(), spec.shape.num_biases())?;
+        check_activations(&input)?;
+        let state = StepState { layer: 0, model: model_iv_native(salt), activations: activation_commitment_native(&input, blind) };
+        Ok(Self { spec, activations: input, state })
+    }
+
+    /// Applies one layer; its output is committed under `blind_out`.
+    pub fn apply(&mut self, params: &LayerParams, blind_out: F) -> Result<(), QuantError> {
+        let out = linear_requant_native(&self.spec.shape, self.spec.requant, &self.activations, &params.weights, &params.bias)?;
+        self.state = StepState {
+            layer: self.state.layer + 1,
+            model: model_update_native(self.state.model, &params.weights, &params.bias),
+            activations: activation_commitment_native(&out, blind_out),
+        };
+        self.activations = out;
+        Ok(())
+    }
+
+    /// Current activations.
+    pub fn activations(&self) -> &[u8] {
+        &self.activations
+    }
+
+    /// Current IVC state.
+    pub fn state(&self) -> StepState {
+        self.state
+    }
+}
+
+/// Output activations of a whole stack (no commitments).
+pub fn run_native<'a>(
+    spec: &LayerSpec,
+    input: &[u8],
+    layers: impl IntoIterator<Item = &'a LayerParams>,
+) -> Result<Vec<u8>, QuantError> {
+    check_activations(input)?;
+    layers.into_iter().try_fold(input.to_vec(), |a, p| {
+        linear_requant_native(&spec.shape, spec.requant, &a, &p.weights, &p.bias)
+    })
+}
+
+/// The running model commitment of a whole stack: `(iv, final)`.
+pub fn model_commitment<'a>(salt: F, layers: impl IntoIterator<Item = &'a LayerParams>) -> (F, F) {
+    let iv = model_iv_native(salt);
+    let last = layers.into_iter().fold(iv, |acc, p| model_update_native(acc, &p.weights, &p.bias));
+    (iv, last)
+}
