@@ -20,15 +20,33 @@ pub struct NativeRun {
 impl NativeRun {
     /// Starts from `input` committed under `blind`, with the model's `salt`.
     pub fn start(spec: LayerSpec, input: Vec<u8>, blind: F, salt: F) -> Result<Self, QuantError> {
-        spec.shape.check_lengths(input.len(), spec.shape.num_weights(), spec.shape.num_biases())?;
+        spec.shape.check_lengths(
+            input.len(),
+            spec.shape.num_weights(),
+            spec.shape.num_biases(),
+        )?;
         check_activations(&input)?;
-        let state = StepState { layer: 0, model: model_iv_native(salt), activations: activation_commitment_native(&input, blind) };
-        Ok(Self { spec, activations: input, state })
+        let state = StepState {
+            layer: 0,
+            model: model_iv_native(salt),
+            activations: activation_commitment_native(&input, blind),
+        };
+        Ok(Self {
+            spec,
+            activations: input,
+            state,
+        })
     }
 
     /// Applies one layer; its output is committed under `blind_out`.
     pub fn apply(&mut self, params: &LayerParams, blind_out: F) -> Result<(), QuantError> {
-        let out = linear_requant_native(&self.spec.shape, self.spec.requant, &self.activations, &params.weights, &params.bias)?;
+        let out = linear_requant_native(
+            &self.spec.shape,
+            self.spec.requant,
+            &self.activations,
+            &params.weights,
+            &params.bias,
+        )?;
         self.state = StepState {
             layer: self.state.layer + 1,
             model: model_update_native(self.state.model, &params.weights, &params.bias),
@@ -64,6 +82,8 @@ pub fn run_native<'a>(
 /// The running model commitment of a whole stack: `(iv, final)`.
 pub fn model_commitment<'a>(salt: F, layers: impl IntoIterator<Item = &'a LayerParams>) -> (F, F) {
     let iv = model_iv_native(salt);
-    let last = layers.into_iter().fold(iv, |acc, p| model_update_native(acc, &p.weights, &p.bias));
+    let last = layers
+        .into_iter()
+        .fold(iv, |acc, p| model_update_native(acc, &p.weights, &p.bias));
     (iv, last)
 }

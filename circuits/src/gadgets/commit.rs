@@ -7,8 +7,10 @@
 //! built with [`super::bits::alloc_uint`] (or outputs of the requantization gadget, which
 //! are in `[0, 127]` by construction).
 //!
-//! Every hash starts with a domain tag, so an activation commitment can never be read as
-//! a model commitment or the other way round.
+//! Every hash starts with a domain tag that also encodes the number of values committed
+//! (`tag + 2^64 · len`), so an activation commitment can never be read as a model
+//! commitment, nor a vector as a shorter or longer one (trailing zeros would otherwise
+//! pack identically). The tag is a constant of the circuit: it costs no constraint.
 
 use crate::quant::{int_to_field, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET};
 use crate::F;
@@ -52,7 +54,10 @@ pub fn hash_native(items: &[F]) -> F {
 }
 
 /// In-circuit twin of [`hash_native`].
-pub fn hash<CS: ConstraintSystem<F>>(cs: &mut CS, items: &[Elt<F>]) -> Result<AllocatedNum<F>, SynthesisError> {
+pub fn hash<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    items: &[Elt<F>],
+) -> Result<AllocatedNum<F>, SynthesisError> {
     let mut ns = cs.namespace(|| "poseidon");
     let out = {
         let acc = &mut ns;
@@ -60,15 +65,22 @@ pub fn hash<CS: ConstraintSystem<F>>(cs: &mut CS, items: &[Elt<F>]) -> Result<Al
         sponge.start(pattern(items.len()), None, acc);
         SpongeAPI::absorb(&mut sponge, items.len() as u32, items, acc);
         let out = SpongeAPI::squeeze(&mut sponge, 1, acc);
-        sponge.finish(acc).map_err(|e| SynthesisError::Unsatisfiable(format!("sponge: {e:?}")))?;
+        sponge
+            .finish(acc)
+            .map_err(|e| SynthesisError::Unsatisfiable(format!("sponge: {e:?}")))?;
         out
     };
     let digest = out[0].ensure_allocated(&mut ns.namespace(|| "digest"));
     digest
 }
 
-fn tag<CS: ConstraintSystem<F>>(t: u64) -> Elt<F> {
-    Elt::num_from_fr::<CS>(F::from(t))
+/// The domain tag of a hash over `len` values: `tag + 2^64 · len`.
+pub fn domain_tag(tag: u64, len: usize) -> F {
+    F::from(tag) + F::from(len as u64) * F::from(2).pow_vartime([64u64])
+}
+
+fn tag<CS: ConstraintSystem<F>>(t: u64, len: usize) -> Elt<F> {
+    Elt::num_from_fr::<CS>(domain_tag(t, len))
 }
 
 /// Packs unsigned values of `bits` bits, `⌊252/bits⌋` per field element, little-endian.
@@ -76,7 +88,12 @@ pub fn pack_native(values: &[u64], bits: u32) -> Vec<F> {
     let shift = F::from(2).pow_vartime([u64::from(bits)]);
     values
         .chunks((PACK_BITS / bits) as usize)
-        .map(|chunk| chunk.iter().rev().fold(F::ZERO, |acc, &v| acc * shift + F::from(v)))
+        .map(|chunk| {
+            chunk
+                .iter()
+                .rev()
+                .fold(F::ZERO, |acc, &v| acc * shift + F::from(v))
+        })
         .collect()
 }
 
@@ -101,7 +118,7 @@ pub fn pack(values: &[Num<F>], bits: u32) -> Vec<Num<F>> {
 /// `H(TAG_ACTIVATIONS, blind, pack7(acts))`. With `blind = 0` it is a plain (public) digest.
 pub fn activation_commitment_native(acts: &[u8], blind: F) -> F {
     let values: Vec<u64> = acts.iter().map(|&a| u64::from(a)).collect();
-    let mut items = vec![F::from(TAG_ACTIVATIONS), blind];
+    let mut items = vec![domain_tag(TAG_ACTIVATIONS, acts.len()), blind];
     items.extend(pack_native(&values, ACT_BITS));
     hash_native(&items)
 }
@@ -112,21 +129,27 @@ pub fn activation_commitment<CS: ConstraintSystem<F>>(
     acts: &[Num<F>],
     blind: &AllocatedNum<F>,
 ) -> Result<AllocatedNum<F>, SynthesisError> {
-    let mut items = vec![tag::<CS>(TAG_ACTIVATIONS), Elt::Allocated(blind.clone())];
+    let mut items = vec![
+        tag::<CS>(TAG_ACTIVATIONS, acts.len()),
+        Elt::Allocated(blind.clone()),
+    ];
     items.extend(pack(acts, ACT_BITS).into_iter().map(Elt::Num));
     hash(cs, &items)
 }
 
 /// Initial value of the running model commitment: `H(TAG_MODEL_IV, salt)`.
 pub fn model_iv_native(salt: F) -> F {
-    hash_native(&[F::from(TAG_MODEL_IV), salt])
+    hash_native(&[domain_tag(TAG_MODEL_IV, 1), salt])
 }
 
 /// One step of the running model commitment:
 /// `H(TAG_MODEL_LAYER, acc, pack8(w + 128), bias_0, …)`.
 pub fn model_update_native(acc: F, weights: &[i8], bias: &[i32]) -> F {
-    let w: Vec<u64> = weights.iter().map(|&w| (i64::from(w) + WEIGHT_OFFSET) as u64).collect();
-    let mut items = vec![F::from(TAG_MODEL_LAYER), acc];
+    let w: Vec<u64> = weights
+        .iter()
+        .map(|&w| (i64::from(w) + WEIGHT_OFFSET) as u64)
+        .collect();
+    let mut items = vec![domain_tag(TAG_MODEL_LAYER, weights.len() + bias.len()), acc];
     items.extend(pack_native(&w, WEIGHT_BITS));
     items.extend(bias.iter().map(|&b| int_to_field(b.into())));
     hash_native(&items)
@@ -141,8 +164,15 @@ pub fn model_update<CS: ConstraintSystem<F>>(
     weights_unsigned: &[Num<F>],
     bias: &[AllocatedNum<F>],
 ) -> Result<AllocatedNum<F>, SynthesisError> {
-    let mut items = vec![tag::<CS>(TAG_MODEL_LAYER), Elt::Allocated(acc.clone())];
-    items.extend(pack(weights_unsigned, WEIGHT_BITS).into_iter().map(Elt::Num));
+    let mut items = vec![
+        tag::<CS>(TAG_MODEL_LAYER, weights_unsigned.len() + bias.len()),
+        Elt::Allocated(acc.clone()),
+    ];
+    items.extend(
+        pack(weights_unsigned, WEIGHT_BITS)
+            .into_iter()
+            .map(Elt::Num),
+    );
     items.extend(bias.iter().cloned().map(Elt::Allocated));
     hash(cs, &items)
 }

@@ -47,10 +47,17 @@ impl ConvShape {
         let mut taps = Vec::with_capacity(self.channels_in * k * k);
         for ci in 0..self.channels_in {
             for ky in 0..k {
-                let Some(iy) = (y + ky).checked_sub(pad).filter(|&iy| iy < h) else { continue };
+                let Some(iy) = (y + ky).checked_sub(pad).filter(|&iy| iy < h) else {
+                    continue;
+                };
                 for kx in 0..k {
-                    let Some(ix) = (x + kx).checked_sub(pad).filter(|&ix| ix < w) else { continue };
-                    taps.push((((co * self.channels_in + ci) * k + ky) * k + kx, (ci * h + iy) * w + ix));
+                    let Some(ix) = (x + kx).checked_sub(pad).filter(|&ix| ix < w) else {
+                        continue;
+                    };
+                    taps.push((
+                        ((co * self.channels_in + ci) * k + ky) * k + kx,
+                        (ci * h + iy) * w + ix,
+                    ));
                 }
             }
         }
@@ -84,7 +91,9 @@ pub fn conv_accumulators_with_padding(
                         } else {
                             i64::from(input[(ci * h + iy as usize) * w + ix as usize])
                         };
-                        acc += i64::from(weights[((co * shape.channels_in + ci) * k + ky) * k + kx]) * a;
+                        acc +=
+                            i64::from(weights[((co * shape.channels_in + ci) * k + ky) * k + kx])
+                                * a;
                     }
                 }
             }

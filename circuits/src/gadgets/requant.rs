@@ -18,7 +18,9 @@ use super::bits::{add_constant, alloc_bits, lc, weighted_sum};
 use crate::quant::{bits_le, requantize_native, QuantError, RequantParams, ACT_BITS, ACT_MAX};
 use crate::F;
 use ff::Field;
-use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
+use nova_snark::frontend::{
+    num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError,
+};
 
 /// Witness of one requantized output.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,7 +66,9 @@ pub fn requantize_relu<CS: ConstraintSystem<F>>(
     let s = p.shift() as usize;
     let a = ACT_BITS as usize;
     if hint.bits.len() != b {
-        return Err(SynthesisError::Unsatisfiable("witness has the wrong length".into()));
+        return Err(SynthesisError::Unsatisfiable(
+            "witness has the wrong length".into(),
+        ));
     }
     let bits = alloc_bits(&mut cs.namespace(|| "bits"), &hint.bits)?;
     let sign = &bits[b - 1];
@@ -134,8 +138,12 @@ mod tests {
 
     fn acc_in(p: RequantParams) -> impl Strategy<Value = i64> {
         let half = 1i64 << (p.acc_bits() - 1);
-        prop_oneof![-half..half, -300i64..300, (1i64 << (p.shift() + 7)) - 5..(1i64 << (p.shift() + 7)) + 5]
-            .prop_map(move |a| a.clamp(-half, half - 1))
+        prop_oneof![
+            -half..half,
+            -300i64..300,
+            (1i64 << (p.shift() + 7)) - 5..(1i64 << (p.shift() + 7)) + 5
+        ]
+        .prop_map(move |a| a.clamp(-half, half - 1))
     }
 
     proptest! {
@@ -199,7 +207,11 @@ mod tests {
             hint.ok = F::ONE - hint.ok;
             // keep y consistent with the flipped flag so only the is-zero check can catch it
             let honest_y = hint.y;
-            hint.y = if hint.ok == F::ONE { F::from(((acc.max(0) >> 3) & 127) as u64) } else { honest_y };
+            hint.y = if hint.ok == F::ONE {
+                F::from(((acc.max(0) >> 3) & 127) as u64)
+            } else {
+                honest_y
+            };
             assert!(!run(acc, p, &hint).0, "acc {acc}");
         }
     }

@@ -1,0 +1,67 @@
+//! Constraint accounting of a layer step, by synthesizing it into a shape-only system.
+
+use crate::gadgets::requant::requant_constraints;
+use crate::layer::{LayerSpec, LayerStep};
+use crate::quant::{ACT_BITS, WEIGHT_BITS};
+use crate::state::ARITY;
+use crate::F;
+use nova_snark::frontend::{num::AllocatedNum, shape_cs::ShapeCS, ConstraintSystem};
+use nova_snark::provider::PallasEngine;
+use nova_snark::traits::circuit::StepCircuit;
+
+/// Size of one layer step circuit (without Nova's own verifier circuit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepCost {
+    /// Total constraints of the step.
+    pub constraints: usize,
+    /// Total variables of the step (the state inputs excluded).
+    pub variables: usize,
+    /// Multiply-accumulates (padding taps excluded).
+    pub macs: usize,
+    /// Constraints of the products (one per MAC; one per output with no tap).
+    pub products: usize,
+    /// Constraints of requantize+ReLU+clamp, all outputs.
+    pub requant: usize,
+    /// Constraints of the 7-bit range checks of the input activations.
+    pub input_range: usize,
+    /// Constraints of the 8-bit range checks of the weights.
+    pub weight_range: usize,
+    /// Everything else: the Poseidon commitments and the counter.
+    pub hashing: usize,
+}
+
+impl StepCost {
+    /// Synthesizes a blank step of `spec` and counts.
+    pub fn of(spec: &LayerSpec) -> Self {
+        let mut cs = ShapeCS::<PallasEngine>::new();
+        let z: Vec<AllocatedNum<F>> = (0..ARITY)
+            .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))))
+            .collect::<Result<_, _>>()
+            .expect("shape synthesis does not fail");
+        LayerStep::blank(*spec)
+            .synthesize(&mut cs, &z)
+            .expect("a blank step synthesizes");
+        let shape = &spec.shape;
+        let products = (0..shape.num_outputs())
+            .map(|o| shape.taps(o).len().max(1))
+            .sum();
+        let requant = shape.num_outputs() * requant_constraints(spec.requant);
+        let input_range = shape.num_inputs() * ACT_BITS as usize;
+        let weight_range = shape.num_weights() * WEIGHT_BITS as usize;
+        Self {
+            constraints: cs.num_constraints(),
+            variables: cs.num_aux() - ARITY,
+            macs: shape.macs(),
+            products,
+            requant,
+            input_range,
+            weight_range,
+            hashing: cs.num_constraints() - products - requant - input_range - weight_range,
+        }
+    }
+
+    /// Constraints per multiply-accumulate, everything included.
+    pub fn per_mac(&self) -> f64 {
+        self.constraints as f64 / self.macs as f64
+    }
+}

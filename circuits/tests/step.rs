@@ -1,0 +1,233 @@
+//! The layer step circuit against the native reference, and the wrong witnesses it must
+//! reject: hand-off that does not open the previous state, weights that do not match the
+//! committed ones, tampered outputs.
+
+use ff::Field;
+use fold_ml_circuits::cost::StepCost;
+use fold_ml_circuits::gadgets::{
+    conv::ConvShape,
+    dense::DenseShape,
+    linear::{linear_hints, LinearShape},
+};
+use fold_ml_circuits::layer::{LayerParams, LayerSpec, LayerStep, LayerWitness};
+use fold_ml_circuits::quant::RequantParams;
+use fold_ml_circuits::reference::{model_commitment, NativeRun};
+use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::synthetic::SyntheticModel;
+use fold_ml_circuits::F;
+use nova_snark::frontend::{num::AllocatedNum, test_cs::TestConstraintSystem, ConstraintSystem};
+use nova_snark::traits::circuit::StepCircuit;
+use proptest::prelude::*;
+
+/// Synthesizes `step` from public `z_in`; if `expected` is given, the outputs are bound to
+/// it as a verifier binds `z_out` to the statement. Returns (satisfied, z_out values).
+fn synth(step: &LayerStep, z_in: &StepState, expected: Option<&StepState>) -> (bool, Vec<F>) {
+    let mut cs = TestConstraintSystem::<F>::new();
+    let z: Vec<_> = z_in
+        .to_vec()
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            AllocatedNum::alloc_input(cs.namespace(|| format!("z{i}")), || Ok(v)).unwrap()
+        })
+        .collect();
+    let out = step.synthesize(&mut cs, &z).unwrap();
+    if let Some(e) = expected {
+        for (i, (o, v)) in out.iter().zip(e.to_vec()).enumerate() {
+            cs.enforce(
+                || format!("z_out{i} public"),
+                |lc| lc + o.get_variable(),
+                |lc| lc + TestConstraintSystem::<F>::one(),
+                |lc| lc + (v, TestConstraintSystem::<F>::one()),
+            );
+        }
+    }
+    (
+        cs.is_satisfied(),
+        out.iter().map(|o| o.get_value().unwrap()).collect(),
+    )
+}
+
+fn small_specs() -> impl Strategy<Value = LayerSpec> {
+    let conv = (
+        1usize..3,
+        1usize..3,
+        2usize..6,
+        prop_oneof![Just(1usize), Just(3)],
+    )
+        .prop_map(|(ci, co, s, k)| {
+            LinearShape::Conv(ConvShape {
+                channels_in: ci,
+                channels_out: co,
+                height: s,
+                width: s + 1,
+                kernel: k,
+            })
+        });
+    let dense = (1usize..10, 1usize..10).prop_map(|(i, o)| {
+        LinearShape::Dense(DenseShape {
+            inputs: i,
+            outputs: o,
+        })
+    });
+    (prop_oneof![conv, dense], 0u32..6).prop_map(|(shape, shift)| LayerSpec {
+        shape,
+        requant: RequantParams::new(shift, 20).unwrap(),
+    })
+}
+
+type Case = (LayerSpec, Vec<u8>, LayerParams, u64, u64);
+
+fn witness_for(spec: LayerSpec) -> impl Strategy<Value = Case> {
+    (
+        proptest::collection::vec(0u8..=127, spec.shape.num_inputs()),
+        proptest::collection::vec(any::<i8>(), spec.shape.num_weights()),
+        proptest::collection::vec(-4000i32..4000, spec.shape.num_biases()),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(move |(input, weights, bias, b_in, b_out)| {
+            (spec, input, LayerParams { weights, bias }, b_in, b_out)
+        })
+}
+
+fn state_for(input: &[u8], blind: F) -> StepState {
+    StepState {
+        layer: 7,
+        model: F::from(1234),
+        activations: fold_ml_circuits::commit::activation_commitment_native(input, blind),
+    }
+}
+
+fn witness(input: Vec<u8>, params: LayerParams, blind_in: F, blind_out: F) -> LayerWitness {
+    LayerWitness {
+        input,
+        params,
+        blind_in,
+        blind_out,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, rng_seed: proptest::test_runner::RngSeed::Fixed(11), ..ProptestConfig::default() })]
+
+    #[test]
+    fn step_matches_native((spec, input, params, b_in, b_out) in small_specs().prop_flat_map(witness_for)) {
+        let (b_in, b_out) = (F::from(b_in), F::from(b_out));
+        let z_in = state_for(&input, b_in);
+        let step = LayerStep::new(spec, witness(input.clone(), params.clone(), b_in, b_out)).unwrap();
+        let expected = step.next_state(&z_in);
+        let (sat, out) = synth(&step, &z_in, Some(&expected));
+        prop_assert!(sat);
+        prop_assert_eq!(out, expected.to_vec());
+        // and the same as the stand-alone reference executor
+        let mut run = NativeRun::start(spec, input, b_in, F::ZERO).unwrap();
+        run.apply(&params, b_out).unwrap();
+        prop_assert_eq!(run.activations(), step.output());
+        prop_assert_eq!(run.state().activations, expected.activations);
+    }
+
+    #[test]
+    fn hand_off_must_open_the_previous_state((spec, input, params, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
+        let (b_in, b_out) = (F::from(b_in), F::from(b_out));
+        let z_in = state_for(&input, b_in);
+        // a different input activation than the one committed
+        let mut forged = input.clone();
+        let i = pick.index(forged.len());
+        forged[i] = (forged[i] + 1) % 128;
+        let step = LayerStep::new(spec, witness(forged, params.clone(), b_in, b_out)).unwrap();
+        prop_assert!(!synth(&step, &z_in, None).0);
+        // the right input under the wrong blind
+        let step = LayerStep::new(spec, witness(input, params, b_in + F::ONE, b_out)).unwrap();
+        prop_assert!(!synth(&step, &z_in, None).0);
+    }
+
+    #[test]
+    fn weights_must_match_the_committed_ones((spec, input, params, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
+        let (b_in, b_out) = (F::from(b_in), F::from(b_out));
+        let z_in = state_for(&input, b_in);
+        let honest = LayerStep::new(spec, witness(input.clone(), params.clone(), b_in, b_out)).unwrap();
+        let expected = honest.next_state(&z_in);
+        let mut forged = params.clone();
+        let i = pick.index(forged.weights.len());
+        forged.weights[i] = forged.weights[i].wrapping_add(1);
+        let step = LayerStep::new(spec, witness(input, forged, b_in, b_out)).unwrap();
+        prop_assert!(!synth(&step, &z_in, Some(&expected)).0);
+    }
+
+    #[test]
+    fn tampered_output_rejected((spec, input, params, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
+        let (b_in, b_out) = (F::from(b_in), F::from(b_out));
+        let z_in = state_for(&input, b_in);
+        let mut hints = linear_hints(&spec.shape, spec.requant, &input, &params.weights, &params.bias).unwrap();
+        let o = pick.index(hints.len());
+        hints[o].requant.y += F::ONE;
+        let step = LayerStep::new_unchecked(spec, witness(input, params, b_in, b_out), hints);
+        prop_assert!(!synth(&step, &z_in, None).0);
+    }
+}
+
+#[test]
+fn wrong_layer_counter_rejected() {
+    let m = SyntheticModel::conv(1, 4, 3, 1, 0).unwrap();
+    let input = m.default_input();
+    let z_in = state_for(&input, F::ZERO);
+    let step = LayerStep::new(m.spec(), witness(input, m.layer(0), F::ZERO, F::ZERO)).unwrap();
+    let mut expected = step.next_state(&z_in);
+    assert!(synth(&step, &z_in, Some(&expected)).0);
+    expected.layer += 1;
+    assert!(!synth(&step, &z_in, Some(&expected)).0);
+}
+
+#[test]
+fn synthetic_stack_chains_to_the_model_commitment() {
+    // Chain real steps through the circuit and compare the final state with the reference
+    // executor and with the model commitment a model holder computes.
+    let m = SyntheticModel::conv(2, 6, 3, 5, 9).unwrap();
+    let blinds: Vec<F> = (0..=5u64)
+        .map(|i| if i == 5 { F::ZERO } else { F::from(1000 + i) })
+        .collect();
+    let mut run = NativeRun::start(m.spec(), m.default_input(), blinds[0], m.salt()).unwrap();
+    let mut z = run.state();
+    let mut acts = m.default_input();
+    for (i, p) in m.iter().enumerate() {
+        let step =
+            LayerStep::new(m.spec(), witness(acts, p.clone(), blinds[i], blinds[i + 1])).unwrap();
+        let next = step.next_state(&z);
+        let (sat, out) = synth(&step, &z, Some(&next));
+        assert!(sat, "layer {i}");
+        assert_eq!(out, next.to_vec());
+        run.apply(&p, blinds[i + 1]).unwrap();
+        assert_eq!(run.state(), next);
+        acts = step.output().to_vec();
+        z = next;
+    }
+    let layers: Vec<_> = m.iter().collect();
+    assert_eq!(model_commitment(m.salt(), &layers).1, z.model);
+    assert_eq!(z.layer, 5);
+}
+
+/// Pinned sizes: a change that grows a step is a red test, not a surprise.
+#[test]
+fn pinned_constraint_counts() {
+    let zator = StepCost::of(&SyntheticModel::zator(1, 0).spec());
+    assert_eq!(
+        (zator.constraints, zator.variables, zator.macs),
+        (71_842, 70_277, 26_896)
+    );
+    assert!(zator.products as f64 / zator.macs as f64 <= 1.1);
+    let dense = |w: usize| {
+        StepCost::of(&LayerSpec {
+            shape: LinearShape::Dense(DenseShape {
+                inputs: w,
+                outputs: w,
+            }),
+            requant: RequantParams::new(8, 24).unwrap(),
+        })
+    };
+    assert_eq!(dense(16).constraints, 5_961);
+    assert_eq!(dense(32).constraints, 14_194);
+    assert_eq!(dense(64).constraints, 47_592);
+    // requantize+ReLU+clamp: accumulator bits + 3 per output
+    assert_eq!(zator.requant, 2 * 28 * 28 * (16 + 3));
+}
