@@ -140,11 +140,23 @@ impl SyntheticModel {
         (0..self.layers).map(|i| self.layer(i))
     }
 
-    /// The built-in input: a hand-drawn-like "7" on the `size`×`size` grid, one copy per
-    /// channel shifted down by a few rows so the channels differ.
+    /// The built-in input: a hand-drawn-like "7" on the `size`×`size` grid, spread over
+    /// the channels by [`Self::input_from_image`].
     pub fn default_input(&self) -> Vec<u8> {
         let c = self.conv_shape();
-        let img = digit_seven(c.height, c.width);
+        self.input_from_image(&digit_seven(c.height, c.width))
+    }
+
+    /// Pixel count of a one-channel image for this model.
+    pub fn image_len(&self) -> usize {
+        let c = self.conv_shape();
+        c.height * c.width
+    }
+
+    /// Spreads a one-channel `H×W` image over the input channels: channel `ch` is the image
+    /// rolled down by `3·ch` rows, so that the channels differ.
+    pub fn input_from_image(&self, img: &[u8]) -> Vec<u8> {
+        let c = self.conv_shape();
         let mut out = Vec::with_capacity(c.num_inputs());
         for ch in 0..c.channels_in {
             for y in 0..c.height {

@@ -1,0 +1,186 @@
+//! Binary artifacts: a fixed header (magic tag, format version, architecture digest,
+//! payload length, payload checksum) followed by a bincode payload. Decoding treats the
+//! bytes as untrusted: the kind, version, length and checksum are checked before the
+//! payload is decoded, and decoding is bounded by a per-kind size limit.
+
+use crate::error::ArtifactError;
+use nova_snark::digest::{DigestComputer, SimpleDigestible};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Current format version of every artifact.
+pub const FORMAT_VERSION: u16 = 1;
+const HEADER_LEN: usize = 8 + 2 + 32 + 8 + 32;
+
+/// The kinds of binary artifact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A compressed proof (`proof.bin`).
+    Proof,
+    /// A verifier key (`vk.bin`).
+    VerifierKey,
+    /// A prover key (parameter cache).
+    ProverKey,
+    /// Nova public parameters (parameter cache).
+    PublicParams,
+}
+
+impl Kind {
+    fn magic(self) -> &'static [u8; 8] {
+        match self {
+            Self::Proof => b"FOLDMLPF",
+            Self::VerifierKey => b"FOLDMLVK",
+            Self::ProverKey => b"FOLDMLPK",
+            Self::PublicParams => b"FOLDMLPP",
+        }
+    }
+
+    /// Human name of the kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Proof => "proof",
+            Self::VerifierKey => "verifier key",
+            Self::ProverKey => "prover key",
+            Self::PublicParams => "public parameters",
+        }
+    }
+
+    /// Largest payload accepted for this kind.
+    fn max_payload(self) -> u64 {
+        match self {
+            Self::Proof => 16 << 20,
+            Self::VerifierKey | Self::ProverKey => 1 << 30,
+            Self::PublicParams => 4 << 30,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Bytes<'a>(#[serde(with = "serde_bytes_compat")] &'a [u8]);
+impl SimpleDigestible for Bytes<'_> {}
+
+mod serde_bytes_compat {
+    pub fn serialize<S: serde::Serializer>(b: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+}
+
+/// SHA3-based checksum of some bytes (nova-snark's digest), as 32 bytes.
+pub fn checksum(bytes: &[u8]) -> [u8; 32] {
+    let f: crate::F = DigestComputer::new(&Bytes(bytes))
+        .digest()
+        .unwrap_or_default();
+    crate::field::to_bytes(&f)
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Encodes `value` as an artifact of `kind` for the architecture `arch`.
+pub fn encode<T: Serialize>(
+    kind: Kind,
+    arch: &[u8; 32],
+    value: &T,
+) -> Result<Vec<u8>, ArtifactError> {
+    let payload = bincode::serde::encode_to_vec(value, config())
+        .map_err(|e| ArtifactError::Corrupted(format!("cannot encode {}: {e}", kind.name())))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(kind.magic());
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(arch);
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&checksum(&payload));
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// The architecture digest in an artifact's header, after checking kind and version.
+pub fn peek_arch(kind: Kind, bytes: &[u8]) -> Result<[u8; 32], ArtifactError> {
+    if bytes.len() < 8 || &bytes[..8] != kind.magic() {
+        return Err(ArtifactError::WrongKind {
+            expected: kind.name(),
+        });
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(ArtifactError::Truncated(format!(
+            "{} bytes, header needs {HEADER_LEN}",
+            bytes.len()
+        )));
+    }
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if version > FORMAT_VERSION {
+        return Err(ArtifactError::NewerFormat {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if version != FORMAT_VERSION {
+        return Err(ArtifactError::Corrupted(format!(
+            "unknown format version {version}"
+        )));
+    }
+    let mut arch = [0u8; 32];
+    arch.copy_from_slice(&bytes[10..42]);
+    Ok(arch)
+}
+
+/// Decodes an artifact of `kind`, requiring the architecture `arch`.
+pub fn decode<T: DeserializeOwned>(
+    kind: Kind,
+    arch: &[u8; 32],
+    bytes: &[u8],
+) -> Result<T, ArtifactError> {
+    let found = peek_arch(kind, bytes)?;
+    if &found != arch {
+        return Err(ArtifactError::ArchitectureMismatch {
+            found: hex(&found),
+            expected: hex(arch),
+        });
+    }
+    let len = u64::from_le_bytes(bytes[42..50].try_into().expect("8 bytes"));
+    if len > kind.max_payload() {
+        return Err(ArtifactError::Corrupted(format!(
+            "payload of {len} bytes exceeds the {} limit",
+            kind.max_payload()
+        )));
+    }
+    let payload = &bytes[HEADER_LEN..];
+    if (payload.len() as u64) < len {
+        return Err(ArtifactError::Truncated(format!(
+            "payload has {} of {len} bytes",
+            payload.len()
+        )));
+    }
+    if payload.len() as u64 > len {
+        return Err(ArtifactError::Corrupted(format!(
+            "{} trailing bytes",
+            payload.len() as u64 - len
+        )));
+    }
+    if checksum(payload) != bytes[50..82] {
+        return Err(ArtifactError::Corrupted("checksum mismatch".into()));
+    }
+    let (value, read) = match kind {
+        Kind::Proof => {
+            bincode::serde::decode_from_slice(payload, config().with_limit::<{ 16 << 20 }>())
+        }
+        _ => bincode::serde::decode_from_slice(payload, config().with_limit::<{ 4 << 30 }>()),
+    }
+    .map_err(|e| ArtifactError::Corrupted(format!("undecodable {}: {e}", kind.name())))?;
+    if read != payload.len() {
+        return Err(ArtifactError::Corrupted(
+            "payload not fully consumed".into(),
+        ));
+    }
+    Ok(value)
+}
+
+/// Lower-case hex with a `0x` prefix.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + 2 * bytes.len());
+    s.push_str("0x");
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}

@@ -1,0 +1,116 @@
+//! Errors of the fold-ml library. Proving and I/O failures are [`Error`]; a proof that
+//! does not check is a [`VerifyError`], never a `false`.
+
+use fold_ml_circuits::quant::QuantError;
+use nova_snark::errors::NovaError;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Failures of proving, loading and saving.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file is not the fold-ml artifact it should be, or is damaged.
+    #[error("{path}: {reason}")]
+    Artifact {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: ArtifactError,
+    },
+    /// User input that does not fit the model.
+    #[error("{what}: {reason}")]
+    BadInput {
+        /// Which input (a file or a flag).
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Quantized maths rejected a value.
+    #[error(transparent)]
+    Quant(#[from] QuantError),
+    /// Nova failed while proving a layer.
+    #[error("folding layer {layer} failed: {source}")]
+    AtLayer {
+        /// Layer index (0-based).
+        layer: usize,
+        /// The cause.
+        source: NovaError,
+    },
+    /// Nova failed outside a layer (setup, compression).
+    #[error("{stage} failed: {source}")]
+    Nova {
+        /// Which stage.
+        stage: &'static str,
+        /// The cause.
+        source: NovaError,
+    },
+}
+
+/// What is wrong with an artifact file.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ArtifactError {
+    /// The file does not start with the expected magic tag.
+    #[error("not a fold-ml {expected} file")]
+    WrongKind {
+        /// The kind expected.
+        expected: &'static str,
+    },
+    /// Written by a newer fold-ml.
+    #[error("format version {found} is newer than the supported {supported}")]
+    NewerFormat {
+        /// Version in the file.
+        found: u16,
+        /// Version this build reads.
+        supported: u16,
+    },
+    /// Shorter than its header says.
+    #[error("truncated ({0})")]
+    Truncated(String),
+    /// Undecodable or inconsistent content.
+    #[error("corrupted ({0})")]
+    Corrupted(String),
+    /// Made for another architecture.
+    #[error("made for architecture {found}, expected {expected}")]
+    ArchitectureMismatch {
+        /// Digest in the file.
+        found: String,
+        /// Digest expected.
+        expected: String,
+    },
+}
+
+/// Why a proof was rejected.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum VerifyError {
+    /// The proof file could not be decoded.
+    #[error("proof is malformed: {0}")]
+    MalformedProof(ArtifactError),
+    /// The verifier key does not belong to the statement's architecture.
+    #[error("verifier key rejected: {0}")]
+    WrongKey(ArtifactError),
+    /// The statement is inconsistent in itself.
+    #[error("statement is inconsistent: {0}")]
+    BadStatement(String),
+    /// The SNARK does not verify for this statement's inputs and layer count.
+    #[error("proof does not verify for {layers} layers from this model and input: {reason}")]
+    ProofInvalid {
+        /// Layers claimed.
+        layers: usize,
+        /// Nova's reason.
+        reason: String,
+    },
+    /// The proven final state differs from the statement.
+    #[error("proven {what} does not match the statement")]
+    StateMismatch {
+        /// Which part of the state (layer count, model commitment, output).
+        what: &'static str,
+    },
+}

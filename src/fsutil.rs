@@ -1,0 +1,50 @@
+//! File helpers: reads that name the file in their error, and crash-safe writes.
+
+use crate::error::Error;
+use std::io::Write;
+use std::path::Path;
+
+/// Reads a whole file.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })
+}
+
+/// Writes `bytes` to `path` atomically: temporary file, fsync, rename, fsync of the
+/// directory. With `secret`, the file is created readable by its owner only.
+pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: path.into(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        if secret {
+            options.mode(0o600);
+        }
+    }
+    let mut f = options.open(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        // Durability of the rename; not every platform can fsync a directory.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

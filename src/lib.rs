@@ -1,0 +1,28 @@
+//! # fold-ml
+//!
+//! Zero-knowledge proofs that a deep neural network produced a given output: each layer is
+//! an R1CS step circuit ([`fold_ml_circuits`]) folded with Nova IVC on Pallas/Vesta, and
+//! the folded proof is compressed with Spartan into a small zero-knowledge SNARK that
+//! [`verify`] checks from the public [`statement::Statement`] alone.
+//!
+//! - [`prove`]: the streaming proving driver; [`params`]: cached public parameters;
+//! - [`verify`]: the standalone verifier; [`statement`]: the public statement;
+//! - [`artifact`]: binary files and their untrusted decoding; [`job`]: the job directory.
+#![deny(missing_docs)]
+
+pub mod artifact;
+pub mod error;
+pub mod field;
+pub mod fsutil;
+pub mod input;
+pub mod job;
+pub mod mem;
+pub mod model;
+pub mod nova;
+pub mod params;
+pub mod prove;
+pub mod statement;
+pub mod verify;
+
+pub use error::{Error, VerifyError};
+pub use fold_ml_circuits::F;

@@ -1,0 +1,141 @@
+//! Public parameters and compression keys, set up once per architecture and cached on disk
+//! under its digest. Nova on Pallas/Vesta needs no trusted setup: anyone can re-derive
+//! the same parameters from the public architecture, which is what the verifier does.
+
+use crate::artifact::{self, Kind};
+use crate::error::Error;
+use crate::fsutil::{read_file, write_atomic};
+use crate::model::Architecture;
+use crate::nova::{CompressedSnark, ProverKey, PublicParams, VerifierKey, S1, S2};
+use fold_ml_circuits::layer::LayerStep;
+use nova_snark::traits::snark::RelaxedR1CSSNARKTrait;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The cache directory: `$FOLD_ML_CACHE`, else `$XDG_CACHE_HOME/fold-ml`, else
+/// `~/.cache/fold-ml`, else `.fold-ml-cache`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FOLD_ML_CACHE") {
+        return d.into();
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("fold-ml");
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        return PathBuf::from(h).join(".cache").join("fold-ml");
+    }
+    PathBuf::from(".fold-ml-cache")
+}
+
+/// Everything the prover needs, and how it was obtained.
+pub struct ProverKeys {
+    /// Nova public parameters.
+    pub pp: PublicParams,
+    /// Compression prover key.
+    pub pk: ProverKey,
+    /// Compression verifier key.
+    pub vk: VerifierKey,
+    /// True if loaded from the cache, false if set up now.
+    pub cached: bool,
+    /// Seconds spent setting up or loading.
+    pub seconds: f64,
+}
+
+fn dir_for(cache: &Path, arch: &Architecture) -> PathBuf {
+    cache.join(arch.short_id())
+}
+
+fn load<T: serde::de::DeserializeOwned>(path: &Path, kind: Kind, arch: &[u8; 32]) -> Option<T> {
+    let bytes = read_file(path).ok()?;
+    artifact::decode(kind, arch, &bytes).ok()
+}
+
+fn store<T: serde::Serialize>(
+    path: &Path,
+    kind: Kind,
+    arch: &[u8; 32],
+    value: &T,
+) -> Result<(), Error> {
+    let bytes = artifact::encode(kind, arch, value).map_err(|reason| Error::Artifact {
+        path: path.into(),
+        reason,
+    })?;
+    write_atomic(path, &bytes, false)
+}
+
+fn setup(arch: &Architecture) -> Result<(PublicParams, ProverKey, VerifierKey), Error> {
+    let blank = LayerStep::blank(arch.layer);
+    let pp = PublicParams::setup(&blank, &*S1::ck_floor(), &*S2::ck_floor()).map_err(|source| {
+        Error::Nova {
+            stage: "parameter setup",
+            source,
+        }
+    })?;
+    let (pk, vk) = CompressedSnark::setup(&pp).map_err(|source| Error::Nova {
+        stage: "compression key setup",
+        source,
+    })?;
+    Ok((pp, pk, vk))
+}
+
+fn setup_and_store(
+    cache: &Path,
+    arch: &Architecture,
+) -> Result<(PublicParams, ProverKey, VerifierKey), Error> {
+    let (pp, pk, vk) = setup(arch)?;
+    let dir = dir_for(cache, arch);
+    let digest = arch.digest();
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    store(&dir.join("pp.bin"), Kind::PublicParams, &digest, &pp)?;
+    store(&dir.join("pk.bin"), Kind::ProverKey, &digest, &pk)?;
+    store(&dir.join("vk.bin"), Kind::VerifierKey, &digest, &vk)?;
+    Ok((pp, pk, vk))
+}
+
+/// Loads the prover's parameters and keys from the cache, or sets them up and caches them.
+/// A damaged or foreign cache entry is ignored and rebuilt.
+pub fn prover_keys(cache: &Path, arch: &Architecture) -> Result<ProverKeys, Error> {
+    let start = Instant::now();
+    let dir = dir_for(cache, arch);
+    let digest = arch.digest();
+    let loaded = (|| {
+        Some((
+            load::<PublicParams>(&dir.join("pp.bin"), Kind::PublicParams, &digest)?,
+            load::<ProverKey>(&dir.join("pk.bin"), Kind::ProverKey, &digest)?,
+            load::<VerifierKey>(&dir.join("vk.bin"), Kind::VerifierKey, &digest)?,
+        ))
+    })();
+    let cached = loaded.is_some();
+    let (pp, pk, vk) = match loaded {
+        Some(keys) => keys,
+        None => setup_and_store(cache, arch)?,
+    };
+    Ok(ProverKeys {
+        pp,
+        pk,
+        vk,
+        cached,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The verifier key of an architecture, derived from the public architecture (or found in
+/// this verifier's own cache, where an earlier derivation stored it).
+pub fn verifier_key(cache: &Path, arch: &Architecture) -> Result<VerifierKey, Error> {
+    let path = dir_for(cache, arch).join("vk.bin");
+    if let Some(vk) = load::<VerifierKey>(&path, Kind::VerifierKey, &arch.digest()) {
+        return Ok(vk);
+    }
+    Ok(setup_and_store(cache, arch)?.2)
+}
+
+/// Encodes a verifier key as a shareable `vk.bin`.
+pub fn encode_vk(arch: &Architecture, vk: &VerifierKey) -> Result<Vec<u8>, Error> {
+    artifact::encode(Kind::VerifierKey, &arch.digest(), vk).map_err(|reason| Error::Artifact {
+        path: "vk.bin".into(),
+        reason,
+    })
+}

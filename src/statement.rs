@@ -1,0 +1,160 @@
+//! The public statement: what a proof proves, in a human-readable JSON file.
+
+use crate::error::VerifyError;
+use crate::field::hex_serde;
+use crate::model::Architecture;
+use ff::Field;
+use fold_ml_circuits::commit::activation_commitment_native;
+use fold_ml_circuits::quant::check_activations;
+use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::F;
+use serde::{Deserialize, Serialize};
+
+/// The `format` tag of a statement file.
+pub const STATEMENT_FORMAT: &str = "fold-ml statement";
+/// Statement format version.
+pub const STATEMENT_VERSION: u16 = 1;
+
+/// Commitment to the model: the initial value (from the salt) and the final value after
+/// absorbing every layer's weights in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCommitment {
+    /// `H(TAG_MODEL_IV, salt)`.
+    #[serde(with = "hex_serde")]
+    pub iv: F,
+    /// The running commitment after the last layer.
+    #[serde(with = "hex_serde", rename = "final")]
+    pub last: F,
+}
+
+/// The input side of the statement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputStatement {
+    /// Commitment to the input activations (blinded unless the input is public).
+    #[serde(with = "hex_serde")]
+    pub commitment: F,
+    /// The input itself, when it is public (then the commitment uses blind 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<u8>>,
+}
+
+/// The output side of the statement (always public).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputStatement {
+    /// Output activations, in the layer's layout.
+    pub values: Vec<u8>,
+}
+
+/// A public statement: "this architecture, with the model committed as `model_commitment`,
+/// maps the input committed as `input.commitment` to `output.values` in `num_layers` layers".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    /// Always [`STATEMENT_FORMAT`].
+    pub format: String,
+    /// [`STATEMENT_VERSION`].
+    pub version: u16,
+    /// The tool that made it (informative).
+    pub tool: String,
+    /// The public architecture.
+    pub architecture: Architecture,
+    /// Its digest (checked against `architecture`).
+    pub architecture_digest: String,
+    /// Number of layers proven.
+    pub num_layers: usize,
+    /// Model commitment.
+    pub model_commitment: ModelCommitment,
+    /// Input.
+    pub input: InputStatement,
+    /// Output.
+    pub output: OutputStatement,
+}
+
+impl Statement {
+    /// Builds a statement.
+    pub fn new(
+        architecture: Architecture,
+        num_layers: usize,
+        model_commitment: ModelCommitment,
+        input: InputStatement,
+        output: Vec<u8>,
+    ) -> Self {
+        Self {
+            format: STATEMENT_FORMAT.into(),
+            version: STATEMENT_VERSION,
+            tool: format!("fold-ml {}", env!("CARGO_PKG_VERSION")),
+            architecture_digest: architecture.digest_hex(),
+            architecture,
+            num_layers,
+            model_commitment,
+            input,
+            output: OutputStatement { values: output },
+        }
+    }
+
+    /// Checks everything that can be checked without the proof.
+    pub fn check(&self) -> Result<(), VerifyError> {
+        let bad = |m: String| Err(VerifyError::BadStatement(m));
+        if self.format != STATEMENT_FORMAT {
+            return bad(format!(
+                "format is {:?}, expected {STATEMENT_FORMAT:?}",
+                self.format
+            ));
+        }
+        if self.version != STATEMENT_VERSION {
+            return bad(format!(
+                "version {} is not the supported {STATEMENT_VERSION}",
+                self.version
+            ));
+        }
+        if self.architecture_digest != self.architecture.digest_hex() {
+            return bad("architecture_digest does not match the architecture".into());
+        }
+        if self.num_layers == 0 {
+            return bad("num_layers is 0".into());
+        }
+        let shape = &self.architecture.layer.shape;
+        if shape.num_inputs() != shape.num_outputs() {
+            return bad("layers whose input and output sizes differ cannot be stacked".into());
+        }
+        if self.output.values.len() != shape.num_outputs() {
+            return bad(format!(
+                "output has {} values, the architecture has {}",
+                self.output.values.len(),
+                shape.num_outputs()
+            ));
+        }
+        check_activations(&self.output.values).or_else(|e| bad(format!("output: {e}")))?;
+        if let Some(v) = &self.input.values {
+            if v.len() != shape.num_inputs() {
+                return bad(format!(
+                    "input has {} values, the architecture has {}",
+                    v.len(),
+                    shape.num_inputs()
+                ));
+            }
+            check_activations(v).or_else(|e| bad(format!("input: {e}")))?;
+            if activation_commitment_native(v, F::ZERO) != self.input.commitment {
+                return bad("the public input does not match the input commitment".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The IVC start state `z0`.
+    pub fn z0(&self) -> StepState {
+        StepState {
+            layer: 0,
+            model: self.model_commitment.iv,
+            activations: self.input.commitment,
+        }
+    }
+
+    /// The IVC final state the proof must reach.
+    pub fn zn(&self) -> StepState {
+        StepState {
+            layer: self.num_layers as u64,
+            model: self.model_commitment.last,
+            activations: activation_commitment_native(&self.output.values, F::ZERO),
+        }
+    }
+}
