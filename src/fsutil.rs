@@ -3,6 +3,7 @@
 use crate::error::Error;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Reads a whole file.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
@@ -27,7 +28,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<(), Error
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    // Unique per process and call: concurrent writers never share a temporary file.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp{}-{n}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

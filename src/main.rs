@@ -68,7 +68,7 @@ impl ModelArgs {
         if self.size == 0 || self.size > 512 {
             return Err(bad("--size", "must be in 1..=512"));
         }
-        if self.kernel % 2 == 0 || self.kernel > self.size.max(1) * 2 + 1 || self.kernel > 15 {
+        if self.kernel.is_multiple_of(2) || self.kernel > 15 {
             return Err(bad("--kernel", "must be odd and at most 15"));
         }
         Ok(SyntheticModel::conv(
