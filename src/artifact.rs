@@ -22,6 +22,8 @@ pub enum Kind {
     ProverKey,
     /// Nova public parameters (parameter cache).
     PublicParams,
+    /// A proving checkpoint (secret: it holds the folded witness).
+    Checkpoint,
 }
 
 impl Kind {
@@ -31,6 +33,7 @@ impl Kind {
             Self::VerifierKey => b"FOLDMLVK",
             Self::ProverKey => b"FOLDMLPK",
             Self::PublicParams => b"FOLDMLPP",
+            Self::Checkpoint => b"FOLDMLCK",
         }
     }
 
@@ -41,6 +44,7 @@ impl Kind {
             Self::VerifierKey => "verifier key",
             Self::ProverKey => "prover key",
             Self::PublicParams => "public parameters",
+            Self::Checkpoint => "checkpoint",
         }
     }
 
@@ -49,7 +53,7 @@ impl Kind {
         match self {
             Self::Proof => 16 << 20,
             Self::VerifierKey | Self::ProverKey => 1 << 30,
-            Self::PublicParams => 4 << 30,
+            Self::PublicParams | Self::Checkpoint => 4 << 30,
         }
     }
 }
@@ -66,9 +70,7 @@ mod serde_bytes_compat {
 
 /// SHA3-based checksum of some bytes (nova-snark's digest), as 32 bytes.
 pub fn checksum(bytes: &[u8]) -> [u8; 32] {
-    let f: crate::F = DigestComputer::new(&Bytes(bytes))
-        .digest()
-        .unwrap_or_default();
+    let f: crate::F = DigestComputer::new(&Bytes(bytes)).digest().unwrap_or_default();
     crate::field::to_bytes(&f)
 }
 
@@ -77,11 +79,7 @@ fn config() -> bincode::config::Configuration {
 }
 
 /// Encodes `value` as an artifact of `kind` for the architecture `arch`.
-pub fn encode<T: Serialize>(
-    kind: Kind,
-    arch: &[u8; 32],
-    value: &T,
-) -> Result<Vec<u8>, ArtifactError> {
+pub fn encode<T: Serialize>(kind: Kind, arch: &[u8; 32], value: &T) -> Result<Vec<u8>, ArtifactError> {
     let payload = bincode::serde::encode_to_vec(value, config())
         .map_err(|e| ArtifactError::Corrupted(format!("cannot encode {}: {e}", kind.name())))?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
@@ -97,27 +95,17 @@ pub fn encode<T: Serialize>(
 /// The architecture digest in an artifact's header, after checking kind and version.
 pub fn peek_arch(kind: Kind, bytes: &[u8]) -> Result<[u8; 32], ArtifactError> {
     if bytes.len() < 8 || &bytes[..8] != kind.magic() {
-        return Err(ArtifactError::WrongKind {
-            expected: kind.name(),
-        });
+        return Err(ArtifactError::WrongKind { expected: kind.name() });
     }
     if bytes.len() < HEADER_LEN {
-        return Err(ArtifactError::Truncated(format!(
-            "{} bytes, header needs {HEADER_LEN}",
-            bytes.len()
-        )));
+        return Err(ArtifactError::Truncated(format!("{} bytes, header needs {HEADER_LEN}", bytes.len())));
     }
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
     if version > FORMAT_VERSION {
-        return Err(ArtifactError::NewerFormat {
-            found: version,
-            supported: FORMAT_VERSION,
-        });
+        return Err(ArtifactError::NewerFormat { found: version, supported: FORMAT_VERSION });
     }
     if version != FORMAT_VERSION {
-        return Err(ArtifactError::Corrupted(format!(
-            "unknown format version {version}"
-        )));
+        return Err(ArtifactError::Corrupted(format!("unknown format version {version}")));
     }
     let mut arch = [0u8; 32];
     arch.copy_from_slice(&bytes[10..42]);
@@ -125,17 +113,10 @@ pub fn peek_arch(kind: Kind, bytes: &[u8]) -> Result<[u8; 32], ArtifactError> {
 }
 
 /// Decodes an artifact of `kind`, requiring the architecture `arch`.
-pub fn decode<T: DeserializeOwned>(
-    kind: Kind,
-    arch: &[u8; 32],
-    bytes: &[u8],
-) -> Result<T, ArtifactError> {
+pub fn decode<T: DeserializeOwned>(kind: Kind, arch: &[u8; 32], bytes: &[u8]) -> Result<T, ArtifactError> {
     let found = peek_arch(kind, bytes)?;
     if &found != arch {
-        return Err(ArtifactError::ArchitectureMismatch {
-            found: hex(&found),
-            expected: hex(arch),
-        });
+        return Err(ArtifactError::ArchitectureMismatch { found: hex(&found), expected: hex(arch) });
     }
     let len = u64::from_le_bytes(bytes[42..50].try_into().expect("8 bytes"));
     if len > kind.max_payload() {
@@ -146,31 +127,21 @@ pub fn decode<T: DeserializeOwned>(
     }
     let payload = &bytes[HEADER_LEN..];
     if (payload.len() as u64) < len {
-        return Err(ArtifactError::Truncated(format!(
-            "payload has {} of {len} bytes",
-            payload.len()
-        )));
+        return Err(ArtifactError::Truncated(format!("payload has {} of {len} bytes", payload.len())));
     }
     if payload.len() as u64 > len {
-        return Err(ArtifactError::Corrupted(format!(
-            "{} trailing bytes",
-            payload.len() as u64 - len
-        )));
+        return Err(ArtifactError::Corrupted(format!("{} trailing bytes", payload.len() as u64 - len)));
     }
     if checksum(payload) != bytes[50..82] {
         return Err(ArtifactError::Corrupted("checksum mismatch".into()));
     }
     let (value, read) = match kind {
-        Kind::Proof => {
-            bincode::serde::decode_from_slice(payload, config().with_limit::<{ 16 << 20 }>())
-        }
+        Kind::Proof => bincode::serde::decode_from_slice(payload, config().with_limit::<{ 16 << 20 }>()),
         _ => bincode::serde::decode_from_slice(payload, config().with_limit::<{ 4 << 30 }>()),
     }
     .map_err(|e| ArtifactError::Corrupted(format!("undecodable {}: {e}", kind.name())))?;
     if read != payload.len() {
-        return Err(ArtifactError::Corrupted(
-            "payload not fully consumed".into(),
-        ));
+        return Err(ArtifactError::Corrupted("payload not fully consumed".into()));
     }
     Ok(value)
 }

@@ -28,11 +28,14 @@ pub fn run(args: VerifyArgs) -> ExitCode {
     let start = Instant::now();
     match verify_dir(&args.dir, &cache, args.vk.as_deref()) {
         Ok(Ok(statement)) => {
+            let output = match &statement.output.values {
+                Some(v) => format!("public output of {} values", v.len()),
+                None => format!("committed output {}", fold_ml::field::to_hex(&statement.output.commitment)),
+            };
             println!(
-                "ACCEPTED: {} layers, model commitment {}, output of {} values ({:.2} s)",
+                "ACCEPTED: {} layers, model commitment {}, {output} ({:.2} s)",
                 statement.num_layers,
                 fold_ml::field::to_hex(&statement.model_commitment.last),
-                statement.output.values.len(),
                 start.elapsed().as_secs_f64()
             );
             ExitCode::SUCCESS

@@ -52,8 +52,7 @@ pub mod hex_serde {
     /// Deserializes from hex, rejecting non-canonical values.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<F, D::Error> {
         let s = String::deserialize(d)?;
-        super::from_hex(&s)
-            .ok_or_else(|| D::Error::custom(format!("not a canonical field element: {s:?}")))
+        super::from_hex(&s).ok_or_else(|| D::Error::custom(format!("not a canonical field element: {s:?}")))
     }
 }
 

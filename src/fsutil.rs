@@ -7,27 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Reads a whole file.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })
 }
 
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename, fsync of the
 /// directory. With `secret`, the file is created readable by its owner only.
 pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: path.into(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let io = |source| Error::Io { path: path.into(), source };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     // Unique per process and call: concurrent writers never share a temporary file.
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -51,4 +39,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<(), Error
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Test hook for crash safety: writes the first half of `bytes` to the temporary file a
+/// real write of `path` would use, syncs it, and aborts the process (as `kill -9` would
+/// in the middle of writing). Never returns.
+pub fn abort_midway_through_write(path: &Path, bytes: &[u8]) -> ! {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}-crash", std::process::id()));
+    if let Ok(mut f) = std::fs::File::create(&tmp) {
+        let _ = f.write_all(&bytes[..bytes.len() / 2]);
+        let _ = f.sync_all();
+    }
+    std::process::abort()
 }

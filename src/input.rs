@@ -14,18 +14,11 @@ pub fn read_input(
     from_image: impl Fn(&[u8]) -> Vec<u8>,
 ) -> Result<Vec<u8>, Error> {
     let what = path.display().to_string();
-    let bad = |reason: String| Error::BadInput {
-        what: what.clone(),
-        reason,
-    };
+    let bad = |reason: String| Error::BadInput { what: what.clone(), reason };
     let bytes = read_file(path)?;
-    let values: Vec<i64> = serde_json::from_slice(&bytes)
-        .map_err(|e| bad(format!("not a JSON array of integers: {e}")))?;
-    if let Some((i, v)) = values
-        .iter()
-        .enumerate()
-        .find(|(_, &v)| !(0..=127).contains(&v))
-    {
+    let values: Vec<i64> =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a JSON array of integers: {e}")))?;
+    if let Some((i, v)) = values.iter().enumerate().find(|(_, &v)| !(0..=127).contains(&v)) {
         return Err(bad(format!("value {v} at index {i} is outside [0, 127]")));
     }
     let values: Vec<u8> = values.into_iter().map(|v| v as u8).collect();
@@ -34,6 +27,9 @@ pub fn read_input(
     } else if values.len() == image_len {
         Ok(from_image(&values))
     } else {
-        Err(bad(format!("has {} values; expected {image_len} (an image) or {tensor_len} (the whole input tensor)", values.len())))
+        Err(bad(format!(
+            "has {} values; expected {image_len} (an image) or {tensor_len} (the whole input tensor)",
+            values.len()
+        )))
     }
 }

@@ -1,14 +1,16 @@
-//! `fold-ml`: prove deep-network inference with Nova folding, verify, and commit to models.
+//! `fold-ml`: prove deep-network inference with Nova folding, resume jobs, verify, and
+//! commit to models. Exit codes: 0 success, 1 failure or rejection, 2 usage or input error.
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use fold_ml::error::Error;
+use fold_ml::job::manifest::{CheckpointPolicy, ModelDescriptor};
+use fold_ml::job::{self, JobRequest, Outcome, DEFAULT_CHECKPOINT_POLICY};
 use fold_ml::model::{model_commitment, LayerSource};
-use fold_ml::prove::{prove, Event, ProveRequest};
-use fold_ml::{field::to_hex, input::read_input, job, mem, params};
-use fold_ml_circuits::synthetic::SyntheticModel;
+use fold_ml::prove::Event;
+use fold_ml::{field::to_hex, input::read_input, mem, params};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -25,10 +27,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Prove a model's inference on an input; writes proof.bin and statement.json.
+    /// Prove a model's inference on an input (resumes the job if it was interrupted).
     Prove(ProveArgs),
+    /// Continue an interrupted job from its newest valid checkpoint.
+    Resume(ResumeArgs),
+    /// Show where a running or stopped job stands.
+    Status {
+        /// The job directory.
+        dir: PathBuf,
+    },
     /// Verify a proof directory (same as fold-ml-verify).
     Verify(cli_verify::VerifyArgs),
+    /// Verify the recursive proof stored in a checkpoint (the first K layers).
+    VerifyCheckpoint(CheckpointArgs),
+    /// Turn a checkpoint into a shareable zero-knowledge proof of the first K layers.
+    Compress(CompressArgs),
     /// Print the model commitment of a model, to compare with a statement's.
     Commit(ModelArgs),
 }
@@ -54,11 +67,8 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn model(&self) -> Result<SyntheticModel, Error> {
-        let bad = |what: &str, reason: &str| Error::BadInput {
-            what: what.into(),
-            reason: reason.into(),
-        };
+    fn descriptor(&self) -> Result<ModelDescriptor, Error> {
+        let bad = |what: &str, reason: &str| Error::BadInput { what: what.into(), reason: reason.into() };
         if self.layers == 0 {
             return Err(bad("--layers", "must be at least 1"));
         }
@@ -71,20 +81,17 @@ impl ModelArgs {
         if self.kernel.is_multiple_of(2) || self.kernel > 15 {
             return Err(bad("--kernel", "must be odd and at most 15"));
         }
-        Ok(SyntheticModel::conv(
-            self.channels,
-            self.size,
-            self.kernel,
-            self.layers,
-            self.seed,
-        )?)
+        Ok(ModelDescriptor::Synthetic {
+            channels: self.channels,
+            size: self.size,
+            kernel: self.kernel,
+            layers: self.layers,
+            seed: self.seed,
+        })
     }
 
     fn job_name(&self) -> String {
-        format!(
-            "conv{}x{}-k{}-L{}-seed{}",
-            self.channels, self.size, self.kernel, self.layers, self.seed
-        )
+        format!("conv{}x{}-k{}-L{}-seed{}", self.channels, self.size, self.kernel, self.layers, self.seed)
     }
 }
 
@@ -99,134 +106,241 @@ struct ProveArgs {
     /// Put the input itself in the statement (default: only a hiding commitment to it).
     #[arg(long)]
     public_input: bool,
-    /// Job directory for the results (default: fold-ml-jobs/<model>).
+    /// Job directory (default: fold-ml-jobs/<model>). Running the same command again
+    /// resumes an interrupted job; a finished job is not proven again.
     #[arg(long)]
     job: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
     /// Parameter cache directory (default: $FOLD_ML_CACHE or ~/.cache/fold-ml).
     #[arg(long)]
     cache: Option<PathBuf>,
-    /// Prove again even if the job directory already holds a proof.
+    /// Write a checkpoint every N folds (default: every 60 s of folding).
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<usize>,
+    /// Discard the job's checkpoints and start again from the first layer.
     #[arg(long)]
-    force: bool,
+    restart: bool,
 }
 
-fn run_prove(args: ProveArgs) -> anyhow::Result<()> {
-    let model = args.model.model()?;
+#[derive(Args)]
+struct ResumeArgs {
+    /// The job directory.
+    dir: PathBuf,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct CheckpointArgs {
+    /// The job directory.
+    dir: PathBuf,
+    /// The checkpoint covering this many layers (default: the newest).
+    #[arg(long)]
+    at: Option<usize>,
+    /// Parameter cache directory.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CompressArgs {
+    /// The job directory.
+    dir: PathBuf,
+    /// The checkpoint covering this many layers.
+    #[arg(long)]
+    at: usize,
+    /// Output directory (default: DIR/prefix-K).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Parameter cache directory.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+}
+
+fn policy(run: &RunArgs) -> CheckpointPolicy {
+    run.checkpoint_every.map(CheckpointPolicy::Folds).unwrap_or(DEFAULT_CHECKPOINT_POLICY)
+}
+
+fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
+    let descriptor = args.model.descriptor()?;
+    let model = descriptor.model()?;
     let input = match &args.input {
-        Some(path) => read_input(
-            path,
-            model.spec().shape.num_inputs(),
-            model.image_len(),
-            |img| model.input_from_image(img),
-        )?,
+        Some(path) => {
+            read_input(path, model.spec().shape.num_inputs(), model.image_len(), |img| model.input_from_image(img))?
+        }
         None => model.default_input(),
     };
-    let job = args
-        .job
-        .unwrap_or_else(|| PathBuf::from("fold-ml-jobs").join(args.model.job_name()));
-    if job.join("statement.json").exists() && !args.force {
-        return Err(Error::BadInput {
-            what: job.display().to_string(),
-            reason: "already holds a finished proof; choose another --job or pass --force".into(),
-        }
-        .into());
-    }
-    let cache = args.cache.unwrap_or_else(params::default_cache_dir);
-    eprintln!(
-        "fold-ml: proving {} layers of {} into {}",
-        model.num_layers(),
-        args.model.job_name(),
-        job.display()
-    );
-    let req = ProveRequest {
-        model: &model,
-        input,
+    let dir = args.job.unwrap_or_else(|| PathBuf::from("fold-ml-jobs").join(args.model.job_name()));
+    let req = JobRequest {
+        model: descriptor,
+        input: Some(input),
         public_input: args.public_input,
-        cache_dir: cache,
+        cache_dir: args.run.cache.clone().unwrap_or_else(params::default_cache_dir),
+        checkpoint_every: policy(&args.run),
+        restart: args.run.restart,
     };
-    fold_ml::prove::check_request(&req)?;
+    run_job(&dir, &req, model.num_layers())
+}
 
+fn run_resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
+    let cache = args.run.cache.clone().unwrap_or_else(params::default_cache_dir);
+    let mut req = job::resume_request(&args.dir, cache, args.run.restart)?;
+    if let Some(k) = args.run.checkpoint_every {
+        req.checkpoint_every = CheckpointPolicy::Folds(k);
+    }
+    let layers = req.model.model()?.num_layers();
+    run_job(&args.dir, &req, layers)
+}
+
+fn run_job(dir: &Path, req: &JobRequest, layers: usize) -> anyhow::Result<ExitCode> {
+    eprintln!("fold-ml: job {} ({layers} layers)", dir.display());
     let start = Instant::now();
-    let bar = ProgressBar::new(model.num_layers() as u64);
+    let bar = ProgressBar::new(layers as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} layers  {per_sec}  ETA {eta}  {msg}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} layers  {per_sec}  ETA {eta}  {msg}",
+        )
+        .expect("valid template"),
     );
     bar.set_message("setting up parameters");
-    let mut fold_start = None;
-    let proven = prove(&req, &mut |e| match e {
-        Event::KeysReady {
-            cached,
-            seconds,
-            constraints,
-        } => {
-            bar.println(format!(
-                "parameters {} in {seconds:.1} s; {} + {} constraints per fold",
-                if cached {
-                    "loaded from cache"
-                } else {
-                    "set up and cached"
-                },
-                constraints.0,
-                constraints.1
-            ));
+    let note = |bar: &ProgressBar, line: String| bar.suspend(|| eprintln!("{line}"));
+    let outcome = job::run(dir, req, &mut |e| match e {
+        Event::KeysReady { cached, seconds, constraints } => {
+            note(
+                &bar,
+                format!(
+                    "parameters {} in {seconds:.1} s; {} + {} constraints per fold",
+                    if cached { "loaded from cache" } else { "set up and cached" },
+                    constraints.0,
+                    constraints.1
+                ),
+            );
             bar.set_message("");
             bar.reset_elapsed();
-            fold_start = Some(Instant::now());
+        }
+        Event::Resumed { from } => {
+            note(&bar, format!("resuming from the checkpoint at {from} layers"));
+            bar.set_position(from as u64);
+            bar.reset_eta();
+        }
+        Event::CheckpointSkipped { layers, reason } => {
+            note(&bar, format!("warning: skipping the checkpoint at {layers} layers: {reason}"))
         }
         Event::Folded { done, .. } => bar.set_position(done as u64),
+        Event::Checkpointed { layers, .. } => bar.set_message(format!("last checkpoint: {layers}")),
         Event::Compressing => bar.set_message("compressing"),
     })?;
     bar.finish_and_clear();
-    job::write_results(&job, &proven).context("writing the results")?;
-
+    let proven = match outcome {
+        Outcome::AlreadyComplete(s) => {
+            println!("job already complete: {} layers proven in {}; nothing to do", s.num_layers, dir.display());
+            println!("verify with: fold-ml-verify {}", dir.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Outcome::Proven(p) => p,
+    };
     let t = proven.timings;
-    let n = model.num_layers() as f64;
+    let folded = proven.layers_folded.max(1) as f64;
     println!(
-        "proved {} layers in {:.1} s",
-        model.num_layers(),
-        start.elapsed().as_secs_f64()
+        "proved {layers} layers in {:.1} s ({} folded by this run)",
+        start.elapsed().as_secs_f64(),
+        proven.layers_folded
     );
     println!("  parameters   {:8.1} s", t.setup);
-    println!(
-        "  folding      {:8.1} s  ({:.3} s per layer)",
-        t.fold,
-        t.fold / n
-    );
+    println!("  folding      {:8.1} s  ({:.3} s per layer)", t.fold, t.fold / folded);
+    println!("  checkpoints  {:8.2} s  ({:.2}% of folding)", t.checkpoint, 100.0 * t.checkpoint / t.fold.max(1e-9));
     println!("  compression  {:8.1} s", t.compress);
     println!("  self-check   {:8.2} s", t.self_check);
     println!("  proof size   {:8} bytes", proven.proof.len());
+    println!("  constraints  {:8} primary + {} secondary per fold", proven.constraints.0, proven.constraints.1);
     if let Some(rss) = mem::peak_rss_bytes() {
         println!("  peak memory  {:8.1} MiB", rss as f64 / (1 << 20) as f64);
     }
+    println!("  model commitment {}", to_hex(&proven.statement.model_commitment.last));
     println!(
-        "  model commitment {}",
-        to_hex(&proven.statement.model_commitment.last)
+        "results in {} (secret.json and checkpoints/ are secret); verify with: fold-ml-verify {}",
+        dir.display(),
+        dir.display()
     );
-    println!(
-        "results in {} (opening.json is secret); verify with: fold-ml-verify {}",
-        job.display(),
-        job.display()
-    );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-fn run_commit(args: ModelArgs) -> anyhow::Result<()> {
-    let model = args.model()?;
-    let (iv, last) = model_commitment(&model);
+fn run_status(dir: &Path) -> anyhow::Result<ExitCode> {
+    let s = job::status::status(dir)?;
+    let state = if s.finished {
+        "finished".to_string()
+    } else if let Some(pid) = s.running_pid {
+        format!("running (process {pid})")
+    } else {
+        "stopped".to_string()
+    };
+    println!("job {}: {state}", dir.display());
+    println!("  layers       {}/{}", s.done, s.total);
+    if let Some(r) = s.rate {
+        println!("  rate         {r:.2} layers/s");
+    }
+    if let (Some(eta), false) = (s.eta_seconds(), s.finished) {
+        println!("  ETA          {eta:.0} s");
+    }
+    println!("  checkpoint   {}", s.last_checkpoint.map_or("none".into(), |k| format!("{k} layers")));
+    if let Some(e) = s.last_event {
+        println!("  last event   {e}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_verify_checkpoint(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
+    let cache = args.cache.unwrap_or_else(params::default_cache_dir);
+    let loaded = job::load_checkpoint(&args.dir, &cache, args.at);
+    let (_, ckpt, keys, z0) = match loaded {
+        Ok(x) => x,
+        Err(e @ Error::Artifact { .. }) => {
+            eprintln!("REJECTED: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match ckpt.snark.verify(&keys.pp, ckpt.layers_done, &z0.to_vec()) {
+        Ok(_) => {
+            println!("ACCEPTED: the checkpoint is a valid recursive proof of the first {} layers", ckpt.layers_done);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("REJECTED: the recursive proof of {} layers does not verify: {e}", ckpt.layers_done);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn run_compress(args: CompressArgs) -> anyhow::Result<ExitCode> {
+    let cache = args.cache.unwrap_or_else(params::default_cache_dir);
+    let out = args.out.unwrap_or_else(|| args.dir.join(format!("prefix-{}", args.at)));
+    let s = job::compress_checkpoint(&args.dir, &cache, args.at, &out).context("compressing the checkpoint")?;
     println!(
-        "{}",
-        serde_json::json!({ "iv": to_hex(&iv), "final": to_hex(&last), "num_layers": model.num_layers() })
+        "wrote a zero-knowledge proof of the first {} layers to {}; verify with: fold-ml-verify {}",
+        s.num_layers,
+        out.display(),
+        out.display()
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_commit(args: ModelArgs) -> anyhow::Result<ExitCode> {
+    let model = args.descriptor()?.model()?;
+    let (iv, last) = model_commitment(&model);
+    println!("{}", serde_json::json!({ "iv": to_hex(&iv), "final": to_hex(&last), "num_layers": model.num_layers() }));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Exit code of a failed command: 2 for input errors, 1 otherwise.
-pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+fn exit_code_of(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<Error>() {
-        Some(
-            Error::BadInput { .. } | Error::Io { .. } | Error::Artifact { .. } | Error::Quant(_),
-        ) => 2,
+        Some(Error::BadInput { .. } | Error::Io { .. } | Error::Artifact { .. } | Error::Quant(_)) => 2,
         _ => 1,
     }
 }
@@ -235,14 +349,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Prove(a) => run_prove(a),
+        Command::Resume(a) => run_resume(a),
+        Command::Status { dir } => run_status(&dir),
         Command::Verify(a) => return cli_verify::run(a),
+        Command::VerifyCheckpoint(a) => run_verify_checkpoint(a),
+        Command::Compress(a) => run_compress(a),
         Command::Commit(a) => run_commit(a),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(exit_code_of(&e))
-        }
-    }
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(exit_code_of(&e))
+    })
 }

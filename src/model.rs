@@ -28,11 +28,7 @@ impl SimpleDigestible for Architecture {}
 impl Architecture {
     /// The architecture of a layer spec under this build's circuit.
     pub fn new(layer: LayerSpec) -> Self {
-        Self {
-            circuit: CIRCUIT_VERSION.to_string(),
-            layer,
-            layers_per_step: 1,
-        }
+        Self { circuit: CIRCUIT_VERSION.to_string(), layer, layers_per_step: 1 }
     }
 
     /// Digest (nova-snark's SHA3-based digest of the canonical encoding), 32 bytes.

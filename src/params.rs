@@ -50,45 +50,25 @@ fn load<T: serde::de::DeserializeOwned>(path: &Path, kind: Kind, arch: &[u8; 32]
     artifact::decode(kind, arch, &bytes).ok()
 }
 
-fn store<T: serde::Serialize>(
-    path: &Path,
-    kind: Kind,
-    arch: &[u8; 32],
-    value: &T,
-) -> Result<(), Error> {
-    let bytes = artifact::encode(kind, arch, value).map_err(|reason| Error::Artifact {
-        path: path.into(),
-        reason,
-    })?;
+fn store<T: serde::Serialize>(path: &Path, kind: Kind, arch: &[u8; 32], value: &T) -> Result<(), Error> {
+    let bytes = artifact::encode(kind, arch, value).map_err(|reason| Error::Artifact { path: path.into(), reason })?;
     write_atomic(path, &bytes, false)
 }
 
 fn setup(arch: &Architecture) -> Result<(PublicParams, ProverKey, VerifierKey), Error> {
     let blank = LayerStep::blank(arch.layer);
-    let pp = PublicParams::setup(&blank, &*S1::ck_floor(), &*S2::ck_floor()).map_err(|source| {
-        Error::Nova {
-            stage: "parameter setup",
-            source,
-        }
-    })?;
-    let (pk, vk) = CompressedSnark::setup(&pp).map_err(|source| Error::Nova {
-        stage: "compression key setup",
-        source,
-    })?;
+    let pp = PublicParams::setup(&blank, &*S1::ck_floor(), &*S2::ck_floor())
+        .map_err(|source| Error::Nova { stage: "parameter setup", source })?;
+    let (pk, vk) =
+        CompressedSnark::setup(&pp).map_err(|source| Error::Nova { stage: "compression key setup", source })?;
     Ok((pp, pk, vk))
 }
 
-fn setup_and_store(
-    cache: &Path,
-    arch: &Architecture,
-) -> Result<(PublicParams, ProverKey, VerifierKey), Error> {
+fn setup_and_store(cache: &Path, arch: &Architecture) -> Result<(PublicParams, ProverKey, VerifierKey), Error> {
     let (pp, pk, vk) = setup(arch)?;
     let dir = dir_for(cache, arch);
     let digest = arch.digest();
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-        path: dir.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
     store(&dir.join("pp.bin"), Kind::PublicParams, &digest, &pp)?;
     store(&dir.join("pk.bin"), Kind::ProverKey, &digest, &pk)?;
     store(&dir.join("vk.bin"), Kind::VerifierKey, &digest, &vk)?;
@@ -113,13 +93,7 @@ pub fn prover_keys(cache: &Path, arch: &Architecture) -> Result<ProverKeys, Erro
         Some(keys) => keys,
         None => setup_and_store(cache, arch)?,
     };
-    Ok(ProverKeys {
-        pp,
-        pk,
-        vk,
-        cached,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    Ok(ProverKeys { pp, pk, vk, cached, seconds: start.elapsed().as_secs_f64() })
 }
 
 /// The verifier key of an architecture, derived from the public architecture (or found in
@@ -134,8 +108,6 @@ pub fn verifier_key(cache: &Path, arch: &Architecture) -> Result<VerifierKey, Er
 
 /// Encodes a verifier key as a shareable `vk.bin`.
 pub fn encode_vk(arch: &Architecture, vk: &VerifierKey) -> Result<Vec<u8>, Error> {
-    artifact::encode(Kind::VerifierKey, &arch.digest(), vk).map_err(|reason| Error::Artifact {
-        path: "vk.bin".into(),
-        reason,
-    })
+    artifact::encode(Kind::VerifierKey, &arch.digest(), vk)
+        .map_err(|reason| Error::Artifact { path: "vk.bin".into(), reason })
 }

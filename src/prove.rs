@@ -1,34 +1,20 @@
 //! The proving driver: streams the model one layer at a time into Nova IVC, then
 //! compresses. Memory holds one layer's witness, the folded instance and the parameters,
-//! whatever the depth.
+//! whatever the depth. Job directories, checkpoints and resumption live in [`crate::job`].
 
 use crate::artifact::{self, Kind};
 use crate::error::Error;
 use crate::model::{Architecture, LayerSource};
-use crate::nova::{CompressedSnark, RecursiveSnark};
-use crate::params::{self, ProverKeys};
-use crate::statement::{InputStatement, ModelCommitment, Statement};
+use crate::nova::{CompressedSnark, ProverKey, PublicParams, RecursiveSnark, VerifierKey};
+use crate::statement::{InputStatement, ModelCommitment, OutputStatement, Statement};
 use ff::Field;
-use fold_ml_circuits::commit::{activation_commitment_native, model_iv_native};
+use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::layer::{LayerStep, LayerWitness};
 use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
 use rand_core::OsRng;
-use std::path::PathBuf;
 use std::time::Instant;
-
-/// What to prove.
-pub struct ProveRequest<'a> {
-    /// The model, streamed.
-    pub model: &'a dyn LayerSource,
-    /// Input activations (`[0, 127]`, the layer's input layout).
-    pub input: Vec<u8>,
-    /// Publish the input in the statement (else only a hiding commitment to it).
-    pub public_input: bool,
-    /// Parameter cache directory.
-    pub cache_dir: PathBuf,
-}
 
 /// Progress reported while proving.
 #[derive(Clone, Debug)]
@@ -42,6 +28,18 @@ pub enum Event {
         /// Constraints per fold (primary, secondary).
         constraints: (usize, usize),
     },
+    /// Proving continues from a checkpoint.
+    Resumed {
+        /// Layers already folded.
+        from: usize,
+    },
+    /// A damaged or foreign checkpoint was skipped.
+    CheckpointSkipped {
+        /// Its layer count.
+        layers: usize,
+        /// Why.
+        reason: String,
+    },
     /// A layer was folded.
     Folded {
         /// Layers folded so far.
@@ -49,17 +47,28 @@ pub enum Event {
         /// Total layers.
         total: usize,
     },
+    /// A checkpoint is durable.
+    Checkpointed {
+        /// Layers it covers.
+        layers: usize,
+        /// Its size in bytes.
+        bytes: usize,
+        /// Seconds spent writing it.
+        seconds: f64,
+    },
     /// Compression started.
     Compressing,
 }
 
-/// Wall-clock seconds of each phase.
+/// Wall-clock seconds of each phase of one run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Timings {
     /// Parameter setup or load.
     pub setup: f64,
-    /// Folding all layers.
+    /// Folding (this run's layers).
     pub fold: f64,
+    /// Writing checkpoints.
+    pub checkpoint: f64,
     /// Compression.
     pub compress: f64,
     /// Self-check of the compressed proof.
@@ -74,168 +83,127 @@ pub struct Proven {
     pub proof: Vec<u8>,
     /// `vk.bin` bytes.
     pub vk: Vec<u8>,
-    /// The blind of the input commitment (secret: it opens the commitment).
-    pub input_blind: F,
-    /// Phase timings.
+    /// Phase timings of this run.
     pub timings: Timings,
+    /// Layers folded by this run (fewer than the total after a resume).
+    pub layers_folded: usize,
     /// Constraints per fold (primary, secondary).
     pub constraints: (usize, usize),
 }
 
-fn bad(what: &str, reason: String) -> Error {
-    Error::BadInput {
-        what: what.into(),
-        reason,
-    }
+/// Where folding stands: the proof so far and what is needed to continue.
+pub struct Progress {
+    /// Layers folded.
+    pub layers_done: usize,
+    /// IVC state after them.
+    pub state: StepState,
+    /// Activations after them.
+    pub activations: Vec<u8>,
+    /// Blind of the activation commitment in `state`.
+    pub blind: F,
+    /// The folded proof (None before the first layer).
+    pub snark: Option<RecursiveSnark>,
+}
+
+pub(crate) fn bad(what: &str, reason: String) -> Error {
+    Error::BadInput { what: what.into(), reason }
 }
 
 /// Checks that a model and input can be proven, before any expensive work.
-pub fn check_request(req: &ProveRequest<'_>) -> Result<(), Error> {
-    let spec = req.model.spec();
-    if req.model.num_layers() == 0 {
+pub fn check_model_and_input(model: &dyn LayerSource, input: &[u8]) -> Result<(), Error> {
+    let spec = model.spec();
+    if model.num_layers() == 0 {
         return Err(bad("--layers", "a model needs at least one layer".into()));
     }
     if spec.shape.num_inputs() != spec.shape.num_outputs() {
-        return Err(bad(
-            "model",
-            "layers whose input and output sizes differ cannot be stacked".into(),
-        ));
+        return Err(bad("model", "layers whose input and output sizes differ cannot be stacked".into()));
     }
-    if req.input.len() != spec.shape.num_inputs() {
-        return Err(bad(
-            "input",
-            format!(
-                "has {} values, the model takes {}",
-                req.input.len(),
-                spec.shape.num_inputs()
-            ),
-        ));
+    if input.len() != spec.shape.num_inputs() {
+        return Err(bad("input", format!("has {} values, the model takes {}", input.len(), spec.shape.num_inputs())));
     }
-    check_activations(&req.input).map_err(|e| bad("input", e.to_string()))
+    check_activations(input).map_err(|e| bad("input", e.to_string()))
 }
 
-/// Proves `req`, reporting progress through `on_event`.
-pub fn prove(req: &ProveRequest<'_>, on_event: &mut dyn FnMut(Event)) -> Result<Proven, Error> {
-    check_request(req)?;
-    let spec = req.model.spec();
-    let n = req.model.num_layers();
-    let arch = Architecture::new(spec);
-    let ProverKeys {
-        pp,
-        pk,
-        vk,
-        cached,
-        seconds,
-    } = params::prover_keys(&req.cache_dir, &arch)?;
-    let constraints = pp.num_constraints();
-    on_event(Event::KeysReady {
-        cached,
-        seconds,
-        constraints,
-    });
-    let mut timings = Timings {
-        setup: seconds,
-        ..Timings::default()
-    };
-
-    let input_blind = if req.public_input {
-        F::ZERO
-    } else {
-        F::random(OsRng)
-    };
-    let z0 = StepState {
-        layer: 0,
-        model: model_iv_native(req.model.salt()),
-        activations: activation_commitment_native(&req.input, input_blind),
-    };
-    let fold_start = Instant::now();
-    let (mut z, mut acts, mut blind_in) = (z0, req.input.clone(), input_blind);
-    let mut snark: Option<RecursiveSnark> = None;
-    for i in 0..n {
-        // The last output is public: committed with blind 0. Others are hidden.
-        let blind_out = if i + 1 == n {
-            F::ZERO
-        } else {
-            F::random(OsRng)
-        };
+/// Folds layers `progress.layers_done .. num_layers` of `model`, calling `after_fold`
+/// after each (it may write a checkpoint). The last layer's output is committed with
+/// blind 0 (it is public); every other commitment gets a fresh random blind.
+pub fn fold_layers(
+    pp: &PublicParams,
+    model: &dyn LayerSource,
+    z0: &StepState,
+    mut progress: Progress,
+    after_fold: &mut dyn FnMut(&Progress) -> Result<(), Error>,
+) -> Result<Progress, Error> {
+    let spec = model.spec();
+    let n = model.num_layers();
+    for i in progress.layers_done..n {
+        let blind_out = if i + 1 == n { F::ZERO } else { F::random(OsRng) };
         let witness = LayerWitness {
-            input: acts,
-            params: req.model.layer(i),
-            blind_in,
+            input: std::mem::take(&mut progress.activations),
+            params: model.layer(i),
+            blind_in: progress.blind,
             blind_out,
         };
-        let step = LayerStep::new(spec, witness)
-            .map_err(|e| bad(&format!("model layer {i}"), e.to_string()))?;
+        let step = LayerStep::new(spec, witness).map_err(|e| bad(&format!("model layer {i}"), e.to_string()))?;
         let at_layer = |source| Error::AtLayer { layer: i, source };
-        match snark.as_mut() {
+        match progress.snark.as_mut() {
             None => {
-                let mut s = RecursiveSnark::new(&pp, &step, &z0.to_vec()).map_err(at_layer)?;
+                let mut s = RecursiveSnark::new(pp, &step, &z0.to_vec()).map_err(at_layer)?;
                 // Nova's constructor already ran step 0; its first prove_step only counts it.
-                s.prove_step(&pp, &step).map_err(at_layer)?;
-                snark = Some(s);
+                s.prove_step(pp, &step).map_err(at_layer)?;
+                progress.snark = Some(s);
             }
-            Some(s) => s.prove_step(&pp, &step).map_err(at_layer)?,
+            Some(s) => s.prove_step(pp, &step).map_err(at_layer)?,
         }
-        z = step.next_state(&z);
-        acts = step.output().to_vec();
-        blind_in = blind_out;
-        on_event(Event::Folded {
-            done: i + 1,
-            total: n,
-        });
+        progress.state = step.next_state(&progress.state);
+        progress.activations = step.output().to_vec();
+        progress.blind = blind_out;
+        progress.layers_done = i + 1;
+        after_fold(&progress)?;
     }
-    timings.fold = fold_start.elapsed().as_secs_f64();
-    let snark = snark.expect("at least one layer was folded");
-    if snark.outputs() != z.to_vec().as_slice() {
-        return Err(Error::Nova {
-            stage: "folding",
-            source: nova_snark::errors::NovaError::InvalidStepOutputLength,
-        });
-    }
+    Ok(progress)
+}
 
-    on_event(Event::Compressing);
+/// Compresses a folded proof of `layers` layers into a zero-knowledge proof and its
+/// statement, and checks the result before returning it. With `reveal_output`, the
+/// statement lists the output activations (their commitment must use blind 0).
+#[allow(clippy::too_many_arguments)]
+pub fn compress(
+    pp: &PublicParams,
+    pk: &ProverKey,
+    vk: &VerifierKey,
+    arch: &Architecture,
+    snark: &RecursiveSnark,
+    z0: &StepState,
+    input: InputStatement,
+    output: Option<&[u8]>,
+) -> Result<(Statement, Vec<u8>, f64, f64), Error> {
     let start = Instant::now();
-    let compressed = CompressedSnark::prove(&pp, &pk, &snark).map_err(|source| Error::Nova {
-        stage: "compression",
-        source,
-    })?;
-    timings.compress = start.elapsed().as_secs_f64();
-
+    let compressed =
+        CompressedSnark::prove(pp, pk, snark).map_err(|source| Error::Nova { stage: "compression", source })?;
+    let compress_s = start.elapsed().as_secs_f64();
+    let zn = snark.outputs();
+    let layers = snark.num_steps();
+    let values = output.map(<[u8]>::to_vec);
+    if let Some(v) = &values {
+        if activation_commitment_native(v, F::ZERO) != zn[2] {
+            return Err(bad("output", "the final commitment is not to the public output".into()));
+        }
+    }
     let statement = Statement::new(
         arch.clone(),
-        n,
-        ModelCommitment {
-            iv: z0.model,
-            last: z.model,
-        },
-        InputStatement {
-            commitment: z0.activations,
-            values: req.public_input.then(|| req.input.clone()),
-        },
-        acts,
+        layers,
+        ModelCommitment { iv: z0.model, last: zn[1] },
+        input,
+        OutputStatement { commitment: zn[2], values },
     );
-    let proof = artifact::encode(Kind::Proof, &arch.digest(), &compressed).map_err(|reason| {
-        Error::Artifact {
-            path: "proof.bin".into(),
-            reason,
-        }
-    })?;
+    let proof = artifact::encode(Kind::Proof, &arch.digest(), &compressed)
+        .map_err(|reason| Error::Artifact { path: "proof.bin".into(), reason })?;
     // Self-check before anything is written: a proof that does not verify is a bug.
     let start = Instant::now();
-    crate::verify::verify_proof(&statement, &proof, &vk).map_err(|e| Error::Nova {
+    crate::verify::verify_proof(&statement, &proof, vk).map_err(|e| Error::Nova {
         stage: "self-check of the compressed proof",
-        source: nova_snark::errors::NovaError::ProofVerifyError {
-            reason: e.to_string(),
-        },
+        source: nova_snark::errors::NovaError::ProofVerifyError { reason: e.to_string() },
     })?;
-    timings.self_check = start.elapsed().as_secs_f64();
-    let vk = params::encode_vk(&arch, &vk)?;
-    Ok(Proven {
-        statement,
-        proof,
-        vk,
-        input_blind,
-        timings,
-        constraints,
-    })
+    Ok((statement, proof, compress_s, start.elapsed().as_secs_f64()))
 }

@@ -38,11 +38,17 @@ pub struct InputStatement {
     pub values: Option<Vec<u8>>,
 }
 
-/// The output side of the statement (always public).
+/// The output side of the statement: a commitment, and the activations themselves when
+/// they are public (then the commitment uses blind 0 and must match them). A proof of a
+/// prefix of the layers (from a checkpoint) keeps its output committed only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputStatement {
-    /// Output activations, in the layer's layout.
-    pub values: Vec<u8>,
+    /// Commitment to the output activations.
+    #[serde(with = "hex_serde")]
+    pub commitment: F,
+    /// The output activations, in the layer's layout, when public.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<u8>>,
 }
 
 /// A public statement: "this architecture, with the model committed as `model_commitment`,
@@ -76,7 +82,7 @@ impl Statement {
         num_layers: usize,
         model_commitment: ModelCommitment,
         input: InputStatement,
-        output: Vec<u8>,
+        output: OutputStatement,
     ) -> Self {
         Self {
             format: STATEMENT_FORMAT.into(),
@@ -87,7 +93,7 @@ impl Statement {
             num_layers,
             model_commitment,
             input,
-            output: OutputStatement { values: output },
+            output,
         }
     }
 
@@ -95,16 +101,10 @@ impl Statement {
     pub fn check(&self) -> Result<(), VerifyError> {
         let bad = |m: String| Err(VerifyError::BadStatement(m));
         if self.format != STATEMENT_FORMAT {
-            return bad(format!(
-                "format is {:?}, expected {STATEMENT_FORMAT:?}",
-                self.format
-            ));
+            return bad(format!("format is {:?}, expected {STATEMENT_FORMAT:?}", self.format));
         }
         if self.version != STATEMENT_VERSION {
-            return bad(format!(
-                "version {} is not the supported {STATEMENT_VERSION}",
-                self.version
-            ));
+            return bad(format!("version {} is not the supported {STATEMENT_VERSION}", self.version));
         }
         if self.architecture_digest != self.architecture.digest_hex() {
             return bad("architecture_digest does not match the architecture".into());
@@ -116,21 +116,18 @@ impl Statement {
         if shape.num_inputs() != shape.num_outputs() {
             return bad("layers whose input and output sizes differ cannot be stacked".into());
         }
-        if self.output.values.len() != shape.num_outputs() {
-            return bad(format!(
-                "output has {} values, the architecture has {}",
-                self.output.values.len(),
-                shape.num_outputs()
-            ));
+        if let Some(v) = &self.output.values {
+            if v.len() != shape.num_outputs() {
+                return bad(format!("output has {} values, the architecture has {}", v.len(), shape.num_outputs()));
+            }
+            check_activations(v).or_else(|e| bad(format!("output: {e}")))?;
+            if activation_commitment_native(v, F::ZERO) != self.output.commitment {
+                return bad("the output values do not match the output commitment".into());
+            }
         }
-        check_activations(&self.output.values).or_else(|e| bad(format!("output: {e}")))?;
         if let Some(v) = &self.input.values {
             if v.len() != shape.num_inputs() {
-                return bad(format!(
-                    "input has {} values, the architecture has {}",
-                    v.len(),
-                    shape.num_inputs()
-                ));
+                return bad(format!("input has {} values, the architecture has {}", v.len(), shape.num_inputs()));
             }
             check_activations(v).or_else(|e| bad(format!("input: {e}")))?;
             if activation_commitment_native(v, F::ZERO) != self.input.commitment {
@@ -142,11 +139,7 @@ impl Statement {
 
     /// The IVC start state `z0`.
     pub fn z0(&self) -> StepState {
-        StepState {
-            layer: 0,
-            model: self.model_commitment.iv,
-            activations: self.input.commitment,
-        }
+        StepState { layer: 0, model: self.model_commitment.iv, activations: self.input.commitment }
     }
 
     /// The IVC final state the proof must reach.
@@ -154,7 +147,7 @@ impl Statement {
         StepState {
             layer: self.num_layers as u64,
             model: self.model_commitment.last,
-            activations: activation_commitment_native(&self.output.values, F::ZERO),
+            activations: self.output.commitment,
         }
     }
 }

@@ -11,28 +11,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 /// Verifies `proof` (the bytes of `proof.bin`) against `statement` with `vk`.
-pub fn verify_proof(
-    statement: &Statement,
-    proof: &[u8],
-    vk: &VerifierKey,
-) -> Result<(), VerifyError> {
+pub fn verify_proof(statement: &Statement, proof: &[u8], vk: &VerifierKey) -> Result<(), VerifyError> {
     statement.check()?;
     let arch = statement.architecture.digest();
-    let snark: CompressedSnark =
-        artifact::decode(Kind::Proof, &arch, proof).map_err(VerifyError::MalformedProof)?;
+    let snark: CompressedSnark = artifact::decode(Kind::Proof, &arch, proof).map_err(VerifyError::MalformedProof)?;
     let z0 = statement.z0().to_vec();
     // A panic inside the SNARK verifier on hostile bytes must still be a rejection.
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        snark.verify(vk, statement.num_layers, &z0)
-    }))
-    .map_err(|_| VerifyError::ProofInvalid {
-        layers: statement.num_layers,
-        reason: "the verifier panicked on this proof".into(),
+    let result = catch_unwind(AssertUnwindSafe(|| snark.verify(vk, statement.num_layers, &z0))).map_err(|_| {
+        VerifyError::ProofInvalid { layers: statement.num_layers, reason: "the verifier panicked on this proof".into() }
     })?;
-    let zn = result.map_err(|e| VerifyError::ProofInvalid {
-        layers: statement.num_layers,
-        reason: e.to_string(),
-    })?;
+    let zn = result.map_err(|e| VerifyError::ProofInvalid { layers: statement.num_layers, reason: e.to_string() })?;
     let expected = statement.zn().to_vec();
     for (what, i) in [("layer count", 0), ("model commitment", 1), ("output", 2)] {
         if zn.get(i) != expected.get(i) {
@@ -45,18 +33,13 @@ pub fn verify_proof(
 /// Reads and parses `statement.json`.
 pub fn read_statement(path: &Path) -> Result<Result<Statement, VerifyError>, Error> {
     let bytes = read_file(path)?;
-    Ok(serde_json::from_slice(&bytes)
-        .map_err(|e| VerifyError::BadStatement(format!("{}: {e}", path.display()))))
+    Ok(serde_json::from_slice(&bytes).map_err(|e| VerifyError::BadStatement(format!("{}: {e}", path.display()))))
 }
 
 /// Verifies a proof directory (`statement.json` + `proof.bin`). The verifier key is the
 /// one in `vk_file` if given (it must be for the statement's architecture), else derived
 /// from the public architecture (and cached in `cache`).
-pub fn verify_dir(
-    dir: &Path,
-    cache: &Path,
-    vk_file: Option<&Path>,
-) -> Result<Result<Statement, VerifyError>, Error> {
+pub fn verify_dir(dir: &Path, cache: &Path, vk_file: Option<&Path>) -> Result<Result<Statement, VerifyError>, Error> {
     let statement = match read_statement(&dir.join("statement.json"))? {
         Ok(s) => s,
         Err(e) => return Ok(Err(e)),
@@ -67,11 +50,7 @@ pub fn verify_dir(
     }
     let arch = &statement.architecture;
     let vk = match vk_file {
-        Some(path) => match artifact::decode::<VerifierKey>(
-            Kind::VerifierKey,
-            &arch.digest(),
-            &read_file(path)?,
-        ) {
+        Some(path) => match artifact::decode::<VerifierKey>(Kind::VerifierKey, &arch.digest(), &read_file(path)?) {
             Ok(vk) => vk,
             Err(e) => return Ok(Err(VerifyError::WrongKey(e))),
         },

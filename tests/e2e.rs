@@ -14,11 +14,7 @@ fn statement(dir: &Path) -> Statement {
 }
 
 fn write_statement(dir: &Path, s: &Statement) {
-    std::fs::write(
-        dir.join("statement.json"),
-        serde_json::to_vec_pretty(s).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("statement.json"), serde_json::to_vec_pretty(s).unwrap()).unwrap();
 }
 
 fn verdict(dir: &Path) -> Result<Statement, VerifyError> {
@@ -29,12 +25,10 @@ fn verdict(dir: &Path) -> Result<Statement, VerifyError> {
 fn proof_verifies_and_output_equals_the_reference() {
     let job = reference_job();
     let s = verdict(&job).expect("accepted");
-    let m = small_model(3, 0);
+    let m = model_of(&small(3, 0));
     let layers: Vec<_> = m.iter().collect();
-    assert_eq!(
-        s.output.values,
-        run_native(&m.spec(), &m.default_input(), &layers).unwrap()
-    );
+    let expected = run_native(&m.spec(), &m.default_input(), &layers).unwrap();
+    assert_eq!(s.output.values, Some(expected));
     assert_eq!(s.num_layers, 3);
     assert!(s.input.values.is_none(), "the input is private by default");
     let (code, out, _) = verify_cli(&job);
@@ -47,17 +41,14 @@ fn proof_verifies_and_output_equals_the_reference() {
 
 #[test]
 fn proof_for_a_different_input_is_rejected() {
-    let m = small_model(3, 0);
-    let other_input: Vec<u8> = m.default_input().iter().map(|&a| 127 - a).collect();
-    let other = proven_job("other-input", &m, other_input, false);
+    let m = small(3, 0);
+    let other_input: Vec<u8> = model_of(&m).default_input().iter().map(|&a| 127 - a).collect();
+    let other = proven_job("other-input", m, other_input, false);
     assert!(verdict(&other).is_ok());
     // the other proof under the reference statement
     let mixed = copy_job(&reference_job(), "mixed");
     std::fs::copy(other.join("proof.bin"), mixed.join("proof.bin")).unwrap();
-    assert!(matches!(
-        verdict(&mixed),
-        Err(VerifyError::ProofInvalid { .. })
-    ));
+    assert!(matches!(verdict(&mixed), Err(VerifyError::ProofInvalid { .. })));
     let (code, _, err) = verify_cli(&mixed);
     assert_eq!(code, 1);
     assert!(err.contains("REJECTED"), "{err}");
@@ -68,18 +59,20 @@ fn changed_statement_is_rejected() {
     let job = reference_job();
     let honest = statement(&job);
     type Edit = fn(&mut Statement);
-    let cases: [(&str, Edit); 5] = [
+    let cases: [(&str, Edit); 6] = [
+        ("output values", |s| {
+            let v = s.output.values.as_mut().unwrap();
+            v[4] = (v[4] + 1) % 128;
+        }),
         ("output", |s| {
-            s.output.values[4] = (s.output.values[4] + 1) % 128
+            let v = s.output.values.as_mut().unwrap();
+            v[4] = (v[4] + 1) % 128;
+            s.output.commitment = fold_ml_circuits::commit::activation_commitment_native(v, fold_ml::F::from(0));
         }),
-        ("model final", |s| {
-            s.model_commitment.last += fold_ml::F::from(1)
-        }),
+        ("model final", |s| s.model_commitment.last += fold_ml::F::from(1)),
         ("model iv", |s| s.model_commitment.iv += fold_ml::F::from(1)),
         ("layers", |s| s.num_layers += 1),
-        ("input commitment", |s| {
-            s.input.commitment += fold_ml::F::from(1)
-        }),
+        ("input commitment", |s| s.input.commitment += fold_ml::F::from(1)),
     ];
     for (name, edit) in cases {
         let dir = copy_job(&job, &format!("edit-{}", name.replace(' ', "-")));
@@ -89,20 +82,10 @@ fn changed_statement_is_rejected() {
         let v = verdict(&dir);
         assert!(v.is_err(), "{name}: accepted");
         match name {
-            "output" => assert_eq!(
-                v.unwrap_err(),
-                VerifyError::StateMismatch { what: "output" }
-            ),
-            "model final" => assert_eq!(
-                v.unwrap_err(),
-                VerifyError::StateMismatch {
-                    what: "model commitment"
-                }
-            ),
-            _ => assert!(
-                matches!(v.unwrap_err(), VerifyError::ProofInvalid { .. }),
-                "{name}"
-            ),
+            "output" => assert_eq!(v.unwrap_err(), VerifyError::StateMismatch { what: "output" }),
+            "model final" => assert_eq!(v.unwrap_err(), VerifyError::StateMismatch { what: "model commitment" }),
+            "output values" => assert!(matches!(v.unwrap_err(), VerifyError::BadStatement(_))),
+            _ => assert!(matches!(v.unwrap_err(), VerifyError::ProofInvalid { .. }), "{name}"),
         }
         assert_eq!(verify_cli(&dir).0, 1, "{name}");
     }
@@ -125,17 +108,11 @@ fn flipped_proof_bytes_are_rejected() {
         bad[pos] ^= 0x40;
         std::fs::write(dir.join("proof.bin"), &bad).unwrap();
         let v = verdict(&dir);
-        assert!(
-            matches!(v, Err(VerifyError::MalformedProof(_))),
-            "byte {pos}: {v:?}"
-        );
+        assert!(matches!(v, Err(VerifyError::MalformedProof(_))), "byte {pos}: {v:?}");
         assert_eq!(verify_cli(&dir).0, 1, "byte {pos}");
     }
     std::fs::write(dir.join("proof.bin"), &proof[..proof.len() - 10]).unwrap();
-    assert!(matches!(
-        verdict(&dir),
-        Err(VerifyError::MalformedProof(ArtifactError::Truncated(_)))
-    ));
+    assert!(matches!(verdict(&dir), Err(VerifyError::MalformedProof(ArtifactError::Truncated(_)))));
 }
 
 #[test]
@@ -149,9 +126,7 @@ fn tampered_snark_with_a_valid_checksum_is_rejected() {
     let payload_start = proof.len() - {
         let snark: fold_ml::nova::CompressedSnark =
             fold_ml::artifact::decode(fold_ml::artifact::Kind::Proof, &digest, &proof).unwrap();
-        bincode::serde::encode_to_vec(&snark, bincode::config::standard())
-            .unwrap()
-            .len()
+        bincode::serde::encode_to_vec(&snark, bincode::config::standard()).unwrap().len()
     };
     let dir = copy_job(&job, "resealed");
     let mut rejected = 0;
@@ -168,13 +143,9 @@ fn tampered_snark_with_a_valid_checksum_is_rejected() {
             rejected += 1; // undecodable: also a rejection path, exercised above
             continue;
         };
-        let bytes =
-            fold_ml::artifact::encode(fold_ml::artifact::Kind::Proof, &digest, &snark).unwrap();
+        let bytes = fold_ml::artifact::encode(fold_ml::artifact::Kind::Proof, &digest, &snark).unwrap();
         std::fs::write(dir.join("proof.bin"), &bytes).unwrap();
-        assert!(
-            verdict(&dir).is_err(),
-            "payload byte {offset} flipped was accepted"
-        );
+        assert!(verdict(&dir).is_err(), "payload byte {offset} flipped was accepted");
         rejected += 1;
     }
     assert!(rejected >= 3);
@@ -182,26 +153,18 @@ fn tampered_snark_with_a_valid_checksum_is_rejected() {
 
 #[test]
 fn verifier_key_of_another_shape_is_rejected() {
-    let wide = fold_ml_circuits::synthetic::SyntheticModel::conv(2, 4, 1, 2, 0).unwrap();
-    let other = proven_job("other-shape", &wide, wide.default_input(), false);
+    let wide =
+        fold_ml::job::manifest::ModelDescriptor::Synthetic { channels: 2, size: 4, kernel: 1, layers: 2, seed: 0 };
+    let other = proven_job("other-shape", wide, model_of(&wide).default_input(), false);
     let job = reference_job();
     let (code, _, err) = run(
         env!("CARGO_BIN_EXE_fold-ml-verify"),
-        &[
-            job.to_str().unwrap(),
-            "--vk",
-            other.join("vk.bin").to_str().unwrap(),
-        ],
+        &[job.to_str().unwrap(), "--vk", other.join("vk.bin").to_str().unwrap()],
     );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("verifier key rejected"), "{err}");
     let v = verify_dir(&job, &cache(), Some(&other.join("vk.bin"))).unwrap();
-    assert!(matches!(
-        v,
-        Err(VerifyError::WrongKey(
-            ArtifactError::ArchitectureMismatch { .. }
-        ))
-    ));
+    assert!(matches!(v, Err(VerifyError::WrongKey(ArtifactError::ArchitectureMismatch { .. }))));
     // the other key's payload relabelled with this architecture still cannot verify
     let digest = statement(&job).architecture.digest();
     let other_digest = statement(&other).architecture.digest();
@@ -212,21 +175,19 @@ fn verifier_key_of_another_shape_is_rejected() {
     )
     .unwrap();
     let forged = scratch().join("forged-vk.bin");
-    std::fs::write(
-        &forged,
-        fold_ml::artifact::encode(fold_ml::artifact::Kind::VerifierKey, &digest, &vk).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&forged, fold_ml::artifact::encode(fold_ml::artifact::Kind::VerifierKey, &digest, &vk).unwrap())
+        .unwrap();
     let v = verify_dir(&job, &cache(), Some(&forged)).unwrap();
     assert!(matches!(v, Err(VerifyError::ProofInvalid { .. })), "{v:?}");
 }
 
 #[test]
 fn public_input_is_checked_against_its_commitment() {
-    let m = small_model(2, 5);
-    let job = proven_job("public-input", &m, m.default_input(), true);
+    let m = small(2, 5);
+    let input = model_of(&m).default_input();
+    let job = proven_job("public-input", m, input.clone(), true);
     let s = verdict(&job).expect("accepted");
-    assert_eq!(s.input.values.as_deref(), Some(&m.default_input()[..]));
+    assert_eq!(s.input.values.as_deref(), Some(&input[..]));
     let dir = copy_job(&job, "public-input-edited");
     let mut s2 = s.clone();
     s2.input.values.as_mut().unwrap()[0] ^= 1;
@@ -239,50 +200,19 @@ fn usage_and_input_errors_exit_with_2() {
     let fold_ml = env!("CARGO_BIN_EXE_fold-ml");
     let missing = scratch().join("does-not-exist");
     assert_eq!(verify_cli(&missing).0, 2);
-    let (code, _, err) = run(
-        fold_ml,
-        &[
-            "prove",
-            "--layers",
-            "0",
-            "--job",
-            scratch().join("zero").to_str().unwrap(),
-        ],
-    );
+    let (code, _, err) = run(fold_ml, &["prove", "--layers", "0", "--job", scratch().join("zero").to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--layers"), "{err}");
     let bad_input = scratch().join("bad-input.json");
     std::fs::write(&bad_input, "[1, 2, 3]").unwrap();
     let (code, _, err) = run(
         fold_ml,
-        &[
-            "prove",
-            "--layers",
-            "1",
-            "--size",
-            "5",
-            "--channels",
-            "1",
-            "--input",
-            bad_input.to_str().unwrap(),
-        ],
+        &["prove", "--layers", "1", "--size", "5", "--channels", "1", "--input", bad_input.to_str().unwrap()],
     );
     assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("bad-input.json") && err.contains("expected 25"),
-        "{err}"
-    );
+    assert!(err.contains("bad-input.json") && err.contains("expected 25"), "{err}");
     std::fs::write(&bad_input, "[200]").unwrap();
-    let (code, _, err) = run(
-        fold_ml,
-        &[
-            "prove",
-            "--layers",
-            "1",
-            "--input",
-            bad_input.to_str().unwrap(),
-        ],
-    );
+    let (code, _, err) = run(fold_ml, &["prove", "--layers", "1", "--input", bad_input.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("outside [0, 127]"), "{err}");
     assert_eq!(run(fold_ml, &["prove", "--no-such-flag"]).0, 2);
@@ -292,50 +222,20 @@ fn usage_and_input_errors_exit_with_2() {
 fn cli_prove_then_verify() {
     let job = scratch().join("cli-job");
     let fold_ml = env!("CARGO_BIN_EXE_fold-ml");
-    let (code, out, err) = run(
-        fold_ml,
-        &[
-            "prove",
-            "--layers",
-            "2",
-            "--size",
-            "5",
-            "--channels",
-            "1",
-            "--job",
-            job.to_str().unwrap(),
-        ],
-    );
+    let (code, out, err) =
+        run(fold_ml, &["prove", "--layers", "2", "--size", "5", "--channels", "1", "--job", job.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("proof size"), "{out}");
     let (code, out, _) = run(fold_ml, &["verify", job.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     // a finished job is not silently overwritten
-    let (code, _, err) = run(
-        fold_ml,
-        &[
-            "prove",
-            "--layers",
-            "2",
-            "--size",
-            "5",
-            "--channels",
-            "1",
-            "--job",
-            job.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, 2);
-    assert!(err.contains("already holds a finished proof"), "{err}");
+    let (code, out, err) =
+        run(fold_ml, &["prove", "--layers", "2", "--size", "5", "--channels", "1", "--job", job.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("job already complete"), "{out}");
     // the model commitment printed by `commit` is the statement's
-    let (code, out, _) = run(
-        fold_ml,
-        &["commit", "--layers", "2", "--size", "5", "--channels", "1"],
-    );
+    let (code, out, _) = run(fold_ml, &["commit", "--layers", "2", "--size", "5", "--channels", "1"]);
     assert_eq!(code, 0);
     let s = statement(&job);
-    assert!(
-        out.contains(&fold_ml::field::to_hex(&s.model_commitment.last)),
-        "{out}"
-    );
+    assert!(out.contains(&fold_ml::field::to_hex(&s.model_commitment.last)), "{out}");
 }

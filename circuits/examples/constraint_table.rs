@@ -2,23 +2,16 @@
 //! `cargo run --release -p fold-ml-circuits --example constraint_table`
 use fold_ml_circuits::{cost::StepCost, synthetic::SyntheticModel};
 use fold_ml_circuits::{
-    gadgets::dense::DenseShape, gadgets::linear::LinearShape, layer::LayerSpec,
-    quant::RequantParams,
+    gadgets::dense::DenseShape, gadgets::linear::LinearShape, layer::LayerSpec, quant::RequantParams,
 };
 
 fn main() {
     println!("| layer | MACs | constraints | variables | products/MAC | requant/output | input range | weight range | Poseidon+counter | constraints/MAC |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    let mut rows = vec![(
-        "conv 2×28×28, 3×3 (Zator body)".to_string(),
-        SyntheticModel::zator(1, 0).spec(),
-    )];
+    let mut rows = vec![("conv 2×28×28, 3×3 (Zator body)".to_string(), SyntheticModel::zator(1, 0).spec())];
     for w in [16, 32, 64] {
         let spec = LayerSpec {
-            shape: LinearShape::Dense(DenseShape {
-                inputs: w,
-                outputs: w,
-            }),
+            shape: LinearShape::Dense(DenseShape { inputs: w, outputs: w }),
             requant: RequantParams::new(8, 24).expect("valid"),
         };
         rows.push((format!("dense W={w}"), spec));

@@ -10,13 +10,7 @@ fn main() {
             let nz = a.iter().filter(|&&x| x > 0).count();
             let sat = a.iter().filter(|&&x| x == 127).count();
             let mean: f64 = a.iter().map(|&x| x as f64).sum::<f64>() / a.len() as f64;
-            println!(
-                "layer {:4} nonzero {:4} sat {:4} mean {:.1}",
-                i + 1,
-                nz,
-                sat,
-                mean
-            );
+            println!("layer {:4} nonzero {:4} sat {:4} mean {:.1}", i + 1, nz, sat, mean);
         }
     }
 }

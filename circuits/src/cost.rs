@@ -38,13 +38,9 @@ impl StepCost {
             .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))))
             .collect::<Result<_, _>>()
             .expect("shape synthesis does not fail");
-        LayerStep::blank(*spec)
-            .synthesize(&mut cs, &z)
-            .expect("a blank step synthesizes");
+        LayerStep::blank(*spec).synthesize(&mut cs, &z).expect("a blank step synthesizes");
         let shape = &spec.shape;
-        let products = (0..shape.num_outputs())
-            .map(|o| shape.taps(o).len().max(1))
-            .sum();
+        let products = (0..shape.num_outputs()).map(|o| shape.taps(o).len().max(1)).sum();
         let requant = shape.num_outputs() * requant_constraints(spec.requant);
         let input_range = shape.num_inputs() * ACT_BITS as usize;
         let weight_range = shape.num_weights() * WEIGHT_BITS as usize;

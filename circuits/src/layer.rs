@@ -7,14 +7,11 @@
 //! decomposition; the outputs are committed under a fresh private blind. Nothing the
 //! prover supplies is left unconstrained.
 
-use crate::commit::{
-    activation_commitment, activation_commitment_native, model_update, model_update_native,
-};
+use crate::commit::{activation_commitment, activation_commitment_native, model_update, model_update_native};
 use crate::gadgets::bits::{add_constant, alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, LinearShape, OutputHint};
 use crate::quant::{
-    bits_le, check_activations, int_to_field, QuantError, RequantParams, ACT_BITS, WEIGHT_BITS,
-    WEIGHT_OFFSET,
+    bits_le, check_activations, int_to_field, QuantError, RequantParams, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET,
 };
 use crate::state::{StepState, ARITY};
 use crate::F;
@@ -71,38 +68,22 @@ pub struct LayerStep(Arc<Inner>);
 impl LayerStep {
     /// Validates the witness against the spec and computes the layer natively.
     pub fn new(spec: LayerSpec, witness: LayerWitness) -> Result<Self, QuantError> {
-        let hints = linear_hints(
-            &spec.shape,
-            spec.requant,
-            &witness.input,
-            &witness.params.weights,
-            &witness.params.bias,
-        )?;
+        let hints =
+            linear_hints(&spec.shape, spec.requant, &witness.input, &witness.params.weights, &witness.params.bias)?;
         Ok(Self::new_unchecked(spec, witness, hints))
     }
 
     /// Builds a step from explicit output hints without checking them (wrong-witness tests).
     pub fn new_unchecked(spec: LayerSpec, witness: LayerWitness, hints: Vec<OutputHint>) -> Self {
-        let output = hints
-            .iter()
-            .map(|h| h.requant.y.to_repr().as_ref()[0])
-            .collect();
-        Self(Arc::new(Inner {
-            spec,
-            witness,
-            hints,
-            output,
-        }))
+        let output = hints.iter().map(|h| h.requant.y.to_repr().as_ref()[0]).collect();
+        Self(Arc::new(Inner { spec, witness, hints, output }))
     }
 
     /// An all-zero step of the given spec, for parameter setup.
     pub fn blank(spec: LayerSpec) -> Self {
         let witness = LayerWitness {
             input: vec![0; spec.shape.num_inputs()],
-            params: LayerParams {
-                weights: vec![0; spec.shape.num_weights()],
-                bias: vec![0; spec.shape.num_biases()],
-            },
+            params: LayerParams { weights: vec![0; spec.shape.num_weights()], bias: vec![0; spec.shape.num_biases()] },
             blind_in: F::ZERO,
             blind_out: F::ZERO,
         };
@@ -148,24 +129,13 @@ impl StepCircuit<F> for LayerStep {
         z: &[AllocatedNum<F>],
     ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
         let [layer, model, acts] = z else {
-            return Err(SynthesisError::Unsatisfiable(format!(
-                "state arity {} != 3",
-                z.len()
-            )));
+            return Err(SynthesisError::Unsatisfiable(format!("state arity {} != 3", z.len())));
         };
-        let Inner {
-            spec,
-            witness,
-            hints,
-            ..
-        } = &*self.0;
+        let Inner { spec, witness, hints, .. } = &*self.0;
 
         // layer counter
         let next_layer = AllocatedNum::alloc(cs.namespace(|| "layer+1"), || {
-            layer
-                .get_value()
-                .map(|v| v + F::ONE)
-                .ok_or(SynthesisError::AssignmentMissing)
+            layer.get_value().map(|v| v + F::ONE).ok_or(SynthesisError::AssignmentMissing)
         })?;
         cs.enforce(
             || "layer counter",
@@ -179,12 +149,7 @@ impl StepCircuit<F> for LayerStep {
             .input
             .iter()
             .enumerate()
-            .map(|(i, &a)| {
-                alloc_uint(
-                    &mut cs.namespace(|| format!("in{i}")),
-                    &bits_le(a.into(), ACT_BITS),
-                )
-            })
+            .map(|(i, &a)| alloc_uint(&mut cs.namespace(|| format!("in{i}")), &bits_le(a.into(), ACT_BITS)))
             .collect::<Result<_, _>>()?;
         let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(witness.blind_in))?;
         let opened = activation_commitment(&mut cs.namespace(|| "open input"), &input, &blind_in)?;
@@ -203,10 +168,7 @@ impl StepCircuit<F> for LayerStep {
             .enumerate()
             .map(|(i, &w)| {
                 let u = (i64::from(w) + WEIGHT_OFFSET) as u64;
-                alloc_uint(
-                    &mut cs.namespace(|| format!("w{i}")),
-                    &bits_le(u, WEIGHT_BITS),
-                )
+                alloc_uint(&mut cs.namespace(|| format!("w{i}")), &bits_le(u, WEIGHT_BITS))
             })
             .collect::<Result<_, _>>()?;
         let bias: Vec<AllocatedNum<F>> = witness
@@ -214,30 +176,15 @@ impl StepCircuit<F> for LayerStep {
             .bias
             .iter()
             .enumerate()
-            .map(|(i, &b)| {
-                AllocatedNum::alloc(cs.namespace(|| format!("bias{i}")), || {
-                    Ok(int_to_field(b.into()))
-                })
-            })
+            .map(|(i, &b)| AllocatedNum::alloc(cs.namespace(|| format!("bias{i}")), || Ok(int_to_field(b.into()))))
             .collect::<Result<_, _>>()?;
-        let next_model = model_update(
-            &mut cs.namespace(|| "model commitment"),
-            model,
-            &weights_unsigned,
-            &bias,
-        )?;
+        let next_model = model_update(&mut cs.namespace(|| "model commitment"), model, &weights_unsigned, &bias)?;
 
         // the layer itself
         let offset = -F::from(WEIGHT_OFFSET as u64);
-        let weights_lc: Vec<_> = weights_unsigned
-            .into_iter()
-            .map(|u| lc(&add_constant::<CS>(u, offset)))
-            .collect();
+        let weights_lc: Vec<_> = weights_unsigned.into_iter().map(|u| lc(&add_constant::<CS>(u, offset))).collect();
         let input_lc: Vec<_> = input.iter().map(lc).collect();
-        let bias_lc: Vec<_> = bias
-            .iter()
-            .map(|b| Num::from(b.clone()).lc(F::ONE))
-            .collect();
+        let bias_lc: Vec<_> = bias.iter().map(|b| Num::from(b.clone()).lc(F::ONE)).collect();
         let outputs = linear_requant(
             &mut cs.namespace(|| "layer"),
             &spec.shape,
@@ -249,11 +196,9 @@ impl StepCircuit<F> for LayerStep {
         )?;
 
         // commit to the outputs under a fresh blind
-        let blind_out =
-            AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(witness.blind_out))?;
+        let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(witness.blind_out))?;
         let outputs: Vec<Num<F>> = outputs.into_iter().map(Num::from).collect();
-        let next_acts =
-            activation_commitment(&mut cs.namespace(|| "commit output"), &outputs, &blind_out)?;
+        let next_acts = activation_commitment(&mut cs.namespace(|| "commit output"), &outputs, &blind_out)?;
 
         Ok(vec![next_layer, next_model, next_acts])
     }

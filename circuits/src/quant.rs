@@ -109,10 +109,7 @@ impl RequantParams {
     pub fn check_acc(&self, acc: i64) -> Result<(), QuantError> {
         let half = 1i64 << (self.acc_bits - 1);
         if acc < -half || acc >= half {
-            return Err(QuantError::AccumulatorOutOfRange {
-                acc,
-                bits: self.acc_bits,
-            });
+            return Err(QuantError::AccumulatorOutOfRange { acc, bits: self.acc_bits });
         }
         Ok(())
     }
@@ -140,19 +137,14 @@ pub fn int_to_field(x: i64) -> F {
 /// Checks every activation is in `[0, ACT_MAX]`.
 pub fn check_activations(values: &[u8]) -> Result<(), QuantError> {
     match values.iter().position(|&v| v > ACT_MAX) {
-        Some(index) => Err(QuantError::ActivationOutOfRange {
-            index,
-            value: values[index],
-        }),
+        Some(index) => Err(QuantError::ActivationOutOfRange { index, value: values[index] }),
         None => Ok(()),
     }
 }
 
 /// The bits of `x` (little-endian) as field elements, `n` of them.
 pub fn bits_le(x: u64, n: u32) -> Vec<F> {
-    (0..n)
-        .map(|i| if (x >> i) & 1 == 1 { F::ONE } else { F::ZERO })
-        .collect()
+    (0..n).map(|i| if (x >> i) & 1 == 1 { F::ONE } else { F::ZERO }).collect()
 }
 
 #[cfg(test)]

@@ -20,22 +20,14 @@ pub struct NativeRun {
 impl NativeRun {
     /// Starts from `input` committed under `blind`, with the model's `salt`.
     pub fn start(spec: LayerSpec, input: Vec<u8>, blind: F, salt: F) -> Result<Self, QuantError> {
-        spec.shape.check_lengths(
-            input.len(),
-            spec.shape.num_weights(),
-            spec.shape.num_biases(),
-        )?;
+        spec.shape.check_lengths(input.len(), spec.shape.num_weights(), spec.shape.num_biases())?;
         check_activations(&input)?;
         let state = StepState {
             layer: 0,
             model: model_iv_native(salt),
             activations: activation_commitment_native(&input, blind),
         };
-        Ok(Self {
-            spec,
-            activations: input,
-            state,
-        })
+        Ok(Self { spec, activations: input, state })
     }
 
     /// Applies one layer; its output is committed under `blind_out`.
@@ -74,16 +66,14 @@ pub fn run_native<'a>(
     layers: impl IntoIterator<Item = &'a LayerParams>,
 ) -> Result<Vec<u8>, QuantError> {
     check_activations(input)?;
-    layers.into_iter().try_fold(input.to_vec(), |a, p| {
-        linear_requant_native(&spec.shape, spec.requant, &a, &p.weights, &p.bias)
-    })
+    layers
+        .into_iter()
+        .try_fold(input.to_vec(), |a, p| linear_requant_native(&spec.shape, spec.requant, &a, &p.weights, &p.bias))
 }
 
 /// The running model commitment of a whole stack: `(iv, final)`.
 pub fn model_commitment<'a>(salt: F, layers: impl IntoIterator<Item = &'a LayerParams>) -> (F, F) {
     let iv = model_iv_native(salt);
-    let last = layers
-        .into_iter()
-        .fold(iv, |acc, p| model_update_native(acc, &p.weights, &p.bias));
+    let last = layers.into_iter().fold(iv, |acc, p| model_update_native(acc, &p.weights, &p.bias));
     (iv, last)
 }

@@ -40,20 +40,8 @@ impl SyntheticModel {
     }
 
     /// A body of `channels` channels, `size`×`size` images and `kernel`×`kernel` kernels.
-    pub fn conv(
-        channels: usize,
-        size: usize,
-        kernel: usize,
-        layers: usize,
-        seed: u64,
-    ) -> Result<Self, QuantError> {
-        let shape = ConvShape {
-            channels_in: channels,
-            channels_out: channels,
-            height: size,
-            width: size,
-            kernel,
-        };
+    pub fn conv(channels: usize, size: usize, kernel: usize, layers: usize, seed: u64) -> Result<Self, QuantError> {
+        let shape = ConvShape { channels_in: channels, channels_out: channels, height: size, width: size, kernel };
         // Largest possible |acc|: 127 · Σ|w| + |bias|, with Σ|w| bounded by the generator.
         let max_weight_sum = (1i64 << SHIFT)
             + CENTRE_JITTER
@@ -62,14 +50,7 @@ impl SyntheticModel {
         let bound = 127 * max_weight_sum + BIAS;
         let acc_bits = (64 - bound.leading_zeros()) + 1;
         let requant = RequantParams::new(SHIFT, acc_bits.max(SHIFT + 8))?;
-        Ok(Self {
-            spec: LayerSpec {
-                shape: LinearShape::Conv(shape),
-                requant,
-            },
-            layers,
-            seed,
-        })
+        Ok(Self { spec: LayerSpec { shape: LinearShape::Conv(shape), requant }, layers, seed })
     }
 
     /// The layer spec shared by every layer.
@@ -129,9 +110,7 @@ impl SyntheticModel {
                 }
             }
         }
-        let bias = (0..c.channels_out)
-            .map(|_| ((1 << SHIFT) / 2 + uniform(BIAS)) as i32)
-            .collect();
+        let bias = (0..c.channels_out).map(|_| ((1 << SHIFT) / 2 + uniform(BIAS)) as i32).collect();
         LayerParams { weights, bias }
     }
 
@@ -200,11 +179,7 @@ mod tests {
         assert_eq!(m.spec().shape.num_inputs(), 2 * 28 * 28);
         assert_eq!(m.spec().shape.num_weights(), 36);
         assert_eq!(m.spec().requant.acc_bits(), 16);
-        assert_eq!(
-            m.layer(3),
-            SyntheticModel::zator(9, 0).layer(3),
-            "layers are independent of depth"
-        );
+        assert_eq!(m.layer(3), SyntheticModel::zator(9, 0).layer(3), "layers are independent of depth");
         assert_ne!(m.layer(3), m.layer(2));
         assert_ne!(m.layer(3), SyntheticModel::zator(4, 1).layer(3));
     }
@@ -231,37 +206,20 @@ mod tests {
         let m = SyntheticModel::zator(512, 0);
         let input = m.default_input();
         let nonzero_input = input.iter().filter(|&&a| a > 0).count();
-        assert!(
-            nonzero_input > 50 && nonzero_input < input.len() / 2,
-            "input {nonzero_input}"
-        );
+        assert!(nonzero_input > 50 && nonzero_input < input.len() / 2, "input {nonzero_input}");
         let layers: Vec<_> = m.iter().collect();
         let out = run_native(&m.spec(), &input, &layers).unwrap();
         let nonzero = out.iter().filter(|&&a| a > 0).count() as f64 / out.len() as f64;
-        let unsaturated =
-            out.iter().filter(|&&a| a > 0 && a < 127).count() as f64 / out.len() as f64;
-        assert!(
-            nonzero > 0.25,
-            "only {nonzero:.3} of the outputs are non-zero"
-        );
-        assert!(
-            unsaturated > 0.10,
-            "only {unsaturated:.3} of the outputs are strictly inside (0, 127)"
-        );
+        let unsaturated = out.iter().filter(|&&a| a > 0 && a < 127).count() as f64 / out.len() as f64;
+        assert!(nonzero > 0.25, "only {nonzero:.3} of the outputs are non-zero");
+        assert!(unsaturated > 0.10, "only {unsaturated:.3} of the outputs are strictly inside (0, 127)");
         // the output depends on the input: change one pixel, or the whole image
         let mut other = input.clone();
         other[14 * 28 + 14] = 127 - other[14 * 28 + 14];
         assert_ne!(run_native(&m.spec(), &other, &layers).unwrap(), out);
         let blank = vec![0u8; input.len()];
-        let differing = run_native(&m.spec(), &blank, &layers)
-            .unwrap()
-            .iter()
-            .zip(&out)
-            .filter(|(a, b)| a != b)
-            .count();
-        assert!(
-            differing > out.len() / 20,
-            "only {differing} outputs differ for a blank input"
-        );
+        let differing =
+            run_native(&m.spec(), &blank, &layers).unwrap().iter().zip(&out).filter(|(a, b)| a != b).count();
+        assert!(differing > out.len() / 20, "only {differing} outputs differ for a blank input");
     }
 }

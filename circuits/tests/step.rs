@@ -27,9 +27,7 @@ fn synth(step: &LayerStep, z_in: &StepState, expected: Option<&StepState>) -> (b
         .to_vec()
         .into_iter()
         .enumerate()
-        .map(|(i, v)| {
-            AllocatedNum::alloc_input(cs.namespace(|| format!("z{i}")), || Ok(v)).unwrap()
-        })
+        .map(|(i, v)| AllocatedNum::alloc_input(cs.namespace(|| format!("z{i}")), || Ok(v)).unwrap())
         .collect();
     let out = step.synthesize(&mut cs, &z).unwrap();
     if let Some(e) = expected {
@@ -42,38 +40,16 @@ fn synth(step: &LayerStep, z_in: &StepState, expected: Option<&StepState>) -> (b
             );
         }
     }
-    (
-        cs.is_satisfied(),
-        out.iter().map(|o| o.get_value().unwrap()).collect(),
-    )
+    (cs.is_satisfied(), out.iter().map(|o| o.get_value().unwrap()).collect())
 }
 
 fn small_specs() -> impl Strategy<Value = LayerSpec> {
-    let conv = (
-        1usize..3,
-        1usize..3,
-        2usize..6,
-        prop_oneof![Just(1usize), Just(3)],
-    )
-        .prop_map(|(ci, co, s, k)| {
-            LinearShape::Conv(ConvShape {
-                channels_in: ci,
-                channels_out: co,
-                height: s,
-                width: s + 1,
-                kernel: k,
-            })
-        });
-    let dense = (1usize..10, 1usize..10).prop_map(|(i, o)| {
-        LinearShape::Dense(DenseShape {
-            inputs: i,
-            outputs: o,
-        })
+    let conv = (1usize..3, 1usize..3, 2usize..6, prop_oneof![Just(1usize), Just(3)]).prop_map(|(ci, co, s, k)| {
+        LinearShape::Conv(ConvShape { channels_in: ci, channels_out: co, height: s, width: s + 1, kernel: k })
     });
-    (prop_oneof![conv, dense], 0u32..6).prop_map(|(shape, shift)| LayerSpec {
-        shape,
-        requant: RequantParams::new(shift, 20).unwrap(),
-    })
+    let dense = (1usize..10, 1usize..10).prop_map(|(i, o)| LinearShape::Dense(DenseShape { inputs: i, outputs: o }));
+    (prop_oneof![conv, dense], 0u32..6)
+        .prop_map(|(shape, shift)| LayerSpec { shape, requant: RequantParams::new(shift, 20).unwrap() })
 }
 
 type Case = (LayerSpec, Vec<u8>, LayerParams, u64, u64);
@@ -86,9 +62,7 @@ fn witness_for(spec: LayerSpec) -> impl Strategy<Value = Case> {
         any::<u64>(),
         any::<u64>(),
     )
-        .prop_map(move |(input, weights, bias, b_in, b_out)| {
-            (spec, input, LayerParams { weights, bias }, b_in, b_out)
-        })
+        .prop_map(move |(input, weights, bias, b_in, b_out)| (spec, input, LayerParams { weights, bias }, b_in, b_out))
 }
 
 fn state_for(input: &[u8], blind: F) -> StepState {
@@ -100,12 +74,7 @@ fn state_for(input: &[u8], blind: F) -> StepState {
 }
 
 fn witness(input: Vec<u8>, params: LayerParams, blind_in: F, blind_out: F) -> LayerWitness {
-    LayerWitness {
-        input,
-        params,
-        blind_in,
-        blind_out,
-    }
+    LayerWitness { input, params, blind_in, blind_out }
 }
 
 proptest! {
@@ -184,15 +153,12 @@ fn synthetic_stack_chains_to_the_model_commitment() {
     // Chain real steps through the circuit and compare the final state with the reference
     // executor and with the model commitment a model holder computes.
     let m = SyntheticModel::conv(2, 6, 3, 5, 9).unwrap();
-    let blinds: Vec<F> = (0..=5u64)
-        .map(|i| if i == 5 { F::ZERO } else { F::from(1000 + i) })
-        .collect();
+    let blinds: Vec<F> = (0..=5u64).map(|i| if i == 5 { F::ZERO } else { F::from(1000 + i) }).collect();
     let mut run = NativeRun::start(m.spec(), m.default_input(), blinds[0], m.salt()).unwrap();
     let mut z = run.state();
     let mut acts = m.default_input();
     for (i, p) in m.iter().enumerate() {
-        let step =
-            LayerStep::new(m.spec(), witness(acts, p.clone(), blinds[i], blinds[i + 1])).unwrap();
+        let step = LayerStep::new(m.spec(), witness(acts, p.clone(), blinds[i], blinds[i + 1])).unwrap();
         let next = step.next_state(&z);
         let (sat, out) = synth(&step, &z, Some(&next));
         assert!(sat, "layer {i}");
@@ -211,17 +177,11 @@ fn synthetic_stack_chains_to_the_model_commitment() {
 #[test]
 fn pinned_constraint_counts() {
     let zator = StepCost::of(&SyntheticModel::zator(1, 0).spec());
-    assert_eq!(
-        (zator.constraints, zator.variables, zator.macs),
-        (71_842, 70_277, 26_896)
-    );
+    assert_eq!((zator.constraints, zator.variables, zator.macs), (71_842, 70_277, 26_896));
     assert!(zator.products as f64 / zator.macs as f64 <= 1.1);
     let dense = |w: usize| {
         StepCost::of(&LayerSpec {
-            shape: LinearShape::Dense(DenseShape {
-                inputs: w,
-                outputs: w,
-            }),
+            shape: LinearShape::Dense(DenseShape { inputs: w, outputs: w }),
             requant: RequantParams::new(8, 24).unwrap(),
         })
     };

@@ -2,8 +2,8 @@
 
 #![allow(dead_code)]
 
-use fold_ml::job::write_results;
-use fold_ml::prove::{prove, ProveRequest};
+use fold_ml::job::manifest::{CheckpointPolicy, ModelDescriptor};
+use fold_ml::job::{self, JobRequest};
 use fold_ml_circuits::synthetic::SyntheticModel;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,8 +12,7 @@ use std::sync::OnceLock;
 /// A scratch directory that lives as long as the test binary.
 pub fn scratch() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
-        .path()
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir")).path()
 }
 
 /// The parameter cache shared by every test of this binary.
@@ -22,27 +21,32 @@ pub fn cache() -> PathBuf {
 }
 
 /// The small model of the tests: 1 channel, 5×5, 3×3 kernels.
-pub fn small_model(layers: usize, seed: u64) -> SyntheticModel {
-    SyntheticModel::conv(1, 5, 3, layers, seed).expect("valid shape")
+pub fn small(layers: usize, seed: u64) -> ModelDescriptor {
+    ModelDescriptor::Synthetic { channels: 1, size: 5, kernel: 3, layers, seed }
+}
+
+/// The model a descriptor stands for.
+pub fn model_of(d: &ModelDescriptor) -> SyntheticModel {
+    d.model().expect("valid shape")
+}
+
+/// A job request for `model` on `input`, checkpointing after every fold.
+pub fn request(model: ModelDescriptor, input: Vec<u8>, public_input: bool) -> JobRequest {
+    JobRequest {
+        model,
+        input: Some(input),
+        public_input,
+        cache_dir: cache(),
+        checkpoint_every: CheckpointPolicy::Folds(1),
+        restart: false,
+    }
 }
 
 /// Proves `model` on `input` into `scratch()/name` (once per name).
-pub fn proven_job(
-    name: &str,
-    model: &SyntheticModel,
-    input: Vec<u8>,
-    public_input: bool,
-) -> PathBuf {
+pub fn proven_job(name: &str, model: ModelDescriptor, input: Vec<u8>, public_input: bool) -> PathBuf {
     let dir = scratch().join(name);
     if !dir.join("statement.json").exists() {
-        let req = ProveRequest {
-            model,
-            input,
-            public_input,
-            cache_dir: cache(),
-        };
-        let proven = prove(&req, &mut |_| {}).expect("proving succeeds");
-        write_results(&dir, &proven).expect("results are written");
+        job::run(&dir, &request(model, input, public_input), &mut |_| {}).expect("proving succeeds");
     }
     dir
 }
@@ -51,13 +55,13 @@ pub fn proven_job(
 pub fn reference_job() -> PathBuf {
     static JOB: OnceLock<PathBuf> = OnceLock::new();
     JOB.get_or_init(|| {
-        let m = small_model(3, 0);
-        proven_job("reference", &m, m.default_input(), false)
+        let m = small(3, 0);
+        proven_job("reference", m, model_of(&m).default_input(), false)
     })
     .clone()
 }
 
-/// Copies a job directory so a test can tamper with it.
+/// Copies the public files of a proof directory so a test can tamper with them.
 pub fn copy_job(src: &Path, name: &str) -> PathBuf {
     let dst = scratch().join(name);
     std::fs::create_dir_all(&dst).expect("mkdir");
@@ -67,15 +71,21 @@ pub fn copy_job(src: &Path, name: &str) -> PathBuf {
     dst
 }
 
-/// Runs a binary of this package; returns (exit code, stdout, stderr).
+/// Runs a binary of this package with the shared cache; returns (exit code, stdout, stderr).
 pub fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
+    run_env(bin, args, &[])
+}
+
+/// [`run`] with extra environment variables. A process killed by a signal reports -1.
+pub fn run_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(bin)
         .args(args)
         .env("FOLD_ML_CACHE", cache())
+        .envs(env.iter().copied())
         .output()
         .expect("binary runs");
     (
-        out.status.code().expect("exited normally, not by a signal"),
+        out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
@@ -83,8 +93,10 @@ pub fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
 
 /// `fold-ml-verify DIR`.
 pub fn verify_cli(dir: &Path) -> (i32, String, String) {
-    run(
-        env!("CARGO_BIN_EXE_fold-ml-verify"),
-        &[dir.to_str().expect("utf-8 path")],
-    )
+    run(env!("CARGO_BIN_EXE_fold-ml-verify"), &[dir.to_str().expect("utf-8 path")])
+}
+
+/// `fold-ml ARGS`.
+pub fn fold_ml(args: &[&str]) -> (i32, String, String) {
+    run(env!("CARGO_BIN_EXE_fold-ml"), args)
 }

@@ -11,10 +11,7 @@ use nova_snark::frontend::{
 };
 
 /// Allocates one variable per value and constrains each to be 0 or 1 (one constraint each).
-pub fn alloc_bits<CS: ConstraintSystem<F>>(
-    cs: &mut CS,
-    values: &[F],
-) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
+pub fn alloc_bits<CS: ConstraintSystem<F>>(cs: &mut CS, values: &[F]) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
     values
         .iter()
         .enumerate()
@@ -50,10 +47,7 @@ pub fn add_constant<CS: ConstraintSystem<F>>(n: Num<F>, c: F) -> Num<F> {
 
 /// Range check: allocates the `n` bits of an unsigned value and returns it as a [`Num`]
 /// (`n` constraints, `n` variables). Its twin is [`uint_native`].
-pub fn alloc_uint<CS: ConstraintSystem<F>>(
-    cs: &mut CS,
-    bit_values: &[F],
-) -> Result<Num<F>, SynthesisError> {
+pub fn alloc_uint<CS: ConstraintSystem<F>>(cs: &mut CS, bit_values: &[F]) -> Result<Num<F>, SynthesisError> {
     Ok(weighted_sum(&alloc_bits(cs, bit_values)?))
 }
 

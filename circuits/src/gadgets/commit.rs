@@ -17,8 +17,7 @@ use crate::F;
 use ff::Field;
 use generic_array::typenum::U24;
 use nova_snark::frontend::gadgets::poseidon::{
-    Elt, IOPattern, PoseidonConstants, Simplex, Sponge, SpongeAPI, SpongeCircuit, SpongeOp,
-    SpongeTrait, Strength,
+    Elt, IOPattern, PoseidonConstants, Simplex, Sponge, SpongeAPI, SpongeCircuit, SpongeOp, SpongeTrait, Strength,
 };
 use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, SynthesisError};
 use std::sync::OnceLock;
@@ -54,10 +53,7 @@ pub fn hash_native(items: &[F]) -> F {
 }
 
 /// In-circuit twin of [`hash_native`].
-pub fn hash<CS: ConstraintSystem<F>>(
-    cs: &mut CS,
-    items: &[Elt<F>],
-) -> Result<AllocatedNum<F>, SynthesisError> {
+pub fn hash<CS: ConstraintSystem<F>>(cs: &mut CS, items: &[Elt<F>]) -> Result<AllocatedNum<F>, SynthesisError> {
     let mut ns = cs.namespace(|| "poseidon");
     let out = {
         let acc = &mut ns;
@@ -65,9 +61,7 @@ pub fn hash<CS: ConstraintSystem<F>>(
         sponge.start(pattern(items.len()), None, acc);
         SpongeAPI::absorb(&mut sponge, items.len() as u32, items, acc);
         let out = SpongeAPI::squeeze(&mut sponge, 1, acc);
-        sponge
-            .finish(acc)
-            .map_err(|e| SynthesisError::Unsatisfiable(format!("sponge: {e:?}")))?;
+        sponge.finish(acc).map_err(|e| SynthesisError::Unsatisfiable(format!("sponge: {e:?}")))?;
         out
     };
     let digest = out[0].ensure_allocated(&mut ns.namespace(|| "digest"));
@@ -88,12 +82,7 @@ pub fn pack_native(values: &[u64], bits: u32) -> Vec<F> {
     let shift = F::from(2).pow_vartime([u64::from(bits)]);
     values
         .chunks((PACK_BITS / bits) as usize)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .rev()
-                .fold(F::ZERO, |acc, &v| acc * shift + F::from(v))
-        })
+        .map(|chunk| chunk.iter().rev().fold(F::ZERO, |acc, &v| acc * shift + F::from(v)))
         .collect()
 }
 
@@ -129,10 +118,7 @@ pub fn activation_commitment<CS: ConstraintSystem<F>>(
     acts: &[Num<F>],
     blind: &AllocatedNum<F>,
 ) -> Result<AllocatedNum<F>, SynthesisError> {
-    let mut items = vec![
-        tag::<CS>(TAG_ACTIVATIONS, acts.len()),
-        Elt::Allocated(blind.clone()),
-    ];
+    let mut items = vec![tag::<CS>(TAG_ACTIVATIONS, acts.len()), Elt::Allocated(blind.clone())];
     items.extend(pack(acts, ACT_BITS).into_iter().map(Elt::Num));
     hash(cs, &items)
 }
@@ -145,10 +131,7 @@ pub fn model_iv_native(salt: F) -> F {
 /// One step of the running model commitment:
 /// `H(TAG_MODEL_LAYER, acc, pack8(w + 128), bias_0, …)`.
 pub fn model_update_native(acc: F, weights: &[i8], bias: &[i32]) -> F {
-    let w: Vec<u64> = weights
-        .iter()
-        .map(|&w| (i64::from(w) + WEIGHT_OFFSET) as u64)
-        .collect();
+    let w: Vec<u64> = weights.iter().map(|&w| (i64::from(w) + WEIGHT_OFFSET) as u64).collect();
     let mut items = vec![domain_tag(TAG_MODEL_LAYER, weights.len() + bias.len()), acc];
     items.extend(pack_native(&w, WEIGHT_BITS));
     items.extend(bias.iter().map(|&b| int_to_field(b.into())));
@@ -164,15 +147,8 @@ pub fn model_update<CS: ConstraintSystem<F>>(
     weights_unsigned: &[Num<F>],
     bias: &[AllocatedNum<F>],
 ) -> Result<AllocatedNum<F>, SynthesisError> {
-    let mut items = vec![
-        tag::<CS>(TAG_MODEL_LAYER, weights_unsigned.len() + bias.len()),
-        Elt::Allocated(acc.clone()),
-    ];
-    items.extend(
-        pack(weights_unsigned, WEIGHT_BITS)
-            .into_iter()
-            .map(Elt::Num),
-    );
+    let mut items = vec![tag::<CS>(TAG_MODEL_LAYER, weights_unsigned.len() + bias.len()), Elt::Allocated(acc.clone())];
+    items.extend(pack(weights_unsigned, WEIGHT_BITS).into_iter().map(Elt::Num));
     items.extend(bias.iter().cloned().map(Elt::Allocated));
     hash(cs, &items)
 }

@@ -54,10 +54,7 @@ impl ConvShape {
                     let Some(ix) = (x + kx).checked_sub(pad).filter(|&ix| ix < w) else {
                         continue;
                     };
-                    taps.push((
-                        ((co * self.channels_in + ci) * k + ky) * k + kx,
-                        (ci * h + iy) * w + ix,
-                    ));
+                    taps.push((((co * self.channels_in + ci) * k + ky) * k + kx, (ci * h + iy) * w + ix));
                 }
             }
         }
@@ -91,9 +88,7 @@ pub fn conv_accumulators_with_padding(
                         } else {
                             i64::from(input[(ci * h + iy as usize) * w + ix as usize])
                         };
-                        acc +=
-                            i64::from(weights[((co * shape.channels_in + ci) * k + ky) * k + kx])
-                                * a;
+                        acc += i64::from(weights[((co * shape.channels_in + ci) * k + ky) * k + kx]) * a;
                     }
                 }
             }

@@ -7,9 +7,7 @@
 //! window lies entirely in the padding) costs one linear constraint `bias = acc`.
 
 use crate::F;
-use nova_snark::frontend::{
-    num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError,
-};
+use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
 
 /// Witness of a dot product: the values of the products `p_0 … p_{n-2}`.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,9 +19,7 @@ pub struct DotHint {
 impl DotHint {
     /// Honest witness from the integer taps.
     pub fn new(taps: impl Iterator<Item = (i64, i64)>) -> Self {
-        let mut products: Vec<F> = taps
-            .map(|(w, a)| crate::quant::int_to_field(w * a))
-            .collect();
+        let mut products: Vec<F> = taps.map(|(w, a)| crate::quant::int_to_field(w * a)).collect();
         products.pop();
         Self { products }
     }
@@ -43,36 +39,19 @@ pub fn dot_product<CS: ConstraintSystem<F>>(
     hint: &DotHint,
 ) -> Result<(), SynthesisError> {
     let Some(((w_last, a_last), rest)) = taps.split_last() else {
-        cs.enforce(
-            || "bias = acc",
-            |_| bias.clone(),
-            |lc| lc + CS::one(),
-            |_| acc.clone(),
-        );
+        cs.enforce(|| "bias = acc", |_| bias.clone(), |lc| lc + CS::one(), |_| acc.clone());
         return Ok(());
     };
     if hint.products.len() != rest.len() {
-        return Err(SynthesisError::Unsatisfiable(
-            "witness has the wrong length".into(),
-        ));
+        return Err(SynthesisError::Unsatisfiable("witness has the wrong length".into()));
     }
     let mut remainder = acc.clone() - bias;
     for (j, ((w, a), &p)) in rest.iter().zip(&hint.products).enumerate() {
         let p = AllocatedNum::alloc(cs.namespace(|| format!("p{j}")), || Ok(p))?;
-        cs.enforce(
-            || format!("w*a=p{j}"),
-            |_| (*w).clone(),
-            |_| (*a).clone(),
-            |lc| lc + p.get_variable(),
-        );
+        cs.enforce(|| format!("w*a=p{j}"), |_| (*w).clone(), |_| (*a).clone(), |lc| lc + p.get_variable());
         remainder = remainder - p.get_variable();
     }
-    cs.enforce(
-        || "last product closes the sum",
-        |_| (*w_last).clone(),
-        |_| (*a_last).clone(),
-        |_| remainder,
-    );
+    cs.enforce(|| "last product closes the sum", |_| (*w_last).clone(), |_| (*a_last).clone(), |_| remainder);
     Ok(())
 }
 
@@ -89,16 +68,8 @@ mod tests {
             let x = AllocatedNum::alloc(cs.namespace(|| name), || Ok(int_to_field(v))).unwrap();
             LinearCombination::zero() + x.get_variable()
         };
-        let ws: Vec<_> = w
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| alloc(format!("w{i}"), v))
-            .collect();
-        let as_: Vec<_> = a
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| alloc(format!("a{i}"), v))
-            .collect();
+        let ws: Vec<_> = w.iter().enumerate().map(|(i, &v)| alloc(format!("w{i}"), v)).collect();
+        let as_: Vec<_> = a.iter().enumerate().map(|(i, &v)| alloc(format!("a{i}"), v)).collect();
         let b = alloc("bias".into(), bias);
         let acc = alloc("acc".into(), acc);
         let taps: Vec<_> = ws.iter().zip(&as_).collect();

@@ -7,9 +7,7 @@ use super::dot::{dot_native, dot_product, DotHint};
 use super::requant::{requant_constraints, requantize_relu, RequantHint};
 use crate::quant::{check_activations, requantize_native, QuantError, RequantParams};
 use crate::F;
-use nova_snark::frontend::{
-    num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError,
-};
+use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
 use serde::{Deserialize, Serialize};
 
 /// The geometry of a linear layer.
@@ -79,28 +77,17 @@ impl LinearShape {
     /// Constraints of [`linear_requant`]: one per MAC (at least one per output) plus the
     /// requantization of every output.
     pub fn constraints(&self, p: RequantParams) -> usize {
-        (0..self.num_outputs())
-            .map(|o| self.taps(o).len().max(1) + requant_constraints(p))
-            .sum()
+        (0..self.num_outputs()).map(|o| self.taps(o).len().max(1) + requant_constraints(p)).sum()
     }
     /// Checks the lengths of one layer's tensors against the shape.
-    pub fn check_lengths(
-        &self,
-        input: usize,
-        weights: usize,
-        bias: usize,
-    ) -> Result<(), QuantError> {
+    pub fn check_lengths(&self, input: usize, weights: usize, bias: usize) -> Result<(), QuantError> {
         for (what, expected, got) in [
             ("input activations", self.num_inputs(), input),
             ("weights", self.num_weights(), weights),
             ("biases", self.num_biases(), bias),
         ] {
             if expected != got {
-                return Err(QuantError::WrongLength {
-                    what,
-                    expected,
-                    got,
-                });
+                return Err(QuantError::WrongLength { what, expected, got });
             }
         }
         Ok(())
@@ -108,18 +95,10 @@ impl LinearShape {
 }
 
 /// Native accumulators `bias + Σ w·a` of every output.
-pub fn linear_accumulators(
-    shape: &LinearShape,
-    input: &[u8],
-    weights: &[i8],
-    bias: &[i32],
-) -> Vec<i64> {
+pub fn linear_accumulators(shape: &LinearShape, input: &[u8], weights: &[i8], bias: &[i32]) -> Vec<i64> {
     (0..shape.num_outputs())
         .map(|o| {
-            let taps = shape
-                .taps(o)
-                .into_iter()
-                .map(|(wi, ii)| (i64::from(weights[wi]), i64::from(input[ii])));
+            let taps = shape.taps(o).into_iter().map(|(wi, ii)| (i64::from(weights[wi]), i64::from(input[ii])));
             dot_native(taps, i64::from(bias[shape.bias_of(o)]))
         })
         .collect()
@@ -135,10 +114,7 @@ pub fn linear_requant_native(
 ) -> Result<Vec<u8>, QuantError> {
     shape.check_lengths(input.len(), weights.len(), bias.len())?;
     check_activations(input)?;
-    linear_accumulators(shape, input, weights, bias)
-        .into_iter()
-        .map(|acc| requantize_native(acc, p))
-        .collect()
+    linear_accumulators(shape, input, weights, bias).into_iter().map(|acc| requantize_native(acc, p)).collect()
 }
 
 /// Witness of one output: its products and its requantization.
@@ -163,15 +139,9 @@ pub fn linear_hints(
     (0..shape.num_outputs())
         .map(|o| {
             let taps = shape.taps(o);
-            let ints = || {
-                taps.iter()
-                    .map(|&(wi, ii)| (i64::from(weights[wi]), i64::from(input[ii])))
-            };
+            let ints = || taps.iter().map(|&(wi, ii)| (i64::from(weights[wi]), i64::from(input[ii])));
             let acc = dot_native(ints(), i64::from(bias[shape.bias_of(o)]));
-            Ok(OutputHint {
-                dot: DotHint::new(ints()),
-                requant: RequantHint::new(acc, p)?,
-            })
+            Ok(OutputHint { dot: DotHint::new(ints()), requant: RequantHint::new(acc, p)? })
         })
         .collect()
 }
@@ -189,14 +159,8 @@ pub fn linear_requant<CS: ConstraintSystem<F>>(
     bias: &[LinearCombination<F>],
     hints: &[OutputHint],
 ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
-    if shape
-        .check_lengths(input.len(), weights.len(), bias.len())
-        .is_err()
-        || hints.len() != shape.num_outputs()
-    {
-        return Err(SynthesisError::Unsatisfiable(
-            "witness has the wrong length".into(),
-        ));
+    if shape.check_lengths(input.len(), weights.len(), bias.len()).is_err() || hints.len() != shape.num_outputs() {
+        return Err(SynthesisError::Unsatisfiable("witness has the wrong length".into()));
     }
     hints
         .iter()
@@ -204,11 +168,7 @@ pub fn linear_requant<CS: ConstraintSystem<F>>(
         .map(|(o, hint)| {
             let mut cs = cs.namespace(|| format!("out{o}"));
             let (acc, y) = requantize_relu(&mut cs, p, &hint.requant)?;
-            let taps: Vec<_> = shape
-                .taps(o)
-                .into_iter()
-                .map(|(wi, ii)| (&weights[wi], &input[ii]))
-                .collect();
+            let taps: Vec<_> = shape.taps(o).into_iter().map(|(wi, ii)| (&weights[wi], &input[ii])).collect();
             dot_product(&mut cs, &taps, &bias[shape.bias_of(o)], &acc, &hint.dot)?;
             Ok(y)
         })
@@ -239,30 +199,11 @@ mod tests {
             let x = AllocatedNum::alloc(cs.namespace(|| name), || Ok(int_to_field(v))).unwrap();
             LinearCombination::zero() + x.get_variable()
         };
-        let input: Vec<_> = c
-            .input
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| alloc(format!("a{i}"), v.into()))
-            .collect();
-        let weights: Vec<_> = c
-            .weights
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| alloc(format!("w{i}"), v.into()))
-            .collect();
-        let bias: Vec<_> = c
-            .bias
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| alloc(format!("b{i}"), v.into()))
-            .collect();
+        let input: Vec<_> = c.input.iter().enumerate().map(|(i, &v)| alloc(format!("a{i}"), v.into())).collect();
+        let weights: Vec<_> = c.weights.iter().enumerate().map(|(i, &v)| alloc(format!("w{i}"), v.into())).collect();
+        let bias: Vec<_> = c.bias.iter().enumerate().map(|(i, &v)| alloc(format!("b{i}"), v.into())).collect();
         let ys = linear_requant(&mut cs, &c.shape, c.p, &input, &weights, &bias, hints).unwrap();
-        (
-            cs.is_satisfied(),
-            ys.iter().map(|y| y.get_value().unwrap()).collect(),
-            cs.num_constraints(),
-        )
+        (cs.is_satisfied(), ys.iter().map(|y| y.get_value().unwrap()).collect(), cs.num_constraints())
     }
 
     fn case(shape: LinearShape) -> impl Strategy<Value = Case> {
@@ -285,31 +226,15 @@ mod tests {
     }
 
     fn conv_shape() -> impl Strategy<Value = LinearShape> {
-        (
-            1usize..3,
-            1usize..3,
-            1usize..6,
-            1usize..6,
-            prop_oneof![Just(1usize), Just(3), Just(5)],
+        (1usize..3, 1usize..3, 1usize..6, 1usize..6, prop_oneof![Just(1usize), Just(3), Just(5)]).prop_map(
+            |(ci, co, h, w, k)| {
+                LinearShape::Conv(ConvShape { channels_in: ci, channels_out: co, height: h, width: w, kernel: k })
+            },
         )
-            .prop_map(|(ci, co, h, w, k)| {
-                LinearShape::Conv(ConvShape {
-                    channels_in: ci,
-                    channels_out: co,
-                    height: h,
-                    width: w,
-                    kernel: k,
-                })
-            })
     }
 
     fn dense_shape() -> impl Strategy<Value = LinearShape> {
-        (1usize..12, 1usize..12).prop_map(|(i, o)| {
-            LinearShape::Dense(DenseShape {
-                inputs: i,
-                outputs: o,
-            })
-        })
+        (1usize..12, 1usize..12).prop_map(|(i, o)| LinearShape::Dense(DenseShape { inputs: i, outputs: o }))
     }
 
     fn to_field(v: &[u8]) -> Vec<F> {
@@ -368,13 +293,7 @@ mod tests {
 
     #[test]
     fn honest_padding_matches_explicit_zero_padding() {
-        let conv = ConvShape {
-            channels_in: 2,
-            channels_out: 2,
-            height: 5,
-            width: 4,
-            kernel: 3,
-        };
+        let conv = ConvShape { channels_in: 2, channels_out: 2, height: 5, width: 4, kernel: 3 };
         let input: Vec<u8> = (0..40).map(|i| (i * 7 % 128) as u8).collect();
         let weights: Vec<i8> = (0..36).map(|i| (i as i8 % 9) - 4).collect();
         let bias = vec![3, -7];

@@ -18,9 +18,7 @@ use super::bits::{add_constant, alloc_bits, lc, weighted_sum};
 use crate::quant::{bits_le, requantize_native, QuantError, RequantParams, ACT_BITS, ACT_MAX};
 use crate::F;
 use ff::Field;
-use nova_snark::frontend::{
-    num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError,
-};
+use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
 
 /// Witness of one requantized output.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,9 +64,7 @@ pub fn requantize_relu<CS: ConstraintSystem<F>>(
     let s = p.shift() as usize;
     let a = ACT_BITS as usize;
     if hint.bits.len() != b {
-        return Err(SynthesisError::Unsatisfiable(
-            "witness has the wrong length".into(),
-        ));
+        return Err(SynthesisError::Unsatisfiable("witness has the wrong length".into()));
     }
     let bits = alloc_bits(&mut cs.namespace(|| "bits"), &hint.bits)?;
     let sign = &bits[b - 1];
@@ -82,18 +78,8 @@ pub fn requantize_relu<CS: ConstraintSystem<F>>(
     let inv = AllocatedNum::alloc(cs.namespace(|| "inv"), || Ok(hint.inv))?;
     let ok = AllocatedNum::alloc(cs.namespace(|| "ok"), || Ok(hint.ok))?;
     let y = AllocatedNum::alloc(cs.namespace(|| "y"), || Ok(hint.y))?;
-    cs.enforce(
-        || "g*inv = 1-ok",
-        |_| g.clone(),
-        |lc| lc + inv.get_variable(),
-        |lc| lc + CS::one() - ok.get_variable(),
-    );
-    cs.enforce(
-        || "g*ok = 0",
-        |_| g.clone(),
-        |lc| lc + ok.get_variable(),
-        |lc| lc,
-    );
+    cs.enforce(|| "g*inv = 1-ok", |_| g.clone(), |lc| lc + inv.get_variable(), |lc| lc + CS::one() - ok.get_variable());
+    cs.enforce(|| "g*ok = 0", |_| g.clone(), |lc| lc + ok.get_variable(), |lc| lc);
     let max = F::from(u64::from(ACT_MAX));
     cs.enforce(
         || "ok*(l-127) = y-127*sign",
@@ -119,8 +105,7 @@ mod tests {
     /// Synthesizes the gadget with the accumulator bound to a public input `acc`.
     fn run(acc: i64, p: RequantParams, hint: &RequantHint) -> (bool, F, usize) {
         let mut cs = TestConstraintSystem::<F>::new();
-        let acc_var =
-            AllocatedNum::alloc_input(cs.namespace(|| "acc"), || Ok(int_to_field(acc))).unwrap();
+        let acc_var = AllocatedNum::alloc_input(cs.namespace(|| "acc"), || Ok(int_to_field(acc))).unwrap();
         let (acc_lc, y) = requantize_relu(&mut cs, p, hint).unwrap();
         let n = cs.num_constraints();
         cs.enforce(
@@ -138,12 +123,8 @@ mod tests {
 
     fn acc_in(p: RequantParams) -> impl Strategy<Value = i64> {
         let half = 1i64 << (p.acc_bits() - 1);
-        prop_oneof![
-            -half..half,
-            -300i64..300,
-            (1i64 << (p.shift() + 7)) - 5..(1i64 << (p.shift() + 7)) + 5
-        ]
-        .prop_map(move |a| a.clamp(-half, half - 1))
+        prop_oneof![-half..half, -300i64..300, (1i64 << (p.shift() + 7)) - 5..(1i64 << (p.shift() + 7)) + 5]
+            .prop_map(move |a| a.clamp(-half, half - 1))
     }
 
     proptest! {
@@ -207,11 +188,7 @@ mod tests {
             hint.ok = F::ONE - hint.ok;
             // keep y consistent with the flipped flag so only the is-zero check can catch it
             let honest_y = hint.y;
-            hint.y = if hint.ok == F::ONE {
-                F::from(((acc.max(0) >> 3) & 127) as u64)
-            } else {
-                honest_y
-            };
+            hint.y = if hint.ok == F::ONE { F::from(((acc.max(0) >> 3) & 127) as u64) } else { honest_y };
             assert!(!run(acc, p, &hint).0, "acc {acc}");
         }
     }

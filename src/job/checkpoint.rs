@@ -1,0 +1,121 @@
+//! Checkpoints: the folded `RecursiveSNARK` after K layers, with the state, activations and
+//! blind needed to carry on. A checkpoint holds the folded witness and its blinding: it is
+//! secret (written owner-only) and never a proof to hand out — `fold-ml compress --at K`
+//! turns one into a shareable zero-knowledge proof.
+//!
+//! Files are `checkpoints/ckpt-<K>.bin`, written atomically; the previous one is deleted
+//! only once the new one is durable. Loading checks the envelope (kind, version, checksum),
+//! the job digest, and the consistency of state, step count, activations and blind, before
+//! the caller verifies the recursive proof itself.
+
+use crate::artifact::{self, Kind};
+use crate::error::{ArtifactError, Error};
+use crate::fsutil::{read_file, write_atomic};
+use crate::nova::RecursiveSnark;
+use fold_ml_circuits::commit::activation_commitment_native;
+use fold_ml_circuits::quant::check_activations;
+use fold_ml_circuits::F;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Environment variable of the crash test hook: the process aborts half-way through
+/// writing the checkpoint at this layer count.
+pub const CRASH_HOOK_ENV: &str = "FOLD_ML_TEST_ABORT_WRITING_CHECKPOINT";
+
+/// A checkpoint's content.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Digest of the job identity it belongs to.
+    pub job_digest: [u8; 32],
+    /// Layers folded.
+    pub layers_done: usize,
+    /// IVC state after `layers_done` layers.
+    pub state: Vec<F>,
+    /// Activations after `layers_done` layers.
+    pub activations: Vec<u8>,
+    /// Blind of their commitment in `state`.
+    pub blind: F,
+    /// The folded proof of the first `layers_done` layers.
+    pub snark: RecursiveSnark,
+}
+
+impl Checkpoint {
+    /// Consistency checks that need no public parameters.
+    pub fn check(&self, job_digest: &[u8; 32], num_layers: usize) -> Result<(), String> {
+        if &self.job_digest != job_digest {
+            return Err("belongs to another job".into());
+        }
+        if self.layers_done == 0 || self.layers_done > num_layers {
+            return Err(format!("claims {} layers of {num_layers}", self.layers_done));
+        }
+        if self.snark.num_steps() != self.layers_done {
+            return Err(format!("holds {} folds but claims {} layers", self.snark.num_steps(), self.layers_done));
+        }
+        if self.state.len() != 3 || self.snark.outputs() != self.state.as_slice() {
+            return Err("state differs from the folded proof's".into());
+        }
+        if self.state[0] != F::from(self.layers_done as u64) {
+            return Err("state's layer counter differs from its layer count".into());
+        }
+        check_activations(&self.activations).map_err(|e| e.to_string())?;
+        if activation_commitment_native(&self.activations, self.blind) != self.state[2] {
+            return Err("activations do not open the state's commitment".into());
+        }
+        Ok(())
+    }
+}
+
+/// The checkpoint directory of a job.
+pub fn dir(job: &Path) -> PathBuf {
+    job.join("checkpoints")
+}
+
+fn path_for(job: &Path, layers_done: usize) -> PathBuf {
+    dir(job).join(format!("ckpt-{layers_done:08}.bin"))
+}
+
+/// Checkpoint files, newest (most layers) first.
+pub fn list(job: &Path) -> Vec<(usize, PathBuf)> {
+    let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(dir(job))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let k = name.strip_prefix("ckpt-")?.strip_suffix(".bin")?.parse().ok()?;
+            Some((k, e.path()))
+        })
+        .collect();
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found
+}
+
+/// Writes a checkpoint durably, then removes all but the previous one.
+pub fn write(job: &Path, arch: &[u8; 32], ckpt: &Checkpoint) -> Result<(PathBuf, usize), Error> {
+    let d = dir(job);
+    std::fs::create_dir_all(&d).map_err(|source| Error::Io { path: d.clone(), source })?;
+    let path = path_for(job, ckpt.layers_done);
+    let bytes = artifact::encode(Kind::Checkpoint, arch, ckpt)
+        .map_err(|reason| Error::Artifact { path: path.clone(), reason })?;
+    let crash_here = std::env::var(CRASH_HOOK_ENV).ok().and_then(|v| v.parse::<usize>().ok()) == Some(ckpt.layers_done);
+    if crash_here {
+        crate::fsutil::abort_midway_through_write(&path, &bytes);
+    }
+    write_atomic(&path, &bytes, true)?;
+    for (_, old) in list(job).into_iter().skip(2) {
+        // Older than the previous checkpoint: no longer needed for a fallback.
+        let _ = std::fs::remove_file(old);
+    }
+    Ok((path, bytes.len()))
+}
+
+/// Reads and decodes one checkpoint file (envelope checks only).
+pub fn read(path: &Path, arch: &[u8; 32]) -> Result<Checkpoint, Error> {
+    let bytes = read_file(path)?;
+    artifact::decode(Kind::Checkpoint, arch, &bytes).map_err(|reason| Error::Artifact { path: path.into(), reason })
+}
+
+/// Marks a file as what it is in an error.
+pub fn corrupted(path: &Path, reason: String) -> Error {
+    Error::Artifact { path: path.into(), reason: ArtifactError::Corrupted(reason) }
+}
