@@ -86,7 +86,7 @@ pub fn list(job: &Path) -> Vec<(usize, PathBuf)> {
             Some((k, e.path()))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(k, _)| std::cmp::Reverse(*k));
     found
 }
 
