@@ -94,6 +94,13 @@ pub fn list(job: &Path) -> Vec<(usize, PathBuf)> {
 pub fn write(job: &Path, arch: &[u8; 32], ckpt: &Checkpoint) -> Result<(PathBuf, usize), Error> {
     let d = dir(job);
     std::fs::create_dir_all(&d).map_err(|source| Error::Io { path: d.clone(), source })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Only the owner may even list the secret checkpoints.
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+            .map_err(|source| Error::Io { path: d.clone(), source })?;
+    }
     let path = path_for(job, ckpt.layers_done);
     let bytes = artifact::encode(Kind::Checkpoint, arch, ckpt)
         .map_err(|reason| Error::Artifact { path: path.clone(), reason })?;
