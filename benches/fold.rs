@@ -40,7 +40,7 @@ fn bench_fold(c: &mut Criterion) {
     let spec = model.spec();
     group.throughput(Throughput::Elements(spec.shape.macs() as u64));
 
-    let pp = PublicParams::setup(&LayerStep::blank(spec), &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
+    let pp = PublicParams::setup(&LayerStep::blank(spec, 1), &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
     let mut steps = Steps { model, acts: model.default_input(), next: 0 };
     let z0 = StepState {
         layer: 0,

@@ -23,7 +23,7 @@ where
 {
     let spec = model.spec();
     let t = Instant::now();
-    let pp = PublicParams::<E1, E2, LayerStep>::setup(&LayerStep::blank(spec), &*S1::ck_floor(), &*S2::ck_floor())
+    let pp = PublicParams::<E1, E2, LayerStep>::setup(&LayerStep::blank(spec, 1), &*S1::ck_floor(), &*S2::ck_floor())
         .expect("setup");
     let (pk, vk) = CompressedSNARK::<E1, E2, LayerStep, S1, S2>::setup(&pp).expect("key setup");
     let setup = t.elapsed().as_secs_f64();

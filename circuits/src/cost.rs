@@ -26,28 +26,36 @@ pub struct StepCost {
     pub input_range: usize,
     /// Constraints of the 8-bit range checks of the weights.
     pub weight_range: usize,
-    /// Everything else: the Poseidon commitments and the counter.
+    /// Everything else: the Poseidon commitments, the counter, and with several layers per
+    /// step the enable bits and pass-through selections.
     pub hashing: usize,
 }
 
 impl StepCost {
-    /// Synthesizes a blank step of `spec` and counts.
+    /// Synthesizes a blank one-layer step of `spec` and counts.
     pub fn of(spec: &LayerSpec) -> Self {
+        Self::of_step(spec, 1)
+    }
+
+    /// Synthesizes a blank step of `layers_per_step` layers of `spec` and counts; the
+    /// per-part fields then cover all its layers (range checks of the input once).
+    pub fn of_step(spec: &LayerSpec, layers_per_step: usize) -> Self {
+        let k = layers_per_step.max(1);
         let mut cs = ShapeCS::<PallasEngine>::new();
         let z: Vec<AllocatedNum<F>> = (0..ARITY)
             .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))))
             .collect::<Result<_, _>>()
             .expect("shape synthesis does not fail");
-        LayerStep::blank(*spec).synthesize(&mut cs, &z).expect("a blank step synthesizes");
+        LayerStep::blank(*spec, k).synthesize(&mut cs, &z).expect("a blank step synthesizes");
         let shape = &spec.shape;
-        let products = (0..shape.num_outputs()).map(|o| shape.taps(o).len().max(1)).sum();
-        let requant = shape.num_outputs() * requant_constraints(spec.requant);
+        let products = k * (0..shape.num_outputs()).map(|o| shape.taps(o).len().max(1)).sum::<usize>();
+        let requant = k * shape.num_outputs() * requant_constraints(spec.requant);
         let input_range = shape.num_inputs() * ACT_BITS as usize;
-        let weight_range = shape.num_weights() * WEIGHT_BITS as usize;
+        let weight_range = k * shape.num_weights() * WEIGHT_BITS as usize;
         Self {
             constraints: cs.num_constraints(),
             variables: cs.num_aux() - ARITY,
-            macs: shape.macs(),
+            macs: k * shape.macs(),
             products,
             requant,
             input_range,

@@ -8,7 +8,7 @@
 //! prover supplies is left unconstrained.
 
 use crate::commit::{activation_commitment, activation_commitment_native, model_update, model_update_native};
-use crate::gadgets::bits::{add_constant, alloc_uint, lc};
+use crate::gadgets::bits::{add_constant, alloc_bits, alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, LinearShape, OutputHint};
 use crate::quant::{
     bits_le, check_activations, int_to_field, QuantError, RequantParams, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET,
@@ -16,7 +16,7 @@ use crate::quant::{
 use crate::state::{StepState, ARITY};
 use crate::F;
 use ff::{Field, PrimeField};
-use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, SynthesisError};
+use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, LinearCombination, SynthesisError};
 use nova_snark::traits::circuit::StepCircuit;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -40,7 +40,7 @@ pub struct LayerParams {
     pub bias: Vec<i32>,
 }
 
-/// Everything private a step consumes.
+/// Everything private a one-layer step consumes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerWitness {
     /// Input activations (the previous step's outputs).
@@ -53,61 +53,140 @@ pub struct LayerWitness {
     pub blind_out: F,
 }
 
+/// Everything private a step of several layers consumes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepWitness {
+    /// Input activations of the first layer.
+    pub input: Vec<u8>,
+    /// The layers applied by this step, in order (at most `layers_per_step`; the remaining
+    /// slots of the step are disabled and pass the activations through).
+    pub layers: Vec<LayerParams>,
+    /// Blind of the input commitment.
+    pub blind_in: F,
+    /// Blind of the output commitment.
+    pub blind_out: F,
+}
+
+#[derive(Debug)]
+struct Slot {
+    params: LayerParams,
+    hints: Vec<OutputHint>,
+    enabled: bool,
+}
+
 #[derive(Debug)]
 struct Inner {
     spec: LayerSpec,
-    witness: LayerWitness,
-    hints: Vec<OutputHint>,
+    layers_per_step: usize,
+    input: Vec<u8>,
+    blind_in: F,
+    blind_out: F,
+    slots: Vec<Slot>,
     output: Vec<u8>,
 }
 
-/// A layer step circuit with its witness (cheap to clone).
+/// A step circuit applying `layers_per_step` layers of one spec (cheap to clone).
+///
+/// With one layer per step every step applies exactly one layer. With `k > 1` layers per
+/// step, the first slot is always applied and each further slot carries an enable bit: an enabled slot applies its layer (its weights
+/// enter the model commitment, the counter advances), a disabled one passes activations and
+/// model commitment through unchanged, at one constraint per activation. Disabled slots pad
+/// the last step when the depth is not a multiple of `k`. No ordering of enabled slots is
+/// needed for soundness: the running model commitment fixes exactly which layers were
+/// applied, in which order, and the counter how many.
 #[derive(Clone, Debug)]
 pub struct LayerStep(Arc<Inner>);
 
+fn zero_params(spec: &LayerSpec) -> LayerParams {
+    LayerParams { weights: vec![0; spec.shape.num_weights()], bias: vec![0; spec.shape.num_biases()] }
+}
+
+fn output_of(hints: &[OutputHint]) -> Vec<u8> {
+    hints.iter().map(|h| h.requant.y.to_repr().as_ref()[0]).collect()
+}
+
 impl LayerStep {
-    /// Validates the witness against the spec and computes the layer natively.
-    pub fn new(spec: LayerSpec, witness: LayerWitness) -> Result<Self, QuantError> {
-        let hints =
-            linear_hints(&spec.shape, spec.requant, &witness.input, &witness.params.weights, &witness.params.bias)?;
-        Ok(Self::new_unchecked(spec, witness, hints))
+    /// A one-layer step: validates the witness against the spec and computes it natively.
+    pub fn new(spec: LayerSpec, w: LayerWitness) -> Result<Self, QuantError> {
+        let step = StepWitness { input: w.input, layers: vec![w.params], blind_in: w.blind_in, blind_out: w.blind_out };
+        Self::multi(spec, 1, step)
     }
 
-    /// Builds a step from explicit output hints without checking them (wrong-witness tests).
-    pub fn new_unchecked(spec: LayerSpec, witness: LayerWitness, hints: Vec<OutputHint>) -> Self {
-        let output = hints.iter().map(|h| h.requant.y.to_repr().as_ref()[0]).collect();
-        Self(Arc::new(Inner { spec, witness, hints, output }))
+    /// A step of `layers_per_step` slots applying `w.layers` (1 to `layers_per_step` of
+    /// them; the rest are disabled). Validates and computes natively.
+    pub fn multi(spec: LayerSpec, layers_per_step: usize, w: StepWitness) -> Result<Self, QuantError> {
+        if w.layers.is_empty() || w.layers.len() > layers_per_step {
+            return Err(QuantError::WrongLength { what: "layers in a step", expected: layers_per_step, got: w.layers.len() });
+        }
+        let mut current = w.input.clone();
+        let mut slots = Vec::with_capacity(layers_per_step);
+        let mut layers = w.layers.into_iter();
+        for _ in 0..layers_per_step {
+            let (params, enabled) = match layers.next() {
+                Some(p) => (p, true),
+                None => (zero_params(&spec), false),
+            };
+            let hints = linear_hints(&spec.shape, spec.requant, &current, &params.weights, &params.bias)?;
+            if enabled {
+                current = output_of(&hints);
+            }
+            slots.push(Slot { params, hints, enabled });
+        }
+        let inner = Inner { spec, layers_per_step, input: w.input, blind_in: w.blind_in, blind_out: w.blind_out, slots, output: current };
+        Ok(Self(Arc::new(inner)))
     }
 
-    /// An all-zero step of the given spec, for parameter setup.
-    pub fn blank(spec: LayerSpec) -> Self {
-        let witness = LayerWitness {
+    /// A one-layer step from explicit output hints, unchecked (wrong-witness tests).
+    pub fn new_unchecked(spec: LayerSpec, w: LayerWitness, hints: Vec<OutputHint>) -> Self {
+        let output = output_of(&hints);
+        let slots = vec![Slot { params: w.params, hints, enabled: true }];
+        Self(Arc::new(Inner { spec, layers_per_step: 1, input: w.input, blind_in: w.blind_in, blind_out: w.blind_out, slots, output }))
+    }
+
+    /// A step of the given shape with all-zero values, for parameter setup.
+    pub fn blank(spec: LayerSpec, layers_per_step: usize) -> Self {
+        let w = StepWitness {
             input: vec![0; spec.shape.num_inputs()],
-            params: LayerParams { weights: vec![0; spec.shape.num_weights()], bias: vec![0; spec.shape.num_biases()] },
+            layers: vec![zero_params(&spec)],
             blind_in: F::ZERO,
             blind_out: F::ZERO,
         };
         // All-zero tensors of the right lengths always requantize.
-        Self::new(spec, witness).expect("a zero layer is valid for every spec")
+        Self::multi(spec, layers_per_step.max(1), w).expect("a zero layer is valid for every spec")
     }
 
-    /// The spec.
+    /// The layer spec.
     pub fn spec(&self) -> &LayerSpec {
         &self.0.spec
     }
 
-    /// The layer's output activations (computed natively).
+    /// Slots per step.
+    pub fn layers_per_step(&self) -> usize {
+        self.0.layers_per_step
+    }
+
+    /// Layers this step applies.
+    pub fn layers_applied(&self) -> usize {
+        self.0.slots.iter().filter(|s| s.enabled).count()
+    }
+
+    /// The step's output activations (computed natively).
     pub fn output(&self) -> &[u8] {
         &self.0.output
     }
 
     /// The state after this step, computed natively from the state before it.
     pub fn next_state(&self, z: &StepState) -> StepState {
-        let w = &self.0.witness;
+        let model = self
+            .0
+            .slots
+            .iter()
+            .filter(|s| s.enabled)
+            .fold(z.model, |acc, s| model_update_native(acc, &s.params.weights, &s.params.bias));
         StepState {
-            layer: z.layer + 1,
-            model: model_update_native(z.model, &w.params.weights, &w.params.bias),
-            activations: activation_commitment_native(&self.0.output, w.blind_out),
+            layer: z.layer + self.layers_applied() as u64,
+            model,
+            activations: activation_commitment_native(&self.0.output, self.0.blind_out),
         }
     }
 }
@@ -116,6 +195,26 @@ impl LayerStep {
 pub fn opens(input: &[u8], blind: F, commitment: F) -> Result<bool, QuantError> {
     check_activations(input)?;
     Ok(activation_commitment_native(input, blind) == commitment)
+}
+
+/// `old + en·(new - old)`, allocated, in one constraint.
+fn select<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    en: &AllocatedNum<F>,
+    new: &LinearCombination<F>,
+    new_value: F,
+    old: &LinearCombination<F>,
+    old_value: F,
+    enabled: bool,
+) -> Result<AllocatedNum<F>, SynthesisError> {
+    let out = AllocatedNum::alloc(cs.namespace(|| "selected"), || Ok(if enabled { new_value } else { old_value }))?;
+    cs.enforce(
+        || "select",
+        |lc| lc + en.get_variable(),
+        |_| new.clone() - old,
+        |_| LinearCombination::zero() + out.get_variable() - old,
+    );
+    Ok(out)
 }
 
 impl StepCircuit<F> for LayerStep {
@@ -131,27 +230,18 @@ impl StepCircuit<F> for LayerStep {
         let [layer, model, acts] = z else {
             return Err(SynthesisError::Unsatisfiable(format!("state arity {} != 3", z.len())));
         };
-        let Inner { spec, witness, hints, .. } = &*self.0;
-
-        // layer counter
-        let next_layer = AllocatedNum::alloc(cs.namespace(|| "layer+1"), || {
-            layer.get_value().map(|v| v + F::ONE).ok_or(SynthesisError::AssignmentMissing)
-        })?;
-        cs.enforce(
-            || "layer counter",
-            |lc| lc + layer.get_variable() + CS::one(),
-            |lc| lc + CS::one(),
-            |lc| lc + next_layer.get_variable(),
-        );
+        let inner = &*self.0;
+        let spec = &inner.spec;
+        let multi = inner.layers_per_step > 1;
 
         // input activations: 7-bit range checks, then they must open z_in.activations
-        let input: Vec<Num<F>> = witness
+        let input: Vec<Num<F>> = inner
             .input
             .iter()
             .enumerate()
             .map(|(i, &a)| alloc_uint(&mut cs.namespace(|| format!("in{i}")), &bits_le(a.into(), ACT_BITS)))
             .collect::<Result<_, _>>()?;
-        let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(witness.blind_in))?;
+        let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(inner.blind_in))?;
         let opened = activation_commitment(&mut cs.namespace(|| "open input"), &input, &blind_in)?;
         cs.enforce(
             || "input opens z_in.activations",
@@ -160,46 +250,91 @@ impl StepCircuit<F> for LayerStep {
             |lc| lc + acts.get_variable(),
         );
 
-        // weights: int8 range checks (w + 128 in 8 bits); biases as field elements
-        let weights_unsigned: Vec<Num<F>> = witness
-            .params
-            .weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| {
-                let u = (i64::from(w) + WEIGHT_OFFSET) as u64;
-                alloc_uint(&mut cs.namespace(|| format!("w{i}")), &bits_le(u, WEIGHT_BITS))
-            })
-            .collect::<Result<_, _>>()?;
-        let bias: Vec<AllocatedNum<F>> = witness
-            .params
-            .bias
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| AllocatedNum::alloc(cs.namespace(|| format!("bias{i}")), || Ok(int_to_field(b.into()))))
-            .collect::<Result<_, _>>()?;
-        let next_model = model_update(&mut cs.namespace(|| "model commitment"), model, &weights_unsigned, &bias)?;
+        let mut current: Vec<Num<F>> = input;
+        let mut model_acc = model.clone();
+        let mut counter = LinearCombination::zero() + layer.get_variable();
+        let mut counter_value = layer.get_value();
+        for (j, slot) in inner.slots.iter().enumerate() {
+            let mut cs = cs.namespace(|| format!("layer{j}"));
+            // weights: int8 range checks (w + 128 in 8 bits); biases as field elements
+            let weights_unsigned: Vec<Num<F>> = slot
+                .params
+                .weights
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| {
+                    let u = (i64::from(w) + WEIGHT_OFFSET) as u64;
+                    alloc_uint(&mut cs.namespace(|| format!("w{i}")), &bits_le(u, WEIGHT_BITS))
+                })
+                .collect::<Result<_, _>>()?;
+            let bias: Vec<AllocatedNum<F>> = slot
+                .params
+                .bias
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| AllocatedNum::alloc(cs.namespace(|| format!("bias{i}")), || Ok(int_to_field(b.into()))))
+                .collect::<Result<_, _>>()?;
+            let next_model =
+                model_update(&mut cs.namespace(|| "model commitment"), &model_acc, &weights_unsigned, &bias)?;
 
-        // the layer itself
-        let offset = -F::from(WEIGHT_OFFSET as u64);
-        let weights_lc: Vec<_> = weights_unsigned.into_iter().map(|u| lc(&add_constant::<CS>(u, offset))).collect();
-        let input_lc: Vec<_> = input.iter().map(lc).collect();
-        let bias_lc: Vec<_> = bias.iter().map(|b| Num::from(b.clone()).lc(F::ONE)).collect();
-        let outputs = linear_requant(
-            &mut cs.namespace(|| "layer"),
-            &spec.shape,
-            spec.requant,
-            &input_lc,
-            &weights_lc,
-            &bias_lc,
-            hints,
-        )?;
+            // the layer itself
+            let offset = -F::from(WEIGHT_OFFSET as u64);
+            let weights_lc: Vec<_> =
+                weights_unsigned.into_iter().map(|u| lc(&add_constant::<CS>(u, offset))).collect();
+            let input_lc: Vec<_> = current.iter().map(lc).collect();
+            let bias_lc: Vec<_> = bias.iter().map(|b| Num::from(b.clone()).lc(F::ONE)).collect();
+            let outputs = linear_requant(
+                &mut cs.namespace(|| "compute"),
+                &spec.shape,
+                spec.requant,
+                &input_lc,
+                &weights_lc,
+                &bias_lc,
+                &slot.hints,
+            )?;
+
+            // Slot 0 is always enabled (a step applies at least one layer): no selection.
+            if !multi || j == 0 {
+                current = outputs.into_iter().map(Num::from).collect();
+                model_acc = next_model;
+                counter = counter + CS::one();
+                counter_value = counter_value.map(|v| v + F::ONE);
+                continue;
+            }
+            // enable bit: apply the layer, or pass everything through
+            let en_value = if slot.enabled { F::ONE } else { F::ZERO };
+            let en = alloc_bits(&mut cs.namespace(|| "enabled"), &[en_value])?.remove(0);
+            let mut passed = Vec::with_capacity(current.len());
+            for (i, (y, a)) in outputs.iter().zip(&current).enumerate() {
+                let y_lc = LinearCombination::zero() + y.get_variable();
+                let (yv, av) = (y.get_value().unwrap_or_default(), a.get_value().unwrap_or_default());
+                let s = select(&mut cs.namespace(|| format!("act{i}")), &en, &y_lc, yv, &lc(a), av, slot.enabled)?;
+                passed.push(Num::from(s));
+            }
+            current = passed;
+            let (new_v, old_v) = (next_model.get_value().unwrap_or_default(), model_acc.get_value().unwrap_or_default());
+            let next_lc = LinearCombination::zero() + next_model.get_variable();
+            let old_lc = LinearCombination::zero() + model_acc.get_variable();
+            model_acc = select(&mut cs.namespace(|| "model"), &en, &next_lc, new_v, &old_lc, old_v, slot.enabled)?;
+            counter = counter + en.get_variable();
+            counter_value = counter_value.map(|v| v + en_value);
+        }
+
+        // layer counter
+        let next_layer = AllocatedNum::alloc(cs.namespace(|| "layer counter"), || {
+            counter_value.ok_or(SynthesisError::AssignmentMissing)
+        })?;
+        cs.enforce(
+            || "layer counter advances",
+            |_| counter,
+            |lc| lc + CS::one(),
+            |lc| lc + next_layer.get_variable(),
+        );
 
         // commit to the outputs under a fresh blind
-        let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(witness.blind_out))?;
-        let outputs: Vec<Num<F>> = outputs.into_iter().map(Num::from).collect();
-        let next_acts = activation_commitment(&mut cs.namespace(|| "commit output"), &outputs, &blind_out)?;
+        let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(inner.blind_out))?;
+        let next_acts = activation_commitment(&mut cs.namespace(|| "commit output"), &current, &blind_out)?;
 
-        Ok(vec![next_layer, next_model, next_acts])
+        Ok(vec![next_layer, model_acc, next_acts])
     }
 }

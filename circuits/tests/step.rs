@@ -9,7 +9,7 @@ use fold_ml_circuits::gadgets::{
     dense::DenseShape,
     linear::{linear_hints, LinearShape},
 };
-use fold_ml_circuits::layer::{LayerParams, LayerSpec, LayerStep, LayerWitness};
+use fold_ml_circuits::layer::{LayerParams, LayerSpec, LayerStep, LayerWitness, StepWitness};
 use fold_ml_circuits::quant::RequantParams;
 use fold_ml_circuits::reference::{model_commitment, NativeRun};
 use fold_ml_circuits::state::StepState;
@@ -190,4 +190,71 @@ fn pinned_constraint_counts() {
     assert_eq!(dense(64).constraints, 47_592);
     // requantize+ReLU+clamp: accumulator bits + 3 per output
     assert_eq!(zator.requant, 2 * 28 * 28 * (16 + 3));
+}
+
+fn multi_case() -> impl Strategy<Value = (LayerSpec, usize, Vec<u8>, Vec<LayerParams>, u64, u64)> {
+    (small_specs().prop_filter("stackable", |s| s.shape.num_inputs() == s.shape.num_outputs()), 2usize..4)
+        .prop_flat_map(|(spec, k)| {
+            let layer = (
+                proptest::collection::vec(-40i8..40, spec.shape.num_weights()),
+                proptest::collection::vec(-2000i32..2000, spec.shape.num_biases()),
+            )
+                .prop_map(|(weights, bias)| LayerParams { weights, bias });
+            (
+                Just(spec),
+                Just(k),
+                proptest::collection::vec(0u8..=127, spec.shape.num_inputs()),
+                proptest::collection::vec(layer, 1..=k),
+                any::<u64>(),
+                any::<u64>(),
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, rng_seed: proptest::test_runner::RngSeed::Fixed(12), ..ProptestConfig::default() })]
+
+    /// k layers per step, some slots disabled: the same state as applying the layers one
+    /// by one, and the disabled slots change nothing.
+    #[test]
+    fn multi_layer_step_matches_native((spec, k, input, layers, b_in, b_out) in multi_case()) {
+        let (b_in, b_out) = (F::from(b_in), F::from(b_out));
+        let z_in = state_for(&input, b_in);
+        let w = StepWitness { input: input.clone(), layers: layers.clone(), blind_in: b_in, blind_out: b_out };
+        let step = LayerStep::multi(spec, k, w).unwrap();
+        let expected = step.next_state(&z_in);
+        let (sat, out) = synth(&step, &z_in, Some(&expected));
+        prop_assert!(sat);
+        prop_assert_eq!(&out, &expected.to_vec());
+        // the reference executor, one layer at a time
+        let mut run = NativeRun::start(spec, input, b_in, F::ZERO).unwrap();
+        for p in &layers {
+            run.apply(p, b_out).unwrap();
+        }
+        prop_assert_eq!(run.activations(), step.output());
+        prop_assert_eq!(run.state().activations, expected.activations);
+        prop_assert_eq!(expected.layer, z_in.layer + layers.len() as u64);
+        let model = layers.iter().fold(z_in.model, |acc, p| fold_ml_circuits::commit::model_update_native(acc, &p.weights, &p.bias));
+        prop_assert_eq!(expected.model, model);
+        // claiming one more (or one fewer) layer is unsatisfiable
+        let mut wrong = expected;
+        wrong.layer += 1;
+        prop_assert!(!synth(&step, &z_in, Some(&wrong)).0);
+    }
+}
+
+#[test]
+fn multi_layer_step_pinned_counts() {
+    // Layers after the first in a step skip the input range checks and the two
+    // commitments, and pay one selection per activation.
+    let conv = SyntheticModel::zator(1, 0).spec();
+    let one = StepCost::of_step(&conv, 1);
+    let two = StepCost::of_step(&conv, 2);
+    assert_eq!(two.constraints, 131_166);
+    assert!(two.constraints < 2 * one.constraints);
+    let dense16 = LayerSpec {
+        shape: LinearShape::Dense(DenseShape { inputs: 16, outputs: 16 }),
+        requant: RequantParams::new(8, 24).unwrap(),
+    };
+    assert_eq!(StepCost::of_step(&dense16, 8).constraints, 36_124);
 }
