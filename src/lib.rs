@@ -20,6 +20,7 @@ pub mod mem;
 pub mod model;
 pub mod nova;
 pub mod params;
+pub mod plan;
 pub mod prove;
 pub mod statement;
 pub mod verify;

@@ -44,6 +44,17 @@ enum Command {
     Compress(CompressArgs),
     /// Print the model commitment of a model, to compare with a statement's.
     Commit(ModelArgs),
+    /// Before any expensive work: the layer table, constraints per step, folds, and
+    /// estimates of proving time, peak memory and artifact sizes.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    step: StepArgs,
 }
 
 /// The built-in synthetic model (a Zator-shaped CNN body by default).
@@ -64,6 +75,9 @@ struct ModelArgs {
     /// Seed of the synthetic weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Use the synthetic dense model (an MLP of WIDTH×WIDTH layers) instead of the conv body.
+    #[arg(long, value_name = "WIDTH", conflicts_with_all = ["channels", "size", "kernel"])]
+    dense: Option<usize>,
 }
 
 impl ModelArgs {
@@ -71,6 +85,12 @@ impl ModelArgs {
         let bad = |what: &str, reason: &str| Error::BadInput { what: what.into(), reason: reason.into() };
         if self.layers == 0 {
             return Err(bad("--layers", "must be at least 1"));
+        }
+        if let Some(width) = self.dense {
+            if width == 0 || width > 4096 {
+                return Err(bad("--dense", "the width must be in 1..=4096"));
+            }
+            return Ok(ModelDescriptor::SyntheticDense { width, layers: self.layers, seed: self.seed });
         }
         if self.channels == 0 || self.channels > 64 {
             return Err(bad("--channels", "must be in 1..=64"));
@@ -88,10 +108,6 @@ impl ModelArgs {
             layers: self.layers,
             seed: self.seed,
         })
-    }
-
-    fn job_name(&self) -> String {
-        format!("conv{}x{}-k{}-L{}-seed{}", self.channels, self.size, self.kernel, self.layers, self.seed)
     }
 }
 
@@ -112,6 +128,8 @@ struct ProveArgs {
     job: Option<PathBuf>,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    step: StepArgs,
 }
 
 #[derive(Args)]
@@ -125,6 +143,14 @@ struct RunArgs {
     /// Discard the job's checkpoints and start again from the first layer.
     #[arg(long)]
     restart: bool,
+}
+
+#[derive(Args)]
+struct StepArgs {
+    /// Layers folded per Nova step (default: chosen from the layer's size so that Nova's
+    /// own per-fold cost is amortized; see `fold-ml inspect`).
+    #[arg(long, value_name = "K")]
+    layers_per_step: Option<usize>,
 }
 
 #[derive(Args)]
@@ -175,7 +201,7 @@ fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
         }
         None => model.default_input(),
     };
-    let dir = args.job.unwrap_or_else(|| PathBuf::from("fold-ml-jobs").join(args.model.job_name()));
+    let dir = args.job.unwrap_or_else(|| PathBuf::from("fold-ml-jobs").join(descriptor.name()));
     let req = JobRequest {
         model: descriptor,
         input: Some(input),
@@ -183,6 +209,7 @@ fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
         cache_dir: args.run.cache.clone().unwrap_or_else(params::default_cache_dir),
         checkpoint_every: policy(&args.run),
         restart: args.run.restart,
+        layers_per_step: args.step.layers_per_step,
     };
     run_job(&dir, &req, model.num_layers())
 }
@@ -297,7 +324,7 @@ fn run_status(dir: &Path) -> anyhow::Result<ExitCode> {
 fn run_verify_checkpoint(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
     let cache = args.cache.unwrap_or_else(params::default_cache_dir);
     let loaded = job::load_checkpoint(&args.dir, &cache, args.at);
-    let (_, ckpt, keys, z0) = match loaded {
+    let (manifest, ckpt, keys, z0) = match loaded {
         Ok(x) => x,
         Err(e @ Error::Artifact { .. }) => {
             eprintln!("REJECTED: {e}");
@@ -305,13 +332,13 @@ fn run_verify_checkpoint(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    match ckpt.snark.verify(&keys.pp, ckpt.layers_done, &z0.to_vec()) {
-        Ok(_) => {
+    match job::verify_checkpoint_proof(&keys.pp, &ckpt, manifest.job.architecture.layers_per_step, &z0) {
+        Ok(()) => {
             println!("ACCEPTED: the checkpoint is a valid recursive proof of the first {} layers", ckpt.layers_done);
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            eprintln!("REJECTED: the recursive proof of {} layers does not verify: {e}", ckpt.layers_done);
+        Err(reason) => {
+            eprintln!("REJECTED: the checkpoint of {} layers: {reason}", ckpt.layers_done);
             Ok(ExitCode::from(1))
         }
     }
@@ -337,6 +364,70 @@ fn run_commit(args: ModelArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    use fold_ml::plan::{auto_layers_per_step, estimate, StepSizes, NOVA_SECONDARY};
+    use fold_ml_circuits::cost::StepCost;
+    let descriptor = args.model.descriptor()?;
+    let model = descriptor.model()?;
+    let spec = model.spec();
+    let n = model.num_layers();
+    let one = StepCost::of(&spec);
+    let sizes = StepSizes::of(&spec);
+    let auto = auto_layers_per_step(&sizes, n);
+    let k = args.step.layers_per_step.unwrap_or(auto);
+    println!("model {} ({n} layers; every layer has the same shape)", descriptor.name());
+    println!("  layer          {:?}", spec.shape);
+    println!("  requantize     shift {}, accumulator {} bits", spec.requant.shift(), spec.requant.acc_bits());
+    println!(
+        "  per layer      {} MACs, {} weights, {} constraints ({:.2} per MAC):",
+        one.macs,
+        spec.shape.num_weights(),
+        one.constraints,
+        one.per_mac()
+    );
+    println!(
+        "                 products {}, requantization {}, input range {}, weight range {}, commitments {}",
+        one.products, one.requant, one.input_range, one.weight_range, one.hashing
+    );
+    println!("  each further layer in a step adds {} constraints", sizes.more);
+    println!();
+    println!("| layers/step | constraints/fold (primary) | folds | folding | compression | total | peak memory |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut ks: Vec<usize> = [1, 2, 4, 8, 16, 32, auto, k].into_iter().filter(|&x| x <= n.max(1)).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    for kk in ks {
+        let e = estimate(&sizes, n, kk);
+        let mark = match (kk == k, kk == auto) {
+            (true, true) => " (chosen, auto)",
+            (true, false) => " (chosen)",
+            (false, true) => " (auto)",
+            _ => "",
+        };
+        println!(
+            "| {kk}{mark} | {} | {} | {:.0} s | {:.0} s | {:.0} s | {:.0} MiB |",
+            e.constraints,
+            e.folds,
+            e.fold_s,
+            e.compress_s,
+            e.total_s(),
+            e.peak_mib
+        );
+    }
+    let e = estimate(&sizes, n, k);
+    println!();
+    println!("with {k} layers per step: {} + {NOVA_SECONDARY} constraints per fold, {} folds", e.constraints, e.folds);
+    println!("  estimated proving time  {:.0} s (+ ~10 s parameter setup on the first run)", e.total_s());
+    println!("  estimated peak memory   {:.0} MiB (flat in depth)", e.peak_mib);
+    println!(
+        "  proof ~11 KB; checkpoint ~{:.1} MB; verifier key ~{:.0} MB",
+        e.checkpoint_bytes / 1e6,
+        e.vk_bytes / 1e6
+    );
+    println!("estimates from a cost model fitted on a 2-core machine; see the README for measured figures");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Exit code of a failed command: 2 for input errors, 1 otherwise.
 fn exit_code_of(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<Error>() {
@@ -355,6 +446,7 @@ fn main() -> ExitCode {
         Command::VerifyCheckpoint(a) => run_verify_checkpoint(a),
         Command::Compress(a) => run_compress(a),
         Command::Commit(a) => run_commit(a),
+        Command::Inspect(a) => run_inspect(a),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the step circuit; bump whenever a constraint changes, so that cached
 /// parameters and old statements are never mixed with a different circuit.
-pub const CIRCUIT_VERSION: &str = "fold-ml-circuits/1 nova-snark/0.76 pallas-vesta spartan-ipa";
+pub const CIRCUIT_VERSION: &str = "fold-ml-circuits/2 nova-snark/0.76 pallas-vesta spartan-ipa";
 
 /// The public description of the circuit: everything public parameters depend on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,9 +26,10 @@ pub struct Architecture {
 impl SimpleDigestible for Architecture {}
 
 impl Architecture {
-    /// The architecture of a layer spec under this build's circuit.
-    pub fn new(layer: LayerSpec) -> Self {
-        Self { circuit: CIRCUIT_VERSION.to_string(), layer, layers_per_step: 1 }
+    /// The architecture of `layers_per_step` layers of `layer` per step, under this
+    /// build's circuit.
+    pub fn new(layer: LayerSpec, layers_per_step: usize) -> Self {
+        Self { circuit: CIRCUIT_VERSION.to_string(), layer, layers_per_step }
     }
 
     /// Digest (nova-snark's SHA3-based digest of the canonical encoding), 32 bytes.

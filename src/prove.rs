@@ -9,7 +9,7 @@ use crate::nova::{CompressedSnark, ProverKey, PublicParams, RecursiveSnark, Veri
 use crate::statement::{InputStatement, ModelCommitment, OutputStatement, Statement};
 use ff::Field;
 use fold_ml_circuits::commit::activation_commitment_native;
-use fold_ml_circuits::layer::{LayerStep, LayerWitness};
+use fold_ml_circuits::layer::{LayerStep, StepWitness};
 use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
@@ -124,44 +124,81 @@ pub fn check_model_and_input(model: &dyn LayerSource, input: &[u8]) -> Result<()
     check_activations(input).map_err(|e| bad("input", e.to_string()))
 }
 
-/// Folds layers `progress.layers_done .. num_layers` of `model`, calling `after_fold`
-/// after each (it may write a checkpoint). The last layer's output is committed with
-/// blind 0 (it is public); every other commitment gets a fresh random blind.
+/// Nova steps needed for `layers` layers at `layers_per_step` per step.
+pub fn num_steps(layers: usize, layers_per_step: usize) -> usize {
+    layers.div_ceil(layers_per_step.max(1))
+}
+
+/// A step's witness, built ahead of the fold that consumes it.
+struct Prepared {
+    step: LayerStep,
+    first_layer: usize,
+    blind_out: F,
+}
+
+/// Builds the witnesses of the remaining steps in order (native maths only).
+fn prepare_steps(
+    model: &dyn LayerSource,
+    layers_per_step: usize,
+    mut layers_done: usize,
+    mut activations: Vec<u8>,
+    mut blind: F,
+    tx: std::sync::mpsc::SyncSender<Result<Prepared, Error>>,
+) {
+    let spec = model.spec();
+    let n = model.num_layers();
+    while layers_done < n {
+        let end = (layers_done + layers_per_step).min(n);
+        // The last output is public: committed with blind 0. Others are hidden.
+        let blind_out = if end == n { F::ZERO } else { F::random(OsRng) };
+        let layers = (layers_done..end).map(|i| model.layer(i)).collect();
+        let witness = StepWitness { input: activations, layers, blind_in: blind, blind_out };
+        let step = LayerStep::multi(spec, layers_per_step, witness)
+            .map_err(|e| bad(&format!("model layers {layers_done}..{end}"), e.to_string()));
+        let next = step.as_ref().map(|s| s.output().to_vec()).unwrap_or_default();
+        let failed = step.is_err();
+        if tx.send(step.map(|step| Prepared { step, first_layer: layers_done, blind_out })).is_err() || failed {
+            return; // the folding side stopped, or this step is unprovable
+        }
+        (layers_done, activations, blind) = (end, next, blind_out);
+    }
+}
+
+/// Folds the remaining layers of `model` from `progress`, `layers_per_step` per Nova step,
+/// calling `after_fold` after each step (it may write a checkpoint). The next step's
+/// witness is computed on another thread while the current step folds.
 pub fn fold_layers(
     pp: &PublicParams,
-    model: &dyn LayerSource,
+    model: &(dyn LayerSource + Sync),
+    layers_per_step: usize,
     z0: &StepState,
     mut progress: Progress,
     after_fold: &mut dyn FnMut(&Progress) -> Result<(), Error>,
 ) -> Result<Progress, Error> {
-    let spec = model.spec();
-    let n = model.num_layers();
-    for i in progress.layers_done..n {
-        let blind_out = if i + 1 == n { F::ZERO } else { F::random(OsRng) };
-        let witness = LayerWitness {
-            input: std::mem::take(&mut progress.activations),
-            params: model.layer(i),
-            blind_in: progress.blind,
-            blind_out,
-        };
-        let step = LayerStep::new(spec, witness).map_err(|e| bad(&format!("model layer {i}"), e.to_string()))?;
-        let at_layer = |source| Error::AtLayer { layer: i, source };
-        match progress.snark.as_mut() {
-            None => {
-                let mut s = RecursiveSnark::new(pp, &step, &z0.to_vec()).map_err(at_layer)?;
-                // Nova's constructor already ran step 0; its first prove_step only counts it.
-                s.prove_step(pp, &step).map_err(at_layer)?;
-                progress.snark = Some(s);
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (start, acts, blind) = (progress.layers_done, progress.activations.clone(), progress.blind);
+    std::thread::scope(|scope| {
+        scope.spawn(move || prepare_steps(model, layers_per_step, start, acts, blind, tx));
+        for prepared in rx.iter() {
+            let Prepared { step, first_layer, blind_out } = prepared?;
+            let at_layer = |source| Error::AtLayer { layer: first_layer, source };
+            match progress.snark.as_mut() {
+                None => {
+                    let mut s = RecursiveSnark::new(pp, &step, &z0.to_vec()).map_err(at_layer)?;
+                    // Nova's constructor already ran step 0; its first prove_step only counts it.
+                    s.prove_step(pp, &step).map_err(at_layer)?;
+                    progress.snark = Some(s);
+                }
+                Some(s) => s.prove_step(pp, &step).map_err(at_layer)?,
             }
-            Some(s) => s.prove_step(pp, &step).map_err(at_layer)?,
+            progress.state = step.next_state(&progress.state);
+            progress.activations = step.output().to_vec();
+            progress.blind = blind_out;
+            progress.layers_done = first_layer + step.layers_applied();
+            after_fold(&progress)?;
         }
-        progress.state = step.next_state(&progress.state);
-        progress.activations = step.output().to_vec();
-        progress.blind = blind_out;
-        progress.layers_done = i + 1;
-        after_fold(&progress)?;
-    }
-    Ok(progress)
+        Ok(progress)
+    })
 }
 
 /// Compresses a folded proof of `layers` layers into a zero-knowledge proof and its
@@ -174,6 +211,7 @@ pub fn compress(
     vk: &VerifierKey,
     arch: &Architecture,
     snark: &RecursiveSnark,
+    layers: usize,
     z0: &StepState,
     input: InputStatement,
     output: Option<&[u8]>,
@@ -183,7 +221,7 @@ pub fn compress(
         CompressedSnark::prove(pp, pk, snark).map_err(|source| Error::Nova { stage: "compression", source })?;
     let compress_s = start.elapsed().as_secs_f64();
     let zn = snark.outputs();
-    let layers = snark.num_steps();
+    let layers = layers;
     let values = output.map(<[u8]>::to_vec);
     if let Some(v) = &values {
         if activation_commitment_native(v, F::ZERO) != zn[2] {

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 /// The `format` tag of a statement file.
 pub const STATEMENT_FORMAT: &str = "fold-ml statement";
+/// Largest number of layers folded in one step.
+pub const MAX_LAYERS_PER_STEP: usize = 256;
 /// Statement format version.
 pub const STATEMENT_VERSION: u16 = 1;
 
@@ -111,6 +113,9 @@ impl Statement {
         }
         if self.num_layers == 0 {
             return bad("num_layers is 0".into());
+        }
+        if self.architecture.layers_per_step == 0 || self.architecture.layers_per_step > MAX_LAYERS_PER_STEP {
+            return bad(format!("layers_per_step must be in 1..={MAX_LAYERS_PER_STEP}"));
         }
         let shape = &self.architecture.layer.shape;
         if shape.num_inputs() != shape.num_outputs() {

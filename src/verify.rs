@@ -17,7 +17,8 @@ pub fn verify_proof(statement: &Statement, proof: &[u8], vk: &VerifierKey) -> Re
     let snark: CompressedSnark = artifact::decode(Kind::Proof, &arch, proof).map_err(VerifyError::MalformedProof)?;
     let z0 = statement.z0().to_vec();
     // A panic inside the SNARK verifier on hostile bytes must still be a rejection.
-    let result = catch_unwind(AssertUnwindSafe(|| snark.verify(vk, statement.num_layers, &z0))).map_err(|_| {
+    let steps = crate::prove::num_steps(statement.num_layers, statement.architecture.layers_per_step);
+    let result = catch_unwind(AssertUnwindSafe(|| snark.verify(vk, steps, &z0))).map_err(|_| {
         VerifyError::ProofInvalid { layers: statement.num_layers, reason: "the verifier panicked on this proof".into() }
     })?;
     let zn = result.map_err(|e| VerifyError::ProofInvalid { layers: statement.num_layers, reason: e.to_string() })?;

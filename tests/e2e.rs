@@ -239,3 +239,49 @@ fn cli_prove_then_verify() {
     let s = statement(&job);
     assert!(out.contains(&fold_ml::field::to_hex(&s.model_commitment.last)), "{out}");
 }
+
+#[test]
+fn several_layers_per_step_including_a_partial_last_step() {
+    // 5 layers at 2 per step: 3 folds, the last one padded with a disabled slot.
+    let m = small(5, 3);
+    let input = model_of(&m).default_input();
+    let dir = scratch().join("k2-n5");
+    let mut req = request(m, input.clone(), true);
+    req.layers_per_step = Some(2);
+    fold_ml::job::run(&dir, &req, &mut |_| {}).expect("proving succeeds");
+    let s = verdict(&dir).expect("accepted");
+    assert_eq!((s.num_layers, s.architecture.layers_per_step), (5, 2));
+    let model = model_of(&m);
+    let layers: Vec<_> = model.iter().collect();
+    assert_eq!(s.output.values, Some(run_native(&model.spec(), &input, &layers).unwrap()));
+    // the same statement as one layer per step, but for the architecture
+    let one = proven_job("k1-n5", m, input, true);
+    let s1 = statement(&one);
+    assert_eq!(
+        (s1.output.clone(), s1.model_commitment.clone(), s1.input.clone()),
+        (s.output.clone(), s.model_commitment.clone(), s.input.clone())
+    );
+    // claiming 4 or 6 layers (2 or 3 folds) is rejected
+    for n in [4, 6] {
+        let d = copy_job(&dir, &format!("k2-claims-{n}"));
+        let mut s2 = s.clone();
+        s2.num_layers = n;
+        write_statement(&d, &s2);
+        assert!(verdict(&d).is_err(), "{n} layers accepted");
+    }
+    // and the CLI takes the flag
+    let (code, out, err) = fold_ml(&[
+        "prove",
+        "--dense",
+        "4",
+        "--layers",
+        "3",
+        "--layers-per-step",
+        "2",
+        "--job",
+        scratch().join("cli-dense").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("proved 3 layers"), "{out}");
+    assert_eq!(verify_cli(&scratch().join("cli-dense")).0, 0);
+}

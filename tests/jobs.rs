@@ -15,11 +15,18 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_fold-ml");
 
 fn prove_args(dir: &Path, layers: usize, seed: u64) -> Vec<String> {
+    prove_args_k(dir, layers, seed, 1)
+}
+
+/// `fold-ml prove` of the small model, checkpointing after every fold, `k` layers per fold.
+fn prove_args_k(dir: &Path, layers: usize, seed: u64, k: usize) -> Vec<String> {
     let mut a: Vec<String> = ["prove", "--size", "5", "--channels", "1", "--public-input", "--checkpoint-every", "1"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     a.extend([
+        "--layers-per-step".into(),
+        k.to_string(),
         "--layers".into(),
         layers.to_string(),
         "--seed".into(),
@@ -271,4 +278,38 @@ fn tampered_checkpoints_are_rejected() {
     let (code, _, err) = fold_ml(&["resume", &d]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("resuming from the checkpoint at 3 layers"), "{err}");
+}
+
+#[test]
+fn jobs_with_several_layers_per_step_resume() {
+    let dir = scratch().join("k2-resume");
+    let args = prove_args_k(&dir, 5, 0, 2);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // checkpoints cover 2, 4, 5 layers; crash while writing the one at 4
+    let (code, _, _) = run_env(BIN, &args, &[(CRASH_HOOK_ENV, "4")]);
+    assert_ne!(code, 0);
+    assert_eq!(checkpoint::list(&dir).first().map(|(k, _)| *k), Some(2));
+    let (code, _, err) = fold_ml(&["verify-checkpoint", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(BIN, &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("resuming from the checkpoint at 2 layers"), "{err}");
+    assert_eq!(verify_cli(&dir).0, 0);
+    // resuming with another grouping is refused
+    let (code, _, err) = fold_ml(&[
+        "prove",
+        "--size",
+        "5",
+        "--channels",
+        "1",
+        "--public-input",
+        "--layers",
+        "5",
+        "--layers-per-step",
+        "3",
+        "--job",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--layers-per-step"), "{err}");
 }

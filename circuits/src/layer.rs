@@ -116,7 +116,11 @@ impl LayerStep {
     /// them; the rest are disabled). Validates and computes natively.
     pub fn multi(spec: LayerSpec, layers_per_step: usize, w: StepWitness) -> Result<Self, QuantError> {
         if w.layers.is_empty() || w.layers.len() > layers_per_step {
-            return Err(QuantError::WrongLength { what: "layers in a step", expected: layers_per_step, got: w.layers.len() });
+            return Err(QuantError::WrongLength {
+                what: "layers in a step",
+                expected: layers_per_step,
+                got: w.layers.len(),
+            });
         }
         let mut current = w.input.clone();
         let mut slots = Vec::with_capacity(layers_per_step);
@@ -132,7 +136,15 @@ impl LayerStep {
             }
             slots.push(Slot { params, hints, enabled });
         }
-        let inner = Inner { spec, layers_per_step, input: w.input, blind_in: w.blind_in, blind_out: w.blind_out, slots, output: current };
+        let inner = Inner {
+            spec,
+            layers_per_step,
+            input: w.input,
+            blind_in: w.blind_in,
+            blind_out: w.blind_out,
+            slots,
+            output: current,
+        };
         Ok(Self(Arc::new(inner)))
     }
 
@@ -140,7 +152,15 @@ impl LayerStep {
     pub fn new_unchecked(spec: LayerSpec, w: LayerWitness, hints: Vec<OutputHint>) -> Self {
         let output = output_of(&hints);
         let slots = vec![Slot { params: w.params, hints, enabled: true }];
-        Self(Arc::new(Inner { spec, layers_per_step: 1, input: w.input, blind_in: w.blind_in, blind_out: w.blind_out, slots, output }))
+        Self(Arc::new(Inner {
+            spec,
+            layers_per_step: 1,
+            input: w.input,
+            blind_in: w.blind_in,
+            blind_out: w.blind_out,
+            slots,
+            output,
+        }))
     }
 
     /// A step of the given shape with all-zero values, for parameter setup.
@@ -279,8 +299,7 @@ impl StepCircuit<F> for LayerStep {
 
             // the layer itself
             let offset = -F::from(WEIGHT_OFFSET as u64);
-            let weights_lc: Vec<_> =
-                weights_unsigned.into_iter().map(|u| lc(&add_constant::<CS>(u, offset))).collect();
+            let weights_lc: Vec<_> = weights_unsigned.into_iter().map(|u| lc(&add_constant::<CS>(u, offset))).collect();
             let input_lc: Vec<_> = current.iter().map(lc).collect();
             let bias_lc: Vec<_> = bias.iter().map(|b| Num::from(b.clone()).lc(F::ONE)).collect();
             let outputs = linear_requant(
@@ -312,7 +331,8 @@ impl StepCircuit<F> for LayerStep {
                 passed.push(Num::from(s));
             }
             current = passed;
-            let (new_v, old_v) = (next_model.get_value().unwrap_or_default(), model_acc.get_value().unwrap_or_default());
+            let (new_v, old_v) =
+                (next_model.get_value().unwrap_or_default(), model_acc.get_value().unwrap_or_default());
             let next_lc = LinearCombination::zero() + next_model.get_variable();
             let old_lc = LinearCombination::zero() + model_acc.get_variable();
             model_acc = select(&mut cs.namespace(|| "model"), &en, &next_lc, new_v, &old_lc, old_v, slot.enabled)?;
@@ -324,12 +344,7 @@ impl StepCircuit<F> for LayerStep {
         let next_layer = AllocatedNum::alloc(cs.namespace(|| "layer counter"), || {
             counter_value.ok_or(SynthesisError::AssignmentMissing)
         })?;
-        cs.enforce(
-            || "layer counter advances",
-            |_| counter,
-            |lc| lc + CS::one(),
-            |lc| lc + next_layer.get_variable(),
-        );
+        cs.enforce(|| "layer counter advances", |_| counter, |lc| lc + CS::one(), |lc| lc + next_layer.get_variable());
 
         // commit to the outputs under a fresh blind
         let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(inner.blind_out))?;

@@ -10,6 +10,7 @@
 //! the output still depends on the input.
 
 use crate::gadgets::conv::ConvShape;
+use crate::gadgets::dense::DenseShape;
 use crate::gadgets::linear::LinearShape;
 use crate::layer::{LayerParams, LayerSpec};
 use crate::quant::{QuantError, RequantParams};
@@ -24,6 +25,7 @@ const CENTRE_JITTER: i64 = 4;
 const CROSS_CHANNEL: i64 = 12;
 const SPATIAL: i64 = 5;
 const BIAS: i64 = 48;
+const DENSE_OFF_DIAGONAL: i64 = 3;
 
 /// A synthetic conv-body model, defined by its shape, depth and seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,10 +49,20 @@ impl SyntheticModel {
             + CENTRE_JITTER
             + CROSS_CHANNEL * (channels as i64 - 1)
             + SPATIAL * (kernel * kernel - 1) as i64 * channels as i64;
-        let bound = 127 * max_weight_sum + BIAS;
+        let bound = 127 * max_weight_sum + BIAS + (1 << SHIFT) / 2;
         let acc_bits = (64 - bound.leading_zeros()) + 1;
         let requant = RequantParams::new(SHIFT, acc_bits.max(SHIFT + 8))?;
         Ok(Self { spec: LayerSpec { shape: LinearShape::Conv(shape), requant }, layers, seed })
+    }
+
+    /// A dense body: `layers` square `width×width` matrix-vector layers.
+    pub fn dense(width: usize, layers: usize, seed: u64) -> Result<Self, QuantError> {
+        let max_weight_sum = (1i64 << SHIFT) + CENTRE_JITTER + DENSE_OFF_DIAGONAL * (width as i64 - 1);
+        let bound = 127 * max_weight_sum + BIAS + (1 << SHIFT) / 2;
+        let acc_bits = (64 - bound.leading_zeros()) + 1;
+        let requant = RequantParams::new(SHIFT, acc_bits.max(SHIFT + 8))?;
+        let shape = LinearShape::Dense(DenseShape { inputs: width, outputs: width });
+        Ok(Self { spec: LayerSpec { shape, requant }, layers, seed })
     }
 
     /// The layer spec shared by every layer.
@@ -68,13 +80,6 @@ impl SyntheticModel {
         self.seed
     }
 
-    fn conv_shape(&self) -> ConvShape {
-        match self.spec.shape {
-            LinearShape::Conv(c) => c,
-            LinearShape::Dense(_) => unreachable!("synthetic models are convolutional"),
-        }
-    }
-
     fn rng(&self, stream: u64) -> ChaCha8Rng {
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&self.seed.to_le_bytes());
@@ -90,9 +95,23 @@ impl SyntheticModel {
 
     /// Layer `i`'s weights and biases (independent of every other layer: streamable).
     pub fn layer(&self, i: usize) -> LayerParams {
-        let c = self.conv_shape();
         let mut rng = self.rng(i as u64);
         let mut uniform = |r: i64| (rng.next_u32() as i64 % (2 * r + 1)) - r;
+        let c = match self.spec.shape {
+            LinearShape::Conv(c) => c,
+            LinearShape::Dense(d) => {
+                let mut weights = Vec::with_capacity(d.num_weights());
+                for o in 0..d.outputs {
+                    for j in 0..d.inputs {
+                        let w =
+                            if o == j { (1 << SHIFT) + uniform(CENTRE_JITTER) } else { uniform(DENSE_OFF_DIAGONAL) };
+                        weights.push(w as i8);
+                    }
+                }
+                let bias = (0..d.outputs).map(|_| ((1 << SHIFT) / 2 + uniform(BIAS)) as i32).collect();
+                return LayerParams { weights, bias };
+            }
+        };
         let k = c.kernel;
         let centre = k / 2;
         let mut weights = Vec::with_capacity(c.num_weights());
@@ -122,20 +141,35 @@ impl SyntheticModel {
     /// The built-in input: a hand-drawn-like "7" on the `size`×`size` grid, spread over
     /// the channels by [`Self::input_from_image`].
     pub fn default_input(&self) -> Vec<u8> {
-        let c = self.conv_shape();
-        self.input_from_image(&digit_seven(c.height, c.width))
+        let (h, w) = self.image_size();
+        self.input_from_image(&digit_seven(h, w))
+    }
+
+    /// Height and width of a one-channel image for this model (a dense model of width `W`
+    /// reads the first `W` pixels of a `⌈√W⌉×⌈√W⌉` image).
+    pub fn image_size(&self) -> (usize, usize) {
+        match self.spec.shape {
+            LinearShape::Conv(c) => (c.height, c.width),
+            LinearShape::Dense(d) => {
+                let side = (1..).find(|s| s * s >= d.inputs).unwrap_or(1);
+                (side, side)
+            }
+        }
     }
 
     /// Pixel count of a one-channel image for this model.
     pub fn image_len(&self) -> usize {
-        let c = self.conv_shape();
-        c.height * c.width
+        let (h, w) = self.image_size();
+        h * w
     }
 
     /// Spreads a one-channel `H×W` image over the input channels: channel `ch` is the image
     /// rolled down by `3·ch` rows, so that the channels differ.
     pub fn input_from_image(&self, img: &[u8]) -> Vec<u8> {
-        let c = self.conv_shape();
+        let c = match self.spec.shape {
+            LinearShape::Conv(c) => c,
+            LinearShape::Dense(d) => return img.iter().copied().take(d.inputs).collect(),
+        };
         let mut out = Vec::with_capacity(c.num_inputs());
         for ch in 0..c.channels_in {
             for y in 0..c.height {
@@ -198,6 +232,21 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn dense_model_stays_alive_and_in_range() {
+        for w in [16, 32, 64] {
+            let m = SyntheticModel::dense(w, 256, 1).unwrap();
+            let layers: Vec<_> = m.iter().collect();
+            let input = m.default_input();
+            assert_eq!(input.len(), w);
+            let out = run_native(&m.spec(), &input, &layers).expect("accumulators in range");
+            let nonzero = out.iter().filter(|&&a| a > 0).count();
+            assert!(nonzero * 4 >= w, "W={w}: only {nonzero} non-zero outputs");
+            let blank = vec![0u8; w];
+            assert_ne!(run_native(&m.spec(), &blank, &layers).unwrap(), out, "W={w}: output ignores the input");
         }
     }
 

@@ -41,15 +41,20 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// Consistency checks that need no public parameters.
-    pub fn check(&self, job_digest: &[u8; 32], num_layers: usize) -> Result<(), String> {
+    pub fn check(&self, job_digest: &[u8; 32], num_layers: usize, layers_per_step: usize) -> Result<(), String> {
         if &self.job_digest != job_digest {
             return Err("belongs to another job".into());
         }
         if self.layers_done == 0 || self.layers_done > num_layers {
             return Err(format!("claims {} layers of {num_layers}", self.layers_done));
         }
-        if self.snark.num_steps() != self.layers_done {
-            return Err(format!("holds {} folds but claims {} layers", self.snark.num_steps(), self.layers_done));
+        let steps = crate::prove::num_steps(self.layers_done, layers_per_step);
+        if self.snark.num_steps() != steps {
+            return Err(format!(
+                "holds {} folds but claims {} layers ({steps} folds)",
+                self.snark.num_steps(),
+                self.layers_done
+            ));
         }
         if self.state.len() != 3 || self.snark.outputs() != self.state.as_slice() {
             return Err("state differs from the folded proof's".into());

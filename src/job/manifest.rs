@@ -32,13 +32,55 @@ pub enum ModelDescriptor {
         /// Weight seed.
         seed: u64,
     },
+    /// The built-in synthetic dense body (an MLP of square layers).
+    SyntheticDense {
+        /// Width of every layer.
+        width: usize,
+        /// Depth.
+        layers: usize,
+        /// Weight seed.
+        seed: u64,
+    },
 }
 
 impl ModelDescriptor {
     /// The model it describes.
     pub fn model(&self) -> Result<SyntheticModel, Error> {
-        let Self::Synthetic { channels, size, kernel, layers, seed } = *self;
-        Ok(SyntheticModel::conv(channels, size, kernel, layers, seed)?)
+        Ok(match *self {
+            Self::Synthetic { channels, size, kernel, layers, seed } => {
+                SyntheticModel::conv(channels, size, kernel, layers, seed)?
+            }
+            Self::SyntheticDense { width, layers, seed } => SyntheticModel::dense(width, layers, seed)?,
+        })
+    }
+
+    /// The command-line flags that define the model, with their values.
+    pub fn flags(&self) -> Vec<(&'static str, String)> {
+        match *self {
+            Self::Synthetic { channels, size, kernel, layers, seed } => vec![
+                ("--layers", layers.to_string()),
+                ("--dense (the model kind)", "conv".into()),
+                ("--channels", channels.to_string()),
+                ("--size", size.to_string()),
+                ("--kernel", kernel.to_string()),
+                ("--seed (the model)", seed.to_string()),
+            ],
+            Self::SyntheticDense { width, layers, seed } => vec![
+                ("--layers", layers.to_string()),
+                ("--dense (the model kind)", format!("dense {width}")),
+                ("--seed (the model)", seed.to_string()),
+            ],
+        }
+    }
+
+    /// A short name, for default job directories.
+    pub fn name(&self) -> String {
+        match *self {
+            Self::Synthetic { channels, size, kernel, layers, seed } => {
+                format!("conv{channels}x{size}-k{kernel}-L{layers}-seed{seed}")
+            }
+            Self::SyntheticDense { width, layers, seed } => format!("dense{width}-L{layers}-seed{seed}"),
+        }
     }
 }
 
@@ -83,20 +125,15 @@ impl JobIdentity {
     /// The first field that differs from `other`, named as the user knows it, with both values.
     pub fn difference(&self, other: &Self) -> Option<String> {
         let d = |what: &str, a: String, b: String| Some(format!("{what} differs (job: {a}, now: {b})"));
-        let (
-            ModelDescriptor::Synthetic { channels: c1, size: s1, kernel: k1, seed: x1, .. },
-            ModelDescriptor::Synthetic { channels: c2, size: s2, kernel: k2, seed: x2, .. },
-        ) = (self.model, other.model);
-        if self.num_layers != other.num_layers {
-            return d("--layers", self.num_layers.to_string(), other.num_layers.to_string());
-        }
-        for (flag, a, b) in [("--channels", c1, c2), ("--size", s1, s2), ("--kernel", k1, k2)] {
+        let (mine, theirs) = (self.model.flags(), other.model.flags());
+        for ((flag, a), (_, b)) in mine.iter().zip(&theirs) {
             if a != b {
-                return d(flag, a.to_string(), b.to_string());
+                return d(flag, a.clone(), b.clone());
             }
         }
-        if x1 != x2 {
-            return d("--seed (the model)", x1.to_string(), x2.to_string());
+        let (k1, k2) = (self.architecture.layers_per_step, other.architecture.layers_per_step);
+        if k1 != k2 {
+            return d("--layers-per-step", k1.to_string(), k2.to_string());
         }
         if self.architecture != other.architecture {
             return d("the architecture", self.architecture.digest_hex(), other.architecture.digest_hex());

@@ -54,6 +54,19 @@ pub struct JobRequest {
     pub checkpoint_every: CheckpointPolicy,
     /// Discard every checkpoint and start from the first layer.
     pub restart: bool,
+    /// Layers folded per Nova step (`None`: chosen from the layer's size).
+    pub layers_per_step: Option<usize>,
+}
+
+impl JobRequest {
+    /// The architecture this request proves under (resolving the automatic choice of
+    /// layers per step).
+    pub fn architecture(&self, model: &dyn LayerSource) -> Architecture {
+        let k = self.layers_per_step.unwrap_or_else(|| {
+            crate::plan::auto_layers_per_step(&crate::plan::StepSizes::of(&model.spec()), model.num_layers())
+        });
+        Architecture::new(model.spec(), k)
+    }
 }
 
 /// How a job run ended.
@@ -83,6 +96,7 @@ pub fn resume_request(dir: &Path, cache_dir: PathBuf, restart: bool) -> Result<J
         cache_dir,
         checkpoint_every: m.checkpoint_every,
         restart,
+        layers_per_step: Some(m.job.architecture.layers_per_step),
     })
 }
 
@@ -106,13 +120,12 @@ fn newest_valid_checkpoint(
 ) -> Result<Option<Checkpoint>, Error> {
     let arch = manifest.job.architecture.digest();
     let job_digest = manifest.job.digest();
+    let per_step = manifest.job.architecture.layers_per_step;
     let files = checkpoint::list(dir);
     for (k, path) in &files {
         let verdict = checkpoint::read(path, &arch).map_err(|e| e.to_string()).and_then(|c| {
-            c.check(&job_digest, manifest.job.num_layers)?;
-            c.snark
-                .verify(pp, c.layers_done, &z0.to_vec())
-                .map_err(|e| format!("recursive proof does not verify: {e}"))?;
+            c.check(&job_digest, manifest.job.num_layers, per_step)?;
+            verify_checkpoint_proof(pp, &c, per_step, z0)?;
             Ok(c)
         });
         match verdict {
@@ -139,7 +152,10 @@ fn newest_valid_checkpoint(
 /// Runs (or resumes, or recognizes as complete) the job in `dir`.
 pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Result<Outcome, Error> {
     let model = req.model.model()?;
-    let arch = Architecture::new(model.spec());
+    if req.layers_per_step.is_some_and(|k| k == 0 || k > crate::statement::MAX_LAYERS_PER_STEP) {
+        return Err(bad("--layers-per-step", format!("must be in 1..={}", crate::statement::MAX_LAYERS_PER_STEP)));
+    }
+    let arch = req.architecture(&model);
     let has_manifest = dir.join("manifest.json").exists();
     if dir.join("statement.json").exists() && has_manifest {
         let m = read_manifest(dir)?;
@@ -197,6 +213,17 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
     result
 }
 
+/// Verifies the recursive proof inside a checkpoint.
+pub fn verify_checkpoint_proof(
+    pp: &PublicParams,
+    c: &Checkpoint,
+    layers_per_step: usize,
+    z0: &StepState,
+) -> Result<(), String> {
+    let steps = crate::prove::num_steps(c.layers_done, layers_per_step);
+    c.snark.verify(pp, steps, &z0.to_vec()).map(|_| ()).map_err(|e| format!("recursive proof does not verify: {e}"))
+}
+
 fn identity(
     model: &ModelDescriptor,
     arch: &Architecture,
@@ -219,7 +246,7 @@ fn identity(
 fn run_locked(
     dir: &Path,
     req: &JobRequest,
-    model: &dyn LayerSource,
+    model: &(dyn LayerSource + Sync),
     arch: &Architecture,
     secret: &JobSecret,
     has_manifest: bool,
@@ -281,7 +308,7 @@ fn run_locked(
     let fold_start = Instant::now();
     let mut last_checkpoint = (first, Instant::now());
     let mut checkpoint_seconds = 0.0;
-    let done = fold_layers(&pp, model, &z0, start, &mut |p| {
+    let done = fold_layers(&pp, model, arch.layers_per_step, &z0, start, &mut |p| {
         log.append("folded", json!({ "done": p.layers_done, "total": n }))?;
         on_event(Event::Folded { done: p.layers_done, total: n });
         let due = match req.checkpoint_every {
@@ -314,7 +341,7 @@ fn run_locked(
     let snark = done.snark.as_ref().ok_or_else(|| bad("job", "no layer was folded".into()))?;
     let input = InputStatement { commitment: z0.activations, values: req.public_input.then(|| secret.input.clone()) };
     let (statement, proof, compress_s, check_s) =
-        compress(&pp, &pk, &vk, arch, snark, &z0, input, Some(&done.activations))?;
+        compress(&pp, &pk, &vk, arch, snark, done.layers_done, &z0, input, Some(&done.activations))?;
     timings.compress = compress_s;
     timings.self_check = check_s;
     let vk = params::encode_vk(arch, &vk)?;
@@ -350,7 +377,8 @@ pub fn load_checkpoint(
     };
     let keys = params::prover_keys(cache, arch)?;
     let ckpt = checkpoint::read(&path, &arch.digest())?;
-    ckpt.check(&manifest.job.digest(), manifest.job.num_layers).map_err(|r| checkpoint::corrupted(&path, r))?;
+    ckpt.check(&manifest.job.digest(), manifest.job.num_layers, arch.layers_per_step)
+        .map_err(|r| checkpoint::corrupted(&path, r))?;
     if ckpt.layers_done != k {
         return Err(checkpoint::corrupted(
             &path,
@@ -365,14 +393,14 @@ pub fn load_checkpoint(
 /// prefix (output committed, not revealed), written to `out`.
 pub fn compress_checkpoint(dir: &Path, cache: &Path, at: usize, out: &Path) -> Result<Statement, Error> {
     let (manifest, ckpt, keys, z0) = load_checkpoint(dir, cache, Some(at))?;
-    ckpt.snark.verify(&keys.pp, ckpt.layers_done, &z0.to_vec()).map_err(|e| {
-        checkpoint::corrupted(&dir.join("checkpoints"), format!("recursive proof does not verify: {e}"))
-    })?;
+    verify_checkpoint_proof(&keys.pp, &ckpt, manifest.job.architecture.layers_per_step, &z0)
+        .map_err(|r| checkpoint::corrupted(&dir.join("checkpoints"), r))?;
     let arch = &manifest.job.architecture;
     let public_input = manifest.job.public_input;
     let secret = JobSecret::read(dir)?;
     let input = InputStatement { commitment: z0.activations, values: public_input.then_some(secret.input) };
-    let (statement, proof, _, _) = compress(&keys.pp, &keys.pk, &keys.vk, arch, &ckpt.snark, &z0, input, None)?;
+    let (statement, proof, _, _) =
+        compress(&keys.pp, &keys.pk, &keys.vk, arch, &ckpt.snark, ckpt.layers_done, &z0, input, None)?;
     results::write_proof_dir(out, &statement, &proof, &params::encode_vk(arch, &keys.vk)?)?;
     EventLog::new(dir).append(
         "compressed",

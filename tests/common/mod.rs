@@ -39,6 +39,7 @@ pub fn request(model: ModelDescriptor, input: Vec<u8>, public_input: bool) -> Jo
         cache_dir: cache(),
         checkpoint_every: CheckpointPolicy::Folds(1),
         restart: false,
+        layers_per_step: Some(1),
     }
 }
 
