@@ -221,7 +221,6 @@ pub fn compress(
         CompressedSnark::prove(pp, pk, snark).map_err(|source| Error::Nova { stage: "compression", source })?;
     let compress_s = start.elapsed().as_secs_f64();
     let zn = snark.outputs();
-    let layers = layers;
     let values = output.map(<[u8]>::to_vec);
     if let Some(v) = &values {
         if activation_commitment_native(v, F::ZERO) != zn[2] {
