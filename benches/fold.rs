@@ -1,47 +1,51 @@
-//! Cost of one fold of a real layer step (past Nova's first, cheaper step), and of the
-//! native witness generation that precedes it.
+//! Criterion benchmarks of one fold: fold-ml's layer steps (conv and dense, one and
+//! several layers per fold) side by side with bare Nova folding a squaring chain of the
+//! same constraint count, and the native witness generation that precedes a fold.
 //!
-//! `cargo bench --bench fold`
+//! `cargo bench --bench fold`; throughput is reported per multiply-accumulate.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ff::Field;
-use fold_ml::nova::{PublicParams, RecursiveSnark, S1, S2};
+use fold_ml::nova::{PublicParams, RecursiveSnark, E1, E2, S1, S2};
+use fold_ml_circuits::baseline::SquaringChain;
 use fold_ml_circuits::commit::{activation_commitment_native, model_iv_native};
-use fold_ml_circuits::layer::{LayerStep, LayerWitness};
+use fold_ml_circuits::cost::StepCost;
+use fold_ml_circuits::layer::{LayerStep, StepWitness};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::synthetic::SyntheticModel;
 use fold_ml_circuits::F;
 use nova_snark::traits::snark::RelaxedR1CSSNARKTrait;
 use std::time::{Duration, Instant};
 
-/// Streams valid steps of `model` (wrapping around its layers forever).
+/// Streams valid steps of `model`, `k` layers each (wrapping around its layers).
 struct Steps {
     model: SyntheticModel,
+    k: usize,
     acts: Vec<u8>,
     next: usize,
 }
 
 impl Steps {
     fn next_step(&mut self) -> LayerStep {
-        let params = self.model.layer(self.next % self.model.layers());
-        let witness =
-            LayerWitness { input: std::mem::take(&mut self.acts), params, blind_in: F::ZERO, blind_out: F::ZERO };
-        let step = LayerStep::new(self.model.spec(), witness).expect("valid layer");
+        let layers = (0..self.k).map(|j| self.model.layer((self.next + j) % self.model.layers())).collect();
+        let input = std::mem::take(&mut self.acts);
+        let w = StepWitness { input, layers, blind_in: F::ZERO, blind_out: F::ZERO };
+        let step = LayerStep::multi(self.model.spec(), self.k, w).expect("valid layers");
         self.acts = step.output().to_vec();
-        self.next += 1;
+        self.next += self.k;
         step
     }
 }
 
-fn bench_fold(c: &mut Criterion) {
-    let mut group = c.benchmark_group("fold");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
-    let model = SyntheticModel::zator(64, 0);
+fn bench_config(c: &mut Criterion, name: &str, model: SyntheticModel, k: usize) {
     let spec = model.spec();
-    group.throughput(Throughput::Elements(spec.shape.macs() as u64));
+    let cost = StepCost::of_step(&spec, k);
+    let mut group = c.benchmark_group(format!("fold/{name}/k={k}"));
+    group.sample_size(10).measurement_time(Duration::from_secs(15));
+    group.throughput(Throughput::Elements(cost.macs as u64));
 
-    let pp = PublicParams::setup(&LayerStep::blank(spec, 1), &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
-    let mut steps = Steps { model, acts: model.default_input(), next: 0 };
+    let pp = PublicParams::setup(&LayerStep::blank(spec, k), &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
+    let mut steps = Steps { model, k, acts: model.default_input(), next: 0 };
     let z0 = StepState {
         layer: 0,
         model: model_iv_native(model.salt()),
@@ -50,16 +54,15 @@ fn bench_fold(c: &mut Criterion) {
     let first = steps.next_step();
     let mut rs = RecursiveSnark::new(&pp, &first, &z0.to_vec()).expect("step 0");
     rs.prove_step(&pp, &first).expect("count step 0");
-    // Warm up past the first real fold, which is cheaper than the rest.
     for _ in 0..2 {
+        // past the first real fold, which is cheaper than the rest
         rs.prove_step(&pp, &steps.next_step()).expect("fold");
     }
-
-    group.bench_function(BenchmarkId::new("conv 2x28x28 k3", "one layer per fold"), |b| {
+    group.bench_function(BenchmarkId::new("fold-ml", cost.constraints), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let step = steps.next_step(); // witness generation, not timed here
+                let step = steps.next_step(); // witness generation: pipelined in the driver
                 let t = Instant::now();
                 rs.prove_step(&pp, &step).expect("fold");
                 total += t.elapsed();
@@ -67,9 +70,26 @@ fn bench_fold(c: &mut Criterion) {
             total
         })
     });
-    group.bench_function(BenchmarkId::new("conv 2x28x28 k3", "native witness"), |b| b.iter(|| steps.next_step()));
+    group.bench_function(BenchmarkId::new("native witness", cost.constraints), |b| b.iter(|| steps.next_step()));
+
+    let bare = SquaringChain { n: cost.constraints };
+    let pp = nova_snark::nova::PublicParams::<E1, E2, SquaringChain>::setup(&bare, &*S1::ck_floor(), &*S2::ck_floor())
+        .expect("setup");
+    let mut rs = nova_snark::nova::RecursiveSNARK::new(&pp, &bare, &[F::from(3), F::ZERO, F::ZERO]).expect("step 0");
+    for _ in 0..3 {
+        rs.prove_step(&pp, &bare).expect("fold");
+    }
+    group.bench_function(BenchmarkId::new("bare nova", cost.constraints), |b| {
+        b.iter(|| rs.prove_step(&pp, &bare).expect("fold"))
+    });
     group.finish();
 }
 
-criterion_group!(benches, bench_fold);
+fn bench_folds(c: &mut Criterion) {
+    bench_config(c, "conv2x28x28", SyntheticModel::zator(64, 0), 1);
+    bench_config(c, "dense16", SyntheticModel::dense(16, 64, 0).expect("valid"), 1);
+    bench_config(c, "dense16", SyntheticModel::dense(16, 64, 0).expect("valid"), 4);
+}
+
+criterion_group!(benches, bench_folds);
 criterion_main!(benches);

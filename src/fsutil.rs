@@ -29,10 +29,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<(), Error
             options.mode(0o600);
         }
     }
-    let mut f = options.open(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
+    let written = options.open(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        // Leave no partial temporary file behind (a full disk, a read-only directory).
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
     std::fs::rename(&tmp, path).map_err(io)?;
     if let Ok(d) = std::fs::File::open(dir) {
         // Durability of the rename; not every platform can fsync a directory.

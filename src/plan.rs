@@ -96,12 +96,21 @@ pub fn estimate(sizes: &StepSizes, layers: usize, k: usize) -> Estimate {
     }
 }
 
-/// The number of layers per step that minimizes the estimated folding + compression time,
-/// within [`AUTO_MAX_LAYERS_PER_STEP`] and [`AUTO_MAX_CONSTRAINTS`].
+/// The depth the automatic choice optimizes for, whatever the actual depth.
+pub const AUTO_REFERENCE_DEPTH: usize = 128;
+
+/// The number of layers per step that minimizes the estimated folding + compression time
+/// of [`AUTO_REFERENCE_DEPTH`] layers, within [`AUTO_MAX_LAYERS_PER_STEP`],
+/// [`AUTO_MAX_CONSTRAINTS`] and the model's depth.
+///
+/// The choice depends on the layer's size, not on the depth: a deeper model folds more
+/// steps of the same size, so its peak memory is the same as a shallow one's. (Tuning the
+/// step to the depth would be faster for very deep models, at the price of memory that
+/// grows with depth; `--layers-per-step` makes that trade explicitly.)
 pub fn auto_layers_per_step(sizes: &StepSizes, layers: usize) -> usize {
     (1..=AUTO_MAX_LAYERS_PER_STEP.min(layers.max(1)))
         .filter(|&k| k == 1 || sizes.primary(k) <= AUTO_MAX_CONSTRAINTS)
-        .map(|k| estimate(sizes, layers, k))
+        .map(|k| estimate(sizes, AUTO_REFERENCE_DEPTH, k))
         .min_by(|a, b| a.total_s().total_cmp(&b.total_s()))
         .map_or(1, |e| e.layers_per_step)
 }
@@ -121,6 +130,9 @@ mod tests {
         let k = auto_layers_per_step(&tiny, 512);
         assert!(k >= 4, "small layers are grouped, got {k}");
         assert_eq!(auto_layers_per_step(&tiny, 1), 1);
+        // independent of depth (so memory is too), once the model is deep enough
+        assert_eq!(auto_layers_per_step(&tiny, 64), auto_layers_per_step(&tiny, 4096));
+        assert_eq!(auto_layers_per_step(&conv, 64), auto_layers_per_step(&conv, 4096));
         assert!(tiny.primary(AUTO_MAX_LAYERS_PER_STEP) <= AUTO_MAX_CONSTRAINTS || k < AUTO_MAX_LAYERS_PER_STEP);
     }
 }

@@ -61,8 +61,6 @@ pub struct Statement {
     pub format: String,
     /// [`STATEMENT_VERSION`].
     pub version: u16,
-    /// The tool that made it (informative).
-    pub tool: String,
     /// The public architecture.
     pub architecture: Architecture,
     /// Its digest (checked against `architecture`).
@@ -89,7 +87,6 @@ impl Statement {
         Self {
             format: STATEMENT_FORMAT.into(),
             version: STATEMENT_VERSION,
-            tool: format!("fold-ml {}", env!("CARGO_PKG_VERSION")),
             architecture_digest: architecture.digest_hex(),
             architecture,
             num_layers,

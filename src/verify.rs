@@ -31,10 +31,17 @@ pub fn verify_proof(statement: &Statement, proof: &[u8], vk: &VerifierKey) -> Re
     Ok(())
 }
 
-/// Reads and parses `statement.json`.
+/// Reads and parses `statement.json`. A file that is not JSON at all is an input error;
+/// JSON whose fields do not form a valid statement is a rejected statement.
 pub fn read_statement(path: &Path) -> Result<Result<Statement, VerifyError>, Error> {
     let bytes = read_file(path)?;
-    Ok(serde_json::from_slice(&bytes).map_err(|e| VerifyError::BadStatement(format!("{}: {e}", path.display()))))
+    match serde_json::from_slice(&bytes) {
+        Ok(s) => Ok(Ok(s)),
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            Ok(Err(VerifyError::BadStatement(format!("{}: {e}", path.display()))))
+        }
+        Err(e) => Err(Error::BadInput { what: path.display().to_string(), reason: format!("not a JSON statement: {e}") }),
+    }
 }
 
 /// Verifies a proof directory (`statement.json` + `proof.bin`). The verifier key is the

@@ -15,6 +15,7 @@
 //! This crate knows nothing of files, jobs or the command line.
 #![deny(missing_docs)]
 
+pub mod baseline;
 pub mod cost;
 pub mod gadgets;
 pub mod layer;

@@ -22,6 +22,10 @@ use std::path::{Path, PathBuf};
 /// writing the checkpoint at this layer count.
 pub const CRASH_HOOK_ENV: &str = "FOLD_ML_TEST_ABORT_WRITING_CHECKPOINT";
 
+/// Environment variable of the failing-disk test hook: writing the checkpoint at this layer
+/// count fails as on a full disk.
+pub const FAIL_HOOK_ENV: &str = "FOLD_ML_TEST_FAIL_WRITING_CHECKPOINT";
+
 /// A checkpoint's content.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -112,6 +116,10 @@ pub fn write(job: &Path, arch: &[u8; 32], ckpt: &Checkpoint) -> Result<(PathBuf,
     let crash_here = std::env::var(CRASH_HOOK_ENV).ok().and_then(|v| v.parse::<usize>().ok()) == Some(ckpt.layers_done);
     if crash_here {
         crate::fsutil::abort_midway_through_write(&path, &bytes);
+    }
+    if std::env::var(FAIL_HOOK_ENV).ok().and_then(|v| v.parse::<usize>().ok()) == Some(ckpt.layers_done) {
+        let source = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device (test hook)");
+        return Err(Error::Io { path, source });
     }
     write_atomic(&path, &bytes, true)?;
     for (_, old) in list(job).into_iter().skip(2) {
