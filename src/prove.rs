@@ -179,6 +179,9 @@ pub fn fold_layers(
     let (start, acts, blind) = (progress.layers_done, progress.activations.clone(), progress.blind);
     std::thread::scope(|scope| {
         scope.spawn(move || prepare_steps(model, layers_per_step, start, acts, blind, tx));
+        // Owned by this closure: an early return drops it, which unblocks the producer,
+        // so the scope can join it (a borrowed receiver would deadlock on error).
+        let rx = rx;
         for prepared in rx.iter() {
             let Prepared { step, first_layer, blind_out } = prepared?;
             let at_layer = |source| Error::AtLayer { layer: first_layer, source };
