@@ -38,7 +38,11 @@ fn fold_ml_per_fold(model: &SyntheticModel, k: usize) -> (f64, usize) {
     let spec = model.spec();
     let pp = PublicParams::setup(&LayerStep::blank(spec, k), &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
     let input = model.default_input();
-    let z0 = StepState { layer: 0, model: model_iv_native(model.salt()), activations: activation_commitment_native(&input, F::ZERO) };
+    let z0 = StepState {
+        layer: 0,
+        model: model_iv_native(model.salt()),
+        activations: activation_commitment_native(&input, F::ZERO),
+    };
     let start = Progress { layers_done: 0, state: z0, activations: input, blind: F::ZERO, snark: None };
     let mut stamps = vec![Instant::now()];
     fold_layers(&pp, model, k, &z0, start, &mut |_| {
@@ -121,7 +125,12 @@ fn prove_cli(args: &[String]) -> Run {
     let _ = std::fs::remove_dir_all(dir.join("job"));
     let mut full: Vec<String> = vec!["prove".into()];
     full.extend_from_slice(args);
-    full.extend(["--job".into(), dir.join("job").display().to_string(), "--cache".into(), dir.join("cache").display().to_string()]);
+    full.extend([
+        "--job".into(),
+        dir.join("job").display().to_string(),
+        "--cache".into(),
+        dir.join("cache").display().to_string(),
+    ]);
     let out = Command::new(&bin).args(&full).output().expect("fold-ml runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -137,7 +146,8 @@ fn prove_cli(args: &[String]) -> Run {
         .expect("verifier runs");
     assert!(v.status.success());
     let verify = t.elapsed().as_secs_f64();
-    let statement: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("job/statement.json")).expect("statement")).expect("json");
+    let statement: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("job/statement.json")).expect("statement")).expect("json");
     let _ = std::fs::remove_dir_all(dir.join("job"));
     Run {
         total: num("folding") + num("compression"),

@@ -40,7 +40,9 @@ pub fn read_statement(path: &Path) -> Result<Result<Statement, VerifyError>, Err
         Err(e) if e.classify() == serde_json::error::Category::Data => {
             Ok(Err(VerifyError::BadStatement(format!("{}: {e}", path.display()))))
         }
-        Err(e) => Err(Error::BadInput { what: path.display().to_string(), reason: format!("not a JSON statement: {e}") }),
+        Err(e) => {
+            Err(Error::BadInput { what: path.display().to_string(), reason: format!("not a JSON statement: {e}") })
+        }
     }
 }
 

@@ -81,20 +81,41 @@ fn bad_proof_directories() {
 #[test]
 fn unwritable_job_directory() {
     // /proc does not accept new directories, whoever we are
-    expect_2(&["prove", "--layers", "1", "--size", "4", "--channels", "1", "--job", "/proc/fold-ml-job"], "/proc/fold-ml-job");
+    expect_2(
+        &["prove", "--layers", "1", "--size", "4", "--channels", "1", "--job", "/proc/fold-ml-job"],
+        "/proc/fold-ml-job",
+    );
 }
 
 #[test]
 fn full_disk_while_checkpointing_then_resume() {
     let dir = scratch().join("full-disk");
     let d = dir.to_str().unwrap();
-    let args = ["prove", "--size", "5", "--channels", "1", "--layers", "5", "--layers-per-step", "1", "--checkpoint-every", "1", "--job", d];
+    let args = [
+        "prove",
+        "--size",
+        "5",
+        "--channels",
+        "1",
+        "--layers",
+        "5",
+        "--layers-per-step",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "--job",
+        d,
+    ];
     let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(FAIL_HOOK_ENV, "3")]);
     assert_eq!(code, 2, "{err}");
     let line = err.lines().find(|l| l.starts_with("error:")).expect("an error line");
     assert!(line.contains("ckpt-00000003.bin") && line.contains("No space left"), "{line}");
     // no torn temporary file, and the previous checkpoints are intact
-    let names: Vec<String> = std::fs::read_dir(dir.join("checkpoints")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
     assert_eq!(checkpoint::list(&dir).first().map(|(k, _)| *k), Some(2));
     let events = fold_ml::job::events::EventLog::read(&dir);

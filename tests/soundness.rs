@@ -23,12 +23,18 @@ fn model() -> SyntheticModel {
 
 fn pp() -> &'static PublicParams {
     static PP: OnceLock<PublicParams> = OnceLock::new();
-    PP.get_or_init(|| PublicParams::setup(&LayerStep::blank(model().spec(), 1), &*S1::ck_floor(), &*S2::ck_floor()).unwrap())
+    PP.get_or_init(|| {
+        PublicParams::setup(&LayerStep::blank(model().spec(), 1), &*S1::ck_floor(), &*S2::ck_floor()).unwrap()
+    })
 }
 
 fn z0() -> StepState {
     let m = model();
-    StepState { layer: 0, model: model_iv_native(m.salt()), activations: activation_commitment_native(&m.default_input(), F::ZERO) }
+    StepState {
+        layer: 0,
+        model: model_iv_native(m.salt()),
+        activations: activation_commitment_native(&m.default_input(), F::ZERO),
+    }
 }
 
 /// Folds the given steps; returns Nova's verdict on the recursive proof, and the final

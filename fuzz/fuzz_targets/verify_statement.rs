@@ -5,6 +5,7 @@ use fold_ml::statement::Statement;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
+#[allow(dead_code)]
 mod common;
 
 fuzz_target!(|data: &[u8]| {

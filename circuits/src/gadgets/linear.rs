@@ -241,26 +241,27 @@ mod tests {
         v.iter().map(|&x| F::from(u64::from(x))).collect()
     }
 
+    /// Satisfied, equal to the native reference, and of the predicted size.
+    fn matches_native(c: &Case) -> Result<(), proptest::test_runner::TestCaseError> {
+        let hints = linear_hints(&c.shape, c.p, &c.input, &c.weights, &c.bias).unwrap();
+        let (sat, ys, n) = synth(c, &hints);
+        prop_assert!(sat);
+        let native = linear_requant_native(&c.shape, c.p, &c.input, &c.weights, &c.bias).unwrap();
+        prop_assert_eq!(ys, to_field(&native));
+        prop_assert_eq!(n, c.shape.constraints(c.p));
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 48, rng_seed: proptest::test_runner::RngSeed::Fixed(4), ..ProptestConfig::default() })]
         #[test]
         fn conv_matches_native(c in conv_shape().prop_flat_map(case)) {
-            let hints = linear_hints(&c.shape, c.p, &c.input, &c.weights, &c.bias).unwrap();
-            let (sat, ys, n) = synth(&c, &hints);
-            prop_assert!(sat);
-            let native = linear_requant_native(&c.shape, c.p, &c.input, &c.weights, &c.bias).unwrap();
-            prop_assert_eq!(ys, to_field(&native));
-            prop_assert_eq!(n, c.shape.constraints(c.p));
+            matches_native(&c)?;
         }
 
         #[test]
         fn dense_matches_native(c in dense_shape().prop_flat_map(case)) {
-            let hints = linear_hints(&c.shape, c.p, &c.input, &c.weights, &c.bias).unwrap();
-            let (sat, ys, n) = synth(&c, &hints);
-            prop_assert!(sat);
-            let native = linear_requant_native(&c.shape, c.p, &c.input, &c.weights, &c.bias).unwrap();
-            prop_assert_eq!(ys, to_field(&native));
-            prop_assert_eq!(n, c.shape.constraints(c.p));
+            matches_native(&c)?;
         }
 
         #[test]
