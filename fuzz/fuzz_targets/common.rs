@@ -20,7 +20,7 @@ pub fn genuine() -> &'static Genuine {
         let req = JobRequest {
             model,
             input: Some(input),
-            public_input: true,
+            public_input: false, // a fresh statement: no other genuine proof of it exists
             cache_dir: dir.join("cache"),
             checkpoint_every: CheckpointPolicy::Folds(100),
             restart: false,
