@@ -10,9 +10,7 @@
 use crate::commit::{activation_commitment, activation_commitment_native, model_update, model_update_native};
 use crate::gadgets::bits::{add_constant, alloc_bits, alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, LinearShape, OutputHint};
-use crate::quant::{
-    bits_le, check_activations, int_to_field, QuantError, RequantParams, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET,
-};
+use crate::quant::{bits_le, int_to_field, QuantError, RequantParams, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET};
 use crate::state::{StepState, ARITY};
 use crate::F;
 use ff::{Field, PrimeField};
@@ -209,12 +207,6 @@ impl LayerStep {
             activations: activation_commitment_native(&self.0.output, self.0.blind_out),
         }
     }
-}
-
-/// Checks a witness's input commitment natively (what the circuit enforces).
-pub fn opens(input: &[u8], blind: F, commitment: F) -> Result<bool, QuantError> {
-    check_activations(input)?;
-    Ok(activation_commitment_native(input, blind) == commitment)
 }
 
 /// `old + en·(new - old)`, allocated, in one constraint.
