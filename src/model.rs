@@ -78,10 +78,5 @@ impl LayerSource for SyntheticModel {
 
 /// The model commitment `(iv, final)` of a streamed model, computed natively.
 pub fn model_commitment(model: &dyn LayerSource) -> (F, F) {
-    let iv = fold_ml_circuits::commit::model_iv_native(model.salt());
-    let last = (0..model.num_layers()).fold(iv, |acc, i| {
-        let p = model.layer(i);
-        fold_ml_circuits::commit::model_update_native(acc, &p.weights, &p.bias)
-    });
-    (iv, last)
+    fold_ml_circuits::reference::model_commitment(model.salt(), (0..model.num_layers()).map(|i| model.layer(i)))
 }

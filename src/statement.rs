@@ -75,6 +75,21 @@ pub struct Statement {
     pub output: OutputStatement,
 }
 
+/// Public activations, when given, must have the right length and range and open their
+/// commitment with blind 0.
+fn check_public(values: &Option<Vec<u8>>, what: &str, len: usize, commitment: &F) -> Result<(), VerifyError> {
+    let Some(v) = values else { return Ok(()) };
+    let bad = |m: String| Err(VerifyError::BadStatement(m));
+    if v.len() != len {
+        return bad(format!("{what} has {} values, the architecture has {len}", v.len()));
+    }
+    check_activations(v).or_else(|e| bad(format!("{what}: {e}")))?;
+    if activation_commitment_native(v, F::ZERO) != *commitment {
+        return bad(format!("the public {what} does not match the {what} commitment"));
+    }
+    Ok(())
+}
+
 impl Statement {
     /// Builds a statement.
     pub fn new(
@@ -118,24 +133,8 @@ impl Statement {
         if shape.num_inputs() != shape.num_outputs() {
             return bad("layers whose input and output sizes differ cannot be stacked".into());
         }
-        if let Some(v) = &self.output.values {
-            if v.len() != shape.num_outputs() {
-                return bad(format!("output has {} values, the architecture has {}", v.len(), shape.num_outputs()));
-            }
-            check_activations(v).or_else(|e| bad(format!("output: {e}")))?;
-            if activation_commitment_native(v, F::ZERO) != self.output.commitment {
-                return bad("the output values do not match the output commitment".into());
-            }
-        }
-        if let Some(v) = &self.input.values {
-            if v.len() != shape.num_inputs() {
-                return bad(format!("input has {} values, the architecture has {}", v.len(), shape.num_inputs()));
-            }
-            check_activations(v).or_else(|e| bad(format!("input: {e}")))?;
-            if activation_commitment_native(v, F::ZERO) != self.input.commitment {
-                return bad("the public input does not match the input commitment".into());
-            }
-        }
+        check_public(&self.output.values, "output", shape.num_outputs(), &self.output.commitment)?;
+        check_public(&self.input.values, "input", shape.num_inputs(), &self.input.commitment)?;
         Ok(())
     }
 

@@ -72,8 +72,8 @@ pub fn run_native<'a>(
 }
 
 /// The running model commitment of a whole stack: `(iv, final)`.
-pub fn model_commitment<'a>(salt: F, layers: impl IntoIterator<Item = &'a LayerParams>) -> (F, F) {
+pub fn model_commitment<P: std::borrow::Borrow<LayerParams>>(salt: F, layers: impl IntoIterator<Item = P>) -> (F, F) {
     let iv = model_iv_native(salt);
-    let last = layers.into_iter().fold(iv, |acc, p| model_update_native(acc, &p.weights, &p.bias));
+    let last = layers.into_iter().fold(iv, |acc, p| model_update_native(acc, &p.borrow().weights, &p.borrow().bias));
     (iv, last)
 }
