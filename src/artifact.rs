@@ -24,6 +24,8 @@ pub enum Kind {
     PublicParams,
     /// A proving checkpoint (secret: it holds the folded witness).
     Checkpoint,
+    /// A quantized model (secret: it holds the weights).
+    Model,
 }
 
 impl Kind {
@@ -34,6 +36,7 @@ impl Kind {
             Self::ProverKey => b"FOLDMLPK",
             Self::PublicParams => b"FOLDMLPP",
             Self::Checkpoint => b"FOLDMLCK",
+            Self::Model => b"FOLDMLMD",
         }
     }
 
@@ -45,6 +48,7 @@ impl Kind {
             Self::ProverKey => "prover key",
             Self::PublicParams => "public parameters",
             Self::Checkpoint => "checkpoint",
+            Self::Model => "model",
         }
     }
 
@@ -53,7 +57,7 @@ impl Kind {
         match self {
             Self::Proof => 16 << 20,
             Self::VerifierKey | Self::ProverKey => 1 << 30,
-            Self::PublicParams | Self::Checkpoint => 4 << 30,
+            Self::PublicParams | Self::Checkpoint | Self::Model => 4 << 30,
         }
     }
 }

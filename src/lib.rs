@@ -18,6 +18,7 @@ pub mod input;
 pub mod job;
 pub mod mem;
 pub mod model;
+pub mod network;
 pub mod nova;
 pub mod params;
 pub mod plan;

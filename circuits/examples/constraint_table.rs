@@ -10,10 +10,10 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut rows = vec![("conv 2×28×28, 3×3 (Zator body)".to_string(), SyntheticModel::zator(1, 0).spec())];
     for w in [16, 32, 64] {
-        let spec = LayerSpec {
-            shape: LinearShape::Dense(DenseShape { inputs: w, outputs: w }),
-            requant: RequantParams::new(8, 24).expect("valid"),
-        };
+        let spec = LayerSpec::new(
+            LinearShape::Dense(DenseShape { inputs: w, outputs: w }),
+            RequantParams::new(8, 24).expect("valid"),
+        );
         rows.push((format!("dense W={w}"), spec));
     }
     for (name, spec) in rows {

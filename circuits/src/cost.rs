@@ -22,6 +22,8 @@ pub struct StepCost {
     pub products: usize,
     /// Constraints of requantize+ReLU+clamp, all outputs.
     pub requant: usize,
+    /// Constraints of pooling, all pooled outputs.
+    pub pool: usize,
     /// Constraints of the 7-bit range checks of the input activations.
     pub input_range: usize,
     /// Constraints of the 8-bit range checks of the weights.
@@ -50,6 +52,7 @@ impl StepCost {
         let shape = &spec.shape;
         let products = k * (0..shape.num_outputs()).map(|o| shape.taps(o).len().max(1)).sum::<usize>();
         let requant = k * shape.num_outputs() * requant_constraints(spec.requant);
+        let pool = k * spec.pool.map_or(0, |p| p.constraints_per_output() * spec.num_outputs());
         let input_range = shape.num_inputs() * ACT_BITS as usize;
         let weight_range = k * shape.num_weights() * WEIGHT_BITS as usize;
         Self {
@@ -58,9 +61,10 @@ impl StepCost {
             macs: k * shape.macs(),
             products,
             requant,
+            pool,
             input_range,
             weight_range,
-            hashing: cs.num_constraints() - products - requant - input_range - weight_range,
+            hashing: cs.num_constraints() - products - requant - pool - input_range - weight_range,
         }
     }
 

@@ -9,7 +9,8 @@
 
 use crate::commit::{activation_commitment, activation_commitment_native, model_update, model_update_native};
 use crate::gadgets::bits::{add_constant, alloc_bits, alloc_uint, lc};
-use crate::gadgets::linear::{linear_hints, linear_requant, LinearShape, OutputHint};
+use crate::gadgets::linear::{check_skip, linear_hints, linear_requant, linear_requant_native, LinearShape, OutputHint};
+use crate::gadgets::pool::{pool_tensor_native, pool_window, Pool, PoolHint, PoolKind};
 use crate::quant::{bits_le, int_to_field, QuantError, RequantParams, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET};
 use crate::state::{StepState, ARITY};
 use crate::F;
@@ -19,14 +20,119 @@ use nova_snark::traits::circuit::StepCircuit;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// The public shape of a layer: its geometry and requantization. All layers folded with
-/// one set of public parameters share one spec.
+/// The public shape of a layer: its geometry, requantization, residual connection and
+/// pooling. All layers folded with one set of public parameters share one spec.
+///
+/// A layer computes `y = pool(clamp(floor((bias + skip·x_o + Σ w·x) / 2^shift), 0, 127))`:
+/// the linear map, the optional residual term (`skip = 0`: none), requantize+ReLU+clamp,
+/// and the optional pooling of a convolution's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LayerSpec {
     /// Geometry.
     pub shape: LinearShape,
     /// Requantization.
     pub requant: RequantParams,
+    /// Residual multiplier: output `o` adds `skip · input[o]` to its accumulator (0: none).
+    pub skip: u32,
+    /// Pooling of the requantized outputs (convolutions only).
+    pub pool: Option<Pool>,
+}
+
+impl LayerSpec {
+    /// A plain linear layer: no residual connection, no pooling.
+    pub fn new(shape: LinearShape, requant: RequantParams) -> Self {
+        Self { shape, requant, skip: 0, pool: None }
+    }
+
+    /// Input activations.
+    pub fn num_inputs(&self) -> usize {
+        self.shape.num_inputs()
+    }
+
+    /// Output activations (after pooling).
+    pub fn num_outputs(&self) -> usize {
+        match (self.pool, self.shape) {
+            (Some(pool), LinearShape::Conv(c)) => {
+                let (ch, h, w) = pool.output_dims((c.channels_out, c.height, c.width));
+                ch * h * w
+            }
+            _ => self.shape.num_outputs(),
+        }
+    }
+
+    /// Checks what the type cannot: a skip connection needs as many inputs as outputs, and
+    /// pooling a convolution with windows that fit the image.
+    pub fn check(&self) -> Result<(), QuantError> {
+        check_skip(&self.shape, self.skip)?;
+        match (self.pool, self.shape) {
+            (None, _) => Ok(()),
+            (Some(pool), LinearShape::Conv(c)) if pool.size >= 1 && pool.size <= c.height.min(c.width) => Ok(()),
+            (Some(pool), LinearShape::Conv(_)) => {
+                Err(QuantError::BadSpec(format!("pooling window {} does not fit the image", pool.size)))
+            }
+            (Some(_), _) => Err(QuantError::BadSpec("only convolution outputs can be pooled".into())),
+        }
+    }
+
+    /// The input indices (into the linear outputs) of every pooled output.
+    fn pool_windows(&self) -> Option<(PoolKind, Vec<Vec<usize>>)> {
+        match (self.pool, self.shape) {
+            (Some(pool), LinearShape::Conv(c)) => {
+                Some((pool.kind, pool.windows((c.channels_out, c.height, c.width))))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Witness of one layer: the linear outputs' hints and the pooled outputs' hints.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerHints {
+    /// One per linear output.
+    pub linear: Vec<OutputHint>,
+    /// One per pooled output (empty without pooling).
+    pub pool: Vec<PoolHint>,
+}
+
+impl LayerHints {
+    /// Honest pooling hints on top of the given linear hints.
+    pub fn with_linear(spec: &LayerSpec, linear: Vec<OutputHint>) -> Self {
+        let ys = output_of(&linear);
+        let pool = match spec.pool_windows() {
+            Some((kind, windows)) => windows
+                .iter()
+                .map(|win| PoolHint::new(kind, &win.iter().map(|&i| ys[i]).collect::<Vec<_>>()))
+                .collect(),
+            None => Vec::new(),
+        };
+        Self { linear, pool }
+    }
+
+    /// The layer's output activations.
+    pub fn output(&self) -> Vec<u8> {
+        if self.pool.is_empty() {
+            output_of(&self.linear)
+        } else {
+            self.pool.iter().map(|h| h.y.to_repr().as_ref()[0]).collect()
+        }
+    }
+}
+
+/// Honest witness of one layer; fails where [`layer_native`] fails.
+pub fn layer_hints(spec: &LayerSpec, input: &[u8], params: &LayerParams) -> Result<LayerHints, QuantError> {
+    spec.check()?;
+    let linear = linear_hints(&spec.shape, spec.requant, spec.skip, input, &params.weights, &params.bias)?;
+    Ok(LayerHints::with_linear(spec, linear))
+}
+
+/// Native reference of one layer: its output activations.
+pub fn layer_native(spec: &LayerSpec, input: &[u8], params: &LayerParams) -> Result<Vec<u8>, QuantError> {
+    spec.check()?;
+    let ys = linear_requant_native(&spec.shape, spec.requant, spec.skip, input, &params.weights, &params.bias)?;
+    Ok(match (spec.pool, spec.shape) {
+        (Some(pool), LinearShape::Conv(c)) => pool_tensor_native(&pool, (c.channels_out, c.height, c.width), &ys),
+        _ => ys,
+    })
 }
 
 /// One layer's private parameters.
@@ -68,7 +174,7 @@ pub struct StepWitness {
 #[derive(Debug)]
 struct Slot {
     params: LayerParams,
-    hints: Vec<OutputHint>,
+    hints: LayerHints,
     enabled: bool,
 }
 
@@ -113,6 +219,10 @@ impl LayerStep {
     /// A step of `layers_per_step` slots applying `w.layers` (1 to `layers_per_step` of
     /// them; the rest are disabled). Validates and computes natively.
     pub fn multi(spec: LayerSpec, layers_per_step: usize, w: StepWitness) -> Result<Self, QuantError> {
+        spec.check()?;
+        if layers_per_step > 1 && spec.num_inputs() != spec.num_outputs() {
+            return Err(QuantError::BadSpec("layers whose input and output sizes differ cannot share a step".into()));
+        }
         if w.layers.is_empty() || w.layers.len() > layers_per_step {
             return Err(QuantError::WrongLength {
                 what: "layers in a step",
@@ -128,9 +238,9 @@ impl LayerStep {
                 Some(p) => (p, true),
                 None => (zero_params(&spec), false),
             };
-            let hints = linear_hints(&spec.shape, spec.requant, &current, &params.weights, &params.bias)?;
+            let hints = layer_hints(&spec, &current, &params)?;
             if enabled {
-                current = output_of(&hints);
+                current = hints.output();
             }
             slots.push(Slot { params, hints, enabled });
         }
@@ -146,9 +256,11 @@ impl LayerStep {
         Ok(Self(Arc::new(inner)))
     }
 
-    /// A one-layer step from explicit output hints, unchecked (wrong-witness tests).
+    /// A one-layer step from explicit linear output hints (pooling hints follow them
+    /// honestly), unchecked (wrong-witness tests).
     pub fn new_unchecked(spec: LayerSpec, w: LayerWitness, hints: Vec<OutputHint>) -> Self {
-        let output = output_of(&hints);
+        let hints = LayerHints::with_linear(&spec, hints);
+        let output = hints.output();
         let slots = vec![Slot { params: w.params, hints, enabled: true }];
         Self(Arc::new(Inner {
             spec,
@@ -164,7 +276,7 @@ impl LayerStep {
     /// A step of the given shape with all-zero values, for parameter setup.
     pub fn blank(spec: LayerSpec, layers_per_step: usize) -> Self {
         let w = StepWitness {
-            input: vec![0; spec.shape.num_inputs()],
+            input: vec![0; spec.num_inputs()],
             layers: vec![zero_params(&spec)],
             blind_in: F::ZERO,
             blind_out: F::ZERO,
@@ -207,6 +319,31 @@ impl LayerStep {
             activations: activation_commitment_native(&self.0.output, self.0.blind_out),
         }
     }
+}
+
+/// Pools the requantized outputs when the spec asks for it.
+fn pool_outputs<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    spec: &LayerSpec,
+    linear: Vec<AllocatedNum<F>>,
+    hints: &[PoolHint],
+) -> Result<Vec<Num<F>>, SynthesisError> {
+    let Some((kind, windows)) = spec.pool_windows() else {
+        return Ok(linear.into_iter().map(Num::from).collect());
+    };
+    if hints.len() != windows.len() {
+        return Err(SynthesisError::Unsatisfiable("pooling witness has the wrong length".into()));
+    }
+    let cells: Vec<_> = linear.iter().map(|y| LinearCombination::zero() + y.get_variable()).collect();
+    windows
+        .iter()
+        .zip(hints)
+        .enumerate()
+        .map(|(o, (win, hint))| {
+            let win: Vec<_> = win.iter().map(|&i| cells[i].clone()).collect();
+            pool_window(&mut cs.namespace(|| format!("pool{o}")), kind, &win, hint)
+        })
+        .collect()
 }
 
 /// `old + en·(new - old)`, allocated, in one constraint.
@@ -294,19 +431,21 @@ impl StepCircuit<F> for LayerStep {
             let weights_lc: Vec<_> = weights_unsigned.into_iter().map(|u| lc(&add_constant::<CS>(u, offset))).collect();
             let input_lc: Vec<_> = current.iter().map(lc).collect();
             let bias_lc: Vec<_> = bias.iter().map(|b| Num::from(b.clone()).lc(F::ONE)).collect();
-            let outputs = linear_requant(
+            let linear = linear_requant(
                 &mut cs.namespace(|| "compute"),
                 &spec.shape,
                 spec.requant,
+                spec.skip,
                 &input_lc,
                 &weights_lc,
                 &bias_lc,
-                &slot.hints,
+                &slot.hints.linear,
             )?;
+            let outputs = pool_outputs(&mut cs.namespace(|| "pool"), spec, linear, &slot.hints.pool)?;
 
             // Slot 0 is always enabled (a step applies at least one layer): no selection.
             if !multi || j == 0 {
-                current = outputs.into_iter().map(Num::from).collect();
+                current = outputs;
                 model_acc = next_model;
                 counter = counter + CS::one();
                 counter_value = counter_value.map(|v| v + F::ONE);
@@ -317,7 +456,7 @@ impl StepCircuit<F> for LayerStep {
             let en = alloc_bits(&mut cs.namespace(|| "enabled"), &[en_value])?.remove(0);
             let mut passed = Vec::with_capacity(current.len());
             for (i, (y, a)) in outputs.iter().zip(&current).enumerate() {
-                let y_lc = LinearCombination::zero() + y.get_variable();
+                let y_lc = lc(y);
                 let (yv, av) = (y.get_value().unwrap_or_default(), a.get_value().unwrap_or_default());
                 let s = select(&mut cs.namespace(|| format!("act{i}")), &en, &y_lc, yv, &lc(a), av, slot.enabled)?;
                 passed.push(Num::from(s));

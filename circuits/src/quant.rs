@@ -66,6 +66,9 @@ pub enum QuantError {
         /// The value.
         value: u8,
     },
+    /// A layer spec the circuits cannot build.
+    #[error("invalid layer: {0}")]
+    BadSpec(String),
     /// A tensor of the wrong length.
     #[error("{what}: expected {expected} values, got {got}")]
     WrongLength {

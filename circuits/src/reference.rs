@@ -3,8 +3,7 @@
 //! each step's witness and the public statement; tests hold the circuits to it.
 
 use crate::commit::{activation_commitment_native, model_iv_native, model_update_native};
-use crate::gadgets::linear::linear_requant_native;
-use crate::layer::{LayerParams, LayerSpec};
+use crate::layer::{layer_native, LayerParams, LayerSpec};
 use crate::quant::{check_activations, QuantError};
 use crate::state::StepState;
 use crate::F;
@@ -32,13 +31,7 @@ impl NativeRun {
 
     /// Applies one layer; its output is committed under `blind_out`.
     pub fn apply(&mut self, params: &LayerParams, blind_out: F) -> Result<(), QuantError> {
-        let out = linear_requant_native(
-            &self.spec.shape,
-            self.spec.requant,
-            &self.activations,
-            &params.weights,
-            &params.bias,
-        )?;
+        let out = layer_native(&self.spec, &self.activations, params)?;
         self.state = StepState {
             layer: self.state.layer + 1,
             model: model_update_native(self.state.model, &params.weights, &params.bias),
@@ -68,7 +61,7 @@ pub fn run_native<'a>(
     check_activations(input)?;
     layers
         .into_iter()
-        .try_fold(input.to_vec(), |a, p| linear_requant_native(&spec.shape, spec.requant, &a, &p.weights, &p.bias))
+        .try_fold(input.to_vec(), |a, p| layer_native(spec, &a, p))
 }
 
 /// The running model commitment of a whole stack: `(iv, final)`.

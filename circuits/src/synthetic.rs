@@ -52,7 +52,7 @@ impl SyntheticModel {
         let bound = 127 * max_weight_sum + BIAS + (1 << SHIFT) / 2;
         let acc_bits = (64 - bound.leading_zeros()) + 1;
         let requant = RequantParams::new(SHIFT, acc_bits.max(SHIFT + 8))?;
-        Ok(Self { spec: LayerSpec { shape: LinearShape::Conv(shape), requant }, layers, seed })
+        Ok(Self { spec: LayerSpec::new(LinearShape::Conv(shape), requant), layers, seed })
     }
 
     /// A dense body: `layers` square `width×width` matrix-vector layers.
@@ -62,7 +62,7 @@ impl SyntheticModel {
         let acc_bits = (64 - bound.leading_zeros()) + 1;
         let requant = RequantParams::new(SHIFT, acc_bits.max(SHIFT + 8))?;
         let shape = LinearShape::Dense(DenseShape { inputs: width, outputs: width });
-        Ok(Self { spec: LayerSpec { shape, requant }, layers, seed })
+        Ok(Self { spec: LayerSpec::new(shape, requant), layers, seed })
     }
 
     /// The layer spec shared by every layer.
@@ -227,7 +227,7 @@ mod tests {
             for p in m.iter() {
                 for fill in [0u8, 127] {
                     let input = vec![fill; m.spec().shape.num_inputs()];
-                    for acc in linear_accumulators(&m.spec().shape, &input, &p.weights, &p.bias) {
+                    for acc in linear_accumulators(&m.spec().shape, 0, &input, &p.weights, &p.bias) {
                         assert!((-half..half).contains(&acc));
                     }
                 }

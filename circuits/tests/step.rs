@@ -8,6 +8,7 @@ use fold_ml_circuits::gadgets::{
     conv::ConvShape,
     dense::DenseShape,
     linear::{linear_hints, LinearShape},
+    pool::{Pool, PoolKind},
 };
 use fold_ml_circuits::layer::{LayerParams, LayerSpec, LayerStep, LayerWitness, StepWitness};
 use fold_ml_circuits::quant::RequantParams;
@@ -48,8 +49,17 @@ fn small_specs() -> impl Strategy<Value = LayerSpec> {
         LinearShape::Conv(ConvShape { channels_in: ci, channels_out: co, height: s, width: s + 1, kernel: k })
     });
     let dense = (1usize..10, 1usize..10).prop_map(|(i, o)| LinearShape::Dense(DenseShape { inputs: i, outputs: o }));
-    (prop_oneof![conv, dense], 0u32..6)
-        .prop_map(|(shape, shift)| LayerSpec { shape, requant: RequantParams::new(shift, 20).unwrap() })
+    let pool = prop_oneof![
+        Just(None),
+        (prop_oneof![Just(PoolKind::Max), Just(PoolKind::Average)], 1usize..3).prop_map(|(kind, size)| Some(Pool { kind, size }))
+    ];
+    (prop_oneof![conv, dense], 0u32..6, prop_oneof![Just(0u32), 1u32..40], pool).prop_map(|(shape, shift, skip, pool)| {
+        let mut spec = LayerSpec::new(shape, RequantParams::new(shift, 20).unwrap());
+        // residual connections and pooling where the shape allows them
+        spec.skip = if shape.num_inputs() == shape.num_outputs() { skip } else { 0 };
+        spec.pool = if matches!(shape, LinearShape::Conv(_)) { pool } else { None };
+        spec
+    })
 }
 
 type Case = (LayerSpec, Vec<u8>, LayerParams, u64, u64);
@@ -128,7 +138,7 @@ proptest! {
     fn tampered_output_rejected((spec, input, params, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
         let z_in = state_for(&input, b_in);
-        let mut hints = linear_hints(&spec.shape, spec.requant, &input, &params.weights, &params.bias).unwrap();
+        let mut hints = linear_hints(&spec.shape, spec.requant, spec.skip, &input, &params.weights, &params.bias).unwrap();
         let o = pick.index(hints.len());
         hints[o].requant.y += F::ONE;
         let step = LayerStep::new_unchecked(spec, witness(input, params, b_in, b_out), hints);
@@ -180,10 +190,10 @@ fn pinned_constraint_counts() {
     assert_eq!((zator.constraints, zator.variables, zator.macs), (71_842, 70_277, 26_896));
     assert!(zator.products as f64 / zator.macs as f64 <= 1.1);
     let dense = |w: usize| {
-        StepCost::of(&LayerSpec {
-            shape: LinearShape::Dense(DenseShape { inputs: w, outputs: w }),
-            requant: RequantParams::new(8, 24).unwrap(),
-        })
+        StepCost::of(&LayerSpec::new(
+            LinearShape::Dense(DenseShape { inputs: w, outputs: w }),
+            RequantParams::new(8, 24).unwrap(),
+        ))
     };
     assert_eq!(dense(16).constraints, 5_961);
     assert_eq!(dense(32).constraints, 14_194);
@@ -193,7 +203,7 @@ fn pinned_constraint_counts() {
 }
 
 fn multi_case() -> impl Strategy<Value = (LayerSpec, usize, Vec<u8>, Vec<LayerParams>, u64, u64)> {
-    (small_specs().prop_filter("stackable", |s| s.shape.num_inputs() == s.shape.num_outputs()), 2usize..4)
+    (small_specs().prop_filter("stackable", |s| s.num_inputs() == s.num_outputs()), 2usize..4)
         .prop_flat_map(|(spec, k)| {
             let layer = (
                 proptest::collection::vec(-40i8..40, spec.shape.num_weights()),
@@ -252,9 +262,9 @@ fn multi_layer_step_pinned_counts() {
     let two = StepCost::of_step(&conv, 2);
     assert_eq!(two.constraints, 131_166);
     assert!(two.constraints < 2 * one.constraints);
-    let dense16 = LayerSpec {
-        shape: LinearShape::Dense(DenseShape { inputs: 16, outputs: 16 }),
-        requant: RequantParams::new(8, 24).unwrap(),
-    };
+    let dense16 = LayerSpec::new(
+        LinearShape::Dense(DenseShape { inputs: 16, outputs: 16 }),
+        RequantParams::new(8, 24).unwrap(),
+    );
     assert_eq!(StepCost::of_step(&dense16, 8).constraints, 36_124);
 }

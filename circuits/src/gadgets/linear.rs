@@ -94,12 +94,32 @@ impl LinearShape {
     }
 }
 
-/// Native accumulators `bias + Σ w·a` of every output.
-pub fn linear_accumulators(shape: &LinearShape, input: &[u8], weights: &[i8], bias: &[i32]) -> Vec<i64> {
+/// The constant part of output `o`'s accumulator: its bias plus, with a residual `skip`
+/// multiplier, `skip · input[o]` (the skip connection, scaled into the accumulator's units).
+fn offset(shape: &LinearShape, skip: u32, input: &[u8], bias: &[i32], o: usize) -> i64 {
+    let residual = if skip == 0 { 0 } else { i64::from(skip) * i64::from(input[o]) };
+    i64::from(bias[shape.bias_of(o)]) + residual
+}
+
+/// Checks a residual multiplier against the shape: a skip connection adds input `o` to
+/// output `o`, so it needs as many inputs as outputs.
+pub fn check_skip(shape: &LinearShape, skip: u32) -> Result<(), QuantError> {
+    if skip != 0 && shape.num_inputs() != shape.num_outputs() {
+        return Err(QuantError::BadSpec(format!(
+            "a residual connection needs as many inputs as outputs ({} != {})",
+            shape.num_inputs(),
+            shape.num_outputs()
+        )));
+    }
+    Ok(())
+}
+
+/// Native accumulators `bias + skip·a_o + Σ w·a` of every output.
+pub fn linear_accumulators(shape: &LinearShape, skip: u32, input: &[u8], weights: &[i8], bias: &[i32]) -> Vec<i64> {
     (0..shape.num_outputs())
         .map(|o| {
             let taps = shape.taps(o).into_iter().map(|(wi, ii)| (i64::from(weights[wi]), i64::from(input[ii])));
-            dot_native(taps, i64::from(bias[shape.bias_of(o)]))
+            dot_native(taps, offset(shape, skip, input, bias, o))
         })
         .collect()
 }
@@ -108,13 +128,15 @@ pub fn linear_accumulators(shape: &LinearShape, input: &[u8], weights: &[i8], bi
 pub fn linear_requant_native(
     shape: &LinearShape,
     p: RequantParams,
+    skip: u32,
     input: &[u8],
     weights: &[i8],
     bias: &[i32],
 ) -> Result<Vec<u8>, QuantError> {
     shape.check_lengths(input.len(), weights.len(), bias.len())?;
+    check_skip(shape, skip)?;
     check_activations(input)?;
-    linear_accumulators(shape, input, weights, bias).into_iter().map(|acc| requantize_native(acc, p)).collect()
+    linear_accumulators(shape, skip, input, weights, bias).into_iter().map(|acc| requantize_native(acc, p)).collect()
 }
 
 /// Witness of one output: its products and its requantization.
@@ -130,17 +152,19 @@ pub struct OutputHint {
 pub fn linear_hints(
     shape: &LinearShape,
     p: RequantParams,
+    skip: u32,
     input: &[u8],
     weights: &[i8],
     bias: &[i32],
 ) -> Result<Vec<OutputHint>, QuantError> {
     shape.check_lengths(input.len(), weights.len(), bias.len())?;
+    check_skip(shape, skip)?;
     check_activations(input)?;
     (0..shape.num_outputs())
         .map(|o| {
             let taps = shape.taps(o);
             let ints = || taps.iter().map(|&(wi, ii)| (i64::from(weights[wi]), i64::from(input[ii])));
-            let acc = dot_native(ints(), i64::from(bias[shape.bias_of(o)]));
+            let acc = dot_native(ints(), offset(shape, skip, input, bias, o));
             Ok(OutputHint { dot: DotHint::new(ints()), requant: RequantHint::new(acc, p)? })
         })
         .collect()
@@ -149,17 +173,24 @@ pub fn linear_hints(
 /// Synthesizes the layer: for every output, its dot product (one constraint per MAC) bound
 /// to the requantization bits, then requantize+ReLU+clamp. Returns the outputs, each
 /// constrained to `[0, 127]`. The inputs, weights and biases are linear combinations the
-/// caller has already range-checked and bound to commitments.
+/// caller has already range-checked and bound to commitments. A residual `skip`
+/// multiplier (a public constant) adds `skip · input[o]` to output `o`'s constant term:
+/// a linear term, so the skip connection costs no constraint.
+#[allow(clippy::too_many_arguments)]
 pub fn linear_requant<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     shape: &LinearShape,
     p: RequantParams,
+    skip: u32,
     input: &[LinearCombination<F>],
     weights: &[LinearCombination<F>],
     bias: &[LinearCombination<F>],
     hints: &[OutputHint],
 ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
-    if shape.check_lengths(input.len(), weights.len(), bias.len()).is_err() || hints.len() != shape.num_outputs() {
+    if shape.check_lengths(input.len(), weights.len(), bias.len()).is_err()
+        || check_skip(shape, skip).is_err()
+        || hints.len() != shape.num_outputs()
+    {
         return Err(SynthesisError::Unsatisfiable("witness has the wrong length".into()));
     }
     hints
@@ -169,7 +200,11 @@ pub fn linear_requant<CS: ConstraintSystem<F>>(
             let mut cs = cs.namespace(|| format!("out{o}"));
             let (acc, y) = requantize_relu(&mut cs, p, &hint.requant)?;
             let taps: Vec<_> = shape.taps(o).into_iter().map(|(wi, ii)| (&weights[wi], &input[ii])).collect();
-            dot_product(&mut cs, &taps, &bias[shape.bias_of(o)], &acc, &hint.dot)?;
+            let mut constant = bias[shape.bias_of(o)].clone();
+            if skip != 0 {
+                constant = constant + (F::from(u64::from(skip)), &input[o]);
+            }
+            dot_product(&mut cs, &taps, &constant, &acc, &hint.dot)?;
             Ok(y)
         })
         .collect()
@@ -188,6 +223,7 @@ mod tests {
     struct Case {
         shape: LinearShape,
         p: RequantParams,
+        skip: u32,
         input: Vec<u8>,
         weights: Vec<i8>,
         bias: Vec<i32>,
@@ -202,7 +238,7 @@ mod tests {
         let input: Vec<_> = c.input.iter().enumerate().map(|(i, &v)| alloc(format!("a{i}"), v.into())).collect();
         let weights: Vec<_> = c.weights.iter().enumerate().map(|(i, &v)| alloc(format!("w{i}"), v.into())).collect();
         let bias: Vec<_> = c.bias.iter().enumerate().map(|(i, &v)| alloc(format!("b{i}"), v.into())).collect();
-        let ys = linear_requant(&mut cs, &c.shape, c.p, &input, &weights, &bias, hints).unwrap();
+        let ys = linear_requant(&mut cs, &c.shape, c.p, c.skip, &input, &weights, &bias, hints).unwrap();
         (cs.is_satisfied(), ys.iter().map(|y| y.get_value().unwrap()).collect(), cs.num_constraints())
     }
 
@@ -215,10 +251,13 @@ mod tests {
             proptest::collection::vec(-20i8..=20, n_w),
             proptest::collection::vec(-600i32..600, n_b),
             0u32..6,
+            prop_oneof![Just(0u32), 1u32..70],
         )
-            .prop_map(move |(input, weights, bias, shift)| Case {
+            .prop_map(move |(input, weights, bias, shift, skip)| Case {
                 shape,
                 p: RequantParams::new(shift, 20).unwrap(),
+                // A skip connection only where the shape allows one.
+                skip: if shape.num_inputs() == shape.num_outputs() { skip } else { 0 },
                 input,
                 weights,
                 bias,
@@ -243,10 +282,10 @@ mod tests {
 
     /// Satisfied, equal to the native reference, and of the predicted size.
     fn matches_native(c: &Case) -> Result<(), proptest::test_runner::TestCaseError> {
-        let hints = linear_hints(&c.shape, c.p, &c.input, &c.weights, &c.bias).unwrap();
+        let hints = linear_hints(&c.shape, c.p, c.skip, &c.input, &c.weights, &c.bias).unwrap();
         let (sat, ys, n) = synth(c, &hints);
         prop_assert!(sat);
-        let native = linear_requant_native(&c.shape, c.p, &c.input, &c.weights, &c.bias).unwrap();
+        let native = linear_requant_native(&c.shape, c.p, c.skip, &c.input, &c.weights, &c.bias).unwrap();
         prop_assert_eq!(ys, to_field(&native));
         prop_assert_eq!(n, c.shape.constraints(c.p));
         Ok(())
@@ -266,9 +305,20 @@ mod tests {
 
         #[test]
         fn output_plus_one_rejected(c in conv_shape().prop_flat_map(case), pick in any::<prop::sample::Index>()) {
-            let mut hints = linear_hints(&c.shape, c.p, &c.input, &c.weights, &c.bias).unwrap();
+            let mut hints = linear_hints(&c.shape, c.p, c.skip, &c.input, &c.weights, &c.bias).unwrap();
             let o = pick.index(hints.len());
             hints[o].requant.y += F::ONE;
+            prop_assert!(!synth(&c, &hints).0);
+        }
+
+        #[test]
+        fn dropped_skip_connection_rejected(c in conv_shape().prop_flat_map(case)) {
+            // A prover that leaves the residual term out of a skip layer.
+            prop_assume!(c.skip != 0);
+            let honest = linear_requant_native(&c.shape, c.p, c.skip, &c.input, &c.weights, &c.bias).unwrap();
+            let without = linear_requant_native(&c.shape, c.p, 0, &c.input, &c.weights, &c.bias).unwrap();
+            prop_assume!(honest != without);
+            let hints = linear_hints(&c.shape, c.p, 0, &c.input, &c.weights, &c.bias).unwrap();
             prop_assert!(!synth(&c, &hints).0);
         }
 
@@ -276,13 +326,16 @@ mod tests {
         fn non_zero_padding_rejected(c in conv_shape().prop_flat_map(case), pad in 1i64..128) {
             // What a prover who filled the padding with `pad` would claim for each output.
             let LinearShape::Conv(conv) = c.shape else { unreachable!() };
-            let honest = linear_accumulators(&c.shape, &c.input, &c.weights, &c.bias);
-            let padded = conv_accumulators_with_padding(&conv, &c.input, &c.weights, &c.bias, pad);
+            let honest = linear_accumulators(&c.shape, c.skip, &c.input, &c.weights, &c.bias);
+            let mut padded = conv_accumulators_with_padding(&conv, &c.input, &c.weights, &c.bias, pad);
+            if c.skip != 0 {
+                padded.iter_mut().enumerate().for_each(|(o, a)| *a += i64::from(c.skip) * i64::from(c.input[o]));
+            }
             let padded_y: Vec<_> = padded.iter().map(|&a| requantize_native(a, c.p).unwrap()).collect();
-            let honest_y = linear_requant_native(&c.shape, c.p, &c.input, &c.weights, &c.bias).unwrap();
+            let honest_y = linear_requant_native(&c.shape, c.p, c.skip, &c.input, &c.weights, &c.bias).unwrap();
             prop_assume!(padded_y != honest_y);
             // Splice the padded outputs into an otherwise honest witness.
-            let mut hints = linear_hints(&c.shape, c.p, &c.input, &c.weights, &c.bias).unwrap();
+            let mut hints = linear_hints(&c.shape, c.p, c.skip, &c.input, &c.weights, &c.bias).unwrap();
             for (o, (&a, &h)) in padded.iter().zip(&honest).enumerate() {
                 if a != h {
                     hints[o].requant = RequantHint::new(a, c.p).unwrap();
@@ -299,7 +352,7 @@ mod tests {
         let weights: Vec<i8> = (0..36).map(|i| (i as i8 % 9) - 4).collect();
         let bias = vec![3, -7];
         assert_eq!(
-            linear_accumulators(&LinearShape::Conv(conv), &input, &weights, &bias),
+            linear_accumulators(&LinearShape::Conv(conv), 0, &input, &weights, &bias),
             conv_accumulators_with_padding(&conv, &input, &weights, &bias, 0)
         );
     }

@@ -6,4 +6,5 @@ pub mod conv;
 pub mod dense;
 pub mod dot;
 pub mod linear;
+pub mod pool;
 pub mod requant;

@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""Train and export the two `digits` example models for fold-ml.
+
+Reproducible (fixed seeds, deterministic torch algorithms, 2 threads), CPU only.
+
+Outputs (all next to this script):
+  cnn.onnx        Conv-BN-Relu-MaxPool-Conv-Relu-AveragePool-Flatten-Gemm
+  resnet64.onnx   stem Conv-Relu, 64 x [Conv -> Add(x, conv) -> Relu], AveragePool-Flatten-Gemm
+  calib.json      {"inputs": [...]}  first 200 training images (64 floats each, NCHW)
+  test.json       {"inputs", "labels", "cnn_float_predictions", "resnet64_float_predictions"}
+  digit.json      the first held-out image as a plain array of 64 floats
+
+Usage:
+  python3 -m venv /tmp/digits-venv && . /tmp/digits-venv/bin/activate
+  pip install -r examples/digits/requirements.txt
+  python examples/digits/train.py
+"""
+
+import json
+import os
+import random
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+SEED = 0
+HERE = os.path.dirname(os.path.abspath(__file__))
+N_BLOCKS = 64
+N_CALIB = 200
+
+CNN_OPS = [
+    "Conv", "BatchNormalization", "Relu", "MaxPool",
+    "Conv", "Relu", "AveragePool", "Flatten", "Gemm",
+]
+RESNET_OPS = ["Conv", "Relu"] + ["Conv", "Add", "Relu"] * N_BLOCKS + ["AveragePool", "Flatten", "Gemm"]
+
+
+def seed_everything(seed=SEED):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(2)
+    torch.use_deterministic_algorithms(True)
+    torch.set_flush_denormal(True)  # tiny gradients late in training are very slow otherwise
+
+
+# --------------------------------------------------------------------------- models
+# `act(name, t)` is an identity hook at every quantized-activation point; it is only
+# used by the (informational) fake-quantization simulation below and is a no-op for
+# training and ONNX export.
+def _id(_name, t):
+    return t
+
+
+def _hook(act):
+    return _id if act is None else act
+
+
+class DigitsCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, stride=1, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.pool1 = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(8, 16, 3, stride=1, padding=1)
+        self.pool2 = nn.AvgPool2d(2, 2)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(16 * 2 * 2, 10)
+
+    def forward(self, x, act=None):
+        act = _hook(act)
+        x = act("input", x)
+        x = act("relu1", F.relu(self.bn1(self.conv1(x))))
+        x = act("pool1", self.pool1(x))
+        x = act("relu2", F.relu(self.conv2(x)))
+        x = act("pool2", self.pool2(x))
+        return self.fc(self.flatten(x))
+
+
+class Block(nn.Module):
+    def __init__(self, ch=8):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, padding=1, bias=True)
+        with torch.no_grad():
+            self.conv.weight.mul_(0.1)  # small init: each block starts near identity
+            self.conv.bias.zero_()
+
+    def forward(self, x):
+        return F.relu(x + self.conv(x))
+
+
+class ResNet64(nn.Module):
+    def __init__(self, n_blocks=N_BLOCKS, ch=8):
+        super().__init__()
+        self.stem = nn.Conv2d(1, ch, 3, padding=1)
+        self.blocks = nn.ModuleList([Block(ch) for _ in range(n_blocks)])
+        self.pool = nn.AvgPool2d(2, 2)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(ch * 4 * 4, 10)
+
+    def forward(self, x, act=None):
+        act = _hook(act)
+        x = act("input", x)
+        x = act("stem", F.relu(self.stem(x)))
+        for i, b in enumerate(self.blocks):
+            x = act(f"block{i}", b(x))
+        x = act("pool", self.pool(x))
+        return self.fc(self.flatten(x))
+
+
+# --------------------------------------------------------------------------- training
+def accuracy(model, x, y):
+    model.eval()
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+def train(model, xtr, ytr, xte, yte, epochs, lr, wd=1e-4, batch=32, name="model"):
+    g = torch.Generator().manual_seed(SEED)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+    steps = epochs * ((len(xtr) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
+    t0 = time.perf_counter()
+    for ep in range(epochs):
+        model.train()
+        perm = torch.randperm(len(xtr), generator=g)
+        tot = 0.0
+        for i in range(0, len(xtr), batch):
+            idx = perm[i:i + batch]
+            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += loss.item() * len(idx)
+        if (ep + 1) % 10 == 0 or ep == epochs - 1:
+            print(f"  [{name}] epoch {ep + 1:3d}  loss {tot / len(xtr):.4f}  "
+                  f"test acc {accuracy(model, xte, yte):.4f}  ({time.perf_counter() - t0:.0f}s)")
+    model.eval()
+    return model
+
+
+# --------------------------------------------------------------------------- export
+def clean_identities(m):
+    """The TorchScript exporter dedups byte-identical initializers into Identity nodes
+    (happens e.g. for an untrained BN whose running_var == weight == 1). Replace any
+    Identity(initializer) by a real initializer so the graph only holds the intended ops."""
+    inits = {t.name: t for t in m.graph.initializer}
+    keep = []
+    for n in m.graph.node:
+        if n.op_type == "Identity" and n.input[0] in inits:
+            t = onnx.TensorProto()
+            t.CopyFrom(inits[n.input[0]])
+            t.name = n.output[0]
+            m.graph.initializer.append(t)
+        else:
+            keep.append(n)
+    del m.graph.node[:]
+    m.graph.node.extend(keep)
+    return m
+
+
+def export(model, path, expected_ops):
+    model.eval()
+    dummy = torch.zeros(1, 1, 8, 8)
+    # do_constant_folding=False stops the legacy exporter's eval-mode peephole from
+    # fusing BatchNormalization into the preceding Conv.
+    torch.onnx.export(
+        model, (dummy,), path, dynamo=False, opset_version=13,
+        input_names=["input"], output_names=["logits"],
+        do_constant_folding=False, training=torch.onnx.TrainingMode.EVAL,
+    )
+    m = clean_identities(onnx.load(path))
+    onnx.checker.check_model(m, full_check=True)
+    ops = [n.op_type for n in m.graph.node if n.op_type != "Constant"]
+    assert ops == expected_ops, f"{path}: unexpected op list {ops}"
+    for n in m.graph.node:
+        if n.op_type == "BatchNormalization":
+            assert len(n.output) == 1, "BN exported in training mode"
+    ishape = [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
+    assert ishape == [1, 1, 8, 8], ishape
+    onnx.save(m, path)
+    return ops
+
+
+def ort_predict(path, x):
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    preds = []
+    for img in x:
+        (logits,) = sess.run(["logits"], {"input": img[None].astype(np.float32)})
+        preds.append(int(np.argmax(logits[0])))
+    return np.array(preds)
+
+
+# --------------------------------------------------------------------------- quant sim
+def simulate_quant(model, xcal, xte, yte, act_bits=7, w_bits=8):
+    """Rough, informational estimate of accuracy after the importer's quantization:
+    weights per-layer symmetric int8 (BN folded into its conv first), activations
+    per-tensor unsigned `act_bits` with scale = calibration max. The real circuit
+    importer may differ in details (rounding, bias, where requantization happens)."""
+    import copy
+    q = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        if isinstance(q, DigitsCNN):
+            bn = q.bn1
+            s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            q.conv1.weight.mul_(s[:, None, None, None])
+            q.conv1.bias.copy_((q.conv1.bias - bn.running_mean) * s + bn.bias)
+            q.bn1 = nn.Identity()
+        qmax_w = 2 ** (w_bits - 1) - 1
+        for mod in q.modules():
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                sc = mod.weight.abs().max() / qmax_w
+                mod.weight.copy_(torch.round(mod.weight / sc) * sc)
+        maxes = {}
+
+        def record(name, t):
+            maxes[name] = max(maxes.get(name, 0.0), t.max().item())
+            return t
+
+        q(xcal, act=record)
+        qmax_a = 2 ** act_bits - 1
+
+        def fq(name, t):
+            sc = max(maxes[name], 1e-8) / qmax_a
+            return torch.clamp(torch.round(t / sc), 0, qmax_a) * sc
+
+        acc = (q(xte, act=fq).argmax(1) == yte).float().mean().item()
+    return acc, maxes
+
+
+# --------------------------------------------------------------------------- json
+def r6(v):
+    return float(f"{float(v):.6g}")
+
+
+def flat_images(x):
+    return [[r6(v) for v in img.reshape(-1)] for img in x]
+
+
+def dump(obj, path):
+    with open(path, "w") as f:
+        json.dump(obj, f, separators=(",", ":"))
+        f.write("\n")
+
+
+# --------------------------------------------------------------------------- main
+def main():
+    t_start = time.perf_counter()
+    seed_everything()
+    d = load_digits()
+    X = (d.images.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
+    y = d.target.astype(np.int64)
+    xtr, xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
+    print(f"train {xtr.shape}, test {xte.shape}, input range [{X.min()}, {X.max()}]")
+    assert len(xte) == 360
+    Xtr, Xte, Ytr, Yte = map(torch.from_numpy, (xtr, xte, ytr, yte))
+
+    results = {}
+    specs = [
+        ("cnn", DigitsCNN, CNN_OPS, dict(epochs=60, lr=1e-2)),
+        ("resnet64", ResNet64, RESNET_OPS, dict(epochs=60, lr=3e-3)),
+    ]
+    for name, cls, ops_expected, hp in specs:
+        torch.manual_seed(SEED)
+        print(f"training {name} ...")
+        model = train(cls(), Xtr, Ytr, Xte, Yte, name=name, **hp)
+        acc = accuracy(model, Xte, Yte)
+        path = os.path.join(HERE, f"{name}.onnx")
+        ops = export(model, path, ops_expected)
+        with torch.no_grad():
+            torch_pred = model(Xte).argmax(1).numpy()
+        ort_pred = ort_predict(path, xte)
+        assert np.array_equal(torch_pred, ort_pred), f"{name}: onnxruntime != torch predictions"
+        ort_acc = float((ort_pred == yte).mean())
+        qacc, maxes = simulate_quant(model, Xtr[:N_CALIB], Xte, Yte)
+        print(f"  {name}: torch acc {acc:.4f}, onnxruntime acc {ort_acc:.4f} (preds identical), "
+              f"simulated 7-bit-act/int8-weight acc ~{qacc:.4f}, "
+              f"calib activation max {max(maxes.values()):.3f}")
+        if isinstance(model, DigitsCNN):
+            bn = model.bn1
+            print(f"  BN running_mean {np.round(bn.running_mean.numpy(), 3).tolist()}")
+            print(f"  BN running_var  {np.round(bn.running_var.numpy(), 3).tolist()}")
+        assert ort_acc >= 0.95, f"{name}: float accuracy {ort_acc} < 0.95"
+        results[name] = dict(acc=ort_acc, preds=ort_pred, ops=ops, qacc=qacc)
+
+    dump({"inputs": flat_images(xtr[:N_CALIB])}, os.path.join(HERE, "calib.json"))
+    dump({
+        "inputs": flat_images(xte),
+        "labels": [int(v) for v in yte],
+        "cnn_float_predictions": [int(v) for v in results["cnn"]["preds"]],
+        "resnet64_float_predictions": [int(v) for v in results["resnet64"]["preds"]],
+    }, os.path.join(HERE, "test.json"))
+    dump(flat_images(xte[:1])[0], os.path.join(HERE, "digit.json"))
+
+    print("\nsummary")
+    print(f"  digit.json label: {int(yte[0])}  (cnn predicts {results['cnn']['preds'][0]}, "
+          f"resnet64 predicts {results['resnet64']['preds'][0]})")
+    for name in ("cnn", "resnet64"):
+        r = results[name]
+        print(f"  {name}: float test accuracy {r['acc']:.4f} ({int(round(r['acc'] * 360))}/360), "
+              f"simulated quantized ~{r['qacc']:.4f}, {len(r['ops'])} ops")
+    for fn in ("cnn.onnx", "resnet64.onnx", "calib.json", "test.json", "digit.json"):
+        print(f"  {fn:14s} {os.path.getsize(os.path.join(HERE, fn)):8d} bytes")
+    print(f"  torch {torch.__version__}, onnx {onnx.__version__}, onnxruntime {ort.__version__}")
+    print(f"  total time {time.perf_counter() - t_start:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

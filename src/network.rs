@@ -1,0 +1,182 @@
+//! The fold-ml model file: a quantized network as a sequence of *segments*, each a run of
+//! layers sharing one [`LayerSpec`] (so one step circuit and one set of public parameters).
+//! Written by `fold-ml import`, read by `fold-ml prove --model`. It holds the weights and
+//! the commitment salt: it is as secret as the model itself.
+//!
+//! Scales: an input `x` is quantized to `clamp(round(x / input.scale), 0, 127)`; the
+//! output activations `q` stand for `(q - output.zero_point) · output.scale` (the logits);
+//! the predicted class is the first index of the largest output.
+
+use crate::artifact::{self, Kind};
+use crate::error::Error;
+use crate::fsutil::{read_file, write_atomic};
+use fold_ml_circuits::layer::{layer_native, LayerParams, LayerSpec};
+use fold_ml_circuits::quant::{QuantError, ACT_MAX};
+use fold_ml_circuits::F;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Model file format version.
+pub const NETWORK_VERSION: u16 = 1;
+
+/// How real inputs map to input activations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputQuant {
+    /// The input tensor's shape without the batch dimension (`[C, H, W]` or `[N]`).
+    pub shape: Vec<usize>,
+    /// Real value of one activation step.
+    pub scale: f32,
+}
+
+/// How output activations map back to real outputs (logits).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputQuant {
+    /// Real value of one activation step.
+    pub scale: f32,
+    /// The activation that stands for 0 (64 for signed logits, 0 after a ReLU).
+    pub zero_point: u8,
+}
+
+/// A run of layers of one spec.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// The spec every layer of the segment shares.
+    pub spec: LayerSpec,
+    /// The layers, in order.
+    pub layers: Vec<LayerParams>,
+    /// Where the layers came from (ONNX node names), for messages.
+    pub origin: Vec<String>,
+}
+
+/// A quantized network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// [`NETWORK_VERSION`].
+    pub version: u16,
+    /// A name for messages and default job directories.
+    pub name: String,
+    /// Input quantization.
+    pub input: InputQuant,
+    /// Output dequantization.
+    pub output: OutputQuant,
+    /// Salt of the model commitment (secret).
+    #[serde(with = "crate::field::hex_serde")]
+    pub salt: F,
+    /// The segments, input to output.
+    pub segments: Vec<Segment>,
+}
+
+/// The predicted class of some outputs: the first index of the largest value.
+pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+impl Network {
+    /// Total depth.
+    pub fn num_layers(&self) -> usize {
+        self.segments.iter().map(|s| s.layers.len()).sum()
+    }
+
+    /// Input activations.
+    pub fn num_inputs(&self) -> usize {
+        self.segments.first().map_or(0, |s| s.spec.num_inputs())
+    }
+
+    /// Output activations.
+    pub fn num_outputs(&self) -> usize {
+        self.segments.last().map_or(0, |s| s.spec.num_outputs())
+    }
+
+    /// Checks the structure: non-empty segments whose sizes chain, stackable runs, and
+    /// tensors of the right lengths.
+    pub fn check(&self) -> Result<(), String> {
+        if self.version != NETWORK_VERSION {
+            return Err(format!("model format version {} is not the supported {NETWORK_VERSION}", self.version));
+        }
+        if self.segments.is_empty() {
+            return Err("the model has no segment".into());
+        }
+        if self.input.shape.iter().product::<usize>() != self.num_inputs() {
+            return Err(format!("input shape {:?} does not match the first layer's input size", self.input.shape));
+        }
+        if !(self.input.scale > 0.0 && self.input.scale.is_finite() && self.output.scale > 0.0) {
+            return Err("scales must be positive".into());
+        }
+        let mut width = self.num_inputs();
+        for (j, seg) in self.segments.iter().enumerate() {
+            let spec = &seg.spec;
+            spec.check().map_err(|e| format!("segment {j}: {e}"))?;
+            if seg.layers.is_empty() {
+                return Err(format!("segment {j} has no layer"));
+            }
+            if spec.num_inputs() != width {
+                return Err(format!("segment {j} takes {} inputs, the previous one gives {width}", spec.num_inputs()));
+            }
+            if seg.layers.len() > 1 && spec.num_inputs() != spec.num_outputs() {
+                return Err(format!("segment {j} stacks layers whose input and output sizes differ"));
+            }
+            for (i, l) in seg.layers.iter().enumerate() {
+                spec.shape
+                    .check_lengths(width, l.weights.len(), l.bias.len())
+                    .map_err(|e| format!("segment {j} layer {i}: {e}"))?;
+            }
+            width = spec.num_outputs();
+        }
+        Ok(())
+    }
+
+    /// Quantizes a real input (in the ONNX model's layout) to input activations.
+    pub fn quantize_input(&self, x: &[f32]) -> Result<Vec<u8>, String> {
+        if x.len() != self.num_inputs() {
+            return Err(format!("has {} values; the model takes {} ({:?})", x.len(), self.num_inputs(), self.input.shape));
+        }
+        x.iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                if !v.is_finite() {
+                    return Err(format!("value {i} is not a finite number"));
+                }
+                Ok((v / self.input.scale).round().clamp(0.0, f32::from(ACT_MAX)) as u8)
+            })
+            .collect()
+    }
+
+    /// Runs the quantized network natively (the exact integer maths the proof covers).
+    pub fn run_native(&self, input: &[u8]) -> Result<Vec<u8>, QuantError> {
+        self.segments
+            .iter()
+            .flat_map(|s| s.layers.iter().map(move |l| (&s.spec, l)))
+            .try_fold(input.to_vec(), |a, (spec, l)| layer_native(spec, &a, l))
+    }
+
+    /// The real outputs that output activations stand for.
+    pub fn dequantize_output(&self, q: &[u8]) -> Vec<f32> {
+        q.iter().map(|&v| (f32::from(v) - f32::from(self.output.zero_point)) * self.output.scale).collect()
+    }
+
+    /// The model commitment `(iv, final)` over every layer of every segment, in order.
+    pub fn commitment(&self) -> (F, F) {
+        fold_ml_circuits::reference::model_commitment(self.salt, self.segments.iter().flat_map(|s| s.layers.iter()))
+    }
+
+    /// Writes the model file (owner-only: it holds the weights and the salt).
+    pub fn write(&self, path: &Path) -> Result<(), Error> {
+        let bytes = artifact::encode(Kind::Model, &[0; 32], self)
+            .map_err(|reason| Error::Artifact { path: path.into(), reason })?;
+        write_atomic(path, &bytes, true)
+    }
+
+    /// Reads and checks a model file.
+    pub fn read(path: &Path) -> Result<Self, Error> {
+        let net: Self = artifact::decode(Kind::Model, &[0; 32], &read_file(path)?)
+            .map_err(|reason| Error::Artifact { path: path.into(), reason })?;
+        net.check().map_err(|reason| Error::BadInput { what: path.display().to_string(), reason })?;
+        Ok(net)
+    }
+}
