@@ -3,7 +3,7 @@
 //! convolution's requantized outputs (channel-major `C×H×W`).
 //!
 //! - **Max**: the output `m` is allocated; every `d_i = m - y_i` is decomposed into 7 bits
-//!   (so `m ≥ y_i`), and `Π d_i = 0` (so `m` equals one of them). `8n + n - 1`
+//!   (so `m ≥ y_i`), and `Π d_i = 0` (so `m` equals one of them). `8n + max(n - 1, 1)`
 //!   constraints for an `n`-cell window.
 //! - **Average**: `q = floor((Σ y_i + ⌊n/2⌋) / n)` (round half up): `q` is decomposed into
 //!   7 bits and the remainder `r = Σ y_i + ⌊n/2⌋ - n·q` into `⌈log2 n⌉` bits, and, when `n`
@@ -77,7 +77,7 @@ impl Pool {
     pub fn constraints_per_output(&self) -> usize {
         let n = self.window();
         match self.kind {
-            PoolKind::Max => n * (ACT_BITS as usize + 1) + n - 1,
+            PoolKind::Max => n * (ACT_BITS as usize + 1) + (n - 1).max(1),
             PoolKind::Average => {
                 let rb = bits_below(n as u64) as usize;
                 let twice = usize::from(!n.is_power_of_two());
@@ -176,7 +176,7 @@ pub fn pool_window<CS: ConstraintSystem<F>>(
                 }
                 let v = prod.get_value().zip(d.get_value()).map(|(a, b)| a * b);
                 let p = AllocatedNum::alloc(cs.namespace(|| format!("prod{i}")), || Ok(v.unwrap_or(F::ZERO)))?;
-                cs.enforce(|| format!("prod{i}"), |_| lc(&prod), |_| lc(d), |lc| lc + p.get_variable());
+                cs.enforce(|| format!("prod{i} product"), |_| lc(&prod), |_| lc(d), |lc| lc + p.get_variable());
                 prod = Num::from(p);
             }
             // A one-cell window: the max is the cell.
