@@ -45,7 +45,7 @@ fn fold_ml_per_fold(model: &SyntheticModel, k: usize) -> (f64, usize) {
     };
     let start = Progress { layers_done: 0, state: z0, activations: input, blind: F::ZERO, snark: None };
     let mut stamps = vec![Instant::now()];
-    fold_layers(&pp, model, k, &z0, start, &mut |_| {
+    fold_layers(&pp, model, k, true, 0, &z0, start, &mut |_| {
         stamps.push(Instant::now());
         Ok(())
     })

@@ -100,16 +100,20 @@ pub enum VerifyError {
     #[error("statement is inconsistent: {0}")]
     BadStatement(String),
     /// The SNARK does not verify for this statement's inputs and layer count.
-    #[error("proof does not verify for {layers} layers from this model and input: {reason}")]
+    #[error("segment {segment}'s proof does not verify for its {layers} layers from this model and input: {reason}")]
     ProofInvalid {
+        /// Which segment.
+        segment: usize,
         /// Layers claimed.
         layers: usize,
         /// Nova's reason.
         reason: String,
     },
     /// The proven final state differs from the statement.
-    #[error("proven {what} does not match the statement")]
+    #[error("segment {segment}: proven {what} does not match the statement")]
     StateMismatch {
+        /// Which segment.
+        segment: usize,
         /// Which part of the state (layer count, model commitment, output).
         what: &'static str,
     },

@@ -4,9 +4,10 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use fold_ml::error::Error;
-use fold_ml::job::manifest::{CheckpointPolicy, ModelDescriptor};
-use fold_ml::job::{self, JobRequest, Outcome, DEFAULT_CHECKPOINT_POLICY};
-use fold_ml::model::{model_commitment, LayerSource};
+use fold_ml::job::manifest::{CheckpointPolicy, LoadedModel, ModelDescriptor};
+use fold_ml::job::{self, JobRequest, LoadedCheckpoint, Outcome, DEFAULT_CHECKPOINT_POLICY};
+use fold_ml::model::{model_commitment, ModelSource};
+use fold_ml::network::Network;
 use fold_ml::prove::Event;
 use fold_ml::{field::to_hex, input::read_input, mem, params};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -57,9 +58,13 @@ struct InspectArgs {
     step: StepArgs,
 }
 
-/// The built-in synthetic model (a Zator-shaped CNN body by default).
+/// The model: a model file from `fold-ml import`, or the built-in synthetic model (a
+/// Zator-shaped CNN body by default).
 #[derive(Args, Clone)]
 struct ModelArgs {
+    /// A model file written by `fold-ml import` (instead of the synthetic model).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["layers", "channels", "size", "kernel", "seed", "dense"])]
+    model: Option<PathBuf>,
     /// Number of layers.
     #[arg(long, default_value_t = 512)]
     layers: usize,
@@ -81,6 +86,17 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The model, its descriptor, and the model file it was read from.
+    fn load(&self) -> Result<(ModelDescriptor, LoadedModel), Error> {
+        if let Some(path) = &self.model {
+            let net = Network::read(path)?;
+            return Ok((ModelDescriptor::of_network(&net), LoadedModel::Network(Box::new(net))));
+        }
+        let descriptor = self.descriptor()?;
+        let model = descriptor.load(Path::new("."))?;
+        Ok((descriptor, model))
+    }
+
     fn descriptor(&self) -> Result<ModelDescriptor, Error> {
         let bad = |what: &str, reason: &str| Error::BadInput { what: what.into(), reason: reason.into() };
         if self.layers == 0 {
@@ -115,8 +131,10 @@ impl ModelArgs {
 struct ProveArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Input as a JSON array of integers in [0, 127]: a size×size image or the whole
-    /// channels×size×size tensor. Default: a built-in image of a "7".
+    /// Input. For a model file: a JSON array of the real input values (in the ONNX model's
+    /// layout), quantized with the model's input scale. For the synthetic model: a JSON
+    /// array of integers in [0, 127], a size×size image or the whole channels×size×size
+    /// tensor (default: a built-in image of a "7").
     #[arg(long)]
     input: Option<PathBuf>,
     /// Put the input itself in the statement (default: only a hiding commitment to it).
@@ -193,16 +211,24 @@ fn policy(run: &RunArgs) -> CheckpointPolicy {
 }
 
 fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
-    let descriptor = args.model.descriptor()?;
-    let model = descriptor.model()?;
-    let input = match &args.input {
-        Some(path) => {
-            read_input(path, model.spec().shape.num_inputs(), model.image_len(), |img| model.input_from_image(img))?
+    let (descriptor, loaded) = args.model.load()?;
+    let input = match (&loaded, &args.input) {
+        (LoadedModel::Synthetic(m), Some(path)) => {
+            read_input(path, m.spec().shape.num_inputs(), m.image_len(), |img| m.input_from_image(img))?
         }
-        None => model.default_input(),
+        (LoadedModel::Synthetic(m), None) => m.default_input(),
+        (LoadedModel::Network(net), Some(path)) => {
+            let x = read_real_input(path)?;
+            net.quantize_input(&x).map_err(|reason| Error::BadInput { what: path.display().to_string(), reason })?
+        }
+        (LoadedModel::Network(_), None) => {
+            return Err(Error::BadInput { what: "--input".into(), reason: "a model file needs an input".into() }.into())
+        }
     };
+    let layers = loaded.source().num_layers();
     let dir = args.job.unwrap_or_else(|| PathBuf::from("fold-ml-jobs").join(descriptor.name()));
     let req = JobRequest {
+        model_file: args.model.model.clone(),
         model: descriptor,
         input: Some(input),
         public_input: args.public_input,
@@ -211,7 +237,7 @@ fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
         restart: args.run.restart,
         layers_per_step: args.step.layers_per_step,
     };
-    run_job(&dir, &req, model.num_layers())
+    run_job(&dir, &req, layers)
 }
 
 fn run_resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
@@ -220,7 +246,7 @@ fn run_resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     if let Some(k) = args.run.checkpoint_every {
         req.checkpoint_every = CheckpointPolicy::Folds(k);
     }
-    let layers = req.model.model()?.num_layers();
+    let layers = read_manifest_layers(&args.dir)?;
     run_job(&args.dir, &req, layers)
 }
 
@@ -260,6 +286,10 @@ fn run_job(dir: &Path, req: &JobRequest, layers: usize) -> anyhow::Result<ExitCo
         }
         Event::Folded { done, .. } => bar.set_position(done as u64),
         Event::Checkpointed { layers, .. } => bar.set_message(format!("last checkpoint: {layers}")),
+        Event::SegmentStarted { index, total, layers, offset } if total > 1 => {
+            note(&bar, format!("segment {}/{total}: layers {}..{}", index + 1, offset + 1, offset + layers))
+        }
+        Event::SegmentStarted { .. } => {}
         Event::Compressing => bar.set_message("compressing"),
     })?;
     bar.finish_and_clear();
@@ -289,6 +319,9 @@ fn run_job(dir: &Path, req: &JobRequest, layers: usize) -> anyhow::Result<ExitCo
         println!("  peak memory  {:8.1} MiB", rss as f64 / (1 << 20) as f64);
     }
     println!("  model commitment {}", to_hex(&proven.statement.model_commitment.last));
+    if let Some(class) = proven.statement.output.class {
+        println!("  predicted class  {class}");
+    }
     println!(
         "results in {} (secret.json and checkpoints/ are secret); verify with: fold-ml-verify {}",
         dir.display(),
@@ -324,7 +357,7 @@ fn run_status(dir: &Path) -> anyhow::Result<ExitCode> {
 fn run_verify_checkpoint(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
     let cache = args.cache.unwrap_or_else(params::default_cache_dir);
     let loaded = job::load_checkpoint(&args.dir, &cache, args.at);
-    let (manifest, ckpt, keys, z0) = match loaded {
+    let LoadedCheckpoint { manifest, checkpoint: ckpt, keys, z0, .. } = match loaded {
         Ok(x) => x,
         Err(e @ Error::Artifact { .. }) => {
             eprintln!("REJECTED: {e}");
@@ -332,9 +365,13 @@ fn run_verify_checkpoint(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    match job::verify_checkpoint_proof(&keys.pp, &ckpt, manifest.job.architecture.layers_per_step, &z0) {
+    let arch = &manifest.job.architectures[ckpt.segment];
+    match job::verify_checkpoint_proof(&keys.pp, &ckpt, arch.layers_per_step, &z0) {
         Ok(()) => {
-            println!("ACCEPTED: the checkpoint is a valid recursive proof of the first {} layers", ckpt.layers_done);
+            println!(
+                "ACCEPTED: the checkpoint is a valid recursive proof of the first {} layers of segment {}",
+                ckpt.layers_done, ckpt.segment
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(reason) => {
@@ -358,8 +395,9 @@ fn run_compress(args: CompressArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_commit(args: ModelArgs) -> anyhow::Result<ExitCode> {
-    let model = args.descriptor()?.model()?;
-    let (iv, last) = model_commitment(&model);
+    let (_, loaded) = args.load()?;
+    let model = loaded.source();
+    let (iv, last) = model_commitment(model);
     println!("{}", serde_json::json!({ "iv": to_hex(&iv), "final": to_hex(&last), "num_layers": model.num_layers() }));
     Ok(ExitCode::SUCCESS)
 }
@@ -367,8 +405,11 @@ fn run_commit(args: ModelArgs) -> anyhow::Result<ExitCode> {
 fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     use fold_ml::plan::{auto_layers_per_step, estimate, StepSizes, NOVA_SECONDARY};
     use fold_ml_circuits::cost::StepCost;
-    let descriptor = args.model.descriptor()?;
-    let model = descriptor.model()?;
+    let (descriptor, loaded) = args.model.load()?;
+    let model = match &loaded {
+        LoadedModel::Synthetic(m) => m,
+        LoadedModel::Network(net) => return inspect_network(net),
+    };
     let spec = model.spec();
     let n = model.num_layers();
     let one = StepCost::of(&spec);
@@ -426,6 +467,66 @@ fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     );
     println!("estimates from a cost model fitted on a 2-core machine; see the README for measured figures");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The segment table of an imported model.
+fn inspect_network(net: &Network) -> anyhow::Result<ExitCode> {
+    use fold_ml_circuits::cost::StepCost;
+    println!("model {} ({} layers in {} segments)", net.name, net.num_layers(), net.segments.len());
+    println!(
+        "  input {:?}, scale {}; output {} values, scale {}, zero point {}",
+        net.input.shape,
+        net.input.scale,
+        net.num_outputs(),
+        net.output.scale,
+        net.output.zero_point
+    );
+    println!();
+    println!(
+        "| segment | layers | shape | residual | pool | shift / acc bits | MACs/layer | constraints/layer | from |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (j, seg) in net.segments.iter().enumerate() {
+        let spec = &seg.spec;
+        let cost = StepCost::of(spec);
+        let shape = match spec.shape {
+            fold_ml_circuits::gadgets::linear::LinearShape::Conv(c) => format!(
+                "conv {}×{} {}→{} on {}×{}",
+                c.kernel, c.kernel, c.channels_in, c.channels_out, c.height, c.width
+            ),
+            fold_ml_circuits::gadgets::linear::LinearShape::Dense(d) => format!("dense {}→{}", d.inputs, d.outputs),
+        };
+        let pool = spec.pool.map_or("-".into(), |p| format!("{:?} {}×{}", p.kind, p.size, p.size));
+        let origin = match seg.origin.as_slice() {
+            [] => String::new(),
+            [one] => one.clone(),
+            [first, .., last] => format!("{first} … {last}"),
+        };
+        println!(
+            "| {j} | {} | {shape} | {} | {pool} | {} / {} | {} | {} | {origin} |",
+            seg.layers.len(),
+            if spec.skip == 0 { "-".to_string() } else { format!("×{}", spec.skip) },
+            spec.requant.shift(),
+            spec.requant.acc_bits(),
+            cost.macs,
+            cost.constraints,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a real-valued input: a JSON array of numbers.
+fn read_real_input(path: &Path) -> Result<Vec<f32>, Error> {
+    let bytes = fold_ml::fsutil::read_file(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::BadInput {
+        what: path.display().to_string(),
+        reason: format!("not a JSON array of numbers: {e}"),
+    })
+}
+
+/// The depth of the job in `dir`.
+fn read_manifest_layers(dir: &Path) -> Result<usize, Error> {
+    Ok(job::read_manifest(dir)?.job.num_layers)
 }
 
 /// Exit code of a failed command: 2 for input errors, 1 otherwise.

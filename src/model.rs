@@ -2,6 +2,7 @@
 //! private stream of layers (what the weights are), read one layer at a time.
 
 use crate::artifact::hex;
+use crate::network::{Network, Segment};
 use fold_ml_circuits::layer::{LayerParams, LayerSpec};
 use fold_ml_circuits::synthetic::SyntheticModel;
 use fold_ml_circuits::F;
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the step circuit; bump whenever a constraint changes, so that cached
 /// parameters and old statements are never mixed with a different circuit.
-pub const CIRCUIT_VERSION: &str = "fold-ml-circuits/2 nova-snark/0.76 pallas-vesta spartan-ipa";
+pub const CIRCUIT_VERSION: &str = "fold-ml-circuits/3 nova-snark/0.76 pallas-vesta spartan-ipa";
 
 /// The public description of the circuit: everything public parameters depend on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,16 +50,28 @@ impl Architecture {
     }
 }
 
-/// A model the prover can stream layer by layer.
-pub trait LayerSource {
+/// A run of layers of one spec that the prover can stream layer by layer.
+pub trait LayerSource: Sync {
     /// The shared layer spec.
     fn spec(&self) -> LayerSpec;
     /// Depth.
     fn num_layers(&self) -> usize;
     /// Layer `i` (generated or read on demand).
     fn layer(&self, i: usize) -> LayerParams;
+}
+
+/// A model: its segments, in order, and the salt of its commitment.
+pub trait ModelSource: Sync {
+    /// The segments, input to output.
+    fn segments(&self) -> Vec<&dyn LayerSource>;
     /// The model commitment's salt.
     fn salt(&self) -> F;
+    /// Whether the outputs are class scores (the statement then names the class).
+    fn is_classifier(&self) -> bool;
+    /// Total depth.
+    fn num_layers(&self) -> usize {
+        self.segments().iter().map(|s| s.num_layers()).sum()
+    }
 }
 
 impl LayerSource for SyntheticModel {
@@ -71,12 +84,46 @@ impl LayerSource for SyntheticModel {
     fn layer(&self, i: usize) -> LayerParams {
         SyntheticModel::layer(self, i)
     }
+}
+
+impl ModelSource for SyntheticModel {
+    fn segments(&self) -> Vec<&dyn LayerSource> {
+        vec![self]
+    }
     fn salt(&self) -> F {
         SyntheticModel::salt(self)
+    }
+    fn is_classifier(&self) -> bool {
+        false
+    }
+}
+
+impl LayerSource for Segment {
+    fn spec(&self) -> LayerSpec {
+        self.spec
+    }
+    fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+    fn layer(&self, i: usize) -> LayerParams {
+        self.layers[i].clone()
+    }
+}
+
+impl ModelSource for Network {
+    fn segments(&self) -> Vec<&dyn LayerSource> {
+        self.segments.iter().map(|s| s as &dyn LayerSource).collect()
+    }
+    fn salt(&self) -> F {
+        self.salt
+    }
+    fn is_classifier(&self) -> bool {
+        true
     }
 }
 
 /// The model commitment `(iv, final)` of a streamed model, computed natively.
-pub fn model_commitment(model: &dyn LayerSource) -> (F, F) {
-    fold_ml_circuits::reference::model_commitment(model.salt(), (0..model.num_layers()).map(|i| model.layer(i)))
+pub fn model_commitment(model: &dyn ModelSource) -> (F, F) {
+    let layers = model.segments().into_iter().flat_map(|s| (0..s.num_layers()).map(move |i| s.layer(i)));
+    fold_ml_circuits::reference::model_commitment(model.salt(), layers)
 }

@@ -134,7 +134,12 @@ impl Network {
     /// Quantizes a real input (in the ONNX model's layout) to input activations.
     pub fn quantize_input(&self, x: &[f32]) -> Result<Vec<u8>, String> {
         if x.len() != self.num_inputs() {
-            return Err(format!("has {} values; the model takes {} ({:?})", x.len(), self.num_inputs(), self.input.shape));
+            return Err(format!(
+                "has {} values; the model takes {} ({:?})",
+                x.len(),
+                self.num_inputs(),
+                self.input.shape
+            ));
         }
         x.iter()
             .enumerate()
@@ -160,9 +165,9 @@ impl Network {
         q.iter().map(|&v| (f32::from(v) - f32::from(self.output.zero_point)) * self.output.scale).collect()
     }
 
-    /// The model commitment `(iv, final)` over every layer of every segment, in order.
-    pub fn commitment(&self) -> (F, F) {
-        fold_ml_circuits::reference::model_commitment(self.salt, self.segments.iter().flat_map(|s| s.layers.iter()))
+    /// Checksum of the model's encoding: what a job records to recognize its model.
+    pub fn digest(&self) -> [u8; 32] {
+        artifact::checksum(&artifact::encode(Kind::Model, &[0; 32], self).unwrap_or_default())
     }
 
     /// Writes the model file (owner-only: it holds the weights and the salt).

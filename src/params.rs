@@ -3,10 +3,11 @@
 //! the same parameters from the public architecture, which is what the verifier does.
 
 use crate::artifact::{self, Kind};
-use crate::error::Error;
+use crate::error::{ArtifactError, Error};
 use crate::fsutil::{read_file, write_atomic};
 use crate::model::Architecture;
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, VerifierKey, S1, S2};
+use crate::statement::Statement;
 use fold_ml_circuits::layer::LayerStep;
 use nova_snark::traits::snark::RelaxedR1CSSNARKTrait;
 use std::path::{Path, PathBuf};
@@ -106,8 +107,19 @@ pub fn verifier_key(cache: &Path, arch: &Architecture) -> Result<VerifierKey, Er
     Ok(setup_and_store(cache, arch)?.2)
 }
 
-/// Encodes a verifier key as a shareable `vk.bin`.
-pub fn encode_vk(arch: &Architecture, vk: &VerifierKey) -> Result<Vec<u8>, Error> {
-    artifact::encode(Kind::VerifierKey, &arch.digest(), vk)
+/// Encodes the verifier keys of a statement (one per distinct architecture, in order of
+/// first use) as a shareable `vk.bin`.
+pub fn encode_vks(statement: &Statement, vks: &[&VerifierKey]) -> Result<Vec<u8>, Error> {
+    artifact::encode(Kind::VerifierKey, &statement.architectures_digest(), &vks)
         .map_err(|reason| Error::Artifact { path: "vk.bin".into(), reason })
+}
+
+/// Decodes a `vk.bin` for `statement`: bound to its architectures, one key for each.
+pub fn decode_vks(statement: &Statement, bytes: &[u8]) -> Result<Vec<VerifierKey>, ArtifactError> {
+    let vks: Vec<VerifierKey> = artifact::decode(Kind::VerifierKey, &statement.architectures_digest(), bytes)?;
+    let wanted = statement.distinct_architectures().len();
+    if vks.len() != wanted {
+        return Err(ArtifactError::Corrupted(format!("{} keys for {wanted} architectures", vks.len())));
+    }
+    Ok(vks)
 }

@@ -4,11 +4,10 @@
 
 use crate::artifact::{self, Kind};
 use crate::error::Error;
-use crate::model::{Architecture, LayerSource};
+use crate::model::{LayerSource, ModelSource};
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, RecursiveSnark, VerifierKey};
-use crate::statement::{InputStatement, ModelCommitment, OutputStatement, Statement};
+use crate::statement::Statement;
 use ff::Field;
-use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::layer::{LayerStep, StepWitness};
 use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::state::StepState;
@@ -56,7 +55,18 @@ pub enum Event {
         /// Seconds spent writing it.
         seconds: f64,
     },
-    /// Compression started.
+    /// Folding of a segment starts.
+    SegmentStarted {
+        /// Its index.
+        index: usize,
+        /// Segments in the model.
+        total: usize,
+        /// Its layers.
+        layers: usize,
+        /// Layers before it.
+        offset: usize,
+    },
+    /// Compression of the current segment started.
     Compressing,
 }
 
@@ -91,9 +101,9 @@ pub struct Proven {
     pub constraints: (usize, usize),
 }
 
-/// Where folding stands: the proof so far and what is needed to continue.
+/// Where folding of a segment stands: the proof so far and what is needed to continue.
 pub struct Progress {
-    /// Layers folded.
+    /// Layers of the segment folded.
     pub layers_done: usize,
     /// IVC state after them.
     pub state: StepState,
@@ -110,16 +120,32 @@ pub(crate) fn bad(what: &str, reason: String) -> Error {
 }
 
 /// Checks that a model and input can be proven, before any expensive work.
-pub fn check_model_and_input(model: &dyn LayerSource, input: &[u8]) -> Result<(), Error> {
-    let spec = model.spec();
-    if model.num_layers() == 0 {
+pub fn check_model_and_input(model: &dyn ModelSource, input: &[u8]) -> Result<(), Error> {
+    let segments = model.segments();
+    if segments.is_empty() || model.num_layers() == 0 {
         return Err(bad("--layers", "a model needs at least one layer".into()));
     }
-    if spec.shape.num_inputs() != spec.shape.num_outputs() {
-        return Err(bad("model", "layers whose input and output sizes differ cannot be stacked".into()));
+    let mut width = segments[0].spec().num_inputs();
+    for (j, seg) in segments.iter().enumerate() {
+        let spec = seg.spec();
+        spec.check().map_err(|e| bad("model", format!("segment {j}: {e}")))?;
+        if seg.num_layers() == 0 {
+            return Err(bad("model", format!("segment {j} has no layer")));
+        }
+        if seg.num_layers() > 1 && spec.num_inputs() != spec.num_outputs() {
+            return Err(bad("model", "layers whose input and output sizes differ cannot be stacked".into()));
+        }
+        if spec.num_inputs() != width {
+            return Err(bad(
+                "model",
+                format!("segment {j} takes {} inputs, the previous gives {width}", spec.num_inputs()),
+            ));
+        }
+        width = spec.num_outputs();
     }
-    if input.len() != spec.shape.num_inputs() {
-        return Err(bad("input", format!("has {} values, the model takes {}", input.len(), spec.shape.num_inputs())));
+    let n = segments[0].spec().num_inputs();
+    if input.len() != n {
+        return Err(bad("input", format!("has {} values, the model takes {n}", input.len())));
     }
     check_activations(input).map_err(|e| bad("input", e.to_string()))
 }
@@ -140,6 +166,7 @@ struct Prepared {
 fn prepare_steps(
     model: &dyn LayerSource,
     layers_per_step: usize,
+    public_output: bool,
     mut layers_done: usize,
     mut activations: Vec<u8>,
     mut blind: F,
@@ -149,8 +176,8 @@ fn prepare_steps(
     let n = model.num_layers();
     while layers_done < n {
         let end = (layers_done + layers_per_step).min(n);
-        // The last output is public: committed with blind 0. Others are hidden.
-        let blind_out = if end == n { F::ZERO } else { F::random(OsRng) };
+        // The model's output is public: committed with blind 0. Others are hidden.
+        let blind_out = if end == n && public_output { F::ZERO } else { F::random(OsRng) };
         let layers = (layers_done..end).map(|i| model.layer(i)).collect();
         let witness = StepWitness { input: activations, layers, blind_in: blind, blind_out };
         let step = LayerStep::multi(spec, layers_per_step, witness)
@@ -164,13 +191,17 @@ fn prepare_steps(
     }
 }
 
-/// Folds the remaining layers of `model` from `progress`, `layers_per_step` per Nova step,
-/// calling `after_fold` after each step (it may write a checkpoint). The next step's
-/// witness is computed on another thread while the current step folds.
+/// Folds the remaining layers of the segment `model` from `progress`, `layers_per_step`
+/// per Nova step, calling `after_fold` after each step (it may write a checkpoint). The
+/// next step's witness is computed on another thread while the current step folds. With
+/// `public_output` the segment's output is committed with blind 0 (the model's output).
+#[allow(clippy::too_many_arguments)]
 pub fn fold_layers(
     pp: &PublicParams,
-    model: &(dyn LayerSource + Sync),
+    model: &dyn LayerSource,
     layers_per_step: usize,
+    public_output: bool,
+    layer_offset: usize,
     z0: &StepState,
     mut progress: Progress,
     after_fold: &mut dyn FnMut(&Progress) -> Result<(), Error>,
@@ -178,13 +209,13 @@ pub fn fold_layers(
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let (start, acts, blind) = (progress.layers_done, progress.activations.clone(), progress.blind);
     std::thread::scope(|scope| {
-        scope.spawn(move || prepare_steps(model, layers_per_step, start, acts, blind, tx));
+        scope.spawn(move || prepare_steps(model, layers_per_step, public_output, start, acts, blind, tx));
         // Owned by this closure: an early return drops it, which unblocks the producer,
         // so the scope can join it (a borrowed receiver would deadlock on error).
         let rx = rx;
         for prepared in rx.iter() {
             let Prepared { step, first_layer, blind_out } = prepared?;
-            let at_layer = |source| Error::AtLayer { layer: first_layer, source };
+            let at_layer = |source| Error::AtLayer { layer: layer_offset + first_layer, source };
             match progress.snark.as_mut() {
                 None => {
                     let mut s = RecursiveSnark::new(pp, &step, &z0.to_vec()).map_err(at_layer)?;
@@ -204,46 +235,21 @@ pub fn fold_layers(
     })
 }
 
-/// Compresses a folded proof of `layers` layers into a zero-knowledge proof and its
-/// statement, and checks the result before returning it. With `reveal_output`, the
-/// statement lists the output activations (their commitment must use blind 0).
-#[allow(clippy::too_many_arguments)]
-pub fn compress(
-    pp: &PublicParams,
-    pk: &ProverKey,
-    vk: &VerifierKey,
-    arch: &Architecture,
-    snark: &RecursiveSnark,
-    layers: usize,
-    z0: &StepState,
-    input: InputStatement,
-    output: Option<&[u8]>,
-) -> Result<(Statement, Vec<u8>, f64, f64), Error> {
-    let start = Instant::now();
-    let compressed =
-        CompressedSnark::prove(pp, pk, snark).map_err(|source| Error::Nova { stage: "compression", source })?;
-    let compress_s = start.elapsed().as_secs_f64();
-    let zn = snark.outputs();
-    let values = output.map(<[u8]>::to_vec);
-    if let Some(v) = &values {
-        if activation_commitment_native(v, F::ZERO) != zn[2] {
-            return Err(bad("output", "the final commitment is not to the public output".into()));
-        }
-    }
-    let statement = Statement::new(
-        arch.clone(),
-        layers,
-        ModelCommitment { iv: z0.model, last: zn[1] },
-        input,
-        OutputStatement { commitment: zn[2], values },
-    );
-    let proof = artifact::encode(Kind::Proof, &arch.digest(), &compressed)
+/// Compresses a segment's folded proof into a zero-knowledge proof.
+pub fn compress_segment(pp: &PublicParams, pk: &ProverKey, snark: &RecursiveSnark) -> Result<CompressedSnark, Error> {
+    CompressedSnark::prove(pp, pk, snark).map_err(|source| Error::Nova { stage: "compression", source })
+}
+
+/// Encodes the segment proofs of `statement` as `proof.bin` and checks them with the
+/// verifier keys (one per distinct architecture) before anything is written: a proof that
+/// does not verify is a bug.
+pub fn seal(statement: &Statement, proofs: &[CompressedSnark], vks: &[&VerifierKey]) -> Result<(Vec<u8>, f64), Error> {
+    let proof = artifact::encode(Kind::Proof, &statement.architectures_digest(), &proofs)
         .map_err(|reason| Error::Artifact { path: "proof.bin".into(), reason })?;
-    // Self-check before anything is written: a proof that does not verify is a bug.
     let start = Instant::now();
-    crate::verify::verify_proof(&statement, &proof, vk).map_err(|e| Error::Nova {
+    crate::verify::verify_proof(statement, &proof, vks).map_err(|e| Error::Nova {
         stage: "self-check of the compressed proof",
         source: nova_snark::errors::NovaError::ProofVerifyError { reason: e.to_string() },
     })?;
-    Ok((statement, proof, compress_s, start.elapsed().as_secs_f64()))
+    Ok((proof, start.elapsed().as_secs_f64()))
 }

@@ -10,22 +10,45 @@ use crate::statement::Statement;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-/// Verifies `proof` (the bytes of `proof.bin`) against `statement` with `vk`.
-pub fn verify_proof(statement: &Statement, proof: &[u8], vk: &VerifierKey) -> Result<(), VerifyError> {
+/// Verifies `proof` (the bytes of `proof.bin`: one compressed proof per segment) against
+/// `statement` with `vks`, one verifier key per distinct architecture in order of first
+/// use ([`Statement::distinct_architectures`]). Every segment proof must verify from the
+/// state where the previous segment ended to the state where the next one starts, so a
+/// missing, reordered, duplicated or foreign segment proof is rejected.
+pub fn verify_proof(statement: &Statement, proof: &[u8], vks: &[&VerifierKey]) -> Result<(), VerifyError> {
     statement.check()?;
-    let arch = statement.architecture.digest();
-    let snark: CompressedSnark = artifact::decode(Kind::Proof, &arch, proof).map_err(VerifyError::MalformedProof)?;
-    let z0 = statement.z0().to_vec();
-    // A panic inside the SNARK verifier on hostile bytes must still be a rejection.
-    let steps = crate::prove::num_steps(statement.num_layers, statement.architecture.layers_per_step);
-    let result = catch_unwind(AssertUnwindSafe(|| snark.verify(vk, steps, &z0))).map_err(|_| {
-        VerifyError::ProofInvalid { layers: statement.num_layers, reason: "the verifier panicked on this proof".into() }
-    })?;
-    let zn = result.map_err(|e| VerifyError::ProofInvalid { layers: statement.num_layers, reason: e.to_string() })?;
-    let expected = statement.zn().to_vec();
-    for (what, i) in [("layer count", 0), ("model commitment", 1), ("output", 2)] {
-        if zn.get(i) != expected.get(i) {
-            return Err(VerifyError::StateMismatch { what });
+    let snarks: Vec<CompressedSnark> =
+        artifact::decode(Kind::Proof, &statement.architectures_digest(), proof).map_err(VerifyError::MalformedProof)?;
+    if snarks.len() != statement.segments.len() {
+        return Err(VerifyError::BadStatement(format!(
+            "the proof has {} segment proofs, the statement {} segments",
+            snarks.len(),
+            statement.segments.len()
+        )));
+    }
+    let archs = statement.distinct_architectures();
+    if vks.len() != archs.len() {
+        return Err(VerifyError::BadStatement(format!(
+            "{} verifier keys for {} architectures",
+            vks.len(),
+            archs.len()
+        )));
+    }
+    for (j, (seg, snark)) in statement.segments.iter().zip(&snarks).enumerate() {
+        let key = archs.iter().position(|a| **a == seg.architecture).expect("listed");
+        let layers = seg.num_layers;
+        let z0 = statement.z0(j).to_vec();
+        let steps = crate::prove::num_steps(layers, seg.architecture.layers_per_step);
+        // A panic inside the SNARK verifier on hostile bytes must still be a rejection.
+        let result = catch_unwind(AssertUnwindSafe(|| snark.verify(vks[key], steps, &z0))).map_err(|_| {
+            VerifyError::ProofInvalid { segment: j, layers, reason: "the verifier panicked on this proof".into() }
+        })?;
+        let zn = result.map_err(|e| VerifyError::ProofInvalid { segment: j, layers, reason: e.to_string() })?;
+        let expected = statement.zn(j).to_vec();
+        for (what, i) in [("layer count", 0), ("model commitment", 1), ("activation commitment", 2)] {
+            if zn.get(i) != expected.get(i) {
+                return Err(VerifyError::StateMismatch { segment: j, what });
+            }
         }
     }
     Ok(())
@@ -46,9 +69,9 @@ pub fn read_statement(path: &Path) -> Result<Result<Statement, VerifyError>, Err
     }
 }
 
-/// Verifies a proof directory (`statement.json` + `proof.bin`). The verifier key is the
-/// one in `vk_file` if given (it must be for the statement's architecture), else derived
-/// from the public architecture (and cached in `cache`).
+/// Verifies a proof directory (`statement.json` + `proof.bin`). The verifier keys are the
+/// ones in `vk_file` if given (a `vk.bin` for the statement's architectures), else derived
+/// from the public architectures (and cached in `cache`).
 pub fn verify_dir(dir: &Path, cache: &Path, vk_file: Option<&Path>) -> Result<Result<Statement, VerifyError>, Error> {
     let statement = match read_statement(&dir.join("statement.json"))? {
         Ok(s) => s,
@@ -58,13 +81,17 @@ pub fn verify_dir(dir: &Path, cache: &Path, vk_file: Option<&Path>) -> Result<Re
     if let Err(e) = statement.check() {
         return Ok(Err(e));
     }
-    let arch = &statement.architecture;
-    let vk = match vk_file {
-        Some(path) => match artifact::decode::<VerifierKey>(Kind::VerifierKey, &arch.digest(), &read_file(path)?) {
-            Ok(vk) => vk,
+    let vks: Vec<VerifierKey> = match vk_file {
+        Some(path) => match params::decode_vks(&statement, &read_file(path)?) {
+            Ok(vks) => vks,
             Err(e) => return Ok(Err(VerifyError::WrongKey(e))),
         },
-        None => params::verifier_key(cache, arch)?,
+        None => statement
+            .distinct_architectures()
+            .into_iter()
+            .map(|arch| params::verifier_key(cache, arch))
+            .collect::<Result<_, _>>()?,
     };
-    Ok(verify_proof(&statement, &proof, &vk).map(|()| statement))
+    let vks: Vec<&VerifierKey> = vks.iter().collect();
+    Ok(verify_proof(&statement, &proof, &vks).map(|()| statement))
 }

@@ -82,9 +82,13 @@ fn changed_statement_is_rejected() {
         let v = verdict(&dir);
         assert!(v.is_err(), "{name}: accepted");
         match name {
-            "output" => assert_eq!(v.unwrap_err(), VerifyError::StateMismatch { what: "output" }),
-            "model final" => assert_eq!(v.unwrap_err(), VerifyError::StateMismatch { what: "model commitment" }),
-            "output values" => assert!(matches!(v.unwrap_err(), VerifyError::BadStatement(_))),
+            "output" => {
+                assert_eq!(v.unwrap_err(), VerifyError::StateMismatch { segment: 0, what: "activation commitment" })
+            }
+            "model final" => {
+                assert_eq!(v.unwrap_err(), VerifyError::StateMismatch { segment: 0, what: "model commitment" })
+            }
+            "output values" | "layers" => assert!(matches!(v.unwrap_err(), VerifyError::BadStatement(_))),
             _ => assert!(matches!(v.unwrap_err(), VerifyError::ProofInvalid { .. }), "{name}"),
         }
         assert_eq!(verify_cli(&dir).0, 1, "{name}");
@@ -92,7 +96,7 @@ fn changed_statement_is_rejected() {
     // a statement that lies about its own architecture digest
     let dir = copy_job(&job, "edit-arch");
     let mut s = honest.clone();
-    s.architecture.layer.requant = fold_ml_circuits::quant::RequantParams::new(5, 16).unwrap();
+    s.segments[0].architecture.layer.requant = fold_ml_circuits::quant::RequantParams::new(5, 16).unwrap();
     write_statement(&dir, &s);
     assert!(matches!(verdict(&dir), Err(VerifyError::BadStatement(_))));
     assert_eq!(verify_cli(&dir).0, 1);
@@ -121,12 +125,12 @@ fn tampered_snark_with_a_valid_checksum_is_rejected() {
     // verifier can catch it now.
     let job = reference_job();
     let s = statement(&job);
-    let digest = s.architecture.digest();
+    let digest = s.architectures_digest();
     let proof = std::fs::read(job.join("proof.bin")).unwrap();
     let payload_start = proof.len() - {
-        let snark: fold_ml::nova::CompressedSnark =
+        let snarks: Vec<fold_ml::nova::CompressedSnark> =
             fold_ml::artifact::decode(fold_ml::artifact::Kind::Proof, &digest, &proof).unwrap();
-        bincode::serde::encode_to_vec(&snark, bincode::config::standard()).unwrap().len()
+        bincode::serde::encode_to_vec(&snarks, bincode::config::standard()).unwrap().len()
     };
     let dir = copy_job(&job, "resealed");
     let mut rejected = 0;
@@ -136,7 +140,7 @@ fn tampered_snark_with_a_valid_checksum_is_rejected() {
             continue;
         }
         payload[offset] ^= 0x01;
-        let Ok((snark, _)) = bincode::serde::decode_from_slice::<fold_ml::nova::CompressedSnark, _>(
+        let Ok((snark, _)) = bincode::serde::decode_from_slice::<Vec<fold_ml::nova::CompressedSnark>, _>(
             &payload,
             bincode::config::standard(),
         ) else {
@@ -155,7 +159,8 @@ fn tampered_snark_with_a_valid_checksum_is_rejected() {
 fn verifier_key_of_another_shape_is_rejected() {
     let wide =
         fold_ml::job::manifest::ModelDescriptor::Synthetic { channels: 2, size: 4, kernel: 1, layers: 2, seed: 0 };
-    let other = proven_job("other-shape", wide, model_of(&wide).default_input(), false);
+    let wide_input = model_of(&wide).default_input();
+    let other = proven_job("other-shape", wide, wide_input, false);
     let job = reference_job();
     let (code, _, err) = run(
         env!("CARGO_BIN_EXE_fold-ml-verify"),
@@ -166,9 +171,9 @@ fn verifier_key_of_another_shape_is_rejected() {
     let v = verify_dir(&job, &cache(), Some(&other.join("vk.bin"))).unwrap();
     assert!(matches!(v, Err(VerifyError::WrongKey(ArtifactError::ArchitectureMismatch { .. }))));
     // the other key's payload relabelled with this architecture still cannot verify
-    let digest = statement(&job).architecture.digest();
-    let other_digest = statement(&other).architecture.digest();
-    let vk: fold_ml::nova::VerifierKey = fold_ml::artifact::decode(
+    let digest = statement(&job).architectures_digest();
+    let other_digest = statement(&other).architectures_digest();
+    let vk: Vec<fold_ml::nova::VerifierKey> = fold_ml::artifact::decode(
         fold_ml::artifact::Kind::VerifierKey,
         &other_digest,
         &std::fs::read(other.join("vk.bin")).unwrap(),
@@ -246,11 +251,11 @@ fn several_layers_per_step_including_a_partial_last_step() {
     let m = small(5, 3);
     let input = model_of(&m).default_input();
     let dir = scratch().join("k2-n5");
-    let mut req = request(m, input.clone(), true);
+    let mut req = request(m.clone(), input.clone(), true);
     req.layers_per_step = Some(2);
     fold_ml::job::run(&dir, &req, &mut |_| {}).expect("proving succeeds");
     let s = verdict(&dir).expect("accepted");
-    assert_eq!((s.num_layers, s.architecture.layers_per_step), (5, 2));
+    assert_eq!((s.num_layers, s.segments[0].architecture.layers_per_step), (5, 2));
     let model = model_of(&m);
     let layers: Vec<_> = model.iter().collect();
     assert_eq!(s.output.values, Some(run_native(&model.spec(), &input, &layers).unwrap()));
@@ -266,6 +271,7 @@ fn several_layers_per_step_including_a_partial_last_step() {
         let d = copy_job(&dir, &format!("k2-claims-{n}"));
         let mut s2 = s.clone();
         s2.num_layers = n;
+        s2.segments[0].num_layers = n;
         write_statement(&d, &s2);
         assert!(verdict(&d).is_err(), "{n} layers accepted");
     }

@@ -67,6 +67,8 @@ fn mutate(v: &mut Value) {
             Value::String(c.into_iter().collect())
         }
         Value::Bool(b) => Value::Bool(!b),
+        // an absent option (no pooling): claim one
+        Value::Null => serde_json::json!({ "kind": "max", "size": 1 }),
         other => other,
     };
 }
@@ -77,7 +79,8 @@ fn tamper_suite() {
     let honest_json: Value = serde_json::from_slice(&std::fs::read(job.join("statement.json")).unwrap()).unwrap();
     let statement: Statement = serde_json::from_value(honest_json.clone()).unwrap();
     let proof = std::fs::read(job.join("proof.bin")).unwrap();
-    let vk: VerifierKey = fold_ml::params::verifier_key(&cache(), &statement.architecture).unwrap();
+    let vk: VerifierKey = fold_ml::params::verifier_key(&cache(), &statement.segments[0].architecture).unwrap();
+    let vk = [&vk];
     assert!(verify_proof(&statement, &proof, &vk).is_ok(), "the genuine proof verifies");
     let mut t = Tally::default();
 
@@ -88,15 +91,15 @@ fn tamper_suite() {
         t.check(format!("proof byte {pos}"), || verify_proof(&statement, &bad, &vk).is_ok());
     }
     // 2. payload flips resealed with a valid header and checksum (sampled)
-    let arch = statement.architecture.digest();
-    let snark: CompressedSnark = decode(Kind::Proof, &arch, &proof).unwrap();
-    let payload = bincode::serde::encode_to_vec(&snark, bincode::config::standard()).unwrap();
+    let arch = statement.architectures_digest();
+    let snarks: Vec<CompressedSnark> = decode(Kind::Proof, &arch, &proof).unwrap();
+    let payload = bincode::serde::encode_to_vec(&snarks, bincode::config::standard()).unwrap();
     let step = (payload.len() / 150).max(1);
     for pos in (0..payload.len()).step_by(step) {
         let mut bad = payload.clone();
         bad[pos] ^= 0x01;
         t.check(format!("resealed payload byte {pos}"), || {
-            match bincode::serde::decode_from_slice::<CompressedSnark, _>(&bad, bincode::config::standard()) {
+            match bincode::serde::decode_from_slice::<Vec<CompressedSnark>, _>(&bad, bincode::config::standard()) {
                 Ok((s, _)) => verify_proof(&statement, &encode(Kind::Proof, &arch, &s).unwrap(), &vk).is_ok(),
                 Err(_) => false, // undecodable: the reader rejects it
             }

@@ -9,7 +9,9 @@
 
 use crate::commit::{activation_commitment, activation_commitment_native, model_update, model_update_native};
 use crate::gadgets::bits::{add_constant, alloc_bits, alloc_uint, lc};
-use crate::gadgets::linear::{check_skip, linear_hints, linear_requant, linear_requant_native, LinearShape, OutputHint};
+use crate::gadgets::linear::{
+    check_skip, linear_hints, linear_requant, linear_requant_native, LinearShape, OutputHint,
+};
 use crate::gadgets::pool::{pool_tensor_native, pool_window, Pool, PoolHint, PoolKind};
 use crate::quant::{bits_le, int_to_field, QuantError, RequantParams, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET};
 use crate::state::{StepState, ARITY};
@@ -77,9 +79,7 @@ impl LayerSpec {
     /// The input indices (into the linear outputs) of every pooled output.
     fn pool_windows(&self) -> Option<(PoolKind, Vec<Vec<usize>>)> {
         match (self.pool, self.shape) {
-            (Some(pool), LinearShape::Conv(c)) => {
-                Some((pool.kind, pool.windows((c.channels_out, c.height, c.width))))
-            }
+            (Some(pool), LinearShape::Conv(c)) => Some((pool.kind, pool.windows((c.channels_out, c.height, c.width)))),
             _ => None,
         }
     }
@@ -99,10 +99,9 @@ impl LayerHints {
     pub fn with_linear(spec: &LayerSpec, linear: Vec<OutputHint>) -> Self {
         let ys = output_of(&linear);
         let pool = match spec.pool_windows() {
-            Some((kind, windows)) => windows
-                .iter()
-                .map(|win| PoolHint::new(kind, &win.iter().map(|&i| ys[i]).collect::<Vec<_>>()))
-                .collect(),
+            Some((kind, windows)) => {
+                windows.iter().map(|win| PoolHint::new(kind, &win.iter().map(|&i| ys[i]).collect::<Vec<_>>())).collect()
+            }
             None => Vec::new(),
         };
         Self { linear, pool }

@@ -59,9 +59,7 @@ pub fn run_native<'a>(
     layers: impl IntoIterator<Item = &'a LayerParams>,
 ) -> Result<Vec<u8>, QuantError> {
     check_activations(input)?;
-    layers
-        .into_iter()
-        .try_fold(input.to_vec(), |a, p| layer_native(spec, &a, p))
+    layers.into_iter().try_fold(input.to_vec(), |a, p| layer_native(spec, &a, p))
 }
 
 /// The running model commitment of a whole stack: `(iv, final)`.

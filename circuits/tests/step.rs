@@ -51,15 +51,18 @@ fn small_specs() -> impl Strategy<Value = LayerSpec> {
     let dense = (1usize..10, 1usize..10).prop_map(|(i, o)| LinearShape::Dense(DenseShape { inputs: i, outputs: o }));
     let pool = prop_oneof![
         Just(None),
-        (prop_oneof![Just(PoolKind::Max), Just(PoolKind::Average)], 1usize..3).prop_map(|(kind, size)| Some(Pool { kind, size }))
+        (prop_oneof![Just(PoolKind::Max), Just(PoolKind::Average)], 1usize..3)
+            .prop_map(|(kind, size)| Some(Pool { kind, size }))
     ];
-    (prop_oneof![conv, dense], 0u32..6, prop_oneof![Just(0u32), 1u32..40], pool).prop_map(|(shape, shift, skip, pool)| {
-        let mut spec = LayerSpec::new(shape, RequantParams::new(shift, 20).unwrap());
-        // residual connections and pooling where the shape allows them
-        spec.skip = if shape.num_inputs() == shape.num_outputs() { skip } else { 0 };
-        spec.pool = if matches!(shape, LinearShape::Conv(_)) { pool } else { None };
-        spec
-    })
+    (prop_oneof![conv, dense], 0u32..6, prop_oneof![Just(0u32), 1u32..40], pool).prop_map(
+        |(shape, shift, skip, pool)| {
+            let mut spec = LayerSpec::new(shape, RequantParams::new(shift, 20).unwrap());
+            // residual connections and pooling where the shape allows them
+            spec.skip = if shape.num_inputs() == shape.num_outputs() { skip } else { 0 };
+            spec.pool = if matches!(shape, LinearShape::Conv(_)) { pool } else { None };
+            spec
+        },
+    )
 }
 
 type Case = (LayerSpec, Vec<u8>, LayerParams, u64, u64);
@@ -203,8 +206,8 @@ fn pinned_constraint_counts() {
 }
 
 fn multi_case() -> impl Strategy<Value = (LayerSpec, usize, Vec<u8>, Vec<LayerParams>, u64, u64)> {
-    (small_specs().prop_filter("stackable", |s| s.num_inputs() == s.num_outputs()), 2usize..4)
-        .prop_flat_map(|(spec, k)| {
+    (small_specs().prop_filter("stackable", |s| s.num_inputs() == s.num_outputs()), 2usize..4).prop_flat_map(
+        |(spec, k)| {
             let layer = (
                 proptest::collection::vec(-40i8..40, spec.shape.num_weights()),
                 proptest::collection::vec(-2000i32..2000, spec.shape.num_biases()),
@@ -218,7 +221,8 @@ fn multi_case() -> impl Strategy<Value = (LayerSpec, usize, Vec<u8>, Vec<LayerPa
                 any::<u64>(),
                 any::<u64>(),
             )
-        })
+        },
+    )
 }
 
 proptest! {
@@ -262,9 +266,7 @@ fn multi_layer_step_pinned_counts() {
     let two = StepCost::of_step(&conv, 2);
     assert_eq!(two.constraints, 131_166);
     assert!(two.constraints < 2 * one.constraints);
-    let dense16 = LayerSpec::new(
-        LinearShape::Dense(DenseShape { inputs: 16, outputs: 16 }),
-        RequantParams::new(8, 24).unwrap(),
-    );
+    let dense16 =
+        LayerSpec::new(LinearShape::Dense(DenseShape { inputs: 16, outputs: 16 }), RequantParams::new(8, 24).unwrap());
     assert_eq!(StepCost::of_step(&dense16, 8).constraints, 36_124);
 }

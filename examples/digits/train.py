@@ -17,6 +17,7 @@ Usage:
 """
 
 import json
+import math
 import os
 import random
 import time
@@ -52,17 +53,6 @@ def seed_everything(seed=SEED):
 
 
 # --------------------------------------------------------------------------- models
-# `act(name, t)` is an identity hook at every quantized-activation point; it is only
-# used by the (informational) fake-quantization simulation below and is a no-op for
-# training and ONNX export.
-def _id(_name, t):
-    return t
-
-
-def _hook(act):
-    return _id if act is None else act
-
-
 class DigitsCNN(nn.Module):
     def __init__(self):
         super().__init__()
@@ -74,13 +64,9 @@ class DigitsCNN(nn.Module):
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(16 * 2 * 2, 10)
 
-    def forward(self, x, act=None):
-        act = _hook(act)
-        x = act("input", x)
-        x = act("relu1", F.relu(self.bn1(self.conv1(x))))
-        x = act("pool1", self.pool1(x))
-        x = act("relu2", F.relu(self.conv2(x)))
-        x = act("pool2", self.pool2(x))
+    def forward(self, x):
+        x = self.pool1(F.relu(self.bn1(self.conv1(x))))
+        x = self.pool2(F.relu(self.conv2(x)))
         return self.fc(self.flatten(x))
 
 
@@ -105,13 +91,11 @@ class ResNet64(nn.Module):
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(ch * 4 * 4, 10)
 
-    def forward(self, x, act=None):
-        act = _hook(act)
-        x = act("input", x)
-        x = act("stem", F.relu(self.stem(x)))
-        for i, b in enumerate(self.blocks):
-            x = act(f"block{i}", b(x))
-        x = act("pool", self.pool(x))
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        for b in self.blocks:
+            x = b(x)
+        x = self.pool(x)
         return self.fc(self.flatten(x))
 
 
@@ -200,40 +184,84 @@ def ort_predict(path, x):
 
 
 # --------------------------------------------------------------------------- quant sim
-def simulate_quant(model, xcal, xte, yte, act_bits=7, w_bits=8):
-    """Rough, informational estimate of accuracy after the importer's quantization:
-    weights per-layer symmetric int8 (BN folded into its conv first), activations
-    per-tensor unsigned `act_bits` with scale = calibration max. The real circuit
-    importer may differ in details (rounding, bias, where requantization happens)."""
-    import copy
-    q = copy.deepcopy(model).eval()
+# Informational only: an integer simulation of the circuit's arithmetic as documented in
+# circuits/src/quant.rs, to check the models survive quantization. Per layer:
+#   acc = bias_q + skip * x_q + sum(w_q * x_q)     (w_q int8 per-layer symmetric, x_q in [0,127])
+#   y_q = clamp(floor(acc / 2^shift), 0, 127)      (round-to-nearest via +2^(shift-1) in bias)
+#   then optional max/avg pool on the 7-bit values.
+# The output scale is s_w * s_x * 2^shift with shift = ceil(log2(calib_max / 127 / (s_w * s_x)))
+# (the smallest power of two that does not saturate the calibration max; pessimistic: it
+# can waste up to one bit). The skip multiplier is round(1 / s_w). The last layer returns
+# the raw accumulator (logits). The real importer may choose scales differently.
+def layer_list(model):
+    """[(weight, bias, kind, skip, pool)] in float64, BN folded into its conv."""
+    d = lambda t: t.detach().double().clone()
+    if isinstance(model, DigitsCNN):
+        bn = model.bn1
+        s = d(bn.weight) / torch.sqrt(d(bn.running_var) + bn.eps)
+        w1 = d(model.conv1.weight) * s[:, None, None, None]
+        b1 = (d(model.conv1.bias) - d(bn.running_mean)) * s + d(bn.bias)
+        return [
+            (w1, b1, "conv", False, "max"),
+            (d(model.conv2.weight), d(model.conv2.bias), "conv", False, "avg"),
+            (d(model.fc.weight), d(model.fc.bias), "fc", False, None),
+        ]
+    layers = [(d(model.stem.weight), d(model.stem.bias), "conv", False, None)]
+    for i, b in enumerate(model.blocks):
+        pool = "avg" if i == len(model.blocks) - 1 else None
+        layers.append((d(b.conv.weight), d(b.conv.bias), "conv", True, pool))
+    layers.append((d(model.fc.weight), d(model.fc.bias), "fc", False, None))
+    return layers
+
+
+def _linear(x, w, kind):
+    if kind == "conv":
+        return F.conv2d(x, w, padding=w.shape[-1] // 2)
+    return x.flatten(1) @ w.T
+
+
+def _add_bias(acc, b):
+    return acc + b.view(1, -1, *([1] * (acc.dim() - 2)))
+
+
+def _pool(x, pool, integer):
+    if pool == "max":
+        return F.max_pool2d(x, 2, 2)
+    if pool == "avg":
+        y = F.avg_pool2d(x, 2, 2)
+        return torch.floor(y + 0.5) if integer else y
+    return x
+
+
+def simulate_quant(model, xcal, xte, yte):
+    layers = layer_list(model)
+    # float pass over the calibration set: max of every requantized (post-ReLU, pre-pool) output
+    maxes = []
     with torch.no_grad():
-        if isinstance(q, DigitsCNN):
-            bn = q.bn1
-            s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            q.conv1.weight.mul_(s[:, None, None, None])
-            q.conv1.bias.copy_((q.conv1.bias - bn.running_mean) * s + bn.bias)
-            q.bn1 = nn.Identity()
-        qmax_w = 2 ** (w_bits - 1) - 1
-        for mod in q.modules():
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                sc = mod.weight.abs().max() / qmax_w
-                mod.weight.copy_(torch.round(mod.weight / sc) * sc)
-        maxes = {}
-
-        def record(name, t):
-            maxes[name] = max(maxes.get(name, 0.0), t.max().item())
-            return t
-
-        q(xcal, act=record)
-        qmax_a = 2 ** act_bits - 1
-
-        def fq(name, t):
-            sc = max(maxes[name], 1e-8) / qmax_a
-            return torch.clamp(torch.round(t / sc), 0, qmax_a) * sc
-
-        acc = (q(xte, act=fq).argmax(1) == yte).float().mean().item()
-    return acc, maxes
+        x = xcal.double()
+        for w, b, kind, skip, pool in layers[:-1]:
+            y = F.relu(_add_bias(_linear(x, w, kind), b) + (x if skip else 0))
+            maxes.append(y.max().item())
+            x = _pool(y, pool, False)
+        # integer pass over the test set
+        s_x = 1.0 / 127
+        xq = torch.clamp(torch.floor(xte.double() / s_x + 0.5), 0, 127)
+        for li, (w, b, kind, skip, pool) in enumerate(layers):
+            s_w = w.abs().max().item() / 127
+            wq = torch.round(w / s_w)
+            acc_scale = s_w * s_x
+            last = li == len(layers) - 1
+            shift = 0 if last else max(0, math.ceil(math.log2(maxes[li] / 127 / acc_scale)))
+            bq = torch.round(b / acc_scale) + (2 ** (shift - 1) if shift > 0 else 0)
+            acc = _add_bias(_linear(xq, wq, kind), bq)
+            if skip:
+                acc = acc + round(1 / s_w) * xq
+            if last:
+                break
+            xq = _pool(torch.clamp(torch.floor(acc / 2 ** shift), 0, 127), pool, True)
+            s_x = acc_scale * 2 ** shift
+        qacc = (acc.argmax(1) == yte).double().mean().item()
+    return qacc, maxes
 
 
 # --------------------------------------------------------------------------- json
@@ -282,12 +310,12 @@ def main():
         ort_acc = float((ort_pred == yte).mean())
         qacc, maxes = simulate_quant(model, Xtr[:N_CALIB], Xte, Yte)
         print(f"  {name}: torch acc {acc:.4f}, onnxruntime acc {ort_acc:.4f} (preds identical), "
-              f"simulated 7-bit-act/int8-weight acc ~{qacc:.4f}, "
-              f"calib activation max {max(maxes.values()):.3f}")
+              f"simulated integer (7-bit act, int8 weight, 2^shift requant) acc ~{qacc:.4f}, "
+              f"calib activation max {max(maxes):.3f}")
         if isinstance(model, DigitsCNN):
             bn = model.bn1
-            print(f"  BN running_mean {np.round(bn.running_mean.numpy(), 3).tolist()}")
-            print(f"  BN running_var  {np.round(bn.running_var.numpy(), 3).tolist()}")
+            print(f"  BN running_mean {[round(float(v), 3) for v in bn.running_mean]}")
+            print(f"  BN running_var  {[round(float(v), 3) for v in bn.running_var]}")
         assert ort_acc >= 0.95, f"{name}: float accuracy {ort_acc} < 0.95"
         results[name] = dict(acc=ort_acc, preds=ort_pred, ops=ops, qacc=qacc)
 

@@ -11,7 +11,7 @@
 use crate::artifact::{self, Kind};
 use crate::error::{ArtifactError, Error};
 use crate::fsutil::{read_file, write_atomic};
-use crate::nova::RecursiveSnark;
+use crate::nova::{CompressedSnark, RecursiveSnark};
 use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::F;
@@ -31,7 +31,9 @@ pub const FAIL_HOOK_ENV: &str = "FOLD_ML_TEST_FAIL_WRITING_CHECKPOINT";
 pub struct Checkpoint {
     /// Digest of the job identity it belongs to.
     pub job_digest: [u8; 32],
-    /// Layers folded.
+    /// The segment being folded.
+    pub segment: usize,
+    /// Layers of the segment folded.
     pub layers_done: usize,
     /// IVC state after `layers_done` layers.
     pub state: Vec<F>,
@@ -44,10 +46,21 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Consistency checks that need no public parameters.
-    pub fn check(&self, job_digest: &[u8; 32], num_layers: usize, layers_per_step: usize) -> Result<(), String> {
+    /// Consistency checks that need no public parameters: `segment` has `num_layers`
+    /// layers and starts after `offset` layers.
+    pub fn check(
+        &self,
+        job_digest: &[u8; 32],
+        segment: usize,
+        offset: usize,
+        num_layers: usize,
+        layers_per_step: usize,
+    ) -> Result<(), String> {
         if &self.job_digest != job_digest {
             return Err("belongs to another job".into());
+        }
+        if self.segment != segment {
+            return Err(format!("is for segment {}, not {segment}", self.segment));
         }
         if self.layers_done == 0 || self.layers_done > num_layers {
             return Err(format!("claims {} layers of {num_layers}", self.layers_done));
@@ -63,7 +76,7 @@ impl Checkpoint {
         if self.state.len() != 3 || self.snark.outputs() != self.state.as_slice() {
             return Err("state differs from the folded proof's".into());
         }
-        if self.state[0] != F::from(self.layers_done as u64) {
+        if self.state[0] != F::from((offset + self.layers_done) as u64) {
             return Err("state's layer counter differs from its layer count".into());
         }
         check_activations(&self.activations).map_err(|e| e.to_string())?;
@@ -79,11 +92,11 @@ pub fn dir(job: &Path) -> PathBuf {
     job.join("checkpoints")
 }
 
-fn path_for(job: &Path, layers_done: usize) -> PathBuf {
-    dir(job).join(format!("ckpt-{layers_done:08}.bin"))
+fn path_for(job: &Path, layers: usize) -> PathBuf {
+    dir(job).join(format!("ckpt-{layers:08}.bin"))
 }
 
-/// Checkpoint files, newest (most layers) first.
+/// Checkpoint files by the model's layer count they reach, newest (most layers) first.
 pub fn list(job: &Path) -> Vec<(usize, PathBuf)> {
     let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(dir(job))
         .into_iter()
@@ -99,8 +112,9 @@ pub fn list(job: &Path) -> Vec<(usize, PathBuf)> {
     found
 }
 
-/// Writes a checkpoint durably, then removes all but the previous one.
-pub fn write(job: &Path, arch: &[u8; 32], ckpt: &Checkpoint) -> Result<(PathBuf, usize), Error> {
+/// Writes a checkpoint (reaching `layers` layers of the model) durably, then removes all
+/// but the previous one.
+pub fn write(job: &Path, arch: &[u8; 32], layers: usize, ckpt: &Checkpoint) -> Result<(PathBuf, usize), Error> {
     let d = dir(job);
     std::fs::create_dir_all(&d).map_err(|source| Error::Io { path: d.clone(), source })?;
     #[cfg(unix)]
@@ -110,14 +124,14 @@ pub fn write(job: &Path, arch: &[u8; 32], ckpt: &Checkpoint) -> Result<(PathBuf,
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
             .map_err(|source| Error::Io { path: d.clone(), source })?;
     }
-    let path = path_for(job, ckpt.layers_done);
+    let path = path_for(job, layers);
     let bytes = artifact::encode(Kind::Checkpoint, arch, ckpt)
         .map_err(|reason| Error::Artifact { path: path.clone(), reason })?;
-    let crash_here = std::env::var(CRASH_HOOK_ENV).ok().and_then(|v| v.parse::<usize>().ok()) == Some(ckpt.layers_done);
+    let crash_here = std::env::var(CRASH_HOOK_ENV).ok().and_then(|v| v.parse::<usize>().ok()) == Some(layers);
     if crash_here {
         crate::fsutil::abort_midway_through_write(&path, &bytes);
     }
-    if std::env::var(FAIL_HOOK_ENV).ok().and_then(|v| v.parse::<usize>().ok()) == Some(ckpt.layers_done) {
+    if std::env::var(FAIL_HOOK_ENV).ok().and_then(|v| v.parse::<usize>().ok()) == Some(layers) {
         let source = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device (test hook)");
         return Err(Error::Io { path, source });
     }
@@ -138,4 +152,59 @@ pub fn read(path: &Path, arch: &[u8; 32]) -> Result<Checkpoint, Error> {
 /// Marks a file as what it is in an error.
 pub fn corrupted(path: &Path, reason: String) -> Error {
     Error::Artifact { path: path.into(), reason: ArtifactError::Corrupted(reason) }
+}
+
+/// A finished segment: its compressed proof and the state it ends in, with the secret
+/// activations and blind the next segment starts from. Secret like a checkpoint.
+#[derive(Serialize, Deserialize)]
+pub struct SegmentDone {
+    /// Digest of the job identity it belongs to.
+    pub job_digest: [u8; 32],
+    /// The segment.
+    pub segment: usize,
+    /// IVC state at its end.
+    pub end: Vec<F>,
+    /// Activations at its end.
+    pub activations: Vec<u8>,
+    /// Blind of their commitment in `end`.
+    pub blind: F,
+    /// The segment's compressed proof.
+    pub proof: CompressedSnark,
+}
+
+fn segment_path(job: &Path, segment: usize) -> PathBuf {
+    job.join("segments").join(format!("seg-{segment:04}.bin"))
+}
+
+/// Writes a finished segment durably (owner-only).
+pub fn write_segment(job: &Path, arch: &[u8; 32], done: &SegmentDone) -> Result<(), Error> {
+    let path = segment_path(job, done.segment);
+    let d = job.join("segments");
+    std::fs::create_dir_all(&d).map_err(|source| Error::Io { path: d.clone(), source })?;
+    let bytes = artifact::encode(Kind::Checkpoint, arch, done)
+        .map_err(|reason| Error::Artifact { path: path.clone(), reason })?;
+    write_atomic(&path, &bytes, true)
+}
+
+/// Reads finished segment `segment`: `None` if it was never written; an error if the file
+/// is damaged or belongs to another job.
+pub fn read_segment(
+    job: &Path,
+    arch: &[u8; 32],
+    job_digest: &[u8; 32],
+    segment: usize,
+) -> Result<Option<SegmentDone>, Error> {
+    let path = segment_path(job, segment);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let done: SegmentDone = artifact::decode(Kind::Checkpoint, arch, &read_file(&path)?)
+        .map_err(|reason| Error::Artifact { path: path.clone(), reason })?;
+    if &done.job_digest != job_digest || done.segment != segment || done.end.len() != 3 {
+        return Err(corrupted(&path, "belongs to another job or segment".into()));
+    }
+    if activation_commitment_native(&done.activations, done.blind) != done.end[2] {
+        return Err(corrupted(&path, "activations do not open the end state's commitment".into()));
+    }
+    Ok(Some(done))
 }

@@ -5,18 +5,21 @@ use crate::artifact::hex;
 use crate::error::Error;
 use crate::field::hex_serde;
 use crate::model::Architecture;
+use crate::model::ModelSource;
+use crate::network::Network;
 use fold_ml_circuits::synthetic::SyntheticModel;
 use fold_ml_circuits::F;
 use nova_snark::digest::{DigestComputer, SimpleDigestible};
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 /// `format` of a manifest.
 pub const MANIFEST_FORMAT: &str = "fold-ml job manifest";
 /// Manifest format version.
-pub const MANIFEST_VERSION: u16 = 1;
+pub const MANIFEST_VERSION: u16 = 2;
 
 /// How the model is obtained.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ModelDescriptor {
     /// The built-in synthetic conv body.
@@ -41,22 +44,71 @@ pub enum ModelDescriptor {
         /// Weight seed.
         seed: u64,
     },
+    /// A model file (`fold-ml import`), copied into the job directory as `model.foldml`.
+    File {
+        /// The model's name.
+        name: String,
+        /// Checksum of the model file's content.
+        digest: String,
+    },
+}
+
+/// A model ready to prove.
+pub enum LoadedModel {
+    /// A built-in synthetic model.
+    Synthetic(SyntheticModel),
+    /// An imported network.
+    Network(Box<Network>),
+}
+
+impl LoadedModel {
+    /// The model as the prover streams it.
+    pub fn source(&self) -> &dyn ModelSource {
+        match self {
+            Self::Synthetic(m) => m,
+            Self::Network(n) => n.as_ref(),
+        }
+    }
+}
+
+/// The model file inside a job directory.
+pub fn model_file(job: &Path) -> PathBuf {
+    job.join("model.foldml")
 }
 
 impl ModelDescriptor {
-    /// The model it describes.
-    pub fn model(&self) -> Result<SyntheticModel, Error> {
-        Ok(match *self {
-            Self::Synthetic { channels, size, kernel, layers, seed } => {
-                SyntheticModel::conv(channels, size, kernel, layers, seed)?
+    /// The descriptor of a model file.
+    pub fn of_network(net: &Network) -> Self {
+        Self::File { name: net.name.clone(), digest: hex(&net.digest()) }
+    }
+
+    /// The model it describes; a model file is read from the job directory `job`.
+    pub fn load(&self, job: &Path) -> Result<LoadedModel, Error> {
+        Ok(match self {
+            &Self::Synthetic { channels, size, kernel, layers, seed } => {
+                LoadedModel::Synthetic(SyntheticModel::conv(channels, size, kernel, layers, seed)?)
             }
-            Self::SyntheticDense { width, layers, seed } => SyntheticModel::dense(width, layers, seed)?,
+            &Self::SyntheticDense { width, layers, seed } => {
+                LoadedModel::Synthetic(SyntheticModel::dense(width, layers, seed)?)
+            }
+            Self::File { digest, .. } => {
+                let path = model_file(job);
+                let net = Network::read(&path)?;
+                if hex(&net.digest()) != *digest {
+                    return Err(Error::BadInput {
+                        what: path.display().to_string(),
+                        reason: "is not the model this job was started with".into(),
+                    });
+                }
+                LoadedModel::Network(Box::new(net))
+            }
         })
     }
 
     /// The command-line flags that define the model, with their values.
     pub fn flags(&self) -> Vec<(&'static str, String)> {
         match *self {
+            Self::File { ref name, ref digest } => vec![("--model", format!("{name} ({digest})"))],
             Self::Synthetic { channels, size, kernel, layers, seed } => vec![
                 ("--layers", layers.to_string()),
                 ("--dense (the model kind)", "conv".into()),
@@ -76,6 +128,7 @@ impl ModelDescriptor {
     /// A short name, for default job directories.
     pub fn name(&self) -> String {
         match *self {
+            Self::File { ref name, ref digest } => format!("{name}-{}", &digest[2..14]),
             Self::Synthetic { channels, size, kernel, layers, seed } => {
                 format!("conv{channels}x{size}-k{kernel}-L{layers}-seed{seed}")
             }
@@ -100,8 +153,8 @@ pub enum CheckpointPolicy {
 pub struct JobIdentity {
     /// The model.
     pub model: ModelDescriptor,
-    /// Its architecture.
-    pub architecture: Architecture,
+    /// The architecture of each segment.
+    pub architectures: Vec<Architecture>,
     /// Layers to prove.
     pub num_layers: usize,
     /// Commitment to the input (under the job's secret blind).
@@ -131,12 +184,14 @@ impl JobIdentity {
                 return d(flag, a.clone(), b.clone());
             }
         }
-        let (k1, k2) = (self.architecture.layers_per_step, other.architecture.layers_per_step);
+        let steps = |a: &[Architecture]| a.iter().map(|a| a.layers_per_step.to_string()).collect::<Vec<_>>().join(",");
+        let (k1, k2) = (steps(&self.architectures), steps(&other.architectures));
         if k1 != k2 {
-            return d("--layers-per-step", k1.to_string(), k2.to_string());
+            return d("--layers-per-step", k1, k2);
         }
-        if self.architecture != other.architecture {
-            return d("the architecture", self.architecture.digest_hex(), other.architecture.digest_hex());
+        if self.architectures != other.architectures {
+            let digest = |a: &[Architecture]| hex(&crate::statement::architectures_digest(a.iter()));
+            return d("the architecture", digest(&self.architectures), digest(&other.architectures));
         }
         if self.public_input != other.public_input {
             return d("--public-input", self.public_input.to_string(), other.public_input.to_string());

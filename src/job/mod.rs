@@ -3,8 +3,13 @@
 //! and resumes from its newest valid checkpoint when run again (here or on another
 //! machine: nothing in it is an absolute path, and parameters are found by digest).
 //!
-//! Layout: `manifest.json`, `secret.json` (owner-only), `checkpoints/ckpt-<K>.bin`
-//! (owner-only), `events.jsonl`, `lock`, and at the end `statement.json`, `proof.bin`,
+//! A model of several segments is folded one segment at a time; each finished segment is
+//! compressed at once and kept in `segments/seg-<j>.bin` (owner-only: it also holds the
+//! activations the next segment starts from), so a resumed job never redoes one.
+//!
+//! Layout: `manifest.json`, `secret.json` (owner-only), `model.foldml` (an imported model,
+//! owner-only), `checkpoints/ckpt-<K>.bin` (owner-only; `K` counts the model's layers),
+//! `segments/`, `events.jsonl`, `lock`, and at the end `statement.json`, `proof.bin`,
 //! `vk.bin`.
 
 pub mod checkpoint;
@@ -18,18 +23,19 @@ pub mod status;
 use crate::artifact::hex;
 use crate::error::Error;
 use crate::fsutil::{read_file, write_atomic};
-use crate::model::{Architecture, LayerSource};
-use crate::nova::PublicParams;
+use crate::model::{Architecture, ModelSource};
+use crate::network::{argmax, Network};
+use crate::nova::{CompressedSnark, PublicParams, VerifierKey};
 use crate::params::{self, ProverKeys};
-use crate::prove::{bad, check_model_and_input, compress, fold_layers, Event, Progress, Proven, Timings};
-use crate::statement::{InputStatement, Statement};
-use checkpoint::Checkpoint;
+use crate::prove::{bad, check_model_and_input, compress_segment, fold_layers, seal, Event, Progress, Proven, Timings};
+use crate::statement::{InputStatement, Link, ModelCommitment, OutputStatement, SegmentStatement, Statement};
+use checkpoint::{Checkpoint, SegmentDone};
 use events::EventLog;
 use ff::Field;
 use fold_ml_circuits::commit::{activation_commitment_native, model_iv_native};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
-use manifest::{CheckpointPolicy, JobIdentity, Manifest, ModelDescriptor};
+use manifest::{CheckpointPolicy, JobIdentity, LoadedModel, Manifest, ModelDescriptor};
 use rand_core::OsRng;
 use secret::JobSecret;
 use serde_json::json;
@@ -44,6 +50,8 @@ pub const DEFAULT_CHECKPOINT_POLICY: CheckpointPolicy = CheckpointPolicy::Second
 pub struct JobRequest {
     /// The model.
     pub model: ModelDescriptor,
+    /// For a model file: where to copy it from when the job starts.
+    pub model_file: Option<PathBuf>,
     /// Input activations; `None` reuses the job's own (resume).
     pub input: Option<Vec<u8>>,
     /// Publish the input in the statement.
@@ -52,20 +60,36 @@ pub struct JobRequest {
     pub cache_dir: PathBuf,
     /// Checkpoint policy.
     pub checkpoint_every: CheckpointPolicy,
-    /// Discard every checkpoint and start from the first layer.
+    /// Discard every checkpoint and finished segment and start from the first layer.
     pub restart: bool,
-    /// Layers folded per Nova step (`None`: chosen from the layer's size).
+    /// Layers folded per Nova step in segments that can stack them (`None`: chosen from
+    /// each segment's size, or the job's own choice when resuming).
     pub layers_per_step: Option<usize>,
 }
 
 impl JobRequest {
-    /// The architecture this request proves under (resolving the automatic choice of
-    /// layers per step).
-    pub fn architecture(&self, model: &dyn LayerSource) -> Architecture {
-        let k = self.layers_per_step.unwrap_or_else(|| {
-            crate::plan::auto_layers_per_step(&crate::plan::StepSizes::of(&model.spec()), model.num_layers())
-        });
-        Architecture::new(model.spec(), k)
+    /// The architecture of each segment (resolving the automatic choice of layers per
+    /// step; a resumed job keeps the choice recorded in its manifest).
+    pub fn architectures(&self, model: &dyn ModelSource, manifest: Option<&Manifest>) -> Vec<Architecture> {
+        let recorded = manifest.map(|m| &m.job.architectures);
+        model
+            .segments()
+            .iter()
+            .enumerate()
+            .map(|(j, seg)| {
+                let spec = seg.spec();
+                let stackable = spec.num_inputs() == spec.num_outputs();
+                let k = match (self.layers_per_step, recorded.and_then(|r| r.get(j))) {
+                    _ if !stackable => 1,
+                    (Some(k), _) => k,
+                    (None, Some(a)) => a.layers_per_step,
+                    (None, None) => {
+                        crate::plan::auto_layers_per_step(&crate::plan::StepSizes::of(&spec), seg.num_layers())
+                    }
+                };
+                Architecture::new(spec, k)
+            })
+            .collect()
     }
 }
 
@@ -91,16 +115,17 @@ pub fn resume_request(dir: &Path, cache_dir: PathBuf, restart: bool) -> Result<J
     let m = read_manifest(dir)?;
     Ok(JobRequest {
         model: m.job.model,
+        model_file: None,
         input: None,
         public_input: m.job.public_input,
         cache_dir,
         checkpoint_every: m.checkpoint_every,
         restart,
-        layers_per_step: Some(m.job.architecture.layers_per_step),
+        layers_per_step: None,
     })
 }
 
-fn z0_of(model: &dyn LayerSource, input: &[u8], blind: F) -> StepState {
+fn z0_of(model: &dyn ModelSource, input: &[u8], blind: F) -> StepState {
     StepState {
         layer: 0,
         model: model_iv_native(model.salt()),
@@ -108,24 +133,59 @@ fn z0_of(model: &dyn LayerSource, input: &[u8], blind: F) -> StepState {
     }
 }
 
-/// Finds the newest checkpoint that decodes, belongs to this job and verifies; reports
-/// each one skipped. `Ok(None)` when there is none at all.
+/// Layers before each segment.
+fn offsets(model: &dyn ModelSource) -> Vec<usize> {
+    model.segments().iter().scan(0, |acc, s| Some(std::mem::replace(acc, *acc + s.num_layers()))).collect()
+}
+
+/// Where a segment starts: the IVC state, the activations and their blind.
+#[derive(Clone)]
+struct SegmentStart {
+    state: StepState,
+    activations: Vec<u8>,
+    blind: F,
+}
+
+fn state_of(v: &[F]) -> StepState {
+    let layer = u64::from_le_bytes(crate::field::to_bytes(&v[0])[..8].try_into().expect("8 bytes"));
+    StepState { layer, model: v[1], activations: v[2] }
+}
+
+/// The finished segments `0..j` of a job, in order, up to the first one missing.
+fn finished_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<SegmentDone>, Error> {
+    let job_digest = manifest.job.digest();
+    let mut done = Vec::new();
+    for (j, arch) in manifest.job.architectures.iter().enumerate() {
+        match checkpoint::read_segment(dir, &arch.digest(), &job_digest, j)? {
+            Some(d) => done.push(d),
+            None => break,
+        }
+    }
+    Ok(done)
+}
+
+/// Finds the newest checkpoint of segment `segment` that decodes, belongs to this job and
+/// verifies; reports each one skipped. `Ok(None)` when there is none at all.
+#[allow(clippy::too_many_arguments)]
 fn newest_valid_checkpoint(
     dir: &Path,
     manifest: &Manifest,
+    segment: usize,
+    offset: usize,
+    seg_layers: usize,
     pp: &PublicParams,
     z0: &StepState,
     log: &EventLog,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Option<Checkpoint>, Error> {
-    let arch = manifest.job.architecture.digest();
+    let arch = &manifest.job.architectures[segment];
     let job_digest = manifest.job.digest();
-    let per_step = manifest.job.architecture.layers_per_step;
-    let files = checkpoint::list(dir);
+    let files: Vec<_> =
+        checkpoint::list(dir).into_iter().filter(|(k, _)| *k > offset && *k <= offset + seg_layers).collect();
     for (k, path) in &files {
-        let verdict = checkpoint::read(path, &arch).map_err(|e| e.to_string()).and_then(|c| {
-            c.check(&job_digest, manifest.job.num_layers, per_step)?;
-            verify_checkpoint_proof(pp, &c, per_step, z0)?;
+        let verdict = checkpoint::read(path, &arch.digest()).map_err(|e| e.to_string()).and_then(|c| {
+            c.check(&job_digest, segment, offset, seg_layers, arch.layers_per_step)?;
+            verify_checkpoint_proof(pp, &c, arch.layers_per_step, z0)?;
             Ok(c)
         });
         match verdict {
@@ -151,18 +211,25 @@ fn newest_valid_checkpoint(
 
 /// Runs (or resumes, or recognizes as complete) the job in `dir`.
 pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Result<Outcome, Error> {
-    let model = req.model.model()?;
     if req.layers_per_step.is_some_and(|k| k == 0 || k > crate::statement::MAX_LAYERS_PER_STEP) {
         return Err(bad("--layers-per-step", format!("must be in 1..={}", crate::statement::MAX_LAYERS_PER_STEP)));
     }
-    let arch = req.architecture(&model);
     let has_manifest = dir.join("manifest.json").exists();
+    let loaded = match (&req.model, &req.model_file) {
+        (ModelDescriptor::File { .. }, Some(src)) if !has_manifest => {
+            LoadedModel::Network(Box::new(Network::read(src)?))
+        }
+        (m, _) => m.load(dir)?,
+    };
+    let model = loaded.source();
+    let manifest = if has_manifest { Some(read_manifest(dir)?) } else { None };
+    let archs = req.architectures(model, manifest.as_ref());
     if dir.join("statement.json").exists() && has_manifest {
-        let m = read_manifest(dir)?;
+        let m = manifest.expect("read above");
         let wanted = JobIdentity {
             params_digest: m.job.params_digest.clone(),
             input_commitment: m.job.input_commitment,
-            ..identity(&req.model, &arch, &model, F::ZERO, req.public_input, String::new())
+            ..identity(&req.model, &archs, model, F::ZERO, req.public_input, String::new())
         };
         if let Some(diff) = m.job.difference(&wanted) {
             return Err(bad(&dir.display().to_string(), format!("holds a finished job for another request: {diff}")));
@@ -201,19 +268,22 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
         let blind = if req.public_input { F::ZERO } else { F::random(OsRng) };
         JobSecret::new(input, blind)
     };
-    check_model_and_input(&model, &secret.input)?;
+    check_model_and_input(model, &secret.input)?;
 
     std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
     let _lock = lock::JobLock::acquire(dir)?;
+    if let (LoadedModel::Network(net), false) = (&loaded, has_manifest) {
+        net.write(&manifest::model_file(dir))?;
+    }
     let log = EventLog::new(dir);
-    let result = run_locked(dir, req, &model, &arch, &secret, has_manifest, &log, on_event);
+    let result = run_locked(dir, req, model, &archs, manifest, &secret, &log, on_event);
     if let Err(e) = &result {
         let _ = log.append("failed", json!({ "error": e.to_string() }));
     }
     result
 }
 
-/// Verifies the recursive proof inside a checkpoint.
+/// Verifies the recursive proof inside a checkpoint, from its segment's start state `z0`.
 pub fn verify_checkpoint_proof(
     pp: &PublicParams,
     c: &Checkpoint,
@@ -226,15 +296,15 @@ pub fn verify_checkpoint_proof(
 
 fn identity(
     model: &ModelDescriptor,
-    arch: &Architecture,
-    m: &dyn LayerSource,
+    archs: &[Architecture],
+    m: &dyn ModelSource,
     input_commitment: F,
     public_input: bool,
     params_digest: String,
 ) -> JobIdentity {
     JobIdentity {
-        model: *model,
-        architecture: arch.clone(),
+        model: model.clone(),
+        architectures: archs.to_vec(),
         num_layers: m.num_layers(),
         input_commitment,
         public_input,
@@ -242,131 +312,257 @@ fn identity(
     }
 }
 
+/// Digest of the public parameters of every segment, in order.
+fn params_digest(pps: &[F]) -> String {
+    let bytes: Vec<u8> = pps.iter().flat_map(|f| crate::field::to_bytes(f)).collect();
+    hex(&crate::artifact::checksum(&bytes))
+}
+
+/// Each distinct architecture's verifier key, in order of first use.
+fn verifier_keys(cache: &Path, statement: &Statement) -> Result<Vec<VerifierKey>, Error> {
+    statement.distinct_architectures().into_iter().map(|a| params::verifier_key(cache, a)).collect()
+}
+
+/// Assembles the statement of segments `0..proofs.len()` (the last possibly a prefix of
+/// `last_layers` layers ending in `end`), seals the proof and writes the proof directory.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    out: &Path,
+    cache: &Path,
+    archs: &[Architecture],
+    done: Vec<SegmentDone>,
+    last: Option<(usize, &[F], CompressedSnark)>,
+    z0: &StepState,
+    input: InputStatement,
+    output: Option<(&[u8], bool)>,
+) -> Result<(Statement, Vec<u8>, Vec<u8>, f64), Error> {
+    let mut segments: Vec<SegmentStatement> =
+        done.iter().map(|d| SegmentStatement::new(archs[d.segment].clone(), 0)).collect();
+    let mut ends: Vec<StepState> = done.iter().map(|d| state_of(&d.end)).collect();
+    let mut proofs: Vec<CompressedSnark> = done.into_iter().map(|d| d.proof).collect();
+    if let Some((layers, end, proof)) = last {
+        segments.push(SegmentStatement::new(archs[segments.len()].clone(), layers));
+        ends.push(state_of(end));
+        proofs.push(proof);
+    }
+    // Layer counts from the states: each segment ends where its counter stopped.
+    let mut before = 0u64;
+    for (seg, end) in segments.iter_mut().zip(&ends) {
+        if seg.num_layers == 0 {
+            seg.num_layers = (end.layer - before) as usize;
+        }
+        before = end.layer;
+    }
+    let final_state = *ends.last().ok_or_else(|| bad("job", "no layer was folded".into()))?;
+    let links = ends[..ends.len() - 1].iter().map(|e| Link { model: e.model, activations: e.activations }).collect();
+    let (values, classifier) = match output {
+        Some((v, c)) => (Some(v.to_vec()), c),
+        None => (None, false),
+    };
+    let class = values.as_ref().filter(|_| classifier).map(|v| argmax(v));
+    let statement = Statement::new(
+        segments,
+        links,
+        ModelCommitment { iv: z0.model, last: final_state.model },
+        input,
+        OutputStatement { commitment: final_state.activations, values, class },
+    );
+    let vks = verifier_keys(cache, &statement)?;
+    let vk_refs: Vec<&VerifierKey> = vks.iter().collect();
+    let (proof, check_s) = seal(&statement, &proofs, &vk_refs)?;
+    let vk = params::encode_vks(&statement, &vk_refs)?;
+    results::write_proof_dir(out, &statement, &proof, &vk)?;
+    Ok((statement, proof, vk, check_s))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_locked(
     dir: &Path,
     req: &JobRequest,
-    model: &(dyn LayerSource + Sync),
-    arch: &Architecture,
+    model: &dyn ModelSource,
+    archs: &[Architecture],
+    manifest: Option<Manifest>,
     secret: &JobSecret,
-    has_manifest: bool,
     log: &EventLog,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Outcome, Error> {
-    let ProverKeys { pp, pk, vk, cached, seconds } = params::prover_keys(&req.cache_dir, arch)?;
-    on_event(Event::KeysReady { cached, seconds, constraints: pp.num_constraints() });
-    let mut timings = Timings { setup: seconds, ..Timings::default() };
-
+    let segments = model.segments();
+    let offsets = offsets(model);
+    let n = model.num_layers();
     let z0 = z0_of(model, &secret.input, secret.input_blind);
-    let wanted =
-        identity(&req.model, arch, model, z0.activations, req.public_input, hex(&crate::field::to_bytes(&pp.digest())));
-    let manifest = if has_manifest {
-        let m = read_manifest(dir)?;
-        if let Some(diff) = m.job.difference(&wanted) {
-            return Err(bad(&dir.display().to_string(), format!("cannot resume: {diff}")));
+    let mut timings = Timings::default();
+
+    // The job's parameters: every segment's (set up or loaded now, one at a time).
+    let mut pp_digests = Vec::with_capacity(archs.len());
+    let mut constraints = (0, 0);
+    for arch in archs {
+        let keys = params::prover_keys(&req.cache_dir, arch)?;
+        on_event(Event::KeysReady {
+            cached: keys.cached,
+            seconds: keys.seconds,
+            constraints: keys.pp.num_constraints(),
+        });
+        timings.setup += keys.seconds;
+        constraints = constraints.max(keys.pp.num_constraints());
+        pp_digests.push(keys.pp.digest());
+    }
+    let wanted = identity(&req.model, archs, model, z0.activations, req.public_input, params_digest(&pp_digests));
+    let manifest = match manifest {
+        Some(m) => {
+            if let Some(diff) = m.job.difference(&wanted) {
+                return Err(bad(&dir.display().to_string(), format!("cannot resume: {diff}")));
+            }
+            Manifest { checkpoint_every: req.checkpoint_every, ..m }
         }
-        Manifest { checkpoint_every: req.checkpoint_every, ..m }
-    } else {
-        secret.write(dir)?;
-        let m = Manifest::new(wanted, req.checkpoint_every);
-        write_atomic(&dir.join("manifest.json"), &serde_json::to_vec_pretty(&m).expect("serializes"), false)?;
-        log.append("started", json!({ "layers": model.num_layers(), "architecture": arch.digest_hex() }))?;
-        m
+        None => {
+            secret.write(dir)?;
+            let m = Manifest::new(wanted, req.checkpoint_every);
+            write_atomic(&dir.join("manifest.json"), &serde_json::to_vec_pretty(&m).expect("serializes"), false)?;
+            log.append("started", json!({ "layers": n, "segments": archs.len() }))?;
+            m
+        }
     };
 
     if req.restart {
         for (_, path) in checkpoint::list(dir) {
             std::fs::remove_file(&path).map_err(|source| Error::Io { path, source })?;
         }
+        let segs = dir.join("segments");
+        if segs.exists() {
+            std::fs::remove_dir_all(&segs).map_err(|source| Error::Io { path: segs, source })?;
+        }
     }
-    let start = match newest_valid_checkpoint(dir, &manifest, &pp, &z0, log, on_event)? {
-        Some(c) => {
-            log.append("resumed", json!({ "from": c.layers_done }))?;
-            on_event(Event::Resumed { from: c.layers_done });
-            let state = StepState { layer: c.layers_done as u64, model: c.state[1], activations: c.state[2] };
-            Progress {
-                layers_done: c.layers_done,
-                state,
-                activations: c.activations,
-                blind: c.blind,
-                snark: Some(c.snark),
-            }
-        }
-        None => Progress {
-            layers_done: 0,
-            state: z0,
-            activations: secret.input.clone(),
-            blind: secret.input_blind,
-            snark: None,
-        },
-    };
-    let first = start.layers_done;
-    let n = model.num_layers();
-    let arch_digest = arch.digest();
+    let mut done = finished_segments(dir, &manifest)?;
     let job_digest = manifest.job.digest();
-
-    let fold_start = Instant::now();
-    let mut last_checkpoint = (first, Instant::now());
-    let mut checkpoint_seconds = 0.0;
-    let done = fold_layers(&pp, model, arch.layers_per_step, &z0, start, &mut |p| {
-        log.append("folded", json!({ "done": p.layers_done, "total": n }))?;
-        on_event(Event::Folded { done: p.layers_done, total: n });
-        let due = match req.checkpoint_every {
-            CheckpointPolicy::Folds(k) => p.layers_done - last_checkpoint.0 >= k.max(1),
-            CheckpointPolicy::Seconds(s) => last_checkpoint.1.elapsed().as_secs() >= s,
+    let mut layers_folded = 0;
+    while done.len() < segments.len() {
+        let j = done.len();
+        let (seg, arch, offset) = (segments[j], &archs[j], offsets[j]);
+        let start = match done.last() {
+            None => SegmentStart { state: z0, activations: secret.input.clone(), blind: secret.input_blind },
+            Some(d) => SegmentStart { state: state_of(&d.end), activations: d.activations.clone(), blind: d.blind },
         };
-        if due || p.layers_done == n {
-            let t = Instant::now();
-            let ckpt = Checkpoint {
-                job_digest,
-                layers_done: p.layers_done,
-                state: p.state.to_vec(),
-                activations: p.activations.clone(),
-                blind: p.blind,
-                snark: p.snark.clone().expect("a layer was folded"),
-            };
-            let (path, bytes) = checkpoint::write(dir, &arch_digest, &ckpt)?;
-            let secs = t.elapsed().as_secs_f64();
-            checkpoint_seconds += secs;
-            log.append("checkpoint", json!({ "layers": p.layers_done, "bytes": bytes, "seconds": secs, "file": path.file_name().map(|f| f.to_string_lossy().into_owned()) }))?;
-            on_event(Event::Checkpointed { layers: p.layers_done, bytes, seconds: secs });
-            last_checkpoint = (p.layers_done, Instant::now());
-        }
-        Ok(())
-    })?;
-    timings.fold = fold_start.elapsed().as_secs_f64() - checkpoint_seconds;
-    timings.checkpoint = checkpoint_seconds;
+        on_event(Event::SegmentStarted { index: j, total: segments.len(), layers: seg.num_layers(), offset });
+        let ProverKeys { pp, pk, .. } = params::prover_keys(&req.cache_dir, arch)?;
+        let resumed =
+            newest_valid_checkpoint(dir, &manifest, j, offset, seg.num_layers(), &pp, &start.state, log, on_event)?;
+        let progress = match resumed {
+            Some(c) => {
+                log.append("resumed", json!({ "from": offset + c.layers_done }))?;
+                on_event(Event::Resumed { from: offset + c.layers_done });
+                Progress {
+                    layers_done: c.layers_done,
+                    state: state_of(&c.state),
+                    activations: c.activations,
+                    blind: c.blind,
+                    snark: Some(c.snark),
+                }
+            }
+            None => Progress {
+                layers_done: 0,
+                state: start.state,
+                activations: start.activations.clone(),
+                blind: start.blind,
+                snark: None,
+            },
+        };
+        let first = progress.layers_done;
+        let seg_layers = seg.num_layers();
+        let arch_digest = arch.digest();
+        let fold_start = Instant::now();
+        let mut last_checkpoint = (first, Instant::now());
+        let mut checkpoint_seconds = 0.0;
+        let last_segment = j + 1 == segments.len();
+        let folded = fold_layers(
+            &pp,
+            seg,
+            arch.layers_per_step,
+            last_segment,
+            offset,
+            &start.state,
+            progress,
+            &mut |p| {
+                let total_done = offset + p.layers_done;
+                log.append("folded", json!({ "done": total_done, "total": n }))?;
+                on_event(Event::Folded { done: total_done, total: n });
+                let due = match req.checkpoint_every {
+                    CheckpointPolicy::Folds(k) => p.layers_done - last_checkpoint.0 >= k.max(1),
+                    CheckpointPolicy::Seconds(s) => last_checkpoint.1.elapsed().as_secs() >= s,
+                };
+                if due || p.layers_done == seg_layers {
+                    let t = Instant::now();
+                    let ckpt = Checkpoint {
+                        job_digest,
+                        segment: j,
+                        layers_done: p.layers_done,
+                        state: p.state.to_vec(),
+                        activations: p.activations.clone(),
+                        blind: p.blind,
+                        snark: p.snark.clone().expect("a layer was folded"),
+                    };
+                    let (path, bytes) = checkpoint::write(dir, &arch_digest, total_done, &ckpt)?;
+                    let secs = t.elapsed().as_secs_f64();
+                    checkpoint_seconds += secs;
+                    log.append("checkpoint", json!({ "layers": total_done, "bytes": bytes, "seconds": secs, "file": path.file_name().map(|f| f.to_string_lossy().into_owned()) }))?;
+                    on_event(Event::Checkpointed { layers: total_done, bytes, seconds: secs });
+                    last_checkpoint = (p.layers_done, Instant::now());
+                }
+                Ok(())
+            },
+        )?;
+        timings.fold += fold_start.elapsed().as_secs_f64() - checkpoint_seconds;
+        timings.checkpoint += checkpoint_seconds;
+        layers_folded += seg_layers - first;
 
-    on_event(Event::Compressing);
-    let snark = done.snark.as_ref().ok_or_else(|| bad("job", "no layer was folded".into()))?;
+        on_event(Event::Compressing);
+        let snark = folded.snark.as_ref().ok_or_else(|| bad("job", "no layer was folded".into()))?;
+        let t = Instant::now();
+        let proof = compress_segment(&pp, &pk, snark)?;
+        timings.compress += t.elapsed().as_secs_f64();
+        let finished = SegmentDone {
+            job_digest,
+            segment: j,
+            end: folded.state.to_vec(),
+            activations: folded.activations,
+            blind: folded.blind,
+            proof,
+        };
+        checkpoint::write_segment(dir, &arch_digest, &finished)?;
+        log.append("segment_compressed", json!({ "segment": j, "seconds": t.elapsed().as_secs_f64() }))?;
+        done.push(finished);
+    }
+
     let input = InputStatement { commitment: z0.activations, values: req.public_input.then(|| secret.input.clone()) };
-    let (statement, proof, compress_s, check_s) =
-        compress(&pp, &pk, &vk, arch, snark, done.layers_done, &z0, input, Some(&done.activations))?;
-    timings.compress = compress_s;
+    let output = done.last().map(|d| d.activations.clone()).unwrap_or_default();
+    let segments_done = done.len();
+    let (statement, proof, vk, check_s) =
+        finish(dir, &req.cache_dir, archs, done, None, &z0, input, Some((&output, model.is_classifier())))?;
     timings.self_check = check_s;
-    let vk = params::encode_vk(arch, &vk)?;
-    results::write_proof_dir(dir, &statement, &proof, &vk)?;
-    log.append("compressed", json!({ "proof_bytes": proof.len(), "seconds": compress_s }))?;
-    Ok(Outcome::Proven(Box::new(Proven {
-        statement,
-        proof,
-        vk,
-        timings,
-        layers_folded: n - first,
-        constraints: pp.num_constraints(),
-    })))
+    log.append("compressed", json!({ "proof_bytes": proof.len(), "segments": segments_done }))?;
+    Ok(Outcome::Proven(Box::new(Proven { statement, proof, vk, timings, layers_folded, constraints })))
 }
 
-/// Loads and fully verifies the checkpoint of a job at `at` layers (or the newest one).
-pub fn load_checkpoint(
-    dir: &Path,
-    cache: &Path,
-    at: Option<usize>,
-) -> Result<(Manifest, Checkpoint, ProverKeys, StepState), Error> {
+/// A job's checkpoint, loaded and checked.
+pub struct LoadedCheckpoint {
+    /// The job's manifest.
+    pub manifest: Manifest,
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Its segment's keys.
+    pub keys: ProverKeys,
+    /// Its segment's start state.
+    pub z0: StepState,
+    /// The finished segments before it.
+    pub before: Vec<SegmentDone>,
+}
+
+/// Loads the checkpoint of a job at `at` layers of the model (or the newest one) and
+/// checks everything but its recursive proof ([`verify_checkpoint_proof`]).
+pub fn load_checkpoint(dir: &Path, cache: &Path, at: Option<usize>) -> Result<LoadedCheckpoint, Error> {
     let manifest = read_manifest(dir)?;
-    let model = manifest.job.model.model()?;
+    let loaded = manifest.job.model.load(dir)?;
+    let model = loaded.source();
     let secret = JobSecret::read(dir)?;
-    let arch = &manifest.job.architecture;
     let files = checkpoint::list(dir);
     let (k, path) = match at {
         Some(k) => files
@@ -375,33 +571,48 @@ pub fn load_checkpoint(
             .ok_or_else(|| bad("--at", format!("the job has no checkpoint at {k} layers")))?,
         None => files.into_iter().next().ok_or_else(|| bad(&dir.display().to_string(), "has no checkpoint".into()))?,
     };
+    let offsets = offsets(model);
+    let segments = model.segments();
+    let j = (0..segments.len())
+        .rev()
+        .find(|&j| k > offsets[j])
+        .filter(|&j| k <= offsets[j] + segments[j].num_layers())
+        .ok_or_else(|| checkpoint::corrupted(&path, format!("{k} layers is beyond the model")))?;
+    let arch = &manifest.job.architectures[j];
     let keys = params::prover_keys(cache, arch)?;
     let ckpt = checkpoint::read(&path, &arch.digest())?;
-    ckpt.check(&manifest.job.digest(), manifest.job.num_layers, arch.layers_per_step)
+    ckpt.check(&manifest.job.digest(), j, offsets[j], segments[j].num_layers(), arch.layers_per_step)
         .map_err(|r| checkpoint::corrupted(&path, r))?;
-    if ckpt.layers_done != k {
+    if offsets[j] + ckpt.layers_done != k {
         return Err(checkpoint::corrupted(
             &path,
-            format!("file name says {k} layers, content says {}", ckpt.layers_done),
+            format!("file name says {k} layers, content says {}", offsets[j] + ckpt.layers_done),
         ));
     }
-    let z0 = z0_of(&model, &secret.input, secret.input_blind);
-    Ok((manifest, ckpt, keys, z0))
+    let before: Vec<SegmentDone> = finished_segments(dir, &manifest)?.into_iter().take(j).collect();
+    let z0 = match before.last() {
+        _ if j == 0 => z0_of(model, &secret.input, secret.input_blind),
+        Some(d) if before.len() == j => state_of(&d.end),
+        _ => return Err(bad(&dir.display().to_string(), format!("lacks the finished segments before segment {j}"))),
+    };
+    Ok(LoadedCheckpoint { manifest, checkpoint: ckpt, keys, z0, before })
 }
 
 /// Compresses the checkpoint at `at` layers into a shareable zero-knowledge proof of that
-/// prefix (output committed, not revealed), written to `out`.
+/// prefix of the model (output committed, not revealed), written to `out`.
 pub fn compress_checkpoint(dir: &Path, cache: &Path, at: usize, out: &Path) -> Result<Statement, Error> {
-    let (manifest, ckpt, keys, z0) = load_checkpoint(dir, cache, Some(at))?;
-    verify_checkpoint_proof(&keys.pp, &ckpt, manifest.job.architecture.layers_per_step, &z0)
+    let LoadedCheckpoint { manifest, checkpoint: ckpt, keys, z0, before } = load_checkpoint(dir, cache, Some(at))?;
+    let arch = &manifest.job.architectures[ckpt.segment];
+    verify_checkpoint_proof(&keys.pp, &ckpt, arch.layers_per_step, &z0)
         .map_err(|r| checkpoint::corrupted(&dir.join("checkpoints"), r))?;
-    let arch = &manifest.job.architecture;
-    let public_input = manifest.job.public_input;
     let secret = JobSecret::read(dir)?;
-    let input = InputStatement { commitment: z0.activations, values: public_input.then_some(secret.input) };
-    let (statement, proof, _, _) =
-        compress(&keys.pp, &keys.pk, &keys.vk, arch, &ckpt.snark, ckpt.layers_done, &z0, input, None)?;
-    results::write_proof_dir(out, &statement, &proof, &params::encode_vk(arch, &keys.vk)?)?;
+    let loaded = manifest.job.model.load(dir)?;
+    let model_z0 = z0_of(loaded.source(), &secret.input, secret.input_blind);
+    let input =
+        InputStatement { commitment: model_z0.activations, values: manifest.job.public_input.then_some(secret.input) };
+    let proof = compress_segment(&keys.pp, &keys.pk, &ckpt.snark)?;
+    let last = Some((ckpt.layers_done, ckpt.state.as_slice(), proof));
+    let (statement, _, _, _) = finish(out, cache, &manifest.job.architectures, before, last, &model_z0, input, None)?;
     EventLog::new(dir).append(
         "compressed",
         json!({ "prefix_layers": at, "out": out.file_name().map(|f| f.to_string_lossy().into_owned()) }),

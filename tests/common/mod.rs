@@ -27,13 +27,22 @@ pub fn small(layers: usize, seed: u64) -> ModelDescriptor {
 
 /// The model a descriptor stands for.
 pub fn model_of(d: &ModelDescriptor) -> SyntheticModel {
-    d.model().expect("valid shape")
+    match d {
+        &ModelDescriptor::Synthetic { channels, size, kernel, layers, seed } => {
+            SyntheticModel::conv(channels, size, kernel, layers, seed).expect("valid shape")
+        }
+        &ModelDescriptor::SyntheticDense { width, layers, seed } => {
+            SyntheticModel::dense(width, layers, seed).expect("valid shape")
+        }
+        ModelDescriptor::File { .. } => panic!("not a synthetic model"),
+    }
 }
 
 /// A job request for `model` on `input`, checkpointing after every fold.
 pub fn request(model: ModelDescriptor, input: Vec<u8>, public_input: bool) -> JobRequest {
     JobRequest {
         model,
+        model_file: None,
         input: Some(input),
         public_input,
         cache_dir: cache(),
@@ -57,7 +66,8 @@ pub fn reference_job() -> PathBuf {
     static JOB: OnceLock<PathBuf> = OnceLock::new();
     JOB.get_or_init(|| {
         let m = small(3, 0);
-        proven_job("reference", m, model_of(&m).default_input(), false)
+        let input = model_of(&m).default_input();
+        proven_job("reference", m, input, false)
     })
     .clone()
 }

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 /// The geometry of a linear layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+// Externally tagged (`{"conv": {...}}`): readable in JSON and decodable by bincode.
+#[serde(rename_all = "snake_case")]
 pub enum LinearShape {
     /// Same-size 2-D convolution.
     Conv(ConvShape),

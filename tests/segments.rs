@@ -1,0 +1,221 @@
+//! Networks of several segments: proven as one statement whose segment proofs are linked
+//! through the activation and model commitments. A missing, reordered, duplicated or
+//! foreign segment proof, or a wrong link, is rejected.
+
+mod common;
+
+use common::{cache, copy_job, fold_ml, run_env, scratch, verify_cli};
+use fold_ml::artifact::{decode, encode, Kind};
+use fold_ml::job::checkpoint::FAIL_HOOK_ENV;
+use fold_ml::job::manifest::{CheckpointPolicy, ModelDescriptor};
+use fold_ml::job::{self, JobRequest};
+use fold_ml::network::{argmax, InputQuant, Network, OutputQuant, Segment, NETWORK_VERSION};
+use fold_ml::nova::CompressedSnark;
+use fold_ml::statement::Statement;
+use fold_ml::verify::verify_dir;
+use fold_ml::VerifyError;
+use fold_ml_circuits::gadgets::conv::ConvShape;
+use fold_ml_circuits::gadgets::dense::DenseShape;
+use fold_ml_circuits::gadgets::linear::LinearShape;
+use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
+use fold_ml_circuits::layer::{LayerParams, LayerSpec};
+use fold_ml_circuits::quant::RequantParams;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Deterministic small weights.
+fn weights(n: usize, seed: u64, spread: i64) -> Vec<i8> {
+    (0..n as u64).map(|i| (((i * 37 + seed * 101 + 11) % (2 * spread as u64 + 1)) as i64 - spread) as i8).collect()
+}
+
+/// conv 1→2 on 4×4 with 2×2 max pooling; 3 residual conv 2→2 layers on 2×2; dense 8→4.
+fn tiny_network(seed: u64) -> Network {
+    let conv = |ci, co, side| {
+        LinearShape::Conv(ConvShape { channels_in: ci, channels_out: co, height: side, width: side, kernel: 3 })
+    };
+    let mut stem = LayerSpec::new(conv(1, 2, 4), RequantParams::new(3, 16).unwrap());
+    stem.pool = Some(Pool { kind: PoolKind::Max, size: 2 });
+    let mut body = LayerSpec::new(conv(2, 2, 2), RequantParams::new(4, 18).unwrap());
+    body.skip = 16;
+    let head =
+        LayerSpec::new(LinearShape::Dense(DenseShape { inputs: 8, outputs: 4 }), RequantParams::new(4, 18).unwrap());
+    let layer = |spec: &LayerSpec, s: u64| LayerParams {
+        weights: weights(spec.shape.num_weights(), s, 6),
+        bias: (0..spec.shape.num_biases() as i32).map(|b| 4 + 3 * b).collect(),
+    };
+    let mut head_layer = layer(&head, seed + 9);
+    head_layer.bias.iter_mut().for_each(|b| *b += 64 << 4); // zero point 64: signed logits
+    Network {
+        version: NETWORK_VERSION,
+        name: format!("tiny{seed}"),
+        input: InputQuant { shape: vec![1, 4, 4], scale: 1.0 / 127.0 },
+        output: OutputQuant { scale: 0.1, zero_point: 64 },
+        salt: fold_ml::F::from(1000 + seed),
+        segments: vec![
+            Segment { spec: stem, layers: vec![layer(&stem, seed)], origin: vec!["stem".into()] },
+            Segment {
+                spec: body,
+                layers: (1..4).map(|i| layer(&body, seed + i)).collect(),
+                origin: vec!["block1".into(), "block2".into(), "block3".into()],
+            },
+            Segment { spec: head, layers: vec![head_layer], origin: vec!["head".into()] },
+        ],
+    }
+}
+
+fn input() -> Vec<u8> {
+    (0..16).map(|i| (i * 13 % 128) as u8).collect()
+}
+
+fn request(net: &Network, file: &Path, input: Vec<u8>) -> JobRequest {
+    JobRequest {
+        model: ModelDescriptor::of_network(net),
+        model_file: Some(file.to_path_buf()),
+        input: Some(input),
+        public_input: false,
+        cache_dir: cache(),
+        checkpoint_every: CheckpointPolicy::Folds(1),
+        restart: false,
+        layers_per_step: None,
+    }
+}
+
+/// Proves `tiny_network(seed)` on `input` into `scratch()/name`.
+fn proven(name: &str, seed: u64, input: Vec<u8>) -> PathBuf {
+    let net = tiny_network(seed);
+    net.check().expect("a valid network");
+    let file = scratch().join(format!("{name}.foldml"));
+    net.write(&file).unwrap();
+    let dir = scratch().join(name);
+    job::run(&dir, &request(&net, &file, input), &mut |_| {}).expect("proving succeeds");
+    dir
+}
+
+fn reference() -> PathBuf {
+    static JOB: OnceLock<PathBuf> = OnceLock::new();
+    JOB.get_or_init(|| proven("tiny", 0, input())).clone()
+}
+
+fn statement(dir: &Path) -> Statement {
+    serde_json::from_slice(&std::fs::read(dir.join("statement.json")).unwrap()).unwrap()
+}
+
+fn verdict(dir: &Path) -> Result<Statement, VerifyError> {
+    verify_dir(dir, &cache(), None).expect("readable")
+}
+
+fn proofs(dir: &Path) -> Vec<CompressedSnark> {
+    let s = statement(dir);
+    decode(Kind::Proof, &s.architectures_digest(), &std::fs::read(dir.join("proof.bin")).unwrap()).unwrap()
+}
+
+fn write_proofs(dir: &Path, s: &Statement, proofs: &[CompressedSnark]) {
+    std::fs::write(dir.join("proof.bin"), encode(Kind::Proof, &s.architectures_digest(), &proofs).unwrap()).unwrap();
+}
+
+#[test]
+fn a_network_of_segments_is_one_statement() {
+    let dir = reference();
+    let s = verdict(&dir).expect("accepted");
+    assert_eq!((s.segments.len(), s.links.len(), s.num_layers), (3, 2, 5));
+    let net = tiny_network(0);
+    let out = net.run_native(&input()).unwrap();
+    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
+    assert_eq!(s.output.class, Some(argmax(&out)));
+    assert!(out.iter().any(|&v| v != 64), "the head's output is not constant: {out:?}");
+    let (iv, last) = fold_ml::model::model_commitment(&net);
+    assert_eq!((s.model_commitment.iv, s.model_commitment.last), (iv, last));
+    assert_eq!(verify_cli(&dir).0, 0);
+}
+
+#[test]
+fn swapped_dropped_duplicated_and_foreign_segments_are_rejected() {
+    let dir = reference();
+    let s = statement(&dir);
+    let bad = |name: &str, edit: &dyn Fn(&mut Vec<CompressedSnark>)| {
+        let d = copy_job(&dir, name);
+        let mut p = proofs(&dir);
+        edit(&mut p);
+        write_proofs(&d, &s, &p);
+        let v = verdict(&d);
+        assert!(v.is_err(), "{name}: accepted");
+        assert_eq!(verify_cli(&d).0, 1, "{name}");
+    };
+    bad("swapped", &|p| p.swap(0, 1));
+    bad("dropped", &|p| {
+        p.remove(1);
+    });
+    bad("duplicated", &|p| p[2] = proofs(&dir).remove(1));
+    bad("appended", &|p| p.push(proofs(&dir).remove(2)));
+    // The same network proven on another input: every segment proof is genuine, but for
+    // other links.
+    let other = proven("tiny-other-input", 0, input().iter().map(|v| 127 - v).collect());
+    bad("foreign", &|p| p[1] = proofs(&other).remove(1));
+}
+
+#[test]
+fn wrong_links_and_reordered_segments_are_rejected() {
+    let dir = reference();
+    let honest = statement(&dir);
+    type Edit = fn(&mut Statement);
+    let cases: [(&str, Edit); 5] = [
+        ("link activations", |s| s.links[0].activations += fold_ml::F::from(1)),
+        ("link model", |s| s.links[1].model += fold_ml::F::from(1)),
+        ("links swapped", |s| s.links.swap(0, 1)),
+        ("segment layers moved", |s| {
+            s.segments[1].num_layers -= 1;
+            s.segments[2].num_layers += 1;
+        }),
+        ("segments swapped", |s| s.segments.swap(0, 2)),
+    ];
+    for (name, edit) in cases {
+        let d = copy_job(&dir, &format!("link-{}", name.replace(' ', "-")));
+        let mut s = honest.clone();
+        edit(&mut s);
+        std::fs::write(d.join("statement.json"), serde_json::to_vec(&s).unwrap()).unwrap();
+        assert!(verdict(&d).is_err(), "{name}: accepted");
+        assert_eq!(verify_cli(&d).0, 1, "{name}");
+    }
+    // a class that is not the largest output
+    let d = copy_job(&dir, "link-class");
+    let mut s = honest.clone();
+    s.output.class = s.output.class.map(|c| (c + 1) % 4);
+    std::fs::write(d.join("statement.json"), serde_json::to_vec(&s).unwrap()).unwrap();
+    assert!(matches!(verdict(&d), Err(VerifyError::BadStatement(_))));
+}
+
+#[test]
+fn a_job_resumes_inside_a_later_segment() {
+    // Fail writing the checkpoint at layer 3 (inside the residual segment), then resume.
+    let net = tiny_network(0);
+    let file = scratch().join("resume.foldml");
+    net.write(&file).unwrap();
+    let real: Vec<f32> = input().iter().map(|&v| f32::from(v) / 127.0).collect();
+    let input_file = scratch().join("resume-input.json");
+    std::fs::write(&input_file, serde_json::to_vec(&real).unwrap()).unwrap();
+    let dir = scratch().join("resume-in-segment");
+    let args = [
+        "prove",
+        "--model",
+        file.to_str().unwrap(),
+        "--input",
+        input_file.to_str().unwrap(),
+        "--public-input",
+        "--checkpoint-every",
+        "1",
+        "--layers-per-step",
+        "1",
+        "--job",
+        dir.to_str().unwrap(),
+    ];
+    let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(FAIL_HOOK_ENV, "3")]);
+    assert_eq!(code, 2, "the full disk stops the job: {err}");
+    assert!(dir.join("segments/seg-0000.bin").exists(), "the first segment is kept");
+    let (code, out, err) = fold_ml(&["resume", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("resuming from the checkpoint at 2 layers"), "{err}");
+    assert!(out.contains("predicted class"), "{out}");
+    let s = verdict(&dir).expect("accepted");
+    assert_eq!(s.input.values.as_deref(), Some(&input()[..]));
+    assert_eq!(s.output, statement(&reference()).output);
+}
