@@ -314,7 +314,7 @@ fn identity(
 
 /// Digest of the public parameters of every segment, in order.
 fn params_digest(pps: &[F]) -> String {
-    let bytes: Vec<u8> = pps.iter().flat_map(|f| crate::field::to_bytes(f)).collect();
+    let bytes: Vec<u8> = pps.iter().flat_map(crate::field::to_bytes).collect();
     hex(&crate::artifact::checksum(&bytes))
 }
 
