@@ -296,7 +296,8 @@ fn digits_resnet64_agrees_with_its_float_model() {
 mod build {
     use tract_onnx::pb::{
         attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto,
-        GraphProto, ModelProto, NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+        ValueInfoProto,
     };
 
     pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
@@ -312,6 +313,17 @@ mod build {
             attribute: attrs,
             ..Default::default()
         }
+    }
+
+    /// A `Constant` node holding `t`.
+    pub fn constant(name: &str, t: TensorProto) -> NodeProto {
+        let value = AttributeProto {
+            name: "value".into(),
+            r#type: AttributeType::Tensor as i32,
+            t: Some(t),
+            ..Default::default()
+        };
+        node("Constant", name, &[], vec![value])
     }
 
     pub fn tensor(name: &str, dims: &[i64]) -> TensorProto {
@@ -351,7 +363,8 @@ mod build {
             output: vec![ValueInfoProto { name: out, ..Default::default() }],
             ..Default::default()
         };
-        ModelProto { graph: Some(graph), ..Default::default() }
+        let opset = OperatorSetIdProto { domain: String::new(), version: 13 };
+        ModelProto { ir_version: 8, opset_import: vec![opset], graph: Some(graph), ..Default::default() }
     }
 }
 
@@ -438,4 +451,49 @@ fn unsupported_configurations_are_rejected_with_the_node() {
         model(&[1, 4], vec![node("Sigmoid", "s", &["input"], vec![]), node("Tanh", "t", &["s_out"], vec![])], vec![]);
     let msg = parse_err(&many);
     assert!(msg.contains("Sigmoid (node \"s\", #1 of 2)") && msg.contains("Tanh (node \"t\", #2 of 2)"), "{msg}");
+}
+
+/// Weights and shapes given as `Constant` nodes (as torch exports them), with Identity and
+/// Dropout in between: the walk reads them like initializers, and the float and quantized
+/// models follow tract.
+#[test]
+fn constant_nodes_identity_and_dropout_are_understood() {
+    use build::*;
+    let mut shape = tensor("shape", &[2]);
+    shape.data_type = tract_onnx::pb::tensor_proto::DataType::Int64 as i32;
+    shape.float_data.clear();
+    shape.int64_data = vec![1, -1];
+    let nodes = vec![
+        constant("cw", tensor("cw", &[3, 2, 3, 3])),
+        constant("cb", tensor("cb", &[3])),
+        node("Identity", "id", &["cw_out"], vec![]),
+        node("Conv", "conv", &["input", "id_out", "cb_out"], vec![ints("pads", &[1, 1, 1, 1])]),
+        node("Relu", "relu", &["conv_out"], vec![]),
+        node("Dropout", "drop", &["relu_out"], vec![]),
+        constant("shape", shape),
+        node("Reshape", "flat", &["drop_out", "shape_out"], vec![]),
+        constant("mw", tensor("mw", &[48, 5])),
+        node("MatMul", "mm", &["flat_out", "mw_out"], vec![]),
+        constant("mb", tensor("mb", &[5])),
+        node("Add", "bias", &["mm_out", "mb_out"], vec![]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("constants.onnx");
+    std::fs::write(&path, prost::Message::encode_to_vec(&model(&[1, 2, 4, 4], nodes, vec![]))).unwrap();
+
+    let float_model = onnx::read_float_model(&path).unwrap();
+    let [conv, dense] = float_model.layers.as_slice() else { panic!("two layers expected") };
+    assert_eq!(conv.origin, ["conv", "relu", "flat"]);
+    assert_eq!(dense.kind, FloatKind::Dense { inputs: 48, outputs: 5 });
+    assert_eq!(dense.origin, ["mm", "bias"]);
+    let tract = TractModel::load(&path, &float_model.input_shape).unwrap();
+    for x in uniform_inputs(TEST_SEED, 4, 32) {
+        let (ours, theirs) = (float::outputs(&float_model, &x).unwrap(), tract.run(&x).unwrap());
+        assert!(ours.iter().zip(&theirs).all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs())), "{ours:?} {theirs:?}");
+    }
+    let (network, _) = onnx::import(&path, &uniform_inputs(CALIBRATION_SEED, 32, 32), salt()).unwrap();
+    let report = onnx::accuracy(&network, &path, &uniform_inputs(TEST_SEED, 32, 32)).unwrap();
+    println!("constants: {report}");
+    assert!(report.top1_agreement >= 0.9, "{report}");
+    assert!(report.max_logit_error <= 8.0 * network.output.scale, "{report}");
 }

@@ -391,6 +391,9 @@ impl Walker {
         if kh != kw || kh % 2 == 0 || kh == 0 {
             return Err(node.bad(format!("kernel {kh}x{kw}: only odd square kernels are supported")));
         }
+        if c_out == 0 {
+            return Err(node.bad("the weight has no output channel"));
+        }
         let k = kh;
         let ones = |name: &str| -> Result<(), OnnxError> {
             match node.ints(name)? {
@@ -454,6 +457,9 @@ impl Walker {
             return Err(node.bad("transA = 1 is not supported"));
         }
         let (inputs, outputs) = if trans_b { (cols, rows) } else { (rows, cols) };
+        if outputs == 0 {
+            return Err(node.bad("the weight has no output"));
+        }
         if inputs != n {
             return Err(node.bad(format!("the weight takes {inputs} inputs, the input has {n}")));
         }

@@ -186,6 +186,9 @@ pub(crate) fn graph_input(graph: &GraphProto) -> Result<(String, Vec<usize>), On
             _ => return Err(bad(format!("dimension {i} is not a fixed positive size"))),
         }
     }
+    if shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).is_none_or(|n| n > 1 << 28) {
+        return Err(bad(format!("shape {shape:?} is too large")));
+    }
     if shape.len() != 1 && shape.len() != 3 {
         return Err(bad(format!("shape of rank {} is not [1, C, H, W] or [1, N]", dims.len())));
     }

@@ -71,7 +71,8 @@ pub struct ImportReport {
     pub output: OutputQuant,
     /// One per layer, input to output.
     pub layers: Vec<LayerReport>,
-    /// Departures from the plain scheme (scales widened to fit weights), one line each.
+    /// What a reader of the scales should know (residual runs' growth, scales widened to fit
+    /// weights), one line each.
     pub notes: Vec<String>,
 }
 
