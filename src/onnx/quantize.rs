@@ -328,6 +328,15 @@ pub fn quantize(
             for j in 1..=r.len() {
                 scale[r.start + j] = scale[r.start + j - 1] * f64::from(1u32 << g.shift) / f64::from(g.skip);
             }
+            notes.push(format!(
+                "layers {}..={}: residual run, scales grow by 2^{}/{} = {:.5} per layer from {:.4e}",
+                r.start,
+                r.end - 1,
+                g.shift,
+                g.skip,
+                f64::from(1u32 << g.shift) / f64::from(g.skip),
+                g.input_scale
+            ));
             geometry[i] = Some(g);
         } else {
             let s = (r.start + 1..=r.end).map(|t| scale[t]).fold(0.0, f64::max);
@@ -345,7 +354,8 @@ pub fn quantize(
                 s
             };
             if let Some(l) = r.clone().skip(1).find(|&l| max_abs(&layers[l].weights) > 127.0) {
-                return Err(quant_err(l, format!("weight {max_w} exceeds 127 with equal input and output scales")));
+                let w = max_abs(&layers[l].weights);
+                return Err(quant_err(l, format!("weight {w} exceeds 127 with equal input and output scales")));
             }
             (r.start + 1..=r.end).for_each(|t| scale[t] = s);
         }
