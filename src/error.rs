@@ -33,6 +33,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An ONNX model that fold-ml cannot import, or a failure while importing one.
+    #[error("{path}: {reason}")]
+    Onnx {
+        /// The ONNX file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: OnnxError,
+    },
     /// Quantized maths rejected a value.
     #[error(transparent)]
     Quant(#[from] QuantError),
@@ -52,6 +60,68 @@ pub enum Error {
         /// The cause.
         source: NovaError,
     },
+}
+
+/// Where an ONNX node sits in its graph, for messages: `Conv (node "conv1", #1 of 9)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnnxNode {
+    /// The operator type (`Conv`, `Sigmoid`, ...).
+    pub op: String,
+    /// The node's name (its first output's name when the node has none).
+    pub name: String,
+    /// Position in the graph, 1-based.
+    pub index: usize,
+    /// Number of nodes in the graph.
+    pub total: usize,
+}
+
+impl std::fmt::Display for OnnxNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (node \"{}\", #{} of {})", self.op, self.name, self.index, self.total)
+    }
+}
+
+/// The operators `fold-ml import` understands, for messages.
+pub const ONNX_SUPPORTED: &str = "Conv, Gemm, MatMul+Add, Relu, Add (residual), Flatten, Reshape, MaxPool, \
+AveragePool, BatchNormalization (and the no-ops Identity, Dropout, Constant)";
+
+/// Why an ONNX model cannot be imported.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum OnnxError {
+    /// The file is not a readable ONNX model.
+    #[error("not a readable ONNX model: {0}")]
+    Decode(String),
+    /// Operators fold-ml has no circuit for (all of them, in graph order).
+    #[error("{}: fold-ml supports {ONNX_SUPPORTED}", unsupported_list(.0))]
+    Unsupported(Vec<OnnxNode>),
+    /// A supported operator in a configuration or position fold-ml cannot prove.
+    #[error("{node}: {reason}")]
+    BadNode {
+        /// The node.
+        node: OnnxNode,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The graph as a whole (inputs, outputs, initializers) does not fit.
+    #[error("{0}")]
+    Graph(String),
+    /// The float model cannot be quantized (weights or biases out of the integer ranges).
+    #[error("cannot quantize layer {layer} ({origin}): {reason}")]
+    Quantize {
+        /// Layer index (0-based).
+        layer: usize,
+        /// Its ONNX nodes.
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// tract (the float reference) failed to load or run the model.
+    #[error("the float reference (tract) failed: {0}")]
+    Tract(String),
+}
+
+fn unsupported_list(nodes: &[OnnxNode]) -> String {
+    nodes.iter().map(|n| format!("unsupported operator {n}")).collect::<Vec<_>>().join("; ")
 }
 
 /// What is wrong with an artifact file.

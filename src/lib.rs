@@ -7,7 +7,8 @@
 //!
 //! - [`prove`]: the streaming proving driver; [`params`]: cached public parameters;
 //! - [`verify`]: the standalone verifier; [`statement`]: the public statement;
-//! - [`artifact`]: binary files and their untrusted decoding; [`job`]: the job directory.
+//! - [`artifact`]: binary files and their untrusted decoding; [`job`]: the job directory;
+//! - [`network`]: the quantized model file; [`onnx`]: importing a float ONNX model into one.
 #![deny(missing_docs)]
 
 pub mod artifact;
@@ -20,6 +21,7 @@ pub mod mem;
 pub mod model;
 pub mod network;
 pub mod nova;
+pub mod onnx;
 pub mod params;
 pub mod plan;
 pub mod prove;

@@ -1,0 +1,102 @@
+//! A plain `f32` executor of the float IR, in fold-ml's layouts: the calibration pass of the
+//! quantizer. It is checked against tract (the independent reference) in the tests; it is
+//! never used to judge accuracy itself.
+
+use super::graph::{FloatKind, FloatLayer, FloatModel};
+use crate::error::Error;
+use fold_ml_circuits::gadgets::pool::PoolKind;
+
+/// One layer's values on one input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerTrace {
+    /// After the linear map, residual addition and ReLU, before pooling: what the
+    /// quantized layer requantizes (and clamps), so what its scale must cover.
+    pub activations: Vec<f32>,
+    /// The layer's output (after pooling).
+    pub output: Vec<f32>,
+}
+
+/// Runs one layer (lengths already checked by [`run`]).
+fn run_layer(layer: &FloatLayer, x: &[f32]) -> LayerTrace {
+    let mut y = match layer.kind {
+        FloatKind::Conv { c_in, c_out, h, w, k } => {
+            let pad = (k - 1) / 2;
+            let mut y = vec![0.0f32; c_out * h * w];
+            for co in 0..c_out {
+                for oy in 0..h {
+                    for ox in 0..w {
+                        let mut acc = layer.bias[co];
+                        for ci in 0..c_in {
+                            for ky in 0..k {
+                                let Some(iy) = (oy + ky).checked_sub(pad).filter(|&v| v < h) else { continue };
+                                for kx in 0..k {
+                                    let Some(ix) = (ox + kx).checked_sub(pad).filter(|&v| v < w) else { continue };
+                                    acc +=
+                                        layer.weights[((co * c_in + ci) * k + ky) * k + kx] * x[(ci * h + iy) * w + ix];
+                                }
+                            }
+                        }
+                        y[(co * h + oy) * w + ox] = acc;
+                    }
+                }
+            }
+            y
+        }
+        FloatKind::Dense { inputs, outputs } => (0..outputs)
+            .map(|o| {
+                layer.bias[o]
+                    + layer.weights[o * inputs..(o + 1) * inputs].iter().zip(x).map(|(w, v)| w * v).sum::<f32>()
+            })
+            .collect(),
+    };
+    if layer.residual {
+        y.iter_mut().zip(x).for_each(|(v, a)| *v += a);
+    }
+    if layer.relu {
+        y.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+    let output = match (layer.pool, layer.kind) {
+        (Some(pool), FloatKind::Conv { c_out, h, w, .. }) => pool
+            .windows((c_out, h, w))
+            .iter()
+            .map(|win| match pool.kind {
+                PoolKind::Max => win.iter().map(|&i| y[i]).fold(f32::NEG_INFINITY, f32::max),
+                PoolKind::Average => win.iter().map(|&i| y[i]).sum::<f32>() / win.len() as f32,
+            })
+            .collect(),
+        _ => y.clone(),
+    };
+    LayerTrace { activations: y, output }
+}
+
+/// Runs the model on one input: every layer's trace, input to output. Fails on an input of
+/// the wrong length or a model whose tensors do not fit its shapes.
+pub fn run(model: &FloatModel, input: &[f32]) -> Result<Vec<LayerTrace>, Error> {
+    let bad = |what: String, reason: String| Error::BadInput { what, reason };
+    if input.len() != model.num_inputs() {
+        let reason =
+            format!("has {} values; the model takes {} ({:?})", input.len(), model.num_inputs(), model.input_shape);
+        return Err(bad("input".into(), reason));
+    }
+    let mut traces: Vec<LayerTrace> = Vec::with_capacity(model.layers.len());
+    for (l, layer) in model.layers.iter().enumerate() {
+        let x = traces.last().map_or(input, |t| &t.output);
+        let shape = layer.kind.shape();
+        shape
+            .check_lengths(x.len(), layer.weights.len(), layer.bias.len())
+            .map_err(|e| bad(format!("float layer {l}"), e.to_string()))?;
+        if layer.residual && shape.num_inputs() != shape.num_outputs() {
+            return Err(bad(format!("float layer {l}"), "a residual layer needs as many outputs as inputs".into()));
+        }
+        if layer.pool.is_some_and(|p| p.size == 0) {
+            return Err(bad(format!("float layer {l}"), "pooling window 0".into()));
+        }
+        traces.push(run_layer(layer, x));
+    }
+    Ok(traces)
+}
+
+/// The model's outputs on one input.
+pub fn outputs(model: &FloatModel, input: &[f32]) -> Result<Vec<f32>, Error> {
+    Ok(run(model, input)?.pop().map(|t| t.output).unwrap_or_default())
+}

@@ -1,0 +1,499 @@
+//! ONNX import: the graph walk and float executor against tract, the quantized networks'
+//! accuracy against tract, the segments they fold as, and the rejections.
+//!
+//! Fixtures: `tests/fixtures/onnx/*.onnx` (made by `make_fixtures.py` beside them) and the
+//! digits models of `examples/digits/` (made by `train.py` there).
+
+use ff::Field;
+use fold_ml::network::Network;
+use fold_ml::onnx::{self, float, graph, quantize, FloatKind, FloatLayer, FloatModel, TractModel};
+use fold_ml::{Error, F};
+use fold_ml_circuits::gadgets::pool::PoolKind;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::path::{Path, PathBuf};
+
+/// Every fixture of a supported model.
+const FIXTURES: &[&str] = &[
+    "conv",
+    "conv_bn",
+    "conv_5x5",
+    "gemm",
+    "matmul_add",
+    "residual",
+    "maxpool",
+    "avgpool",
+    "flatten_gemm",
+    "reshape_gemm",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx").join(format!("{name}.onnx"))
+}
+
+fn digits(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits").join(file)
+}
+
+/// `count` inputs of `len` values uniform in `[0, 1)`, from a fixed seed.
+fn uniform_inputs(seed: u64, count: usize, len: usize) -> Vec<Vec<f32>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..count).map(|_| (0..len).map(|_| (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32).collect()).collect()
+}
+
+fn salt() -> Option<F> {
+    Some(F::from(7u64))
+}
+
+/// Calibration seed; the accuracy inputs use another one.
+const CALIBRATION_SEED: u64 = 1;
+const TEST_SEED: u64 = 2;
+
+#[test]
+fn float_executor_matches_tract_on_every_fixture() {
+    for name in FIXTURES {
+        let path = fixture(name);
+        let model = onnx::read_float_model(&path).unwrap();
+        let tract = TractModel::load(&path, &model.input_shape).unwrap();
+        for x in uniform_inputs(TEST_SEED, 8, model.num_inputs()) {
+            let ours = float::outputs(&model, &x).unwrap();
+            let theirs = tract.run(&x).unwrap();
+            assert_eq!(ours.len(), theirs.len(), "{name}");
+            let scale = theirs.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            for (a, b) in ours.iter().zip(&theirs) {
+                assert!((a - b).abs() <= 1e-4 * scale, "{name}: ours {a} vs tract {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn quantized_fixtures_follow_tract() {
+    for name in FIXTURES {
+        let path = fixture(name);
+        let model = onnx::read_float_model(&path).unwrap();
+        let calibration = uniform_inputs(CALIBRATION_SEED, 32, model.num_inputs());
+        let (network, _) = onnx::import(&path, &calibration, salt()).unwrap();
+        network.check().unwrap();
+        let inputs = uniform_inputs(TEST_SEED, 64, model.num_inputs());
+        let report = onnx::accuracy(&network, &path, &inputs).unwrap();
+
+        // Split the error: outputs the activations can represent, and those past the
+        // representable range [-zero_point, 127 - zero_point] steps (held-out inputs go
+        // beyond the calibration maximum and clip; no scheme can follow them there).
+        let tract = TractModel::load(&path, &model.input_shape).unwrap();
+        let s = network.output.scale;
+        let zp = f32::from(network.output.zero_point);
+        let (lo, hi) = (-zp * s, (127.0 - zp) * s);
+        let (mut in_range, mut excess, mut overall) = (0.0f32, 0.0f32, 0.0f32);
+        for x in &inputs {
+            let want = tract.run(x).unwrap();
+            let got = network.dequantize_output(&network.run_native(&network.quantize_input(x).unwrap()).unwrap());
+            for (w, g) in want.iter().zip(&got) {
+                let err = (w - g).abs();
+                overall = overall.max(err);
+                if (lo..=hi).contains(w) {
+                    in_range = in_range.max(err);
+                } else {
+                    excess = excess.max(w - hi).max(lo - w);
+                }
+            }
+        }
+        assert_eq!(overall, report.max_logit_error, "{name}");
+        println!(
+            "{name:>13}: top-1 {:.3}; max error {:.4} = {:.2} steps of {s:.4}, {:.2} steps where representable; \
+             clipped up to {:.2} steps",
+            report.top1_agreement,
+            report.max_logit_error,
+            report.max_logit_error / s,
+            in_range / s,
+            excess / s
+        );
+        // Each layer rounds its output to half a step and its weights to half a weight step;
+        // these one- and two-layer models compound that (and the clipping of a hidden layer
+        // past its calibrated maximum) to a few output steps. Bound: 4 steps plus 2% of the
+        // 127-step range where the output is representable; past it, plus the clipped
+        // excess. Measured: see the printed table. A wrong scale, layout or bias offset
+        // gives errors of tens of steps.
+        let bound = 4.0 * s + 0.02 * 127.0 * s;
+        assert!(in_range <= bound, "{name}: {in_range} > {bound} where representable");
+        assert!(report.max_logit_error <= bound + excess, "{name}: {report}, bound {bound} + {excess}");
+    }
+}
+
+/// A residual layer's scales grow by exactly `2^shift / skip`.
+fn assert_growth(r: &quantize::LayerReport) {
+    let growth = f64::from(1u32 << r.shift) / f64::from(r.skip);
+    assert!((r.output_scale / r.input_scale / growth - 1.0).abs() < 1e-12, "{r:?}");
+}
+
+/// A segment's layer count, whether it is residual, and its pooling.
+type SegmentShape = (usize, bool, Option<PoolKind>);
+
+/// (fixture, [(layers, skip ≠ 0, pool)] per segment).
+#[test]
+fn fixtures_fold_as_the_expected_segments() {
+    let expected: &[(&str, &[SegmentShape])] = &[
+        ("conv", &[(1, false, None)]),
+        ("conv_bn", &[(1, false, None)]),
+        ("conv_5x5", &[(1, false, None), (1, false, None)]),
+        ("gemm", &[(1, false, None), (1, false, None)]),
+        ("matmul_add", &[(1, false, None), (1, false, None)]),
+        ("residual", &[(1, false, None), (1, true, None)]),
+        ("maxpool", &[(1, false, Some(PoolKind::Max))]),
+        ("avgpool", &[(1, false, Some(PoolKind::Average))]),
+        ("flatten_gemm", &[(1, false, None), (1, false, None)]),
+        ("reshape_gemm", &[(1, false, None), (1, false, None)]),
+    ];
+    for (name, segments) in expected {
+        let path = fixture(name);
+        let model = onnx::read_float_model(&path).unwrap();
+        let (network, report) =
+            onnx::import(&path, &uniform_inputs(CALIBRATION_SEED, 8, model.num_inputs()), salt()).unwrap();
+        let got: Vec<_> =
+            network.segments.iter().map(|s| (s.layers.len(), s.spec.skip != 0, s.spec.pool.map(|p| p.kind))).collect();
+        assert_eq!(&got, segments, "{name}");
+        // the last layer gives signed logits unless it ends in a Relu
+        let relu_last = model.layers.last().unwrap().relu;
+        assert_eq!(network.output.zero_point, if relu_last { 0 } else { 64 }, "{name}");
+        for (seg, r) in network.segments.iter().zip(&report.layers) {
+            assert_eq!(r.shift, seg.spec.requant.shift());
+            if seg.spec.skip != 0 {
+                // the residual term is exact: the output scale is the input scale · 2^shift / skip
+                assert_eq!(r.skip, seg.spec.skip);
+                assert_growth(r);
+            }
+        }
+    }
+}
+
+#[test]
+fn residual_fixture_has_the_expected_structure() {
+    let model = onnx::read_float_model(&fixture("residual")).unwrap();
+    let [stem, block] = model.layers.as_slice() else { panic!("two layers expected") };
+    assert!(stem.relu && !stem.residual);
+    assert!(block.relu && block.residual);
+    assert_eq!(block.origin, ["res_conv", "res_add", "res_relu"]);
+}
+
+/// A model of identical residual blocks and a plain run folds as one segment per run.
+#[test]
+fn identical_blocks_fold_as_one_segment() {
+    let conv = |c_in: usize, c_out: usize, residual: bool, seed: u64| {
+        let kind = FloatKind::Conv { c_in, c_out, h: 4, w: 4, k: 3 };
+        let n = c_out * c_in * 9;
+        let weights = uniform_inputs(seed, 1, n).remove(0).into_iter().map(|v| (v - 0.5) * 0.3).collect();
+        let bias = uniform_inputs(seed + 100, 1, c_out).remove(0).into_iter().map(|v| (v - 0.5) * 0.1).collect();
+        FloatLayer { kind, weights, bias, relu: true, residual, pool: None, origin: vec![format!("conv{seed}")] }
+    };
+    let mut layers = vec![conv(1, 4, false, 0)];
+    layers.extend((1..=3).map(|i| conv(4, 4, true, i)));
+    layers.extend((4..=5).map(|i| conv(4, 4, false, i)));
+    let model = FloatModel { input_shape: vec![1, 4, 4], layers };
+    let calibration = uniform_inputs(CALIBRATION_SEED, 16, 16);
+    let (network, report) = quantize::quantize(&model, Path::new("blocks.onnx"), &calibration, F::ONE).unwrap();
+    let sizes: Vec<_> = network.segments.iter().map(|s| s.layers.len()).collect();
+    assert_eq!(sizes, [1, 3, 2]);
+    assert_eq!(network.name, "blocks");
+    // the blocks' scales grow geometrically from the stem's output scale
+    assert_eq!(report.layers[1].input_scale, report.layers[0].output_scale);
+    report.layers[1..4].iter().for_each(assert_growth);
+    // the plain run shares one output scale
+    assert_eq!(report.layers[4].output_scale, report.layers[5].output_scale);
+    // the quantized network follows the float one to a few steps per layer
+    for x in uniform_inputs(TEST_SEED, 8, 16) {
+        let want = float::outputs(&model, &x).unwrap();
+        let got = network.dequantize_output(&network.run_native(&network.quantize_input(&x).unwrap()).unwrap());
+        let err = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(err <= 8.0 * network.output.scale, "error {err}, scale {}", network.output.scale);
+    }
+}
+
+#[test]
+fn unsupported_operator_is_named_before_any_work() {
+    let err = onnx::import(&fixture("unsupported"), &[], salt()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Onnx { .. }), "{msg}");
+    assert!(msg.contains("unsupported operator Sigmoid (node \"my_sigmoid\", #2 of 4)"), "{msg}");
+    assert!(msg.contains("fold-ml supports Conv, Gemm"), "{msg}");
+}
+
+#[test]
+fn negative_calibration_input_is_rejected() {
+    let path = fixture("conv");
+    let mut calibration = uniform_inputs(CALIBRATION_SEED, 4, 72);
+    calibration[2][5] = -0.25;
+    let err = onnx::import(&path, &calibration, salt()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::BadInput { .. }), "{msg}");
+    assert!(msg.contains("calibration input 2") && msg.contains("-0.25") && msg.contains("non-negative"), "{msg}");
+    // and an input of the wrong length, and no input at all
+    assert!(onnx::import(&path, &[vec![0.5; 71]], salt()).unwrap_err().to_string().contains("has 71 values"));
+    assert!(matches!(onnx::import(&path, &[], salt()), Err(Error::BadInput { .. })));
+}
+
+#[test]
+fn imported_model_round_trips_through_the_model_file() {
+    let path = fixture("residual");
+    let (network, _) = onnx::import(&path, &uniform_inputs(CALIBRATION_SEED, 8, 32), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("residual.model");
+    network.write(&file).unwrap();
+    assert_eq!(Network::read(&file).unwrap(), network);
+    assert_eq!(network.name, "residual");
+}
+
+#[test]
+fn inputs_files_in_both_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let many = dir.path().join("many.json");
+    std::fs::write(&many, r#"{"inputs": [[0, 0.5, 1], [1, 2, 3]], "labels": [1, 2]}"#).unwrap();
+    assert_eq!(onnx::read_inputs(&many).unwrap(), vec![vec![0.0, 0.5, 1.0], vec![1.0, 2.0, 3.0]]);
+    let one = dir.path().join("one.json");
+    std::fs::write(&one, "[0.25, 4]").unwrap();
+    assert_eq!(onnx::read_inputs(&one).unwrap(), vec![vec![0.25, 4.0]]);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"images": [[1]]}"#).unwrap();
+    assert!(matches!(onnx::read_inputs(&bad), Err(Error::BadInput { .. })));
+    std::fs::write(&bad, "[1e39]").unwrap();
+    assert!(onnx::read_inputs(&bad).unwrap_err().to_string().contains("not a finite"));
+}
+
+fn digits_agreement(model: &str) -> onnx::AccuracyReport {
+    let path = digits(model);
+    let calibration = onnx::read_inputs(&digits("calib.json")).unwrap();
+    let test = onnx::read_inputs(&digits("test.json")).unwrap();
+    let (network, report) = onnx::import(&path, &calibration, salt()).unwrap();
+    let accuracy = onnx::accuracy(&network, &path, &test).unwrap();
+    println!("{model}: {} segments, {} layers\n{report}\n{accuracy}", network.segments.len(), network.num_layers());
+
+    // tract itself agrees with the predictions PyTorch recorded at export
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(digits("test.json")).unwrap()).unwrap();
+    let key = format!("{}_float_predictions", model.trim_end_matches(".onnx"));
+    let torch: Vec<u64> = json[&key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let tract = TractModel::load(&path, &network.input.shape).unwrap();
+    let same =
+        test.iter().zip(&torch).filter(|(x, &p)| fold_ml::network::argmax(&tract.run(x).unwrap()) as u64 == p).count();
+    assert_eq!(same, test.len(), "tract and PyTorch disagree on {} inputs", test.len() - same);
+    accuracy
+}
+
+#[test]
+fn digits_cnn_agrees_with_its_float_model() {
+    let accuracy = digits_agreement("cnn.onnx");
+    assert_eq!(accuracy.inputs, 360);
+    assert!(accuracy.top1_agreement >= 0.97, "{accuracy}");
+}
+
+#[test]
+fn digits_resnet64_agrees_with_its_float_model() {
+    let accuracy = digits_agreement("resnet64.onnx");
+    assert!(accuracy.top1_agreement >= 0.97, "{accuracy}");
+}
+
+// ---- graph walk rejections, on small graphs built here -------------------------------
+
+mod build {
+    use tract_onnx::pb::{
+        attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto,
+        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+        ValueInfoProto,
+    };
+
+    pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: v.to_vec(), ..Default::default() }
+    }
+
+    pub fn node(op: &str, name: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            name: name.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![format!("{name}_out")],
+            attribute: attrs,
+            ..Default::default()
+        }
+    }
+
+    /// A `Constant` node holding `t`.
+    pub fn constant(name: &str, t: TensorProto) -> NodeProto {
+        let value = AttributeProto {
+            name: "value".into(),
+            r#type: AttributeType::Tensor as i32,
+            t: Some(t),
+            ..Default::default()
+        };
+        node("Constant", name, &[], vec![value])
+    }
+
+    pub fn tensor(name: &str, dims: &[i64]) -> TensorProto {
+        let n: i64 = dims.iter().product();
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: DataType::Float as i32,
+            float_data: (0..n).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn value(name: &str, shape: &[i64]) -> ValueInfoProto {
+        let dim = shape
+            .iter()
+            .map(|&d| tensor_shape_proto::Dimension {
+                value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
+                ..Default::default()
+            })
+            .collect();
+        let tensor = type_proto::Tensor { elem_type: DataType::Float as i32, shape: Some(TensorShapeProto { dim }) };
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    /// A model of `nodes` over `input` of `shape`; the last node's output is the graph's.
+    pub fn model(shape: &[i64], nodes: Vec<NodeProto>, inits: Vec<TensorProto>) -> ModelProto {
+        let out = nodes.last().map(|n| n.output[0].clone()).unwrap_or_default();
+        let graph = GraphProto {
+            node: nodes,
+            initializer: inits,
+            input: vec![value("input", shape)],
+            output: vec![ValueInfoProto { name: out, ..Default::default() }],
+            ..Default::default()
+        };
+        let opset = OperatorSetIdProto { domain: String::new(), version: 13 };
+        ModelProto { ir_version: 8, opset_import: vec![opset], graph: Some(graph), ..Default::default() }
+    }
+}
+
+fn conv_node(name: &str, input: &str, attrs: Vec<tract_onnx::pb::AttributeProto>) -> tract_onnx::pb::NodeProto {
+    build::node("Conv", name, &[input, &format!("{name}.w")], attrs)
+}
+
+fn parse_err(m: &tract_onnx::pb::ModelProto) -> String {
+    graph::parse(m).unwrap_err().to_string()
+}
+
+#[test]
+fn unsupported_configurations_are_rejected_with_the_node() {
+    use build::*;
+    let w = |name: &str, co: i64, ci: i64, k: i64| tensor(&format!("{name}.w"), &[co, ci, k, k]);
+    let same = || vec![ints("pads", &[1, 1, 1, 1])];
+
+    // a well-formed conv-relu-conv-relu is accepted (the reference for the edits below)
+    let ok = model(
+        &[1, 1, 4, 4],
+        vec![
+            conv_node("c1", "input", same()),
+            node("Relu", "r1", &["c1_out"], vec![]),
+            conv_node("c2", "r1_out", same()),
+        ],
+        vec![w("c1", 2, 1, 3), w("c2", 2, 2, 3)],
+    );
+    assert_eq!(graph::parse(&ok).unwrap().layers.len(), 2);
+
+    let strided = model(
+        &[1, 1, 4, 4],
+        vec![conv_node("c1", "input", vec![ints("pads", &[1, 1, 1, 1]), ints("strides", &[2, 2])])],
+        vec![w("c1", 2, 1, 3)],
+    );
+    let msg = parse_err(&strided);
+    assert!(msg.contains("Conv (node \"c1\", #1 of 1)") && msg.contains("strides [2, 2]"), "{msg}");
+
+    let unpadded = model(&[1, 1, 4, 4], vec![conv_node("c1", "input", vec![])], vec![w("c1", 2, 1, 3)]);
+    assert!(parse_err(&unpadded).contains("pads [0, 0, 0, 0]"), "{}", parse_err(&unpadded));
+
+    let no_relu = model(
+        &[1, 1, 4, 4],
+        vec![conv_node("c1", "input", same()), conv_node("c2", "c1_out", same())],
+        vec![w("c1", 2, 1, 3), w("c2", 2, 2, 3)],
+    );
+    let msg = parse_err(&no_relu);
+    assert!(msg.contains("Conv (node \"c2\", #2 of 2)") && msg.contains("has no Relu"), "{msg}");
+
+    let pool_first = model(
+        &[1, 1, 4, 4],
+        vec![node("MaxPool", "p", &["input"], vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])])],
+        vec![],
+    );
+    assert!(parse_err(&pool_first).contains("MaxPool (node \"p\", #1 of 1): MaxPool must directly follow"));
+
+    let overlapping = model(
+        &[1, 1, 4, 4],
+        vec![
+            conv_node("c1", "input", same()),
+            node("Relu", "r1", &["c1_out"], vec![]),
+            node("AveragePool", "p", &["r1_out"], vec![ints("kernel_shape", &[2, 2]), ints("strides", &[1, 1])]),
+        ],
+        vec![w("c1", 2, 1, 3)],
+    );
+    assert!(parse_err(&overlapping).contains("stride must equal the window"));
+
+    // Add of the wrong tensor: Add(input, Conv(Relu(Conv(input))))
+    let wrong_residual = model(
+        &[1, 2, 4, 4],
+        vec![
+            conv_node("c1", "input", same()),
+            node("Relu", "r1", &["c1_out"], vec![]),
+            conv_node("c2", "r1_out", same()),
+            node("Add", "add", &["input", "c2_out"], vec![]),
+            node("Relu", "r2", &["add_out"], vec![]),
+        ],
+        vec![w("c1", 2, 2, 3), w("c2", 2, 2, 3)],
+    );
+    let msg = parse_err(&wrong_residual);
+    assert!(msg.contains("Add (node \"add\", #4 of 5)") && msg.contains("layer's own input \"r1_out\""), "{msg}");
+
+    // several unsupported operators are listed together
+    let many =
+        model(&[1, 4], vec![node("Sigmoid", "s", &["input"], vec![]), node("Tanh", "t", &["s_out"], vec![])], vec![]);
+    let msg = parse_err(&many);
+    assert!(msg.contains("Sigmoid (node \"s\", #1 of 2)") && msg.contains("Tanh (node \"t\", #2 of 2)"), "{msg}");
+}
+
+/// Weights and shapes given as `Constant` nodes (as torch exports them), with Identity and
+/// Dropout in between: the walk reads them like initializers, and the float and quantized
+/// models follow tract.
+#[test]
+fn constant_nodes_identity_and_dropout_are_understood() {
+    use build::*;
+    let mut shape = tensor("shape", &[2]);
+    shape.data_type = tract_onnx::pb::tensor_proto::DataType::Int64 as i32;
+    shape.float_data.clear();
+    shape.int64_data = vec![1, -1];
+    let nodes = vec![
+        constant("cw", tensor("cw", &[3, 2, 3, 3])),
+        constant("cb", tensor("cb", &[3])),
+        node("Identity", "id", &["cw_out"], vec![]),
+        node("Conv", "conv", &["input", "id_out", "cb_out"], vec![ints("pads", &[1, 1, 1, 1])]),
+        node("Relu", "relu", &["conv_out"], vec![]),
+        node("Dropout", "drop", &["relu_out"], vec![]),
+        constant("shape", shape),
+        node("Reshape", "flat", &["drop_out", "shape_out"], vec![]),
+        constant("mw", tensor("mw", &[48, 5])),
+        node("MatMul", "mm", &["flat_out", "mw_out"], vec![]),
+        constant("mb", tensor("mb", &[5])),
+        node("Add", "bias", &["mm_out", "mb_out"], vec![]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("constants.onnx");
+    std::fs::write(&path, prost::Message::encode_to_vec(&model(&[1, 2, 4, 4], nodes, vec![]))).unwrap();
+
+    let float_model = onnx::read_float_model(&path).unwrap();
+    let [conv, dense] = float_model.layers.as_slice() else { panic!("two layers expected") };
+    assert_eq!(conv.origin, ["conv", "relu", "flat"]);
+    assert_eq!(dense.kind, FloatKind::Dense { inputs: 48, outputs: 5 });
+    assert_eq!(dense.origin, ["mm", "bias"]);
+    let tract = TractModel::load(&path, &float_model.input_shape).unwrap();
+    for x in uniform_inputs(TEST_SEED, 4, 32) {
+        let (ours, theirs) = (float::outputs(&float_model, &x).unwrap(), tract.run(&x).unwrap());
+        assert!(ours.iter().zip(&theirs).all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs())), "{ours:?} {theirs:?}");
+    }
+    let (network, _) = onnx::import(&path, &uniform_inputs(CALIBRATION_SEED, 32, 32), salt()).unwrap();
+    let report = onnx::accuracy(&network, &path, &uniform_inputs(TEST_SEED, 32, 32)).unwrap();
+    println!("constants: {report}");
+    assert!(report.top1_agreement >= 0.9, "{report}");
+    assert!(report.max_logit_error <= 8.0 * network.output.scale, "{report}");
+}
