@@ -45,9 +45,31 @@ enum Command {
     Compress(CompressArgs),
     /// Print the model commitment of a model, to compare with a statement's.
     Commit(ModelArgs),
+    /// Import an ONNX model: check every operator, calibrate the scales on sample inputs,
+    /// quantize into segments, report the accuracy against the float model (run by tract),
+    /// and write a fold-ml model file for `prove --model`.
+    Import(ImportArgs),
     /// Before any expensive work: the layer table, constraints per step, folds, and
     /// estimates of proving time, peak memory and artifact sizes.
     Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The ONNX model (Conv, Gemm, MatMul+Add, Relu, residual Add, Flatten, Reshape,
+    /// MaxPool, AveragePool, BatchNormalization).
+    onnx: PathBuf,
+    /// Calibration inputs, real values in the ONNX input's layout: a JSON file
+    /// `{"inputs": [[...], ...]}` or one JSON array. Required: scales are never guessed.
+    #[arg(long, value_name = "INPUTS")]
+    calibrate: PathBuf,
+    /// Held-out inputs (same format) to measure the quantization error on (default: the
+    /// calibration inputs).
+    #[arg(long, value_name = "INPUTS")]
+    test: Option<PathBuf>,
+    /// The model file to write (default: the ONNX file's name with `.foldml`).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -394,6 +416,28 @@ fn run_compress(args: CompressArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn run_import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    use fold_ml::onnx;
+    // Every operator is checked before the calibration runs.
+    onnx::read_float_model(&args.onnx)?;
+    let calibration = onnx::read_inputs(&args.calibrate)?;
+    let (net, report) = onnx::import(&args.onnx, &calibration, None)?;
+    println!("{report}");
+    let (what, inputs) = match &args.test {
+        Some(path) => ("held-out", onnx::read_inputs(path)?),
+        None => ("calibration", calibration),
+    };
+    let accuracy = onnx::accuracy(&net, &args.onnx, &inputs)?;
+    println!("on the {what} inputs: {accuracy}");
+    let out = args.out.unwrap_or_else(|| args.onnx.with_extension("foldml"));
+    net.write(&out)?;
+    inspect_network(&net)?;
+    println!();
+    println!("wrote {} (secret: it holds the weights and the commitment salt)", out.display());
+    println!("prove with: fold-ml prove --model {} --input INPUT.json", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_commit(args: ModelArgs) -> anyhow::Result<ExitCode> {
     let (_, loaded) = args.load()?;
     let model = loaded.source();
@@ -532,7 +576,9 @@ fn read_manifest_layers(dir: &Path) -> Result<usize, Error> {
 /// Exit code of a failed command: 2 for input errors, 1 otherwise.
 fn exit_code_of(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<Error>() {
-        Some(Error::BadInput { .. } | Error::Io { .. } | Error::Artifact { .. } | Error::Quant(_)) => 2,
+        Some(
+            Error::BadInput { .. } | Error::Io { .. } | Error::Artifact { .. } | Error::Quant(_) | Error::Onnx { .. },
+        ) => 2,
         _ => 1,
     }
 }
@@ -547,6 +593,7 @@ fn main() -> ExitCode {
         Command::VerifyCheckpoint(a) => run_verify_checkpoint(a),
         Command::Compress(a) => run_compress(a),
         Command::Commit(a) => run_commit(a),
+        Command::Import(a) => run_import(a),
         Command::Inspect(a) => run_inspect(a),
     };
     result.unwrap_or_else(|e| {

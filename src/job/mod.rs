@@ -392,19 +392,18 @@ fn run_locked(
     let z0 = z0_of(model, &secret.input, secret.input_blind);
     let mut timings = Timings::default();
 
-    // The job's parameters: every segment's (set up or loaded now, one at a time).
+    // The job's parameters: every segment's, set up or loaded once (their size depends on
+    // the segments' shapes, never on the depth).
+    let mut keys: Vec<Option<ProverKeys>> = Vec::with_capacity(archs.len());
     let mut pp_digests = Vec::with_capacity(archs.len());
     let mut constraints = (0, 0);
     for arch in archs {
-        let keys = params::prover_keys(&req.cache_dir, arch)?;
-        on_event(Event::KeysReady {
-            cached: keys.cached,
-            seconds: keys.seconds,
-            constraints: keys.pp.num_constraints(),
-        });
-        timings.setup += keys.seconds;
-        constraints = constraints.max(keys.pp.num_constraints());
-        pp_digests.push(keys.pp.digest());
+        let k = params::prover_keys(&req.cache_dir, arch)?;
+        on_event(Event::KeysReady { cached: k.cached, seconds: k.seconds, constraints: k.pp.num_constraints() });
+        timings.setup += k.seconds;
+        constraints = constraints.max(k.pp.num_constraints());
+        pp_digests.push(k.pp.digest());
+        keys.push(Some(k));
     }
     let wanted = identity(&req.model, archs, model, z0.activations, req.public_input, params_digest(&pp_digests));
     let manifest = match manifest {
@@ -443,7 +442,8 @@ fn run_locked(
             Some(d) => SegmentStart { state: state_of(&d.end), activations: d.activations.clone(), blind: d.blind },
         };
         on_event(Event::SegmentStarted { index: j, total: segments.len(), layers: seg.num_layers(), offset });
-        let ProverKeys { pp, pk, .. } = params::prover_keys(&req.cache_dir, arch)?;
+        // Each segment's keys are dropped once it is compressed.
+        let ProverKeys { pp, pk, .. } = keys[j].take().expect("each segment is folded once");
         let resumed =
             newest_valid_checkpoint(dir, &manifest, j, offset, seg.num_layers(), &pp, &start.state, log, on_event)?;
         let progress = match resumed {
