@@ -5,7 +5,7 @@ use crate::field::hex_serde;
 use crate::model::Architecture;
 use ff::Field;
 use fold_ml_circuits::commit::activation_commitment_native;
-use fold_ml_circuits::quant::check_activations;
+use fold_ml_circuits::quant::{check_activations, RequantParams};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
 use nova_snark::digest::{DigestComputer, SimpleDigestible};
@@ -186,6 +186,10 @@ impl Statement {
             }
             let spec = &arch.layer;
             spec.check().or_else(|e| bad(format!("segment {j}: {e}")))?;
+            // Deserialization does not run the validating constructor: run it here.
+            let p = spec.requant;
+            RequantParams::new(p.shift(), p.acc_bits())
+                .map_err(|e| VerifyError::BadStatement(format!("segment {j}: {e}")))?;
             if (seg.num_layers > 1 || arch.layers_per_step > 1) && spec.num_inputs() != spec.num_outputs() {
                 return bad(format!("segment {j}: layers whose input and output sizes differ cannot be stacked"));
             }
