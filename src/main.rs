@@ -240,8 +240,12 @@ fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
         }
         (LoadedModel::Synthetic(m), None) => m.default_input(),
         (LoadedModel::Network(net), Some(path)) => {
-            let x = read_real_input(path)?;
-            net.quantize_input(&x).map_err(|reason| Error::BadInput { what: path.display().to_string(), reason })?
+            let bad = |reason: String| Error::BadInput { what: path.display().to_string(), reason };
+            let x = match fold_ml::onnx::read_inputs(path)?.as_slice() {
+                [one] => one.clone(),
+                many => return Err(bad(format!("holds {} inputs; prove takes one", many.len())).into()),
+            };
+            net.quantize_input(&x).map_err(bad)?
         }
         (LoadedModel::Network(_), None) => {
             return Err(Error::BadInput { what: "--input".into(), reason: "a model file needs an input".into() }.into())
@@ -557,15 +561,6 @@ fn inspect_network(net: &Network) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Reads a real-valued input: a JSON array of numbers.
-fn read_real_input(path: &Path) -> Result<Vec<f32>, Error> {
-    let bytes = fold_ml::fsutil::read_file(path)?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::BadInput {
-        what: path.display().to_string(),
-        reason: format!("not a JSON array of numbers: {e}"),
-    })
 }
 
 /// The depth of the job in `dir`.

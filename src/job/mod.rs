@@ -318,9 +318,18 @@ fn params_digest(pps: &[F]) -> String {
     hex(&crate::artifact::checksum(&bytes))
 }
 
-/// Each distinct architecture's verifier key, in order of first use.
-fn verifier_keys(cache: &Path, statement: &Statement) -> Result<Vec<VerifierKey>, Error> {
-    statement.distinct_architectures().into_iter().map(|a| params::verifier_key(cache, a)).collect()
+/// Each distinct architecture's verifier key, in order of first use: the one at hand (the
+/// prover's own, already in memory), else the cached one.
+fn verifier_keys(
+    cache: &Path,
+    statement: &Statement,
+    mut at_hand: Vec<(Architecture, VerifierKey)>,
+) -> Result<Vec<VerifierKey>, Error> {
+    let mut take = |arch: &Architecture| match at_hand.iter().position(|(a, _)| a == arch) {
+        Some(i) => Ok(at_hand.swap_remove(i).1),
+        None => params::verifier_key(cache, arch),
+    };
+    statement.distinct_architectures().into_iter().map(&mut take).collect()
 }
 
 /// Assembles the statement of segments `0..proofs.len()` (the last possibly a prefix of
@@ -332,6 +341,7 @@ fn finish(
     archs: &[Architecture],
     done: Vec<SegmentDone>,
     last: Option<(usize, &[F], CompressedSnark)>,
+    vks_at_hand: Vec<(Architecture, VerifierKey)>,
     z0: &StepState,
     input: InputStatement,
     output: Option<(&[u8], bool)>,
@@ -367,7 +377,7 @@ fn finish(
         input,
         OutputStatement { commitment: final_state.activations, values, class },
     );
-    let vks = verifier_keys(cache, &statement)?;
+    let vks = verifier_keys(cache, &statement, vks_at_hand)?;
     let vk_refs: Vec<&VerifierKey> = vks.iter().collect();
     let (proof, check_s) = seal(&statement, &proofs, &vk_refs)?;
     let vk = params::encode_vks(&statement, &vk_refs)?;
@@ -394,16 +404,20 @@ fn run_locked(
 
     // The job's parameters: every segment's, set up or loaded once (their size depends on
     // the segments' shapes, never on the depth).
-    let mut keys: Vec<Option<ProverKeys>> = Vec::with_capacity(archs.len());
+    let mut keys = Vec::with_capacity(archs.len());
+    let mut vks: Vec<(Architecture, VerifierKey)> = Vec::new();
     let mut pp_digests = Vec::with_capacity(archs.len());
     let mut constraints = (0, 0);
     for arch in archs {
-        let k = params::prover_keys(&req.cache_dir, arch)?;
-        on_event(Event::KeysReady { cached: k.cached, seconds: k.seconds, constraints: k.pp.num_constraints() });
-        timings.setup += k.seconds;
-        constraints = constraints.max(k.pp.num_constraints());
-        pp_digests.push(k.pp.digest());
-        keys.push(Some(k));
+        let ProverKeys { pp, pk, vk, cached, seconds } = params::prover_keys(&req.cache_dir, arch)?;
+        on_event(Event::KeysReady { cached, seconds, constraints: pp.num_constraints() });
+        timings.setup += seconds;
+        constraints = constraints.max(pp.num_constraints());
+        pp_digests.push(pp.digest());
+        if !vks.iter().any(|(a, _)| a == arch) {
+            vks.push((arch.clone(), vk));
+        }
+        keys.push(Some((pp, pk)));
     }
     let wanted = identity(&req.model, archs, model, z0.activations, req.public_input, params_digest(&pp_digests));
     let manifest = match manifest {
@@ -443,7 +457,7 @@ fn run_locked(
         };
         on_event(Event::SegmentStarted { index: j, total: segments.len(), layers: seg.num_layers(), offset });
         // Each segment's keys are dropped once it is compressed.
-        let ProverKeys { pp, pk, .. } = keys[j].take().expect("each segment is folded once");
+        let (pp, pk) = keys[j].take().expect("each segment is folded once");
         let resumed =
             newest_valid_checkpoint(dir, &manifest, j, offset, seg.num_layers(), &pp, &start.state, log, on_event)?;
         let progress = match resumed {
@@ -536,7 +550,7 @@ fn run_locked(
     let output = done.last().map(|d| d.activations.clone()).unwrap_or_default();
     let segments_done = done.len();
     let (statement, proof, vk, check_s) =
-        finish(dir, &req.cache_dir, archs, done, None, &z0, input, Some((&output, model.is_classifier())))?;
+        finish(dir, &req.cache_dir, archs, done, None, vks, &z0, input, Some((&output, model.is_classifier())))?;
     timings.self_check = check_s;
     log.append("compressed", json!({ "proof_bytes": proof.len(), "segments": segments_done }))?;
     Ok(Outcome::Proven(Box::new(Proven { statement, proof, vk, timings, layers_folded, constraints })))
@@ -611,8 +625,10 @@ pub fn compress_checkpoint(dir: &Path, cache: &Path, at: usize, out: &Path) -> R
     let input =
         InputStatement { commitment: model_z0.activations, values: manifest.job.public_input.then_some(secret.input) };
     let proof = compress_segment(&keys.pp, &keys.pk, &ckpt.snark)?;
+    let vks = vec![(arch.clone(), keys.vk)];
     let last = Some((ckpt.layers_done, ckpt.state.as_slice(), proof));
-    let (statement, _, _, _) = finish(out, cache, &manifest.job.architectures, before, last, &model_z0, input, None)?;
+    let (statement, _, _, _) =
+        finish(out, cache, &manifest.job.architectures, before, last, vks, &model_z0, input, None)?;
     EventLog::new(dir).append(
         "compressed",
         json!({ "prefix_layers": at, "out": out.file_name().map(|f| f.to_string_lossy().into_owned()) }),
