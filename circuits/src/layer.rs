@@ -7,7 +7,10 @@
 //! decomposition; the outputs are committed under a fresh private blind. Nothing the
 //! prover supplies is left unconstrained.
 
-use crate::commit::{activation_commitment, activation_commitment_native, model_update, model_update_native};
+use crate::commit::{
+    activation_commitment, activation_commitment_native, domain_tag, hash_native, model_update, model_update_native,
+    TAG_LAYER_SPEC,
+};
 use crate::gadgets::bits::{add_constant, alloc_bits, alloc_uint, lc};
 use crate::gadgets::linear::{
     check_skip, linear_hints, linear_requant, linear_requant_native, LinearShape, OutputHint,
@@ -21,6 +24,9 @@ use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, Linear
 use nova_snark::traits::circuit::StepCircuit;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+
+/// Version of [`LayerSpec::encode`]'s meaning (the first encoded field).
+pub const SPEC_ENCODING: u64 = 1;
 
 /// The public shape of a layer: its geometry, requantization, residual connection and
 /// pooling. All layers folded with one set of public parameters share one spec.
@@ -74,6 +80,46 @@ impl LayerSpec {
             }
             (Some(_), _) => Err(QuantError::BadSpec("only convolution outputs can be pooled".into())),
         }
+    }
+
+    /// The spec's digest: a Poseidon hash of its canonical encoding ([`Self::encode`]).
+    /// Each layer's model-commitment update absorbs it as a circuit constant, so the
+    /// commitment binds the function (geometry, requantization, residual, pooling), not
+    /// only the weights.
+    pub fn digest(&self) -> F {
+        let fields = self.encode();
+        let mut items = vec![domain_tag(TAG_LAYER_SPEC, fields.len())];
+        items.extend(fields.iter().map(|&v| F::from(v)));
+        hash_native(&items)
+    }
+
+    /// Canonical encoding of every public parameter, led by [`SPEC_ENCODING`] (bumped
+    /// whenever a parameter's meaning changes). Injective: fixed length, one slot per field.
+    pub fn encode(&self) -> [u64; 12] {
+        let (kind, dims) = match self.shape {
+            LinearShape::Conv(c) => (0, [c.channels_in, c.channels_out, c.height, c.width, c.kernel]),
+            LinearShape::Dense(d) => (1, [d.inputs, d.outputs, 0, 0, 0]),
+        };
+        let (pool_kind, pool_size) = match self.pool {
+            None => (0, 0),
+            Some(Pool { kind: PoolKind::Max, size }) => (1, size),
+            Some(Pool { kind: PoolKind::Average, size }) => (2, size),
+        };
+        let d = dims.map(|v| v as u64);
+        [
+            SPEC_ENCODING,
+            kind,
+            d[0],
+            d[1],
+            d[2],
+            d[3],
+            d[4],
+            u64::from(self.requant.shift()),
+            u64::from(self.requant.acc_bits()),
+            u64::from(self.skip),
+            pool_kind,
+            pool_size as u64,
+        ]
     }
 
     /// The input indices (into the linear outputs) of every pooled output.
@@ -152,8 +198,10 @@ pub struct LayerWitness {
     pub params: LayerParams,
     /// Blind of the input commitment (must match the previous step's output blind).
     pub blind_in: F,
-    /// Blind of the output commitment (0 for the last layer, whose output is public).
+    /// Blind of the output commitment.
     pub blind_out: F,
+    /// The model commitment's secret salt.
+    pub salt: F,
 }
 
 /// Everything private a step of several layers consumes.
@@ -168,6 +216,8 @@ pub struct StepWitness {
     pub blind_in: F,
     /// Blind of the output commitment.
     pub blind_out: F,
+    /// The model commitment's secret salt.
+    pub salt: F,
 }
 
 #[derive(Debug)]
@@ -180,6 +230,8 @@ struct Slot {
 #[derive(Debug)]
 struct Inner {
     spec: LayerSpec,
+    spec_digest: F,
+    salt: F,
     layers_per_step: usize,
     input: Vec<u8>,
     blind_in: F,
@@ -211,7 +263,13 @@ fn output_of(hints: &[OutputHint]) -> Vec<u8> {
 impl LayerStep {
     /// A one-layer step: validates the witness against the spec and computes it natively.
     pub fn new(spec: LayerSpec, w: LayerWitness) -> Result<Self, QuantError> {
-        let step = StepWitness { input: w.input, layers: vec![w.params], blind_in: w.blind_in, blind_out: w.blind_out };
+        let step = StepWitness {
+            input: w.input,
+            layers: vec![w.params],
+            blind_in: w.blind_in,
+            blind_out: w.blind_out,
+            salt: w.salt,
+        };
         Self::multi(spec, 1, step)
     }
 
@@ -245,6 +303,8 @@ impl LayerStep {
         }
         let inner = Inner {
             spec,
+            spec_digest: spec.digest(),
+            salt: w.salt,
             layers_per_step,
             input: w.input,
             blind_in: w.blind_in,
@@ -263,6 +323,8 @@ impl LayerStep {
         let slots = vec![Slot { params: w.params, hints, enabled: true }];
         Self(Arc::new(Inner {
             spec,
+            spec_digest: spec.digest(),
+            salt: w.salt,
             layers_per_step: 1,
             input: w.input,
             blind_in: w.blind_in,
@@ -279,6 +341,7 @@ impl LayerStep {
             layers: vec![zero_params(&spec)],
             blind_in: F::ZERO,
             blind_out: F::ZERO,
+            salt: F::ZERO,
         };
         // All-zero tensors of the right lengths always requantize.
         Self::multi(spec, layers_per_step.max(1), w).expect("a zero layer is valid for every spec")
@@ -311,7 +374,9 @@ impl LayerStep {
             .slots
             .iter()
             .filter(|s| s.enabled)
-            .fold(z.model, |acc, s| model_update_native(acc, &s.params.weights, &s.params.bias));
+            .fold(z.model, |acc, s| {
+                model_update_native(acc, self.0.spec_digest, self.0.salt, &s.params.weights, &s.params.bias)
+            });
         StepState {
             layer: z.layer + self.layers_applied() as u64,
             model,
@@ -398,6 +463,10 @@ impl StepCircuit<F> for LayerStep {
             |lc| lc + acts.get_variable(),
         );
 
+        // The model's salt: any field element (it only has to be the same one the model
+        // holder committed with, which the running commitment enforces).
+        let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(inner.salt))?;
+
         let mut current: Vec<Num<F>> = input;
         let mut model_acc = model.clone();
         let mut counter = LinearCombination::zero() + layer.get_variable();
@@ -422,8 +491,14 @@ impl StepCircuit<F> for LayerStep {
                 .enumerate()
                 .map(|(i, &b)| AllocatedNum::alloc(cs.namespace(|| format!("bias{i}")), || Ok(int_to_field(b.into()))))
                 .collect::<Result<_, _>>()?;
-            let next_model =
-                model_update(&mut cs.namespace(|| "model commitment"), &model_acc, &weights_unsigned, &bias)?;
+            let next_model = model_update(
+                &mut cs.namespace(|| "model commitment"),
+                inner.spec_digest,
+                &salt,
+                &model_acc,
+                &weights_unsigned,
+                &bias,
+            )?;
 
             // the layer itself
             let offset = -F::from(WEIGHT_OFFSET as u64);

@@ -2,7 +2,7 @@
 //! commitments as the circuits, with no constraint system. The prover uses it to produce
 //! each step's witness and the public statement; tests hold the circuits to it.
 
-use crate::commit::{activation_commitment_native, model_iv_native, model_update_native};
+use crate::commit::{activation_commitment_native, model_start, model_update_native};
 use crate::layer::{layer_native, LayerParams, LayerSpec};
 use crate::quant::{check_activations, QuantError};
 use crate::state::StepState;
@@ -12,6 +12,7 @@ use crate::F;
 #[derive(Clone, Debug, PartialEq)]
 pub struct NativeRun {
     spec: LayerSpec,
+    salt: F,
     activations: Vec<u8>,
     state: StepState,
 }
@@ -23,10 +24,10 @@ impl NativeRun {
         check_activations(&input)?;
         let state = StepState {
             layer: 0,
-            model: model_iv_native(salt),
+            model: model_start(),
             activations: activation_commitment_native(&input, blind),
         };
-        Ok(Self { spec, activations: input, state })
+        Ok(Self { spec, salt, activations: input, state })
     }
 
     /// Applies one layer; its output is committed under `blind_out`.
@@ -34,7 +35,7 @@ impl NativeRun {
         let out = layer_native(&self.spec, &self.activations, params)?;
         self.state = StepState {
             layer: self.state.layer + 1,
-            model: model_update_native(self.state.model, &params.weights, &params.bias),
+            model: model_update_native(self.state.model, self.spec.digest(), self.salt, &params.weights, &params.bias),
             activations: activation_commitment_native(&out, blind_out),
         };
         self.activations = out;
@@ -62,9 +63,14 @@ pub fn run_native<'a>(
     layers.into_iter().try_fold(input.to_vec(), |a, p| layer_native(spec, &a, p))
 }
 
-/// The running model commitment of a whole stack: `(iv, final)`.
-pub fn model_commitment<P: std::borrow::Borrow<LayerParams>>(salt: F, layers: impl IntoIterator<Item = P>) -> (F, F) {
-    let iv = model_iv_native(salt);
-    let last = layers.into_iter().fold(iv, |acc, p| model_update_native(acc, &p.borrow().weights, &p.borrow().bias));
-    (iv, last)
+/// The model commitment of a whole model: the running commitment after absorbing every
+/// layer (its spec and its parameters, in order) under the model's `salt`, starting from
+/// the public [`model_start`].
+pub fn model_commitment<P: std::borrow::Borrow<LayerParams>>(
+    salt: F,
+    layers: impl IntoIterator<Item = (LayerSpec, P)>,
+) -> F {
+    layers.into_iter().fold(model_start(), |acc, (spec, p)| {
+        model_update_native(acc, spec.digest(), salt, &p.borrow().weights, &p.borrow().bias)
+    })
 }

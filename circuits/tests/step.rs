@@ -86,8 +86,10 @@ fn state_for(input: &[u8], blind: F) -> StepState {
     }
 }
 
+const SALT: u64 = 77;
+
 fn witness(input: Vec<u8>, params: LayerParams, blind_in: F, blind_out: F) -> LayerWitness {
-    LayerWitness { input, params, blind_in, blind_out }
+    LayerWitness { input, params, blind_in, blind_out, salt: F::from(SALT) }
 }
 
 proptest! {
@@ -103,7 +105,7 @@ proptest! {
         prop_assert!(sat);
         prop_assert_eq!(out, expected.to_vec());
         // and the same as the stand-alone reference executor
-        let mut run = NativeRun::start(spec, input, b_in, F::ZERO).unwrap();
+        let mut run = NativeRun::start(spec, input, b_in, F::from(SALT)).unwrap();
         run.apply(&params, b_out).unwrap();
         prop_assert_eq!(run.activations(), step.output());
         prop_assert_eq!(run.state().activations, expected.activations);
@@ -171,7 +173,8 @@ fn synthetic_stack_chains_to_the_model_commitment() {
     let mut z = run.state();
     let mut acts = m.default_input();
     for (i, p) in m.iter().enumerate() {
-        let step = LayerStep::new(m.spec(), witness(acts, p.clone(), blinds[i], blinds[i + 1])).unwrap();
+        let w = LayerWitness { salt: m.salt(), ..witness(acts, p.clone(), blinds[i], blinds[i + 1]) };
+        let step = LayerStep::new(m.spec(), w).unwrap();
         let next = step.next_state(&z);
         let (sat, out) = synth(&step, &z, Some(&next));
         assert!(sat, "layer {i}");
@@ -181,16 +184,67 @@ fn synthetic_stack_chains_to_the_model_commitment() {
         acts = step.output().to_vec();
         z = next;
     }
-    let layers: Vec<_> = m.iter().collect();
-    assert_eq!(model_commitment(m.salt(), &layers).1, z.model);
+    assert_eq!(model_commitment(m.salt(), m.iter().map(|p| (m.spec(), p))), z.model);
     assert_eq!(z.layer, 5);
+}
+
+#[test]
+fn the_model_commitment_binds_the_architecture() {
+    // The same weights under another shift, residual multiplier, pooling or image size
+    // compute another function: each must change the commitment, natively and in the
+    // circuit (a step claiming the other spec's state is unsatisfiable).
+    let m = SyntheticModel::conv(2, 6, 3, 1, 9).unwrap();
+    let (spec, params) = (m.spec(), m.layer(0));
+    let input = m.default_input();
+    let mut variants = vec![spec];
+    let mut shifted = spec;
+    shifted.requant = RequantParams::new(spec.requant.shift() + 1, spec.requant.acc_bits()).unwrap();
+    variants.push(shifted);
+    let mut residual = spec;
+    residual.skip = 1;
+    variants.push(residual);
+    let mut pooled = spec;
+    pooled.pool = Some(Pool { kind: PoolKind::Max, size: 2 });
+    variants.push(pooled);
+    let mut averaged = spec;
+    averaged.pool = Some(Pool { kind: PoolKind::Average, size: 2 });
+    variants.push(averaged);
+    let digests: Vec<F> = variants.iter().map(|s| s.digest()).collect();
+    for i in 0..digests.len() {
+        for j in i + 1..digests.len() {
+            assert_ne!(digests[i], digests[j], "specs {i} and {j}");
+        }
+    }
+    let commitments: Vec<F> =
+        variants.iter().map(|s| model_commitment(m.salt(), [(*s, params.clone())])).collect();
+    assert!(commitments.windows(2).all(|w| w[0] != w[1]));
+    // Same weights, another image size (the `--size 28` / `--size 14` pair in small).
+    let wide = SyntheticModel::conv(2, 7, 3, 1, 9).unwrap();
+    assert_eq!(wide.layer(0), params);
+    assert_ne!(model_commitment(m.salt(), [(wide.spec(), params.clone())]), commitments[0]);
+
+    let z_in = StepState { layer: 0, model: fold_ml_circuits::commit::model_start(), ..state_for(&input, F::ONE) };
+    let step = LayerStep::new(spec, witness(input, params, F::ONE, F::from(2))).unwrap();
+    let honest = step.next_state(&z_in);
+    assert!(synth(&step, &z_in, Some(&honest)).0);
+    let claimed = StepState {
+        model: fold_ml_circuits::commit::model_update_native(
+            z_in.model,
+            shifted.digest(),
+            F::from(SALT),
+            &m.layer(0).weights,
+            &m.layer(0).bias,
+        ),
+        ..honest
+    };
+    assert!(!synth(&step, &z_in, Some(&claimed)).0, "a step cannot absorb another spec than its own");
 }
 
 /// Pinned sizes: a change that grows a step is a red test, not a surprise.
 #[test]
 fn pinned_constraint_counts() {
     let zator = StepCost::of(&SyntheticModel::zator(1, 0).spec());
-    assert_eq!((zator.constraints, zator.variables, zator.macs), (71_842, 70_277, 26_896));
+    assert_eq!((zator.constraints, zator.variables, zator.macs), (71_842, 70_278, 26_896));
     assert!(zator.products as f64 / zator.macs as f64 <= 1.1);
     let dense = |w: usize| {
         StepCost::of(&LayerSpec::new(
@@ -234,21 +288,23 @@ proptest! {
     fn multi_layer_step_matches_native((spec, k, input, layers, b_in, b_out) in multi_case()) {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
         let z_in = state_for(&input, b_in);
-        let w = StepWitness { input: input.clone(), layers: layers.clone(), blind_in: b_in, blind_out: b_out };
+        let w = StepWitness { input: input.clone(), layers: layers.clone(), blind_in: b_in, blind_out: b_out, salt: F::from(SALT) };
         let step = LayerStep::multi(spec, k, w).unwrap();
         let expected = step.next_state(&z_in);
         let (sat, out) = synth(&step, &z_in, Some(&expected));
         prop_assert!(sat);
         prop_assert_eq!(&out, &expected.to_vec());
         // the reference executor, one layer at a time
-        let mut run = NativeRun::start(spec, input, b_in, F::ZERO).unwrap();
+        let mut run = NativeRun::start(spec, input, b_in, F::from(SALT)).unwrap();
         for p in &layers {
             run.apply(p, b_out).unwrap();
         }
         prop_assert_eq!(run.activations(), step.output());
         prop_assert_eq!(run.state().activations, expected.activations);
         prop_assert_eq!(expected.layer, z_in.layer + layers.len() as u64);
-        let model = layers.iter().fold(z_in.model, |acc, p| fold_ml_circuits::commit::model_update_native(acc, &p.weights, &p.bias));
+        let model = layers.iter().fold(z_in.model, |acc, p| {
+            fold_ml_circuits::commit::model_update_native(acc, spec.digest(), F::from(SALT), &p.weights, &p.bias)
+        });
         prop_assert_eq!(expected.model, model);
         // claiming one more (or one fewer) layer is unsatisfiable
         let mut wrong = expected;

@@ -8,9 +8,18 @@
 //! are in `[0, 127]` by construction).
 //!
 //! Every hash starts with a domain tag that also encodes the number of values committed
-//! (`tag + 2^64 · len`), so an activation commitment can never be read as a model
+//! (`tag + 2^64 · len`, or `tag + 2^64 · weights + 2^128 · biases` for a layer of the
+//! model commitment), so an activation commitment can never be read as a model
 //! commitment, nor a vector as a shorter or longer one (trailing zeros would otherwise
-//! pack identically). The tag is a constant of the circuit: it costs no constraint.
+//! pack identically), nor a layer's weights and biases split differently. The tag is a
+//! constant of the circuit: it costs no constraint.
+//!
+//! The running model commitment starts from the public constant [`model_start`] and
+//! absorbs, per layer, the layer's spec digest (its whole public shape, a circuit
+//! constant), the model's secret salt, the previous value, the weights and the biases.
+//! The salt in every update makes every running value hiding: without it, nobody can
+//! test candidate weights against a public value, not even between two consecutive
+//! public values (the links between segments).
 
 use crate::quant::{int_to_field, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET};
 use crate::F;
@@ -26,8 +35,10 @@ use std::sync::OnceLock;
 pub const TAG_ACTIVATIONS: u64 = 0xf01d_0001;
 /// Domain tag of one step of the running model commitment.
 pub const TAG_MODEL_LAYER: u64 = 0xf01d_0002;
-/// Domain tag of the model commitment's initial value (from the model's salt).
-pub const TAG_MODEL_IV: u64 = 0xf01d_0003;
+/// Domain tag of the model commitment's public starting value.
+pub const TAG_MODEL_START: u64 = 0xf01d_0004;
+/// Domain tag of a layer spec's digest.
+pub const TAG_LAYER_SPEC: u64 = 0xf01d_0005;
 /// Bits of a field element used for packing (the Pallas scalar field has 254).
 pub const PACK_BITS: u32 = 252;
 
@@ -123,31 +134,47 @@ pub fn activation_commitment<CS: ConstraintSystem<F>>(
     hash(cs, &items)
 }
 
-/// Initial value of the running model commitment: `H(TAG_MODEL_IV, salt)`.
-pub fn model_iv_native(salt: F) -> F {
-    hash_native(&[domain_tag(TAG_MODEL_IV, 1), salt])
+/// The public value every model commitment chain starts from (the IVC state's model slot
+/// before the first layer). A constant, so no proof of a suffix of a model can start
+/// from the running commitment of its prefix.
+pub fn model_start() -> F {
+    domain_tag(TAG_MODEL_START, 0)
+}
+
+/// The domain tag of one layer's update: `TAG_MODEL_LAYER + 2^64·weights + 2^128·biases`
+/// (injective: both counts are below 2^64).
+pub fn layer_tag(weights: usize, biases: usize) -> F {
+    let two64 = F::from(2).pow_vartime([64u64]);
+    F::from(TAG_MODEL_LAYER) + F::from(weights as u64) * two64 + F::from(biases as u64) * two64 * two64
 }
 
 /// One step of the running model commitment:
-/// `H(TAG_MODEL_LAYER, acc, pack8(w + 128), bias_0, …)`.
-pub fn model_update_native(acc: F, weights: &[i8], bias: &[i32]) -> F {
+/// `H(layer_tag, spec_digest, salt, acc, pack8(w + 128), bias_0, …)`.
+pub fn model_update_native(acc: F, spec_digest: F, salt: F, weights: &[i8], bias: &[i32]) -> F {
     let w: Vec<u64> = weights.iter().map(|&w| (i64::from(w) + WEIGHT_OFFSET) as u64).collect();
-    let mut items = vec![domain_tag(TAG_MODEL_LAYER, weights.len() + bias.len()), acc];
+    let mut items = vec![layer_tag(weights.len(), bias.len()), spec_digest, salt, acc];
     items.extend(pack_native(&w, WEIGHT_BITS));
     items.extend(bias.iter().map(|&b| int_to_field(b.into())));
     hash_native(&items)
 }
 
-/// In-circuit twin of [`model_update_native`]. `weights_unsigned` are the range-checked
-/// `w + 128` limbs; biases enter as whole field elements (no packing, so no range check is
-/// needed for the commitment to be binding).
+/// In-circuit twin of [`model_update_native`]. `spec_digest` is a constant of the circuit;
+/// `weights_unsigned` are the range-checked `w + 128` limbs; biases enter as whole field
+/// elements (no packing, so no range check is needed for the commitment to be binding).
 pub fn model_update<CS: ConstraintSystem<F>>(
     cs: &mut CS,
+    spec_digest: F,
+    salt: &AllocatedNum<F>,
     acc: &AllocatedNum<F>,
     weights_unsigned: &[Num<F>],
     bias: &[AllocatedNum<F>],
 ) -> Result<AllocatedNum<F>, SynthesisError> {
-    let mut items = vec![tag::<CS>(TAG_MODEL_LAYER, weights_unsigned.len() + bias.len()), Elt::Allocated(acc.clone())];
+    let mut items = vec![
+        Elt::num_from_fr::<CS>(layer_tag(weights_unsigned.len(), bias.len())),
+        Elt::num_from_fr::<CS>(spec_digest),
+        Elt::Allocated(salt.clone()),
+        Elt::Allocated(acc.clone()),
+    ];
     items.extend(pack(weights_unsigned, WEIGHT_BITS).into_iter().map(Elt::Num));
     items.extend(bias.iter().cloned().map(Elt::Allocated));
     hash(cs, &items)
@@ -197,9 +224,11 @@ mod tests {
             let bias: Vec<_> = b.iter().enumerate().map(|(i, &x)| {
                 AllocatedNum::alloc(cs.namespace(|| format!("b{i}")), || Ok(int_to_field(x.into()))).unwrap()
             }).collect();
-            let c = model_update(&mut cs, &acc, &wu, &bias).unwrap();
+            let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(F::from(7))).unwrap();
+            let spec = F::from(12345);
+            let c = model_update(&mut cs, spec, &salt, &acc, &wu, &bias).unwrap();
             prop_assert!(cs.is_satisfied());
-            prop_assert_eq!(c.get_value().unwrap(), model_update_native(F::from(99), &w, &b));
+            prop_assert_eq!(c.get_value().unwrap(), model_update_native(F::from(99), spec, F::from(7), &w, &b));
         }
     }
 
@@ -209,7 +238,19 @@ mod tests {
         assert_ne!(a, activation_commitment_native(&[1, 2, 4], F::ZERO));
         assert_ne!(a, activation_commitment_native(&[1, 2, 3], F::ONE));
         assert_ne!(a, activation_commitment_native(&[1, 2, 3, 0], F::ZERO));
-        assert_ne!(model_iv_native(F::ONE), model_iv_native(F::from(2)));
+    }
+
+    #[test]
+    fn model_updates_separate_specs_salts_and_splits() {
+        let (acc, spec, salt) = (model_start(), F::from(3), F::from(5));
+        let base = model_update_native(acc, spec, salt, &[1, 2], &[3]);
+        assert_ne!(base, model_update_native(acc, F::from(4), salt, &[1, 2], &[3]), "spec");
+        assert_ne!(base, model_update_native(acc, spec, F::from(6), &[1, 2], &[3]), "salt");
+        assert_ne!(base, model_update_native(F::ONE, spec, salt, &[1, 2], &[3]), "previous value");
+        // The same field elements split differently between weights and biases: the old
+        // `tag + 2^64·(weights + biases)` tag could not tell these apart.
+        assert_ne!(layer_tag(2, 1), layer_tag(1, 2));
+        assert_ne!(layer_tag(2, 1), layer_tag(3, 0));
     }
 
     #[test]
