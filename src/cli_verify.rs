@@ -2,8 +2,10 @@
 //! Exit codes: 0 accepted, 1 rejected, 2 usage or input error.
 
 use clap::Args;
+use fold_ml::field::{from_hex, to_hex};
 use fold_ml::params;
-use fold_ml::verify::verify_dir;
+use fold_ml::statement::Statement;
+use fold_ml::verify::{verify_dir, Expected};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -13,10 +15,19 @@ use std::time::Instant;
 pub struct VerifyArgs {
     /// Proof directory holding statement.json and proof.bin.
     pub dir: PathBuf,
-    /// Use this verifier key instead of deriving it from the statement's architecture.
-    /// Only use a key you trust: by default the verifier derives its own.
+    /// A verifier key file (`vk.bin`) to check against the keys this verifier derives from
+    /// the statement's architecture: any other key is rejected. The proof is always
+    /// checked with the verifier's own keys.
     #[arg(long)]
     pub vk: Option<PathBuf>,
+    /// Reject the statement unless its model commitment is this one (as printed by the
+    /// model holder's `fold-ml commit`).
+    #[arg(long, value_name = "HEX")]
+    pub model_commitment: Option<String>,
+    /// Reject the statement unless its input commitment is this one (as printed by the
+    /// input owner's `fold-ml commit-input`).
+    #[arg(long, value_name = "HEX")]
+    pub input_commitment: Option<String>,
     /// Cache for derived keys (default: $FOLD_ML_CACHE or ~/.cache/fold-ml).
     #[arg(long)]
     pub cache: Option<PathBuf>,
@@ -26,18 +37,24 @@ pub struct VerifyArgs {
 pub fn run(args: VerifyArgs) -> ExitCode {
     let cache = args.cache.unwrap_or_else(params::default_cache_dir);
     let start = Instant::now();
-    match verify_dir(&args.dir, &cache, args.vk.as_deref()) {
+    let mut expected = Expected::default();
+    for (flag, given, slot) in [
+        ("--model-commitment", &args.model_commitment, &mut expected.model_commitment),
+        ("--input-commitment", &args.input_commitment, &mut expected.input_commitment),
+    ] {
+        if let Some(hex) = given {
+            match from_hex(hex) {
+                Some(f) => *slot = Some(f),
+                None => {
+                    eprintln!("error: {flag}: not a field element in hex (0x followed by 64 digits): {hex:?}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
+    match verify_dir(&args.dir, &cache, args.vk.as_deref(), &expected) {
         Ok(Ok(statement)) => {
-            let output = match &statement.output.values {
-                Some(v) => format!("public output of {} values", v.len()),
-                None => format!("committed output {}", fold_ml::field::to_hex(&statement.output.commitment)),
-            };
-            println!(
-                "ACCEPTED: {} layers, model commitment {}, {output} ({:.2} s)",
-                statement.num_layers,
-                fold_ml::field::to_hex(&statement.model_commitment.last),
-                start.elapsed().as_secs_f64()
-            );
+            println!("ACCEPTED: {} ({:.2} s)", accepted_line(&statement), start.elapsed().as_secs_f64());
             ExitCode::SUCCESS
         }
         Ok(Err(reason)) => {
@@ -49,4 +66,24 @@ pub fn run(args: VerifyArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// What an accepted statement says, in one line.
+fn accepted_line(s: &Statement) -> String {
+    let input = match &s.input.values {
+        Some(v) => format!("public input of {} values", v.len()),
+        None => format!("committed input {}", to_hex(&s.input.commitment)),
+    };
+    let output = match (&s.output.values, s.output.class) {
+        (Some(v), Some(c)) => format!("public output of {} values (class {c})", v.len()),
+        (Some(v), None) => format!("public output of {} values", v.len()),
+        (None, _) => format!("committed output {}", to_hex(&s.output.commitment)),
+    };
+    format!(
+        "{} layers in {} segment(s), model commitment {}, architecture digest {}, {input}, {output}",
+        s.num_layers,
+        s.segments.len(),
+        to_hex(&s.model_commitment),
+        fold_ml::artifact::hex(&s.architectures_digest()),
+    )
 }

@@ -62,6 +62,20 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The error as it may be written to a file that is not secret (a job's event log):
+    /// what failed and where, never values that may depend on the secret input or weights
+    /// (an accumulator out of range, an activation). The full message goes to the user.
+    pub fn public_summary(&self) -> String {
+        match self {
+            Self::BadInput { what, .. } => format!("{what}: rejected (details withheld: they may carry secret values)"),
+            Self::Quant(_) => "quantized arithmetic rejected a value (details withheld: it may be secret)".into(),
+            Self::AtLayer { layer, .. } => format!("folding layer {layer} failed"),
+            Self::Io { .. } | Self::Artifact { .. } | Self::Onnx { .. } | Self::Nova { .. } => self.to_string(),
+        }
+    }
+}
+
 /// Where an ONNX node sits in its graph, for messages: `Conv (node "conv1", #1 of 9)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OnnxNode {
@@ -178,6 +192,25 @@ pub enum VerifyError {
         layers: usize,
         /// Nova's reason.
         reason: String,
+    },
+    /// The statement is valid but not about what the verifier asked for (`--model-commitment`,
+    /// `--input-commitment`).
+    #[error("the statement's {what} is {found}, not the expected {expected}")]
+    NotExpected {
+        /// What differs.
+        what: &'static str,
+        /// The statement's value.
+        found: String,
+        /// The verifier's.
+        expected: String,
+    },
+    /// A verifier key is not the key of the circuit the statement's architecture defines.
+    #[error("segment {segment}: the verifier key is not the key of this segment's architecture {architecture}")]
+    ForeignKey {
+        /// The first segment using the key.
+        segment: usize,
+        /// The architecture's short id.
+        architecture: String,
     },
     /// The proven final state differs from the statement.
     #[error("segment {segment}: proven {what} does not match the statement")]

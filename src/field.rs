@@ -56,6 +56,27 @@ pub mod hex_serde {
     }
 }
 
+/// Serde adapter for an optional field element as hex.
+pub mod opt_hex_serde {
+    use crate::F;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes as hex (callers skip `None`).
+    pub fn serialize<S: Serializer>(f: &Option<F>, s: S) -> Result<S::Ok, S::Error> {
+        match f {
+            Some(f) => super::hex_serde::serialize(f, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserializes from hex.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<F>, D::Error> {
+        #[derive(Deserialize)]
+        struct Hex(#[serde(with = "super::hex_serde")] F);
+        Ok(Option::<Hex>::deserialize(d)?.map(|h| h.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,3 +59,15 @@ pub fn abort_midway_through_write(path: &Path, bytes: &[u8]) -> ! {
     }
     std::process::abort()
 }
+
+/// Creates a directory (and its parents) that only its owner can read or write.
+pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|source| Error::Io { path: dir.into(), source })?;
+    }
+    Ok(())
+}

@@ -16,6 +16,7 @@ pub mod error;
 pub mod field;
 pub mod fsutil;
 pub mod input;
+pub mod input_commitment;
 pub mod job;
 pub mod mem;
 pub mod model;

@@ -9,6 +9,7 @@ use fold_ml::job::{self, JobRequest, LoadedCheckpoint, Outcome, DEFAULT_CHECKPOI
 use fold_ml::model::{model_commitment, ModelSource};
 use fold_ml::network::Network;
 use fold_ml::prove::Event;
+use fold_ml::input_commitment::InputCommitment;
 use fold_ml::{field::to_hex, input::read_input, mem, params};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -43,8 +44,13 @@ enum Command {
     VerifyCheckpoint(CheckpointArgs),
     /// Turn a checkpoint into a shareable zero-knowledge proof of the first K layers.
     Compress(CompressArgs),
-    /// Print the model commitment of a model, to compare with a statement's.
+    /// Print the model commitment of a model (what a verifier passes to
+    /// `--model-commitment`) and what it covers.
     Commit(ModelArgs),
+    /// As the owner of an input: commit to it under a fresh blind, write the commitment and
+    /// its opening to an owner-only file (give it to the prover), and print the commitment
+    /// (give it to the verifier).
+    CommitInput(CommitInputArgs),
     /// Import an ONNX model: check every operator, calibrate the scales on sample inputs,
     /// quantize into segments, report the accuracy against the float model (run by tract),
     /// and write a fold-ml model file for `prove --model`.
@@ -70,6 +76,17 @@ struct ImportArgs {
     /// The model file to write (default: the ONNX file's name with `.foldml`).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CommitInputArgs {
+    /// The input, in the same format as `prove --input`.
+    input: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The file to write (secret: it holds the blind).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -160,8 +177,12 @@ struct ProveArgs {
     #[arg(long)]
     input: Option<PathBuf>,
     /// Put the input itself in the statement (default: only a hiding commitment to it).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "input_commitment")]
     public_input: bool,
+    /// Prove under the input owner's commitment (a file from `fold-ml commit-input`): the
+    /// input must open it, and the statement's input commitment is the owner's.
+    #[arg(long, value_name = "FILE")]
+    input_commitment: Option<PathBuf>,
     /// Job directory (default: fold-ml-jobs/<model>). Running the same command again
     /// resumes an interrupted job; a finished job is not proven again.
     #[arg(long)]
@@ -232,9 +253,10 @@ fn policy(run: &RunArgs) -> CheckpointPolicy {
     run.checkpoint_every.map(CheckpointPolicy::Folds).unwrap_or(DEFAULT_CHECKPOINT_POLICY)
 }
 
-fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
-    let (descriptor, loaded) = args.model.load()?;
-    let input = match (&loaded, &args.input) {
+/// The input activations of a model: read from `path` (real values for a model file,
+/// activations or an image for the synthetic model), or the synthetic model's built-in one.
+fn read_model_input(loaded: &LoadedModel, path: Option<&Path>) -> Result<Vec<u8>, Error> {
+    Ok(match (loaded, path) {
         (LoadedModel::Synthetic(m), Some(path)) => {
             read_input(path, m.spec().shape.num_inputs(), m.image_len(), |img| m.input_from_image(img))?
         }
@@ -243,13 +265,26 @@ fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
             let bad = |reason: String| Error::BadInput { what: path.display().to_string(), reason };
             let x = match fold_ml::onnx::read_inputs(path)?.as_slice() {
                 [one] => one.clone(),
-                many => return Err(bad(format!("holds {} inputs; prove takes one", many.len())).into()),
+                many => return Err(bad(format!("holds {} inputs; prove takes one", many.len()))),
             };
             net.quantize_input(&x).map_err(bad)?
         }
         (LoadedModel::Network(_), None) => {
-            return Err(Error::BadInput { what: "--input".into(), reason: "a model file needs an input".into() }.into())
+            return Err(Error::BadInput { what: "--input".into(), reason: "a model file needs an input".into() })
         }
+    })
+}
+
+fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
+    let (descriptor, loaded) = args.model.load()?;
+    let input = read_model_input(&loaded, args.input.as_deref())?;
+    let input_blind = match &args.input_commitment {
+        Some(path) => {
+            let c = InputCommitment::read(path)?;
+            c.opens(&input).map_err(|reason| Error::BadInput { what: path.display().to_string(), reason })?;
+            Some(c.blind)
+        }
+        None => None,
     };
     let layers = loaded.source().num_layers();
     let dir = args.job.unwrap_or_else(|| PathBuf::from("fold-ml-jobs").join(descriptor.name()));
@@ -258,6 +293,7 @@ fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
         model: descriptor,
         input: Some(input),
         public_input: args.public_input,
+        input_blind,
         cache_dir: args.run.cache.clone().unwrap_or_else(params::default_cache_dir),
         checkpoint_every: policy(&args.run),
         restart: args.run.restart,
@@ -344,7 +380,7 @@ fn run_job(dir: &Path, req: &JobRequest, layers: usize) -> anyhow::Result<ExitCo
     if let Some(rss) = mem::peak_rss_bytes() {
         println!("  peak memory  {:8.1} MiB", rss as f64 / (1 << 20) as f64);
     }
-    println!("  model commitment {}", to_hex(&proven.statement.model_commitment.last));
+    println!("  model commitment {}", to_hex(&proven.statement.model_commitment));
     if let Some(class) = proven.statement.output.class {
         println!("  predicted class  {class}");
     }
@@ -445,8 +481,35 @@ fn run_import(args: ImportArgs) -> anyhow::Result<ExitCode> {
 fn run_commit(args: ModelArgs) -> anyhow::Result<ExitCode> {
     let (_, loaded) = args.load()?;
     let model = loaded.source();
-    let (iv, last) = model_commitment(model);
-    println!("{}", serde_json::json!({ "iv": to_hex(&iv), "final": to_hex(&last), "num_layers": model.num_layers() }));
+    let segments: Vec<_> = model
+        .segments()
+        .iter()
+        .map(|s| serde_json::json!({ "layers": s.num_layers(), "layer_spec_digest": to_hex(&s.spec().digest()) }))
+        .collect();
+    let out = serde_json::json!({
+        "model_commitment": to_hex(&model_commitment(model)),
+        "num_layers": model.num_layers(),
+        "segments": segments,
+        "covers": "every layer in order: its spec (geometry, requantization, residual, pooling) and its weights \
+                   and biases, under the model's secret salt",
+    });
+    println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_commit_input(args: CommitInputArgs) -> anyhow::Result<ExitCode> {
+    let (_, loaded) = args.model.load()?;
+    let input = read_model_input(&loaded, Some(&args.input))?;
+    let c = InputCommitment::new(&input)?;
+    c.write(&args.out)?;
+    println!("{}", to_hex(&c.commitment));
+    eprintln!(
+        "wrote {} (secret: it opens the commitment); prove with --input-commitment {}, verify with \
+         --input-commitment {}",
+        args.out.display(),
+        args.out.display(),
+        to_hex(&c.commitment)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -588,6 +651,7 @@ fn main() -> ExitCode {
         Command::VerifyCheckpoint(a) => run_verify_checkpoint(a),
         Command::Compress(a) => run_compress(a),
         Command::Commit(a) => run_commit(a),
+        Command::CommitInput(a) => run_commit_input(a),
         Command::Import(a) => run_import(a),
         Command::Inspect(a) => run_inspect(a),
     };

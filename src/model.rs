@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the step circuit; bump whenever a constraint changes, so that cached
 /// parameters and old statements are never mixed with a different circuit.
-pub const CIRCUIT_VERSION: &str = "fold-ml-circuits/3 nova-snark/0.76 pallas-vesta spartan-ipa";
+pub const CIRCUIT_VERSION: &str = "fold-ml-circuits/4 nova-snark/0.76 pallas-vesta spartan-ipa";
 
 /// The public description of the circuit: everything public parameters depend on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Architecture {
     /// [`CIRCUIT_VERSION`] of the prover.
     pub circuit: String,
@@ -122,8 +123,9 @@ impl ModelSource for Network {
     }
 }
 
-/// The model commitment `(iv, final)` of a streamed model, computed natively.
-pub fn model_commitment(model: &dyn ModelSource) -> (F, F) {
-    let layers = model.segments().into_iter().flat_map(|s| (0..s.num_layers()).map(move |i| s.layer(i)));
+/// The model commitment of a streamed model (every layer's spec and parameters under the
+/// model's salt), computed natively.
+pub fn model_commitment(model: &dyn ModelSource) -> F {
+    let layers = model.segments().into_iter().flat_map(|s| (0..s.num_layers()).map(move |i| (s.spec(), s.layer(i))));
     fold_ml_circuits::reference::model_commitment(model.salt(), layers)
 }

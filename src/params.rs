@@ -3,7 +3,7 @@
 //! the same parameters from the public architecture, which is what the verifier does.
 
 use crate::artifact::{self, Kind};
-use crate::error::{ArtifactError, Error};
+use crate::error::{ArtifactError, Error, VerifyError};
 use crate::fsutil::{read_file, write_atomic};
 use crate::model::Architecture;
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, VerifierKey, S1, S2};
@@ -97,14 +97,54 @@ pub fn prover_keys(cache: &Path, arch: &Architecture) -> Result<ProverKeys, Erro
     Ok(ProverKeys { pp, pk, vk, cached, seconds: start.elapsed().as_secs_f64() })
 }
 
-/// The verifier key of an architecture, derived from the public architecture (or found in
-/// this verifier's own cache, where an earlier derivation stored it).
+/// The verifier's own key store, `CACHE/verifier/<id>/`: written only by
+/// [`verifier_key`]'s derivation from the public architecture, never by the prover's
+/// parameter setup and never from a key file someone handed over. (The prover's keys in
+/// `CACHE/<id>/` may come from anywhere: a copied or shared cache.)
+fn verifier_dir(cache: &Path, arch: &Architecture) -> PathBuf {
+    cache.join("verifier").join(arch.short_id())
+}
+
+/// The verifier key of an architecture, derived by this verifier from the public
+/// architecture (or found in its own key store, where an earlier derivation put it).
 pub fn verifier_key(cache: &Path, arch: &Architecture) -> Result<VerifierKey, Error> {
-    let path = dir_for(cache, arch).join("vk.bin");
-    if let Some(vk) = load::<VerifierKey>(&path, Kind::VerifierKey, &arch.digest()) {
+    let dir = verifier_dir(cache, arch);
+    let path = dir.join("vk.bin");
+    let digest = arch.digest();
+    if let Some(vk) = load::<VerifierKey>(&path, Kind::VerifierKey, &digest) {
         return Ok(vk);
     }
-    Ok(setup_and_store(cache, arch)?.2)
+    let (_, _, vk) = setup(arch)?;
+    crate::fsutil::create_private_dir(&dir)?;
+    store(&path, Kind::VerifierKey, &digest, &vk)?;
+    Ok(vk)
+}
+
+/// Digest of a verifier key's canonical encoding: two keys with the same digest verify
+/// exactly the same proofs.
+pub fn key_digest(vk: &VerifierKey) -> [u8; 32] {
+    let bytes = bincode::serde::encode_to_vec(vk, bincode::config::standard()).unwrap_or_default();
+    artifact::checksum(&bytes)
+}
+
+/// Authenticates verifier keys that came from outside (a `vk.bin`): each must be the key
+/// this verifier derives for the statement's architecture that uses it, or the statement
+/// is rejected naming the first segment of that architecture. A key is never trusted for
+/// its label: a key of another circuit relabelled with this architecture's digest would
+/// otherwise verify that circuit's proofs.
+pub fn authenticate_vks(
+    cache: &Path,
+    statement: &Statement,
+    vks: Vec<VerifierKey>,
+) -> Result<Result<Vec<VerifierKey>, VerifyError>, Error> {
+    for (arch, vk) in statement.distinct_architectures().into_iter().zip(&vks) {
+        let own = verifier_key(cache, arch)?;
+        if key_digest(vk) != key_digest(&own) {
+            let segment = statement.segments.iter().position(|s| s.architecture == *arch).unwrap_or(0);
+            return Ok(Err(VerifyError::ForeignKey { segment, architecture: arch.short_id() }));
+        }
+    }
+    Ok(Ok(vks))
 }
 
 /// Encodes the verifier keys of a statement (one per distinct architecture, in order of

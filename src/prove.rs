@@ -166,7 +166,7 @@ struct Prepared {
 fn prepare_steps(
     model: &dyn LayerSource,
     layers_per_step: usize,
-    public_output: bool,
+    salt: F,
     mut layers_done: usize,
     mut activations: Vec<u8>,
     mut blind: F,
@@ -176,10 +176,11 @@ fn prepare_steps(
     let n = model.num_layers();
     while layers_done < n {
         let end = (layers_done + layers_per_step).min(n);
-        // The model's output is public: committed with blind 0. Others are hidden.
-        let blind_out = if end == n && public_output { F::ZERO } else { F::random(OsRng) };
+        // Every output is committed under a fresh blind, the model's output too: a public
+        // output is revealed with its blind in the statement, a prefix's stays hidden.
+        let blind_out = F::random(OsRng);
         let layers = (layers_done..end).map(|i| model.layer(i)).collect();
-        let witness = StepWitness { input: activations, layers, blind_in: blind, blind_out };
+        let witness = StepWitness { input: activations, layers, blind_in: blind, blind_out, salt };
         let step = LayerStep::multi(spec, layers_per_step, witness)
             .map_err(|e| bad(&format!("model layers {layers_done}..{end}"), e.to_string()));
         let next = step.as_ref().map(|s| s.output().to_vec()).unwrap_or_default();
@@ -193,14 +194,14 @@ fn prepare_steps(
 
 /// Folds the remaining layers of the segment `model` from `progress`, `layers_per_step`
 /// per Nova step, calling `after_fold` after each step (it may write a checkpoint). The
-/// next step's witness is computed on another thread while the current step folds. With
-/// `public_output` the segment's output is committed with blind 0 (the model's output).
+/// next step's witness is computed on another thread while the current step folds.
+/// `salt` is the model commitment's salt.
 #[allow(clippy::too_many_arguments)]
 pub fn fold_layers(
     pp: &PublicParams,
     model: &dyn LayerSource,
     layers_per_step: usize,
-    public_output: bool,
+    salt: F,
     layer_offset: usize,
     z0: &StepState,
     mut progress: Progress,
@@ -209,7 +210,7 @@ pub fn fold_layers(
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let (start, acts, blind) = (progress.layers_done, progress.activations.clone(), progress.blind);
     std::thread::scope(|scope| {
-        scope.spawn(move || prepare_steps(model, layers_per_step, public_output, start, acts, blind, tx));
+        scope.spawn(move || prepare_steps(model, layers_per_step, salt, start, acts, blind, tx));
         // Owned by this closure: an early return drops it, which unblocks the producer,
         // so the scope can join it (a borrowed receiver would deadlock on error).
         let rx = rx;

@@ -2,9 +2,10 @@
 
 use crate::error::VerifyError;
 use crate::field::hex_serde;
-use crate::model::Architecture;
+use crate::model::{Architecture, CIRCUIT_VERSION};
 use ff::Field;
-use fold_ml_circuits::commit::activation_commitment_native;
+use fold_ml_circuits::commit::{activation_commitment_native, model_start};
+use fold_ml_circuits::gadgets::linear::LinearShape;
 use fold_ml_circuits::quant::{check_activations, RequantParams};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
@@ -15,25 +16,27 @@ use serde::{Deserialize, Serialize};
 pub const STATEMENT_FORMAT: &str = "fold-ml statement";
 /// Largest number of layers folded in one step.
 pub const MAX_LAYERS_PER_STEP: usize = 256;
-/// Statement format version (2: networks of segments).
-pub const STATEMENT_VERSION: u16 = 2;
+/// Statement format version (3: architecture-bound, hiding model commitment from a fixed
+/// start; public outputs opened with their blind).
+pub const STATEMENT_VERSION: u16 = 3;
 /// Largest number of segments in a statement.
 pub const MAX_SEGMENTS: usize = 4096;
-
-/// Commitment to the model: the initial value (from the salt) and the final value after
-/// absorbing every layer's weights in order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelCommitment {
-    /// `H(TAG_MODEL_IV, salt)`.
-    #[serde(with = "hex_serde")]
-    pub iv: F,
-    /// The running commitment after the last layer.
-    #[serde(with = "hex_serde", rename = "final")]
-    pub last: F,
-}
+/// Largest `statement.json` the verifier reads, in bytes.
+pub const MAX_STATEMENT_BYTES: u64 = 32 << 20;
+/// Largest number of activations a layer may take or give.
+pub const MAX_ACTIVATIONS: u128 = 1 << 20;
+/// Largest number of weights of one layer.
+pub const MAX_WEIGHTS: u128 = 1 << 22;
+/// Largest number of layers of a statement.
+pub const MAX_LAYERS: usize = 1 << 32;
+/// Largest (estimated, from above) number of constraints of one step circuit: what the
+/// verifier agrees to derive a key for. Far above any model fold-ml proves today (the
+/// default layer has 71,842), far below what would exhaust a verifier's memory.
+pub const MAX_STEP_CONSTRAINTS: u128 = 1 << 23;
 
 /// The input side of the statement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InputStatement {
     /// Commitment to the input activations (blinded unless the input is public).
     #[serde(with = "hex_serde")]
@@ -43,10 +46,11 @@ pub struct InputStatement {
     pub values: Option<Vec<u8>>,
 }
 
-/// The output side of the statement: a commitment, and the activations themselves when
-/// they are public (then the commitment uses blind 0 and must match them). A proof of a
-/// prefix of the layers (from a checkpoint) keeps its output committed only.
+/// The output side of the statement: a commitment (always under a random blind), and,
+/// when the output is public, the activations with the blind that opens the commitment.
+/// A proof of a prefix of the layers (from a checkpoint) keeps its output committed only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OutputStatement {
     /// Commitment to the output activations.
     #[serde(with = "hex_serde")]
@@ -54,6 +58,9 @@ pub struct OutputStatement {
     /// The output activations, in the layer's layout, when public.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<u8>>,
+    /// The blind that opens `commitment` to `values` (given with them).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::field::opt_hex_serde")]
+    pub blind: Option<F>,
     /// For a classifier with a public output: the predicted class, the first index of the
     /// largest output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +70,7 @@ pub struct OutputStatement {
 /// One segment of the network: a run of layers of one architecture, proven by one
 /// compressed proof.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SegmentStatement {
     /// The segment's public architecture.
     pub architecture: Architecture,
@@ -75,6 +83,7 @@ pub struct SegmentStatement {
 /// The public IVC state between two segments: the running model commitment and the
 /// (blinded) activation commitment. Segment `j` must end, and segment `j + 1` start, here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Link {
     /// Running model commitment after the earlier segment.
     #[serde(with = "hex_serde")]
@@ -84,11 +93,13 @@ pub struct Link {
     pub activations: F,
 }
 
-/// A public statement: "the network made of these segments, with the model committed as
-/// `model_commitment`, maps the input committed as `input.commitment` to `output.values`
-/// in `num_layers` layers". Segment `j` runs from the state after segment `j - 1` (the
-/// input for the first) to `links[j]` (the output for the last).
+/// A public statement: "the network made of these segments, whose layer specs and
+/// weights are committed as `model_commitment`, maps the input committed as
+/// `input.commitment` to `output.values` in `num_layers` layers". Segment `j` runs from the
+/// state after segment `j - 1` (the fixed model start and the input for the first) to
+/// `links[j]` (the model commitment and the output for the last).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Statement {
     /// Always [`STATEMENT_FORMAT`].
     pub format: String,
@@ -96,8 +107,9 @@ pub struct Statement {
     pub version: u16,
     /// Number of layers proven, all segments together.
     pub num_layers: usize,
-    /// Model commitment.
-    pub model_commitment: ModelCommitment,
+    /// Model commitment: the running commitment after the last layer.
+    #[serde(with = "hex_serde")]
+    pub model_commitment: F,
     /// Input.
     pub input: InputStatement,
     /// Output.
@@ -109,15 +121,15 @@ pub struct Statement {
 }
 
 /// Public activations, when given, must have the right length and range and open their
-/// commitment with blind 0.
-fn check_public(values: &Option<Vec<u8>>, what: &str, len: usize, commitment: &F) -> Result<(), VerifyError> {
+/// commitment with `blind`.
+fn check_public(values: &Option<Vec<u8>>, blind: F, what: &str, len: usize, commitment: &F) -> Result<(), VerifyError> {
     let Some(v) = values else { return Ok(()) };
     let bad = |m: String| Err(VerifyError::BadStatement(m));
     if v.len() != len {
         return bad(format!("{what} has {} values, the architecture has {len}", v.len()));
     }
     check_activations(v).or_else(|e| bad(format!("{what}: {e}")))?;
-    if activation_commitment_native(v, F::ZERO) != *commitment {
+    if activation_commitment_native(v, blind) != *commitment {
         return bad(format!("the public {what} does not match the {what} commitment"));
     }
     Ok(())
@@ -135,7 +147,7 @@ impl Statement {
     pub fn new(
         segments: Vec<SegmentStatement>,
         links: Vec<Link>,
-        model_commitment: ModelCommitment,
+        model_commitment: F,
         input: InputStatement,
         output: OutputStatement,
     ) -> Self {
@@ -157,6 +169,13 @@ impl Statement {
         if self.format != STATEMENT_FORMAT {
             return bad(format!("format is {:?}, expected {STATEMENT_FORMAT:?}", self.format));
         }
+        if self.version < STATEMENT_VERSION {
+            return bad(format!(
+                "made by an older version of fold-ml (statement version {}; this verifier reads version \
+                 {STATEMENT_VERSION}): prove again with this version",
+                self.version
+            ));
+        }
         if self.version != STATEMENT_VERSION {
             return bad(format!("version {} is not the supported {STATEMENT_VERSION}", self.version));
         }
@@ -171,10 +190,25 @@ impl Statement {
                 self.links.len()
             ));
         }
+        // Sizes first, with overflow-free arithmetic: nothing below may multiply a hostile
+        // dimension, allocate for it or derive a key for it before this passes.
+        for (j, seg) in self.segments.iter().enumerate() {
+            check_size(&seg.architecture).or_else(|e| bad(format!("segment {j}: {e}")))?;
+            if seg.num_layers > MAX_LAYERS {
+                return bad(format!("segment {j} has more than {MAX_LAYERS} layers"));
+            }
+        }
         let mut total = 0usize;
         let mut width = self.segments[0].architecture.layer.num_inputs();
         for (j, seg) in self.segments.iter().enumerate() {
             let arch = &seg.architecture;
+            if arch.circuit != CIRCUIT_VERSION {
+                return bad(format!(
+                    "segment {j} was proven with the circuit {:?}; this verifier checks {CIRCUIT_VERSION:?} \
+                     (made by another version of fold-ml: prove again with this version)",
+                    arch.circuit
+                ));
+            }
             if seg.architecture_digest != arch.digest_hex() {
                 return bad(format!("segment {j}: architecture_digest does not match the architecture"));
             }
@@ -205,9 +239,13 @@ impl Statement {
         if total != self.num_layers {
             return bad(format!("num_layers is {}, the segments have {total}", self.num_layers));
         }
-        check_public(&self.output.values, "output", width, &self.output.commitment)?;
+        match (&self.output.values, self.output.blind) {
+            (Some(_), None) => return bad("a public output needs the blind that opens its commitment".into()),
+            (None, Some(_)) => return bad("a blind is given for a committed output".into()),
+            (_, blind) => check_public(&self.output.values, blind.unwrap_or(F::ZERO), "output", width, &self.output.commitment)?,
+        }
         let first = self.segments[0].architecture.layer.num_inputs();
-        check_public(&self.input.values, "input", first, &self.input.commitment)?;
+        check_public(&self.input.values, F::ZERO, "input", first, &self.input.commitment)?;
         match (&self.output.class, &self.output.values) {
             (None, _) => {}
             (Some(c), Some(v)) if *c == crate::network::argmax(v) => {}
@@ -225,7 +263,8 @@ impl Statement {
     /// The IVC start state of segment `j` (`j < segments.len()`).
     pub fn z0(&self, j: usize) -> StepState {
         let (model, activations) = match j {
-            0 => (self.model_commitment.iv, self.input.commitment),
+            // A constant, not a statement field: no proof of a suffix passes as the model.
+            0 => (model_start(), self.input.commitment),
             _ => (self.links[j - 1].model, self.links[j - 1].activations),
         };
         StepState { layer: self.layers_before(j), model, activations }
@@ -235,7 +274,7 @@ impl Statement {
     pub fn zn(&self, j: usize) -> StepState {
         let (model, activations) = match self.links.get(j) {
             Some(l) => (l.model, l.activations),
-            None => (self.model_commitment.last, self.output.commitment),
+            None => (self.model_commitment, self.output.commitment),
         };
         StepState { layer: self.layers_before(j + 1), model, activations }
     }
@@ -256,6 +295,50 @@ impl Statement {
         }
         out
     }
+}
+
+/// Checks an architecture's sizes against the documented limits without overflowing:
+/// activations, weights and an upper estimate of the step's constraints.
+fn check_size(arch: &Architecture) -> Result<(), String> {
+    let spec = &arch.layer;
+    let k = arch.layers_per_step as u128;
+    if k == 0 || k > MAX_LAYERS_PER_STEP as u128 {
+        return Err(format!("layers_per_step must be in 1..={MAX_LAYERS_PER_STEP}"));
+    }
+    let n = |v: usize| v as u128;
+    let (inputs, outputs, weights, macs) = match spec.shape {
+        LinearShape::Conv(c) => {
+            let pixels = n(c.height).saturating_mul(n(c.width));
+            let per_out = n(c.channels_in).saturating_mul(n(c.kernel)).saturating_mul(n(c.kernel));
+            let outputs = n(c.channels_out).saturating_mul(pixels);
+            (
+                n(c.channels_in).saturating_mul(pixels),
+                outputs,
+                n(c.channels_out).saturating_mul(per_out),
+                outputs.saturating_mul(per_out),
+            )
+        }
+        LinearShape::Dense(d) => {
+            let w = n(d.inputs).saturating_mul(n(d.outputs));
+            (n(d.inputs), n(d.outputs), w, w)
+        }
+    };
+    if inputs > MAX_ACTIVATIONS || outputs > MAX_ACTIVATIONS {
+        return Err(format!("a layer takes or gives more than {MAX_ACTIVATIONS} activations"));
+    }
+    if weights > MAX_WEIGHTS {
+        return Err(format!("a layer has more than {MAX_WEIGHTS} weights"));
+    }
+    // Per layer: a product per MAC, at most 64 constraints to requantize an output and
+    // 64 to pool one, 8 per weight; per step: 8 per input and the commitments.
+    let per_layer = macs + outputs * 128 + weights * 9 + outputs;
+    let estimate = per_layer * k + inputs * 8 + (inputs + weights * k) * 2 + 10_000;
+    if estimate > MAX_STEP_CONSTRAINTS {
+        return Err(format!(
+            "a step of about {estimate} constraints is larger than the {MAX_STEP_CONSTRAINTS} this verifier derives keys for"
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]

@@ -6,7 +6,8 @@ use crate::error::{Error, VerifyError};
 use crate::fsutil::read_file;
 use crate::nova::{CompressedSnark, VerifierKey};
 use crate::params;
-use crate::statement::Statement;
+use crate::statement::{Statement, MAX_STATEMENT_BYTES};
+use crate::F;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
@@ -55,8 +56,16 @@ pub fn verify_proof(statement: &Statement, proof: &[u8], vks: &[&VerifierKey]) -
 }
 
 /// Reads and parses `statement.json`. A file that is not JSON at all is an input error;
-/// JSON whose fields do not form a valid statement is a rejected statement.
+/// JSON whose fields do not form a valid statement (unknown fields included), or a file
+/// larger than [`MAX_STATEMENT_BYTES`], is a rejected statement.
 pub fn read_statement(path: &Path) -> Result<Result<Statement, VerifyError>, Error> {
+    let len = std::fs::metadata(path).map_err(|source| Error::Io { path: path.into(), source })?.len();
+    if len > MAX_STATEMENT_BYTES {
+        return Ok(Err(VerifyError::BadStatement(format!(
+            "{}: {len} bytes, larger than the {MAX_STATEMENT_BYTES} a statement may have",
+            path.display()
+        ))));
+    }
     let bytes = read_file(path)?;
     match serde_json::from_slice(&bytes) {
         Ok(s) => Ok(Ok(s)),
@@ -69,21 +78,57 @@ pub fn read_statement(path: &Path) -> Result<Result<Statement, VerifyError>, Err
     }
 }
 
-/// Verifies a proof directory (`statement.json` + `proof.bin`). The verifier keys are the
-/// ones in `vk_file` if given (a `vk.bin` for the statement's architectures), else derived
-/// from the public architectures (and cached in `cache`).
-pub fn verify_dir(dir: &Path, cache: &Path, vk_file: Option<&Path>) -> Result<Result<Statement, VerifyError>, Error> {
+/// What the verifier's user expects the statement to be about, from a source they trust
+/// (the model holder's published commitment, the input owner's commitment).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Expected {
+    /// The model commitment (`fold-ml commit`).
+    pub model_commitment: Option<F>,
+    /// The input commitment (`fold-ml commit-input`).
+    pub input_commitment: Option<F>,
+}
+
+impl Expected {
+    /// Compares the statement with what is expected.
+    pub fn check(&self, statement: &Statement) -> Result<(), VerifyError> {
+        let hex = crate::field::to_hex;
+        for (what, expected, found) in [
+            ("model commitment", self.model_commitment, statement.model_commitment),
+            ("input commitment", self.input_commitment, statement.input.commitment),
+        ] {
+            if let Some(e) = expected.filter(|e| *e != found) {
+                return Err(VerifyError::NotExpected { what, found: hex(&found), expected: hex(&e) });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Verifies a proof directory (`statement.json` + `proof.bin`) against what the user
+/// expects. The statement is checked (sizes first) before any key is derived. The
+/// verifier keys are this verifier's own, derived from the public architectures (and kept
+/// in its key store under `cache`); a `vk_file` is used only after each of its keys is
+/// authenticated against them.
+pub fn verify_dir(
+    dir: &Path,
+    cache: &Path,
+    vk_file: Option<&Path>,
+    expected: &Expected,
+) -> Result<Result<Statement, VerifyError>, Error> {
     let statement = match read_statement(&dir.join("statement.json"))? {
         Ok(s) => s,
         Err(e) => return Ok(Err(e)),
     };
-    let proof = read_file(&dir.join("proof.bin"))?;
-    if let Err(e) = statement.check() {
+    if let Err(e) = statement.check().and_then(|()| expected.check(&statement)) {
         return Ok(Err(e));
     }
+    let proof = read_file(&dir.join("proof.bin"))?;
     let vks: Vec<VerifierKey> = match vk_file {
         Some(path) => match params::decode_vks(&statement, &read_file(path)?) {
-            Ok(vks) => vks,
+            Ok(vks) => match params::authenticate_vks(cache, &statement, vks)? {
+                Ok(vks) => vks,
+                Err(e) => return Ok(Err(e)),
+            },
             Err(e) => return Ok(Err(VerifyError::WrongKey(e))),
         },
         None => statement

@@ -35,6 +35,7 @@ pub const SPEC_ENCODING: u64 = 1;
 /// the linear map, the optional residual term (`skip = 0`: none), requantize+ReLU+clamp,
 /// and the optional pooling of a convolution's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LayerSpec {
     /// Geometry.
     pub shape: LinearShape,

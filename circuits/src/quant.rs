@@ -83,6 +83,7 @@ pub enum QuantError {
 
 /// Per-layer requantization: right shift and accumulator width.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RequantParams {
     shift: u32,
     acc_bits: u32,

@@ -115,15 +115,8 @@ pub fn list(job: &Path) -> Vec<(usize, PathBuf)> {
 /// Writes a checkpoint (reaching `layers` layers of the model) durably, then removes all
 /// but the previous one.
 pub fn write(job: &Path, arch: &[u8; 32], layers: usize, ckpt: &Checkpoint) -> Result<(PathBuf, usize), Error> {
-    let d = dir(job);
-    std::fs::create_dir_all(&d).map_err(|source| Error::Io { path: d.clone(), source })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // Only the owner may even list the secret checkpoints.
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
-            .map_err(|source| Error::Io { path: d.clone(), source })?;
-    }
+    // Only the owner may even list the secret checkpoints.
+    crate::fsutil::create_private_dir(&dir(job))?;
     let path = path_for(job, layers);
     let bytes = artifact::encode(Kind::Checkpoint, arch, ckpt)
         .map_err(|reason| Error::Artifact { path: path.clone(), reason })?;

@@ -28,11 +28,11 @@ use crate::network::{argmax, Network};
 use crate::nova::{CompressedSnark, PublicParams, VerifierKey};
 use crate::params::{self, ProverKeys};
 use crate::prove::{bad, check_model_and_input, compress_segment, fold_layers, seal, Event, Progress, Proven, Timings};
-use crate::statement::{InputStatement, Link, ModelCommitment, OutputStatement, SegmentStatement, Statement};
+use crate::statement::{InputStatement, Link, OutputStatement, SegmentStatement, Statement};
 use checkpoint::{Checkpoint, SegmentDone};
 use events::EventLog;
 use ff::Field;
-use fold_ml_circuits::commit::{activation_commitment_native, model_iv_native};
+use fold_ml_circuits::commit::{activation_commitment_native, model_start};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
 use manifest::{CheckpointPolicy, JobIdentity, LoadedModel, Manifest, ModelDescriptor};
@@ -56,6 +56,9 @@ pub struct JobRequest {
     pub input: Option<Vec<u8>>,
     /// Publish the input in the statement.
     pub public_input: bool,
+    /// The blind of the input commitment, when the input's owner chose it
+    /// (`fold-ml commit-input`); `None` draws a fresh one.
+    pub input_blind: Option<F>,
     /// Parameter cache.
     pub cache_dir: PathBuf,
     /// Checkpoint policy.
@@ -118,6 +121,7 @@ pub fn resume_request(dir: &Path, cache_dir: PathBuf, restart: bool) -> Result<J
         model_file: None,
         input: None,
         public_input: m.job.public_input,
+        input_blind: None,
         cache_dir,
         checkpoint_every: m.checkpoint_every,
         restart,
@@ -125,10 +129,10 @@ pub fn resume_request(dir: &Path, cache_dir: PathBuf, restart: bool) -> Result<J
     })
 }
 
-fn z0_of(model: &dyn ModelSource, input: &[u8], blind: F) -> StepState {
+fn z0_of(input: &[u8], blind: F) -> StepState {
     StepState {
         layer: 0,
-        model: model_iv_native(model.salt()),
+        model: model_start(),
         activations: activation_commitment_native(input, blind),
     }
 }
@@ -259,13 +263,23 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
                 return Err(bad(&dir.display().to_string(), "--input differs from the job's input".into()));
             }
         }
+        if req.input_blind.is_some_and(|b| b != s.input_blind) {
+            return Err(bad(&dir.display().to_string(), "--input-commitment differs from the job's".into()));
+        }
         s
     } else {
         let input = req
             .input
             .clone()
             .ok_or_else(|| bad(&dir.display().to_string(), "is not a fold-ml job (no manifest.json)".into()))?;
-        let blind = if req.public_input { F::ZERO } else { F::random(OsRng) };
+        let blind = match (req.public_input, req.input_blind) {
+            (true, Some(_)) => {
+                return Err(bad("--input-commitment", "a public input is committed without a blind".into()))
+            }
+            (true, None) => F::ZERO,
+            (false, Some(b)) => b,
+            (false, None) => F::random(OsRng),
+        };
         JobSecret::new(input, blind)
     };
     check_model_and_input(model, &secret.input)?;
@@ -278,7 +292,8 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
     let log = EventLog::new(dir);
     let result = run_locked(dir, req, model, &archs, manifest, &secret, &log, on_event);
     if let Err(e) = &result {
-        let _ = log.append("failed", json!({ "error": e.to_string() }));
+        // The event log is not secret: record what failed, never the values involved.
+        let _ = log.append("failed", json!({ "error": e.public_summary() }));
     }
     result
 }
@@ -342,9 +357,8 @@ fn finish(
     done: Vec<SegmentDone>,
     last: Option<(usize, &[F], CompressedSnark)>,
     vks_at_hand: Vec<(Architecture, VerifierKey)>,
-    z0: &StepState,
     input: InputStatement,
-    output: Option<(&[u8], bool)>,
+    output: Option<(&[u8], F, bool)>,
 ) -> Result<(Statement, Vec<u8>, Vec<u8>, f64), Error> {
     let mut segments: Vec<SegmentStatement> =
         done.iter().map(|d| SegmentStatement::new(archs[d.segment].clone(), 0)).collect();
@@ -365,17 +379,17 @@ fn finish(
     }
     let final_state = *ends.last().ok_or_else(|| bad("job", "no layer was folded".into()))?;
     let links = ends[..ends.len() - 1].iter().map(|e| Link { model: e.model, activations: e.activations }).collect();
-    let (values, classifier) = match output {
-        Some((v, c)) => (Some(v.to_vec()), c),
-        None => (None, false),
+    let (values, blind, classifier) = match output {
+        Some((v, b, c)) => (Some(v.to_vec()), Some(b), c),
+        None => (None, None, false),
     };
     let class = values.as_ref().filter(|_| classifier).map(|v| argmax(v));
     let statement = Statement::new(
         segments,
         links,
-        ModelCommitment { iv: z0.model, last: final_state.model },
+        final_state.model,
         input,
-        OutputStatement { commitment: final_state.activations, values, class },
+        OutputStatement { commitment: final_state.activations, values, blind, class },
     );
     let vks = verifier_keys(cache, &statement, vks_at_hand)?;
     let vk_refs: Vec<&VerifierKey> = vks.iter().collect();
@@ -399,7 +413,7 @@ fn run_locked(
     let segments = model.segments();
     let offsets = offsets(model);
     let n = model.num_layers();
-    let z0 = z0_of(model, &secret.input, secret.input_blind);
+    let z0 = z0_of(&secret.input, secret.input_blind);
     let mut timings = Timings::default();
 
     // The job's parameters: every segment's, set up or loaded once (their size depends on
@@ -486,12 +500,11 @@ fn run_locked(
         let fold_start = Instant::now();
         let mut last_checkpoint = (first, Instant::now());
         let mut checkpoint_seconds = 0.0;
-        let last_segment = j + 1 == segments.len();
         let folded = fold_layers(
             &pp,
             seg,
             arch.layers_per_step,
-            last_segment,
+            model.salt(),
             offset,
             &start.state,
             progress,
@@ -547,10 +560,10 @@ fn run_locked(
     }
 
     let input = InputStatement { commitment: z0.activations, values: req.public_input.then(|| secret.input.clone()) };
-    let output = done.last().map(|d| d.activations.clone()).unwrap_or_default();
+    let (output, output_blind) = done.last().map(|d| (d.activations.clone(), d.blind)).unwrap_or_default();
     let segments_done = done.len();
     let (statement, proof, vk, check_s) =
-        finish(dir, &req.cache_dir, archs, done, None, vks, &z0, input, Some((&output, model.is_classifier())))?;
+        finish(dir, &req.cache_dir, archs, done, None, vks, input, Some((&output, output_blind, model.is_classifier())))?;
     timings.self_check = check_s;
     log.append("compressed", json!({ "proof_bytes": proof.len(), "segments": segments_done }))?;
     Ok(Outcome::Proven(Box::new(Proven { statement, proof, vk, timings, layers_folded, constraints })))
@@ -605,7 +618,7 @@ pub fn load_checkpoint(dir: &Path, cache: &Path, at: Option<usize>) -> Result<Lo
     }
     let before: Vec<SegmentDone> = finished_segments(dir, &manifest)?.into_iter().take(j).collect();
     let z0 = match before.last() {
-        _ if j == 0 => z0_of(model, &secret.input, secret.input_blind),
+        _ if j == 0 => z0_of(&secret.input, secret.input_blind),
         Some(d) if before.len() == j => state_of(&d.end),
         _ => return Err(bad(&dir.display().to_string(), format!("lacks the finished segments before segment {j}"))),
     };
@@ -620,15 +633,25 @@ pub fn compress_checkpoint(dir: &Path, cache: &Path, at: usize, out: &Path) -> R
     verify_checkpoint_proof(&keys.pp, &ckpt, arch.layers_per_step, &z0)
         .map_err(|r| checkpoint::corrupted(&dir.join("checkpoints"), r))?;
     let secret = JobSecret::read(dir)?;
-    let loaded = manifest.job.model.load(dir)?;
-    let model_z0 = z0_of(loaded.source(), &secret.input, secret.input_blind);
-    let input =
-        InputStatement { commitment: model_z0.activations, values: manifest.job.public_input.then_some(secret.input) };
+    let input = InputStatement {
+        commitment: activation_commitment_native(&secret.input, secret.input_blind),
+        values: manifest.job.public_input.then_some(secret.input),
+    };
     let proof = compress_segment(&keys.pp, &keys.pk, &ckpt.snark)?;
     let vks = vec![(arch.clone(), keys.vk)];
     let last = Some((ckpt.layers_done, ckpt.state.as_slice(), proof));
-    let (statement, _, _, _) =
-        finish(out, cache, &manifest.job.architectures, before, last, vks, &model_z0, input, None)?;
+    let (statement, _, _, _) = finish(out, cache, &manifest.job.architectures, before, last, vks, input, None)?;
+    // The prefix's output stays committed under the checkpoint's random blind; its opening
+    // is kept with the job's secrets, so the owner can reveal it later.
+    let opening = dir.join("openings").join(format!("prefix-{at}.json"));
+    let json = serde_json::json!({
+        "layers": at,
+        "commitment": crate::field::to_hex(&statement.output.commitment),
+        "blind": crate::field::to_hex(&ckpt.blind),
+        "values": ckpt.activations,
+    });
+    crate::fsutil::create_private_dir(opening.parent().expect("has a parent"))?;
+    write_atomic(&opening, &serde_json::to_vec_pretty(&json).expect("serializes"), true)?;
     EventLog::new(dir).append(
         "compressed",
         json!({ "prefix_layers": at, "out": out.file_name().map(|f| f.to_string_lossy().into_owned()) }),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Shape of a same-size convolution layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConvShape {
     /// Input channels.
     pub channels_in: usize,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Shape of a dense layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DenseShape {
     /// Input width.
     pub inputs: usize,

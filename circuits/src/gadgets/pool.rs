@@ -33,6 +33,7 @@ pub enum PoolKind {
 
 /// A pooling stage: `size×size` windows with stride `size`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pool {
     /// Reduction.
     pub kind: PoolKind,
