@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ff::Field;
 use fold_ml::nova::{PublicParams, RecursiveSnark, E1, E2, S1, S2};
 use fold_ml_circuits::baseline::SquaringChain;
-use fold_ml_circuits::commit::{activation_commitment_native, model_iv_native};
+use fold_ml_circuits::commit::{activation_commitment_native, model_start};
 use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::layer::{LayerStep, StepWitness};
 use fold_ml_circuits::state::StepState;
@@ -29,7 +29,7 @@ impl Steps {
     fn next_step(&mut self) -> LayerStep {
         let layers = (0..self.k).map(|j| self.model.layer((self.next + j) % self.model.layers())).collect();
         let input = std::mem::take(&mut self.acts);
-        let w = StepWitness { input, layers, blind_in: F::ZERO, blind_out: F::ZERO };
+        let w = StepWitness { input, layers, blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO };
         let step = LayerStep::multi(self.model.spec(), self.k, w).expect("valid layers");
         self.acts = step.output().to_vec();
         self.next += self.k;
@@ -48,7 +48,7 @@ fn bench_config(c: &mut Criterion, name: &str, model: SyntheticModel, k: usize) 
     let mut steps = Steps { model, k, acts: model.default_input(), next: 0 };
     let z0 = StepState {
         layer: 0,
-        model: model_iv_native(model.salt()),
+        model: model_start(),
         activations: activation_commitment_native(&model.default_input(), F::ZERO),
     };
     let first = steps.next_step();

@@ -6,7 +6,7 @@
 
 use ff::Field;
 use fold_ml::nova::{E1, E2};
-use fold_ml_circuits::commit::{activation_commitment_native, model_iv_native};
+use fold_ml_circuits::commit::{activation_commitment_native, model_start};
 use fold_ml_circuits::layer::{LayerStep, LayerWitness};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::synthetic::SyntheticModel;
@@ -29,17 +29,19 @@ where
     let setup = t.elapsed().as_secs_f64();
 
     let input = model.default_input();
-    let z0 = StepState {
-        layer: 0,
-        model: model_iv_native(model.salt()),
-        activations: activation_commitment_native(&input, F::ZERO),
-    };
+    let z0 = StepState { layer: 0, model: model_start(), activations: activation_commitment_native(&input, F::ZERO) };
     let mut acts = input;
     let mut rs: Option<RecursiveSNARK<E1, E2, LayerStep>> = None;
     for i in 0..model.layers() {
         let step = LayerStep::new(
             spec,
-            LayerWitness { input: acts, params: model.layer(i), blind_in: F::ZERO, blind_out: F::ZERO },
+            LayerWitness {
+                input: acts,
+                params: model.layer(i),
+                blind_in: F::ZERO,
+                blind_out: F::ZERO,
+                salt: model.salt(),
+            },
         )
         .expect("valid layer");
         match rs.as_mut() {

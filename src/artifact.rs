@@ -7,8 +7,12 @@ use crate::error::ArtifactError;
 use nova_snark::digest::{DigestComputer, SimpleDigestible};
 use serde::{de::DeserializeOwned, Serialize};
 
-/// Current format version of every artifact.
-pub const FORMAT_VERSION: u16 = 1;
+/// Current format version of proofs, keys, parameters and checkpoints (2: the
+/// architecture-bound model commitment of statement version 3).
+pub const FORMAT_VERSION: u16 = 2;
+/// Current format version of model files (unchanged by the commitment's new semantics: a
+/// model file holds weights and salt, not commitments).
+pub const MODEL_FORMAT_VERSION: u16 = 1;
 const HEADER_LEN: usize = 8 + 2 + 32 + 8 + 32;
 
 /// The kinds of binary artifact.
@@ -37,6 +41,14 @@ impl Kind {
             Self::PublicParams => b"FOLDMLPP",
             Self::Checkpoint => b"FOLDMLCK",
             Self::Model => b"FOLDMLMD",
+        }
+    }
+
+    /// The format version this build writes and reads for the kind.
+    pub fn version(self) -> u16 {
+        match self {
+            Self::Model => MODEL_FORMAT_VERSION,
+            _ => FORMAT_VERSION,
         }
     }
 
@@ -88,7 +100,7 @@ pub fn encode<T: Serialize>(kind: Kind, arch: &[u8; 32], value: &T) -> Result<Ve
         .map_err(|e| ArtifactError::Corrupted(format!("cannot encode {}: {e}", kind.name())))?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(kind.magic());
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&kind.version().to_le_bytes());
     out.extend_from_slice(arch);
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&checksum(&payload));
@@ -105,11 +117,12 @@ pub fn peek_arch(kind: Kind, bytes: &[u8]) -> Result<[u8; 32], ArtifactError> {
         return Err(ArtifactError::Truncated(format!("{} bytes, header needs {HEADER_LEN}", bytes.len())));
     }
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if version > FORMAT_VERSION {
-        return Err(ArtifactError::NewerFormat { found: version, supported: FORMAT_VERSION });
+    let supported = kind.version();
+    if version > supported {
+        return Err(ArtifactError::NewerFormat { found: version, supported });
     }
-    if version != FORMAT_VERSION {
-        return Err(ArtifactError::Corrupted(format!("unknown format version {version}")));
+    if version != supported {
+        return Err(ArtifactError::OlderFormat { found: version, supported });
     }
     let mut arch = [0u8; 32];
     arch.copy_from_slice(&bytes[10..42]);

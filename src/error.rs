@@ -155,6 +155,14 @@ pub enum ArtifactError {
         /// Version this build reads.
         supported: u16,
     },
+    /// Written by an older fold-ml, whose proofs and keys mean something else.
+    #[error("made by an older version of fold-ml (format {found}; this build reads {supported}): make it again with this version")]
+    OlderFormat {
+        /// Version in the file.
+        found: u16,
+        /// Version this build reads.
+        supported: u16,
+    },
     /// Shorter than its header says.
     #[error("truncated ({0})")]
     Truncated(String),
@@ -220,4 +228,27 @@ pub enum VerifyError {
         /// Which part of the state (layer count, model commitment, output).
         what: &'static str,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_summaries_carry_no_values() {
+        let secret = "accumulator 123456789 is out of the 16-bit range";
+        let errors = [
+            Error::BadInput { what: "model layers 3..4".into(), reason: secret.into() },
+            Error::Quant(QuantError::BadSpec(secret.into())),
+            Error::AtLayer { layer: 3, source: NovaError::UnSat { reason: secret.into() } },
+        ];
+        for e in errors {
+            assert!(e.to_string().contains("123456789"), "the user sees the details");
+            let summary = e.public_summary();
+            assert!(!summary.contains("123456789"), "{summary}");
+            if !matches!(e, Error::Quant(_)) {
+                assert!(summary.contains('3'), "it still says where: {summary}");
+            }
+        }
+    }
 }

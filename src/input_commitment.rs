@@ -74,7 +74,10 @@ impl InputCommitment {
         let c: Self = serde_json::from_slice(&read_file(path)?)
             .map_err(|e| bad(format!("not a fold-ml input commitment: {e}")))?;
         if c.format != INPUT_COMMITMENT_FORMAT || c.version != INPUT_COMMITMENT_VERSION {
-            return Err(bad(format!("format {:?} version {} is not a supported input commitment", c.format, c.version)));
+            return Err(bad(format!(
+                "format {:?} version {} is not a supported input commitment",
+                c.format, c.version
+            )));
         }
         Ok(c)
     }

@@ -4,12 +4,12 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use fold_ml::error::Error;
+use fold_ml::input_commitment::InputCommitment;
 use fold_ml::job::manifest::{CheckpointPolicy, LoadedModel, ModelDescriptor};
 use fold_ml::job::{self, JobRequest, LoadedCheckpoint, Outcome, DEFAULT_CHECKPOINT_POLICY};
 use fold_ml::model::{model_commitment, ModelSource};
 use fold_ml::network::Network;
 use fold_ml::prove::Event;
-use fold_ml::input_commitment::InputCommitment;
 use fold_ml::{field::to_hex, input::read_input, mem, params};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};

@@ -242,7 +242,9 @@ impl Statement {
         match (&self.output.values, self.output.blind) {
             (Some(_), None) => return bad("a public output needs the blind that opens its commitment".into()),
             (None, Some(_)) => return bad("a blind is given for a committed output".into()),
-            (_, blind) => check_public(&self.output.values, blind.unwrap_or(F::ZERO), "output", width, &self.output.commitment)?,
+            (_, blind) => {
+                check_public(&self.output.values, blind.unwrap_or(F::ZERO), "output", width, &self.output.commitment)?
+            }
         }
         let first = self.segments[0].architecture.layer.num_inputs();
         check_public(&self.input.values, F::ZERO, "input", first, &self.input.commitment)?;

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use fold_ml::error::{ArtifactError, VerifyError};
 use fold_ml::statement::Statement;
-use fold_ml::verify::verify_dir;
+use fold_ml::verify::{verify_dir, Expected};
 use fold_ml_circuits::reference::run_native;
 use std::path::Path;
 
@@ -18,7 +18,7 @@ fn write_statement(dir: &Path, s: &Statement) {
 }
 
 fn verdict(dir: &Path) -> Result<Statement, VerifyError> {
-    verify_dir(dir, &cache(), None).expect("files are readable")
+    verify_dir(dir, &cache(), None, &Expected::default()).expect("files are readable")
 }
 
 #[test]
@@ -67,10 +67,10 @@ fn changed_statement_is_rejected() {
         ("output", |s| {
             let v = s.output.values.as_mut().unwrap();
             v[4] = (v[4] + 1) % 128;
-            s.output.commitment = fold_ml_circuits::commit::activation_commitment_native(v, fold_ml::F::from(0));
+            s.output.commitment = fold_ml_circuits::commit::activation_commitment_native(v, s.output.blind.unwrap());
         }),
-        ("model final", |s| s.model_commitment.last += fold_ml::F::from(1)),
-        ("model iv", |s| s.model_commitment.iv += fold_ml::F::from(1)),
+        ("model commitment", |s| s.model_commitment += fold_ml::F::from(1)),
+        ("output blind", |s| *s.output.blind.as_mut().unwrap() += fold_ml::F::from(1)),
         ("layers", |s| s.num_layers += 1),
         ("input commitment", |s| s.input.commitment += fold_ml::F::from(1)),
     ];
@@ -85,10 +85,12 @@ fn changed_statement_is_rejected() {
             "output" => {
                 assert_eq!(v.unwrap_err(), VerifyError::StateMismatch { segment: 0, what: "activation commitment" })
             }
-            "model final" => {
+            "model commitment" => {
                 assert_eq!(v.unwrap_err(), VerifyError::StateMismatch { segment: 0, what: "model commitment" })
             }
-            "output values" | "layers" => assert!(matches!(v.unwrap_err(), VerifyError::BadStatement(_))),
+            "output values" | "layers" | "output blind" => {
+                assert!(matches!(v.unwrap_err(), VerifyError::BadStatement(_)), "{name}")
+            }
             _ => assert!(matches!(v.unwrap_err(), VerifyError::ProofInvalid { .. }), "{name}"),
         }
         assert_eq!(verify_cli(&dir).0, 1, "{name}");
@@ -168,9 +170,9 @@ fn verifier_key_of_another_shape_is_rejected() {
     );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("verifier key rejected"), "{err}");
-    let v = verify_dir(&job, &cache(), Some(&other.join("vk.bin"))).unwrap();
+    let v = verify_dir(&job, &cache(), Some(&other.join("vk.bin")), &Expected::default()).unwrap();
     assert!(matches!(v, Err(VerifyError::WrongKey(ArtifactError::ArchitectureMismatch { .. }))));
-    // the other key's payload relabelled with this architecture still cannot verify
+    // the other key's payload relabelled with this architecture is not this architecture's key
     let digest = statement(&job).architectures_digest();
     let other_digest = statement(&other).architectures_digest();
     let vk: Vec<fold_ml::nova::VerifierKey> = fold_ml::artifact::decode(
@@ -182,8 +184,8 @@ fn verifier_key_of_another_shape_is_rejected() {
     let forged = scratch().join("forged-vk.bin");
     std::fs::write(&forged, fold_ml::artifact::encode(fold_ml::artifact::Kind::VerifierKey, &digest, &vk).unwrap())
         .unwrap();
-    let v = verify_dir(&job, &cache(), Some(&forged)).unwrap();
-    assert!(matches!(v, Err(VerifyError::ProofInvalid { .. })), "{v:?}");
+    let v = verify_dir(&job, &cache(), Some(&forged), &Expected::default()).unwrap();
+    assert!(matches!(v, Err(VerifyError::ForeignKey { segment: 0, .. })), "{v:?}");
 }
 
 #[test]
@@ -242,7 +244,7 @@ fn cli_prove_then_verify() {
     let (code, out, _) = run(fold_ml, &["commit", "--layers", "2", "--size", "5", "--channels", "1"]);
     assert_eq!(code, 0);
     let s = statement(&job);
-    assert!(out.contains(&fold_ml::field::to_hex(&s.model_commitment.last)), "{out}");
+    assert!(out.contains(&fold_ml::field::to_hex(&s.model_commitment)), "{out}");
 }
 
 #[test]
@@ -259,13 +261,11 @@ fn several_layers_per_step_including_a_partial_last_step() {
     let model = model_of(&m);
     let layers: Vec<_> = model.iter().collect();
     assert_eq!(s.output.values, Some(run_native(&model.spec(), &input, &layers).unwrap()));
-    // the same statement as one layer per step, but for the architecture
+    // the same statement as one layer per step, but for the architecture (and the
+    // output's fresh blind)
     let one = proven_job("k1-n5", m, input, true);
     let s1 = statement(&one);
-    assert_eq!(
-        (s1.output.clone(), s1.model_commitment.clone(), s1.input.clone()),
-        (s.output.clone(), s.model_commitment.clone(), s.input.clone())
-    );
+    assert_eq!((&s1.output.values, s1.model_commitment, &s1.input), (&s.output.values, s.model_commitment, &s.input));
     // claiming 4 or 6 layers (2 or 3 folds) is rejected
     for n in [4, 6] {
         let d = copy_job(&dir, &format!("k2-claims-{n}"));

@@ -4,10 +4,14 @@
 mod common;
 
 use common::*;
+use ff::Field;
 use fold_ml::artifact::{self, Kind};
 use fold_ml::job::checkpoint::{self, CRASH_HOOK_ENV};
 use fold_ml::job::events::EventLog;
 use fold_ml::job::{self, Outcome};
+use fold_ml::F;
+use fold_ml_circuits::commit::activation_commitment_native;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,6 +59,19 @@ fn interrupted_job(name: &str, layers: usize, abort_at: usize) -> PathBuf {
     let kept: Vec<usize> = checkpoint::list(&dir).into_iter().map(|(k, _)| k).collect();
     assert_eq!(kept, vec![abort_at - 1, abort_at - 2], "the two newest durable checkpoints are kept");
     dir
+}
+
+/// A statement without the output's blind and blinded commitment, which every run draws
+/// afresh: what an interrupted job must prove identically to an uninterrupted one.
+fn comparable(json: &str) -> fold_ml::statement::Statement {
+    let mut s: fold_ml::statement::Statement = serde_json::from_str(json).unwrap();
+    let opened = fold_ml_circuits::commit::activation_commitment_native(
+        s.output.values.as_ref().unwrap(),
+        s.output.blind.unwrap(),
+    );
+    assert_eq!(opened, s.output.commitment, "the public output opens its commitment");
+    (s.output.commitment, s.output.blind) = (F::ZERO, None);
+    s
 }
 
 fn uninterrupted_statement(layers: usize) -> String {
@@ -106,7 +123,10 @@ fn sigkill_and_crash_mid_checkpoint_then_resume() {
     assert!(err.contains(&format!("resuming from the checkpoint at {} layers", crash_at - 1)), "{err}");
     assert!(out.contains(&format!("({} folded by this run)", layers - (crash_at - 1))), "{out}");
     assert_eq!(verify_cli(&dir).0, 0);
-    assert_eq!(std::fs::read_to_string(dir.join("statement.json")).unwrap(), uninterrupted_statement(layers));
+    assert_eq!(
+        comparable(&std::fs::read_to_string(dir.join("statement.json")).unwrap()),
+        comparable(&uninterrupted_statement(layers))
+    );
     let resumed = events(&dir, "resumed");
     assert_eq!(resumed.len(), 2);
     assert!(!events(&dir, "compressed").is_empty());
@@ -172,7 +192,10 @@ fn moved_job_resumes_in_its_new_place() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("resuming from the checkpoint at 3 layers"), "{err}");
     assert_eq!(verify_cli(&moved).0, 0);
-    assert_eq!(std::fs::read_to_string(moved.join("statement.json")).unwrap(), uninterrupted_statement(4));
+    assert_eq!(
+        comparable(&std::fs::read_to_string(moved.join("statement.json")).unwrap()),
+        comparable(&uninterrupted_statement(4))
+    );
 }
 
 #[test]
@@ -228,7 +251,43 @@ fn verify_checkpoint_and_compress_a_prefix() {
     assert!(prefix.output.values.is_none(), "a prefix keeps its output committed");
     // the model commitment of a prefix is the model holder's commitment of those layers
     let (_, out, _) = fold_ml(&["commit", "--layers", "4", "--size", "5", "--channels", "1"]);
-    assert!(out.contains(&fold_ml::field::to_hex(&prefix.model_commitment.last)), "{out}");
+    assert!(out.contains(&fold_ml::field::to_hex(&prefix.model_commitment)), "{out}");
+    // the prefix's output is hidden under the checkpoint's blind, whose opening stays with
+    // the job's secrets
+    let opening_path = dir.join("openings/prefix-4.json");
+    let mode = std::fs::metadata(&opening_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let opening: serde_json::Value = serde_json::from_slice(&std::fs::read(&opening_path).unwrap()).unwrap();
+    let values: Vec<u8> = serde_json::from_value(opening["values"].clone()).unwrap();
+    let blind = fold_ml::field::from_hex(opening["blind"].as_str().unwrap()).unwrap();
+    assert_eq!(activation_commitment_native(&values, blind), prefix.output.commitment);
+}
+
+#[test]
+fn compressed_prefixes_of_the_same_output_are_unlinkable() {
+    // Two jobs of the same model on the same input, each compressed at its last layer: the
+    // published output commitments differ, and neither is the plain digest of the output.
+    let layers = 3;
+    let mut commitments = Vec::new();
+    for name in ["unlinkable-a", "unlinkable-b"] {
+        let dir = scratch().join(name);
+        let (code, _, err) = prove_cli(&dir, layers, 0, &[]);
+        assert_eq!(code, 0, "{err}");
+        let full: fold_ml::statement::Statement =
+            serde_json::from_slice(&std::fs::read(dir.join("statement.json")).unwrap()).unwrap();
+        let (code, _, err) = fold_ml(&["compress", dir.to_str().unwrap(), "--at", &layers.to_string()]);
+        assert_eq!(code, 0, "{err}");
+        let out = dir.join(format!("prefix-{layers}"));
+        assert_eq!(verify_cli(&out).0, 0);
+        let prefix: fold_ml::statement::Statement =
+            serde_json::from_slice(&std::fs::read(out.join("statement.json")).unwrap()).unwrap();
+        assert!(prefix.output.values.is_none() && prefix.output.blind.is_none());
+        let output = full.output.values.unwrap();
+        assert_ne!(prefix.output.commitment, activation_commitment_native(&output, F::ZERO));
+        commitments.push((output, prefix.output.commitment));
+    }
+    assert_eq!(commitments[0].0, commitments[1].0, "the same output");
+    assert_ne!(commitments[0].1, commitments[1].1, "published under different blinds");
 }
 
 #[test]

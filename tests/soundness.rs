@@ -4,7 +4,7 @@
 
 use ff::Field;
 use fold_ml::nova::{PublicParams, RecursiveSnark, S1, S2};
-use fold_ml_circuits::commit::{activation_commitment_native, model_iv_native};
+use fold_ml_circuits::commit::{activation_commitment_native, model_start};
 use fold_ml_circuits::gadgets::conv::conv_accumulators_with_padding;
 use fold_ml_circuits::gadgets::linear::{linear_hints, LinearShape};
 use fold_ml_circuits::gadgets::requant::RequantHint;
@@ -30,11 +30,7 @@ fn pp() -> &'static PublicParams {
 
 fn z0() -> StepState {
     let m = model();
-    StepState {
-        layer: 0,
-        model: model_iv_native(m.salt()),
-        activations: activation_commitment_native(&m.default_input(), F::ZERO),
-    }
+    StepState { layer: 0, model: model_start(), activations: activation_commitment_native(&m.default_input(), F::ZERO) }
 }
 
 /// Folds the given steps; returns Nova's verdict on the recursive proof, and the final
@@ -53,7 +49,13 @@ fn honest() -> (Vec<LayerStep>, StepState) {
     let m = model();
     let (mut acts, mut z, mut steps) = (m.default_input(), z0(), Vec::new());
     for i in 0..LAYERS {
-        let w = LayerWitness { input: acts, params: m.layer(i), blind_in: F::ZERO, blind_out: F::ZERO };
+        let w = LayerWitness {
+            input: acts,
+            params: m.layer(i),
+            blind_in: F::ZERO,
+            blind_out: F::ZERO,
+            salt: model().salt(),
+        };
         let step = LayerStep::new(m.spec(), w).unwrap();
         z = step.next_state(&z);
         acts = step.output().to_vec();
@@ -67,7 +69,13 @@ fn chain_from(mut steps: Vec<LayerStep>, from: usize, mut acts: Vec<u8>, params:
     let m = model();
     steps.truncate(from);
     for p in params {
-        let w = LayerWitness { input: acts, params: p.clone(), blind_in: F::ZERO, blind_out: F::ZERO };
+        let w = LayerWitness {
+            input: acts,
+            params: p.clone(),
+            blind_in: F::ZERO,
+            blind_out: F::ZERO,
+            salt: model().salt(),
+        };
         let step = LayerStep::new(m.spec(), w).unwrap();
         acts = step.output().to_vec();
         steps.push(step);
@@ -128,7 +136,7 @@ fn non_zero_padding_is_caught() {
         h.requant = forged;
     }
     assert!(changed > 0, "the padding value must matter for this test");
-    let w = LayerWitness { input: acts, params: p, blind_in: F::ZERO, blind_out: F::ZERO };
+    let w = LayerWitness { input: acts, params: p, blind_in: F::ZERO, blind_out: F::ZERO, salt: model().salt() };
     let forged_step = LayerStep::new_unchecked(spec, w, hints);
     let next = forged_step.output().to_vec();
     let mut forged = steps;

@@ -148,7 +148,7 @@ fn tampered_files_exit_with_1_from_the_cli() {
     s["num_layers"] = Value::from(2);
     std::fs::write(dir.join("statement.json"), s.to_string()).unwrap();
     assert_eq!(verify_cli(&dir).0, 1);
-    s["model_commitment"]["iv"] = Value::from("0x12");
+    s["model_commitment"] = Value::from("0x12");
     std::fs::write(dir.join("statement.json"), s.to_string()).unwrap();
     let (code, _, err) = verify_cli(&dir);
     assert_eq!(code, 1, "{err}");

@@ -370,14 +370,9 @@ impl LayerStep {
 
     /// The state after this step, computed natively from the state before it.
     pub fn next_state(&self, z: &StepState) -> StepState {
-        let model = self
-            .0
-            .slots
-            .iter()
-            .filter(|s| s.enabled)
-            .fold(z.model, |acc, s| {
-                model_update_native(acc, self.0.spec_digest, self.0.salt, &s.params.weights, &s.params.bias)
-            });
+        let model = self.0.slots.iter().filter(|s| s.enabled).fold(z.model, |acc, s| {
+            model_update_native(acc, self.0.spec_digest, self.0.salt, &s.params.weights, &s.params.bias)
+        });
         StepState {
             layer: z.layer + self.layers_applied() as u64,
             model,

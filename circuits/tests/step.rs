@@ -215,8 +215,7 @@ fn the_model_commitment_binds_the_architecture() {
             assert_ne!(digests[i], digests[j], "specs {i} and {j}");
         }
     }
-    let commitments: Vec<F> =
-        variants.iter().map(|s| model_commitment(m.salt(), [(*s, params.clone())])).collect();
+    let commitments: Vec<F> = variants.iter().map(|s| model_commitment(m.salt(), [(*s, params.clone())])).collect();
     assert!(commitments.windows(2).all(|w| w[0] != w[1]));
     // Same weights, another image size (the `--size 28` / `--size 14` pair in small).
     let wide = SyntheticModel::conv(2, 7, 3, 1, 9).unwrap();

@@ -19,8 +19,10 @@ pub fn genuine() -> &'static Genuine {
         let input = model.model().expect("valid").default_input();
         let req = JobRequest {
             model,
+            model_file: None,
             input: Some(input),
             public_input: false, // a fresh statement: no other genuine proof of it exists
+            input_blind: None,
             cache_dir: dir.join("cache"),
             checkpoint_every: CheckpointPolicy::Folds(100),
             restart: false,
@@ -30,7 +32,7 @@ pub fn genuine() -> &'static Genuine {
         let statement: Statement =
             serde_json::from_slice(&std::fs::read(dir.join("job/statement.json")).expect("statement")).expect("json");
         let proof = std::fs::read(dir.join("job/proof.bin")).expect("proof");
-        let vk = fold_ml::params::verifier_key(&dir.join("cache"), &statement.architecture).expect("key");
+        let vk = fold_ml::params::verifier_key(&dir.join("cache"), &statement.segments[0].architecture).expect("key");
         Genuine { statement, proof, vk }
     })
 }

@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let arch = peek_arch(Kind::Proof, data).unwrap_or([7u8; 32]);
-    let _ = decode::<CompressedSnark>(Kind::Proof, &arch, data);
-    let _ = decode::<VerifierKey>(Kind::VerifierKey, &arch, data);
+    let _ = decode::<Vec<CompressedSnark>>(Kind::Proof, &arch, data);
+    let _ = decode::<Vec<VerifierKey>>(Kind::VerifierKey, &arch, data);
     let _ = decode::<Checkpoint>(Kind::Checkpoint, &arch, data);
 });

@@ -12,6 +12,6 @@ mod common;
 use common::seal;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = decode::<CompressedSnark>(Kind::Proof, &[7u8; 32], &seal(b"FOLDMLPF", &[7u8; 32], data));
+    let _ = decode::<Vec<CompressedSnark>>(Kind::Proof, &[7u8; 32], &seal(b"FOLDMLPF", &[7u8; 32], data));
     let _ = decode::<Checkpoint>(Kind::Checkpoint, &[7u8; 32], &seal(b"FOLDMLCK", &[7u8; 32], data));
 });

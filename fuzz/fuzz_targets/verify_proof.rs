@@ -11,10 +11,10 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     let g = common::genuine();
-    let arch = g.statement.architecture.digest();
+    let arch = g.statement.architectures_digest();
     let sealed = common::seal(b"FOLDMLPF", &arch, data);
-    let Ok(snark) = decode::<CompressedSnark>(Kind::Proof, &arch, &sealed) else { return };
-    if fold_ml::verify::verify_proof(&g.statement, &sealed, &g.vk).is_ok() {
+    let Ok(snark) = decode::<Vec<CompressedSnark>>(Kind::Proof, &arch, &sealed) else { return };
+    if fold_ml::verify::verify_proof(&g.statement, &sealed, &[&g.vk]).is_ok() {
         let canonical = encode(Kind::Proof, &arch, &snark).expect("encodes");
         assert_eq!(canonical, g.proof, "a proof other than the genuine one was accepted");
     }

@@ -11,8 +11,8 @@ mod common;
 fuzz_target!(|data: &[u8]| {
     let g = common::genuine();
     let Ok(s) = serde_json::from_slice::<Statement>(data) else { return };
-    if fold_ml::verify::verify_proof(&s, &g.proof, &g.vk).is_ok() {
-        let same = s.architecture == g.statement.architecture
+    if fold_ml::verify::verify_proof(&s, &g.proof, &[&g.vk]).is_ok() {
+        let same = s.segments == g.statement.segments
             && s.num_layers == g.statement.num_layers
             && s.model_commitment == g.statement.model_commitment
             && s.input.commitment == g.statement.input.commitment

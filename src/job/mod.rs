@@ -130,11 +130,7 @@ pub fn resume_request(dir: &Path, cache_dir: PathBuf, restart: bool) -> Result<J
 }
 
 fn z0_of(input: &[u8], blind: F) -> StepState {
-    StepState {
-        layer: 0,
-        model: model_start(),
-        activations: activation_commitment_native(input, blind),
-    }
+    StepState { layer: 0, model: model_start(), activations: activation_commitment_native(input, blind) }
 }
 
 /// Layers before each segment.
@@ -562,8 +558,16 @@ fn run_locked(
     let input = InputStatement { commitment: z0.activations, values: req.public_input.then(|| secret.input.clone()) };
     let (output, output_blind) = done.last().map(|d| (d.activations.clone(), d.blind)).unwrap_or_default();
     let segments_done = done.len();
-    let (statement, proof, vk, check_s) =
-        finish(dir, &req.cache_dir, archs, done, None, vks, input, Some((&output, output_blind, model.is_classifier())))?;
+    let (statement, proof, vk, check_s) = finish(
+        dir,
+        &req.cache_dir,
+        archs,
+        done,
+        None,
+        vks,
+        input,
+        Some((&output, output_blind, model.is_classifier())),
+    )?;
     timings.self_check = check_s;
     log.append("compressed", json!({ "proof_bytes": proof.len(), "segments": segments_done }))?;
     Ok(Outcome::Proven(Box::new(Proven { statement, proof, vk, timings, layers_folded, constraints })))

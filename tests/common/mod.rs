@@ -45,6 +45,7 @@ pub fn request(model: ModelDescriptor, input: Vec<u8>, public_input: bool) -> Jo
         model_file: None,
         input: Some(input),
         public_input,
+        input_blind: None,
         cache_dir: cache(),
         checkpoint_every: CheckpointPolicy::Folds(1),
         restart: false,
