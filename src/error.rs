@@ -2,6 +2,7 @@
 //! does not check is a [`VerifyError`], never a `false`.
 
 use fold_ml_circuits::quant::QuantError;
+pub use fold_ml_verify::error::{ArtifactError, VerifyError};
 use nova_snark::errors::NovaError;
 use std::path::PathBuf;
 use thiserror::Error;
@@ -60,6 +61,18 @@ pub enum Error {
         /// The cause.
         source: NovaError,
     },
+}
+
+impl From<fold_ml_verify::Error> for Error {
+    fn from(e: fold_ml_verify::Error) -> Self {
+        use fold_ml_verify::Error as V;
+        match e {
+            V::Io { path, source } => Self::Io { path, source },
+            V::Artifact { path, reason } => Self::Artifact { path, reason },
+            V::BadInput { what, reason } => Self::BadInput { what, reason },
+            V::Nova { stage, source } => Self::Nova { stage, source },
+        }
+    }
 }
 
 impl Error {
@@ -136,98 +149,6 @@ pub enum OnnxError {
 
 fn unsupported_list(nodes: &[OnnxNode]) -> String {
     nodes.iter().map(|n| format!("unsupported operator {n}")).collect::<Vec<_>>().join("; ")
-}
-
-/// What is wrong with an artifact file.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum ArtifactError {
-    /// The file does not start with the expected magic tag.
-    #[error("not a fold-ml {expected} file")]
-    WrongKind {
-        /// The kind expected.
-        expected: &'static str,
-    },
-    /// Written by a newer fold-ml.
-    #[error("format version {found} is newer than the supported {supported}")]
-    NewerFormat {
-        /// Version in the file.
-        found: u16,
-        /// Version this build reads.
-        supported: u16,
-    },
-    /// Written by an older fold-ml, whose proofs and keys mean something else.
-    #[error("made by an older version of fold-ml (format {found}; this build reads {supported}): make it again with this version")]
-    OlderFormat {
-        /// Version in the file.
-        found: u16,
-        /// Version this build reads.
-        supported: u16,
-    },
-    /// Shorter than its header says.
-    #[error("truncated ({0})")]
-    Truncated(String),
-    /// Undecodable or inconsistent content.
-    #[error("corrupted ({0})")]
-    Corrupted(String),
-    /// Made for another architecture.
-    #[error("made for architecture {found}, expected {expected}")]
-    ArchitectureMismatch {
-        /// Digest in the file.
-        found: String,
-        /// Digest expected.
-        expected: String,
-    },
-}
-
-/// Why a proof was rejected.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum VerifyError {
-    /// The proof file could not be decoded.
-    #[error("proof is malformed: {0}")]
-    MalformedProof(ArtifactError),
-    /// The verifier key does not belong to the statement's architecture.
-    #[error("verifier key rejected: {0}")]
-    WrongKey(ArtifactError),
-    /// The statement is inconsistent in itself.
-    #[error("statement is inconsistent: {0}")]
-    BadStatement(String),
-    /// The SNARK does not verify for this statement's inputs and layer count.
-    #[error("segment {segment}'s proof does not verify for its {layers} layers from this model and input: {reason}")]
-    ProofInvalid {
-        /// Which segment.
-        segment: usize,
-        /// Layers claimed.
-        layers: usize,
-        /// Nova's reason.
-        reason: String,
-    },
-    /// The statement is valid but not about what the verifier asked for (`--model-commitment`,
-    /// `--input-commitment`).
-    #[error("the statement's {what} is {found}, not the expected {expected}")]
-    NotExpected {
-        /// What differs.
-        what: &'static str,
-        /// The statement's value.
-        found: String,
-        /// The verifier's.
-        expected: String,
-    },
-    /// A verifier key is not the key of the circuit the statement's architecture defines.
-    #[error("segment {segment}: the verifier key is not the key of this segment's architecture {architecture}")]
-    ForeignKey {
-        /// The first segment using the key.
-        segment: usize,
-        /// The architecture's short id.
-        architecture: String,
-    },
-    /// The proven final state differs from the statement.
-    #[error("segment {segment}: proven {what} does not match the statement")]
-    StateMismatch {
-        /// Which segment.
-        segment: usize,
-        /// Which part of the state (layer count, model commitment, output).
-        what: &'static str,
-    },
 }
 
 #[cfg(test)]

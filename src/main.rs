@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-#[path = "cli_verify.rs"]
-mod cli_verify;
+use fold_ml_verify::cli as cli_verify;
 
 /// Zero-knowledge proofs of deep neural network inference, one Nova fold per layer.
 #[derive(Parser)]

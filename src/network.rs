@@ -115,16 +115,7 @@ pub struct Network {
     pub segments: Vec<Segment>,
 }
 
-/// The predicted class of some outputs: the first index of the largest value.
-pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
-    let mut best = 0;
-    for (i, v) in values.iter().enumerate() {
-        if *v > values[best] {
-            best = i;
-        }
-    }
-    best
-}
+pub use fold_ml_verify::statement::argmax;
 
 impl Network {
     /// Total depth.

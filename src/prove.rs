@@ -150,10 +150,7 @@ pub fn check_model_and_input(model: &dyn ModelSource, input: &[u8]) -> Result<()
     check_activations(input).map_err(|e| bad("input", e.to_string()))
 }
 
-/// Nova steps needed for `layers` layers at `layers_per_step` per step.
-pub fn num_steps(layers: usize, layers_per_step: usize) -> usize {
-    layers.div_ceil(layers_per_step.max(1))
-}
+pub use fold_ml_verify::statement::num_steps;
 
 /// A step's witness, built ahead of the fold that consumes it.
 struct Prepared {

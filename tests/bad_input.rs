@@ -53,7 +53,7 @@ fn bad_input_files() {
 
 #[test]
 fn bad_proof_directories() {
-    let v = env!("CARGO_BIN_EXE_fold-ml-verify");
+    let v = &verify_bin();
     let empty = scratch().join("empty-proof-dir");
     std::fs::create_dir_all(&empty).unwrap();
     let (code, _, err) = run(v, &[empty.to_str().unwrap()]);

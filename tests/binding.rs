@@ -148,8 +148,7 @@ fn a_relabelled_key_of_another_circuit_is_rejected() {
     // with --vk: the key is not the one this verifier derives for the architecture
     let v = verdict(&dir, Some(&vk_file));
     assert!(matches!(v, Err(VerifyError::ForeignKey { segment: 0, .. })), "{v:?}");
-    let (code, _, err) =
-        run(env!("CARGO_BIN_EXE_fold-ml-verify"), &[dir.to_str().unwrap(), "--vk", vk_file.to_str().unwrap()]);
+    let (code, _, err) = run(&verify_bin(), &[dir.to_str().unwrap(), "--vk", vk_file.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("segment 0") && err.contains("not the key"), "{err}");
     // without --vk, the forged key planted in the (shared) prover parameter cache under the
@@ -210,7 +209,7 @@ fn model_commitment_covers_the_architecture_and_the_verifier_checks_it() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let published = v["model_commitment"].as_str().unwrap();
     assert!(v["covers"].as_str().unwrap().contains("spec"));
-    let verify = env!("CARGO_BIN_EXE_fold-ml-verify");
+    let verify = &verify_bin();
     let (code, out, err) = run(verify, &[d, "--model-commitment", published]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(published) && out.contains("architecture digest") && out.contains("committed input"), "{out}");
@@ -257,7 +256,7 @@ fn the_input_owners_commitment_binds_the_prover() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(fold_ml::field::to_hex(&read_statement(&job).input.commitment), published);
 
-    let verify = env!("CARGO_BIN_EXE_fold-ml-verify");
+    let verify = &verify_bin();
     let j = job.to_str().unwrap();
     assert_eq!(run(verify, &[j, "--input-commitment", &published]).0, 0);
     // another commitment of the very same input (another blind) is another statement
@@ -287,7 +286,7 @@ fn hostile_statements_are_rejected_before_any_key_work() {
     let fresh_cache = scratch().join("empty-cache");
     let start = std::time::Instant::now();
     let out = std::process::Command::new("/usr/bin/time")
-        .args(["-f", "maxrss_kib=%M", env!("CARGO_BIN_EXE_fold-ml-verify"), dir.to_str().unwrap()])
+        .args(["-f", "maxrss_kib=%M", &verify_bin(), dir.to_str().unwrap()])
         .env("FOLD_ML_CACHE", &fresh_cache)
         .output()
         .expect("/usr/bin/time runs");

@@ -164,10 +164,7 @@ fn verifier_key_of_another_shape_is_rejected() {
     let wide_input = model_of(&wide).default_input();
     let other = proven_job("other-shape", wide, wide_input, false);
     let job = reference_job();
-    let (code, _, err) = run(
-        env!("CARGO_BIN_EXE_fold-ml-verify"),
-        &[job.to_str().unwrap(), "--vk", other.join("vk.bin").to_str().unwrap()],
-    );
+    let (code, _, err) = run(&verify_bin(), &[job.to_str().unwrap(), "--vk", other.join("vk.bin").to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("verifier key rejected"), "{err}");
     let v = verify_dir(&job, &cache(), Some(&other.join("vk.bin")), &Expected::default()).unwrap();

@@ -103,9 +103,18 @@ pub fn run_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, 
     )
 }
 
+/// The standalone verifier binary, built by the `fold-ml-verify` crate of this workspace
+/// (`cargo test --workspace` builds it; it lives beside this package's binaries).
+pub fn verify_bin() -> String {
+    let fold_ml = Path::new(env!("CARGO_BIN_EXE_fold-ml"));
+    let bin = fold_ml.with_file_name(format!("fold-ml-verify{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} is missing: run the tests with --workspace", bin.display());
+    bin.to_string_lossy().into_owned()
+}
+
 /// `fold-ml-verify DIR`.
 pub fn verify_cli(dir: &Path) -> (i32, String, String) {
-    run(env!("CARGO_BIN_EXE_fold-ml-verify"), &[dir.to_str().expect("utf-8 path")])
+    run(&verify_bin(), &[dir.to_str().expect("utf-8 path")])
 }
 
 /// `fold-ml ARGS`.

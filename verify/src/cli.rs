@@ -1,11 +1,11 @@
 //! The verify command, shared by `fold-ml verify` and `fold-ml-verify`.
 //! Exit codes: 0 accepted, 1 rejected, 2 usage or input error.
 
+use crate::field::{from_hex, to_hex};
+use crate::keys;
+use crate::statement::Statement;
+use crate::verify::{verify_dir, Expected};
 use clap::Args;
-use fold_ml::field::{from_hex, to_hex};
-use fold_ml::params;
-use fold_ml::statement::Statement;
-use fold_ml::verify::{verify_dir, Expected};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -35,7 +35,7 @@ pub struct VerifyArgs {
 
 /// Runs the verifier and maps the outcome to an exit code.
 pub fn run(args: VerifyArgs) -> ExitCode {
-    let cache = args.cache.unwrap_or_else(params::default_cache_dir);
+    let cache = args.cache.unwrap_or_else(keys::default_cache_dir);
     let start = Instant::now();
     let mut expected = Expected::default();
     for (flag, given, slot) in [
@@ -84,6 +84,6 @@ fn accepted_line(s: &Statement) -> String {
         s.num_layers,
         s.segments.len(),
         to_hex(&s.model_commitment),
-        fold_ml::artifact::hex(&s.architectures_digest()),
+        crate::artifact::hex(&s.architectures_digest()),
     )
 }

@@ -4,7 +4,7 @@
 //! payload is decoded, and decoding is bounded by a per-kind size limit.
 
 use crate::error::ArtifactError;
-use nova_snark::digest::{DigestComputer, SimpleDigestible};
+use nova_snark::digest::SimpleDigestible;
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Current format version of proofs, keys, parameters and checkpoints (2: the
@@ -86,8 +86,7 @@ mod serde_bytes_compat {
 
 /// SHA3-based checksum of some bytes (nova-snark's digest), as 32 bytes.
 pub fn checksum(bytes: &[u8]) -> [u8; 32] {
-    let f: crate::F = DigestComputer::new(&Bytes(bytes)).digest().unwrap_or_default();
-    crate::field::to_bytes(&f)
+    crate::architecture::digest32(&Bytes(bytes))
 }
 
 fn config() -> bincode::config::Configuration {

@@ -4,17 +4,16 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-#[path = "../cli_verify.rs"]
-mod cli_verify;
+use fold_ml_verify::cli;
 
 /// Verify a fold-ml proof directory from its statement, trusting nothing else.
 #[derive(Parser)]
 #[command(name = "fold-ml-verify", version, about)]
 struct Cli {
     #[command(flatten)]
-    args: cli_verify::VerifyArgs,
+    args: cli::VerifyArgs,
 }
 
 fn main() -> ExitCode {
-    cli_verify::run(Cli::parse().args)
+    cli::run(Cli::parse().args)
 }

@@ -4,8 +4,8 @@
 use crate::artifact::{self, Kind};
 use crate::error::{Error, VerifyError};
 use crate::fsutil::read_file;
+use crate::keys;
 use crate::nova::{CompressedSnark, VerifierKey};
-use crate::params;
 use crate::statement::{Statement, MAX_STATEMENT_BYTES};
 use crate::F;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -39,7 +39,7 @@ pub fn verify_proof(statement: &Statement, proof: &[u8], vks: &[&VerifierKey]) -
         let key = archs.iter().position(|a| **a == seg.architecture).expect("listed");
         let layers = seg.num_layers;
         let z0 = statement.z0(j).to_vec();
-        let steps = crate::prove::num_steps(layers, seg.architecture.layers_per_step);
+        let steps = crate::statement::num_steps(layers, seg.architecture.layers_per_step);
         // A panic inside the SNARK verifier on hostile bytes must still be a rejection.
         let result = catch_unwind(AssertUnwindSafe(|| snark.verify(vks[key], steps, &z0))).map_err(|_| {
             VerifyError::ProofInvalid { segment: j, layers, reason: "the verifier panicked on this proof".into() }
@@ -124,8 +124,8 @@ pub fn verify_dir(
     }
     let proof = read_file(&dir.join("proof.bin"))?;
     let vks: Vec<VerifierKey> = match vk_file {
-        Some(path) => match params::decode_vks(&statement, &read_file(path)?) {
-            Ok(vks) => match params::authenticate_vks(cache, &statement, vks)? {
+        Some(path) => match keys::decode_vks(&statement, &read_file(path)?) {
+            Ok(vks) => match keys::authenticate_vks(cache, &statement, vks)? {
                 Ok(vks) => vks,
                 Err(e) => return Ok(Err(e)),
             },
@@ -134,7 +134,7 @@ pub fn verify_dir(
         None => statement
             .distinct_architectures()
             .into_iter()
-            .map(|arch| params::verifier_key(cache, arch))
+            .map(|arch| keys::verifier_key(cache, arch))
             .collect::<Result<_, _>>()?,
     };
     let vks: Vec<&VerifierKey> = vks.iter().collect();

@@ -1,15 +1,16 @@
 //! The public statement: what a proof proves, in a human-readable JSON file.
 
+use crate::architecture::Architecture;
 use crate::error::VerifyError;
 use crate::field::hex_serde;
-use crate::model::{Architecture, CIRCUIT_VERSION};
 use ff::Field;
 use fold_ml_circuits::commit::{activation_commitment_native, model_start};
 use fold_ml_circuits::gadgets::linear::LinearShape;
 use fold_ml_circuits::quant::{check_activations, RequantParams};
 use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::CIRCUIT_VERSION;
 use fold_ml_circuits::F;
-use nova_snark::digest::{DigestComputer, SimpleDigestible};
+use nova_snark::digest::SimpleDigestible;
 use serde::{Deserialize, Serialize};
 
 /// The `format` tag of a statement file.
@@ -250,7 +251,7 @@ impl Statement {
         check_public(&self.input.values, F::ZERO, "input", first, &self.input.commitment)?;
         match (&self.output.class, &self.output.values) {
             (None, _) => {}
-            (Some(c), Some(v)) if *c == crate::network::argmax(v) => {}
+            (Some(c), Some(v)) if *c == argmax(v) => {}
             (Some(_), Some(_)) => return bad("the class is not the largest output".into()),
             (Some(_), None) => return bad("a class is given for a committed output".into()),
         }
@@ -349,6 +350,21 @@ impl SimpleDigestible for Architectures<'_> {}
 
 /// Digest of a sequence of architectures (nova-snark's SHA3-based digest), 32 bytes.
 pub fn architectures_digest<'a>(archs: impl Iterator<Item = &'a Architecture>) -> [u8; 32] {
-    let f: F = DigestComputer::new(&Architectures(archs.collect())).digest().unwrap_or_default();
-    crate::field::to_bytes(&f)
+    crate::architecture::digest32(&Architectures(archs.collect()))
+}
+
+/// The predicted class of some outputs: the first index of the largest value.
+pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Nova steps needed for `layers` layers at `layers_per_step` per step.
+pub fn num_steps(layers: usize, layers_per_step: usize) -> usize {
+    layers.div_ceil(layers_per_step.max(1))
 }

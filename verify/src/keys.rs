@@ -1,0 +1,118 @@
+//! Keys derived from a public architecture. Nova on Pallas/Vesta needs no trusted setup:
+//! anyone can re-derive the same parameters and keys from the public architecture, which
+//! is what the verifier does, keeping the result in its own key store. Keys handed over
+//! (a `vk.bin`) are authenticated against those, never trusted for their label.
+
+use crate::architecture::Architecture;
+use crate::artifact::{self, Kind};
+use crate::error::{ArtifactError, Error, VerifyError};
+use crate::fsutil::{read_file, write_atomic};
+use crate::nova::{CompressedSnark, ProverKey, PublicParams, VerifierKey, S1, S2};
+use crate::statement::Statement;
+use fold_ml_circuits::layer::LayerStep;
+use nova_snark::traits::snark::RelaxedR1CSSNARKTrait;
+use std::path::{Path, PathBuf};
+
+/// The cache directory: `$FOLD_ML_CACHE`, else `$XDG_CACHE_HOME/fold-ml`, else
+/// `~/.cache/fold-ml`, else `.fold-ml-cache`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FOLD_ML_CACHE") {
+        return d.into();
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("fold-ml");
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        return PathBuf::from(h).join(".cache").join("fold-ml");
+    }
+    PathBuf::from(".fold-ml-cache")
+}
+
+/// Loads and decodes an artifact file; `None` when it is missing, damaged or foreign.
+pub fn load<T: serde::de::DeserializeOwned>(path: &Path, kind: Kind, arch: &[u8; 32]) -> Option<T> {
+    let bytes = read_file(path).ok()?;
+    artifact::decode(kind, arch, &bytes).ok()
+}
+
+/// Encodes and writes an artifact file atomically.
+pub fn store<T: serde::Serialize>(path: &Path, kind: Kind, arch: &[u8; 32], value: &T) -> Result<(), Error> {
+    let bytes = artifact::encode(kind, arch, value).map_err(|reason| Error::Artifact { path: path.into(), reason })?;
+    write_atomic(path, &bytes, false)
+}
+
+/// Sets up Nova's public parameters and the compression keys of an architecture.
+pub fn setup(arch: &Architecture) -> Result<(PublicParams, ProverKey, VerifierKey), Error> {
+    let blank = LayerStep::blank(arch.layer, arch.layers_per_step);
+    let pp = PublicParams::setup(&blank, &*S1::ck_floor(), &*S2::ck_floor())
+        .map_err(|source| Error::Nova { stage: "parameter setup", source })?;
+    let (pk, vk) =
+        CompressedSnark::setup(&pp).map_err(|source| Error::Nova { stage: "compression key setup", source })?;
+    Ok((pp, pk, vk))
+}
+
+/// The verifier's own key store, `CACHE/verifier/<id>/`: written only by
+/// [`verifier_key`]'s derivation from the public architecture, never by the prover's
+/// parameter setup and never from a key file someone handed over. (The prover's keys in
+/// `CACHE/<id>/` may come from anywhere: a copied or shared cache.)
+fn verifier_dir(cache: &Path, arch: &Architecture) -> PathBuf {
+    cache.join("verifier").join(arch.short_id())
+}
+
+/// The verifier key of an architecture, derived by this verifier from the public
+/// architecture (or found in its own key store, where an earlier derivation put it).
+pub fn verifier_key(cache: &Path, arch: &Architecture) -> Result<VerifierKey, Error> {
+    let dir = verifier_dir(cache, arch);
+    let path = dir.join("vk.bin");
+    let digest = arch.digest();
+    if let Some(vk) = load::<VerifierKey>(&path, Kind::VerifierKey, &digest) {
+        return Ok(vk);
+    }
+    let (_, _, vk) = setup(arch)?;
+    crate::fsutil::create_private_dir(&dir)?;
+    store(&path, Kind::VerifierKey, &digest, &vk)?;
+    Ok(vk)
+}
+
+/// Digest of a verifier key's canonical encoding: two keys with the same digest verify
+/// exactly the same proofs.
+pub fn key_digest(vk: &VerifierKey) -> [u8; 32] {
+    let bytes = bincode::serde::encode_to_vec(vk, bincode::config::standard()).expect("a verifier key always encodes");
+    artifact::checksum(&bytes)
+}
+
+/// Authenticates verifier keys that came from outside (a `vk.bin`): each must be the key
+/// this verifier derives for the statement's architecture that uses it, or the statement
+/// is rejected naming the first segment of that architecture. A key is never trusted for
+/// its label: a key of another circuit relabelled with this architecture's digest would
+/// otherwise verify that circuit's proofs.
+pub fn authenticate_vks(
+    cache: &Path,
+    statement: &Statement,
+    vks: Vec<VerifierKey>,
+) -> Result<Result<Vec<VerifierKey>, VerifyError>, Error> {
+    for (arch, vk) in statement.distinct_architectures().into_iter().zip(&vks) {
+        let own = verifier_key(cache, arch)?;
+        if key_digest(vk) != key_digest(&own) {
+            let segment = statement.segments.iter().position(|s| s.architecture == *arch).unwrap_or(0);
+            return Ok(Err(VerifyError::ForeignKey { segment, architecture: arch.short_id() }));
+        }
+    }
+    Ok(Ok(vks))
+}
+
+/// Encodes the verifier keys of a statement (one per distinct architecture, in order of
+/// first use) as a shareable `vk.bin`.
+pub fn encode_vks(statement: &Statement, vks: &[&VerifierKey]) -> Result<Vec<u8>, Error> {
+    artifact::encode(Kind::VerifierKey, &statement.architectures_digest(), &vks)
+        .map_err(|reason| Error::Artifact { path: "vk.bin".into(), reason })
+}
+
+/// Decodes a `vk.bin` for `statement`: bound to its architectures, one key for each.
+pub fn decode_vks(statement: &Statement, bytes: &[u8]) -> Result<Vec<VerifierKey>, ArtifactError> {
+    let vks: Vec<VerifierKey> = artifact::decode(Kind::VerifierKey, &statement.architectures_digest(), bytes)?;
+    let wanted = statement.distinct_architectures().len();
+    if vks.len() != wanted {
+        return Err(ArtifactError::Corrupted(format!("{} keys for {wanted} architectures", vks.len())));
+    }
+    Ok(vks)
+}
