@@ -12,8 +12,9 @@
 
 use ff::Field;
 use fold_ml::nova::{PublicParams, E1, E2, S1, S2};
-use fold_ml::plan::{auto_layers_per_step, StepSizes};
-use fold_ml::prove::{fold_layers, Progress};
+use fold_ml::prove::fold_layers;
+use fold_ml::prove::plan::{auto_layers_per_step, StepSizes};
+use fold_ml::prove::segment::{SegmentStart, SegmentTask};
 use fold_ml_circuits::baseline::SquaringChain;
 use fold_ml_circuits::commit::{activation_commitment_native, model_start};
 use fold_ml_circuits::cost::StepCost;
@@ -39,9 +40,18 @@ fn fold_ml_per_fold(model: &SyntheticModel, k: usize) -> (f64, usize) {
     let pp = PublicParams::setup(&LayerStep::blank(spec, k), &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
     let input = model.default_input();
     let z0 = StepState { layer: 0, model: model_start(), activations: activation_commitment_native(&input, F::ZERO) };
-    let start = Progress { layers_done: 0, state: z0, activations: input, blind: F::ZERO, snark: None };
+    let task = SegmentTask {
+        index: 0,
+        layers: model,
+        layers_per_step: k,
+        layer_offset: 0,
+        model_layers: model.layers(),
+        salt: model.salt(),
+        start: SegmentStart { state: z0, activations: input, blind: F::ZERO },
+        end_blind: F::ZERO,
+    };
     let mut stamps = vec![Instant::now()];
-    fold_layers(&pp, model, k, model.salt(), 0, &z0, start, &mut |_| {
+    fold_layers(&pp, &task, task.fresh(), &mut |_| {
         stamps.push(Instant::now());
         Ok(())
     })

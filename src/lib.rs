@@ -5,7 +5,8 @@
 //! the folded proof is compressed with Spartan into a small zero-knowledge SNARK that
 //! [`verify`] checks from the public [`statement::Statement`] alone.
 //!
-//! - [`prove`]: the streaming proving driver; [`params`]: cached public parameters;
+//! - [`prove`]: planning, folding, compression and the segment task; its [`prove::keys`]
+//!   cache the prover's parameters;
 //! - [`verify`]: the standalone verifier; [`statement`]: the public statement;
 //! - [`artifact`]: binary files and their untrusted decoding; [`job`]: the job directory;
 //! - [`network`]: the quantized model file; [`onnx`]: importing a float ONNX model into one.
@@ -20,8 +21,6 @@ pub mod mem;
 pub mod model;
 pub mod network;
 pub mod onnx;
-pub mod params;
-pub mod plan;
 pub mod prove;
 
 // The verifier's half lives in its own crate; these paths stay as they were.

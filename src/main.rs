@@ -9,8 +9,9 @@ use fold_ml::job::manifest::{CheckpointPolicy, LoadedModel, ModelDescriptor};
 use fold_ml::job::{self, JobRequest, LoadedCheckpoint, Outcome, DEFAULT_CHECKPOINT_POLICY};
 use fold_ml::model::{model_commitment, ModelSource};
 use fold_ml::network::Network;
+use fold_ml::prove::keys as params;
 use fold_ml::prove::Event;
-use fold_ml::{field::to_hex, input::read_input, mem, params};
+use fold_ml::{field::to_hex, input::read_input, mem};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -513,7 +514,7 @@ fn run_commit_input(args: CommitInputArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    use fold_ml::plan::{auto_layers_per_step, estimate, StepSizes, NOVA_SECONDARY};
+    use fold_ml::prove::plan::{auto_layers_per_step, estimate, StepSizes, NOVA_SECONDARY};
     use fold_ml_circuits::cost::StepCost;
     let (descriptor, loaded) = args.model.load()?;
     let model = match &loaded {

@@ -11,7 +11,7 @@ use fold_ml::artifact::{self, Kind};
 use fold_ml::error::VerifyError;
 use fold_ml::model::Architecture;
 use fold_ml::nova::{CompressedSnark, RecursiveSnark, E1, E2, S1, S2};
-use fold_ml::params;
+use fold_ml::prove::keys;
 use fold_ml::statement::{InputStatement, OutputStatement, SegmentStatement, Statement};
 use fold_ml::verify::{verify_dir, Expected};
 use fold_ml::F;
@@ -57,7 +57,7 @@ fn a_suffix_proof_cannot_pass_as_the_whole_model() {
     let z0 =
         StepState { layer: 0, model: run.state().model, activations: activation_commitment_native(&chosen, blind) };
     let arch = Architecture::new(spec, 1);
-    let keys = params::prover_keys(&cache(), &arch).unwrap();
+    let keys = keys::prover_keys(&cache(), &arch).unwrap();
     let (mut acts, mut b_in, mut z) = (chosen.clone(), blind, z0);
     let mut snark: Option<RecursiveSnark> = None;
     for i in k..n {

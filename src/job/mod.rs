@@ -18,6 +18,7 @@ pub mod lock;
 pub mod manifest;
 pub mod results;
 pub mod secret;
+pub mod sink;
 pub mod status;
 
 use crate::artifact::hex;
@@ -26,8 +27,9 @@ use crate::fsutil::{read_file, write_atomic};
 use crate::model::{Architecture, ModelSource};
 use crate::network::{argmax, Network};
 use crate::nova::{CompressedSnark, PublicParams, VerifierKey};
-use crate::params::{self, ProverKeys};
-use crate::prove::{bad, check_model_and_input, compress_segment, fold_layers, seal, Event, Progress, Proven, Timings};
+use crate::prove::keys::{self, ProverKeys};
+use crate::prove::segment::{SegmentStart, SegmentTask};
+use crate::prove::{bad, check_model_and_input, compress_segment, seal, Event, Progress, Proven, Timings};
 use crate::statement::{InputStatement, Link, OutputStatement, SegmentStatement, Statement};
 use checkpoint::{Checkpoint, SegmentDone};
 use events::EventLog;
@@ -39,8 +41,8 @@ use manifest::{CheckpointPolicy, JobIdentity, LoadedModel, Manifest, ModelDescri
 use rand_core::OsRng;
 use secret::JobSecret;
 use serde_json::json;
+use sink::JobCheckpoints;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Default checkpoint policy: at most about a minute of folding is ever lost.
 pub const DEFAULT_CHECKPOINT_POLICY: CheckpointPolicy = CheckpointPolicy::Seconds(60);
@@ -86,9 +88,10 @@ impl JobRequest {
                     _ if !stackable => 1,
                     (Some(k), _) => k,
                     (None, Some(a)) => a.layers_per_step,
-                    (None, None) => {
-                        crate::plan::auto_layers_per_step(&crate::plan::StepSizes::of(&spec), seg.num_layers())
-                    }
+                    (None, None) => crate::prove::plan::auto_layers_per_step(
+                        &crate::prove::plan::StepSizes::of(&spec),
+                        seg.num_layers(),
+                    ),
                 };
                 Architecture::new(spec, k)
             })
@@ -136,14 +139,6 @@ fn z0_of(input: &[u8], blind: F) -> StepState {
 /// Layers before each segment.
 fn offsets(model: &dyn ModelSource) -> Vec<usize> {
     model.segments().iter().scan(0, |acc, s| Some(std::mem::replace(acc, *acc + s.num_layers()))).collect()
-}
-
-/// Where a segment starts: the IVC state, the activations and their blind.
-#[derive(Clone)]
-struct SegmentStart {
-    state: StepState,
-    activations: Vec<u8>,
-    blind: F,
 }
 
 fn state_of(v: &[F]) -> StepState {
@@ -338,7 +333,7 @@ fn verifier_keys(
 ) -> Result<Vec<VerifierKey>, Error> {
     let mut take = |arch: &Architecture| match at_hand.iter().position(|(a, _)| a == arch) {
         Some(i) => Ok(at_hand.swap_remove(i).1),
-        None => params::verifier_key(cache, arch),
+        None => keys::verifier_key(cache, arch),
     };
     statement.distinct_architectures().into_iter().map(&mut take).collect()
 }
@@ -390,7 +385,7 @@ fn finish(
     let vks = verifier_keys(cache, &statement, vks_at_hand)?;
     let vk_refs: Vec<&VerifierKey> = vks.iter().collect();
     let (proof, check_s) = seal(&statement, &proofs, &vk_refs)?;
-    let vk = params::encode_vks(&statement, &vk_refs)?;
+    let vk = keys::encode_vks(&statement, &vk_refs)?;
     results::write_proof_dir(out, &statement, &proof, &vk)?;
     Ok((statement, proof, vk, check_s))
 }
@@ -419,7 +414,7 @@ fn run_locked(
     let mut pp_digests = Vec::with_capacity(archs.len());
     let mut constraints = (0, 0);
     for arch in archs {
-        let ProverKeys { pp, pk, vk, cached, seconds } = params::prover_keys(&req.cache_dir, arch)?;
+        let ProverKeys { pp, pk, vk, cached, seconds } = keys::prover_keys(&req.cache_dir, arch)?;
         on_event(Event::KeysReady { cached, seconds, constraints: pp.num_constraints() });
         timings.setup += seconds;
         constraints = constraints.max(pp.num_constraints());
@@ -468,8 +463,27 @@ fn run_locked(
         on_event(Event::SegmentStarted { index: j, total: segments.len(), layers: seg.num_layers(), offset });
         // Each segment's keys are dropped once it is compressed.
         let (pp, pk) = keys[j].take().expect("each segment is folded once");
-        let resumed =
-            newest_valid_checkpoint(dir, &manifest, j, offset, seg.num_layers(), &pp, &start.state, log, on_event)?;
+        let task = SegmentTask {
+            index: j,
+            layers: seg,
+            layers_per_step: arch.layers_per_step,
+            layer_offset: offset,
+            model_layers: n,
+            salt: model.salt(),
+            start,
+            end_blind: F::random(OsRng),
+        };
+        let resumed = newest_valid_checkpoint(
+            dir,
+            &manifest,
+            j,
+            offset,
+            seg.num_layers(),
+            &pp,
+            &task.start.state,
+            log,
+            on_event,
+        )?;
         let progress = match resumed {
             Some(c) => {
                 log.append("resumed", json!({ "from": offset + c.layers_done }))?;
@@ -482,76 +496,27 @@ fn run_locked(
                     snark: Some(c.snark),
                 }
             }
-            None => Progress {
-                layers_done: 0,
-                state: start.state,
-                activations: start.activations.clone(),
-                blind: start.blind,
-                snark: None,
-            },
+            None => task.fresh(),
         };
-        let first = progress.layers_done;
-        let seg_layers = seg.num_layers();
         let arch_digest = arch.digest();
-        let fold_start = Instant::now();
-        let mut last_checkpoint = (first, Instant::now());
-        let mut checkpoint_seconds = 0.0;
-        let folded = fold_layers(
-            &pp,
-            seg,
-            arch.layers_per_step,
-            model.salt(),
-            offset,
-            &start.state,
-            progress,
-            &mut |p| {
-                let total_done = offset + p.layers_done;
-                log.append("folded", json!({ "done": total_done, "total": n }))?;
-                on_event(Event::Folded { done: total_done, total: n });
-                let due = match req.checkpoint_every {
-                    CheckpointPolicy::Folds(k) => p.layers_done - last_checkpoint.0 >= k.max(1),
-                    CheckpointPolicy::Seconds(s) => last_checkpoint.1.elapsed().as_secs() >= s,
-                };
-                if due || p.layers_done == seg_layers {
-                    let t = Instant::now();
-                    let ckpt = Checkpoint {
-                        job_digest,
-                        segment: j,
-                        layers_done: p.layers_done,
-                        state: p.state.to_vec(),
-                        activations: p.activations.clone(),
-                        blind: p.blind,
-                        snark: p.snark.clone().expect("a layer was folded"),
-                    };
-                    let (path, bytes) = checkpoint::write(dir, &arch_digest, total_done, &ckpt)?;
-                    let secs = t.elapsed().as_secs_f64();
-                    checkpoint_seconds += secs;
-                    log.append("checkpoint", json!({ "layers": total_done, "bytes": bytes, "seconds": secs, "file": path.file_name().map(|f| f.to_string_lossy().into_owned()) }))?;
-                    on_event(Event::Checkpointed { layers: total_done, bytes, seconds: secs });
-                    last_checkpoint = (p.layers_done, Instant::now());
-                }
-                Ok(())
-            },
-        )?;
-        timings.fold += fold_start.elapsed().as_secs_f64() - checkpoint_seconds;
-        timings.checkpoint += checkpoint_seconds;
-        layers_folded += seg_layers - first;
-
-        on_event(Event::Compressing);
-        let snark = folded.snark.as_ref().ok_or_else(|| bad("job", "no layer was folded".into()))?;
-        let t = Instant::now();
-        let proof = compress_segment(&pp, &pk, snark)?;
-        timings.compress += t.elapsed().as_secs_f64();
+        let mut sink =
+            JobCheckpoints::new(dir, job_digest, arch_digest, req.checkpoint_every, progress.layers_done, log);
+        let proven = task.prove(&pp, &pk, progress, &mut sink, on_event)?;
+        let (fold_s, checkpoint_s, compress_s) = proven.seconds;
+        timings.fold += fold_s;
+        timings.checkpoint += checkpoint_s;
+        timings.compress += compress_s;
+        layers_folded += proven.layers_folded;
         let finished = SegmentDone {
             job_digest,
             segment: j,
-            end: folded.state.to_vec(),
-            activations: folded.activations,
-            blind: folded.blind,
-            proof,
+            end: proven.end.to_vec(),
+            activations: proven.activations,
+            blind: proven.blind,
+            proof: proven.proof,
         };
         checkpoint::write_segment(dir, &arch_digest, &finished)?;
-        log.append("segment_compressed", json!({ "segment": j, "seconds": t.elapsed().as_secs_f64() }))?;
+        log.append("segment_compressed", json!({ "segment": j, "seconds": compress_s }))?;
         done.push(finished);
     }
 
@@ -610,7 +575,7 @@ pub fn load_checkpoint(dir: &Path, cache: &Path, at: Option<usize>) -> Result<Lo
         .filter(|&j| k <= offsets[j] + segments[j].num_layers())
         .ok_or_else(|| checkpoint::corrupted(&path, format!("{k} layers is beyond the model")))?;
     let arch = &manifest.job.architectures[j];
-    let keys = params::prover_keys(cache, arch)?;
+    let keys = keys::prover_keys(cache, arch)?;
     let ckpt = checkpoint::read(&path, &arch.digest())?;
     ckpt.check(&manifest.job.digest(), j, offsets[j], segments[j].num_layers(), arch.layers_per_step)
         .map_err(|r| checkpoint::corrupted(&path, r))?;

@@ -2,9 +2,13 @@
 //! compresses. Memory holds one layer's witness, the folded instance and the parameters,
 //! whatever the depth. Job directories, checkpoints and resumption live in [`crate::job`].
 
+pub mod keys;
+pub mod plan;
+pub mod segment;
+
 use crate::artifact::{self, Kind};
 use crate::error::Error;
-use crate::model::{LayerSource, ModelSource};
+use crate::model::ModelSource;
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, RecursiveSnark, VerifierKey};
 use crate::statement::Statement;
 use ff::Field;
@@ -161,21 +165,21 @@ struct Prepared {
 
 /// Builds the witnesses of the remaining steps in order (native maths only).
 fn prepare_steps(
-    model: &dyn LayerSource,
-    layers_per_step: usize,
-    salt: F,
+    task: &segment::SegmentTask<'_>,
     mut layers_done: usize,
     mut activations: Vec<u8>,
     mut blind: F,
     tx: std::sync::mpsc::SyncSender<Result<Prepared, Error>>,
 ) {
+    let (model, layers_per_step, salt, end_blind) = (task.layers, task.layers_per_step, task.salt, task.end_blind);
     let spec = model.spec();
     let n = model.num_layers();
     while layers_done < n {
         let end = (layers_done + layers_per_step).min(n);
-        // Every output is committed under a fresh blind, the model's output too: a public
-        // output is revealed with its blind in the statement, a prefix's stays hidden.
-        let blind_out = F::random(OsRng);
+        // Every output is committed under a fresh blind, the segment's output under the
+        // blind fixed up front: a public output is revealed with its blind in the
+        // statement, a prefix's stays hidden.
+        let blind_out = if end == n { end_blind } else { F::random(OsRng) };
         let layers = (layers_done..end).map(|i| model.layer(i)).collect();
         let witness = StepWitness { input: activations, layers, blind_in: blind, blind_out, salt };
         let step = LayerStep::multi(spec, layers_per_step, witness)
@@ -189,25 +193,20 @@ fn prepare_steps(
     }
 }
 
-/// Folds the remaining layers of the segment `model` from `progress`, `layers_per_step`
-/// per Nova step, calling `after_fold` after each step (it may write a checkpoint). The
-/// next step's witness is computed on another thread while the current step folds.
-/// `salt` is the model commitment's salt.
-#[allow(clippy::too_many_arguments)]
+/// Folds the remaining layers of `task` from `progress`, calling `after_fold` after each
+/// step (it may write a checkpoint). The next step's witness is computed on another thread
+/// while the current step folds.
 pub fn fold_layers(
     pp: &PublicParams,
-    model: &dyn LayerSource,
-    layers_per_step: usize,
-    salt: F,
-    layer_offset: usize,
-    z0: &StepState,
+    task: &segment::SegmentTask<'_>,
     mut progress: Progress,
     after_fold: &mut dyn FnMut(&Progress) -> Result<(), Error>,
 ) -> Result<Progress, Error> {
+    let (layer_offset, z0) = (task.layer_offset, &task.start.state);
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let (start, acts, blind) = (progress.layers_done, progress.activations.clone(), progress.blind);
     std::thread::scope(|scope| {
-        scope.spawn(move || prepare_steps(model, layers_per_step, salt, start, acts, blind, tx));
+        scope.spawn(move || prepare_steps(task, start, acts, blind, tx));
         // Owned by this closure: an early return drops it, which unblocks the producer,
         // so the scope can join it (a borrowed receiver would deadlock on error).
         let rx = rx;
