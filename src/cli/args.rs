@@ -1,0 +1,118 @@
+//! Argument groups shared by several commands: the model, the cache, the run policy and
+//! the layers per step, each declared once.
+
+use clap::Args;
+use fold_ml::error::Error;
+use fold_ml::job::manifest::{CheckpointPolicy, LoadedModel, ModelDescriptor};
+use fold_ml::job::DEFAULT_CHECKPOINT_POLICY;
+use fold_ml::network::Network;
+use fold_ml::prove::keys::default_cache_dir;
+use std::path::{Path, PathBuf};
+
+/// The parameter cache (`--cache`), resolved to its default once, here.
+#[derive(Args, Clone)]
+pub struct CacheArg {
+    /// Parameter cache directory (default: $FOLD_ML_CACHE or ~/.cache/fold-ml).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+}
+
+impl CacheArg {
+    /// The cache directory.
+    pub fn dir(&self) -> PathBuf {
+        self.cache.clone().unwrap_or_else(default_cache_dir)
+    }
+}
+
+/// The model: a model file from `fold-ml import`, or the built-in synthetic model (a
+/// Zator-shaped CNN body by default).
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// A model file written by `fold-ml import` (instead of the synthetic model).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["layers", "channels", "size", "kernel", "seed", "dense"])]
+    pub model: Option<PathBuf>,
+    /// Number of layers.
+    #[arg(long, default_value_t = 512)]
+    pub layers: usize,
+    /// Channels of every layer.
+    #[arg(long, default_value_t = 2)]
+    pub channels: usize,
+    /// Image side (size × size).
+    #[arg(long, default_value_t = 28)]
+    pub size: usize,
+    /// Kernel side (odd).
+    #[arg(long, default_value_t = 3)]
+    pub kernel: usize,
+    /// Seed of the synthetic weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Use the synthetic dense model (an MLP of WIDTH×WIDTH layers) instead of the conv body.
+    #[arg(long, value_name = "WIDTH", conflicts_with_all = ["channels", "size", "kernel"])]
+    pub dense: Option<usize>,
+}
+
+impl ModelArgs {
+    /// The model, its descriptor, and the model file it was read from.
+    pub fn load(&self) -> Result<(ModelDescriptor, LoadedModel), Error> {
+        if let Some(path) = &self.model {
+            let net = Network::read(path)?;
+            return Ok((ModelDescriptor::of_network(&net), LoadedModel::Network(Box::new(net))));
+        }
+        let descriptor = self.descriptor()?;
+        let model = descriptor.load(Path::new("."))?;
+        Ok((descriptor, model))
+    }
+
+    pub fn descriptor(&self) -> Result<ModelDescriptor, Error> {
+        let bad = |what: &str, reason: &str| Error::BadInput { what: what.into(), reason: reason.into() };
+        if self.layers == 0 {
+            return Err(bad("--layers", "must be at least 1"));
+        }
+        if let Some(width) = self.dense {
+            if width == 0 || width > 4096 {
+                return Err(bad("--dense", "the width must be in 1..=4096"));
+            }
+            return Ok(ModelDescriptor::SyntheticDense { width, layers: self.layers, seed: self.seed });
+        }
+        if self.channels == 0 || self.channels > 64 {
+            return Err(bad("--channels", "must be in 1..=64"));
+        }
+        if self.size == 0 || self.size > 512 {
+            return Err(bad("--size", "must be in 1..=512"));
+        }
+        if self.kernel.is_multiple_of(2) || self.kernel > 15 {
+            return Err(bad("--kernel", "must be odd and at most 15"));
+        }
+        Ok(ModelDescriptor::Synthetic {
+            channels: self.channels,
+            size: self.size,
+            kernel: self.kernel,
+            layers: self.layers,
+            seed: self.seed,
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub cache: CacheArg,
+    /// Write a checkpoint every N layers (default: every 60 s of folding).
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
+    /// Discard the job's checkpoints and start again from the first layer.
+    #[arg(long)]
+    pub restart: bool,
+}
+
+#[derive(Args)]
+pub struct StepArgs {
+    /// Layers folded per Nova step (default: chosen from the layer's size so that Nova's
+    /// own per-fold cost is amortized; see `fold-ml inspect`).
+    #[arg(long, value_name = "K")]
+    pub layers_per_step: Option<usize>,
+}
+
+pub fn policy(run: &RunArgs) -> CheckpointPolicy {
+    run.checkpoint_every.map(CheckpointPolicy::Folds).unwrap_or(DEFAULT_CHECKPOINT_POLICY)
+}

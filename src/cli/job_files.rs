@@ -1,0 +1,98 @@
+//! Commands on a job's files: `status`, `verify-checkpoint`, `compress`.
+
+use super::args::CacheArg;
+use anyhow::Context;
+use clap::Args;
+use fold_ml::error::Error;
+use fold_ml::job::{self, LoadedCheckpoint};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct CheckpointArgs {
+    /// The job directory.
+    pub dir: PathBuf,
+    /// The checkpoint covering this many layers (default: the newest).
+    #[arg(long)]
+    pub at: Option<usize>,
+    #[command(flatten)]
+    pub cache: CacheArg,
+}
+
+#[derive(Args)]
+pub struct CompressArgs {
+    /// The job directory.
+    pub dir: PathBuf,
+    /// The checkpoint covering this many layers.
+    #[arg(long)]
+    pub at: usize,
+    /// Output directory (default: DIR/prefix-K).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArg,
+}
+
+pub fn run_status(dir: &Path) -> anyhow::Result<ExitCode> {
+    let s = job::status::status(dir)?;
+    let state = if s.finished {
+        "finished".to_string()
+    } else if let Some(pid) = s.running_pid {
+        format!("running (process {pid})")
+    } else {
+        "stopped".to_string()
+    };
+    println!("job {}: {state}", dir.display());
+    println!("  layers       {}/{}", s.done, s.total);
+    if let Some(r) = s.rate {
+        println!("  rate         {r:.2} layers/s");
+    }
+    if let (Some(eta), false) = (s.eta_seconds(), s.finished) {
+        println!("  ETA          {eta:.0} s");
+    }
+    println!("  checkpoint   {}", s.last_checkpoint.map_or("none".into(), |k| format!("{k} layers")));
+    if let Some(e) = s.last_event {
+        println!("  last event   {e}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_verify_checkpoint(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
+    let cache = args.cache.dir();
+    let loaded = job::load_checkpoint(&args.dir, &cache, args.at);
+    let LoadedCheckpoint { manifest, checkpoint: ckpt, keys, z0, .. } = match loaded {
+        Ok(x) => x,
+        Err(e @ Error::Artifact { .. }) => {
+            eprintln!("REJECTED: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let arch = &manifest.job.architectures[ckpt.segment];
+    match job::verify_checkpoint_proof(&keys.pp, &ckpt, arch.layers_per_step, &z0) {
+        Ok(()) => {
+            println!(
+                "ACCEPTED: the checkpoint is a valid recursive proof of the first {} layers of segment {}",
+                ckpt.layers_done, ckpt.segment
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(reason) => {
+            eprintln!("REJECTED: the checkpoint of {} layers: {reason}", ckpt.layers_done);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+pub fn run_compress(args: CompressArgs) -> anyhow::Result<ExitCode> {
+    let cache = args.cache.dir();
+    let out = args.out.unwrap_or_else(|| args.dir.join(format!("prefix-{}", args.at)));
+    let s = job::compress_checkpoint(&args.dir, &cache, args.at, &out).context("compressing the checkpoint")?;
+    println!(
+        "wrote a zero-knowledge proof of the first {} layers to {}; verify with: fold-ml-verify {}",
+        s.num_layers,
+        out.display(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

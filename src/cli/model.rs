@@ -1,0 +1,219 @@
+//! Commands on models and inputs: `import`, `commit`, `commit-input`, `inspect`.
+
+use super::args::{ModelArgs, StepArgs};
+use super::prove::read_model_input;
+use clap::Args;
+use fold_ml::field::to_hex;
+use fold_ml::input_commitment::InputCommitment;
+use fold_ml::job::manifest::LoadedModel;
+use fold_ml::model::{model_commitment, ModelSource};
+use fold_ml::network::Network;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The ONNX model (Conv, Gemm, MatMul+Add, Relu, residual Add, Flatten, Reshape,
+    /// MaxPool, AveragePool, BatchNormalization).
+    pub onnx: PathBuf,
+    /// Calibration inputs, real values in the ONNX input's layout: a JSON file
+    /// `{"inputs": [[...], ...]}` or one JSON array. Required: scales are never guessed.
+    #[arg(long, value_name = "INPUTS")]
+    pub calibrate: PathBuf,
+    /// Held-out inputs (same format) to measure the quantization error on (default: the
+    /// calibration inputs).
+    #[arg(long, value_name = "INPUTS")]
+    pub test: Option<PathBuf>,
+    /// The model file to write (default: the ONNX file's name with `.foldml`).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct CommitInputArgs {
+    /// The input, in the same format as `prove --input`.
+    pub input: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The file to write (secret: it holds the blind).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub step: StepArgs,
+}
+
+pub fn run_import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    use fold_ml::onnx;
+    // Every operator is checked before the calibration runs.
+    onnx::read_float_model(&args.onnx)?;
+    let calibration = onnx::read_inputs(&args.calibrate)?;
+    let (net, report) = onnx::import(&args.onnx, &calibration, None)?;
+    println!("{report}");
+    let (what, inputs) = match &args.test {
+        Some(path) => ("held-out", onnx::read_inputs(path)?),
+        None => ("calibration", calibration),
+    };
+    let accuracy = onnx::accuracy(&net, &args.onnx, &inputs)?;
+    println!("on the {what} inputs: {accuracy}");
+    let out = args.out.unwrap_or_else(|| args.onnx.with_extension("foldml"));
+    net.write(&out)?;
+    inspect_network(&net)?;
+    println!();
+    println!("wrote {} (secret: it holds the weights and the commitment salt)", out.display());
+    println!("prove with: fold-ml prove --model {} --input INPUT.json", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_commit(args: ModelArgs) -> anyhow::Result<ExitCode> {
+    let (_, loaded) = args.load()?;
+    let model = loaded.source();
+    let segments: Vec<_> = model
+        .segments()
+        .iter()
+        .map(|s| serde_json::json!({ "layers": s.num_layers(), "layer_spec_digest": to_hex(&s.spec().digest()) }))
+        .collect();
+    let out = serde_json::json!({
+        "model_commitment": to_hex(&model_commitment(model)),
+        "num_layers": model.num_layers(),
+        "segments": segments,
+        "covers": "every layer in order: its spec (geometry, requantization, residual, pooling) and its weights \
+                   and biases, under the model's secret salt",
+    });
+    println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_commit_input(args: CommitInputArgs) -> anyhow::Result<ExitCode> {
+    let (_, loaded) = args.model.load()?;
+    let input = read_model_input(&loaded, Some(&args.input))?;
+    let c = InputCommitment::new(&input)?;
+    c.write(&args.out)?;
+    println!("{}", to_hex(&c.commitment));
+    eprintln!(
+        "wrote {} (secret: it opens the commitment); prove with --input-commitment {}, verify with \
+         --input-commitment {}",
+        args.out.display(),
+        args.out.display(),
+        to_hex(&c.commitment)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    use fold_ml::prove::plan::{auto_layers_per_step, estimate, StepSizes, NOVA_SECONDARY};
+    use fold_ml_circuits::cost::StepCost;
+    let (descriptor, loaded) = args.model.load()?;
+    let model = match &loaded {
+        LoadedModel::Synthetic(m) => m,
+        LoadedModel::Network(net) => return inspect_network(net),
+    };
+    let spec = model.spec();
+    let n = model.num_layers();
+    let one = StepCost::of(&spec);
+    let sizes = StepSizes::of(&spec);
+    let auto = auto_layers_per_step(&sizes, n);
+    let k = args.step.layers_per_step.unwrap_or(auto);
+    println!("model {} ({n} layers; every layer has the same shape)", descriptor.name());
+    println!("  layer          {:?}", spec.shape);
+    println!("  requantize     shift {}, accumulator {} bits", spec.requant.shift(), spec.requant.acc_bits());
+    println!(
+        "  per layer      {} MACs, {} weights, {} constraints ({:.2} per MAC):",
+        one.macs,
+        spec.shape.num_weights(),
+        one.constraints,
+        one.per_mac()
+    );
+    println!(
+        "                 products {}, requantization {}, input range {}, weight range {}, commitments {}",
+        one.products, one.requant, one.input_range, one.weight_range, one.hashing
+    );
+    println!("  each further layer in a step adds {} constraints", sizes.more);
+    println!();
+    println!("| layers/step | constraints/fold (primary) | folds | folding | compression | total | peak memory |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut ks: Vec<usize> = [1, 2, 4, 8, 16, 32, auto, k].into_iter().filter(|&x| x <= n.max(1)).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    for kk in ks {
+        let e = estimate(&sizes, n, kk);
+        let mark = match (kk == k, kk == auto) {
+            (true, true) => " (chosen, auto)",
+            (true, false) => " (chosen)",
+            (false, true) => " (auto)",
+            _ => "",
+        };
+        println!(
+            "| {kk}{mark} | {} | {} | {:.0} s | {:.0} s | {:.0} s | {:.0} MiB |",
+            e.constraints,
+            e.folds,
+            e.fold_s,
+            e.compress_s,
+            e.total_s(),
+            e.peak_mib
+        );
+    }
+    let e = estimate(&sizes, n, k);
+    println!();
+    println!("with {k} layers per step: {} + {NOVA_SECONDARY} constraints per fold, {} folds", e.constraints, e.folds);
+    println!("  estimated proving time  {:.0} s (+ ~10 s parameter setup on the first run)", e.total_s());
+    println!("  estimated peak memory   {:.0} MiB (flat in depth)", e.peak_mib);
+    println!(
+        "  proof ~11 KB; checkpoint ~{:.1} MB; verifier key ~{:.0} MB",
+        e.checkpoint_bytes / 1e6,
+        e.vk_bytes / 1e6
+    );
+    println!("estimates from a cost model fitted on a 2-core machine; see the README for measured figures");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The segment table of an imported model.
+fn inspect_network(net: &Network) -> anyhow::Result<ExitCode> {
+    use fold_ml_circuits::cost::StepCost;
+    println!("model {} ({} layers in {} segments)", net.name, net.num_layers(), net.segments.len());
+    println!(
+        "  input {:?}, scale {}; output {} values, scale {}, zero point {}",
+        net.input.shape,
+        net.input.scale,
+        net.num_outputs(),
+        net.output.scale,
+        net.output.zero_point
+    );
+    println!();
+    println!(
+        "| segment | layers | shape | residual | pool | shift / acc bits | MACs/layer | constraints/layer | from |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (j, seg) in net.segments.iter().enumerate() {
+        let spec = &seg.spec;
+        let cost = StepCost::of(spec);
+        let shape = match spec.shape {
+            fold_ml_circuits::gadgets::linear::LinearShape::Conv(c) => format!(
+                "conv {}×{} {}→{} on {}×{}",
+                c.kernel, c.kernel, c.channels_in, c.channels_out, c.height, c.width
+            ),
+            fold_ml_circuits::gadgets::linear::LinearShape::Dense(d) => format!("dense {}→{}", d.inputs, d.outputs),
+        };
+        let pool = spec.pool.map_or("-".into(), |p| format!("{:?} {}×{}", p.kind, p.size, p.size));
+        let origin = match seg.origin.as_slice() {
+            [] => String::new(),
+            [one] => one.clone(),
+            [first, .., last] => format!("{first} … {last}"),
+        };
+        println!(
+            "| {j} | {} | {shape} | {} | {pool} | {} / {} | {} | {} | {origin} |",
+            seg.layers.len(),
+            if spec.skip == 0 { "-".to_string() } else { format!("×{}", spec.skip) },
+            spec.requant.shift(),
+            spec.requant.acc_bits(),
+            cost.macs,
+            cost.constraints,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
