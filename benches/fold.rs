@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ff::Field;
 use fold_ml::nova::{PublicParams, RecursiveSnark, E1, E2, S1, S2};
 use fold_ml_circuits::baseline::SquaringChain;
-use fold_ml_circuits::commit::{activation_commitment_native, model_start};
+use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::layer::{LayerStep, StepWitness};
 use fold_ml_circuits::state::StepState;
@@ -46,11 +46,7 @@ fn bench_config(c: &mut Criterion, name: &str, model: SyntheticModel, k: usize) 
 
     let pp = PublicParams::setup(&LayerStep::blank(spec, k), &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
     let mut steps = Steps { model, k, acts: model.default_input(), next: 0 };
-    let z0 = StepState {
-        layer: 0,
-        model: model_start(),
-        activations: activation_commitment_native(&model.default_input(), F::ZERO),
-    };
+    let z0 = StepState::initial(activation_commitment_native(&model.default_input(), F::ZERO));
     let first = steps.next_step();
     let mut rs = RecursiveSnark::new(&pp, &first, &z0.to_vec()).expect("step 0");
     rs.prove_step(&pp, &first).expect("count step 0");

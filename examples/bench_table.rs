@@ -16,7 +16,7 @@ use fold_ml::prove::fold_layers;
 use fold_ml::prove::plan::{auto_layers_per_step, StepSizes};
 use fold_ml::prove::segment::{SegmentStart, SegmentTask};
 use fold_ml_circuits::baseline::SquaringChain;
-use fold_ml_circuits::commit::{activation_commitment_native, model_start};
+use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::layer::LayerStep;
 use fold_ml_circuits::state::StepState;
@@ -39,7 +39,7 @@ fn fold_ml_per_fold(model: &SyntheticModel, k: usize) -> (f64, usize) {
     let spec = model.spec();
     let pp = PublicParams::setup(&LayerStep::blank(spec, k), &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
     let input = model.default_input();
-    let z0 = StepState { layer: 0, model: model_start(), activations: activation_commitment_native(&input, F::ZERO) };
+    let z0 = StepState::initial(activation_commitment_native(&input, F::ZERO));
     let task = SegmentTask {
         index: 0,
         layers: model,

@@ -6,7 +6,7 @@
 
 use ff::Field;
 use fold_ml::nova::{E1, E2};
-use fold_ml_circuits::commit::{activation_commitment_native, model_start};
+use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::layer::{LayerStep, LayerWitness};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::synthetic::SyntheticModel;
@@ -29,7 +29,7 @@ where
     let setup = t.elapsed().as_secs_f64();
 
     let input = model.default_input();
-    let z0 = StepState { layer: 0, model: model_start(), activations: activation_commitment_native(&input, F::ZERO) };
+    let z0 = StepState::initial(activation_commitment_native(&input, F::ZERO));
     let mut acts = input;
     let mut rs: Option<RecursiveSNARK<E1, E2, LayerStep>> = None;
     for i in 0..model.layers() {

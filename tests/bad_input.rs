@@ -119,7 +119,7 @@ fn full_disk_while_checkpointing_then_resume() {
     assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
     assert_eq!(checkpoint::list(&dir).first().map(|(k, _)| *k), Some(2));
     let events = fold_ml::job::events::EventLog::read(&dir);
-    assert!(events.iter().any(|e| e["event"] == "failed"));
+    assert!(events.iter().any(|e| e.event.name() == "failed"));
     // the disk is fine again: the same command resumes from layer 2
     let (code, _, err) = run(env!("CARGO_BIN_EXE_fold-ml"), &args);
     assert_eq!(code, 0, "{err}");

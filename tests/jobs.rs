@@ -46,8 +46,8 @@ fn prove_cli(dir: &Path, layers: usize, seed: u64, env: &[(&str, &str)]) -> (i32
     run_env(BIN, &args.iter().map(String::as_str).collect::<Vec<_>>(), env)
 }
 
-fn events(dir: &Path, name: &str) -> Vec<serde_json::Value> {
-    EventLog::read(dir).into_iter().filter(|e| e["event"] == name).collect()
+fn events(dir: &Path, name: &str) -> Vec<fold_ml::job::events::JobEvent> {
+    EventLog::read(dir).into_iter().map(|e| e.event).filter(|e| e.name() == name).collect()
 }
 
 /// An interrupted job: folding aborted while writing the checkpoint at `abort_at` layers.

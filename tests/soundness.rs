@@ -4,7 +4,7 @@
 
 use ff::Field;
 use fold_ml::nova::{PublicParams, RecursiveSnark, S1, S2};
-use fold_ml_circuits::commit::{activation_commitment_native, model_start};
+use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::gadgets::conv::conv_accumulators_with_padding;
 use fold_ml_circuits::gadgets::linear::{linear_hints, LinearShape};
 use fold_ml_circuits::gadgets::requant::RequantHint;
@@ -30,7 +30,7 @@ fn pp() -> &'static PublicParams {
 
 fn z0() -> StepState {
     let m = model();
-    StepState { layer: 0, model: model_start(), activations: activation_commitment_native(&m.default_input(), F::ZERO) }
+    StepState::initial(activation_commitment_native(&m.default_input(), F::ZERO))
 }
 
 /// Folds the given steps; returns Nova's verdict on the recursive proof, and the final

@@ -22,8 +22,7 @@ impl NativeRun {
     pub fn start(spec: LayerSpec, input: Vec<u8>, blind: F, salt: F) -> Result<Self, QuantError> {
         spec.shape.check_lengths(input.len(), spec.shape.num_weights(), spec.shape.num_biases())?;
         check_activations(&input)?;
-        let state =
-            StepState { layer: 0, model: model_start(), activations: activation_commitment_native(&input, blind) };
+        let state = StepState::initial(activation_commitment_native(&input, blind));
         Ok(Self { spec, salt, activations: input, state })
     }
 

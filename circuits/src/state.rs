@@ -31,6 +31,8 @@
 //! commitments between segments) can be recomputed from candidate weights.
 
 use crate::F;
+#[cfg(test)]
+use ff::Field;
 
 /// Number of field elements in the IVC state.
 pub const ARITY: usize = 3;
@@ -47,8 +49,42 @@ pub struct StepState {
 }
 
 impl StepState {
+    /// The state before a model's first layer: no layer applied, the public model start,
+    /// and the commitment to the input activations.
+    pub fn initial(input_commitment: F) -> Self {
+        Self { layer: 0, model: crate::commit::model_start(), activations: input_commitment }
+    }
+
+    /// The state from Nova's `z` vector; `None` unless it has [`ARITY`] elements and a layer
+    /// count that fits 64 bits.
+    pub fn from_z(z: &[F]) -> Option<Self> {
+        let [layer, model, activations] = z else { return None };
+        let bytes = ff::PrimeField::to_repr(layer);
+        let (low, high) = bytes.as_ref().split_at(8);
+        if high.iter().any(|&b| b != 0) {
+            return None;
+        }
+        let layer = u64::from_le_bytes(low.try_into().expect("8 bytes"));
+        Some(Self { layer, model: *model, activations: *activations })
+    }
+
     /// The state as Nova's `z` vector.
     pub fn to_vec(&self) -> Vec<F> {
         vec![F::from(self.layer), self.model, self.activations]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_z_inverts_to_vec_and_rejects_malformed_states() {
+        let s = StepState { layer: 513, model: F::from(7), activations: F::from(9) };
+        assert_eq!(StepState::from_z(&s.to_vec()), Some(s));
+        assert_eq!(StepState::from_z(&[F::ONE, F::ONE]), None);
+        let huge = F::from(u64::MAX) + F::ONE;
+        assert_eq!(StepState::from_z(&[huge, F::ONE, F::ONE]), None);
+        assert_eq!(StepState::initial(F::from(3)).model, crate::commit::model_start());
     }
 }

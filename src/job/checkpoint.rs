@@ -193,7 +193,8 @@ pub fn read_segment(
     }
     let done: SegmentDone = artifact::decode(Kind::Checkpoint, arch, &read_file(&path)?)
         .map_err(|reason| Error::Artifact { path: path.clone(), reason })?;
-    if &done.job_digest != job_digest || done.segment != segment || done.end.len() != 3 {
+    let well_formed = fold_ml_circuits::state::StepState::from_z(&done.end).is_some();
+    if &done.job_digest != job_digest || done.segment != segment || !well_formed {
         return Err(corrupted(&path, "belongs to another job or segment".into()));
     }
     if activation_commitment_native(&done.activations, done.blind) != done.end[2] {

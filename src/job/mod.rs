@@ -32,15 +32,14 @@ use crate::prove::segment::{SegmentStart, SegmentTask};
 use crate::prove::{bad, check_model_and_input, compress_segment, seal, Event, Progress, Proven, Timings};
 use crate::statement::{InputStatement, Link, OutputStatement, SegmentStatement, Statement};
 use checkpoint::{Checkpoint, SegmentDone};
-use events::EventLog;
+use events::{EventLog, JobEvent};
 use ff::Field;
-use fold_ml_circuits::commit::{activation_commitment_native, model_start};
+use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
 use manifest::{CheckpointPolicy, JobIdentity, LoadedModel, Manifest, ModelDescriptor};
 use rand_core::OsRng;
 use secret::JobSecret;
-use serde_json::json;
 use sink::JobCheckpoints;
 use std::path::{Path, PathBuf};
 
@@ -133,7 +132,7 @@ pub fn resume_request(dir: &Path, cache_dir: PathBuf, restart: bool) -> Result<J
 }
 
 fn z0_of(input: &[u8], blind: F) -> StepState {
-    StepState { layer: 0, model: model_start(), activations: activation_commitment_native(input, blind) }
+    StepState::initial(activation_commitment_native(input, blind))
 }
 
 /// Layers before each segment.
@@ -141,9 +140,9 @@ fn offsets(model: &dyn ModelSource) -> Vec<usize> {
     model.segments().iter().scan(0, |acc, s| Some(std::mem::replace(acc, *acc + s.num_layers()))).collect()
 }
 
+/// A state this job wrote itself (checked when its file was read).
 fn state_of(v: &[F]) -> StepState {
-    let layer = u64::from_le_bytes(crate::field::to_bytes(&v[0])[..8].try_into().expect("8 bytes"));
-    StepState { layer, model: v[1], activations: v[2] }
+    StepState::from_z(v).expect("a checked checkpoint or segment holds a well-formed state")
 }
 
 /// The finished segments `0..j` of a job, in order, up to the first one missing.
@@ -186,7 +185,7 @@ fn newest_valid_checkpoint(
         match verdict {
             Ok(c) => return Ok(Some(c)),
             Err(reason) => {
-                log.append("checkpoint_rejected", json!({ "layers": k, "reason": reason }))?;
+                log.append(JobEvent::CheckpointRejected { layers: *k, reason: reason.clone() })?;
                 on_event(Event::CheckpointSkipped { layers: *k, reason });
             }
         }
@@ -284,7 +283,7 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
     let result = run_locked(dir, req, model, &archs, manifest, &secret, &log, on_event);
     if let Err(e) = &result {
         // The event log is not secret: record what failed, never the values involved.
-        let _ = log.append("failed", json!({ "error": e.public_summary() }));
+        let _ = log.append(JobEvent::Failed { error: e.public_summary() });
     }
     result
 }
@@ -436,7 +435,7 @@ fn run_locked(
             secret.write(dir)?;
             let m = Manifest::new(wanted, req.checkpoint_every);
             write_atomic(&dir.join("manifest.json"), &serde_json::to_vec_pretty(&m).expect("serializes"), false)?;
-            log.append("started", json!({ "layers": n, "segments": archs.len() }))?;
+            log.append(JobEvent::Started { layers: n, segments: archs.len() })?;
             m
         }
     };
@@ -486,7 +485,7 @@ fn run_locked(
         )?;
         let progress = match resumed {
             Some(c) => {
-                log.append("resumed", json!({ "from": offset + c.layers_done }))?;
+                log.append(JobEvent::Resumed { from: offset + c.layers_done })?;
                 on_event(Event::Resumed { from: offset + c.layers_done });
                 Progress {
                     layers_done: c.layers_done,
@@ -516,7 +515,7 @@ fn run_locked(
             proof: proven.proof,
         };
         checkpoint::write_segment(dir, &arch_digest, &finished)?;
-        log.append("segment_compressed", json!({ "segment": j, "seconds": compress_s }))?;
+        log.append(JobEvent::SegmentCompressed { segment: j, seconds: compress_s })?;
         done.push(finished);
     }
 
@@ -534,7 +533,7 @@ fn run_locked(
         Some((&output, output_blind, model.is_classifier())),
     )?;
     timings.self_check = check_s;
-    log.append("compressed", json!({ "proof_bytes": proof.len(), "segments": segments_done }))?;
+    log.append(JobEvent::Compressed { proof_bytes: proof.len(), segments: segments_done })?;
     Ok(Outcome::Proven(Box::new(Proven { statement, proof, vk, timings, layers_folded, constraints })))
 }
 
@@ -621,9 +620,9 @@ pub fn compress_checkpoint(dir: &Path, cache: &Path, at: usize, out: &Path) -> R
     });
     crate::fsutil::create_private_dir(opening.parent().expect("has a parent"))?;
     write_atomic(&opening, &serde_json::to_vec_pretty(&json).expect("serializes"), true)?;
-    EventLog::new(dir).append(
-        "compressed",
-        json!({ "prefix_layers": at, "out": out.file_name().map(|f| f.to_string_lossy().into_owned()) }),
-    )?;
+    EventLog::new(dir).append(JobEvent::PrefixCompressed {
+        layers: at,
+        out: out.file_name().map(|f| f.to_string_lossy().into_owned()),
+    })?;
     Ok(statement)
 }

@@ -2,12 +2,11 @@
 //! due (and always at the end of a segment), and logs every fold and checkpoint.
 
 use super::checkpoint::{self, Checkpoint};
-use super::events::EventLog;
+use super::events::{EventLog, JobEvent};
 use super::manifest::CheckpointPolicy;
 use crate::error::Error;
 use crate::prove::segment::{CheckpointSink, Persisted, SegmentTask};
 use crate::prove::Progress;
-use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
 
@@ -39,7 +38,7 @@ impl<'a> JobCheckpoints<'a> {
 impl CheckpointSink for JobCheckpoints<'_> {
     fn after_fold(&mut self, task: &SegmentTask<'_>, p: &Progress) -> Result<Option<Persisted>, Error> {
         let total_done = task.layer_offset + p.layers_done;
-        self.log.append("folded", json!({ "done": total_done, "total": task.model_layers }))?;
+        self.log.append(JobEvent::Folded { done: total_done, total: task.model_layers })?;
         let due = match self.policy {
             CheckpointPolicy::Folds(k) => p.layers_done - self.last.0 >= k.max(1),
             CheckpointPolicy::Seconds(s) => self.last.1.elapsed().as_secs() >= s,
@@ -60,8 +59,7 @@ impl CheckpointSink for JobCheckpoints<'_> {
         let (path, bytes) = checkpoint::write(self.dir, &self.arch_digest, total_done, &ckpt)?;
         let seconds = t.elapsed().as_secs_f64();
         let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
-        self.log
-            .append("checkpoint", json!({ "layers": total_done, "bytes": bytes, "seconds": seconds, "file": file }))?;
+        self.log.append(JobEvent::Checkpoint { layers: total_done, bytes, seconds, file })?;
         self.last = (p.layers_done, Instant::now());
         Ok(Some(Persisted { bytes, seconds }))
     }

@@ -1,9 +1,8 @@
 //! `fold-ml status DIR`: where a running or stopped job stands, from its files alone.
 
-use super::events::EventLog;
+use super::events::{EventLog, JobEvent};
 use super::{checkpoint, lock, read_manifest};
 use crate::error::Error;
-use serde_json::Value;
 use std::path::Path;
 
 /// A job's progress.
@@ -38,15 +37,21 @@ pub fn status(dir: &Path) -> Result<JobStatus, Error> {
     let events = EventLog::read(dir);
     let last_checkpoint = checkpoint::list(dir).first().map(|(k, _)| *k);
     // The latest run starts at the last "started" or "resumed" event.
-    let run_start =
-        events.iter().rposition(|e| matches!(e["event"].as_str(), Some("started" | "resumed"))).unwrap_or(0);
-    let folds: Vec<&Value> = events[run_start..].iter().filter(|e| e["event"] == "folded").collect();
-    let done_in_log = folds.last().and_then(|e| e["done"].as_u64()).map(|d| d as usize);
+    let run_start = events
+        .iter()
+        .rposition(|e| matches!(e.event, JobEvent::Started { .. } | JobEvent::Resumed { .. }))
+        .unwrap_or(0);
+    let folds: Vec<(f64, usize)> = events[run_start..]
+        .iter()
+        .filter_map(|e| match e.event {
+            JobEvent::Folded { done, .. } => Some((e.t, done)),
+            _ => None,
+        })
+        .collect();
+    let done_in_log = folds.last().map(|&(_, done)| done);
+    // Layers (not folds) per second: a fold covers several layers when K > 1.
     let rate = match (folds.first(), folds.last()) {
-        (Some(a), Some(b)) if folds.len() > 1 => {
-            let dt = b["t"].as_f64().unwrap_or(0.0) - a["t"].as_f64().unwrap_or(0.0);
-            (dt > 0.0).then(|| (folds.len() - 1) as f64 / dt)
-        }
+        (Some(&(t0, d0)), Some(&(t1, d1))) if t1 > t0 && d1 > d0 => Some((d1 - d0) as f64 / (t1 - t0)),
         _ => None,
     };
     let finished = dir.join("statement.json").exists();
@@ -58,6 +63,6 @@ pub fn status(dir: &Path) -> Result<JobStatus, Error> {
         rate,
         running_pid: lock::holder(dir),
         finished,
-        last_event: events.last().and_then(|e| e["event"].as_str()).map(String::from),
+        last_event: events.last().map(|e| e.event.name().to_string()),
     })
 }

@@ -1,9 +1,11 @@
 //! Planning before proving: the constraint count of a step, how many layers to fold per
 //! step, and estimates of time, memory and sizes — all without any expensive work.
 //!
-//! The estimates come from a linear cost model fitted to runs on this project's 2-core
-//! reference machine (see the README): per fold `a + b·C` seconds for `C` primary
-//! constraints, compression `c + d·C`, peak memory `e + f·C`. They are estimates: the
+//! The layers per step (part of the public architecture) are a function of constraint
+//! counts alone ([`auto_layers_per_step`]). The estimates printed by `inspect` come from a
+//! linear cost model fitted to runs on this project's 2-core reference machine (see the
+//! README): per fold `a + b·C` seconds for `C` primary constraints, compression `c + d·C`,
+//! peak memory `e + f·C`. They are estimates, never inputs to the architecture: the
 //! README's measured tables are the ground truth.
 
 use fold_ml_circuits::cost::StepCost;
@@ -15,8 +17,6 @@ pub const NOVA_PRIMARY_OVERHEAD: usize = 9_820;
 pub const NOVA_SECONDARY: usize = 10_349;
 /// Most layers folded per step by the automatic choice.
 pub const AUTO_MAX_LAYERS_PER_STEP: usize = 64;
-/// Largest primary circuit the automatic choice accepts (about 1 GiB of prover memory).
-pub const AUTO_MAX_CONSTRAINTS: usize = 250_000;
 
 const FOLD_FIXED_S: f64 = 0.111;
 const FOLD_PER_CONSTRAINT_S: f64 = 1.95e-6;
@@ -96,23 +96,28 @@ pub fn estimate(sizes: &StepSizes, layers: usize, k: usize) -> Estimate {
     }
 }
 
-/// The depth the automatic choice optimizes for, whatever the actual depth.
-pub const AUTO_REFERENCE_DEPTH: usize = 128;
+/// The step-circuit size (Nova's own verifier circuit excluded) that the automatic choice
+/// fills up to: 2^15 constraints. Nova proves its ~9.8k + 10.3k-constraint verifier
+/// circuits in every fold whatever the step, so a step this large keeps that fixed cost
+/// under about a third of the fold, while a larger one only grows the fold's memory.
+pub const AUTO_STEP_CONSTRAINTS: usize = 1 << 15;
 
-/// The number of layers per step that minimizes the estimated folding + compression time
-/// of [`AUTO_REFERENCE_DEPTH`] layers, within [`AUTO_MAX_LAYERS_PER_STEP`],
-/// [`AUTO_MAX_CONSTRAINTS`] and the model's depth.
+/// The number of layers per step chosen when none is given: the largest power of two `k`
+/// (at most [`AUTO_MAX_LAYERS_PER_STEP`] and the segment's depth) whose step circuit has at
+/// most [`AUTO_STEP_CONSTRAINTS`] constraints; 1 when even one layer is larger.
 ///
-/// The choice depends on the layer's size, not on the depth: a deeper model folds more
-/// steps of the same size, so its peak memory is the same as a shallow one's. (Tuning the
-/// step to the depth would be faster for very deep models, at the price of memory that
-/// grows with depth; `--layers-per-step` makes that trade explicitly.)
+/// `k` is part of the public architecture (it changes the keys and the statement), so it
+/// is a function of constraint counts alone: the same model gets the same `k` on every
+/// machine. It does not depend on the depth beyond it (a deeper model folds more steps of
+/// the same size, so its peak memory is the same as a shallow one's); timings measured on a
+/// machine only inform `inspect`'s estimates.
 pub fn auto_layers_per_step(sizes: &StepSizes, layers: usize) -> usize {
-    (1..=AUTO_MAX_LAYERS_PER_STEP.min(layers.max(1)))
-        .filter(|&k| k == 1 || sizes.primary(k) <= AUTO_MAX_CONSTRAINTS)
-        .map(|k| estimate(sizes, AUTO_REFERENCE_DEPTH, k))
-        .min_by(|a, b| a.total_s().total_cmp(&b.total_s()))
-        .map_or(1, |e| e.layers_per_step)
+    let fits = |k: usize| sizes.first + (k - 1) * sizes.more <= AUTO_STEP_CONSTRAINTS;
+    let mut k = 1;
+    while k * 2 <= AUTO_MAX_LAYERS_PER_STEP.min(layers) && fits(k * 2) {
+        k *= 2;
+    }
+    k
 }
 
 #[cfg(test)]
@@ -121,18 +126,25 @@ mod tests {
     use fold_ml_circuits::synthetic::SyntheticModel;
 
     #[test]
-    fn auto_choice_keeps_big_layers_alone_and_groups_small_ones() {
+    fn auto_choice_is_a_function_of_constraint_counts() {
         let conv = StepSizes::of(&SyntheticModel::zator(1, 0).spec());
         assert_eq!(conv.primary(1), 81_662, "matches the measured fold size");
-        let k = auto_layers_per_step(&conv, 512);
-        assert!(k <= 2, "a 72k-constraint layer needs little amortization, got {k}");
+        assert_eq!(auto_layers_per_step(&conv, 512), 1, "a 72k-constraint layer folds alone");
         let tiny = StepSizes { first: 3_000, more: 1_500 };
         let k = auto_layers_per_step(&tiny, 512);
-        assert!(k >= 4, "small layers are grouped, got {k}");
+        assert_eq!(k, 16, "3,000 + 15·1,500 = 25,500 ≤ 2^15 < 3,000 + 31·1,500");
+        // the 16-wide dense layer: 4 per step, as measured best on the reference machine
+        let dense16 = fold_ml_circuits::layer::LayerSpec::new(
+            fold_ml_circuits::gadgets::linear::LinearShape::Dense(fold_ml_circuits::gadgets::dense::DenseShape {
+                inputs: 16,
+                outputs: 16,
+            }),
+            fold_ml_circuits::quant::RequantParams::new(8, 24).unwrap(),
+        );
+        assert_eq!(auto_layers_per_step(&StepSizes::of(&dense16), 512), 4);
         assert_eq!(auto_layers_per_step(&tiny, 1), 1);
         // independent of depth (so memory is too), once the model is deep enough
         assert_eq!(auto_layers_per_step(&tiny, 64), auto_layers_per_step(&tiny, 4096));
         assert_eq!(auto_layers_per_step(&conv, 64), auto_layers_per_step(&conv, 4096));
-        assert!(tiny.primary(AUTO_MAX_LAYERS_PER_STEP) <= AUTO_MAX_CONSTRAINTS || k < AUTO_MAX_LAYERS_PER_STEP);
     }
 }
