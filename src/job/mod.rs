@@ -16,10 +16,13 @@ pub mod checkpoint;
 pub mod events;
 pub mod lock;
 pub mod manifest;
+pub mod prefix;
 pub mod results;
 pub mod secret;
 pub mod sink;
 pub mod status;
+
+pub use prefix::{compress_checkpoint, load_checkpoint, LoadedCheckpoint};
 
 use crate::artifact::hex;
 use crate::error::Error;
@@ -29,7 +32,7 @@ use crate::network::{argmax, Network};
 use crate::nova::{CompressedSnark, PublicParams, VerifierKey};
 use crate::prove::keys::{self, ProverKeys};
 use crate::prove::segment::{SegmentStart, SegmentTask};
-use crate::prove::{bad, check_model_and_input, compress_segment, seal, Event, Progress, Proven, Timings};
+use crate::prove::{bad, check_model_and_input, seal, Event, Progress, Proven, Timings};
 use crate::statement::{InputStatement, Link, OutputStatement, SegmentStatement, Statement};
 use checkpoint::{Checkpoint, SegmentDone};
 use events::{EventLog, JobEvent};
@@ -131,22 +134,22 @@ pub fn resume_request(dir: &Path, cache_dir: PathBuf, restart: bool) -> Result<J
     })
 }
 
-fn z0_of(input: &[u8], blind: F) -> StepState {
+pub(crate) fn z0_of(input: &[u8], blind: F) -> StepState {
     StepState::initial(activation_commitment_native(input, blind))
 }
 
 /// Layers before each segment.
-fn offsets(model: &dyn ModelSource) -> Vec<usize> {
+pub(crate) fn offsets(model: &dyn ModelSource) -> Vec<usize> {
     model.segments().iter().scan(0, |acc, s| Some(std::mem::replace(acc, *acc + s.num_layers()))).collect()
 }
 
 /// A state this job wrote itself (checked when its file was read).
-fn state_of(v: &[F]) -> StepState {
+pub(crate) fn state_of(v: &[F]) -> StepState {
     StepState::from_z(v).expect("a checked checkpoint or segment holds a well-formed state")
 }
 
 /// The finished segments `0..j` of a job, in order, up to the first one missing.
-fn finished_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<SegmentDone>, Error> {
+pub(crate) fn finished_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<SegmentDone>, Error> {
     let job_digest = manifest.job.digest();
     let mut done = Vec::new();
     for (j, arch) in manifest.job.architectures.iter().enumerate() {
@@ -340,7 +343,7 @@ fn verifier_keys(
 /// Assembles the statement of segments `0..proofs.len()` (the last possibly a prefix of
 /// `last_layers` layers ending in `end`), seals the proof and writes the proof directory.
 #[allow(clippy::too_many_arguments)]
-fn finish(
+pub(crate) fn finish(
     out: &Path,
     cache: &Path,
     archs: &[Architecture],
@@ -535,94 +538,4 @@ fn run_locked(
     timings.self_check = check_s;
     log.append(JobEvent::Compressed { proof_bytes: proof.len(), segments: segments_done })?;
     Ok(Outcome::Proven(Box::new(Proven { statement, proof, vk, timings, layers_folded, constraints })))
-}
-
-/// A job's checkpoint, loaded and checked.
-pub struct LoadedCheckpoint {
-    /// The job's manifest.
-    pub manifest: Manifest,
-    /// The checkpoint.
-    pub checkpoint: Checkpoint,
-    /// Its segment's keys.
-    pub keys: ProverKeys,
-    /// Its segment's start state.
-    pub z0: StepState,
-    /// The finished segments before it.
-    pub before: Vec<SegmentDone>,
-}
-
-/// Loads the checkpoint of a job at `at` layers of the model (or the newest one) and
-/// checks everything but its recursive proof ([`verify_checkpoint_proof`]).
-pub fn load_checkpoint(dir: &Path, cache: &Path, at: Option<usize>) -> Result<LoadedCheckpoint, Error> {
-    let manifest = read_manifest(dir)?;
-    let loaded = manifest.job.model.load(dir)?;
-    let model = loaded.source();
-    let secret = JobSecret::read(dir)?;
-    let files = checkpoint::list(dir);
-    let (k, path) = match at {
-        Some(k) => files
-            .into_iter()
-            .find(|(n, _)| *n == k)
-            .ok_or_else(|| bad("--at", format!("the job has no checkpoint at {k} layers")))?,
-        None => files.into_iter().next().ok_or_else(|| bad(&dir.display().to_string(), "has no checkpoint".into()))?,
-    };
-    let offsets = offsets(model);
-    let segments = model.segments();
-    let j = (0..segments.len())
-        .rev()
-        .find(|&j| k > offsets[j])
-        .filter(|&j| k <= offsets[j] + segments[j].num_layers())
-        .ok_or_else(|| checkpoint::corrupted(&path, format!("{k} layers is beyond the model")))?;
-    let arch = &manifest.job.architectures[j];
-    let keys = keys::prover_keys(cache, arch)?;
-    let ckpt = checkpoint::read(&path, &arch.digest())?;
-    ckpt.check(&manifest.job.digest(), j, offsets[j], segments[j].num_layers(), arch.layers_per_step)
-        .map_err(|r| checkpoint::corrupted(&path, r))?;
-    if offsets[j] + ckpt.layers_done != k {
-        return Err(checkpoint::corrupted(
-            &path,
-            format!("file name says {k} layers, content says {}", offsets[j] + ckpt.layers_done),
-        ));
-    }
-    let before: Vec<SegmentDone> = finished_segments(dir, &manifest)?.into_iter().take(j).collect();
-    let z0 = match before.last() {
-        _ if j == 0 => z0_of(&secret.input, secret.input_blind),
-        Some(d) if before.len() == j => state_of(&d.end),
-        _ => return Err(bad(&dir.display().to_string(), format!("lacks the finished segments before segment {j}"))),
-    };
-    Ok(LoadedCheckpoint { manifest, checkpoint: ckpt, keys, z0, before })
-}
-
-/// Compresses the checkpoint at `at` layers into a shareable zero-knowledge proof of that
-/// prefix of the model (output committed, not revealed), written to `out`.
-pub fn compress_checkpoint(dir: &Path, cache: &Path, at: usize, out: &Path) -> Result<Statement, Error> {
-    let LoadedCheckpoint { manifest, checkpoint: ckpt, keys, z0, before } = load_checkpoint(dir, cache, Some(at))?;
-    let arch = &manifest.job.architectures[ckpt.segment];
-    verify_checkpoint_proof(&keys.pp, &ckpt, arch.layers_per_step, &z0)
-        .map_err(|r| checkpoint::corrupted(&dir.join("checkpoints"), r))?;
-    let secret = JobSecret::read(dir)?;
-    let input = InputStatement {
-        commitment: activation_commitment_native(&secret.input, secret.input_blind),
-        values: manifest.job.public_input.then_some(secret.input),
-    };
-    let proof = compress_segment(&keys.pp, &keys.pk, &ckpt.snark)?;
-    let vks = vec![(arch.clone(), keys.vk)];
-    let last = Some((ckpt.layers_done, ckpt.state.as_slice(), proof));
-    let (statement, _, _, _) = finish(out, cache, &manifest.job.architectures, before, last, vks, input, None)?;
-    // The prefix's output stays committed under the checkpoint's random blind; its opening
-    // is kept with the job's secrets, so the owner can reveal it later.
-    let opening = dir.join("openings").join(format!("prefix-{at}.json"));
-    let json = serde_json::json!({
-        "layers": at,
-        "commitment": crate::field::to_hex(&statement.output.commitment),
-        "blind": crate::field::to_hex(&ckpt.blind),
-        "values": ckpt.activations,
-    });
-    crate::fsutil::create_private_dir(opening.parent().expect("has a parent"))?;
-    write_atomic(&opening, &serde_json::to_vec_pretty(&json).expect("serializes"), true)?;
-    EventLog::new(dir).append(JobEvent::PrefixCompressed {
-        layers: at,
-        out: out.file_name().map(|f| f.to_string_lossy().into_owned()),
-    })?;
-    Ok(statement)
 }

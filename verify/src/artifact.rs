@@ -4,6 +4,7 @@
 //! payload is decoded, and decoding is bounded by a per-kind size limit.
 
 use crate::error::ArtifactError;
+pub use crate::field::hex;
 use nova_snark::digest::SimpleDigestible;
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -160,14 +161,4 @@ pub fn decode<T: DeserializeOwned>(kind: Kind, arch: &[u8; 32], bytes: &[u8]) ->
         return Err(ArtifactError::Corrupted("payload not fully consumed".into()));
     }
     Ok(value)
-}
-
-/// Lower-case hex with a `0x` prefix.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + 2 * bytes.len());
-    s.push_str("0x");
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
 }

@@ -22,7 +22,7 @@ pub fn from_bytes(bytes: &[u8; 32]) -> Option<F> {
 pub fn to_hex(f: &F) -> String {
     let mut be = to_bytes(f);
     be.reverse();
-    crate::artifact::hex(&be)
+    hex(&be)
 }
 
 /// Parses [`to_hex`]'s format.
@@ -37,6 +37,16 @@ pub fn from_hex(s: &str) -> Option<F> {
         le[31 - i] = byte;
     }
     from_bytes(&le)
+}
+
+/// Lower-case hex with a `0x` prefix.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + 2 * bytes.len());
+    s.push_str("0x");
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
 /// Serde adapter for a field element as hex.
