@@ -16,7 +16,7 @@ pub fn genuine() -> &'static Genuine {
     G.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir").keep();
         let model = ModelDescriptor::Synthetic { channels: 1, size: 4, kernel: 3, layers: 2, seed: 0 };
-        let input = model.model().expect("valid").default_input();
+        let input = fold_ml_circuits::synthetic::SyntheticModel::conv(1, 4, 3, 2, 0).expect("valid").default_input();
         let req = JobRequest {
             model,
             model_file: None,
@@ -32,7 +32,7 @@ pub fn genuine() -> &'static Genuine {
         let statement: Statement =
             serde_json::from_slice(&std::fs::read(dir.join("job/statement.json")).expect("statement")).expect("json");
         let proof = std::fs::read(dir.join("job/proof.bin")).expect("proof");
-        let vk = fold_ml::params::verifier_key(&dir.join("cache"), &statement.segments[0].architecture).expect("key");
+        let vk = fold_ml::prove::keys::verifier_key(&dir.join("cache"), &statement.segments[0].architecture).expect("key");
         Genuine { statement, proof, vk }
     })
 }
