@@ -148,25 +148,17 @@ impl Network {
         if !(self.input.scale > 0.0 && self.input.scale.is_finite() && self.output.scale > 0.0) {
             return Err("scales must be positive".into());
         }
+        fold_ml_circuits::layer::check_chain(self.segments.iter().map(|s| (&s.spec, s.layers.len(), 1)))
+            .map_err(|e| e.to_string())?;
         let mut width = self.num_inputs();
         for (j, seg) in self.segments.iter().enumerate() {
-            let spec = &seg.spec;
-            spec.check().map_err(|e| format!("segment {j}: {e}"))?;
-            if seg.layers.is_empty() {
-                return Err(format!("segment {j} has no layer"));
-            }
-            if spec.num_inputs() != width {
-                return Err(format!("segment {j} takes {} inputs, the previous one gives {width}", spec.num_inputs()));
-            }
-            if seg.layers.len() > 1 && spec.num_inputs() != spec.num_outputs() {
-                return Err(format!("segment {j} stacks layers whose input and output sizes differ"));
-            }
             for (i, l) in seg.layers.iter().enumerate() {
-                spec.shape
+                seg.spec
+                    .shape
                     .check_lengths(width, l.weights.len(), l.bias.len())
                     .map_err(|e| format!("segment {j} layer {i}: {e}"))?;
             }
-            width = spec.num_outputs();
+            width = seg.spec.num_outputs();
         }
         Ok(())
     }

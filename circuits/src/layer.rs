@@ -132,6 +132,37 @@ impl LayerSpec {
     }
 }
 
+/// Checks a chain of segments, input to output, each `(spec, layers, layers_per_step)`:
+/// at least one segment, every spec valid ([`LayerSpec::check`], requantization through
+/// its validating constructor), at least one layer each, sizes that chain from one
+/// segment to the next, and input size = output size wherever layers are stacked (several
+/// in a segment or in a step). The one check of a network's structure that the model file,
+/// the prover and the verifier's statement all use.
+pub fn check_chain<'a>(segments: impl IntoIterator<Item = (&'a LayerSpec, usize, usize)>) -> Result<(), QuantError> {
+    let bad = |j: usize, m: String| Err(QuantError::BadSpec(format!("segment {j}: {m}")));
+    let mut width: Option<usize> = None;
+    for (j, (spec, layers, layers_per_step)) in segments.into_iter().enumerate() {
+        spec.check().or_else(|e| bad(j, e.to_string()))?;
+        if let Err(e) = RequantParams::new(spec.requant.shift(), spec.requant.acc_bits()) {
+            return bad(j, e.to_string());
+        }
+        if layers == 0 {
+            return bad(j, "has no layer".into());
+        }
+        if (layers > 1 || layers_per_step > 1) && spec.num_inputs() != spec.num_outputs() {
+            return bad(j, "layers whose input and output sizes differ cannot be stacked".into());
+        }
+        if let Some(w) = width.filter(|&w| w != spec.num_inputs()) {
+            return bad(j, format!("takes {} activations, the previous segment gives {w}", spec.num_inputs()));
+        }
+        width = Some(spec.num_outputs());
+    }
+    match width {
+        Some(_) => Ok(()),
+        None => Err(QuantError::BadSpec("a network has at least one segment".into())),
+    }
+}
+
 /// Witness of one layer: the linear outputs' hints and the pooled outputs' hints.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerHints {

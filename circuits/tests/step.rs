@@ -325,3 +325,18 @@ fn multi_layer_step_pinned_counts() {
         LayerSpec::new(LinearShape::Dense(DenseShape { inputs: 16, outputs: 16 }), RequantParams::new(8, 24).unwrap());
     assert_eq!(StepCost::of_step(&dense16, 8).constraints, 36_124);
 }
+
+#[test]
+fn chains_of_segments_are_checked_in_one_place() {
+    use fold_ml_circuits::layer::check_chain;
+    let rq = RequantParams::new(8, 24).unwrap();
+    let dense = |i: usize, o: usize| LayerSpec::new(LinearShape::Dense(DenseShape { inputs: i, outputs: o }), rq);
+    let (a, b, c) = (dense(4, 4), dense(4, 2), dense(3, 3));
+    assert!(check_chain([(&a, 3, 1), (&b, 1, 1)]).is_ok());
+    assert!(check_chain(std::iter::empty()).is_err(), "no segment");
+    assert!(check_chain([(&a, 0, 1)]).is_err(), "no layer");
+    assert!(check_chain([(&b, 2, 1)]).is_err(), "stacked layers of different sizes");
+    assert!(check_chain([(&b, 1, 2)]).is_err(), "stacked in a step");
+    let err = check_chain([(&a, 1, 1), (&c, 1, 1)]).unwrap_err().to_string();
+    assert!(err.contains("segment 1") && err.contains("takes 3"), "{err}");
+}

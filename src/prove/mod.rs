@@ -126,27 +126,9 @@ pub(crate) fn bad(what: &str, reason: String) -> Error {
 /// Checks that a model and input can be proven, before any expensive work.
 pub fn check_model_and_input(model: &dyn ModelSource, input: &[u8]) -> Result<(), Error> {
     let segments = model.segments();
-    if segments.is_empty() || model.num_layers() == 0 {
-        return Err(bad("--layers", "a model needs at least one layer".into()));
-    }
-    let mut width = segments[0].spec().num_inputs();
-    for (j, seg) in segments.iter().enumerate() {
-        let spec = seg.spec();
-        spec.check().map_err(|e| bad("model", format!("segment {j}: {e}")))?;
-        if seg.num_layers() == 0 {
-            return Err(bad("model", format!("segment {j} has no layer")));
-        }
-        if seg.num_layers() > 1 && spec.num_inputs() != spec.num_outputs() {
-            return Err(bad("model", "layers whose input and output sizes differ cannot be stacked".into()));
-        }
-        if spec.num_inputs() != width {
-            return Err(bad(
-                "model",
-                format!("segment {j} takes {} inputs, the previous gives {width}", spec.num_inputs()),
-            ));
-        }
-        width = spec.num_outputs();
-    }
+    let specs: Vec<_> = segments.iter().map(|s| (s.spec(), s.num_layers())).collect();
+    fold_ml_circuits::layer::check_chain(specs.iter().map(|(spec, n)| (spec, *n, 1)))
+        .map_err(|e| bad("model", e.to_string()))?;
     let n = segments[0].spec().num_inputs();
     if input.len() != n {
         return Err(bad("input", format!("has {} values, the model takes {n}", input.len())));

@@ -6,7 +6,8 @@ use crate::field::hex_serde;
 use ff::Field;
 use fold_ml_circuits::commit::{activation_commitment_native, model_start};
 use fold_ml_circuits::gadgets::linear::LinearShape;
-use fold_ml_circuits::quant::{check_activations, RequantParams};
+use fold_ml_circuits::layer::check_chain;
+use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::CIRCUIT_VERSION;
 use fold_ml_circuits::F;
@@ -199,8 +200,6 @@ impl Statement {
                 return bad(format!("segment {j} has more than {MAX_LAYERS} layers"));
             }
         }
-        let mut total = 0usize;
-        let mut width = self.segments[0].architecture.layer.num_inputs();
         for (j, seg) in self.segments.iter().enumerate() {
             let arch = &seg.architecture;
             if arch.circuit != CIRCUIT_VERSION {
@@ -213,30 +212,13 @@ impl Statement {
             if seg.architecture_digest != arch.digest_hex() {
                 return bad(format!("segment {j}: architecture_digest does not match the architecture"));
             }
-            if seg.num_layers == 0 {
-                return bad(format!("segment {j} has no layer"));
-            }
-            if arch.layers_per_step == 0 || arch.layers_per_step > MAX_LAYERS_PER_STEP {
-                return bad(format!("segment {j}: layers_per_step must be in 1..={MAX_LAYERS_PER_STEP}"));
-            }
-            let spec = &arch.layer;
-            spec.check().or_else(|e| bad(format!("segment {j}: {e}")))?;
-            // Deserialization does not run the validating constructor: run it here.
-            let p = spec.requant;
-            RequantParams::new(p.shift(), p.acc_bits())
-                .map_err(|e| VerifyError::BadStatement(format!("segment {j}: {e}")))?;
-            if (seg.num_layers > 1 || arch.layers_per_step > 1) && spec.num_inputs() != spec.num_outputs() {
-                return bad(format!("segment {j}: layers whose input and output sizes differ cannot be stacked"));
-            }
-            if spec.num_inputs() != width {
-                return bad(format!(
-                    "segment {j} takes {} activations, the previous segment gives {width}",
-                    spec.num_inputs()
-                ));
-            }
-            width = spec.num_outputs();
-            total = total.saturating_add(seg.num_layers);
         }
+        check_chain(
+            self.segments.iter().map(|s| (&s.architecture.layer, s.num_layers, s.architecture.layers_per_step)),
+        )
+        .or_else(|e| bad(e.to_string()))?;
+        let total: usize = self.segments.iter().map(|s| s.num_layers).sum();
+        let width = self.segments[self.segments.len() - 1].architecture.layer.num_outputs();
         if total != self.num_layers {
             return bad(format!("num_layers is {}, the segments have {total}", self.num_layers));
         }
