@@ -37,7 +37,7 @@ where
             spec,
             LayerWitness {
                 input: acts,
-                params: model.layer(i),
+                layer_weights: model.layer(i),
                 blind_in: F::ZERO,
                 blind_out: F::ZERO,
                 salt: model.salt(),

@@ -3,6 +3,7 @@
 
 use fold_ml_circuits::quant::QuantError;
 pub use fold_ml_verify::error::{ArtifactError, VerifyError};
+use fold_ml_verify::Error as Base;
 use nova_snark::errors::NovaError;
 use std::path::PathBuf;
 use thiserror::Error;
@@ -10,30 +11,10 @@ use thiserror::Error;
 /// Failures of proving, loading and saving.
 #[derive(Debug, Error)]
 pub enum Error {
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// A file is not the fold-ml artifact it should be, or is damaged.
-    #[error("{path}: {reason}")]
-    Artifact {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: ArtifactError,
-    },
-    /// User input that does not fit the model.
-    #[error("{what}: {reason}")]
-    BadInput {
-        /// Which input (a file or a flag).
-        what: String,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// Reading, writing, decoding or key setup failed, or an input is not what it should be
+    /// (the failures the verifier shares: [`fold_ml_verify::Error`]).
+    #[error(transparent)]
+    Base(#[from] fold_ml_verify::Error),
     /// An ONNX model that fold-ml cannot import, or a failure while importing one.
     #[error("{path}: {reason}")]
     Onnx {
@@ -42,6 +23,9 @@ pub enum Error {
         /// What is wrong.
         reason: OnnxError,
     },
+    /// A job directory cannot serve the request.
+    #[error(transparent)]
+    Job(#[from] crate::job::JobError),
     /// Quantized maths rejected a value.
     #[error(transparent)]
     Quant(#[from] QuantError),
@@ -53,38 +37,51 @@ pub enum Error {
         /// The cause.
         source: NovaError,
     },
-    /// Nova failed outside a layer (setup, compression).
-    #[error("{stage} failed: {source}")]
-    Nova {
-        /// Which stage.
-        stage: &'static str,
-        /// The cause.
-        source: NovaError,
-    },
-}
-
-impl From<fold_ml_verify::Error> for Error {
-    fn from(e: fold_ml_verify::Error) -> Self {
-        use fold_ml_verify::Error as V;
-        match e {
-            V::Io { path, source } => Self::Io { path, source },
-            V::Artifact { path, reason } => Self::Artifact { path, reason },
-            V::BadInput { what, reason } => Self::BadInput { what, reason },
-            V::Nova { stage, source } => Self::Nova { stage, source },
-        }
-    }
 }
 
 impl Error {
+    /// A file could not be read or written.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Base(Base::Io { path: path.into(), source })
+    }
+
+    /// A file is not the artifact it should be.
+    pub fn artifact(path: impl Into<PathBuf>, reason: ArtifactError) -> Self {
+        Self::Base(Base::Artifact { path: path.into(), reason })
+    }
+
+    /// An input (a file, a value) that does not fit.
+    pub fn bad_input(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Base(Base::BadInput { what: what.into(), reason: reason.into() })
+    }
+
+    /// Nova failed at `stage`.
+    pub fn nova(stage: &'static str, source: NovaError) -> Self {
+        Self::Base(Base::Nova { stage, source })
+    }
+
+    /// Whether the failure is the user's input (a file, a value, a model), not the machine's.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Base(Base::BadInput { .. } | Base::Io { .. } | Base::Artifact { .. })
+                | Self::Quant(_)
+                | Self::Onnx { .. }
+                | Self::Job(_)
+        )
+    }
+
     /// The error as it may be written to a file that is not secret (a job's event log):
     /// what failed and where, never values that may depend on the secret input or weights
     /// (an accumulator out of range, an activation). The full message goes to the user.
     pub fn public_summary(&self) -> String {
         match self {
-            Self::BadInput { what, .. } => format!("{what}: rejected (details withheld: they may carry secret values)"),
+            Self::Base(Base::BadInput { what, .. }) => {
+                format!("{what}: rejected (details withheld: they may carry secret values)")
+            }
             Self::Quant(_) => "quantized arithmetic rejected a value (details withheld: it may be secret)".into(),
             Self::AtLayer { layer, .. } => format!("folding layer {layer} failed"),
-            Self::Io { .. } | Self::Artifact { .. } | Self::Onnx { .. } | Self::Nova { .. } => self.to_string(),
+            Self::Base(_) | Self::Onnx { .. } | Self::Job(_) => self.to_string(),
         }
     }
 }
@@ -108,10 +105,6 @@ impl std::fmt::Display for OnnxNode {
     }
 }
 
-/// The operators `fold-ml import` understands, for messages.
-pub const ONNX_SUPPORTED: &str = "Conv, Gemm, MatMul+Add, Relu, Add (residual), Flatten, Reshape, MaxPool, \
-AveragePool, BatchNormalization (and the no-ops Identity, Dropout, Constant)";
-
 /// Why an ONNX model cannot be imported.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum OnnxError {
@@ -119,7 +112,7 @@ pub enum OnnxError {
     #[error("not a readable ONNX model: {0}")]
     Decode(String),
     /// Operators fold-ml has no circuit for (all of them, in graph order).
-    #[error("{}: fold-ml supports {ONNX_SUPPORTED}", unsupported_list(.0))]
+    #[error("{}: fold-ml supports {}", unsupported_list(.0), crate::model::onnx::graph::SUPPORTED_OPS.join(", "))]
     Unsupported(Vec<OnnxNode>),
     /// A supported operator in a configuration or position fold-ml cannot prove.
     #[error("{node}: {reason}")]
@@ -159,7 +152,7 @@ mod tests {
     fn public_summaries_carry_no_values() {
         let secret = "accumulator 123456789 is out of the 16-bit range";
         let errors = [
-            Error::BadInput { what: "model layers 3..4".into(), reason: secret.into() },
+            Error::bad_input("model layers 3..4", secret),
             Error::Quant(QuantError::BadSpec(secret.into())),
             Error::AtLayer { layer: 3, source: NovaError::UnSat { reason: secret.into() } },
         ];

@@ -9,18 +9,15 @@
 //!   cache the prover's parameters;
 //! - [`verify`]: the standalone verifier; [`statement`]: the public statement;
 //! - [`artifact`]: binary files and their untrusted decoding; [`job`]: the job directory;
-//! - [`network`]: the quantized model file; [`onnx`]: importing a float ONNX model into one.
+//! - [`model`]: model sources (synthetic models, the quantized model file, ONNX import)
+//!   and inputs;
+//! - [`error`]: the library's typed errors (the CLI maps them to flags and exit codes).
 #![deny(missing_docs)]
 
 pub mod error;
-pub mod fsutil;
-pub mod input;
-pub mod input_commitment;
 pub mod job;
 pub mod mem;
 pub mod model;
-pub mod network;
-pub mod onnx;
 pub mod prove;
 
 // The verifier's half lives in its own crate; these paths stay as they were.

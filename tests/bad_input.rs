@@ -88,6 +88,7 @@ fn unwritable_job_directory() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks (crash and full-disk hooks)")]
 fn full_disk_while_checkpointing_then_resume() {
     let dir = scratch().join("full-disk");
     let d = dir.to_str().unwrap();

@@ -62,7 +62,8 @@ fn a_suffix_proof_cannot_pass_as_the_whole_model() {
     let mut snark: Option<RecursiveSnark> = None;
     for i in k..n {
         let b_out = F::from(100 + i as u64);
-        let w = LayerWitness { input: acts, params: m.layer(i), blind_in: b_in, blind_out: b_out, salt: m.salt() };
+        let w =
+            LayerWitness { input: acts, layer_weights: m.layer(i), blind_in: b_in, blind_out: b_out, salt: m.salt() };
         let step = LayerStep::new(spec, w).unwrap();
         let s = snark.get_or_insert_with(|| RecursiveSnark::new(&keys.pp, &step, &z0.to_vec()).unwrap());
         s.prove_step(&keys.pp, &step).unwrap();

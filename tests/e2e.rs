@@ -98,7 +98,7 @@ fn changed_statement_is_rejected() {
     // a statement that lies about its own architecture digest
     let dir = copy_job(&job, "edit-arch");
     let mut s = honest.clone();
-    s.segments[0].architecture.layer.requant = fold_ml_circuits::quant::RequantParams::new(5, 16).unwrap();
+    s.segments[0].architecture.layer.requant = fold_ml_circuits::quant::RequantSpec::new(5, 16).unwrap();
     write_statement(&dir, &s);
     assert!(matches!(verdict(&dir), Err(VerifyError::BadStatement(_))));
     assert_eq!(verify_cli(&dir).0, 1);
@@ -159,8 +159,7 @@ fn tampered_snark_with_a_valid_checksum_is_rejected() {
 
 #[test]
 fn verifier_key_of_another_shape_is_rejected() {
-    let wide =
-        fold_ml::job::manifest::ModelDescriptor::Synthetic { channels: 2, size: 4, kernel: 1, layers: 2, seed: 0 };
+    let wide = fold_ml::job::manifest::ModelRecord::Synthetic { channels: 2, size: 4, kernel: 1, layers: 2, seed: 0 };
     let wide_input = model_of(&wide).default_input();
     let other = proven_job("other-shape", wide, wide_input, false);
     let job = reference_job();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{fold_ml, scratch, verify_cli};
-use fold_ml::network::argmax;
+use fold_ml::model::network::argmax;
 use fold_ml::statement::Statement;
 use std::path::Path;
 
@@ -46,7 +46,7 @@ fn import_prove_and_verify_the_digits_cnn() {
     // The proven class is the float model's (tract) prediction for this digit.
     let s: Statement = serde_json::from_slice(&std::fs::read(job.join("statement.json")).unwrap()).unwrap();
     let input: Vec<f32> = serde_json::from_slice(&std::fs::read(digits("digit.json")).unwrap()).unwrap();
-    let float = fold_ml::onnx::tract_logits(Path::new(&digits("cnn.onnx")), &input).unwrap();
+    let float = fold_ml::model::onnx::tract_logits(Path::new(&digits("cnn.onnx")), &input).unwrap();
     assert_eq!(s.output.class, Some(argmax(&float)));
     assert!(out.contains(&format!("predicted class  {}", argmax(&float))), "{out}");
     assert_eq!(s.segments.len(), 3);

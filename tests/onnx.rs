@@ -5,8 +5,8 @@
 //! digits models of `examples/digits/` (made by `train.py` there).
 
 use ff::Field;
-use fold_ml::network::Network;
-use fold_ml::onnx::{self, float, graph, quantize, FloatKind, FloatLayer, FloatModel, TractModel};
+use fold_ml::model::network::Network;
+use fold_ml::model::onnx::{self, float, graph, quantize, FloatKind, FloatLayer, FloatLayers, TractModel};
 use fold_ml::{Error, F};
 use fold_ml_circuits::gadgets::pool::PoolKind;
 use rand_chacha::ChaCha8Rng;
@@ -189,7 +189,7 @@ fn identical_blocks_fold_as_one_segment() {
     let mut layers = vec![conv(1, 4, false, 0)];
     layers.extend((1..=3).map(|i| conv(4, 4, true, i)));
     layers.extend((4..=5).map(|i| conv(4, 4, false, i)));
-    let model = FloatModel { input_shape: vec![1, 4, 4], layers };
+    let model = FloatLayers { input_shape: vec![1, 4, 4], layers };
     let calibration = uniform_inputs(CALIBRATION_SEED, 16, 16);
     let (network, report) = quantize::quantize(&model, Path::new("blocks.onnx"), &calibration, F::ONE).unwrap();
     let sizes: Vec<_> = network.segments.iter().map(|s| s.layers.len()).collect();
@@ -225,11 +225,11 @@ fn negative_calibration_input_is_rejected() {
     calibration[2][5] = -0.25;
     let err = onnx::import(&path, &calibration, salt()).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, Error::BadInput { .. }), "{msg}");
+    assert!(matches!(err, Error::Base(fold_ml_verify::Error::BadInput { .. })), "{msg}");
     assert!(msg.contains("calibration input 2") && msg.contains("-0.25") && msg.contains("non-negative"), "{msg}");
     // and an input of the wrong length, and no input at all
     assert!(onnx::import(&path, &[vec![0.5; 71]], salt()).unwrap_err().to_string().contains("has 71 values"));
-    assert!(matches!(onnx::import(&path, &[], salt()), Err(Error::BadInput { .. })));
+    assert!(matches!(onnx::import(&path, &[], salt()), Err(Error::Base(fold_ml_verify::Error::BadInput { .. }))));
 }
 
 #[test]
@@ -254,7 +254,7 @@ fn inputs_files_in_both_formats() {
     assert_eq!(onnx::read_inputs(&one).unwrap(), vec![vec![0.25, 4.0]]);
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, r#"{"images": [[1]]}"#).unwrap();
-    assert!(matches!(onnx::read_inputs(&bad), Err(Error::BadInput { .. })));
+    assert!(matches!(onnx::read_inputs(&bad), Err(Error::Base(fold_ml_verify::Error::BadInput { .. }))));
     std::fs::write(&bad, "[1e39]").unwrap();
     assert!(onnx::read_inputs(&bad).unwrap_err().to_string().contains("not a finite"));
 }
@@ -272,8 +272,11 @@ fn digits_agreement(model: &str) -> onnx::AccuracyReport {
     let key = format!("{}_float_predictions", model.trim_end_matches(".onnx"));
     let torch: Vec<u64> = json[&key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
     let tract = TractModel::load(&path, &network.input.shape).unwrap();
-    let same =
-        test.iter().zip(&torch).filter(|(x, &p)| fold_ml::network::argmax(&tract.run(x).unwrap()) as u64 == p).count();
+    let same = test
+        .iter()
+        .zip(&torch)
+        .filter(|(x, &p)| fold_ml::model::network::argmax(&tract.run(x).unwrap()) as u64 == p)
+        .count();
     assert_eq!(same, test.len(), "tract and PyTorch disagree on {} inputs", test.len() - same);
     accuracy
 }

@@ -7,9 +7,9 @@ mod common;
 use common::{cache, copy_job, fold_ml, run_env, scratch, verify_cli};
 use fold_ml::artifact::{decode, encode, Kind};
 use fold_ml::job::checkpoint::FAIL_HOOK_ENV;
-use fold_ml::job::manifest::{CheckpointPolicy, ModelDescriptor};
+use fold_ml::job::manifest::{CheckpointPolicy, ModelRecord};
 use fold_ml::job::{self, JobRequest};
-use fold_ml::network::{argmax, InputQuant, Network, OutputQuant, Segment, NETWORK_VERSION};
+use fold_ml::model::network::{argmax, InputQuant, Network, OutputQuant, Segment, NETWORK_VERSION};
 use fold_ml::nova::CompressedSnark;
 use fold_ml::statement::Statement;
 use fold_ml::verify::verify_dir;
@@ -18,8 +18,8 @@ use fold_ml_circuits::gadgets::conv::ConvShape;
 use fold_ml_circuits::gadgets::dense::DenseShape;
 use fold_ml_circuits::gadgets::linear::LinearShape;
 use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
-use fold_ml_circuits::layer::{LayerParams, LayerSpec};
-use fold_ml_circuits::quant::RequantParams;
+use fold_ml_circuits::layer::{LayerSpec, LayerWeights};
+use fold_ml_circuits::quant::RequantSpec;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -33,13 +33,13 @@ fn tiny_network(seed: u64) -> Network {
     let conv = |ci, co, side| {
         LinearShape::Conv(ConvShape { channels_in: ci, channels_out: co, height: side, width: side, kernel: 3 })
     };
-    let mut stem = LayerSpec::new(conv(1, 2, 4), RequantParams::new(3, 16).unwrap());
+    let mut stem = LayerSpec::new(conv(1, 2, 4), RequantSpec::new(3, 16).unwrap());
     stem.pool = Some(Pool { kind: PoolKind::Max, size: 2 });
-    let mut body = LayerSpec::new(conv(2, 2, 2), RequantParams::new(4, 18).unwrap());
+    let mut body = LayerSpec::new(conv(2, 2, 2), RequantSpec::new(4, 18).unwrap());
     body.skip = 16;
     let head =
-        LayerSpec::new(LinearShape::Dense(DenseShape { inputs: 8, outputs: 4 }), RequantParams::new(4, 18).unwrap());
-    let layer = |spec: &LayerSpec, s: u64| LayerParams {
+        LayerSpec::new(LinearShape::Dense(DenseShape { inputs: 8, outputs: 4 }), RequantSpec::new(4, 18).unwrap());
+    let layer = |spec: &LayerSpec, s: u64| LayerWeights {
         weights: weights(spec.shape.num_weights(), s, 6),
         bias: (0..spec.shape.num_biases() as i32).map(|b| 4 + 3 * b).collect(),
     };
@@ -69,13 +69,13 @@ fn input() -> Vec<u8> {
 
 fn request(net: &Network, file: &Path, input: Vec<u8>) -> JobRequest {
     JobRequest {
-        model: ModelDescriptor::of_network(net),
+        model: ModelRecord::of_network(net),
         model_file: Some(file.to_path_buf()),
         input: Some(input),
         public_input: false,
         input_blind: None,
         cache_dir: cache(),
-        checkpoint_every: CheckpointPolicy::Folds(1),
+        checkpoint_every: CheckpointPolicy::Layers(1),
         restart: false,
         layers_per_step: None,
     }
@@ -185,6 +185,7 @@ fn wrong_links_and_reordered_segments_are_rejected() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks (crash and full-disk hooks)")]
 fn a_job_resumes_inside_a_later_segment() {
     // Fail writing the checkpoint at layer 3 (inside the residual segment), then resume.
     let net = tiny_network(0);

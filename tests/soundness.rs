@@ -8,7 +8,7 @@ use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::gadgets::conv::conv_accumulators_with_padding;
 use fold_ml_circuits::gadgets::linear::{linear_hints, LinearShape};
 use fold_ml_circuits::gadgets::requant::RequantHint;
-use fold_ml_circuits::layer::{LayerParams, LayerStep, LayerWitness};
+use fold_ml_circuits::layer::{LayerStep, LayerWeights, LayerWitness};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::synthetic::SyntheticModel;
 use fold_ml_circuits::F;
@@ -51,7 +51,7 @@ fn honest() -> (Vec<LayerStep>, StepState) {
     for i in 0..LAYERS {
         let w = LayerWitness {
             input: acts,
-            params: m.layer(i),
+            layer_weights: m.layer(i),
             blind_in: F::ZERO,
             blind_out: F::ZERO,
             salt: model().salt(),
@@ -64,14 +64,14 @@ fn honest() -> (Vec<LayerStep>, StepState) {
     (steps, z)
 }
 
-/// Rebuilds the chain from layer `from` on with `params`, starting from `acts`.
-fn chain_from(mut steps: Vec<LayerStep>, from: usize, mut acts: Vec<u8>, params: &[LayerParams]) -> Vec<LayerStep> {
+/// Rebuilds the chain from layer `from` on with `layers`, starting from `acts`.
+fn chain_from(mut steps: Vec<LayerStep>, from: usize, mut acts: Vec<u8>, layers: &[LayerWeights]) -> Vec<LayerStep> {
     let m = model();
     steps.truncate(from);
-    for p in params {
+    for p in layers {
         let w = LayerWitness {
             input: acts,
-            params: p.clone(),
+            layer_weights: p.clone(),
             blind_in: F::ZERO,
             blind_out: F::ZERO,
             salt: model().salt(),
@@ -136,7 +136,7 @@ fn non_zero_padding_is_caught() {
         h.requant = forged;
     }
     assert!(changed > 0, "the padding value must matter for this test");
-    let w = LayerWitness { input: acts, params: p, blind_in: F::ZERO, blind_out: F::ZERO, salt: model().salt() };
+    let w = LayerWitness { input: acts, layer_weights: p, blind_in: F::ZERO, blind_out: F::ZERO, salt: model().salt() };
     let forged_step = LayerStep::new_unchecked(spec, w, hints);
     let next = forged_step.output().to_vec();
     let mut forged = steps;

@@ -79,7 +79,7 @@ fn tamper_suite() {
     let honest_json: Value = serde_json::from_slice(&std::fs::read(job.join("statement.json")).unwrap()).unwrap();
     let statement: Statement = serde_json::from_value(honest_json.clone()).unwrap();
     let proof = std::fs::read(job.join("proof.bin")).unwrap();
-    let vk: VerifierKey = fold_ml::prove::keys::verifier_key(&cache(), &statement.segments[0].architecture).unwrap();
+    let vk: VerifierKey = fold_ml_verify::keys::verifier_key(&cache(), &statement.segments[0].architecture).unwrap();
     let vk = [&vk];
     assert!(verify_proof(&statement, &proof, &vk).is_ok(), "the genuine proof verifies");
     let mut t = Tally::default();

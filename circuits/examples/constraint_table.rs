@@ -2,7 +2,7 @@
 //! `cargo run --release -p fold-ml-circuits --example constraint_table`
 use fold_ml_circuits::{cost::StepCost, synthetic::SyntheticModel};
 use fold_ml_circuits::{
-    gadgets::dense::DenseShape, gadgets::linear::LinearShape, layer::LayerSpec, quant::RequantParams,
+    gadgets::dense::DenseShape, gadgets::linear::LinearShape, layer::LayerSpec, quant::RequantSpec,
 };
 
 fn main() {
@@ -12,7 +12,7 @@ fn main() {
     for w in [16, 32, 64] {
         let spec = LayerSpec::new(
             LinearShape::Dense(DenseShape { inputs: w, outputs: w }),
-            RequantParams::new(8, 24).expect("valid"),
+            RequantSpec::new(8, 24).expect("valid"),
         );
         rows.push((format!("dense W={w}"), spec));
     }

@@ -16,7 +16,7 @@ use crate::gadgets::linear::{
     check_skip, linear_hints, linear_requant, linear_requant_native, LinearShape, OutputHint,
 };
 use crate::gadgets::pool::{pool_tensor_native, pool_window, Pool, PoolHint, PoolKind};
-use crate::quant::{bits_le, int_to_field, QuantError, RequantParams, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET};
+use crate::quant::{bits_le, int_to_field, QuantError, RequantSpec, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET};
 use crate::state::{StepState, ARITY};
 use crate::F;
 use ff::{Field, PrimeField};
@@ -40,7 +40,7 @@ pub struct LayerSpec {
     /// Geometry.
     pub shape: LinearShape,
     /// Requantization.
-    pub requant: RequantParams,
+    pub requant: RequantSpec,
     /// Residual multiplier: output `o` adds `skip · input[o]` to its accumulator (0: none).
     pub skip: u32,
     /// Pooling of the requantized outputs (convolutions only).
@@ -49,7 +49,7 @@ pub struct LayerSpec {
 
 impl LayerSpec {
     /// A plain linear layer: no residual connection, no pooling.
-    pub fn new(shape: LinearShape, requant: RequantParams) -> Self {
+    pub fn new(shape: LinearShape, requant: RequantSpec) -> Self {
         Self { shape, requant, skip: 0, pool: None }
     }
 
@@ -143,7 +143,7 @@ pub fn check_chain<'a>(segments: impl IntoIterator<Item = (&'a LayerSpec, usize,
     let mut width: Option<usize> = None;
     for (j, (spec, layers, layers_per_step)) in segments.into_iter().enumerate() {
         spec.check().or_else(|e| bad(j, e.to_string()))?;
-        if let Err(e) = RequantParams::new(spec.requant.shift(), spec.requant.acc_bits()) {
+        if let Err(e) = RequantSpec::new(spec.requant.shift(), spec.requant.acc_bits()) {
             return bad(j, e.to_string());
         }
         if layers == 0 {
@@ -196,16 +196,24 @@ impl LayerHints {
 }
 
 /// Honest witness of one layer; fails where [`layer_native`] fails.
-pub fn layer_hints(spec: &LayerSpec, input: &[u8], params: &LayerParams) -> Result<LayerHints, QuantError> {
+pub fn layer_hints(spec: &LayerSpec, input: &[u8], layer_weights: &LayerWeights) -> Result<LayerHints, QuantError> {
     spec.check()?;
-    let linear = linear_hints(&spec.shape, spec.requant, spec.skip, input, &params.weights, &params.bias)?;
+    let linear =
+        linear_hints(&spec.shape, spec.requant, spec.skip, input, &layer_weights.weights, &layer_weights.bias)?;
     Ok(LayerHints::with_linear(spec, linear))
 }
 
 /// Native reference of one layer: its output activations.
-pub fn layer_native(spec: &LayerSpec, input: &[u8], params: &LayerParams) -> Result<Vec<u8>, QuantError> {
+pub fn layer_native(spec: &LayerSpec, input: &[u8], layer_weights: &LayerWeights) -> Result<Vec<u8>, QuantError> {
     spec.check()?;
-    let ys = linear_requant_native(&spec.shape, spec.requant, spec.skip, input, &params.weights, &params.bias)?;
+    let ys = linear_requant_native(
+        &spec.shape,
+        spec.requant,
+        spec.skip,
+        input,
+        &layer_weights.weights,
+        &layer_weights.bias,
+    )?;
     Ok(match (spec.pool, spec.shape) {
         (Some(pool), LinearShape::Conv(c)) => pool_tensor_native(&pool, (c.channels_out, c.height, c.width), &ys),
         _ => ys,
@@ -214,7 +222,7 @@ pub fn layer_native(spec: &LayerSpec, input: &[u8], params: &LayerParams) -> Res
 
 /// One layer's private parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerParams {
+pub struct LayerWeights {
     /// int8 weights, in the shape's layout.
     pub weights: Vec<i8>,
     /// int32 biases, one per output channel.
@@ -227,7 +235,7 @@ pub struct LayerWitness {
     /// Input activations (the previous step's outputs).
     pub input: Vec<u8>,
     /// The layer's weights and biases.
-    pub params: LayerParams,
+    pub layer_weights: LayerWeights,
     /// Blind of the input commitment (must match the previous step's output blind).
     pub blind_in: F,
     /// Blind of the output commitment.
@@ -243,7 +251,7 @@ pub struct StepWitness {
     pub input: Vec<u8>,
     /// The layers applied by this step, in order (at most `layers_per_step`; the remaining
     /// slots of the step are disabled and pass the activations through).
-    pub layers: Vec<LayerParams>,
+    pub layers: Vec<LayerWeights>,
     /// Blind of the input commitment.
     pub blind_in: F,
     /// Blind of the output commitment.
@@ -254,7 +262,7 @@ pub struct StepWitness {
 
 #[derive(Debug)]
 struct Slot {
-    params: LayerParams,
+    layer_weights: LayerWeights,
     hints: LayerHints,
     enabled: bool,
 }
@@ -284,8 +292,8 @@ struct Inner {
 #[derive(Clone, Debug)]
 pub struct LayerStep(Arc<Inner>);
 
-fn zero_params(spec: &LayerSpec) -> LayerParams {
-    LayerParams { weights: vec![0; spec.shape.num_weights()], bias: vec![0; spec.shape.num_biases()] }
+fn zero_weights(spec: &LayerSpec) -> LayerWeights {
+    LayerWeights { weights: vec![0; spec.shape.num_weights()], bias: vec![0; spec.shape.num_biases()] }
 }
 
 fn output_of(hints: &[OutputHint]) -> Vec<u8> {
@@ -297,7 +305,7 @@ impl LayerStep {
     pub fn new(spec: LayerSpec, w: LayerWitness) -> Result<Self, QuantError> {
         let step = StepWitness {
             input: w.input,
-            layers: vec![w.params],
+            layers: vec![w.layer_weights],
             blind_in: w.blind_in,
             blind_out: w.blind_out,
             salt: w.salt,
@@ -323,15 +331,15 @@ impl LayerStep {
         let mut slots = Vec::with_capacity(layers_per_step);
         let mut layers = w.layers.into_iter();
         for _ in 0..layers_per_step {
-            let (params, enabled) = match layers.next() {
+            let (layer_weights, enabled) = match layers.next() {
                 Some(p) => (p, true),
-                None => (zero_params(&spec), false),
+                None => (zero_weights(&spec), false),
             };
-            let hints = layer_hints(&spec, &current, &params)?;
+            let hints = layer_hints(&spec, &current, &layer_weights)?;
             if enabled {
                 current = hints.output();
             }
-            slots.push(Slot { params, hints, enabled });
+            slots.push(Slot { layer_weights, hints, enabled });
         }
         let inner = Inner {
             spec,
@@ -352,7 +360,7 @@ impl LayerStep {
     pub fn new_unchecked(spec: LayerSpec, w: LayerWitness, hints: Vec<OutputHint>) -> Self {
         let hints = LayerHints::with_linear(&spec, hints);
         let output = hints.output();
-        let slots = vec![Slot { params: w.params, hints, enabled: true }];
+        let slots = vec![Slot { layer_weights: w.layer_weights, hints, enabled: true }];
         Self(Arc::new(Inner {
             spec,
             spec_digest: spec.digest(),
@@ -370,7 +378,7 @@ impl LayerStep {
     pub fn blank(spec: LayerSpec, layers_per_step: usize) -> Self {
         let w = StepWitness {
             input: vec![0; spec.num_inputs()],
-            layers: vec![zero_params(&spec)],
+            layers: vec![zero_weights(&spec)],
             blind_in: F::ZERO,
             blind_out: F::ZERO,
             salt: F::ZERO,
@@ -402,7 +410,7 @@ impl LayerStep {
     /// The state after this step, computed natively from the state before it.
     pub fn next_state(&self, z: &StepState) -> StepState {
         let model = self.0.slots.iter().filter(|s| s.enabled).fold(z.model, |acc, s| {
-            model_update_native(acc, self.0.spec_digest, self.0.salt, &s.params.weights, &s.params.bias)
+            model_update_native(acc, self.0.spec_digest, self.0.salt, &s.layer_weights.weights, &s.layer_weights.bias)
         });
         StepState {
             layer: z.layer + self.layers_applied() as u64,
@@ -502,7 +510,7 @@ impl StepCircuit<F> for LayerStep {
             let mut cs = cs.namespace(|| format!("layer{j}"));
             // weights: int8 range checks (w + 128 in 8 bits); biases as field elements
             let weights_unsigned: Vec<Num<F>> = slot
-                .params
+                .layer_weights
                 .weights
                 .iter()
                 .enumerate()
@@ -512,7 +520,7 @@ impl StepCircuit<F> for LayerStep {
                 })
                 .collect::<Result<_, _>>()?;
             let bias: Vec<AllocatedNum<F>> = slot
-                .params
+                .layer_weights
                 .bias
                 .iter()
                 .enumerate()

@@ -16,7 +16,7 @@
 //! `bias + Σ p_j` of its products, and the same value is decomposed into `B` bits with
 //! `acc + 2^(B-1) = Σ b_i 2^i`. The bits prove `acc + 2^(B-1) ∈ [0, 2^B)` as an integer.
 //! The true integer sum `S = bias + Σ w·a` satisfies `|S| < 2^31 + fan_in · 128 · 127`,
-//! which is below `2^62` for every fan-in under `2^47`; `B ≤ 62` by [`RequantParams::new`].
+//! which is below `2^62` for every fan-in under `2^47`; `B ≤ 62` by [`RequantSpec::new`].
 //! Both `S` and the decomposed value are therefore far below `p/2 ≈ 2^253` in magnitude,
 //! and `S ≡ acc (mod p)` forces `S = acc` as integers: the circuit's accumulator is the
 //! integer accumulator, and an accumulator outside the declared range is unsatisfiable,
@@ -52,7 +52,7 @@ pub enum QuantError {
     },
     /// Requantization parameters that the gadget cannot represent.
     #[error("invalid requantization parameters: shift {shift}, acc_bits {acc_bits} (need shift + 8 <= acc_bits <= {MAX_ACC_BITS})")]
-    BadParams {
+    BadRequant {
         /// Right shift.
         shift: u32,
         /// Accumulator width.
@@ -81,20 +81,42 @@ pub enum QuantError {
     },
 }
 
-/// Per-layer requantization: right shift and accumulator width.
+/// Per-layer requantization: right shift and accumulator width. Decoded (from a statement
+/// or a model file) only through the validating [`RequantSpec::new`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RequantParams {
+#[serde(try_from = "RawRequant", into = "RawRequant")]
+pub struct RequantSpec {
     shift: u32,
     acc_bits: u32,
 }
 
-impl RequantParams {
+/// The encoding of a [`RequantSpec`], not yet validated.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequant {
+    shift: u32,
+    acc_bits: u32,
+}
+
+impl TryFrom<RawRequant> for RequantSpec {
+    type Error = QuantError;
+    fn try_from(raw: RawRequant) -> Result<Self, QuantError> {
+        Self::new(raw.shift, raw.acc_bits)
+    }
+}
+
+impl From<RequantSpec> for RawRequant {
+    fn from(r: RequantSpec) -> Self {
+        Self { shift: r.shift, acc_bits: r.acc_bits }
+    }
+}
+
+impl RequantSpec {
     /// Validated constructor: `shift + 8 <= acc_bits <= 62`, so the 7 output bits and the
     /// sign bit are distinct bits of the decomposition.
     pub fn new(shift: u32, acc_bits: u32) -> Result<Self, QuantError> {
         if shift + ACT_BITS + 1 > acc_bits || acc_bits > MAX_ACC_BITS {
-            return Err(QuantError::BadParams { shift, acc_bits });
+            return Err(QuantError::BadRequant { shift, acc_bits });
         }
         Ok(Self { shift, acc_bits })
     }
@@ -120,7 +142,7 @@ impl RequantParams {
 }
 
 /// Native requantization: `clamp(floor(acc / 2^shift), 0, 127)`, after the range check.
-pub fn requantize_native(acc: i64, p: RequantParams) -> Result<u8, QuantError> {
+pub fn requantize_native(acc: i64, p: RequantSpec) -> Result<u8, QuantError> {
     p.check_acc(acc)?;
     if acc < 0 {
         return Ok(0);
@@ -157,15 +179,26 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn params_are_validated() {
-        assert!(RequantParams::new(6, 14).is_ok());
-        assert!(RequantParams::new(6, 13).is_err());
-        assert!(RequantParams::new(0, 63).is_err());
+    fn requant_specs_are_validated() {
+        assert!(RequantSpec::new(6, 14).is_ok());
+        assert!(RequantSpec::new(6, 13).is_err());
+        assert!(RequantSpec::new(0, 63).is_err());
+    }
+
+    #[test]
+    fn decoding_validates_requant_specs() {
+        let good: RequantSpec = serde_json::from_str(r#"{"shift":4,"acc_bits":20}"#).unwrap();
+        assert_eq!(good, RequantSpec::new(4, 20).unwrap());
+        assert_eq!(serde_json::to_string(&good).unwrap(), r#"{"shift":4,"acc_bits":20}"#);
+        // shift + 8 > acc_bits: the sign bit would overlap the output bits
+        assert!(serde_json::from_str::<RequantSpec>(r#"{"shift":14,"acc_bits":20}"#).is_err());
+        assert!(serde_json::from_str::<RequantSpec>(r#"{"shift":4,"acc_bits":63}"#).is_err());
+        assert!(serde_json::from_str::<RequantSpec>(r#"{"shift":4,"acc_bits":20,"x":1}"#).is_err());
     }
 
     #[test]
     fn requantize_edges() {
-        let p = RequantParams::new(4, 16).unwrap();
+        let p = RequantSpec::new(4, 16).unwrap();
         assert_eq!(requantize_native(-1, p), Ok(0));
         assert_eq!(requantize_native(15, p), Ok(0));
         assert_eq!(requantize_native(16, p), Ok(1));

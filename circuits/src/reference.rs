@@ -3,7 +3,7 @@
 //! each step's witness and the public statement; tests hold the circuits to it.
 
 use crate::commit::{activation_commitment_native, model_start, model_update_native};
-use crate::layer::{layer_native, LayerParams, LayerSpec};
+use crate::layer::{layer_native, LayerSpec, LayerWeights};
 use crate::quant::{check_activations, QuantError};
 use crate::state::StepState;
 use crate::F;
@@ -27,11 +27,17 @@ impl NativeRun {
     }
 
     /// Applies one layer; its output is committed under `blind_out`.
-    pub fn apply(&mut self, params: &LayerParams, blind_out: F) -> Result<(), QuantError> {
-        let out = layer_native(&self.spec, &self.activations, params)?;
+    pub fn apply(&mut self, layer_weights: &LayerWeights, blind_out: F) -> Result<(), QuantError> {
+        let out = layer_native(&self.spec, &self.activations, layer_weights)?;
         self.state = StepState {
             layer: self.state.layer + 1,
-            model: model_update_native(self.state.model, self.spec.digest(), self.salt, &params.weights, &params.bias),
+            model: model_update_native(
+                self.state.model,
+                self.spec.digest(),
+                self.salt,
+                &layer_weights.weights,
+                &layer_weights.bias,
+            ),
             activations: activation_commitment_native(&out, blind_out),
         };
         self.activations = out;
@@ -53,7 +59,7 @@ impl NativeRun {
 pub fn run_native<'a>(
     spec: &LayerSpec,
     input: &[u8],
-    layers: impl IntoIterator<Item = &'a LayerParams>,
+    layers: impl IntoIterator<Item = &'a LayerWeights>,
 ) -> Result<Vec<u8>, QuantError> {
     check_activations(input)?;
     layers.into_iter().try_fold(input.to_vec(), |a, p| layer_native(spec, &a, p))
@@ -62,7 +68,7 @@ pub fn run_native<'a>(
 /// The model commitment of a whole model: the running commitment after absorbing every
 /// layer (its spec and its parameters, in order) under the model's `salt`, starting from
 /// the public [`model_start`].
-pub fn model_commitment<P: std::borrow::Borrow<LayerParams>>(
+pub fn model_commitment<P: std::borrow::Borrow<LayerWeights>>(
     salt: F,
     layers: impl IntoIterator<Item = (LayerSpec, P)>,
 ) -> F {

@@ -12,8 +12,8 @@
 use crate::gadgets::conv::ConvShape;
 use crate::gadgets::dense::DenseShape;
 use crate::gadgets::linear::LinearShape;
-use crate::layer::{LayerParams, LayerSpec};
-use crate::quant::{QuantError, RequantParams};
+use crate::layer::{LayerSpec, LayerWeights};
+use crate::quant::{QuantError, RequantSpec};
 use crate::F;
 use ff::Field;
 use rand_chacha::ChaCha8Rng;
@@ -51,7 +51,7 @@ impl SyntheticModel {
             + SPATIAL * (kernel * kernel - 1) as i64 * channels as i64;
         let bound = 127 * max_weight_sum + BIAS + (1 << SHIFT) / 2;
         let acc_bits = (64 - bound.leading_zeros()) + 1;
-        let requant = RequantParams::new(SHIFT, acc_bits.max(SHIFT + 8))?;
+        let requant = RequantSpec::new(SHIFT, acc_bits.max(SHIFT + 8))?;
         Ok(Self { spec: LayerSpec::new(LinearShape::Conv(shape), requant), layers, seed })
     }
 
@@ -60,7 +60,7 @@ impl SyntheticModel {
         let max_weight_sum = (1i64 << SHIFT) + CENTRE_JITTER + DENSE_OFF_DIAGONAL * (width as i64 - 1);
         let bound = 127 * max_weight_sum + BIAS + (1 << SHIFT) / 2;
         let acc_bits = (64 - bound.leading_zeros()) + 1;
-        let requant = RequantParams::new(SHIFT, acc_bits.max(SHIFT + 8))?;
+        let requant = RequantSpec::new(SHIFT, acc_bits.max(SHIFT + 8))?;
         let shape = LinearShape::Dense(DenseShape { inputs: width, outputs: width });
         Ok(Self { spec: LayerSpec::new(shape, requant), layers, seed })
     }
@@ -94,7 +94,7 @@ impl SyntheticModel {
     }
 
     /// Layer `i`'s weights and biases (independent of every other layer: streamable).
-    pub fn layer(&self, i: usize) -> LayerParams {
+    pub fn layer(&self, i: usize) -> LayerWeights {
         let mut rng = self.rng(i as u64);
         let mut uniform = |r: i64| (rng.next_u32() as i64 % (2 * r + 1)) - r;
         let c = match self.spec.shape {
@@ -109,7 +109,7 @@ impl SyntheticModel {
                     }
                 }
                 let bias = (0..d.outputs).map(|_| ((1 << SHIFT) / 2 + uniform(BIAS)) as i32).collect();
-                return LayerParams { weights, bias };
+                return LayerWeights { weights, bias };
             }
         };
         let k = c.kernel;
@@ -130,11 +130,11 @@ impl SyntheticModel {
             }
         }
         let bias = (0..c.channels_out).map(|_| ((1 << SHIFT) / 2 + uniform(BIAS)) as i32).collect();
-        LayerParams { weights, bias }
+        LayerWeights { weights, bias }
     }
 
     /// All layers in order (generated lazily).
-    pub fn iter(&self) -> impl Iterator<Item = LayerParams> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = LayerWeights> + '_ {
         (0..self.layers).map(|i| self.layer(i))
     }
 

@@ -10,8 +10,8 @@ use fold_ml_circuits::gadgets::{
     linear::{linear_hints, LinearShape},
     pool::{Pool, PoolKind},
 };
-use fold_ml_circuits::layer::{LayerParams, LayerSpec, LayerStep, LayerWitness, StepWitness};
-use fold_ml_circuits::quant::RequantParams;
+use fold_ml_circuits::layer::{LayerSpec, LayerStep, LayerWeights, LayerWitness, StepWitness};
+use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::reference::{model_commitment, NativeRun};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::synthetic::SyntheticModel;
@@ -56,7 +56,7 @@ fn small_specs() -> impl Strategy<Value = LayerSpec> {
     ];
     (prop_oneof![conv, dense], 0u32..6, prop_oneof![Just(0u32), 1u32..40], pool).prop_map(
         |(shape, shift, skip, pool)| {
-            let mut spec = LayerSpec::new(shape, RequantParams::new(shift, 20).unwrap());
+            let mut spec = LayerSpec::new(shape, RequantSpec::new(shift, 20).unwrap());
             // residual connections and pooling where the shape allows them
             spec.skip = if shape.num_inputs() == shape.num_outputs() { skip } else { 0 };
             spec.pool = if matches!(shape, LinearShape::Conv(_)) { pool } else { None };
@@ -65,7 +65,7 @@ fn small_specs() -> impl Strategy<Value = LayerSpec> {
     )
 }
 
-type Case = (LayerSpec, Vec<u8>, LayerParams, u64, u64);
+type Case = (LayerSpec, Vec<u8>, LayerWeights, u64, u64);
 
 fn witness_for(spec: LayerSpec) -> impl Strategy<Value = Case> {
     (
@@ -75,7 +75,7 @@ fn witness_for(spec: LayerSpec) -> impl Strategy<Value = Case> {
         any::<u64>(),
         any::<u64>(),
     )
-        .prop_map(move |(input, weights, bias, b_in, b_out)| (spec, input, LayerParams { weights, bias }, b_in, b_out))
+        .prop_map(move |(input, weights, bias, b_in, b_out)| (spec, input, LayerWeights { weights, bias }, b_in, b_out))
 }
 
 fn state_for(input: &[u8], blind: F) -> StepState {
@@ -88,51 +88,51 @@ fn state_for(input: &[u8], blind: F) -> StepState {
 
 const SALT: u64 = 77;
 
-fn witness(input: Vec<u8>, params: LayerParams, blind_in: F, blind_out: F) -> LayerWitness {
-    LayerWitness { input, params, blind_in, blind_out, salt: F::from(SALT) }
+fn witness(input: Vec<u8>, layer_weights: LayerWeights, blind_in: F, blind_out: F) -> LayerWitness {
+    LayerWitness { input, layer_weights, blind_in, blind_out, salt: F::from(SALT) }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, rng_seed: proptest::test_runner::RngSeed::Fixed(11), ..ProptestConfig::default() })]
 
     #[test]
-    fn step_matches_native((spec, input, params, b_in, b_out) in small_specs().prop_flat_map(witness_for)) {
+    fn step_matches_native((spec, input, layer_weights, b_in, b_out) in small_specs().prop_flat_map(witness_for)) {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
         let z_in = state_for(&input, b_in);
-        let step = LayerStep::new(spec, witness(input.clone(), params.clone(), b_in, b_out)).unwrap();
+        let step = LayerStep::new(spec, witness(input.clone(), layer_weights.clone(), b_in, b_out)).unwrap();
         let expected = step.next_state(&z_in);
         let (sat, out) = synth(&step, &z_in, Some(&expected));
         prop_assert!(sat);
         prop_assert_eq!(out, expected.to_vec());
         // and the same as the stand-alone reference executor
         let mut run = NativeRun::start(spec, input, b_in, F::from(SALT)).unwrap();
-        run.apply(&params, b_out).unwrap();
+        run.apply(&layer_weights, b_out).unwrap();
         prop_assert_eq!(run.activations(), step.output());
         prop_assert_eq!(run.state().activations, expected.activations);
     }
 
     #[test]
-    fn hand_off_must_open_the_previous_state((spec, input, params, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
+    fn hand_off_must_open_the_previous_state((spec, input, layer_weights, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
         let z_in = state_for(&input, b_in);
         // a different input activation than the one committed
         let mut forged = input.clone();
         let i = pick.index(forged.len());
         forged[i] = (forged[i] + 1) % 128;
-        let step = LayerStep::new(spec, witness(forged, params.clone(), b_in, b_out)).unwrap();
+        let step = LayerStep::new(spec, witness(forged, layer_weights.clone(), b_in, b_out)).unwrap();
         prop_assert!(!synth(&step, &z_in, None).0);
         // the right input under the wrong blind
-        let step = LayerStep::new(spec, witness(input, params, b_in + F::ONE, b_out)).unwrap();
+        let step = LayerStep::new(spec, witness(input, layer_weights, b_in + F::ONE, b_out)).unwrap();
         prop_assert!(!synth(&step, &z_in, None).0);
     }
 
     #[test]
-    fn weights_must_match_the_committed_ones((spec, input, params, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
+    fn weights_must_match_the_committed_ones((spec, input, layer_weights, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
         let z_in = state_for(&input, b_in);
-        let honest = LayerStep::new(spec, witness(input.clone(), params.clone(), b_in, b_out)).unwrap();
+        let honest = LayerStep::new(spec, witness(input.clone(), layer_weights.clone(), b_in, b_out)).unwrap();
         let expected = honest.next_state(&z_in);
-        let mut forged = params.clone();
+        let mut forged = layer_weights.clone();
         let i = pick.index(forged.weights.len());
         forged.weights[i] = forged.weights[i].wrapping_add(1);
         let step = LayerStep::new(spec, witness(input, forged, b_in, b_out)).unwrap();
@@ -140,13 +140,13 @@ proptest! {
     }
 
     #[test]
-    fn tampered_output_rejected((spec, input, params, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
+    fn tampered_output_rejected((spec, input, layer_weights, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
         let z_in = state_for(&input, b_in);
-        let mut hints = linear_hints(&spec.shape, spec.requant, spec.skip, &input, &params.weights, &params.bias).unwrap();
+        let mut hints = linear_hints(&spec.shape, spec.requant, spec.skip, &input, &layer_weights.weights, &layer_weights.bias).unwrap();
         let o = pick.index(hints.len());
         hints[o].requant.y += F::ONE;
-        let step = LayerStep::new_unchecked(spec, witness(input, params, b_in, b_out), hints);
+        let step = LayerStep::new_unchecked(spec, witness(input, layer_weights, b_in, b_out), hints);
         prop_assert!(!synth(&step, &z_in, None).0);
     }
 }
@@ -194,11 +194,11 @@ fn the_model_commitment_binds_the_architecture() {
     // compute another function: each must change the commitment, natively and in the
     // circuit (a step claiming the other spec's state is unsatisfiable).
     let m = SyntheticModel::conv(2, 6, 3, 1, 9).unwrap();
-    let (spec, params) = (m.spec(), m.layer(0));
+    let (spec, layer_weights) = (m.spec(), m.layer(0));
     let input = m.default_input();
     let mut variants = vec![spec];
     let mut shifted = spec;
-    shifted.requant = RequantParams::new(spec.requant.shift() + 1, spec.requant.acc_bits()).unwrap();
+    shifted.requant = RequantSpec::new(spec.requant.shift() + 1, spec.requant.acc_bits()).unwrap();
     variants.push(shifted);
     let mut residual = spec;
     residual.skip = 1;
@@ -215,15 +215,16 @@ fn the_model_commitment_binds_the_architecture() {
             assert_ne!(digests[i], digests[j], "specs {i} and {j}");
         }
     }
-    let commitments: Vec<F> = variants.iter().map(|s| model_commitment(m.salt(), [(*s, params.clone())])).collect();
+    let commitments: Vec<F> =
+        variants.iter().map(|s| model_commitment(m.salt(), [(*s, layer_weights.clone())])).collect();
     assert!(commitments.windows(2).all(|w| w[0] != w[1]));
     // Same weights, another image size (the `--size 28` / `--size 14` pair in small).
     let wide = SyntheticModel::conv(2, 7, 3, 1, 9).unwrap();
-    assert_eq!(wide.layer(0), params);
-    assert_ne!(model_commitment(m.salt(), [(wide.spec(), params.clone())]), commitments[0]);
+    assert_eq!(wide.layer(0), layer_weights);
+    assert_ne!(model_commitment(m.salt(), [(wide.spec(), layer_weights.clone())]), commitments[0]);
 
     let z_in = StepState { layer: 0, model: fold_ml_circuits::commit::model_start(), ..state_for(&input, F::ONE) };
-    let step = LayerStep::new(spec, witness(input, params, F::ONE, F::from(2))).unwrap();
+    let step = LayerStep::new(spec, witness(input, layer_weights, F::ONE, F::from(2))).unwrap();
     let honest = step.next_state(&z_in);
     assert!(synth(&step, &z_in, Some(&honest)).0);
     let claimed = StepState {
@@ -248,7 +249,7 @@ fn pinned_constraint_counts() {
     let dense = |w: usize| {
         StepCost::of(&LayerSpec::new(
             LinearShape::Dense(DenseShape { inputs: w, outputs: w }),
-            RequantParams::new(8, 24).unwrap(),
+            RequantSpec::new(8, 24).unwrap(),
         ))
     };
     assert_eq!(dense(16).constraints, 5_961);
@@ -258,14 +259,14 @@ fn pinned_constraint_counts() {
     assert_eq!(zator.requant, 2 * 28 * 28 * (16 + 3));
 }
 
-fn multi_case() -> impl Strategy<Value = (LayerSpec, usize, Vec<u8>, Vec<LayerParams>, u64, u64)> {
+fn multi_case() -> impl Strategy<Value = (LayerSpec, usize, Vec<u8>, Vec<LayerWeights>, u64, u64)> {
     (small_specs().prop_filter("stackable", |s| s.num_inputs() == s.num_outputs()), 2usize..4).prop_flat_map(
         |(spec, k)| {
             let layer = (
                 proptest::collection::vec(-40i8..40, spec.shape.num_weights()),
                 proptest::collection::vec(-2000i32..2000, spec.shape.num_biases()),
             )
-                .prop_map(|(weights, bias)| LayerParams { weights, bias });
+                .prop_map(|(weights, bias)| LayerWeights { weights, bias });
             (
                 Just(spec),
                 Just(k),
@@ -322,14 +323,14 @@ fn multi_layer_step_pinned_counts() {
     assert_eq!(two.constraints, 131_166);
     assert!(two.constraints < 2 * one.constraints);
     let dense16 =
-        LayerSpec::new(LinearShape::Dense(DenseShape { inputs: 16, outputs: 16 }), RequantParams::new(8, 24).unwrap());
+        LayerSpec::new(LinearShape::Dense(DenseShape { inputs: 16, outputs: 16 }), RequantSpec::new(8, 24).unwrap());
     assert_eq!(StepCost::of_step(&dense16, 8).constraints, 36_124);
 }
 
 #[test]
 fn chains_of_segments_are_checked_in_one_place() {
     use fold_ml_circuits::layer::check_chain;
-    let rq = RequantParams::new(8, 24).unwrap();
+    let rq = RequantSpec::new(8, 24).unwrap();
     let dense = |i: usize, o: usize| LayerSpec::new(LinearShape::Dense(DenseShape { inputs: i, outputs: o }), rq);
     let (a, b, c) = (dense(4, 4), dense(4, 2), dense(3, 3));
     assert!(check_chain([(&a, 3, 1), (&b, 1, 1)]).is_ok());

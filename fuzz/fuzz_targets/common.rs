@@ -1,5 +1,5 @@
 //! A genuine small proof, made once per fuzzing process.
-use fold_ml::job::manifest::{CheckpointPolicy, ModelDescriptor};
+use fold_ml::job::manifest::{CheckpointPolicy, ModelRecord};
 use fold_ml::job::{self, JobRequest};
 use fold_ml::nova::VerifierKey;
 use fold_ml::statement::Statement;
@@ -15,7 +15,7 @@ pub fn genuine() -> &'static Genuine {
     static G: OnceLock<Genuine> = OnceLock::new();
     G.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir").keep();
-        let model = ModelDescriptor::Synthetic { channels: 1, size: 4, kernel: 3, layers: 2, seed: 0 };
+        let model = ModelRecord::Synthetic { channels: 1, size: 4, kernel: 3, layers: 2, seed: 0 };
         let input = fold_ml_circuits::synthetic::SyntheticModel::conv(1, 4, 3, 2, 0).expect("valid").default_input();
         let req = JobRequest {
             model,

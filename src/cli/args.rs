@@ -3,9 +3,9 @@
 
 use clap::Args;
 use fold_ml::error::Error;
-use fold_ml::job::manifest::{CheckpointPolicy, LoadedModel, ModelDescriptor};
+use fold_ml::job::manifest::{CheckpointPolicy, LoadedModel, ModelRecord};
 use fold_ml::job::DEFAULT_CHECKPOINT_POLICY;
-use fold_ml::network::Network;
+use fold_ml::model::network::Network;
 use fold_ml::prove::keys::default_cache_dir;
 use std::path::{Path, PathBuf};
 
@@ -53,18 +53,18 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     /// The model, its descriptor, and the model file it was read from.
-    pub fn load(&self) -> Result<(ModelDescriptor, LoadedModel), Error> {
+    pub fn load(&self) -> Result<(ModelRecord, LoadedModel), Error> {
         if let Some(path) = &self.model {
             let net = Network::read(path)?;
-            return Ok((ModelDescriptor::of_network(&net), LoadedModel::Network(Box::new(net))));
+            return Ok((ModelRecord::of_network(&net), LoadedModel::Network(Box::new(net))));
         }
         let descriptor = self.descriptor()?;
         let model = descriptor.load(Path::new("."))?;
         Ok((descriptor, model))
     }
 
-    pub fn descriptor(&self) -> Result<ModelDescriptor, Error> {
-        let bad = |what: &str, reason: &str| Error::BadInput { what: what.into(), reason: reason.into() };
+    pub fn descriptor(&self) -> Result<ModelRecord, Error> {
+        let bad = |what: &str, reason: &str| Error::bad_input(what, reason);
         if self.layers == 0 {
             return Err(bad("--layers", "must be at least 1"));
         }
@@ -72,7 +72,7 @@ impl ModelArgs {
             if width == 0 || width > 4096 {
                 return Err(bad("--dense", "the width must be in 1..=4096"));
             }
-            return Ok(ModelDescriptor::SyntheticDense { width, layers: self.layers, seed: self.seed });
+            return Ok(ModelRecord::SyntheticDense { width, layers: self.layers, seed: self.seed });
         }
         if self.channels == 0 || self.channels > 64 {
             return Err(bad("--channels", "must be in 1..=64"));
@@ -83,7 +83,7 @@ impl ModelArgs {
         if self.kernel.is_multiple_of(2) || self.kernel > 15 {
             return Err(bad("--kernel", "must be odd and at most 15"));
         }
-        Ok(ModelDescriptor::Synthetic {
+        Ok(ModelRecord::Synthetic {
             channels: self.channels,
             size: self.size,
             kernel: self.kernel,
@@ -114,5 +114,5 @@ pub struct StepArgs {
 }
 
 pub fn policy(run: &RunArgs) -> CheckpointPolicy {
-    run.checkpoint_every.map(CheckpointPolicy::Folds).unwrap_or(DEFAULT_CHECKPOINT_POLICY)
+    run.checkpoint_every.map(CheckpointPolicy::Layers).unwrap_or(DEFAULT_CHECKPOINT_POLICY)
 }

@@ -62,7 +62,7 @@ pub fn run_verify_checkpoint(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
     let loaded = job::load_checkpoint(&args.dir, &cache, args.at);
     let LoadedCheckpoint { manifest, checkpoint: ckpt, keys, z0, .. } = match loaded {
         Ok(x) => x,
-        Err(e @ Error::Artifact { .. }) => {
+        Err(e @ Error::Base(fold_ml_verify::Error::Artifact { .. })) => {
             eprintln!("REJECTED: {e}");
             return Ok(ExitCode::from(1));
         }

@@ -9,6 +9,7 @@ pub mod prove;
 
 use clap::{Parser, Subcommand};
 use fold_ml::error::Error;
+use fold_ml::job::{JobError, JobSetting};
 use fold_ml_verify::cli as cli_verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,10 +58,57 @@ pub enum Command {
 /// Exit code of a failed command: 2 for input errors, 1 otherwise.
 fn exit_code_of(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<Error>() {
-        Some(
-            Error::BadInput { .. } | Error::Io { .. } | Error::Artifact { .. } | Error::Quant(_) | Error::Onnx { .. },
-        ) => 2,
+        Some(e) if e.is_input_error() => 2,
         _ => 1,
+    }
+}
+
+/// The flag (or words) that sets a job setting on this command line.
+fn flag(setting: JobSetting) -> &'static str {
+    match setting {
+        JobSetting::ModelFile => "--model",
+        JobSetting::Layers => "--layers",
+        JobSetting::ModelKind => "--dense (the model kind)",
+        JobSetting::Channels => "--channels",
+        JobSetting::Size => "--size",
+        JobSetting::Kernel => "--kernel",
+        JobSetting::Seed => "--seed (the model)",
+        JobSetting::LayersPerStep => "--layers-per-step",
+        JobSetting::PublicInput => "--public-input",
+        JobSetting::Input => "--input",
+        JobSetting::InputCommitment => "--input-commitment",
+        JobSetting::Architecture | JobSetting::Parameters => setting.describe(),
+    }
+}
+
+/// A job's refusal in this command line's words: which flag to change.
+fn job_message(e: &JobError) -> String {
+    match e {
+        JobError::Differs { dir, finished, setting, job, now } => {
+            let values =
+                if job.is_empty() { "from the job's".to_string() } else { format!("(job: {job}, now: {now})") };
+            let d = dir.display();
+            match finished {
+                true => format!(
+                    "{d}: holds a finished job for another request: {} differs {values}; choose another --job",
+                    flag(*setting)
+                ),
+                false => format!("{d}: cannot resume: {} differs {values}", flag(*setting)),
+            }
+        }
+        JobError::AllCheckpointsDamaged { .. } => format!("{e}: run again with --restart"),
+        JobError::LayersPerStep { max } => format!("--layers-per-step: must be in 1..={max}"),
+        JobError::PublicInputWithBlind => "--input-commitment: cannot be used with --public-input".into(),
+        JobError::ForeignProof { .. } => format!("{e}; choose another --job"),
+        JobError::NoCheckpointAt { layers, .. } => format!("--at: the job has no checkpoint at {layers} layers"),
+    }
+}
+
+/// The message of a failed command.
+fn message(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<Error>() {
+        Some(Error::Job(j)) => job_message(j),
+        _ => format!("{e:#}"),
     }
 }
 
@@ -80,7 +128,7 @@ pub fn run() -> ExitCode {
         Command::Inspect(a) => model::run_inspect(a),
     };
     result.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", message(&e));
         ExitCode::from(exit_code_of(&e))
     })
 }

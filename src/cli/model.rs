@@ -4,17 +4,17 @@ use super::args::{ModelArgs, StepArgs};
 use super::prove::read_model_input;
 use clap::Args;
 use fold_ml::field::to_hex;
-use fold_ml::input_commitment::InputCommitment;
 use fold_ml::job::manifest::LoadedModel;
+use fold_ml::model::input_commitment::InputCommitment;
+use fold_ml::model::network::Network;
 use fold_ml::model::{model_commitment, ModelSource};
-use fold_ml::network::Network;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct ImportArgs {
-    /// The ONNX model (Conv, Gemm, MatMul+Add, Relu, residual Add, Flatten, Reshape,
-    /// MaxPool, AveragePool, BatchNormalization).
+    /// The ONNX model (any other operator than those fold-ml proves is refused, with the
+    /// list of those it proves).
     pub onnx: PathBuf,
     /// Calibration inputs, real values in the ONNX input's layout: a JSON file
     /// `{"inputs": [[...], ...]}` or one JSON array. Required: scales are never guessed.
@@ -49,7 +49,7 @@ pub struct InspectArgs {
 }
 
 pub fn run_import(args: ImportArgs) -> anyhow::Result<ExitCode> {
-    use fold_ml::onnx;
+    use fold_ml::model::onnx;
     // Every operator is checked before the calibration runs.
     onnx::read_float_model(&args.onnx)?;
     let calibration = onnx::read_inputs(&args.calibrate)?;

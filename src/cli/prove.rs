@@ -3,11 +3,11 @@
 use super::args::{policy, ModelArgs, RunArgs, StepArgs};
 use clap::Args;
 use fold_ml::error::Error;
-use fold_ml::input_commitment::InputCommitment;
 use fold_ml::job::manifest::{CheckpointPolicy, LoadedModel};
 use fold_ml::job::{self, JobRequest, Outcome};
+use fold_ml::model::input_commitment::InputCommitment;
 use fold_ml::prove::Event;
-use fold_ml::{field::to_hex, input::read_input, mem};
+use fold_ml::{field::to_hex, mem, model::input::read_input};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,16 +57,14 @@ pub fn read_model_input(loaded: &LoadedModel, path: Option<&Path>) -> Result<Vec
         }
         (LoadedModel::Synthetic(m), None) => m.default_input(),
         (LoadedModel::Network(net), Some(path)) => {
-            let bad = |reason: String| Error::BadInput { what: path.display().to_string(), reason };
-            let x = match fold_ml::onnx::read_inputs(path)?.as_slice() {
+            let bad = |reason: String| Error::bad_input(path.display().to_string(), reason);
+            let x = match fold_ml::model::onnx::read_inputs(path)?.as_slice() {
                 [one] => one.clone(),
                 many => return Err(bad(format!("holds {} inputs; prove takes one", many.len()))),
             };
             net.quantize_input(&x).map_err(bad)?
         }
-        (LoadedModel::Network(_), None) => {
-            return Err(Error::BadInput { what: "--input".into(), reason: "a model file needs an input".into() })
-        }
+        (LoadedModel::Network(_), None) => return Err(Error::bad_input("--input", "a model file needs an input")),
     })
 }
 
@@ -76,7 +74,7 @@ pub fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
     let input_blind = match &args.input_commitment {
         Some(path) => {
             let c = InputCommitment::read(path)?;
-            c.opens(&input).map_err(|reason| Error::BadInput { what: path.display().to_string(), reason })?;
+            c.opens(&input).map_err(|reason| Error::bad_input(path.display().to_string(), reason))?;
             Some(c.blind)
         }
         None => None,
@@ -101,7 +99,7 @@ pub fn run_resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     let cache = args.run.cache.dir();
     let mut req = job::resume_request(&args.dir, cache, args.run.restart)?;
     if let Some(k) = args.run.checkpoint_every {
-        req.checkpoint_every = CheckpointPolicy::Folds(k);
+        req.checkpoint_every = CheckpointPolicy::Layers(k);
     }
     let layers = read_manifest_layers(&args.dir)?;
     run_job(&args.dir, &req, layers)

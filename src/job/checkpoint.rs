@@ -10,19 +10,19 @@
 
 use crate::artifact::{self, Kind};
 use crate::error::{ArtifactError, Error};
-use crate::fsutil::{read_file, write_atomic};
 use crate::nova::{CompressedSnark, RecursiveSnark};
 use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::F;
+use fold_ml_verify::fsutil::{read_file, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Environment variable of the crash test hook: the process aborts half-way through
+/// Environment variable of the crash test hook (feature `test-hooks` only): the process aborts half-way through
 /// writing the checkpoint at this layer count.
 pub const CRASH_HOOK_ENV: &str = "FOLD_ML_TEST_ABORT_WRITING_CHECKPOINT";
 
-/// Environment variable of the failing-disk test hook: writing the checkpoint at this layer
+/// Environment variable of the failing-disk test hook (feature `test-hooks` only): writing the checkpoint at this layer
 /// count fails as on a full disk.
 pub const FAIL_HOOK_ENV: &str = "FOLD_ML_TEST_FAIL_WRITING_CHECKPOINT";
 
@@ -116,18 +116,12 @@ pub fn list(job: &Path) -> Vec<(usize, PathBuf)> {
 /// but the previous one.
 pub fn write(job: &Path, arch: &[u8; 32], layers: usize, ckpt: &Checkpoint) -> Result<(PathBuf, usize), Error> {
     // Only the owner may even list the secret checkpoints.
-    crate::fsutil::create_private_dir(&dir(job))?;
+    fold_ml_verify::fsutil::create_private_dir(&dir(job))?;
     let path = path_for(job, layers);
-    let bytes = artifact::encode(Kind::Checkpoint, arch, ckpt)
-        .map_err(|reason| Error::Artifact { path: path.clone(), reason })?;
-    let crash_here = std::env::var(CRASH_HOOK_ENV).ok().and_then(|v| v.parse::<usize>().ok()) == Some(layers);
-    if crash_here {
-        crate::fsutil::abort_midway_through_write(&path, &bytes);
-    }
-    if std::env::var(FAIL_HOOK_ENV).ok().and_then(|v| v.parse::<usize>().ok()) == Some(layers) {
-        let source = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device (test hook)");
-        return Err(Error::Io { path, source });
-    }
+    let bytes =
+        artifact::encode(Kind::Checkpoint, arch, ckpt).map_err(|reason| Error::artifact(path.clone(), reason))?;
+    #[cfg(feature = "test-hooks")]
+    test_hooks::before_write(&path, &bytes, layers)?;
     write_atomic(&path, &bytes, true)?;
     for (_, old) in list(job).into_iter().skip(2) {
         // Older than the previous checkpoint: no longer needed for a fallback.
@@ -139,12 +133,12 @@ pub fn write(job: &Path, arch: &[u8; 32], layers: usize, ckpt: &Checkpoint) -> R
 /// Reads and decodes one checkpoint file (envelope checks only).
 pub fn read(path: &Path, arch: &[u8; 32]) -> Result<Checkpoint, Error> {
     let bytes = read_file(path)?;
-    artifact::decode(Kind::Checkpoint, arch, &bytes).map_err(|reason| Error::Artifact { path: path.into(), reason })
+    artifact::decode(Kind::Checkpoint, arch, &bytes).map_err(|reason| Error::artifact(path, reason))
 }
 
 /// Marks a file as what it is in an error.
 pub fn corrupted(path: &Path, reason: String) -> Error {
-    Error::Artifact { path: path.into(), reason: ArtifactError::Corrupted(reason) }
+    Error::artifact(path, ArtifactError::Corrupted(reason))
 }
 
 /// A finished segment: its compressed proof and the state it ends in, with the secret
@@ -173,10 +167,10 @@ fn segment_path(job: &Path, segment: usize) -> PathBuf {
 pub fn write_segment(job: &Path, arch: &[u8; 32], done: &SegmentDone) -> Result<(), Error> {
     let path = segment_path(job, done.segment);
     let d = job.join("segments");
-    std::fs::create_dir_all(&d).map_err(|source| Error::Io { path: d.clone(), source })?;
-    let bytes = artifact::encode(Kind::Checkpoint, arch, done)
-        .map_err(|reason| Error::Artifact { path: path.clone(), reason })?;
-    write_atomic(&path, &bytes, true)
+    std::fs::create_dir_all(&d).map_err(|source| Error::io(d.clone(), source))?;
+    let bytes =
+        artifact::encode(Kind::Checkpoint, arch, done).map_err(|reason| Error::artifact(path.clone(), reason))?;
+    Ok(write_atomic(&path, &bytes, true)?)
 }
 
 /// Reads finished segment `segment`: `None` if it was never written; an error if the file
@@ -192,7 +186,7 @@ pub fn read_segment(
         return Ok(None);
     }
     let done: SegmentDone = artifact::decode(Kind::Checkpoint, arch, &read_file(&path)?)
-        .map_err(|reason| Error::Artifact { path: path.clone(), reason })?;
+        .map_err(|reason| Error::artifact(path.clone(), reason))?;
     let well_formed = fold_ml_circuits::state::StepState::from_z(&done.end).is_some();
     if &done.job_digest != job_digest || done.segment != segment || !well_formed {
         return Err(corrupted(&path, "belongs to another job or segment".into()));
@@ -201,4 +195,43 @@ pub fn read_segment(
         return Err(corrupted(&path, "activations do not open the end state's commitment".into()));
     }
     Ok(Some(done))
+}
+
+/// Crash and failure injection for the job tests: compiled only with `test-hooks`.
+#[cfg(feature = "test-hooks")]
+mod test_hooks {
+    use super::{CRASH_HOOK_ENV, FAIL_HOOK_ENV};
+    use crate::error::Error;
+    use std::io::Write;
+    use std::path::Path;
+
+    fn armed(var: &str, layers: usize) -> bool {
+        std::env::var(var).ok().and_then(|v| v.parse::<usize>().ok()) == Some(layers)
+    }
+
+    /// Aborts half-way through writing (as `kill -9` would) or fails as a full disk does,
+    /// when the hook's variable names this checkpoint.
+    pub fn before_write(path: &Path, bytes: &[u8], layers: usize) -> Result<(), Error> {
+        if armed(CRASH_HOOK_ENV, layers) {
+            abort_midway_through_write(path, bytes);
+        }
+        if armed(FAIL_HOOK_ENV, layers) {
+            let source = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device (test hook)");
+            return Err(Error::io(path, source));
+        }
+        Ok(())
+    }
+
+    /// Writes the first half of `bytes` to the temporary file a real write of `path` would
+    /// use, syncs it, and aborts the process. Never returns.
+    fn abort_midway_through_write(path: &Path, bytes: &[u8]) -> ! {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.tmp{}-crash", std::process::id()));
+        if let Ok(mut f) = std::fs::File::create(&tmp) {
+            let _ = f.write_all(&bytes[..bytes.len() / 2]);
+            let _ = f.sync_all();
+        }
+        std::process::abort()
+    }
 }

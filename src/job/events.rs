@@ -120,7 +120,7 @@ impl EventLog {
     pub fn append(&self, event: JobEvent) -> Result<(), Error> {
         let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
         let line = serde_json::to_string(&Logged { t, event }).expect("an event serializes");
-        let io = |source| Error::Io { path: self.path.clone(), source };
+        let io = |source| Error::io(self.path.clone(), source);
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?;
         writeln!(f, "{line}").map_err(io)
     }

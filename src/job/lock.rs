@@ -21,12 +21,9 @@ impl JobLock {
     pub fn acquire(dir: &Path) -> Result<Self, Error> {
         let path = dir.join("lock");
         if let Some(pid) = holder(dir) {
-            return Err(Error::BadInput {
-                what: dir.display().to_string(),
-                reason: format!("is being proven by process {pid}"),
-            });
+            return Err(Error::bad_input(dir.display().to_string(), format!("is being proven by process {pid}")));
         }
-        let io = |source| Error::Io { path: path.clone(), source };
+        let io = |source| Error::io(path.clone(), source);
         let mut f = std::fs::File::create(&path).map_err(io)?;
         write!(f, "{}", std::process::id()).map_err(io)?;
         Ok(Self { path })

@@ -1,15 +1,16 @@
 //! The job manifest (`manifest.json`): what the job proves, recorded before the first fold,
 //! so that a resumed run can refuse to continue with anything else.
 
+use super::error::JobSetting;
 use crate::artifact::hex;
 use crate::error::Error;
 use crate::field::hex_serde;
+use crate::model::network::Network;
 use crate::model::Architecture;
 use crate::model::ModelSource;
-use crate::network::Network;
 use fold_ml_circuits::synthetic::SyntheticModel;
 use fold_ml_circuits::F;
-use nova_snark::digest::{DigestComputer, SimpleDigestible};
+use nova_snark::digest::SimpleDigestible;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,7 @@ pub const MANIFEST_VERSION: u16 = 2;
 /// How the model is obtained.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ModelDescriptor {
+pub enum ModelRecord {
     /// The built-in synthetic conv body.
     Synthetic {
         /// Channels.
@@ -76,7 +77,7 @@ pub fn model_file(job: &Path) -> PathBuf {
     job.join("model.foldml")
 }
 
-impl ModelDescriptor {
+impl ModelRecord {
     /// The descriptor of a model file.
     pub fn of_network(net: &Network) -> Self {
         Self::File { name: net.name.clone(), digest: hex(&net.digest()) }
@@ -95,33 +96,32 @@ impl ModelDescriptor {
                 let path = model_file(job);
                 let net = Network::read(&path)?;
                 if hex(&net.digest()) != *digest {
-                    return Err(Error::BadInput {
-                        what: path.display().to_string(),
-                        reason: "is not the model this job was started with".into(),
-                    });
+                    return Err(Error::bad_input(
+                        path.display().to_string(),
+                        "is not the model this job was started with",
+                    ));
                 }
                 LoadedModel::Network(Box::new(net))
             }
         })
     }
 
-    /// The command-line flags that define the model, with their values.
-    pub fn flags(&self) -> Vec<(&'static str, String)> {
+    /// The settings that define the model, with their values.
+    pub fn settings(&self) -> Vec<(JobSetting, String)> {
+        use JobSetting::*;
         match *self {
-            Self::File { ref name, ref digest } => vec![("--model", format!("{name} ({digest})"))],
+            Self::File { ref name, ref digest } => vec![(ModelFile, format!("{name} ({digest})"))],
             Self::Synthetic { channels, size, kernel, layers, seed } => vec![
-                ("--layers", layers.to_string()),
-                ("--dense (the model kind)", "conv".into()),
-                ("--channels", channels.to_string()),
-                ("--size", size.to_string()),
-                ("--kernel", kernel.to_string()),
-                ("--seed (the model)", seed.to_string()),
+                (Layers, layers.to_string()),
+                (ModelKind, "conv".into()),
+                (Channels, channels.to_string()),
+                (Size, size.to_string()),
+                (Kernel, kernel.to_string()),
+                (Seed, seed.to_string()),
             ],
-            Self::SyntheticDense { width, layers, seed } => vec![
-                ("--layers", layers.to_string()),
-                ("--dense (the model kind)", format!("dense {width}")),
-                ("--seed (the model)", seed.to_string()),
-            ],
+            Self::SyntheticDense { width, layers, seed } => {
+                vec![(Layers, layers.to_string()), (ModelKind, format!("dense {width}")), (Seed, seed.to_string())]
+            }
         }
     }
 
@@ -141,8 +141,11 @@ impl ModelDescriptor {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckpointPolicy {
-    /// After every `n` folds.
-    Folds(usize),
+    /// When this many layers of the model have been folded since the last checkpoint (the
+    /// fold that reaches them writes it; with K layers per step, a multiple of K).
+    /// Manifests before this name said `folds` for the same count.
+    #[serde(alias = "folds")]
+    Layers(usize),
     /// When this many seconds of folding have passed since the last checkpoint.
     Seconds(u64),
 }
@@ -152,7 +155,7 @@ pub enum CheckpointPolicy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobIdentity {
     /// The model.
-    pub model: ModelDescriptor,
+    pub model: ModelRecord,
     /// The architecture of each segment.
     pub architectures: Vec<Architecture>,
     /// Layers to prove.
@@ -162,8 +165,10 @@ pub struct JobIdentity {
     pub input_commitment: F,
     /// Whether the input is published in the statement.
     pub public_input: bool,
-    /// Digest of the Nova public parameters.
-    pub params_digest: String,
+    /// Digest of Nova's public parameters, of every segment (named `params_digest` in the
+    /// manifest, as manifests of version 2 always were).
+    #[serde(rename = "params_digest")]
+    pub pp_digest: String,
 }
 
 impl SimpleDigestible for JobIdentity {}
@@ -171,40 +176,35 @@ impl SimpleDigestible for JobIdentity {}
 impl JobIdentity {
     /// The digest checkpoints are bound to.
     pub fn digest(&self) -> [u8; 32] {
-        let f: F = DigestComputer::new(self).digest().unwrap_or_default();
-        crate::field::to_bytes(&f)
+        fold_ml_verify::architecture::digest32(self)
     }
 
-    /// The first field that differs from `other`, named as the user knows it, with both values.
-    pub fn difference(&self, other: &Self) -> Option<String> {
-        let d = |what: &str, a: String, b: String| Some(format!("{what} differs (job: {a}, now: {b})"));
-        let (mine, theirs) = (self.model.flags(), other.model.flags());
-        for ((flag, a), (_, b)) in mine.iter().zip(&theirs) {
+    /// The first setting that differs from `other`, with both values (the job's, then
+    /// `other`'s; empty for the secret input).
+    pub fn difference(&self, other: &Self) -> Option<(JobSetting, String, String)> {
+        let (mine, theirs) = (self.model.settings(), other.model.settings());
+        for ((setting, a), (_, b)) in mine.iter().zip(&theirs) {
             if a != b {
-                return d(flag, a.clone(), b.clone());
+                return Some((*setting, a.clone(), b.clone()));
             }
         }
         let steps = |a: &[Architecture]| a.iter().map(|a| a.layers_per_step.to_string()).collect::<Vec<_>>().join(",");
         let (k1, k2) = (steps(&self.architectures), steps(&other.architectures));
         if k1 != k2 {
-            return d("--layers-per-step", k1, k2);
+            return Some((JobSetting::LayersPerStep, k1, k2));
         }
         if self.architectures != other.architectures {
             let digest = |a: &[Architecture]| hex(&crate::statement::architectures_digest(a.iter()));
-            return d("the architecture", digest(&self.architectures), digest(&other.architectures));
+            return Some((JobSetting::Architecture, digest(&self.architectures), digest(&other.architectures)));
         }
         if self.public_input != other.public_input {
-            return d("--public-input", self.public_input.to_string(), other.public_input.to_string());
+            return Some((JobSetting::PublicInput, self.public_input.to_string(), other.public_input.to_string()));
         }
         if self.input_commitment != other.input_commitment {
-            return Some("--input differs from the job's input".into());
+            return Some((JobSetting::Input, String::new(), String::new()));
         }
-        if self.params_digest != other.params_digest {
-            return d(
-                "the public parameters (another fold-ml build?)",
-                self.params_digest.clone(),
-                other.params_digest.clone(),
-            );
+        if self.pp_digest != other.pp_digest {
+            return Some((JobSetting::Parameters, self.pp_digest.clone(), other.pp_digest.clone()));
         }
         None
     }
@@ -252,5 +252,19 @@ impl Manifest {
             return Err("job_digest does not match the job".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_policies_count_layers_and_read_old_manifests() {
+        let p: CheckpointPolicy = serde_json::from_str(r#"{"layers":3}"#).unwrap();
+        assert_eq!(p, CheckpointPolicy::Layers(3));
+        let old: CheckpointPolicy = serde_json::from_str(r#"{"folds":3}"#).unwrap();
+        assert_eq!(old, p, "a manifest written before the rename means the same count");
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"layers":3}"#);
     }
 }

@@ -13,6 +13,7 @@
 //! `vk.bin`.
 
 pub mod checkpoint;
+pub mod error;
 pub mod events;
 pub mod lock;
 pub mod manifest;
@@ -26,21 +27,22 @@ pub use prefix::{compress_checkpoint, load_checkpoint, LoadedCheckpoint};
 
 use crate::artifact::hex;
 use crate::error::Error;
-use crate::fsutil::{read_file, write_atomic};
+use crate::model::network::{argmax, Network};
 use crate::model::{Architecture, ModelSource};
-use crate::network::{argmax, Network};
 use crate::nova::{CompressedSnark, PublicParams, VerifierKey};
 use crate::prove::keys::{self, ProverKeys};
 use crate::prove::segment::{SegmentStart, SegmentTask};
 use crate::prove::{bad, check_model_and_input, seal, Event, Progress, Proven, Timings};
 use crate::statement::{InputStatement, Link, OutputStatement, SegmentStatement, Statement};
 use checkpoint::{Checkpoint, SegmentDone};
+pub use error::{JobError, JobSetting};
 use events::{EventLog, JobEvent};
 use ff::Field;
 use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
-use manifest::{CheckpointPolicy, JobIdentity, LoadedModel, Manifest, ModelDescriptor};
+use fold_ml_verify::fsutil::{read_file, write_atomic};
+use manifest::{CheckpointPolicy, JobIdentity, LoadedModel, Manifest, ModelRecord};
 use rand_core::OsRng;
 use secret::JobSecret;
 use sink::JobCheckpoints;
@@ -53,7 +55,7 @@ pub const DEFAULT_CHECKPOINT_POLICY: CheckpointPolicy = CheckpointPolicy::Second
 #[derive(Clone, Debug)]
 pub struct JobRequest {
     /// The model.
-    pub model: ModelDescriptor,
+    pub model: ModelRecord,
     /// For a model file: where to copy it from when the job starts.
     pub model_file: Option<PathBuf>,
     /// Input activations; `None` reuses the job's own (resume).
@@ -196,26 +198,18 @@ fn newest_valid_checkpoint(
     if files.is_empty() {
         Ok(None)
     } else {
-        Err(bad(
-            &dir.display().to_string(),
-            format!(
-                "all {} checkpoints are damaged; run again with --restart to start over from the first layer",
-                files.len()
-            ),
-        ))
+        Err(JobError::AllCheckpointsDamaged { dir: dir.into(), count: files.len() }.into())
     }
 }
 
 /// Runs (or resumes, or recognizes as complete) the job in `dir`.
 pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Result<Outcome, Error> {
     if req.layers_per_step.is_some_and(|k| k == 0 || k > crate::statement::MAX_LAYERS_PER_STEP) {
-        return Err(bad("--layers-per-step", format!("must be in 1..={}", crate::statement::MAX_LAYERS_PER_STEP)));
+        return Err(JobError::LayersPerStep { max: crate::statement::MAX_LAYERS_PER_STEP }.into());
     }
     let has_manifest = dir.join("manifest.json").exists();
     let loaded = match (&req.model, &req.model_file) {
-        (ModelDescriptor::File { .. }, Some(src)) if !has_manifest => {
-            LoadedModel::Network(Box::new(Network::read(src)?))
-        }
+        (ModelRecord::File { .. }, Some(src)) if !has_manifest => LoadedModel::Network(Box::new(Network::read(src)?)),
         (m, _) => m.load(dir)?,
     };
     let model = loaded.source();
@@ -224,40 +218,40 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
     if dir.join("statement.json").exists() && has_manifest {
         let m = manifest.expect("read above");
         let wanted = JobIdentity {
-            params_digest: m.job.params_digest.clone(),
+            pp_digest: m.job.pp_digest.clone(),
             input_commitment: m.job.input_commitment,
             ..identity(&req.model, &archs, model, F::ZERO, req.public_input, String::new())
         };
+        let differs = |(setting, job, now)| JobError::Differs { dir: dir.into(), finished: true, setting, job, now };
         if let Some(diff) = m.job.difference(&wanted) {
-            return Err(bad(&dir.display().to_string(), format!("holds a finished job for another request: {diff}")));
+            return Err(differs(diff).into());
         }
         if req.input.as_ref().is_some_and(|input| *input != JobSecret::read(dir).map(|s| s.input).unwrap_or_default()) {
-            return Err(bad(
-                &dir.display().to_string(),
-                "holds a finished job for another request: --input differs from the job's input".into(),
-            ));
+            return Err(differs((JobSetting::Input, String::new(), String::new())).into());
         }
         let s = crate::verify::read_statement(&dir.join("statement.json"))?
             .map_err(|e| bad("statement.json", e.to_string()))?;
         return Ok(Outcome::AlreadyComplete(Box::new(s)));
     }
     if dir.join("statement.json").exists() {
-        return Err(bad(
-            &dir.display().to_string(),
-            "already holds a proof that is not a job of this tool; choose another --job".into(),
-        ));
+        return Err(JobError::ForeignProof { dir: dir.into() }.into());
     }
 
     // The secret input and blind: the job's own when resuming.
     let secret = if has_manifest {
         let s = JobSecret::read(dir)?;
-        if let Some(input) = &req.input {
-            if input != &s.input {
-                return Err(bad(&dir.display().to_string(), "--input differs from the job's input".into()));
-            }
+        let differs = |setting| JobError::Differs {
+            dir: dir.into(),
+            finished: false,
+            setting,
+            job: String::new(),
+            now: String::new(),
+        };
+        if req.input.as_ref().is_some_and(|input| input != &s.input) {
+            return Err(differs(JobSetting::Input).into());
         }
         if req.input_blind.is_some_and(|b| b != s.input_blind) {
-            return Err(bad(&dir.display().to_string(), "--input-commitment differs from the job's".into()));
+            return Err(differs(JobSetting::InputCommitment).into());
         }
         s
     } else {
@@ -266,9 +260,7 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
             .clone()
             .ok_or_else(|| bad(&dir.display().to_string(), "is not a fold-ml job (no manifest.json)".into()))?;
         let blind = match (req.public_input, req.input_blind) {
-            (true, Some(_)) => {
-                return Err(bad("--input-commitment", "a public input is committed without a blind".into()))
-            }
+            (true, Some(_)) => return Err(JobError::PublicInputWithBlind.into()),
             (true, None) => F::ZERO,
             (false, Some(b)) => b,
             (false, None) => F::random(OsRng),
@@ -277,7 +269,7 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
     };
     check_model_and_input(model, &secret.input)?;
 
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| Error::io(dir, source))?;
     let _lock = lock::JobLock::acquire(dir)?;
     if let (LoadedModel::Network(net), false) = (&loaded, has_manifest) {
         net.write(&manifest::model_file(dir))?;
@@ -303,12 +295,12 @@ pub fn verify_checkpoint_proof(
 }
 
 fn identity(
-    model: &ModelDescriptor,
+    model: &ModelRecord,
     archs: &[Architecture],
     m: &dyn ModelSource,
     input_commitment: F,
     public_input: bool,
-    params_digest: String,
+    pp_digest: String,
 ) -> JobIdentity {
     JobIdentity {
         model: model.clone(),
@@ -316,12 +308,12 @@ fn identity(
         num_layers: m.num_layers(),
         input_commitment,
         public_input,
-        params_digest,
+        pp_digest,
     }
 }
 
 /// Digest of the public parameters of every segment, in order.
-fn params_digest(pps: &[F]) -> String {
+fn pp_digest(pps: &[F]) -> String {
     let bytes: Vec<u8> = pps.iter().flat_map(crate::field::to_bytes).collect();
     hex(&crate::artifact::checksum(&bytes))
 }
@@ -335,7 +327,7 @@ fn verifier_keys(
 ) -> Result<Vec<VerifierKey>, Error> {
     let mut take = |arch: &Architecture| match at_hand.iter().position(|(a, _)| a == arch) {
         Some(i) => Ok(at_hand.swap_remove(i).1),
-        None => keys::verifier_key(cache, arch),
+        None => Ok(fold_ml_verify::keys::verifier_key(cache, arch)?),
     };
     statement.distinct_architectures().into_iter().map(&mut take).collect()
 }
@@ -387,7 +379,7 @@ pub(crate) fn finish(
     let vks = verifier_keys(cache, &statement, vks_at_hand)?;
     let vk_refs: Vec<&VerifierKey> = vks.iter().collect();
     let (proof, check_s) = seal(&statement, &proofs, &vk_refs)?;
-    let vk = keys::encode_vks(&statement, &vk_refs)?;
+    let vk = fold_ml_verify::keys::encode_vks(&statement, &vk_refs)?;
     results::write_proof_dir(out, &statement, &proof, &vk)?;
     Ok((statement, proof, vk, check_s))
 }
@@ -426,11 +418,11 @@ fn run_locked(
         }
         keys.push(Some((pp, pk)));
     }
-    let wanted = identity(&req.model, archs, model, z0.activations, req.public_input, params_digest(&pp_digests));
+    let wanted = identity(&req.model, archs, model, z0.activations, req.public_input, pp_digest(&pp_digests));
     let manifest = match manifest {
         Some(m) => {
-            if let Some(diff) = m.job.difference(&wanted) {
-                return Err(bad(&dir.display().to_string(), format!("cannot resume: {diff}")));
+            if let Some((setting, job, now)) = m.job.difference(&wanted) {
+                return Err(JobError::Differs { dir: dir.into(), finished: false, setting, job, now }.into());
             }
             Manifest { checkpoint_every: req.checkpoint_every, ..m }
         }
@@ -445,11 +437,11 @@ fn run_locked(
 
     if req.restart {
         for (_, path) in checkpoint::list(dir) {
-            std::fs::remove_file(&path).map_err(|source| Error::Io { path, source })?;
+            std::fs::remove_file(&path).map_err(|source| Error::io(path, source))?;
         }
         let segs = dir.join("segments");
         if segs.exists() {
-            std::fs::remove_dir_all(&segs).map_err(|source| Error::Io { path: segs, source })?;
+            std::fs::remove_dir_all(&segs).map_err(|source| Error::io(segs, source))?;
         }
     }
     let mut done = finished_segments(dir, &manifest)?;

@@ -2,6 +2,7 @@
 //! needed to check it (`verify-checkpoint`), and compressing it into a shareable proof of
 //! the first K layers whose output stays committed (`compress --at K`).
 
+use super::error::JobError;
 use super::events::{EventLog, JobEvent};
 use super::manifest::Manifest;
 use super::secret::JobSecret;
@@ -10,12 +11,12 @@ use super::{
     Checkpoint, SegmentDone,
 };
 use crate::error::Error;
-use crate::fsutil::write_atomic;
 use crate::prove::keys::{self, ProverKeys};
 use crate::prove::{bad, compress_segment};
 use crate::statement::{InputStatement, Statement};
 use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::state::StepState;
+use fold_ml_verify::fsutil::write_atomic;
 use std::path::Path;
 
 /// A job's checkpoint, loaded and checked.
@@ -44,7 +45,7 @@ pub fn load_checkpoint(dir: &Path, cache: &Path, at: Option<usize>) -> Result<Lo
         Some(k) => files
             .into_iter()
             .find(|(n, _)| *n == k)
-            .ok_or_else(|| bad("--at", format!("the job has no checkpoint at {k} layers")))?,
+            .ok_or_else(|| JobError::NoCheckpointAt { dir: dir.into(), layers: k })?,
         None => files.into_iter().next().ok_or_else(|| bad(&dir.display().to_string(), "has no checkpoint".into()))?,
     };
     let offsets = offsets(model);
@@ -99,7 +100,7 @@ pub fn compress_checkpoint(dir: &Path, cache: &Path, at: usize, out: &Path) -> R
         "blind": crate::field::to_hex(&ckpt.blind),
         "values": ckpt.activations,
     });
-    crate::fsutil::create_private_dir(opening.parent().expect("has a parent"))?;
+    fold_ml_verify::fsutil::create_private_dir(opening.parent().expect("has a parent"))?;
     write_atomic(&opening, &serde_json::to_vec_pretty(&json).expect("serializes"), true)?;
     EventLog::new(dir).append(JobEvent::PrefixCompressed {
         layers: at,

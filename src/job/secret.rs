@@ -3,8 +3,8 @@
 
 use crate::error::Error;
 use crate::field::hex_serde;
-use crate::fsutil::{read_file, write_atomic};
 use fold_ml_circuits::F;
+use fold_ml_verify::fsutil::{read_file, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -34,11 +34,11 @@ impl JobSecret {
     pub fn read(dir: &Path) -> Result<Self, Error> {
         let path = dir.join("secret.json");
         serde_json::from_slice(&read_file(&path)?)
-            .map_err(|e| Error::BadInput { what: path.display().to_string(), reason: e.to_string() })
+            .map_err(|e| Error::bad_input(path.display().to_string(), e.to_string()))
     }
 
     /// Writes `secret.json` owner-only.
     pub fn write(&self, dir: &Path) -> Result<(), Error> {
-        write_atomic(&dir.join("secret.json"), serde_json::to_string(self).expect("serializes").as_bytes(), true)
+        Ok(write_atomic(&dir.join("secret.json"), serde_json::to_string(self).expect("serializes").as_bytes(), true)?)
     }
 }

@@ -40,7 +40,7 @@ impl CheckpointSink for JobCheckpoints<'_> {
         let total_done = task.layer_offset + p.layers_done;
         self.log.append(JobEvent::Folded { done: total_done, total: task.model_layers })?;
         let due = match self.policy {
-            CheckpointPolicy::Folds(k) => p.layers_done - self.last.0 >= k.max(1),
+            CheckpointPolicy::Layers(k) => p.layers_done - self.last.0 >= k.max(1),
             CheckpointPolicy::Seconds(s) => self.last.1.elapsed().as_secs() >= s,
         };
         if !due && p.layers_done < task.layers.num_layers() {

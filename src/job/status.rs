@@ -1,6 +1,6 @@
 //! `fold-ml status DIR`: where a running or stopped job stands, from its files alone.
 
-use super::events::{EventLog, JobEvent};
+use super::events::{EventLog, JobEvent, Logged};
 use super::{checkpoint, lock, read_manifest};
 use crate::error::Error;
 use std::path::Path;
@@ -36,24 +36,7 @@ pub fn status(dir: &Path) -> Result<JobStatus, Error> {
     let manifest = read_manifest(dir)?;
     let events = EventLog::read(dir);
     let last_checkpoint = checkpoint::list(dir).first().map(|(k, _)| *k);
-    // The latest run starts at the last "started" or "resumed" event.
-    let run_start = events
-        .iter()
-        .rposition(|e| matches!(e.event, JobEvent::Started { .. } | JobEvent::Resumed { .. }))
-        .unwrap_or(0);
-    let folds: Vec<(f64, usize)> = events[run_start..]
-        .iter()
-        .filter_map(|e| match e.event {
-            JobEvent::Folded { done, .. } => Some((e.t, done)),
-            _ => None,
-        })
-        .collect();
-    let done_in_log = folds.last().map(|&(_, done)| done);
-    // Layers (not folds) per second: a fold covers several layers when K > 1.
-    let rate = match (folds.first(), folds.last()) {
-        (Some(&(t0, d0)), Some(&(t1, d1))) if t1 > t0 && d1 > d0 => Some((d1 - d0) as f64 / (t1 - t0)),
-        _ => None,
-    };
+    let (done_in_log, rate) = latest_run(&events);
     let finished = dir.join("statement.json").exists();
     let total = manifest.job.num_layers;
     Ok(JobStatus {
@@ -65,4 +48,56 @@ pub fn status(dir: &Path) -> Result<JobStatus, Error> {
         finished,
         last_event: events.last().map(|e| e.event.name().to_string()),
     })
+}
+
+/// The layers folded by the latest run (the events after the last start or resume), and
+/// its rate in layers (not folds: a fold covers K layers) per second.
+fn latest_run(events: &[Logged]) -> (Option<usize>, Option<f64>) {
+    let run_start = events
+        .iter()
+        .rposition(|e| matches!(e.event, JobEvent::Started { .. } | JobEvent::Resumed { .. }))
+        .unwrap_or(0);
+    let folds: Vec<(f64, usize)> = events[run_start..]
+        .iter()
+        .filter_map(|e| match e.event {
+            JobEvent::Folded { done, .. } => Some((e.t, done)),
+            _ => None,
+        })
+        .collect();
+    let rate = match (folds.first(), folds.last()) {
+        (Some(&(t0, d0)), Some(&(t1, d1))) if t1 > t0 && d1 > d0 => Some((d1 - d0) as f64 / (t1 - t0)),
+        _ => None,
+    };
+    (folds.last().map(|&(_, done)| done), rate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: f64, event: JobEvent) -> Logged {
+        Logged { t, event }
+    }
+
+    #[test]
+    fn the_rate_counts_layers_not_folds() {
+        // K = 4: one fold every 2 s covers 4 layers, so 2 layers/s (not 0.5 folds/s).
+        let folded = |t, done| at(t, JobEvent::Folded { done, total: 64 });
+        let events = [
+            at(0.0, JobEvent::Started { layers: 64, segments: 1 }),
+            folded(10.0, 4),
+            folded(12.0, 8),
+            folded(14.0, 12),
+            at(20.0, JobEvent::Resumed { from: 8 }),
+            folded(30.0, 12),
+            folded(32.0, 16),
+            folded(34.0, 20),
+        ];
+        let (done, rate) = latest_run(&events[..4]);
+        assert_eq!((done, rate), (Some(12), Some(2.0)));
+        // After a resume only the new run counts.
+        let (done, rate) = latest_run(&events);
+        assert_eq!((done, rate), (Some(20), Some(2.0)));
+        assert_eq!(latest_run(&events[..1]), (None, None));
+    }
 }

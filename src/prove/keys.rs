@@ -33,7 +33,7 @@ fn setup_and_store(cache: &Path, arch: &Architecture) -> Result<(PublicParams, P
     let (pp, pk, vk) = setup(arch)?;
     let dir = dir_for(cache, arch);
     let digest = arch.digest();
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+    std::fs::create_dir_all(&dir).map_err(|source| Error::io(dir.clone(), source))?;
     store(&dir.join("pp.bin"), Kind::PublicParams, &digest, &pp)?;
     store(&dir.join("pk.bin"), Kind::ProverKey, &digest, &pk)?;
     store(&dir.join("vk.bin"), Kind::VerifierKey, &digest, &vk)?;
@@ -59,14 +59,4 @@ pub fn prover_keys(cache: &Path, arch: &Architecture) -> Result<ProverKeys, Erro
         None => setup_and_store(cache, arch)?,
     };
     Ok(ProverKeys { pp, pk, vk, cached, seconds: start.elapsed().as_secs_f64() })
-}
-
-/// The verifier key of an architecture, as the verifier derives it (its own key store).
-pub fn verifier_key(cache: &Path, arch: &Architecture) -> Result<VerifierKey, Error> {
-    Ok(fold_ml_verify::keys::verifier_key(cache, arch)?)
-}
-
-/// Encodes the verifier keys of a statement as a shareable `vk.bin`.
-pub fn encode_vks(statement: &crate::statement::Statement, vks: &[&VerifierKey]) -> Result<Vec<u8>, Error> {
-    Ok(fold_ml_verify::keys::encode_vks(statement, vks)?)
 }

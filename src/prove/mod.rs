@@ -120,7 +120,7 @@ pub struct Progress {
 }
 
 pub(crate) fn bad(what: &str, reason: String) -> Error {
-    Error::BadInput { what: what.into(), reason }
+    Error::bad_input(what, reason)
 }
 
 /// Checks that a model and input can be proven, before any expensive work.
@@ -216,7 +216,7 @@ pub fn fold_layers(
 
 /// Compresses a segment's folded proof into a zero-knowledge proof.
 pub fn compress_segment(pp: &PublicParams, pk: &ProverKey, snark: &RecursiveSnark) -> Result<CompressedSnark, Error> {
-    CompressedSnark::prove(pp, pk, snark).map_err(|source| Error::Nova { stage: "compression", source })
+    CompressedSnark::prove(pp, pk, snark).map_err(|source| Error::nova("compression", source))
 }
 
 /// Encodes the segment proofs of `statement` as `proof.bin` and checks them with the
@@ -224,11 +224,13 @@ pub fn compress_segment(pp: &PublicParams, pk: &ProverKey, snark: &RecursiveSnar
 /// does not verify is a bug.
 pub fn seal(statement: &Statement, proofs: &[CompressedSnark], vks: &[&VerifierKey]) -> Result<(Vec<u8>, f64), Error> {
     let proof = artifact::encode(Kind::Proof, &statement.architectures_digest(), &proofs)
-        .map_err(|reason| Error::Artifact { path: "proof.bin".into(), reason })?;
+        .map_err(|reason| Error::artifact("proof.bin", reason))?;
     let start = Instant::now();
-    crate::verify::verify_proof(statement, &proof, vks).map_err(|e| Error::Nova {
-        stage: "self-check of the compressed proof",
-        source: nova_snark::errors::NovaError::ProofVerifyError { reason: e.to_string() },
+    crate::verify::verify_proof(statement, &proof, vks).map_err(|e| {
+        Error::nova(
+            "self-check of the compressed proof",
+            nova_snark::errors::NovaError::ProofVerifyError { reason: e.to_string() },
+        )
     })?;
     Ok((proof, start.elapsed().as_secs_f64()))
 }

@@ -139,7 +139,7 @@ mod tests {
                 inputs: 16,
                 outputs: 16,
             }),
-            fold_ml_circuits::quant::RequantParams::new(8, 24).unwrap(),
+            fold_ml_circuits::quant::RequantSpec::new(8, 24).unwrap(),
         );
         assert_eq!(auto_layers_per_step(&StepSizes::of(&dense16), 512), 4);
         assert_eq!(auto_layers_per_step(&tiny, 1), 1);

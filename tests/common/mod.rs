@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use fold_ml::job::manifest::{CheckpointPolicy, ModelDescriptor};
+use fold_ml::job::manifest::{CheckpointPolicy, ModelRecord};
 use fold_ml::job::{self, JobRequest};
 use fold_ml_circuits::synthetic::SyntheticModel;
 use std::path::{Path, PathBuf};
@@ -21,25 +21,25 @@ pub fn cache() -> PathBuf {
 }
 
 /// The small model of the tests: 1 channel, 5×5, 3×3 kernels.
-pub fn small(layers: usize, seed: u64) -> ModelDescriptor {
-    ModelDescriptor::Synthetic { channels: 1, size: 5, kernel: 3, layers, seed }
+pub fn small(layers: usize, seed: u64) -> ModelRecord {
+    ModelRecord::Synthetic { channels: 1, size: 5, kernel: 3, layers, seed }
 }
 
 /// The model a descriptor stands for.
-pub fn model_of(d: &ModelDescriptor) -> SyntheticModel {
+pub fn model_of(d: &ModelRecord) -> SyntheticModel {
     match d {
-        &ModelDescriptor::Synthetic { channels, size, kernel, layers, seed } => {
+        &ModelRecord::Synthetic { channels, size, kernel, layers, seed } => {
             SyntheticModel::conv(channels, size, kernel, layers, seed).expect("valid shape")
         }
-        &ModelDescriptor::SyntheticDense { width, layers, seed } => {
+        &ModelRecord::SyntheticDense { width, layers, seed } => {
             SyntheticModel::dense(width, layers, seed).expect("valid shape")
         }
-        ModelDescriptor::File { .. } => panic!("not a synthetic model"),
+        ModelRecord::File { .. } => panic!("not a synthetic model"),
     }
 }
 
 /// A job request for `model` on `input`, checkpointing after every fold.
-pub fn request(model: ModelDescriptor, input: Vec<u8>, public_input: bool) -> JobRequest {
+pub fn request(model: ModelRecord, input: Vec<u8>, public_input: bool) -> JobRequest {
     JobRequest {
         model,
         model_file: None,
@@ -47,14 +47,14 @@ pub fn request(model: ModelDescriptor, input: Vec<u8>, public_input: bool) -> Jo
         public_input,
         input_blind: None,
         cache_dir: cache(),
-        checkpoint_every: CheckpointPolicy::Folds(1),
+        checkpoint_every: CheckpointPolicy::Layers(1),
         restart: false,
         layers_per_step: Some(1),
     }
 }
 
 /// Proves `model` on `input` into `scratch()/name` (once per name).
-pub fn proven_job(name: &str, model: ModelDescriptor, input: Vec<u8>, public_input: bool) -> PathBuf {
+pub fn proven_job(name: &str, model: ModelRecord, input: Vec<u8>, public_input: bool) -> PathBuf {
     let dir = scratch().join(name);
     if !dir.join("statement.json").exists() {
         job::run(&dir, &request(model, input, public_input), &mut |_| {}).expect("proving succeeds");

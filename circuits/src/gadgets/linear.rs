@@ -5,7 +5,7 @@ use super::conv::ConvShape;
 use super::dense::DenseShape;
 use super::dot::{dot_native, dot_product, DotHint};
 use super::requant::{requant_constraints, requantize_relu, RequantHint};
-use crate::quant::{check_activations, requantize_native, QuantError, RequantParams};
+use crate::quant::{check_activations, requantize_native, QuantError, RequantSpec};
 use crate::F;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,7 @@ impl LinearShape {
     }
     /// Constraints of [`linear_requant`]: one per MAC (at least one per output) plus the
     /// requantization of every output.
-    pub fn constraints(&self, p: RequantParams) -> usize {
+    pub fn constraints(&self, p: RequantSpec) -> usize {
         (0..self.num_outputs()).map(|o| self.taps(o).len().max(1) + requant_constraints(p)).sum()
     }
     /// Checks the lengths of one layer's tensors against the shape.
@@ -128,7 +128,7 @@ pub fn linear_accumulators(shape: &LinearShape, skip: u32, input: &[u8], weights
 /// Native reference of [`linear_requant`]: the layer's output activations.
 pub fn linear_requant_native(
     shape: &LinearShape,
-    p: RequantParams,
+    p: RequantSpec,
     skip: u32,
     input: &[u8],
     weights: &[i8],
@@ -152,7 +152,7 @@ pub struct OutputHint {
 /// Honest witness of every output; fails where the native reference fails.
 pub fn linear_hints(
     shape: &LinearShape,
-    p: RequantParams,
+    p: RequantSpec,
     skip: u32,
     input: &[u8],
     weights: &[i8],
@@ -181,7 +181,7 @@ pub fn linear_hints(
 pub fn linear_requant<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     shape: &LinearShape,
-    p: RequantParams,
+    p: RequantSpec,
     skip: u32,
     input: &[LinearCombination<F>],
     weights: &[LinearCombination<F>],
@@ -223,7 +223,7 @@ mod tests {
     #[derive(Debug)]
     struct Case {
         shape: LinearShape,
-        p: RequantParams,
+        p: RequantSpec,
         skip: u32,
         input: Vec<u8>,
         weights: Vec<i8>,
@@ -256,7 +256,7 @@ mod tests {
         )
             .prop_map(move |(input, weights, bias, shift, skip)| Case {
                 shape,
-                p: RequantParams::new(shift, 20).unwrap(),
+                p: RequantSpec::new(shift, 20).unwrap(),
                 // A skip connection only where the shape allows one.
                 skip: if shape.num_inputs() == shape.num_outputs() { skip } else { 0 },
                 input,

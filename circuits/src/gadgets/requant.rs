@@ -15,7 +15,7 @@
 //! of a dot product), so it costs nothing here.
 
 use super::bits::{add_constant, alloc_bits, lc, weighted_sum};
-use crate::quant::{bits_le, requantize_native, QuantError, RequantParams, ACT_BITS, ACT_MAX};
+use crate::quant::{bits_le, requantize_native, QuantError, RequantSpec, ACT_BITS, ACT_MAX};
 use crate::F;
 use ff::Field;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
@@ -35,7 +35,7 @@ pub struct RequantHint {
 
 impl RequantHint {
     /// Honest witness for accumulator `acc`; fails where the native reference fails.
-    pub fn new(acc: i64, p: RequantParams) -> Result<Self, QuantError> {
+    pub fn new(acc: i64, p: RequantSpec) -> Result<Self, QuantError> {
         let y = requantize_native(acc, p)?;
         let b = p.acc_bits();
         let s = p.shift();
@@ -57,7 +57,7 @@ impl RequantHint {
 /// of the bits (the caller must constrain it) and the allocated output `y ∈ [0, 127]`.
 pub fn requantize_relu<CS: ConstraintSystem<F>>(
     cs: &mut CS,
-    p: RequantParams,
+    p: RequantSpec,
     hint: &RequantHint,
 ) -> Result<(LinearCombination<F>, AllocatedNum<F>), SynthesisError> {
     let b = p.acc_bits() as usize;
@@ -91,7 +91,7 @@ pub fn requantize_relu<CS: ConstraintSystem<F>>(
 }
 
 /// Constraints per output of [`requantize_relu`].
-pub fn requant_constraints(p: RequantParams) -> usize {
+pub fn requant_constraints(p: RequantSpec) -> usize {
     p.acc_bits() as usize + 3
 }
 
@@ -103,7 +103,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// Synthesizes the gadget with the accumulator bound to a public input `acc`.
-    fn run(acc: i64, p: RequantParams, hint: &RequantHint) -> (bool, F, usize) {
+    fn run(acc: i64, p: RequantSpec, hint: &RequantHint) -> (bool, F, usize) {
         let mut cs = TestConstraintSystem::<F>::new();
         let acc_var = AllocatedNum::alloc_input(cs.namespace(|| "acc"), || Ok(int_to_field(acc))).unwrap();
         let (acc_lc, y) = requantize_relu(&mut cs, p, hint).unwrap();
@@ -117,11 +117,11 @@ mod tests {
         (cs.is_satisfied(), y.get_value().unwrap(), n)
     }
 
-    fn params() -> impl Strategy<Value = RequantParams> {
-        (0u32..20, 0u32..20).prop_map(|(s, extra)| RequantParams::new(s, s + 8 + extra).unwrap())
+    fn requant_specs() -> impl Strategy<Value = RequantSpec> {
+        (0u32..20, 0u32..20).prop_map(|(s, extra)| RequantSpec::new(s, s + 8 + extra).unwrap())
     }
 
-    fn acc_in(p: RequantParams) -> impl Strategy<Value = i64> {
+    fn acc_in(p: RequantSpec) -> impl Strategy<Value = i64> {
         let half = 1i64 << (p.acc_bits() - 1);
         prop_oneof![-half..half, -300i64..300, (1i64 << (p.shift() + 7)) - 5..(1i64 << (p.shift() + 7)) + 5]
             .prop_map(move |a| a.clamp(-half, half - 1))
@@ -130,7 +130,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, rng_seed: proptest::test_runner::RngSeed::Fixed(2), ..ProptestConfig::default() })]
         #[test]
-        fn matches_native((p, acc) in params().prop_flat_map(|p| (Just(p), acc_in(p)))) {
+        fn matches_native((p, acc) in requant_specs().prop_flat_map(|p| (Just(p), acc_in(p)))) {
             let hint = RequantHint::new(acc, p).unwrap();
             let (sat, y, n) = run(acc, p, &hint);
             prop_assert!(sat);
@@ -139,14 +139,14 @@ mod tests {
         }
 
         #[test]
-        fn output_plus_one_rejected((p, acc) in params().prop_flat_map(|p| (Just(p), acc_in(p)))) {
+        fn output_plus_one_rejected((p, acc) in requant_specs().prop_flat_map(|p| (Just(p), acc_in(p)))) {
             let mut hint = RequantHint::new(acc, p).unwrap();
             hint.y += F::ONE;
             prop_assert!(!run(acc, p, &hint).0);
         }
 
         #[test]
-        fn flipped_sign_bit_rejected((p, acc) in params().prop_flat_map(|p| (Just(p), acc_in(p)))) {
+        fn flipped_sign_bit_rejected((p, acc) in requant_specs().prop_flat_map(|p| (Just(p), acc_in(p)))) {
             // Flip the sign bit and re-derive every other witness value so that only the
             // bit/accumulator binding can catch it.
             let mut hint = RequantHint::new(acc, p).unwrap();
@@ -160,7 +160,7 @@ mod tests {
     fn sign_flip_with_consistent_output_rejected() {
         // A negative accumulator claimed non-negative: flip the sign bit and set y, ok, inv
         // to what a positive reading would give; the recomposition no longer equals acc.
-        let p = RequantParams::new(2, 12).unwrap();
+        let p = RequantSpec::new(2, 12).unwrap();
         let acc = -40;
         let honest = RequantHint::new(acc, p).unwrap();
         let fake = RequantHint::new(acc + (1 << 11), p).unwrap();
@@ -172,7 +172,7 @@ mod tests {
     fn remainder_out_of_range_rejected() {
         // acc = q·2^s + r; claim quotient q-1 with remainder r + 2^s: the recomposition holds
         // only if "bit 0" carries 2^s, which booleanity rejects.
-        let p = RequantParams::new(4, 16).unwrap();
+        let p = RequantSpec::new(4, 16).unwrap();
         let acc = 16 * 9 + 3;
         let mut hint = RequantHint::new(acc - 16, p).unwrap(); // quotient 8, remainder 3
         hint.bits[0] += F::from(16); // remainder 19 >= 2^4
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn wrong_saturation_flag_rejected() {
-        let p = RequantParams::new(3, 16).unwrap();
+        let p = RequantSpec::new(3, 16).unwrap();
         for acc in [-5i64, 100, 5000] {
             let mut hint = RequantHint::new(acc, p).unwrap();
             hint.ok = F::ONE - hint.ok;

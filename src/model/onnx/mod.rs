@@ -13,18 +13,18 @@ mod proto;
 pub mod quantize;
 
 pub use accuracy::{accuracy, tract_logits, AccuracyReport, TractModel};
-pub use graph::{FloatKind, FloatLayer, FloatModel};
+pub use graph::{FloatKind, FloatLayer, FloatLayers};
 pub use quantize::{ImportReport, LayerReport};
 
 use crate::error::{Error, OnnxError};
-use crate::fsutil::read_file;
-use crate::network::Network;
+use crate::model::network::Network;
 use fold_ml_circuits::F;
+use fold_ml_verify::fsutil::read_file;
 use std::path::Path;
 use tract_onnx::prelude::Framework;
 
 /// Reads an ONNX file and parses it into the float IR (cheap: no inference).
-pub fn read_float_model(onnx: &Path) -> Result<FloatModel, Error> {
+pub fn read_float_model(onnx: &Path) -> Result<FloatLayers, Error> {
     let onnx_err = |reason| Error::Onnx { path: onnx.into(), reason };
     let bytes = read_file(onnx)?;
     let proto = tract_onnx::onnx()
@@ -51,7 +51,7 @@ pub fn read_inputs(path: &Path) -> Result<Vec<Vec<f32>>, Error> {
         Many { inputs: Vec<Vec<f64>> },
         One(Vec<f64>),
     }
-    let bad = |reason: String| Error::BadInput { what: path.display().to_string(), reason };
+    let bad = |reason: String| Error::bad_input(path.display().to_string(), reason);
     let bytes = read_file(path)?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
     let inputs = match serde_json::from_value::<Inputs>(value) {

@@ -1,7 +1,7 @@
 //! Reading an input tensor from a JSON file.
 
 use crate::error::Error;
-use crate::fsutil::read_file;
+use fold_ml_verify::fsutil::read_file;
 use std::path::Path;
 
 /// Reads a JSON array of integers in `[0, 127]`. An array of `image_len` values is an
@@ -14,7 +14,7 @@ pub fn read_input(
     from_image: impl Fn(&[u8]) -> Vec<u8>,
 ) -> Result<Vec<u8>, Error> {
     let what = path.display().to_string();
-    let bad = |reason: String| Error::BadInput { what: what.clone(), reason };
+    let bad = |reason: String| Error::bad_input(what.clone(), reason);
     let bytes = read_file(path)?;
     let values: Vec<i64> =
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a JSON array of integers: {e}")))?;

@@ -2,7 +2,7 @@
 //! quantizer. It is checked against tract (the independent reference) in the tests; it is
 //! never used to judge accuracy itself.
 
-use super::graph::{FloatKind, FloatLayer, FloatModel};
+use super::graph::{FloatKind, FloatLayer, FloatLayers};
 use crate::error::Error;
 use fold_ml_circuits::gadgets::pool::PoolKind;
 
@@ -71,8 +71,8 @@ fn run_layer(layer: &FloatLayer, x: &[f32]) -> LayerTrace {
 
 /// Runs the model on one input: every layer's trace, input to output. Fails on an input of
 /// the wrong length or a model whose tensors do not fit its shapes.
-pub fn run(model: &FloatModel, input: &[f32]) -> Result<Vec<LayerTrace>, Error> {
-    let bad = |what: String, reason: String| Error::BadInput { what, reason };
+pub fn run(model: &FloatLayers, input: &[f32]) -> Result<Vec<LayerTrace>, Error> {
+    let bad = |what: String, reason: String| Error::bad_input(what, reason);
     if input.len() != model.num_inputs() {
         let reason =
             format!("has {} values; the model takes {} ({:?})", input.len(), model.num_inputs(), model.input_shape);
@@ -97,6 +97,6 @@ pub fn run(model: &FloatModel, input: &[f32]) -> Result<Vec<LayerTrace>, Error> 
 }
 
 /// The model's outputs on one input.
-pub fn outputs(model: &FloatModel, input: &[f32]) -> Result<Vec<f32>, Error> {
+pub fn outputs(model: &FloatLayers, input: &[f32]) -> Result<Vec<f32>, Error> {
     Ok(run(model, input)?.pop().map(|t| t.output).unwrap_or_default())
 }

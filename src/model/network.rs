@@ -9,10 +9,10 @@
 
 use crate::artifact::{self, Kind};
 use crate::error::Error;
-use crate::fsutil::{read_file, write_atomic};
-use fold_ml_circuits::layer::{layer_native, LayerParams, LayerSpec};
+use fold_ml_circuits::layer::{layer_native, LayerSpec, LayerWeights};
 use fold_ml_circuits::quant::{QuantError, ACT_MAX};
 use fold_ml_circuits::F;
+use fold_ml_verify::fsutil::{read_file, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -41,60 +41,11 @@ pub struct OutputQuant {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     /// The spec every layer of the segment shares.
-    #[serde(with = "spec_serde")]
     pub spec: LayerSpec,
     /// The layers, in order.
-    pub layers: Vec<LayerParams>,
+    pub layers: Vec<LayerWeights>,
     /// Where the layers came from (ONNX node names), for messages.
     pub origin: Vec<String>,
-}
-
-/// The model file's encoding of a [`LayerSpec`]. `LinearShape` is an internally tagged enum
-/// (readable JSON elsewhere), which bincode cannot decode (`deserialize_any`); the model
-/// file stores the shape externally tagged instead, and rebuilds the requantization
-/// parameters through their validating constructor.
-mod spec_serde {
-    use fold_ml_circuits::gadgets::conv::ConvShape;
-    use fold_ml_circuits::gadgets::dense::DenseShape;
-    use fold_ml_circuits::gadgets::linear::LinearShape;
-    use fold_ml_circuits::gadgets::pool::Pool;
-    use fold_ml_circuits::layer::LayerSpec;
-    use fold_ml_circuits::quant::RequantParams;
-    use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};
-
-    #[derive(Serialize, Deserialize)]
-    enum Shape {
-        Conv(ConvShape),
-        Dense(DenseShape),
-    }
-
-    #[derive(Serialize, Deserialize)]
-    struct Spec {
-        shape: Shape,
-        shift: u32,
-        acc_bits: u32,
-        skip: u32,
-        pool: Option<Pool>,
-    }
-
-    pub fn serialize<S: Serializer>(spec: &LayerSpec, s: S) -> Result<S::Ok, S::Error> {
-        let shape = match spec.shape {
-            LinearShape::Conv(c) => Shape::Conv(c),
-            LinearShape::Dense(d) => Shape::Dense(d),
-        };
-        let (shift, acc_bits) = (spec.requant.shift(), spec.requant.acc_bits());
-        Spec { shape, shift, acc_bits, skip: spec.skip, pool: spec.pool }.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<LayerSpec, D::Error> {
-        let spec = Spec::deserialize(d)?;
-        let shape = match spec.shape {
-            Shape::Conv(c) => LinearShape::Conv(c),
-            Shape::Dense(d) => LinearShape::Dense(d),
-        };
-        let requant = RequantParams::new(spec.shift, spec.acc_bits).map_err(D::Error::custom)?;
-        Ok(LayerSpec { shape, requant, skip: spec.skip, pool: spec.pool })
-    }
 }
 
 /// A quantized network.
@@ -204,16 +155,15 @@ impl Network {
 
     /// Writes the model file (owner-only: it holds the weights and the salt).
     pub fn write(&self, path: &Path) -> Result<(), Error> {
-        let bytes = artifact::encode(Kind::Model, &[0; 32], self)
-            .map_err(|reason| Error::Artifact { path: path.into(), reason })?;
-        write_atomic(path, &bytes, true)
+        let bytes = artifact::encode(Kind::Model, &[0; 32], self).map_err(|reason| Error::artifact(path, reason))?;
+        Ok(write_atomic(path, &bytes, true)?)
     }
 
     /// Reads and checks a model file.
     pub fn read(path: &Path) -> Result<Self, Error> {
         let net: Self = artifact::decode(Kind::Model, &[0; 32], &read_file(path)?)
-            .map_err(|reason| Error::Artifact { path: path.into(), reason })?;
-        net.check().map_err(|reason| Error::BadInput { what: path.display().to_string(), reason })?;
+            .map_err(|reason| Error::artifact(path, reason))?;
+        net.check().map_err(|reason| Error::bad_input(path.display().to_string(), reason))?;
         Ok(net)
     }
 }

@@ -6,11 +6,11 @@
 
 use crate::error::Error;
 use crate::field::hex_serde;
-use crate::fsutil::{read_file, write_atomic};
 use ff::Field;
 use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::F;
+use fold_ml_verify::fsutil::{read_file, write_atomic};
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -41,7 +41,7 @@ pub struct InputCommitment {
 impl InputCommitment {
     /// Commits to input activations under a fresh random blind.
     pub fn new(input: &[u8]) -> Result<Self, Error> {
-        check_activations(input).map_err(|e| Error::BadInput { what: "input".into(), reason: e.to_string() })?;
+        check_activations(input).map_err(|e| Error::bad_input("input", e.to_string()))?;
         let blind = F::random(OsRng);
         Ok(Self {
             format: INPUT_COMMITMENT_FORMAT.into(),
@@ -65,12 +65,12 @@ impl InputCommitment {
 
     /// Writes the file (owner-only: it holds the blind).
     pub fn write(&self, path: &Path) -> Result<(), Error> {
-        write_atomic(path, &serde_json::to_vec_pretty(self).expect("serializes"), true)
+        Ok(write_atomic(path, &serde_json::to_vec_pretty(self).expect("serializes"), true)?)
     }
 
     /// Reads and checks a file.
     pub fn read(path: &Path) -> Result<Self, Error> {
-        let bad = |reason: String| Error::BadInput { what: path.display().to_string(), reason };
+        let bad = |reason: String| Error::bad_input(path.display().to_string(), reason);
         let c: Self = serde_json::from_slice(&read_file(path)?)
             .map_err(|e| bad(format!("not a fold-ml input commitment: {e}")))?;
         if c.format != INPUT_COMMITMENT_FORMAT || c.version != INPUT_COMMITMENT_VERSION {

@@ -20,11 +20,11 @@
 //! error.
 
 use super::float;
-use super::graph::{FloatLayer, FloatModel};
+use super::graph::{FloatLayer, FloatLayers};
 use crate::error::{Error, OnnxError};
-use crate::network::{InputQuant, Network, OutputQuant, Segment, NETWORK_VERSION};
-use fold_ml_circuits::layer::{LayerParams, LayerSpec};
-use fold_ml_circuits::quant::{RequantParams, MAX_ACC_BITS};
+use crate::model::network::{InputQuant, Network, OutputQuant, Segment, NETWORK_VERSION};
+use fold_ml_circuits::layer::{LayerSpec, LayerWeights};
+use fold_ml_circuits::quant::{RequantSpec, MAX_ACC_BITS};
 use fold_ml_circuits::F;
 use std::fmt;
 use std::ops::Range;
@@ -110,8 +110,8 @@ impl fmt::Display for ImportReport {
 
 /// Checks calibration inputs: at least one, each of the model's input length, finite and
 /// non-negative (activations are unsigned).
-pub fn check_calibration(model: &FloatModel, calibration: &[Vec<f32>]) -> Result<(), Error> {
-    let bad = |what: String, reason: String| Error::BadInput { what, reason };
+pub fn check_calibration(model: &FloatLayers, calibration: &[Vec<f32>]) -> Result<(), Error> {
+    let bad = |what: String, reason: String| Error::bad_input(what, reason);
     if calibration.is_empty() {
         return Err(bad("calibration inputs".into(), "none given; at least one is needed".into()));
     }
@@ -160,7 +160,7 @@ fn bits_for(bound: u64) -> u32 {
 
 /// One quantized layer.
 struct Quantized {
-    params: LayerParams,
+    layer_weights: LayerWeights,
     skip: u32,
     acc_bits: u32,
     weight_scale: f64,
@@ -214,7 +214,7 @@ fn quantize_layer(layer: &FloatLayer, s_a: f64, s_o: f64, shift: u32, signed: bo
     if acc_bits > MAX_ACC_BITS {
         return Err(format!("accumulators need {acc_bits} bits, more than {MAX_ACC_BITS}"));
     }
-    Ok(Quantized { params: LayerParams { weights, bias }, skip, acc_bits, weight_scale: s_w })
+    Ok(Quantized { layer_weights: LayerWeights { weights, bias }, skip, acc_bits, weight_scale: s_w })
 }
 
 /// Largest shift at which `max_w / s_w ≤ 127`.
@@ -270,7 +270,7 @@ fn residual_geometry(targets: &[f64], free: bool, max_w: f64) -> Option<Geometry
 /// Calibrates and quantizes `model`, read from the ONNX file `source` (which names the
 /// network and the errors). The result passes [`Network::check`].
 pub fn quantize(
-    model: &FloatModel,
+    model: &FloatLayers,
     source: &Path,
     calibration: &[Vec<f32>],
     salt: F,
@@ -292,10 +292,10 @@ pub fn quantize(
         }
     }
     if let Some(l) = tensor_max.iter().position(|m| !m.is_finite()) {
-        return Err(Error::BadInput {
-            what: "calibration inputs".into(),
-            reason: format!("the float model overflows at layer {}", l.saturating_sub(1)),
-        });
+        return Err(Error::bad_input(
+            "calibration inputs",
+            format!("the float model overflows at layer {}", l.saturating_sub(1)),
+        ));
     }
 
     let origin = |l: usize| layers[l].origin.join("+");
@@ -399,7 +399,7 @@ pub fn quantize(
             }
         };
         let acc_bits = qs.iter().map(|q| q.acc_bits).max().unwrap_or(shift + 8);
-        let requant = RequantParams::new(shift, acc_bits)?;
+        let requant = RequantSpec::new(shift, acc_bits)?;
         for (l, q) in r.clone().zip(qs) {
             let spec = LayerSpec { shape: layers[l].kind.shape(), requant, skip: q.skip, pool: layers[l].pool };
             quantized.push((spec, q));
@@ -412,10 +412,10 @@ pub fn quantize(
     for (l, (spec, q)) in quantized.into_iter().enumerate() {
         match segments.last_mut() {
             Some(seg) if seg.spec == spec => {
-                seg.layers.push(q.params.clone());
+                seg.layers.push(q.layer_weights.clone());
                 seg.origin.push(origin(l));
             }
-            _ => segments.push(Segment { spec, layers: vec![q.params.clone()], origin: vec![origin(l)] }),
+            _ => segments.push(Segment { spec, layers: vec![q.layer_weights.clone()], origin: vec![origin(l)] }),
         }
         reports.push(LayerReport {
             origin: origin(l),

@@ -108,22 +108,22 @@ impl FloatLayer {
 
 /// A sequential float model: what an ONNX graph means to fold-ml.
 #[derive(Clone, Debug, PartialEq)]
-pub struct FloatModel {
+pub struct FloatLayers {
     /// The input shape without the batch dimension (`[C, H, W]` or `[N]`).
     pub input_shape: Vec<usize>,
     /// The layers, input to output.
     pub layers: Vec<FloatLayer>,
 }
 
-impl FloatModel {
+impl FloatLayers {
     /// Input values.
     pub fn num_inputs(&self) -> usize {
         self.input_shape.iter().product()
     }
 }
 
-/// Operators the walk understands.
-const SUPPORTED_OPS: &[&str] = &[
+/// Operators the walk understands (the one list: error messages print it).
+pub const SUPPORTED_OPS: &[&str] = &[
     "Conv",
     "Gemm",
     "MatMul",
@@ -189,7 +189,7 @@ struct Walker {
 /// Parses a decoded ONNX model into the float IR, or says exactly which nodes fold-ml cannot
 /// prove. All unsupported operators are listed at once; a structural problem is reported at
 /// the first node where it shows.
-pub fn parse(model: &ModelProto) -> Result<FloatModel, OnnxError> {
+pub fn parse(model: &ModelProto) -> Result<FloatLayers, OnnxError> {
     let graph = model.graph.as_ref().ok_or_else(|| OnnxError::Graph("the model has no graph".into()))?;
     let total = graph.node.len();
     let unsupported: Vec<OnnxNode> = graph
@@ -237,7 +237,7 @@ pub fn parse(model: &ModelProto) -> Result<FloatModel, OnnxError> {
         });
     }
     walker.layers.push(last.layer);
-    Ok(FloatModel { input_shape, layers: walker.layers })
+    Ok(FloatLayers { input_shape, layers: walker.layers })
 }
 
 impl Walker {
@@ -529,24 +529,24 @@ impl Walker {
             return Err(node.bad("training outputs (running mean and variance) are not supported"));
         }
         let eps = f64::from(node.float("epsilon", 1e-5)?);
-        let params: Vec<Vec<f64>> = ["scale", "B", "mean", "var"]
+        let bn: Vec<Vec<f64>> = ["scale", "B", "mean", "var"]
             .iter()
             .enumerate()
             .map(|(i, what)| self.constant(node, i + 1, what).map(|c| c.values.clone()))
             .collect::<Result<_, _>>()?;
         let p = self.pending_at(node, &[Stage::Linear], "directly follow a Conv, Gemm or MatMul")?;
         let n = p.layer.kind.channels_out();
-        if let Some(bad) = params.iter().position(|v| v.len() != n) {
+        if let Some(bad) = bn.iter().position(|v| v.len() != n) {
             return Err(node.bad(format!(
                 "{} has {} values, expected {n}",
                 ["scale", "B", "mean", "var"][bad],
-                params[bad].len()
+                bn[bad].len()
             )));
         }
         let per = p.layer.kind.weights_per_channel();
         let channels = p.layer.weights.chunks_mut(per).zip(p.layer.bias.iter_mut()).enumerate();
         for (c, (weights, bias)) in channels {
-            let (gamma, beta, mean, var) = (params[0][c], params[1][c], params[2][c], params[3][c]);
+            let (gamma, beta, mean, var) = (bn[0][c], bn[1][c], bn[2][c], bn[3][c]);
             if var + eps <= 0.0 {
                 return Err(node.bad(format!("variance {var} of channel {c} is not positive")));
             }

@@ -3,7 +3,7 @@
 //! numbers that were actually computed.
 
 use crate::error::{Error, OnnxError};
-use crate::network::{argmax, Network};
+use crate::model::network::{argmax, Network};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use tract_onnx::prelude::*;
@@ -41,9 +41,8 @@ impl TractModel {
     /// The model's outputs on one input (flattened).
     pub fn run(&self, input: &[f32]) -> Result<Vec<f32>, Error> {
         let fact: Vec<usize> = std::iter::once(1).chain(self.shape.iter().copied()).collect();
-        let tensor = tract_ndarray::ArrayD::from_shape_vec(fact, input.to_vec()).map_err(|_| Error::BadInput {
-            what: "input".into(),
-            reason: format!("has {} values; the model takes {:?}", input.len(), self.shape),
+        let tensor = tract_ndarray::ArrayD::from_shape_vec(fact, input.to_vec()).map_err(|_| {
+            Error::bad_input("input", format!("has {} values; the model takes {:?}", input.len(), self.shape))
         })?;
         let outputs =
             self.plan.run(tvec!(Tensor::from(tensor).into())).map_err(|e| tract_err(&self.path, format!("{e:#}")))?;
@@ -93,7 +92,7 @@ impl fmt::Display for AccuracyReport {
 /// ONNX model (tract) on every input, and compares them.
 pub fn accuracy(network: &Network, onnx: &Path, inputs: &[Vec<f32>]) -> Result<AccuracyReport, Error> {
     if inputs.is_empty() {
-        return Err(Error::BadInput { what: "accuracy inputs".into(), reason: "none given".into() });
+        return Err(Error::bad_input("accuracy inputs", "none given"));
     }
     let tract = TractModel::load(onnx, &network.input.shape)?;
     let (mut agree, mut max_err, mut sum_err, mut count) = (0usize, 0.0f32, 0.0f64, 0usize);
@@ -102,13 +101,13 @@ pub fn accuracy(network: &Network, onnx: &Path, inputs: &[Vec<f32>]) -> Result<A
         if let Some(j) = reference.iter().position(|v| !v.is_finite()) {
             return Err(tract_err(onnx, format!("output {j} on input {i} is not a finite number")));
         }
-        let q = network.quantize_input(x).map_err(|reason| Error::BadInput { what: format!("input {i}"), reason })?;
+        let q = network.quantize_input(x).map_err(|reason| Error::bad_input(format!("input {i}"), reason))?;
         let out = network.dequantize_output(&network.run_native(&q)?);
         if out.len() != reference.len() {
-            return Err(Error::BadInput {
-                what: onnx.display().to_string(),
-                reason: format!("the ONNX model gives {} outputs, the network {}", reference.len(), out.len()),
-            });
+            return Err(Error::bad_input(
+                onnx.display().to_string(),
+                format!("the ONNX model gives {} outputs, the network {}", reference.len(), out.len()),
+            ));
         }
         agree += usize::from(argmax(&out) == argmax(&reference));
         for (a, b) in out.iter().zip(&reference) {

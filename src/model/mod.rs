@@ -1,10 +1,29 @@
 //! Models as the prover sees them: a public [`Architecture`] (what the circuit is) and a
 //! private stream of layers (what the weights are), read one layer at a time.
+//!
+//! Owns every source of a model and of its input: the built-in synthetic models
+//! ([`SyntheticModel`], generated layer by layer), the model file ([`network::Network`],
+//! written by `import`), ONNX import ([`onnx`]: graph → [`onnx::graph::FloatLayers`] →
+//! quantized network, checked against tract's [`onnx::accuracy::TractModel`]), input
+//! readers ([`input`]) and input commitments ([`input_commitment`]).
+//!
+//! Words, one per concept: a *model* is anything that is a [`ModelSource`] (segments of
+//! layers); a *network* is an imported, quantized model file; a layer's *weights*
+//! ([`LayerWeights`]: weight matrix and bias) are secret, its *spec* ([`LayerSpec`], with its
+//! [`fold_ml_circuits::quant::RequantSpec`]) is public; a job's *model record*
+//! ([`crate::job::manifest::ModelRecord`]) says which model a job proves; Nova's *public
+//! parameters* (`PublicParams`, "pp") and *keys* belong to [`crate::prove::keys`]; *K* is
+//! "layers per step".
 
-use crate::network::{Network, Segment};
-use fold_ml_circuits::layer::{LayerParams, LayerSpec};
+pub mod input;
+pub mod input_commitment;
+pub mod network;
+pub mod onnx;
+
+use fold_ml_circuits::layer::{LayerSpec, LayerWeights};
 use fold_ml_circuits::synthetic::SyntheticModel;
 use fold_ml_circuits::F;
+use network::{Network, Segment};
 
 pub use fold_ml_circuits::CIRCUIT_VERSION;
 pub use fold_ml_verify::architecture::Architecture;
@@ -16,7 +35,7 @@ pub trait LayerSource: Sync {
     /// Depth.
     fn num_layers(&self) -> usize;
     /// Layer `i` (generated or read on demand).
-    fn layer(&self, i: usize) -> LayerParams;
+    fn layer(&self, i: usize) -> LayerWeights;
 }
 
 /// A model: its segments, in order, and the salt of its commitment.
@@ -40,7 +59,7 @@ impl LayerSource for SyntheticModel {
     fn num_layers(&self) -> usize {
         self.layers()
     }
-    fn layer(&self, i: usize) -> LayerParams {
+    fn layer(&self, i: usize) -> LayerWeights {
         SyntheticModel::layer(self, i)
     }
 }
@@ -64,7 +83,7 @@ impl LayerSource for Segment {
     fn num_layers(&self) -> usize {
         self.layers.len()
     }
-    fn layer(&self, i: usize) -> LayerParams {
+    fn layer(&self, i: usize) -> LayerWeights {
         self.layers[i].clone()
     }
 }
