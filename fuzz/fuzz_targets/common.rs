@@ -24,7 +24,7 @@ pub fn genuine() -> &'static Genuine {
             public_input: false, // a fresh statement: no other genuine proof of it exists
             input_blind: None,
             cache_dir: dir.join("cache"),
-            checkpoint_every: CheckpointPolicy::Folds(100),
+            checkpoint_every: CheckpointPolicy::Layers(100),
             restart: false,
             layers_per_step: Some(1),
         };
@@ -32,7 +32,7 @@ pub fn genuine() -> &'static Genuine {
         let statement: Statement =
             serde_json::from_slice(&std::fs::read(dir.join("job/statement.json")).expect("statement")).expect("json");
         let proof = std::fs::read(dir.join("job/proof.bin")).expect("proof");
-        let vk = fold_ml::prove::keys::verifier_key(&dir.join("cache"), &statement.segments[0].architecture).expect("key");
+        let vk = fold_ml_verify::keys::verifier_key(&dir.join("cache"), &statement.segments[0].architecture).expect("key");
         Genuine { statement, proof, vk }
     })
 }
