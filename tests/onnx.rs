@@ -6,7 +6,10 @@
 
 use ff::Field;
 use fold_ml::model::network::Network;
-use fold_ml::model::onnx::{self, float, graph, quantize, FloatKind, FloatLayer, FloatLayers, TractModel};
+use fold_ml::model::onnx::{self, float, graph, quantize, FloatLayer, FloatLayers, TractModel};
+use fold_ml_circuits::gadgets::conv::ConvShape;
+use fold_ml_circuits::gadgets::dense::DenseShape;
+use fold_ml_circuits::gadgets::linear::LinearShape;
 use fold_ml::{Error, F};
 use fold_ml_circuits::gadgets::pool::PoolKind;
 use rand_chacha::ChaCha8Rng;
@@ -180,7 +183,7 @@ fn residual_fixture_has_the_expected_structure() {
 #[test]
 fn identical_blocks_fold_as_one_segment() {
     let conv = |c_in: usize, c_out: usize, residual: bool, seed: u64| {
-        let kind = FloatKind::Conv { c_in, c_out, h: 4, w: 4, k: 3 };
+        let kind = LinearShape::Conv(ConvShape::same(c_in, c_out, 4, 4, 3));
         let n = c_out * c_in * 9;
         let weights = uniform_inputs(seed, 1, n).remove(0).into_iter().map(|v| (v - 0.5) * 0.3).collect();
         let bias = uniform_inputs(seed + 100, 1, c_out).remove(0).into_iter().map(|v| (v - 0.5) * 0.1).collect();
@@ -296,80 +299,8 @@ fn digits_resnet64_agrees_with_its_float_model() {
 
 // ---- graph walk rejections, on small graphs built here -------------------------------
 
-mod build {
-    use tract_onnx::pb::{
-        attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto,
-        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
-        ValueInfoProto,
-    };
-
-    pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
-        AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: v.to_vec(), ..Default::default() }
-    }
-
-    pub fn node(op: &str, name: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
-        NodeProto {
-            op_type: op.into(),
-            name: name.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![format!("{name}_out")],
-            attribute: attrs,
-            ..Default::default()
-        }
-    }
-
-    /// A `Constant` node holding `t`.
-    pub fn constant(name: &str, t: TensorProto) -> NodeProto {
-        let value = AttributeProto {
-            name: "value".into(),
-            r#type: AttributeType::Tensor as i32,
-            t: Some(t),
-            ..Default::default()
-        };
-        node("Constant", name, &[], vec![value])
-    }
-
-    pub fn tensor(name: &str, dims: &[i64]) -> TensorProto {
-        let n: i64 = dims.iter().product();
-        TensorProto {
-            name: name.into(),
-            dims: dims.to_vec(),
-            data_type: DataType::Float as i32,
-            float_data: (0..n).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect(),
-            ..Default::default()
-        }
-    }
-
-    fn value(name: &str, shape: &[i64]) -> ValueInfoProto {
-        let dim = shape
-            .iter()
-            .map(|&d| tensor_shape_proto::Dimension {
-                value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
-                ..Default::default()
-            })
-            .collect();
-        let tensor = type_proto::Tensor { elem_type: DataType::Float as i32, shape: Some(TensorShapeProto { dim }) };
-        ValueInfoProto {
-            name: name.into(),
-            r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() }),
-            ..Default::default()
-        }
-    }
-
-    /// A model of `nodes` over `input` of `shape`; the last node's output is the graph's.
-    pub fn model(shape: &[i64], nodes: Vec<NodeProto>, inits: Vec<TensorProto>) -> ModelProto {
-        let out = nodes.last().map(|n| n.output[0].clone()).unwrap_or_default();
-        let graph = GraphProto {
-            node: nodes,
-            initializer: inits,
-            input: vec![value("input", shape)],
-            output: vec![ValueInfoProto { name: out, ..Default::default() }],
-            ..Default::default()
-        };
-        let opset = OperatorSetIdProto { domain: String::new(), version: 13 };
-        ModelProto { ir_version: 8, opset_import: vec![opset], graph: Some(graph), ..Default::default() }
-    }
-}
+mod onnx_build;
+use onnx_build as build;
 
 fn conv_node(name: &str, input: &str, attrs: Vec<tract_onnx::pb::AttributeProto>) -> tract_onnx::pb::NodeProto {
     build::node("Conv", name, &[input, &format!("{name}.w")], attrs)
@@ -397,16 +328,23 @@ fn unsupported_configurations_are_rejected_with_the_node() {
     );
     assert_eq!(graph::parse(&ok).unwrap().layers.len(), 2);
 
-    let strided = model(
-        &[1, 1, 4, 4],
-        vec![conv_node("c1", "input", vec![ints("pads", &[1, 1, 1, 1]), ints("strides", &[2, 2])])],
+    let dilated = model(
+        &[1, 1, 6, 6],
+        vec![conv_node("c1", "input", vec![ints("dilations", &[2, 2])])],
         vec![w("c1", 2, 1, 3)],
     );
-    let msg = parse_err(&strided);
-    assert!(msg.contains("Conv (node \"c1\", #1 of 1)") && msg.contains("strides [2, 2]"), "{msg}");
+    let msg = parse_err(&dilated);
+    assert!(msg.contains("Conv (node \"c1\", #1 of 1)") && msg.contains("dilations"), "{msg}");
 
-    let unpadded = model(&[1, 1, 4, 4], vec![conv_node("c1", "input", vec![])], vec![w("c1", 2, 1, 3)]);
-    assert!(parse_err(&unpadded).contains("pads [0, 0, 0, 0]"), "{}", parse_err(&unpadded));
+    let thick_padding = model(&[1, 1, 4, 4], vec![conv_node("c1", "input", vec![ints("pads", &[3, 0, 0, 0])])], vec![w("c1", 2, 1, 3)]);
+    assert!(parse_err(&thick_padding).contains("not thinner than the 3×3 kernel"), "{}", parse_err(&thick_padding));
+
+    let bad_groups = model(
+        &[1, 3, 4, 4],
+        vec![conv_node("c1", "input", vec![ints("group", &[2])])],
+        vec![tensor("c1.w", &[2, 1, 3, 3])],
+    );
+    assert!(parse_err(&bad_groups).contains("in 2 group(s); the input has 3"), "{}", parse_err(&bad_groups));
 
     let no_relu = model(
         &[1, 1, 4, 4],
@@ -423,16 +361,17 @@ fn unsupported_configurations_are_rejected_with_the_node() {
     );
     assert!(parse_err(&pool_first).contains("MaxPool (node \"p\", #1 of 1): MaxPool must directly follow"));
 
-    let overlapping = model(
-        &[1, 1, 4, 4],
-        vec![
-            conv_node("c1", "input", same()),
-            node("Relu", "r1", &["c1_out"], vec![]),
-            node("AveragePool", "p", &["r1_out"], vec![ints("kernel_shape", &[2, 2]), ints("strides", &[1, 1])]),
-        ],
-        vec![w("c1", 2, 1, 3)],
-    );
-    assert!(parse_err(&overlapping).contains("stride must equal the window"));
+    let pooled = |attrs: Vec<tract_onnx::pb::AttributeProto>| {
+        model(
+            &[1, 1, 4, 4],
+            vec![conv_node("c1", "input", same()), node("Relu", "r1", &["c1_out"], vec![]), node("AveragePool", "p", &["r1_out"], attrs)],
+            vec![w("c1", 2, 1, 3)],
+        )
+    };
+    let ceil = pooled(vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2]), ints("ceil_mode", &[1])]);
+    assert!(parse_err(&ceil).contains("ceil_mode = 1 is not supported"), "{}", parse_err(&ceil));
+    let counted = pooled(vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1]), ints("count_include_pad", &[1])]);
+    assert!(parse_err(&counted).contains("count_include_pad = 1"), "{}", parse_err(&counted));
 
     // Add of the wrong tensor: Add(input, Conv(Relu(Conv(input))))
     let wrong_residual = model(
@@ -487,7 +426,7 @@ fn constant_nodes_identity_and_dropout_are_understood() {
     let float_model = onnx::read_float_model(&path).unwrap();
     let [conv, dense] = float_model.layers.as_slice() else { panic!("two layers expected") };
     assert_eq!(conv.origin, ["conv", "relu", "flat"]);
-    assert_eq!(dense.kind, FloatKind::Dense { inputs: 48, outputs: 5 });
+    assert_eq!(dense.kind, LinearShape::Dense(DenseShape { inputs: 48, outputs: 5 }));
     assert_eq!(dense.origin, ["mm", "bias"]);
     let tract = TractModel::load(&path, &float_model.input_shape).unwrap();
     for x in uniform_inputs(TEST_SEED, 4, 32) {

@@ -31,10 +31,10 @@ fn weights(n: usize, seed: u64, spread: i64) -> Vec<i8> {
 /// conv 1→2 on 4×4 with 2×2 max pooling; 3 residual conv 2→2 layers on 2×2; dense 8→4.
 fn tiny_network(seed: u64) -> Network {
     let conv = |ci, co, side| {
-        LinearShape::Conv(ConvShape { channels_in: ci, channels_out: co, height: side, width: side, kernel: 3 })
+        LinearShape::Conv(ConvShape::same(ci, co, side, side, 3))
     };
     let mut stem = LayerSpec::new(conv(1, 2, 4), RequantSpec::new(3, 16).unwrap());
-    stem.pool = Some(Pool { kind: PoolKind::Max, size: 2 });
+    stem.pool = Some(Pool::square(PoolKind::Max, 2));
     let mut body = LayerSpec::new(conv(2, 2, 2), RequantSpec::new(4, 18).unwrap());
     body.skip = 16;
     let head =
@@ -48,7 +48,7 @@ fn tiny_network(seed: u64) -> Network {
     Network {
         version: NETWORK_VERSION,
         name: format!("tiny{seed}"),
-        input: InputQuant { shape: vec![1, 4, 4], scale: 1.0 / 127.0 },
+        input: InputQuant { shape: vec![1, 4, 4], scale: 1.0 / 127.0, zero_point: 0 },
         output: OutputQuant { scale: 0.1, zero_point: 64 },
         salt: fold_ml::F::from(1000 + seed),
         segments: vec![

@@ -52,7 +52,10 @@ impl StepCost {
         let shape = &spec.shape;
         let products = k * (0..shape.num_outputs()).map(|o| shape.taps(o).len().max(1)).sum::<usize>();
         let requant = k * shape.num_outputs() * requant_constraints(spec.requant);
-        let pool = k * spec.pool.map_or(0, |p| p.constraints_per_output() * spec.num_outputs());
+        let pool = k * match (spec.pool, spec.shape) {
+            (Some(p), LinearShape::Conv(c)) => p.constraints(c.output_dims()),
+            _ => 0,
+        };
         let input_range = shape.num_inputs() * ACT_BITS as usize;
         let weight_range = k * shape.num_weights() * WEIGHT_BITS as usize;
         Self {

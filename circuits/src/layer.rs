@@ -13,7 +13,7 @@ use crate::commit::{
 };
 use crate::gadgets::bits::{add_constant, alloc_bits, alloc_uint, lc};
 use crate::gadgets::linear::{
-    check_skip, linear_hints, linear_requant, linear_requant_native, LinearShape, OutputHint,
+    check_skip, linear_hints, linear_requant, linear_requant_native, Linear, LinearShape, OutputHint,
 };
 use crate::gadgets::pool::{pool_tensor_native, pool_window, Pool, PoolHint, PoolKind};
 use crate::quant::{bits_le, int_to_field, QuantError, RequantSpec, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET};
@@ -25,8 +25,12 @@ use nova_snark::traits::circuit::StepCircuit;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+/// Length of [`LayerSpec::encode`]: version, kind, 13 geometry slots, shift, accumulator
+/// bits, skip, input zero point, pool kind and 8 pool slots.
+pub const SPEC_FIELDS: usize = 28;
+
 /// Version of [`LayerSpec::encode`]'s meaning (the first encoded field).
-pub const SPEC_ENCODING: u64 = 1;
+pub const SPEC_ENCODING: u64 = 2;
 
 /// The public shape of a layer: its geometry, requantization, residual connection and
 /// pooling. All layers folded with one set of public parameters share one spec.
@@ -45,12 +49,20 @@ pub struct LayerSpec {
     pub skip: u32,
     /// Pooling of the requantized outputs (convolutions only).
     pub pool: Option<Pool>,
+    /// Zero point of the input activations: a stored `a` stands for `a - zero_point` (0
+    /// after a ReLU; the calibrated zero point of a signed model input).
+    pub zero_point: u8,
 }
 
 impl LayerSpec {
     /// A plain linear layer: no residual connection, no pooling.
     pub fn new(shape: LinearShape, requant: RequantSpec) -> Self {
-        Self { shape, requant, skip: 0, pool: None }
+        Self { shape, requant, skip: 0, pool: None, zero_point: 0 }
+    }
+
+    /// The linear map and requantization (before pooling).
+    pub fn linear(&self) -> Linear {
+        Linear { shape: self.shape, requant: self.requant, skip: self.skip, zero_point: self.zero_point }
     }
 
     /// Input activations.
@@ -62,23 +74,23 @@ impl LayerSpec {
     pub fn num_outputs(&self) -> usize {
         match (self.pool, self.shape) {
             (Some(pool), LinearShape::Conv(c)) => {
-                let (ch, h, w) = pool.output_dims((c.channels_out, c.height, c.width));
+                let (ch, h, w) = pool.output_dims(c.output_dims());
                 ch * h * w
             }
             _ => self.shape.num_outputs(),
         }
     }
 
-    /// Checks what the type cannot: a skip connection needs as many inputs as outputs, and
-    /// pooling a convolution with windows that fit the image.
+    /// Checks what the type cannot: a valid convolution geometry, a skip connection only
+    /// with as many inputs as outputs, and pooling of a convolution with windows that fit.
     pub fn check(&self) -> Result<(), QuantError> {
+        if let LinearShape::Conv(c) = self.shape {
+            c.check().map_err(QuantError::BadSpec)?;
+        }
         check_skip(&self.shape, self.skip)?;
         match (self.pool, self.shape) {
             (None, _) => Ok(()),
-            (Some(pool), LinearShape::Conv(c)) if pool.size >= 1 && pool.size <= c.height.min(c.width) => Ok(()),
-            (Some(pool), LinearShape::Conv(_)) => {
-                Err(QuantError::BadSpec(format!("pooling window {} does not fit the image", pool.size)))
-            }
+            (Some(pool), LinearShape::Conv(c)) => pool.check(c.output_dims()).map_err(QuantError::BadSpec),
             (Some(_), _) => Err(QuantError::BadSpec("only convolution outputs can be pooled".into())),
         }
     }
@@ -94,39 +106,51 @@ impl LayerSpec {
         hash_native(&items)
     }
 
+    /// Every size, stride and padding of the layer (geometry and pooling), as encoded.
+    pub fn dimensions(&self) -> Vec<u64> {
+        let e = self.encode();
+        e[2..15].iter().chain(&e[20..]).copied().collect()
+    }
+
     /// Canonical encoding of every public parameter, led by [`SPEC_ENCODING`] (bumped
-    /// whenever a parameter's meaning changes). Injective: fixed length, one slot per field.
-    pub fn encode(&self) -> [u64; 12] {
+    /// whenever a parameter's meaning changes). Injective: fixed length, one slot per field
+    /// (a dense layer's and an absent pool's unused slots are 0, and their kind slots differ).
+    pub fn encode(&self) -> [u64; SPEC_FIELDS] {
         let (kind, dims) = match self.shape {
-            LinearShape::Conv(c) => (0, [c.channels_in, c.channels_out, c.height, c.width, c.kernel]),
-            LinearShape::Dense(d) => (1, [d.inputs, d.outputs, 0, 0, 0]),
+            LinearShape::Conv(c) => {
+                let ([kh, kw], [sh, sw], [t, l, b, r]) = (c.kernel, c.stride, c.pads);
+                (0, [c.channels_in, c.channels_out, c.height, c.width, kh, kw, sh, sw, t, l, b, r, c.groups])
+            }
+            LinearShape::Dense(d) => (1, [d.inputs, d.outputs, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
         };
-        let (pool_kind, pool_size) = match self.pool {
-            None => (0, 0),
-            Some(Pool { kind: PoolKind::Max, size }) => (1, size),
-            Some(Pool { kind: PoolKind::Average, size }) => (2, size),
+        let (pool_kind, pool) = match self.pool {
+            None => (0, [0; 8]),
+            Some(p) => {
+                let ([kh, kw], [sh, sw], [t, l, b, r]) = (p.kernel, p.stride, p.pads);
+                let kind = match p.kind {
+                    PoolKind::Max => 1,
+                    PoolKind::Average => 2,
+                };
+                (kind, [kh, kw, sh, sw, t, l, b, r])
+            }
         };
-        let d = dims.map(|v| v as u64);
-        [
-            SPEC_ENCODING,
-            kind,
-            d[0],
-            d[1],
-            d[2],
-            d[3],
-            d[4],
-            u64::from(self.requant.shift()),
-            u64::from(self.requant.acc_bits()),
-            u64::from(self.skip),
-            pool_kind,
-            pool_size as u64,
-        ]
+        let mut out = [0u64; SPEC_FIELDS];
+        let fields = [SPEC_ENCODING, kind]
+            .into_iter()
+            .chain(dims.map(|v| v as u64))
+            .chain([self.requant.shift(), self.requant.acc_bits(), self.skip, self.zero_point.into()].map(u64::from))
+            .chain([pool_kind])
+            .chain(pool.map(|v| v as u64));
+        for (slot, v) in out.iter_mut().zip(fields) {
+            *slot = v;
+        }
+        out
     }
 
     /// The input indices (into the linear outputs) of every pooled output.
     fn pool_windows(&self) -> Option<(PoolKind, Vec<Vec<usize>>)> {
         match (self.pool, self.shape) {
-            (Some(pool), LinearShape::Conv(c)) => Some((pool.kind, pool.windows((c.channels_out, c.height, c.width)))),
+            (Some(pool), LinearShape::Conv(c)) => Some((pool.kind, pool.windows(c.output_dims()))),
             _ => None,
         }
     }
@@ -199,23 +223,16 @@ impl LayerHints {
 pub fn layer_hints(spec: &LayerSpec, input: &[u8], layer_weights: &LayerWeights) -> Result<LayerHints, QuantError> {
     spec.check()?;
     let linear =
-        linear_hints(&spec.shape, spec.requant, spec.skip, input, &layer_weights.weights, &layer_weights.bias)?;
+        linear_hints(&spec.linear(), input, &layer_weights.weights, &layer_weights.bias)?;
     Ok(LayerHints::with_linear(spec, linear))
 }
 
 /// Native reference of one layer: its output activations.
 pub fn layer_native(spec: &LayerSpec, input: &[u8], layer_weights: &LayerWeights) -> Result<Vec<u8>, QuantError> {
     spec.check()?;
-    let ys = linear_requant_native(
-        &spec.shape,
-        spec.requant,
-        spec.skip,
-        input,
-        &layer_weights.weights,
-        &layer_weights.bias,
-    )?;
+    let ys = linear_requant_native(&spec.linear(), input, &layer_weights.weights, &layer_weights.bias)?;
     Ok(match (spec.pool, spec.shape) {
-        (Some(pool), LinearShape::Conv(c)) => pool_tensor_native(&pool, (c.channels_out, c.height, c.width), &ys),
+        (Some(pool), LinearShape::Conv(c)) => pool_tensor_native(&pool, c.output_dims(), &ys),
         _ => ys,
     })
 }
@@ -542,9 +559,7 @@ impl StepCircuit<F> for LayerStep {
             let bias_lc: Vec<_> = bias.iter().map(|b| Num::from(b.clone()).lc(F::ONE)).collect();
             let linear = linear_requant(
                 &mut cs.namespace(|| "compute"),
-                &spec.shape,
-                spec.requant,
-                spec.skip,
+                &spec.linear(),
                 &input_lc,
                 &weights_lc,
                 &bias_lc,

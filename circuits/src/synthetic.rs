@@ -43,7 +43,7 @@ impl SyntheticModel {
 
     /// A body of `channels` channels, `size`×`size` images and `kernel`×`kernel` kernels.
     pub fn conv(channels: usize, size: usize, kernel: usize, layers: usize, seed: u64) -> Result<Self, QuantError> {
-        let shape = ConvShape { channels_in: channels, channels_out: channels, height: size, width: size, kernel };
+        let shape = ConvShape::same(channels, channels, size, size, kernel);
         // Largest possible |acc|: 127 · Σ|w| + |bias|, with Σ|w| bounded by the generator.
         let max_weight_sum = (1i64 << SHIFT)
             + CENTRE_JITTER
@@ -112,7 +112,7 @@ impl SyntheticModel {
                 return LayerWeights { weights, bias };
             }
         };
-        let k = c.kernel;
+        let k = c.kernel[0];
         let centre = k / 2;
         let mut weights = Vec::with_capacity(c.num_weights());
         for co in 0..c.channels_out {
@@ -227,7 +227,7 @@ mod tests {
             for p in m.iter() {
                 for fill in [0u8, 127] {
                     let input = vec![fill; m.spec().shape.num_inputs()];
-                    for acc in linear_accumulators(&m.spec().shape, 0, &input, &p.weights, &p.bias) {
+                    for acc in linear_accumulators(&m.spec().linear(), &input, &p.weights, &p.bias) {
                         assert!((-half..half).contains(&acc));
                     }
                 }

@@ -46,13 +46,13 @@ fn synth(step: &LayerStep, z_in: &StepState, expected: Option<&StepState>) -> (b
 
 fn small_specs() -> impl Strategy<Value = LayerSpec> {
     let conv = (1usize..3, 1usize..3, 2usize..6, prop_oneof![Just(1usize), Just(3)]).prop_map(|(ci, co, s, k)| {
-        LinearShape::Conv(ConvShape { channels_in: ci, channels_out: co, height: s, width: s + 1, kernel: k })
+        LinearShape::Conv(ConvShape::same(ci, co, s, s + 1, k))
     });
     let dense = (1usize..10, 1usize..10).prop_map(|(i, o)| LinearShape::Dense(DenseShape { inputs: i, outputs: o }));
     let pool = prop_oneof![
         Just(None),
         (prop_oneof![Just(PoolKind::Max), Just(PoolKind::Average)], 1usize..3)
-            .prop_map(|(kind, size)| Some(Pool { kind, size }))
+            .prop_map(|(kind, size)| Some(Pool::square(kind, size)))
     ];
     (prop_oneof![conv, dense], 0u32..6, prop_oneof![Just(0u32), 1u32..40], pool).prop_map(
         |(shape, shift, skip, pool)| {
@@ -143,7 +143,7 @@ proptest! {
     fn tampered_output_rejected((spec, input, layer_weights, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
         let z_in = state_for(&input, b_in);
-        let mut hints = linear_hints(&spec.shape, spec.requant, spec.skip, &input, &layer_weights.weights, &layer_weights.bias).unwrap();
+        let mut hints = linear_hints(&spec.linear(), &input, &layer_weights.weights, &layer_weights.bias).unwrap();
         let o = pick.index(hints.len());
         hints[o].requant.y += F::ONE;
         let step = LayerStep::new_unchecked(spec, witness(input, layer_weights, b_in, b_out), hints);
@@ -204,10 +204,10 @@ fn the_model_commitment_binds_the_architecture() {
     residual.skip = 1;
     variants.push(residual);
     let mut pooled = spec;
-    pooled.pool = Some(Pool { kind: PoolKind::Max, size: 2 });
+    pooled.pool = Some(Pool::square(PoolKind::Max, 2));
     variants.push(pooled);
     let mut averaged = spec;
-    averaged.pool = Some(Pool { kind: PoolKind::Average, size: 2 });
+    averaged.pool = Some(Pool::square(PoolKind::Average, 2));
     variants.push(averaged);
     let digests: Vec<F> = variants.iter().map(|s| s.digest()).collect();
     for i in 0..digests.len() {

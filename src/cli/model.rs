@@ -193,13 +193,23 @@ fn inspect_network(net: &Network) -> anyhow::Result<ExitCode> {
         let spec = &seg.spec;
         let cost = StepCost::of(spec);
         let shape = match spec.shape {
-            fold_ml_circuits::gadgets::linear::LinearShape::Conv(c) => format!(
-                "conv {}×{} {}→{} on {}×{}",
-                c.kernel, c.kernel, c.channels_in, c.channels_out, c.height, c.width
-            ),
+            fold_ml_circuits::gadgets::linear::LinearShape::Conv(c) => {
+                let (_, oh, ow) = c.output_dims();
+                let [kh, kw] = c.kernel;
+                let mut s = format!("conv {kh}×{kw} {}→{} {}×{}→{oh}×{ow}", c.channels_in, c.channels_out, c.height, c.width);
+                if c.stride != [1, 1] {
+                    s += &format!(" stride {}×{}", c.stride[0], c.stride[1]);
+                }
+                if c.groups > 1 {
+                    s += &format!(" groups {}", c.groups);
+                }
+                s
+            }
             fold_ml_circuits::gadgets::linear::LinearShape::Dense(d) => format!("dense {}→{}", d.inputs, d.outputs),
         };
-        let pool = spec.pool.map_or("-".into(), |p| format!("{:?} {}×{}", p.kind, p.size, p.size));
+        let pool = spec.pool.map_or("-".into(), |p| {
+            format!("{:?} {}×{} stride {}×{}", p.kind, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1])
+        });
         let origin = match seg.origin.as_slice() {
             [] => String::new(),
             [one] => one.clone(),

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Model file format version.
-pub const NETWORK_VERSION: u16 = 1;
+pub const NETWORK_VERSION: u16 = 2;
 
 /// How real inputs map to input activations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,6 +26,9 @@ pub struct InputQuant {
     pub shape: Vec<usize>,
     /// Real value of one activation step.
     pub scale: f32,
+    /// The activation that stands for 0 (0 for non-negative inputs; a signed input, e.g. a
+    /// normalized image, is shifted by its calibrated zero point).
+    pub zero_point: u8,
 }
 
 /// How output activations map back to real outputs (logits).
@@ -101,6 +104,18 @@ impl Network {
         }
         fold_ml_circuits::layer::check_chain(self.segments.iter().map(|s| (&s.spec, s.layers.len(), 1)))
             .map_err(|e| e.to_string())?;
+        // Only the model input is signed: the first layer alone reads it with its zero point.
+        let first = &self.segments[0];
+        if first.spec.zero_point != self.input.zero_point {
+            return Err(format!(
+                "the input's zero point {} is not the first layer's {}",
+                self.input.zero_point, first.spec.zero_point
+            ));
+        }
+        let shifted_later = self.segments.iter().enumerate().find(|(j, s)| *j > 0 && s.spec.zero_point != 0);
+        if let Some((j, _)) = shifted_later.or((first.layers.len() > 1 && first.spec.zero_point != 0).then_some((0, first))) {
+            return Err(format!("segment {j}: only the first layer reads a zero-point-shifted input"));
+        }
         let mut width = self.num_inputs();
         for (j, seg) in self.segments.iter().enumerate() {
             for (i, l) in seg.layers.iter().enumerate() {
@@ -130,7 +145,8 @@ impl Network {
                 if !v.is_finite() {
                     return Err(format!("value {i} is not a finite number"));
                 }
-                Ok((v / self.input.scale).round().clamp(0.0, f32::from(ACT_MAX)) as u8)
+                let q = (v / self.input.scale).round() + f32::from(self.input.zero_point);
+                Ok(q.clamp(0.0, f32::from(ACT_MAX)) as u8)
             })
             .collect()
     }

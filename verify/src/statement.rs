@@ -20,7 +20,7 @@ pub const STATEMENT_FORMAT: &str = "fold-ml statement";
 pub const MAX_LAYERS_PER_STEP: usize = 256;
 /// Statement format version (3: architecture-bound, hiding model commitment from a fixed
 /// start; public outputs opened with their blind).
-pub const STATEMENT_VERSION: u16 = 3;
+pub const STATEMENT_VERSION: u16 = 4;
 /// Largest number of segments in a statement.
 pub const MAX_SEGMENTS: usize = 4096;
 /// Largest `statement.json` the verifier reads, in bytes.
@@ -29,6 +29,8 @@ pub const MAX_STATEMENT_BYTES: u64 = 32 << 20;
 pub const MAX_ACTIVATIONS: u128 = 1 << 20;
 /// Largest number of weights of one layer.
 pub const MAX_WEIGHTS: u128 = 1 << 22;
+/// Largest size, stride or padding of any axis or channel count.
+pub const MAX_DIMENSION: u128 = 1 << 20;
 /// Largest number of layers of a statement.
 pub const MAX_LAYERS: usize = 1 << 32;
 /// Largest (estimated, from above) number of constraints of one step circuit: what the
@@ -291,21 +293,28 @@ fn check_size(arch: &Architecture) -> Result<(), String> {
         return Err(format!("layers_per_step must be in 1..={MAX_LAYERS_PER_STEP}"));
     }
     let n = |v: usize| v as u128;
-    let (inputs, outputs, weights, macs) = match spec.shape {
+    // Every geometry field is bounded first, so that nothing below can overflow.
+    if let Some(v) = spec.dimensions().into_iter().find(|&v| u128::from(v) > MAX_DIMENSION) {
+        return Err(format!("a dimension of {v} is larger than {MAX_DIMENSION}"));
+    }
+    // Output side of a window sliding over a padded axis (floor mode), as the circuit counts.
+    let span = |len: u128, pad: u128, k: u128, s: u128| (len + pad).saturating_sub(k) / s.max(1) + 1;
+    let (inputs, outputs, weights, macs, pool) = match spec.shape {
         LinearShape::Conv(c) => {
-            let pixels = n(c.height).saturating_mul(n(c.width));
-            let per_out = n(c.channels_in).saturating_mul(n(c.kernel)).saturating_mul(n(c.kernel));
-            let outputs = n(c.channels_out).saturating_mul(pixels);
-            (
-                n(c.channels_in).saturating_mul(pixels),
-                outputs,
-                n(c.channels_out).saturating_mul(per_out),
-                outputs.saturating_mul(per_out),
-            )
+            let ([kh, kw], [sh, sw], [t, l, b, r]) = (c.kernel.map(n), c.stride.map(n), c.pads.map(n));
+            let (oh, ow) = (span(n(c.height), t + b, kh, sh), span(n(c.width), l + r, kw, sw));
+            let outputs = n(c.channels_out) * oh * ow;
+            let per_out = n(c.channels_in) / n(c.groups).max(1) * kh * kw;
+            let pool = spec.pool.map_or(0, |p| {
+                let ([kh, kw], [sh, sw], [t, l, b, r]) = (p.kernel.map(n), p.stride.map(n), p.pads.map(n));
+                let pooled = n(c.channels_out) * span(oh, t + b, kh, sh) * span(ow, l + r, kw, sw);
+                pooled * (kh * kw * 9 + 64)
+            });
+            (n(c.channels_in) * n(c.height) * n(c.width), outputs, n(c.channels_out) * per_out, outputs * per_out, pool)
         }
         LinearShape::Dense(d) => {
-            let w = n(d.inputs).saturating_mul(n(d.outputs));
-            (n(d.inputs), n(d.outputs), w, w)
+            let w = n(d.inputs) * n(d.outputs);
+            (n(d.inputs), n(d.outputs), w, w, 0)
         }
     };
     if inputs > MAX_ACTIVATIONS || outputs > MAX_ACTIVATIONS {
@@ -314,9 +323,10 @@ fn check_size(arch: &Architecture) -> Result<(), String> {
     if weights > MAX_WEIGHTS {
         return Err(format!("a layer has more than {MAX_WEIGHTS} weights"));
     }
-    // Per layer: a product per MAC, at most 64 constraints to requantize an output and
-    // 64 to pool one, 8 per weight; per step: 8 per input and the commitments.
-    let per_layer = macs + outputs * 128 + weights * 9 + outputs;
+    // Per layer: a product per MAC, at most 64 constraints to requantize an output, 9 per
+    // pooled cell and 64 per pooled output, 8 per weight; per step: 8 per input and the
+    // commitments.
+    let per_layer = macs + outputs * 65 + pool + weights * 9 + outputs;
     let estimate = per_layer * k + inputs * 8 + (inputs + weights * k) * 2 + 10_000;
     if estimate > MAX_STEP_CONSTRAINTS {
         return Err(format!(

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 // Externally tagged (`{"conv": {...}}`): readable in JSON and decodable by bincode.
 #[serde(rename_all = "snake_case")]
 pub enum LinearShape {
-    /// Same-size 2-D convolution.
+    /// 2-D convolution (any stride, padding and groups).
     Conv(ConvShape),
     /// Dense matrix-vector product.
     Dense(DenseShape),
@@ -71,7 +71,7 @@ impl LinearShape {
     /// Largest fan-in of any output.
     pub fn max_fan_in(&self) -> usize {
         match self {
-            Self::Conv(c) => c.channels_in * c.kernel * c.kernel,
+            Self::Conv(c) => c.fan_in(),
             Self::Dense(d) => d.inputs,
         }
     }
@@ -95,11 +95,44 @@ impl LinearShape {
     }
 }
 
-/// The constant part of output `o`'s accumulator: its bias plus, with a residual `skip`
-/// multiplier, `skip · input[o]` (the skip connection, scaled into the accumulator's units).
-fn offset(shape: &LinearShape, skip: u32, input: &[u8], bias: &[i32], o: usize) -> i64 {
-    let residual = if skip == 0 { 0 } else { i64::from(skip) * i64::from(input[o]) };
-    i64::from(bias[shape.bias_of(o)]) + residual
+/// A linear map with its requantization: what a layer computes before pooling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Linear {
+    /// Geometry.
+    pub shape: LinearShape,
+    /// Requantization.
+    pub requant: RequantSpec,
+    /// Residual multiplier: output `o` adds `skip · x[o]` to its accumulator (0: none).
+    pub skip: u32,
+    /// Zero point of the input: a stored activation `a` stands for `x = a - zero_point`
+    /// (0 after a ReLU; a model input's calibrated zero point lets it be signed). Padding
+    /// is `x = 0`, as in ONNX.
+    pub zero_point: u8,
+}
+
+impl Linear {
+    /// Checks the shape, the residual multiplier and the lengths of one layer's tensors.
+    fn check(&self, input: &[u8], weights: &[i8], bias: &[i32]) -> Result<(), QuantError> {
+        self.shape.check_lengths(input.len(), weights.len(), bias.len())?;
+        check_skip(&self.shape, self.skip)?;
+        check_activations(input)
+    }
+
+    /// The input values `x = a - zero_point`.
+    fn centred(&self, input: &[u8]) -> Vec<i64> {
+        input.iter().map(|&a| i64::from(a) - i64::from(self.zero_point)).collect()
+    }
+
+    /// The constant part of output `o`'s accumulator: its bias plus, with a residual, `skip · x[o]`.
+    fn offset(&self, x: &[i64], bias: &[i32], o: usize) -> i64 {
+        let residual = if self.skip == 0 { 0 } else { i64::from(self.skip) * x[o] };
+        i64::from(bias[self.shape.bias_of(o)]) + residual
+    }
+
+    /// Each tap of output `o` as `(weight, x)`.
+    fn tap_values<'a>(&self, o: usize, x: &'a [i64], weights: &'a [i8]) -> impl Iterator<Item = (i64, i64)> + 'a {
+        self.shape.taps(o).into_iter().map(move |(wi, ii)| (i64::from(weights[wi]), x[ii]))
+    }
 }
 
 /// Checks a residual multiplier against the shape: a skip connection adds input `o` to
@@ -115,29 +148,16 @@ pub fn check_skip(shape: &LinearShape, skip: u32) -> Result<(), QuantError> {
     Ok(())
 }
 
-/// Native accumulators `bias + skip·a_o + Σ w·a` of every output.
-pub fn linear_accumulators(shape: &LinearShape, skip: u32, input: &[u8], weights: &[i8], bias: &[i32]) -> Vec<i64> {
-    (0..shape.num_outputs())
-        .map(|o| {
-            let taps = shape.taps(o).into_iter().map(|(wi, ii)| (i64::from(weights[wi]), i64::from(input[ii])));
-            dot_native(taps, offset(shape, skip, input, bias, o))
-        })
-        .collect()
+/// Native accumulators `bias + skip·x_o + Σ w·x` of every output (`x = a - zero_point`).
+pub fn linear_accumulators(op: &Linear, input: &[u8], weights: &[i8], bias: &[i32]) -> Vec<i64> {
+    let x = op.centred(input);
+    (0..op.shape.num_outputs()).map(|o| dot_native(op.tap_values(o, &x, weights), op.offset(&x, bias, o))).collect()
 }
 
 /// Native reference of [`linear_requant`]: the layer's output activations.
-pub fn linear_requant_native(
-    shape: &LinearShape,
-    p: RequantSpec,
-    skip: u32,
-    input: &[u8],
-    weights: &[i8],
-    bias: &[i32],
-) -> Result<Vec<u8>, QuantError> {
-    shape.check_lengths(input.len(), weights.len(), bias.len())?;
-    check_skip(shape, skip)?;
-    check_activations(input)?;
-    linear_accumulators(shape, skip, input, weights, bias).into_iter().map(|acc| requantize_native(acc, p)).collect()
+pub fn linear_requant_native(op: &Linear, input: &[u8], weights: &[i8], bias: &[i32]) -> Result<Vec<u8>, QuantError> {
+    op.check(input, weights, bias)?;
+    linear_accumulators(op, input, weights, bias).into_iter().map(|acc| requantize_native(acc, op.requant)).collect()
 }
 
 /// Witness of one output: its products and its requantization.
@@ -150,60 +170,50 @@ pub struct OutputHint {
 }
 
 /// Honest witness of every output; fails where the native reference fails.
-pub fn linear_hints(
-    shape: &LinearShape,
-    p: RequantSpec,
-    skip: u32,
-    input: &[u8],
-    weights: &[i8],
-    bias: &[i32],
-) -> Result<Vec<OutputHint>, QuantError> {
-    shape.check_lengths(input.len(), weights.len(), bias.len())?;
-    check_skip(shape, skip)?;
-    check_activations(input)?;
-    (0..shape.num_outputs())
+pub fn linear_hints(op: &Linear, input: &[u8], weights: &[i8], bias: &[i32]) -> Result<Vec<OutputHint>, QuantError> {
+    op.check(input, weights, bias)?;
+    let x = op.centred(input);
+    (0..op.shape.num_outputs())
         .map(|o| {
-            let taps = shape.taps(o);
-            let ints = || taps.iter().map(|&(wi, ii)| (i64::from(weights[wi]), i64::from(input[ii])));
-            let acc = dot_native(ints(), offset(shape, skip, input, bias, o));
-            Ok(OutputHint { dot: DotHint::new(ints()), requant: RequantHint::new(acc, p)? })
+            let acc = dot_native(op.tap_values(o, &x, weights), op.offset(&x, bias, o));
+            Ok(OutputHint { dot: DotHint::new(op.tap_values(o, &x, weights)), requant: RequantHint::new(acc, op.requant)? })
         })
         .collect()
 }
 
 /// Synthesizes the layer: for every output, its dot product (one constraint per MAC) bound
 /// to the requantization bits, then requantize+ReLU+clamp. Returns the outputs, each
-/// constrained to `[0, 127]`. The inputs, weights and biases are linear combinations the
-/// caller has already range-checked and bound to commitments. A residual `skip`
-/// multiplier (a public constant) adds `skip · input[o]` to output `o`'s constant term:
-/// a linear term, so the skip connection costs no constraint.
-#[allow(clippy::too_many_arguments)]
+/// constrained to `[0, 127]`. The inputs (stored activations `a`), weights and biases are
+/// linear combinations the caller has already range-checked and bound to commitments. The
+/// zero point and a residual `skip` multiplier are public constants: `x = a - zero_point`
+/// and the term `skip · x[o]` are linear, so neither costs a constraint.
 pub fn linear_requant<CS: ConstraintSystem<F>>(
     cs: &mut CS,
-    shape: &LinearShape,
-    p: RequantSpec,
-    skip: u32,
+    op: &Linear,
     input: &[LinearCombination<F>],
     weights: &[LinearCombination<F>],
     bias: &[LinearCombination<F>],
     hints: &[OutputHint],
 ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
+    let shape = &op.shape;
     if shape.check_lengths(input.len(), weights.len(), bias.len()).is_err()
-        || check_skip(shape, skip).is_err()
+        || check_skip(shape, op.skip).is_err()
         || hints.len() != shape.num_outputs()
     {
         return Err(SynthesisError::Unsatisfiable("witness has the wrong length".into()));
     }
+    let zero_point = F::from(u64::from(op.zero_point));
+    let x: Vec<LinearCombination<F>> = input.iter().map(|a| a.clone() - (zero_point, CS::one())).collect();
     hints
         .iter()
         .enumerate()
         .map(|(o, hint)| {
             let mut cs = cs.namespace(|| format!("out{o}"));
-            let (acc, y) = requantize_relu(&mut cs, p, &hint.requant)?;
-            let taps: Vec<_> = shape.taps(o).into_iter().map(|(wi, ii)| (&weights[wi], &input[ii])).collect();
+            let (acc, y) = requantize_relu(&mut cs, op.requant, &hint.requant)?;
+            let taps: Vec<_> = shape.taps(o).into_iter().map(|(wi, ii)| (&weights[wi], &x[ii])).collect();
             let mut constant = bias[shape.bias_of(o)].clone();
-            if skip != 0 {
-                constant = constant + (F::from(u64::from(skip)), &input[o]);
+            if op.skip != 0 {
+                constant = constant + (F::from(u64::from(op.skip)), &x[o]);
             }
             dot_product(&mut cs, &taps, &constant, &acc, &hint.dot)?;
             Ok(y)
@@ -222,9 +232,7 @@ mod tests {
 
     #[derive(Debug)]
     struct Case {
-        shape: LinearShape,
-        p: RequantSpec,
-        skip: u32,
+        op: Linear,
         input: Vec<u8>,
         weights: Vec<i8>,
         bias: Vec<i32>,
@@ -239,7 +247,7 @@ mod tests {
         let input: Vec<_> = c.input.iter().enumerate().map(|(i, &v)| alloc(format!("a{i}"), v.into())).collect();
         let weights: Vec<_> = c.weights.iter().enumerate().map(|(i, &v)| alloc(format!("w{i}"), v.into())).collect();
         let bias: Vec<_> = c.bias.iter().enumerate().map(|(i, &v)| alloc(format!("b{i}"), v.into())).collect();
-        let ys = linear_requant(&mut cs, &c.shape, c.p, c.skip, &input, &weights, &bias, hints).unwrap();
+        let ys = linear_requant(&mut cs, &c.op, &input, &weights, &bias, hints).unwrap();
         (cs.is_satisfied(), ys.iter().map(|y| y.get_value().unwrap()).collect(), cs.num_constraints())
     }
 
@@ -253,24 +261,44 @@ mod tests {
             proptest::collection::vec(-600i32..600, n_b),
             0u32..6,
             prop_oneof![Just(0u32), 1u32..70],
+            prop_oneof![Just(0u8), 0u8..=127],
         )
-            .prop_map(move |(input, weights, bias, shift, skip)| Case {
-                shape,
-                p: RequantSpec::new(shift, 20).unwrap(),
-                // A skip connection only where the shape allows one.
-                skip: if shape.num_inputs() == shape.num_outputs() { skip } else { 0 },
+            .prop_map(move |(input, weights, bias, shift, skip, zero_point)| Case {
+                op: Linear {
+                    shape,
+                    requant: RequantSpec::new(shift, 20).unwrap(),
+                    // A skip connection only where the shape allows one.
+                    skip: if shape.num_inputs() == shape.num_outputs() { skip } else { 0 },
+                    zero_point,
+                },
                 input,
                 weights,
                 bias,
             })
     }
 
+    /// Convolutions of every kind the geometry allows: strides, asymmetric and no padding,
+    /// rectangular kernels and images, groups (depthwise included).
     fn conv_shape() -> impl Strategy<Value = LinearShape> {
-        (1usize..3, 1usize..3, 1usize..6, 1usize..6, prop_oneof![Just(1usize), Just(3), Just(5)]).prop_map(
-            |(ci, co, h, w, k)| {
-                LinearShape::Conv(ConvShape { channels_in: ci, channels_out: co, height: h, width: w, kernel: k })
-            },
+        (
+            (1usize..3, 1usize..3, 1usize..3),
+            (1usize..7, 1usize..7),
+            (1usize..4, 1usize..4, 1usize..3, 1usize..3),
+            proptest::array::uniform4(0usize..3),
         )
+            .prop_filter_map("a valid geometry", |((groups, cig, cog), (h, w), (kh, kw, sh, sw), p)| {
+                let c = ConvShape {
+                    channels_in: groups * cig,
+                    channels_out: groups * cog,
+                    height: h,
+                    width: w,
+                    kernel: [kh, kw],
+                    stride: [sh, sw],
+                    pads: [p[0] % kh, p[1] % kw, p[2] % kh, p[3] % kw],
+                    groups,
+                };
+                c.check().is_ok().then_some(LinearShape::Conv(c))
+            })
     }
 
     fn dense_shape() -> impl Strategy<Value = LinearShape> {
@@ -283,13 +311,31 @@ mod tests {
 
     /// Satisfied, equal to the native reference, and of the predicted size.
     fn matches_native(c: &Case) -> Result<(), proptest::test_runner::TestCaseError> {
-        let hints = linear_hints(&c.shape, c.p, c.skip, &c.input, &c.weights, &c.bias).unwrap();
+        let hints = linear_hints(&c.op, &c.input, &c.weights, &c.bias).unwrap();
         let (sat, ys, n) = synth(c, &hints);
         prop_assert!(sat);
-        let native = linear_requant_native(&c.shape, c.p, c.skip, &c.input, &c.weights, &c.bias).unwrap();
+        let native = linear_requant_native(&c.op, &c.input, &c.weights, &c.bias).unwrap();
         prop_assert_eq!(ys, to_field(&native));
-        prop_assert_eq!(n, c.shape.constraints(c.p));
+        prop_assert_eq!(n, c.op.shape.constraints(c.op.requant));
         Ok(())
+    }
+
+    /// An honest witness except for the outputs whose `claimed` accumulator (plus the
+    /// skip term) requantizes differently: those claim it. `None` when nothing differs.
+    fn claim(c: &Case, claimed: &[i64]) -> Option<Vec<OutputHint>> {
+        let (op, p) = (&c.op, c.op.requant);
+        let honest = linear_accumulators(op, &c.input, &c.weights, &c.bias);
+        let mut hints = linear_hints(op, &c.input, &c.weights, &c.bias).unwrap();
+        let mut changed = false;
+        for (o, (&a, &h)) in claimed.iter().zip(&honest).enumerate() {
+            let x = i64::from(c.input[o]) - i64::from(op.zero_point);
+            let a = a + if op.skip == 0 { 0 } else { i64::from(op.skip) * x };
+            if requantize_native(a, p).unwrap() != requantize_native(h, p).unwrap() {
+                hints[o].requant = RequantHint::new(a, p).unwrap();
+                changed = true;
+            }
+        }
+        changed.then_some(hints)
     }
 
     proptest! {
@@ -306,7 +352,7 @@ mod tests {
 
         #[test]
         fn output_plus_one_rejected(c in conv_shape().prop_flat_map(case), pick in any::<prop::sample::Index>()) {
-            let mut hints = linear_hints(&c.shape, c.p, c.skip, &c.input, &c.weights, &c.bias).unwrap();
+            let mut hints = linear_hints(&c.op, &c.input, &c.weights, &c.bias).unwrap();
             let o = pick.index(hints.len());
             hints[o].requant.y += F::ONE;
             prop_assert!(!synth(&c, &hints).0);
@@ -315,46 +361,75 @@ mod tests {
         #[test]
         fn dropped_skip_connection_rejected(c in conv_shape().prop_flat_map(case)) {
             // A prover that leaves the residual term out of a skip layer.
-            prop_assume!(c.skip != 0);
-            let honest = linear_requant_native(&c.shape, c.p, c.skip, &c.input, &c.weights, &c.bias).unwrap();
-            let without = linear_requant_native(&c.shape, c.p, 0, &c.input, &c.weights, &c.bias).unwrap();
+            prop_assume!(c.op.skip != 0);
+            let no_skip = Linear { skip: 0, ..c.op };
+            let honest = linear_requant_native(&c.op, &c.input, &c.weights, &c.bias).unwrap();
+            let without = linear_requant_native(&no_skip, &c.input, &c.weights, &c.bias).unwrap();
             prop_assume!(honest != without);
-            let hints = linear_hints(&c.shape, c.p, 0, &c.input, &c.weights, &c.bias).unwrap();
+            let hints = linear_hints(&no_skip, &c.input, &c.weights, &c.bias).unwrap();
             prop_assert!(!synth(&c, &hints).0);
         }
 
         #[test]
         fn non_zero_padding_rejected(c in conv_shape().prop_flat_map(case), pad in 1i64..128) {
             // What a prover who filled the padding with `pad` would claim for each output.
-            let LinearShape::Conv(conv) = c.shape else { unreachable!() };
-            let honest = linear_accumulators(&c.shape, c.skip, &c.input, &c.weights, &c.bias);
-            let mut padded = conv_accumulators_with_padding(&conv, &c.input, &c.weights, &c.bias, pad);
-            if c.skip != 0 {
-                padded.iter_mut().enumerate().for_each(|(o, a)| *a += i64::from(c.skip) * i64::from(c.input[o]));
-            }
-            let padded_y: Vec<_> = padded.iter().map(|&a| requantize_native(a, c.p).unwrap()).collect();
-            let honest_y = linear_requant_native(&c.shape, c.p, c.skip, &c.input, &c.weights, &c.bias).unwrap();
-            prop_assume!(padded_y != honest_y);
-            // Splice the padded outputs into an otherwise honest witness.
-            let mut hints = linear_hints(&c.shape, c.p, c.skip, &c.input, &c.weights, &c.bias).unwrap();
-            for (o, (&a, &h)) in padded.iter().zip(&honest).enumerate() {
-                if a != h {
-                    hints[o].requant = RequantHint::new(a, c.p).unwrap();
-                }
-            }
-            prop_assert!(!synth(&c, &hints).0);
+            let LinearShape::Conv(conv) = c.op.shape else { unreachable!() };
+            let hints = claim(&c, &conv_accumulators_with_padding(&conv, c.op.zero_point, &c.input, &c.weights, &c.bias, pad));
+            prop_assume!(hints.is_some());
+            prop_assert!(!synth(&c, &hints.unwrap()).0);
         }
     }
 
-    #[test]
-    fn honest_padding_matches_explicit_zero_padding() {
-        let conv = ConvShape { channels_in: 2, channels_out: 2, height: 5, width: 4, kernel: 3 };
-        let input: Vec<u8> = (0..40).map(|i| (i * 7 % 128) as u8).collect();
-        let weights: Vec<i8> = (0..36).map(|i| (i as i8 % 9) - 4).collect();
-        let bias = vec![3, -7];
-        assert_eq!(
-            linear_accumulators(&LinearShape::Conv(conv), 0, &input, &weights, &bias),
-            conv_accumulators_with_padding(&conv, &input, &weights, &bias, 0)
-        );
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, rng_seed: proptest::test_runner::RngSeed::Fixed(5), ..ProptestConfig::default() })]
+        #[test]
+        fn taps_match_a_scan_of_the_padded_image(c in conv_shape().prop_flat_map(case)) {
+            // The circuit's tap lists against an independent loop over the zero-padded image.
+            let LinearShape::Conv(conv) = c.op.shape else { unreachable!() };
+            prop_assert_eq!(
+                linear_accumulators(&Linear { skip: 0, ..c.op }, &c.input, &c.weights, &c.bias),
+                conv_accumulators_with_padding(&conv, c.op.zero_point, &c.input, &c.weights, &c.bias, 0)
+            );
+        }
+
+        #[test]
+        fn a_shifted_window_is_rejected(c in conv_shape().prop_flat_map(case)) {
+            // A prover whose windows sit elsewhere (padding moved from the start to the end
+            // of each axis: same output size, taps reading the wrong cells).
+            let LinearShape::Conv(conv) = c.op.shape else { unreachable!() };
+            let [t, l, b, r] = conv.pads;
+            let moved = ConvShape { pads: [b, r, t, l], ..conv };
+            prop_assume!(moved.check().is_ok());
+            let claimed = conv_accumulators_with_padding(&moved, c.op.zero_point, &c.input, &c.weights, &c.bias, 0);
+            let hints = claim(&c, &claimed);
+            prop_assume!(hints.is_some());
+            prop_assert!(!synth(&c, &hints.unwrap()).0);
+        }
+
+        #[test]
+        fn a_wrong_stride_is_rejected(c in conv_shape().prop_flat_map(case)) {
+            // Outputs computed with stride 1 where the circuit has a larger stride: the first
+            // outputs coincide, later ones read other cells.
+            let LinearShape::Conv(conv) = c.op.shape else { unreachable!() };
+            prop_assume!(conv.stride != [1, 1]);
+            let unit = ConvShape { stride: [1, 1], ..conv };
+            let all = conv_accumulators_with_padding(&unit, c.op.zero_point, &c.input, &c.weights, &c.bias, 0);
+            let ((co, oh, ow), (_, uh, uw)) = (conv.output_dims(), unit.output_dims());
+            let claimed: Vec<i64> = (0..co * oh * ow).map(|o| all[((o / (oh * ow)) * uh + (o / ow) % oh) * uw + o % ow]).collect();
+            let hints = claim(&c, &claimed);
+            prop_assume!(hints.is_some());
+            prop_assert!(!synth(&c, &hints.unwrap()).0);
+        }
+    }
+
+        #[test]
+        fn an_ignored_zero_point_is_rejected(c in conv_shape().prop_flat_map(case)) {
+            // A prover that treats stored activations as the values themselves.
+            prop_assume!(c.op.zero_point != 0);
+            let LinearShape::Conv(conv) = c.op.shape else { unreachable!() };
+            let hints = claim(&c, &conv_accumulators_with_padding(&conv, 0, &c.input, &c.weights, &c.bias, 0));
+            prop_assume!(hints.is_some());
+            prop_assert!(!synth(&c, &hints.unwrap()).0);
+        }
     }
 }

@@ -1,6 +1,10 @@
-//! Pooling over non-overlapping `s×s` windows (stride `s`, no padding, trailing rows and
-//! columns that do not fill a window are dropped, as ONNX's floor mode does), applied to a
-//! convolution's requantized outputs (channel-major `C×H×W`).
+//! Pooling of a convolution's requantized outputs (channel-major `C×H×W`), as ONNX's
+//! `MaxPool`/`AveragePool` (floor mode, dilation 1) and `GlobalAveragePool`: a `kh×kw`
+//! window, strides `(sh, sw)` (overlapping when smaller than the window, as in ResNet's
+//! 3×3 stride-2 max pool), and padding (top, left, bottom, right). Padding cells are not
+//! part of a window: a max ignores them (ONNX pads a max with -∞) and an average divides by
+//! the cells it covers (ONNX's `count_include_pad = 0`). Which cells a window covers is a
+//! constant of the circuit.
 //!
 //! - **Max**: the output `m` is allocated; every `d_i = m - y_i` is decomposed into 7 bits
 //!   (so `m ≥ y_i`), and `Π d_i = 0` (so `m` equals one of them). `8n + max(n - 1, 1)`
@@ -31,14 +35,18 @@ pub enum PoolKind {
     Average,
 }
 
-/// A pooling stage: `size×size` windows with stride `size`.
+/// A pooling stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pool {
     /// Reduction.
     pub kind: PoolKind,
-    /// Window side (and stride), at least 1.
-    pub size: usize,
+    /// Window height and width.
+    pub kernel: [usize; 2],
+    /// Vertical and horizontal strides.
+    pub stride: [usize; 2],
+    /// Padding: top, left, bottom, right (ONNX's `pads` order).
+    pub pads: [usize; 4],
 }
 
 /// Bits needed to write every value below `n`.
@@ -46,27 +54,65 @@ fn bits_below(n: u64) -> u32 {
     u64::BITS - (n.saturating_sub(1)).leading_zeros()
 }
 
+/// Constraints of [`pool_window`] for a window of `n` cells.
+pub fn window_constraints(kind: PoolKind, n: usize) -> usize {
+    match kind {
+        PoolKind::Max => n * (ACT_BITS as usize + 1) + (n.max(1) - 1).max(1),
+        PoolKind::Average => {
+            let rb = bits_below(n as u64) as usize;
+            let twice = usize::from(!n.is_power_of_two());
+            ACT_BITS as usize + rb + 1 + twice * (rb + 1)
+        }
+    }
+}
+
 impl Pool {
-    /// Cells per window.
-    pub fn window(&self) -> usize {
-        self.size * self.size
+    /// Non-overlapping `size×size` windows with stride `size`, no padding.
+    pub fn square(kind: PoolKind, size: usize) -> Self {
+        Self { kind, kernel: [size, size], stride: [size, size], pads: [0; 4] }
+    }
+
+    /// One window over the whole image (`GlobalAveragePool` for an average).
+    pub fn global(kind: PoolKind, (_, h, w): (usize, usize, usize)) -> Self {
+        Self { kind, kernel: [h, w], stride: [1, 1], pads: [0; 4] }
+    }
+
+    /// Checks the stage against a `C×H×W` input: non-zero windows and strides, padding
+    /// thinner than the window (every window covers a cell), windows that fit.
+    pub fn check(&self, (c, h, w): (usize, usize, usize)) -> Result<(), String> {
+        let ([kh, kw], [sh, sw], [top, left, bottom, right]) = (self.kernel, self.stride, self.pads);
+        if [c, h, w, kh, kw, sh, sw].contains(&0) {
+            return Err(format!("pooling needs non-zero sizes and strides: {self:?} over {c}×{h}×{w}"));
+        }
+        if top >= kh || bottom >= kh || left >= kw || right >= kw {
+            return Err(format!("pooling padding {:?} is not thinner than the {kh}×{kw} window", self.pads));
+        }
+        if h + top + bottom < kh || w + left + right < kw {
+            return Err(format!("the {kh}×{kw} pooling window does not fit the {h}×{w} image"));
+        }
+        Ok(())
     }
 
     /// Output dimensions for a `C×H×W` input.
     pub fn output_dims(&self, (c, h, w): (usize, usize, usize)) -> (usize, usize, usize) {
-        (c, h / self.size.max(1), w / self.size.max(1))
+        let ([kh, kw], [sh, sw], [top, left, bottom, right]) = (self.kernel, self.stride, self.pads);
+        let span = |n: usize, a: usize, b: usize, k: usize, s: usize| (n + a + b).saturating_sub(k) / s.max(1) + 1;
+        (c, span(h, top, bottom, kh, sh), span(w, left, right, kw, sw))
     }
 
-    /// Input indices of every output's window, outputs in channel-major order.
+    /// Input indices of every output's window (its cells inside the image), outputs in
+    /// channel-major order.
     pub fn windows(&self, dims: (usize, usize, usize)) -> Vec<Vec<usize>> {
         let (c, h, w) = dims;
         let (_, ph, pw) = self.output_dims(dims);
-        let s = self.size;
+        let ([kh, kw], [sh, sw], [top, left, ..]) = (self.kernel, self.stride, self.pads);
+        // The image rows (or columns) a window starting at `start` (in padded coordinates) covers.
+        let span = |start: usize, k: usize, pad: usize, n: usize| (start..start + k).filter_map(move |i| i.checked_sub(pad).filter(|&i| i < n));
         let mut out = Vec::with_capacity(c * ph * pw);
         for ch in 0..c {
             for py in 0..ph {
                 for px in 0..pw {
-                    let cells = (0..s).flat_map(|dy| (0..s).map(move |dx| (ch * h + py * s + dy) * w + px * s + dx));
+                    let cells = span(py * sh, kh, top, h).flat_map(|y| span(px * sw, kw, left, w).map(move |x| (ch * h + y) * w + x));
                     out.push(cells.collect());
                 }
             }
@@ -74,17 +120,9 @@ impl Pool {
         out
     }
 
-    /// Constraints per output window.
-    pub fn constraints_per_output(&self) -> usize {
-        let n = self.window();
-        match self.kind {
-            PoolKind::Max => n * (ACT_BITS as usize + 1) + (n - 1).max(1),
-            PoolKind::Average => {
-                let rb = bits_below(n as u64) as usize;
-                let twice = usize::from(!n.is_power_of_two());
-                ACT_BITS as usize + rb + 1 + twice * (rb + 1)
-            }
-        }
+    /// Constraints of pooling a `C×H×W` input.
+    pub fn constraints(&self, dims: (usize, usize, usize)) -> usize {
+        self.windows(dims).iter().map(|win| window_constraints(self.kind, win.len())).sum()
     }
 }
 
@@ -230,18 +268,18 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 96, rng_seed: proptest::test_runner::RngSeed::Fixed(11), ..ProptestConfig::default() })]
         #[test]
-        fn matches_native(kind in kind(), size in 1usize..4, seed in proptest::collection::vec(0u8..=127, 9)) {
-            let cells = &seed[..size * size];
+        fn matches_native(kind in kind(), n in 1usize..10, seed in proptest::collection::vec(0u8..=127, 9)) {
+            let cells = &seed[..n];
             let hint = PoolHint::new(kind, cells);
             let (sat, y, n) = synth(kind, cells, &hint);
             prop_assert!(sat);
             prop_assert_eq!(y, Some(F::from(u64::from(pool_native(kind, cells)))));
-            prop_assert_eq!(n, Pool { kind, size }.constraints_per_output());
+            prop_assert_eq!(n, window_constraints(kind, cells.len()));
         }
 
         #[test]
-        fn wrong_output_rejected(kind in kind(), size in 1usize..4, seed in proptest::collection::vec(0u8..=127, 9), delta in 1u8..128) {
-            let cells = &seed[..size * size];
+        fn wrong_output_rejected(kind in kind(), n in 1usize..10, seed in proptest::collection::vec(0u8..=127, 9), delta in 1u8..128) {
+            let cells = &seed[..n];
             let honest = pool_native(kind, cells);
             // Any other 7-bit value with the most plausible witness for it.
             let claimed = ((u16::from(honest) + u16::from(delta)) % 128) as u8;
@@ -274,9 +312,63 @@ mod tests {
         assert_eq!(pool_native(PoolKind::Average, &[1, 2, 2, 2]), 2); // 7/4 = 1.75
         assert_eq!(pool_native(PoolKind::Average, &[1, 1, 2, 2]), 2); // 1.5 rounds up
         assert_eq!(pool_native(PoolKind::Average, &[0, 0, 0, 1, 1, 1, 1, 1, 1]), 1); // 6/9
-        let pool = Pool { kind: PoolKind::Max, size: 2 };
+        let pool = Pool::square(PoolKind::Max, 2);
         assert_eq!(pool.output_dims((2, 5, 3)), (2, 2, 1));
         let input: Vec<u8> = (0..30).collect();
         assert_eq!(pool_tensor_native(&pool, (2, 5, 3), &input), vec![4, 10, 19, 25]);
+    }
+
+    /// An independent reference: the window of `(ch, py, px)` by scanning the padded image.
+    fn window_by_scan(p: &Pool, (_, h, w): (usize, usize, usize), (ch, py, px): (usize, usize, usize)) -> Vec<usize> {
+        let mut cells = vec![];
+        for y in 0..h {
+            for x in 0..w {
+                let (yy, xx) = (y + p.pads[0], x + p.pads[1]);
+                let inside = |v: usize, start: usize, k: usize| v >= start && v < start + k;
+                if inside(yy, py * p.stride[0], p.kernel[0]) && inside(xx, px * p.stride[1], p.kernel[1]) {
+                    cells.push((ch * h + y) * w + x);
+                }
+            }
+        }
+        cells
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, rng_seed: proptest::test_runner::RngSeed::Fixed(12), ..ProptestConfig::default() })]
+        #[test]
+        fn windows_match_a_scan_of_the_padded_image(
+            (c, h, w) in (1usize..3, 1usize..8, 1usize..8),
+            (kh, kw, sh, sw) in (1usize..4, 1usize..4, 1usize..4, 1usize..4),
+            pads in proptest::array::uniform4(0usize..3),
+        ) {
+            let pool = Pool { kind: PoolKind::Max, kernel: [kh, kw], stride: [sh, sw], pads: [pads[0] % kh, pads[1] % kw, pads[2] % kh, pads[3] % kw] };
+            prop_assume!(pool.check((c, h, w)).is_ok());
+            let (_, ph, pw) = pool.output_dims((c, h, w));
+            let windows = pool.windows((c, h, w));
+            prop_assert_eq!(windows.len(), c * ph * pw);
+            for (o, win) in windows.iter().enumerate() {
+                let at = (o / (ph * pw), (o / pw) % ph, o % pw);
+                prop_assert!(!win.is_empty());
+                prop_assert_eq!(win, &window_by_scan(&pool, (c, h, w), at));
+            }
+        }
+    }
+
+    #[test]
+    fn overlapping_padded_and_global_pools() {
+        // ResNet's stem pool: 3×3, stride 2, padding 1 on 112×112 → 56×56.
+        let stem = Pool { kind: PoolKind::Max, kernel: [3, 3], stride: [2, 2], pads: [1; 4] };
+        assert_eq!(stem.output_dims((64, 112, 112)), (64, 56, 56));
+        // Its corner window covers 2×2 cells of the image; its average divides by 4.
+        let avg = Pool { kind: PoolKind::Average, ..stem };
+        let input: Vec<u8> = (0..16).collect(); // 1×4×4
+        assert_eq!(avg.windows((1, 4, 4))[0], vec![0, 1, 4, 5]);
+        assert_eq!(pool_tensor_native(&avg, (1, 4, 4), &input)[0], 3); // (0+1+4+5)/4 = 2.5 → 3
+        let global = Pool::global(PoolKind::Average, (2, 4, 4));
+        let two: Vec<u8> = (0..32).collect();
+        assert_eq!(global.output_dims((2, 4, 4)), (2, 1, 1));
+        assert_eq!(pool_tensor_native(&global, (2, 4, 4), &two), vec![8, 24]); // 7.5 → 8, 23.5 → 24
+        assert!(Pool { pads: [3, 0, 0, 0], ..stem }.check((1, 8, 8)).is_err());
+        assert!(Pool::square(PoolKind::Max, 5).check((1, 4, 4)).is_err());
     }
 }

@@ -2,7 +2,8 @@
 //! quantizer. It is checked against tract (the independent reference) in the tests; it is
 //! never used to judge accuracy itself.
 
-use super::graph::{FloatKind, FloatLayer, FloatLayers};
+use super::graph::{FloatLayer, FloatLayers};
+use fold_ml_circuits::gadgets::linear::LinearShape;
 use crate::error::Error;
 use fold_ml_circuits::gadgets::pool::PoolKind;
 
@@ -18,37 +19,15 @@ pub struct LayerTrace {
 
 /// Runs one layer (lengths already checked by [`run`]).
 fn run_layer(layer: &FloatLayer, x: &[f32]) -> LayerTrace {
-    let mut y = match layer.kind {
-        FloatKind::Conv { c_in, c_out, h, w, k } => {
-            let pad = (k - 1) / 2;
-            let mut y = vec![0.0f32; c_out * h * w];
-            for co in 0..c_out {
-                for oy in 0..h {
-                    for ox in 0..w {
-                        let mut acc = layer.bias[co];
-                        for ci in 0..c_in {
-                            for ky in 0..k {
-                                let Some(iy) = (oy + ky).checked_sub(pad).filter(|&v| v < h) else { continue };
-                                for kx in 0..k {
-                                    let Some(ix) = (ox + kx).checked_sub(pad).filter(|&v| v < w) else { continue };
-                                    acc +=
-                                        layer.weights[((co * c_in + ci) * k + ky) * k + kx] * x[(ci * h + iy) * w + ix];
-                                }
-                            }
-                        }
-                        y[(co * h + oy) * w + ox] = acc;
-                    }
-                }
-            }
-            y
-        }
-        FloatKind::Dense { inputs, outputs } => (0..outputs)
-            .map(|o| {
-                layer.bias[o]
-                    + layer.weights[o * inputs..(o + 1) * inputs].iter().zip(x).map(|(w, v)| w * v).sum::<f32>()
-            })
-            .collect(),
-    };
+    // The circuit's tap lists (checked against tract in the tests): which input each weight
+    // reads, padding taps absent.
+    let shape = layer.kind;
+    let mut y: Vec<f32> = (0..shape.num_outputs())
+        .map(|o| {
+            let taps = shape.taps(o).into_iter().map(|(wi, ii)| layer.weights[wi] * x[ii]);
+            layer.bias[shape.bias_of(o)] + taps.sum::<f32>()
+        })
+        .collect();
     if layer.residual {
         y.iter_mut().zip(x).for_each(|(v, a)| *v += a);
     }
@@ -56,8 +35,8 @@ fn run_layer(layer: &FloatLayer, x: &[f32]) -> LayerTrace {
         y.iter_mut().for_each(|v| *v = v.max(0.0));
     }
     let output = match (layer.pool, layer.kind) {
-        (Some(pool), FloatKind::Conv { c_out, h, w, .. }) => pool
-            .windows((c_out, h, w))
+        (Some(pool), LinearShape::Conv(c)) => pool
+            .windows(c.output_dims())
             .iter()
             .map(|win| match pool.kind {
                 PoolKind::Max => win.iter().map(|&i| y[i]).fold(f32::NEG_INFINITY, f32::max),
@@ -81,7 +60,7 @@ pub fn run(model: &FloatLayers, input: &[f32]) -> Result<Vec<LayerTrace>, Error>
     let mut traces: Vec<LayerTrace> = Vec::with_capacity(model.layers.len());
     for (l, layer) in model.layers.iter().enumerate() {
         let x = traces.last().map_or(input, |t| &t.output);
-        let shape = layer.kind.shape();
+        let shape = layer.kind;
         shape
             .check_lengths(x.len(), layer.weights.len(), layer.bias.len())
             .map_err(|e| bad(format!("float layer {l}"), e.to_string()))?;

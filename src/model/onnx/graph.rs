@@ -16,65 +16,12 @@ use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
 use std::collections::HashMap;
 use tract_onnx::pb::ModelProto;
 
-/// The geometry of a float layer (before pooling).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FloatKind {
-    /// Same-size convolution, stride 1, zero padding `(k-1)/2`.
-    Conv {
-        /// Input channels.
-        c_in: usize,
-        /// Output channels.
-        c_out: usize,
-        /// Image height.
-        h: usize,
-        /// Image width.
-        w: usize,
-        /// Kernel side (odd).
-        k: usize,
-    },
-    /// Dense layer.
-    Dense {
-        /// Inputs.
-        inputs: usize,
-        /// Outputs.
-        outputs: usize,
-    },
-}
-
-impl FloatKind {
-    /// The circuit geometry of this layer.
-    pub fn shape(&self) -> LinearShape {
-        match *self {
-            Self::Conv { c_in, c_out, h, w, k } => {
-                LinearShape::Conv(ConvShape { channels_in: c_in, channels_out: c_out, height: h, width: w, kernel: k })
-            }
-            Self::Dense { inputs, outputs } => LinearShape::Dense(DenseShape { inputs, outputs }),
-        }
-    }
-
-    /// Output channels (one bias each).
-    pub fn channels_out(&self) -> usize {
-        match *self {
-            Self::Conv { c_out, .. } => c_out,
-            Self::Dense { outputs, .. } => outputs,
-        }
-    }
-
-    /// Weights per output channel.
-    pub fn weights_per_channel(&self) -> usize {
-        match *self {
-            Self::Conv { c_in, k, .. } => c_in * k * k,
-            Self::Dense { inputs, .. } => inputs,
-        }
-    }
-}
-
 /// One layer of the float model: `pool(relu(W·x + b [+ x]))`, in fold-ml's layouts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FloatLayer {
-    /// Geometry.
-    pub kind: FloatKind,
-    /// Weights: conv `((co·C_in + ci)·k + ky)·k + kx`, dense `o·inputs + i`.
+    /// Geometry (the circuit's: [`LinearShape::taps`] says which input each weight reads).
+    pub kind: LinearShape,
+    /// Weights: conv `((co·C_in/groups + ci)·kh + ky)·kw + kx`, dense `o·inputs + i`.
     pub weights: Vec<f32>,
     /// One bias per output channel.
     pub bias: Vec<f32>,
@@ -91,17 +38,17 @@ pub struct FloatLayer {
 impl FloatLayer {
     /// Input values.
     pub fn num_inputs(&self) -> usize {
-        self.kind.shape().num_inputs()
+        self.kind.num_inputs()
     }
 
     /// Output values, after pooling.
     pub fn num_outputs(&self) -> usize {
         match (self.pool, self.kind) {
-            (Some(p), FloatKind::Conv { c_out, h, w, .. }) => {
-                let (c, h, w) = p.output_dims((c_out, h, w));
+            (Some(p), LinearShape::Conv(c)) => {
+                let (c, h, w) = p.output_dims(c.output_dims());
                 c * h * w
             }
-            _ => self.kind.shape().num_outputs(),
+            _ => self.kind.num_outputs(),
         }
     }
 }
@@ -133,6 +80,8 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Reshape",
     "MaxPool",
     "AveragePool",
+    "GlobalMaxPool",
+    "GlobalAveragePool",
     "BatchNormalization",
     "Identity",
     "Dropout",
@@ -315,7 +264,7 @@ impl Walker {
                 p.stage = Stage::Relu;
                 self.advance(node, self.act)?;
             }
-            "MaxPool" | "AveragePool" => self.pool(node)?,
+            "MaxPool" | "AveragePool" | "GlobalMaxPool" | "GlobalAveragePool" => self.pool(node)?,
             "Flatten" => {
                 self.data_input(node, 0)?;
                 let rank = if matches!(self.act, Act::Chw(..)) { 4 } else { 2 };
@@ -359,7 +308,7 @@ impl Walker {
     fn start(
         &mut self,
         node: &Node,
-        kind: FloatKind,
+        kind: LinearShape,
         weights: Vec<f32>,
         bias: Vec<f32>,
         act: Act,
@@ -377,57 +326,39 @@ impl Walker {
             return Err(node.bad("its input is not a [1, C, H, W] image"));
         };
         let weight = self.constant(node, 1, "weight")?;
-        let &[c_out, c_in, kh, kw] = weight.dims.as_slice() else {
-            return Err(
-                node.bad(format!("weight shape {:?} is not [C_out, C_in, k, k] (2-D convolution)", weight.dims))
-            );
+        let &[c_out, c_in_group, kh, kw] = weight.dims.as_slice() else {
+            return Err(node.bad(format!("weight shape {:?} is not [C_out, C_in/group, kh, kw] (2-D)", weight.dims)));
         };
-        if node.int("group", 1)? != 1 {
-            return Err(node.bad("grouped convolutions are not supported (group must be 1)"));
+        let groups = usize::try_from(node.int("group", 1)?).unwrap_or(0);
+        if groups == 0 || c_in_group.checked_mul(groups) != Some(c) {
+            return Err(node.bad(format!(
+                "the weight takes {c_in_group} input channels per group in {groups} group(s); the input has {c}"
+            )));
         }
-        if c_in != c {
-            return Err(node.bad(format!("the weight takes {c_in} input channels, the input has {c}")));
+        if node.ints("dilations")?.is_some_and(|d| d.iter().any(|&v| v != 1)) {
+            return Err(node.bad("dilations other than 1 are not supported"));
         }
-        if kh != kw || kh % 2 == 0 || kh == 0 {
-            return Err(node.bad(format!("kernel {kh}x{kw}: only odd square kernels are supported")));
-        }
-        if c_out == 0 {
-            return Err(node.bad("the weight has no output channel"));
-        }
-        let k = kh;
-        let ones = |name: &str| -> Result<(), OnnxError> {
-            match node.ints(name)? {
-                Some(v) if v.iter().any(|&s| s != 1) => {
-                    Err(node.bad(format!("{name} {v:?} are not supported (only 1)")))
-                }
-                _ => Ok(()),
-            }
-        };
-        ones("strides")?;
-        ones("dilations")?;
         if let Some(ks) = node.ints("kernel_shape")? {
-            if ks != [k as i64, k as i64] {
-                return Err(node.bad(format!("kernel_shape {ks:?} does not match the weight's {k}x{k}")));
+            if ks != [kh as i64, kw as i64] {
+                return Err(node.bad(format!("kernel_shape {ks:?} does not match the weight's {kh}x{kw}")));
             }
         }
-        let p = ((k - 1) / 2) as i64;
-        match node.string("auto_pad", "NOTSET")?.as_str() {
-            "NOTSET" => {
-                let pads = node.ints("pads")?.unwrap_or_else(|| vec![0; 4]);
-                if pads != [p, p, p, p] {
-                    return Err(node.bad(format!(
-                        "pads {pads:?}: only \"same\" zero padding [{p}, {p}, {p}, {p}] is supported for a {k}x{k} kernel"
-                    )));
-                }
-            }
-            // An odd kernel at stride 1 pads (k-1)/2 on every side for both SAME modes.
-            "SAME_UPPER" | "SAME_LOWER" => {}
-            "VALID" if k == 1 => {}
-            other => return Err(node.bad(format!("auto_pad {other} is not supported for a {k}x{k} kernel"))),
-        }
+        let window = window_attributes(node, (h, w), [kh, kw])?;
+        let shape = ConvShape {
+            channels_in: c,
+            channels_out: c_out,
+            height: h,
+            width: w,
+            kernel: [kh, kw],
+            stride: window.stride,
+            pads: window.pads,
+            groups,
+        };
+        shape.check().map_err(|e| node.bad(e))?;
         let weights = weight.to_f32();
         let bias = self.optional_bias(node, 2, c_out)?;
-        self.start(node, FloatKind::Conv { c_in, c_out, h, w, k }, weights, bias, Act::Chw(c_out, h, w))
+        let (co, oh, ow) = shape.output_dims();
+        self.start(node, LinearShape::Conv(shape), weights, bias, Act::Chw(co, oh, ow))
     }
 
     fn optional_bias(&self, node: &Node, i: usize, n: usize) -> Result<Vec<f32>, OnnxError> {
@@ -473,7 +404,7 @@ impl Walker {
         }
         let bias = if gemm { self.optional_bias(node, 2, outputs)? } else { vec![0.0; outputs] };
         let bias = bias.into_iter().map(|v| beta * v).collect();
-        self.start(node, FloatKind::Dense { inputs, outputs }, weights, bias, Act::Flat(outputs))
+        self.start(node, LinearShape::Dense(DenseShape { inputs, outputs }), weights, bias, Act::Flat(outputs))
     }
 
     fn add(&mut self, node: &Node) -> Result<(), OnnxError> {
@@ -489,10 +420,10 @@ impl Walker {
         if let Some(c) = self.consts.get(&other).cloned() {
             let p =
                 self.pending_at(node, &[Stage::Linear], "add a constant bias right after a Conv, Gemm or MatMul")?;
-            let n = p.layer.kind.channels_out();
+            let n = p.layer.kind.num_biases();
             let per_channel = match p.layer.kind {
-                FloatKind::Dense { .. } => matches!(c.dims.as_slice(), [m] | [1, m] if *m == n),
-                FloatKind::Conv { .. } => matches!(c.dims.as_slice(), [m, 1, 1] | [1, m, 1, 1] if *m == n),
+                LinearShape::Dense(_) => matches!(c.dims.as_slice(), [m] | [1, m] if *m == n),
+                LinearShape::Conv(_) => matches!(c.dims.as_slice(), [m, 1, 1] | [1, m, 1, 1] if *m == n),
             };
             if per_channel {
                 p.layer.bias.iter_mut().zip(&c.values).for_each(|(b, v)| *b += *v as f32);
@@ -510,7 +441,7 @@ impl Walker {
                     node.bad(format!("a residual Add must add the layer's own input \"{}\", not \"{other}\"", p.input))
                 );
             }
-            let shape = p.layer.kind.shape();
+            let shape = p.layer.kind;
             if shape.num_inputs() != shape.num_outputs() {
                 return Err(node.bad("a residual layer needs as many outputs as inputs"));
             }
@@ -535,7 +466,7 @@ impl Walker {
             .map(|(i, what)| self.constant(node, i + 1, what).map(|c| c.values.clone()))
             .collect::<Result<_, _>>()?;
         let p = self.pending_at(node, &[Stage::Linear], "directly follow a Conv, Gemm or MatMul")?;
-        let n = p.layer.kind.channels_out();
+        let n = p.layer.kind.num_biases();
         if let Some(bad) = bn.iter().position(|v| v.len() != n) {
             return Err(node.bad(format!(
                 "{} has {} values, expected {n}",
@@ -543,7 +474,7 @@ impl Walker {
                 bn[bad].len()
             )));
         }
-        let per = p.layer.kind.weights_per_channel();
+        let per = p.layer.kind.max_fan_in();
         let channels = p.layer.weights.chunks_mut(per).zip(p.layer.bias.iter_mut()).enumerate();
         for (c, (weights, bias)) in channels {
             let (gamma, beta, mean, var) = (bn[0][c], bn[1][c], bn[2][c], bn[3][c]);
@@ -563,39 +494,71 @@ impl Walker {
         let Act::Chw(c, h, w) = self.act else {
             return Err(node.bad("only a convolution's [1, C, H, W] output can be pooled"));
         };
-        let ks = node.ints("kernel_shape")?.unwrap_or_default();
-        let &[k, k2] = ks.as_slice() else {
-            return Err(node.bad(format!("kernel_shape {ks:?} is not 2-D")));
+        let kind = if node.at.op.contains("Max") { PoolKind::Max } else { PoolKind::Average };
+        let pool = if node.at.op.starts_with("Global") {
+            Pool::global(kind, (c, h, w))
+        } else {
+            let ks = node.ints("kernel_shape")?.unwrap_or_default();
+            let kernel = match ks.as_slice() {
+                &[kh, kw] if kh > 0 && kw > 0 => [kh as usize, kw as usize],
+                _ => return Err(node.bad(format!("kernel_shape {ks:?} is not a 2-D window"))),
+            };
+            if node.ints("dilations")?.is_some_and(|d| d.iter().any(|&v| v != 1)) {
+                return Err(node.bad("dilations other than 1 are not supported"));
+            }
+            if node.int("ceil_mode", 0)? != 0 {
+                return Err(node.bad("ceil_mode = 1 is not supported (floor mode only)"));
+            }
+            if node.pb.output.iter().skip(1).any(|o| !o.is_empty()) {
+                return Err(node.bad("the Indices output is not supported"));
+            }
+            let window = window_attributes(node, (h, w), kernel)?;
+            if kind == PoolKind::Average && window.pads != [0; 4] && node.int("count_include_pad", 0)? != 0 {
+                return Err(node.bad("count_include_pad = 1 is not supported (padding is never averaged in)"));
+            }
+            Pool { kind, kernel, stride: window.stride, pads: window.pads }
         };
-        let size = usize::try_from(k).unwrap_or(0);
-        if k != k2 || size == 0 || size > h.min(w) {
-            return Err(node.bad(format!("kernel {k}x{k2}: only square windows that fit the {h}x{w} image")));
-        }
-        if node.ints("strides")?.is_some_and(|s| s != [k, k]) || (k != 1 && node.ints("strides")?.is_none()) {
-            return Err(node.bad("the stride must equal the window (non-overlapping windows)"));
-        }
-        if node.ints("pads")?.is_some_and(|p| p.iter().any(|&v| v != 0)) {
-            return Err(node.bad("padding is not supported"));
-        }
-        if node.ints("dilations")?.is_some_and(|d| d.iter().any(|&v| v != 1)) {
-            return Err(node.bad("dilations are not supported"));
-        }
-        if node.int("ceil_mode", 0)? != 0 {
-            return Err(node.bad("ceil_mode = 1 is not supported"));
-        }
-        if !matches!(node.string("auto_pad", "NOTSET")?.as_str(), "NOTSET" | "VALID") {
-            return Err(node.bad("auto_pad SAME is not supported"));
-        }
-        if node.pb.output.iter().skip(1).any(|o| !o.is_empty()) {
-            return Err(node.bad("the Indices output is not supported"));
-        }
-        let kind = if node.at.op == "MaxPool" { PoolKind::Max } else { PoolKind::Average };
+        pool.check((c, h, w)).map_err(|e| node.bad(e))?;
         let p = self.pending_at(node, &[Stage::Relu], "directly follow a convolution's Relu")?;
-        if !matches!(p.layer.kind, FloatKind::Conv { .. }) {
+        if !matches!(p.layer.kind, LinearShape::Conv(_)) {
             return Err(node.bad("only a convolution's output can be pooled"));
         }
-        p.layer.pool = Some(Pool { kind, size });
+        p.layer.pool = Some(pool);
         p.stage = Stage::Pooled;
-        self.advance(node, Act::Chw(c, h / size, w / size))
+        self.advance(node, { let (c, h, w) = pool.output_dims((c, h, w)); Act::Chw(c, h, w) })
     }
+}
+
+/// Strides and pads of a sliding window (Conv, MaxPool, AveragePool).
+struct Window {
+    stride: [usize; 2],
+    pads: [usize; 4],
+}
+
+/// Reads `strides` (default 1), and `pads` or `auto_pad` (ONNX's rule for SAME: the total
+/// padding `max((⌈n/s⌉ - 1)·s + k - n, 0)`, split with the odd cell at the end for
+/// SAME_UPPER and at the beginning for SAME_LOWER).
+fn window_attributes(node: &Node, (h, w): (usize, usize), kernel: [usize; 2]) -> Result<Window, OnnxError> {
+    let stride = match node.ints("strides")?.as_deref() {
+        None => [1, 1],
+        Some(&[sh, sw]) if sh > 0 && sw > 0 => [sh as usize, sw as usize],
+        Some(s) => return Err(node.bad(format!("strides {s:?} are not two positive integers"))),
+    };
+    let explicit = node.ints("pads")?;
+    let pads = match node.string("auto_pad", "NOTSET")?.as_str() {
+        "NOTSET" => match explicit.as_deref() {
+            None => [0; 4],
+            Some(p) if p.len() == 4 && p.iter().all(|&v| v >= 0) => [p[0], p[1], p[2], p[3]].map(|v| v as usize),
+            Some(p) => return Err(node.bad(format!("pads {p:?} are not four non-negative integers"))),
+        },
+        "VALID" => [0; 4],
+        mode @ ("SAME_UPPER" | "SAME_LOWER") => {
+            let total = |n: usize, s: usize, k: usize| ((n.div_ceil(s) - 1) * s + k).saturating_sub(n);
+            let (th, tw) = (total(h, stride[0], kernel[0]), total(w, stride[1], kernel[1]));
+            let begin = |t: usize| if mode == "SAME_UPPER" { t / 2 } else { t.div_ceil(2) };
+            [begin(th), begin(tw), th - begin(th), tw - begin(tw)]
+        }
+        other => return Err(node.bad(format!("auto_pad {other} is not supported"))),
+    };
+    Ok(Window { stride, pads })
 }

@@ -13,7 +13,7 @@ mod proto;
 pub mod quantize;
 
 pub use accuracy::{accuracy, tract_logits, AccuracyReport, TractModel};
-pub use graph::{FloatKind, FloatLayer, FloatLayers};
+pub use graph::{FloatLayer, FloatLayers};
 pub use quantize::{ImportReport, LayerReport};
 
 use crate::error::{Error, OnnxError};
@@ -34,7 +34,7 @@ pub fn read_float_model(onnx: &Path) -> Result<FloatLayers, Error> {
 }
 
 /// Imports the ONNX model at `onnx`: parses it, calibrates on `calibration` (real inputs in
-/// the model's layout, non-negative) and quantizes it. The salt of the model commitment is
+/// the model's layout; signed ones get a zero point) and quantizes it. The salt of the model commitment is
 /// random unless given (for reproducible tests).
 pub fn import(onnx: &Path, calibration: &[Vec<f32>], salt: Option<F>) -> Result<(Network, ImportReport), Error> {
     let model = read_float_model(onnx)?;

@@ -24,7 +24,7 @@ use super::graph::{FloatLayer, FloatLayers};
 use crate::error::{Error, OnnxError};
 use crate::model::network::{InputQuant, Network, OutputQuant, Segment, NETWORK_VERSION};
 use fold_ml_circuits::layer::{LayerSpec, LayerWeights};
-use fold_ml_circuits::quant::{RequantSpec, MAX_ACC_BITS};
+use fold_ml_circuits::quant::{RequantSpec, ACT_MAX, MAX_ACC_BITS};
 use fold_ml_circuits::F;
 use std::fmt;
 use std::ops::Range;
@@ -108,8 +108,7 @@ impl fmt::Display for ImportReport {
     }
 }
 
-/// Checks calibration inputs: at least one, each of the model's input length, finite and
-/// non-negative (activations are unsigned).
+/// Checks calibration inputs: at least one, each of the model's input length, finite.
 pub fn check_calibration(model: &FloatLayers, calibration: &[Vec<f32>]) -> Result<(), Error> {
     let bad = |what: String, reason: String| Error::bad_input(what, reason);
     if calibration.is_empty() {
@@ -122,12 +121,8 @@ pub fn check_calibration(model: &FloatLayers, calibration: &[Vec<f32>]) -> Resul
                 format!("has {} values; the model takes {} ({:?})", x.len(), model.num_inputs(), model.input_shape);
             return Err(bad(what(), reason));
         }
-        if let Some((j, v)) = x.iter().enumerate().find(|(_, v)| !v.is_finite() || **v < 0.0) {
-            let reason = format!(
-                "value {v} at index {j}: inputs must be finite and non-negative (fold-ml's activations are \
-                 unsigned; rescale the model's inputs to [0, max])"
-            );
-            return Err(bad(what(), reason));
+        if let Some((j, v)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(bad(what(), format!("value {v} at index {j} is not a finite number")));
         }
     }
     Ok(())
@@ -202,7 +197,7 @@ fn quantize_layer(layer: &FloatLayer, s_a: f64, s_o: f64, shift: u32, signed: bo
     } else {
         0
     };
-    let shape = layer.kind.shape();
+    let shape = layer.kind;
     let bound = (0..shape.num_outputs())
         .map(|o| {
             let taps: u64 = shape.taps(o).iter().map(|&(wi, _)| u64::from(weights[wi].unsigned_abs())).sum();
@@ -284,9 +279,12 @@ pub fn quantize(
 
     // Calibration: the largest value every tensor takes (pre-pooling for pooled layers,
     // since requantization clamps before pooling; |.| for signed logits).
+    // The input may be signed (a normalized image): its range [min(lowest, 0), highest]
+    // maps onto the 128 input activations with a zero point.
+    let lowest = calibration.iter().flatten().fold(0.0f64, |m, &v| m.min(f64::from(v)));
     let mut tensor_max = vec![0.0f64; n + 1];
     for x in calibration {
-        tensor_max[0] = tensor_max[0].max(max_abs(x));
+        tensor_max[0] = tensor_max[0].max(x.iter().fold(0.0f64, |m, &v| m.max(f64::from(v) - lowest)));
         for (l, t) in float::run(model, x)?.iter().enumerate() {
             tensor_max[l + 1] = tensor_max[l + 1].max(max_abs(&t.activations));
         }
@@ -401,7 +399,8 @@ pub fn quantize(
         let acc_bits = qs.iter().map(|q| q.acc_bits).max().unwrap_or(shift + 8);
         let requant = RequantSpec::new(shift, acc_bits)?;
         for (l, q) in r.clone().zip(qs) {
-            let spec = LayerSpec { shape: layers[l].kind.shape(), requant, skip: q.skip, pool: layers[l].pool };
+            let zero_point = if l == 0 { input_zero_point(lowest, scale[0]) } else { 0 };
+            let spec = LayerSpec { shape: layers[l].kind, requant, skip: q.skip, pool: layers[l].pool, zero_point };
             quantized.push((spec, q));
         }
     }
@@ -436,7 +435,11 @@ pub fn quantize(
     let network = Network {
         version: NETWORK_VERSION,
         name,
-        input: InputQuant { shape: model.input_shape.clone(), scale: input_scale as f32 },
+        input: InputQuant {
+            shape: model.input_shape.clone(),
+            scale: input_scale as f32,
+            zero_point: input_zero_point(lowest, input_scale),
+        },
         output: output.clone(),
         salt,
         segments,
@@ -446,4 +449,10 @@ pub fn quantize(
         .map_err(|reason| onnx(OnnxError::Graph(format!("internal: the imported network does not check: {reason}"))))?;
     let report = ImportReport { calibration_inputs: calibration.len(), input_scale, output, layers: reports, notes };
     Ok((network, report))
+}
+
+/// The input activation that stands for 0: `round(-lowest / scale)` (0 for a non-negative
+/// input).
+fn input_zero_point(lowest: f64, scale: f64) -> u8 {
+    (-lowest / scale).round().clamp(0.0, f64::from(ACT_MAX)) as u8
 }

@@ -1,0 +1,102 @@
+//! Small ONNX graphs built in the tests (no Python needed), for the graph walk and tract.
+#![allow(dead_code)]
+
+use tract_onnx::pb::{
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto,
+    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
+};
+
+pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: v.to_vec(), ..Default::default() }
+}
+
+pub fn node(op: &str, name: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![format!("{name}_out")],
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+/// A `Constant` node holding `t`.
+pub fn constant(name: &str, t: TensorProto) -> NodeProto {
+    let value = AttributeProto {
+        name: "value".into(),
+        r#type: AttributeType::Tensor as i32,
+        t: Some(t),
+        ..Default::default()
+    };
+    node("Constant", name, &[], vec![value])
+}
+
+pub fn tensor(name: &str, dims: &[i64]) -> TensorProto {
+    let n: i64 = dims.iter().product();
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DataType::Float as i32,
+        float_data: (0..n).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect(),
+        ..Default::default()
+    }
+}
+
+fn value(name: &str, shape: &[i64]) -> ValueInfoProto {
+    let dim = shape
+        .iter()
+        .map(|&d| tensor_shape_proto::Dimension {
+            value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
+            ..Default::default()
+        })
+        .collect();
+    let tensor = type_proto::Tensor { elem_type: DataType::Float as i32, shape: Some(TensorShapeProto { dim }) };
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// A model of `nodes` over `input` of `shape`; the last node's output is the graph's.
+pub fn model(shape: &[i64], nodes: Vec<NodeProto>, inits: Vec<TensorProto>) -> ModelProto {
+    let out = nodes.last().map(|n| n.output[0].clone()).unwrap_or_default();
+    let graph = GraphProto {
+        node: nodes,
+        initializer: inits,
+        input: vec![value("input", shape)],
+        output: vec![ValueInfoProto { name: out, ..Default::default() }],
+        ..Default::default()
+    };
+    let opset = OperatorSetIdProto { domain: String::new(), version: 13 };
+    ModelProto { ir_version: 8, opset_import: vec![opset], graph: Some(graph), ..Default::default() }
+}
+
+/// A string attribute.
+pub fn string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::String as i32,
+        s: v.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+/// Writes `m` to `dir/name.onnx`.
+pub fn write(dir: &std::path::Path, name: &str, m: &ModelProto) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, prost::Message::encode_to_vec(m)).unwrap();
+    path
+}
+
+/// A float tensor of `dims` with values uniform in `[-scale, scale)` from `seed`.
+pub fn random_tensor(name: &str, dims: &[i64], seed: u64, scale: f32) -> TensorProto {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::{RngCore, SeedableRng};
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut t = tensor(name, dims);
+    t.float_data = t.float_data.iter().map(|_| ((rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * scale).collect();
+    t
+}

@@ -1,0 +1,163 @@
+//! The CNN operators beyond same-size convolutions — strides, valid and asymmetric padding,
+//! rectangular kernels, groups (depthwise), overlapping and padded pooling, global average
+//! pooling, a signed (normalized) input — on small graphs built here: the graph walk
+//! imports them, the float executor follows tract (the independent reference), and the
+//! quantized network follows tract within a few output steps.
+
+mod onnx_build;
+
+use fold_ml::model::onnx::{self, float, TractModel};
+use fold_ml::F;
+use fold_ml_circuits::gadgets::linear::LinearShape;
+use onnx_build::*;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::path::Path;
+use tract_onnx::pb::{ModelProto, NodeProto, TensorProto};
+
+/// `count` inputs of `len` values uniform in `[lo, lo + 1)`.
+fn inputs(seed: u64, count: usize, len: usize, lo: f32) -> Vec<Vec<f32>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..count).map(|_| (0..len).map(|_| lo + (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32).collect()).collect()
+}
+
+/// A Conv node reading `input` with weight `<name>.w` and bias `<name>.b`.
+fn conv(name: &str, input: &str, attrs: Vec<tract_onnx::pb::AttributeProto>) -> NodeProto {
+    node("Conv", name, &[input, &format!("{name}.w"), &format!("{name}.b")], attrs)
+}
+
+/// He-scaled random weights `[co, ci, kh, kw]` and a small bias for conv `name`.
+fn conv_weights(name: &str, dims: [i64; 4], seed: u64) -> [TensorProto; 2] {
+    let fan_in = (dims[1] * dims[2] * dims[3]) as f32;
+    [
+        random_tensor(&format!("{name}.w"), &dims, seed, (6.0 / fan_in).sqrt()),
+        random_tensor(&format!("{name}.b"), &[dims[0]], seed + 1000, 0.1),
+    ]
+}
+
+/// The float executor follows tract, and the quantized network follows it within a few
+/// output steps (the bound of `tests/onnx.rs`'s fixtures).
+fn follows_tract(dir: &Path, name: &str, m: &ModelProto, lo: f32) -> fold_ml::model::network::Network {
+    let path = write(dir, name, m);
+    let model = onnx::read_float_model(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let tract = TractModel::load(&path, &model.input_shape).unwrap();
+    let n = model.num_inputs();
+    for x in inputs(2, 8, n, lo) {
+        let (ours, theirs) = (float::outputs(&model, &x).unwrap(), tract.run(&x).unwrap());
+        assert_eq!(ours.len(), theirs.len(), "{name}");
+        let scale = theirs.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert!((a - b).abs() <= 1e-4 * scale, "{name}: ours {a} vs tract {b}");
+        }
+    }
+    let (network, _) = onnx::import(&path, &inputs(1, 64, n, lo), Some(F::from(3u64))).unwrap();
+    let report = onnx::accuracy(&network, &path, &inputs(2, 32, n, lo)).unwrap();
+    let s = network.output.scale;
+    println!("{name:>10}: {report}; {:.2} steps", report.max_logit_error / s);
+    // Within the calibrated range held-out inputs of the same distribution stay close.
+    assert!(report.max_logit_error <= 4.0 * s + 0.02 * 127.0 * s, "{name}: {report}");
+    network
+}
+
+#[test]
+fn strided_valid_asymmetric_and_rectangular_convolutions() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3×3 stride 2 pad 1 (ResNet's downsampling), then a 1×1 stride-2 projection.
+    let strided = model(
+        &[1, 2, 9, 9],
+        vec![
+            conv("c1", "input", vec![ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])]),
+            node("Relu", "r1", &["c1_out"], vec![]),
+            conv("c2", "r1_out", vec![ints("strides", &[2, 2])]),
+            node("Relu", "r2", &["c2_out"], vec![]),
+        ],
+        [conv_weights("c1", [4, 2, 3, 3], 1), conv_weights("c2", [3, 4, 1, 1], 2)].concat(),
+    );
+    let net = follows_tract(dir.path(), "strided", &strided, 0.0);
+    let LinearShape::Conv(c) = net.segments[0].spec.shape else { panic!() };
+    assert_eq!((c.stride, c.output_dims()), ([2, 2], (4, 5, 5)));
+
+    // LeNet-5's valid 5×5, a rectangular 3×1 kernel, and TensorFlow's asymmetric SAME.
+    let valid = model(
+        &[1, 1, 10, 8],
+        vec![
+            conv("c1", "input", vec![]),
+            node("Relu", "r1", &["c1_out"], vec![]),
+            conv("c2", "r1_out", vec![ints("pads", &[1, 0, 1, 0])]),
+            node("Relu", "r2", &["c2_out"], vec![]),
+            conv("c3", "r2_out", vec![ints("strides", &[2, 2]), string("auto_pad", "SAME_UPPER")]),
+            node("Relu", "r3", &["c3_out"], vec![]),
+        ],
+        [conv_weights("c1", [3, 1, 5, 5], 3), conv_weights("c2", [3, 3, 3, 1], 4), conv_weights("c3", [2, 3, 3, 3], 5)]
+            .concat(),
+    );
+    let net = follows_tract(dir.path(), "valid", &valid, 0.0);
+    let dims: Vec<_> = net
+        .segments
+        .iter()
+        .map(|s| match s.spec.shape {
+            LinearShape::Conv(c) => (c.pads, c.output_dims()),
+            LinearShape::Dense(_) => panic!("convs only"),
+        })
+        .collect();
+    // 10×8 → 6×4 (valid 5×5) → 6×4 (3×1, pads top/bottom) → 3×2 (SAME_UPPER, stride 2:
+    // total padding 1 per axis, at the end).
+    assert_eq!(dims, [([0; 4], (3, 6, 4)), ([1, 0, 1, 0], (3, 6, 4)), ([0, 0, 1, 1], (2, 3, 2))]);
+}
+
+#[test]
+fn depthwise_block_with_overlapping_pool_and_global_average() {
+    let dir = tempfile::tempdir().unwrap();
+    // MobileNet-style: pointwise 1×1, depthwise 3×3 (group = channels), pointwise; ResNet's
+    // 3×3 stride-2 padded max pool; a GlobalAveragePool head.
+    let m = model(
+        &[1, 3, 8, 8],
+        vec![
+            conv("pw1", "input", vec![]),
+            node("Relu", "r1", &["pw1_out"], vec![]),
+            conv("dw", "r1_out", vec![ints("group", &[4]), ints("pads", &[1, 1, 1, 1])]),
+            node("Relu", "r2", &["dw_out"], vec![]),
+            node(
+                "MaxPool",
+                "mp",
+                &["r2_out"],
+                vec![ints("kernel_shape", &[3, 3]), ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])],
+            ),
+            conv("pw2", "mp_out", vec![]),
+            node("Relu", "r3", &["pw2_out"], vec![]),
+            node("GlobalAveragePool", "gap", &["r3_out"], vec![]),
+        ],
+        [conv_weights("pw1", [4, 3, 1, 1], 6), conv_weights("dw", [4, 1, 3, 3], 7), conv_weights("pw2", [5, 4, 1, 1], 8)]
+            .concat(),
+    );
+    let net = follows_tract(dir.path(), "depthwise", &m, 0.0);
+    let specs: Vec<_> = net.segments.iter().map(|s| s.spec).collect();
+    let LinearShape::Conv(dw) = specs[1].shape else { panic!() };
+    assert_eq!((dw.groups, dw.num_weights()), (4, 36));
+    let pool = specs[1].pool.expect("the max pool follows the depthwise conv");
+    assert_eq!((pool.kernel, pool.stride, pool.pads), ([3, 3], [2, 2], [1; 4]));
+    assert_eq!(specs[2].pool.map(|p| p.kernel), Some([4, 4]), "global average over the 4×4 map");
+    assert_eq!(net.num_outputs(), 5);
+}
+
+#[test]
+fn a_signed_input_is_imported_with_its_zero_point() {
+    let dir = tempfile::tempdir().unwrap();
+    // Inputs in [-0.4, 0.6): a normalized image.
+    let m = model(
+        &[1, 1, 6, 6],
+        vec![
+            conv("c1", "input", vec![ints("pads", &[1, 1, 1, 1])]),
+            node("Relu", "r1", &["c1_out"], vec![]),
+            conv("c2", "r1_out", vec![ints("pads", &[1, 1, 1, 1])]),
+            node("Relu", "r2", &["c2_out"], vec![]),
+        ],
+        [conv_weights("c1", [2, 1, 3, 3], 9), conv_weights("c2", [2, 2, 3, 3], 10)].concat(),
+    );
+    let net = follows_tract(dir.path(), "signed", &m, -0.4);
+    // 0.4 of a range of ~1.0 over 127 steps: the zero point sits near 51.
+    assert!((45..=57).contains(&net.input.zero_point), "{}", net.input.zero_point);
+    assert_eq!(net.segments[0].spec.zero_point, net.input.zero_point);
+    assert_eq!(net.segments[1].spec.zero_point, 0, "only the model input is signed");
+    assert_eq!(net.quantize_input(&[0.0; 36]).unwrap(), vec![net.input.zero_point; 36]);
+}
