@@ -105,3 +105,86 @@ fn proving_a_model_file_needs_a_valid_input() {
     assert_eq!(code, 2, "{err}");
     assert!(!job.join("manifest.json").exists());
 }
+
+mod onnx_build;
+
+/// The new CNN operators end to end through Nova (not only the test constraint system): a
+/// signed input, a stride-2 padded conv, a depthwise conv, a 3×3 stride-2 padded max pool
+/// and a GlobalAveragePool, imported, proven, verified; the proven output is the native
+/// quantized network's.
+#[test]
+fn import_prove_and_verify_strided_depthwise_and_pooled_convolutions() {
+    use onnx_build::*;
+    let w = |name: &str, dims: [i64; 4], seed: u64| {
+        let fan_in = (dims[1] * dims[2] * dims[3]) as f32;
+        [
+            random_tensor(&format!("{name}.w"), &dims, seed, (6.0 / fan_in).sqrt()),
+            random_tensor(&format!("{name}.b"), &[dims[0]], seed + 100, 0.1),
+        ]
+    };
+    let conv = |name: &str, input: &str, attrs| {
+        node("Conv", name, &[input, &format!("{name}.w"), &format!("{name}.b")], attrs)
+    };
+    let m = model(
+        &[1, 2, 9, 9],
+        vec![
+            conv("c1", "input", vec![ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])]),
+            node("Relu", "r1", &["c1_out"], vec![]),
+            conv("dw", "r1_out", vec![int("group", 4), ints("pads", &[1, 1, 1, 1])]),
+            node("Relu", "r2", &["dw_out"], vec![]),
+            node(
+                "MaxPool",
+                "mp",
+                &["r2_out"],
+                vec![ints("kernel_shape", &[3, 3]), ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])],
+            ),
+            conv("pw", "mp_out", vec![]),
+            node("Relu", "r3", &["pw_out"], vec![]),
+            node("GlobalAveragePool", "gap", &["r3_out"], vec![]),
+        ],
+        [w("c1", [4, 2, 3, 3], 1), w("dw", [4, 1, 3, 3], 2), w("pw", [5, 4, 1, 1], 3)].concat(),
+    );
+    let dir = scratch().join("cnn-ops");
+    std::fs::create_dir_all(&dir).unwrap();
+    let onnx = write(&dir, "ops", &m);
+    // Signed inputs, as a normalized image: values in [-0.4, 0.6).
+    let mut state = 12345u64;
+    let mut sample = || {
+        (0..162)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.4
+            })
+            .collect::<Vec<f32>>()
+    };
+    let calibration: Vec<Vec<f32>> = (0..256).map(|_| sample()).collect();
+    let input = sample();
+    let (calib, x) = (dir.join("calib.json"), dir.join("x.json"));
+    std::fs::write(&calib, serde_json::to_vec(&serde_json::json!({ "inputs": calibration })).unwrap()).unwrap();
+    std::fs::write(&x, serde_json::to_vec(&input).unwrap()).unwrap();
+
+    let model_file = dir.join("ops.foldml");
+    let (code, out, err) = fold_ml(&[
+        "import",
+        onnx.to_str().unwrap(),
+        "--calibrate",
+        calib.to_str().unwrap(),
+        "--out",
+        model_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("3 layers in 3 segments") && out.contains("stride 2×2") && out.contains("groups 4"), "{out}");
+
+    let job = dir.join("job");
+    let args = ["prove", "--model", model_file.to_str().unwrap(), "--input", x.to_str().unwrap()];
+    let (code, _, err) = fold_ml(&[&args[..], &["--job", job.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = verify_cli(&job);
+    assert_eq!(code, 0, "{err}");
+
+    let net = fold_ml::model::network::Network::read(&model_file).unwrap();
+    assert!(net.input.zero_point > 0, "the input is signed");
+    let expected = net.run_native(&net.quantize_input(&input).unwrap()).unwrap();
+    let s: Statement = serde_json::from_slice(&std::fs::read(job.join("statement.json")).unwrap()).unwrap();
+    assert_eq!(s.output.values.as_deref(), Some(expected.as_slice()));
+}

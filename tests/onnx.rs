@@ -7,10 +7,10 @@
 use ff::Field;
 use fold_ml::model::network::Network;
 use fold_ml::model::onnx::{self, float, graph, quantize, FloatLayer, FloatLayers, TractModel};
+use fold_ml::{Error, F};
 use fold_ml_circuits::gadgets::conv::ConvShape;
 use fold_ml_circuits::gadgets::dense::DenseShape;
 use fold_ml_circuits::gadgets::linear::LinearShape;
-use fold_ml::{Error, F};
 use fold_ml_circuits::gadgets::pool::PoolKind;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -32,10 +32,6 @@ const FIXTURES: &[&str] = &[
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx").join(format!("{name}.onnx"))
-}
-
-fn digits(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits").join(file)
 }
 
 /// `count` inputs of `len` values uniform in `[0, 1)`, from a fixed seed.
@@ -222,14 +218,14 @@ fn unsupported_operator_is_named_before_any_work() {
 }
 
 #[test]
-fn negative_calibration_input_is_rejected() {
+fn non_finite_calibration_input_is_rejected() {
     let path = fixture("conv");
     let mut calibration = uniform_inputs(CALIBRATION_SEED, 4, 72);
-    calibration[2][5] = -0.25;
+    calibration[2][5] = f32::NAN;
     let err = onnx::import(&path, &calibration, salt()).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Base(fold_ml_verify::Error::BadInput { .. })), "{msg}");
-    assert!(msg.contains("calibration input 2") && msg.contains("-0.25") && msg.contains("non-negative"), "{msg}");
+    assert!(msg.contains("calibration input 2") && msg.contains("index 5 is not a finite number"), "{msg}");
     // and an input of the wrong length, and no input at all
     assert!(onnx::import(&path, &[vec![0.5; 71]], salt()).unwrap_err().to_string().contains("has 71 values"));
     assert!(matches!(onnx::import(&path, &[], salt()), Err(Error::Base(fold_ml_verify::Error::BadInput { .. }))));
@@ -262,18 +258,24 @@ fn inputs_files_in_both_formats() {
     assert!(onnx::read_inputs(&bad).unwrap_err().to_string().contains("not a finite"));
 }
 
-fn digits_agreement(model: &str) -> onnx::AccuracyReport {
-    let path = digits(model);
-    let calibration = onnx::read_inputs(&digits("calib.json")).unwrap();
-    let test = onnx::read_inputs(&digits("test.json")).unwrap();
+/// Imports `examples/<example>/<model>` with the example's calibration file and measures
+/// its agreement with tract on the held-out `test.json`, after checking that tract agrees
+/// with the predictions PyTorch recorded there under `key`.
+fn example_agreement(
+    example: &str,
+    model: &str,
+    key: &str,
+) -> (fold_ml::model::network::Network, onnx::AccuracyReport) {
+    let file = |f: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(example).join(f);
+    let path = file(model);
+    let calibration = onnx::read_inputs(&file("calib.json")).unwrap();
+    let test = onnx::read_inputs(&file("test.json")).unwrap();
     let (network, report) = onnx::import(&path, &calibration, salt()).unwrap();
     let accuracy = onnx::accuracy(&network, &path, &test).unwrap();
     println!("{model}: {} segments, {} layers\n{report}\n{accuracy}", network.segments.len(), network.num_layers());
 
-    // tract itself agrees with the predictions PyTorch recorded at export
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(digits("test.json")).unwrap()).unwrap();
-    let key = format!("{}_float_predictions", model.trim_end_matches(".onnx"));
-    let torch: Vec<u64> = json[&key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(file("test.json")).unwrap()).unwrap();
+    let torch: Vec<u64> = json[key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
     let tract = TractModel::load(&path, &network.input.shape).unwrap();
     let same = test
         .iter()
@@ -281,20 +283,39 @@ fn digits_agreement(model: &str) -> onnx::AccuracyReport {
         .filter(|(x, &p)| fold_ml::model::network::argmax(&tract.run(x).unwrap()) as u64 == p)
         .count();
     assert_eq!(same, test.len(), "tract and PyTorch disagree on {} inputs", test.len() - same);
-    accuracy
+    (network, accuracy)
 }
 
 #[test]
 fn digits_cnn_agrees_with_its_float_model() {
-    let accuracy = digits_agreement("cnn.onnx");
+    let (_, accuracy) = example_agreement("digits", "cnn.onnx", "cnn_float_predictions");
     assert_eq!(accuracy.inputs, 360);
     assert!(accuracy.top1_agreement >= 0.97, "{accuracy}");
 }
 
 #[test]
 fn digits_resnet64_agrees_with_its_float_model() {
-    let accuracy = digits_agreement("resnet64.onnx");
+    let (_, accuracy) = example_agreement("digits", "resnet64.onnx", "resnet64_float_predictions");
     assert!(accuracy.top1_agreement >= 0.97, "{accuracy}");
+}
+
+/// LeNet-5 as torch exports it (valid second conv, max pools, three dense layers) on an
+/// MNIST-normalized, signed input.
+#[test]
+fn lenet5_agrees_with_its_float_model() {
+    let (network, accuracy) = example_agreement("lenet5", "lenet5.onnx", "float_predictions");
+    assert_eq!(accuracy.inputs, 360);
+    assert!(accuracy.top1_agreement >= 0.98, "{accuracy}");
+    assert!(network.input.zero_point > 0, "the normalized input is signed");
+    let shapes: Vec<_> = network.segments.iter().map(|s| s.spec.num_outputs()).collect();
+    assert_eq!(shapes, [6 * 14 * 14, 16 * 5 * 5, 120, 84, 10]);
+    // Constraints per layer step (pinned: `fold-ml inspect --model lenet5.foldml`). The dense
+    // layers pay 8 range-check constraints per weight (each weight is used once).
+    let cost: Vec<_> = network.segments.iter().map(|s| fold_ml_circuits::cost::StepCost::of(&s.spec)).collect();
+    let constraints: Vec<_> = cost.iter().map(|c| c.constraints).collect();
+    assert_eq!(constraints, [257_481, 324_453, 493_629, 109_037, 11_491]);
+    let macs: Vec<_> = cost.iter().map(|c| c.macs).collect();
+    assert_eq!(macs, [107_736, 240_000, 48_000, 10_080, 840]);
 }
 
 // ---- graph walk rejections, on small graphs built here -------------------------------
@@ -328,20 +349,18 @@ fn unsupported_configurations_are_rejected_with_the_node() {
     );
     assert_eq!(graph::parse(&ok).unwrap().layers.len(), 2);
 
-    let dilated = model(
-        &[1, 1, 6, 6],
-        vec![conv_node("c1", "input", vec![ints("dilations", &[2, 2])])],
-        vec![w("c1", 2, 1, 3)],
-    );
+    let dilated =
+        model(&[1, 1, 6, 6], vec![conv_node("c1", "input", vec![ints("dilations", &[2, 2])])], vec![w("c1", 2, 1, 3)]);
     let msg = parse_err(&dilated);
     assert!(msg.contains("Conv (node \"c1\", #1 of 1)") && msg.contains("dilations"), "{msg}");
 
-    let thick_padding = model(&[1, 1, 4, 4], vec![conv_node("c1", "input", vec![ints("pads", &[3, 0, 0, 0])])], vec![w("c1", 2, 1, 3)]);
+    let thick_padding =
+        model(&[1, 1, 4, 4], vec![conv_node("c1", "input", vec![ints("pads", &[3, 0, 0, 0])])], vec![w("c1", 2, 1, 3)]);
     assert!(parse_err(&thick_padding).contains("not thinner than the 3×3 kernel"), "{}", parse_err(&thick_padding));
 
     let bad_groups = model(
         &[1, 3, 4, 4],
-        vec![conv_node("c1", "input", vec![ints("group", &[2])])],
+        vec![conv_node("c1", "input", vec![int("group", 2)])],
         vec![tensor("c1.w", &[2, 1, 3, 3])],
     );
     assert!(parse_err(&bad_groups).contains("in 2 group(s); the input has 3"), "{}", parse_err(&bad_groups));
@@ -364,13 +383,17 @@ fn unsupported_configurations_are_rejected_with_the_node() {
     let pooled = |attrs: Vec<tract_onnx::pb::AttributeProto>| {
         model(
             &[1, 1, 4, 4],
-            vec![conv_node("c1", "input", same()), node("Relu", "r1", &["c1_out"], vec![]), node("AveragePool", "p", &["r1_out"], attrs)],
+            vec![
+                conv_node("c1", "input", same()),
+                node("Relu", "r1", &["c1_out"], vec![]),
+                node("AveragePool", "p", &["r1_out"], attrs),
+            ],
             vec![w("c1", 2, 1, 3)],
         )
     };
-    let ceil = pooled(vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2]), ints("ceil_mode", &[1])]);
+    let ceil = pooled(vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2]), int("ceil_mode", 1)]);
     assert!(parse_err(&ceil).contains("ceil_mode = 1 is not supported"), "{}", parse_err(&ceil));
-    let counted = pooled(vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1]), ints("count_include_pad", &[1])]);
+    let counted = pooled(vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1]), int("count_include_pad", 1)]);
     assert!(parse_err(&counted).contains("count_include_pad = 1"), "{}", parse_err(&counted));
 
     // Add of the wrong tensor: Add(input, Conv(Relu(Conv(input))))

@@ -50,12 +50,31 @@ fn follows_tract(dir: &Path, name: &str, m: &ModelProto, lo: f32) -> fold_ml::mo
             assert!((a - b).abs() <= 1e-4 * scale, "{name}: ours {a} vs tract {b}");
         }
     }
-    let (network, _) = onnx::import(&path, &inputs(1, 64, n, lo), Some(F::from(3u64))).unwrap();
+    // Enough calibration inputs that held-out ones rarely pass a hidden layer's maximum.
+    let (network, _) = onnx::import(&path, &inputs(1, 512, n, lo), Some(F::from(3u64))).unwrap();
     let report = onnx::accuracy(&network, &path, &inputs(2, 32, n, lo)).unwrap();
+    // As for `tests/onnx.rs`'s fixtures: within 4 steps + 2% of the range where the output
+    // is representable; held-out values past the calibrated maximum clip, and add only
+    // their excess.
     let s = network.output.scale;
-    println!("{name:>10}: {report}; {:.2} steps", report.max_logit_error / s);
-    // Within the calibrated range held-out inputs of the same distribution stay close.
-    assert!(report.max_logit_error <= 4.0 * s + 0.02 * 127.0 * s, "{name}: {report}");
+    let zp = f32::from(network.output.zero_point);
+    let (lo_out, hi_out) = (-zp * s, (127.0 - zp) * s);
+    let (mut in_range, mut excess) = (0.0f32, 0.0f32);
+    for x in inputs(2, 32, n, lo) {
+        let want = tract.run(&x).unwrap();
+        let got = network.dequantize_output(&network.run_native(&network.quantize_input(&x).unwrap()).unwrap());
+        for (w, g) in want.iter().zip(&got) {
+            if (lo_out..=hi_out).contains(w) {
+                in_range = in_range.max((w - g).abs());
+            } else {
+                excess = excess.max(w - hi_out).max(lo_out - w);
+            }
+        }
+    }
+    println!("{name:>10}: {report}; {:.2} steps where representable, clipped up to {:.2}", in_range / s, excess / s);
+    let bound = 4.0 * s + 0.02 * 127.0 * s;
+    assert!(in_range <= bound, "{name}: {in_range} > {bound} where representable");
+    assert!(report.max_logit_error <= bound + excess, "{name}: {report}, bound {bound} + {excess}");
     network
 }
 
@@ -115,7 +134,7 @@ fn depthwise_block_with_overlapping_pool_and_global_average() {
         vec![
             conv("pw1", "input", vec![]),
             node("Relu", "r1", &["pw1_out"], vec![]),
-            conv("dw", "r1_out", vec![ints("group", &[4]), ints("pads", &[1, 1, 1, 1])]),
+            conv("dw", "r1_out", vec![int("group", 4), ints("pads", &[1, 1, 1, 1])]),
             node("Relu", "r2", &["dw_out"], vec![]),
             node(
                 "MaxPool",
@@ -127,8 +146,12 @@ fn depthwise_block_with_overlapping_pool_and_global_average() {
             node("Relu", "r3", &["pw2_out"], vec![]),
             node("GlobalAveragePool", "gap", &["r3_out"], vec![]),
         ],
-        [conv_weights("pw1", [4, 3, 1, 1], 6), conv_weights("dw", [4, 1, 3, 3], 7), conv_weights("pw2", [5, 4, 1, 1], 8)]
-            .concat(),
+        [
+            conv_weights("pw1", [4, 3, 1, 1], 6),
+            conv_weights("dw", [4, 1, 3, 3], 7),
+            conv_weights("pw2", [5, 4, 1, 1], 8),
+        ]
+        .concat(),
     );
     let net = follows_tract(dir.path(), "depthwise", &m, 0.0);
     let specs: Vec<_> = net.segments.iter().map(|s| s.spec).collect();

@@ -30,9 +30,7 @@ fn weights(n: usize, seed: u64, spread: i64) -> Vec<i8> {
 
 /// conv 1→2 on 4×4 with 2×2 max pooling; 3 residual conv 2→2 layers on 2×2; dense 8→4.
 fn tiny_network(seed: u64) -> Network {
-    let conv = |ci, co, side| {
-        LinearShape::Conv(ConvShape::same(ci, co, side, side, 3))
-    };
+    let conv = |ci, co, side| LinearShape::Conv(ConvShape::same(ci, co, side, side, 3));
     let mut stem = LayerSpec::new(conv(1, 2, 4), RequantSpec::new(3, 16).unwrap());
     stem.pool = Some(Pool::square(PoolKind::Max, 2));
     let mut body = LayerSpec::new(conv(2, 2, 2), RequantSpec::new(4, 18).unwrap());

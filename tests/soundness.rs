@@ -125,7 +125,7 @@ fn non_zero_padding_is_caught() {
     let spec = m.spec();
     let LinearShape::Conv(conv) = spec.shape else { unreachable!() };
     let (acts, p) = (steps[0].output().to_vec(), m.layer(1));
-    let padded = conv_accumulators_with_padding(&conv, &acts, &p.weights, &p.bias, 100);
+    let padded = conv_accumulators_with_padding(&conv, 0, &acts, &p.weights, &p.bias, 100);
     let mut hints = linear_hints(&spec.linear(), &acts, &p.weights, &p.bias).unwrap();
     let mut changed = 0;
     for (h, &a) in hints.iter_mut().zip(&padded) {

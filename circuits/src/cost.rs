@@ -1,5 +1,6 @@
 //! Constraint accounting of a layer step, by synthesizing it into a shape-only system.
 
+use crate::gadgets::linear::LinearShape;
 use crate::gadgets::requant::requant_constraints;
 use crate::layer::{LayerSpec, LayerStep};
 use crate::quant::{ACT_BITS, WEIGHT_BITS};

@@ -222,8 +222,7 @@ impl LayerHints {
 /// Honest witness of one layer; fails where [`layer_native`] fails.
 pub fn layer_hints(spec: &LayerSpec, input: &[u8], layer_weights: &LayerWeights) -> Result<LayerHints, QuantError> {
     spec.check()?;
-    let linear =
-        linear_hints(&spec.linear(), input, &layer_weights.weights, &layer_weights.bias)?;
+    let linear = linear_hints(&spec.linear(), input, &layer_weights.weights, &layer_weights.bias)?;
     Ok(LayerHints::with_linear(spec, linear))
 }
 

@@ -45,9 +45,8 @@ fn synth(step: &LayerStep, z_in: &StepState, expected: Option<&StepState>) -> (b
 }
 
 fn small_specs() -> impl Strategy<Value = LayerSpec> {
-    let conv = (1usize..3, 1usize..3, 2usize..6, prop_oneof![Just(1usize), Just(3)]).prop_map(|(ci, co, s, k)| {
-        LinearShape::Conv(ConvShape::same(ci, co, s, s + 1, k))
-    });
+    let conv = (1usize..3, 1usize..3, 2usize..6, prop_oneof![Just(1usize), Just(3)])
+        .prop_map(|(ci, co, s, k)| LinearShape::Conv(ConvShape::same(ci, co, s, s + 1, k)));
     let dense = (1usize..10, 1usize..10).prop_map(|(i, o)| LinearShape::Dense(DenseShape { inputs: i, outputs: o }));
     let pool = prop_oneof![
         Just(None),

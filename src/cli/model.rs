@@ -177,9 +177,10 @@ fn inspect_network(net: &Network) -> anyhow::Result<ExitCode> {
     use fold_ml_circuits::cost::StepCost;
     println!("model {} ({} layers in {} segments)", net.name, net.num_layers(), net.segments.len());
     println!(
-        "  input {:?}, scale {}; output {} values, scale {}, zero point {}",
+        "  input {:?}, scale {}, zero point {}; output {} values, scale {}, zero point {}",
         net.input.shape,
         net.input.scale,
+        net.input.zero_point,
         net.num_outputs(),
         net.output.scale,
         net.output.zero_point
@@ -196,7 +197,8 @@ fn inspect_network(net: &Network) -> anyhow::Result<ExitCode> {
             fold_ml_circuits::gadgets::linear::LinearShape::Conv(c) => {
                 let (_, oh, ow) = c.output_dims();
                 let [kh, kw] = c.kernel;
-                let mut s = format!("conv {kh}×{kw} {}→{} {}×{}→{oh}×{ow}", c.channels_in, c.channels_out, c.height, c.width);
+                let mut s =
+                    format!("conv {kh}×{kw} {}→{} {}×{}→{oh}×{ow}", c.channels_in, c.channels_out, c.height, c.width);
                 if c.stride != [1, 1] {
                     s += &format!(" stride {}×{}", c.stride[0], c.stride[1]);
                 }

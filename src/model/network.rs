@@ -113,7 +113,9 @@ impl Network {
             ));
         }
         let shifted_later = self.segments.iter().enumerate().find(|(j, s)| *j > 0 && s.spec.zero_point != 0);
-        if let Some((j, _)) = shifted_later.or((first.layers.len() > 1 && first.spec.zero_point != 0).then_some((0, first))) {
+        if let Some((j, _)) =
+            shifted_later.or((first.layers.len() > 1 && first.spec.zero_point != 0).then_some((0, first)))
+        {
             return Err(format!("segment {j}: only the first layer reads a zero-point-shifted input"));
         }
         let mut width = self.num_inputs();

@@ -2,9 +2,8 @@
 #![allow(dead_code)]
 
 use tract_onnx::pb::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto,
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
+    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
@@ -24,12 +23,8 @@ pub fn node(op: &str, name: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -
 
 /// A `Constant` node holding `t`.
 pub fn constant(name: &str, t: TensorProto) -> NodeProto {
-    let value = AttributeProto {
-        name: "value".into(),
-        r#type: AttributeType::Tensor as i32,
-        t: Some(t),
-        ..Default::default()
-    };
+    let value =
+        AttributeProto { name: "value".into(), r#type: AttributeType::Tensor as i32, t: Some(t), ..Default::default() };
     node("Constant", name, &[], vec![value])
 }
 
@@ -97,6 +92,12 @@ pub fn random_tensor(name: &str, dims: &[i64], seed: u64, scale: f32) -> TensorP
     use rand_core::{RngCore, SeedableRng};
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut t = tensor(name, dims);
-    t.float_data = t.float_data.iter().map(|_| ((rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * scale).collect();
+    t.float_data =
+        t.float_data.iter().map(|_| ((rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * scale).collect();
     t
+}
+
+/// An integer attribute.
+pub fn int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
 }

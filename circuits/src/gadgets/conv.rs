@@ -48,7 +48,8 @@ impl ConvShape {
     pub fn check(&self) -> Result<(), String> {
         let [kh, kw] = self.kernel;
         let [top, left, bottom, right] = self.pads;
-        let sizes = [self.channels_in, self.channels_out, self.height, self.width, kh, kw, self.stride[0], self.stride[1]];
+        let sizes =
+            [self.channels_in, self.channels_out, self.height, self.width, kh, kw, self.stride[0], self.stride[1]];
         if sizes.contains(&0) || self.groups == 0 {
             return Err(format!("a convolution needs non-zero sizes, strides and groups: {self:?}"));
         }

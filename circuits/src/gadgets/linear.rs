@@ -176,7 +176,10 @@ pub fn linear_hints(op: &Linear, input: &[u8], weights: &[i8], bias: &[i32]) -> 
     (0..op.shape.num_outputs())
         .map(|o| {
             let acc = dot_native(op.tap_values(o, &x, weights), op.offset(&x, bias, o));
-            Ok(OutputHint { dot: DotHint::new(op.tap_values(o, &x, weights)), requant: RequantHint::new(acc, op.requant)? })
+            Ok(OutputHint {
+                dot: DotHint::new(op.tap_values(o, &x, weights)),
+                requant: RequantHint::new(acc, op.requant)?,
+            })
         })
         .collect()
 }
@@ -328,8 +331,8 @@ mod tests {
         let mut hints = linear_hints(op, &c.input, &c.weights, &c.bias).unwrap();
         let mut changed = false;
         for (o, (&a, &h)) in claimed.iter().zip(&honest).enumerate() {
-            let x = i64::from(c.input[o]) - i64::from(op.zero_point);
-            let a = a + if op.skip == 0 { 0 } else { i64::from(op.skip) * x };
+            let skip = |x: u8| i64::from(op.skip) * (i64::from(x) - i64::from(op.zero_point));
+            let a = a + if op.skip == 0 { 0 } else { skip(c.input[o]) };
             if requantize_native(a, p).unwrap() != requantize_native(h, p).unwrap() {
                 hints[o].requant = RequantHint::new(a, p).unwrap();
                 changed = true;
@@ -420,7 +423,6 @@ mod tests {
             prop_assume!(hints.is_some());
             prop_assert!(!synth(&c, &hints.unwrap()).0);
         }
-    }
 
         #[test]
         fn an_ignored_zero_point_is_rejected(c in conv_shape().prop_flat_map(case)) {

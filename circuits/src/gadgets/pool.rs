@@ -107,12 +107,15 @@ impl Pool {
         let (_, ph, pw) = self.output_dims(dims);
         let ([kh, kw], [sh, sw], [top, left, ..]) = (self.kernel, self.stride, self.pads);
         // The image rows (or columns) a window starting at `start` (in padded coordinates) covers.
-        let span = |start: usize, k: usize, pad: usize, n: usize| (start..start + k).filter_map(move |i| i.checked_sub(pad).filter(|&i| i < n));
+        let span = |start: usize, k: usize, pad: usize, n: usize| {
+            (start..start + k).filter_map(move |i| i.checked_sub(pad).filter(|&i| i < n))
+        };
         let mut out = Vec::with_capacity(c * ph * pw);
         for ch in 0..c {
             for py in 0..ph {
                 for px in 0..pw {
-                    let cells = span(py * sh, kh, top, h).flat_map(|y| span(px * sw, kw, left, w).map(move |x| (ch * h + y) * w + x));
+                    let cells = span(py * sh, kh, top, h)
+                        .flat_map(|y| span(px * sw, kw, left, w).map(move |x| (ch * h + y) * w + x));
                     out.push(cells.collect());
                 }
             }

@@ -3,8 +3,8 @@
 //! never used to judge accuracy itself.
 
 use super::graph::{FloatLayer, FloatLayers};
-use fold_ml_circuits::gadgets::linear::LinearShape;
 use crate::error::Error;
+use fold_ml_circuits::gadgets::linear::LinearShape;
 use fold_ml_circuits::gadgets::pool::PoolKind;
 
 /// One layer's values on one input.
@@ -67,8 +67,17 @@ pub fn run(model: &FloatLayers, input: &[f32]) -> Result<Vec<LayerTrace>, Error>
         if layer.residual && shape.num_inputs() != shape.num_outputs() {
             return Err(bad(format!("float layer {l}"), "a residual layer needs as many outputs as inputs".into()));
         }
-        if layer.pool.is_some_and(|p| p.size == 0) {
-            return Err(bad(format!("float layer {l}"), "pooling window 0".into()));
+        if let LinearShape::Conv(c) = shape {
+            c.check().map_err(|e| bad(format!("float layer {l}"), e))?;
+        }
+        match (layer.pool, shape) {
+            (Some(p), LinearShape::Conv(c)) => {
+                p.check(c.output_dims()).map_err(|e| bad(format!("float layer {l}"), e))?
+            }
+            (Some(_), LinearShape::Dense(_)) => {
+                return Err(bad(format!("float layer {l}"), "a dense layer is pooled".into()))
+            }
+            (None, _) => {}
         }
         traces.push(run_layer(layer, x));
     }

@@ -525,7 +525,10 @@ impl Walker {
         }
         p.layer.pool = Some(pool);
         p.stage = Stage::Pooled;
-        self.advance(node, { let (c, h, w) = pool.output_dims((c, h, w)); Act::Chw(c, h, w) })
+        self.advance(node, {
+            let (c, h, w) = pool.output_dims((c, h, w));
+            Act::Chw(c, h, w)
+        })
     }
 }
 

@@ -67,6 +67,8 @@ pub struct ImportReport {
     pub calibration_inputs: usize,
     /// Scale of the input activations.
     pub input_scale: f64,
+    /// Zero point of the input activations (0 unless the calibration inputs are signed).
+    pub input_zero_point: u8,
     /// Output dequantization.
     pub output: OutputQuant,
     /// One per layer, input to output.
@@ -78,7 +80,11 @@ pub struct ImportReport {
 
 impl fmt::Display for ImportReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "calibrated on {} inputs; input scale {:.6e}", self.calibration_inputs, self.input_scale)?;
+        writeln!(
+            f,
+            "calibrated on {} inputs; input scale {:.6e}, zero point {}",
+            self.calibration_inputs, self.input_scale, self.input_zero_point
+        )?;
         writeln!(
             f,
             "{:>5} {:>4} {:>11} {:>11} {:>11} {:>11} {:>9} {:>5} {:>4} {:>6}  origin",
@@ -447,7 +453,14 @@ pub fn quantize(
     network
         .check()
         .map_err(|reason| onnx(OnnxError::Graph(format!("internal: the imported network does not check: {reason}"))))?;
-    let report = ImportReport { calibration_inputs: calibration.len(), input_scale, output, layers: reports, notes };
+    let report = ImportReport {
+        calibration_inputs: calibration.len(),
+        input_scale,
+        input_zero_point: network.input.zero_point,
+        output,
+        layers: reports,
+        notes,
+    };
     Ok((network, report))
 }
 
