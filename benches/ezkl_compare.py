@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Side-by-side: the same dense MLP (N layers of W x W Gemm + Relu) proven by ezkl and by
-fold-ml, on this machine, in one run. Not part of CI.
+"""Side-by-side: the same model proven by ezkl and by fold-ml, on this machine, in one run.
+Not part of CI. Either a dense MLP (N layers of W x W Gemm + Relu) built here, or an ONNX
+file with its calibration inputs and one input (e.g. LeNet-5).
 
     python3 -m venv /tmp/ezkl-venv && /tmp/ezkl-venv/bin/pip install ezkl onnx numpy
     cargo build --release
     /tmp/ezkl-venv/bin/python benches/ezkl_compare.py --width 16 --layers 128 [--layers 1024 ...]
+    /tmp/ezkl-venv/bin/python benches/ezkl_compare.py --onnx examples/lenet5/lenet5.onnx \
+        --calibrate examples/lenet5/calib.json --input examples/lenet5/digit.json
 
 ezkl runs with its default visibility (input and output public, weights fixed in the
 circuit), its calibrated settings and a locally generated SRS; its prove time is the
@@ -55,12 +58,12 @@ def build_onnx(path, width, layers, seed=0):
     onnx.save(model, path)
 
 
-def ezkl_prove(width, layers, work):
-    """Runs the ezkl pipeline; returns (prove seconds, peak RSS MiB of the prove process)."""
-    model, data = os.path.join(work, "mlp.onnx"), os.path.join(work, "input.json")
-    build_onnx(model, width, layers)
+def ezkl_prove(model, values, work):
+    """Runs the ezkl pipeline on `model` with the flat input `values`; returns (prove seconds,
+    setup seconds, peak RSS MiB of the proving process, logrows)."""
+    data = os.path.join(work, "input.json")
     with open(data, "w") as f:
-        json.dump({"input_data": [[0.5] * width]}, f)
+        json.dump({"input_data": [values]}, f)
     script = f"""
 import asyncio, inspect, json, resource, sys, time, ezkl
 def call(fn, *a, **k):
@@ -68,39 +71,74 @@ def call(fn, *a, **k):
     return asyncio.run(r) if inspect.isawaitable(r) else r
 w = {work!r}
 p = lambda n: w + "/" + n
+t = time.time()
 call(ezkl.gen_settings, {model!r}, p("settings.json"))
 call(ezkl.calibrate_settings, {data!r}, {model!r}, p("settings.json"), "resources")
 call(ezkl.compile_circuit, {model!r}, p("compiled"), p("settings.json"))
 logrows = json.load(open(p("settings.json")))["run_args"]["logrows"]
 call(ezkl.gen_srs, p("srs"), logrows)
 call(ezkl.setup, p("compiled"), p("vk"), p("pk"), p("srs"))
+setup = time.time() - t
 call(ezkl.gen_witness, {data!r}, p("compiled"), p("witness.json"))
 t = time.time()
 call(ezkl.prove, p("witness.json"), p("compiled"), p("pk"), p("proof.json"), p("srs"))
 prove = time.time() - t
 assert call(ezkl.verify, p("proof.json"), p("settings.json"), p("vk"), p("srs"))
-print(json.dumps({{"prove": prove, "logrows": logrows}}))
+print(json.dumps({{"prove": prove, "setup": setup, "logrows": logrows}}))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"ezkl failed: {out.stderr[-2000:]}")
     res = json.loads(out.stdout.strip().splitlines()[-1])
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return res["prove"], rss, res["logrows"]
+    return res["prove"], res["setup"], rss, res["logrows"]
 
 
-def fold_ml_prove(width, layers, work):
-    job, cache = os.path.join(work, "job"), os.path.join(work, "cache")
-    args = [FOLD_ML, "prove", "--dense", str(width), "--layers", str(layers), "--job", job, "--cache", cache]
-    subprocess.run([FOLD_ML, "inspect", "--dense", str(width), "--layers", str(layers)], check=True, capture_output=True)
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    fold = float(re.search(r"folding\s+([\d.]+) s", out).group(1))
-    compress = float(re.search(r"compression\s+([\d.]+) s", out).group(1))
-    rss = float(re.search(r"peak memory\s+([\d.]+) MiB", out).group(1))
-    k = re.search(r"parameters", out) and subprocess.run(
-        [FOLD_ML, "verify", job, "--cache", cache], capture_output=True).returncode
-    assert k == 0, "fold-ml proof did not verify"
-    return fold + compress, rss
+def fold_ml_run(args, job, cache):
+    """Runs `fold-ml prove ARGS`, verifies the job; returns (fold + compress seconds, setup
+    seconds, peak RSS MiB)."""
+    out = subprocess.run([FOLD_ML, "prove", *args, "--job", job, "--cache", cache],
+                         capture_output=True, text=True, check=True).stdout
+    num = lambda key: float(re.search(key + r"\s+([\d.]+)", out).group(1))
+    code = subprocess.run([FOLD_ML, "verify", job, "--cache", cache], capture_output=True).returncode
+    assert code == 0, "fold-ml proof did not verify"
+    return num("folding") + num("compression"), num("parameters"), num("peak memory")
+
+
+def onnx_side_by_side(a):
+    with open(a.input) as f:
+        values = json.load(f)
+    with tempfile.TemporaryDirectory() as work:
+        model = os.path.join(work, "model.foldml")
+        subprocess.run([FOLD_ML, "import", a.onnx, "--calibrate", a.calibrate, "--out", model],
+                       check=True, capture_output=True)
+        f_t, f_setup, f_rss = fold_ml_run(["--model", model, "--input", a.input],
+                                         os.path.join(work, "job"), os.path.join(work, "cache"))
+        print("| prover | prove | setup | peak RSS |")
+        print("|---|---|---|---|")
+        print(f"| fold-ml (fold + compress) | {f_t:.1f} s | {f_setup:.1f} s | {f_rss:.0f} MiB |", flush=True)
+        try:
+            e_t, e_setup, e_rss, logrows = ezkl_prove(os.path.abspath(a.onnx), values, work)
+            print(f"| ezkl (logrows {logrows}) | {e_t:.1f} s | {e_setup:.1f} s | {e_rss:.0f} MiB |")
+        except RuntimeError as e:
+            print(f"| ezkl | failed: {str(e).splitlines()[-1] if str(e) else e} | | |")
+
+
+def mlp_side_by_side(a):
+    print("| W | layers | ezkl prove | ezkl peak RSS | fold-ml prove (fold + compress) | fold-ml peak RSS |")
+    print("|---|---|---|---|---|---|")
+    for n in a.layers or [128]:
+        with tempfile.TemporaryDirectory() as work:
+            args = ["--dense", str(a.width), "--layers", str(n)]
+            f_t, _, f_rss = fold_ml_run(args, os.path.join(work, "job"), os.path.join(work, "cache"))
+            if n <= a.skip_ezkl_above:
+                model = os.path.join(work, "mlp.onnx")
+                build_onnx(model, a.width, n)
+                e_t, _, e_rss, logrows = ezkl_prove(model, [0.5] * a.width, work)
+                ezkl_cols = f"{e_t:.1f} s (logrows {logrows}) | {e_rss:.0f} MiB"
+            else:
+                ezkl_cols = "not run | —"
+            print(f"| {a.width} | {n} | {ezkl_cols} | {f_t:.1f} s | {f_rss:.0f} MiB |", flush=True)
 
 
 def main():
@@ -108,18 +146,14 @@ def main():
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--layers", type=int, action="append")
     ap.add_argument("--skip-ezkl-above", type=int, default=512, help="do not run ezkl beyond this depth")
+    ap.add_argument("--onnx", help="an ONNX model instead of the MLP (needs --calibrate and --input)")
+    ap.add_argument("--calibrate", help="fold-ml's calibration inputs for --onnx")
+    ap.add_argument("--input", help="the one input to prove for --onnx (a JSON array of floats)")
     a = ap.parse_args()
-    print("| W | layers | ezkl prove | ezkl peak RSS | fold-ml prove (fold + compress) | fold-ml peak RSS |")
-    print("|---|---|---|---|---|---|")
-    for n in a.layers or [128]:
-        with tempfile.TemporaryDirectory() as work:
-            f_t, f_rss = fold_ml_prove(a.width, n, work)
-            if n <= a.skip_ezkl_above:
-                e_t, e_rss, logrows = ezkl_prove(a.width, n, work)
-                ezkl_cols = f"{e_t:.1f} s (logrows {logrows}) | {e_rss:.0f} MiB"
-            else:
-                ezkl_cols = "not run | —"
-            print(f"| {a.width} | {n} | {ezkl_cols} | {f_t:.1f} s | {f_rss:.0f} MiB |", flush=True)
+    if a.onnx:
+        onnx_side_by_side(a)
+    else:
+        mlp_side_by_side(a)
 
 
 if __name__ == "__main__":

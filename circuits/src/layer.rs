@@ -84,9 +84,7 @@ impl LayerSpec {
     /// Checks what the type cannot: a valid convolution geometry, a skip connection only
     /// with as many inputs as outputs, and pooling of a convolution with windows that fit.
     pub fn check(&self) -> Result<(), QuantError> {
-        if let LinearShape::Conv(c) = self.shape {
-            c.check().map_err(QuantError::BadSpec)?;
-        }
+        self.shape.check().map_err(QuantError::BadSpec)?;
         check_skip(&self.shape, self.skip)?;
         match (self.pool, self.shape) {
             (None, _) => Ok(()),

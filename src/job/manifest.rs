@@ -57,7 +57,7 @@ pub enum ModelRecord {
 /// A model ready to prove.
 pub enum LoadedModel {
     /// A built-in synthetic model.
-    Synthetic(SyntheticModel),
+    Synthetic(Box<SyntheticModel>),
     /// An imported network.
     Network(Box<Network>),
 }
@@ -66,7 +66,7 @@ impl LoadedModel {
     /// The model as the prover streams it.
     pub fn source(&self) -> &dyn ModelSource {
         match self {
-            Self::Synthetic(m) => m,
+            Self::Synthetic(m) => m.as_ref(),
             Self::Network(n) => n.as_ref(),
         }
     }
@@ -87,10 +87,10 @@ impl ModelRecord {
     pub fn load(&self, job: &Path) -> Result<LoadedModel, Error> {
         Ok(match self {
             &Self::Synthetic { channels, size, kernel, layers, seed } => {
-                LoadedModel::Synthetic(SyntheticModel::conv(channels, size, kernel, layers, seed)?)
+                LoadedModel::Synthetic(Box::new(SyntheticModel::conv(channels, size, kernel, layers, seed)?))
             }
             &Self::SyntheticDense { width, layers, seed } => {
-                LoadedModel::Synthetic(SyntheticModel::dense(width, layers, seed)?)
+                LoadedModel::Synthetic(Box::new(SyntheticModel::dense(width, layers, seed)?))
             }
             Self::File { digest, .. } => {
                 let path = model_file(job);

@@ -29,8 +29,8 @@ pub const MAX_STATEMENT_BYTES: u64 = 32 << 20;
 pub const MAX_ACTIVATIONS: u128 = 1 << 20;
 /// Largest number of weights of one layer.
 pub const MAX_WEIGHTS: u128 = 1 << 22;
-/// Largest size, stride or padding of any axis or channel count.
-pub const MAX_DIMENSION: u128 = 1 << 20;
+/// Largest size, stride or padding of any axis or channel count (the circuits' bound).
+pub const MAX_DIMENSION: u128 = fold_ml_circuits::gadgets::conv::MAX_DIMENSION as u128;
 /// Largest number of layers of a statement.
 pub const MAX_LAYERS: usize = 1 << 32;
 /// Largest (estimated, from above) number of constraints of one step circuit: what the

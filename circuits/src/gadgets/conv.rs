@@ -13,6 +13,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Largest size, stride, padding or channel count of any axis.
+pub const MAX_DIMENSION: usize = 1 << 20;
+/// Largest number of elements of any tensor of a layer (input, output or weights).
+pub const MAX_TENSOR: u128 = 1 << 32;
+
 /// Shape of a convolution layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,8 +67,26 @@ impl ConvShape {
         if top >= kh || bottom >= kh || left >= kw || right >= kw {
             return Err(format!("padding {:?} is not thinner than the {kh}×{kw} kernel", self.pads));
         }
+        if let Some(v) = [self.channels_in, self.channels_out, self.height, self.width, kh, kw, self.groups]
+            .into_iter()
+            .chain(self.stride)
+            .find(|&v| v > MAX_DIMENSION)
+        {
+            return Err(format!("a dimension of {v} is larger than {MAX_DIMENSION}"));
+        }
+        // Padding is below the kernel and every size below 2^20 now: nothing below overflows.
         if self.height + top + bottom < kh || self.width + left + right < kw {
             return Err(format!("the {kh}×{kw} kernel does not fit the padded {}×{} image", self.height, self.width));
+        }
+        let (oh, ow) = self.out_size();
+        let cells = |a: usize, b: usize, c: usize| (a as u128) * (b as u128) * (c as u128);
+        let largest = [
+            cells(self.channels_in, self.height, self.width),
+            cells(self.channels_out, oh, ow),
+            cells(self.channels_out, self.group_inputs(), kh * kw),
+        ];
+        if largest.iter().any(|&n| n > MAX_TENSOR) {
+            return Err(format!("a tensor of this convolution has more than {MAX_TENSOR} elements"));
         }
         Ok(())
     }
@@ -240,6 +263,8 @@ mod tests {
             ConvShape { pads: [3, 0, 0, 0], ..ok },
             ConvShape { kernel: [9, 3], pads: [1, 1, 1, 1], ..ok },
             ConvShape { channels_in: 0, ..ok },
+            ConvShape { height: usize::MAX, ..ok },
+            ConvShape { channels_in: 1 << 20, channels_out: 1 << 20, ..ok },
         ] {
             assert!(bad.check().is_err(), "{bad:?}");
         }

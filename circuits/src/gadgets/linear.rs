@@ -1,7 +1,7 @@
 //! A linear layer (convolution or dense) followed by requantize+ReLU+clamp: the compute
 //! part of a layer step, and its bit-exact native reference.
 
-use super::conv::ConvShape;
+use super::conv::{ConvShape, MAX_DIMENSION};
 use super::dense::DenseShape;
 use super::dot::{dot_native, dot_product, DotHint};
 use super::requant::{requant_constraints, requantize_relu, RequantHint};
@@ -22,6 +22,18 @@ pub enum LinearShape {
 }
 
 impl LinearShape {
+    /// Checks what the types cannot: a valid convolution geometry, or a dense layer with
+    /// non-zero sizes below [`MAX_DIMENSION`].
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Self::Conv(c) => c.check(),
+            Self::Dense(d) if (1..=MAX_DIMENSION).contains(&d.inputs) && (1..=MAX_DIMENSION).contains(&d.outputs) => {
+                Ok(())
+            }
+            Self::Dense(d) => Err(format!("a dense layer's sizes must be in 1..={MAX_DIMENSION}: {d:?}")),
+        }
+    }
+
     /// Number of input activations.
     pub fn num_inputs(&self) -> usize {
         match self {

@@ -87,6 +87,9 @@ impl Pool {
         if top >= kh || bottom >= kh || left >= kw || right >= kw {
             return Err(format!("pooling padding {:?} is not thinner than the {kh}×{kw} window", self.pads));
         }
+        if [c, h, w, kh, kw, sh, sw].into_iter().any(|v| v > super::conv::MAX_DIMENSION) {
+            return Err(format!("a pooling dimension is larger than {}", super::conv::MAX_DIMENSION));
+        }
         if h + top + bottom < kh || w + left + right < kw {
             return Err(format!("the {kh}×{kw} pooling window does not fit the {h}×{w} image"));
         }
