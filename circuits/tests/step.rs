@@ -44,21 +44,51 @@ fn synth(step: &LayerStep, z_in: &StepState, expected: Option<&StepState>) -> (b
     (cs.is_satisfied(), out.iter().map(|o| o.get_value().unwrap()).collect())
 }
 
+/// Small layer specs of every kind the geometry allows: same-size, strided, unpadded,
+/// asymmetrically padded and grouped convolutions, dense layers, pooling with any window,
+/// stride and padding, residual connections, input zero points.
 fn small_specs() -> impl Strategy<Value = LayerSpec> {
-    let conv = (1usize..3, 1usize..3, 2usize..6, prop_oneof![Just(1usize), Just(3)])
-        .prop_map(|(ci, co, s, k)| LinearShape::Conv(ConvShape::same(ci, co, s, s + 1, k)));
+    let same = (1usize..3, 1usize..3, 2usize..6, prop_oneof![Just(1usize), Just(3)])
+        .prop_map(|(ci, co, s, k)| ConvShape::same(ci, co, s, s + 1, k));
+    let general =
+        ((1usize..3, 1usize..3), (2usize..7, 2usize..7), (1usize..4, 1usize..3), proptest::array::uniform4(0usize..3))
+            .prop_filter_map("a valid geometry", |((groups, per), (h, w), (k, stride), p)| {
+                let c = ConvShape {
+                    channels_in: groups * per,
+                    channels_out: groups,
+                    height: h,
+                    width: w,
+                    kernel: [k, k],
+                    stride: [stride, stride],
+                    pads: p.map(|v| v % k),
+                    groups,
+                };
+                c.check().is_ok().then_some(c)
+            });
+    let conv = prop_oneof![same, general].prop_map(LinearShape::Conv);
     let dense = (1usize..10, 1usize..10).prop_map(|(i, o)| LinearShape::Dense(DenseShape { inputs: i, outputs: o }));
+    let kind = prop_oneof![Just(PoolKind::Max), Just(PoolKind::Average)];
     let pool = prop_oneof![
         Just(None),
-        (prop_oneof![Just(PoolKind::Max), Just(PoolKind::Average)], 1usize..3)
-            .prop_map(|(kind, size)| Some(Pool::square(kind, size)))
+        (kind.clone(), 1usize..3).prop_map(|(kind, size)| Some(Pool::square(kind, size))),
+        (kind, 1usize..4, 1usize..3, 0usize..2).prop_map(|(kind, k, s, p)| Some(Pool {
+            kind,
+            kernel: [k, k],
+            stride: [s, s],
+            pads: [p % k; 4]
+        })),
     ];
-    (prop_oneof![conv, dense], 0u32..6, prop_oneof![Just(0u32), 1u32..40], pool).prop_map(
-        |(shape, shift, skip, pool)| {
+    let zero_point = prop_oneof![Just(0u8), 0u8..=127];
+    (prop_oneof![conv, dense], 0u32..6, prop_oneof![Just(0u32), 1u32..40], pool, zero_point).prop_map(
+        |(shape, shift, skip, pool, zero_point)| {
             let mut spec = LayerSpec::new(shape, RequantSpec::new(shift, 20).unwrap());
             // residual connections and pooling where the shape allows them
             spec.skip = if shape.num_inputs() == shape.num_outputs() { skip } else { 0 };
-            spec.pool = if matches!(shape, LinearShape::Conv(_)) { pool } else { None };
+            spec.pool = match (pool, shape) {
+                (Some(p), LinearShape::Conv(c)) if p.check(c.output_dims()).is_ok() => Some(p),
+                _ => None,
+            };
+            spec.zero_point = zero_point;
             spec
         },
     )
@@ -92,7 +122,7 @@ fn witness(input: Vec<u8>, layer_weights: LayerWeights, blind_in: F, blind_out: 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, rng_seed: proptest::test_runner::RngSeed::Fixed(11), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, rng_seed: proptest::test_runner::RngSeed::Fixed(11), ..ProptestConfig::default() })]
 
     #[test]
     fn step_matches_native((spec, input, layer_weights, b_in, b_out) in small_specs().prop_flat_map(witness_for)) {
