@@ -7,8 +7,8 @@
 //! - [`quant`]: value ranges and integer semantics (the single source of truth).
 //! - [`gadgets`]: range checks, requantize+ReLU+clamp, dot product, convolution and dense
 //!   geometry, Poseidon commitments.
-//! - [`layer`]: the [`layer::LayerStep`] step circuit; [`state`]: its IVC state and why
-//!   it binds the whole computation.
+//! - [`spec`]: the public layer spec and its digest; [`layer`]: the [`layer::LayerStep`]
+//!   step circuit; [`state`]: its IVC state and why it binds the whole computation.
 //! - [`reference`]: the native executor of a stack of layers; [`synthetic`]: the
 //!   deterministic Zator-shaped model generator.
 //!
@@ -21,6 +21,7 @@ pub mod gadgets;
 pub mod layer;
 pub mod quant;
 pub mod reference;
+pub mod spec;
 pub mod state;
 pub mod synthetic;
 
