@@ -115,34 +115,21 @@ mod onnx_build;
 #[test]
 fn import_prove_and_verify_strided_depthwise_and_pooled_convolutions() {
     use onnx_build::*;
-    let w = |name: &str, dims: [i64; 4], seed: u64| {
-        let fan_in = (dims[1] * dims[2] * dims[3]) as f32;
-        [
-            random_tensor(&format!("{name}.w"), &dims, seed, (6.0 / fan_in).sqrt()),
-            random_tensor(&format!("{name}.b"), &[dims[0]], seed + 100, 0.1),
-        ]
-    };
-    let conv = |name: &str, input: &str, attrs| {
-        node("Conv", name, &[input, &format!("{name}.w"), &format!("{name}.b")], attrs)
-    };
     let m = model(
         &[1, 2, 9, 9],
         vec![
             conv("c1", "input", vec![ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])]),
             node("Relu", "r1", &["c1_out"], vec![]),
-            conv("dw", "r1_out", vec![int("group", 4), ints("pads", &[1, 1, 1, 1])]),
-            node("Relu", "r2", &["dw_out"], vec![]),
-            node(
-                "MaxPool",
-                "mp",
-                &["r2_out"],
-                vec![ints("kernel_shape", &[3, 3]), ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])],
-            ),
-            conv("pw", "mp_out", vec![]),
-            node("Relu", "r3", &["pw_out"], vec![]),
-            node("GlobalAveragePool", "gap", &["r3_out"], vec![]),
-        ],
-        [w("c1", [4, 2, 3, 3], 1), w("dw", [4, 1, 3, 3], 2), w("pw", [5, 4, 1, 1], 3)].concat(),
+        ]
+        .into_iter()
+        .chain(mobile_tail())
+        .collect(),
+        [
+            conv_weights("c1", [4, 2, 3, 3], 1),
+            conv_weights("dw", [4, 1, 3, 3], 2),
+            conv_weights("pw2", [5, 4, 1, 1], 3),
+        ]
+        .concat(),
     );
     let dir = scratch().join("cnn-ops");
     std::fs::create_dir_all(&dir).unwrap();

@@ -13,26 +13,12 @@ use onnx_build::*;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::path::Path;
-use tract_onnx::pb::{ModelProto, NodeProto, TensorProto};
+use tract_onnx::pb::ModelProto;
 
 /// `count` inputs of `len` values uniform in `[lo, lo + 1)`.
 fn inputs(seed: u64, count: usize, len: usize, lo: f32) -> Vec<Vec<f32>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..count).map(|_| (0..len).map(|_| lo + (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32).collect()).collect()
-}
-
-/// A Conv node reading `input` with weight `<name>.w` and bias `<name>.b`.
-fn conv(name: &str, input: &str, attrs: Vec<tract_onnx::pb::AttributeProto>) -> NodeProto {
-    node("Conv", name, &[input, &format!("{name}.w"), &format!("{name}.b")], attrs)
-}
-
-/// He-scaled random weights `[co, ci, kh, kw]` and a small bias for conv `name`.
-fn conv_weights(name: &str, dims: [i64; 4], seed: u64) -> [TensorProto; 2] {
-    let fan_in = (dims[1] * dims[2] * dims[3]) as f32;
-    [
-        random_tensor(&format!("{name}.w"), &dims, seed, (6.0 / fan_in).sqrt()),
-        random_tensor(&format!("{name}.b"), &[dims[0]], seed + 1000, 0.1),
-    ]
 }
 
 /// The float executor follows tract, and the quantized network follows it within a few
@@ -131,21 +117,7 @@ fn depthwise_block_with_overlapping_pool_and_global_average() {
     // 3×3 stride-2 padded max pool; a GlobalAveragePool head.
     let m = model(
         &[1, 3, 8, 8],
-        vec![
-            conv("pw1", "input", vec![]),
-            node("Relu", "r1", &["pw1_out"], vec![]),
-            conv("dw", "r1_out", vec![int("group", 4), ints("pads", &[1, 1, 1, 1])]),
-            node("Relu", "r2", &["dw_out"], vec![]),
-            node(
-                "MaxPool",
-                "mp",
-                &["r2_out"],
-                vec![ints("kernel_shape", &[3, 3]), ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])],
-            ),
-            conv("pw2", "mp_out", vec![]),
-            node("Relu", "r3", &["pw2_out"], vec![]),
-            node("GlobalAveragePool", "gap", &["r3_out"], vec![]),
-        ],
+        [vec![conv("pw1", "input", vec![]), node("Relu", "r1", &["pw1_out"], vec![])], mobile_tail()].concat(),
         [
             conv_weights("pw1", [4, 3, 1, 1], 6),
             conv_weights("dw", [4, 1, 3, 3], 7),

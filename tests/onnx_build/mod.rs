@@ -101,3 +101,35 @@ pub fn random_tensor(name: &str, dims: &[i64], seed: u64, scale: f32) -> TensorP
 pub fn int(name: &str, v: i64) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
 }
+
+/// A Conv node reading `input` with weight `<name>.w` and bias `<name>.b`.
+pub fn conv(name: &str, input: &str, attrs: Vec<AttributeProto>) -> NodeProto {
+    node("Conv", name, &[input, &format!("{name}.w"), &format!("{name}.b")], attrs)
+}
+
+/// He-scaled random weights `[co, ci, kh, kw]` and a small bias for conv `name`.
+pub fn conv_weights(name: &str, dims: [i64; 4], seed: u64) -> [TensorProto; 2] {
+    let fan_in = (dims[1] * dims[2] * dims[3]) as f32;
+    [
+        random_tensor(&format!("{name}.w"), &dims, seed, (6.0 / fan_in).sqrt()),
+        random_tensor(&format!("{name}.b"), &[dims[0]], seed + 1000, 0.1),
+    ]
+}
+
+/// After a 4-channel `r1_out`: a depthwise 3×3 conv (`dw`), ResNet's 3×3 stride-2 padded max
+/// pool, a 1×1 conv to 5 channels (`pw2`) and a GlobalAveragePool.
+pub fn mobile_tail() -> Vec<NodeProto> {
+    vec![
+        conv("dw", "r1_out", vec![int("group", 4), ints("pads", &[1, 1, 1, 1])]),
+        node("Relu", "r2", &["dw_out"], vec![]),
+        node(
+            "MaxPool",
+            "mp",
+            &["r2_out"],
+            vec![ints("kernel_shape", &[3, 3]), ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])],
+        ),
+        conv("pw2", "mp_out", vec![]),
+        node("Relu", "r3", &["pw2_out"], vec![]),
+        node("GlobalAveragePool", "gap", &["r3_out"], vec![]),
+    ]
+}
