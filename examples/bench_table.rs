@@ -18,7 +18,7 @@ use fold_ml::prove::segment::{SegmentStart, SegmentTask};
 use fold_ml_circuits::baseline::SquaringChain;
 use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::cost::StepCost;
-use fold_ml_circuits::layer::LayerStep;
+use fold_ml_circuits::layer::{BlockSpec, LayerStep};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::synthetic::SyntheticModel;
 use fold_ml_circuits::F;
@@ -37,7 +37,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Median seconds per fold of the fold-ml driver, after the warm-up folds.
 fn fold_ml_per_fold(model: &SyntheticModel, k: usize) -> (f64, usize) {
     let spec = model.spec();
-    let pp = PublicParams::setup(&LayerStep::blank(spec, k), &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
+    let pp = PublicParams::setup(&LayerStep::blank(BlockSpec::layer(spec), k), &*S1::ck_floor(), &*S2::ck_floor())
+        .expect("setup");
     let input = model.default_input();
     let z0 = StepState::initial(activation_commitment_native(&input, F::ZERO));
     let task = SegmentTask {
@@ -84,13 +85,13 @@ fn overhead_table() {
     let configs: Vec<(String, SyntheticModel, usize)> = {
         let mut v = Vec::new();
         let conv = SyntheticModel::zator(1, 0).spec();
-        let auto_conv = auto_layers_per_step(&StepSizes::of(&conv), 512);
+        let auto_conv = auto_layers_per_step(&StepSizes::of(&BlockSpec::layer(conv)), 512);
         for k in [1, auto_conv] {
             v.push(("conv 2×28×28 3×3".to_string(), SyntheticModel::zator(k * 8, 0), k));
         }
         for w in [16, 32, 64] {
             let spec = SyntheticModel::dense(w, 1, 0).expect("valid").spec();
-            let auto = auto_layers_per_step(&StepSizes::of(&spec), 128);
+            let auto = auto_layers_per_step(&StepSizes::of(&BlockSpec::layer(spec)), 128);
             for k in [1, auto] {
                 v.push((format!("dense W={w}"), SyntheticModel::dense(w, k * 10, 0).expect("valid"), k));
             }
@@ -100,7 +101,7 @@ fn overhead_table() {
     };
     for (name, model, k) in configs {
         let (ours, primary) = fold_ml_per_fold(&model, k);
-        let step = StepCost::of_step(&model.spec(), k).constraints;
+        let step = StepCost::of_step(&BlockSpec::layer(model.spec()), k).constraints;
         let (bare, bare_primary) = bare_per_fold(step, 5);
         assert!(bare_primary.abs_diff(primary) < 200, "{bare_primary} vs {primary}");
         println!(

@@ -23,8 +23,12 @@ where
 {
     let spec = model.spec();
     let t = Instant::now();
-    let pp = PublicParams::<E1, E2, LayerStep>::setup(&LayerStep::blank(spec, 1), &*S1::ck_floor(), &*S2::ck_floor())
-        .expect("setup");
+    let pp = PublicParams::<E1, E2, LayerStep>::setup(
+        &LayerStep::blank(fold_ml_circuits::layer::BlockSpec::layer(spec), 1),
+        &*S1::ck_floor(),
+        &*S2::ck_floor(),
+    )
+    .expect("setup");
     let (pk, vk) = CompressedSNARK::<E1, E2, LayerStep, S1, S2>::setup(&pp).expect("key setup");
     let setup = t.elapsed().as_secs_f64();
 

@@ -16,7 +16,7 @@ use fold_ml::statement::{InputStatement, OutputStatement, SegmentStatement, Stat
 use fold_ml::verify::{verify_dir, Expected};
 use fold_ml::F;
 use fold_ml_circuits::commit::{activation_commitment_native, model_start};
-use fold_ml_circuits::layer::{LayerStep, LayerWitness};
+use fold_ml_circuits::layer::{BlockSpec, LayerStep, LayerWitness};
 use fold_ml_circuits::reference::NativeRun;
 use fold_ml_circuits::state::StepState;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, SynthesisError};
@@ -47,7 +47,7 @@ fn a_suffix_proof_cannot_pass_as_the_whole_model() {
     let (n, k) = (3usize, 1usize);
     let m = model_of(&small(n, 0));
     let spec = m.spec();
-    let mut run = NativeRun::start(spec, m.default_input(), F::ONE, m.salt()).unwrap();
+    let mut run = NativeRun::start(BlockSpec::layer(spec), m.default_input(), F::ONE, m.salt()).unwrap();
     for i in 0..k {
         run.apply(&m.layer(i), F::ONE).unwrap();
     }
@@ -56,7 +56,7 @@ fn a_suffix_proof_cannot_pass_as_the_whole_model() {
     let blind = F::from(5);
     let z0 =
         StepState { layer: 0, model: run.state().model, activations: activation_commitment_native(&chosen, blind) };
-    let arch = Architecture::new(spec, 1);
+    let arch = Architecture::new(BlockSpec::layer(spec), 1);
     let keys = keys::prover_keys(&cache(), &arch).unwrap();
     let (mut acts, mut b_in, mut z) = (chosen.clone(), blind, z0);
     let mut snark: Option<RecursiveSnark> = None;
@@ -174,18 +174,19 @@ fn public_values_cannot_be_recomputed_from_the_weights_alone() {
     let job = reference_job();
     let s = read_statement(&job);
     let m = model_of(&small(3, 0));
-    let with_salt =
-        |salt: F| fold_ml_circuits::reference::model_commitment(salt, (0..3).map(|i| (m.spec(), m.layer(i))));
+    let with_salt = |salt: F| {
+        fold_ml_circuits::reference::model_commitment(salt, (0..3).map(|i| (m.spec().digest_at(0, 1), m.layer(i))))
+    };
     assert_eq!(with_salt(m.salt()), s.model_commitment, "the holder of the salt recomputes it");
     for guess in [F::ZERO, F::ONE, model_start(), s.input.commitment] {
         assert_ne!(with_salt(guess), s.model_commitment);
     }
     // between two public running values (a link and the next), the salt is needed too
-    let mut run = NativeRun::start(m.spec(), m.default_input(), F::ONE, m.salt()).unwrap();
+    let mut run = NativeRun::start(BlockSpec::layer(m.spec()), m.default_input(), F::ONE, m.salt()).unwrap();
     run.apply(&m.layer(0), F::ONE).unwrap();
     let before = run.state().model;
     run.apply(&m.layer(1), F::ONE).unwrap();
-    let (spec, p) = (m.spec().digest(), m.layer(1));
+    let (spec, p) = (m.spec().digest_at(0, 1), m.layer(1));
     let update = |salt| fold_ml_circuits::commit::model_update_native(before, spec, salt, &p.weights, &p.bias);
     assert_eq!(update(m.salt()), run.state().model);
     assert_ne!(update(F::ZERO), run.state().model);
@@ -276,8 +277,9 @@ fn hostile_statements_are_rejected_before_any_key_work() {
     let honest = read_statement(&job);
     let mut json: serde_json::Value = serde_json::to_value(&honest).unwrap();
     // huge shapes: a verifier that derived a key first would run out of memory
-    json["segments"][0]["architecture"]["layer"]["shape"]["conv"]["channels_in"] = (1u64 << 40).into();
-    json["segments"][0]["architecture"]["layer"]["shape"]["conv"]["height"] = (1u64 << 30).into();
+    let stage = &mut json["segments"][0]["architecture"]["block"]["stages"][0];
+    stage["shape"]["conv"]["channels_in"] = (1u64 << 40).into();
+    stage["shape"]["conv"]["height"] = (1u64 << 30).into();
     let dir = scratch().join("oversized");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(job.join("proof.bin"), dir.join("proof.bin")).unwrap();
@@ -311,7 +313,13 @@ fn hostile_statements_are_rejected_before_any_key_work() {
         err
     };
     reject("unknown-top", &|v| v["comment"] = "trust me".into());
-    reject("unknown-nested", &|v| v["segments"][0]["architecture"]["layer"]["extra"] = 1.into());
+    reject("unknown-nested", &|v| v["segments"][0]["architecture"]["block"]["stages"][0]["extra"] = 1.into());
+    // a block of more layers than a step holds
+    let err = reject("many-stages", &|v| {
+        let stage = v["segments"][0]["architecture"]["block"]["stages"][0].clone();
+        v["segments"][0]["architecture"]["block"]["stages"] = vec![stage; 9].into();
+    });
+    assert!(err.contains("1 to 8 layers"), "{err}");
     let err = reject("old-version", &|v| v["version"] = 2.into());
     assert!(err.contains("older version"), "{err}");
     let err = reject("other-circuit", &|v| v["segments"][0]["architecture"]["circuit"] = "fold-ml-circuits/3".into());

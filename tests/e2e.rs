@@ -27,7 +27,8 @@ fn proof_verifies_and_output_equals_the_reference() {
     let s = verdict(&job).expect("accepted");
     let m = model_of(&small(3, 0));
     let layers: Vec<_> = m.iter().collect();
-    let expected = run_native(&m.spec(), &m.default_input(), &layers).unwrap();
+    let expected =
+        run_native(&fold_ml_circuits::layer::BlockSpec::layer(m.spec()), &m.default_input(), &layers).unwrap();
     assert_eq!(s.output.values, Some(expected));
     assert_eq!(s.num_layers, 3);
     assert!(s.input.values.is_none(), "the input is private by default");
@@ -98,7 +99,7 @@ fn changed_statement_is_rejected() {
     // a statement that lies about its own architecture digest
     let dir = copy_job(&job, "edit-arch");
     let mut s = honest.clone();
-    s.segments[0].architecture.layer.requant = fold_ml_circuits::quant::RequantSpec::new(5, 16).unwrap();
+    s.segments[0].architecture.block.stages[0].requant = fold_ml_circuits::quant::RequantSpec::new(5, 16).unwrap();
     write_statement(&dir, &s);
     assert!(matches!(verdict(&dir), Err(VerifyError::BadStatement(_))));
     assert_eq!(verify_cli(&dir).0, 1);
@@ -256,7 +257,10 @@ fn several_layers_per_step_including_a_partial_last_step() {
     assert_eq!((s.num_layers, s.segments[0].architecture.layers_per_step), (5, 2));
     let model = model_of(&m);
     let layers: Vec<_> = model.iter().collect();
-    assert_eq!(s.output.values, Some(run_native(&model.spec(), &input, &layers).unwrap()));
+    assert_eq!(
+        s.output.values,
+        Some(run_native(&fold_ml_circuits::layer::BlockSpec::layer(model.spec()), &input, &layers).unwrap())
+    );
     // the same statement as one layer per step, but for the architecture (and the
     // output's fresh blind)
     let one = proven_job("k1-n5", m, input, true);

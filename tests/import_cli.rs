@@ -108,10 +108,57 @@ fn proving_a_model_file_needs_a_valid_input() {
 
 mod onnx_build;
 
+/// Imports `m` (calibrated on 256 signed inputs in `[-0.4, 0.6)`, as a normalized image),
+/// proves it on one more, verifies the proof, checks that the proven output is the native
+/// quantized network's, and returns what `import` printed.
+fn import_prove_and_verify(name: &str, m: &tract_onnx::pb::ModelProto, input_len: usize) -> String {
+    let dir = scratch().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let onnx = onnx_build::write(&dir, name, m);
+    let mut state = 12345u64;
+    let mut sample = || {
+        (0..input_len)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.4
+            })
+            .collect::<Vec<f32>>()
+    };
+    let calibration: Vec<Vec<f32>> = (0..256).map(|_| sample()).collect();
+    let input = sample();
+    let (calib, x) = (dir.join("calib.json"), dir.join("x.json"));
+    std::fs::write(&calib, serde_json::to_vec(&serde_json::json!({ "inputs": calibration })).unwrap()).unwrap();
+    std::fs::write(&x, serde_json::to_vec(&input).unwrap()).unwrap();
+
+    let model_file = dir.join(format!("{name}.foldml"));
+    let (code, out, err) = fold_ml(&[
+        "import",
+        onnx.to_str().unwrap(),
+        "--calibrate",
+        calib.to_str().unwrap(),
+        "--out",
+        model_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+
+    let job = dir.join("job");
+    let args = ["prove", "--model", model_file.to_str().unwrap(), "--input", x.to_str().unwrap()];
+    let (code, _, err) = fold_ml(&[&args[..], &["--job", job.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = verify_cli(&job);
+    assert_eq!(code, 0, "{err}");
+
+    let net = fold_ml::model::network::Network::read(&model_file).unwrap();
+    assert!(net.input.zero_point > 0, "the input is signed");
+    let expected = net.run_native(&net.quantize_input(&input).unwrap()).unwrap();
+    let s: Statement = serde_json::from_slice(&std::fs::read(job.join("statement.json")).unwrap()).unwrap();
+    assert_eq!(s.output.values.as_deref(), Some(expected.as_slice()));
+    out
+}
+
 /// The new CNN operators end to end through Nova (not only the test constraint system): a
 /// signed input, a stride-2 padded conv, a depthwise conv, a 3×3 stride-2 padded max pool
-/// and a GlobalAveragePool, imported, proven, verified; the proven output is the native
-/// quantized network's.
+/// and a GlobalAveragePool.
 #[test]
 fn import_prove_and_verify_strided_depthwise_and_pooled_convolutions() {
     use onnx_build::*;
@@ -131,47 +178,14 @@ fn import_prove_and_verify_strided_depthwise_and_pooled_convolutions() {
         ]
         .concat(),
     );
-    let dir = scratch().join("cnn-ops");
-    std::fs::create_dir_all(&dir).unwrap();
-    let onnx = write(&dir, "ops", &m);
-    // Signed inputs, as a normalized image: values in [-0.4, 0.6).
-    let mut state = 12345u64;
-    let mut sample = || {
-        (0..162)
-            .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.4
-            })
-            .collect::<Vec<f32>>()
-    };
-    let calibration: Vec<Vec<f32>> = (0..256).map(|_| sample()).collect();
-    let input = sample();
-    let (calib, x) = (dir.join("calib.json"), dir.join("x.json"));
-    std::fs::write(&calib, serde_json::to_vec(&serde_json::json!({ "inputs": calibration })).unwrap()).unwrap();
-    std::fs::write(&x, serde_json::to_vec(&input).unwrap()).unwrap();
-
-    let model_file = dir.join("ops.foldml");
-    let (code, out, err) = fold_ml(&[
-        "import",
-        onnx.to_str().unwrap(),
-        "--calibrate",
-        calib.to_str().unwrap(),
-        "--out",
-        model_file.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
+    let out = import_prove_and_verify("cnn-ops", &m, 162);
     assert!(out.contains("3 layers in 3 segments") && out.contains("stride 2×2") && out.contains("groups 4"), "{out}");
+}
 
-    let job = dir.join("job");
-    let args = ["prove", "--model", model_file.to_str().unwrap(), "--input", x.to_str().unwrap()];
-    let (code, _, err) = fold_ml(&[&args[..], &["--job", job.to_str().unwrap()]].concat());
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = verify_cli(&job);
-    assert_eq!(code, 0, "{err}");
-
-    let net = fold_ml::model::network::Network::read(&model_file).unwrap();
-    assert!(net.input.zero_point > 0, "the input is signed");
-    let expected = net.run_native(&net.quantize_input(&input).unwrap()).unwrap();
-    let s: Statement = serde_json::from_slice(&std::fs::read(job.join("statement.json")).unwrap()).unwrap();
-    assert_eq!(s.output.values.as_deref(), Some(expected.as_slice()));
+/// ResNet basic blocks end to end through Nova: each block (two convolutions and the
+/// identity or projection shortcut) is one step.
+#[test]
+fn import_prove_and_verify_residual_blocks() {
+    let out = import_prove_and_verify("resnet-blocks", &onnx_build::small_resnet(), 72);
+    assert!(out.contains("6 layers in 4 segments") && out.contains("projection conv 1×1 4→8"), "{out}");
 }

@@ -6,6 +6,7 @@
 
 use ff::Field;
 use fold_ml::model::network::Network;
+use fold_ml::model::onnx::graph::FloatShortcut;
 use fold_ml::model::onnx::{self, float, graph, quantize, FloatLayer, FloatLayers, TractModel};
 use fold_ml::{Error, F};
 use fold_ml_circuits::gadgets::conv::ConvShape;
@@ -149,17 +150,20 @@ fn fixtures_fold_as_the_expected_segments() {
         let model = onnx::read_float_model(&path).unwrap();
         let (network, report) =
             onnx::import(&path, &uniform_inputs(CALIBRATION_SEED, 8, model.num_inputs()), salt()).unwrap();
-        let got: Vec<_> =
-            network.segments.iter().map(|s| (s.layers.len(), s.spec.skip != 0, s.spec.pool.map(|p| p.kind))).collect();
+        let got: Vec<_> = network
+            .segments
+            .iter()
+            .map(|s| (s.layers.len(), s.spec.stages[0].skip != 0, s.spec.stages[0].pool.map(|p| p.kind)))
+            .collect();
         assert_eq!(&got, segments, "{name}");
         // the last layer gives signed logits unless it ends in a Relu
         let relu_last = model.layers.last().unwrap().relu;
         assert_eq!(network.output.zero_point, if relu_last { 0 } else { 64 }, "{name}");
         for (seg, r) in network.segments.iter().zip(&report.layers) {
-            assert_eq!(r.shift, seg.spec.requant.shift());
-            if seg.spec.skip != 0 {
+            assert_eq!(r.shift, seg.spec.stages[0].requant.shift());
+            if seg.spec.stages[0].skip != 0 {
                 // the residual term is exact: the output scale is the input scale · 2^shift / skip
-                assert_eq!(r.skip, seg.spec.skip);
+                assert_eq!(r.skip, seg.spec.stages[0].skip);
                 assert_growth(r);
             }
         }
@@ -170,8 +174,8 @@ fn fixtures_fold_as_the_expected_segments() {
 fn residual_fixture_has_the_expected_structure() {
     let model = onnx::read_float_model(&fixture("residual")).unwrap();
     let [stem, block] = model.layers.as_slice() else { panic!("two layers expected") };
-    assert!(stem.relu && !stem.residual);
-    assert!(block.relu && block.residual);
+    assert!(stem.relu && stem.shortcut.is_none());
+    assert!(block.relu && block.shortcut == Some(FloatShortcut { back: 0, projection: None }));
     assert_eq!(block.origin, ["res_conv", "res_add", "res_relu"]);
 }
 
@@ -183,7 +187,8 @@ fn identical_blocks_fold_as_one_segment() {
         let n = c_out * c_in * 9;
         let weights = uniform_inputs(seed, 1, n).remove(0).into_iter().map(|v| (v - 0.5) * 0.3).collect();
         let bias = uniform_inputs(seed + 100, 1, c_out).remove(0).into_iter().map(|v| (v - 0.5) * 0.1).collect();
-        FloatLayer { kind, weights, bias, relu: true, residual, pool: None, origin: vec![format!("conv{seed}")] }
+        let shortcut = residual.then_some(FloatShortcut { back: 0, projection: None });
+        FloatLayer { kind, weights, bias, relu: true, shortcut, pool: None, origin: vec![format!("conv{seed}")] }
     };
     let mut layers = vec![conv(1, 4, false, 0)];
     layers.extend((1..=3).map(|i| conv(4, 4, true, i)));
@@ -311,11 +316,46 @@ fn lenet5_agrees_with_its_float_model() {
     assert_eq!(shapes, [6 * 14 * 14, 16 * 5 * 5, 120, 84, 10]);
     // Constraints per layer step (pinned: `fold-ml inspect --model lenet5.foldml`). The dense
     // layers pay 8 range-check constraints per weight (each weight is used once).
-    let cost: Vec<_> = network.segments.iter().map(|s| fold_ml_circuits::cost::StepCost::of(&s.spec)).collect();
+    let cost: Vec<_> = network
+        .segments
+        .iter()
+        .map(|s| fold_ml_circuits::cost::StepCost::of_step(&s.spec, s.spec.num_stages()))
+        .collect();
     let constraints: Vec<_> = cost.iter().map(|c| c.constraints).collect();
     assert_eq!(constraints, [257_481, 324_453, 493_629, 109_037, 11_491]);
     let macs: Vec<_> = cost.iter().map(|c| c.macs).collect();
     assert_eq!(macs, [107_736, 240_000, 48_000, 10_080, 840]);
+}
+
+/// The CIFAR-shaped ResNet-20 (`examples/resnet20/train.py`, at the digits' native 3×8×8):
+/// every basic block one step, projection shortcuts at the stage transitions.
+#[test]
+fn resnet20_agrees_with_its_float_model() {
+    let (network, accuracy) = example_agreement("resnet20", "resnet20.onnx", "float_predictions");
+    assert_eq!(accuracy.inputs, 360);
+    assert!(accuracy.top1_agreement >= 0.98, "{accuracy}");
+    assert!(network.input.zero_point > 0, "the normalized input is signed");
+    assert_eq!(network.num_layers(), 20, "19 convolutions (2 per block, 9 blocks, and the stem) and the classifier");
+    let blocks: Vec<_> = network.segments.iter().map(|s| (s.spec.num_stages(), s.layers.len())).collect();
+    // stem; stage 1 (3 identical blocks); stage 2: projection block, 2 blocks; stage 3:
+    // projection block, then the 2 blocks (their scales' growth differs, and the last one
+    // ends in the global average pool); classifier
+    assert_eq!(blocks, [(1, 1), (2, 6), (2, 2), (2, 4), (2, 2), (2, 2), (2, 2), (1, 1)]);
+    let projections: Vec<_> =
+        network.segments.iter().map(|s| s.spec.stages.last().unwrap().projection.is_some()).collect();
+    assert_eq!(projections, [false, false, true, false, true, false, false, false]);
+    // Constraints per step (pinned: `fold-ml inspect --model resnet20.foldml`). At 2×2 the
+    // 64-channel blocks' 73,728 weights cost 8 range-check constraints each: more than the
+    // 131,072 products.
+    let cost: Vec<_> = network
+        .segments
+        .iter()
+        .map(|s| fold_ml_circuits::cost::StepCost::of_step(&s.spec, s.spec.num_stages()))
+        .collect();
+    let constraints: Vec<_> = cost.iter().map(|c| c.constraints).collect();
+    assert_eq!(constraints, [53_426, 348_274, 338_160, 403_732, 666_380, 818_642, 819_282, 9_551]);
+    let macs: Vec<_> = cost.iter().map(|c| c.macs).collect();
+    assert_eq!(macs, [23_232, 247_808, 172_544, 204_800, 124_928, 131_072, 131_072, 640]);
 }
 
 // ---- graph walk rejections, on small graphs built here -------------------------------
@@ -396,20 +436,25 @@ fn unsupported_configurations_are_rejected_with_the_node() {
     let counted = pooled(vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1]), int("count_include_pad", 1)]);
     assert!(parse_err(&counted).contains("count_include_pad = 1"), "{}", parse_err(&counted));
 
-    // Add of the wrong tensor: Add(input, Conv(Relu(Conv(input))))
-    let wrong_residual = model(
-        &[1, 2, 4, 4],
-        vec![
-            conv_node("c1", "input", same()),
-            node("Relu", "r1", &["c1_out"], vec![]),
-            conv_node("c2", "r1_out", same()),
-            node("Add", "add", &["input", "c2_out"], vec![]),
-            node("Relu", "r2", &["add_out"], vec![]),
-        ],
-        vec![w("c1", 2, 2, 3), w("c2", 2, 2, 3)],
-    );
-    let msg = parse_err(&wrong_residual);
-    assert!(msg.contains("Add (node \"add\", #4 of 5)") && msg.contains("layer's own input \"r1_out\""), "{msg}");
+    // Add(input, Conv(Relu(Conv(input)))) is a two-layer residual block ...
+    let block = |added: &str| {
+        model(
+            &[1, 2, 4, 4],
+            vec![
+                conv_node("c1", "input", same()),
+                node("Relu", "r1", &["c1_out"], vec![]),
+                conv_node("c2", "r1_out", same()),
+                node("Add", "add", &[added, "c2_out"], vec![]),
+                node("Relu", "r2", &["add_out"], vec![]),
+            ],
+            vec![w("c1", 2, 2, 3), w("c2", 2, 2, 3)],
+        )
+    };
+    let layers = graph::parse(&block("input")).unwrap().layers;
+    assert_eq!(layers[1].shortcut.as_ref().map(|s| (s.back, s.projection.is_none())), Some((1, true)));
+    // ... but Add(Conv(input), Conv(Relu(Conv(input)))) adds a tensor no layer reads
+    let msg = parse_err(&block("c1_out"));
+    assert!(msg.contains("Add (node \"add\", #4 of 5)") && msg.contains("input of a layer of its block"), "{msg}");
 
     // several unsupported operators are listed together
     let many =

@@ -79,7 +79,7 @@ fn strided_valid_asymmetric_and_rectangular_convolutions() {
         [conv_weights("c1", [4, 2, 3, 3], 1), conv_weights("c2", [3, 4, 1, 1], 2)].concat(),
     );
     let net = follows_tract(dir.path(), "strided", &strided, 0.0);
-    let LinearShape::Conv(c) = net.segments[0].spec.shape else { panic!() };
+    let LinearShape::Conv(c) = net.segments[0].spec.stages[0].shape else { panic!() };
     assert_eq!((c.stride, c.output_dims()), ([2, 2], (4, 5, 5)));
 
     // LeNet-5's valid 5×5, a rectangular 3×1 kernel, and TensorFlow's asymmetric SAME.
@@ -100,7 +100,7 @@ fn strided_valid_asymmetric_and_rectangular_convolutions() {
     let dims: Vec<_> = net
         .segments
         .iter()
-        .map(|s| match s.spec.shape {
+        .map(|s| match s.spec.stages[0].shape {
             LinearShape::Conv(c) => (c.pads, c.output_dims()),
             LinearShape::Dense(_) => panic!("convs only"),
         })
@@ -126,7 +126,7 @@ fn depthwise_block_with_overlapping_pool_and_global_average() {
         .concat(),
     );
     let net = follows_tract(dir.path(), "depthwise", &m, 0.0);
-    let specs: Vec<_> = net.segments.iter().map(|s| s.spec).collect();
+    let specs: Vec<_> = net.segments.iter().map(|s| s.spec.stages[0]).collect();
     let LinearShape::Conv(dw) = specs[1].shape else { panic!() };
     assert_eq!((dw.groups, dw.num_weights()), (4, 36));
     let pool = specs[1].pool.expect("the max pool follows the depthwise conv");
@@ -152,7 +152,47 @@ fn a_signed_input_is_imported_with_its_zero_point() {
     let net = follows_tract(dir.path(), "signed", &m, -0.4);
     // 0.4 of a range of ~1.0 over 127 steps: the zero point sits near 51.
     assert!((45..=57).contains(&net.input.zero_point), "{}", net.input.zero_point);
-    assert_eq!(net.segments[0].spec.zero_point, net.input.zero_point);
-    assert_eq!(net.segments[1].spec.zero_point, 0, "only the model input is signed");
+    assert_eq!(net.segments[0].spec.zero_point(), net.input.zero_point);
+    assert_eq!(net.segments[1].spec.zero_point(), 0, "only the model input is signed");
     assert_eq!(net.quantize_input(&[0.0; 36]).unwrap(), vec![net.input.zero_point; 36]);
+}
+
+#[test]
+fn resnet_basic_blocks_with_identity_and_projection_shortcuts() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = follows_tract(dir.path(), "resnet", &small_resnet(), 0.0);
+    let blocks: Vec<(usize, usize)> = net.segments.iter().map(|s| (s.spec.num_stages(), s.layers.len())).collect();
+    assert_eq!(blocks, [(1, 1), (2, 2), (2, 2), (1, 1)], "stem, two basic blocks, classifier");
+    let [_, identity, down, _] = net.segments.as_slice() else { unreachable!() };
+    // The identity block's shortcut is exact: skip = s_x·2^shift / s_out.
+    assert!(identity.spec.stages[1].skip > 0 && identity.spec.stages[1].projection.is_none());
+    let p = down.spec.stages[1].projection.expect("a projection shortcut");
+    assert_eq!((p.kernel, p.stride, p.channels_in, p.channels_out), ([1, 1], [2, 2], 4, 8));
+    assert_eq!(down.spec.stages[1].skip, 0);
+    assert!(down.spec.stages[1].pool.is_some(), "the global average pool closes the block");
+    assert_eq!(down.origin, ["b1+b1r", "b2+p+pbn+badd+br+gap+flat"]);
+}
+
+#[test]
+fn shortcuts_the_circuits_cannot_express_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let import_err = |name: &str, m: &ModelProto| {
+        let path = write(dir.path(), name, m);
+        onnx::read_float_model(&path).map(|_| ()).unwrap_err().to_string()
+    };
+    let mut m = small_resnet();
+    let g = m.graph.as_mut().unwrap();
+    // The second block's Add reaches back past the first block (a skip across blocks).
+    let add = g.node.iter_mut().find(|n| n.name == "badd").unwrap();
+    add.input = vec!["b2_out".into(), "sr_out".into()];
+    g.node.retain(|n| n.name != "p" && n.name != "pbn");
+    let e = import_err("cross", &m);
+    assert!(e.contains("badd") && e.contains("input of a layer of its block"), "{e}");
+    // A shortcut branch that is never added.
+    let mut m = small_resnet();
+    let g = m.graph.as_mut().unwrap();
+    let add = g.node.iter_mut().find(|n| n.name == "badd").unwrap();
+    add.input = vec!["b2_out".into(), "b2_out".into()];
+    let e = import_err("dangling", &m);
+    assert!(e.contains("badd") || e.contains("never added"), "{e}");
 }

@@ -18,7 +18,7 @@ use fold_ml_circuits::gadgets::conv::ConvShape;
 use fold_ml_circuits::gadgets::dense::DenseShape;
 use fold_ml_circuits::gadgets::linear::LinearShape;
 use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
-use fold_ml_circuits::layer::{LayerSpec, LayerWeights};
+use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerWeights};
 use fold_ml_circuits::quant::RequantSpec;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -50,13 +50,13 @@ fn tiny_network(seed: u64) -> Network {
         output: OutputQuant { scale: 0.1, zero_point: 64 },
         salt: fold_ml::F::from(1000 + seed),
         segments: vec![
-            Segment { spec: stem, layers: vec![layer(&stem, seed)], origin: vec!["stem".into()] },
+            Segment { spec: BlockSpec::layer(stem), layers: vec![layer(&stem, seed)], origin: vec!["stem".into()] },
             Segment {
-                spec: body,
+                spec: BlockSpec::layer(body),
                 layers: (1..4).map(|i| layer(&body, seed + i)).collect(),
                 origin: vec!["block1".into(), "block2".into(), "block3".into()],
             },
-            Segment { spec: head, layers: vec![head_layer], origin: vec!["head".into()] },
+            Segment { spec: BlockSpec::layer(head), layers: vec![head_layer], origin: vec!["head".into()] },
         ],
     }
 }

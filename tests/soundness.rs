@@ -24,7 +24,12 @@ fn model() -> SyntheticModel {
 fn pp() -> &'static PublicParams {
     static PP: OnceLock<PublicParams> = OnceLock::new();
     PP.get_or_init(|| {
-        PublicParams::setup(&LayerStep::blank(model().spec(), 1), &*S1::ck_floor(), &*S2::ck_floor()).unwrap()
+        PublicParams::setup(
+            &LayerStep::blank(fold_ml_circuits::layer::BlockSpec::layer(model().spec()), 1),
+            &*S1::ck_floor(),
+            &*S2::ck_floor(),
+        )
+        .unwrap()
     })
 }
 
@@ -126,7 +131,7 @@ fn non_zero_padding_is_caught() {
     let LinearShape::Conv(conv) = spec.shape else { unreachable!() };
     let (acts, p) = (steps[0].output().to_vec(), m.layer(1));
     let padded = conv_accumulators_with_padding(&conv, 0, &acts, &p.weights, &p.bias, 100);
-    let mut hints = linear_hints(&spec.linear(), &acts, &p.weights, &p.bias).unwrap();
+    let mut hints = linear_hints(&spec.linear(0), &acts, &acts, &p.weights, &p.bias).unwrap();
     let mut changed = 0;
     for (h, &a) in hints.iter_mut().zip(&padded) {
         let forged = RequantHint::new(a, spec.requant).unwrap();

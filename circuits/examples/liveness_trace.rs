@@ -1,11 +1,11 @@
 //! Prints how the synthetic 512-layer model's activations evolve (non-zero, saturated, mean):
 //! `cargo run --release -p fold-ml-circuits --example liveness_trace`
-use fold_ml_circuits::{reference::run_native, synthetic::SyntheticModel};
+use fold_ml_circuits::{layer::BlockSpec, reference::run_native, synthetic::SyntheticModel};
 fn main() {
     let m = SyntheticModel::zator(512, 0);
     let mut a = m.default_input();
     for (i, p) in m.iter().enumerate() {
-        a = run_native(&m.spec(), &a, [&p]).unwrap();
+        a = run_native(&BlockSpec::layer(m.spec()), &a, [&p]).unwrap();
         if i % 32 == 31 || i < 4 {
             let nz = a.iter().filter(|&&x| x > 0).count();
             let sat = a.iter().filter(|&&x| x == 127).count();

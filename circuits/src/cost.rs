@@ -2,7 +2,7 @@
 
 use crate::gadgets::linear::LinearShape;
 use crate::gadgets::requant::requant_constraints;
-use crate::layer::{LayerSpec, LayerStep};
+use crate::layer::{BlockSpec, LayerSpec, LayerStep};
 use crate::quant::{ACT_BITS, WEIGHT_BITS};
 use crate::state::ARITY;
 use crate::F;
@@ -37,32 +37,40 @@ pub struct StepCost {
 impl StepCost {
     /// Synthesizes a blank one-layer step of `spec` and counts.
     pub fn of(spec: &LayerSpec) -> Self {
-        Self::of_step(spec, 1)
+        Self::of_step(&BlockSpec::layer(*spec), 1)
     }
 
-    /// Synthesizes a blank step of `layers_per_step` layers of `spec` and counts; the
-    /// per-part fields then cover all its layers (range checks of the input once).
-    pub fn of_step(spec: &LayerSpec, layers_per_step: usize) -> Self {
+    /// Synthesizes a blank step of `block` (`layers_per_step` one-layer blocks, or one
+    /// multi-layer block) and counts; the per-part fields then cover all its layers (range
+    /// checks of the input once).
+    pub fn of_step(block: &BlockSpec, layers_per_step: usize) -> Self {
         let k = layers_per_step.max(1);
         let mut cs = ShapeCS::<PallasEngine>::new();
         let z: Vec<AllocatedNum<F>> = (0..ARITY)
             .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))))
             .collect::<Result<_, _>>()
             .expect("shape synthesis does not fail");
-        LayerStep::blank(*spec, k).synthesize(&mut cs, &z).expect("a blank step synthesizes");
-        let shape = &spec.shape;
-        let products = k * (0..shape.num_outputs()).map(|o| shape.taps(o).len().max(1)).sum::<usize>();
-        let requant = k * shape.num_outputs() * requant_constraints(spec.requant);
-        let pool = k * match (spec.pool, spec.shape) {
-            (Some(p), LinearShape::Conv(c)) => p.constraints(c.output_dims()),
-            _ => 0,
-        };
-        let input_range = shape.num_inputs() * ACT_BITS as usize;
-        let weight_range = k * shape.num_weights() * WEIGHT_BITS as usize;
+        LayerStep::blank(block.clone(), k).synthesize(&mut cs, &z).expect("a blank step synthesizes");
+        let mut parts = [0usize; 5];
+        for j in 0..k {
+            let i = j % block.num_stages();
+            let (spec, op) = (&block.stages[i], block.linear(i));
+            let outputs = op.shape.num_outputs();
+            parts[0] += op.macs();
+            parts[1] += (0..outputs).map(|o| op.taps(o).len().max(1)).sum::<usize>();
+            parts[2] += outputs * requant_constraints(spec.requant);
+            parts[3] += match (spec.pool, spec.shape) {
+                (Some(p), LinearShape::Conv(c)) => p.constraints(c.output_dims()),
+                _ => 0,
+            };
+            parts[4] += op.num_weights() * WEIGHT_BITS as usize;
+        }
+        let [macs, products, requant, pool, weight_range] = parts;
+        let input_range = block.num_inputs() * ACT_BITS as usize;
         Self {
             constraints: cs.num_constraints(),
             variables: cs.num_aux() - ARITY,
-            macs: k * shape.macs(),
+            macs,
             products,
             requant,
             pool,

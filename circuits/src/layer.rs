@@ -20,7 +20,7 @@ use nova_snark::traits::circuit::StepCircuit;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-pub use crate::spec::{check_chain, LayerSpec, SPEC_ENCODING, SPEC_FIELDS};
+pub use crate::spec::{check_chain, BlockSpec, LayerSpec, MAX_STAGES, SPEC_ENCODING, SPEC_FIELDS};
 
 /// Witness of one layer: the linear outputs' hints and the pooled outputs' hints.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,21 +54,52 @@ impl LayerHints {
     }
 }
 
-/// Honest witness of one layer; fails where [`layer_native`] fails.
-pub fn layer_hints(spec: &LayerSpec, input: &[u8], layer_weights: &LayerWeights) -> Result<LayerHints, QuantError> {
-    spec.check()?;
-    let linear = linear_hints(&spec.linear(), input, &layer_weights.weights, &layer_weights.bias)?;
+/// Honest witness of layer `stage` of a block, given its input and the block's input;
+/// fails where [`layer_native`] fails.
+pub fn layer_hints(
+    block: &BlockSpec,
+    stage: usize,
+    (input, block_input): (&[u8], &[u8]),
+    layer_weights: &LayerWeights,
+) -> Result<LayerHints, QuantError> {
+    let spec = stage_of(block, stage)?;
+    let linear = linear_hints(&block.linear(stage), input, block_input, &layer_weights.weights, &layer_weights.bias)?;
     Ok(LayerHints::with_linear(spec, linear))
 }
 
-/// Native reference of one layer: its output activations.
-pub fn layer_native(spec: &LayerSpec, input: &[u8], layer_weights: &LayerWeights) -> Result<Vec<u8>, QuantError> {
-    spec.check()?;
-    let ys = linear_requant_native(&spec.linear(), input, &layer_weights.weights, &layer_weights.bias)?;
+/// Native reference of layer `stage` of a block, given its input and the block's input:
+/// its output activations.
+pub fn layer_native(
+    block: &BlockSpec,
+    stage: usize,
+    (input, block_input): (&[u8], &[u8]),
+    layer_weights: &LayerWeights,
+) -> Result<Vec<u8>, QuantError> {
+    let spec = stage_of(block, stage)?;
+    let op = block.linear(stage);
+    let ys = linear_requant_native(&op, input, block_input, &layer_weights.weights, &layer_weights.bias)?;
     Ok(match (spec.pool, spec.shape) {
         (Some(pool), LinearShape::Conv(c)) => pool_tensor_native(&pool, c.output_dims(), &ys),
         _ => ys,
     })
+}
+
+/// Native reference of a whole block: its output activations.
+pub fn block_native(block: &BlockSpec, input: &[u8], layers: &[LayerWeights]) -> Result<Vec<u8>, QuantError> {
+    if layers.len() != block.num_stages() {
+        return Err(QuantError::WrongLength {
+            what: "layers in a block",
+            expected: block.num_stages(),
+            got: layers.len(),
+        });
+    }
+    layers.iter().enumerate().try_fold(input.to_vec(), |x, (i, w)| layer_native(block, i, (&x, input), w))
+}
+
+/// The checked block's layer `stage`.
+fn stage_of(block: &BlockSpec, stage: usize) -> Result<&LayerSpec, QuantError> {
+    block.check()?;
+    block.stages.get(stage).ok_or_else(|| QuantError::BadSpec(format!("the block has no layer {stage}")))
 }
 
 /// One layer's private parameters.
@@ -113,6 +144,7 @@ pub struct StepWitness {
 
 #[derive(Debug)]
 struct Slot {
+    stage: usize,
     layer_weights: LayerWeights,
     hints: LayerHints,
     enabled: bool,
@@ -120,8 +152,8 @@ struct Slot {
 
 #[derive(Debug)]
 struct Inner {
-    spec: LayerSpec,
-    spec_digest: F,
+    block: BlockSpec,
+    digests: Vec<F>,
     salt: F,
     layers_per_step: usize,
     input: Vec<u8>,
@@ -131,10 +163,11 @@ struct Inner {
     output: Vec<u8>,
 }
 
-/// A step circuit applying `layers_per_step` layers of one spec (cheap to clone).
+/// A step circuit applying one block of several layers, or `layers_per_step` one-layer
+/// blocks of one spec (cheap to clone).
 ///
-/// With one layer per step every step applies exactly one layer. With `k > 1` layers per
-/// step, the first slot is always applied and each further slot carries an enable bit: an enabled slot applies its layer (its weights
+/// A multi-layer block applies all its layers every step. With one layer per step every
+/// step applies exactly one layer. With `k > 1` one-layer blocks per step, the first slot is always applied and each further slot carries an enable bit: an enabled slot applies its layer (its weights
 /// enter the model commitment, the counter advances), a disabled one passes activations and
 /// model commitment through unchanged, at one constraint per activation. Disabled slots pad
 /// the last step when the depth is not a multiple of `k`. No ordering of enabled slots is
@@ -144,7 +177,7 @@ struct Inner {
 pub struct LayerStep(Arc<Inner>);
 
 fn zero_weights(spec: &LayerSpec) -> LayerWeights {
-    LayerWeights { weights: vec![0; spec.shape.num_weights()], bias: vec![0; spec.shape.num_biases()] }
+    LayerWeights { weights: vec![0; spec.num_weights()], bias: vec![0; spec.shape.num_biases()] }
 }
 
 fn output_of(hints: &[OutputHint]) -> Vec<u8> {
@@ -161,17 +194,17 @@ impl LayerStep {
             blind_out: w.blind_out,
             salt: w.salt,
         };
-        Self::multi(spec, 1, step)
+        Self::multi(BlockSpec::layer(spec), 1, step)
     }
 
-    /// A step of `layers_per_step` slots applying `w.layers` (1 to `layers_per_step` of
-    /// them; the rest are disabled). Validates and computes natively.
-    pub fn multi(spec: LayerSpec, layers_per_step: usize, w: StepWitness) -> Result<Self, QuantError> {
-        spec.check()?;
-        if layers_per_step > 1 && spec.num_inputs() != spec.num_outputs() {
-            return Err(QuantError::BadSpec("layers whose input and output sizes differ cannot share a step".into()));
-        }
-        if w.layers.is_empty() || w.layers.len() > layers_per_step {
+    /// A step of `layers_per_step` slots applying `w.layers`. A multi-layer block fills
+    /// all its slots (`layers_per_step` is its size); one-layer blocks fill 1 to
+    /// `layers_per_step` slots, the rest disabled. Validates and computes natively.
+    pub fn multi(block: BlockSpec, layers_per_step: usize, w: StepWitness) -> Result<Self, QuantError> {
+        check_chain([(&block, block.num_stages().max(layers_per_step), layers_per_step)])?;
+        let stages = block.num_stages();
+        let needed = if stages > 1 { stages..=stages } else { 1..=layers_per_step };
+        if !needed.contains(&w.layers.len()) {
             return Err(QuantError::WrongLength {
                 what: "layers in a step",
                 expected: layers_per_step,
@@ -181,29 +214,31 @@ impl LayerStep {
         let mut current = w.input.clone();
         let mut slots = Vec::with_capacity(layers_per_step);
         let mut layers = w.layers.into_iter();
-        for _ in 0..layers_per_step {
+        for j in 0..layers_per_step {
+            let stage = j % stages;
             let (layer_weights, enabled) = match layers.next() {
                 Some(p) => (p, true),
-                None => (zero_weights(&spec), false),
+                None => (zero_weights(&block.stages[stage]), false),
             };
-            let hints = layer_hints(&spec, &current, &layer_weights)?;
+            let block_input = if stages > 1 { &w.input } else { &current };
+            let hints = layer_hints(&block, stage, (&current, block_input), &layer_weights)?;
             if enabled {
                 current = hints.output();
             }
-            slots.push(Slot { layer_weights, hints, enabled });
+            slots.push(Slot { stage, layer_weights, hints, enabled });
         }
-        let inner = Inner {
-            spec,
-            spec_digest: spec.digest(),
-            salt: w.salt,
-            layers_per_step,
-            input: w.input,
-            blind_in: w.blind_in,
-            blind_out: w.blind_out,
-            slots,
-            output: current,
-        };
-        Ok(Self(Arc::new(inner)))
+        Ok(Self::assemble(block, layers_per_step, (w.input, w.blind_in, w.blind_out, w.salt), slots, current))
+    }
+
+    fn assemble(
+        block: BlockSpec,
+        layers_per_step: usize,
+        (input, blind_in, blind_out, salt): (Vec<u8>, F, F, F),
+        slots: Vec<Slot>,
+        output: Vec<u8>,
+    ) -> Self {
+        let digests = block.digests();
+        Self(Arc::new(Inner { block, digests, salt, layers_per_step, input, blind_in, blind_out, slots, output }))
     }
 
     /// A one-layer step from explicit linear output hints (pooling hints follow them
@@ -211,36 +246,46 @@ impl LayerStep {
     pub fn new_unchecked(spec: LayerSpec, w: LayerWitness, hints: Vec<OutputHint>) -> Self {
         let hints = LayerHints::with_linear(&spec, hints);
         let output = hints.output();
-        let slots = vec![Slot { layer_weights: w.layer_weights, hints, enabled: true }];
-        Self(Arc::new(Inner {
-            spec,
-            spec_digest: spec.digest(),
-            salt: w.salt,
-            layers_per_step: 1,
-            input: w.input,
-            blind_in: w.blind_in,
-            blind_out: w.blind_out,
-            slots,
-            output,
-        }))
+        let slots = vec![Slot { stage: 0, layer_weights: w.layer_weights, hints, enabled: true }];
+        Self::assemble(BlockSpec::layer(spec), 1, (w.input, w.blind_in, w.blind_out, w.salt), slots, output)
+    }
+
+    /// A step of one block from explicit per-layer linear hints (pooling hints follow
+    /// them honestly), unchecked (wrong-witness tests).
+    pub fn block_unchecked(block: BlockSpec, w: StepWitness, hints: Vec<Vec<OutputHint>>) -> Self {
+        let slots: Vec<Slot> = w
+            .layers
+            .into_iter()
+            .zip(hints)
+            .enumerate()
+            .map(|(stage, (layer_weights, h))| Slot {
+                stage,
+                layer_weights,
+                hints: LayerHints::with_linear(&block.stages[stage], h),
+                enabled: true,
+            })
+            .collect();
+        let output = slots.last().map(|s| s.hints.output()).unwrap_or_default();
+        let n = slots.len();
+        Self::assemble(block, n, (w.input, w.blind_in, w.blind_out, w.salt), slots, output)
     }
 
     /// A step of the given shape with all-zero values, for parameter setup.
-    pub fn blank(spec: LayerSpec, layers_per_step: usize) -> Self {
+    pub fn blank(block: BlockSpec, layers_per_step: usize) -> Self {
         let w = StepWitness {
-            input: vec![0; spec.num_inputs()],
-            layers: vec![zero_weights(&spec)],
+            input: vec![0; block.num_inputs()],
+            layers: block.stages.iter().map(zero_weights).collect(),
             blind_in: F::ZERO,
             blind_out: F::ZERO,
             salt: F::ZERO,
         };
         // All-zero tensors of the right lengths always requantize.
-        Self::multi(spec, layers_per_step.max(1), w).expect("a zero layer is valid for every spec")
+        Self::multi(block, layers_per_step.max(1), w).expect("a zero block is valid for every valid spec")
     }
 
-    /// The layer spec.
-    pub fn spec(&self) -> &LayerSpec {
-        &self.0.spec
+    /// The block spec.
+    pub fn block_spec(&self) -> &BlockSpec {
+        &self.0.block
     }
 
     /// Slots per step.
@@ -261,7 +306,8 @@ impl LayerStep {
     /// The state after this step, computed natively from the state before it.
     pub fn next_state(&self, z: &StepState) -> StepState {
         let model = self.0.slots.iter().filter(|s| s.enabled).fold(z.model, |acc, s| {
-            model_update_native(acc, self.0.spec_digest, self.0.salt, &s.layer_weights.weights, &s.layer_weights.bias)
+            let w = &s.layer_weights;
+            model_update_native(acc, self.0.digests[s.stage], self.0.salt, &w.weights, &w.bias)
         });
         StepState {
             layer: z.layer + self.layers_applied() as u64,
@@ -330,8 +376,9 @@ impl StepCircuit<F> for LayerStep {
             return Err(SynthesisError::Unsatisfiable(format!("state arity {} != 3", z.len())));
         };
         let inner = &*self.0;
-        let spec = &inner.spec;
-        let multi = inner.layers_per_step > 1;
+        let block = &inner.block;
+        // enable bits: only several one-layer blocks per step
+        let multi = block.num_stages() == 1 && inner.layers_per_step > 1;
 
         // input activations: 7-bit range checks, then they must open z_in.activations
         let input: Vec<Num<F>> = inner
@@ -353,12 +400,14 @@ impl StepCircuit<F> for LayerStep {
         // holder committed with, which the running commitment enforces).
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(inner.salt))?;
 
+        let block_input: Vec<LinearCombination<F>> = input.iter().map(lc).collect();
         let mut current: Vec<Num<F>> = input;
         let mut model_acc = model.clone();
         let mut counter = LinearCombination::zero() + layer.get_variable();
         let mut counter_value = layer.get_value();
         for (j, slot) in inner.slots.iter().enumerate() {
             let mut cs = cs.namespace(|| format!("layer{j}"));
+            let spec = &block.stages[slot.stage];
             // weights: int8 range checks (w + 128 in 8 bits); biases as field elements
             let weights_unsigned: Vec<Num<F>> = slot
                 .layer_weights
@@ -379,7 +428,7 @@ impl StepCircuit<F> for LayerStep {
                 .collect::<Result<_, _>>()?;
             let next_model = model_update(
                 &mut cs.namespace(|| "model commitment"),
-                inner.spec_digest,
+                inner.digests[slot.stage],
                 &salt,
                 &model_acc,
                 &weights_unsigned,
@@ -391,10 +440,11 @@ impl StepCircuit<F> for LayerStep {
             let weights_lc: Vec<_> = weights_unsigned.into_iter().map(|u| lc(&add_constant::<CS>(u, offset))).collect();
             let input_lc: Vec<_> = current.iter().map(lc).collect();
             let bias_lc: Vec<_> = bias.iter().map(|b| Num::from(b.clone()).lc(F::ONE)).collect();
+            let xb = if block.num_stages() > 1 { &block_input } else { &input_lc };
             let linear = linear_requant(
                 &mut cs.namespace(|| "compute"),
-                &spec.linear(),
-                &input_lc,
+                &block.linear(slot.stage),
+                (&input_lc, xb),
                 &weights_lc,
                 &bias_lc,
                 &slot.hints.linear,

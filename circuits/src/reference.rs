@@ -1,45 +1,61 @@
-//! Native reference executor for a stack of layers: the same integer maths and the same
+//! Native reference executor for a stack of blocks: the same integer maths and the same
 //! commitments as the circuits, with no constraint system. The prover uses it to produce
 //! each step's witness and the public statement; tests hold the circuits to it.
 
 use crate::commit::{activation_commitment_native, model_start, model_update_native};
-use crate::layer::{layer_native, LayerSpec, LayerWeights};
+use crate::layer::{layer_native, BlockSpec, LayerWeights};
 use crate::quant::{check_activations, QuantError};
 use crate::state::StepState;
 use crate::F;
 
-/// A native run in progress: current activations and IVC state.
+/// A native run in progress: current activations and IVC state, layer by layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NativeRun {
-    spec: LayerSpec,
+    block: BlockSpec,
+    digests: Vec<F>,
     salt: F,
+    /// The current block's input (what its shortcut terms read).
+    block_input: Vec<u8>,
     activations: Vec<u8>,
     state: StepState,
 }
 
 impl NativeRun {
     /// Starts from `input` committed under `blind`, with the model's `salt`.
-    pub fn start(spec: LayerSpec, input: Vec<u8>, blind: F, salt: F) -> Result<Self, QuantError> {
-        spec.shape.check_lengths(input.len(), spec.shape.num_weights(), spec.shape.num_biases())?;
+    pub fn start(block: BlockSpec, input: Vec<u8>, blind: F, salt: F) -> Result<Self, QuantError> {
+        block.check()?;
+        if input.len() != block.num_inputs() {
+            return Err(QuantError::WrongLength {
+                what: "input activations",
+                expected: block.num_inputs(),
+                got: input.len(),
+            });
+        }
         check_activations(&input)?;
         let state = StepState::initial(activation_commitment_native(&input, blind));
-        Ok(Self { spec, salt, activations: input, state })
+        let digests = block.digests();
+        Ok(Self { block, digests, salt, block_input: input.clone(), activations: input, state })
     }
 
-    /// Applies one layer; its output is committed under `blind_out`.
+    /// The layer of its block the next [`Self::apply`] applies.
+    fn stage(&self) -> usize {
+        (self.state.layer % self.block.num_stages() as u64) as usize
+    }
+
+    /// Applies the next layer; the state's activations are committed under `blind_out`
+    /// (a commitment the circuit makes only at the end of a block).
     pub fn apply(&mut self, layer_weights: &LayerWeights, blind_out: F) -> Result<(), QuantError> {
-        let out = layer_native(&self.spec, &self.activations, layer_weights)?;
+        let stage = self.stage();
+        let out = layer_native(&self.block, stage, (&self.activations, &self.block_input), layer_weights)?;
+        let w = layer_weights;
         self.state = StepState {
             layer: self.state.layer + 1,
-            model: model_update_native(
-                self.state.model,
-                self.spec.digest(),
-                self.salt,
-                &layer_weights.weights,
-                &layer_weights.bias,
-            ),
+            model: model_update_native(self.state.model, self.digests[stage], self.salt, &w.weights, &w.bias),
             activations: activation_commitment_native(&out, blind_out),
         };
+        if stage + 1 == self.block.num_stages() {
+            self.block_input.clone_from(&out);
+        }
         self.activations = out;
         Ok(())
     }
@@ -55,24 +71,25 @@ impl NativeRun {
     }
 }
 
-/// Output activations of a whole stack (no commitments).
+/// Output activations of a whole stack of blocks of one spec (no commitments); `layers`
+/// holds whole blocks.
 pub fn run_native<'a>(
-    spec: &LayerSpec,
+    block: &BlockSpec,
     input: &[u8],
     layers: impl IntoIterator<Item = &'a LayerWeights>,
 ) -> Result<Vec<u8>, QuantError> {
-    check_activations(input)?;
-    layers.into_iter().try_fold(input.to_vec(), |a, p| layer_native(spec, &a, p))
+    let mut run = NativeRun::start(block.clone(), input.to_vec(), F::from(0), F::from(0))?;
+    for w in layers {
+        run.apply(w, F::from(0))?;
+    }
+    Ok(run.activations)
 }
 
 /// The model commitment of a whole model: the running commitment after absorbing every
-/// layer (its spec and its parameters, in order) under the model's `salt`, starting from
-/// the public [`model_start`].
-pub fn model_commitment<P: std::borrow::Borrow<LayerWeights>>(
-    salt: F,
-    layers: impl IntoIterator<Item = (LayerSpec, P)>,
-) -> F {
-    layers.into_iter().fold(model_start(), |acc, (spec, p)| {
-        model_update_native(acc, spec.digest(), salt, &p.borrow().weights, &p.borrow().bias)
+/// layer (its spec digest and its parameters, in order) under the model's `salt`,
+/// starting from the public [`model_start`].
+pub fn model_commitment<P: std::borrow::Borrow<LayerWeights>>(salt: F, layers: impl IntoIterator<Item = (F, P)>) -> F {
+    layers.into_iter().fold(model_start(), |acc, (digest, p)| {
+        model_update_native(acc, digest, salt, &p.borrow().weights, &p.borrow().bias)
     })
 }

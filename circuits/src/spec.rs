@@ -1,27 +1,34 @@
-//! The public shape of a layer ([`LayerSpec`]): geometry, requantization, residual
-//! connection, pooling and input zero point; its canonical encoding and digest (what the
-//! model commitment binds); and the one structural check of a chain of segments.
+//! The public shape of a step's unit: a layer ([`LayerSpec`]: geometry, requantization,
+//! shortcut terms, pooling and input zero point) and a block of layers ([`BlockSpec`],
+//! e.g. a ResNet basic block); their canonical encoding and digests (what the model
+//! commitment binds); and the one structural check of a chain of segments.
 
 use crate::commit::{domain_tag, hash_native, TAG_LAYER_SPEC};
-use crate::gadgets::linear::{check_skip, Linear, LinearShape};
+use crate::gadgets::conv::ConvShape;
+use crate::gadgets::linear::{Linear, LinearShape};
 use crate::gadgets::pool::{Pool, PoolKind};
 use crate::quant::{QuantError, RequantSpec};
 use crate::F;
 use serde::{Deserialize, Serialize};
 
 /// Length of [`LayerSpec::encode`]: version, kind, 13 geometry slots, shift, accumulator
-/// bits, skip, input zero point, pool kind and 8 pool slots.
-pub const SPEC_FIELDS: usize = 28;
+/// bits, skip, input zero point, pool kind, 8 pool slots, projection flag and 13
+/// projection slots.
+pub const SPEC_FIELDS: usize = 42;
 
 /// Version of [`LayerSpec::encode`]'s meaning (the first encoded field).
-pub const SPEC_ENCODING: u64 = 2;
+pub const SPEC_ENCODING: u64 = 3;
 
-/// The public shape of a layer: its geometry, requantization, residual connection and
-/// pooling. All layers folded with one set of public parameters share one spec.
+/// Most layers in one block.
+pub const MAX_STAGES: usize = 8;
+
+/// The public shape of a layer: its geometry, requantization, shortcut terms and pooling.
 ///
-/// A layer computes `y = pool(clamp(floor((bias + skip·x_o + Σ w·x) / 2^shift), 0, 127))`:
-/// the linear map, the optional residual term (`skip = 0`: none), requantize+ReLU+clamp,
-/// and the optional pooling of a convolution's output.
+/// A layer computes `y = pool(clamp(floor((bias + skip·xb + Σ w·x + Σ w_p·xb) / 2^shift),
+/// 0, 127))`: the linear map of its input `x`, the optional shortcut terms of its block's
+/// input `xb` (a residual `skip` multiplier, 0: none; a `projection` convolution, whose
+/// weights follow the layer's own), requantize+ReLU+clamp, and the optional pooling of a
+/// convolution's output. In a one-layer block `xb` is the layer's own input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayerSpec {
@@ -29,8 +36,10 @@ pub struct LayerSpec {
     pub shape: LinearShape,
     /// Requantization.
     pub requant: RequantSpec,
-    /// Residual multiplier: output `o` adds `skip · input[o]` to its accumulator (0: none).
+    /// Residual multiplier: output `o` adds `skip · xb[o]` to its accumulator (0: none).
     pub skip: u32,
+    /// Projection shortcut: a convolution of the block input into the accumulators.
+    pub projection: Option<ConvShape>,
     /// Pooling of the requantized outputs (convolutions only).
     pub pool: Option<Pool>,
     /// Zero point of the input activations: a stored `a` stands for `a - zero_point` (0
@@ -39,19 +48,32 @@ pub struct LayerSpec {
 }
 
 impl LayerSpec {
-    /// A plain linear layer: no residual connection, no pooling.
+    /// A plain linear layer: no shortcut, no pooling.
     pub fn new(shape: LinearShape, requant: RequantSpec) -> Self {
-        Self { shape, requant, skip: 0, pool: None, zero_point: 0 }
+        Self { shape, requant, skip: 0, projection: None, pool: None, zero_point: 0 }
     }
 
-    /// The linear map and requantization (before pooling).
-    pub fn linear(&self) -> Linear {
-        Linear { shape: self.shape, requant: self.requant, skip: self.skip, zero_point: self.zero_point }
+    /// The linear map and requantization (before pooling), in a block whose input has
+    /// the given zero point.
+    pub fn linear(&self, block_zero_point: u8) -> Linear {
+        Linear {
+            shape: self.shape,
+            requant: self.requant,
+            skip: self.skip,
+            projection: self.projection,
+            zero_point: self.zero_point,
+            block_zero_point,
+        }
     }
 
     /// Input activations.
     pub fn num_inputs(&self) -> usize {
         self.shape.num_inputs()
+    }
+
+    /// Weights, the projection's included.
+    pub fn num_weights(&self) -> usize {
+        self.linear(0).num_weights()
     }
 
     /// Output activations (after pooling).
@@ -65,11 +87,11 @@ impl LayerSpec {
         }
     }
 
-    /// Checks what the type cannot: a valid convolution geometry, a skip connection only
-    /// with as many inputs as outputs, and pooling of a convolution with windows that fit.
+    /// Checks what the type cannot, apart from the shortcut terms (which depend on the
+    /// block: [`BlockSpec::check`]): a valid geometry and pooling of a convolution with
+    /// windows that fit.
     pub fn check(&self) -> Result<(), QuantError> {
         self.shape.check().map_err(QuantError::BadSpec)?;
-        check_skip(&self.shape, self.skip)?;
         match (self.pool, self.shape) {
             (None, _) => Ok(()),
             (Some(pool), LinearShape::Conv(c)) => pool.check(c.output_dims()).map_err(QuantError::BadSpec),
@@ -77,32 +99,37 @@ impl LayerSpec {
         }
     }
 
-    /// The spec's digest: a Poseidon hash of its canonical encoding ([`Self::encode`]).
-    /// Each layer's model-commitment update absorbs it as a circuit constant, so the
-    /// commitment binds the function (geometry, requantization, residual, pooling), not
-    /// only the weights.
-    pub fn digest(&self) -> F {
+    /// The digest of stage `stage` of a block of `stages` layers: a Poseidon hash of the
+    /// canonical encoding ([`Self::encode`]) and the position. Each layer's
+    /// model-commitment update absorbs it as a circuit constant, so the commitment binds
+    /// the function (geometry, requantization, shortcut, pooling, and which block input
+    /// the shortcut reads), not only the weights.
+    pub fn digest_at(&self, stage: usize, stages: usize) -> F {
         let fields = self.encode();
-        let mut items = vec![domain_tag(TAG_LAYER_SPEC, fields.len())];
+        let mut items = vec![domain_tag(TAG_LAYER_SPEC, fields.len() + 2)];
         items.extend(fields.iter().map(|&v| F::from(v)));
+        items.extend([stage, stages].map(|v| F::from(v as u64)));
         hash_native(&items)
     }
 
-    /// Every size, stride and padding of the layer (geometry and pooling), as encoded.
+    /// Every size, stride and padding of the layer (geometry, pooling, projection), as
+    /// encoded.
     pub fn dimensions(&self) -> Vec<u64> {
         let e = self.encode();
-        e[2..15].iter().chain(&e[20..]).copied().collect()
+        e[2..15].iter().chain(&e[20..28]).chain(&e[29..]).copied().collect()
     }
 
     /// Canonical encoding of every public parameter, led by [`SPEC_ENCODING`] (bumped
     /// whenever a parameter's meaning changes). Injective: fixed length, one slot per field
-    /// (a dense layer's and an absent pool's unused slots are 0, and their kind slots differ).
+    /// (a dense layer's, an absent pool's and an absent projection's unused slots are 0,
+    /// and their kind or flag slots differ).
     pub fn encode(&self) -> [u64; SPEC_FIELDS] {
-        let (kind, dims) = match self.shape {
-            LinearShape::Conv(c) => {
-                let ([kh, kw], [sh, sw], [t, l, b, r]) = (c.kernel, c.stride, c.pads);
-                (0, [c.channels_in, c.channels_out, c.height, c.width, kh, kw, sh, sw, t, l, b, r, c.groups])
-            }
+        let conv = |c: &ConvShape| {
+            let ([kh, kw], [sh, sw], [t, l, b, r]) = (c.kernel, c.stride, c.pads);
+            [c.channels_in, c.channels_out, c.height, c.width, kh, kw, sh, sw, t, l, b, r, c.groups]
+        };
+        let (kind, dims) = match &self.shape {
+            LinearShape::Conv(c) => (0, conv(c)),
             LinearShape::Dense(d) => (1, [d.inputs, d.outputs, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
         };
         let (pool_kind, pool) = match self.pool {
@@ -116,13 +143,16 @@ impl LayerSpec {
                 (kind, [kh, kw, sh, sw, t, l, b, r])
             }
         };
+        let (has_projection, projection) = self.projection.as_ref().map_or((0, [0; 13]), |p| (1, conv(p)));
         let mut out = [0u64; SPEC_FIELDS];
         let fields = [SPEC_ENCODING, kind]
             .into_iter()
             .chain(dims.map(|v| v as u64))
             .chain([self.requant.shift(), self.requant.acc_bits(), self.skip, self.zero_point.into()].map(u64::from))
             .chain([pool_kind])
-            .chain(pool.map(|v| v as u64));
+            .chain(pool.map(|v| v as u64))
+            .chain([has_projection])
+            .chain(projection.map(|v| v as u64));
         for (slot, v) in out.iter_mut().zip(fields) {
             *slot = v;
         }
@@ -138,30 +168,115 @@ impl LayerSpec {
     }
 }
 
-/// Checks a chain of segments, input to output, each `(spec, layers, layers_per_step)`:
-/// at least one segment, every spec valid ([`LayerSpec::check`], requantization through
-/// its validating constructor), at least one layer each, sizes that chain from one
-/// segment to the next, and input size = output size wherever layers are stacked (several
-/// in a segment or in a step). The one check of a network's structure that the model file,
-/// the prover and the verifier's statement all use.
-pub fn check_chain<'a>(segments: impl IntoIterator<Item = (&'a LayerSpec, usize, usize)>) -> Result<(), QuantError> {
+/// The public shape of a block: layers applied in order within one step, the first to the
+/// block's input, each next one to its predecessor's output; any layer's shortcut terms
+/// read the block's input (a ResNet basic block is `[conv1, conv2 + shortcut]`). A plain
+/// layer is a block of one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockSpec {
+    /// The layers, in order (1 to [`MAX_STAGES`]).
+    pub stages: Vec<LayerSpec>,
+}
+
+impl BlockSpec {
+    /// A block of one layer.
+    pub fn layer(spec: LayerSpec) -> Self {
+        Self { stages: vec![spec] }
+    }
+
+    /// Layers in the block.
+    pub fn num_stages(&self) -> usize {
+        self.stages.len()
+    }
+
+    /// Input activations of the block.
+    pub fn num_inputs(&self) -> usize {
+        self.stages.first().map_or(0, LayerSpec::num_inputs)
+    }
+
+    /// Output activations of the block.
+    pub fn num_outputs(&self) -> usize {
+        self.stages.last().map_or(0, LayerSpec::num_outputs)
+    }
+
+    /// Zero point of the block input.
+    pub fn zero_point(&self) -> u8 {
+        self.stages.first().map_or(0, |s| s.zero_point)
+    }
+
+    /// Stage `i`'s linear map, its shortcut reading the block input.
+    pub fn linear(&self, i: usize) -> Linear {
+        self.stages[i].linear(self.zero_point())
+    }
+
+    /// Every stage's digest ([`LayerSpec::digest_at`]), in order.
+    pub fn digests(&self) -> Vec<F> {
+        let n = self.stages.len();
+        self.stages.iter().enumerate().map(|(i, s)| s.digest_at(i, n)).collect()
+    }
+
+    /// Every size, stride and padding of every stage.
+    pub fn dimensions(&self) -> Vec<u64> {
+        self.stages.iter().flat_map(LayerSpec::dimensions).collect()
+    }
+
+    /// Checks what the types cannot: 1 to [`MAX_STAGES`] valid stages whose sizes chain,
+    /// and shortcut terms that fit the block input.
+    pub fn check(&self) -> Result<(), QuantError> {
+        let bad = |m: String| Err(QuantError::BadSpec(m));
+        if !(1..=MAX_STAGES).contains(&self.stages.len()) {
+            return bad(format!("a block has 1 to {MAX_STAGES} layers, not {}", self.stages.len()));
+        }
+        let inputs = self.num_inputs();
+        let mut width = inputs;
+        for (i, stage) in self.stages.iter().enumerate() {
+            let at = |e: QuantError| QuantError::BadSpec(format!("block layer {i}: {e}"));
+            stage.check().map_err(at)?;
+            if stage.num_inputs() != width {
+                return bad(format!("block layer {i} takes {} activations, it is given {width}", stage.num_inputs()));
+            }
+            self.linear(i).check_shortcut(inputs).map_err(at)?;
+            width = stage.num_outputs();
+        }
+        Ok(())
+    }
+}
+
+/// Checks a chain of segments, input to output, each `(block, layers, layers_per_step)`:
+/// at least one segment, every block valid ([`BlockSpec::check`], requantization through
+/// its validating constructor), whole blocks (a multi-layer block is one step: its
+/// `layers_per_step` is its size), sizes that chain from one segment to the next, and
+/// input size = output size wherever blocks are stacked (several in a segment or in a
+/// step). The one check of a network's structure that the model file, the prover and the
+/// verifier's statement all use.
+pub fn check_chain<'a>(segments: impl IntoIterator<Item = (&'a BlockSpec, usize, usize)>) -> Result<(), QuantError> {
     let bad = |j: usize, m: String| Err(QuantError::BadSpec(format!("segment {j}: {m}")));
     let mut width: Option<usize> = None;
-    for (j, (spec, layers, layers_per_step)) in segments.into_iter().enumerate() {
-        spec.check().or_else(|e| bad(j, e.to_string()))?;
-        if let Err(e) = RequantSpec::new(spec.requant.shift(), spec.requant.acc_bits()) {
-            return bad(j, e.to_string());
+    for (j, (block, layers, layers_per_step)) in segments.into_iter().enumerate() {
+        block.check().or_else(|e| bad(j, e.to_string()))?;
+        for s in &block.stages {
+            if let Err(e) = RequantSpec::new(s.requant.shift(), s.requant.acc_bits()) {
+                return bad(j, e.to_string());
+            }
         }
+        let n = block.num_stages();
         if layers == 0 {
             return bad(j, "has no layer".into());
         }
-        if (layers > 1 || layers_per_step > 1) && spec.num_inputs() != spec.num_outputs() {
-            return bad(j, "layers whose input and output sizes differ cannot be stacked".into());
+        if layers % n != 0 {
+            return bad(j, format!("has {layers} layers, not a whole number of {n}-layer blocks"));
         }
-        if let Some(w) = width.filter(|&w| w != spec.num_inputs()) {
-            return bad(j, format!("takes {} activations, the previous segment gives {w}", spec.num_inputs()));
+        if n > 1 && layers_per_step != n {
+            return bad(j, format!("a {n}-layer block is one step; layers per step is {layers_per_step}"));
         }
-        width = Some(spec.num_outputs());
+        if (layers > n || layers_per_step > n) && block.num_inputs() != block.num_outputs() {
+            return bad(j, "blocks whose input and output sizes differ cannot be stacked".into());
+        }
+        if let Some(w) = width.filter(|&w| w != block.num_inputs()) {
+            return bad(j, format!("takes {} activations, the previous segment gives {w}", block.num_inputs()));
+        }
+        width = Some(block.num_outputs());
     }
     match width {
         Some(_) => Ok(()),

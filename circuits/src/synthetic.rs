@@ -205,6 +205,7 @@ pub fn digit_seven(h: usize, w: usize) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::gadgets::linear::linear_accumulators;
+    use crate::layer::BlockSpec;
     use crate::reference::run_native;
 
     #[test]
@@ -227,7 +228,7 @@ mod tests {
             for p in m.iter() {
                 for fill in [0u8, 127] {
                     let input = vec![fill; m.spec().shape.num_inputs()];
-                    for acc in linear_accumulators(&m.spec().linear(), &input, &p.weights, &p.bias) {
+                    for acc in linear_accumulators(&m.spec().linear(0), &input, &input, &p.weights, &p.bias) {
                         assert!((-half..half).contains(&acc));
                     }
                 }
@@ -242,11 +243,15 @@ mod tests {
             let layers: Vec<_> = m.iter().collect();
             let input = m.default_input();
             assert_eq!(input.len(), w);
-            let out = run_native(&m.spec(), &input, &layers).expect("accumulators in range");
+            let out = run_native(&BlockSpec::layer(m.spec()), &input, &layers).expect("accumulators in range");
             let nonzero = out.iter().filter(|&&a| a > 0).count();
             assert!(nonzero * 4 >= w, "W={w}: only {nonzero} non-zero outputs");
             let blank = vec![0u8; w];
-            assert_ne!(run_native(&m.spec(), &blank, &layers).unwrap(), out, "W={w}: output ignores the input");
+            assert_ne!(
+                run_native(&BlockSpec::layer(m.spec()), &blank, &layers).unwrap(),
+                out,
+                "W={w}: output ignores the input"
+            );
         }
     }
 
@@ -257,7 +262,7 @@ mod tests {
         let nonzero_input = input.iter().filter(|&&a| a > 0).count();
         assert!(nonzero_input > 50 && nonzero_input < input.len() / 2, "input {nonzero_input}");
         let layers: Vec<_> = m.iter().collect();
-        let out = run_native(&m.spec(), &input, &layers).unwrap();
+        let out = run_native(&BlockSpec::layer(m.spec()), &input, &layers).unwrap();
         let nonzero = out.iter().filter(|&&a| a > 0).count() as f64 / out.len() as f64;
         let unsaturated = out.iter().filter(|&&a| a > 0 && a < 127).count() as f64 / out.len() as f64;
         assert!(nonzero > 0.25, "only {nonzero:.3} of the outputs are non-zero");
@@ -265,10 +270,14 @@ mod tests {
         // the output depends on the input: change one pixel, or the whole image
         let mut other = input.clone();
         other[14 * 28 + 14] = 127 - other[14 * 28 + 14];
-        assert_ne!(run_native(&m.spec(), &other, &layers).unwrap(), out);
+        assert_ne!(run_native(&BlockSpec::layer(m.spec()), &other, &layers).unwrap(), out);
         let blank = vec![0u8; input.len()];
-        let differing =
-            run_native(&m.spec(), &blank, &layers).unwrap().iter().zip(&out).filter(|(a, b)| a != b).count();
+        let differing = run_native(&BlockSpec::layer(m.spec()), &blank, &layers)
+            .unwrap()
+            .iter()
+            .zip(&out)
+            .filter(|(a, b)| a != b)
+            .count();
         assert!(differing > out.len() / 20, "only {differing} outputs differ for a blank input");
     }
 }

@@ -10,7 +10,7 @@ use fold_ml_circuits::gadgets::{
     linear::{linear_hints, LinearShape},
     pool::{Pool, PoolKind},
 };
-use fold_ml_circuits::layer::{LayerSpec, LayerStep, LayerWeights, LayerWitness, StepWitness};
+use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerStep, LayerWeights, LayerWitness, StepWitness};
 use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::reference::{model_commitment, NativeRun};
 use fold_ml_circuits::state::StepState;
@@ -134,7 +134,7 @@ proptest! {
         prop_assert!(sat);
         prop_assert_eq!(out, expected.to_vec());
         // and the same as the stand-alone reference executor
-        let mut run = NativeRun::start(spec, input, b_in, F::from(SALT)).unwrap();
+        let mut run = NativeRun::start(BlockSpec::layer(spec), input, b_in, F::from(SALT)).unwrap();
         run.apply(&layer_weights, b_out).unwrap();
         prop_assert_eq!(run.activations(), step.output());
         prop_assert_eq!(run.state().activations, expected.activations);
@@ -172,7 +172,7 @@ proptest! {
     fn tampered_output_rejected((spec, input, layer_weights, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
         let z_in = state_for(&input, b_in);
-        let mut hints = linear_hints(&spec.linear(), &input, &layer_weights.weights, &layer_weights.bias).unwrap();
+        let mut hints = linear_hints(&spec.linear(spec.zero_point), &input, &input, &layer_weights.weights, &layer_weights.bias).unwrap();
         let o = pick.index(hints.len());
         hints[o].requant.y += F::ONE;
         let step = LayerStep::new_unchecked(spec, witness(input, layer_weights, b_in, b_out), hints);
@@ -198,7 +198,7 @@ fn synthetic_stack_chains_to_the_model_commitment() {
     // executor and with the model commitment a model holder computes.
     let m = SyntheticModel::conv(2, 6, 3, 5, 9).unwrap();
     let blinds: Vec<F> = (0..=5u64).map(|i| if i == 5 { F::ZERO } else { F::from(1000 + i) }).collect();
-    let mut run = NativeRun::start(m.spec(), m.default_input(), blinds[0], m.salt()).unwrap();
+    let mut run = NativeRun::start(BlockSpec::layer(m.spec()), m.default_input(), blinds[0], m.salt()).unwrap();
     let mut z = run.state();
     let mut acts = m.default_input();
     for (i, p) in m.iter().enumerate() {
@@ -213,7 +213,7 @@ fn synthetic_stack_chains_to_the_model_commitment() {
         acts = step.output().to_vec();
         z = next;
     }
-    assert_eq!(model_commitment(m.salt(), m.iter().map(|p| (m.spec(), p))), z.model);
+    assert_eq!(model_commitment(m.salt(), m.iter().map(|p| (m.spec().digest_at(0, 1), p))), z.model);
     assert_eq!(z.layer, 5);
 }
 
@@ -238,19 +238,19 @@ fn the_model_commitment_binds_the_architecture() {
     let mut averaged = spec;
     averaged.pool = Some(Pool::square(PoolKind::Average, 2));
     variants.push(averaged);
-    let digests: Vec<F> = variants.iter().map(|s| s.digest()).collect();
+    let digests: Vec<F> = variants.iter().map(|s| s.digest_at(0, 1)).collect();
     for i in 0..digests.len() {
         for j in i + 1..digests.len() {
             assert_ne!(digests[i], digests[j], "specs {i} and {j}");
         }
     }
     let commitments: Vec<F> =
-        variants.iter().map(|s| model_commitment(m.salt(), [(*s, layer_weights.clone())])).collect();
+        variants.iter().map(|s| model_commitment(m.salt(), [(s.digest_at(0, 1), layer_weights.clone())])).collect();
     assert!(commitments.windows(2).all(|w| w[0] != w[1]));
     // Same weights, another image size (the `--size 28` / `--size 14` pair in small).
     let wide = SyntheticModel::conv(2, 7, 3, 1, 9).unwrap();
     assert_eq!(wide.layer(0), layer_weights);
-    assert_ne!(model_commitment(m.salt(), [(wide.spec(), layer_weights.clone())]), commitments[0]);
+    assert_ne!(model_commitment(m.salt(), [(wide.spec().digest_at(0, 1), layer_weights.clone())]), commitments[0]);
 
     let z_in = StepState { layer: 0, model: fold_ml_circuits::commit::model_start(), ..state_for(&input, F::ONE) };
     let step = LayerStep::new(spec, witness(input, layer_weights, F::ONE, F::from(2))).unwrap();
@@ -259,7 +259,7 @@ fn the_model_commitment_binds_the_architecture() {
     let claimed = StepState {
         model: fold_ml_circuits::commit::model_update_native(
             z_in.model,
-            shifted.digest(),
+            shifted.digest_at(0, 1),
             F::from(SALT),
             &m.layer(0).weights,
             &m.layer(0).bias,
@@ -318,13 +318,13 @@ proptest! {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
         let z_in = state_for(&input, b_in);
         let w = StepWitness { input: input.clone(), layers: layers.clone(), blind_in: b_in, blind_out: b_out, salt: F::from(SALT) };
-        let step = LayerStep::multi(spec, k, w).unwrap();
+        let step = LayerStep::multi(BlockSpec::layer(spec), k, w).unwrap();
         let expected = step.next_state(&z_in);
         let (sat, out) = synth(&step, &z_in, Some(&expected));
         prop_assert!(sat);
         prop_assert_eq!(&out, &expected.to_vec());
         // the reference executor, one layer at a time
-        let mut run = NativeRun::start(spec, input, b_in, F::from(SALT)).unwrap();
+        let mut run = NativeRun::start(BlockSpec::layer(spec), input, b_in, F::from(SALT)).unwrap();
         for p in &layers {
             run.apply(p, b_out).unwrap();
         }
@@ -332,7 +332,7 @@ proptest! {
         prop_assert_eq!(run.state().activations, expected.activations);
         prop_assert_eq!(expected.layer, z_in.layer + layers.len() as u64);
         let model = layers.iter().fold(z_in.model, |acc, p| {
-            fold_ml_circuits::commit::model_update_native(acc, spec.digest(), F::from(SALT), &p.weights, &p.bias)
+            fold_ml_circuits::commit::model_update_native(acc, spec.digest_at(0, 1), F::from(SALT), &p.weights, &p.bias)
         });
         prop_assert_eq!(expected.model, model);
         // claiming one more (or one fewer) layer is unsatisfiable
@@ -347,20 +347,22 @@ fn multi_layer_step_pinned_counts() {
     // Layers after the first in a step skip the input range checks and the two
     // commitments, and pay one selection per activation.
     let conv = SyntheticModel::zator(1, 0).spec();
-    let one = StepCost::of_step(&conv, 1);
-    let two = StepCost::of_step(&conv, 2);
+    let one = StepCost::of_step(&BlockSpec::layer(conv), 1);
+    let two = StepCost::of_step(&BlockSpec::layer(conv), 2);
     assert_eq!(two.constraints, 131_166);
     assert!(two.constraints < 2 * one.constraints);
     let dense16 =
         LayerSpec::new(LinearShape::Dense(DenseShape { inputs: 16, outputs: 16 }), RequantSpec::new(8, 24).unwrap());
-    assert_eq!(StepCost::of_step(&dense16, 8).constraints, 36_124);
+    assert_eq!(StepCost::of_step(&BlockSpec::layer(dense16), 8).constraints, 36_124);
 }
 
 #[test]
 fn chains_of_segments_are_checked_in_one_place() {
     use fold_ml_circuits::layer::check_chain;
     let rq = RequantSpec::new(8, 24).unwrap();
-    let dense = |i: usize, o: usize| LayerSpec::new(LinearShape::Dense(DenseShape { inputs: i, outputs: o }), rq);
+    let dense = |i: usize, o: usize| {
+        BlockSpec::layer(LayerSpec::new(LinearShape::Dense(DenseShape { inputs: i, outputs: o }), rq))
+    };
     let (a, b, c) = (dense(4, 4), dense(4, 2), dense(3, 3));
     assert!(check_chain([(&a, 3, 1), (&b, 1, 1)]).is_ok());
     assert!(check_chain(std::iter::empty()).is_err(), "no segment");
@@ -369,4 +371,9 @@ fn chains_of_segments_are_checked_in_one_place() {
     assert!(check_chain([(&b, 1, 2)]).is_err(), "stacked in a step");
     let err = check_chain([(&a, 1, 1), (&c, 1, 1)]).unwrap_err().to_string();
     assert!(err.contains("segment 1") && err.contains("takes 3"), "{err}");
+    // A two-layer block: whole blocks only, one block per step.
+    let block = BlockSpec { stages: vec![a.stages[0], a.stages[0]] };
+    assert!(check_chain([(&block, 4, 2)]).is_ok());
+    assert!(check_chain([(&block, 3, 2)]).is_err(), "half a block");
+    assert!(check_chain([(&block, 4, 4)]).is_err(), "two blocks in a step");
 }

@@ -8,6 +8,8 @@ use fold_ml::job::manifest::LoadedModel;
 use fold_ml::model::input_commitment::InputCommitment;
 use fold_ml::model::network::Network;
 use fold_ml::model::{model_commitment, ModelSource};
+use fold_ml_circuits::gadgets::linear::LinearShape;
+use fold_ml_circuits::layer::LayerSpec;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,14 +78,17 @@ pub fn run_commit(args: ModelArgs) -> anyhow::Result<ExitCode> {
     let segments: Vec<_> = model
         .segments()
         .iter()
-        .map(|s| serde_json::json!({ "layers": s.num_layers(), "layer_spec_digest": to_hex(&s.spec().digest()) }))
+        .map(|s| {
+            let digests: Vec<String> = s.spec().digests().iter().map(to_hex).collect();
+            serde_json::json!({ "layers": s.num_layers(), "block_layer_digests": digests })
+        })
         .collect();
     let out = serde_json::json!({
         "model_commitment": to_hex(&model_commitment(model)),
         "num_layers": model.num_layers(),
         "segments": segments,
-        "covers": "every layer in order: its spec (geometry, requantization, residual, pooling) and its weights \
-                   and biases, under the model's secret salt",
+        "covers": "every layer in order: its spec (geometry, requantization, shortcut, pooling, place in its \
+                   block) and its weights and biases, under the model's secret salt",
     });
     println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
     Ok(ExitCode::SUCCESS)
@@ -116,7 +121,7 @@ pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let spec = model.spec();
     let n = model.num_layers();
     let one = StepCost::of(&spec);
-    let sizes = StepSizes::of(&spec);
+    let sizes = StepSizes::of(&fold_ml_circuits::layer::BlockSpec::layer(spec));
     let auto = auto_layers_per_step(&sizes, n);
     let k = args.step.layers_per_step.unwrap_or(auto);
     println!("model {} ({n} layers; every layer has the same shape)", descriptor.name());
@@ -172,6 +177,26 @@ pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A layer's geometry in a few words.
+fn shape_name(shape: &LinearShape) -> String {
+    match shape {
+        LinearShape::Conv(c) => {
+            let (_, oh, ow) = c.output_dims();
+            let [kh, kw] = c.kernel;
+            let mut s =
+                format!("conv {kh}×{kw} {}→{} {}×{}→{oh}×{ow}", c.channels_in, c.channels_out, c.height, c.width);
+            if c.stride != [1, 1] {
+                s += &format!(" stride {}×{}", c.stride[0], c.stride[1]);
+            }
+            if c.groups > 1 {
+                s += &format!(" groups {}", c.groups);
+            }
+            s
+        }
+        LinearShape::Dense(d) => format!("dense {}→{}", d.inputs, d.outputs),
+    }
+}
+
 /// The segment table of an imported model.
 fn inspect_network(net: &Network) -> anyhow::Result<ExitCode> {
     use fold_ml_circuits::cost::StepCost;
@@ -187,42 +212,33 @@ fn inspect_network(net: &Network) -> anyhow::Result<ExitCode> {
     );
     println!();
     println!(
-        "| segment | layers | shape | residual | pool | shift / acc bits | MACs/layer | constraints/layer | from |"
+        "| segment | layers | block (one step) | shortcut | pool | shift / acc bits | MACs/step | constraints/step | from |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (j, seg) in net.segments.iter().enumerate() {
-        let spec = &seg.spec;
-        let cost = StepCost::of(spec);
-        let shape = match spec.shape {
-            fold_ml_circuits::gadgets::linear::LinearShape::Conv(c) => {
-                let (_, oh, ow) = c.output_dims();
-                let [kh, kw] = c.kernel;
-                let mut s =
-                    format!("conv {kh}×{kw} {}→{} {}×{}→{oh}×{ow}", c.channels_in, c.channels_out, c.height, c.width);
-                if c.stride != [1, 1] {
-                    s += &format!(" stride {}×{}", c.stride[0], c.stride[1]);
-                }
-                if c.groups > 1 {
-                    s += &format!(" groups {}", c.groups);
-                }
-                s
-            }
-            fold_ml_circuits::gadgets::linear::LinearShape::Dense(d) => format!("dense {}→{}", d.inputs, d.outputs),
-        };
-        let pool = spec.pool.map_or("-".into(), |p| {
-            format!("{:?} {}×{} stride {}×{}", p.kind, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1])
+        let block = &seg.spec;
+        let cost = StepCost::of_step(block, block.num_stages());
+        let join = |f: &dyn Fn(&LayerSpec) -> String| block.stages.iter().map(f).collect::<Vec<_>>().join(" → ");
+        let shape = join(&|s| shape_name(&s.shape));
+        let shortcut = join(&|s| match (s.skip, s.projection) {
+            (_, Some(p)) => format!("projection {}", shape_name(&LinearShape::Conv(p))),
+            (0, None) => "-".into(),
+            (k, None) => format!("×{k}"),
         });
+        let pool = join(&|s| {
+            s.pool.map_or("-".into(), |p| {
+                format!("{:?} {}×{} stride {}×{}", p.kind, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1])
+            })
+        });
+        let shifts = join(&|s| format!("{} / {}", s.requant.shift(), s.requant.acc_bits()));
         let origin = match seg.origin.as_slice() {
             [] => String::new(),
             [one] => one.clone(),
             [first, .., last] => format!("{first} … {last}"),
         };
         println!(
-            "| {j} | {} | {shape} | {} | {pool} | {} / {} | {} | {} | {origin} |",
+            "| {j} | {} | {shape} | {shortcut} | {pool} | {shifts} | {} | {} | {origin} |",
             seg.layers.len(),
-            if spec.skip == 0 { "-".to_string() } else { format!("×{}", spec.skip) },
-            spec.requant.shift(),
-            spec.requant.acc_bits(),
             cost.macs,
             cost.constraints,
         );

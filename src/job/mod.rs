@@ -89,6 +89,8 @@ impl JobRequest {
                 let spec = seg.spec();
                 let stackable = spec.num_inputs() == spec.num_outputs();
                 let k = match (self.layers_per_step, recorded.and_then(|r| r.get(j))) {
+                    // a multi-layer block is one step
+                    _ if spec.num_stages() > 1 => spec.num_stages(),
                     _ if !stackable => 1,
                     (Some(k), _) => k,
                     (None, Some(a)) => a.layers_per_step,

@@ -20,7 +20,7 @@ pub mod input_commitment;
 pub mod network;
 pub mod onnx;
 
-use fold_ml_circuits::layer::{LayerSpec, LayerWeights};
+use fold_ml_circuits::layer::{BlockSpec, LayerWeights};
 use fold_ml_circuits::synthetic::SyntheticModel;
 use fold_ml_circuits::F;
 use network::{Network, Segment};
@@ -28,11 +28,11 @@ use network::{Network, Segment};
 pub use fold_ml_circuits::CIRCUIT_VERSION;
 pub use fold_ml_verify::architecture::Architecture;
 
-/// A run of layers of one spec that the prover can stream layer by layer.
+/// A run of blocks of one spec that the prover can stream layer by layer.
 pub trait LayerSource: Sync {
-    /// The shared layer spec.
-    fn spec(&self) -> LayerSpec;
-    /// Depth.
+    /// The shared block spec (a plain layer is a block of one).
+    fn spec(&self) -> BlockSpec;
+    /// Depth in layers (whole blocks).
     fn num_layers(&self) -> usize;
     /// Layer `i` (generated or read on demand).
     fn layer(&self, i: usize) -> LayerWeights;
@@ -53,8 +53,8 @@ pub trait ModelSource: Sync {
 }
 
 impl LayerSource for SyntheticModel {
-    fn spec(&self) -> LayerSpec {
-        SyntheticModel::spec(self)
+    fn spec(&self) -> BlockSpec {
+        BlockSpec::layer(SyntheticModel::spec(self))
     }
     fn num_layers(&self) -> usize {
         self.layers()
@@ -77,8 +77,8 @@ impl ModelSource for SyntheticModel {
 }
 
 impl LayerSource for Segment {
-    fn spec(&self) -> LayerSpec {
-        self.spec
+    fn spec(&self) -> BlockSpec {
+        self.spec.clone()
     }
     fn num_layers(&self) -> usize {
         self.layers.len()
@@ -103,6 +103,9 @@ impl ModelSource for Network {
 /// The model commitment of a streamed model (every layer's spec and parameters under the
 /// model's salt), computed natively.
 pub fn model_commitment(model: &dyn ModelSource) -> F {
-    let layers = model.segments().into_iter().flat_map(|s| (0..s.num_layers()).map(move |i| (s.spec(), s.layer(i))));
+    let layers = model.segments().into_iter().flat_map(|s| {
+        let digests = s.spec().digests();
+        (0..s.num_layers()).map(move |i| (digests[i % digests.len()], s.layer(i)))
+    });
     fold_ml_circuits::reference::model_commitment(model.salt(), layers)
 }

@@ -9,15 +9,16 @@
 
 use crate::artifact::{self, Kind};
 use crate::error::Error;
-use fold_ml_circuits::layer::{layer_native, LayerSpec, LayerWeights};
+use fold_ml_circuits::layer::{BlockSpec, LayerWeights};
 use fold_ml_circuits::quant::{QuantError, ACT_MAX};
+use fold_ml_circuits::reference::NativeRun;
 use fold_ml_circuits::F;
 use fold_ml_verify::fsutil::{read_file, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Model file format version.
-pub const NETWORK_VERSION: u16 = 2;
+pub const NETWORK_VERSION: u16 = 3;
 
 /// How real inputs map to input activations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,12 +41,12 @@ pub struct OutputQuant {
     pub zero_point: u8,
 }
 
-/// A run of layers of one spec.
+/// A run of blocks of one spec.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
-    /// The spec every layer of the segment shares.
-    pub spec: LayerSpec,
-    /// The layers, in order.
+    /// The spec every block of the segment shares (a plain layer is a block of one).
+    pub spec: BlockSpec,
+    /// The layers, in order (whole blocks).
     pub layers: Vec<LayerWeights>,
     /// Where the layers came from (ONNX node names), for messages.
     pub origin: Vec<String>,
@@ -102,31 +103,39 @@ impl Network {
         if !(self.input.scale > 0.0 && self.input.scale.is_finite() && self.output.scale > 0.0) {
             return Err("scales must be positive".into());
         }
-        fold_ml_circuits::layer::check_chain(self.segments.iter().map(|s| (&s.spec, s.layers.len(), 1)))
-            .map_err(|e| e.to_string())?;
+        fold_ml_circuits::layer::check_chain(
+            self.segments.iter().map(|s| (&s.spec, s.layers.len(), s.spec.num_stages())),
+        )
+        .map_err(|e| e.to_string())?;
         // Only the model input is signed: the first layer alone reads it with its zero point.
         let first = &self.segments[0];
-        if first.spec.zero_point != self.input.zero_point {
+        if first.spec.zero_point() != self.input.zero_point {
             return Err(format!(
                 "the input's zero point {} is not the first layer's {}",
-                self.input.zero_point, first.spec.zero_point
+                self.input.zero_point,
+                first.spec.zero_point()
             ));
         }
-        let shifted_later = self.segments.iter().enumerate().find(|(j, s)| *j > 0 && s.spec.zero_point != 0);
-        if let Some((j, _)) =
-            shifted_later.or((first.layers.len() > 1 && first.spec.zero_point != 0).then_some((0, first)))
-        {
-            return Err(format!("segment {j}: only the first layer reads a zero-point-shifted input"));
-        }
-        let mut width = self.num_inputs();
         for (j, seg) in self.segments.iter().enumerate() {
-            for (i, l) in seg.layers.iter().enumerate() {
-                seg.spec
-                    .shape
-                    .check_lengths(width, l.weights.len(), l.bias.len())
-                    .map_err(|e| format!("segment {j} layer {i}: {e}"))?;
+            let stages = &seg.spec.stages;
+            // Only the very first layer of the network reads a zero-point-shifted input.
+            let shifted = (0..seg.layers.len()).any(|i| (j, i) != (0, 0) && stages[i % stages.len()].zero_point != 0);
+            if shifted {
+                return Err(format!("segment {j}: only the first layer reads a zero-point-shifted input"));
             }
-            width = seg.spec.num_outputs();
+            for (i, l) in seg.layers.iter().enumerate() {
+                let spec = &stages[i % stages.len()];
+                let expected = [spec.num_weights(), spec.shape.num_biases()];
+                if [l.weights.len(), l.bias.len()] != expected {
+                    return Err(format!(
+                        "segment {j} layer {i}: {} weights and {} biases, the spec has {} and {}",
+                        l.weights.len(),
+                        l.bias.len(),
+                        expected[0],
+                        expected[1]
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -155,10 +164,13 @@ impl Network {
 
     /// Runs the quantized network natively (the exact integer maths the proof covers).
     pub fn run_native(&self, input: &[u8]) -> Result<Vec<u8>, QuantError> {
-        self.segments
-            .iter()
-            .flat_map(|s| s.layers.iter().map(move |l| (&s.spec, l)))
-            .try_fold(input.to_vec(), |a, (spec, l)| layer_native(spec, &a, l))
+        self.segments.iter().try_fold(input.to_vec(), |a, s| {
+            let mut run = NativeRun::start(s.spec.clone(), a, F::from(0), F::from(0))?;
+            for l in &s.layers {
+                run.apply(l, F::from(0))?;
+            }
+            Ok(run.activations().to_vec())
+        })
     }
 
     /// The real outputs that output activations stand for.

@@ -127,7 +127,7 @@ pub(crate) fn bad(what: &str, reason: String) -> Error {
 pub fn check_model_and_input(model: &dyn ModelSource, input: &[u8]) -> Result<(), Error> {
     let segments = model.segments();
     let specs: Vec<_> = segments.iter().map(|s| (s.spec(), s.num_layers())).collect();
-    fold_ml_circuits::layer::check_chain(specs.iter().map(|(spec, n)| (spec, *n, 1)))
+    fold_ml_circuits::layer::check_chain(specs.iter().map(|(spec, n)| (spec, *n, spec.num_stages())))
         .map_err(|e| bad("model", e.to_string()))?;
     let n = segments[0].spec().num_inputs();
     if input.len() != n {
@@ -164,7 +164,7 @@ fn prepare_steps(
         let blind_out = if end == n { end_blind } else { F::random(OsRng) };
         let layers = (layers_done..end).map(|i| model.layer(i)).collect();
         let witness = StepWitness { input: activations, layers, blind_in: blind, blind_out, salt };
-        let step = LayerStep::multi(spec, layers_per_step, witness)
+        let step = LayerStep::multi(spec.clone(), layers_per_step, witness)
             .map_err(|e| bad(&format!("model layers {layers_done}..{end}"), e.to_string()));
         let next = step.as_ref().map(|s| s.output().to_vec()).unwrap_or_default();
         let failed = step.is_err();

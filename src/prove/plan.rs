@@ -9,7 +9,7 @@
 //! README's measured tables are the ground truth.
 
 use fold_ml_circuits::cost::StepCost;
-use fold_ml_circuits::layer::LayerSpec;
+use fold_ml_circuits::layer::BlockSpec;
 
 /// Primary constraints Nova adds to every step (its verifier circuit, arity 3).
 pub const NOVA_PRIMARY_OVERHEAD: usize = 9_820;
@@ -38,10 +38,15 @@ pub struct StepSizes {
 }
 
 impl StepSizes {
-    /// Measures the spec by synthesizing blank steps of one and two layers.
-    pub fn of(spec: &LayerSpec) -> Self {
-        let one = StepCost::of_step(spec, 1).constraints;
-        let two = StepCost::of_step(spec, 2).constraints;
+    /// Measures the spec by synthesizing blank steps of one and two one-layer blocks
+    /// (a multi-layer block: one step of the block, which never takes more).
+    pub fn of(block: &BlockSpec) -> Self {
+        let n = block.num_stages();
+        let one = StepCost::of_step(block, n).constraints;
+        if n > 1 {
+            return Self { first: one, more: 0 };
+        }
+        let two = StepCost::of_step(block, 2).constraints;
         Self { first: one, more: two - one }
     }
 
@@ -127,7 +132,7 @@ mod tests {
 
     #[test]
     fn auto_choice_is_a_function_of_constraint_counts() {
-        let conv = StepSizes::of(&SyntheticModel::zator(1, 0).spec());
+        let conv = StepSizes::of(&BlockSpec::layer(SyntheticModel::zator(1, 0).spec()));
         assert_eq!(conv.primary(1), 81_662, "matches the measured fold size");
         assert_eq!(auto_layers_per_step(&conv, 512), 1, "a 72k-constraint layer folds alone");
         let tiny = StepSizes { first: 3_000, more: 1_500 };
@@ -141,7 +146,7 @@ mod tests {
             }),
             fold_ml_circuits::quant::RequantSpec::new(8, 24).unwrap(),
         );
-        assert_eq!(auto_layers_per_step(&StepSizes::of(&dense16), 512), 4);
+        assert_eq!(auto_layers_per_step(&StepSizes::of(&BlockSpec::layer(dense16)), 512), 4);
         assert_eq!(auto_layers_per_step(&tiny, 1), 1);
         // independent of depth (so memory is too), once the model is deep enough
         assert_eq!(auto_layers_per_step(&tiny, 64), auto_layers_per_step(&tiny, 4096));

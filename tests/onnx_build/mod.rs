@@ -133,3 +133,66 @@ pub fn mobile_tail() -> Vec<NodeProto> {
         node("GlobalAveragePool", "gap", &["r3_out"], vec![]),
     ]
 }
+
+/// A BatchNormalization node `name` over `input` with `c` channels, and its tensors
+/// (random scale, shift and mean; variances in `[0.5, 1.5)`).
+pub fn batch_norm(name: &str, input: &str, c: i64, seed: u64) -> (NodeProto, Vec<TensorProto>) {
+    let t = |what: &str, s: u64, scale: f32| random_tensor(&format!("{name}.{what}"), &[c], seed + s, scale);
+    let mut var = t("var", 3, 0.5);
+    var.float_data.iter_mut().for_each(|v| *v += 1.0);
+    let mut gamma = t("scale", 0, 0.3);
+    gamma.float_data.iter_mut().for_each(|v| *v += 1.0);
+    let inputs = [
+        input.to_string(),
+        format!("{name}.scale"),
+        format!("{name}.B"),
+        format!("{name}.mean"),
+        format!("{name}.var"),
+    ];
+    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    (node("BatchNormalization", name, &inputs, vec![]), vec![gamma, t("B", 1, 0.1), t("mean", 2, 0.1), var])
+}
+
+/// A small ResNet on a `[1, 2, 6, 6]` input: a stem conv (2→4); a basic block with an
+/// identity shortcut and a BatchNormalization after its second conv; a stride-2 basic
+/// block (4→8) whose 1×1 projection shortcut has its own BatchNormalization and is the
+/// Add's first operand; global average pooling; a Gemm to 3 logits.
+pub fn small_resnet() -> ModelProto {
+    let pad = || ints("pads", &[1, 1, 1, 1]);
+    let (bn_a, bn_a_t) = batch_norm("a2bn", "a2_out", 4, 40);
+    let (bn_p, bn_p_t) = batch_norm("pbn", "p_out", 8, 50);
+    let nodes = vec![
+        conv("s", "input", vec![pad()]),
+        node("Relu", "sr", &["s_out"], vec![]),
+        conv("a1", "sr_out", vec![pad()]),
+        node("Relu", "a1r", &["a1_out"], vec![]),
+        conv("a2", "a1r_out", vec![pad()]),
+        bn_a,
+        node("Add", "aadd", &["a2bn_out", "sr_out"], vec![]),
+        node("Relu", "ar", &["aadd_out"], vec![]),
+        conv("b1", "ar_out", vec![pad(), ints("strides", &[2, 2])]),
+        node("Relu", "b1r", &["b1_out"], vec![]),
+        conv("b2", "b1r_out", vec![pad()]),
+        conv("p", "ar_out", vec![ints("strides", &[2, 2])]),
+        bn_p,
+        node("Add", "badd", &["pbn_out", "b2_out"], vec![]),
+        node("Relu", "br", &["badd_out"], vec![]),
+        node("GlobalAveragePool", "gap", &["br_out"], vec![]),
+        node("Flatten", "flat", &["gap_out"], vec![]),
+        node("Gemm", "fc", &["flat_out", "fc.w", "fc.b"], vec![int("transB", 1)]),
+    ];
+    let mut inits: Vec<TensorProto> = [
+        conv_weights("s", [4, 2, 3, 3], 1),
+        conv_weights("a1", [4, 4, 3, 3], 2),
+        conv_weights("a2", [4, 4, 3, 3], 3),
+        conv_weights("b1", [8, 4, 3, 3], 4),
+        conv_weights("b2", [8, 8, 3, 3], 5),
+        conv_weights("p", [8, 4, 1, 1], 6),
+    ]
+    .concat();
+    inits.extend(bn_a_t);
+    inits.extend(bn_p_t);
+    inits.push(random_tensor("fc.w", &[3, 8], 7, 0.5));
+    inits.push(random_tensor("fc.b", &[3], 8, 0.1));
+    model(&[1, 2, 6, 6], nodes, inits)
+}

@@ -1,7 +1,7 @@
 //! The public description of a segment's step circuit: what its keys depend on.
 
 use crate::artifact::hex;
-use fold_ml_circuits::layer::LayerSpec;
+use fold_ml_circuits::layer::BlockSpec;
 use fold_ml_circuits::{CIRCUIT_VERSION, F};
 use nova_snark::digest::{DigestComputer, SimpleDigestible};
 use serde::{Deserialize, Serialize};
@@ -12,19 +12,19 @@ use serde::{Deserialize, Serialize};
 pub struct Architecture {
     /// [`CIRCUIT_VERSION`] of the prover.
     pub circuit: String,
-    /// The shape of every layer.
-    pub layer: LayerSpec,
-    /// Layers folded per Nova step.
+    /// The block every step applies (a plain layer is a block of one).
+    pub block: BlockSpec,
+    /// Layers folded per Nova step (a multi-layer block's size, or one-layer blocks).
     pub layers_per_step: usize,
 }
 
 impl SimpleDigestible for Architecture {}
 
 impl Architecture {
-    /// The architecture of `layers_per_step` layers of `layer` per step, under this
+    /// The architecture of `layers_per_step` layers of `block` per step, under this
     /// build's circuit.
-    pub fn new(layer: LayerSpec, layers_per_step: usize) -> Self {
-        Self { circuit: CIRCUIT_VERSION.to_string(), layer, layers_per_step }
+    pub fn new(block: BlockSpec, layers_per_step: usize) -> Self {
+        Self { circuit: CIRCUIT_VERSION.to_string(), block, layers_per_step }
     }
 
     /// Digest (nova-snark's SHA3-based digest of the canonical encoding), 32 bytes.

@@ -42,7 +42,7 @@ pub fn store<T: serde::Serialize>(path: &Path, kind: Kind, arch: &[u8; 32], valu
 
 /// Sets up Nova's public parameters and the compression keys of an architecture.
 pub fn setup(arch: &Architecture) -> Result<(PublicParams, ProverKey, VerifierKey), Error> {
-    let blank = LayerStep::blank(arch.layer, arch.layers_per_step);
+    let blank = LayerStep::blank(arch.block.clone(), arch.layers_per_step);
     let pp = PublicParams::setup(&blank, &*S1::ck_floor(), &*S2::ck_floor())
         .map_err(|source| Error::Nova { stage: "parameter setup", source })?;
     let (pk, vk) =

@@ -5,8 +5,8 @@ use crate::error::VerifyError;
 use crate::field::hex_serde;
 use ff::Field;
 use fold_ml_circuits::commit::{activation_commitment_native, model_start};
-use fold_ml_circuits::gadgets::linear::LinearShape;
-use fold_ml_circuits::layer::check_chain;
+use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
+use fold_ml_circuits::layer::{check_chain, LayerSpec, MAX_STAGES};
 use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::CIRCUIT_VERSION;
@@ -20,7 +20,7 @@ pub const STATEMENT_FORMAT: &str = "fold-ml statement";
 pub const MAX_LAYERS_PER_STEP: usize = 256;
 /// Statement format version (3: architecture-bound, hiding model commitment from a fixed
 /// start; public outputs opened with their blind).
-pub const STATEMENT_VERSION: u16 = 4;
+pub const STATEMENT_VERSION: u16 = 5;
 /// Largest number of segments in a statement.
 pub const MAX_SEGMENTS: usize = 4096;
 /// Largest `statement.json` the verifier reads, in bytes.
@@ -216,11 +216,11 @@ impl Statement {
             }
         }
         check_chain(
-            self.segments.iter().map(|s| (&s.architecture.layer, s.num_layers, s.architecture.layers_per_step)),
+            self.segments.iter().map(|s| (&s.architecture.block, s.num_layers, s.architecture.layers_per_step)),
         )
         .or_else(|e| bad(e.to_string()))?;
         let total: usize = self.segments.iter().map(|s| s.num_layers).sum();
-        let width = self.segments[self.segments.len() - 1].architecture.layer.num_outputs();
+        let width = self.segments[self.segments.len() - 1].architecture.block.num_outputs();
         if total != self.num_layers {
             return bad(format!("num_layers is {}, the segments have {total}", self.num_layers));
         }
@@ -231,7 +231,7 @@ impl Statement {
                 check_public(&self.output.values, blind.unwrap_or(F::ZERO), "output", width, &self.output.commitment)?
             }
         }
-        let first = self.segments[0].architecture.layer.num_inputs();
+        let first = self.segments[0].architecture.block.num_inputs();
         check_public(&self.input.values, F::ZERO, "input", first, &self.input.commitment)?;
         match (&self.output.class, &self.output.values) {
             (None, _) => {}
@@ -285,26 +285,59 @@ impl Statement {
 }
 
 /// Checks an architecture's sizes against the documented limits without overflowing:
-/// activations, weights and an upper estimate of the step's constraints.
+/// layers per block, activations, weights and an upper estimate of the step's constraints.
 fn check_size(arch: &Architecture) -> Result<(), String> {
-    let spec = &arch.layer;
     let k = arch.layers_per_step as u128;
     if k == 0 || k > MAX_LAYERS_PER_STEP as u128 {
         return Err(format!("layers_per_step must be in 1..={MAX_LAYERS_PER_STEP}"));
     }
-    let n = |v: usize| v as u128;
+    let stages = &arch.block.stages;
+    if stages.is_empty() || stages.len() > MAX_STAGES {
+        return Err(format!("a block has 1 to {MAX_STAGES} layers, not {}", stages.len()));
+    }
     // Every geometry field is bounded first, so that nothing below can overflow.
-    if let Some(v) = spec.dimensions().into_iter().find(|&v| u128::from(v) > MAX_DIMENSION) {
+    if let Some(v) = arch.block.dimensions().into_iter().find(|&v| u128::from(v) > MAX_DIMENSION) {
         return Err(format!("a dimension of {v} is larger than {MAX_DIMENSION}"));
     }
+    // Layers of one kind per step: all of a multi-layer block's, or k one-layer blocks.
+    let copies = if stages.len() == 1 { k } else { 1 };
+    let mut estimate = 10_000u128;
+    for spec in stages {
+        let (inputs, outputs, weights, per_layer) = layer_size(spec);
+        if inputs > MAX_ACTIVATIONS || outputs > MAX_ACTIVATIONS {
+            return Err(format!("a layer takes or gives more than {MAX_ACTIVATIONS} activations"));
+        }
+        if weights > MAX_WEIGHTS {
+            return Err(format!("a layer has more than {MAX_WEIGHTS} weights"));
+        }
+        estimate += (per_layer + weights * 2) * copies;
+    }
+    let inputs = arch.block.num_inputs() as u128;
+    estimate += inputs * 10;
+    if estimate > MAX_STEP_CONSTRAINTS {
+        return Err(format!(
+            "a step of about {estimate} constraints is larger than the {MAX_STEP_CONSTRAINTS} this verifier derives keys for"
+        ));
+    }
+    Ok(())
+}
+
+/// One layer's inputs, outputs, weights and an upper estimate of its constraints, from
+/// dimensions already bounded by [`MAX_DIMENSION`] (so in `u128` nothing overflows).
+fn layer_size(spec: &LayerSpec) -> (u128, u128, u128, u128) {
+    let n = |v: usize| v as u128;
     // Output side of a window sliding over a padded axis (floor mode), as the circuit counts.
     let span = |len: u128, pad: u128, k: u128, s: u128| (len + pad).saturating_sub(k) / s.max(1) + 1;
-    let (inputs, outputs, weights, macs, pool) = match spec.shape {
+    // A convolution's output dimensions and weights per output.
+    let conv = |c: &ConvShape| {
+        let ([kh, kw], [sh, sw], [t, l, b, r]) = (c.kernel.map(n), c.stride.map(n), c.pads.map(n));
+        let (oh, ow) = (span(n(c.height), t + b, kh, sh), span(n(c.width), l + r, kw, sw));
+        (oh, ow, n(c.channels_in) / n(c.groups).max(1) * kh * kw)
+    };
+    let (inputs, outputs, weights, macs, pool) = match &spec.shape {
         LinearShape::Conv(c) => {
-            let ([kh, kw], [sh, sw], [t, l, b, r]) = (c.kernel.map(n), c.stride.map(n), c.pads.map(n));
-            let (oh, ow) = (span(n(c.height), t + b, kh, sh), span(n(c.width), l + r, kw, sw));
+            let (oh, ow, per_out) = conv(c);
             let outputs = n(c.channels_out) * oh * ow;
-            let per_out = n(c.channels_in) / n(c.groups).max(1) * kh * kw;
             let pool = spec.pool.map_or(0, |p| {
                 let ([kh, kw], [sh, sw], [t, l, b, r]) = (p.kernel.map(n), p.stride.map(n), p.pads.map(n));
                 let pooled = n(c.channels_out) * span(oh, t + b, kh, sh) * span(ow, l + r, kw, sw);
@@ -317,23 +350,16 @@ fn check_size(arch: &Architecture) -> Result<(), String> {
             (n(d.inputs), n(d.outputs), w, w, 0)
         }
     };
-    if inputs > MAX_ACTIVATIONS || outputs > MAX_ACTIVATIONS {
-        return Err(format!("a layer takes or gives more than {MAX_ACTIVATIONS} activations"));
-    }
-    if weights > MAX_WEIGHTS {
-        return Err(format!("a layer has more than {MAX_WEIGHTS} weights"));
-    }
-    // Per layer: a product per MAC, at most 64 constraints to requantize an output, 9 per
-    // pooled cell and 64 per pooled output, 8 per weight; per step: 8 per input and the
-    // commitments.
-    let per_layer = macs + outputs * 65 + pool + weights * 9 + outputs;
-    let estimate = per_layer * k + inputs * 8 + (inputs + weights * k) * 2 + 10_000;
-    if estimate > MAX_STEP_CONSTRAINTS {
-        return Err(format!(
-            "a step of about {estimate} constraints is larger than the {MAX_STEP_CONSTRAINTS} this verifier derives keys for"
-        ));
-    }
-    Ok(())
+    let (weights, macs) = match &spec.projection {
+        Some(p) => {
+            let (oh, ow, per_out) = conv(p);
+            (weights + n(p.channels_out) * per_out, macs + n(p.channels_out) * oh * ow * per_out)
+        }
+        None => (weights, macs),
+    };
+    // A product per MAC, at most 64 constraints to requantize an output, 9 per pooled
+    // cell and 64 per pooled output, 8 per weight; the commitments.
+    (inputs, outputs, weights, macs + outputs * 66 + pool + weights * 9)
 }
 
 #[derive(Serialize)]

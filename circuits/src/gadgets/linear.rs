@@ -87,11 +87,6 @@ impl LinearShape {
             Self::Dense(d) => d.inputs,
         }
     }
-    /// Constraints of [`linear_requant`]: one per MAC (at least one per output) plus the
-    /// requantization of every output.
-    pub fn constraints(&self, p: RequantSpec) -> usize {
-        (0..self.num_outputs()).map(|o| self.taps(o).len().max(1) + requant_constraints(p)).sum()
-    }
     /// Checks the lengths of one layer's tensors against the shape.
     pub fn check_lengths(&self, input: usize, weights: usize, bias: usize) -> Result<(), QuantError> {
         for (what, expected, got) in [
@@ -108,68 +103,154 @@ impl LinearShape {
 }
 
 /// A linear map with its requantization: what a layer computes before pooling.
+///
+/// The *shortcut* terms (the residual `skip` and the `projection`) read the input of the
+/// layer's block, which is the layer's own input in a one-layer block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Linear {
     /// Geometry.
     pub shape: LinearShape,
     /// Requantization.
     pub requant: RequantSpec,
-    /// Residual multiplier: output `o` adds `skip · x[o]` to its accumulator (0: none).
+    /// Residual multiplier: output `o` adds `skip · xb[o]` (the block input) to its
+    /// accumulator (0: none).
     pub skip: u32,
+    /// Projection shortcut: a convolution of the block input whose products join the
+    /// accumulators (ResNet's 1×1 strided shortcut). Its weights follow the layer's own.
+    pub projection: Option<ConvShape>,
     /// Zero point of the input: a stored activation `a` stands for `x = a - zero_point`
     /// (0 after a ReLU; a model input's calibrated zero point lets it be signed). Padding
     /// is `x = 0`, as in ONNX.
     pub zero_point: u8,
+    /// Zero point of the block input (what the shortcut terms read).
+    pub block_zero_point: u8,
+}
+
+/// Which tensor a tap reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tap {
+    /// The layer's input, at this index.
+    Input(usize),
+    /// The block's input (a projection shortcut), at this index.
+    Block(usize),
 }
 
 impl Linear {
-    /// Checks the shape, the residual multiplier and the lengths of one layer's tensors.
-    fn check(&self, input: &[u8], weights: &[i8], bias: &[i32]) -> Result<(), QuantError> {
-        self.shape.check_lengths(input.len(), weights.len(), bias.len())?;
-        check_skip(&self.shape, self.skip)?;
-        check_activations(input)
+    /// All weights: the layer's own, then the projection's.
+    pub fn num_weights(&self) -> usize {
+        self.shape.num_weights() + self.projection.map_or(0, |p| p.num_weights())
     }
 
-    /// The input values `x = a - zero_point`.
-    fn centred(&self, input: &[u8]) -> Vec<i64> {
-        input.iter().map(|&a| i64::from(a) - i64::from(self.zero_point)).collect()
+    /// The taps of output `o`, projection included, as `(weight index, input)`; padding
+    /// taps are absent.
+    pub fn taps(&self, o: usize) -> Vec<(usize, Tap)> {
+        let mut taps: Vec<_> = self.shape.taps(o).into_iter().map(|(wi, ii)| (wi, Tap::Input(ii))).collect();
+        if let Some(p) = self.projection {
+            let n = self.shape.num_weights();
+            taps.extend(p.taps(o).into_iter().map(|(wi, ii)| (n + wi, Tap::Block(ii))));
+        }
+        taps
     }
 
-    /// The constant part of output `o`'s accumulator: its bias plus, with a residual, `skip · x[o]`.
-    fn offset(&self, x: &[i64], bias: &[i32], o: usize) -> i64 {
-        let residual = if self.skip == 0 { 0 } else { i64::from(self.skip) * x[o] };
+    /// Multiply-accumulates, projection included (padding taps excluded).
+    pub fn macs(&self) -> usize {
+        (0..self.shape.num_outputs()).map(|o| self.taps(o).len()).sum()
+    }
+
+    /// Constraints of [`linear_requant`]: one per MAC (at least one per output) plus the
+    /// requantization of every output.
+    pub fn constraints(&self) -> usize {
+        (0..self.shape.num_outputs()).map(|o| self.taps(o).len().max(1) + requant_constraints(self.requant)).sum()
+    }
+
+    /// Checks the shortcut terms against the shape and the block input's length.
+    pub fn check_shortcut(&self, block_inputs: usize) -> Result<(), QuantError> {
+        let bad = |m: String| Err(QuantError::BadSpec(m));
+        if self.skip != 0 && block_inputs != self.shape.num_outputs() {
+            return bad(format!(
+                "a residual connection needs as many block inputs as outputs ({block_inputs} != {})",
+                self.shape.num_outputs()
+            ));
+        }
+        if let Some(p) = self.projection {
+            p.check().or_else(|e| bad(format!("projection: {e}")))?;
+            let LinearShape::Conv(c) = self.shape else {
+                return bad("only a convolution can have a projection shortcut".into());
+            };
+            if p.num_inputs() != block_inputs || p.output_dims() != c.output_dims() {
+                return bad(format!(
+                    "the projection maps {} block inputs to {:?}; the block has {block_inputs} inputs and the \
+                     layer outputs {:?}",
+                    p.num_inputs(),
+                    p.output_dims(),
+                    c.output_dims()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the shape, the shortcut and the lengths of one layer's tensors.
+    fn check(&self, input: &[u8], block_input: &[u8], weights: &[i8], bias: &[i32]) -> Result<(), QuantError> {
+        for (what, expected, got) in [
+            ("input activations", self.shape.num_inputs(), input.len()),
+            ("weights", self.num_weights(), weights.len()),
+            ("biases", self.shape.num_biases(), bias.len()),
+        ] {
+            if expected != got {
+                return Err(QuantError::WrongLength { what, expected, got });
+            }
+        }
+        self.check_shortcut(block_input.len())?;
+        check_activations(input)?;
+        check_activations(block_input)
+    }
+
+    /// The values `x = a - zero_point` of the input and of the block input.
+    fn centred(&self, input: &[u8], block_input: &[u8]) -> (Vec<i64>, Vec<i64>) {
+        let c = |v: &[u8], zp: u8| v.iter().map(|&a| i64::from(a) - i64::from(zp)).collect();
+        (c(input, self.zero_point), c(block_input, self.block_zero_point))
+    }
+
+    /// The constant part of output `o`'s accumulator: its bias plus, with a residual,
+    /// `skip · xb[o]`.
+    fn offset(&self, xb: &[i64], bias: &[i32], o: usize) -> i64 {
+        let residual = if self.skip == 0 { 0 } else { i64::from(self.skip) * xb[o] };
         i64::from(bias[self.shape.bias_of(o)]) + residual
     }
 
     /// Each tap of output `o` as `(weight, x)`.
-    fn tap_values<'a>(&self, o: usize, x: &'a [i64], weights: &'a [i8]) -> impl Iterator<Item = (i64, i64)> + 'a {
-        self.shape.taps(o).into_iter().map(move |(wi, ii)| (i64::from(weights[wi]), x[ii]))
+    fn tap_values<'a>(&self, o: usize, x: &'a [i64], xb: &'a [i64], weights: &'a [i8]) -> Vec<(i64, i64)> {
+        let value = |t: Tap| match t {
+            Tap::Input(i) => x[i],
+            Tap::Block(i) => xb[i],
+        };
+        self.taps(o).into_iter().map(|(wi, t)| (i64::from(weights[wi]), value(t))).collect()
     }
 }
 
-/// Checks a residual multiplier against the shape: a skip connection adds input `o` to
-/// output `o`, so it needs as many inputs as outputs.
-pub fn check_skip(shape: &LinearShape, skip: u32) -> Result<(), QuantError> {
-    if skip != 0 && shape.num_inputs() != shape.num_outputs() {
-        return Err(QuantError::BadSpec(format!(
-            "a residual connection needs as many inputs as outputs ({} != {})",
-            shape.num_inputs(),
-            shape.num_outputs()
-        )));
-    }
-    Ok(())
-}
-
-/// Native accumulators `bias + skip·x_o + Σ w·x` of every output (`x = a - zero_point`).
-pub fn linear_accumulators(op: &Linear, input: &[u8], weights: &[i8], bias: &[i32]) -> Vec<i64> {
-    let x = op.centred(input);
-    (0..op.shape.num_outputs()).map(|o| dot_native(op.tap_values(o, &x, weights), op.offset(&x, bias, o))).collect()
+/// Native accumulators `bias + skip·xb[o] + Σ w·x (+ Σ w_p·xb)` of every output
+/// (`x = a - zero_point`, `xb` the centred block input).
+pub fn linear_accumulators(op: &Linear, input: &[u8], block_input: &[u8], weights: &[i8], bias: &[i32]) -> Vec<i64> {
+    let (x, xb) = op.centred(input, block_input);
+    (0..op.shape.num_outputs())
+        .map(|o| dot_native(op.tap_values(o, &x, &xb, weights).into_iter(), op.offset(&xb, bias, o)))
+        .collect()
 }
 
 /// Native reference of [`linear_requant`]: the layer's output activations.
-pub fn linear_requant_native(op: &Linear, input: &[u8], weights: &[i8], bias: &[i32]) -> Result<Vec<u8>, QuantError> {
-    op.check(input, weights, bias)?;
-    linear_accumulators(op, input, weights, bias).into_iter().map(|acc| requantize_native(acc, op.requant)).collect()
+pub fn linear_requant_native(
+    op: &Linear,
+    input: &[u8],
+    block_input: &[u8],
+    weights: &[i8],
+    bias: &[i32],
+) -> Result<Vec<u8>, QuantError> {
+    op.check(input, block_input, weights, bias)?;
+    linear_accumulators(op, input, block_input, weights, bias)
+        .into_iter()
+        .map(|acc| requantize_native(acc, op.requant))
+        .collect()
 }
 
 /// Witness of one output: its products and its requantization.
@@ -182,53 +263,70 @@ pub struct OutputHint {
 }
 
 /// Honest witness of every output; fails where the native reference fails.
-pub fn linear_hints(op: &Linear, input: &[u8], weights: &[i8], bias: &[i32]) -> Result<Vec<OutputHint>, QuantError> {
-    op.check(input, weights, bias)?;
-    let x = op.centred(input);
+pub fn linear_hints(
+    op: &Linear,
+    input: &[u8],
+    block_input: &[u8],
+    weights: &[i8],
+    bias: &[i32],
+) -> Result<Vec<OutputHint>, QuantError> {
+    op.check(input, block_input, weights, bias)?;
+    let (x, xb) = op.centred(input, block_input);
     (0..op.shape.num_outputs())
         .map(|o| {
-            let acc = dot_native(op.tap_values(o, &x, weights), op.offset(&x, bias, o));
-            Ok(OutputHint {
-                dot: DotHint::new(op.tap_values(o, &x, weights)),
-                requant: RequantHint::new(acc, op.requant)?,
-            })
+            let taps = op.tap_values(o, &x, &xb, weights);
+            let acc = dot_native(taps.iter().copied(), op.offset(&xb, bias, o));
+            Ok(OutputHint { dot: DotHint::new(taps.into_iter()), requant: RequantHint::new(acc, op.requant)? })
         })
         .collect()
 }
 
-/// Synthesizes the layer: for every output, its dot product (one constraint per MAC) bound
-/// to the requantization bits, then requantize+ReLU+clamp. Returns the outputs, each
-/// constrained to `[0, 127]`. The inputs (stored activations `a`), weights and biases are
-/// linear combinations the caller has already range-checked and bound to commitments. The
-/// zero point and a residual `skip` multiplier are public constants: `x = a - zero_point`
-/// and the term `skip · x[o]` are linear, so neither costs a constraint.
+/// Synthesizes the layer: for every output, its dot product (one constraint per MAC,
+/// projection taps included) bound to the requantization bits, then
+/// requantize+ReLU+clamp. Returns the outputs, each constrained to `[0, 127]`. The
+/// inputs (stored activations `a` of the layer and of its block), weights and biases are
+/// linear combinations the caller has already range-checked and bound to commitments.
+/// The zero points and a residual `skip` multiplier are public constants: `x = a -
+/// zero_point` and the term `skip · xb[o]` are linear, so neither costs a constraint.
 pub fn linear_requant<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     op: &Linear,
-    input: &[LinearCombination<F>],
+    (input, block_input): (&[LinearCombination<F>], &[LinearCombination<F>]),
     weights: &[LinearCombination<F>],
     bias: &[LinearCombination<F>],
     hints: &[OutputHint],
 ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
     let shape = &op.shape;
-    if shape.check_lengths(input.len(), weights.len(), bias.len()).is_err()
-        || check_skip(shape, op.skip).is_err()
+    if shape.num_inputs() != input.len()
+        || shape.num_biases() != bias.len()
+        || op.num_weights() != weights.len()
+        || op.check_shortcut(block_input.len()).is_err()
         || hints.len() != shape.num_outputs()
     {
         return Err(SynthesisError::Unsatisfiable("witness has the wrong length".into()));
     }
-    let zero_point = F::from(u64::from(op.zero_point));
-    let x: Vec<LinearCombination<F>> = input.iter().map(|a| a.clone() - (zero_point, CS::one())).collect();
+    let centre = |v: &[LinearCombination<F>], zp: u8| -> Vec<LinearCombination<F>> {
+        let zp = F::from(u64::from(zp));
+        v.iter().map(|a| a.clone() - (zp, CS::one())).collect()
+    };
+    let (x, xb) = (centre(input, op.zero_point), centre(block_input, op.block_zero_point));
     hints
         .iter()
         .enumerate()
         .map(|(o, hint)| {
             let mut cs = cs.namespace(|| format!("out{o}"));
             let (acc, y) = requantize_relu(&mut cs, op.requant, &hint.requant)?;
-            let taps: Vec<_> = shape.taps(o).into_iter().map(|(wi, ii)| (&weights[wi], &x[ii])).collect();
+            let taps: Vec<_> = op
+                .taps(o)
+                .into_iter()
+                .map(|(wi, t)| match t {
+                    Tap::Input(i) => (&weights[wi], &x[i]),
+                    Tap::Block(i) => (&weights[wi], &xb[i]),
+                })
+                .collect();
             let mut constant = bias[shape.bias_of(o)].clone();
             if op.skip != 0 {
-                constant = constant + (F::from(u64::from(op.skip)), &x[o]);
+                constant = constant + (F::from(u64::from(op.skip)), &xb[o]);
             }
             dot_product(&mut cs, &taps, &constant, &acc, &hint.dot)?;
             Ok(y)
@@ -249,6 +347,8 @@ mod tests {
     struct Case {
         op: Linear,
         input: Vec<u8>,
+        /// The block input (the layer's own input unless the case has a projection).
+        block: Vec<u8>,
         weights: Vec<i8>,
         bias: Vec<i32>,
     }
@@ -260,9 +360,14 @@ mod tests {
             LinearCombination::zero() + x.get_variable()
         };
         let input: Vec<_> = c.input.iter().enumerate().map(|(i, &v)| alloc(format!("a{i}"), v.into())).collect();
+        let block = if c.op.projection.is_some() {
+            c.block.iter().enumerate().map(|(i, &v)| alloc(format!("xb{i}"), v.into())).collect()
+        } else {
+            input.clone()
+        };
         let weights: Vec<_> = c.weights.iter().enumerate().map(|(i, &v)| alloc(format!("w{i}"), v.into())).collect();
         let bias: Vec<_> = c.bias.iter().enumerate().map(|(i, &v)| alloc(format!("b{i}"), v.into())).collect();
-        let ys = linear_requant(&mut cs, &c.op, &input, &weights, &bias, hints).unwrap();
+        let ys = linear_requant(&mut cs, &c.op, (&input, &block), &weights, &bias, hints).unwrap();
         (cs.is_satisfied(), ys.iter().map(|y| y.get_value().unwrap()).collect(), cs.num_constraints())
     }
 
@@ -284,8 +389,11 @@ mod tests {
                     requant: RequantSpec::new(shift, 20).unwrap(),
                     // A skip connection only where the shape allows one.
                     skip: if shape.num_inputs() == shape.num_outputs() { skip } else { 0 },
+                    projection: None,
                     zero_point,
+                    block_zero_point: zero_point,
                 },
+                block: input.clone(),
                 input,
                 weights,
                 bias,
@@ -316,6 +424,39 @@ mod tests {
             })
     }
 
+    /// A layer with a projection shortcut from a block input of another shape (ResNet's
+    /// downsampling block): the projection is any convolution the geometry allows, the
+    /// layer a 3×3 same convolution producing the projection's output dimensions.
+    fn projection_case() -> impl Strategy<Value = Case> {
+        (conv_shape(), 1usize..3).prop_flat_map(|(p, ci)| {
+            let LinearShape::Conv(p) = p else { unreachable!() };
+            let (co, oh, ow) = p.output_dims();
+            let shape = LinearShape::Conv(ConvShape::same(ci, co, oh, ow, 3));
+            let n_w = shape.num_weights() + p.num_weights();
+            (
+                proptest::collection::vec(0u8..=127, shape.num_inputs()),
+                proptest::collection::vec(0u8..=127, p.num_inputs()),
+                proptest::collection::vec(-20i8..=20, n_w),
+                proptest::collection::vec(-600i32..600, co),
+                (0u32..6, prop_oneof![Just(0u8), 0u8..=127]),
+            )
+                .prop_map(move |(input, block, weights, bias, (shift, block_zero_point))| Case {
+                    op: Linear {
+                        shape,
+                        requant: RequantSpec::new(shift, 20).unwrap(),
+                        skip: 0,
+                        projection: Some(p),
+                        zero_point: 0,
+                        block_zero_point,
+                    },
+                    input,
+                    block,
+                    weights,
+                    bias,
+                })
+        })
+    }
+
     fn dense_shape() -> impl Strategy<Value = LinearShape> {
         (1usize..12, 1usize..12).prop_map(|(i, o)| LinearShape::Dense(DenseShape { inputs: i, outputs: o }))
     }
@@ -326,12 +467,12 @@ mod tests {
 
     /// Satisfied, equal to the native reference, and of the predicted size.
     fn matches_native(c: &Case) -> Result<(), proptest::test_runner::TestCaseError> {
-        let hints = linear_hints(&c.op, &c.input, &c.weights, &c.bias).unwrap();
+        let hints = linear_hints(&c.op, &c.input, &c.block, &c.weights, &c.bias).unwrap();
         let (sat, ys, n) = synth(c, &hints);
         prop_assert!(sat);
-        let native = linear_requant_native(&c.op, &c.input, &c.weights, &c.bias).unwrap();
+        let native = linear_requant_native(&c.op, &c.input, &c.block, &c.weights, &c.bias).unwrap();
         prop_assert_eq!(ys, to_field(&native));
-        prop_assert_eq!(n, c.op.shape.constraints(c.op.requant));
+        prop_assert_eq!(n, c.op.constraints());
         Ok(())
     }
 
@@ -339,12 +480,12 @@ mod tests {
     /// skip term) requantizes differently: those claim it. `None` when nothing differs.
     fn claim(c: &Case, claimed: &[i64]) -> Option<Vec<OutputHint>> {
         let (op, p) = (&c.op, c.op.requant);
-        let honest = linear_accumulators(op, &c.input, &c.weights, &c.bias);
-        let mut hints = linear_hints(op, &c.input, &c.weights, &c.bias).unwrap();
+        let honest = linear_accumulators(op, &c.input, &c.block, &c.weights, &c.bias);
+        let mut hints = linear_hints(op, &c.input, &c.block, &c.weights, &c.bias).unwrap();
         let mut changed = false;
         for (o, (&a, &h)) in claimed.iter().zip(&honest).enumerate() {
-            let skip = |x: u8| i64::from(op.skip) * (i64::from(x) - i64::from(op.zero_point));
-            let a = a + if op.skip == 0 { 0 } else { skip(c.input[o]) };
+            let skip = |x: u8| i64::from(op.skip) * (i64::from(x) - i64::from(op.block_zero_point));
+            let a = a + if op.skip == 0 { 0 } else { skip(c.block[o]) };
             if requantize_native(a, p).unwrap() != requantize_native(h, p).unwrap() {
                 hints[o].requant = RequantHint::new(a, p).unwrap();
                 changed = true;
@@ -367,7 +508,7 @@ mod tests {
 
         #[test]
         fn output_plus_one_rejected(c in conv_shape().prop_flat_map(case), pick in any::<prop::sample::Index>()) {
-            let mut hints = linear_hints(&c.op, &c.input, &c.weights, &c.bias).unwrap();
+            let mut hints = linear_hints(&c.op, &c.input, &c.block, &c.weights, &c.bias).unwrap();
             let o = pick.index(hints.len());
             hints[o].requant.y += F::ONE;
             prop_assert!(!synth(&c, &hints).0);
@@ -378,11 +519,56 @@ mod tests {
             // A prover that leaves the residual term out of a skip layer.
             prop_assume!(c.op.skip != 0);
             let no_skip = Linear { skip: 0, ..c.op };
-            let honest = linear_requant_native(&c.op, &c.input, &c.weights, &c.bias).unwrap();
-            let without = linear_requant_native(&no_skip, &c.input, &c.weights, &c.bias).unwrap();
+            let honest = linear_requant_native(&c.op, &c.input, &c.block, &c.weights, &c.bias).unwrap();
+            let without = linear_requant_native(&no_skip, &c.input, &c.block, &c.weights, &c.bias).unwrap();
             prop_assume!(honest != without);
-            let hints = linear_hints(&no_skip, &c.input, &c.weights, &c.bias).unwrap();
+            let hints = linear_hints(&no_skip, &c.input, &c.block, &c.weights, &c.bias).unwrap();
             prop_assert!(!synth(&c, &hints).0);
+        }
+
+        #[test]
+        fn projection_matches_native(c in projection_case()) {
+            matches_native(&c)?;
+            // The projection's taps against an independent scan of the padded block input.
+            let (op, p) = (c.op, c.op.projection.unwrap());
+            let n = op.shape.num_weights();
+            let zero = vec![0; op.shape.num_biases()];
+            let own = linear_accumulators(&Linear { projection: None, ..op }, &c.input, &c.block, &c.weights[..n], &c.bias);
+            let proj = conv_accumulators_with_padding(&p, op.block_zero_point, &c.block, &c.weights[n..], &zero, 0);
+            let sum: Vec<i64> = own.iter().zip(&proj).map(|(a, b)| a + b).collect();
+            prop_assert_eq!(linear_accumulators(&op, &c.input, &c.block, &c.weights, &c.bias), sum);
+        }
+
+        #[test]
+        fn a_shortcut_at_the_wrong_scale_is_rejected(c in projection_case(), k in 2i8..4) {
+            // A prover that scales the projection's contribution (its weights times k).
+            let n = c.op.shape.num_weights();
+            let mut scaled = c.weights.clone();
+            scaled[n..].iter_mut().for_each(|w| *w = w.saturating_mul(k));
+            let claimed = linear_accumulators(&c.op, &c.input, &c.block, &scaled, &c.bias);
+            let hints = claim(&c, &claimed);
+            prop_assume!(hints.is_some());
+            prop_assert!(!synth(&c, &hints.unwrap()).0);
+        }
+
+        #[test]
+        fn a_shortcut_that_reads_the_layer_input_is_rejected(c in projection_case()) {
+            // A prover that feeds the projection the layer's input (where sizes allow).
+            prop_assume!(c.input.len() == c.block.len() && c.input != c.block);
+            let claimed = linear_accumulators(&c.op, &c.input, &c.input, &c.weights, &c.bias);
+            let hints = claim(&c, &claimed);
+            prop_assume!(hints.is_some());
+            prop_assert!(!synth(&c, &hints.unwrap()).0);
+        }
+
+        #[test]
+        fn a_dropped_projection_is_rejected(c in projection_case()) {
+            let n = c.op.shape.num_weights();
+            let without = Linear { projection: None, ..c.op };
+            let claimed = linear_accumulators(&without, &c.input, &c.block, &c.weights[..n], &c.bias);
+            let hints = claim(&c, &claimed);
+            prop_assume!(hints.is_some());
+            prop_assert!(!synth(&c, &hints.unwrap()).0);
         }
 
         #[test]
@@ -402,7 +588,7 @@ mod tests {
             // The circuit's tap lists against an independent loop over the zero-padded image.
             let LinearShape::Conv(conv) = c.op.shape else { unreachable!() };
             prop_assert_eq!(
-                linear_accumulators(&Linear { skip: 0, ..c.op }, &c.input, &c.weights, &c.bias),
+                linear_accumulators(&Linear { skip: 0, ..c.op }, &c.input, &c.block, &c.weights, &c.bias),
                 conv_accumulators_with_padding(&conv, c.op.zero_point, &c.input, &c.weights, &c.bias, 0)
             );
         }

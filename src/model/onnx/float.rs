@@ -17,8 +17,9 @@ pub struct LayerTrace {
     pub output: Vec<f32>,
 }
 
-/// Runs one layer (lengths already checked by [`run`]).
-fn run_layer(layer: &FloatLayer, x: &[f32]) -> LayerTrace {
+/// Runs one layer on its input `x` and its block's input `xb` (lengths already checked by
+/// [`run`]).
+fn run_layer(layer: &FloatLayer, x: &[f32], xb: &[f32]) -> LayerTrace {
     // The circuit's tap lists (checked against tract in the tests): which input each weight
     // reads, padding taps absent.
     let shape = layer.kind;
@@ -28,8 +29,14 @@ fn run_layer(layer: &FloatLayer, x: &[f32]) -> LayerTrace {
             layer.bias[shape.bias_of(o)] + taps.sum::<f32>()
         })
         .collect();
-    if layer.residual {
-        y.iter_mut().zip(x).for_each(|(v, a)| *v += a);
+    match layer.shortcut.as_ref().map(|s| &s.projection) {
+        Some(None) => y.iter_mut().zip(xb).for_each(|(v, a)| *v += a),
+        Some(Some(p)) => {
+            for (o, v) in y.iter_mut().enumerate() {
+                *v += p.shape.taps(o).into_iter().map(|(wi, ii)| p.weights[wi] * xb[ii]).sum::<f32>();
+            }
+        }
+        None => {}
     }
     if layer.relu {
         y.iter_mut().for_each(|v| *v = v.max(0.0));
@@ -59,13 +66,32 @@ pub fn run(model: &FloatLayers, input: &[f32]) -> Result<Vec<LayerTrace>, Error>
     }
     let mut traces: Vec<LayerTrace> = Vec::with_capacity(model.layers.len());
     for (l, layer) in model.layers.iter().enumerate() {
-        let x = traces.last().map_or(input, |t| &t.output);
+        let input_of = |l: usize| if l == 0 { input } else { &traces[l - 1].output[..] };
+        let x = input_of(l);
+        let back = layer.shortcut.as_ref().map_or(0, |s| s.back);
+        if back > l {
+            return Err(bad(format!("float layer {l}"), format!("its shortcut reaches {back} layers back")));
+        }
+        let xb = input_of(l - back);
         let shape = layer.kind;
         shape
             .check_lengths(x.len(), layer.weights.len(), layer.bias.len())
             .map_err(|e| bad(format!("float layer {l}"), e.to_string()))?;
-        if layer.residual && shape.num_inputs() != shape.num_outputs() {
-            return Err(bad(format!("float layer {l}"), "a residual layer needs as many outputs as inputs".into()));
+        match layer.shortcut.as_ref().map(|s| &s.projection) {
+            Some(None) if xb.len() != shape.num_outputs() => {
+                let reason = "a residual shortcut needs as many values as the layer's outputs".into();
+                return Err(bad(format!("float layer {l}"), reason));
+            }
+            Some(Some(p)) => {
+                let fits = p.shape.check().is_ok()
+                    && p.shape.num_inputs() == xb.len()
+                    && p.weights.len() == p.shape.num_weights()
+                    && matches!(shape, LinearShape::Conv(c) if c.output_dims() == p.shape.output_dims());
+                if !fits {
+                    return Err(bad(format!("float layer {l}"), "its projection does not fit its block".into()));
+                }
+            }
+            _ => {}
         }
         if let LinearShape::Conv(c) = shape {
             c.check().map_err(|e| bad(format!("float layer {l}"), e))?;
@@ -79,7 +105,8 @@ pub fn run(model: &FloatLayers, input: &[f32]) -> Result<Vec<LayerTrace>, Error>
             }
             (None, _) => {}
         }
-        traces.push(run_layer(layer, x));
+        let trace = run_layer(layer, x, xb);
+        traces.push(trace);
     }
     Ok(traces)
 }

@@ -2,8 +2,10 @@
 //!
 //! The walk is strict: every node either joins the current layer (Conv/Gemm/MatMul start
 //! one; a constant Add, BatchNormalization, a residual Add, Relu and a pooling close it, in
-//! that order) or is a layout no-op (Flatten, Reshape that flattens, Identity, Dropout,
-//! Constant). Anything else, or anything in another order, is an error naming the node,
+//! that order), is a layout no-op (Flatten, Reshape that flattens, Identity, Dropout,
+//! Constant), or is a shortcut branch: a Conv (and its BatchNormalization) of the input of
+//! a layer of the current block, consumed by that block's residual Add (ResNet's
+//! projection shortcut). Anything else, or anything in another order, is an error naming the node,
 //! and it comes before any calibration or quantization work. This module never guesses:
 //! a graph it does not understand exactly is rejected.
 
@@ -13,6 +15,7 @@ use fold_ml_circuits::gadgets::conv::ConvShape;
 use fold_ml_circuits::gadgets::dense::DenseShape;
 use fold_ml_circuits::gadgets::linear::LinearShape;
 use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
+use fold_ml_circuits::layer::MAX_STAGES;
 use std::collections::HashMap;
 use tract_onnx::pb::ModelProto;
 
@@ -27,8 +30,8 @@ pub struct FloatLayer {
     pub bias: Vec<f32>,
     /// A ReLU follows the linear map (and the residual addition).
     pub relu: bool,
-    /// The layer's input is added to its linear output (before the ReLU).
-    pub residual: bool,
+    /// A residual shortcut added to the linear output (before the ReLU).
+    pub shortcut: Option<FloatShortcut>,
     /// Pooling of the (ReLU'd) convolution output.
     pub pool: Option<Pool>,
     /// The ONNX node names folded into this layer.
@@ -51,6 +54,25 @@ impl FloatLayer {
             _ => self.kind.num_outputs(),
         }
     }
+}
+
+/// A residual shortcut: the input of the layer's block (the layer `back` places earlier,
+/// 0: its own input), added directly or through a projection convolution.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FloatShortcut {
+    /// How many layers back the block starts.
+    pub back: usize,
+    /// The projection (its bias is folded into the layer's), or none: the identity.
+    pub projection: Option<FloatProjection>,
+}
+
+/// A projection shortcut's convolution of the block input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FloatProjection {
+    /// Geometry.
+    pub shape: ConvShape,
+    /// Weights, in the convolution layout.
+    pub weights: Vec<f32>,
 }
 
 /// A sequential float model: what an ONNX graph means to fold-ml.
@@ -119,11 +141,22 @@ enum Stage {
 
 struct Pending {
     layer: FloatLayer,
-    /// The tensor the layer reads (the residual Add must add exactly this one).
-    input: String,
+    /// The tensor the layer reads, and its shape.
+    input: (String, Act),
     /// The node that started the layer, for messages.
     start: OnnxNode,
     stage: Stage,
+}
+
+/// A shortcut branch's convolution (BatchNormalization folded), waiting for its Add.
+struct Side {
+    /// The tensor it reads.
+    input: String,
+    projection: FloatProjection,
+    bias: Vec<f32>,
+    node: OnnxNode,
+    /// Its nodes' names, for the layer's origin.
+    names: Vec<String>,
 }
 
 struct Walker {
@@ -132,6 +165,12 @@ struct Walker {
     current: String,
     act: Act,
     layers: Vec<FloatLayer>,
+    /// The input tensor (and its shape) of each finished layer.
+    layer_inputs: Vec<(String, Act)>,
+    /// The first layer a block may start at (past the last block's end).
+    block_floor: usize,
+    /// Shortcut branches by output tensor.
+    side: HashMap<String, Side>,
     pending: Option<Pending>,
 }
 
@@ -162,7 +201,17 @@ pub fn parse(model: &ModelProto) -> Result<FloatLayers, OnnxError> {
         &[c, h, w] => Act::Chw(c, h, w),
         _ => Act::Flat(input_shape[0]),
     };
-    let mut walker = Walker { consts, alias: HashMap::new(), current: input, act, layers: Vec::new(), pending: None };
+    let mut walker = Walker {
+        consts,
+        alias: HashMap::new(),
+        current: input,
+        act,
+        layers: Vec::new(),
+        layer_inputs: Vec::new(),
+        block_floor: 0,
+        side: HashMap::new(),
+        pending: None,
+    };
     for (i, pb) in graph.node.iter().enumerate() {
         walker.node(&Node::new(pb, i, total))?;
     }
@@ -179,6 +228,12 @@ pub fn parse(model: &ModelProto) -> Result<FloatLayers, OnnxError> {
         )));
     }
     let last = walker.pending.take().ok_or_else(|| OnnxError::Graph("the graph has no Conv, Gemm or MatMul".into()))?;
+    if let Some(side) = walker.side.values().next() {
+        return Err(OnnxError::BadNode {
+            node: side.node.clone(),
+            reason: "this shortcut branch is never added to its block".into(),
+        });
+    }
     if last.stage == Stage::Residual {
         return Err(OnnxError::BadNode {
             node: last.start,
@@ -300,7 +355,11 @@ impl Walker {
                     node.bad(format!("the previous layer ({}) has no Relu; only the last layer may omit it", p.start))
                 );
             }
+            if p.layer.shortcut.is_some() {
+                self.block_floor = self.layers.len() + 1;
+            }
             self.layers.push(p.layer);
+            self.layer_inputs.push(p.input);
         }
         Ok(())
     }
@@ -314,15 +373,49 @@ impl Walker {
         act: Act,
     ) -> Result<(), OnnxError> {
         self.finish(node)?;
-        let layer = FloatLayer { kind, weights, bias, relu: false, residual: false, pool: None, origin: Vec::new() };
-        self.pending =
-            Some(Pending { layer, input: self.current.clone(), start: node.at.clone(), stage: Stage::Linear });
+        let layer = FloatLayer { kind, weights, bias, relu: false, shortcut: None, pool: None, origin: Vec::new() };
+        let input = (self.current.clone(), self.act);
+        self.pending = Some(Pending { layer, input, start: node.at.clone(), stage: Stage::Linear });
         self.advance(node, act)
     }
 
     fn conv(&mut self, node: &Node) -> Result<(), OnnxError> {
+        let name = node.input(0).ok_or_else(|| node.bad("it has no data input"))?;
+        let input = self.resolve(name);
+        if input != self.current {
+            if let Some((_, act)) = self.block_input(&input) {
+                return self.side_conv(node, input, act);
+            }
+        }
         self.data_input(node, 0)?;
-        let Act::Chw(c, h, w) = self.act else {
+        let (shape, weights, bias) = self.conv_of(node, self.act)?;
+        let (co, oh, ow) = shape.output_dims();
+        self.start(node, LinearShape::Conv(shape), weights, bias, Act::Chw(co, oh, ow))
+    }
+
+    /// The tensors a shortcut may read: the input of the pending layer or of a finished
+    /// layer of the current block, with how many layers back it is.
+    fn block_input(&self, tensor: &str) -> Option<(usize, Act)> {
+        let p = self.pending.as_ref()?;
+        if p.input.0 == tensor {
+            return Some((0, p.input.1));
+        }
+        let n = self.layers.len();
+        (self.block_floor..n).rev().find(|&i| self.layer_inputs[i].0 == tensor).map(|i| (n - i, self.layer_inputs[i].1))
+    }
+
+    /// A shortcut branch's convolution of a block input.
+    fn side_conv(&mut self, node: &Node, input: String, act: Act) -> Result<(), OnnxError> {
+        let (shape, weights, bias) = self.conv_of(node, act)?;
+        let names = vec![node.at.name.clone()];
+        let side = Side { input, projection: FloatProjection { shape, weights }, bias, node: node.at.clone(), names };
+        self.side.insert(node.output()?.to_string(), side);
+        Ok(())
+    }
+
+    /// A Conv node's geometry, weights and bias on an input of shape `act`.
+    fn conv_of(&self, node: &Node, act: Act) -> Result<(ConvShape, Vec<f32>, Vec<f32>), OnnxError> {
+        let Act::Chw(c, h, w) = act else {
             return Err(node.bad("its input is not a [1, C, H, W] image"));
         };
         let weight = self.constant(node, 1, "weight")?;
@@ -355,10 +448,7 @@ impl Walker {
             groups,
         };
         shape.check().map_err(|e| node.bad(e))?;
-        let weights = weight.to_f32();
-        let bias = self.optional_bias(node, 2, c_out)?;
-        let (co, oh, ow) = shape.output_dims();
-        self.start(node, LinearShape::Conv(shape), weights, bias, Act::Chw(co, oh, ow))
+        Ok((shape, weight.to_f32(), self.optional_bias(node, 2, c_out)?))
     }
 
     fn optional_bias(&self, node: &Node, i: usize, n: usize) -> Result<Vec<f32>, OnnxError> {
@@ -433,26 +523,59 @@ impl Walker {
                 return Err(node.bad(format!("a constant of shape {:?} is not a per-channel bias", c.dims)));
             }
         } else {
-            let what = "be a residual Add(x, Conv(x)) right after the Conv, Gemm or MatMul (and its bias or \
-                        BatchNormalization), before the Relu";
+            let what = "be a residual Add right after a Conv, Gemm or MatMul (and its bias or BatchNormalization), \
+                        before the Relu";
+            let floor = self.block_floor;
+            let (back, projection, source) = match self.side.remove(&other) {
+                Some(side) => {
+                    let back = self.block_input(&side.input).map(|(b, _)| b);
+                    (back, Some(side), other.clone())
+                }
+                None => (self.block_input(&other).map(|(b, _)| b), None, other.clone()),
+            };
+            let Some(back) = back else {
+                return Err(node.bad(format!(
+                    "a residual Add must add the input of a layer of its block (from layer {floor} on), or a \
+                     Conv of it; \"{source}\" is neither"
+                )));
+            };
+            if back + 1 > MAX_STAGES {
+                return Err(node.bad(format!("a residual block spans {} layers; at most {MAX_STAGES}", back + 1)));
+            }
+            let block_act = if back == 0 {
+                self.pending.as_ref().map(|p| p.input.1)
+            } else {
+                Some(self.layer_inputs[self.layers.len() - back].1)
+            };
             let p = self.pending_at(node, &[Stage::Linear], what)?;
-            if other != p.input {
-                return Err(
-                    node.bad(format!("a residual Add must add the layer's own input \"{}\", not \"{other}\"", p.input))
-                );
+            let outputs = p.layer.kind.num_outputs();
+            match &projection {
+                Some(side) => {
+                    let LinearShape::Conv(c) = p.layer.kind else {
+                        return Err(node.bad("a projection shortcut is added to a convolution only"));
+                    };
+                    if side.projection.shape.output_dims() != c.output_dims() {
+                        return Err(node.bad(format!(
+                            "the shortcut gives {:?}, the layer {:?}",
+                            side.projection.shape.output_dims(),
+                            c.output_dims()
+                        )));
+                    }
+                    p.layer.bias.iter_mut().zip(&side.bias).for_each(|(b, v)| *b += v);
+                    p.layer.origin.extend(side.names.iter().cloned());
+                }
+                None if block_act.map(Act::len) != Some(outputs) => {
+                    return Err(node.bad("a residual Add needs a shortcut of as many values as the layer's outputs"));
+                }
+                None => {}
             }
-            let shape = p.layer.kind;
-            if shape.num_inputs() != shape.num_outputs() {
-                return Err(node.bad("a residual layer needs as many outputs as inputs"));
-            }
-            p.layer.residual = true;
+            p.layer.shortcut = Some(FloatShortcut { back, projection: projection.map(|s| s.projection) });
             p.stage = Stage::Residual;
         }
         self.advance(node, act)
     }
 
     fn batch_norm(&mut self, node: &Node) -> Result<(), OnnxError> {
-        self.data_input(node, 0)?;
         if node.int("training_mode", 0)? != 0 {
             return Err(node.bad("training_mode = 1 is not supported"));
         }
@@ -465,27 +588,19 @@ impl Walker {
             .enumerate()
             .map(|(i, what)| self.constant(node, i + 1, what).map(|c| c.values.clone()))
             .collect::<Result<_, _>>()?;
+        // A shortcut branch's convolution: folded there, under the node's output name.
+        let input = self.resolve(node.input(0).ok_or_else(|| node.bad("it has no data input"))?);
+        if let Some(mut side) = self.side.remove(&input) {
+            let per = side.projection.weights.len() / side.bias.len().max(1);
+            fold_batch_norm(node, &bn, eps, &mut side.projection.weights, per, &mut side.bias)?;
+            side.names.push(node.at.name.clone());
+            self.side.insert(node.output()?.to_string(), side);
+            return Ok(());
+        }
+        self.data_input(node, 0)?;
         let p = self.pending_at(node, &[Stage::Linear], "directly follow a Conv, Gemm or MatMul")?;
-        let n = p.layer.kind.num_biases();
-        if let Some(bad) = bn.iter().position(|v| v.len() != n) {
-            return Err(node.bad(format!(
-                "{} has {} values, expected {n}",
-                ["scale", "B", "mean", "var"][bad],
-                bn[bad].len()
-            )));
-        }
         let per = p.layer.kind.max_fan_in();
-        let channels = p.layer.weights.chunks_mut(per).zip(p.layer.bias.iter_mut()).enumerate();
-        for (c, (weights, bias)) in channels {
-            let (gamma, beta, mean, var) = (bn[0][c], bn[1][c], bn[2][c], bn[3][c]);
-            if var + eps <= 0.0 {
-                return Err(node.bad(format!("variance {var} of channel {c} is not positive")));
-            }
-            // w' = w·γ/√(var+ε), b' = (b − mean)·γ/√(var+ε) + β
-            let f = gamma / (var + eps).sqrt();
-            weights.iter_mut().for_each(|w| *w = (f64::from(*w) * f) as f32);
-            *bias = ((f64::from(*bias) - mean) * f + beta) as f32;
-        }
+        fold_batch_norm(node, &bn, eps, &mut p.layer.weights, per, &mut p.layer.bias)?;
         self.advance(node, self.act)
     }
 
@@ -530,6 +645,36 @@ impl Walker {
             Act::Chw(c, h, w)
         })
     }
+}
+
+/// Folds a BatchNormalization (`[scale, B, mean, var]`) into the per-channel weights
+/// (`per` each) and biases before it: `w' = w·γ/√(var+ε)`, `b' = (b − mean)·γ/√(var+ε) + β`.
+fn fold_batch_norm(
+    node: &Node,
+    bn: &[Vec<f64>],
+    eps: f64,
+    weights: &mut [f32],
+    per: usize,
+    bias: &mut [f32],
+) -> Result<(), OnnxError> {
+    let n = bias.len();
+    if let Some(bad) = bn.iter().position(|v| v.len() != n) {
+        return Err(node.bad(format!(
+            "{} has {} values, expected {n}",
+            ["scale", "B", "mean", "var"][bad],
+            bn[bad].len()
+        )));
+    }
+    for (c, (weights, bias)) in weights.chunks_mut(per.max(1)).zip(bias.iter_mut()).enumerate() {
+        let (gamma, beta, mean, var) = (bn[0][c], bn[1][c], bn[2][c], bn[3][c]);
+        if var + eps <= 0.0 {
+            return Err(node.bad(format!("variance {var} of channel {c} is not positive")));
+        }
+        let f = gamma / (var + eps).sqrt();
+        weights.iter_mut().for_each(|w| *w = (f64::from(*w) * f) as f32);
+        *bias = ((f64::from(*bias) - mean) * f + beta) as f32;
+    }
+    Ok(())
 }
 
 /// Strides and pads of a sliding window (Conv, MaxPool, AveragePool).

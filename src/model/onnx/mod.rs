@@ -11,6 +11,7 @@ pub mod float;
 pub mod graph;
 mod proto;
 pub mod quantize;
+mod runs;
 
 pub use accuracy::{accuracy, tract_logits, AccuracyReport, TractModel};
 pub use graph::{FloatLayer, FloatLayers};

@@ -21,13 +21,13 @@
 
 use super::float;
 use super::graph::{FloatLayer, FloatLayers};
+use super::runs::{block_start, blocks, runs};
 use crate::error::{Error, OnnxError};
 use crate::model::network::{InputQuant, Network, OutputQuant, Segment, NETWORK_VERSION};
-use fold_ml_circuits::layer::{LayerSpec, LayerWeights};
+use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerWeights};
 use fold_ml_circuits::quant::{RequantSpec, ACT_MAX, MAX_ACC_BITS};
 use fold_ml_circuits::F;
 use std::fmt;
-use std::ops::Range;
 use std::path::Path;
 
 /// Largest right shift tried (keeps `skip = 2^shift` and the biases well inside 32 bits).
@@ -134,22 +134,6 @@ pub fn check_calibration(model: &FloatLayers, calibration: &[Vec<f32>]) -> Resul
     Ok(())
 }
 
-/// Maximal runs of consecutive, stackable layers of identical structure.
-fn runs(layers: &[FloatLayer]) -> Vec<Range<usize>> {
-    let stackable = |l: &FloatLayer| l.pool.is_none() && l.num_inputs() == l.num_outputs();
-    let same = |a: &FloatLayer, b: &FloatLayer| {
-        stackable(a) && a.kind == b.kind && a.relu == b.relu && a.residual == b.residual && a.pool == b.pool
-    };
-    let mut out: Vec<Range<usize>> = Vec::new();
-    for l in 0..layers.len() {
-        match out.last_mut() {
-            Some(r) if same(&layers[r.end - 1], &layers[l]) => r.end = l + 1,
-            _ => out.push(l..l + 1),
-        }
-    }
-    out
-}
-
 fn max_abs(v: &[f32]) -> f64 {
     v.iter().fold(0.0f64, |m, &x| m.max(f64::from(x.abs())))
 }
@@ -167,22 +151,37 @@ struct Quantized {
     weight_scale: f64,
 }
 
-/// Quantizes one layer at a given shift; `Err` says what does not fit.
-fn quantize_layer(layer: &FloatLayer, s_a: f64, s_o: f64, shift: u32, signed: bool) -> Result<Quantized, String> {
+/// `round(v / scale)` as int8, or what does not fit.
+fn to_int8(what: &str, v: f32, scale: f64) -> Result<i8, String> {
+    let q = (f64::from(v) / scale).round();
+    if q.abs() <= 127.0 {
+        Ok(q as i8)
+    } else {
+        Err(format!("{what} {v} quantizes to {q}, outside int8"))
+    }
+}
+
+/// Quantizes one layer at a given shift, from its input scale `s_a`, output scale `s_o`
+/// and block input scale `s_x` (what its shortcut reads); `Err` says what does not fit.
+/// The shortcut joins the accumulator in its units `s_o / 2^shift`: an identity shortcut
+/// with the multiplier `skip = s_x·2^shift / s_o`, a projection with weights at scale
+/// `s_o / (s_x·2^shift)`.
+fn quantize_layer(
+    layer: &FloatLayer,
+    (s_a, s_o, s_x): (f64, f64, f64),
+    shift: u32,
+    signed: bool,
+) -> Result<Quantized, String> {
     let pow = f64::from(1u32 << shift);
     let s_w = s_o / (s_a * pow);
-    let weights = layer
-        .weights
-        .iter()
-        .map(|&w| {
-            let q = (f64::from(w) / s_w).round();
-            if q.abs() <= 127.0 {
-                Ok(q as i8)
-            } else {
-                Err(format!("weight {w} quantizes to {q}, outside int8"))
-            }
-        })
-        .collect::<Result<Vec<i8>, String>>()?;
+    let mut weights = layer.weights.iter().map(|&w| to_int8("weight", w, s_w)).collect::<Result<Vec<i8>, String>>()?;
+    let projection = layer.shortcut.as_ref().and_then(|s| s.projection.as_ref());
+    if let Some(p) = projection {
+        let s_p = s_o / (s_x * pow);
+        for &w in &p.weights {
+            weights.push(to_int8("projection weight", w, s_p)?);
+        }
+    }
     let offset =
         if shift > 0 { 1i64 << (shift - 1) } else { 0 } + if signed { i64::from(LOGIT_ZERO) << shift } else { 0 };
     let bias = layer
@@ -194,8 +193,8 @@ fn quantize_layer(layer: &FloatLayer, s_a: f64, s_o: f64, shift: u32, signed: bo
             i32::try_from(q).map_err(|_| format!("bias {b} quantizes to {q}, outside int32"))
         })
         .collect::<Result<Vec<i32>, String>>()?;
-    let skip = if layer.residual {
-        let k = (s_a * pow / s_o).round();
+    let skip = if layer.shortcut.is_some() && projection.is_none() {
+        let k = (s_x * pow / s_o).round();
         if !(1.0..=f64::from(u32::MAX)).contains(&k) {
             return Err(format!("residual multiplier {k} is not a positive 32-bit integer"));
         }
@@ -204,10 +203,14 @@ fn quantize_layer(layer: &FloatLayer, s_a: f64, s_o: f64, shift: u32, signed: bo
         0
     };
     let shape = layer.kind;
+    let own = shape.num_weights();
     let bound = (0..shape.num_outputs())
         .map(|o| {
             let taps: u64 = shape.taps(o).iter().map(|&(wi, _)| u64::from(weights[wi].unsigned_abs())).sum();
-            u64::from(bias[shape.bias_of(o)].unsigned_abs()) + 127 * taps + 127 * u64::from(skip)
+            let projected: u64 = projection.map_or(0, |p| {
+                p.shape.taps(o).iter().map(|&(wi, _)| u64::from(weights[own + wi].unsigned_abs())).sum()
+            });
+            u64::from(bias[shape.bias_of(o)].unsigned_abs()) + 127 * (taps + projected) + 127 * u64::from(skip)
         })
         .max()
         .unwrap_or(0);
@@ -309,31 +312,44 @@ pub fn quantize(
     let own_scale = |t: usize| if tensor_max[t] > 0.0 { tensor_max[t] / steps(t) } else { 1.0 / steps(t) };
 
     // Scales, run by run. A plain run's outputs share the largest of their own scales
-    // (widened where even shift 0 cannot hold the first layer's weights). A residual run's
-    // tensors grow geometrically by `r = 2^shift / skip`: the one spec of the run holds
-    // then, the residual term is exact, and a residual stream that grows through the
-    // blocks keeps its resolution in every block.
+    // (widened where even shift 0 cannot hold the first layer's weights). A run with an
+    // identity shortcut: the tensors between its blocks grow geometrically by
+    // `r = 2^shift / skip`, so the one spec of the run holds, the residual term is exact,
+    // and a residual stream that grows through the blocks keeps its resolution in every
+    // block. Tensors inside a block, and the outputs of blocks with a projection
+    // shortcut, keep their own scales (the projection's weights absorb the ratio).
     let runs = runs(layers);
     let mut scale: Vec<f64> = (0..=n).map(own_scale).collect();
     let mut geometry = vec![None; runs.len()];
     let mut notes = Vec::new();
-    for (i, r) in runs.iter().enumerate() {
-        let max_w = r.clone().map(|l| max_abs(&layers[l].weights)).fold(0.0, f64::max);
-        if layers[r.start].residual {
+    for (i, run) in runs.iter().enumerate() {
+        let r = &run.layers;
+        let last = run.stages - 1;
+        let shortcut = layers[r.start + last].shortcut.as_ref();
+        if shortcut.is_some_and(|s| s.projection.is_none()) {
             // The run's input scale is free to grow when nothing else reads it: the model
             // input, or the output of a lone plain layer (whose output scale only widens).
-            let free = i == 0 || (runs[i - 1].len() == 1 && !layers[r.start - 1].residual);
+            let free = i == 0 || (runs[i - 1].layers.len() == 1 && layers[r.start - 1].shortcut.is_none());
+            let m = run.blocks();
             let targets: Vec<f64> =
-                (0..=r.len()).map(|j| if j == 0 { scale[r.start] } else { own_scale(r.start + j) }).collect();
+                (0..=m).map(|j| if j == 0 { scale[r.start] } else { own_scale(run.boundary(j)) }).collect();
+            // The last layers' weights become `round(w · skip · s_in / s_x)` and a block
+            // input's scale is at least its target (in a one-layer block `s_in = s_x`, and
+            // both are the target here).
+            let max_w = run
+                .stage(last)
+                .enumerate()
+                .map(|(j, l)| max_abs(&layers[l].weights) * scale[l] / targets[j])
+                .fold(0.0, f64::max);
             let g = residual_geometry(&targets, free, max_w).ok_or_else(|| {
                 quant_err(r.start, format!("no shift and residual multiplier fit weights up to {max_w}"))
             })?;
             scale[r.start] = g.input_scale;
-            for j in 1..=r.len() {
-                scale[r.start + j] = scale[r.start + j - 1] * f64::from(1u32 << g.shift) / f64::from(g.skip);
+            for j in 1..=m {
+                scale[run.boundary(j)] = scale[run.boundary(j - 1)] * f64::from(1u32 << g.shift) / f64::from(g.skip);
             }
             notes.push(format!(
-                "layers {}..={}: residual run, scales grow by 2^{}/{} = {:.5} per layer from {:.4e}",
+                "layers {}..={}: residual run, scales between blocks grow by 2^{}/{} = {:.5} per block from {:.4e}",
                 r.start,
                 r.end - 1,
                 g.shift,
@@ -342,7 +358,7 @@ pub fn quantize(
                 g.input_scale
             ));
             geometry[i] = Some(g);
-        } else {
+        } else if run.stages == 1 && shortcut.is_none() {
             let s = (r.start + 1..=r.end).map(|t| scale[t]).fold(0.0, f64::max);
             let first_w = max_abs(&layers[r.start].weights);
             let need = scale[r.start] * first_w / 127.0;
@@ -365,75 +381,101 @@ pub fn quantize(
         }
     }
 
-    let mut quantized: Vec<(LayerSpec, Quantized)> = Vec::with_capacity(n);
-    for (r, g) in runs.iter().zip(&geometry) {
-        let quantize_at = |shift: u32| -> Result<Vec<Quantized>, String> {
-            r.clone()
-                .map(|l| {
-                    let signed = last_signed && l == n - 1;
-                    quantize_layer(&layers[l], scale[l], scale[l + 1], shift, signed)
-                        .map_err(|e| format!("layer {l}: {e}"))
-                })
-                .collect()
-        };
-        let (shift, qs) = match g {
-            Some(g) => {
-                let qs = quantize_at(g.shift).map_err(|e| quant_err(r.start, e))?;
-                if qs.iter().any(|q| q.skip != g.skip) {
-                    return Err(quant_err(r.start, "internal: residual multipliers differ within the run".into()));
-                }
-                (g.shift, qs)
-            }
-            None => {
-                // The largest shift that keeps every weight of the run within int8, lowered
-                // while a bias or accumulator does not fit.
-                let best = r.clone().map(|l| best_shift(max_abs(&layers[l].weights), scale[l], scale[l + 1])).min();
-                let mut last_err = String::new();
-                let mut done = None;
-                for shift in (0..=best.unwrap_or(0)).rev() {
-                    match quantize_at(shift) {
-                        Ok(q) => {
-                            done = Some((shift, q));
-                            break;
-                        }
-                        Err(e) => last_err = e,
+    // Quantization, run by run and position by position in the block: the layers at one
+    // position of a run's blocks share one spec, hence one shift and accumulator width.
+    let mut quantized: Vec<Option<(LayerSpec, Quantized)>> = (0..n).map(|_| None).collect();
+    for (run, g) in runs.iter().zip(&geometry) {
+        for stage in 0..run.stages {
+            let members: Vec<usize> = run.stage(stage).collect();
+            let scales = |l: usize| (scale[l], scale[l + 1], scale[block_start(layers, l)]);
+            let quantize_at = |shift: u32| -> Result<Vec<Quantized>, String> {
+                members
+                    .iter()
+                    .map(|&l| {
+                        let signed = last_signed && l == n - 1;
+                        quantize_layer(&layers[l], scales(l), shift, signed).map_err(|e| format!("layer {l}: {e}"))
+                    })
+                    .collect()
+            };
+            let fixed = g.filter(|_| stage == run.stages - 1);
+            let (shift, qs) = match fixed {
+                Some(g) => {
+                    let qs = quantize_at(g.shift).map_err(|e| quant_err(members[0], e))?;
+                    if qs.iter().any(|q| q.skip != g.skip) {
+                        return Err(quant_err(
+                            members[0],
+                            "internal: residual multipliers differ within the run".into(),
+                        ));
                     }
+                    (g.shift, qs)
                 }
-                done.ok_or_else(|| quant_err(r.start, format!("no shift fits ({last_err})")))?
+                None => {
+                    // The largest shift that keeps every weight (projections included)
+                    // within int8, lowered while a bias or accumulator does not fit.
+                    let best = members
+                        .iter()
+                        .map(|&l| {
+                            let (s_a, s_o, s_x) = scales(l);
+                            let own = best_shift(max_abs(&layers[l].weights), s_a, s_o);
+                            let projection = layers[l].shortcut.as_ref().and_then(|s| s.projection.as_ref());
+                            projection.map_or(own, |p| own.min(best_shift(max_abs(&p.weights), s_x, s_o)))
+                        })
+                        .min();
+                    let mut last_err = String::new();
+                    let mut done = None;
+                    for shift in (0..=best.unwrap_or(0)).rev() {
+                        match quantize_at(shift) {
+                            Ok(q) => {
+                                done = Some((shift, q));
+                                break;
+                            }
+                            Err(e) => last_err = e,
+                        }
+                    }
+                    done.ok_or_else(|| quant_err(members[0], format!("no shift fits ({last_err})")))?
+                }
+            };
+            let acc_bits = qs.iter().map(|q| q.acc_bits).max().unwrap_or(shift + 8);
+            let requant = RequantSpec::new(shift, acc_bits)?;
+            for (l, q) in members.into_iter().zip(qs) {
+                let zero_point = if l == 0 { input_zero_point(lowest, scale[0]) } else { 0 };
+                let layer = &layers[l];
+                let projection = layer.shortcut.as_ref().and_then(|s| s.projection.as_ref()).map(|p| p.shape);
+                let spec =
+                    LayerSpec { shape: layer.kind, requant, skip: q.skip, projection, pool: layer.pool, zero_point };
+                quantized[l] = Some((spec, q));
             }
-        };
-        let acc_bits = qs.iter().map(|q| q.acc_bits).max().unwrap_or(shift + 8);
-        let requant = RequantSpec::new(shift, acc_bits)?;
-        for (l, q) in r.clone().zip(qs) {
-            let zero_point = if l == 0 { input_zero_point(lowest, scale[0]) } else { 0 };
-            let spec = LayerSpec { shape: layers[l].kind, requant, skip: q.skip, pool: layers[l].pool, zero_point };
-            quantized.push((spec, q));
         }
     }
 
-    // Segments: consecutive layers of one spec.
+    // Segments: consecutive blocks of one spec.
     let mut segments: Vec<Segment> = Vec::new();
     let mut reports = Vec::with_capacity(n);
-    for (l, (spec, q)) in quantized.into_iter().enumerate() {
+    for b in blocks(layers) {
+        let members: Vec<(LayerSpec, Quantized)> =
+            b.clone().map(|l| quantized[l].take().expect("every layer of every run is quantized")).collect();
+        let spec = BlockSpec { stages: members.iter().map(|(s, _)| *s).collect() };
         match segments.last_mut() {
-            Some(seg) if seg.spec == spec => {
-                seg.layers.push(q.layer_weights.clone());
-                seg.origin.push(origin(l));
-            }
-            _ => segments.push(Segment { spec, layers: vec![q.layer_weights.clone()], origin: vec![origin(l)] }),
+            Some(seg) if seg.spec == spec => {}
+            _ => segments.push(Segment { spec, layers: Vec::new(), origin: Vec::new() }),
         }
-        reports.push(LayerReport {
-            origin: origin(l),
-            segment: segments.len() - 1,
-            input_scale: scale[l],
-            output_scale: scale[l + 1],
-            weight_scale: q.weight_scale,
-            max_abs_weight: max_abs(&layers[l].weights),
-            calibrated_max: tensor_max[l + 1],
-            shift: spec.requant.shift(),
-            acc_bits: spec.requant.acc_bits(),
-            skip: q.skip,
-        });
+        let segment = segments.len() - 1;
+        for (l, (spec, q)) in b.zip(members) {
+            segments[segment].layers.push(q.layer_weights.clone());
+            segments[segment].origin.push(origin(l));
+            reports.push(LayerReport {
+                origin: origin(l),
+                segment,
+                input_scale: scale[l],
+                output_scale: scale[l + 1],
+                weight_scale: q.weight_scale,
+                max_abs_weight: max_abs(&layers[l].weights),
+                calibrated_max: tensor_max[l + 1],
+                shift: spec.requant.shift(),
+                acc_bits: spec.requant.acc_bits(),
+                skip: q.skip,
+            });
+        }
     }
     let zero_point = if last_signed { LOGIT_ZERO } else { 0 };
     let output = OutputQuant { scale: scale[n] as f32, zero_point };

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Train and export a CIFAR-shaped ResNet-20 for fold-ml: He et al.'s CIFAR ResNet (3 stages
+of 3 basic blocks, 16/32/64 channels, stride-2 stage transitions with 1x1 projection
+shortcuts and BatchNorm, global average pooling, a linear classifier), on scikit-learn's
+digits replicated to 3 channels and normalized per channel like CIFAR-10.
+
+Input size: 3x8x8, the digits' native resolution. The architecture is ResNet-20's; the input
+is reduced from CIFAR's 3x32x32 until layers larger than one fold can be proven (at 32x32 a
+basic block of stage 1 is 2 x 147,456 x 16 = 4.7M multiply-accumulates in one step).
+
+Reproducible (fixed seeds, deterministic torch algorithms, 2 threads), CPU only.
+
+Model (torch.nn, exported by torch.onnx with opset 13 in eval mode, which folds each
+BatchNorm into the convolution before it):
+  Conv 3->16 3x3 -> BN -> ReLU
+  3 x BasicBlock(16), BasicBlock(32, stride 2, projection) + 2 x BasicBlock(32),
+  BasicBlock(64, stride 2, projection) + 2 x BasicBlock(64)
+    BasicBlock: ReLU(BN(Conv3x3(ReLU(BN(Conv3x3(x))))) + shortcut(x)),
+    shortcut = x, or BN(Conv1x1 stride 2(x)) where the shape changes
+  GlobalAveragePool -> Flatten -> Gemm 64->10
+
+Outputs (next to this script):
+  resnet20.onnx the model
+  calib.json    {"inputs": [...]}  the first 200 training images (192 floats each, NCHW)
+  test.json     {"inputs", "labels", "float_predictions"}  the 360 held-out images
+  digit.json    the first held-out image as a plain array of 192 floats
+
+Usage:
+  python3 -m venv /tmp/digits-venv && . /tmp/digits-venv/bin/activate
+  pip install -r examples/digits/requirements.txt
+  python examples/resnet20/train.py
+"""
+
+import json
+import os
+import random
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+SEED = 0
+HERE = os.path.dirname(os.path.abspath(__file__))
+N_CALIB = 200
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+def seed_everything():
+    random.seed(SEED)
+    np.random.seed(SEED)
+    torch.manual_seed(SEED)
+    torch.set_num_threads(2)
+    torch.use_deterministic_algorithms(True)
+    torch.set_flush_denormal(True)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet20(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        layers, c_in = [], 16
+        for c_out, stride in ((16, 1), (32, 2), (64, 2)):
+            for i in range(3):
+                layers.append(BasicBlock(c_in, c_out, stride if i == 0 else 1))
+                c_in = c_out
+        self.blocks = nn.Sequential(*layers)
+        self.fc = nn.Linear(64, classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.conv(x)))
+        x = self.blocks(x)
+        x = F.adaptive_avg_pool2d(x, 1)
+        return self.fc(torch.flatten(x, 1))
+
+
+def images():
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8).repeat(3, axis=1)
+    mean = np.array(CIFAR_MEAN, dtype=np.float32).reshape(1, 3, 1, 1)
+    std = np.array(CIFAR_STD, dtype=np.float32).reshape(1, 3, 1, 1)
+    return ((x - mean) / std).astype(np.float32), d.target.astype(np.int64)
+
+
+def accuracy(model, x, y):
+    model.eval()
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+def train(model, xtr, ytr, xte, yte, epochs=40, lr=3e-3, batch=32):
+    g = torch.Generator().manual_seed(SEED)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * ((len(xtr) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
+    t0 = time.perf_counter()
+    for ep in range(epochs):
+        model.train()
+        perm = torch.randperm(len(xtr), generator=g)
+        for i in range(0, len(xtr), batch):
+            idx = perm[i:i + batch]
+            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        if (ep + 1) % 10 == 0:
+            print(f"  epoch {ep + 1:3d}  test acc {accuracy(model, xte, yte):.4f}  ({time.perf_counter() - t0:.0f}s)")
+    model.eval()
+    return model
+
+
+def export(model, path):
+    torch.onnx.export(
+        model, (torch.zeros(1, 3, 8, 8),), path, dynamo=False, opset_version=13,
+        input_names=["input"], output_names=["logits"], training=torch.onnx.TrainingMode.EVAL,
+    )
+    m = onnx.load(path)
+    onnx.checker.check_model(m, full_check=True)
+    ops = [n.op_type for n in m.graph.node if n.op_type != "Constant"]
+    print("ops:", " ".join(ops))
+    assert ops.count("Conv") == 21 and ops.count("Add") == 9, "ResNet-20: 19 convs + 2 projections, 9 residual adds"
+
+
+def ort_predict(path, x):
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return np.array([int(np.argmax(sess.run(["logits"], {"input": img[None]})[0][0])) for img in x])
+
+
+def r5(v):
+    return float(f"{float(v):.5g}")
+
+
+def flat(x):
+    return [[r5(v) for v in img.reshape(-1)] for img in x]
+
+
+def dump(obj, name):
+    with open(os.path.join(HERE, name), "w") as f:
+        json.dump(obj, f, separators=(",", ":"))
+        f.write("\n")
+
+
+def main():
+    t0 = time.perf_counter()
+    seed_everything()
+    x, y = images()
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
+    print(f"train {xtr.shape}, test {xte.shape}, input range [{x.min():.3f}, {x.max():.3f}]")
+    model = train(ResNet20(), *map(torch.from_numpy, (xtr, ytr, xte, yte)))
+    path = os.path.join(HERE, "resnet20.onnx")
+    export(model, path)
+    with torch.no_grad():
+        torch_pred = model(torch.from_numpy(xte)).argmax(1).numpy()
+    ort_pred = ort_predict(path, xte)
+    assert np.array_equal(torch_pred, ort_pred), "onnxruntime != torch predictions"
+    acc = float((ort_pred == yte).mean())
+    assert acc >= 0.95, f"float accuracy {acc} < 0.95"
+    dump({"inputs": flat(xtr[:N_CALIB])}, "calib.json")
+    dump({"inputs": flat(xte), "labels": [int(v) for v in yte], "float_predictions": [int(v) for v in ort_pred]},
+         "test.json")
+    dump(flat(xte[:1])[0], "digit.json")
+    print(f"float test accuracy {acc:.4f} ({int(round(acc * len(yte)))}/{len(yte)}); digit.json label {int(yte[0])}, "
+          f"predicted {ort_pred[0]}")
+    for fn in ("resnet20.onnx", "calib.json", "test.json", "digit.json"):
+        print(f"  {fn:14s} {os.path.getsize(os.path.join(HERE, fn)):9d} bytes")
+    print(f"  torch {torch.__version__}, onnx {onnx.__version__}, onnxruntime {ort.__version__}; "
+          f"{time.perf_counter() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
