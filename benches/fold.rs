@@ -10,7 +10,7 @@ use fold_ml::nova::{PublicParams, RecursiveSnark, E1, E2, S1, S2};
 use fold_ml_circuits::baseline::SquaringChain;
 use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::cost::StepCost;
-use fold_ml_circuits::layer::{LayerStep, StepWitness};
+use fold_ml_circuits::layer::{BlockSpec, LayerStep, StepWitness};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::synthetic::SyntheticModel;
 use fold_ml_circuits::F;
@@ -30,7 +30,7 @@ impl Steps {
         let layers = (0..self.k).map(|j| self.model.layer((self.next + j) % self.model.layers())).collect();
         let input = std::mem::take(&mut self.acts);
         let w = StepWitness { input, layers, blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO };
-        let step = LayerStep::multi(self.model.spec(), self.k, w).expect("valid layers");
+        let step = LayerStep::multi(BlockSpec::layer(self.model.spec()), self.k, w).expect("valid layers");
         self.acts = step.output().to_vec();
         self.next += self.k;
         step
@@ -38,13 +38,14 @@ impl Steps {
 }
 
 fn bench_config(c: &mut Criterion, name: &str, model: SyntheticModel, k: usize) {
-    let spec = model.spec();
+    let spec = BlockSpec::layer(model.spec());
     let cost = StepCost::of_step(&spec, k);
     let mut group = c.benchmark_group(format!("fold/{name}/k={k}"));
     group.sample_size(10).measurement_time(Duration::from_secs(15));
     group.throughput(Throughput::Elements(cost.macs as u64));
 
-    let pp = PublicParams::setup(&LayerStep::blank(spec, k), &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
+    let pp =
+        PublicParams::setup(&LayerStep::blank(spec.clone(), k), &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
     let mut steps = Steps { model, k, acts: model.default_input(), next: 0 };
     let z0 = StepState::initial(activation_commitment_native(&model.default_input(), F::ZERO));
     let first = steps.next_step();

@@ -1,10 +1,12 @@
-//! The layer step circuit: one quantized layer per Nova IVC step.
+//! The step circuit: one block (a quantized layer, or a residual block's layers) per Nova
+//! IVC step.
 //!
 //! Per step (see [`crate::state`] for the state): the private input activations are
-//! range-checked to 7 bits and must open `z_in.activations`; the private weights are
-//! range-checked to int8 and absorbed into the running model commitment; the layer is
-//! computed at one constraint per multiply-accumulate and requantized through a full bit
-//! decomposition; the outputs are committed under a fresh private blind. Nothing the
+//! range-checked to 7 bits and must open `z_in.activations`; per layer, the private weights
+//! are range-checked to int8 and absorbed into the running model commitment, the layer is
+//! computed at one constraint per multiply-accumulate (its shortcut terms reading the
+//! block's input, which never leaves the step) and requantized through a full bit
+//! decomposition; the block's outputs are committed under a fresh private blind. Nothing the
 //! prover supplies is left unconstrained.
 
 use crate::commit::{activation_commitment, activation_commitment_native, model_update, model_update_native};

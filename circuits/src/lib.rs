@@ -7,7 +7,7 @@
 //! - [`quant`]: value ranges and integer semantics (the single source of truth).
 //! - [`gadgets`]: range checks, requantize+ReLU+clamp, dot product, convolution and dense
 //!   geometry, Poseidon commitments.
-//! - [`spec`]: the public layer spec and its digest; [`layer`]: the [`layer::LayerStep`]
+//! - [`spec`]: the public layer and block specs and their digests; [`layer`]: the [`layer::LayerStep`]
 //!   step circuit; [`state`]: its IVC state and why it binds the whole computation.
 //! - [`reference`]: the native executor of a stack of layers; [`synthetic`]: the
 //!   deterministic Zator-shaped model generator.

@@ -9,8 +9,9 @@
 //!
 //! Words, one per concept: a *model* is anything that is a [`ModelSource`] (segments of
 //! layers); a *network* is an imported, quantized model file; a layer's *weights*
-//! ([`LayerWeights`]: weight matrix and bias) are secret, its *spec* ([`LayerSpec`], with its
-//! [`fold_ml_circuits::quant::RequantSpec`]) is public; a job's *model record*
+//! ([`LayerWeights`]: weight matrix and bias) are secret, its *spec* (`LayerSpec`, with its
+//! [`fold_ml_circuits::quant::RequantSpec`]) is public; a *block* ([`BlockSpec`]: one
+//! layer, or a residual block's layers) is what one step applies; a job's *model record*
 //! ([`crate::job::manifest::ModelRecord`]) says which model a job proves; Nova's *public
 //! parameters* (`PublicParams`, "pp") and *keys* belong to [`crate::prove::keys`]; *K* is
 //! "layers per step".
