@@ -19,7 +19,7 @@ Usage:
 import json
 import math
 import os
-import random
+import sys
 import time
 
 import numpy as np
@@ -31,6 +31,9 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from train_common import seed_everything  # noqa: E402
+
 SEED = 0
 HERE = os.path.dirname(os.path.abspath(__file__))
 N_BLOCKS = 64
@@ -41,15 +44,6 @@ CNN_OPS = [
     "Conv", "Relu", "AveragePool", "Flatten", "Gemm",
 ]
 RESNET_OPS = ["Conv", "Relu"] + ["Conv", "Add", "Relu"] * N_BLOCKS + ["AveragePool", "Flatten", "Gemm"]
-
-
-def seed_everything(seed=SEED):
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.set_num_threads(2)
-    torch.use_deterministic_algorithms(True)
-    torch.set_flush_denormal(True)  # tiny gradients late in training are very slow otherwise
 
 
 # --------------------------------------------------------------------------- models

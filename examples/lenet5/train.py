@@ -25,9 +25,8 @@ Usage:
   python examples/lenet5/train.py
 """
 
-import json
 import os
-import random
+import sys
 import time
 
 import numpy as np
@@ -39,20 +38,13 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from train_common import export, ort_predict, seed_everything, train, write_fixtures  # noqa: E402
+
 SEED = 0
 HERE = os.path.dirname(os.path.abspath(__file__))
-N_CALIB = 200
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 OPS = ["Conv", "Relu", "MaxPool", "Conv", "Relu", "MaxPool", "Flatten", "Gemm", "Relu", "Gemm", "Relu", "Gemm"]
-
-
-def seed_everything():
-    random.seed(SEED)
-    np.random.seed(SEED)
-    torch.manual_seed(SEED)
-    torch.set_num_threads(2)
-    torch.use_deterministic_algorithms(True)
-    torch.set_flush_denormal(True)
 
 
 class LeNet5(nn.Module):
@@ -81,87 +73,25 @@ def images():
     return x, d.target.astype(np.int64)
 
 
-def accuracy(model, x, y):
-    model.eval()
-    with torch.no_grad():
-        return (model(x).argmax(1) == y).float().mean().item()
-
-
-def train(model, xtr, ytr, xte, yte, epochs=30, lr=3e-3, batch=32):
-    g = torch.Generator().manual_seed(SEED)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * ((len(xtr) + batch - 1) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
-    t0 = time.perf_counter()
-    for ep in range(epochs):
-        model.train()
-        perm = torch.randperm(len(xtr), generator=g)
-        for i in range(0, len(xtr), batch):
-            idx = perm[i:i + batch]
-            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-        if (ep + 1) % 10 == 0:
-            print(f"  epoch {ep + 1:3d}  test acc {accuracy(model, xte, yte):.4f}  ({time.perf_counter() - t0:.0f}s)")
-    model.eval()
-    return model
-
-
-def export(model, path):
-    torch.onnx.export(
-        model, (torch.zeros(1, 1, 28, 28),), path, dynamo=False, opset_version=13,
-        input_names=["input"], output_names=["logits"], training=torch.onnx.TrainingMode.EVAL,
-    )
-    m = onnx.load(path)
-    onnx.checker.check_model(m, full_check=True)
-    ops = [n.op_type for n in m.graph.node if n.op_type != "Constant"]
-    assert ops == OPS, f"unexpected op list {ops}"
-
-
-def ort_predict(path, x):
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    return np.array([int(np.argmax(sess.run(["logits"], {"input": img[None]})[0][0])) for img in x])
-
-
-def r5(v):
-    return float(f"{float(v):.5g}")
-
-
-def flat(x):
-    return [[r5(v) for v in img.reshape(-1)] for img in x]
-
-
-def dump(obj, name):
-    with open(os.path.join(HERE, name), "w") as f:
-        json.dump(obj, f, separators=(",", ":"))
-        f.write("\n")
-
-
 def main():
     t0 = time.perf_counter()
-    seed_everything()
+    seed_everything(SEED)
     x, y = images()
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
     print(f"train {xtr.shape}, test {xte.shape}, input range [{x.min():.3f}, {x.max():.3f}]")
-    model = train(LeNet5(), *map(torch.from_numpy, (xtr, ytr, xte, yte)))
+    model = train(LeNet5(), *map(torch.from_numpy, (xtr, ytr, xte, yte)), epochs=30, seed=SEED)
     path = os.path.join(HERE, "lenet5.onnx")
-    export(model, path)
+    ops = export(model, (1, 1, 28, 28), path)
+    assert ops == OPS, f"unexpected op list {ops}"
     with torch.no_grad():
         torch_pred = model(torch.from_numpy(xte)).argmax(1).numpy()
     ort_pred = ort_predict(path, xte)
     assert np.array_equal(torch_pred, ort_pred), "onnxruntime != torch predictions"
     acc = float((ort_pred == yte).mean())
     assert acc >= 0.95, f"float accuracy {acc} < 0.95"
-    dump({"inputs": flat(xtr[:N_CALIB])}, "calib.json")
-    dump({"inputs": flat(xte), "labels": [int(v) for v in yte], "float_predictions": [int(v) for v in ort_pred]},
-         "test.json")
-    dump(flat(xte[:1])[0], "digit.json")
     print(f"float test accuracy {acc:.4f} ({int(round(acc * len(yte)))}/{len(yte)}); digit.json label {int(yte[0])}, "
           f"predicted {ort_pred[0]}")
-    for fn in ("lenet5.onnx", "calib.json", "test.json", "digit.json"):
-        print(f"  {fn:12s} {os.path.getsize(os.path.join(HERE, fn)):9d} bytes")
+    write_fixtures(HERE, "lenet5.onnx", xtr, xte, yte, ort_pred)
     print(f"  torch {torch.__version__}, onnx {onnx.__version__}, onnxruntime {ort.__version__}; "
           f"{time.perf_counter() - t0:.0f}s")
 

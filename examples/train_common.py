@@ -1,0 +1,98 @@
+"""Helpers shared by the example training scripts (LeNet-5, ResNet-20, digits): seeding,
+the training loop, ONNX export and check, onnxruntime predictions, and the JSON fixtures.
+
+Every script runs CPU-only on 2 threads with deterministic torch algorithms, so that the
+committed fixtures are reproducible.
+"""
+
+import json
+import os
+import random
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import torch.nn.functional as F
+
+
+def seed_everything(seed=0):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(2)
+    torch.use_deterministic_algorithms(True)
+    torch.set_flush_denormal(True)  # tiny gradients late in training are very slow otherwise
+
+
+def accuracy(model, x, y):
+    model.eval()
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+def train(model, xtr, ytr, xte, yte, epochs, lr=3e-3, batch=32, seed=0):
+    """Adam with weight decay 1e-4 under a one-cycle schedule; prints the held-out accuracy
+    every 10 epochs; returns the model in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * ((len(xtr) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
+    t0 = time.perf_counter()
+    for ep in range(epochs):
+        model.train()
+        perm = torch.randperm(len(xtr), generator=g)
+        for i in range(0, len(xtr), batch):
+            idx = perm[i:i + batch]
+            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        if (ep + 1) % 10 == 0:
+            print(f"  epoch {ep + 1:3d}  test acc {accuracy(model, xte, yte):.4f}  ({time.perf_counter() - t0:.0f}s)")
+    model.eval()
+    return model
+
+
+def export(model, shape, path):
+    """Exports with torch.onnx (opset 13, eval mode), checks the file, and returns its
+    operators (Constant nodes left out)."""
+    torch.onnx.export(
+        model, (torch.zeros(*shape),), path, dynamo=False, opset_version=13,
+        input_names=["input"], output_names=["logits"], training=torch.onnx.TrainingMode.EVAL,
+    )
+    m = onnx.load(path)
+    onnx.checker.check_model(m, full_check=True)
+    return [n.op_type for n in m.graph.node if n.op_type != "Constant"]
+
+
+def ort_predict(path, x):
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return np.array([int(np.argmax(sess.run(["logits"], {"input": img[None]})[0][0])) for img in x])
+
+
+def r5(v):
+    return float(f"{float(v):.5g}")
+
+
+def flat(x):
+    return [[r5(v) for v in img.reshape(-1)] for img in x]
+
+
+def dump(obj, path):
+    with open(path, "w") as f:
+        json.dump(obj, f, separators=(",", ":"))
+        f.write("\n")
+
+
+def write_fixtures(here, model_file, xtr, xte, yte, ort_pred, n_calib=200):
+    """calib.json (the first training images), test.json (held-out images, labels, float
+    predictions), digit.json (the first held-out image); prints their sizes."""
+    dump({"inputs": flat(xtr[:n_calib])}, os.path.join(here, "calib.json"))
+    dump({"inputs": flat(xte), "labels": [int(v) for v in yte], "float_predictions": [int(v) for v in ort_pred]},
+         os.path.join(here, "test.json"))
+    dump(flat(xte[:1])[0], os.path.join(here, "digit.json"))
+    for fn in (model_file, "calib.json", "test.json", "digit.json"):
+        print(f"  {fn:14s} {os.path.getsize(os.path.join(here, fn)):9d} bytes")
