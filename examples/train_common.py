@@ -87,6 +87,23 @@ def dump(obj, path):
         f.write("\n")
 
 
+def check_and_write(model, here, model_file, xtr, xte, yte, t0, n_calib=200):
+    """onnxruntime must predict as torch on the held-out images, with at least 95% accuracy;
+    then the fixtures are written (`write_fixtures`) and the versions printed."""
+    path = os.path.join(here, model_file)
+    with torch.no_grad():
+        torch_pred = model(torch.from_numpy(xte)).argmax(1).numpy()
+    ort_pred = ort_predict(path, xte)
+    assert np.array_equal(torch_pred, ort_pred), "onnxruntime != torch predictions"
+    acc = float((ort_pred == yte).mean())
+    assert acc >= 0.95, f"float accuracy {acc} < 0.95"
+    print(f"float test accuracy {acc:.4f} ({int(round(acc * len(yte)))}/{len(yte)}); digit.json label {int(yte[0])}, "
+          f"predicted {ort_pred[0]}")
+    write_fixtures(here, model_file, xtr, xte, yte, ort_pred, n_calib)
+    print(f"  torch {torch.__version__}, onnx {onnx.__version__}, onnxruntime {ort.__version__}; "
+          f"{time.perf_counter() - t0:.0f}s")
+
+
 def write_fixtures(here, model_file, xtr, xte, yte, ort_pred, n_calib=200):
     """calib.json (the first training images), test.json (held-out images, labels, float
     predictions), digit.json (the first held-out image); prints their sizes."""

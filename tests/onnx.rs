@@ -306,6 +306,16 @@ fn digits_resnet64_agrees_with_its_float_model() {
 
 /// LeNet-5 as torch exports it (valid second conv, max pools, three dense layers) on an
 /// MNIST-normalized, signed input.
+/// Constraints and MACs of one step of each segment.
+fn step_costs(network: &fold_ml::model::network::Network) -> (Vec<usize>, Vec<usize>) {
+    let cost: Vec<_> = network
+        .segments
+        .iter()
+        .map(|s| fold_ml_circuits::cost::StepCost::of_step(&s.spec, s.spec.num_stages()))
+        .collect();
+    (cost.iter().map(|c| c.constraints).collect(), cost.iter().map(|c| c.macs).collect())
+}
+
 #[test]
 fn lenet5_agrees_with_its_float_model() {
     let (network, accuracy) = example_agreement("lenet5", "lenet5.onnx", "float_predictions");
@@ -316,14 +326,8 @@ fn lenet5_agrees_with_its_float_model() {
     assert_eq!(shapes, [6 * 14 * 14, 16 * 5 * 5, 120, 84, 10]);
     // Constraints per layer step (pinned: `fold-ml inspect --model lenet5.foldml`). The dense
     // layers pay 8 range-check constraints per weight (each weight is used once).
-    let cost: Vec<_> = network
-        .segments
-        .iter()
-        .map(|s| fold_ml_circuits::cost::StepCost::of_step(&s.spec, s.spec.num_stages()))
-        .collect();
-    let constraints: Vec<_> = cost.iter().map(|c| c.constraints).collect();
+    let (constraints, macs) = step_costs(&network);
     assert_eq!(constraints, [257_481, 324_453, 493_629, 109_037, 11_491]);
-    let macs: Vec<_> = cost.iter().map(|c| c.macs).collect();
     assert_eq!(macs, [107_736, 240_000, 48_000, 10_080, 840]);
 }
 
@@ -347,14 +351,8 @@ fn resnet20_agrees_with_its_float_model() {
     // Constraints per step (pinned: `fold-ml inspect --model resnet20.foldml`). At 2×2 the
     // 64-channel blocks' 73,728 weights cost 8 range-check constraints each: more than the
     // 131,072 products.
-    let cost: Vec<_> = network
-        .segments
-        .iter()
-        .map(|s| fold_ml_circuits::cost::StepCost::of_step(&s.spec, s.spec.num_stages()))
-        .collect();
-    let constraints: Vec<_> = cost.iter().map(|c| c.constraints).collect();
+    let (constraints, macs) = step_costs(&network);
     assert_eq!(constraints, [53_426, 348_274, 338_160, 403_732, 666_380, 818_642, 819_282, 9_551]);
-    let macs: Vec<_> = cost.iter().map(|c| c.macs).collect();
     assert_eq!(macs, [23_232, 247_808, 172_544, 204_800, 124_928, 131_072, 131_072, 640]);
 }
 

@@ -11,31 +11,11 @@ use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::reference::{model_commitment, NativeRun};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
-use nova_snark::frontend::{num::AllocatedNum, test_cs::TestConstraintSystem, ConstraintSystem};
-use nova_snark::traits::circuit::StepCircuit;
 use proptest::prelude::*;
 
-const SALT: u64 = 77;
+mod common;
 
-fn synth(step: &LayerStep, z_in: &StepState, expected: &StepState) -> bool {
-    let mut cs = TestConstraintSystem::<F>::new();
-    let z: Vec<_> = z_in
-        .to_vec()
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| AllocatedNum::alloc_input(cs.namespace(|| format!("z{i}")), || Ok(v)).unwrap())
-        .collect();
-    let out = step.synthesize(&mut cs, &z).unwrap();
-    for (i, (o, v)) in out.iter().zip(expected.to_vec()).enumerate() {
-        cs.enforce(
-            || format!("z_out{i} public"),
-            |lc| lc + o.get_variable(),
-            |lc| lc + TestConstraintSystem::<F>::one(),
-            |lc| lc + (v, TestConstraintSystem::<F>::one()),
-        );
-    }
-    cs.is_satisfied()
-}
+const SALT: u64 = 77;
 
 /// A ResNet basic block on a `c×s×s` input: `conv3x3(stride) → conv3x3 + shortcut`, the
 /// shortcut an identity (`skip`) when `down` is false, else a 1×1 stride-2 projection
@@ -97,7 +77,7 @@ proptest! {
         let step = LayerStep::multi(block.clone(), 2, witness(&input, &layers)).unwrap();
         let z = z_in(&input);
         let next = step.next_state(&z);
-        prop_assert!(synth(&step, &z, &next));
+        prop_assert!(common::synth(&step, &z, Some(&next)).0);
         prop_assert_eq!(next.layer, z.layer + 2);
         let native = block_native(&block, &input, &layers).unwrap();
         prop_assert_eq!(step.output(), &native[..]);
@@ -129,7 +109,7 @@ proptest! {
         ];
         let step = LayerStep::block_unchecked(block, witness(&input, &layers), hints);
         let z = z_in(&input);
-        prop_assert!(!synth(&step, &z, &step.next_state(&z)));
+        prop_assert!(!common::synth(&step, &z, Some(&step.next_state(&z))).0);
     }
 
     #[test]
@@ -142,7 +122,7 @@ proptest! {
         let second = linear_hints(&block.linear(1), &mid, &input, &layers[1].weights, &layers[1].bias).unwrap();
         let step = LayerStep::block_unchecked(block, witness(&input, &layers), vec![first, second]);
         let z = z_in(&input);
-        prop_assert!(!synth(&step, &z, &step.next_state(&z)));
+        prop_assert!(!common::synth(&step, &z, Some(&step.next_state(&z))).0);
     }
 }
 

@@ -36,8 +36,6 @@ import sys
 import time
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -45,7 +43,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from train_common import export, ort_predict, seed_everything, train, write_fixtures  # noqa: E402
+from train_common import check_and_write, export, seed_everything, train  # noqa: E402
 
 SEED = 0
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -112,17 +110,7 @@ def main():
     ops = export(model, (1, 3, 8, 8), path)
     print("ops:", " ".join(ops))
     assert ops.count("Conv") == 21 and ops.count("Add") == 9, "ResNet-20: 19 convs + 2 projections, 9 residual adds"
-    with torch.no_grad():
-        torch_pred = model(torch.from_numpy(xte)).argmax(1).numpy()
-    ort_pred = ort_predict(path, xte)
-    assert np.array_equal(torch_pred, ort_pred), "onnxruntime != torch predictions"
-    acc = float((ort_pred == yte).mean())
-    assert acc >= 0.95, f"float accuracy {acc} < 0.95"
-    print(f"float test accuracy {acc:.4f} ({int(round(acc * len(yte)))}/{len(yte)}); digit.json label {int(yte[0])}, "
-          f"predicted {ort_pred[0]}")
-    write_fixtures(HERE, "resnet20.onnx", xtr, xte, yte, ort_pred)
-    print(f"  torch {torch.__version__}, onnx {onnx.__version__}, onnxruntime {ort.__version__}; "
-          f"{time.perf_counter() - t0:.0f}s")
+    check_and_write(model, HERE, "resnet20.onnx", xtr, xte, yte, t0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,31 @@
+//! Helpers shared by the step circuit tests.
+
+use fold_ml_circuits::layer::LayerStep;
+use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::F;
+use nova_snark::frontend::{num::AllocatedNum, test_cs::TestConstraintSystem, ConstraintSystem};
+use nova_snark::traits::circuit::StepCircuit;
+
+/// Synthesizes `step` from public `z_in`; if `expected` is given, the outputs are bound to
+/// it as a verifier binds `z_out` to the statement. Returns (satisfied, z_out values).
+pub fn synth(step: &LayerStep, z_in: &StepState, expected: Option<&StepState>) -> (bool, Vec<F>) {
+    let mut cs = TestConstraintSystem::<F>::new();
+    let z: Vec<_> = z_in
+        .to_vec()
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| AllocatedNum::alloc_input(cs.namespace(|| format!("z{i}")), || Ok(v)).unwrap())
+        .collect();
+    let out = step.synthesize(&mut cs, &z).unwrap();
+    if let Some(e) = expected {
+        for (i, (o, v)) in out.iter().zip(e.to_vec()).enumerate() {
+            cs.enforce(
+                || format!("z_out{i} public"),
+                |lc| lc + o.get_variable(),
+                |lc| lc + TestConstraintSystem::<F>::one(),
+                |lc| lc + (v, TestConstraintSystem::<F>::one()),
+            );
+        }
+    }
+    (cs.is_satisfied(), out.iter().map(|o| o.get_value().unwrap()).collect())
+}
