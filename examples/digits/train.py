@@ -16,7 +16,6 @@ Usage:
   python examples/digits/train.py
 """
 
-import json
 import math
 import os
 import sys
@@ -32,7 +31,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from train_common import seed_everything  # noqa: E402
+from train_common import dump, seed_everything  # noqa: E402
 
 SEED = 0
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -265,12 +264,6 @@ def r6(v):
 
 def flat_images(x):
     return [[r6(v) for v in img.reshape(-1)] for img in x]
-
-
-def dump(obj, path):
-    with open(path, "w") as f:
-        json.dump(obj, f, separators=(",", ":"))
-        f.write("\n")
 
 
 # --------------------------------------------------------------------------- main
