@@ -196,3 +196,83 @@ fn shortcuts_the_circuits_cannot_express_are_refused() {
     let e = import_err("dangling", &m);
     assert!(e.contains("badd") || e.contains("never added"), "{e}");
 }
+
+/// `x + Relu(f(x))` (the Add after the ReLU), for convolutions and dense layers: the sum
+/// becomes one more layer of the block, a per-channel identity with the shortcut.
+#[test]
+fn residual_adds_after_the_relu() {
+    let dir = tempfile::tempdir().unwrap();
+    let pad = || vec![ints("pads", &[1, 1, 1, 1])];
+    let gemm = |name: &str, input: &str| {
+        node("Gemm", name, &[input, &format!("{name}.w"), &format!("{name}.b")], vec![int("transB", 1)])
+    };
+    let m = model(
+        &[1, 1, 4, 4],
+        vec![
+            conv("c0", "input", pad()),
+            node("Relu", "r0", &["c0_out"], vec![]),
+            conv("c1", "r0_out", pad()),
+            node("Relu", "r1", &["c1_out"], vec![]),
+            node("Add", "add1", &["r0_out", "r1_out"], vec![]),
+            conv("c2", "add1_out", pad()),
+            node("Relu", "r2", &["c2_out"], vec![]),
+            node("Add", "add2", &["r2_out", "add1_out"], vec![]),
+            node("Flatten", "flat", &["add2_out"], vec![]),
+            gemm("g1", "flat_out"),
+            node("Relu", "gr1", &["g1_out"], vec![]),
+            gemm("g2", "gr1_out"),
+            node("Relu", "gr2", &["g2_out"], vec![]),
+            node("Add", "add3", &["gr1_out", "gr2_out"], vec![]),
+            gemm("g3", "add3_out"),
+        ],
+        [conv_weights("c0", [4, 1, 3, 3], 1), conv_weights("c1", [4, 4, 3, 3], 2), conv_weights("c2", [4, 4, 3, 3], 3)]
+            .into_iter()
+            .flatten()
+            .chain([
+                random_tensor("g1.w", &[16, 64], 4, 0.3),
+                random_tensor("g1.b", &[16], 5, 0.1),
+                random_tensor("g2.w", &[16, 16], 6, 0.5),
+                random_tensor("g2.b", &[16], 7, 0.1),
+                random_tensor("g3.w", &[3, 16], 8, 0.5),
+                random_tensor("g3.b", &[3], 9, 0.1),
+            ])
+            .collect(),
+    );
+    let net = follows_tract(dir.path(), "after_relu", &m, 0.0);
+    let blocks: Vec<(usize, usize)> = net.segments.iter().map(|s| (s.spec.num_stages(), s.layers.len())).collect();
+    assert_eq!(blocks, [(1, 1), (2, 4), (1, 1), (2, 2), (1, 1)]);
+    let sum = net.segments[1].spec.stages[1];
+    let LinearShape::Conv(c) = sum.shape else { panic!("a per-channel identity") };
+    assert_eq!((c.groups, c.kernel, sum.skip > 0), (4, [1, 1], true));
+    assert_eq!(net.segments[1].origin, ["c1+r1", "add1", "c2+r2", "add2+flat"]);
+
+    // Of the model input (possibly negative): refused.
+    let on_input = model(
+        &[1, 1, 4, 4],
+        vec![
+            conv("c0", "input", pad()),
+            node("Relu", "r0", &["c0_out"], vec![]),
+            node("Add", "add0", &["input", "r0_out"], vec![]),
+        ],
+        conv_weights("c0", [1, 1, 3, 3], 1).to_vec(),
+    );
+    let path = write(dir.path(), "on_input", &on_input);
+    let e = onnx::read_float_model(&path).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("add0") && e.contains("model input"), "{e}");
+    // Nested: x + Relu(x + Conv(x)).
+    let nested = model(
+        &[1, 1, 4, 4],
+        vec![
+            conv("c0", "input", pad()),
+            node("Relu", "r0", &["c0_out"], vec![]),
+            conv("c1", "r0_out", pad()),
+            node("Add", "inner", &["c1_out", "r0_out"], vec![]),
+            node("Relu", "r1", &["inner_out"], vec![]),
+            node("Add", "outer", &["r0_out", "r1_out"], vec![]),
+        ],
+        [conv_weights("c0", [1, 1, 3, 3], 1), conv_weights("c1", [1, 1, 3, 3], 2)].concat(),
+    );
+    let path = write(dir.path(), "nested", &nested);
+    let e = onnx::read_float_model(&path).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("outer") && e.contains("nested"), "{e}");
+}

@@ -5,7 +5,8 @@
 //! that order), is a layout no-op (Flatten, Reshape that flattens, Identity, Dropout,
 //! Constant), or is a shortcut branch: a Conv (and its BatchNormalization) of the input of
 //! a layer of the current block, consumed by that block's residual Add (ResNet's
-//! projection shortcut). Anything else, or anything in another order, is an error naming the node,
+//! projection shortcut). An Add after the Relu (`x + Relu(f(x))`) closes the block with
+//! one more layer (see `Walker::add_after_relu`). Anything else, or anything in another order, is an error naming the node,
 //! and it comes before any calibration or quantization work. This module never guesses:
 //! a graph it does not understand exactly is rejected.
 
@@ -542,6 +543,9 @@ impl Walker {
             if back + 1 > MAX_STAGES {
                 return Err(node.bad(format!("a residual block spans {} layers; at most {MAX_STAGES}", back + 1)));
             }
+            if self.pending.as_ref().is_some_and(|p| p.stage == Stage::Relu) {
+                return self.add_after_relu(node, back, projection);
+            }
             let block_act = if back == 0 {
                 self.pending.as_ref().map(|p| p.input.1)
             } else {
@@ -573,6 +577,79 @@ impl Walker {
             p.stage = Stage::Residual;
         }
         self.advance(node, act)
+    }
+
+    /// `x + Relu(f(x))`: the sum is the output of one more layer of the block — a
+    /// per-channel identity (a depthwise 1×1 convolution whose unit weights are committed
+    /// like any other) plus the shortcut. Both terms are non-negative (the block input is a
+    /// hidden layer's output, never the possibly signed model input), so the new layer's
+    /// ReLU changes nothing and its requantization only rescales.
+    fn add_after_relu(&mut self, node: &Node, back: usize, projection: Option<Side>) -> Result<(), OnnxError> {
+        let n = self.layers.len();
+        if self.pending.as_ref().is_some_and(|p| p.layer.shortcut.is_some()) {
+            return Err(node.bad("nested residual connections (x + Relu(y + f(y))) are not supported"));
+        }
+        if n == back {
+            return Err(node.bad(
+                "x + Relu(f(x)) of the model input is not supported (the input may be negative and the sum is stored \
+                 unsigned): put a layer before the block",
+            ));
+        }
+        if back + 2 > MAX_STAGES {
+            return Err(node.bad(format!("a residual block spans {} layers; at most {MAX_STAGES}", back + 2)));
+        }
+        let (c, h, w) = match self.act {
+            Act::Chw(c, h, w) => (c, h, w),
+            Act::Flat(len) => (len, 1, 1),
+        };
+        let block_act =
+            if back == 0 { self.pending.as_ref().map(|p| p.input.1) } else { Some(self.layer_inputs[n - back].1) };
+        match &projection {
+            Some(side) if side.projection.shape.output_dims() != (c, h, w) => {
+                return Err(node.bad(format!(
+                    "the shortcut gives {:?}, the block {:?}",
+                    side.projection.shape.output_dims(),
+                    (c, h, w)
+                )));
+            }
+            None if block_act.map(Act::len) != Some(c * h * w) => {
+                return Err(node.bad("a residual Add needs a shortcut of as many values as the block's outputs"));
+            }
+            _ => {}
+        }
+        let shape = ConvShape {
+            channels_in: c,
+            channels_out: c,
+            height: h,
+            width: w,
+            kernel: [1, 1],
+            stride: [1, 1],
+            pads: [0; 4],
+            groups: c,
+        };
+        let mut origin = vec![node.at.name.clone()];
+        let bias = match &projection {
+            Some(side) => {
+                origin.splice(0..0, side.names.iter().cloned());
+                side.bias.clone()
+            }
+            None => vec![0.0; c],
+        };
+        let shortcut = Some(FloatShortcut { back: back + 1, projection: projection.map(|s| s.projection) });
+        let layer = FloatLayer {
+            kind: LinearShape::Conv(shape),
+            weights: vec![1.0; c],
+            bias,
+            relu: true,
+            shortcut,
+            pool: None,
+            origin,
+        };
+        let input = (self.current.clone(), self.act);
+        self.finish(node)?;
+        self.pending = Some(Pending { layer, input, start: node.at.clone(), stage: Stage::Relu });
+        self.current = node.output()?.to_string();
+        Ok(())
     }
 
     fn batch_norm(&mut self, node: &Node) -> Result<(), OnnxError> {
