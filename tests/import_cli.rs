@@ -6,7 +6,7 @@ mod common;
 use common::{fold_ml, scratch, verify_cli};
 use fold_ml::model::network::argmax;
 use fold_ml::statement::Statement;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn digits(file: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits").join(file).to_str().unwrap().to_string()
@@ -108,10 +108,10 @@ fn proving_a_model_file_needs_a_valid_input() {
 
 mod onnx_build;
 
-/// Imports `m` (calibrated on 256 signed inputs in `[-0.4, 0.6)`, as a normalized image),
-/// proves it on one more, verifies the proof, checks that the proven output is the native
-/// quantized network's, and returns what `import` printed.
-fn import_prove_and_verify(name: &str, m: &tract_onnx::pb::ModelProto, input_len: usize) -> String {
+/// Imports `m` (calibrated on 256 signed inputs in `[-0.4, 0.6)`, as a normalized image)
+/// into `scratch/name/`: returns the model file, one more input (as a file and as values)
+/// and what `import` printed.
+fn import_model(name: &str, m: &tract_onnx::pb::ModelProto, input_len: usize) -> (PathBuf, PathBuf, Vec<f32>, String) {
     let dir = scratch().join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let onnx = onnx_build::write(&dir, name, m);
@@ -140,19 +140,29 @@ fn import_prove_and_verify(name: &str, m: &tract_onnx::pb::ModelProto, input_len
         model_file.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
+    (model_file, x, input, out)
+}
 
-    let job = dir.join("job");
+/// The job's statement verifies and its output is the native quantized network's.
+fn check_job(job: &Path, model_file: &Path, input: &[f32]) {
+    let (code, _, err) = verify_cli(job);
+    assert_eq!(code, 0, "{err}");
+    let net = fold_ml::model::network::Network::read(model_file).unwrap();
+    assert!(net.input.zero_point > 0, "the input is signed");
+    let expected = net.run_native(&net.quantize_input(input).unwrap()).unwrap();
+    let s: Statement = serde_json::from_slice(&std::fs::read(job.join("statement.json")).unwrap()).unwrap();
+    assert_eq!(s.output.values.as_deref(), Some(expected.as_slice()));
+}
+
+/// Imports `m`, proves it, verifies the proof, checks the proven output, and returns what
+/// `import` printed.
+fn import_prove_and_verify(name: &str, m: &tract_onnx::pb::ModelProto, input_len: usize) -> String {
+    let (model_file, x, input, out) = import_model(name, m, input_len);
+    let job = model_file.with_file_name("job");
     let args = ["prove", "--model", model_file.to_str().unwrap(), "--input", x.to_str().unwrap()];
     let (code, _, err) = fold_ml(&[&args[..], &["--job", job.to_str().unwrap()]].concat());
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = verify_cli(&job);
-    assert_eq!(code, 0, "{err}");
-
-    let net = fold_ml::model::network::Network::read(&model_file).unwrap();
-    assert!(net.input.zero_point > 0, "the input is signed");
-    let expected = net.run_native(&net.quantize_input(&input).unwrap()).unwrap();
-    let s: Statement = serde_json::from_slice(&std::fs::read(job.join("statement.json")).unwrap()).unwrap();
-    assert_eq!(s.output.values.as_deref(), Some(expected.as_slice()));
+    check_job(&job, &model_file, &input);
     out
 }
 
@@ -188,4 +198,35 @@ fn import_prove_and_verify_strided_depthwise_and_pooled_convolutions() {
 fn import_prove_and_verify_residual_blocks() {
     let out = import_prove_and_verify("resnet-blocks", &onnx_build::small_resnet(), 72);
     assert!(out.contains("6 layers in 4 segments") && out.contains("projection conv 1×1 4→8"), "{out}");
+}
+
+/// A segment of identical residual blocks (one fold each) is killed while writing the
+/// checkpoint after its second block, and resumes from its first.
+#[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks (crash hook)")]
+fn a_segment_of_blocks_resumes_between_blocks() {
+    use fold_ml::job::checkpoint::{self, CRASH_HOOK_ENV};
+    let (model_file, x, input, out) = import_model("block-resume", &onnx_build::resnet_stack(3), 72);
+    assert!(out.contains("8 layers in 3 segments"), "{out}");
+    let job = model_file.with_file_name("job");
+    let args = [
+        "prove",
+        "--model",
+        model_file.to_str().unwrap(),
+        "--input",
+        x.to_str().unwrap(),
+        "--checkpoint-every",
+        "1",
+        "--job",
+        job.to_str().unwrap(),
+    ];
+    let bin = env!("CARGO_BIN_EXE_fold-ml");
+    // layers: stem 1, blocks at 3, 5, 7, classifier 8: crash writing the one at 5
+    let (code, _, err) = common::run_env(bin, &args, &[(CRASH_HOOK_ENV, "5")]);
+    assert_ne!(code, 0, "the crash hook did not fire: {err}");
+    assert_eq!(checkpoint::list(&job).first().map(|(k, _)| *k), Some(3));
+    let (code, _, err) = common::run(bin, &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("resuming from the checkpoint at 3 layers"), "{err}");
+    check_job(&job, &model_file, &input);
 }

@@ -196,3 +196,31 @@ pub fn small_resnet() -> ModelProto {
     inits.push(random_tensor("fc.b", &[3], 8, 0.1));
     model(&[1, 2, 6, 6], nodes, inits)
 }
+
+/// A stem conv (2→4 on 6×6) and `blocks` identical basic blocks with identity shortcuts
+/// (one segment, one fold per block), then a Gemm to 3 logits.
+pub fn resnet_stack(blocks: usize) -> ModelProto {
+    let pad = || ints("pads", &[1, 1, 1, 1]);
+    let mut nodes = vec![conv("s", "input", vec![pad()]), node("Relu", "sr", &["s_out"], vec![])];
+    let mut inits: Vec<TensorProto> = conv_weights("s", [4, 2, 3, 3], 1).to_vec();
+    let mut x = "sr_out".to_string();
+    for k in 0..blocks {
+        let (a, b) = (format!("a{k}"), format!("b{k}"));
+        nodes.push(conv(&a, &x, vec![pad()]));
+        nodes.push(node("Relu", &format!("{a}r"), &[&format!("{a}_out")], vec![]));
+        nodes.push(conv(&b, &format!("{a}r_out"), vec![pad()]));
+        nodes.push(node("Add", &format!("add{k}"), &[&format!("{b}_out"), &x], vec![]));
+        nodes.push(node("Relu", &format!("r{k}"), &[&format!("add{k}_out")], vec![]));
+        inits.extend(conv_weights(&a, [4, 4, 3, 3], 10 + 2 * k as u64));
+        inits.extend(conv_weights(&b, [4, 4, 3, 3], 11 + 2 * k as u64).map(|mut t| {
+            t.float_data.iter_mut().for_each(|v| *v *= 0.5);
+            t
+        }));
+        x = format!("r{k}_out");
+    }
+    nodes.push(node("Flatten", "flat", &[&x], vec![]));
+    nodes.push(node("Gemm", "fc", &["flat_out", "fc.w", "fc.b"], vec![int("transB", 1)]));
+    inits.push(random_tensor("fc.w", &[3, 144], 7, 0.2));
+    inits.push(random_tensor("fc.b", &[3], 8, 0.1));
+    model(&[1, 2, 6, 6], nodes, inits)
+}
