@@ -276,3 +276,55 @@ fn residual_adds_after_the_relu() {
     let e = onnx::read_float_model(&path).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("outer") && e.contains("nested"), "{e}");
 }
+
+/// ResNet-50's bottleneck blocks (1×1 reduce, 3×3, 1×1 expand, then the shortcut): a
+/// three-layer block with a stride-2 projection, then one with an identity shortcut.
+#[test]
+fn bottleneck_blocks_of_three_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let pad = || vec![ints("pads", &[1, 1, 1, 1])];
+    let stride = || vec![ints("strides", &[2, 2])];
+    let m = model(
+        &[1, 2, 8, 8],
+        vec![
+            conv("s", "input", pad()),
+            node("Relu", "sr", &["s_out"], vec![]),
+            // projection bottleneck 4 → (2, 2) → 8, stride 2 in the 3×3
+            conv("p1", "sr_out", vec![]),
+            node("Relu", "p1r", &["p1_out"], vec![]),
+            conv("p2", "p1r_out", vec![ints("pads", &[1, 1, 1, 1]), ints("strides", &[2, 2])]),
+            node("Relu", "p2r", &["p2_out"], vec![]),
+            conv("p3", "p2r_out", vec![]),
+            conv("proj", "sr_out", stride()),
+            node("Add", "padd", &["p3_out", "proj_out"], vec![]),
+            node("Relu", "pr", &["padd_out"], vec![]),
+            // identity bottleneck 8 → (2, 2) → 8
+            conv("i1", "pr_out", vec![]),
+            node("Relu", "i1r", &["i1_out"], vec![]),
+            conv("i2", "i1r_out", pad()),
+            node("Relu", "i2r", &["i2_out"], vec![]),
+            conv("i3", "i2r_out", vec![]),
+            node("Add", "iadd", &["pr_out", "i3_out"], vec![]),
+            node("Relu", "ir", &["iadd_out"], vec![]),
+            node("GlobalAveragePool", "gap", &["ir_out"], vec![]),
+        ],
+        [
+            conv_weights("s", [4, 2, 3, 3], 1),
+            conv_weights("p1", [2, 4, 1, 1], 2),
+            conv_weights("p2", [2, 2, 3, 3], 3),
+            conv_weights("p3", [8, 2, 1, 1], 4),
+            conv_weights("proj", [8, 4, 1, 1], 5),
+            conv_weights("i1", [2, 8, 1, 1], 6),
+            conv_weights("i2", [2, 2, 3, 3], 7),
+            conv_weights("i3", [8, 2, 1, 1], 8),
+        ]
+        .concat(),
+    );
+    let net = follows_tract(dir.path(), "bottleneck", &m, 0.0);
+    let blocks: Vec<(usize, usize)> = net.segments.iter().map(|s| (s.spec.num_stages(), s.layers.len())).collect();
+    assert_eq!(blocks, [(1, 1), (3, 3), (3, 3)]);
+    let (down, identity) = (&net.segments[1].spec.stages[2], &net.segments[2].spec.stages[2]);
+    assert_eq!(down.projection.map(|p| (p.stride, p.channels_out)), Some(([2, 2], 8)));
+    assert!(identity.skip > 0 && identity.projection.is_none());
+    assert!(identity.pool.is_some());
+}
