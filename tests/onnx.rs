@@ -188,7 +188,16 @@ fn identical_blocks_fold_as_one_segment() {
         let weights = uniform_inputs(seed, 1, n).remove(0).into_iter().map(|v| (v - 0.5) * 0.3).collect();
         let bias = uniform_inputs(seed + 100, 1, c_out).remove(0).into_iter().map(|v| (v - 0.5) * 0.1).collect();
         let shortcut = residual.then_some(FloatShortcut { back: 0, projection: None });
-        FloatLayer { kind, weights, bias, relu: true, shortcut, pool: None, origin: vec![format!("conv{seed}")] }
+        FloatLayer {
+            kind,
+            weights,
+            bias,
+            relu: true,
+            cap: None,
+            shortcut,
+            pool: None,
+            origin: vec![format!("conv{seed}")],
+        }
     };
     let mut layers = vec![conv(1, 4, false, 0)];
     layers.extend((1..=3).map(|i| conv(4, 4, true, i)));

@@ -328,3 +328,18 @@ fn bottleneck_blocks_of_three_layers() {
     assert!(identity.skip > 0 && identity.projection.is_none());
     assert!(identity.pool.is_some());
 }
+
+/// MobileNet-V2's inverted residual blocks: ReLU6 (Clip), depthwise convolutions, linear
+/// bottlenecks (hidden layers without an activation: signed values around zero point 64)
+/// and identity shortcuts whose sum has no activation either.
+#[test]
+fn inverted_residual_blocks_with_relu6_and_linear_bottlenecks() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = follows_tract(dir.path(), "mobilenet_v2", &mobilenet_v2_like(), -0.4);
+    let blocks: Vec<(usize, usize)> = net.segments.iter().map(|s| (s.spec.num_stages(), s.layers.len())).collect();
+    // stem, depthwise, projection, the two expanded blocks (one segment), head conv + pool,
+    // classifier
+    assert_eq!(blocks, [(1, 1), (1, 1), (1, 1), (3, 6), (1, 1), (1, 1)]);
+    let zero_points: Vec<u8> = net.segments.iter().flat_map(|s| s.spec.stages.iter().map(|l| l.zero_point)).collect();
+    assert!(zero_points.contains(&64), "a linear bottleneck's output is read as signed: {zero_points:?}");
+}

@@ -20,6 +20,10 @@ use std::path::Path;
 /// Model file format version.
 pub const NETWORK_VERSION: u16 = 3;
 
+/// The zero point of signed hidden activations and logits (the outputs of a layer without
+/// a ReLU).
+pub const SIGNED_ZERO_POINT: u8 = 64;
+
 /// How real inputs map to input activations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputQuant {
@@ -118,10 +122,14 @@ impl Network {
         }
         for (j, seg) in self.segments.iter().enumerate() {
             let stages = &seg.spec.stages;
-            // Only the very first layer of the network reads a zero-point-shifted input.
-            let shifted = (0..seg.layers.len()).any(|i| (j, i) != (0, 0) && stages[i % stages.len()].zero_point != 0);
-            if shifted {
-                return Err(format!("segment {j}: only the first layer reads a zero-point-shifted input"));
+            // The first layer reads the input's zero point; later layers read 0 (after a ReLU)
+            // or 64 (the signed output of a layer without one).
+            let odd = (0..seg.layers.len())
+                .any(|i| (j, i) != (0, 0) && ![0, SIGNED_ZERO_POINT].contains(&stages[i % stages.len()].zero_point));
+            if odd {
+                return Err(format!(
+                    "segment {j}: a hidden layer's zero point must be 0 or {SIGNED_ZERO_POINT} (a signed tensor)"
+                ));
             }
             for (i, l) in seg.layers.iter().enumerate() {
                 let spec = &stages[i % stages.len()];

@@ -224,3 +224,67 @@ pub fn resnet_stack(blocks: usize) -> ModelProto {
     inits.push(random_tensor("fc.b", &[3], 8, 0.1));
     model(&[1, 2, 6, 6], nodes, inits)
 }
+
+/// A Clip(x, 0, 6) node (ReLU6, opset 13: bounds as constant inputs `relu6.lo`, `relu6.hi`).
+pub fn relu6(name: &str, input: &str) -> NodeProto {
+    node("Clip", name, &[input, "relu6.lo", "relu6.hi"], vec![])
+}
+
+/// The two scalar bounds [`relu6`] reads.
+pub fn relu6_bounds() -> Vec<TensorProto> {
+    let scalar = |name: &str, v: f32| TensorProto {
+        name: name.into(),
+        dims: vec![],
+        data_type: DataType::Float as i32,
+        float_data: vec![v],
+        ..Default::default()
+    };
+    vec![scalar("relu6.lo", 0.0), scalar("relu6.hi", 6.0)]
+}
+
+/// A MobileNet-V2-shaped model on `[1, 2, 8, 8]`: a stride-2 stem with ReLU6; an inverted
+/// residual block without expansion (depthwise, linear 1×1 projection: signed output); two
+/// inverted residual blocks with expansion 4 and an identity shortcut and no activation
+/// after the sum (signed); a 1×1 conv with ReLU6, global average pooling and a Gemm.
+pub fn mobilenet_v2_like() -> ModelProto {
+    let pad = || ints("pads", &[1, 1, 1, 1]);
+    let mut nodes = vec![
+        conv("stem", "input", vec![pad(), ints("strides", &[2, 2])]),
+        relu6("stem6", "stem_out"),
+        conv("dw0", "stem6_out", vec![pad(), int("group", 8)]),
+        relu6("dw06", "dw0_out"),
+        conv("pj0", "dw06_out", vec![]),
+    ];
+    let mut inits: Vec<TensorProto> = [
+        conv_weights("stem", [8, 2, 3, 3], 1),
+        conv_weights("dw0", [8, 1, 3, 3], 2),
+        conv_weights("pj0", [4, 8, 1, 1], 3),
+    ]
+    .concat();
+    let mut x = "pj0_out".to_string();
+    for k in 1..=2u64 {
+        let (e, d, p) = (format!("ex{k}"), format!("dw{k}"), format!("pj{k}"));
+        nodes.push(conv(&e, &x, vec![]));
+        nodes.push(relu6(&format!("{e}6"), &format!("{e}_out")));
+        nodes.push(conv(&d, &format!("{e}6_out"), vec![pad(), int("group", 16)]));
+        nodes.push(relu6(&format!("{d}6"), &format!("{d}_out")));
+        nodes.push(conv(&p, &format!("{d}6_out"), vec![]));
+        nodes.push(node("Add", &format!("add{k}"), &[&x, &format!("{p}_out")], vec![]));
+        inits.extend(conv_weights(&e, [16, 4, 1, 1], 10 * k));
+        inits.extend(conv_weights(&d, [16, 1, 3, 3], 10 * k + 1));
+        inits.extend(conv_weights(&p, [4, 16, 1, 1], 10 * k + 2));
+        x = format!("add{k}_out");
+    }
+    nodes.extend([
+        conv("head", &x, vec![]),
+        relu6("head6", "head_out"),
+        node("GlobalAveragePool", "gap", &["head6_out"], vec![]),
+        node("Flatten", "flat", &["gap_out"], vec![]),
+        node("Gemm", "fc", &["flat_out", "fc.w", "fc.b"], vec![int("transB", 1)]),
+    ]);
+    inits.extend(conv_weights("head", [16, 4, 1, 1], 40));
+    inits.push(random_tensor("fc.w", &[3, 16], 41, 0.5));
+    inits.push(random_tensor("fc.b", &[3], 42, 0.1));
+    inits.extend(relu6_bounds());
+    model(&[1, 2, 8, 8], nodes, inits)
+}

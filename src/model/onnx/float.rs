@@ -39,7 +39,8 @@ fn run_layer(layer: &FloatLayer, x: &[f32], xb: &[f32]) -> LayerTrace {
         None => {}
     }
     if layer.relu {
-        y.iter_mut().for_each(|v| *v = v.max(0.0));
+        let cap = layer.cap.unwrap_or(f32::INFINITY);
+        y.iter_mut().for_each(|v| *v = v.clamp(0.0, cap));
     }
     let output = match (layer.pool, layer.kind) {
         (Some(pool), LinearShape::Conv(c)) => pool

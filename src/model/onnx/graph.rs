@@ -29,8 +29,11 @@ pub struct FloatLayer {
     pub weights: Vec<f32>,
     /// One bias per output channel.
     pub bias: Vec<f32>,
-    /// A ReLU follows the linear map (and the residual addition).
+    /// A ReLU follows the linear map (and the residual addition); without one the layer's
+    /// outputs are signed (stored around zero point 64).
     pub relu: bool,
+    /// An upper clip after the ReLU (`Clip(0, cap)`, e.g. ReLU6).
+    pub cap: Option<f32>,
     /// A residual shortcut added to the linear output (before the ReLU).
     pub shortcut: Option<FloatShortcut>,
     /// Pooling of the (ReLU'd) convolution output.
@@ -99,6 +102,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "MatMul",
     "Add",
     "Relu",
+    "Clip",
     "Flatten",
     "Reshape",
     "MaxPool",
@@ -144,8 +148,6 @@ struct Pending {
     layer: FloatLayer,
     /// The tensor the layer reads, and its shape.
     input: (String, Act),
-    /// The node that started the layer, for messages.
-    start: OnnxNode,
     stage: Stage,
 }
 
@@ -235,12 +237,6 @@ pub fn parse(model: &ModelProto) -> Result<FloatLayers, OnnxError> {
             reason: "this shortcut branch is never added to its block".into(),
         });
     }
-    if last.stage == Stage::Residual {
-        return Err(OnnxError::BadNode {
-            node: last.start,
-            reason: "a residual Add must be followed by a Relu".into(),
-        });
-    }
     walker.layers.push(last.layer);
     Ok(FloatLayers { input_shape, layers: walker.layers })
 }
@@ -320,6 +316,7 @@ impl Walker {
                 p.stage = Stage::Relu;
                 self.advance(node, self.act)?;
             }
+            "Clip" => self.clip(node)?,
             "MaxPool" | "AveragePool" | "GlobalMaxPool" | "GlobalAveragePool" => self.pool(node)?,
             "Flatten" => {
                 self.data_input(node, 0)?;
@@ -348,21 +345,15 @@ impl Walker {
         Ok(())
     }
 
-    /// Closes the layer under construction before `node` starts a new one.
-    fn finish(&mut self, node: &Node) -> Result<(), OnnxError> {
+    /// Closes the layer under construction (a layer without a Relu gives signed outputs).
+    fn finish(&mut self) {
         if let Some(p) = self.pending.take() {
-            if !p.layer.relu {
-                return Err(
-                    node.bad(format!("the previous layer ({}) has no Relu; only the last layer may omit it", p.start))
-                );
-            }
             if p.layer.shortcut.is_some() {
                 self.block_floor = self.layers.len() + 1;
             }
             self.layers.push(p.layer);
             self.layer_inputs.push(p.input);
         }
-        Ok(())
     }
 
     fn start(
@@ -373,10 +364,11 @@ impl Walker {
         bias: Vec<f32>,
         act: Act,
     ) -> Result<(), OnnxError> {
-        self.finish(node)?;
-        let layer = FloatLayer { kind, weights, bias, relu: false, shortcut: None, pool: None, origin: Vec::new() };
+        self.finish();
+        let layer =
+            FloatLayer { kind, weights, bias, relu: false, cap: None, shortcut: None, pool: None, origin: Vec::new() };
         let input = (self.current.clone(), self.act);
-        self.pending = Some(Pending { layer, input, start: node.at.clone(), stage: Stage::Linear });
+        self.pending = Some(Pending { layer, input, stage: Stage::Linear });
         self.advance(node, act)
     }
 
@@ -589,6 +581,9 @@ impl Walker {
         if self.pending.as_ref().is_some_and(|p| p.layer.shortcut.is_some()) {
             return Err(node.bad("nested residual connections (x + Relu(y + f(y))) are not supported"));
         }
+        if n > back && !self.layers[n - back - 1].relu {
+            return Err(node.bad("x + Relu(f(x)) of a signed tensor (a layer without Relu) is not supported"));
+        }
         if n == back {
             return Err(node.bad(
                 "x + Relu(f(x)) of the model input is not supported (the input may be negative and the sum is stored \
@@ -641,15 +636,46 @@ impl Walker {
             weights: vec![1.0; c],
             bias,
             relu: true,
+            cap: None,
             shortcut,
             pool: None,
             origin,
         };
         let input = (self.current.clone(), self.act);
-        self.finish(node)?;
-        self.pending = Some(Pending { layer, input, start: node.at.clone(), stage: Stage::Relu });
+        self.finish();
+        self.pending = Some(Pending { layer, input, stage: Stage::Relu });
         self.current = node.output()?.to_string();
         Ok(())
+    }
+
+    /// `Clip(x, 0, cap)` (ReLU6 and its kind): the layer's ReLU with an upper clip.
+    fn clip(&mut self, node: &Node) -> Result<(), OnnxError> {
+        self.data_input(node, 0)?;
+        // opset 11+: bounds are optional inputs 1 and 2; before: attributes `min`, `max`
+        let bound = |i: usize, attr: &str| -> Result<Option<f64>, OnnxError> {
+            match node.input(i) {
+                Some(_) => Ok(Some(self.constant(node, i, attr)?.values.first().copied().unwrap_or(f64::NAN))),
+                None if node.pb.attribute.iter().any(|a| a.name == attr) => Ok(Some(f64::from(node.float(attr, 0.0)?))),
+                None => Ok(None),
+            }
+        };
+        let (lo, hi) = (bound(1, "min")?, bound(2, "max")?);
+        let cap = match (lo, hi) {
+            (Some(lo), Some(hi)) if lo == 0.0 && hi > 0.0 && hi.is_finite() => hi as f32,
+            _ => {
+                return Err(
+                    node.bad(format!("only Clip(x, 0, max) with a positive max is supported (min {lo:?}, max {hi:?})"))
+                )
+            }
+        };
+        let what =
+            "directly follow a Conv, Gemm, MatMul, bias Add, BatchNormalization or residual Add (one Relu or Clip \
+                    per layer)";
+        let p = self.pending_at(node, &[Stage::Linear, Stage::Residual], what)?;
+        p.layer.relu = true;
+        p.layer.cap = Some(cap);
+        p.stage = Stage::Relu;
+        self.advance(node, self.act)
     }
 
     fn batch_norm(&mut self, node: &Node) -> Result<(), OnnxError> {

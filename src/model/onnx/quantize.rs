@@ -23,7 +23,7 @@ use super::float;
 use super::graph::{FloatLayer, FloatLayers};
 use super::runs::{block_start, blocks, runs};
 use crate::error::{Error, OnnxError};
-use crate::model::network::{InputQuant, Network, OutputQuant, Segment, NETWORK_VERSION};
+use crate::model::network::{InputQuant, Network, OutputQuant, Segment, NETWORK_VERSION, SIGNED_ZERO_POINT};
 use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerWeights};
 use fold_ml_circuits::quant::{RequantSpec, ACT_MAX, MAX_ACC_BITS};
 use fold_ml_circuits::F;
@@ -32,8 +32,8 @@ use std::path::Path;
 
 /// Largest right shift tried (keeps `skip = 2^shift` and the biases well inside 32 bits).
 const MAX_SHIFT: u32 = 30;
-/// Zero point of signed logits.
-const LOGIT_ZERO: u8 = 64;
+/// Zero point of signed values (hidden layers without a ReLU, and logits).
+const LOGIT_ZERO: u8 = SIGNED_ZERO_POINT;
 
 /// How one layer was quantized.
 #[derive(Clone, Debug, PartialEq)]
@@ -307,7 +307,9 @@ pub fn quantize(
 
     let origin = |l: usize| layers[l].origin.join("+");
     let quant_err = |l: usize, reason: String| onnx(OnnxError::Quantize { layer: l, origin: origin(l), reason });
-    let steps = |t: usize| if last_signed && t == n { f64::from(LOGIT_ZERO - 1) } else { 127.0 };
+    // A layer without a ReLU gives signed values, stored around zero point 64.
+    let signed = |l: usize| !layers[l].relu;
+    let steps = |t: usize| if t > 0 && signed(t - 1) { f64::from(LOGIT_ZERO - 1) } else { 127.0 };
     // A tensor that is zero on every calibration input: any scale represents it.
     let own_scale = |t: usize| if tensor_max[t] > 0.0 { tensor_max[t] / steps(t) } else { 1.0 / steps(t) };
 
@@ -392,8 +394,7 @@ pub fn quantize(
                 members
                     .iter()
                     .map(|&l| {
-                        let signed = last_signed && l == n - 1;
-                        quantize_layer(&layers[l], scales(l), shift, signed).map_err(|e| format!("layer {l}: {e}"))
+                        quantize_layer(&layers[l], scales(l), shift, signed(l)).map_err(|e| format!("layer {l}: {e}"))
                     })
                     .collect()
             };
@@ -438,7 +439,11 @@ pub fn quantize(
             let acc_bits = qs.iter().map(|q| q.acc_bits).max().unwrap_or(shift + 8);
             let requant = RequantSpec::new(shift, acc_bits)?;
             for (l, q) in members.into_iter().zip(qs) {
-                let zero_point = if l == 0 { input_zero_point(lowest, scale[0]) } else { 0 };
+                let zero_point = match l {
+                    0 => input_zero_point(lowest, scale[0]),
+                    _ if signed(l - 1) => LOGIT_ZERO,
+                    _ => 0,
+                };
                 let layer = &layers[l];
                 let projection = layer.shortcut.as_ref().and_then(|s| s.projection.as_ref()).map(|p| p.shape);
                 let spec =
