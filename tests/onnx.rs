@@ -412,13 +412,26 @@ fn unsupported_configurations_are_rejected_with_the_node() {
     );
     assert!(parse_err(&bad_groups).contains("in 2 group(s); the input has 3"), "{}", parse_err(&bad_groups));
 
+    // a hidden layer without a Relu is accepted: its outputs are signed
     let no_relu = model(
         &[1, 1, 4, 4],
         vec![conv_node("c1", "input", same()), conv_node("c2", "c1_out", same())],
         vec![w("c1", 2, 1, 3), w("c2", 2, 2, 3)],
     );
-    let msg = parse_err(&no_relu);
-    assert!(msg.contains("Conv (node \"c2\", #2 of 2)") && msg.contains("has no Relu"), "{msg}");
+    let layers = graph::parse(&no_relu).unwrap().layers;
+    assert_eq!(layers.iter().map(|l| l.relu).collect::<Vec<_>>(), [false, false]);
+    // a Clip other than (0, max) is not a ReLU
+    let mut clipped = no_relu.clone();
+    let g = clipped.graph.as_mut().unwrap();
+    g.node.insert(1, build::node("Clip", "clip", &["c1_out", "lo", "hi"], vec![]));
+    g.node[2].input[0] = "clip_out".into();
+    let mut lo = build::tensor("lo", &[]);
+    lo.float_data = vec![-1.0];
+    let mut hi = build::tensor("hi", &[]);
+    hi.float_data = vec![6.0];
+    g.initializer.extend([lo, hi]);
+    let msg = parse_err(&clipped);
+    assert!(msg.contains("Clip (node \"clip\", #2 of 3)") && msg.contains("Clip(x, 0, max)"), "{msg}");
 
     let pool_first = model(
         &[1, 1, 4, 4],
