@@ -95,7 +95,7 @@ pub fn block_native(block: &BlockSpec, input: &[u8], layers: &[LayerWeights]) ->
             got: layers.len(),
         });
     }
-    layers.iter().enumerate().try_fold(input.to_vec(), |x, (i, w)| layer_native(block, i, (&x, input), w))
+    crate::reference::run_native(block, input, layers)
 }
 
 /// The checked block's layer `stage`.

@@ -11,7 +11,7 @@ use crate::artifact::{self, Kind};
 use crate::error::Error;
 use fold_ml_circuits::layer::{BlockSpec, LayerWeights};
 use fold_ml_circuits::quant::{QuantError, ACT_MAX};
-use fold_ml_circuits::reference::NativeRun;
+use fold_ml_circuits::reference::run_native;
 use fold_ml_circuits::F;
 use fold_ml_verify::fsutil::{read_file, write_atomic};
 use serde::{Deserialize, Serialize};
@@ -111,7 +111,7 @@ impl Network {
             self.segments.iter().map(|s| (&s.spec, s.layers.len(), s.spec.num_stages())),
         )
         .map_err(|e| e.to_string())?;
-        // Only the model input is signed: the first layer alone reads it with its zero point.
+        // The first layer reads the model input with the input's zero point.
         let first = &self.segments[0];
         if first.spec.zero_point() != self.input.zero_point {
             return Err(format!(
@@ -172,13 +172,7 @@ impl Network {
 
     /// Runs the quantized network natively (the exact integer maths the proof covers).
     pub fn run_native(&self, input: &[u8]) -> Result<Vec<u8>, QuantError> {
-        self.segments.iter().try_fold(input.to_vec(), |a, s| {
-            let mut run = NativeRun::start(s.spec.clone(), a, F::from(0), F::from(0))?;
-            for l in &s.layers {
-                run.apply(l, F::from(0))?;
-            }
-            Ok(run.activations().to_vec())
-        })
+        self.segments.iter().try_fold(input.to_vec(), |a, s| run_native(&s.spec, &a, &s.layers))
     }
 
     /// The real outputs that output activations stand for.
