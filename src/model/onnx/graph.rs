@@ -129,6 +129,14 @@ impl Act {
             Act::Flat(n) => n,
         }
     }
+
+    /// As an image (a flat tensor is `n×1×1`).
+    fn dims(self) -> (usize, usize, usize) {
+        match self {
+            Act::Chw(c, h, w) => (c, h, w),
+            Act::Flat(n) => (n, 1, 1),
+        }
+    }
 }
 
 /// How far the layer under construction has got.
@@ -518,52 +526,33 @@ impl Walker {
         } else {
             let what = "be a residual Add right after a Conv, Gemm or MatMul (and its bias or BatchNormalization), \
                         before the Relu";
-            let floor = self.block_floor;
-            let (back, projection, source) = match self.side.remove(&other) {
-                Some(side) => {
-                    let back = self.block_input(&side.input).map(|(b, _)| b);
-                    (back, Some(side), other.clone())
-                }
-                None => (self.block_input(&other).map(|(b, _)| b), None, other.clone()),
-            };
-            let Some(back) = back else {
+            let projection = self.side.remove(&other);
+            let source = projection.as_ref().map_or(&other, |side| &side.input);
+            let Some((back, block_act)) = self.block_input(source) else {
                 return Err(node.bad(format!(
-                    "a residual Add must add the input of a layer of its block (from layer {floor} on), or a \
-                     Conv of it; \"{source}\" is neither"
+                    "a residual Add must add the input of a layer of its block (from layer {} on), or a \
+                     Conv of it; \"{other}\" is neither",
+                    self.block_floor
                 )));
             };
             if back + 1 > MAX_STAGES {
                 return Err(node.bad(format!("a residual block spans {} layers; at most {MAX_STAGES}", back + 1)));
             }
             if self.pending.as_ref().is_some_and(|p| p.stage == Stage::Relu) {
-                return self.add_after_relu(node, back, projection);
+                return self.add_after_relu(node, back, block_act, projection);
             }
-            let block_act = if back == 0 {
-                self.pending.as_ref().map(|p| p.input.1)
-            } else {
-                Some(self.layer_inputs[self.layers.len() - back].1)
-            };
             let p = self.pending_at(node, &[Stage::Linear], what)?;
-            let outputs = p.layer.kind.num_outputs();
-            match &projection {
-                Some(side) => {
-                    let LinearShape::Conv(c) = p.layer.kind else {
-                        return Err(node.bad("a projection shortcut is added to a convolution only"));
-                    };
-                    if side.projection.shape.output_dims() != c.output_dims() {
-                        return Err(node.bad(format!(
-                            "the shortcut gives {:?}, the layer {:?}",
-                            side.projection.shape.output_dims(),
-                            c.output_dims()
-                        )));
-                    }
-                    p.layer.bias.iter_mut().zip(&side.bias).for_each(|(b, v)| *b += v);
-                    p.layer.origin.extend(side.names.iter().cloned());
+            let out = match (&projection, p.layer.kind) {
+                (Some(_), LinearShape::Conv(c)) => c.output_dims(),
+                (Some(_), LinearShape::Dense(_)) => {
+                    return Err(node.bad("a projection shortcut is added to a convolution only"));
                 }
-                None if block_act.map(Act::len) != Some(outputs) => {
-                    return Err(node.bad("a residual Add needs a shortcut of as many values as the layer's outputs"));
-                }
-                None => {}
+                (None, kind) => (kind.num_outputs(), 1, 1),
+            };
+            check_shortcut(node, projection.as_ref(), block_act, out)?;
+            if let Some(side) = &projection {
+                p.layer.bias.iter_mut().zip(&side.bias).for_each(|(b, v)| *b += v);
+                p.layer.origin.extend(side.names.iter().cloned());
             }
             p.layer.shortcut = Some(FloatShortcut { back, projection: projection.map(|s| s.projection) });
             p.stage = Stage::Residual;
@@ -576,7 +565,13 @@ impl Walker {
     /// like any other) plus the shortcut. Both terms are non-negative (the block input is a
     /// hidden layer's output, never the possibly signed model input), so the new layer's
     /// ReLU changes nothing and its requantization only rescales.
-    fn add_after_relu(&mut self, node: &Node, back: usize, projection: Option<Side>) -> Result<(), OnnxError> {
+    fn add_after_relu(
+        &mut self,
+        node: &Node,
+        back: usize,
+        block_act: Act,
+        projection: Option<Side>,
+    ) -> Result<(), OnnxError> {
         let n = self.layers.len();
         if self.pending.as_ref().is_some_and(|p| p.layer.shortcut.is_some()) {
             return Err(node.bad("nested residual connections (x + Relu(y + f(y))) are not supported"));
@@ -593,25 +588,8 @@ impl Walker {
         if back + 2 > MAX_STAGES {
             return Err(node.bad(format!("a residual block spans {} layers; at most {MAX_STAGES}", back + 2)));
         }
-        let (c, h, w) = match self.act {
-            Act::Chw(c, h, w) => (c, h, w),
-            Act::Flat(len) => (len, 1, 1),
-        };
-        let block_act =
-            if back == 0 { self.pending.as_ref().map(|p| p.input.1) } else { Some(self.layer_inputs[n - back].1) };
-        match &projection {
-            Some(side) if side.projection.shape.output_dims() != (c, h, w) => {
-                return Err(node.bad(format!(
-                    "the shortcut gives {:?}, the block {:?}",
-                    side.projection.shape.output_dims(),
-                    (c, h, w)
-                )));
-            }
-            None if block_act.map(Act::len) != Some(c * h * w) => {
-                return Err(node.bad("a residual Add needs a shortcut of as many values as the block's outputs"));
-            }
-            _ => {}
-        }
+        let (c, h, w) = self.act.dims();
+        check_shortcut(node, projection.as_ref(), block_act, (c, h, w))?;
         let shape = ConvShape {
             channels_in: c,
             channels_out: c,
@@ -747,6 +725,25 @@ impl Walker {
             let (c, h, w) = pool.output_dims((c, h, w));
             Act::Chw(c, h, w)
         })
+    }
+}
+
+/// Checks that a shortcut — a projection, or the block input itself (of shape `block`) —
+/// gives as many values as the layer output (of dimensions `out`) it joins.
+fn check_shortcut(
+    node: &Node,
+    projection: Option<&Side>,
+    block: Act,
+    out: (usize, usize, usize),
+) -> Result<(), OnnxError> {
+    match projection {
+        Some(side) if side.projection.shape.output_dims() != out => {
+            Err(node.bad(format!("the shortcut gives {:?}, the layer {out:?}", side.projection.shape.output_dims())))
+        }
+        None if block.len() != out.0 * out.1 * out.2 => {
+            Err(node.bad("a residual Add needs a shortcut of as many values as the layer's outputs"))
+        }
+        _ => Ok(()),
     }
 }
 
