@@ -43,6 +43,11 @@ pub struct FloatLayer {
 }
 
 impl FloatLayer {
+    /// The projection of its shortcut, if it has one.
+    pub fn projection(&self) -> Option<&FloatProjection> {
+        self.shortcut.as_ref().and_then(|s| s.projection.as_ref())
+    }
+
     /// Input values.
     pub fn num_inputs(&self) -> usize {
         self.kind.num_inputs()

@@ -32,8 +32,6 @@ use std::path::Path;
 
 /// Largest right shift tried (keeps `skip = 2^shift` and the biases well inside 32 bits).
 const MAX_SHIFT: u32 = 30;
-/// Zero point of signed values (hidden layers without a ReLU, and logits).
-const LOGIT_ZERO: u8 = SIGNED_ZERO_POINT;
 
 /// How one layer was quantized.
 #[derive(Clone, Debug, PartialEq)]
@@ -175,15 +173,15 @@ fn quantize_layer(
     let pow = f64::from(1u32 << shift);
     let s_w = s_o / (s_a * pow);
     let mut weights = layer.weights.iter().map(|&w| to_int8("weight", w, s_w)).collect::<Result<Vec<i8>, String>>()?;
-    let projection = layer.shortcut.as_ref().and_then(|s| s.projection.as_ref());
+    let projection = layer.projection();
     if let Some(p) = projection {
         let s_p = s_o / (s_x * pow);
         for &w in &p.weights {
             weights.push(to_int8("projection weight", w, s_p)?);
         }
     }
-    let offset =
-        if shift > 0 { 1i64 << (shift - 1) } else { 0 } + if signed { i64::from(LOGIT_ZERO) << shift } else { 0 };
+    let offset = if shift > 0 { 1i64 << (shift - 1) } else { 0 }
+        + if signed { i64::from(SIGNED_ZERO_POINT) << shift } else { 0 };
     let bias = layer
         .bias
         .iter()
@@ -309,7 +307,7 @@ pub fn quantize(
     let quant_err = |l: usize, reason: String| onnx(OnnxError::Quantize { layer: l, origin: origin(l), reason });
     // A layer without a ReLU gives signed values, stored around zero point 64.
     let signed = |l: usize| !layers[l].relu;
-    let steps = |t: usize| if t > 0 && signed(t - 1) { f64::from(LOGIT_ZERO - 1) } else { 127.0 };
+    let steps = |t: usize| if t > 0 && signed(t - 1) { f64::from(SIGNED_ZERO_POINT - 1) } else { 127.0 };
     // A tensor that is zero on every calibration input: any scale represents it.
     let own_scale = |t: usize| if tensor_max[t] > 0.0 { tensor_max[t] / steps(t) } else { 1.0 / steps(t) };
 
@@ -418,7 +416,7 @@ pub fn quantize(
                         .map(|&l| {
                             let (s_a, s_o, s_x) = scales(l);
                             let own = best_shift(max_abs(&layers[l].weights), s_a, s_o);
-                            let projection = layers[l].shortcut.as_ref().and_then(|s| s.projection.as_ref());
+                            let projection = layers[l].projection();
                             projection.map_or(own, |p| own.min(best_shift(max_abs(&p.weights), s_x, s_o)))
                         })
                         .min();
@@ -441,11 +439,11 @@ pub fn quantize(
             for (l, q) in members.into_iter().zip(qs) {
                 let zero_point = match l {
                     0 => input_zero_point(lowest, scale[0]),
-                    _ if signed(l - 1) => LOGIT_ZERO,
+                    _ if signed(l - 1) => SIGNED_ZERO_POINT,
                     _ => 0,
                 };
                 let layer = &layers[l];
-                let projection = layer.shortcut.as_ref().and_then(|s| s.projection.as_ref()).map(|p| p.shape);
+                let projection = layer.projection().map(|p| p.shape);
                 let spec =
                     LayerSpec { shape: layer.kind, requant, skip: q.skip, projection, pool: layer.pool, zero_point };
                 quantized[l] = Some((spec, q));
@@ -466,7 +464,6 @@ pub fn quantize(
         }
         let segment = segments.len() - 1;
         for (l, (spec, q)) in b.zip(members) {
-            segments[segment].layers.push(q.layer_weights.clone());
             segments[segment].origin.push(origin(l));
             reports.push(LayerReport {
                 origin: origin(l),
@@ -480,9 +477,10 @@ pub fn quantize(
                 acc_bits: spec.requant.acc_bits(),
                 skip: q.skip,
             });
+            segments[segment].layers.push(q.layer_weights);
         }
     }
-    let zero_point = if last_signed { LOGIT_ZERO } else { 0 };
+    let zero_point = if last_signed { SIGNED_ZERO_POINT } else { 0 };
     let output = OutputQuant { scale: scale[n] as f32, zero_point };
     let input_scale = scale[0];
     let network = Network {
