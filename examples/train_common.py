@@ -32,17 +32,18 @@ def accuracy(model, x, y):
         return (model(x).argmax(1) == y).float().mean().item()
 
 
-def train(model, xtr, ytr, xte, yte, epochs, lr=3e-3, batch=32, seed=0):
-    """Adam with weight decay 1e-4 under a one-cycle schedule; prints the held-out accuracy
-    every 10 epochs; returns the model in eval mode."""
+def train(model, xtr, ytr, xte, yte, epochs, lr=3e-3, wd=1e-4, batch=32, seed=0, name="model"):
+    """Adam with weight decay `wd` under a one-cycle schedule; prints the training loss and
+    held-out accuracy every 10 epochs and at the end; returns the model in eval mode."""
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
     steps = epochs * ((len(xtr) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
     t0 = time.perf_counter()
     for ep in range(epochs):
         model.train()
         perm = torch.randperm(len(xtr), generator=g)
+        tot = 0.0
         for i in range(0, len(xtr), batch):
             idx = perm[i:i + batch]
             loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
@@ -50,8 +51,10 @@ def train(model, xtr, ytr, xte, yte, epochs, lr=3e-3, batch=32, seed=0):
             loss.backward()
             opt.step()
             sched.step()
-        if (ep + 1) % 10 == 0:
-            print(f"  epoch {ep + 1:3d}  test acc {accuracy(model, xte, yte):.4f}  ({time.perf_counter() - t0:.0f}s)")
+            tot += loss.item() * len(idx)
+        if (ep + 1) % 10 == 0 or ep == epochs - 1:
+            print(f"  [{name}] epoch {ep + 1:3d}  loss {tot / len(xtr):.4f}  "
+                  f"test acc {accuracy(model, xte, yte):.4f}  ({time.perf_counter() - t0:.0f}s)")
     model.eval()
     return model
 

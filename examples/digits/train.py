@@ -31,7 +31,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from train_common import dump, seed_everything  # noqa: E402
+from train_common import accuracy, dump, seed_everything, train  # noqa: E402
 
 SEED = 0
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -90,38 +90,6 @@ class ResNet64(nn.Module):
             x = b(x)
         x = self.pool(x)
         return self.fc(self.flatten(x))
-
-
-# --------------------------------------------------------------------------- training
-def accuracy(model, x, y):
-    model.eval()
-    with torch.no_grad():
-        return (model(x).argmax(1) == y).float().mean().item()
-
-
-def train(model, xtr, ytr, xte, yte, epochs, lr, wd=1e-4, batch=32, name="model"):
-    g = torch.Generator().manual_seed(SEED)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
-    steps = epochs * ((len(xtr) + batch - 1) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
-    t0 = time.perf_counter()
-    for ep in range(epochs):
-        model.train()
-        perm = torch.randperm(len(xtr), generator=g)
-        tot = 0.0
-        for i in range(0, len(xtr), batch):
-            idx = perm[i:i + batch]
-            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            tot += loss.item() * len(idx)
-        if (ep + 1) % 10 == 0 or ep == epochs - 1:
-            print(f"  [{name}] epoch {ep + 1:3d}  loss {tot / len(xtr):.4f}  "
-                  f"test acc {accuracy(model, xte, yte):.4f}  ({time.perf_counter() - t0:.0f}s)")
-    model.eval()
-    return model
 
 
 # --------------------------------------------------------------------------- export
@@ -286,7 +254,7 @@ def main():
     for name, cls, ops_expected, hp in specs:
         torch.manual_seed(SEED)
         print(f"training {name} ...")
-        model = train(cls(), Xtr, Ytr, Xte, Yte, name=name, **hp)
+        model = train(cls(), Xtr, Ytr, Xte, Yte, seed=SEED, name=name, **hp)
         acc = accuracy(model, Xte, Yte)
         path = os.path.join(HERE, f"{name}.onnx")
         ops = export(model, path, ops_expected)
