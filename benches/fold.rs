@@ -47,7 +47,8 @@ fn bench_config(c: &mut Criterion, name: &str, model: SyntheticModel, k: usize) 
     let pp =
         PublicParams::setup(&LayerStep::blank(spec.clone(), k), &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
     let mut steps = Steps { model, k, acts: model.default_input(), next: 0 };
-    let z0 = StepState::initial(activation_commitment_native(&model.default_input(), F::ZERO));
+    let layout = spec.input_layout();
+    let z0 = StepState::initial(activation_commitment_native(&model.default_input(), layout, F::ZERO));
     let first = steps.next_step();
     let mut rs = RecursiveSnark::new(&pp, &first, &z0.to_vec()).expect("step 0");
     rs.prove_step(&pp, &first).expect("count step 0");

@@ -40,7 +40,7 @@ fn fold_ml_per_fold(model: &SyntheticModel, k: usize) -> (f64, usize) {
     let pp = PublicParams::setup(&LayerStep::blank(BlockSpec::layer(spec), k), &*S1::ck_floor(), &*S2::ck_floor())
         .expect("setup");
     let input = model.default_input();
-    let z0 = StepState::initial(activation_commitment_native(&input, F::ZERO));
+    let z0 = StepState::initial(activation_commitment_native(&input, BlockSpec::layer(spec).input_layout(), F::ZERO));
     let task = SegmentTask {
         index: 0,
         layers: model,

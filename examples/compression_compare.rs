@@ -33,7 +33,8 @@ where
     let setup = t.elapsed().as_secs_f64();
 
     let input = model.default_input();
-    let z0 = StepState::initial(activation_commitment_native(&input, F::ZERO));
+    let layout = fold_ml_circuits::commit::Layout::whole(model.spec().input_dims());
+    let z0 = StepState::initial(activation_commitment_native(&input, layout, F::ZERO));
     let mut acts = input;
     let mut rs: Option<RecursiveSNARK<E1, E2, LayerStep>> = None;
     for i in 0..model.layers() {

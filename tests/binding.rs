@@ -15,7 +15,7 @@ use fold_ml::prove::keys;
 use fold_ml::statement::{InputStatement, OutputStatement, SegmentStatement, Statement};
 use fold_ml::verify::{verify_dir, Expected};
 use fold_ml::F;
-use fold_ml_circuits::commit::{activation_commitment_native, model_start};
+use fold_ml_circuits::commit::{activation_commitment_native, model_start, Layout};
 use fold_ml_circuits::layer::{BlockSpec, LayerStep, LayerWitness};
 use fold_ml_circuits::reference::NativeRun;
 use fold_ml_circuits::state::StepState;
@@ -55,7 +55,7 @@ fn a_suffix_proof_cannot_pass_as_the_whole_model() {
     let chosen: Vec<u8> = vec![127; spec.num_inputs()];
     let blind = F::from(5);
     let z0 =
-        StepState { layer: 0, model: run.state().model, activations: activation_commitment_native(&chosen, blind) };
+        StepState { layer: 0, model: run.state().model, activations: activation_commitment_native(&chosen, Layout::whole(spec.input_dims()), blind) };
     let arch = Architecture::new(BlockSpec::layer(spec), 1);
     let keys = keys::prover_keys(&cache(), &arch).unwrap();
     let (mut acts, mut b_in, mut z) = (chosen.clone(), blind, z0);
@@ -120,7 +120,7 @@ fn a_relabelled_key_of_another_circuit_is_rejected() {
     let blind = F::from(9);
     let mut forged = honest.clone();
     forged.output = OutputStatement {
-        commitment: activation_commitment_native(&claimed, blind),
+        commitment: activation_commitment_native(&claimed, honest.output_layout(), blind),
         values: Some(claimed),
         blind: Some(blind),
         class: None,

@@ -67,6 +67,7 @@ fn comparable(json: &str) -> fold_ml::statement::Statement {
     let mut s: fold_ml::statement::Statement = serde_json::from_str(json).unwrap();
     let opened = fold_ml_circuits::commit::activation_commitment_native(
         s.output.values.as_ref().unwrap(),
+        s.output_layout(),
         s.output.blind.unwrap(),
     );
     assert_eq!(opened, s.output.commitment, "the public output opens its commitment");
@@ -275,7 +276,7 @@ fn verify_checkpoint_and_compress_a_prefix() {
     let opening: serde_json::Value = serde_json::from_slice(&std::fs::read(&opening_path).unwrap()).unwrap();
     let values: Vec<u8> = serde_json::from_value(opening["values"].clone()).unwrap();
     let blind = fold_ml::field::from_hex(opening["blind"].as_str().unwrap()).unwrap();
-    assert_eq!(activation_commitment_native(&values, blind), prefix.output.commitment);
+    assert_eq!(activation_commitment_native(&values, prefix.output_layout(), blind), prefix.output.commitment);
 }
 
 #[test]
@@ -298,7 +299,7 @@ fn compressed_prefixes_of_the_same_output_are_unlinkable() {
             serde_json::from_slice(&std::fs::read(out.join("statement.json")).unwrap()).unwrap();
         assert!(prefix.output.values.is_none() && prefix.output.blind.is_none());
         let output = full.output.values.unwrap();
-        assert_ne!(prefix.output.commitment, activation_commitment_native(&output, F::ZERO));
+        assert_ne!(prefix.output.commitment, activation_commitment_native(&output, prefix.output_layout(), F::ZERO));
         commitments.push((output, prefix.output.commitment));
     }
     assert_eq!(commitments[0].0, commitments[1].0, "the same output");

@@ -35,7 +35,8 @@ fn pp() -> &'static PublicParams {
 
 fn z0() -> StepState {
     let m = model();
-    StepState::initial(activation_commitment_native(&m.default_input(), F::ZERO))
+    let layout = fold_ml_circuits::commit::Layout::whole(m.spec().input_dims());
+    StepState::initial(activation_commitment_native(&m.default_input(), layout, F::ZERO))
 }
 
 /// Folds the given steps; returns Nova's verdict on the recursive proof, and the final

@@ -314,7 +314,7 @@ impl LayerStep {
         StepState {
             layer: z.layer + self.layers_applied() as u64,
             model,
-            activations: activation_commitment_native(&self.0.output, self.0.blind_out),
+            activations: activation_commitment_native(&self.0.output, self.0.block.output_layout(), self.0.blind_out),
         }
     }
 }
@@ -390,7 +390,8 @@ impl StepCircuit<F> for LayerStep {
             .map(|(i, &a)| alloc_uint(&mut cs.namespace(|| format!("in{i}")), &bits_le(a.into(), ACT_BITS)))
             .collect::<Result<_, _>>()?;
         let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(inner.blind_in))?;
-        let opened = activation_commitment(&mut cs.namespace(|| "open input"), &input, &blind_in)?;
+        let opened =
+            activation_commitment(&mut cs.namespace(|| "open input"), &input, block.input_layout(), &blind_in)?;
         cs.enforce(
             || "input opens z_in.activations",
             |lc| lc + opened.get_variable(),
@@ -489,7 +490,8 @@ impl StepCircuit<F> for LayerStep {
 
         // commit to the outputs under a fresh blind
         let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(inner.blind_out))?;
-        let next_acts = activation_commitment(&mut cs.namespace(|| "commit output"), &current, &blind_out)?;
+        let next_acts =
+            activation_commitment(&mut cs.namespace(|| "commit output"), &current, block.output_layout(), &blind_out)?;
 
         Ok(vec![next_layer, model_acc, next_acts])
     }

@@ -24,6 +24,7 @@ pub mod reference;
 pub mod spec;
 pub mod state;
 pub mod synthetic;
+pub mod tile;
 
 pub use gadgets::commit;
 

@@ -2,7 +2,7 @@
 //! commitments as the circuits, with no constraint system. The prover uses it to produce
 //! each step's witness and the public statement; tests hold the circuits to it.
 
-use crate::commit::{activation_commitment_native, model_start, model_update_native};
+use crate::commit::{activation_commitment_native, model_start, model_update_native, Layout};
 use crate::layer::{layer_native, BlockSpec, LayerWeights};
 use crate::quant::{check_activations, QuantError};
 use crate::state::StepState;
@@ -32,7 +32,7 @@ impl NativeRun {
             });
         }
         check_activations(&input)?;
-        let state = StepState::initial(activation_commitment_native(&input, blind));
+        let state = StepState::initial(activation_commitment_native(&input, block.input_layout(), blind));
         let digests = block.digests();
         Ok(Self { block, digests, salt, block_input: input.clone(), activations: input, state })
     }
@@ -48,12 +48,15 @@ impl NativeRun {
         let stage = self.stage();
         let out = layer_native(&self.block, stage, (&self.activations, &self.block_input), layer_weights)?;
         let w = layer_weights;
+        let last = stage + 1 == self.block.num_stages();
+        let layout =
+            if last { self.block.output_layout() } else { Layout::whole(self.block.stages[stage].output_dims()) };
         self.state = StepState {
             layer: self.state.layer + 1,
             model: model_update_native(self.state.model, self.digests[stage], self.salt, &w.weights, &w.bias),
-            activations: activation_commitment_native(&out, blind_out),
+            activations: activation_commitment_native(&out, layout, blind_out),
         };
-        if stage + 1 == self.block.num_stages() {
+        if last {
             self.block_input.clone_from(&out);
         }
         self.activations = out;

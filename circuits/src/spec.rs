@@ -3,7 +3,7 @@
 //! e.g. a ResNet basic block); their canonical encoding and digests (what the model
 //! commitment binds); and the one structural check of a chain of segments.
 
-use crate::commit::{domain_tag, hash_native, TAG_LAYER_SPEC};
+use crate::commit::{domain_tag, hash_native, Layout, TAG_LAYER_SPEC};
 use crate::gadgets::conv::ConvShape;
 use crate::gadgets::linear::{Linear, LinearShape};
 use crate::gadgets::pool::{Pool, PoolKind};
@@ -78,12 +78,23 @@ impl LayerSpec {
 
     /// Output activations (after pooling).
     pub fn num_outputs(&self) -> usize {
+        self.output_dims().iter().product()
+    }
+
+    /// `[channels, height, width]` of the input (a dense layer's is `[n, 1, 1]`).
+    pub fn input_dims(&self) -> [usize; 3] {
+        match self.shape {
+            LinearShape::Conv(c) => [c.channels_in, c.height, c.width],
+            LinearShape::Dense(d) => [d.inputs, 1, 1],
+        }
+    }
+
+    /// `[channels, height, width]` of the output, after pooling.
+    pub fn output_dims(&self) -> [usize; 3] {
         match (self.pool, self.shape) {
-            (Some(pool), LinearShape::Conv(c)) => {
-                let (ch, h, w) = pool.output_dims(c.output_dims());
-                ch * h * w
-            }
-            _ => self.shape.num_outputs(),
+            (Some(pool), LinearShape::Conv(c)) => pool.output_dims(c.output_dims()).into(),
+            (None, LinearShape::Conv(c)) => c.output_dims().into(),
+            (_, LinearShape::Dense(d)) => [d.outputs, 1, 1],
         }
     }
 
@@ -172,17 +183,55 @@ impl LayerSpec {
 /// block's input, each next one to its predecessor's output; any layer's shortcut terms
 /// read the block's input (a ResNet basic block is `[conv1, conv2 + shortcut]`). A plain
 /// layer is a block of one.
+///
+/// `row_links` says how the block's input and output tensors are committed ([`Layout`]):
+/// one row per link (`true`, next to a tiled layer, which reads or writes them a band at a
+/// time) or the whole tensor in one link (`false`, cheapest). The neighbouring block must
+/// agree ([`check_chain`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockSpec {
     /// The layers, in order (1 to [`MAX_STAGES`]).
     pub stages: Vec<LayerSpec>,
+    /// Whether the input and the output are committed one row per link.
+    pub row_links: [bool; 2],
 }
 
 impl BlockSpec {
+    /// A block of the given layers, its input and output committed whole.
+    pub fn new(stages: Vec<LayerSpec>) -> Self {
+        Self { stages, row_links: [false; 2] }
+    }
+
     /// A block of one layer.
     pub fn layer(spec: LayerSpec) -> Self {
-        Self { stages: vec![spec] }
+        Self::new(vec![spec])
+    }
+
+    /// The same block with its input and output committed one row per link or whole.
+    pub fn with_row_links(mut self, row_links: [bool; 2]) -> Self {
+        self.row_links = row_links;
+        self
+    }
+
+    /// How the block's input is committed.
+    pub fn input_layout(&self) -> Layout {
+        let dims = self.stages.first().map_or([0, 1, 1], LayerSpec::input_dims);
+        if self.row_links[0] {
+            Layout::by_rows(dims)
+        } else {
+            Layout::whole(dims)
+        }
+    }
+
+    /// How the block's output is committed.
+    pub fn output_layout(&self) -> Layout {
+        let dims = self.stages.last().map_or([0, 1, 1], LayerSpec::output_dims);
+        if self.row_links[1] {
+            Layout::by_rows(dims)
+        } else {
+            Layout::whole(dims)
+        }
     }
 
     /// Layers in the block.
@@ -246,13 +295,13 @@ impl BlockSpec {
 /// Checks a chain of segments, input to output, each `(block, layers, layers_per_step)`:
 /// at least one segment, every block valid ([`BlockSpec::check`], requantization through
 /// its validating constructor), whole blocks (a multi-layer block is one step: its
-/// `layers_per_step` is its size), sizes that chain from one segment to the next, and
-/// input size = output size wherever blocks are stacked (several in a segment or in a
-/// step). The one check of a network's structure that the model file, the prover and the
+/// `layers_per_step` is its size), tensors that chain from one segment to the next (the
+/// same dimensions and commitment [`Layout`]), and input = output wherever blocks are
+/// stacked (several in a segment or in a step). The one check of a network's structure that the model file, the prover and the
 /// verifier's statement all use.
 pub fn check_chain<'a>(segments: impl IntoIterator<Item = (&'a BlockSpec, usize, usize)>) -> Result<(), QuantError> {
     let bad = |j: usize, m: String| Err(QuantError::BadSpec(format!("segment {j}: {m}")));
-    let mut width: Option<usize> = None;
+    let mut previous: Option<Layout> = None;
     for (j, (block, layers, layers_per_step)) in segments.into_iter().enumerate() {
         block.check().or_else(|e| bad(j, e.to_string()))?;
         for s in &block.stages {
@@ -270,15 +319,16 @@ pub fn check_chain<'a>(segments: impl IntoIterator<Item = (&'a BlockSpec, usize,
         if n > 1 && layers_per_step != n {
             return bad(j, format!("a {n}-layer block is one step; layers per step is {layers_per_step}"));
         }
-        if (layers > n || layers_per_step > n) && block.num_inputs() != block.num_outputs() {
-            return bad(j, "blocks whose input and output sizes differ cannot be stacked".into());
+        let (input, output) = (block.input_layout(), block.output_layout());
+        if (layers > n || layers_per_step > n) && input != output {
+            return bad(j, format!("blocks whose input {input:?} and output {output:?} differ cannot be stacked"));
         }
-        if let Some(w) = width.filter(|&w| w != block.num_inputs()) {
-            return bad(j, format!("takes {} activations, the previous segment gives {w}", block.num_inputs()));
+        if let Some(p) = previous.filter(|p| *p != input) {
+            return bad(j, format!("takes a tensor {input:?}, the previous segment gives {p:?}"));
         }
-        width = Some(block.num_outputs());
+        previous = Some(output);
     }
-    match width {
+    match previous {
         Some(_) => Ok(()),
         None => Err(QuantError::BadSpec("a network has at least one segment".into())),
     }

@@ -29,7 +29,7 @@ fn basic_block(c: usize, s: usize, down: bool, skip: u32, shift: u32) -> BlockSp
     let projection = down.then_some(ConvShape { stride: [2, 2], ..ConvShape::same(c, co, s, s, 1) });
     let stage1 =
         LayerSpec { skip: if down { 0 } else { skip }, projection, ..LayerSpec::new(LinearShape::Conv(conv2), rq) };
-    BlockSpec { stages: vec![LayerSpec::new(LinearShape::Conv(conv1), rq), stage1] }
+    BlockSpec::new(vec![LayerSpec::new(LinearShape::Conv(conv1), rq), stage1])
 }
 
 fn blocks() -> impl Strategy<Value = BlockSpec> {
@@ -65,8 +65,9 @@ fn witness(input: &[u8], layers: &[LayerWeights]) -> StepWitness {
     }
 }
 
-fn z_in(input: &[u8]) -> StepState {
-    StepState { layer: 4, model: F::from(99), activations: activation_commitment_native(input, F::from(3)) }
+fn z_in(block: &BlockSpec, input: &[u8]) -> StepState {
+    let activations = activation_commitment_native(input, block.input_layout(), F::from(3));
+    StepState { layer: 4, model: F::from(99), activations }
 }
 
 proptest! {
@@ -75,7 +76,7 @@ proptest! {
     #[test]
     fn a_block_step_matches_the_native_block((block, input, layers) in case()) {
         let step = LayerStep::multi(block.clone(), 2, witness(&input, &layers)).unwrap();
-        let z = z_in(&input);
+        let z = z_in(&block, &input);
         let next = step.next_state(&z);
         prop_assert!(common::synth(&step, &z, Some(&next)).0);
         prop_assert_eq!(next.layer, z.layer + 2);
@@ -107,8 +108,8 @@ proptest! {
             linear_hints(&block.linear(0), &input, &input, &layers[0].weights, &layers[0].bias).unwrap(),
             linear_hints(&block.linear(1), &mid, &mid, &layers[1].weights, &layers[1].bias).unwrap(),
         ];
+        let z = z_in(&block, &input);
         let step = LayerStep::block_unchecked(block, witness(&input, &layers), hints);
-        let z = z_in(&input);
         prop_assert!(!common::synth(&step, &z, Some(&step.next_state(&z))).0);
     }
 
@@ -120,8 +121,8 @@ proptest! {
         let mid: Vec<u8> = first.iter().map(|h| h.requant.y.to_repr().as_ref()[0]).collect();
         prop_assume!(mid.iter().all(|&v| v < 128));
         let second = linear_hints(&block.linear(1), &mid, &input, &layers[1].weights, &layers[1].bias).unwrap();
+        let z = z_in(&block, &input);
         let step = LayerStep::block_unchecked(block, witness(&input, &layers), vec![first, second]);
-        let z = z_in(&input);
         prop_assert!(!common::synth(&step, &z, Some(&step.next_state(&z))).0);
     }
 }
@@ -156,7 +157,7 @@ fn blocks_that_do_not_fit_are_refused() {
     let mut block = basic_block(2, 4, true, 0, 5);
     block.stages[1].projection.as_mut().unwrap().stride = [1, 1];
     assert!(block.check().is_err(), "a projection to the wrong size");
-    let too_many = BlockSpec { stages: vec![basic_block(1, 3, false, 1, 4).stages[0]; 9] };
+    let too_many = BlockSpec::new(vec![basic_block(1, 3, false, 1, 4).stages[0]; 9]);
     assert!(too_many.check().is_err());
     let w = |s: &LayerSpec| LayerWeights { weights: vec![0; s.num_weights()], bias: vec![0; s.shape.num_biases()] };
     let ok = basic_block(1, 3, false, 1, 4);

@@ -84,11 +84,11 @@ fn witness_for(spec: LayerSpec) -> impl Strategy<Value = Case> {
         .prop_map(move |(input, weights, bias, b_in, b_out)| (spec, input, LayerWeights { weights, bias }, b_in, b_out))
 }
 
-fn state_for(input: &[u8], blind: F) -> StepState {
+fn state_for(spec: &LayerSpec, input: &[u8], blind: F) -> StepState {
     StepState {
         layer: 7,
         model: F::from(1234),
-        activations: fold_ml_circuits::commit::activation_commitment_native(input, blind),
+        activations: fold_ml_circuits::commit::activation_commitment_native(input, BlockSpec::layer(*spec).input_layout(), blind),
     }
 }
 
@@ -104,7 +104,7 @@ proptest! {
     #[test]
     fn step_matches_native((spec, input, layer_weights, b_in, b_out) in small_specs().prop_flat_map(witness_for)) {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
-        let z_in = state_for(&input, b_in);
+        let z_in = state_for(&spec, &input, b_in);
         let step = LayerStep::new(spec, witness(input.clone(), layer_weights.clone(), b_in, b_out)).unwrap();
         let expected = step.next_state(&z_in);
         let (sat, out) = synth(&step, &z_in, Some(&expected));
@@ -120,7 +120,7 @@ proptest! {
     #[test]
     fn hand_off_must_open_the_previous_state((spec, input, layer_weights, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
-        let z_in = state_for(&input, b_in);
+        let z_in = state_for(&spec, &input, b_in);
         // a different input activation than the one committed
         let mut forged = input.clone();
         let i = pick.index(forged.len());
@@ -135,7 +135,7 @@ proptest! {
     #[test]
     fn weights_must_match_the_committed_ones((spec, input, layer_weights, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
-        let z_in = state_for(&input, b_in);
+        let z_in = state_for(&spec, &input, b_in);
         let honest = LayerStep::new(spec, witness(input.clone(), layer_weights.clone(), b_in, b_out)).unwrap();
         let expected = honest.next_state(&z_in);
         let mut forged = layer_weights.clone();
@@ -148,7 +148,7 @@ proptest! {
     #[test]
     fn tampered_output_rejected((spec, input, layer_weights, b_in, b_out) in small_specs().prop_flat_map(witness_for), pick in any::<prop::sample::Index>()) {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
-        let z_in = state_for(&input, b_in);
+        let z_in = state_for(&spec, &input, b_in);
         let mut hints = linear_hints(&spec.linear(spec.zero_point), &input, &input, &layer_weights.weights, &layer_weights.bias).unwrap();
         let o = pick.index(hints.len());
         hints[o].requant.y += F::ONE;
@@ -161,7 +161,7 @@ proptest! {
 fn wrong_layer_counter_rejected() {
     let m = SyntheticModel::conv(1, 4, 3, 1, 0).unwrap();
     let input = m.default_input();
-    let z_in = state_for(&input, F::ZERO);
+    let z_in = state_for(&m.spec(), &input, F::ZERO);
     let step = LayerStep::new(m.spec(), witness(input, m.layer(0), F::ZERO, F::ZERO)).unwrap();
     let mut expected = step.next_state(&z_in);
     assert!(synth(&step, &z_in, Some(&expected)).0);
@@ -229,7 +229,7 @@ fn the_model_commitment_binds_the_architecture() {
     assert_eq!(wide.layer(0), layer_weights);
     assert_ne!(model_commitment(m.salt(), [(wide.spec().digest_at(0, 1), layer_weights.clone())]), commitments[0]);
 
-    let z_in = StepState { layer: 0, model: fold_ml_circuits::commit::model_start(), ..state_for(&input, F::ONE) };
+    let z_in = StepState { layer: 0, model: fold_ml_circuits::commit::model_start(), ..state_for(&m.spec(), &input, F::ONE) };
     let step = LayerStep::new(spec, witness(input, layer_weights, F::ONE, F::from(2))).unwrap();
     let honest = step.next_state(&z_in);
     assert!(synth(&step, &z_in, Some(&honest)).0);
@@ -293,7 +293,7 @@ proptest! {
     #[test]
     fn multi_layer_step_matches_native((spec, k, input, layers, b_in, b_out) in multi_case()) {
         let (b_in, b_out) = (F::from(b_in), F::from(b_out));
-        let z_in = state_for(&input, b_in);
+        let z_in = state_for(&spec, &input, b_in);
         let w = StepWitness { input: input.clone(), layers: layers.clone(), blind_in: b_in, blind_out: b_out, salt: F::from(SALT) };
         let step = LayerStep::multi(BlockSpec::layer(spec), k, w).unwrap();
         let expected = step.next_state(&z_in);
@@ -349,7 +349,7 @@ fn chains_of_segments_are_checked_in_one_place() {
     let err = check_chain([(&a, 1, 1), (&c, 1, 1)]).unwrap_err().to_string();
     assert!(err.contains("segment 1") && err.contains("takes 3"), "{err}");
     // A two-layer block: whole blocks only, one block per step.
-    let block = BlockSpec { stages: vec![a.stages[0], a.stages[0]] };
+    let block = BlockSpec::new(vec![a.stages[0], a.stages[0]]);
     assert!(check_chain([(&block, 4, 2)]).is_ok());
     assert!(check_chain([(&block, 3, 2)]).is_err(), "half a block");
     assert!(check_chain([(&block, 4, 4)]).is_err(), "two blocks in a step");

@@ -97,7 +97,7 @@ pub fn run_commit(args: ModelArgs) -> anyhow::Result<ExitCode> {
 pub fn run_commit_input(args: CommitInputArgs) -> anyhow::Result<ExitCode> {
     let (_, loaded) = args.model.load()?;
     let input = read_model_input(&loaded, Some(&args.input))?;
-    let c = InputCommitment::new(&input)?;
+    let c = InputCommitment::new(&input, input_layout(loaded.source()))?;
     c.write(&args.out)?;
     println!("{}", to_hex(&c.commitment));
     eprintln!(
@@ -244,4 +244,9 @@ fn inspect_network(net: &Network) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How a proof of the model reads its input (what an input commitment must commit to).
+pub fn input_layout(model: &dyn fold_ml::model::ModelSource) -> fold_ml_circuits::commit::Layout {
+    model.segments()[0].spec().input_layout()
 }

@@ -74,7 +74,7 @@ pub fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
     let input_blind = match &args.input_commitment {
         Some(path) => {
             let c = InputCommitment::read(path)?;
-            c.opens(&input).map_err(|reason| Error::bad_input(path.display().to_string(), reason))?;
+            c.opens(&input, super::model::input_layout(loaded.source())).map_err(|reason| Error::bad_input(path.display().to_string(), reason))?;
             Some(c.blind)
         }
         None => None,

@@ -10,6 +10,7 @@
 
 use crate::artifact::{self, Kind};
 use crate::error::{ArtifactError, Error};
+use crate::model::Architecture;
 use crate::nova::{CompressedSnark, RecursiveSnark};
 use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::quant::check_activations;
@@ -54,8 +55,9 @@ impl Checkpoint {
         segment: usize,
         offset: usize,
         num_layers: usize,
-        layers_per_step: usize,
+        arch: &Architecture,
     ) -> Result<(), String> {
+        let layers_per_step = arch.layers_per_step;
         if &self.job_digest != job_digest {
             return Err("belongs to another job".into());
         }
@@ -80,7 +82,7 @@ impl Checkpoint {
             return Err("state's layer counter differs from its layer count".into());
         }
         check_activations(&self.activations).map_err(|e| e.to_string())?;
-        if activation_commitment_native(&self.activations, self.blind) != self.state[2] {
+        if activation_commitment_native(&self.activations, arch.block.output_layout(), self.blind) != self.state[2] {
             return Err("activations do not open the state's commitment".into());
         }
         Ok(())
@@ -177,7 +179,7 @@ pub fn write_segment(job: &Path, arch: &[u8; 32], done: &SegmentDone) -> Result<
 /// is damaged or belongs to another job.
 pub fn read_segment(
     job: &Path,
-    arch: &[u8; 32],
+    arch: &Architecture,
     job_digest: &[u8; 32],
     segment: usize,
 ) -> Result<Option<SegmentDone>, Error> {
@@ -185,13 +187,13 @@ pub fn read_segment(
     if !path.exists() {
         return Ok(None);
     }
-    let done: SegmentDone = artifact::decode(Kind::Checkpoint, arch, &read_file(&path)?)
+    let done: SegmentDone = artifact::decode(Kind::Checkpoint, &arch.digest(), &read_file(&path)?)
         .map_err(|reason| Error::artifact(path.clone(), reason))?;
     let well_formed = fold_ml_circuits::state::StepState::from_z(&done.end).is_some();
     if &done.job_digest != job_digest || done.segment != segment || !well_formed {
         return Err(corrupted(&path, "belongs to another job or segment".into()));
     }
-    if activation_commitment_native(&done.activations, done.blind) != done.end[2] {
+    if activation_commitment_native(&done.activations, arch.block.output_layout(), done.blind) != done.end[2] {
         return Err(corrupted(&path, "activations do not open the end state's commitment".into()));
     }
     Ok(Some(done))

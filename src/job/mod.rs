@@ -38,7 +38,7 @@ use checkpoint::{Checkpoint, SegmentDone};
 pub use error::{JobError, JobSetting};
 use events::{EventLog, JobEvent};
 use ff::Field;
-use fold_ml_circuits::commit::activation_commitment_native;
+use fold_ml_circuits::commit::{activation_commitment_native, Layout};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
 use fold_ml_verify::fsutil::{read_file, write_atomic};
@@ -138,8 +138,10 @@ pub fn resume_request(dir: &Path, cache_dir: PathBuf, restart: bool) -> Result<J
     })
 }
 
-pub(crate) fn z0_of(input: &[u8], blind: F) -> StepState {
-    StepState::initial(activation_commitment_native(input, blind))
+/// The state before the first segment: the input committed as that segment's block reads it.
+pub(crate) fn z0_of(archs: &[Architecture], input: &[u8], blind: F) -> StepState {
+    let layout = archs.first().map_or(Layout::whole([input.len(), 1, 1]), |a| a.block.input_layout());
+    StepState::initial(activation_commitment_native(input, layout, blind))
 }
 
 /// Layers before each segment.
@@ -157,7 +159,7 @@ pub(crate) fn finished_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<S
     let job_digest = manifest.job.digest();
     let mut done = Vec::new();
     for (j, arch) in manifest.job.architectures.iter().enumerate() {
-        match checkpoint::read_segment(dir, &arch.digest(), &job_digest, j)? {
+        match checkpoint::read_segment(dir, arch, &job_digest, j)? {
             Some(d) => done.push(d),
             None => break,
         }
@@ -185,7 +187,7 @@ fn newest_valid_checkpoint(
         checkpoint::list(dir).into_iter().filter(|(k, _)| *k > offset && *k <= offset + seg_layers).collect();
     for (k, path) in &files {
         let verdict = checkpoint::read(path, &arch.digest()).map_err(|e| e.to_string()).and_then(|c| {
-            c.check(&job_digest, segment, offset, seg_layers, arch.layers_per_step)?;
+            c.check(&job_digest, segment, offset, seg_layers, arch)?;
             verify_checkpoint_proof(pp, &c, arch.layers_per_step, z0)?;
             Ok(c)
         });
@@ -400,7 +402,7 @@ fn run_locked(
     let segments = model.segments();
     let offsets = offsets(model);
     let n = model.num_layers();
-    let z0 = z0_of(&secret.input, secret.input_blind);
+    let z0 = z0_of(archs, &secret.input, secret.input_blind);
     let mut timings = Timings::default();
 
     // The job's parameters: every segment's, set up or loaded once (their size depends on

@@ -14,7 +14,6 @@ use crate::error::Error;
 use crate::prove::keys::{self, ProverKeys};
 use crate::prove::{bad, compress_segment};
 use crate::statement::{InputStatement, Statement};
-use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::state::StepState;
 use fold_ml_verify::fsutil::write_atomic;
 use std::path::Path;
@@ -58,7 +57,7 @@ pub fn load_checkpoint(dir: &Path, cache: &Path, at: Option<usize>) -> Result<Lo
     let arch = &manifest.job.architectures[j];
     let keys = keys::prover_keys(cache, arch)?;
     let ckpt = checkpoint::read(&path, &arch.digest())?;
-    ckpt.check(&manifest.job.digest(), j, offsets[j], segments[j].num_layers(), arch.layers_per_step)
+    ckpt.check(&manifest.job.digest(), j, offsets[j], segments[j].num_layers(), arch)
         .map_err(|r| checkpoint::corrupted(&path, r))?;
     if offsets[j] + ckpt.layers_done != k {
         return Err(checkpoint::corrupted(
@@ -68,7 +67,7 @@ pub fn load_checkpoint(dir: &Path, cache: &Path, at: Option<usize>) -> Result<Lo
     }
     let before: Vec<SegmentDone> = finished_segments(dir, &manifest)?.into_iter().take(j).collect();
     let z0 = match before.last() {
-        _ if j == 0 => z0_of(&secret.input, secret.input_blind),
+        _ if j == 0 => z0_of(&manifest.job.architectures, &secret.input, secret.input_blind),
         Some(d) if before.len() == j => state_of(&d.end),
         _ => return Err(bad(&dir.display().to_string(), format!("lacks the finished segments before segment {j}"))),
     };
@@ -84,7 +83,7 @@ pub fn compress_checkpoint(dir: &Path, cache: &Path, at: usize, out: &Path) -> R
         .map_err(|r| checkpoint::corrupted(&dir.join("checkpoints"), r))?;
     let secret = JobSecret::read(dir)?;
     let input = InputStatement {
-        commitment: activation_commitment_native(&secret.input, secret.input_blind),
+        commitment: z0_of(&manifest.job.architectures, &secret.input, secret.input_blind).activations,
         values: manifest.job.public_input.then_some(secret.input),
     };
     let proof = compress_segment(&keys.pp, &keys.pk, &ckpt.snark)?;

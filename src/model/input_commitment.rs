@@ -7,7 +7,7 @@
 use crate::error::Error;
 use crate::field::hex_serde;
 use ff::Field;
-use fold_ml_circuits::commit::activation_commitment_native;
+use fold_ml_circuits::commit::{activation_commitment_native, Layout};
 use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::F;
 use fold_ml_verify::fsutil::{read_file, write_atomic};
@@ -18,7 +18,7 @@ use std::path::Path;
 /// The `format` tag of an input commitment file.
 pub const INPUT_COMMITMENT_FORMAT: &str = "fold-ml input commitment";
 /// Its version.
-pub const INPUT_COMMITMENT_VERSION: u16 = 1;
+pub const INPUT_COMMITMENT_VERSION: u16 = 2;
 
 /// An input commitment and its opening blind.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,30 +34,37 @@ pub struct InputCommitment {
     /// Its blind (secret).
     #[serde(with = "hex_serde")]
     pub blind: F,
-    /// Number of input activations committed.
-    pub num_inputs: usize,
+    /// How the input is committed (its shape, as the model's first layer reads it).
+    pub layout: Layout,
 }
 
 impl InputCommitment {
-    /// Commits to input activations under a fresh random blind.
-    pub fn new(input: &[u8]) -> Result<Self, Error> {
+    /// Commits to input activations of the given layout under a fresh random blind.
+    pub fn new(input: &[u8], layout: Layout) -> Result<Self, Error> {
         check_activations(input).map_err(|e| Error::bad_input("input", e.to_string()))?;
+        if layout.len() != input.len() || layout.check().is_err() {
+            return Err(Error::bad_input("input", format!("{} values do not fill {layout:?}", input.len())));
+        }
         let blind = F::random(OsRng);
         Ok(Self {
             format: INPUT_COMMITMENT_FORMAT.into(),
             version: INPUT_COMMITMENT_VERSION,
-            commitment: activation_commitment_native(input, blind),
+            commitment: activation_commitment_native(input, layout, blind),
             blind,
-            num_inputs: input.len(),
+            layout,
         })
     }
 
-    /// Whether `input` is the committed input; the error says why not.
-    pub fn opens(&self, input: &[u8]) -> Result<(), String> {
-        if input.len() != self.num_inputs {
-            return Err(format!("commits to {} input values, the input has {}", self.num_inputs, input.len()));
+    /// Whether `input` is the committed input, committed as `layout` (how the proof will
+    /// read it); the error says why not.
+    pub fn opens(&self, input: &[u8], layout: Layout) -> Result<(), String> {
+        if input.len() != self.layout.len() {
+            return Err(format!("commits to {} input values, the input has {}", self.layout.len(), input.len()));
         }
-        if activation_commitment_native(input, self.blind) != self.commitment {
+        if layout != self.layout {
+            return Err(format!("commits to an input laid out as {:?}; the model reads {layout:?}", self.layout));
+        }
+        if activation_commitment_native(input, self.layout, self.blind) != self.commitment {
             return Err("the input is not the committed one".into());
         }
         Ok(())
@@ -90,12 +97,15 @@ mod tests {
     #[test]
     fn opens_only_the_committed_input() {
         let input = vec![1, 2, 3, 127];
-        let c = InputCommitment::new(&input).unwrap();
-        assert!(c.opens(&input).is_ok());
-        assert!(c.opens(&[1, 2, 3, 126]).is_err());
-        assert!(c.opens(&[1, 2, 3]).is_err());
+        let layout = Layout::whole([1, 2, 2]);
+        let c = InputCommitment::new(&input, layout).unwrap();
+        assert!(c.opens(&input, layout).is_ok());
+        assert!(c.opens(&[1, 2, 3, 126], layout).is_err());
+        assert!(c.opens(&[1, 2, 3], layout).is_err());
+        assert!(c.opens(&input, Layout::by_rows([1, 2, 2])).is_err(), "read another way");
         // a fresh blind every time: the same input gives unlinkable commitments
-        assert_ne!(c.commitment, InputCommitment::new(&input).unwrap().commitment);
-        assert!(InputCommitment::new(&[128]).is_err());
+        assert_ne!(c.commitment, InputCommitment::new(&input, layout).unwrap().commitment);
+        assert!(InputCommitment::new(&[128], Layout::whole([1, 1, 1])).is_err());
+        assert!(InputCommitment::new(&input, Layout::whole([5, 1, 1])).is_err());
     }
 }

@@ -4,7 +4,7 @@ use crate::architecture::Architecture;
 use crate::error::VerifyError;
 use crate::field::hex_serde;
 use ff::Field;
-use fold_ml_circuits::commit::{activation_commitment_native, model_start};
+use fold_ml_circuits::commit::{activation_commitment_native, model_start, Layout};
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{check_chain, LayerSpec, MAX_STAGES};
 use fold_ml_circuits::quant::check_activations;
@@ -126,14 +126,21 @@ pub struct Statement {
 
 /// Public activations, when given, must have the right length and range and open their
 /// commitment with `blind`.
-fn check_public(values: &Option<Vec<u8>>, blind: F, what: &str, len: usize, commitment: &F) -> Result<(), VerifyError> {
+fn check_public(
+    values: &Option<Vec<u8>>,
+    blind: F,
+    what: &str,
+    layout: Layout,
+    commitment: &F,
+) -> Result<(), VerifyError> {
     let Some(v) = values else { return Ok(()) };
     let bad = |m: String| Err(VerifyError::BadStatement(m));
+    let len = layout.len();
     if v.len() != len {
         return bad(format!("{what} has {} values, the architecture has {len}", v.len()));
     }
     check_activations(v).or_else(|e| bad(format!("{what}: {e}")))?;
-    if activation_commitment_native(v, blind) != *commitment {
+    if activation_commitment_native(v, layout, blind) != *commitment {
         return bad(format!("the public {what} does not match the {what} commitment"));
     }
     Ok(())
@@ -147,6 +154,12 @@ impl SegmentStatement {
 }
 
 impl Statement {
+    /// How the output is committed (the last segment's block output); a statement with
+    /// no segment (refused by [`Self::check`]) reads as an empty vector.
+    pub fn output_layout(&self) -> Layout {
+        self.segments.last().map_or(Layout::whole([0, 1, 1]), |s| s.architecture.block.output_layout())
+    }
+
     /// Builds a statement.
     pub fn new(
         segments: Vec<SegmentStatement>,
@@ -220,7 +233,7 @@ impl Statement {
         )
         .or_else(|e| bad(e.to_string()))?;
         let total: usize = self.segments.iter().map(|s| s.num_layers).sum();
-        let width = self.segments[self.segments.len() - 1].architecture.block.num_outputs();
+        let output = self.segments[self.segments.len() - 1].architecture.block.output_layout();
         if total != self.num_layers {
             return bad(format!("num_layers is {}, the segments have {total}", self.num_layers));
         }
@@ -228,11 +241,11 @@ impl Statement {
             (Some(_), None) => return bad("a public output needs the blind that opens its commitment".into()),
             (None, Some(_)) => return bad("a blind is given for a committed output".into()),
             (_, blind) => {
-                check_public(&self.output.values, blind.unwrap_or(F::ZERO), "output", width, &self.output.commitment)?
+                check_public(&self.output.values, blind.unwrap_or(F::ZERO), "output", output, &self.output.commitment)?
             }
         }
-        let first = self.segments[0].architecture.block.num_inputs();
-        check_public(&self.input.values, F::ZERO, "input", first, &self.input.commitment)?;
+        let input = self.segments[0].architecture.block.input_layout();
+        check_public(&self.input.values, F::ZERO, "input", input, &self.input.commitment)?;
         match (&self.output.class, &self.output.values) {
             (None, _) => {}
             (Some(c), Some(v)) if *c == argmax(v) => {}

@@ -14,6 +14,11 @@
 //! pack identically), nor a layer's weights and biases split differently. The tag is a
 //! constant of the circuit: it costs no constraint.
 //!
+//! An activation tensor is committed as a hash chain over its rows ([`Layout`]): the first
+//! link absorbs the layout's tag and a blind, each later link the previous one; the last
+//! link is the commitment. One link per tensor costs what one hash of the whole tensor
+//! does; one link per row lets a tiled layer absorb the tensor band by band.
+//!
 //! The running model commitment starts from the public constant [`model_start`] and
 //! absorbs, per layer, the layer's spec digest (its whole public shape, a circuit
 //! constant), the model's secret salt, the previous value, the weights and the biases.
@@ -29,6 +34,7 @@ use nova_snark::frontend::gadgets::poseidon::{
     Elt, IOPattern, PoseidonConstants, Simplex, Sponge, SpongeAPI, SpongeCircuit, SpongeOp, SpongeTrait, Strength,
 };
 use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, SynthesisError};
+use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 
 /// Domain tag of activation commitments.
@@ -84,9 +90,6 @@ pub fn domain_tag(tag: u64, len: usize) -> F {
     F::from(tag) + F::from(len as u64) * F::from(2).pow_vartime([64u64])
 }
 
-fn tag<CS: ConstraintSystem<F>>(t: u64, len: usize) -> Elt<F> {
-    Elt::num_from_fr::<CS>(domain_tag(t, len))
-}
 
 /// Packs unsigned values of `bits` bits, `⌊252/bits⌋` per field element, little-endian.
 pub fn pack_native(values: &[u64], bits: u32) -> Vec<F> {
@@ -114,24 +117,130 @@ pub fn pack(values: &[Num<F>], bits: u32) -> Vec<Num<F>> {
         .collect()
 }
 
-/// Commitment to an activation tensor under a blinding factor:
-/// `H(TAG_ACTIVATIONS, blind, pack7(acts))`. With `blind = 0` it is a plain (public) digest.
-pub fn activation_commitment_native(acts: &[u8], blind: F) -> F {
-    let values: Vec<u64> = acts.iter().map(|&a| u64::from(a)).collect();
-    let mut items = vec![domain_tag(TAG_ACTIVATIONS, acts.len()), blind];
-    items.extend(pack_native(&values, ACT_BITS));
+/// How an activation tensor is committed: its `[channels, height, width]` (a vector is
+/// `[n, 1, 1]`), read row by row (row `y`: every channel's values at height `y`, channel
+/// by channel), `link_rows` rows per link of a hash chain. A whole tensor in one link is
+/// the cheapest to commit; one row per link lets a tiled layer read or write the tensor
+/// a band of rows at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layout {
+    /// `[channels, height, width]`.
+    pub dims: [usize; 3],
+    /// Rows per link (divides the height).
+    pub link_rows: usize,
+}
+
+impl Layout {
+    /// A tensor committed in one link.
+    pub fn whole([c, h, w]: [usize; 3]) -> Self {
+        Self { dims: [c, h, w], link_rows: h.max(1) }
+    }
+
+    /// A tensor committed one row per link.
+    pub fn by_rows(dims: [usize; 3]) -> Self {
+        Self { dims, link_rows: 1 }
+    }
+
+    /// Values in the tensor.
+    pub fn len(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// Whether the tensor is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Values in one row.
+    pub fn row_len(&self) -> usize {
+        self.dims[0] * self.dims[2]
+    }
+
+    /// Checks that `link_rows` divides a non-zero height.
+    pub fn check(&self) -> Result<(), String> {
+        let h = self.dims[1];
+        if h == 0 || self.link_rows == 0 || h % self.link_rows != 0 {
+            return Err(format!("{} rows per link do not divide a height of {h}", self.link_rows));
+        }
+        Ok(())
+    }
+
+    /// Tensor (channel-major) indices of row `y`'s values, in commitment order.
+    pub fn row(&self, y: usize) -> impl Iterator<Item = usize> {
+        let [c, h, w] = self.dims;
+        (0..c).flat_map(move |ch| (0..w).map(move |x| (ch * h + y) * w + x))
+    }
+
+    /// The first link's leading tag: `TAG_ACTIVATIONS + 2^64·len + 2^128·height + 2^192·link_rows`
+    /// (injective: each count is below 2^62).
+    pub fn tag(&self) -> F {
+        let two64 = F::from(2).pow_vartime([64u64]);
+        let [_, h, _] = self.dims;
+        F::from(TAG_ACTIVATIONS)
+            + two64 * (F::from(self.len() as u64) + two64 * (F::from(h as u64) + two64 * F::from(self.link_rows as u64)))
+    }
+}
+
+/// One link of an activation chain: `H(prev, aux, pack7(values))`. The first link of a
+/// tensor has `prev` = [`Layout::tag`] and `aux` = the blind; every later one the previous
+/// link and 0. The last link is the commitment.
+pub fn chain_link_native(prev: F, aux: F, values: &[u8]) -> F {
+    let v: Vec<u64> = values.iter().map(|&a| u64::from(a)).collect();
+    let mut items = vec![prev, aux];
+    items.extend(pack_native(&v, ACT_BITS));
     hash_native(&items)
+}
+
+/// In-circuit twin of [`chain_link_native`]; `values` must be range-checked.
+pub fn chain_link<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    prev: Elt<F>,
+    aux: Elt<F>,
+    values: &[Num<F>],
+) -> Result<AllocatedNum<F>, SynthesisError> {
+    let mut items = vec![prev, aux];
+    items.extend(pack(values, ACT_BITS).into_iter().map(Elt::Num));
+    hash(cs, &items)
+}
+
+/// Commitment to an activation tensor (channel-major values) of the given layout under a
+/// blinding factor: the last link of its chain ([`chain_link_native`]). With `blind = 0`
+/// it is a plain (public) digest. Panics unless the layout is valid and holds
+/// `acts.len()` values (callers check lengths first).
+pub fn activation_commitment_native(acts: &[u8], layout: Layout, blind: F) -> F {
+    assert!(layout.check().is_ok() && layout.len() == acts.len(), "layout {layout:?} for {} values", acts.len());
+    let mut link = (layout.tag(), blind);
+    for first in (0..layout.dims[1]).step_by(layout.link_rows) {
+        let values: Vec<u8> =
+            (first..first + layout.link_rows).flat_map(|y| layout.row(y)).map(|i| acts[i]).collect();
+        link = (chain_link_native(link.0, link.1, &values), F::ZERO);
+    }
+    link.0
 }
 
 /// In-circuit twin of [`activation_commitment_native`]; `acts` must be range-checked.
 pub fn activation_commitment<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     acts: &[Num<F>],
+    layout: Layout,
     blind: &AllocatedNum<F>,
 ) -> Result<AllocatedNum<F>, SynthesisError> {
-    let mut items = vec![tag::<CS>(TAG_ACTIVATIONS, acts.len()), Elt::Allocated(blind.clone())];
-    items.extend(pack(acts, ACT_BITS).into_iter().map(Elt::Num));
-    hash(cs, &items)
+    if layout.check().is_err() || layout.len() != acts.len() {
+        return Err(SynthesisError::Unsatisfiable(format!("layout {layout:?} for {} values", acts.len())));
+    }
+    let mut prev = Elt::num_from_fr::<CS>(layout.tag());
+    let mut aux = Elt::Allocated(blind.clone());
+    let mut out = None;
+    for (j, first) in (0..layout.dims[1]).step_by(layout.link_rows).enumerate() {
+        let values: Vec<Num<F>> =
+            (first..first + layout.link_rows).flat_map(|y| layout.row(y)).map(|i| acts[i].clone()).collect();
+        let link = chain_link(&mut cs.namespace(|| format!("link{j}")), prev, aux, &values)?;
+        prev = Elt::Allocated(link.clone());
+        aux = Elt::num_from_fr::<CS>(F::ZERO);
+        out = Some(link);
+    }
+    out.ok_or_else(|| SynthesisError::Unsatisfiable("an empty tensor".into()))
 }
 
 /// The public value every model commitment chain starts from (the IVC state's model slot
@@ -196,22 +305,53 @@ mod tests {
             .collect()
     }
 
-    fn commit_in_circuit(bit_values: &[Vec<F>], blind: F) -> (bool, F) {
+    fn commit_in_circuit(bit_values: &[Vec<F>], layout: Layout, blind: F) -> (bool, F) {
         let mut cs = TestConstraintSystem::<F>::new();
         let acts = alloc_acts(&mut cs, bit_values);
         let blind = AllocatedNum::alloc(cs.namespace(|| "blind"), || Ok(blind)).unwrap();
-        let c = activation_commitment(&mut cs, &acts, &blind).unwrap();
+        let c = activation_commitment(&mut cs, &acts, layout, &blind).unwrap();
         (cs.is_satisfied(), c.get_value().unwrap())
+    }
+
+    fn flat(n: usize) -> Layout {
+        Layout::whole([n, 1, 1])
+    }
+
+    /// A tensor with its layout: up to 3×6×5 values, links of a divisor of the height.
+    fn tensor() -> impl Strategy<Value = (Vec<u8>, Layout)> {
+        (1usize..4, 1usize..7, 1usize..6, 1usize..7).prop_flat_map(|(c, h, w, l)| {
+            let link_rows = (1..=l.min(h)).rev().find(|d| h % d == 0).unwrap_or(1);
+            let layout = Layout { dims: [c, h, w], link_rows };
+            (proptest::collection::vec(0u8..=127, c * h * w), Just(layout))
+        })
     }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 12, rng_seed: proptest::test_runner::RngSeed::Fixed(5), ..ProptestConfig::default() })]
         #[test]
-        fn activation_commitment_matches_native(acts in proptest::collection::vec(0u8..=127, 0..100), blind in any::<u64>()) {
+        fn activation_commitment_matches_native((acts, layout) in tensor(), blind in any::<u64>()) {
             let bits: Vec<_> = acts.iter().map(|&a| uint_native(a.into(), ACT_BITS).unwrap()).collect();
-            let (sat, c) = commit_in_circuit(&bits, F::from(blind));
+            let (sat, c) = commit_in_circuit(&bits, layout, F::from(blind));
             prop_assert!(sat);
-            prop_assert_eq!(c, activation_commitment_native(&acts, F::from(blind)));
+            prop_assert_eq!(c, activation_commitment_native(&acts, layout, F::from(blind)));
+        }
+
+        #[test]
+        fn a_chain_is_its_rows_linked_in_order((acts, layout) in tensor(), blind in any::<u64>()) {
+            // An independent spelling of the chain: rows gathered by hand from the
+            // channel-major tensor, one link per `link_rows` rows.
+            let [c, h, w] = layout.dims;
+            let mut link = (layout.tag(), F::from(blind));
+            for y0 in (0..h).step_by(layout.link_rows) {
+                let mut values = Vec::new();
+                for y in y0..y0 + layout.link_rows {
+                    for ch in 0..c {
+                        values.extend_from_slice(&acts[(ch * h + y) * w..(ch * h + y + 1) * w]);
+                    }
+                }
+                link = (chain_link_native(link.0, link.1, &values), F::ZERO);
+            }
+            prop_assert_eq!(link.0, activation_commitment_native(&acts, layout, F::from(blind)));
         }
 
         #[test]
@@ -234,10 +374,23 @@ mod tests {
 
     #[test]
     fn distinct_inputs_and_blinds_give_distinct_commitments() {
-        let a = activation_commitment_native(&[1, 2, 3], F::ZERO);
-        assert_ne!(a, activation_commitment_native(&[1, 2, 4], F::ZERO));
-        assert_ne!(a, activation_commitment_native(&[1, 2, 3], F::ONE));
-        assert_ne!(a, activation_commitment_native(&[1, 2, 3, 0], F::ZERO));
+        let a = activation_commitment_native(&[1, 2, 3], flat(3), F::ZERO);
+        assert_ne!(a, activation_commitment_native(&[1, 2, 4], flat(3), F::ZERO));
+        assert_ne!(a, activation_commitment_native(&[1, 2, 3], flat(3), F::ONE));
+        assert_ne!(a, activation_commitment_native(&[1, 2, 3, 0], flat(4), F::ZERO));
+    }
+
+    #[test]
+    fn the_layout_is_bound() {
+        let acts: Vec<u8> = (0..12).collect();
+        let c = |dims, link_rows| activation_commitment_native(&acts, Layout { dims, link_rows }, F::ONE);
+        let whole = c([2, 3, 2], 3);
+        assert_ne!(whole, c([2, 3, 2], 1), "links");
+        assert_ne!(whole, c([1, 3, 4], 3), "same rows, other channel split");
+        assert_ne!(whole, c([2, 2, 3], 2), "other height");
+        assert_ne!(whole, c([12, 1, 1], 1), "a vector");
+        assert_eq!(Layout::whole([2, 3, 2]), Layout { dims: [2, 3, 2], link_rows: 3 });
+        assert!(Layout { dims: [2, 3, 2], link_rows: 2 }.check().is_err());
     }
 
     #[test]
@@ -261,8 +414,8 @@ mod tests {
         let honest = vec![uint_native(1, 7).unwrap(), uint_native(1, 7).unwrap()];
         let mut forged = vec![uint_native(1, 7).unwrap(), uint_native(0, 7).unwrap()];
         forged[0][0] += F::from(128); // limb 0 = 129
-        let (sat_h, c_h) = commit_in_circuit(&honest, F::ZERO);
-        let (sat_f, c_f) = commit_in_circuit(&forged, F::ZERO);
+        let (sat_h, c_h) = commit_in_circuit(&honest, flat(2), F::ZERO);
+        let (sat_f, c_f) = commit_in_circuit(&forged, flat(2), F::ZERO);
         assert!(sat_h);
         assert_eq!(c_h, c_f, "the packed values collide");
         assert!(!sat_f, "but the forged limb is not range-checked");

@@ -136,6 +136,11 @@ pub enum Tap {
 }
 
 impl Linear {
+    /// The same map on another geometry (a tile's band of the layer's input).
+    pub fn with_shape(self, shape: LinearShape) -> Self {
+        Self { shape, ..self }
+    }
+
     /// All weights: the layer's own, then the projection's.
     pub fn num_weights(&self) -> usize {
         self.shape.num_weights() + self.projection.map_or(0, |p| p.num_weights())

@@ -125,13 +125,25 @@ pub const SUPPORTED_OPS: &[&str] = &[
 enum Act {
     Chw(usize, usize, usize),
     Flat(usize),
+    /// An image flattened to `[1, C·H·W]`: a Gemm reading it is a convolution whose
+    /// kernel covers the image, so the tensor keeps its rows (how it is committed).
+    Flattened(usize, usize, usize),
 }
 
 impl Act {
     fn len(self) -> usize {
         match self {
-            Act::Chw(c, h, w) => c * h * w,
+            Act::Chw(c, h, w) | Act::Flattened(c, h, w) => c * h * w,
             Act::Flat(n) => n,
+        }
+    }
+
+    /// Flattened to `[1, N]`, remembering the image it was.
+    fn flattened(self) -> Self {
+        match self {
+            Act::Chw(c, h, w) if h * w > 1 => Act::Flattened(c, h, w),
+            Act::Flattened(..) => self,
+            _ => Act::Flat(self.len()),
         }
     }
 
@@ -140,6 +152,7 @@ impl Act {
         match self {
             Act::Chw(c, h, w) => (c, h, w),
             Act::Flat(n) => (n, 1, 1),
+            Act::Flattened(c, h, w) => (c * h * w, 1, 1),
         }
     }
 }
@@ -338,7 +351,7 @@ impl Walker {
                 if axis != 1 && axis != 1 - rank {
                     return Err(node.bad(format!("axis {axis}: only a flatten to [1, N] (axis 1) is supported")));
                 }
-                self.advance(node, Act::Flat(self.act.len()))?;
+                self.advance(node, self.act.flattened())?;
             }
             "Reshape" => {
                 self.data_input(node, 0)?;
@@ -351,7 +364,7 @@ impl Walker {
                         node.bad(format!("target shape {target:?}: only a flatten to [1, {n}] ([1, -1]) is supported"))
                     );
                 }
-                self.advance(node, Act::Flat(n))?;
+                self.advance(node, self.act.flattened())?;
             }
             other => return Err(node.bad(format!("{other} is not supported"))),
         }
@@ -471,8 +484,9 @@ impl Walker {
 
     fn dense(&mut self, node: &Node) -> Result<(), OnnxError> {
         self.data_input(node, 0)?;
-        let Act::Flat(n) = self.act else {
-            return Err(node.bad("its input is not flat ([1, N]); add a Flatten"));
+        let n = match self.act {
+            Act::Flat(_) | Act::Flattened(..) => self.act.len(),
+            Act::Chw(..) => return Err(node.bad("its input is not flat ([1, N]); add a Flatten")),
         };
         let b = self.constant(node, 1, "weight")?;
         let &[rows, cols] = b.dims.as_slice() else {
@@ -500,7 +514,16 @@ impl Walker {
         }
         let bias = if gemm { self.optional_bias(node, 2, outputs)? } else { vec![0.0; outputs] };
         let bias = bias.into_iter().map(|v| beta * v).collect();
-        self.start(node, LinearShape::Dense(DenseShape { inputs, outputs }), weights, bias, Act::Flat(outputs))
+        let shape = match self.act {
+            // Gemm weights `[o][c·H·W + y·W + x]` are the convolution's `[o][c][y][x]`
+            Act::Flattened(c, h, w) => LinearShape::Conv(ConvShape {
+                kernel: [h, w],
+                pads: [0; 4],
+                ..ConvShape::same(c, outputs, h, w, 1)
+            }),
+            _ => LinearShape::Dense(DenseShape { inputs, outputs }),
+        };
+        self.start(node, shape, weights, bias, Act::Flat(outputs))
     }
 
     fn add(&mut self, node: &Node) -> Result<(), OnnxError> {

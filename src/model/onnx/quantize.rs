@@ -457,7 +457,7 @@ pub fn quantize(
     for b in blocks(layers) {
         let members: Vec<(LayerSpec, Quantized)> =
             b.clone().map(|l| quantized[l].take().expect("every layer of every run is quantized")).collect();
-        let spec = BlockSpec { stages: members.iter().map(|(s, _)| *s).collect() };
+        let spec = BlockSpec::new(members.iter().map(|(s, _)| *s).collect());
         match segments.last_mut() {
             Some(seg) if seg.spec == spec => {}
             _ => segments.push(Segment { spec, layers: Vec::new(), origin: Vec::new() }),

@@ -1,0 +1,54 @@
+//! Tiled layers: a convolution too large for one fold, proven a band of output rows per
+//! Nova step by one circuit that all its tiles (and all layers of the same [`TileSpec`])
+//! share, in bounded size whatever the layer's height.
+//!
+//! # The hand-off
+//! Tensors next to a tiled layer are committed one row per link of a hash chain
+//! ([`crate::commit::Layout::by_rows`]): the first link absorbs the layout's tag and a
+//! blind, each later one the previous link; the last link is the commitment.
+//!
+//! A tile reads a window of input rows ([`TileGeometry`]) and:
+//! - range-checks every value of them to 7 bits; the rows that are padding in this tile
+//!   (above the input in the first tile, below it in the last, the tail outside the last
+//!   tile) are constrained to the zero point — padding is never the prover's choice;
+//! - absorbs into `in_chain`, in order, the real rows it is the first to read; the first
+//!   tile starts the chain at input row 0 from the tag and `blind_in`;
+//! - takes the rows it shares with the previous tile (the halo) from the previous tile
+//!   through the `halo` commitment (checked by every tile but the first, which absorbs
+//!   its halo rows itself), and commits the rows it shares with the next tile;
+//! - derives the model commitment from the one before the layer (`prev_model`) with its
+//!   own range-checked weights; every tile but the first must arrive at the first tile's;
+//! - computes its band's output rows (one constraint per multiply-accumulate, then the
+//!   bit-decomposition requantization of [`crate::gadgets::requant`]) and absorbs them into
+//!   `out_chain`, output row 0 starting from the output tag and `blind_out`;
+//! - in the last tile, checks `in_chain` = the layer's input commitment and hands
+//!   `out_chain` on as the next layer's input commitment.
+//!
+//! # Why it is sound
+//! The tile index is a state slot that starts at 0 (a segment's first state is a boundary
+//! state, fixed by the verifier), advances by one per step and returns to 0 exactly after
+//! tile `tiles - 1`, so the tiles of a layer run in order, each once, and the circuit
+//! derives "first" and "last" from it. The rows absorbed by tiles `0..tiles`, in order,
+//! are every input row exactly once (the geometry checks this when it is built and the
+//! tests re-derive it); the last tile's equality check then says, by collision resistance
+//! of Poseidon, that the absorbed rows are the committed input. Every row a tile reads but
+//! did not absorb is a halo row, equal (collision resistance again) to a row the previous
+//! tile held, and by induction to the row some tile absorbed. So every value any tile
+//! multiplies is the committed input (or the zero point where the layer pads). The
+//! weights of every tile open the same model update as the first tile's, so the model
+//! commitment absorbs the layer once, with the weights all tiles used. The output rows are
+//! chained in order from output row 0 under a fresh blind, in the format the next layer
+//! reads. A skipped or repeated tile therefore breaks the input chain or the halo, a tile
+//! of another layer the weights, and a halo row from the wrong place the halo commitment.
+//!
+//! Hiding: the running chains and the halo commitment are unblinded, but they live only
+//! inside a layer: the state between layers (all that a statement reveals) carries the
+//! blinded commitments only, and the tile slots are zero there.
+
+mod geometry;
+mod state;
+mod step;
+
+pub use geometry::{TileGeometry, TileSpec};
+pub use state::{TileState, TILE_ARITY};
+pub use step::{TileStep, TileWitness, TAG_HALO};

@@ -1,0 +1,442 @@
+//! The tile step circuit and its native twin.
+
+use super::geometry::{TileGeometry, TileSpec};
+use super::state::{TileState, TILE_ARITY};
+use crate::commit::{chain_link, chain_link_native, domain_tag, model_update, model_update_native, Layout};
+use crate::gadgets::bits::{add_constant, alloc_uint, lc};
+use crate::gadgets::linear::{linear_hints, linear_requant, Linear, LinearShape, OutputHint};
+use crate::layer::LayerWeights;
+use crate::quant::{bits_le, check_activations, int_to_field, QuantError, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET};
+use crate::state::StepState;
+use crate::F;
+use ff::{Field, PrimeField};
+use nova_snark::frontend::gadgets::poseidon::Elt;
+use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, LinearCombination, SynthesisError};
+use nova_snark::traits::circuit::StepCircuit;
+use std::sync::Arc;
+
+/// Domain tag of a halo commitment (the rows two consecutive tiles share).
+pub const TAG_HALO: u64 = 0xf01d_0006;
+
+/// The private values of a tiled layer that every tile takes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TileWitness {
+    /// The layer's weights and biases (the same in every tile).
+    pub layer_weights: LayerWeights,
+    /// Blind of the input commitment (used by the first and last tiles).
+    pub blind_in: F,
+    /// Blind of the output commitment (used by the first tile).
+    pub blind_out: F,
+    /// The model commitment's secret salt.
+    pub salt: F,
+}
+
+#[derive(Debug)]
+struct Inner {
+    spec: TileSpec,
+    geometry: TileGeometry,
+    digest: F,
+    tile: usize,
+    rows: Vec<u8>,
+    witness: TileWitness,
+    hints: Vec<OutputHint>,
+    output: Vec<u8>,
+}
+
+/// One tile of a tiled layer as a Nova step (cheap to clone): all tiles of all layers
+/// with one [`TileSpec`] share this circuit.
+#[derive(Clone, Debug)]
+pub struct TileStep(Arc<Inner>);
+
+/// The convolution of one tile's band: the layer's, `band` rows high, no vertical padding
+/// (padding rows are witness rows fixed to the zero point).
+fn band_linear(spec: &TileSpec, g: &TileGeometry) -> Result<Linear, QuantError> {
+    let mut c = spec.conv()?;
+    c.height = g.band;
+    c.pads[0] = 0;
+    c.pads[2] = 0;
+    let zp = spec.layer.zero_point;
+    Ok(spec.layer.linear(zp).with_shape(LinearShape::Conv(c)))
+}
+
+impl TileStep {
+    /// Tile `tile` of the layer applied to its whole `input` (channel-major): cuts the
+    /// tile's rows out of the input and computes the tile natively.
+    pub fn new(spec: TileSpec, tile: usize, input: &[u8], witness: TileWitness) -> Result<Self, QuantError> {
+        let g = spec.geometry()?;
+        let layout = Layout::by_rows(spec.layer.input_dims());
+        if input.len() != layout.len() {
+            return Err(QuantError::WrongLength { what: "input activations", expected: layout.len(), got: input.len() });
+        }
+        check_activations(input)?;
+        if tile >= g.tiles {
+            return Err(QuantError::BadSpec(format!("tile {tile} of {}", g.tiles)));
+        }
+        let zp = spec.layer.zero_point;
+        let rows: Vec<u8> = (0..g.rows())
+            .flat_map(|i| match g.input_row(tile, i) {
+                Some(y) => layout.row(y).map(|j| input[j]).collect::<Vec<_>>(),
+                None => vec![zp; layout.row_len()],
+            })
+            .collect();
+        Self::from_rows(spec, tile, rows, witness)
+    }
+
+    /// Tile `tile` from explicit witness rows (row by row, each channel by channel), with
+    /// the honest computation on them: what a prover who forges rows would do (tests).
+    pub fn from_rows(spec: TileSpec, tile: usize, rows: Vec<u8>, witness: TileWitness) -> Result<Self, QuantError> {
+        let g = spec.geometry()?;
+        let [ch, _, width] = spec.layer.input_dims();
+        let row_len = ch * width;
+        if rows.len() != g.rows() * row_len {
+            return Err(QuantError::WrongLength { what: "tile rows", expected: g.rows() * row_len, got: rows.len() });
+        }
+        check_activations(&rows)?;
+        let mut band = Vec::with_capacity(ch * g.band * width);
+        for c in 0..ch {
+            for j in 0..g.band {
+                let start = (g.gap + j) * row_len + c * width;
+                band.extend_from_slice(&rows[start..start + width]);
+            }
+        }
+        let op = band_linear(&spec, &g)?;
+        let w = &witness.layer_weights;
+        let hints = linear_hints(&op, &band, &band, &w.weights, &w.bias)?;
+        let output = hints.iter().map(|h| h.requant.y.to_repr().as_ref()[0]).collect();
+        let digest = spec.layer.digest_at(0, 1);
+        Ok(Self(Arc::new(Inner { spec, geometry: g, digest, tile, rows, witness, hints, output })))
+    }
+
+    /// Tile 0 of the given spec with all-zero values, for parameter setup.
+    pub fn blank(spec: TileSpec) -> Result<Self, QuantError> {
+        let layer_weights = LayerWeights {
+            weights: vec![0; spec.layer.num_weights()],
+            bias: vec![0; spec.layer.shape.num_biases()],
+        };
+        let input = vec![0; spec.layer.num_inputs()];
+        Self::new(spec, 0, &input, TileWitness { layer_weights, blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO })
+    }
+
+    /// The tile's index in its layer.
+    pub fn tile(&self) -> usize {
+        self.0.tile
+    }
+
+    /// The tile spec.
+    pub fn spec(&self) -> &TileSpec {
+        &self.0.spec
+    }
+
+    /// The tile's output rows, channel-major (`channels × rows × width`).
+    pub fn output(&self) -> &[u8] {
+        &self.0.output
+    }
+
+    fn row(&self, i: usize) -> &[u8] {
+        let n = self.0.rows.len() / self.0.geometry.rows();
+        &self.0.rows[i * n..(i + 1) * n]
+    }
+
+    fn output_row(&self, r: usize) -> Vec<u8> {
+        let [ch, _, width] = self.0.spec.layer.output_dims();
+        let rows = self.0.spec.rows;
+        (0..ch).flat_map(|c| (0..width).map(move |x| (c * rows + r) * width + x)).map(|i| self.0.output[i]).collect()
+    }
+
+    fn halo_tag(&self) -> F {
+        let g = &self.0.geometry;
+        domain_tag(TAG_HALO, g.halo * self.row(0).len())
+    }
+
+    /// The state after this tile, computed natively from the state before it (which must
+    /// be at this tile's index: the circuit reads the index from the state).
+    pub fn next_state(&self, z: &TileState) -> TileState {
+        let (inner, g) = (&*self.0, &self.0.geometry);
+        let t = z.tile as usize;
+        let (first, last) = (t == 0, t + 1 == g.tiles);
+        let halo_out = if g.halo > 0 {
+            let shared: Vec<u8> = (g.advance..g.window()).flat_map(|i| self.row(i).to_vec()).collect();
+            chain_link_native(self.halo_tag(), F::ZERO, &shared)
+        } else {
+            F::ZERO
+        };
+        let input_tag = Layout::by_rows(inner.spec.layer.input_dims()).tag();
+        let mut chain = z.in_chain;
+        for i in (0..g.rows()).filter(|&i| g.absorbs(t, i)) {
+            let (prev, aux) =
+                if first && i == g.first_row() { (input_tag, inner.witness.blind_in) } else { (chain, F::ZERO) };
+            chain = chain_link_native(prev, aux, self.row(i));
+        }
+        let prev_model = if first { z.base.model } else { z.prev_model };
+        let w = &inner.witness.layer_weights;
+        let model = model_update_native(prev_model, inner.digest, inner.witness.salt, &w.weights, &w.bias);
+        let output_tag = Layout::by_rows(inner.spec.layer.output_dims()).tag();
+        let mut out = z.out_chain;
+        for r in 0..inner.spec.rows {
+            let (prev, aux) = if first && r == 0 { (output_tag, inner.witness.blind_out) } else { (out, F::ZERO) };
+            out = chain_link_native(prev, aux, &self.output_row(r));
+        }
+        let keep = |v: F| if last { F::ZERO } else { v };
+        TileState {
+            base: StepState {
+                layer: z.base.layer + u64::from(last),
+                model,
+                activations: if last { out } else { z.base.activations },
+            },
+            tile: if last { 0 } else { z.tile + 1 },
+            prev_model: keep(prev_model),
+            in_chain: keep(chain),
+            halo: keep(halo_out),
+            out_chain: keep(out),
+        }
+    }
+}
+
+/// A linear combination with its value (absent during setup).
+#[derive(Clone)]
+struct Term(LinearCombination<F>, Option<F>);
+
+impl Term {
+    fn var(n: &AllocatedNum<F>) -> Self {
+        Self(LinearCombination::zero() + n.get_variable(), n.get_value())
+    }
+
+    fn constant<CS: ConstraintSystem<F>>(c: F) -> Self {
+        Self(LinearCombination::zero() + (c, CS::one()), Some(c))
+    }
+
+    fn plus(&self, other: &Term, coeff: F) -> Self {
+        Self(self.0.clone() + (coeff, &other.0), self.1.zip(other.1).map(|(a, b)| a + coeff * b))
+    }
+
+    fn scaled(&self, c: F) -> Self {
+        Self(LinearCombination::zero() + (c, &self.0), self.1.map(|v| v * c))
+    }
+}
+
+/// Allocates `a·b` (one constraint).
+fn product<CS: ConstraintSystem<F>>(cs: &mut CS, a: &Term, b: &Term) -> Result<AllocatedNum<F>, SynthesisError> {
+    let p = AllocatedNum::alloc(cs.namespace(|| "product"), || {
+        a.1.zip(b.1).map(|(x, y)| x * y).ok_or(SynthesisError::AssignmentMissing)
+    })?;
+    cs.enforce(|| "a·b", |_| a.0.clone(), |_| b.0.clone(), |lc| lc + p.get_variable());
+    Ok(p)
+}
+
+/// `1` if `x = 0`, else `0`, as a boolean variable (two constraints).
+fn is_zero<CS: ConstraintSystem<F>>(cs: &mut CS, x: &Term) -> Result<AllocatedNum<F>, SynthesisError> {
+    let inv = AllocatedNum::alloc(cs.namespace(|| "inverse"), || {
+        x.1.map(|v| v.invert().unwrap_or(F::ZERO)).ok_or(SynthesisError::AssignmentMissing)
+    })?;
+    let out = AllocatedNum::alloc(cs.namespace(|| "is zero"), || {
+        x.1.map(|v| if v.is_zero_vartime() { F::ONE } else { F::ZERO }).ok_or(SynthesisError::AssignmentMissing)
+    })?;
+    cs.enforce(|| "x·inv = 1 - out", |_| x.0.clone(), |lc| lc + inv.get_variable(), |lc| lc + CS::one() - out.get_variable());
+    cs.enforce(|| "x·out = 0", |_| x.0.clone(), |lc| lc + out.get_variable(), |lc| lc);
+    Ok(out)
+}
+
+/// `old + flag·(new - old)` allocated (one constraint); `flag` must be boolean (or a sum
+/// of exclusive booleans).
+fn select<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    flag: &Term,
+    new: &Term,
+    old: &Term,
+) -> Result<AllocatedNum<F>, SynthesisError> {
+    let diff = new.plus(old, -F::ONE);
+    let p = product(cs, flag, &diff)?;
+    let out = old.plus(&Term::var(&p), F::ONE);
+    let alloc = AllocatedNum::alloc(cs.namespace(|| "selected"), || out.1.ok_or(SynthesisError::AssignmentMissing))?;
+    cs.enforce(|| "selection", |lc| lc + CS::one(), |_| out.0.clone(), |lc| lc + alloc.get_variable());
+    Ok(alloc)
+}
+
+/// Constrains `flag·(a - b) = 0` (one constraint).
+fn equal_if<CS: ConstraintSystem<F>>(cs: &mut CS, flag: &Term, a: &Term, b: &Term) {
+    let diff = a.plus(b, -F::ONE);
+    cs.enforce(|| "equal if", |_| flag.0.clone(), |_| diff.0, |lc| lc);
+}
+
+impl StepCircuit<F> for TileStep {
+    fn arity(&self) -> usize {
+        TILE_ARITY
+    }
+
+    fn synthesize<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        z: &[AllocatedNum<F>],
+    ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
+        let [layer, model, acts, tile, prev_model, in_chain, halo, out_chain] = z else {
+            return Err(SynthesisError::Unsatisfiable(format!("state arity {} != {TILE_ARITY}", z.len())));
+        };
+        let (inner, g) = (&*self.0, &self.0.geometry);
+        let spec = &inner.spec;
+        let one = Term::constant::<CS>(F::ONE);
+
+        // the tile index: first and last tile flags
+        let tile_t = Term::var(tile);
+        let first = Term::var(&is_zero(&mut cs.namespace(|| "first"), &tile_t)?);
+        let last_index = Term::constant::<CS>(F::from((g.tiles - 1) as u64));
+        let last = Term::var(&is_zero(&mut cs.namespace(|| "last"), &tile_t.plus(&last_index, -F::ONE))?);
+        let not_first = one.plus(&first, -F::ONE);
+        let not_last = one.plus(&last, -F::ONE);
+
+        // witness rows: 7-bit range checks; rows that are padding (or unused) in this tile
+        // hold the zero point, one constraint per value of the rows that can be
+        let row_len = inner.rows.len() / g.rows();
+        let zp = Term::constant::<CS>(F::from(u64::from(spec.layer.zero_point)));
+        let mut rows: Vec<Vec<Num<F>>> = Vec::with_capacity(g.rows());
+        for i in 0..g.rows() {
+            let mut cs = cs.namespace(|| format!("row{i}"));
+            let values: Vec<Num<F>> = (0..row_len)
+                .map(|j| {
+                    let a = inner.rows[i * row_len + j];
+                    alloc_uint(&mut cs.namespace(|| format!("a{j}")), &bits_le(a.into(), ACT_BITS))
+                })
+                .collect::<Result<_, _>>()?;
+            let padding = if i >= g.window() {
+                Some(not_last.clone())
+            } else {
+                let (top, bottom) = (g.pad_first[i], g.pad_last[i]);
+                match (top, bottom) {
+                    (false, false) => None,
+                    _ => Some(first.scaled(F::from(u64::from(top))).plus(&last, F::from(u64::from(bottom)))),
+                }
+            };
+            if let Some(padding) = padding {
+                for (j, v) in values.iter().enumerate() {
+                    let v = Term(lc(v), v.get_value());
+                    equal_if(&mut cs.namespace(|| format!("pad{j}")), &padding, &v, &zp);
+                }
+            }
+            rows.push(values);
+        }
+
+        // halo: the rows shared with the previous tile open its commitment; the rows
+        // shared with the next one are committed for it
+        let halo_tag = Elt::num_from_fr::<CS>(self.halo_tag());
+        let zero = || Elt::num_from_fr::<CS>(F::ZERO);
+        let halo_out = if g.halo > 0 {
+            let shared = |range: std::ops::Range<usize>| range.flat_map(|i| rows[i].clone()).collect::<Vec<_>>();
+            let opened = chain_link(&mut cs.namespace(|| "open halo"), halo_tag.clone(), zero(), &shared(0..g.halo))?;
+            equal_if(&mut cs.namespace(|| "halo opens"), &not_first, &Term::var(&opened), &Term::var(halo));
+            Term::var(&chain_link(&mut cs.namespace(|| "commit halo"), halo_tag, zero(), &shared(g.advance..g.window()))?)
+        } else {
+            Term::constant::<CS>(F::ZERO)
+        };
+
+        // input chain: absorb the rows this tile is the first to read, in order; input row
+        // 0 starts the chain from the input layout's tag and blind
+        let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(inner.witness.blind_in))?;
+        let input_tag = Term::constant::<CS>(Layout::by_rows(spec.layer.input_dims()).tag());
+        let mut chain = Term::var(in_chain);
+        for (i, values) in rows.iter().enumerate() {
+            let mut cs = cs.namespace(|| format!("absorb{i}"));
+            // absorbed when real, and (halo rows) only by the first tile
+            let absorb = if i >= g.window() {
+                last.clone()
+            } else if i < g.halo {
+                if g.pad_first[i] {
+                    continue;
+                }
+                first.clone()
+            } else {
+                let top = first.scaled(F::from(u64::from(g.pad_first[i])));
+                one.plus(&top.plus(&last, F::from(u64::from(g.pad_last[i]))), -F::ONE)
+            };
+            let (prev, aux) = if i == g.first_row() {
+                let prev = select(&mut cs.namespace(|| "start"), &first, &input_tag, &chain)?;
+                let aux = product(&mut cs.namespace(|| "blind"), &first, &Term::var(&blind_in))?;
+                (Elt::Allocated(prev), Elt::Allocated(aux))
+            } else {
+                (Elt::Allocated(alloc_term(&mut cs, &chain)?), zero())
+            };
+            let link = Term::var(&chain_link(&mut cs.namespace(|| "link"), prev, aux, values)?);
+            let always = i >= g.halo && i < g.window() && !g.pad_first[i] && !g.pad_last[i];
+            chain = if always { link } else { Term::var(&select(&mut cs.namespace(|| "keep"), &absorb, &link, &chain)?) };
+        }
+        // the last tile: the chain must be the layer's input commitment
+        equal_if(&mut cs.namespace(|| "input opens"), &last, &chain, &Term::var(acts));
+
+        // weights: int8 range checks; every tile derives the model commitment from the
+        // one before the layer, and all but the first must land on the first one's
+        let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(inner.witness.salt))?;
+        let w = &inner.witness.layer_weights;
+        let weights_unsigned: Vec<Num<F>> = w
+            .weights
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let u = (i64::from(v) + WEIGHT_OFFSET) as u64;
+                alloc_uint(&mut cs.namespace(|| format!("w{i}")), &bits_le(u, WEIGHT_BITS))
+            })
+            .collect::<Result<_, _>>()?;
+        let bias: Vec<AllocatedNum<F>> = w
+            .bias
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| AllocatedNum::alloc(cs.namespace(|| format!("bias{i}")), || Ok(int_to_field(b.into()))))
+            .collect::<Result<_, _>>()?;
+        let before = select(&mut cs.namespace(|| "model before"), &first, &Term::var(model), &Term::var(prev_model))?;
+        let next_model =
+            model_update(&mut cs.namespace(|| "model commitment"), inner.digest, &salt, &before, &weights_unsigned, &bias)?;
+        equal_if(&mut cs.namespace(|| "same weights"), &not_first, &Term::var(&next_model), &Term::var(model));
+
+        // the convolution of the band
+        let op = band_linear(spec, g).map_err(|e| SynthesisError::Unsatisfiable(e.to_string()))?;
+        let offset = -F::from(WEIGHT_OFFSET as u64);
+        let weights_lc: Vec<_> = weights_unsigned.into_iter().map(|u| lc(&add_constant::<CS>(u, offset))).collect();
+        let band: Vec<_> = (0..row_len / spec.layer.input_dims()[2])
+            .flat_map(|c| {
+                let width = spec.layer.input_dims()[2];
+                (0..g.band).flat_map(move |j| (0..width).map(move |x| (g.gap + j, c * width + x)))
+            })
+            .map(|(i, j)| lc(&rows[i][j]))
+            .collect();
+        let bias_lc: Vec<_> = bias.iter().map(|b| Num::from(b.clone()).lc(F::ONE)).collect();
+        let outputs =
+            linear_requant(&mut cs.namespace(|| "compute"), &op, (&band, &band), &weights_lc, &bias_lc, &inner.hints)?;
+
+        // output chain: the tile's rows in order; output row 0 starts it
+        let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(inner.witness.blind_out))?;
+        let output_tag = Term::constant::<CS>(Layout::by_rows(spec.layer.output_dims()).tag());
+        let [och, _, owidth] = spec.layer.output_dims();
+        let mut out = Term::var(out_chain);
+        for r in 0..spec.rows {
+            let mut cs = cs.namespace(|| format!("output row {r}"));
+            let values: Vec<Num<F>> = (0..och)
+                .flat_map(|c| (0..owidth).map(move |x| (c * spec.rows + r) * owidth + x))
+                .map(|o| Num::from(outputs[o].clone()))
+                .collect();
+            let (prev, aux) = if r == 0 {
+                let prev = select(&mut cs.namespace(|| "start"), &first, &output_tag, &out)?;
+                let aux = product(&mut cs.namespace(|| "blind"), &first, &Term::var(&blind_out))?;
+                (Elt::Allocated(prev), Elt::Allocated(aux))
+            } else {
+                (Elt::Allocated(alloc_term(&mut cs, &out)?), zero())
+            };
+            out = Term::var(&chain_link(&mut cs.namespace(|| "link"), prev, aux, &values)?);
+        }
+
+        // the next state: a layer ends with its last tile
+        let mut ns = cs.namespace(|| "next state");
+        let cs = &mut ns;
+        let next_layer = alloc_term(&mut cs.namespace(|| "layer"), &Term::var(layer).plus(&last, F::ONE))?;
+        let next_acts = select(&mut cs.namespace(|| "activations"), &last, &out, &Term::var(acts))?;
+        let next_tile = product(&mut cs.namespace(|| "tile"), &not_last, &tile_t.plus(&one, F::ONE))?;
+        let prev_out = product(&mut cs.namespace(|| "prev model"), &not_last, &Term::var(&before))?;
+        let chain_out = product(&mut cs.namespace(|| "in chain"), &not_last, &chain)?;
+        let halo_next = product(&mut cs.namespace(|| "halo"), &not_last, &halo_out)?;
+        let out_next = product(&mut cs.namespace(|| "out chain"), &not_last, &out)?;
+        Ok(vec![next_layer, next_model, next_acts, next_tile, prev_out, chain_out, halo_next, out_next])
+    }
+}
+
+/// Allocates a term's value, constrained equal to it (one constraint).
+fn alloc_term<CS: ConstraintSystem<F>>(cs: &mut CS, t: &Term) -> Result<AllocatedNum<F>, SynthesisError> {
+    let v = AllocatedNum::alloc(cs.namespace(|| "value"), || t.1.ok_or(SynthesisError::AssignmentMissing))?;
+    cs.enforce(|| "value is the term", |lc| lc + CS::one(), |_| t.0.clone(), |lc| lc + v.get_variable());
+    Ok(v)
+}

@@ -1,0 +1,282 @@
+//! Tiled layers against the untiled step and the native reference, and the wrong witnesses
+//! they must reject: a halo row from the wrong place, a skipped, repeated or foreign tile,
+//! filled padding, a tampered input row and a wrong blind.
+
+use ff::Field;
+use fold_ml_circuits::commit::{activation_commitment_native, Layout};
+use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
+use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerStep, LayerWeights, StepWitness};
+use fold_ml_circuits::quant::RequantSpec;
+use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::tile::{TileSpec, TileState, TileStep, TileWitness};
+use fold_ml_circuits::F;
+use nova_snark::frontend::{num::AllocatedNum, test_cs::TestConstraintSystem, ConstraintSystem};
+use nova_snark::traits::circuit::StepCircuit;
+use proptest::prelude::*;
+
+const SALT: u64 = 77;
+const BLINDS: (u64, u64) = (5, 6);
+
+/// Synthesizes one tile from `z`: (satisfied, the state it outputs).
+fn synth(step: &TileStep, z: &TileState) -> (bool, TileState) {
+    let mut cs = TestConstraintSystem::<F>::new();
+    let vars: Vec<_> = z
+        .to_vec()
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| AllocatedNum::alloc_input(cs.namespace(|| format!("z{i}")), || Ok(v)).unwrap())
+        .collect();
+    let out = step.synthesize(&mut cs, &vars).unwrap();
+    let values: Vec<F> = out.iter().map(|o| o.get_value().unwrap()).collect();
+    (cs.is_satisfied(), TileState::from_z(&values).unwrap())
+}
+
+/// Runs tiles in order through the circuit (each from the state the previous one output,
+/// as IVC does): whether each was satisfied, and the final state.
+fn run(steps: &[TileStep], z0: TileState) -> (Vec<bool>, TileState) {
+    let mut z = z0;
+    let mut sat = Vec::new();
+    for s in steps {
+        let (ok, next) = synth(s, &z);
+        assert_eq!(next, s.next_state(&z), "circuit and native transition differ");
+        sat.push(ok);
+        z = next;
+    }
+    (sat, z)
+}
+
+fn witness(w: &LayerWeights) -> TileWitness {
+    TileWitness { layer_weights: w.clone(), blind_in: F::from(BLINDS.0), blind_out: F::from(BLINDS.1), salt: F::from(SALT) }
+}
+
+fn start(spec: &TileSpec, input: &[u8]) -> TileState {
+    let layout = Layout::by_rows(spec.layer.input_dims());
+    TileState::boundary(StepState {
+        layer: 3,
+        model: F::from(1234),
+        activations: activation_commitment_native(input, layout, F::from(BLINDS.0)),
+    })
+}
+
+fn tiles(spec: TileSpec, input: &[u8], w: &LayerWeights) -> Vec<TileStep> {
+    let n = spec.geometry().unwrap().tiles;
+    (0..n).map(|t| TileStep::new(spec, t, input, witness(w)).unwrap()).collect()
+}
+
+/// The same layer untiled, its tensors committed one row per link.
+fn untiled(spec: &TileSpec, input: &[u8], w: &LayerWeights) -> LayerStep {
+    let block = BlockSpec::layer(spec.layer).with_row_links([true, true]);
+    let step = StepWitness {
+        input: input.to_vec(),
+        layers: vec![w.clone()],
+        blind_in: F::from(BLINDS.0),
+        blind_out: F::from(BLINDS.1),
+        salt: F::from(SALT),
+    };
+    LayerStep::multi(block, 1, step).unwrap()
+}
+
+/// Convolutions of every small geometry, with a tiling that fits.
+fn tiled_convs() -> impl Strategy<Value = TileSpec> {
+    let conv = (1usize..3, 1usize..3, 3usize..11, 1usize..5, 1usize..4, 1usize..3, [0usize..3, 0..2, 0..3, 0..2])
+        .prop_map(|(ci, co, h, w, k, s, pads)| ConvShape {
+            channels_in: ci,
+            channels_out: co,
+            height: h,
+            width: w,
+            kernel: [k, k.min(w + pads[1] + pads[3])],
+            stride: [s, 1],
+            pads: pads.map(|p| p.min(k - 1)),
+            groups: 1,
+        })
+        .prop_filter("a valid geometry", |c| c.check().is_ok());
+    (conv, 1usize..6, 0u8..4, 2u32..6).prop_filter_map("a tiling that fits", |(c, r, zp, shift)| {
+        let mut layer = LayerSpec::new(LinearShape::Conv(c), RequantSpec::new(shift, 20).unwrap());
+        layer.zero_point = zp;
+        let spec = TileSpec { layer, rows: r };
+        spec.geometry().is_ok().then_some(spec)
+    })
+}
+
+fn case() -> impl Strategy<Value = (TileSpec, Vec<u8>, LayerWeights)> {
+    tiled_convs().prop_flat_map(|spec| {
+        let n = spec.layer.num_inputs();
+        (
+            Just(spec),
+            proptest::collection::vec(0u8..=127, n),
+            proptest::collection::vec(any::<i8>(), spec.layer.num_weights()),
+            proptest::collection::vec(-3000i32..3000, spec.layer.shape.num_biases()),
+        )
+            .prop_map(|(spec, input, weights, bias)| (spec, input, LayerWeights { weights, bias }))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, rng_seed: proptest::test_runner::RngSeed::Fixed(14), ..ProptestConfig::default() })]
+
+    /// Over the tiles in order, every input row is absorbed exactly once and in order, and
+    /// every row a tile reads is the input row it stands for, or padding.
+    #[test]
+    fn tiles_absorb_every_input_row_once_and_read_the_right_rows(spec in tiled_convs()) {
+        let g = &spec.geometry().unwrap();
+        let c = spec.conv().unwrap();
+        let absorbed: Vec<usize> = (0..g.tiles)
+            .flat_map(|t| (0..g.rows()).filter(move |&i| g.absorbs(t, i)).map(move |i| g.input_row(t, i).unwrap()))
+            .collect();
+        prop_assert_eq!(absorbed, (0..c.height).collect::<Vec<_>>());
+        for t in 0..g.tiles {
+            for j in 0..g.band {
+                // band row j of tile t is padded input row t·R·s + j - top
+                let v = (t * g.advance + j) as i64 - c.pads[0] as i64;
+                let want = (0..c.height as i64).contains(&v).then_some(v as usize);
+                prop_assert_eq!(g.input_row(t, g.gap + j), want);
+            }
+            if t > 0 {
+                for i in 0..g.halo {
+                    prop_assert_eq!(g.input_row(t, i), g.input_row(t - 1, g.advance + i));
+                }
+            }
+        }
+    }
+
+    /// Every tile is satisfied, the circuit's transition is the native one, and after the
+    /// last tile the state is the untiled step's: same output, same commitments.
+    #[test]
+    fn tiles_prove_what_the_untiled_layer_proves((spec, input, w) in case()) {
+        let whole = untiled(&spec, &input, &w);
+        let steps = tiles(spec, &input, &w);
+        let z0 = start(&spec, &input);
+        let (sat, end) = run(&steps, z0);
+        prop_assert!(sat.iter().all(|&s| s), "{sat:?}");
+        prop_assert_eq!(end, TileState::boundary(whole.next_state(&z0.base)));
+        let [co, oh, ow] = spec.layer.output_dims();
+        let mut out = vec![0u8; co * oh * ow];
+        for s in &steps {
+            for (k, &v) in s.output().iter().enumerate() {
+                let (c, rest) = (k / (spec.rows * ow), k % (spec.rows * ow));
+                out[(c * oh + s.tile() * spec.rows) * ow + rest] = v;
+            }
+        }
+        prop_assert_eq!(out, whole.output().to_vec());
+    }
+}
+
+/// A 2-channel 8×5 input, 3×3 stride-1 padded convolution, 2 output rows per tile: four
+/// tiles, halos of two rows.
+fn fixture() -> (TileSpec, Vec<u8>, LayerWeights) {
+    let c = ConvShape::same(2, 2, 8, 5, 3);
+    let layer = LayerSpec::new(LinearShape::Conv(c), RequantSpec::new(6, 20).unwrap());
+    let input: Vec<u8> = (0..c.num_inputs()).map(|i| (i * 37 % 128) as u8).collect();
+    let weights = (0..c.num_weights()).map(|i| (i as i64 * 29 % 200 - 100) as i8).collect();
+    (TileSpec { layer, rows: 2 }, input, LayerWeights { weights, bias: vec![100, -50] })
+}
+
+fn rows_of(spec: &TileSpec, tile: usize, input: &[u8], w: &LayerWeights) -> Vec<u8> {
+    // the honest rows, as a forger would start from them
+    let layout = Layout::by_rows(spec.layer.input_dims());
+    let g = spec.geometry().unwrap();
+    let _ = TileStep::new(*spec, tile, input, witness(w)).unwrap();
+    (0..g.rows())
+        .flat_map(|i| match g.input_row(tile, i) {
+            Some(y) => layout.row(y).map(|j| input[j]).collect::<Vec<_>>(),
+            None => vec![spec.layer.zero_point; layout.row_len()],
+        })
+        .collect()
+}
+
+fn forged(spec: TileSpec, tile: usize, rows: Vec<u8>, w: &LayerWeights) -> TileStep {
+    TileStep::from_rows(spec, tile, rows, witness(w)).unwrap()
+}
+
+#[test]
+fn the_honest_fixture_is_satisfied() {
+    let (spec, input, w) = fixture();
+    let g = spec.geometry().unwrap();
+    assert_eq!((g.tiles, g.halo, g.advance), (4, 2, 2));
+    let (sat, end) = run(&tiles(spec, &input, &w), start(&spec, &input));
+    assert_eq!(sat, vec![true; 4]);
+    assert!(end.is_boundary());
+}
+
+#[test]
+fn a_halo_row_from_the_wrong_place_is_rejected() {
+    let (spec, input, w) = fixture();
+    let mut steps = tiles(spec, &input, &w);
+    let row_len = 10;
+    // tile 2's first halo row replaced by input row 0 (a real row, just not this one)
+    let mut rows = rows_of(&spec, 2, &input, &w);
+    let row0 = rows_of(&spec, 0, &input, &w)[row_len..2 * row_len].to_vec(); // witness row 1 of tile 0 = input row 0
+    rows[..row_len].copy_from_slice(&row0);
+    steps[2] = forged(spec, 2, rows, &w);
+    let (sat, _) = run(&steps, start(&spec, &input));
+    assert_eq!(sat, vec![true, true, false, true], "the halo commitment rejects it");
+}
+
+#[test]
+fn skipped_repeated_and_foreign_tiles_are_rejected() {
+    let (spec, input, w) = fixture();
+    let honest = tiles(spec, &input, &w);
+    let z0 = start(&spec, &input);
+    // skipped: tile 2's rows proven in tile 1's place (the index comes from the state)
+    let skipped = vec![honest[0].clone(), forged(spec, 1, rows_of(&spec, 2, &input, &w), &w), honest[2].clone(), honest[3].clone()];
+    let (sat, _) = run(&skipped, z0);
+    assert!(sat.iter().any(|&s| !s), "skipped tile accepted: {sat:?}");
+    // repeated: tile 1 twice, then the rest; the layer would end one tile late
+    let repeated = vec![honest[0].clone(), honest[1].clone(), honest[1].clone(), honest[3].clone()];
+    let (sat, _) = run(&repeated, z0);
+    assert!(sat.iter().any(|&s| !s), "repeated tile accepted: {sat:?}");
+    // foreign: a tile of another layer of the same spec (other weights) in the middle
+    let mut other = w.clone();
+    other.weights[0] = other.weights[0].wrapping_add(1);
+    let foreign =
+        vec![honest[0].clone(), honest[1].clone(), TileStep::new(spec, 2, &input, witness(&other)).unwrap(), honest[3].clone()];
+    let (sat, _) = run(&foreign, z0);
+    // the model update pins the weights; the next tile then also misses the first's
+    assert_eq!(sat, vec![true, true, false, false]);
+}
+
+#[test]
+fn filled_padding_is_rejected() {
+    let (spec, input, w) = fixture();
+    let z0 = start(&spec, &input);
+    for (tile, row) in [(0usize, 0usize), (3, 3)] {
+        let g = spec.geometry().unwrap();
+        assert!(g.input_row(tile, row).is_none(), "row {row} of tile {tile} is padding");
+        let mut steps = tiles(spec, &input, &w);
+        let mut rows = rows_of(&spec, tile, &input, &w);
+        rows[row * 10 + 3] = 9;
+        steps[tile] = forged(spec, tile, rows, &w);
+        let (sat, _) = run(&steps, z0);
+        assert!(!sat[tile], "padding filled in tile {tile}");
+    }
+}
+
+#[test]
+fn a_tampered_input_row_or_a_wrong_blind_is_rejected() {
+    let (spec, input, w) = fixture();
+    let z0 = start(&spec, &input);
+    // input row 3 (absorbed by tile 1) changed consistently everywhere the prover holds it
+    let mut tampered = input.clone();
+    tampered[3 * 5 + 1] ^= 1;
+    let steps = tiles(spec, &tampered, &w);
+    let (sat, _) = run(&steps, z0);
+    assert_eq!(sat, vec![true, true, true, false], "the last tile's chain check rejects it");
+    // the right input under a wrong input blind
+    let mut steps = tiles(spec, &input, &w);
+    let mut wrong = witness(&w);
+    wrong.blind_in = F::from(99);
+    steps[0] = TileStep::new(spec, 0, &input, wrong).unwrap();
+    let (sat, _) = run(&steps, z0);
+    assert_eq!(sat, vec![true, true, true, false]);
+    assert!(F::from(99) != F::ZERO);
+}
+
+#[test]
+fn the_model_commitment_does_not_depend_on_the_tiling() {
+    let (spec, input, w) = fixture();
+    let z0 = start(&spec, &input);
+    let (_, two) = run(&tiles(spec, &input, &w), z0);
+    let spec4 = TileSpec { rows: 4, ..spec };
+    let (_, four) = run(&tiles(spec4, &input, &w), z0);
+    assert_eq!(two, four, "tiles of 2 or 4 rows: the same state after the layer");
+}
