@@ -12,6 +12,7 @@ use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::layer::{BlockSpec, LayerStep, StepWitness};
 use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::step::Step;
 use fold_ml_circuits::synthetic::SyntheticModel;
 use fold_ml_circuits::F;
 use nova_snark::traits::snark::RelaxedR1CSSNARKTrait;
@@ -26,14 +27,14 @@ struct Steps {
 }
 
 impl Steps {
-    fn next_step(&mut self) -> LayerStep {
+    fn next_step(&mut self) -> Step {
         let layers = (0..self.k).map(|j| self.model.layer((self.next + j) % self.model.layers())).collect();
         let input = std::mem::take(&mut self.acts);
         let w = StepWitness { input, layers, blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO };
         let step = LayerStep::multi(BlockSpec::layer(self.model.spec()), self.k, w).expect("valid layers");
         self.acts = step.output().to_vec();
         self.next += self.k;
-        step
+        Step::Layer(step)
     }
 }
 
@@ -44,8 +45,8 @@ fn bench_config(c: &mut Criterion, name: &str, model: SyntheticModel, k: usize) 
     group.sample_size(10).measurement_time(Duration::from_secs(15));
     group.throughput(Throughput::Elements(cost.macs as u64));
 
-    let pp =
-        PublicParams::setup(&LayerStep::blank(spec.clone(), k), &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
+    let pp = PublicParams::setup(&Step::Layer(LayerStep::blank(spec.clone(), k)), &*S1::ck_floor(), &*S2::ck_floor())
+        .expect("setup");
     let mut steps = Steps { model, k, acts: model.default_input(), next: 0 };
     let layout = spec.input_layout();
     let z0 = StepState::initial(activation_commitment_native(&model.default_input(), layout, F::ZERO));

@@ -11,6 +11,7 @@
 //!    time, compression, proof size, verification, and peak RSS, which must stay flat.
 
 use ff::Field;
+use fold_ml::model::Architecture;
 use fold_ml::nova::{PublicParams, E1, E2, S1, S2};
 use fold_ml::prove::fold_layers;
 use fold_ml::prove::plan::{auto_layers_per_step, StepSizes};
@@ -20,6 +21,7 @@ use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::layer::{BlockSpec, LayerStep};
 use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::step::Step;
 use fold_ml_circuits::synthetic::SyntheticModel;
 use fold_ml_circuits::F;
 use nova_snark::nova::{PublicParams as NovaPP, RecursiveSNARK};
@@ -37,14 +39,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Median seconds per fold of the fold-ml driver, after the warm-up folds.
 fn fold_ml_per_fold(model: &SyntheticModel, k: usize) -> (f64, usize) {
     let spec = model.spec();
-    let pp = PublicParams::setup(&LayerStep::blank(BlockSpec::layer(spec), k), &*S1::ck_floor(), &*S2::ck_floor())
-        .expect("setup");
+    let blank = Step::Layer(LayerStep::blank(BlockSpec::layer(spec), k));
+    let pp = PublicParams::setup(&blank, &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
+    let arch = Architecture::new(BlockSpec::layer(spec), k);
     let input = model.default_input();
     let z0 = StepState::initial(activation_commitment_native(&input, BlockSpec::layer(spec).input_layout(), F::ZERO));
     let task = SegmentTask {
         index: 0,
         layers: model,
-        layers_per_step: k,
+        arch: &arch,
         layer_offset: 0,
         model_layers: model.layers(),
         salt: model.salt(),

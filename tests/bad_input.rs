@@ -118,7 +118,7 @@ fn full_disk_while_checkpointing_then_resume() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
-    assert_eq!(checkpoint::list(&dir).first().map(|(k, _)| *k), Some(2));
+    assert_eq!(checkpoint::list(&dir).first().map(|(k, _)| k.0), Some(2));
     let events = fold_ml::job::events::EventLog::read(&dir);
     assert!(events.iter().any(|e| e.event.name() == "failed"));
     // the disk is fine again: the same command resumes from layer 2

@@ -19,6 +19,7 @@ use fold_ml_circuits::commit::{activation_commitment_native, model_start, Layout
 use fold_ml_circuits::layer::{BlockSpec, LayerStep, LayerWitness};
 use fold_ml_circuits::reference::NativeRun;
 use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::step::Step;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, SynthesisError};
 use nova_snark::traits::circuit::StepCircuit;
 use std::path::Path;
@@ -54,8 +55,11 @@ fn a_suffix_proof_cannot_pass_as_the_whole_model() {
     let honest_full = read_statement(&reference_job());
     let chosen: Vec<u8> = vec![127; spec.num_inputs()];
     let blind = F::from(5);
-    let z0 =
-        StepState { layer: 0, model: run.state().model, activations: activation_commitment_native(&chosen, Layout::whole(spec.input_dims()), blind) };
+    let z0 = StepState {
+        layer: 0,
+        model: run.state().model,
+        activations: activation_commitment_native(&chosen, Layout::whole(spec.input_dims()), blind),
+    };
     let arch = Architecture::new(BlockSpec::layer(spec), 1);
     let keys = keys::prover_keys(&cache(), &arch).unwrap();
     let (mut acts, mut b_in, mut z) = (chosen.clone(), blind, z0);
@@ -65,8 +69,9 @@ fn a_suffix_proof_cannot_pass_as_the_whole_model() {
         let w =
             LayerWitness { input: acts, layer_weights: m.layer(i), blind_in: b_in, blind_out: b_out, salt: m.salt() };
         let step = LayerStep::new(spec, w).unwrap();
-        let s = snark.get_or_insert_with(|| RecursiveSnark::new(&keys.pp, &step, &z0.to_vec()).unwrap());
-        s.prove_step(&keys.pp, &step).unwrap();
+        let circuit = Step::Layer(step.clone());
+        let s = snark.get_or_insert_with(|| RecursiveSnark::new(&keys.pp, &circuit, &z0.to_vec()).unwrap());
+        s.prove_step(&keys.pp, &circuit).unwrap();
         z = step.next_state(&z);
         (acts, b_in) = (step.output().to_vec(), b_out);
     }

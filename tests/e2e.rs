@@ -70,7 +70,8 @@ fn changed_statement_is_rejected() {
             v[4] = (v[4] + 1) % 128;
             let layout = s.output_layout();
             let v = s.output.values.as_ref().unwrap();
-            s.output.commitment = fold_ml_circuits::commit::activation_commitment_native(v, layout, s.output.blind.unwrap());
+            s.output.commitment =
+                fold_ml_circuits::commit::activation_commitment_native(v, layout, s.output.blind.unwrap());
         }),
         ("model commitment", |s| s.model_commitment += fold_ml::F::from(1)),
         ("output blind", |s| *s.output.blind.as_mut().unwrap() += fold_ml::F::from(1)),

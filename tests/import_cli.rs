@@ -224,7 +224,7 @@ fn a_segment_of_blocks_resumes_between_blocks() {
     // layers: stem 1, blocks at 3, 5, 7, classifier 8: crash writing the one at 5
     let (code, _, err) = common::run_env(bin, &args, &[(CRASH_HOOK_ENV, "5")]);
     assert_ne!(code, 0, "the crash hook did not fire: {err}");
-    assert_eq!(checkpoint::list(&job).first().map(|(k, _)| *k), Some(3));
+    assert_eq!(checkpoint::list(&job).first().map(|(k, _)| k.0), Some(3));
     let (code, _, err) = common::run(bin, &args);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("resuming from the checkpoint at 3 layers"), "{err}");

@@ -56,7 +56,7 @@ fn interrupted_job(name: &str, layers: usize, abort_at: usize) -> PathBuf {
     let (code, _, err) = prove_cli(&dir, layers, 0, &[(CRASH_HOOK_ENV, &abort_at.to_string())]);
     assert_ne!(code, 0, "the crash hook did not fire: {err}");
     assert!(!dir.join("statement.json").exists());
-    let kept: Vec<usize> = checkpoint::list(&dir).into_iter().map(|(k, _)| k).collect();
+    let kept: Vec<usize> = checkpoint::list(&dir).into_iter().map(|(k, _)| k.0).collect();
     assert_eq!(kept, vec![abort_at - 1, abort_at - 2], "the two newest durable checkpoints are kept");
     dir
 }
@@ -105,7 +105,7 @@ fn sigkill_and_crash_mid_checkpoint_then_resume() {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let after_kill = checkpoint::list(&dir).first().map(|(k, _)| *k).expect("a checkpoint survived");
+    let after_kill = checkpoint::list(&dir).first().map(|(k, _)| k.0).expect("a checkpoint survived");
     assert!(after_kill < layers);
     // 2. crash in the middle of writing a later checkpoint
     let crash_at = (after_kill + 2).min(layers);
@@ -118,7 +118,7 @@ fn sigkill_and_crash_mid_checkpoint_then_resume() {
             .any(|e| e.file_name().to_string_lossy().contains(".tmp")),
         "a torn temporary file is left, as after a real crash"
     );
-    assert_eq!(checkpoint::list(&dir).first().map(|(k, _)| *k), Some(crash_at - 1));
+    assert_eq!(checkpoint::list(&dir).first().map(|(k, _)| k.0), Some(crash_at - 1));
     // 3. resume: finishes from the newest durable checkpoint
     let (code, out, err) = fold_ml(&["resume", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
@@ -365,7 +365,7 @@ fn jobs_with_several_layers_per_step_resume() {
     // checkpoints cover 2, 4, 5 layers; crash while writing the one at 4
     let (code, _, _) = run_env(BIN, &args, &[(CRASH_HOOK_ENV, "4")]);
     assert_ne!(code, 0);
-    assert_eq!(checkpoint::list(&dir).first().map(|(k, _)| *k), Some(2));
+    assert_eq!(checkpoint::list(&dir).first().map(|(k, _)| k.0), Some(2));
     let (code, _, err) = fold_ml(&["verify-checkpoint", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = run(BIN, &args);

@@ -15,7 +15,6 @@ use fold_ml::statement::Statement;
 use fold_ml::verify::verify_dir;
 use fold_ml::VerifyError;
 use fold_ml_circuits::gadgets::conv::ConvShape;
-use fold_ml_circuits::gadgets::dense::DenseShape;
 use fold_ml_circuits::gadgets::linear::LinearShape;
 use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
 use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerWeights};
@@ -28,15 +27,16 @@ fn weights(n: usize, seed: u64, spread: i64) -> Vec<i8> {
     (0..n as u64).map(|i| (((i * 37 + seed * 101 + 11) % (2 * spread as u64 + 1)) as i64 - spread) as i8).collect()
 }
 
-/// conv 1→2 on 4×4 with 2×2 max pooling; 3 residual conv 2→2 layers on 2×2; dense 8→4.
+/// conv 1→2 on 4×4 with 2×2 max pooling; 3 residual conv 2→2 layers on 2×2; a dense head
+/// 8→4 (over the 2×2 image: a convolution whose kernel covers it, as imported).
 fn tiny_network(seed: u64) -> Network {
     let conv = |ci, co, side| LinearShape::Conv(ConvShape::same(ci, co, side, side, 3));
     let mut stem = LayerSpec::new(conv(1, 2, 4), RequantSpec::new(3, 16).unwrap());
     stem.pool = Some(Pool::square(PoolKind::Max, 2));
     let mut body = LayerSpec::new(conv(2, 2, 2), RequantSpec::new(4, 18).unwrap());
     body.skip = 16;
-    let head =
-        LayerSpec::new(LinearShape::Dense(DenseShape { inputs: 8, outputs: 4 }), RequantSpec::new(4, 18).unwrap());
+    let head_shape = ConvShape { kernel: [2, 2], pads: [0; 4], ..ConvShape::same(2, 4, 2, 2, 1) };
+    let head = LayerSpec::new(LinearShape::Conv(head_shape), RequantSpec::new(4, 18).unwrap());
     let layer = |spec: &LayerSpec, s: u64| LayerWeights {
         weights: weights(spec.shape.num_weights(), s, 6),
         bias: (0..spec.shape.num_biases() as i32).map(|b| 4 + 3 * b).collect(),
@@ -76,6 +76,7 @@ fn request(net: &Network, file: &Path, input: Vec<u8>) -> JobRequest {
         checkpoint_every: CheckpointPolicy::Layers(1),
         restart: false,
         layers_per_step: None,
+        fold_budget: None,
     }
 }
 

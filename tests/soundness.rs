@@ -10,6 +10,7 @@ use fold_ml_circuits::gadgets::linear::{linear_hints, LinearShape};
 use fold_ml_circuits::gadgets::requant::RequantHint;
 use fold_ml_circuits::layer::{LayerStep, LayerWeights, LayerWitness};
 use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::step::Step;
 use fold_ml_circuits::synthetic::SyntheticModel;
 use fold_ml_circuits::F;
 use nova_snark::traits::snark::RelaxedR1CSSNARKTrait;
@@ -25,7 +26,7 @@ fn pp() -> &'static PublicParams {
     static PP: OnceLock<PublicParams> = OnceLock::new();
     PP.get_or_init(|| {
         PublicParams::setup(
-            &LayerStep::blank(fold_ml_circuits::layer::BlockSpec::layer(model().spec()), 1),
+            &Step::Layer(LayerStep::blank(fold_ml_circuits::layer::BlockSpec::layer(model().spec()), 1)),
             &*S1::ck_floor(),
             &*S2::ck_floor(),
         )
@@ -43,8 +44,9 @@ fn z0() -> StepState {
 /// state it proves when it verifies.
 fn fold(steps: &[LayerStep]) -> Result<Vec<F>, String> {
     let pp = pp();
+    let steps: Vec<Step> = steps.iter().cloned().map(Step::Layer).collect();
     let mut rs = RecursiveSnark::new(pp, &steps[0], &z0().to_vec()).map_err(|e| e.to_string())?;
-    for s in steps {
+    for s in &steps {
         rs.prove_step(pp, s).map_err(|e| e.to_string())?;
     }
     rs.verify(pp, steps.len(), &z0().to_vec()).map_err(|e| e.to_string())

@@ -3,8 +3,10 @@
 use crate::gadgets::linear::LinearShape;
 use crate::gadgets::requant::requant_constraints;
 use crate::layer::{BlockSpec, LayerSpec, LayerStep};
+use crate::quant::QuantError;
 use crate::quant::{ACT_BITS, WEIGHT_BITS};
 use crate::state::ARITY;
+use crate::tile::{TileSpec, TileStep, TILE_ARITY};
 use crate::F;
 use nova_snark::frontend::{num::AllocatedNum, shape_cs::ShapeCS, ConstraintSystem};
 use nova_snark::provider::PallasEngine;
@@ -78,6 +80,53 @@ impl StepCost {
             weight_range,
             hashing: cs.num_constraints() - products - requant - pool - input_range - weight_range,
         }
+    }
+
+    /// Synthesizes a blank tile of a tiled layer and counts (the per-part fields cover
+    /// the tile's band; `hashing` also holds its padding, halo and selection constraints).
+    pub fn of_tile(spec: &TileSpec) -> Result<Self, QuantError> {
+        let g = spec.geometry()?;
+        let mut cs = ShapeCS::<PallasEngine>::new();
+        let z: Vec<AllocatedNum<F>> = (0..TILE_ARITY)
+            .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))))
+            .collect::<Result<_, _>>()
+            .expect("shape synthesis does not fail");
+        let step = TileStep::blank(*spec)?;
+        step.synthesize(&mut cs, &z).map_err(|e| QuantError::BadSpec(e.to_string()))?;
+        let layer = spec.layer.linear(spec.layer.zero_point);
+        let outputs = spec.layer.num_outputs() / g.tiles;
+        // the layer's multiply-accumulates per tile; the band also multiplies padding rows
+        let macs = layer.macs() / g.tiles;
+        let mut band = spec.conv()?;
+        (band.height, band.pads[0], band.pads[2]) = (g.band, 0, 0);
+        let products = LinearShape::Conv(band).macs();
+        let requant = outputs * requant_constraints(spec.layer.requant);
+        let input_range = g.rows() * spec.layer.input_dims()[0] * spec.layer.input_dims()[2] * ACT_BITS as usize;
+        let weight_range = layer.num_weights() * WEIGHT_BITS as usize;
+        let counted = products + requant + input_range + weight_range;
+        Ok(Self {
+            constraints: cs.num_constraints(),
+            variables: cs.num_aux() - TILE_ARITY,
+            macs,
+            products,
+            requant,
+            pool: 0,
+            input_range,
+            weight_range,
+            hashing: cs.num_constraints().saturating_sub(counted),
+        })
+    }
+
+    /// An upper estimate of a step of one block (one constraint per MAC, the
+    /// requantization per output, 9 per weight, 8 per input), without synthesizing it.
+    pub fn rough(block: &BlockSpec) -> usize {
+        let layers: usize = (0..block.num_stages())
+            .map(|i| {
+                let op = block.linear(i);
+                op.macs() + op.shape.num_outputs() * requant_constraints(block.stages[i].requant) + op.num_weights() * 9
+            })
+            .sum();
+        layers + block.num_inputs() * 8 + 10_000
     }
 
     /// Constraints per multiply-accumulate, everything included.

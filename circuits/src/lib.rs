@@ -23,6 +23,7 @@ pub mod quant;
 pub mod reference;
 pub mod spec;
 pub mod state;
+pub mod step;
 pub mod synthetic;
 pub mod tile;
 

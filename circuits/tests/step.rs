@@ -88,7 +88,11 @@ fn state_for(spec: &LayerSpec, input: &[u8], blind: F) -> StepState {
     StepState {
         layer: 7,
         model: F::from(1234),
-        activations: fold_ml_circuits::commit::activation_commitment_native(input, BlockSpec::layer(*spec).input_layout(), blind),
+        activations: fold_ml_circuits::commit::activation_commitment_native(
+            input,
+            BlockSpec::layer(*spec).input_layout(),
+            blind,
+        ),
     }
 }
 
@@ -229,7 +233,8 @@ fn the_model_commitment_binds_the_architecture() {
     assert_eq!(wide.layer(0), layer_weights);
     assert_ne!(model_commitment(m.salt(), [(wide.spec().digest_at(0, 1), layer_weights.clone())]), commitments[0]);
 
-    let z_in = StepState { layer: 0, model: fold_ml_circuits::commit::model_start(), ..state_for(&m.spec(), &input, F::ONE) };
+    let z_in =
+        StepState { layer: 0, model: fold_ml_circuits::commit::model_start(), ..state_for(&m.spec(), &input, F::ONE) };
     let step = LayerStep::new(spec, witness(input, layer_weights, F::ONE, F::from(2))).unwrap();
     let honest = step.next_state(&z_in);
     assert!(synth(&step, &z_in, Some(&honest)).0);
@@ -347,7 +352,16 @@ fn chains_of_segments_are_checked_in_one_place() {
     assert!(check_chain([(&b, 2, 1)]).is_err(), "stacked layers of different sizes");
     assert!(check_chain([(&b, 1, 2)]).is_err(), "stacked in a step");
     let err = check_chain([(&a, 1, 1), (&c, 1, 1)]).unwrap_err().to_string();
-    assert!(err.contains("segment 1") && err.contains("takes 3"), "{err}");
+    assert!(err.contains("segment 1") && err.contains("[3, 1, 1]"), "{err}");
+    // the same tensor, committed one row per link on one side only
+    let rows = BlockSpec::layer(a.stages[0]).with_row_links([true, false]);
+    assert!(check_chain([(&a, 1, 1), (&rows, 1, 1)]).is_ok(), "one row: one link either way");
+    let conv = |links| {
+        let c = fold_ml_circuits::gadgets::conv::ConvShape::same(1, 1, 4, 4, 3);
+        BlockSpec::layer(LayerSpec::new(LinearShape::Conv(c), rq)).with_row_links(links)
+    };
+    let err = check_chain([(&conv([false; 2]), 1, 1), (&conv([true; 2]), 1, 1)]).unwrap_err().to_string();
+    assert!(err.contains("link_rows"), "a tensor committed whole read by rows: {err}");
     // A two-layer block: whole blocks only, one block per step.
     let block = BlockSpec::new(vec![a.stages[0], a.stages[0]]);
     assert!(check_chain([(&block, 4, 2)]).is_ok());

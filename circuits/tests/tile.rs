@@ -46,7 +46,12 @@ fn run(steps: &[TileStep], z0: TileState) -> (Vec<bool>, TileState) {
 }
 
 fn witness(w: &LayerWeights) -> TileWitness {
-    TileWitness { layer_weights: w.clone(), blind_in: F::from(BLINDS.0), blind_out: F::from(BLINDS.1), salt: F::from(SALT) }
+    TileWitness {
+        layer_weights: w.clone(),
+        blind_in: F::from(BLINDS.0),
+        blind_out: F::from(BLINDS.1),
+        salt: F::from(SALT),
+    }
 }
 
 fn start(spec: &TileSpec, input: &[u8]) -> TileState {
@@ -218,7 +223,12 @@ fn skipped_repeated_and_foreign_tiles_are_rejected() {
     let honest = tiles(spec, &input, &w);
     let z0 = start(&spec, &input);
     // skipped: tile 2's rows proven in tile 1's place (the index comes from the state)
-    let skipped = vec![honest[0].clone(), forged(spec, 1, rows_of(&spec, 2, &input, &w), &w), honest[2].clone(), honest[3].clone()];
+    let skipped = vec![
+        honest[0].clone(),
+        forged(spec, 1, rows_of(&spec, 2, &input, &w), &w),
+        honest[2].clone(),
+        honest[3].clone(),
+    ];
     let (sat, _) = run(&skipped, z0);
     assert!(sat.iter().any(|&s| !s), "skipped tile accepted: {sat:?}");
     // repeated: tile 1 twice, then the rest; the layer would end one tile late
@@ -228,8 +238,12 @@ fn skipped_repeated_and_foreign_tiles_are_rejected() {
     // foreign: a tile of another layer of the same spec (other weights) in the middle
     let mut other = w.clone();
     other.weights[0] = other.weights[0].wrapping_add(1);
-    let foreign =
-        vec![honest[0].clone(), honest[1].clone(), TileStep::new(spec, 2, &input, witness(&other)).unwrap(), honest[3].clone()];
+    let foreign = vec![
+        honest[0].clone(),
+        honest[1].clone(),
+        TileStep::new(spec, 2, &input, witness(&other)).unwrap(),
+        honest[3].clone(),
+    ];
     let (sat, _) = run(&foreign, z0);
     // the model update pins the weights; the next tile then also misses the first's
     assert_eq!(sat, vec![true, true, false, false]);

@@ -98,8 +98,12 @@ pub struct RunArgs {
     #[command(flatten)]
     pub cache: CacheArg,
     /// Write a checkpoint every N layers (default: every 60 s of folding).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "checkpoint_seconds")]
     pub checkpoint_every: Option<usize>,
+    /// Write a checkpoint every S seconds of folding, inside a tiled layer too (0: after
+    /// every fold).
+    #[arg(long, value_name = "S")]
+    pub checkpoint_seconds: Option<u64>,
     /// Discard the job's checkpoints and start again from the first layer.
     #[arg(long)]
     pub restart: bool,
@@ -111,8 +115,16 @@ pub struct StepArgs {
     /// own per-fold cost is amortized; see `fold-ml inspect`).
     #[arg(long, value_name = "K")]
     pub layers_per_step: Option<usize>,
+    /// Step-circuit constraints above which a layer is proven in tiles of output rows, one
+    /// tile per fold (default: 524288; see `fold-ml inspect`).
+    #[arg(long, value_name = "CONSTRAINTS", value_parser = clap::value_parser!(u64).range(10_000..=(1 << 23)))]
+    pub fold_budget: Option<u64>,
 }
 
 pub fn policy(run: &RunArgs) -> CheckpointPolicy {
-    run.checkpoint_every.map(CheckpointPolicy::Layers).unwrap_or(DEFAULT_CHECKPOINT_POLICY)
+    match (run.checkpoint_every, run.checkpoint_seconds) {
+        (Some(n), _) => CheckpointPolicy::Layers(n),
+        (None, Some(s)) => CheckpointPolicy::Seconds(s),
+        (None, None) => DEFAULT_CHECKPOINT_POLICY,
+    }
 }

@@ -69,7 +69,7 @@ pub fn run_verify_checkpoint(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let arch = &manifest.job.architectures[ckpt.segment];
-    match job::verify_checkpoint_proof(&keys.pp, &ckpt, arch.layers_per_step, &z0) {
+    match job::verify_checkpoint_proof(&keys.pp, &ckpt, arch, &z0) {
         Ok(()) => {
             println!(
                 "ACCEPTED: the checkpoint is a valid recursive proof of the first {} layers of segment {}",

@@ -40,6 +40,10 @@ pub struct CommitInputArgs {
     /// The file to write (secret: it holds the blind).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// The fold budget the proof will use (it decides whether the first layer is tiled,
+    /// which changes how the input is committed).
+    #[arg(long, value_name = "CONSTRAINTS")]
+    pub fold_budget: Option<u64>,
 }
 
 #[derive(Args)]
@@ -65,7 +69,7 @@ pub fn run_import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     println!("on the {what} inputs: {accuracy}");
     let out = args.out.unwrap_or_else(|| args.onnx.with_extension("foldml"));
     net.write(&out)?;
-    inspect_network(&net)?;
+    inspect_network(&net, &StepArgs { layers_per_step: None, fold_budget: None })?;
     println!();
     println!("wrote {} (secret: it holds the weights and the commitment salt)", out.display());
     println!("prove with: fold-ml prove --model {} --input INPUT.json", out.display());
@@ -97,7 +101,7 @@ pub fn run_commit(args: ModelArgs) -> anyhow::Result<ExitCode> {
 pub fn run_commit_input(args: CommitInputArgs) -> anyhow::Result<ExitCode> {
     let (_, loaded) = args.model.load()?;
     let input = read_model_input(&loaded, Some(&args.input))?;
-    let c = InputCommitment::new(&input, input_layout(loaded.source()))?;
+    let c = InputCommitment::new(&input, input_layout(loaded.source(), args.fold_budget))?;
     c.write(&args.out)?;
     println!("{}", to_hex(&c.commitment));
     eprintln!(
@@ -116,7 +120,7 @@ pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let (descriptor, loaded) = args.model.load()?;
     let model = match &loaded {
         LoadedModel::Synthetic(m) => m,
-        LoadedModel::Network(net) => return inspect_network(net),
+        LoadedModel::Network(net) => return inspect_network(net, &args.step),
     };
     let spec = model.spec();
     let n = model.num_layers();
@@ -197,9 +201,12 @@ fn shape_name(shape: &LinearShape) -> String {
     }
 }
 
-/// The segment table of an imported model.
-fn inspect_network(net: &Network) -> anyhow::Result<ExitCode> {
+/// The segment table of an imported model, with the plan under `step`'s choices.
+fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
+    use fold_ml::prove::plan::{architectures, estimate_steps, DEFAULT_FOLD_BUDGET, NOVA_PRIMARY_OVERHEAD};
     use fold_ml_circuits::cost::StepCost;
+    let budget = step.fold_budget.map_or(DEFAULT_FOLD_BUDGET, |b| b as usize);
+    let archs = architectures(net, step.layers_per_step, Some(budget));
     println!("model {} ({} layers in {} segments)", net.name, net.num_layers(), net.segments.len());
     println!(
         "  input {:?}, scale {}, zero point {}; output {} values, scale {}, zero point {}",
@@ -212,12 +219,30 @@ fn inspect_network(net: &Network) -> anyhow::Result<ExitCode> {
     );
     println!();
     println!(
-        "| segment | layers | block (one step) | shortcut | pool | shift / acc bits | MACs/step | constraints/step | from |"
+        "| segment | layers | block | shortcut | pool | shift / acc bits | steps | MACs/step | constraints/step | from |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (j, seg) in net.segments.iter().enumerate() {
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let (mut fold_s, mut compress_s, mut peak, mut steps_total) = (0.0, 0.0, 0.0f64, 0);
+    let mut seen: Vec<&fold_ml::model::Architecture> = Vec::new();
+    for (j, (seg, arch)) in net.segments.iter().zip(&archs).enumerate() {
         let block = &seg.spec;
-        let cost = StepCost::of_step(block, block.num_stages());
+        let cost = match arch.tile_rows {
+            Some(rows) => StepCost::of_tile(&fold_ml_circuits::step::tile_spec(&arch.block, rows)?)?,
+            None => StepCost::of_step(&arch.block, arch.layers_per_step),
+        };
+        let steps = arch.steps(seg.layers.len());
+        let e = estimate_steps(cost.constraints + NOVA_PRIMARY_OVERHEAD, steps);
+        fold_s += e.fold_s;
+        steps_total += steps;
+        if !seen.contains(&arch) {
+            seen.push(arch);
+            compress_s += e.compress_s;
+        }
+        peak = peak.max(e.peak_mib);
+        let tiling = match arch.tile_rows {
+            Some(rows) => format!(" (tiles of {rows} rows: {} per layer)", arch.tiles()),
+            None => String::new(),
+        };
         let join = |f: &dyn Fn(&LayerSpec) -> String| block.stages.iter().map(f).collect::<Vec<_>>().join(" → ");
         let shape = join(&|s| shape_name(&s.shape));
         let shortcut = join(&|s| match (s.skip, s.projection) {
@@ -237,16 +262,25 @@ fn inspect_network(net: &Network) -> anyhow::Result<ExitCode> {
             [first, .., last] => format!("{first} … {last}"),
         };
         println!(
-            "| {j} | {} | {shape} | {shortcut} | {pool} | {shifts} | {} | {} | {origin} |",
+            "| {j} | {} | {shape}{tiling} | {shortcut} | {pool} | {shifts} | {steps} | {} | {} | {origin} |",
             seg.layers.len(),
             cost.macs,
             cost.constraints,
         );
     }
+    println!();
+    println!("fold budget {budget} constraints per step (--fold-budget); {steps_total} steps in all");
+    println!("  estimated folding {fold_s:.0} s, compression {compress_s:.0} s, peak memory {peak:.0} MiB");
+    println!("estimates from a cost model fitted on a 2-core machine; see the README for measured figures");
     Ok(ExitCode::SUCCESS)
 }
 
-/// How a proof of the model reads its input (what an input commitment must commit to).
-pub fn input_layout(model: &dyn fold_ml::model::ModelSource) -> fold_ml_circuits::commit::Layout {
-    model.segments()[0].spec().input_layout()
+/// How a proof of the model under `fold_budget` reads its input (what an input commitment
+/// must commit to: one row per link when the first layer is tiled).
+pub fn input_layout(
+    model: &dyn fold_ml::model::ModelSource,
+    fold_budget: Option<u64>,
+) -> fold_ml_circuits::commit::Layout {
+    let archs = fold_ml::prove::plan::architectures(model, Some(1), fold_budget.map(|b| b as usize));
+    archs[0].block.input_layout()
 }

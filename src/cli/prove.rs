@@ -74,7 +74,8 @@ pub fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
     let input_blind = match &args.input_commitment {
         Some(path) => {
             let c = InputCommitment::read(path)?;
-            c.opens(&input, super::model::input_layout(loaded.source())).map_err(|reason| Error::bad_input(path.display().to_string(), reason))?;
+            c.opens(&input, super::model::input_layout(loaded.source(), args.step.fold_budget))
+                .map_err(|reason| Error::bad_input(path.display().to_string(), reason))?;
             Some(c.blind)
         }
         None => None,
@@ -91,6 +92,7 @@ pub fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
         checkpoint_every: policy(&args.run),
         restart: args.run.restart,
         layers_per_step: args.step.layers_per_step,
+        fold_budget: args.step.fold_budget.map(|b| b as usize),
     };
     run_job(&dir, &req, layers)
 }
@@ -139,8 +141,15 @@ fn run_job(dir: &Path, req: &JobRequest, layers: usize) -> anyhow::Result<ExitCo
         Event::CheckpointSkipped { layers, reason } => {
             note(&bar, format!("warning: skipping the checkpoint at {layers} layers: {reason}"))
         }
-        Event::Folded { done, .. } => bar.set_position(done as u64),
-        Event::Checkpointed { layers, .. } => bar.set_message(format!("last checkpoint: {layers}")),
+        Event::Folded { done, tile: None, .. } => bar.set_position(done as u64),
+        Event::Folded { done, tile: Some((t, n)), .. } => {
+            bar.set_position(done as u64);
+            bar.set_message(format!("layer {}: tile {t}/{n}", done + 1));
+        }
+        Event::Checkpointed { layers, tiles: 0, .. } => bar.set_message(format!("last checkpoint: {layers}")),
+        Event::Checkpointed { layers, tiles, .. } => {
+            bar.set_message(format!("last checkpoint: {layers} layers + {tiles} tiles"))
+        }
         Event::SegmentStarted { index, total, layers, offset } if total > 1 => {
             note(&bar, format!("segment {}/{total}: layers {}..{}", index + 1, offset + 1, offset + layers))
         }

@@ -12,8 +12,11 @@ use crate::artifact::{self, Kind};
 use crate::error::{ArtifactError, Error};
 use crate::model::Architecture;
 use crate::nova::{CompressedSnark, RecursiveSnark};
+use crate::prove::InLayer;
 use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::quant::check_activations;
+use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::tile::TileState;
 use fold_ml_circuits::F;
 use fold_ml_verify::fsutil::{read_file, write_atomic};
 use serde::{Deserialize, Serialize};
@@ -42,9 +45,14 @@ pub struct Checkpoint {
     pub activations: Vec<u8>,
     /// Blind of their commitment in `state`.
     pub blind: F,
-    /// The folded proof of the first `layers_done` layers.
+    /// The folded proof of the first `layers_done` layers (and `in_layer`'s tiles).
     pub snark: RecursiveSnark,
+    /// A tiled layer part-way (its input is `activations`).
+    pub in_layer: Option<InLayer>,
 }
+
+/// Where a checkpoint stands: layers of the model done, and tiles of the next one.
+pub type Position = (usize, usize);
 
 impl Checkpoint {
     /// Consistency checks that need no public parameters: `segment` has `num_layers`
@@ -57,32 +65,45 @@ impl Checkpoint {
         num_layers: usize,
         arch: &Architecture,
     ) -> Result<(), String> {
-        let layers_per_step = arch.layers_per_step;
         if &self.job_digest != job_digest {
             return Err("belongs to another job".into());
         }
         if self.segment != segment {
             return Err(format!("is for segment {}, not {segment}", self.segment));
         }
-        if self.layers_done == 0 || self.layers_done > num_layers {
+        let tiles = self.in_layer.as_ref().map_or(0, |l| l.tiles_done);
+        if (self.layers_done, tiles) == (0, 0) || self.layers_done > num_layers {
             return Err(format!("claims {} layers of {num_layers}", self.layers_done));
         }
-        let steps = crate::prove::num_steps(self.layers_done, layers_per_step);
+        let steps = arch.steps(self.layers_done) + tiles;
         if self.snark.num_steps() != steps {
             return Err(format!(
-                "holds {} folds but claims {} layers ({steps} folds)",
+                "holds {} folds but claims {} layers and {tiles} tiles ({steps} folds)",
                 self.snark.num_steps(),
                 self.layers_done
             ));
         }
-        if self.state.len() != 3 || self.snark.outputs() != self.state.as_slice() {
+        let z = match (&self.in_layer, arch.tile_rows) {
+            (None, _) => arch.z(&StepState::from_z(&self.state).ok_or("a malformed state")?),
+            (Some(l), Some(_)) if l.tiles_done < arch.tiles() => {
+                let t = TileState::from_z(&l.state).ok_or("a malformed tile state")?;
+                if t.tile != l.tiles_done as u64 || t.base.layer != (offset + self.layers_done) as u64 {
+                    return Err("tile state differs from its tile count".into());
+                }
+                l.state.clone()
+            }
+            (Some(_), _) => return Err("claims a tile of a layer that is not tiled".into()),
+        };
+        if self.state.len() != 3 || self.snark.outputs() != z.as_slice() {
             return Err("state differs from the folded proof's".into());
         }
         if self.state[0] != F::from((offset + self.layers_done) as u64) {
             return Err("state's layer counter differs from its layer count".into());
         }
         check_activations(&self.activations).map_err(|e| e.to_string())?;
-        if activation_commitment_native(&self.activations, arch.block.output_layout(), self.blind) != self.state[2] {
+        let block = &arch.block;
+        let layout = if self.layers_done == 0 { block.input_layout() } else { block.output_layout() };
+        if activation_commitment_native(&self.activations, layout, self.blind) != self.state[2] {
             return Err("activations do not open the state's commitment".into());
         }
         Ok(())
@@ -94,20 +115,28 @@ pub fn dir(job: &Path) -> PathBuf {
     job.join("checkpoints")
 }
 
-fn path_for(job: &Path, layers: usize) -> PathBuf {
-    dir(job).join(format!("ckpt-{layers:08}.bin"))
+fn path_for(job: &Path, (layers, tiles): Position) -> PathBuf {
+    match tiles {
+        0 => dir(job).join(format!("ckpt-{layers:08}.bin")),
+        _ => dir(job).join(format!("ckpt-{layers:08}.{tiles:06}.bin")),
+    }
 }
 
-/// Checkpoint files by the model's layer count they reach, newest (most layers) first.
-pub fn list(job: &Path) -> Vec<(usize, PathBuf)> {
-    let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(dir(job))
+/// Checkpoint files by the position they reach (layers of the model, tiles of the next
+/// layer), newest first.
+pub fn list(job: &Path) -> Vec<(Position, PathBuf)> {
+    let mut found: Vec<(Position, PathBuf)> = std::fs::read_dir(dir(job))
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let k = name.strip_prefix("ckpt-")?.strip_suffix(".bin")?.parse().ok()?;
-            Some((k, e.path()))
+            let stem = name.strip_prefix("ckpt-")?.strip_suffix(".bin")?;
+            let position = match stem.split_once('.') {
+                None => (stem.parse().ok()?, 0),
+                Some((k, t)) => (k.parse().ok()?, t.parse().ok().filter(|&t| t > 0)?),
+            };
+            Some((position, e.path()))
         })
         .collect();
     found.sort_by_key(|(k, _)| std::cmp::Reverse(*k));
@@ -119,7 +148,7 @@ pub fn list(job: &Path) -> Vec<(usize, PathBuf)> {
 pub fn write(job: &Path, arch: &[u8; 32], layers: usize, ckpt: &Checkpoint) -> Result<(PathBuf, usize), Error> {
     // Only the owner may even list the secret checkpoints.
     fold_ml_verify::fsutil::create_private_dir(&dir(job))?;
-    let path = path_for(job, layers);
+    let path = path_for(job, (layers, ckpt.in_layer.as_ref().map_or(0, |l| l.tiles_done)));
     let bytes =
         artifact::encode(Kind::Checkpoint, arch, ckpt).map_err(|reason| Error::artifact(path.clone(), reason))?;
     #[cfg(feature = "test-hooks")]
@@ -189,7 +218,7 @@ pub fn read_segment(
     }
     let done: SegmentDone = artifact::decode(Kind::Checkpoint, &arch.digest(), &read_file(&path)?)
         .map_err(|reason| Error::artifact(path.clone(), reason))?;
-    let well_formed = fold_ml_circuits::state::StepState::from_z(&done.end).is_some();
+    let well_formed = StepState::from_z(&done.end).is_some();
     if &done.job_digest != job_digest || done.segment != segment || !well_formed {
         return Err(corrupted(&path, "belongs to another job or segment".into()));
     }

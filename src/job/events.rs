@@ -26,11 +26,17 @@ pub enum JobEvent {
         done: usize,
         /// Layers of the model.
         total: usize,
+        /// Tiles of the next layer folded, and its tiles (a tiled layer part-way).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tile: Option<[usize; 2]>,
     },
     /// A checkpoint is durable.
     Checkpoint {
         /// Layers of the model it covers.
         layers: usize,
+        /// Tiles of the next layer it covers.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        tiles: usize,
         /// Its size.
         bytes: usize,
         /// Seconds spent writing it.
@@ -76,6 +82,10 @@ pub enum JobEvent {
         /// What failed, and where.
         error: String,
     },
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl JobEvent {
@@ -144,7 +154,7 @@ mod tests {
         let log = EventLog::new(&dir);
         let events = [
             JobEvent::Started { layers: 8, segments: 1 },
-            JobEvent::Folded { done: 4, total: 8 },
+            JobEvent::Folded { done: 4, total: 8, tile: None },
             JobEvent::Failed { error: "x".into() },
         ];
         for e in &events {

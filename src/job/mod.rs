@@ -74,34 +74,28 @@ pub struct JobRequest {
     /// Layers folded per Nova step in segments that can stack them (`None`: chosen from
     /// each segment's size, or the job's own choice when resuming).
     pub layers_per_step: Option<usize>,
+    /// Step-circuit constraints above which a layer is tiled (`None`: the default, or the
+    /// job's own choice when resuming).
+    pub fold_budget: Option<usize>,
 }
 
 impl JobRequest {
     /// The architecture of each segment (resolving the automatic choice of layers per
     /// step; a resumed job keeps the choice recorded in its manifest).
     pub fn architectures(&self, model: &dyn ModelSource, manifest: Option<&Manifest>) -> Vec<Architecture> {
-        let recorded = manifest.map(|m| &m.job.architectures);
-        model
-            .segments()
-            .iter()
-            .enumerate()
-            .map(|(j, seg)| {
-                let spec = seg.spec();
-                let stackable = spec.num_inputs() == spec.num_outputs();
-                let k = match (self.layers_per_step, recorded.and_then(|r| r.get(j))) {
-                    // a multi-layer block is one step
-                    _ if spec.num_stages() > 1 => spec.num_stages(),
-                    _ if !stackable => 1,
-                    (Some(k), _) => k,
-                    (None, Some(a)) => a.layers_per_step,
-                    (None, None) => crate::prove::plan::auto_layers_per_step(
-                        &crate::prove::plan::StepSizes::of(&spec),
-                        seg.num_layers(),
-                    ),
-                };
-                Architecture::new(spec, k)
-            })
-            .collect()
+        let planned = crate::prove::plan::architectures(model, self.layers_per_step, self.fold_budget);
+        match manifest.map(|m| &m.job.architectures) {
+            // a resumed job keeps its own choices for the same layers
+            Some(recorded)
+                if self.layers_per_step.is_none()
+                    && self.fold_budget.is_none()
+                    && recorded.len() == planned.len()
+                    && recorded.iter().zip(&planned).all(|(r, p)| r.block.stages == p.block.stages) =>
+            {
+                recorded.clone()
+            }
+            _ => planned,
+        }
     }
 }
 
@@ -135,6 +129,7 @@ pub fn resume_request(dir: &Path, cache_dir: PathBuf, restart: bool) -> Result<J
         checkpoint_every: m.checkpoint_every,
         restart,
         layers_per_step: None,
+        fold_budget: None,
     })
 }
 
@@ -184,11 +179,11 @@ fn newest_valid_checkpoint(
     let arch = &manifest.job.architectures[segment];
     let job_digest = manifest.job.digest();
     let files: Vec<_> =
-        checkpoint::list(dir).into_iter().filter(|(k, _)| *k > offset && *k <= offset + seg_layers).collect();
-    for (k, path) in &files {
+        checkpoint::list(dir).into_iter().filter(|(k, _)| *k > (offset, 0) && k.0 <= offset + seg_layers).collect();
+    for ((k, _), path) in &files {
         let verdict = checkpoint::read(path, &arch.digest()).map_err(|e| e.to_string()).and_then(|c| {
             c.check(&job_digest, segment, offset, seg_layers, arch)?;
-            verify_checkpoint_proof(pp, &c, arch.layers_per_step, z0)?;
+            verify_checkpoint_proof(pp, &c, arch, z0)?;
             Ok(c)
         });
         match verdict {
@@ -291,11 +286,11 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
 pub fn verify_checkpoint_proof(
     pp: &PublicParams,
     c: &Checkpoint,
-    layers_per_step: usize,
+    arch: &Architecture,
     z0: &StepState,
 ) -> Result<(), String> {
-    let steps = crate::prove::num_steps(c.layers_done, layers_per_step);
-    c.snark.verify(pp, steps, &z0.to_vec()).map(|_| ()).map_err(|e| format!("recursive proof does not verify: {e}"))
+    let steps = arch.steps(c.layers_done) + c.in_layer.as_ref().map_or(0, |l| l.tiles_done);
+    c.snark.verify(pp, steps, &arch.z(z0)).map(|_| ()).map_err(|e| format!("recursive proof does not verify: {e}"))
 }
 
 fn identity(
@@ -464,7 +459,7 @@ fn run_locked(
         let task = SegmentTask {
             index: j,
             layers: seg,
-            layers_per_step: arch.layers_per_step,
+            arch,
             layer_offset: offset,
             model_layers: n,
             salt: model.salt(),
@@ -492,6 +487,7 @@ fn run_locked(
                     activations: c.activations,
                     blind: c.blind,
                     snark: Some(c.snark),
+                    in_layer: c.in_layer,
                 }
             }
             None => task.fresh(),

@@ -39,7 +39,9 @@ pub fn load_checkpoint(dir: &Path, cache: &Path, at: Option<usize>) -> Result<Lo
     let loaded = manifest.job.model.load(dir)?;
     let model = loaded.source();
     let secret = JobSecret::read(dir)?;
-    let files = checkpoint::list(dir);
+    // Only a checkpoint between layers proves a prefix of the model.
+    let files: Vec<_> =
+        checkpoint::list(dir).into_iter().filter(|((_, t), _)| *t == 0).map(|((k, _), p)| (k, p)).collect();
     let (k, path) = match at {
         Some(k) => files
             .into_iter()
@@ -79,7 +81,7 @@ pub fn load_checkpoint(dir: &Path, cache: &Path, at: Option<usize>) -> Result<Lo
 pub fn compress_checkpoint(dir: &Path, cache: &Path, at: usize, out: &Path) -> Result<Statement, Error> {
     let LoadedCheckpoint { manifest, checkpoint: ckpt, keys, z0, before } = load_checkpoint(dir, cache, Some(at))?;
     let arch = &manifest.job.architectures[ckpt.segment];
-    verify_checkpoint_proof(&keys.pp, &ckpt, arch.layers_per_step, &z0)
+    verify_checkpoint_proof(&keys.pp, &ckpt, arch, &z0)
         .map_err(|r| checkpoint::corrupted(&dir.join("checkpoints"), r))?;
     let secret = JobSecret::read(dir)?;
     let input = InputStatement {

@@ -38,7 +38,8 @@ impl<'a> JobCheckpoints<'a> {
 impl CheckpointSink for JobCheckpoints<'_> {
     fn after_fold(&mut self, task: &SegmentTask<'_>, p: &Progress) -> Result<Option<Persisted>, Error> {
         let total_done = task.layer_offset + p.layers_done;
-        self.log.append(JobEvent::Folded { done: total_done, total: task.model_layers })?;
+        let tile = p.in_layer.as_ref().map(|l| [l.tiles_done, task.arch.tiles()]);
+        self.log.append(JobEvent::Folded { done: total_done, total: task.model_layers, tile })?;
         let due = match self.policy {
             CheckpointPolicy::Layers(k) => p.layers_done - self.last.0 >= k.max(1),
             CheckpointPolicy::Seconds(s) => self.last.1.elapsed().as_secs() >= s,
@@ -55,11 +56,13 @@ impl CheckpointSink for JobCheckpoints<'_> {
             activations: p.activations.clone(),
             blind: p.blind,
             snark: p.snark.clone().ok_or_else(|| crate::prove::bad("checkpoint", "no layer was folded".into()))?,
+            in_layer: p.in_layer.clone(),
         };
         let (path, bytes) = checkpoint::write(self.dir, &self.arch_digest, total_done, &ckpt)?;
         let seconds = t.elapsed().as_secs_f64();
         let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
-        self.log.append(JobEvent::Checkpoint { layers: total_done, bytes, seconds, file })?;
+        let tiles = p.in_layer.as_ref().map_or(0, |l| l.tiles_done);
+        self.log.append(JobEvent::Checkpoint { layers: total_done, tiles, bytes, seconds, file })?;
         self.last = (p.layers_done, Instant::now());
         Ok(Some(Persisted { bytes, seconds }))
     }

@@ -35,7 +35,7 @@ impl JobStatus {
 pub fn status(dir: &Path) -> Result<JobStatus, Error> {
     let manifest = read_manifest(dir)?;
     let events = EventLog::read(dir);
-    let last_checkpoint = checkpoint::list(dir).first().map(|(k, _)| *k);
+    let last_checkpoint = checkpoint::list(dir).first().map(|(k, _)| k.0);
     let (done_in_log, rate) = latest_run(&events);
     let finished = dir.join("statement.json").exists();
     let total = manifest.job.num_layers;
@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn the_rate_counts_layers_not_folds() {
         // K = 4: one fold every 2 s covers 4 layers, so 2 layers/s (not 0.5 folds/s).
-        let folded = |t, done| at(t, JobEvent::Folded { done, total: 64 });
+        let folded = |t, done| at(t, JobEvent::Folded { done, total: 64, tile: None });
         let events = [
             at(0.0, JobEvent::Started { layers: 64, segments: 1 }),
             folded(10.0, 4),

@@ -8,6 +8,7 @@ pub mod segment;
 
 use crate::artifact::{self, Kind};
 use crate::error::Error;
+use crate::model::Architecture;
 use crate::model::ModelSource;
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, RecursiveSnark, VerifierKey};
 use crate::statement::Statement;
@@ -15,8 +16,11 @@ use ff::Field;
 use fold_ml_circuits::layer::{LayerStep, StepWitness};
 use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::step::Step;
+use fold_ml_circuits::tile::{TileState, TileStep, TileWitness};
 use fold_ml_circuits::F;
 use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// Progress reported while proving.
@@ -43,17 +47,21 @@ pub enum Event {
         /// Why.
         reason: String,
     },
-    /// A layer was folded.
+    /// A layer, or a tile of a tiled layer, was folded.
     Folded {
         /// Layers folded so far.
         done: usize,
         /// Total layers.
         total: usize,
+        /// Tiles of the next layer folded so far, and its tile count (a tiled layer part-way).
+        tile: Option<(usize, usize)>,
     },
     /// A checkpoint is durable.
     Checkpointed {
         /// Layers it covers.
         layers: usize,
+        /// Tiles of the next layer it covers.
+        tiles: usize,
         /// Its size in bytes.
         bytes: usize,
         /// Seconds spent writing it.
@@ -117,6 +125,35 @@ pub struct Progress {
     pub blind: F,
     /// The folded proof (None before the first layer).
     pub snark: Option<RecursiveSnark>,
+    /// Tiles of the next layer folded, when a tiled layer is under way.
+    pub in_layer: Option<InLayer>,
+}
+
+/// A tiled layer part-way: the tiles folded and the state after them. The layer's input
+/// is [`Progress::activations`] (under [`Progress::blind`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InLayer {
+    /// Tiles folded.
+    pub tiles_done: usize,
+    /// The blind the layer's output is committed under (fixed by its first tile).
+    pub blind_out: F,
+    /// Nova's state after them.
+    pub state: Vec<F>,
+}
+
+impl Progress {
+    /// Nova's state vector after the folds so far.
+    pub fn z(&self, arch: &Architecture) -> Vec<F> {
+        match &self.in_layer {
+            Some(l) => l.state.clone(),
+            None => arch.z(&self.state),
+        }
+    }
+
+    /// Nova steps folded so far.
+    pub fn steps(&self, arch: &Architecture) -> usize {
+        arch.steps(self.layers_done) + self.in_layer.as_ref().map_or(0, |l| l.tiles_done)
+    }
 }
 
 pub(crate) fn bad(what: &str, reason: String) -> Error {
@@ -140,22 +177,24 @@ pub use fold_ml_verify::statement::num_steps;
 
 /// A step's witness, built ahead of the fold that consumes it.
 struct Prepared {
-    step: LayerStep,
+    step: Step,
     first_layer: usize,
     blind_out: F,
+    /// The layer's output, with its last tile.
+    output: Option<Vec<u8>>,
 }
 
+type Sender = std::sync::mpsc::SyncSender<Result<Prepared, Error>>;
+
 /// Builds the witnesses of the remaining steps in order (native maths only).
-fn prepare_steps(
-    task: &segment::SegmentTask<'_>,
-    mut layers_done: usize,
-    mut activations: Vec<u8>,
-    mut blind: F,
-    tx: std::sync::mpsc::SyncSender<Result<Prepared, Error>>,
-) {
-    let (model, layers_per_step, salt, end_blind) = (task.layers, task.layers_per_step, task.salt, task.end_blind);
-    let spec = model.spec();
+fn prepare_steps(task: &segment::SegmentTask<'_>, start: (usize, Vec<u8>, F, Option<InLayer>), tx: Sender) {
+    let (mut layers_done, mut activations, mut blind, in_layer) = start;
+    let (model, layers_per_step, salt, end_blind) = (task.layers, task.arch.layers_per_step, task.salt, task.end_blind);
+    let spec = &task.arch.block;
     let n = model.num_layers();
+    if let Some(rows) = task.arch.tile_rows {
+        return prepare_tiles(task, rows, (layers_done, activations, blind, in_layer), tx);
+    }
     while layers_done < n {
         let end = (layers_done + layers_per_step).min(n);
         // Every output is committed under a fresh blind, the segment's output under the
@@ -168,10 +207,52 @@ fn prepare_steps(
             .map_err(|e| bad(&format!("model layers {layers_done}..{end}"), e.to_string()));
         let next = step.as_ref().map(|s| s.output().to_vec()).unwrap_or_default();
         let failed = step.is_err();
-        if tx.send(step.map(|step| Prepared { step, first_layer: layers_done, blind_out })).is_err() || failed {
+        let prepared =
+            step.map(|s| Prepared { step: Step::Layer(s), first_layer: layers_done, blind_out, output: None });
+        if tx.send(prepared).is_err() || failed {
             return; // the folding side stopped, or this step is unprovable
         }
         (layers_done, activations, blind) = (end, next, blind_out);
+    }
+}
+
+/// [`prepare_steps`] of a tiled segment: per layer, its output natively, then its tiles
+/// cut from its input (one layer's input and output in memory, whatever the tile count).
+fn prepare_tiles(
+    task: &segment::SegmentTask<'_>,
+    rows: usize,
+    start: (usize, Vec<u8>, F, Option<InLayer>),
+    tx: Sender,
+) {
+    let (mut layers_done, mut activations, mut blind, mut in_layer) = start;
+    let n = task.layers.num_layers();
+    let block = &task.arch.block;
+    let tiles = task.arch.tiles();
+    while layers_done < n {
+        let at = |e: fold_ml_circuits::quant::QuantError| bad(&format!("model layer {layers_done}"), e.to_string());
+        let layer_weights = task.layers.layer(layers_done);
+        let (first_tile, blind_out) = match in_layer.take() {
+            Some(l) => (l.tiles_done, l.blind_out),
+            None if layers_done + 1 == n => (0, task.end_blind),
+            None => (0, F::random(OsRng)),
+        };
+        let output = fold_ml_circuits::layer::layer_native(block, 0, (&activations, &activations), &layer_weights);
+        let (output, spec) = match output.and_then(|o| Ok((o, fold_ml_circuits::step::tile_spec(block, rows)?))) {
+            Ok(v) => v,
+            Err(e) => return drop(tx.send(Err(at(e)))),
+        };
+        let witness = TileWitness { layer_weights, blind_in: blind, blind_out, salt: task.salt };
+        for t in first_tile..tiles {
+            let step = TileStep::new(spec, t, &activations, witness.clone()).map_err(at);
+            let failed = step.is_err();
+            let last = (t + 1 == tiles).then(|| output.clone());
+            let prepared =
+                step.map(|s| Prepared { step: Step::Tile(s), first_layer: layers_done, blind_out, output: last });
+            if tx.send(prepared).is_err() || failed {
+                return;
+            }
+        }
+        (layers_done, activations, blind) = (layers_done + 1, output, blind_out);
     }
 }
 
@@ -184,30 +265,54 @@ pub fn fold_layers(
     mut progress: Progress,
     after_fold: &mut dyn FnMut(&Progress) -> Result<(), Error>,
 ) -> Result<Progress, Error> {
-    let (layer_offset, z0) = (task.layer_offset, &task.start.state);
+    let (layer_offset, z0) = (task.layer_offset, task.arch.z(&task.start.state));
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let (start, acts, blind) = (progress.layers_done, progress.activations.clone(), progress.blind);
+    let start = (progress.layers_done, progress.activations.clone(), progress.blind, progress.in_layer.clone());
     std::thread::scope(|scope| {
-        scope.spawn(move || prepare_steps(task, start, acts, blind, tx));
+        scope.spawn(move || prepare_steps(task, start, tx));
         // Owned by this closure: an early return drops it, which unblocks the producer,
         // so the scope can join it (a borrowed receiver would deadlock on error).
         let rx = rx;
         for prepared in rx.iter() {
-            let Prepared { step, first_layer, blind_out } = prepared?;
+            let Prepared { step, first_layer, blind_out, output } = prepared?;
             let at_layer = |source| Error::AtLayer { layer: layer_offset + first_layer, source };
             match progress.snark.as_mut() {
                 None => {
-                    let mut s = RecursiveSnark::new(pp, &step, &z0.to_vec()).map_err(at_layer)?;
+                    let mut s = RecursiveSnark::new(pp, &step, &z0).map_err(at_layer)?;
                     // Nova's constructor already ran step 0; its first prove_step only counts it.
                     s.prove_step(pp, &step).map_err(at_layer)?;
                     progress.snark = Some(s);
                 }
                 Some(s) => s.prove_step(pp, &step).map_err(at_layer)?,
             }
-            progress.state = step.next_state(&progress.state);
-            progress.activations = step.output().to_vec();
-            progress.blind = blind_out;
-            progress.layers_done = first_layer + step.layers_applied();
+            match &step {
+                Step::Layer(s) => {
+                    progress.state = s.next_state(&progress.state);
+                    progress.activations = s.output().to_vec();
+                    progress.blind = blind_out;
+                    progress.layers_done = first_layer + s.layers_applied();
+                }
+                Step::Tile(s) => {
+                    let z = match &progress.in_layer {
+                        Some(l) => TileState::from_z(&l.state).expect("a state this prover wrote"),
+                        None => TileState::boundary(progress.state),
+                    };
+                    let next = s.next_state(&z);
+                    match output {
+                        Some(output) => {
+                            progress.state = next.base;
+                            progress.activations = output;
+                            progress.blind = blind_out;
+                            progress.layers_done = first_layer + 1;
+                            progress.in_layer = None;
+                        }
+                        None => {
+                            let tiles_done = s.tile() + 1;
+                            progress.in_layer = Some(InLayer { tiles_done, blind_out, state: next.to_vec() });
+                        }
+                    }
+                }
+            }
             after_fold(&progress)?;
         }
         Ok(progress)

@@ -8,8 +8,10 @@
 //! peak memory `e + f·C`. They are estimates, never inputs to the architecture: the
 //! README's measured tables are the ground truth.
 
+use crate::model::{Architecture, ModelSource};
 use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::layer::BlockSpec;
+use fold_ml_circuits::tile::TileSpec;
 
 /// Primary constraints Nova adds to every step (its verifier circuit, arity 3).
 pub const NOVA_PRIMARY_OVERHEAD: usize = 9_820;
@@ -86,11 +88,15 @@ impl Estimate {
 
 /// Estimates proving `layers` layers with `k` layers per step.
 pub fn estimate(sizes: &StepSizes, layers: usize, k: usize) -> Estimate {
-    let c = sizes.primary(k);
-    let cf = c as f64;
     let folds = crate::prove::num_steps(layers, k);
+    Estimate { layers_per_step: k, ..estimate_steps(sizes.primary(k), folds) }
+}
+
+/// Estimates proving `folds` steps of `c` primary constraints each.
+pub fn estimate_steps(c: usize, folds: usize) -> Estimate {
+    let cf = c as f64;
     Estimate {
-        layers_per_step: k,
+        layers_per_step: 1,
         constraints: c,
         folds,
         fold_s: folds as f64 * (FOLD_FIXED_S + FOLD_PER_CONSTRAINT_S * cf),
@@ -123,6 +129,84 @@ pub fn auto_layers_per_step(sizes: &StepSizes, layers: usize) -> usize {
         k *= 2;
     }
     k
+}
+
+/// The default fold budget: step-circuit constraints (Nova's own excluded) above which a
+/// layer is tiled. Peak memory grows with the largest step (compression dominates it: see
+/// [`Estimate::peak_mib`]); this keeps it near 2 GiB on the reference machine.
+pub const DEFAULT_FOLD_BUDGET: usize = 1 << 19;
+
+/// Output rows per tile for a one-layer block whose whole-layer step (`untiled`
+/// constraints) exceeds `budget`: the most rows (a divisor of the output height, two tiles
+/// or more, a geometry the tile circuit supports) whose tile step fits; the fewest rows
+/// when none fits. `None` when the layer fits, or cannot be tiled (a block of several
+/// layers, pooling, shortcut terms, a dense layer).
+pub fn tile_rows(block: &BlockSpec, untiled: usize, budget: usize) -> Option<usize> {
+    let [layer] = block.stages.as_slice() else { return None };
+    if untiled <= budget {
+        return None;
+    }
+    let height = layer.output_dims()[1];
+    let candidates: Vec<usize> = (1..height)
+        .rev()
+        .filter(|&r| height % r == 0)
+        .filter(|&r| TileSpec { layer: *layer, rows: r }.geometry().is_ok())
+        .collect();
+    // A tile costs about its share of the layer plus what every tile repeats (weights,
+    // halo rows, hashing): guess from the layer's size, then measure the guess and go down.
+    let per_row = untiled / height;
+    let mut fallback = None;
+    for &r in candidates.iter().filter(|&&r| r * per_row <= budget) {
+        let cost = StepCost::of_tile(&TileSpec { layer: *layer, rows: r }).ok()?;
+        if cost.constraints <= budget {
+            return Some(r);
+        }
+        fallback = Some(r);
+    }
+    fallback.or(candidates.last().copied())
+}
+
+/// The architecture of each segment of `model`: `layers_per_step` (or the automatic
+/// choice) for stackable one-layer blocks, a multi-layer block per step, and layers whose
+/// step exceeds `fold_budget` tiled; tensors next to a tiled layer are committed one row
+/// per link.
+pub fn architectures(
+    model: &dyn ModelSource,
+    layers_per_step: Option<usize>,
+    fold_budget: Option<usize>,
+) -> Vec<Architecture> {
+    let budget = fold_budget.unwrap_or(DEFAULT_FOLD_BUDGET);
+    let mut archs: Vec<Architecture> = model
+        .segments()
+        .iter()
+        .map(|seg| {
+            let spec = seg.spec();
+            // a layer far over the budget is never synthesized whole
+            let rough = StepCost::rough(&spec);
+            let untiled =
+                if rough > 2 * budget { rough } else { StepCost::of_step(&spec, spec.num_stages()).constraints };
+            if let Some(rows) = tile_rows(&spec, untiled, budget) {
+                return Architecture::tiled(spec, rows);
+            }
+            let sizes = StepSizes::of(&spec);
+            let stackable = spec.num_inputs() == spec.num_outputs();
+            let k = match layers_per_step {
+                _ if spec.num_stages() > 1 => spec.num_stages(),
+                _ if !stackable => 1,
+                Some(k) => k,
+                None => auto_layers_per_step(&sizes, seg.num_layers()),
+            };
+            Architecture::new(spec, k)
+        })
+        .collect();
+    let tiled: Vec<bool> = archs.iter().map(|a| a.tile_rows.is_some()).collect();
+    for (j, arch) in archs.iter_mut().enumerate() {
+        let before = j > 0 && tiled[j - 1];
+        let after = tiled.get(j + 1).copied().unwrap_or(false);
+        let links = [tiled[j] || before, tiled[j] || after];
+        arch.block = arch.block.clone().with_row_links(links);
+    }
+    archs
 }
 
 #[cfg(test)]

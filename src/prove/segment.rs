@@ -7,7 +7,7 @@
 
 use super::{compress_segment, fold_layers, Event, Progress};
 use crate::error::Error;
-use crate::model::LayerSource;
+use crate::model::{Architecture, LayerSource};
 use crate::nova::{CompressedSnark, ProverKey, PublicParams};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
@@ -30,8 +30,9 @@ pub struct SegmentTask<'a> {
     pub index: usize,
     /// Its layers, streamed.
     pub layers: &'a dyn LayerSource,
-    /// Layers folded per Nova step.
-    pub layers_per_step: usize,
+    /// Its public architecture: the block (with how its tensors are committed), the layers
+    /// per step or the tiling.
+    pub arch: &'a Architecture,
     /// Layers of the model before it.
     pub layer_offset: usize,
     /// Layers of the whole model (for progress).
@@ -93,6 +94,7 @@ impl SegmentTask<'_> {
             activations: self.start.activations.clone(),
             blind: self.start.blind,
             snark: None,
+            in_layer: None,
         }
     }
 
@@ -110,10 +112,12 @@ impl SegmentTask<'_> {
         let mut checkpoint_seconds = 0.0;
         let folded = fold_layers(pp, self, progress, &mut |p| {
             let done = self.layer_offset + p.layers_done;
-            on_event(Event::Folded { done, total: self.model_layers });
+            let tile = p.in_layer.as_ref().map(|l| (l.tiles_done, self.arch.tiles()));
+            on_event(Event::Folded { done, total: self.model_layers, tile });
             if let Some(Persisted { bytes, seconds }) = sink.after_fold(self, p)? {
                 checkpoint_seconds += seconds;
-                on_event(Event::Checkpointed { layers: done, bytes, seconds });
+                let tiles = tile.map_or(0, |t| t.0);
+                on_event(Event::Checkpointed { layers: done, tiles, bytes, seconds });
             }
             Ok(())
         })?;

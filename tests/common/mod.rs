@@ -50,6 +50,7 @@ pub fn request(model: ModelRecord, input: Vec<u8>, public_input: bool) -> JobReq
         checkpoint_every: CheckpointPolicy::Layers(1),
         restart: false,
         layers_per_step: Some(1),
+        fold_budget: None,
     }
 }
 

@@ -2,6 +2,10 @@
 
 use crate::artifact::hex;
 use fold_ml_circuits::layer::BlockSpec;
+use fold_ml_circuits::quant::QuantError;
+use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::step::{tile_spec, Step};
+use fold_ml_circuits::tile::TileState;
 use fold_ml_circuits::{CIRCUIT_VERSION, F};
 use nova_snark::digest::{DigestComputer, SimpleDigestible};
 use serde::{Deserialize, Serialize};
@@ -16,6 +20,9 @@ pub struct Architecture {
     pub block: BlockSpec,
     /// Layers folded per Nova step (a multi-layer block's size, or one-layer blocks).
     pub layers_per_step: usize,
+    /// Output rows per step when the layer is tiled ([`fold_ml_circuits::tile`]): each
+    /// layer then takes `output height / tile_rows` steps.
+    pub tile_rows: Option<usize>,
 }
 
 impl SimpleDigestible for Architecture {}
@@ -24,7 +31,63 @@ impl Architecture {
     /// The architecture of `layers_per_step` layers of `block` per step, under this
     /// build's circuit.
     pub fn new(block: BlockSpec, layers_per_step: usize) -> Self {
-        Self { circuit: CIRCUIT_VERSION.to_string(), block, layers_per_step }
+        Self { circuit: CIRCUIT_VERSION.to_string(), block, layers_per_step, tile_rows: None }
+    }
+
+    /// The architecture of a one-layer block tiled `rows` output rows per step (its
+    /// tensors committed one row per link).
+    pub fn tiled(block: BlockSpec, rows: usize) -> Self {
+        Self { tile_rows: Some(rows), ..Self::new(block.with_row_links([true, true]), 1) }
+    }
+
+    /// Checks what the types cannot: a valid block and, when tiled, a valid tiling.
+    pub fn check(&self) -> Result<(), QuantError> {
+        self.block.check()?;
+        if let Some(rows) = self.tile_rows {
+            if self.layers_per_step != 1 {
+                return Err(QuantError::BadSpec("a tiled layer is folded one tile per step".into()));
+            }
+            tile_spec(&self.block, rows)?;
+        }
+        Ok(())
+    }
+
+    /// Tiles per layer (1 when untiled).
+    pub fn tiles(&self) -> usize {
+        match self.tile_rows {
+            Some(rows) => self.block.stages[0].output_dims()[1] / rows.max(1),
+            None => 1,
+        }
+    }
+
+    /// Nova steps that prove `layers` layers.
+    pub fn steps(&self, layers: usize) -> usize {
+        match self.tile_rows {
+            Some(_) => layers * self.tiles(),
+            None => layers.div_ceil(self.layers_per_step.max(1)),
+        }
+    }
+
+    /// Nova's state vector at a boundary between layers in the state `s` (a tiled layer's
+    /// tile slots are zero there).
+    pub fn z(&self, s: &StepState) -> Vec<F> {
+        match self.tile_rows {
+            Some(_) => TileState::boundary(*s).to_vec(),
+            None => s.to_vec(),
+        }
+    }
+
+    /// The boundary state in Nova's state vector `z`, if it is one.
+    pub fn state(&self, z: &[F]) -> Option<StepState> {
+        match self.tile_rows {
+            Some(_) => TileState::from_z(z).filter(TileState::is_boundary).map(|t| t.base),
+            None => StepState::from_z(z),
+        }
+    }
+
+    /// A blank step circuit of this architecture, for parameter setup.
+    pub fn blank(&self) -> Result<Step, QuantError> {
+        Step::blank(&self.block, self.layers_per_step, self.tile_rows)
     }
 
     /// Digest (nova-snark's SHA3-based digest of the canonical encoding), 32 bytes.

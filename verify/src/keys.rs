@@ -9,7 +9,6 @@ use crate::error::{ArtifactError, Error, VerifyError};
 use crate::fsutil::{read_file, write_atomic};
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, VerifierKey, S1, S2};
 use crate::statement::Statement;
-use fold_ml_circuits::layer::LayerStep;
 use nova_snark::traits::snark::RelaxedR1CSSNARKTrait;
 use std::path::{Path, PathBuf};
 
@@ -42,7 +41,7 @@ pub fn store<T: serde::Serialize>(path: &Path, kind: Kind, arch: &[u8; 32], valu
 
 /// Sets up Nova's public parameters and the compression keys of an architecture.
 pub fn setup(arch: &Architecture) -> Result<(PublicParams, ProverKey, VerifierKey), Error> {
-    let blank = LayerStep::blank(arch.block.clone(), arch.layers_per_step);
+    let blank = arch.blank().map_err(|e| Error::BadInput { what: "architecture".into(), reason: e.to_string() })?;
     let pp = PublicParams::setup(&blank, &*S1::ck_floor(), &*S2::ck_floor())
         .map_err(|source| Error::Nova { stage: "parameter setup", source })?;
     let (pk, vk) =

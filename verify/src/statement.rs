@@ -227,6 +227,7 @@ impl Statement {
             if seg.architecture_digest != arch.digest_hex() {
                 return bad(format!("segment {j}: architecture_digest does not match the architecture"));
             }
+            arch.check().or_else(|e| bad(format!("segment {j}: {e}")))?;
         }
         check_chain(
             self.segments.iter().map(|s| (&s.architecture.block, s.num_layers, s.architecture.layers_per_step)),
@@ -314,6 +315,16 @@ fn check_size(arch: &Architecture) -> Result<(), String> {
     }
     // Layers of one kind per step: all of a multi-layer block's, or k one-layer blocks.
     let copies = if stages.len() == 1 { k } else { 1 };
+    // A tile of a tiled convolution reads `rows·stride + kernel` of its `height` input
+    // rows: an upper bound on its share of the layer's work and input (and it holds all
+    // the weights).
+    let share = |v: u128| match (arch.tile_rows, stages[0].shape) {
+        (Some(rows), LinearShape::Conv(c)) => {
+            let window = rows as u128 * c.stride[0] as u128 + c.kernel[0] as u128;
+            (v * window / (c.height as u128).max(1)).min(v)
+        }
+        _ => v,
+    };
     let mut estimate = 10_000u128;
     for spec in stages {
         let (inputs, outputs, weights, per_layer) = layer_size(spec);
@@ -323,10 +334,9 @@ fn check_size(arch: &Architecture) -> Result<(), String> {
         if weights > MAX_WEIGHTS {
             return Err(format!("a layer has more than {MAX_WEIGHTS} weights"));
         }
-        estimate += (per_layer + weights * 2) * copies;
+        estimate += (share(per_layer) + weights * 10) * copies;
     }
-    let inputs = arch.block.num_inputs() as u128;
-    estimate += inputs * 10;
+    estimate += share(arch.block.num_inputs() as u128 * 10);
     if estimate > MAX_STEP_CONSTRAINTS {
         return Err(format!(
             "a step of about {estimate} constraints is larger than the {MAX_STEP_CONSTRAINTS} this verifier derives keys for"

@@ -38,18 +38,22 @@ pub fn verify_proof(statement: &Statement, proof: &[u8], vks: &[&VerifierKey]) -
     for (j, (seg, snark)) in statement.segments.iter().zip(&snarks).enumerate() {
         let key = archs.iter().position(|a| **a == seg.architecture).expect("listed");
         let layers = seg.num_layers;
-        let z0 = statement.z0(j).to_vec();
-        let steps = crate::statement::num_steps(layers, seg.architecture.layers_per_step);
+        let arch = &seg.architecture;
+        let z0 = arch.z(&statement.z0(j));
+        let steps = arch.steps(layers);
         // A panic inside the SNARK verifier on hostile bytes must still be a rejection.
         let result = catch_unwind(AssertUnwindSafe(|| snark.verify(vks[key], steps, &z0))).map_err(|_| {
             VerifyError::ProofInvalid { segment: j, layers, reason: "the verifier panicked on this proof".into() }
         })?;
         let zn = result.map_err(|e| VerifyError::ProofInvalid { segment: j, layers, reason: e.to_string() })?;
-        let expected = statement.zn(j).to_vec();
+        let expected = arch.z(&statement.zn(j));
         for (what, i) in [("layer count", 0), ("model commitment", 1), ("activation commitment", 2)] {
             if zn.get(i) != expected.get(i) {
                 return Err(VerifyError::StateMismatch { segment: j, what });
             }
+        }
+        if zn != expected {
+            return Err(VerifyError::StateMismatch { segment: j, what: "tile state (a layer left unfinished)" });
         }
     }
     Ok(())

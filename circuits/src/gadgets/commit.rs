@@ -90,7 +90,6 @@ pub fn domain_tag(tag: u64, len: usize) -> F {
     F::from(tag) + F::from(len as u64) * F::from(2).pow_vartime([64u64])
 }
 
-
 /// Packs unsigned values of `bits` bits, `⌊252/bits⌋` per field element, little-endian.
 pub fn pack_native(values: &[u64], bits: u32) -> Vec<F> {
     let shift = F::from(2).pow_vartime([u64::from(bits)]);
@@ -178,7 +177,8 @@ impl Layout {
         let two64 = F::from(2).pow_vartime([64u64]);
         let [_, h, _] = self.dims;
         F::from(TAG_ACTIVATIONS)
-            + two64 * (F::from(self.len() as u64) + two64 * (F::from(h as u64) + two64 * F::from(self.link_rows as u64)))
+            + two64
+                * (F::from(self.len() as u64) + two64 * (F::from(h as u64) + two64 * F::from(self.link_rows as u64)))
     }
 }
 
@@ -212,8 +212,7 @@ pub fn activation_commitment_native(acts: &[u8], layout: Layout, blind: F) -> F 
     assert!(layout.check().is_ok() && layout.len() == acts.len(), "layout {layout:?} for {} values", acts.len());
     let mut link = (layout.tag(), blind);
     for first in (0..layout.dims[1]).step_by(layout.link_rows) {
-        let values: Vec<u8> =
-            (first..first + layout.link_rows).flat_map(|y| layout.row(y)).map(|i| acts[i]).collect();
+        let values: Vec<u8> = (first..first + layout.link_rows).flat_map(|y| layout.row(y)).map(|i| acts[i]).collect();
         link = (chain_link_native(link.0, link.1, &values), F::ZERO);
     }
     link.0

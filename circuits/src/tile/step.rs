@@ -66,7 +66,11 @@ impl TileStep {
         let g = spec.geometry()?;
         let layout = Layout::by_rows(spec.layer.input_dims());
         if input.len() != layout.len() {
-            return Err(QuantError::WrongLength { what: "input activations", expected: layout.len(), got: input.len() });
+            return Err(QuantError::WrongLength {
+                what: "input activations",
+                expected: layout.len(),
+                got: input.len(),
+            });
         }
         check_activations(input)?;
         if tile >= g.tiles {
@@ -109,10 +113,8 @@ impl TileStep {
 
     /// Tile 0 of the given spec with all-zero values, for parameter setup.
     pub fn blank(spec: TileSpec) -> Result<Self, QuantError> {
-        let layer_weights = LayerWeights {
-            weights: vec![0; spec.layer.num_weights()],
-            bias: vec![0; spec.layer.shape.num_biases()],
-        };
+        let layer_weights =
+            LayerWeights { weights: vec![0; spec.layer.num_weights()], bias: vec![0; spec.layer.shape.num_biases()] };
         let input = vec![0; spec.layer.num_inputs()];
         Self::new(spec, 0, &input, TileWitness { layer_weights, blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO })
     }
@@ -231,7 +233,12 @@ fn is_zero<CS: ConstraintSystem<F>>(cs: &mut CS, x: &Term) -> Result<AllocatedNu
     let out = AllocatedNum::alloc(cs.namespace(|| "is zero"), || {
         x.1.map(|v| if v.is_zero_vartime() { F::ONE } else { F::ZERO }).ok_or(SynthesisError::AssignmentMissing)
     })?;
-    cs.enforce(|| "x·inv = 1 - out", |_| x.0.clone(), |lc| lc + inv.get_variable(), |lc| lc + CS::one() - out.get_variable());
+    cs.enforce(
+        || "x·inv = 1 - out",
+        |_| x.0.clone(),
+        |lc| lc + inv.get_variable(),
+        |lc| lc + CS::one() - out.get_variable(),
+    );
     cs.enforce(|| "x·out = 0", |_| x.0.clone(), |lc| lc + out.get_variable(), |lc| lc);
     Ok(out)
 }
@@ -322,7 +329,12 @@ impl StepCircuit<F> for TileStep {
             let shared = |range: std::ops::Range<usize>| range.flat_map(|i| rows[i].clone()).collect::<Vec<_>>();
             let opened = chain_link(&mut cs.namespace(|| "open halo"), halo_tag.clone(), zero(), &shared(0..g.halo))?;
             equal_if(&mut cs.namespace(|| "halo opens"), &not_first, &Term::var(&opened), &Term::var(halo));
-            Term::var(&chain_link(&mut cs.namespace(|| "commit halo"), halo_tag, zero(), &shared(g.advance..g.window()))?)
+            Term::var(&chain_link(
+                &mut cs.namespace(|| "commit halo"),
+                halo_tag,
+                zero(),
+                &shared(g.advance..g.window()),
+            )?)
         } else {
             Term::constant::<CS>(F::ZERO)
         };
@@ -355,7 +367,8 @@ impl StepCircuit<F> for TileStep {
             };
             let link = Term::var(&chain_link(&mut cs.namespace(|| "link"), prev, aux, values)?);
             let always = i >= g.halo && i < g.window() && !g.pad_first[i] && !g.pad_last[i];
-            chain = if always { link } else { Term::var(&select(&mut cs.namespace(|| "keep"), &absorb, &link, &chain)?) };
+            chain =
+                if always { link } else { Term::var(&select(&mut cs.namespace(|| "keep"), &absorb, &link, &chain)?) };
         }
         // the last tile: the chain must be the layer's input commitment
         equal_if(&mut cs.namespace(|| "input opens"), &last, &chain, &Term::var(acts));
@@ -380,8 +393,14 @@ impl StepCircuit<F> for TileStep {
             .map(|(i, &b)| AllocatedNum::alloc(cs.namespace(|| format!("bias{i}")), || Ok(int_to_field(b.into()))))
             .collect::<Result<_, _>>()?;
         let before = select(&mut cs.namespace(|| "model before"), &first, &Term::var(model), &Term::var(prev_model))?;
-        let next_model =
-            model_update(&mut cs.namespace(|| "model commitment"), inner.digest, &salt, &before, &weights_unsigned, &bias)?;
+        let next_model = model_update(
+            &mut cs.namespace(|| "model commitment"),
+            inner.digest,
+            &salt,
+            &before,
+            &weights_unsigned,
+            &bias,
+        )?;
         equal_if(&mut cs.namespace(|| "same weights"), &not_first, &Term::var(&next_model), &Term::var(model));
 
         // the convolution of the band

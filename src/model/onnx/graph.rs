@@ -516,11 +516,9 @@ impl Walker {
         let bias = bias.into_iter().map(|v| beta * v).collect();
         let shape = match self.act {
             // Gemm weights `[o][c·H·W + y·W + x]` are the convolution's `[o][c][y][x]`
-            Act::Flattened(c, h, w) => LinearShape::Conv(ConvShape {
-                kernel: [h, w],
-                pads: [0; 4],
-                ..ConvShape::same(c, outputs, h, w, 1)
-            }),
+            Act::Flattened(c, h, w) => {
+                LinearShape::Conv(ConvShape { kernel: [h, w], pads: [0; 4], ..ConvShape::same(c, outputs, h, w, 1) })
+            }
             _ => LinearShape::Dense(DenseShape { inputs, outputs }),
         };
         self.start(node, shape, weights, bias, Act::Flat(outputs))
@@ -540,9 +538,10 @@ impl Walker {
             let p =
                 self.pending_at(node, &[Stage::Linear], "add a constant bias right after a Conv, Gemm or MatMul")?;
             let n = p.layer.kind.num_biases();
-            let per_channel = match p.layer.kind {
-                LinearShape::Dense(_) => matches!(c.dims.as_slice(), [m] | [1, m] if *m == n),
-                LinearShape::Conv(_) => matches!(c.dims.as_slice(), [m, 1, 1] | [1, m, 1, 1] if *m == n),
+            // a Gemm or MatMul gives a vector (even one imported as a full-image convolution)
+            let per_channel = match act {
+                Act::Flat(_) | Act::Flattened(..) => matches!(c.dims.as_slice(), [m] | [1, m] if *m == n),
+                Act::Chw(..) => matches!(c.dims.as_slice(), [m, 1, 1] | [1, m, 1, 1] if *m == n),
             };
             if per_channel {
                 p.layer.bias.iter_mut().zip(&c.values).for_each(|(b, v)| *b += *v as f32);
