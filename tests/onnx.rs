@@ -10,7 +10,6 @@ use fold_ml::model::onnx::graph::FloatShortcut;
 use fold_ml::model::onnx::{self, float, graph, quantize, FloatLayer, FloatLayers, TractModel};
 use fold_ml::{Error, F};
 use fold_ml_circuits::gadgets::conv::ConvShape;
-use fold_ml_circuits::gadgets::dense::DenseShape;
 use fold_ml_circuits::gadgets::linear::LinearShape;
 use fold_ml_circuits::gadgets::pool::PoolKind;
 use rand_chacha::ChaCha8Rng;
@@ -514,7 +513,10 @@ fn constant_nodes_identity_and_dropout_are_understood() {
     let float_model = onnx::read_float_model(&path).unwrap();
     let [conv, dense] = float_model.layers.as_slice() else { panic!("two layers expected") };
     assert_eq!(conv.origin, ["conv", "relu", "flat"]);
-    assert_eq!(dense.kind, LinearShape::Dense(DenseShape { inputs: 48, outputs: 5 }));
+    // a MatMul of the flattened 3×4×4 image: a convolution whose kernel covers it (the
+    // tensor keeps its rows, how a tiled neighbour commits it)
+    let full = ConvShape { kernel: [4, 4], pads: [0; 4], ..ConvShape::same(3, 5, 4, 4, 1) };
+    assert_eq!(dense.kind, LinearShape::Conv(full));
     assert_eq!(dense.origin, ["mm", "bias"]);
     let tract = TractModel::load(&path, &float_model.input_shape).unwrap();
     for x in uniform_inputs(TEST_SEED, 4, 32) {

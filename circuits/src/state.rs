@@ -11,9 +11,12 @@
 //!   therefore a commitment to every layer's spec and weights in order — the function,
 //!   not just the weights — which the holder of the model file recomputes natively
 //!   ([`crate::reference::model_commitment`]).
-//! - `activations`: `H(TAG_ACTIVATIONS, blind, pack7(a))` of the current activations.
-//!   Each step opens it (its private input activations and blind must hash to `z_in`'s
-//!   value, or the step is unsatisfiable) and commits to its outputs under a fresh blind.
+//! - `activations`: a commitment to the current activations under a blind: the hash chain
+//!   over their rows of [`crate::commit::activation_commitment`] (one link for the whole
+//!   tensor, or one per row next to a tiled layer, [`crate::commit::Layout`]). Each step
+//!   opens it (its private input activations and blind must hash to `z_in`'s value, or the
+//!   step is unsatisfiable) and commits to its outputs under a fresh blind. A tiled
+//!   layer's steps carry five more slots inside the layer ([`crate::tile::TileState`]).
 //!
 //! Sufficiency: by induction over the steps, and collision resistance of Poseidon, a valid
 //! IVC proof from `z0 = [0, start, C_in]` to `zN = [N, M, C_out]` shows that there are

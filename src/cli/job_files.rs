@@ -44,13 +44,21 @@ pub fn run_status(dir: &Path) -> anyhow::Result<ExitCode> {
     };
     println!("job {}: {state}", dir.display());
     println!("  layers       {}/{}", s.done, s.total);
+    if let Some([t, n]) = s.tile {
+        println!("  tiles        {t}/{n} of layer {}", s.done + 1);
+    }
     if let Some(r) = s.rate {
         println!("  rate         {r:.2} layers/s");
     }
     if let (Some(eta), false) = (s.eta_seconds(), s.finished) {
         println!("  ETA          {eta:.0} s");
     }
-    println!("  checkpoint   {}", s.last_checkpoint.map_or("none".into(), |k| format!("{k} layers")));
+    let checkpoint = match s.last_checkpoint {
+        None => "none".into(),
+        Some((k, 0)) => format!("{k} layers"),
+        Some((k, t)) => format!("{k} layers and {t} tiles of the next"),
+    };
+    println!("  checkpoint   {checkpoint}");
     if let Some(e) = s.last_event {
         println!("  last event   {e}");
     }

@@ -124,6 +124,11 @@ pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     };
     let spec = model.spec();
     let n = model.num_layers();
+    let budget = args.step.fold_budget.map(|b| b as usize);
+    let archs = fold_ml::prove::plan::architectures(model.as_ref(), args.step.layers_per_step, budget);
+    if let Some(rows) = archs[0].tile_rows {
+        return inspect_tiled(&archs[0], rows, n);
+    }
     let one = StepCost::of(&spec);
     let sizes = StepSizes::of(&fold_ml_circuits::layer::BlockSpec::layer(spec));
     let auto = auto_layers_per_step(&sizes, n);
@@ -176,6 +181,36 @@ pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
         "  proof ~11 KB; checkpoint ~{:.1} MB; verifier key ~{:.0} MB",
         e.checkpoint_bytes / 1e6,
         e.vk_bytes / 1e6
+    );
+    println!("estimates from a cost model fitted on a 2-core machine; see the README for measured figures");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The plan of a synthetic model whose layers are tiled.
+fn inspect_tiled(arch: &fold_ml::model::Architecture, rows: usize, layers: usize) -> anyhow::Result<ExitCode> {
+    use fold_ml::prove::plan::{estimate_steps, NOVA_PRIMARY_OVERHEAD, NOVA_SECONDARY};
+    let spec = fold_ml_circuits::step::tile_spec(&arch.block, rows)?;
+    let tile = fold_ml_circuits::cost::StepCost::of_tile(&spec)?;
+    let rough = fold_ml_circuits::cost::StepCost::rough(&arch.block);
+    let steps = arch.steps(layers);
+    let e = estimate_steps(tile.constraints + NOVA_PRIMARY_OVERHEAD, steps);
+    println!("model of {layers} layers {}", shape_name(&spec.layer.shape));
+    println!("  a whole layer would be a step of about {rough} constraints: over the fold budget (--fold-budget)");
+    println!(
+        "  tiled: {rows} output rows per tile, {} tiles per layer, {} constraints per tile ({} MACs, {:.2} per MAC)",
+        arch.tiles(),
+        tile.constraints,
+        tile.macs,
+        tile.per_mac()
+    );
+    println!(
+        "         products {}, requantization {}, input range {}, weight range {}, commitments and tiling {}",
+        tile.products, tile.requant, tile.input_range, tile.weight_range, tile.hashing
+    );
+    println!("  {steps} folds of {} + {NOVA_SECONDARY} constraints", e.constraints);
+    println!(
+        "  estimated folding {:.0} s, compression {:.0} s, peak memory {:.0} MiB",
+        e.fold_s, e.compress_s, e.peak_mib
     );
     println!("estimates from a cost model fitted on a 2-core machine; see the README for measured figures");
     Ok(ExitCode::SUCCESS)

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// `format` of a manifest.
 pub const MANIFEST_FORMAT: &str = "fold-ml job manifest";
 /// Manifest format version.
-pub const MANIFEST_VERSION: u16 = 2;
+pub const MANIFEST_VERSION: u16 = 3;
 
 /// How the model is obtained.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,8 +12,10 @@ pub struct JobStatus {
     pub total: usize,
     /// Layers folded (by the latest run, or in the newest checkpoint).
     pub done: usize,
-    /// Layers in the newest checkpoint file.
-    pub last_checkpoint: Option<usize>,
+    /// Layers in the newest checkpoint file, and tiles of the next layer.
+    pub last_checkpoint: Option<(usize, usize)>,
+    /// Tiles of the next layer folded and its tile count, when a tiled layer is under way.
+    pub tile: Option<[usize; 2]>,
     /// Layers per second of the latest run, if it folded anything.
     pub rate: Option<f64>,
     /// Process proving it now, if any.
@@ -35,14 +37,19 @@ impl JobStatus {
 pub fn status(dir: &Path) -> Result<JobStatus, Error> {
     let manifest = read_manifest(dir)?;
     let events = EventLog::read(dir);
-    let last_checkpoint = checkpoint::list(dir).first().map(|(k, _)| k.0);
+    let last_checkpoint = checkpoint::list(dir).first().map(|(k, _)| *k);
+    let tile = match events.last().map(|e| &e.event) {
+        Some(JobEvent::Folded { tile, .. }) => *tile,
+        _ => None,
+    };
     let (done_in_log, rate) = latest_run(&events);
     let finished = dir.join("statement.json").exists();
     let total = manifest.job.num_layers;
     Ok(JobStatus {
         total,
-        done: if finished { total } else { done_in_log.unwrap_or(0).max(last_checkpoint.unwrap_or(0)) },
+        done: if finished { total } else { done_in_log.unwrap_or(0).max(last_checkpoint.map_or(0, |k| k.0)) },
         last_checkpoint,
+        tile: tile.filter(|_| !finished),
         rate,
         running_pid: lock::holder(dir),
         finished,

@@ -188,13 +188,12 @@ pub fn architectures(
             if let Some(rows) = tile_rows(&spec, untiled, budget) {
                 return Architecture::tiled(spec, rows);
             }
-            let sizes = StepSizes::of(&spec);
-            let stackable = spec.num_inputs() == spec.num_outputs();
+            let stackable = spec.input_layout() == spec.output_layout();
             let k = match layers_per_step {
                 _ if spec.num_stages() > 1 => spec.num_stages(),
                 _ if !stackable => 1,
                 Some(k) => k,
-                None => auto_layers_per_step(&sizes, seg.num_layers()),
+                None => auto_layers_per_step(&StepSizes::of(&spec), seg.num_layers()),
             };
             Architecture::new(spec, k)
         })

@@ -20,7 +20,7 @@ pub const STATEMENT_FORMAT: &str = "fold-ml statement";
 pub const MAX_LAYERS_PER_STEP: usize = 256;
 /// Statement format version (3: architecture-bound, hiding model commitment from a fixed
 /// start; public outputs opened with their blind).
-pub const STATEMENT_VERSION: u16 = 5;
+pub const STATEMENT_VERSION: u16 = 6;
 /// Largest number of segments in a statement.
 pub const MAX_SEGMENTS: usize = 4096;
 /// Largest `statement.json` the verifier reads, in bytes.

@@ -159,7 +159,7 @@ impl Layout {
     /// Checks that `link_rows` divides a non-zero height.
     pub fn check(&self) -> Result<(), String> {
         let h = self.dims[1];
-        if h == 0 || self.link_rows == 0 || h % self.link_rows != 0 {
+        if h == 0 || self.link_rows == 0 || !h.is_multiple_of(self.link_rows) {
             return Err(format!("{} rows per link do not divide a height of {h}", self.link_rows));
         }
         Ok(())
