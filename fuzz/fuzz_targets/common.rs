@@ -27,6 +27,7 @@ pub fn genuine() -> &'static Genuine {
             checkpoint_every: CheckpointPolicy::Layers(100),
             restart: false,
             layers_per_step: Some(1),
+            fold_budget: None,
         };
         job::run(&dir.join("job"), &req, &mut |_| {}).expect("proving succeeds");
         let statement: Statement =
