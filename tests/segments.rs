@@ -220,3 +220,56 @@ fn a_job_resumes_inside_a_later_segment() {
     let honest = statement(&reference()).output;
     assert_eq!((&s.output.values, s.output.class), (&honest.values, honest.class));
 }
+
+/// conv 1→4 on 16×16; conv 4→4 with 2×2 max pooling (tiled); a dense head 256→3.
+fn mixed_network() -> Network {
+    let conv = |ci, co| LinearShape::Conv(ConvShape::same(ci, co, 16, 16, 3));
+    let stem = LayerSpec::new(conv(1, 4), RequantSpec::new(3, 16).unwrap());
+    let mut body = LayerSpec::new(conv(4, 4), RequantSpec::new(5, 18).unwrap());
+    body.pool = Some(Pool::square(PoolKind::Max, 2));
+    let head_shape = ConvShape { kernel: [8, 8], pads: [0; 4], ..ConvShape::same(4, 3, 8, 8, 1) };
+    let head = LayerSpec::new(LinearShape::Conv(head_shape), RequantSpec::new(7, 22).unwrap());
+    let layer = |spec: &LayerSpec, s: u64| LayerWeights {
+        weights: weights(spec.shape.num_weights(), s, 6),
+        bias: (0..spec.shape.num_biases() as i32).map(|b| 4 + 3 * b).collect(),
+    };
+    let segment = |spec: LayerSpec, s: u64, name: &str| Segment {
+        spec: BlockSpec::layer(spec),
+        layers: vec![layer(&spec, s)],
+        origin: vec![name.into()],
+    };
+    Network {
+        version: NETWORK_VERSION,
+        name: "mixed".into(),
+        input: InputQuant { shape: vec![1, 16, 16], scale: 1.0 / 127.0, zero_point: 0 },
+        output: OutputQuant { scale: 0.1, zero_point: 0 },
+        salt: fold_ml::F::from(77),
+        segments: vec![segment(stem, 1, "stem"), segment(body, 2, "body"), segment(head, 3, "head")],
+    }
+}
+
+#[test]
+fn a_tiled_segment_between_whole_ones_hands_its_tensors_over() {
+    use fold_ml_circuits::cost::StepCost;
+    let net = mixed_network();
+    net.check().expect("a valid network");
+    let cost = |j: usize| StepCost::of_step(&net.segments[j].spec, 1).constraints;
+    let budget = cost(0).max(cost(2)) + 1;
+    assert!(cost(1) > budget, "the body is over the budget: {} vs {budget}", cost(1));
+    let file = scratch().join("mixed.foldml");
+    net.write(&file).unwrap();
+    let dir = scratch().join("mixed");
+    let input: Vec<u8> = (0..256).map(|i| (i * 29 % 128) as u8).collect();
+    let req = JobRequest { fold_budget: Some(budget), ..request(&net, &file, input.clone()) };
+    job::run(&dir, &req, &mut |_| {}).expect("proving succeeds");
+    let s = verdict(&dir).expect("accepted");
+    let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
+    assert_eq!(archs.iter().map(|a| a.tile_rows.is_some()).collect::<Vec<_>>(), [false, true, false]);
+    let links: Vec<[bool; 2]> = archs.iter().map(|a| a.block.row_links).collect();
+    assert_eq!(links, [[false, true], [true, true], [true, false]], "row links next to the tiled layer only");
+    let out = net.run_native(&input).unwrap();
+    assert!(out.iter().any(|&v| v > 0), "a live output: {out:?}");
+    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
+    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
+    assert_eq!(verify_cli(&dir).0, 0);
+}

@@ -94,23 +94,27 @@ impl StepCost {
         let step = TileStep::blank(*spec)?;
         step.synthesize(&mut cs, &z).map_err(|e| QuantError::BadSpec(e.to_string()))?;
         let layer = spec.layer.linear(spec.layer.zero_point);
-        let outputs = spec.layer.num_outputs() / g.tiles;
         // the layer's multiply-accumulates per tile; the band also multiplies padding rows
         let macs = layer.macs() / g.tiles;
         let mut band = spec.conv()?;
         (band.height, band.pads[0], band.pads[2]) = (g.band, 0, 0);
         let products = LinearShape::Conv(band).macs();
-        let requant = outputs * requant_constraints(spec.layer.requant);
+        let band_outputs = LinearShape::Conv(band).num_outputs();
+        let requant = band_outputs * requant_constraints(spec.layer.requant);
+        let pool = spec.layer.pool.map_or(0, |mut p| {
+            (p.pads[0], p.pads[2]) = (0, 0);
+            p.constraints(band.output_dims())
+        });
         let input_range = g.rows() * spec.layer.input_dims()[0] * spec.layer.input_dims()[2] * ACT_BITS as usize;
         let weight_range = layer.num_weights() * WEIGHT_BITS as usize;
-        let counted = products + requant + input_range + weight_range;
+        let counted = products + requant + pool + input_range + weight_range;
         Ok(Self {
             constraints: cs.num_constraints(),
             variables: cs.num_aux() - TILE_ARITY,
             macs,
             products,
             requant,
-            pool: 0,
+            pool,
             input_range,
             weight_range,
             hashing: cs.num_constraints().saturating_sub(counted),

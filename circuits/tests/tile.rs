@@ -4,6 +4,7 @@
 
 use ff::Field;
 use fold_ml_circuits::commit::{activation_commitment_native, Layout};
+use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerStep, LayerWeights, StepWitness};
 use fold_ml_circuits::quant::RequantSpec;
@@ -95,9 +96,19 @@ fn tiled_convs() -> impl Strategy<Value = TileSpec> {
             groups: 1,
         })
         .prop_filter("a valid geometry", |c| c.check().is_ok());
-    (conv, 1usize..6, 0u8..4, 2u32..6).prop_filter_map("a tiling that fits", |(c, r, zp, shift)| {
+    let pool = proptest::option::weighted(
+        0.4,
+        (any::<bool>(), 1usize..4, 1usize..3, [0usize..2, 0..2, 0..2, 0..2]).prop_map(|(max, k, s, pads)| Pool {
+            kind: if max { PoolKind::Max } else { PoolKind::Average },
+            kernel: [k, k],
+            stride: [s, s],
+            pads: pads.map(|p| p.min(k - 1)),
+        }),
+    );
+    (conv, 1usize..6, 0u8..4, 2u32..6, pool).prop_filter_map("a tiling that fits", |(c, r, zp, shift, pool)| {
         let mut layer = LayerSpec::new(LinearShape::Conv(c), RequantSpec::new(shift, 20).unwrap());
         layer.zero_point = zp;
+        layer.pool = pool.filter(|p| p.check(c.output_dims()).is_ok());
         let spec = TileSpec { layer, rows: r };
         spec.geometry().is_ok().then_some(spec)
     })
@@ -131,8 +142,8 @@ proptest! {
         prop_assert_eq!(absorbed, (0..c.height).collect::<Vec<_>>());
         for t in 0..g.tiles {
             for j in 0..g.band {
-                // band row j of tile t is padded input row t·R·s + j - top
-                let v = (t * g.advance + j) as i64 - c.pads[0] as i64;
+                // band row j of tile t is padded input row t·advance + j - top
+                let v = (t * g.advance + j) as i64 - g.top as i64;
                 let want = (0..c.height as i64).contains(&v).then_some(v as usize);
                 prop_assert_eq!(g.input_row(t, g.gap + j), want);
             }
@@ -283,6 +294,31 @@ fn a_tampered_input_row_or_a_wrong_blind_is_rejected() {
     let (sat, _) = run(&steps, z0);
     assert_eq!(sat, vec![true, true, true, false]);
     assert!(F::from(99) != F::ZERO);
+}
+
+/// ResNet's stem on a small image: 7×7 stride-2 convolution padded by 3, then a 3×3
+/// stride-2 max pooling padded by 1 — padding on both sides of both windows.
+#[test]
+fn a_strided_padded_convolution_with_padded_max_pooling_tiles() {
+    let c = ConvShape { stride: [2, 2], ..ConvShape::same(2, 3, 32, 8, 7) };
+    let mut layer = LayerSpec::new(LinearShape::Conv(c), RequantSpec::new(7, 22).unwrap());
+    layer.pool = Some(Pool { kind: PoolKind::Max, kernel: [3, 3], stride: [2, 2], pads: [1; 4] });
+    let input: Vec<u8> = (0..c.num_inputs()).map(|i| (i * 53 % 128) as u8).collect();
+    let weights = (0..c.num_weights()).map(|i| (i as i64 * 13 % 90 - 40) as i8).collect();
+    let w = LayerWeights { weights, bias: vec![300, -200, 100] };
+    // one pooled row per tile would put the padding above the image in the second tile too
+    assert!(TileSpec { layer, rows: 1 }.geometry().is_err());
+    for rows in [2, 4] {
+        let spec = TileSpec { layer, rows };
+        let g = spec.geometry().unwrap();
+        assert_eq!(g.tiles, 8 / rows);
+        let whole = untiled(&spec, &input, &w);
+        assert!(whole.output().iter().any(|&v| v > 0), "a live output");
+        let z0 = start(&spec, &input);
+        let (sat, end) = run(&tiles(spec, &input, &w), z0);
+        assert!(sat.iter().all(|&s| s), "{sat:?}");
+        assert_eq!(end, TileState::boundary(whole.next_state(&z0.base)));
+    }
 }
 
 #[test]

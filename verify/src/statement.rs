@@ -315,12 +315,13 @@ fn check_size(arch: &Architecture) -> Result<(), String> {
     }
     // Layers of one kind per step: all of a multi-layer block's, or k one-layer blocks.
     let copies = if stages.len() == 1 { k } else { 1 };
-    // A tile of a tiled convolution reads `rows·stride + kernel` of its `height` input
-    // rows: an upper bound on its share of the layer's work and input (and it holds all
-    // the weights).
+    // A tile of a tiled convolution reads `(rows·pool stride + pool kernel)·stride +
+    // kernel` of its `height` input rows: an upper bound on its share of the layer's work
+    // and input (and it holds all the weights).
     let share = |v: u128| match (arch.tile_rows, stages[0].shape) {
         (Some(rows), LinearShape::Conv(c)) => {
-            let window = rows as u128 * c.stride[0] as u128 + c.kernel[0] as u128;
+            let (pk, ps) = stages[0].pool.map_or((1, 1), |p| (p.kernel[0] as u128, p.stride[0] as u128));
+            let window = (rows as u128 * ps + pk) * c.stride[0] as u128 + c.kernel[0] as u128;
             (v * window / (c.height as u128).max(1)).min(v)
         }
         _ => v,

@@ -2,6 +2,7 @@
 
 use crate::gadgets::conv::ConvShape;
 use crate::gadgets::linear::LinearShape;
+use crate::gadgets::pool::PoolKind;
 use crate::quant::QuantError;
 use crate::spec::LayerSpec;
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TileSpec {
-    /// The layer (a convolution without pooling or shortcut terms).
+    /// The layer (a convolution without shortcut terms, pooled or not).
     pub layer: LayerSpec,
     /// Output rows per tile (divides the output height, at least two tiles).
     pub rows: usize,
@@ -50,6 +51,13 @@ pub struct TileGeometry {
     pub pad_first: Vec<bool>,
     /// Per witness row before the tail: padding (or unused) in the last tile.
     pub pad_last: Vec<bool>,
+    /// Convolution output rows a pooled tile computes (its pooling windows' band).
+    pub mid_band: usize,
+    /// Per convolution output row of the band: outside the image (pooling padding) in the
+    /// first tile; such rows are set to 0, which no maximum can exceed.
+    pub mid_pad_first: Vec<bool>,
+    /// The same in the last tile.
+    pub mid_pad_last: Vec<bool>,
 }
 
 impl TileSpec {
@@ -66,17 +74,28 @@ impl TileSpec {
         let bad = |m: String| Err(QuantError::BadSpec(m));
         self.layer.check()?;
         let c = self.conv()?;
-        if self.layer.pool.is_some() || self.layer.skip != 0 || self.layer.projection.is_some() {
-            return bad("tiling a layer with pooling or shortcut terms is not supported".into());
+        if self.layer.skip != 0 || self.layer.projection.is_some() {
+            return bad("tiling a layer with shortcut terms is not supported".into());
         }
-        let (height, k, s, top) = (c.height, c.kernel[0], c.stride[0], c.pads[0]);
-        let out = c.out_size().0;
+        let (height, k, s) = (c.height, c.kernel[0], c.stride[0]);
+        let mid_height = c.out_size().0;
+        // the pooling window over the convolution's output rows (none: a 1-row window)
+        let (pk, ps, ptop, out) = match self.layer.pool {
+            Some(p) if p.kind == PoolKind::Average && (p.pads[0], p.pads[2]) != (0, 0) => {
+                return bad("tiling an average pooling padded above or below is not supported".into());
+            }
+            Some(p) => (p.kernel[0], p.stride[0], p.pads[0], self.layer.output_dims()[1]),
+            None => (1, 1, 0, mid_height),
+        };
         let r = self.rows;
         if r == 0 || out % r != 0 || out / r < 2 {
             return bad(format!("{r} rows per tile do not cut {out} output rows into two or more tiles"));
         }
         let tiles = out / r;
-        let (advance, band) = (r * s, (r - 1) * s + k);
+        // tile t pools convolution rows t·mid_advance - ptop + [0, mid_band), which read
+        // input rows t·advance - top + [0, band)
+        let (mid_advance, mid_band) = (r * ps, (r - 1) * ps + pk);
+        let (advance, band, top) = (mid_advance * s, (mid_band - 1) * s + k, ptop * s + c.pads[0]);
         let (gap, halo) = (advance.saturating_sub(band), band.saturating_sub(advance));
         let end = (tiles - 1) * advance + band; // past the last band, counting the top padding
         let tail = (height + top).saturating_sub(end);
@@ -92,7 +111,25 @@ impl TileSpec {
         let n = window + tail;
         let pad_first: Vec<bool> = (0..window).map(|i| !real(0, i)).collect();
         let pad_last: Vec<bool> = (0..window).map(|i| !real(tiles - 1, i)).collect();
-        let geometry = TileGeometry::place(tiles, [advance, band, gap, halo, tail, top, height], pad_first, pad_last);
+        let mid_real =
+            |t: usize, i: usize| (0..mid_height as i64).contains(&((t * mid_advance + i) as i64 - ptop as i64));
+        let (mid_pad_first, mid_pad_last) = match self.layer.pool {
+            Some(_) => (
+                (0..mid_band).map(|i| !mid_real(0, i)).collect(),
+                (0..mid_band).map(|i| !mid_real(tiles - 1, i)).collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let mut geometry =
+            TileGeometry::place(tiles, [advance, band, gap, halo, tail, top, height], pad_first, pad_last);
+        (geometry.mid_band, geometry.mid_pad_first, geometry.mid_pad_last) = (mid_band, mid_pad_first, mid_pad_last);
+        for t in 0..tiles {
+            for i in (0..mid_band).filter(|_| self.layer.pool.is_some()) {
+                if mid_real(t, i) != geometry.mid_is_real(t, i) {
+                    return bad(format!("tiles of {r} rows place pooling padding in a middle tile; use more rows"));
+                }
+            }
+        }
         // The circuit knows only "first" and "last": every tile in between must read real
         // rows only, the first none of the last's padding, halo rows must be real
         // wherever they are carried, and the input's row 0 must sit in the first tile.
@@ -113,7 +150,27 @@ impl TileSpec {
 impl TileGeometry {
     fn place(tiles: usize, dims: [usize; 7], pad_first: Vec<bool>, pad_last: Vec<bool>) -> Self {
         let [advance, band, gap, halo, tail, top, height] = dims;
-        Self { tiles, advance, band, gap, halo, tail, top, height, pad_first, pad_last }
+        let (mid_band, mid_pad_first, mid_pad_last) = (0, Vec::new(), Vec::new());
+        Self {
+            tiles,
+            advance,
+            band,
+            gap,
+            halo,
+            tail,
+            top,
+            height,
+            pad_first,
+            pad_last,
+            mid_band,
+            mid_pad_first,
+            mid_pad_last,
+        }
+    }
+
+    /// Whether convolution output row `i` of a pooled tile `t`'s band is in the image.
+    pub fn mid_is_real(&self, t: usize, i: usize) -> bool {
+        !((t == 0 && self.mid_pad_first[i]) || (t + 1 == self.tiles && self.mid_pad_last[i]))
     }
 
     /// Witness rows per tile.

@@ -19,8 +19,11 @@
 //! - derives the model commitment from the one before the layer (`prev_model`) with its
 //!   own range-checked weights; every tile but the first must arrive at the first tile's;
 //! - computes its band's output rows (one constraint per multiply-accumulate, then the
-//!   bit-decomposition requantization of [`crate::gadgets::requant`]) and absorbs them into
-//!   `out_chain`, output row 0 starting from the output tag and `blind_out`;
+//!   bit-decomposition requantization of [`crate::gadgets::requant`]; a pooled layer
+//!   computes the convolution rows its pooling windows cover, sets those outside the image
+//!   — only in the first or last tile — to 0, which no maximum exceeds, and pools) and
+//!   absorbs them into `out_chain`, output row 0 starting from the output tag and
+//!   `blind_out`;
 //! - in the last tile, checks `in_chain` = the layer's input commitment and hands
 //!   `out_chain` on as the next layer's input commitment.
 //!

@@ -5,6 +5,7 @@ use super::state::{TileState, TILE_ARITY};
 use crate::commit::{chain_link, chain_link_native, domain_tag, model_update, model_update_native, Layout};
 use crate::gadgets::bits::{add_constant, alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, Linear, LinearShape, OutputHint};
+use crate::gadgets::pool::{pool_window, Pool, PoolHint};
 use crate::layer::LayerWeights;
 use crate::quant::{bits_le, check_activations, int_to_field, QuantError, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET};
 use crate::state::StepState;
@@ -40,6 +41,7 @@ struct Inner {
     rows: Vec<u8>,
     witness: TileWitness,
     hints: Vec<OutputHint>,
+    pool_hints: Vec<PoolHint>,
     output: Vec<u8>,
 }
 
@@ -57,6 +59,15 @@ fn band_linear(spec: &TileSpec, g: &TileGeometry) -> Result<Linear, QuantError> 
     c.pads[2] = 0;
     let zp = spec.layer.zero_point;
     Ok(spec.layer.linear(zp).with_shape(LinearShape::Conv(c)))
+}
+
+/// A pooled tile's pooling over its band of convolution rows (no vertical padding: rows
+/// outside the image are cells set to 0) and the band's dimensions.
+fn band_pool(spec: &TileSpec, g: &TileGeometry) -> Option<(Pool, (usize, usize, usize))> {
+    let mut pool = spec.layer.pool?;
+    (pool.pads[0], pool.pads[2]) = (0, 0);
+    let c = spec.conv().ok()?;
+    Some((pool, (c.channels_out, g.mid_band, c.out_size().1)))
 }
 
 impl TileStep {
@@ -106,9 +117,28 @@ impl TileStep {
         let op = band_linear(&spec, &g)?;
         let w = &witness.layer_weights;
         let hints = linear_hints(&op, &band, &band, &w.weights, &w.bias)?;
-        let output = hints.iter().map(|h| h.requant.y.to_repr().as_ref()[0]).collect();
+        let ys: Vec<u8> = hints.iter().map(|h| h.requant.y.to_repr().as_ref()[0]).collect();
+        let (pool_hints, output) = match band_pool(&spec, &g) {
+            None => (Vec::new(), ys),
+            Some((pool, dims)) => {
+                // convolution rows outside the image: 0, below every real cell
+                let (_, mid, width) = dims;
+                let masked: Vec<u8> = ys
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &y)| if g.mid_is_real(tile, (j / width) % mid) { y } else { 0 })
+                    .collect();
+                let hints: Vec<PoolHint> = pool
+                    .windows(dims)
+                    .iter()
+                    .map(|win| PoolHint::new(pool.kind, &win.iter().map(|&j| masked[j]).collect::<Vec<_>>()))
+                    .collect();
+                let out = hints.iter().map(|h| h.y.to_repr().as_ref()[0]).collect();
+                (hints, out)
+            }
+        };
         let digest = spec.layer.digest_at(0, 1);
-        Ok(Self(Arc::new(Inner { spec, geometry: g, digest, tile, rows, witness, hints, output })))
+        Ok(Self(Arc::new(Inner { spec, geometry: g, digest, tile, rows, witness, hints, pool_hints, output })))
     }
 
     /// Tile 0 of the given spec with all-zero values, for parameter setup.
@@ -415,8 +445,41 @@ impl StepCircuit<F> for TileStep {
             .map(|(i, j)| lc(&rows[i][j]))
             .collect();
         let bias_lc: Vec<_> = bias.iter().map(|b| Num::from(b.clone()).lc(F::ONE)).collect();
-        let outputs =
+        let linear =
             linear_requant(&mut cs.namespace(|| "compute"), &op, (&band, &band), &weights_lc, &bias_lc, &inner.hints)?;
+        let outputs: Vec<Num<F>> = match band_pool(spec, g) {
+            None => linear.into_iter().map(Num::from).collect(),
+            Some((pool, dims)) => {
+                // pooling: convolution rows outside the image (first or last tile) are 0
+                let (_, mid, width) = dims;
+                let mut cells = Vec::with_capacity(linear.len());
+                for (j, y) in linear.iter().enumerate() {
+                    let i = (j / width) % mid;
+                    let (top, bottom) = (g.mid_pad_first[i], g.mid_pad_last[i]);
+                    if !top && !bottom {
+                        cells.push(LinearCombination::zero() + y.get_variable());
+                        continue;
+                    }
+                    let outside = first.scaled(F::from(u64::from(top))).plus(&last, F::from(u64::from(bottom)));
+                    let keep = one.plus(&outside, -F::ONE);
+                    let v = product(&mut cs.namespace(|| format!("mask{j}")), &keep, &Term::var(y))?;
+                    cells.push(LinearCombination::zero() + v.get_variable());
+                }
+                let windows = pool.windows(dims);
+                if windows.len() != inner.pool_hints.len() {
+                    return Err(SynthesisError::Unsatisfiable("pooling witness has the wrong length".into()));
+                }
+                windows
+                    .iter()
+                    .zip(&inner.pool_hints)
+                    .enumerate()
+                    .map(|(o, (win, hint))| {
+                        let win: Vec<_> = win.iter().map(|&j| cells[j].clone()).collect();
+                        pool_window(&mut cs.namespace(|| format!("pool{o}")), pool.kind, &win, hint)
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+        };
 
         // output chain: the tile's rows in order; output row 0 starts it
         let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(inner.witness.blind_out))?;
@@ -427,7 +490,7 @@ impl StepCircuit<F> for TileStep {
             let mut cs = cs.namespace(|| format!("output row {r}"));
             let values: Vec<Num<F>> = (0..och)
                 .flat_map(|c| (0..owidth).map(move |x| (c * spec.rows + r) * owidth + x))
-                .map(|o| Num::from(outputs[o].clone()))
+                .map(|o| outputs[o].clone())
                 .collect();
             let (prev, aux) = if r == 0 {
                 let prev = select(&mut cs.namespace(|| "start"), &first, &output_tag, &out)?;
