@@ -2,7 +2,8 @@
 //! several layers per fold) side by side with bare Nova folding a squaring chain of the
 //! same constraint count, and the native witness generation that precedes a fold.
 //!
-//! `cargo bench --bench fold`; throughput is reported per multiply-accumulate.
+//! `cargo bench --bench fold`; throughput is reported per multiply-accumulate. Also one
+//! tile of a layer too large for one fold (`fold/tile…`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ff::Field;
@@ -14,6 +15,7 @@ use fold_ml_circuits::layer::{BlockSpec, LayerStep, StepWitness};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::step::Step;
 use fold_ml_circuits::synthetic::SyntheticModel;
+use fold_ml_circuits::tile::{TileSpec, TileState, TileStep, TileWitness};
 use fold_ml_circuits::F;
 use nova_snark::traits::snark::RelaxedR1CSSNARKTrait;
 use std::time::{Duration, Instant};
@@ -90,5 +92,44 @@ fn bench_folds(c: &mut Criterion) {
     bench_config(c, "dense16", SyntheticModel::dense(16, 64, 0).expect("valid"), 4);
 }
 
-criterion_group!(benches, bench_folds);
+/// One tile of a tiled 16→16 3×3 convolution on 32×32 (4 rows of 32, the default fold
+/// budget's choice): the cost of a fold of a layer too large for one.
+fn bench_tiles(c: &mut Criterion) {
+    let model = SyntheticModel::conv(16, 32, 3, 2, 0).expect("valid");
+    let spec = TileSpec { layer: model.spec(), rows: 4 };
+    let cost = StepCost::of_tile(&spec).expect("a valid tiling");
+    let mut group = c.benchmark_group("fold/tile16x32x32/rows=4");
+    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(cost.macs as u64));
+    let blank = Step::Tile(TileStep::blank(spec).expect("valid"));
+    let pp = PublicParams::setup(&blank, &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
+    let input = model.default_input();
+    let witness = TileWitness { layer_weights: model.layer(0), blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO };
+    let tiles = spec.geometry().expect("valid").tiles;
+    let step = |t: usize| Step::Tile(TileStep::new(spec, t % tiles, &input, witness.clone()).expect("valid tile"));
+    let layout = fold_ml_circuits::commit::Layout::by_rows(model.spec().input_dims());
+    let z0 = TileState::boundary(StepState::initial(activation_commitment_native(&input, layout, F::ZERO)));
+    let mut rs = RecursiveSnark::new(&pp, &step(0), &z0.to_vec()).expect("step 0");
+    let mut next = 0;
+    for _ in 0..3 {
+        rs.prove_step(&pp, &step(next)).expect("fold");
+        next += 1;
+    }
+    group.bench_function(BenchmarkId::new("fold-ml tile", cost.constraints), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let s = step(next); // witness generation: pipelined in the driver
+                next += 1;
+                let t = Instant::now();
+                rs.prove_step(&pp, &s).expect("fold");
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_folds, bench_tiles);
 criterion_main!(benches);

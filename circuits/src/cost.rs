@@ -69,16 +69,24 @@ impl StepCost {
         }
         let [macs, products, requant, pool, weight_range] = parts;
         let input_range = block.num_inputs() * ACT_BITS as usize;
+        Self::counted(&cs, ARITY, [macs, products, requant, pool, input_range, weight_range])
+    }
+
+    /// The counts of a synthesized step (state of `arity` elements), given the parts
+    /// `[macs, products, requant, pool, input_range, weight_range]`; the rest is hashing.
+    fn counted(cs: &ShapeCS<PallasEngine>, arity: usize, parts: [usize; 6]) -> Self {
+        let [macs, products, requant, pool, input_range, weight_range] = parts;
+        let counted = products + requant + pool + input_range + weight_range;
         Self {
             constraints: cs.num_constraints(),
-            variables: cs.num_aux() - ARITY,
+            variables: cs.num_aux() - arity,
             macs,
             products,
             requant,
             pool,
             input_range,
             weight_range,
-            hashing: cs.num_constraints() - products - requant - pool - input_range - weight_range,
+            hashing: cs.num_constraints().saturating_sub(counted),
         }
     }
 
@@ -107,18 +115,7 @@ impl StepCost {
         });
         let input_range = g.rows() * spec.layer.input_dims()[0] * spec.layer.input_dims()[2] * ACT_BITS as usize;
         let weight_range = layer.num_weights() * WEIGHT_BITS as usize;
-        let counted = products + requant + pool + input_range + weight_range;
-        Ok(Self {
-            constraints: cs.num_constraints(),
-            variables: cs.num_aux() - TILE_ARITY,
-            macs,
-            products,
-            requant,
-            pool,
-            input_range,
-            weight_range,
-            hashing: cs.num_constraints().saturating_sub(counted),
-        })
+        Ok(Self::counted(&cs, TILE_ARITY, [macs, products, requant, pool, input_range, weight_range]))
     }
 
     /// An upper estimate of a step of one block (one constraint per MAC, the

@@ -216,22 +216,12 @@ impl BlockSpec {
 
     /// How the block's input is committed.
     pub fn input_layout(&self) -> Layout {
-        let dims = self.stages.first().map_or([0, 1, 1], LayerSpec::input_dims);
-        if self.row_links[0] {
-            Layout::by_rows(dims)
-        } else {
-            Layout::whole(dims)
-        }
+        Layout::new(self.stages.first().map_or([0, 1, 1], LayerSpec::input_dims), self.row_links[0])
     }
 
     /// How the block's output is committed.
     pub fn output_layout(&self) -> Layout {
-        let dims = self.stages.last().map_or([0, 1, 1], LayerSpec::output_dims);
-        if self.row_links[1] {
-            Layout::by_rows(dims)
-        } else {
-            Layout::whole(dims)
-        }
+        Layout::new(self.stages.last().map_or([0, 1, 1], LayerSpec::output_dims), self.row_links[1])
     }
 
     /// Layers in the block.

@@ -141,6 +141,15 @@ impl Layout {
         Self { dims, link_rows: 1 }
     }
 
+    /// A tensor committed one row per link, or whole.
+    pub fn new(dims: [usize; 3], by_rows: bool) -> Self {
+        if by_rows {
+            Self::by_rows(dims)
+        } else {
+            Self::whole(dims)
+        }
+    }
+
     /// Values in the tensor.
     pub fn len(&self) -> usize {
         self.dims.iter().product()
