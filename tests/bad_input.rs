@@ -23,6 +23,8 @@ fn bad_flags_and_shapes() {
     expect_2(&["prove", "--size", "0", "--job", j], "--size");
     expect_2(&["prove", "--dense", "0", "--job", j], "--dense");
     expect_2(&["prove", "--layers", "2", "--layers-per-step", "0", "--job", j], "--layers-per-step");
+    // a step no verifier derives keys for is refused before any setup, not run out of memory
+    expect_2(&["prove", "--dense", "4096", "--layers", "1", "--job", j], "weights");
     assert!(!job.exists(), "nothing is created for a rejected request");
     // clap's own usage errors also exit with 2
     assert_eq!(fold_ml(&["prove", "--layers", "many"]).0, 2);

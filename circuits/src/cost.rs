@@ -13,7 +13,7 @@ use nova_snark::provider::PallasEngine;
 use nova_snark::traits::circuit::StepCircuit;
 
 /// Size of one layer step circuit (without Nova's own verifier circuit).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StepCost {
     /// Total constraints of the step.
     pub constraints: usize,

@@ -249,6 +249,11 @@ impl BlockSpec {
         self.stages[i].linear(self.zero_point())
     }
 
+    /// Multiply-accumulates of the whole block (padding taps excluded).
+    pub fn macs(&self) -> usize {
+        (0..self.num_stages()).map(|i| self.linear(i).macs()).sum()
+    }
+
     /// Every stage's digest ([`LayerSpec::digest_at`]), in order.
     pub fn digests(&self) -> Vec<F> {
         let n = self.stages.len();

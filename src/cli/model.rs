@@ -263,8 +263,13 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
     let mut seen: Vec<&fold_ml::model::Architecture> = Vec::new();
     for (j, (seg, arch)) in net.segments.iter().zip(&archs).enumerate() {
         let block = &seg.spec;
+        // a step far over the budget is estimated, not synthesized (it may not fit in memory)
+        let rough = StepCost::rough(&arch.block);
         let cost = match arch.tile_rows {
             Some(rows) => StepCost::of_tile(&fold_ml_circuits::step::tile_spec(&arch.block, rows)?)?,
+            None if rough > 4 * budget => {
+                StepCost { constraints: rough, macs: arch.block.macs(), ..StepCost::default() }
+            }
             None => StepCost::of_step(&arch.block, arch.layers_per_step),
         };
         let steps = arch.steps(seg.layers.len());

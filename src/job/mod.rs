@@ -214,6 +214,11 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
     let model = loaded.source();
     let manifest = if has_manifest { Some(read_manifest(dir)?) } else { None };
     let archs = req.architectures(model, manifest.as_ref());
+    // A step no verifier would derive keys for is refused before any setup (which would
+    // otherwise run out of memory first).
+    for (j, arch) in archs.iter().enumerate() {
+        fold_ml_verify::statement::check_size(arch).map_err(|e| bad("model", format!("segment {j}: {e}")))?;
+    }
     if dir.join("statement.json").exists() && has_manifest {
         let m = manifest.expect("read above");
         let wanted = JobIdentity {

@@ -193,6 +193,8 @@ pub fn architectures(
                 _ if spec.num_stages() > 1 => spec.num_stages(),
                 _ if !stackable => 1,
                 Some(k) => k,
+                // one layer already fills a step: nothing to measure
+                None if rough > 4 * AUTO_STEP_CONSTRAINTS => 1,
                 None => auto_layers_per_step(&StepSizes::of(&spec), seg.num_layers()),
             };
             Architecture::new(spec, k)

@@ -300,7 +300,7 @@ impl Statement {
 
 /// Checks an architecture's sizes against the documented limits without overflowing:
 /// layers per block, activations, weights and an upper estimate of the step's constraints.
-fn check_size(arch: &Architecture) -> Result<(), String> {
+pub fn check_size(arch: &Architecture) -> Result<(), String> {
     let k = arch.layers_per_step as u128;
     if k == 0 || k > MAX_LAYERS_PER_STEP as u128 {
         return Err(format!("layers_per_step must be in 1..={MAX_LAYERS_PER_STEP}"));
