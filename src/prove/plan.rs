@@ -237,4 +237,27 @@ mod tests {
         assert_eq!(auto_layers_per_step(&tiny, 64), auto_layers_per_step(&tiny, 4096));
         assert_eq!(auto_layers_per_step(&conv, 64), auto_layers_per_step(&conv, 4096));
     }
+
+    #[test]
+    fn layers_over_the_budget_get_the_most_rows_that_fit() {
+        use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
+        let layer = fold_ml_circuits::layer::LayerSpec::new(
+            LinearShape::Conv(ConvShape::same(4, 4, 16, 16, 3)),
+            fold_ml_circuits::quant::RequantSpec::new(6, 20).unwrap(),
+        );
+        let block = BlockSpec::layer(layer);
+        let whole = StepCost::of_step(&block, 1).constraints;
+        assert_eq!(tile_rows(&block, whole, whole), None, "a layer that fits is not tiled");
+        let tile = |r: usize| StepCost::of_tile(&TileSpec { layer, rows: r }).unwrap().constraints;
+        let budget = whole / 2;
+        let r = tile_rows(&block, whole, budget).expect("tiled");
+        assert!(tile(r) <= budget, "{r} rows: {} > {budget}", tile(r));
+        for bigger in [2 * r, 4 * r].into_iter().filter(|&b| 16 % b == 0 && b < 16) {
+            assert!(tile(bigger) > budget, "{bigger} rows would fit too");
+        }
+        // nothing fits: the fewest rows the geometry allows
+        assert_eq!(tile_rows(&block, whole, 1_000), Some(1));
+        // blocks of several layers are not tiled
+        assert_eq!(tile_rows(&BlockSpec::new(vec![layer, layer]), whole, budget), None);
+    }
 }
