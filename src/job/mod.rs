@@ -331,7 +331,10 @@ fn verifier_keys(
 ) -> Result<Vec<VerifierKey>, Error> {
     let mut take = |arch: &Architecture| match at_hand.iter().position(|(a, _)| a == arch) {
         Some(i) => Ok(at_hand.swap_remove(i).1),
-        None => Ok(fold_ml_verify::keys::verifier_key(cache, arch)?),
+        None => match keys::cached_vk(cache, arch) {
+            Some(vk) => Ok(vk),
+            None => Ok(fold_ml_verify::keys::verifier_key(cache, arch)?),
+        },
     };
     statement.distinct_architectures().into_iter().map(&mut take).collect()
 }
@@ -405,22 +408,34 @@ fn run_locked(
     let z0 = z0_of(archs, &secret.input, secret.input_blind);
     let mut timings = Timings::default();
 
-    // The job's parameters: every segment's, set up or loaded once (their size depends on
-    // the segments' shapes, never on the depth).
-    let mut keys = Vec::with_capacity(archs.len());
+    // The job's parameters: every segment's set up (or found in the cache) before the
+    // manifest is written, which records their digest. Only the first segment to fold
+    // keeps its keys in memory; the others are loaded again from the cache when their turn
+    // comes, so memory holds one segment's keys at a time (their size depends on the
+    // segments' shapes, never on the depth).
+    let next = match &manifest {
+        Some(m) if !req.restart => finished_segments(dir, m)?.len(),
+        _ => 0,
+    };
     let mut vks: Vec<(Architecture, VerifierKey)> = Vec::new();
-    let mut pp_digests = Vec::with_capacity(archs.len());
+    let mut pp_digests = vec![F::ZERO; archs.len()];
     let mut constraints = (0, 0);
-    for arch in archs {
+    let mut first_keys = None;
+    // in reverse, so that the keys kept are never held while another segment's are set up
+    for (j, arch) in archs.iter().enumerate().rev() {
+        if let Some(k) = (j + 1..archs.len()).find(|&k| archs[k] == *arch && j != next) {
+            pp_digests[j] = pp_digests[k];
+            continue;
+        }
         let ProverKeys { pp, pk, vk, cached, seconds } = keys::prover_keys(&req.cache_dir, arch)?;
         on_event(Event::KeysReady { cached, seconds, constraints: pp.num_constraints() });
         timings.setup += seconds;
         constraints = constraints.max(pp.num_constraints());
-        pp_digests.push(pp.digest());
-        if !vks.iter().any(|(a, _)| a == arch) {
+        pp_digests[j] = pp.digest();
+        if j == next {
             vks.push((arch.clone(), vk));
+            first_keys = Some((pp, pk));
         }
-        keys.push(Some((pp, pk)));
     }
     let wanted = identity(&req.model, archs, model, z0.activations, req.public_input, pp_digest(&pp_digests));
     let manifest = match manifest {
@@ -460,7 +475,19 @@ fn run_locked(
         };
         on_event(Event::SegmentStarted { index: j, total: segments.len(), layers: seg.num_layers(), offset });
         // Each segment's keys are dropped once it is compressed.
-        let (pp, pk) = keys[j].take().expect("each segment is folded once");
+        let (pp, pk) = match first_keys.take() {
+            Some(keys) => keys,
+            None => {
+                let k = keys::prover_keys(&req.cache_dir, arch)?;
+                on_event(Event::KeysReady {
+                    cached: k.cached,
+                    seconds: k.seconds,
+                    constraints: k.pp.num_constraints(),
+                });
+                timings.setup += k.seconds;
+                (k.pp, k.pk)
+            }
+        };
         let task = SegmentTask {
             index: j,
             layers: seg,

@@ -40,6 +40,11 @@ fn setup_and_store(cache: &Path, arch: &Architecture) -> Result<(PublicParams, P
     Ok((pp, pk, vk))
 }
 
+/// The verifier key in the prover's cache, if it is there and sound.
+pub fn cached_vk(cache: &Path, arch: &Architecture) -> Option<VerifierKey> {
+    load::<VerifierKey>(&dir_for(cache, arch).join("vk.bin"), Kind::VerifierKey, &arch.digest())
+}
+
 /// Loads the prover's parameters and keys from the cache, or sets them up and caches them.
 /// A damaged or foreign cache entry is ignored and rebuilt.
 pub fn prover_keys(cache: &Path, arch: &Architecture) -> Result<ProverKeys, Error> {
