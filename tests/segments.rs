@@ -77,6 +77,7 @@ fn request(net: &Network, file: &Path, input: Vec<u8>) -> JobRequest {
         restart: false,
         layers_per_step: None,
         fold_budget: None,
+        keys_in_memory: None,
     }
 }
 
@@ -260,7 +261,8 @@ fn a_tiled_segment_between_whole_ones_hands_its_tensors_over() {
     net.write(&file).unwrap();
     let dir = scratch().join("mixed");
     let input: Vec<u8> = (0..256).map(|i| (i * 29 % 128) as u8).collect();
-    let req = JobRequest { fold_budget: Some(budget), ..request(&net, &file, input.clone()) };
+    // no other segment's keys held: each is reloaded from the cache in its turn
+    let req = JobRequest { fold_budget: Some(budget), keys_in_memory: Some(0), ..request(&net, &file, input.clone()) };
     job::run(&dir, &req, &mut |_| {}).expect("proving succeeds");
     let s = verdict(&dir).expect("accepted");
     let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();

@@ -28,6 +28,7 @@ pub fn genuine() -> &'static Genuine {
             restart: false,
             layers_per_step: Some(1),
             fold_budget: None,
+            keys_in_memory: None,
         };
         job::run(&dir.join("job"), &req, &mut |_| {}).expect("proving succeeds");
         let statement: Statement =

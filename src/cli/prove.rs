@@ -93,6 +93,7 @@ pub fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
         restart: args.run.restart,
         layers_per_step: args.step.layers_per_step,
         fold_budget: args.step.fold_budget.map(|b| b as usize),
+        keys_in_memory: None,
     };
     run_job(&dir, &req, layers)
 }

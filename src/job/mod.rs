@@ -29,7 +29,7 @@ use crate::artifact::hex;
 use crate::error::Error;
 use crate::model::network::{argmax, Network};
 use crate::model::{Architecture, ModelSource};
-use crate::nova::{CompressedSnark, PublicParams, VerifierKey};
+use crate::nova::{CompressedSnark, ProverKey, PublicParams, VerifierKey};
 use crate::prove::keys::{self, ProverKeys};
 use crate::prove::segment::{SegmentStart, SegmentTask};
 use crate::prove::{bad, check_model_and_input, seal, Event, Progress, Proven, Timings};
@@ -50,6 +50,11 @@ use std::path::{Path, PathBuf};
 
 /// Default checkpoint policy: at most about a minute of folding is ever lost.
 pub const DEFAULT_CHECKPOINT_POLICY: CheckpointPolicy = CheckpointPolicy::Seconds(60);
+
+/// Primary constraints of the segments' keys a job keeps in memory besides the segment it
+/// folds (about 0.6 KB each: the 5-segment LeNet-5 keeps them all, a network of many large
+/// segments reloads them from the cache one at a time).
+pub const HELD_KEYS_CONSTRAINTS: usize = 1 << 20;
 
 /// What to prove, and how.
 #[derive(Clone, Debug)]
@@ -77,6 +82,9 @@ pub struct JobRequest {
     /// Step-circuit constraints above which a layer is tiled (`None`: the default, or the
     /// job's own choice when resuming).
     pub fold_budget: Option<usize>,
+    /// Primary constraints of other segments' keys kept in memory besides the folding
+    /// segment's (`None`: [`HELD_KEYS_CONSTRAINTS`]); the rest are reloaded in turn.
+    pub keys_in_memory: Option<usize>,
 }
 
 impl JobRequest {
@@ -130,6 +138,7 @@ pub fn resume_request(dir: &Path, cache_dir: PathBuf, restart: bool) -> Result<J
         restart,
         layers_per_step: None,
         fold_budget: None,
+        keys_in_memory: None,
     })
 }
 
@@ -409,10 +418,11 @@ fn run_locked(
     let mut timings = Timings::default();
 
     // The job's parameters: every segment's set up (or found in the cache) before the
-    // manifest is written, which records their digest. Only the first segment to fold
-    // keeps its keys in memory; the others are loaded again from the cache when their turn
-    // comes, so memory holds one segment's keys at a time (their size depends on the
-    // segments' shapes, never on the depth).
+    // manifest is written, which records their digest. The next segment to fold keeps its
+    // keys in memory, and so do others while they add up to at most
+    // `keys_in_memory` constraints; the rest are loaded again from the cache when their turn
+    // comes. So memory holds a bounded amount of keys whatever the network (their size
+    // depends on the segments' shapes, never on the depth).
     let next = match &manifest {
         Some(m) if !req.restart => finished_segments(dir, m)?.len(),
         _ => 0,
@@ -420,10 +430,10 @@ fn run_locked(
     let mut vks: Vec<(Architecture, VerifierKey)> = Vec::new();
     let mut pp_digests = vec![F::ZERO; archs.len()];
     let mut constraints = (0, 0);
-    let mut first_keys = None;
-    // in reverse, so that the keys kept are never held while another segment's are set up
-    for (j, arch) in archs.iter().enumerate().rev() {
-        if let Some(k) = (j + 1..archs.len()).find(|&k| archs[k] == *arch && j != next) {
+    let mut held: Vec<Option<(PublicParams, ProverKey)>> = archs.iter().map(|_| None).collect();
+    let mut held_constraints = 0;
+    for (j, arch) in archs.iter().enumerate().skip(next).chain(archs.iter().enumerate().take(next)) {
+        if let Some(k) = (0..archs.len()).find(|&k| archs[k] == *arch && pp_digests[k] != F::ZERO) {
             pp_digests[j] = pp_digests[k];
             continue;
         }
@@ -432,9 +442,12 @@ fn run_locked(
         timings.setup += seconds;
         constraints = constraints.max(pp.num_constraints());
         pp_digests[j] = pp.digest();
-        if j == next {
+        let size = pp.num_constraints().0;
+        let budget = req.keys_in_memory.unwrap_or(HELD_KEYS_CONSTRAINTS);
+        if j >= next && (j == next || held_constraints + size <= budget) {
+            held_constraints += if j == next { 0 } else { size };
             vks.push((arch.clone(), vk));
-            first_keys = Some((pp, pk));
+            held[j] = Some((pp, pk));
         }
     }
     let wanted = identity(&req.model, archs, model, z0.activations, req.public_input, pp_digest(&pp_digests));
@@ -475,7 +488,7 @@ fn run_locked(
         };
         on_event(Event::SegmentStarted { index: j, total: segments.len(), layers: seg.num_layers(), offset });
         // Each segment's keys are dropped once it is compressed.
-        let (pp, pk) = match first_keys.take() {
+        let (pp, pk) = match held[j].take() {
             Some(keys) => keys,
             None => {
                 let k = keys::prover_keys(&req.cache_dir, arch)?;
