@@ -51,6 +51,7 @@
 mod geometry;
 mod state;
 mod step;
+mod terms;
 
 pub use geometry::{TileGeometry, TileSpec};
 pub use state::{TileState, TILE_ARITY};
