@@ -94,4 +94,13 @@ fn a_statement_with_another_tiling_is_rejected() {
     std::fs::write(copy.join("statement.json"), serde_json::to_vec_pretty(&s).unwrap()).unwrap();
     let (code, out, err) = verify_cli(&copy);
     assert_ne!(code, 0, "{out}\n{err}");
+    // tiled, but its tensors claimed to be committed whole
+    s["segments"][0]["architecture"]["tile_rows"] = rows.into();
+    s["segments"][0]["architecture"]["block"]["row_links"] = serde_json::json!([false, false]);
+    let arch: fold_ml::model::Architecture = serde_json::from_value(s["segments"][0]["architecture"].clone()).unwrap();
+    s["segments"][0]["architecture_digest"] = arch.digest_hex().into();
+    std::fs::write(copy.join("statement.json"), serde_json::to_vec_pretty(&s).unwrap()).unwrap();
+    let (code, out, err) = verify_cli(&copy);
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(format!("{out}{err}").contains("one row per link"), "{out}\n{err}");
 }
