@@ -319,6 +319,44 @@ impl LayerStep {
     }
 }
 
+/// A layer's weights in the circuit: the range-checked `w + 128` limbs and the biases.
+pub(crate) type AllocatedWeights = (Vec<Num<F>>, Vec<AllocatedNum<F>>);
+
+/// A layer's weights in the circuit: each `w + 128` range-checked to 8 bits (what the model
+/// commitment packs), and the biases as field elements.
+pub(crate) fn alloc_layer_weights<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    w: &LayerWeights,
+) -> Result<AllocatedWeights, SynthesisError> {
+    let unsigned = w
+        .weights
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let u = (i64::from(v) + WEIGHT_OFFSET) as u64;
+            alloc_uint(&mut cs.namespace(|| format!("w{i}")), &bits_le(u, WEIGHT_BITS))
+        })
+        .collect::<Result<_, _>>()?;
+    let bias = w
+        .bias
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| AllocatedNum::alloc(cs.namespace(|| format!("bias{i}")), || Ok(int_to_field(b.into()))))
+        .collect::<Result<_, _>>()?;
+    Ok((unsigned, bias))
+}
+
+/// The signed weights (`w + 128 - 128`) and biases as the linear combinations
+/// [`linear_requant`] takes.
+pub(crate) fn weight_terms<CS: ConstraintSystem<F>>(
+    unsigned: Vec<Num<F>>,
+    bias: &[AllocatedNum<F>],
+) -> (Vec<LinearCombination<F>>, Vec<LinearCombination<F>>) {
+    let offset = -F::from(WEIGHT_OFFSET as u64);
+    let weights = unsigned.into_iter().map(|u| lc(&add_constant::<CS>(u, offset))).collect();
+    (weights, bias.iter().map(|b| Num::from(b.clone()).lc(F::ONE)).collect())
+}
+
 /// Pools the requantized outputs when the spec asks for it.
 fn pool_outputs<CS: ConstraintSystem<F>>(
     cs: &mut CS,
@@ -411,24 +449,7 @@ impl StepCircuit<F> for LayerStep {
         for (j, slot) in inner.slots.iter().enumerate() {
             let mut cs = cs.namespace(|| format!("layer{j}"));
             let spec = &block.stages[slot.stage];
-            // weights: int8 range checks (w + 128 in 8 bits); biases as field elements
-            let weights_unsigned: Vec<Num<F>> = slot
-                .layer_weights
-                .weights
-                .iter()
-                .enumerate()
-                .map(|(i, &w)| {
-                    let u = (i64::from(w) + WEIGHT_OFFSET) as u64;
-                    alloc_uint(&mut cs.namespace(|| format!("w{i}")), &bits_le(u, WEIGHT_BITS))
-                })
-                .collect::<Result<_, _>>()?;
-            let bias: Vec<AllocatedNum<F>> = slot
-                .layer_weights
-                .bias
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| AllocatedNum::alloc(cs.namespace(|| format!("bias{i}")), || Ok(int_to_field(b.into()))))
-                .collect::<Result<_, _>>()?;
+            let (weights_unsigned, bias) = alloc_layer_weights(&mut cs, &slot.layer_weights)?;
             let next_model = model_update(
                 &mut cs.namespace(|| "model commitment"),
                 inner.digests[slot.stage],
@@ -439,10 +460,8 @@ impl StepCircuit<F> for LayerStep {
             )?;
 
             // the layer itself
-            let offset = -F::from(WEIGHT_OFFSET as u64);
-            let weights_lc: Vec<_> = weights_unsigned.into_iter().map(|u| lc(&add_constant::<CS>(u, offset))).collect();
+            let (weights_lc, bias_lc) = weight_terms::<CS>(weights_unsigned, &bias);
             let input_lc: Vec<_> = current.iter().map(lc).collect();
-            let bias_lc: Vec<_> = bias.iter().map(|b| Num::from(b.clone()).lc(F::ONE)).collect();
             let xb = if block.num_stages() > 1 { &block_input } else { &input_lc };
             let linear = linear_requant(
                 &mut cs.namespace(|| "compute"),

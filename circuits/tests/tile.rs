@@ -11,25 +11,17 @@ use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::tile::{TileSpec, TileState, TileStep, TileWitness};
 use fold_ml_circuits::F;
-use nova_snark::frontend::{num::AllocatedNum, test_cs::TestConstraintSystem, ConstraintSystem};
-use nova_snark::traits::circuit::StepCircuit;
 use proptest::prelude::*;
 
 const SALT: u64 = 77;
 const BLINDS: (u64, u64) = (5, 6);
 
+mod common;
+
 /// Synthesizes one tile from `z`: (satisfied, the state it outputs).
 fn synth(step: &TileStep, z: &TileState) -> (bool, TileState) {
-    let mut cs = TestConstraintSystem::<F>::new();
-    let vars: Vec<_> = z
-        .to_vec()
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| AllocatedNum::alloc_input(cs.namespace(|| format!("z{i}")), || Ok(v)).unwrap())
-        .collect();
-    let out = step.synthesize(&mut cs, &vars).unwrap();
-    let values: Vec<F> = out.iter().map(|o| o.get_value().unwrap()).collect();
-    (cs.is_satisfied(), TileState::from_z(&values).unwrap())
+    let (sat, values) = common::synth_z(step, &z.to_vec(), None);
+    (sat, TileState::from_z(&values).unwrap())
 }
 
 /// Runs tiles in order through the circuit (each from the state the previous one output,
@@ -187,17 +179,9 @@ fn fixture() -> (TileSpec, Vec<u8>, LayerWeights) {
     (TileSpec { layer, rows: 2 }, input, LayerWeights { weights, bias: vec![100, -50] })
 }
 
+/// The honest rows of a tile, as a forger would start from them.
 fn rows_of(spec: &TileSpec, tile: usize, input: &[u8], w: &LayerWeights) -> Vec<u8> {
-    // the honest rows, as a forger would start from them
-    let layout = Layout::by_rows(spec.layer.input_dims());
-    let g = spec.geometry().unwrap();
-    let _ = TileStep::new(*spec, tile, input, witness(w)).unwrap();
-    (0..g.rows())
-        .flat_map(|i| match g.input_row(tile, i) {
-            Some(y) => layout.row(y).map(|j| input[j]).collect::<Vec<_>>(),
-            None => vec![spec.layer.zero_point; layout.row_len()],
-        })
-        .collect()
+    TileStep::new(*spec, tile, input, witness(w)).unwrap().rows().to_vec()
 }
 
 fn forged(spec: TileSpec, tile: usize, rows: Vec<u8>, w: &LayerWeights) -> TileStep {

@@ -55,6 +55,12 @@ pub struct Checkpoint {
 pub type Position = (usize, usize);
 
 impl Checkpoint {
+    /// Nova steps its folded proof holds under `arch`: its layers' and the tiles of a
+    /// layer under way.
+    pub fn steps(&self, arch: &Architecture) -> usize {
+        arch.steps(self.layers_done) + self.in_layer.as_ref().map_or(0, |l| l.tiles_done)
+    }
+
     /// Consistency checks that need no public parameters: `segment` has `num_layers`
     /// layers and starts after `offset` layers.
     pub fn check(
@@ -75,7 +81,7 @@ impl Checkpoint {
         if (self.layers_done, tiles) == (0, 0) || self.layers_done > num_layers {
             return Err(format!("claims {} layers of {num_layers}", self.layers_done));
         }
-        let steps = arch.steps(self.layers_done) + tiles;
+        let steps = self.steps(arch);
         if self.snark.num_steps() != steps {
             return Err(format!(
                 "holds {} folds but claims {} layers and {tiles} tiles ({steps} folds)",

@@ -303,7 +303,7 @@ pub fn verify_checkpoint_proof(
     arch: &Architecture,
     z0: &StepState,
 ) -> Result<(), String> {
-    let steps = arch.steps(c.layers_done) + c.in_layer.as_ref().map_or(0, |l| l.tiles_done);
+    let steps = c.steps(arch);
     c.snark.verify(pp, steps, &arch.z(z0)).map(|_| ()).map_err(|e| format!("recursive proof does not verify: {e}"))
 }
 

@@ -8,7 +8,6 @@ pub mod segment;
 
 use crate::artifact::{self, Kind};
 use crate::error::Error;
-use crate::model::Architecture;
 use crate::model::ModelSource;
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, RecursiveSnark, VerifierKey};
 use crate::statement::Statement;
@@ -141,21 +140,6 @@ pub struct InLayer {
     pub state: Vec<F>,
 }
 
-impl Progress {
-    /// Nova's state vector after the folds so far.
-    pub fn z(&self, arch: &Architecture) -> Vec<F> {
-        match &self.in_layer {
-            Some(l) => l.state.clone(),
-            None => arch.z(&self.state),
-        }
-    }
-
-    /// Nova steps folded so far.
-    pub fn steps(&self, arch: &Architecture) -> usize {
-        arch.steps(self.layers_done) + self.in_layer.as_ref().map_or(0, |l| l.tiles_done)
-    }
-}
-
 pub(crate) fn bad(what: &str, reason: String) -> Error {
     Error::bad_input(what, reason)
 }
@@ -228,6 +212,10 @@ fn prepare_tiles(
     let n = task.layers.num_layers();
     let block = &task.arch.block;
     let tiles = task.arch.tiles();
+    let spec = match fold_ml_circuits::step::tile_spec(block, rows) {
+        Ok(spec) => spec,
+        Err(e) => return drop(tx.send(Err(bad("model", e.to_string())))),
+    };
     while layers_done < n {
         let at = |e: fold_ml_circuits::quant::QuantError| bad(&format!("model layer {layers_done}"), e.to_string());
         let layer_weights = task.layers.layer(layers_done);
@@ -236,9 +224,9 @@ fn prepare_tiles(
             None if layers_done + 1 == n => (0, task.end_blind),
             None => (0, F::random(OsRng)),
         };
-        let output = fold_ml_circuits::layer::layer_native(block, 0, (&activations, &activations), &layer_weights);
-        let (output, spec) = match output.and_then(|o| Ok((o, fold_ml_circuits::step::tile_spec(block, rows)?))) {
-            Ok(v) => v,
+        let output = match fold_ml_circuits::layer::layer_native(block, 0, (&activations, &activations), &layer_weights)
+        {
+            Ok(output) => output,
             Err(e) => return drop(tx.send(Err(at(e)))),
         };
         let witness = TileWitness { layer_weights, blind_in: blind, blind_out, salt: task.salt };

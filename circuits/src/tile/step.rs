@@ -4,11 +4,11 @@ use super::geometry::{TileGeometry, TileSpec};
 use super::state::{TileState, TILE_ARITY};
 use super::terms::{alloc_term, equal_if, is_zero, product, select, Term};
 use crate::commit::{chain_link, chain_link_native, domain_tag, model_update, model_update_native, Layout};
-use crate::gadgets::bits::{add_constant, alloc_uint, lc};
+use crate::gadgets::bits::{alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, Linear, LinearShape, OutputHint};
 use crate::gadgets::pool::{pool_window, Pool, PoolHint};
-use crate::layer::LayerWeights;
-use crate::quant::{bits_le, check_activations, int_to_field, QuantError, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET};
+use crate::layer::{alloc_layer_weights, weight_terms, LayerWeights};
+use crate::quant::{bits_le, check_activations, QuantError, ACT_BITS};
 use crate::state::StepState;
 use crate::F;
 use ff::{Field, PrimeField};
@@ -153,6 +153,11 @@ impl TileStep {
     /// The tile's index in its layer.
     pub fn tile(&self) -> usize {
         self.0.tile
+    }
+
+    /// The tile's witness rows (row by row, each channel by channel).
+    pub fn rows(&self) -> &[u8] {
+        &self.0.rows
     }
 
     /// The tile spec.
@@ -336,22 +341,7 @@ impl StepCircuit<F> for TileStep {
         // weights: int8 range checks; every tile derives the model commitment from the
         // one before the layer, and all but the first must land on the first one's
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(inner.witness.salt))?;
-        let w = &inner.witness.layer_weights;
-        let weights_unsigned: Vec<Num<F>> = w
-            .weights
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                let u = (i64::from(v) + WEIGHT_OFFSET) as u64;
-                alloc_uint(&mut cs.namespace(|| format!("w{i}")), &bits_le(u, WEIGHT_BITS))
-            })
-            .collect::<Result<_, _>>()?;
-        let bias: Vec<AllocatedNum<F>> = w
-            .bias
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| AllocatedNum::alloc(cs.namespace(|| format!("bias{i}")), || Ok(int_to_field(b.into()))))
-            .collect::<Result<_, _>>()?;
+        let (weights_unsigned, bias) = alloc_layer_weights(cs, &inner.witness.layer_weights)?;
         let before = select(&mut cs.namespace(|| "model before"), &first, &Term::var(model), &Term::var(prev_model))?;
         let next_model = model_update(
             &mut cs.namespace(|| "model commitment"),
@@ -365,8 +355,7 @@ impl StepCircuit<F> for TileStep {
 
         // the convolution of the band
         let op = band_linear(spec, g).map_err(|e| SynthesisError::Unsatisfiable(e.to_string()))?;
-        let offset = -F::from(WEIGHT_OFFSET as u64);
-        let weights_lc: Vec<_> = weights_unsigned.into_iter().map(|u| lc(&add_constant::<CS>(u, offset))).collect();
+        let (weights_lc, bias_lc) = weight_terms::<CS>(weights_unsigned, &bias);
         let band: Vec<_> = (0..row_len / spec.layer.input_dims()[2])
             .flat_map(|c| {
                 let width = spec.layer.input_dims()[2];
@@ -374,7 +363,6 @@ impl StepCircuit<F> for TileStep {
             })
             .map(|(i, j)| lc(&rows[i][j]))
             .collect();
-        let bias_lc: Vec<_> = bias.iter().map(|b| Num::from(b.clone()).lc(F::ONE)).collect();
         let linear =
             linear_requant(&mut cs.namespace(|| "compute"), &op, (&band, &band), &weights_lc, &bias_lc, &inner.hints)?;
         let outputs: Vec<Num<F>> = match band_pool(spec, g) {

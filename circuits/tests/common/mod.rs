@@ -1,5 +1,7 @@
 //! Helpers shared by the step circuit tests.
 
+#![allow(dead_code)]
+
 use fold_ml_circuits::layer::LayerStep;
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
@@ -9,16 +11,21 @@ use nova_snark::traits::circuit::StepCircuit;
 /// Synthesizes `step` from public `z_in`; if `expected` is given, the outputs are bound to
 /// it as a verifier binds `z_out` to the statement. Returns (satisfied, z_out values).
 pub fn synth(step: &LayerStep, z_in: &StepState, expected: Option<&StepState>) -> (bool, Vec<F>) {
+    synth_z(step, &z_in.to_vec(), expected.map(StepState::to_vec).as_deref())
+}
+
+/// [`synth`] of any step circuit, from Nova's state vector.
+pub fn synth_z<C: StepCircuit<F>>(step: &C, z_in: &[F], expected: Option<&[F]>) -> (bool, Vec<F>) {
     let mut cs = TestConstraintSystem::<F>::new();
     let z: Vec<_> = z_in
-        .to_vec()
-        .into_iter()
+        .iter()
+        .copied()
         .enumerate()
         .map(|(i, v)| AllocatedNum::alloc_input(cs.namespace(|| format!("z{i}")), || Ok(v)).unwrap())
         .collect();
     let out = step.synthesize(&mut cs, &z).unwrap();
     if let Some(e) = expected {
-        for (i, (o, v)) in out.iter().zip(e.to_vec()).enumerate() {
+        for (i, (o, &v)) in out.iter().zip(e).enumerate() {
             cs.enforce(
                 || format!("z_out{i} public"),
                 |lc| lc + o.get_variable(),
