@@ -136,12 +136,12 @@ fn non_zero_padding_is_caught() {
     let padded = conv_accumulators_with_padding(&conv, 0, &acts, &p.weights, &p.bias, 100);
     let mut hints = linear_hints(&spec.linear(0), &acts, &acts, &p.weights, &p.bias).unwrap();
     let mut changed = 0;
-    for (h, &a) in hints.iter_mut().zip(&padded) {
+    for (h, &a) in hints.outputs.iter_mut().zip(&padded) {
         let forged = RequantHint::new(a, spec.requant).unwrap();
-        if forged.y != h.requant.y {
+        if forged.y != h.y {
             changed += 1;
         }
-        h.requant = forged;
+        *h = forged;
     }
     assert!(changed > 0, "the padding value must matter for this test");
     let w = LayerWitness { input: acts, layer_weights: p, blind_in: F::ZERO, blind_out: F::ZERO, salt: model().salt() };

@@ -1,16 +1,22 @@
 //! Constraint accounting of a layer step, by synthesizing it into a shape-only system.
 
-use crate::gadgets::linear::LinearShape;
+use crate::gadgets::linear::{Linear, LinearShape};
+use crate::gadgets::pack::Packing;
 use crate::gadgets::requant::requant_constraints;
 use crate::layer::{BlockSpec, LayerSpec, LayerStep};
 use crate::quant::QuantError;
-use crate::quant::{ACT_BITS, WEIGHT_BITS};
+use crate::quant::{ACT_BITS, BIAS_BITS, WEIGHT_BITS};
 use crate::state::ARITY;
 use crate::tile::{TileSpec, TileStep, TILE_ARITY};
 use crate::F;
 use nova_snark::frontend::{num::AllocatedNum, shape_cs::ShapeCS, ConstraintSystem};
 use nova_snark::provider::PallasEngine;
 use nova_snark::traits::circuit::StepCircuit;
+
+/// Constraints of the range checks of a layer's weights (8 bits) and biases (32 bits).
+fn weight_range(op: &Linear) -> usize {
+    op.num_weights() * WEIGHT_BITS as usize + op.shape.num_biases() * BIAS_BITS as usize
+}
 
 /// Size of one layer step circuit (without Nova's own verifier circuit).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -21,7 +27,8 @@ pub struct StepCost {
     pub variables: usize,
     /// Multiply-accumulates (padding taps excluded).
     pub macs: usize,
-    /// Constraints of the products (one per MAC; one per output with no tap).
+    /// Constraints of the packed products (one per shared factor of a pack; one per pack
+    /// with no tap).
     pub products: usize,
     /// Constraints of requantize+ReLU+clamp, all outputs.
     pub requant: usize,
@@ -29,7 +36,7 @@ pub struct StepCost {
     pub pool: usize,
     /// Constraints of the 7-bit range checks of the input activations.
     pub input_range: usize,
-    /// Constraints of the 8-bit range checks of the weights.
+    /// Constraints of the range checks of the weights (8 bits) and biases (32 bits).
     pub weight_range: usize,
     /// Everything else: the Poseidon commitments, the counter, and with several layers per
     /// step the enable bits and pass-through selections.
@@ -59,13 +66,13 @@ impl StepCost {
             let (spec, op) = (&block.stages[i], block.linear(i));
             let outputs = op.shape.num_outputs();
             parts[0] += op.macs();
-            parts[1] += (0..outputs).map(|o| op.taps(o).len().max(1)).sum::<usize>();
+            parts[1] += Packing::of(&op).product_constraints(&op);
             parts[2] += outputs * requant_constraints(spec.requant);
             parts[3] += match (spec.pool, spec.shape) {
                 (Some(p), LinearShape::Conv(c)) => p.constraints(c.output_dims()),
                 _ => 0,
             };
-            parts[4] += op.num_weights() * WEIGHT_BITS as usize;
+            parts[4] += weight_range(&op);
         }
         let [macs, products, requant, pool, weight_range] = parts;
         let input_range = block.num_inputs() * ACT_BITS as usize;
@@ -106,7 +113,8 @@ impl StepCost {
         let macs = layer.macs() / g.tiles;
         let mut band = spec.conv()?;
         (band.height, band.pads[0], band.pads[2]) = (g.band, 0, 0);
-        let products = LinearShape::Conv(band).macs();
+        let band_op = layer.with_shape(LinearShape::Conv(band));
+        let products = Packing::of(&band_op).product_constraints(&band_op);
         let band_outputs = LinearShape::Conv(band).num_outputs();
         let requant = band_outputs * requant_constraints(spec.layer.requant);
         let pool = spec.layer.pool.map_or(0, |mut p| {
@@ -114,17 +122,21 @@ impl StepCost {
             p.constraints(band.output_dims())
         });
         let input_range = g.rows() * spec.layer.input_dims()[0] * spec.layer.input_dims()[2] * ACT_BITS as usize;
-        let weight_range = layer.num_weights() * WEIGHT_BITS as usize;
+        let weight_range = weight_range(&layer);
         Ok(Self::counted(&cs, TILE_ARITY, [macs, products, requant, pool, input_range, weight_range]))
     }
 
-    /// An upper estimate of a step of one block (one constraint per MAC, the
-    /// requantization per output, 9 per weight, 8 per input), without synthesizing it.
+    /// An upper estimate of a step of one block (every pack at full fan-in, the
+    /// requantization per output, 9 per weight and 33 per bias, 8 per input), without
+    /// synthesizing it.
     pub fn rough(block: &BlockSpec) -> usize {
         let layers: usize = (0..block.num_stages())
             .map(|i| {
                 let op = block.linear(i);
-                op.macs() + op.shape.num_outputs() * requant_constraints(block.stages[i].requant) + op.num_weights() * 9
+                Packing::of(&op).product_constraints_bound(&op)
+                    + op.shape.num_outputs() * requant_constraints(block.stages[i].requant)
+                    + op.num_weights() * 9
+                    + op.shape.num_biases() * 33
             })
             .sum();
         layers + block.num_inputs() * 8 + 10_000

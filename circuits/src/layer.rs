@@ -11,9 +11,9 @@
 
 use crate::commit::{activation_commitment, activation_commitment_native, model_update, model_update_native};
 use crate::gadgets::bits::{add_constant, alloc_bits, alloc_uint, lc};
-use crate::gadgets::linear::{linear_hints, linear_requant, linear_requant_native, LinearShape, OutputHint};
+use crate::gadgets::linear::{linear_hints, linear_requant, linear_requant_native, LinearHints, LinearShape};
 use crate::gadgets::pool::{pool_tensor_native, pool_window, PoolHint};
-use crate::quant::{bits_le, int_to_field, QuantError, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET};
+use crate::quant::{bits_le, QuantError, ACT_BITS, BIAS_BITS, BIAS_OFFSET, WEIGHT_BITS, WEIGHT_OFFSET};
 use crate::state::{StepState, ARITY};
 use crate::F;
 use ff::{Field, PrimeField};
@@ -27,16 +27,16 @@ pub use crate::spec::{check_chain, BlockSpec, LayerSpec, MAX_STAGES, SPEC_ENCODI
 /// Witness of one layer: the linear outputs' hints and the pooled outputs' hints.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerHints {
-    /// One per linear output.
-    pub linear: Vec<OutputHint>,
+    /// The linear outputs' requantization and packed products.
+    pub linear: LinearHints,
     /// One per pooled output (empty without pooling).
     pub pool: Vec<PoolHint>,
 }
 
 impl LayerHints {
     /// Honest pooling hints on top of the given linear hints.
-    pub fn with_linear(spec: &LayerSpec, linear: Vec<OutputHint>) -> Self {
-        let ys = output_of(&linear);
+    pub fn with_linear(spec: &LayerSpec, linear: LinearHints) -> Self {
+        let ys = linear.ys();
         let pool = match spec.pool_windows() {
             Some((kind, windows)) => {
                 windows.iter().map(|win| PoolHint::new(kind, &win.iter().map(|&i| ys[i]).collect::<Vec<_>>())).collect()
@@ -49,7 +49,7 @@ impl LayerHints {
     /// The layer's output activations.
     pub fn output(&self) -> Vec<u8> {
         if self.pool.is_empty() {
-            output_of(&self.linear)
+            self.linear.ys()
         } else {
             self.pool.iter().map(|h| h.y.to_repr().as_ref()[0]).collect()
         }
@@ -182,10 +182,6 @@ fn zero_weights(spec: &LayerSpec) -> LayerWeights {
     LayerWeights { weights: vec![0; spec.num_weights()], bias: vec![0; spec.shape.num_biases()] }
 }
 
-fn output_of(hints: &[OutputHint]) -> Vec<u8> {
-    hints.iter().map(|h| h.requant.y.to_repr().as_ref()[0]).collect()
-}
-
 impl LayerStep {
     /// A one-layer step: validates the witness against the spec and computes it natively.
     pub fn new(spec: LayerSpec, w: LayerWitness) -> Result<Self, QuantError> {
@@ -245,7 +241,7 @@ impl LayerStep {
 
     /// A one-layer step from explicit linear output hints (pooling hints follow them
     /// honestly), unchecked (wrong-witness tests).
-    pub fn new_unchecked(spec: LayerSpec, w: LayerWitness, hints: Vec<OutputHint>) -> Self {
+    pub fn new_unchecked(spec: LayerSpec, w: LayerWitness, hints: LinearHints) -> Self {
         let hints = LayerHints::with_linear(&spec, hints);
         let output = hints.output();
         let slots = vec![Slot { stage: 0, layer_weights: w.layer_weights, hints, enabled: true }];
@@ -254,7 +250,7 @@ impl LayerStep {
 
     /// A step of one block from explicit per-layer linear hints (pooling hints follow
     /// them honestly), unchecked (wrong-witness tests).
-    pub fn block_unchecked(block: BlockSpec, w: StepWitness, hints: Vec<Vec<OutputHint>>) -> Self {
+    pub fn block_unchecked(block: BlockSpec, w: StepWitness, hints: Vec<LinearHints>) -> Self {
         let slots: Vec<Slot> = w
             .layers
             .into_iter()
@@ -320,10 +316,11 @@ impl LayerStep {
 }
 
 /// A layer's weights in the circuit: the range-checked `w + 128` limbs and the biases.
-pub(crate) type AllocatedWeights = (Vec<Num<F>>, Vec<AllocatedNum<F>>);
+pub(crate) type AllocatedWeights = (Vec<Num<F>>, Vec<Num<F>>);
 
 /// A layer's weights in the circuit: each `w + 128` range-checked to 8 bits (what the model
-/// commitment packs), and the biases as field elements.
+/// commitment packs), and each bias range-checked to int32 (`b + 2^31` in 32 bits: the
+/// packed products' no-carry argument needs every factor and constant bounded).
 pub(crate) fn alloc_layer_weights<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     w: &LayerWeights,
@@ -341,7 +338,11 @@ pub(crate) fn alloc_layer_weights<CS: ConstraintSystem<F>>(
         .bias
         .iter()
         .enumerate()
-        .map(|(i, &b)| AllocatedNum::alloc(cs.namespace(|| format!("bias{i}")), || Ok(int_to_field(b.into()))))
+        .map(|(i, &b)| {
+            let u = (i64::from(b) + BIAS_OFFSET) as u64;
+            let u = alloc_uint(&mut cs.namespace(|| format!("bias{i}")), &bits_le(u, BIAS_BITS))?;
+            Ok(add_constant::<CS>(u, -F::from(BIAS_OFFSET as u64)))
+        })
         .collect::<Result<_, _>>()?;
     Ok((unsigned, bias))
 }
@@ -350,11 +351,11 @@ pub(crate) fn alloc_layer_weights<CS: ConstraintSystem<F>>(
 /// [`linear_requant`] takes.
 pub(crate) fn weight_terms<CS: ConstraintSystem<F>>(
     unsigned: Vec<Num<F>>,
-    bias: &[AllocatedNum<F>],
+    bias: &[Num<F>],
 ) -> (Vec<LinearCombination<F>>, Vec<LinearCombination<F>>) {
     let offset = -F::from(WEIGHT_OFFSET as u64);
     let weights = unsigned.into_iter().map(|u| lc(&add_constant::<CS>(u, offset))).collect();
-    (weights, bias.iter().map(|b| Num::from(b.clone()).lc(F::ONE)).collect())
+    (weights, bias.iter().map(lc).collect())
 }
 
 /// Pools the requantized outputs when the spec asks for it.

@@ -4,7 +4,7 @@
 //! |--------------|---------------------------------|---------------------------------|
 //! | activation   | `[0, 127]` (7 bits, after ReLU) | `x`                             |
 //! | weight       | `[-128, 127]` (int8)            | `x`, negatives as `p - |x|`     |
-//! | bias         | int32                           | `x`, negatives as `p - |x|`     |
+//! | bias         | int32 (range-checked, 32 bits)  | `x`, negatives as `p - |x|`     |
 //! | accumulator  | `[-2^(B-1), 2^(B-1))`, `B = acc_bits` of the layer | same       |
 //!
 //! A layer computes `acc = bias + Σ w·a` over its taps, then
@@ -36,6 +36,10 @@ pub const ACT_MAX: u8 = 127;
 pub const WEIGHT_BITS: u32 = 8;
 /// Offset that maps an int8 weight to `[0, 256)` for its range check and packing.
 pub const WEIGHT_OFFSET: i64 = 128;
+/// Bits of a bias (int32), range-checked in the circuit like the weights.
+pub const BIAS_BITS: u32 = 32;
+/// Offset that maps an int32 bias to `[0, 2^32)` for its range check.
+pub const BIAS_OFFSET: i64 = 1 << 31;
 /// Largest accumulator width; keeps native arithmetic in `i64` and far from the field size.
 pub const MAX_ACC_BITS: u32 = 62;
 

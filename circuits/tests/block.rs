@@ -3,7 +3,7 @@
 //! shortcut that reads the wrong tensor, a tampered intermediate activation, and a model
 //! commitment that forgets where a layer sits in its block.
 
-use ff::{Field, PrimeField};
+use ff::Field;
 use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::linear_hints, linear::LinearShape};
 use fold_ml_circuits::layer::{block_native, layer_native, BlockSpec, LayerSpec, LayerStep, LayerWeights, StepWitness};
@@ -116,9 +116,9 @@ proptest! {
     #[test]
     fn a_tampered_intermediate_activation_is_rejected((block, input, layers) in case(), pick in any::<prop::sample::Index>()) {
         let mut first = linear_hints(&block.linear(0), &input, &input, &layers[0].weights, &layers[0].bias).unwrap();
-        let o = pick.index(first.len());
-        first[o].requant.y += F::ONE;
-        let mid: Vec<u8> = first.iter().map(|h| h.requant.y.to_repr().as_ref()[0]).collect();
+        let o = pick.index(first.outputs.len());
+        first.outputs[o].y += F::ONE;
+        let mid = first.ys();
         prop_assume!(mid.iter().all(|&v| v < 128));
         let second = linear_hints(&block.linear(1), &mid, &input, &layers[1].weights, &layers[1].bias).unwrap();
         let z = z_in(&block, &input);

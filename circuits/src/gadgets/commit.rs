@@ -284,7 +284,7 @@ pub fn model_update<CS: ConstraintSystem<F>>(
     salt: &AllocatedNum<F>,
     acc: &AllocatedNum<F>,
     weights_unsigned: &[Num<F>],
-    bias: &[AllocatedNum<F>],
+    bias: &[Num<F>],
 ) -> Result<AllocatedNum<F>, SynthesisError> {
     let mut items = vec![
         Elt::num_from_fr::<CS>(layer_tag(weights_unsigned.len(), bias.len())),
@@ -293,7 +293,7 @@ pub fn model_update<CS: ConstraintSystem<F>>(
         Elt::Allocated(acc.clone()),
     ];
     items.extend(pack(weights_unsigned, WEIGHT_BITS).into_iter().map(Elt::Num));
-    items.extend(bias.iter().cloned().map(Elt::Allocated));
+    items.extend(bias.iter().cloned().map(Elt::Num));
     hash(cs, &items)
 }
 
@@ -370,7 +370,7 @@ mod tests {
                 alloc_uint(&mut cs.namespace(|| format!("w{i}")), &bits_le((i64::from(x) + 128) as u64, 8)).unwrap()
             }).collect();
             let bias: Vec<_> = b.iter().enumerate().map(|(i, &x)| {
-                AllocatedNum::alloc(cs.namespace(|| format!("b{i}")), || Ok(int_to_field(x.into()))).unwrap()
+                Num::from(AllocatedNum::alloc(cs.namespace(|| format!("b{i}")), || Ok(int_to_field(x.into()))).unwrap())
             }).collect();
             let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(F::from(7))).unwrap();
             let spec = F::from(12345);

@@ -17,9 +17,9 @@ pub struct DotHint {
 }
 
 impl DotHint {
-    /// Honest witness from the integer taps.
-    pub fn new(taps: impl Iterator<Item = (i64, i64)>) -> Self {
-        let mut products: Vec<F> = taps.map(|(w, a)| crate::quant::int_to_field(w * a)).collect();
+    /// Honest witness from the values of the taps' factors.
+    pub fn new(taps: impl Iterator<Item = (F, F)>) -> Self {
+        let mut products: Vec<F> = taps.map(|(w, a)| w * a).collect();
         products.pop();
         Self { products }
     }
@@ -77,6 +77,10 @@ mod tests {
         (cs.is_satisfied(), cs.num_constraints())
     }
 
+    fn hint(taps: impl Iterator<Item = (i64, i64)>) -> DotHint {
+        DotHint::new(taps.map(|(w, a)| (int_to_field(w), int_to_field(a))))
+    }
+
     fn case() -> impl Strategy<Value = (Vec<i64>, Vec<i64>, i64)> {
         (0usize..40).prop_flat_map(|n| {
             (
@@ -93,7 +97,7 @@ mod tests {
         fn matches_native((w, a, bias) in case()) {
             let taps = || w.iter().copied().zip(a.iter().copied());
             let acc = dot_native(taps(), bias);
-            let (sat, n) = run(&w, &a, bias, acc, &DotHint::new(taps()));
+            let (sat, n) = run(&w, &a, bias, acc, &hint(taps()));
             prop_assert!(sat);
             prop_assert_eq!(n, w.len().max(1));
         }
@@ -102,14 +106,14 @@ mod tests {
         fn wrong_sum_rejected((w, a, bias) in case()) {
             let taps = || w.iter().copied().zip(a.iter().copied());
             let acc = dot_native(taps(), bias);
-            prop_assert!(!run(&w, &a, bias, acc + 1, &DotHint::new(taps())).0);
+            prop_assert!(!run(&w, &a, bias, acc + 1, &hint(taps())).0);
         }
 
         #[test]
         fn wrong_product_rejected((w, a, bias) in case().prop_filter("two taps", |c| c.0.len() >= 2)) {
             let taps = || w.iter().copied().zip(a.iter().copied());
             let acc = dot_native(taps(), bias);
-            let mut hint = DotHint::new(taps());
+            let mut hint = hint(taps());
             hint.products[0] += F::from(1);
             prop_assert!(!run(&w, &a, bias, acc, &hint).0);
         }

@@ -4,9 +4,11 @@
 use super::conv::{ConvShape, MAX_DIMENSION};
 use super::dense::DenseShape;
 use super::dot::{dot_native, dot_product, DotHint};
+use super::pack::{Packing, Share};
 use super::requant::{requant_constraints, requantize_relu, RequantHint};
-use crate::quant::{check_activations, requantize_native, QuantError, RequantSpec};
+use crate::quant::{check_activations, int_to_field, requantize_native, QuantError, RequantSpec};
 use crate::F;
+use ff::{Field, PrimeField};
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
 use serde::{Deserialize, Serialize};
 
@@ -162,10 +164,10 @@ impl Linear {
         (0..self.shape.num_outputs()).map(|o| self.taps(o).len()).sum()
     }
 
-    /// Constraints of [`linear_requant`]: one per MAC (at least one per output) plus the
-    /// requantization of every output.
-    pub fn constraints(&self) -> usize {
-        (0..self.shape.num_outputs()).map(|o| self.taps(o).len().max(1) + requant_constraints(self.requant)).sum()
+    /// Constraints of [`linear_requant_with`] under `packing`: the packed products (one
+    /// per shared factor of a pack) plus the requantization of every output.
+    pub fn constraints(&self, packing: Packing) -> usize {
+        packing.product_constraints(self) + self.shape.num_outputs() * requant_constraints(self.requant)
     }
 
     /// Checks the shortcut terms against the shape and the block input's length.
@@ -258,55 +260,112 @@ pub fn linear_requant_native(
         .collect()
 }
 
-/// Witness of one output: its products and its requantization.
+/// Witness of a linear layer: every output's requantization and every pack's products.
 #[derive(Clone, Debug, PartialEq)]
-pub struct OutputHint {
-    /// Products of the dot product.
-    pub dot: DotHint,
-    /// Requantization bits and flags.
-    pub requant: RequantHint,
+pub struct LinearHints {
+    /// Requantization bits and flags, per output.
+    pub outputs: Vec<RequantHint>,
+    /// Products of every pack, in [`Packing::packs`] order.
+    pub packs: Vec<DotHint>,
 }
 
-/// Honest witness of every output; fails where the native reference fails.
+impl LinearHints {
+    /// The output activations the witness claims.
+    pub fn ys(&self) -> Vec<u8> {
+        self.outputs.iter().map(|h| h.y.to_repr().as_ref()[0]).collect()
+    }
+}
+
+/// `2^(k·slot)` for every slot of a packing.
+fn slot_powers(packing: &Packing) -> Vec<F> {
+    let base = F::from(2).pow_vartime([u64::from(packing.slot_bits)]);
+    std::iter::successors(Some(F::ONE), |p| Some(*p * base)).take(packing.slots).collect()
+}
+
+/// Honest witness of every output and pack (packed by [`Packing::of`]); fails where the
+/// native reference fails.
 pub fn linear_hints(
     op: &Linear,
     input: &[u8],
     block_input: &[u8],
     weights: &[i8],
     bias: &[i32],
-) -> Result<Vec<OutputHint>, QuantError> {
-    op.check(input, block_input, weights, bias)?;
-    let (x, xb) = op.centred(input, block_input);
-    (0..op.shape.num_outputs())
-        .map(|o| {
-            let taps = op.tap_values(o, &x, &xb, weights);
-            let acc = dot_native(taps.iter().copied(), op.offset(&xb, bias, o));
-            Ok(OutputHint { dot: DotHint::new(taps.into_iter()), requant: RequantHint::new(acc, op.requant)? })
-        })
-        .collect()
+) -> Result<LinearHints, QuantError> {
+    linear_hints_with(op, Packing::of(op), (input, block_input), weights, bias)
 }
 
-/// Synthesizes the layer: for every output, its dot product (one constraint per MAC,
-/// projection taps included) bound to the requantization bits, then
-/// requantize+ReLU+clamp. Returns the outputs, each constrained to `[0, 127]`. The
-/// inputs (stored activations `a` of the layer and of its block), weights and biases are
-/// linear combinations the caller has already range-checked and bound to commitments.
-/// The zero points and a residual `skip` multiplier are public constants: `x = a -
-/// zero_point` and the term `skip · xb[o]` are linear, so neither costs a constraint.
+/// [`linear_hints`] with an explicit packing.
+pub fn linear_hints_with(
+    op: &Linear,
+    packing: Packing,
+    (input, block_input): (&[u8], &[u8]),
+    weights: &[i8],
+    bias: &[i32],
+) -> Result<LinearHints, QuantError> {
+    op.check(input, block_input, weights, bias)?;
+    let (x, xb) = op.centred(input, block_input);
+    let outputs = (0..op.shape.num_outputs())
+        .map(|o| {
+            let acc = dot_native(op.tap_values(o, &x, &xb, weights).into_iter(), op.offset(&xb, bias, o));
+            RequantHint::new(acc, op.requant)
+        })
+        .collect::<Result<_, _>>()?;
+    let pows = slot_powers(&packing);
+    let w: Vec<F> = weights.iter().map(|&v| int_to_field(v.into())).collect();
+    let value = |t: Tap| match t {
+        Tap::Input(i) => int_to_field(x[i]),
+        Tap::Block(i) => int_to_field(xb[i]),
+    };
+    let packs = packing
+        .packs(op)
+        .iter()
+        .map(|outs| {
+            DotHint::new(packing.groups(op, outs).iter().map(|g| match packing.share {
+                Share::Weight => (w[g[0].1], g.iter().map(|&(slot, _, t)| pows[slot] * value(t)).sum()),
+                Share::Input => (value(g[0].2), g.iter().map(|&(slot, wi, _)| pows[slot] * w[wi]).sum()),
+            }))
+        })
+        .collect();
+    Ok(LinearHints { outputs, packs })
+}
+
+/// Synthesizes the layer: every output's requantize+ReLU+clamp, and for every pack of
+/// outputs its packed products (one constraint per shared factor, see
+/// [`super::pack`]) bound to the slots' requantization bits. Returns the outputs, each
+/// constrained to `[0, 127]`. The inputs (stored activations `a` of the layer and of its
+/// block), weights and biases are linear combinations the caller has already bound to
+/// commitments and range-checked: activations to 7 bits, weights to int8, biases to
+/// int32 (the packing's no-carry argument needs all three). The zero points and a residual
+/// `skip` multiplier are public constants: `x = a - zero_point` and the term
+/// `skip · xb[o]` are linear, so neither costs a constraint.
 pub fn linear_requant<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     op: &Linear,
-    (input, block_input): (&[LinearCombination<F>], &[LinearCombination<F>]),
+    inputs: (&[LinearCombination<F>], &[LinearCombination<F>]),
     weights: &[LinearCombination<F>],
     bias: &[LinearCombination<F>],
-    hints: &[OutputHint],
+    hints: &LinearHints,
+) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
+    linear_requant_with(cs, op, Packing::of(op), inputs, (weights, bias), hints)
+}
+
+/// [`linear_requant`] with an explicit packing (which the hints must have been made with).
+pub fn linear_requant_with<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    op: &Linear,
+    packing: Packing,
+    (input, block_input): (&[LinearCombination<F>], &[LinearCombination<F>]),
+    (weights, bias): (&[LinearCombination<F>], &[LinearCombination<F>]),
+    hints: &LinearHints,
 ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
     let shape = &op.shape;
+    let packs = packing.packs(op);
     if shape.num_inputs() != input.len()
         || shape.num_biases() != bias.len()
         || op.num_weights() != weights.len()
         || op.check_shortcut(block_input.len()).is_err()
-        || hints.len() != shape.num_outputs()
+        || hints.outputs.len() != shape.num_outputs()
+        || hints.packs.len() != packs.len()
     {
         return Err(SynthesisError::Unsatisfiable("witness has the wrong length".into()));
     }
@@ -315,32 +374,47 @@ pub fn linear_requant<CS: ConstraintSystem<F>>(
         v.iter().map(|a| a.clone() - (zp, CS::one())).collect()
     };
     let (x, xb) = (centre(input, op.zero_point), centre(block_input, op.block_zero_point));
-    hints
-        .iter()
-        .enumerate()
-        .map(|(o, hint)| {
-            let mut cs = cs.namespace(|| format!("out{o}"));
-            let (acc, y) = requantize_relu(&mut cs, op.requant, &hint.requant)?;
-            let taps: Vec<_> = op
-                .taps(o)
-                .into_iter()
-                .map(|(wi, t)| match t {
-                    Tap::Input(i) => (&weights[wi], &x[i]),
-                    Tap::Block(i) => (&weights[wi], &xb[i]),
-                })
-                .collect();
-            let mut constant = bias[shape.bias_of(o)].clone();
+    let value = |t: Tap| match t {
+        Tap::Input(i) => &x[i],
+        Tap::Block(i) => &xb[i],
+    };
+    let pows = slot_powers(&packing);
+    let skip = F::from(u64::from(op.skip));
+    let mut ys = vec![None; shape.num_outputs()];
+    for (i, (outs, hint)) in packs.iter().zip(&hints.packs).enumerate() {
+        let mut cs = cs.namespace(|| format!("pack{i}"));
+        let (mut acc, mut constant) = (LinearCombination::zero(), LinearCombination::zero());
+        for (slot, &o) in outs.iter().enumerate() {
+            let (acc_o, y) = requantize_relu(&mut cs.namespace(|| format!("out{o}")), op.requant, &hints.outputs[o])?;
+            acc = acc + (pows[slot], &acc_o);
+            constant = constant + (pows[slot], &bias[shape.bias_of(o)]);
             if op.skip != 0 {
-                constant = constant + (F::from(u64::from(op.skip)), &xb[o]);
+                constant = constant + (pows[slot] * skip, &xb[o]);
             }
-            dot_product(&mut cs, &taps, &constant, &acc, &hint.dot)?;
-            Ok(y)
-        })
-        .collect()
+            ys[o] = Some(y);
+        }
+        let factors: Vec<(LinearCombination<F>, LinearCombination<F>)> = packing
+            .groups(op, outs)
+            .iter()
+            .map(|g| match packing.share {
+                Share::Weight => (
+                    weights[g[0].1].clone(),
+                    g.iter().fold(LinearCombination::zero(), |lc, &(slot, _, t)| lc + (pows[slot], value(t))),
+                ),
+                Share::Input => (
+                    value(g[0].2).clone(),
+                    g.iter().fold(LinearCombination::zero(), |lc, &(slot, wi, _)| lc + (pows[slot], &weights[wi])),
+                ),
+            })
+            .collect();
+        let taps: Vec<_> = factors.iter().map(|(a, b)| (a, b)).collect();
+        dot_product(&mut cs, &taps, &constant, &acc, hint)?;
+    }
+    ys.into_iter().collect::<Option<Vec<_>>>().ok_or(SynthesisError::Unsatisfiable("an output is in no pack".into()))
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::gadgets::conv::conv_accumulators_with_padding;
     use crate::quant::int_to_field;
@@ -348,17 +422,29 @@ mod tests {
     use nova_snark::frontend::test_cs::TestConstraintSystem;
     use proptest::prelude::*;
 
-    #[derive(Debug)]
-    struct Case {
-        op: Linear,
-        input: Vec<u8>,
+    #[derive(Clone, Debug)]
+    pub(crate) struct Case {
+        pub(crate) op: Linear,
+        pub(crate) input: Vec<u8>,
         /// The block input (the layer's own input unless the case has a projection).
-        block: Vec<u8>,
-        weights: Vec<i8>,
-        bias: Vec<i32>,
+        pub(crate) block: Vec<u8>,
+        pub(crate) weights: Vec<i8>,
+        pub(crate) bias: Vec<i32>,
     }
 
-    fn synth(c: &Case, hints: &[OutputHint]) -> (bool, Vec<F>, usize) {
+    impl Case {
+        /// The honest witness under `packing`.
+        pub(crate) fn hints(&self, packing: Packing) -> Result<LinearHints, QuantError> {
+            linear_hints_with(&self.op, packing, (&self.input, &self.block), &self.weights, &self.bias)
+        }
+    }
+
+    pub(crate) fn synth(c: &Case, hints: &LinearHints) -> (bool, Vec<F>, usize) {
+        synth_with(c, Packing::of(&c.op), hints).0
+    }
+
+    /// Synthesizes under `packing`; also returns the first unsatisfied constraint's name.
+    pub(crate) fn synth_with(c: &Case, packing: Packing, hints: &LinearHints) -> ((bool, Vec<F>, usize), Option<String>) {
         let mut cs = TestConstraintSystem::<F>::new();
         let mut alloc = |name: String, v: i64| {
             let x = AllocatedNum::alloc(cs.namespace(|| name), || Ok(int_to_field(v))).unwrap();
@@ -372,11 +458,12 @@ mod tests {
         };
         let weights: Vec<_> = c.weights.iter().enumerate().map(|(i, &v)| alloc(format!("w{i}"), v.into())).collect();
         let bias: Vec<_> = c.bias.iter().enumerate().map(|(i, &v)| alloc(format!("b{i}"), v.into())).collect();
-        let ys = linear_requant(&mut cs, &c.op, (&input, &block), &weights, &bias, hints).unwrap();
-        (cs.is_satisfied(), ys.iter().map(|y| y.get_value().unwrap()).collect(), cs.num_constraints())
+        let ys = linear_requant_with(&mut cs, &c.op, packing, (&input, &block), (&weights, &bias), hints).unwrap();
+        let unsatisfied = cs.which_is_unsatisfied().map(String::from);
+        ((cs.is_satisfied(), ys.iter().map(|y| y.get_value().unwrap()).collect(), cs.num_constraints()), unsatisfied)
     }
 
-    fn case(shape: LinearShape) -> impl Strategy<Value = Case> {
+    pub(crate) fn case(shape: LinearShape) -> impl Strategy<Value = Case> {
         let n_in = shape.num_inputs();
         let n_w = shape.num_weights();
         let n_b = shape.num_biases();
@@ -407,7 +494,7 @@ mod tests {
 
     /// Convolutions of every kind the geometry allows: strides, asymmetric and no padding,
     /// rectangular kernels and images, groups (depthwise included).
-    fn conv_shape() -> impl Strategy<Value = LinearShape> {
+    pub(crate) fn conv_shape() -> impl Strategy<Value = LinearShape> {
         (
             (1usize..3, 1usize..3, 1usize..3),
             (1usize..7, 1usize..7),
@@ -432,7 +519,7 @@ mod tests {
     /// A layer with a projection shortcut from a block input of another shape (ResNet's
     /// downsampling block): the projection is any convolution the geometry allows, the
     /// layer a 3×3 same convolution producing the projection's output dimensions.
-    fn projection_case() -> impl Strategy<Value = Case> {
+    pub(crate) fn projection_case() -> impl Strategy<Value = Case> {
         (conv_shape(), 1usize..3).prop_flat_map(|(p, ci)| {
             let LinearShape::Conv(p) = p else { unreachable!() };
             let (co, oh, ow) = p.output_dims();
@@ -462,11 +549,11 @@ mod tests {
         })
     }
 
-    fn dense_shape() -> impl Strategy<Value = LinearShape> {
+    pub(crate) fn dense_shape() -> impl Strategy<Value = LinearShape> {
         (1usize..12, 1usize..12).prop_map(|(i, o)| LinearShape::Dense(DenseShape { inputs: i, outputs: o }))
     }
 
-    fn to_field(v: &[u8]) -> Vec<F> {
+    pub(crate) fn to_field(v: &[u8]) -> Vec<F> {
         v.iter().map(|&x| F::from(u64::from(x))).collect()
     }
 
@@ -477,13 +564,20 @@ mod tests {
         prop_assert!(sat);
         let native = linear_requant_native(&c.op, &c.input, &c.block, &c.weights, &c.bias).unwrap();
         prop_assert_eq!(ys, to_field(&native));
-        prop_assert_eq!(n, c.op.constraints());
+        prop_assert_eq!(n, c.op.constraints(Packing::of(&c.op)));
+        // unpacked: the same outputs at one product per multiply-accumulate
+        let one = Packing::with_max_slots(&c.op, 1);
+        let ((sat, ys1, n1), _) = synth_with(c, one, &c.hints(one).unwrap());
+        prop_assert!(sat);
+        prop_assert_eq!(ys1, to_field(&native));
+        let outputs = c.op.shape.num_outputs();
+        prop_assert_eq!(n1, (0..outputs).map(|o| c.op.taps(o).len().max(1)).sum::<usize>() + outputs * requant_constraints(c.op.requant));
         Ok(())
     }
 
     /// An honest witness except for the outputs whose `claimed` accumulator (plus the
     /// skip term) requantizes differently: those claim it. `None` when nothing differs.
-    fn claim(c: &Case, claimed: &[i64]) -> Option<Vec<OutputHint>> {
+    fn claim(c: &Case, claimed: &[i64]) -> Option<LinearHints> {
         let (op, p) = (&c.op, c.op.requant);
         let honest = linear_accumulators(op, &c.input, &c.block, &c.weights, &c.bias);
         let mut hints = linear_hints(op, &c.input, &c.block, &c.weights, &c.bias).unwrap();
@@ -492,7 +586,7 @@ mod tests {
             let skip = |x: u8| i64::from(op.skip) * (i64::from(x) - i64::from(op.block_zero_point));
             let a = a + if op.skip == 0 { 0 } else { skip(c.block[o]) };
             if requantize_native(a, p).unwrap() != requantize_native(h, p).unwrap() {
-                hints[o].requant = RequantHint::new(a, p).unwrap();
+                hints.outputs[o] = RequantHint::new(a, p).unwrap();
                 changed = true;
             }
         }
@@ -514,8 +608,8 @@ mod tests {
         #[test]
         fn output_plus_one_rejected(c in conv_shape().prop_flat_map(case), pick in any::<prop::sample::Index>()) {
             let mut hints = linear_hints(&c.op, &c.input, &c.block, &c.weights, &c.bias).unwrap();
-            let o = pick.index(hints.len());
-            hints[o].requant.y += F::ONE;
+            let o = pick.index(hints.outputs.len());
+            hints.outputs[o].y += F::ONE;
             prop_assert!(!synth(&c, &hints).0);
         }
 

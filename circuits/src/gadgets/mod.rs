@@ -6,5 +6,6 @@ pub mod conv;
 pub mod dense;
 pub mod dot;
 pub mod linear;
+pub mod pack;
 pub mod pool;
 pub mod requant;

@@ -5,7 +5,7 @@ use super::state::{TileState, TILE_ARITY};
 use super::terms::{alloc_term, equal_if, is_zero, product, select, Term};
 use crate::commit::{chain_link, chain_link_native, domain_tag, model_update, model_update_native, Layout};
 use crate::gadgets::bits::{alloc_uint, lc};
-use crate::gadgets::linear::{linear_hints, linear_requant, Linear, LinearShape, OutputHint};
+use crate::gadgets::linear::{linear_hints, linear_requant, Linear, LinearHints, LinearShape};
 use crate::gadgets::pool::{pool_window, Pool, PoolHint};
 use crate::layer::{alloc_layer_weights, weight_terms, LayerWeights};
 use crate::quant::{bits_le, check_activations, QuantError, ACT_BITS};
@@ -41,7 +41,7 @@ struct Inner {
     tile: usize,
     rows: Vec<u8>,
     witness: TileWitness,
-    hints: Vec<OutputHint>,
+    hints: LinearHints,
     pool_hints: Vec<PoolHint>,
     output: Vec<u8>,
 }
@@ -118,7 +118,7 @@ impl TileStep {
         let op = band_linear(&spec, &g)?;
         let w = &witness.layer_weights;
         let hints = linear_hints(&op, &band, &band, &w.weights, &w.bias)?;
-        let ys: Vec<u8> = hints.iter().map(|h| h.requant.y.to_repr().as_ref()[0]).collect();
+        let ys = hints.ys();
         let (pool_hints, output) = match band_pool(&spec, &g) {
             None => (Vec::new(), ys),
             Some((pool, dims)) => {

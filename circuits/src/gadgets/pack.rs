@@ -1,0 +1,293 @@
+//! Packed products: several accumulators share one field element, so one constraint
+//! computes a product for each of them at once.
+//!
+//! In a convolution every weight multiplies one input cell per output position, and every
+//! input cell is multiplied by one weight per output channel; in a dense layer every input
+//! is multiplied by one weight per output. A *pack* is a set of up to `s` outputs (its
+//! *slots*) chosen so that their taps share factors: consecutive positions of one channel
+//! share weights ([`Share::Weight`], depthwise convolutions), consecutive channels of one
+//! group at one position share input cells ([`Share::Input`], ordinary convolutions and
+//! dense layers). Each shared factor `f` (a *group*) costs one constraint
+//!
+//! `f · Σ_slot 2^(k·slot) · g_slot = p`
+//!
+//! where `g_slot` is the other factor of that slot's tap (0 if the slot has no tap there).
+//! The sum of a pack's products then equals `Σ_slot 2^(k·slot) · (acc_slot - c_slot)`,
+//! with `c_slot` the slot's constant part (bias, residual term), and each `acc_slot` is the
+//! recomposition of the `B` requantization bits the output allocates anyway. So a pack of
+//! `s` outputs with fan-in `n` costs `n` product constraints instead of `s·n`, and the
+//! slots need no extra decomposition.
+//!
+//! **No carry between slots.** The caller range-checks every factor: weights to int8,
+//! stored activations to 7 bits (so `|a - zero_point| ≤ 255`), biases to int32. The true
+//! accumulator of a slot is therefore bounded: `|t| ≤ W = fan_in·128·255 + 2^31 +
+//! skip·255` (fan-in counting projection taps). The slot width is
+//! `k = max(B, bits(W)) + 2`, and `k·s ≤` [`PACK_BITS`] `= 252`. The prover's slot values
+//! are `d = Σ b_i 2^i ∈ [0, 2^B)` (booleanity of every bit), the true ones
+//! `t + 2^(B-1)`; their difference per slot is below `2^B + 2^(B-1) + W < 2^k` in magnitude.
+//! The pack's equation says `Σ 2^(k·slot) · (d_slot - t_slot - 2^(B-1)) ≡ 0 (mod p)`; the left
+//! side is below `2^(k·s+1) ≤ 2^253 < p` in magnitude, so it is 0 as an integer, and reading
+//! it modulo `2^k`, slot by slot from the lowest, every difference is 0: each slot's bits are
+//! exactly its true accumulator. A slot whose true accumulator does not fit `B` bits has no
+//! satisfying bits at all, as without packing. A prover cannot move a carry from one slot
+//! into the next: a carry of `2^k` cannot be written with `B < k` boolean bits
+//! (`a_carry_between_slots_is_rejected`).
+
+use super::linear::{Linear, LinearShape, Tap};
+use crate::quant::{ACT_BITS, BIAS_BITS};
+
+/// Field bits a pack may use (the Pallas scalar field has `p > 2^254`; one bit of sign and
+/// one of sum are kept free).
+pub const PACK_BITS: u32 = 252;
+
+/// Which factor the products of a pack share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Share {
+    /// Slots are positions of one output channel; a group is one weight.
+    Weight,
+    /// Slots are output channels at one position; a group is one input cell.
+    Input,
+}
+
+/// The taps of a pack that share one factor: `(slot, weight index, input)` each.
+pub type Group = Vec<(usize, usize, Tap)>;
+
+/// How a linear layer's outputs are packed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packing {
+    /// Bits per slot, `k`.
+    pub slot_bits: u32,
+    /// Outputs per pack, `s` (1: one product per multiply-accumulate, no packing).
+    pub slots: usize,
+    /// What the products of a pack share.
+    pub share: Share,
+}
+
+impl Packing {
+    /// As many slots as the field holds (see the module docs).
+    pub fn of(op: &Linear) -> Self {
+        Self::with_max_slots(op, usize::MAX)
+    }
+
+    /// At most `max_slots` outputs per pack (1 gives the unpacked circuit).
+    pub fn with_max_slots(op: &Linear, max_slots: usize) -> Self {
+        let slot_bits = slot_bits(op);
+        let slots = ((PACK_BITS / slot_bits) as usize).min(max_slots).max(1);
+        let (channels, groups, positions) = layout(&op.shape);
+        let by_weight = channels * positions.div_ceil(slots);
+        let by_input = positions * groups * (channels / groups).div_ceil(slots);
+        let share = if by_weight <= by_input { Share::Weight } else { Share::Input };
+        Self { slot_bits, slots, share }
+    }
+
+    /// The outputs of every pack, in synthesis order; slot `j` of a pack is its `j`-th.
+    pub fn packs(&self, op: &Linear) -> Vec<Vec<usize>> {
+        let (channels, groups, positions) = layout(&op.shape);
+        let s = self.slots;
+        match self.share {
+            Share::Weight => (0..channels)
+                .flat_map(|c| (0..positions).step_by(s).map(move |p| (p..(p + s).min(positions)).map(|q| c * positions + q).collect()))
+                .collect(),
+            Share::Input => {
+                let per_group = channels / groups;
+                (0..positions)
+                    .flat_map(|p| {
+                        (0..groups).flat_map(move |g| {
+                            (0..per_group).step_by(s).map(move |c| {
+                                (c..(c + s).min(per_group)).map(|j| (g * per_group + j) * positions + p).collect()
+                            })
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The groups of one pack (sorted by their shared factor: the same order for every
+    /// witness, as a circuit needs).
+    pub fn groups(&self, op: &Linear, outputs: &[usize]) -> Vec<Group> {
+        let key = |wi: usize, t: Tap| match (self.share, t) {
+            (Share::Weight, _) => wi,
+            (Share::Input, Tap::Input(i)) => 2 * i,
+            (Share::Input, Tap::Block(i)) => 2 * i + 1,
+        };
+        let mut terms: Vec<(usize, usize, usize, Tap)> = outputs
+            .iter()
+            .enumerate()
+            .flat_map(|(slot, &o)| op.taps(o).into_iter().map(move |(wi, t)| (key(wi, t), slot, wi, t)))
+            .collect();
+        terms.sort_unstable_by_key(|&(k, slot, ..)| (k, slot));
+        terms
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|g| g.iter().map(|&(_, slot, wi, t)| (slot, wi, t)).collect())
+            .collect()
+    }
+
+    /// Product constraints of the whole layer (one per group; one per pack without taps).
+    pub fn product_constraints(&self, op: &Linear) -> usize {
+        self.packs(op).iter().map(|p| self.groups(op, p).len().max(1)).sum()
+    }
+
+    /// An upper bound of [`Self::product_constraints`] without listing the groups.
+    pub fn product_constraints_bound(&self, op: &Linear) -> usize {
+        let (channels, groups, positions) = layout(&op.shape);
+        let packs = match self.share {
+            Share::Weight => channels * positions.div_ceil(self.slots),
+            Share::Input => positions * groups * (channels / groups).div_ceil(self.slots),
+        };
+        packs * fan_in(op).max(1)
+    }
+}
+
+/// `(output channels, channel groups, positions per channel)` of a layer's outputs.
+fn layout(shape: &LinearShape) -> (usize, usize, usize) {
+    match shape {
+        LinearShape::Conv(c) => {
+            let (co, h, w) = c.output_dims();
+            (co, c.groups, h * w)
+        }
+        LinearShape::Dense(d) => (d.outputs, 1, 1),
+    }
+}
+
+/// Largest number of taps of one output, projection included.
+fn fan_in(op: &Linear) -> usize {
+    op.shape.max_fan_in() + op.projection.map_or(0, |p| p.fan_in())
+}
+
+/// Slot width `k = max(B, bits(W)) + 2` (see the module docs).
+pub fn slot_bits(op: &Linear) -> u32 {
+    let x_max = (1u128 << (ACT_BITS + 1)) - 1; // |a - zero_point| ≤ 255
+    let w_max = 128u128;
+    let worst = fan_in(op) as u128 * w_max * x_max + (1u128 << (BIAS_BITS - 1)) + u128::from(op.skip) * x_max;
+    let bits = 128 - worst.leading_zeros();
+    op.requant.acc_bits().max(bits) + 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gadgets::conv::ConvShape;
+    use crate::gadgets::dense::DenseShape;
+    use crate::gadgets::linear::tests::{case, conv_shape, dense_shape, synth_with, Case};
+    use crate::gadgets::linear::linear_accumulators;
+    use crate::gadgets::requant::RequantHint;
+    use crate::quant::RequantSpec;
+    use crate::F;
+    use ff::Field;
+    use proptest::prelude::*;
+
+    fn op(shape: LinearShape, acc_bits: u32) -> Linear {
+        let requant = RequantSpec::new(0, acc_bits).unwrap();
+        Linear { shape, requant, skip: 0, projection: None, zero_point: 0, block_zero_point: 0 }
+    }
+
+    #[test]
+    fn each_layer_kind_shares_what_it_reuses() {
+        let conv = op(LinearShape::Conv(ConvShape::same(16, 16, 8, 8, 3)), 24);
+        let p = Packing::of(&conv);
+        // worst |acc| = 144·128·255 + 2^31 < 2^32: 34-bit slots, 7 per field element
+        // 16 channels × ⌈64/7⌉ position packs (160) beat 64 positions × ⌈16/7⌉ channel packs
+        assert_eq!((p.slot_bits, p.slots, p.share), (34, 7, Share::Weight));
+        assert_eq!(p.product_constraints_bound(&conv), 160 * 144);
+        assert!(p.product_constraints(&conv) * 6 < conv.macs());
+        let seven = op(LinearShape::Conv(ConvShape::same(16, 7, 8, 8, 3)), 24);
+        let p = Packing::of(&seven);
+        assert_eq!(p.share, Share::Input);
+        assert_eq!(p.product_constraints(&seven), seven.macs() / 7);
+        let depthwise = op(LinearShape::Conv(ConvShape { groups: 8, ..ConvShape::same(8, 8, 8, 8, 3) }), 24);
+        assert_eq!(Packing::of(&depthwise).share, Share::Weight);
+        let dense = op(LinearShape::Dense(DenseShape { inputs: 10, outputs: 20 }), 24);
+        let p = Packing::of(&dense);
+        assert_eq!(p.share, Share::Input);
+        assert_eq!(p.product_constraints(&dense), 10 * 3);
+        // a wide accumulator narrows the slots
+        assert_eq!(Packing::of(&op(dense.shape, 62)).slots, 3);
+        assert_eq!(Packing::with_max_slots(&conv, 1).product_constraints(&conv), conv.macs());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, rng_seed: proptest::test_runner::RngSeed::Fixed(6), ..ProptestConfig::default() })]
+        #[test]
+        fn packs_cover_every_output_once(c in prop_oneof![conv_shape(), dense_shape()].prop_flat_map(case), max in 1usize..9) {
+            let packing = Packing::with_max_slots(&c.op, max);
+            let mut seen: Vec<usize> = packing.packs(&c.op).concat();
+            seen.sort_unstable();
+            prop_assert_eq!(seen, (0..c.op.shape.num_outputs()).collect::<Vec<_>>());
+            for outs in packing.packs(&c.op) {
+                prop_assert!(outs.len() <= packing.slots);
+                let groups = packing.groups(&c.op, &outs);
+                // every tap once, and each group shares its factor
+                prop_assert_eq!(groups.iter().map(Vec::len).sum::<usize>(), outs.iter().map(|&o| c.op.taps(o).len()).sum::<usize>());
+                for g in &groups {
+                    let shared = |t: &(usize, usize, Tap)| match packing.share {
+                        Share::Weight => t.1 == g[0].1,
+                        Share::Input => t.2 == g[0].2,
+                    };
+                    prop_assert!(g.iter().all(shared));
+                }
+            }
+        }
+
+        #[test]
+        fn a_carry_between_slots_is_rejected(c in prop_oneof![conv_shape(), dense_shape()].prop_flat_map(case)) {
+            // Slot 1 claims one less and slot 0 a carry of 2^k through its sign bit: the packed
+            // sum is unchanged, so only the booleanity of that bit can catch it.
+            let packing = Packing::of(&c.op);
+            let packs = packing.packs(&c.op);
+            let pack = packs.iter().find(|p| p.len() >= 2);
+            prop_assume!(pack.is_some());
+            let (o0, o1) = (pack.unwrap()[0], pack.unwrap()[1]);
+            let p = c.op.requant;
+            let acc = linear_accumulators(&c.op, &c.input, &c.block, &c.weights, &c.bias);
+            let lower = RequantHint::new(acc[o1] - 1, p);
+            prop_assume!(lower.is_ok());
+            let mut hints = c.hints(packing).unwrap();
+            hints.outputs[o1] = lower.unwrap();
+            let b = p.acc_bits() as usize;
+            hints.outputs[o0].bits[b - 1] += F::from(2).pow_vartime([u64::from(packing.slot_bits) - b as u64 + 1]);
+            let ((sat, ..), which) = synth_with(&c, packing, &hints);
+            prop_assert!(!sat);
+            let which = which.unwrap();
+            prop_assert!(which.contains(&format!("out{o0}/bits/b{} is boolean", b - 1)), "{}", which);
+        }
+
+        #[test]
+        fn an_accumulator_out_of_range_is_rejected(c in conv_shape().prop_flat_map(case)) {
+            // With 8-bit accumulators most sums overflow; a prover claims them wrapped into
+            // range (each slot's bits valid, the products honest).
+            let narrow = Linear { requant: RequantSpec::new(0, 8).unwrap(), ..c.op };
+            let packing = Packing::of(&narrow);
+            let acc = linear_accumulators(&narrow, &c.input, &c.block, &c.weights, &c.bias);
+            prop_assume!(acc.iter().any(|&a| !(-128..128).contains(&a)));
+            let wrapped = |a: i64| (a + 128).rem_euclid(256) - 128;
+            let wide = Case { op: Linear { requant: RequantSpec::new(0, 30).unwrap(), ..c.op }, ..c };
+            let mut hints = wide.hints(packing).unwrap();
+            hints.outputs = acc.iter().map(|&a| RequantHint::new(wrapped(a), narrow.requant).unwrap()).collect();
+            let c = Case { op: narrow, ..wide };
+            prop_assert!(!synth_with(&c, packing, &hints).0 .0);
+        }
+    }
+
+    #[test]
+    fn slots_only_as_wide_as_the_accumulator_would_let_a_wrap_through() {
+        // Why the slot is wider than B: two outputs (accumulators 130 and 5) packed in 8-bit
+        // slots accept slot 0 wrapped to -126 with slot 1 raised to 6 (130 + 256·5 =
+        // -126 + 256·6); the real slot width rejects the same claim.
+        let c = Case {
+            op: op(LinearShape::Dense(DenseShape { inputs: 1, outputs: 2 }), 8),
+            input: vec![0],
+            block: vec![0],
+            weights: vec![3, -2],
+            bias: vec![130, 5],
+        };
+        let forged = |packing: Packing| {
+            let wide = Case { op: Linear { requant: RequantSpec::new(0, 30).unwrap(), ..c.op }, ..c.clone() };
+            let mut hints = wide.hints(packing).unwrap();
+            hints.outputs = [-126, 6].iter().map(|&a| RequantHint::new(a, c.op.requant).unwrap()).collect();
+            synth_with(&c, packing, &hints).0 .0
+        };
+        assert!(forged(Packing { slot_bits: 8, slots: 2, share: Share::Input }));
+        assert!(!forged(Packing::of(&c.op)));
+    }
+}
