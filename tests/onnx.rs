@@ -333,9 +333,10 @@ fn lenet5_agrees_with_its_float_model() {
     let shapes: Vec<_> = network.segments.iter().map(|s| s.spec.num_outputs()).collect();
     assert_eq!(shapes, [6 * 14 * 14, 16 * 5 * 5, 120, 84, 10]);
     // Constraints per layer step (pinned: `fold-ml inspect --model lenet5.foldml`). The dense
-    // layers pay 8 range-check constraints per weight (each weight is used once).
+    // layers pay 8 range-check constraints per weight (each weight is used once); their
+    // products pack 7 outputs per shared input.
     let (constraints, macs) = step_costs(&network);
-    assert_eq!(constraints, [257_481, 324_453, 493_629, 109_037, 11_491]);
+    assert_eq!(constraints, [166_017, 120_965, 456_669, 103_085, 11_139]);
     assert_eq!(macs, [107_736, 240_000, 48_000, 10_080, 840]);
 }
 
@@ -357,10 +358,10 @@ fn resnet20_agrees_with_its_float_model() {
         network.segments.iter().map(|s| s.spec.stages.last().unwrap().projection.is_some()).collect();
     assert_eq!(projections, [false, false, true, false, true, false, false, false]);
     // Constraints per step (pinned: `fold-ml inspect --model resnet20.foldml`). At 2×2 the
-    // 64-channel blocks' 73,728 weights cost 8 range-check constraints each: more than the
-    // 131,072 products.
+    // 64-channel blocks' 73,728 weights cost 8 range-check constraints each: far more than
+    // their 131,072 multiply-accumulates, packed 7 to a product constraint.
     let (constraints, macs) = step_costs(&network);
-    assert_eq!(constraints, [53_426, 348_274, 338_160, 403_732, 666_380, 818_642, 819_282, 9_551]);
+    assert_eq!(constraints, [34_498, 141_938, 194_624, 232_980, 565_068, 712_146, 712_786, 9_359]);
     assert_eq!(macs, [23_232, 247_808, 172_544, 204_800, 124_928, 131_072, 131_072, 640]);
 }
 

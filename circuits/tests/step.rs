@@ -370,3 +370,14 @@ fn chains_of_segments_are_checked_in_one_place() {
     assert!(check_chain([(&block, 3, 2)]).is_err(), "half a block");
     assert!(check_chain([(&block, 4, 4)]).is_err(), "two blocks in a step");
 }
+
+/// The packing targets on a conv with 144 multiply-accumulates per output: at most 0.2
+/// product constraints and 0.5 constraints in all per MAC (1.2 unpacked).
+#[test]
+fn packed_conv_costs_under_half_a_constraint_per_mac() {
+    let shape = LinearShape::Conv(fold_ml_circuits::gadgets::conv::ConvShape::same(16, 16, 16, 16, 3));
+    let cost = StepCost::of(&LayerSpec::new(shape, RequantSpec::new(8, 24).unwrap()));
+    assert_eq!((cost.constraints, cost.macs, cost.products), (251_267, 541_696, 82_176));
+    assert!(cost.products as f64 / cost.macs as f64 <= 0.2);
+    assert!(cost.per_mac() <= 0.5);
+}

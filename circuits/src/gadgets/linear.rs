@@ -444,7 +444,11 @@ pub(crate) mod tests {
     }
 
     /// Synthesizes under `packing`; also returns the first unsatisfied constraint's name.
-    pub(crate) fn synth_with(c: &Case, packing: Packing, hints: &LinearHints) -> ((bool, Vec<F>, usize), Option<String>) {
+    pub(crate) fn synth_with(
+        c: &Case,
+        packing: Packing,
+        hints: &LinearHints,
+    ) -> ((bool, Vec<F>, usize), Option<String>) {
         let mut cs = TestConstraintSystem::<F>::new();
         let mut alloc = |name: String, v: i64| {
             let x = AllocatedNum::alloc(cs.namespace(|| name), || Ok(int_to_field(v))).unwrap();
@@ -571,7 +575,11 @@ pub(crate) mod tests {
         prop_assert!(sat);
         prop_assert_eq!(ys1, to_field(&native));
         let outputs = c.op.shape.num_outputs();
-        prop_assert_eq!(n1, (0..outputs).map(|o| c.op.taps(o).len().max(1)).sum::<usize>() + outputs * requant_constraints(c.op.requant));
+        prop_assert_eq!(
+            n1,
+            (0..outputs).map(|o| c.op.taps(o).len().max(1)).sum::<usize>()
+                + outputs * requant_constraints(c.op.requant)
+        );
         Ok(())
     }
 

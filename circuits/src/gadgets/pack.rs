@@ -86,7 +86,11 @@ impl Packing {
         let s = self.slots;
         match self.share {
             Share::Weight => (0..channels)
-                .flat_map(|c| (0..positions).step_by(s).map(move |p| (p..(p + s).min(positions)).map(|q| c * positions + q).collect()))
+                .flat_map(|c| {
+                    (0..positions)
+                        .step_by(s)
+                        .map(move |p| (p..(p + s).min(positions)).map(|q| c * positions + q).collect())
+                })
                 .collect(),
             Share::Input => {
                 let per_group = channels / groups;
@@ -117,10 +121,7 @@ impl Packing {
             .flat_map(|(slot, &o)| op.taps(o).into_iter().map(move |(wi, t)| (key(wi, t), slot, wi, t)))
             .collect();
         terms.sort_unstable_by_key(|&(k, slot, ..)| (k, slot));
-        terms
-            .chunk_by(|a, b| a.0 == b.0)
-            .map(|g| g.iter().map(|&(_, slot, wi, t)| (slot, wi, t)).collect())
-            .collect()
+        terms.chunk_by(|a, b| a.0 == b.0).map(|g| g.iter().map(|&(_, slot, wi, t)| (slot, wi, t)).collect()).collect()
     }
 
     /// Product constraints of the whole layer (one per group; one per pack without taps).
@@ -169,8 +170,8 @@ mod tests {
     use super::*;
     use crate::gadgets::conv::ConvShape;
     use crate::gadgets::dense::DenseShape;
-    use crate::gadgets::linear::tests::{case, conv_shape, dense_shape, synth_with, Case};
     use crate::gadgets::linear::linear_accumulators;
+    use crate::gadgets::linear::tests::{case, conv_shape, dense_shape, synth_with, Case};
     use crate::gadgets::requant::RequantHint;
     use crate::quant::RequantSpec;
     use crate::F;
