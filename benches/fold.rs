@@ -96,7 +96,7 @@ fn bench_folds(c: &mut Criterion) {
 /// budget's choice): the cost of a fold of a layer too large for one.
 fn bench_tiles(c: &mut Criterion) {
     let model = SyntheticModel::conv(16, 32, 3, 2, 0).expect("valid");
-    let spec = TileSpec { layer: model.spec(), rows: 4 };
+    let spec = TileSpec { layer: model.spec(), second: None, rows: 4 };
     let cost = StepCost::of_tile(&spec).expect("a valid tiling");
     let mut group = c.benchmark_group("fold/tile16x32x32/rows=4");
     group.sample_size(10).measurement_time(Duration::from_secs(20));
@@ -104,7 +104,13 @@ fn bench_tiles(c: &mut Criterion) {
     let blank = Step::Tile(TileStep::blank(spec).expect("valid"));
     let pp = PublicParams::setup(&blank, &*S1::ck_floor(), &*S2::ck_floor()).expect("setup");
     let input = model.default_input();
-    let witness = TileWitness { layer_weights: model.layer(0), blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO };
+    let witness = TileWitness {
+        layer_weights: model.layer(0),
+        second_weights: None,
+        blind_in: F::ZERO,
+        blind_out: F::ZERO,
+        salt: F::ZERO,
+    };
     let tiles = spec.geometry().expect("valid").tiles;
     let step = |t: usize| Step::Tile(TileStep::new(spec, t % tiles, &input, witness.clone()).expect("valid tile"));
     let layout = fold_ml_circuits::commit::Layout::by_rows(model.spec().input_dims());

@@ -1,7 +1,7 @@
-//! Constraints of tiled convolutions against the same layer in one step: what tiling
-//! costs. For each ResNet-20 convolution shape (CIFAR-size input) and a fold budget, the
-//! whole-layer step is synthesized, the layer is tiled as `prove` would tile it, and the
-//! tiles' total is compared.
+//! Constraints of tiled convolutions and basic blocks against the same block in one step:
+//! what tiling costs. For each ResNet-20 convolution and basic block (CIFAR-size input) and
+//! a fold budget, the whole step is synthesized, the block is tiled as `prove` would tile
+//! it, and the tiles' total is compared.
 //!
 //! `cargo run --release --example tile_overhead [BUDGET...]` (default: 262144 524288).
 
@@ -10,25 +10,45 @@ use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{BlockSpec, LayerSpec};
 use fold_ml_circuits::quant::RequantSpec;
-use fold_ml_circuits::tile::TileSpec;
+use fold_ml_circuits::step::tile_spec;
+
+/// ResNet's basic block on a `c×s×s` input: conv3x3(stride) → conv3x3 + shortcut (a
+/// residual, or a 1×1 stride-2 projection to `2c` channels when `down`).
+fn basic_block(c: usize, s: usize, down: bool, rq: RequantSpec) -> BlockSpec {
+    let (co, stride) = if down { (2 * c, 2) } else { (c, 1) };
+    let conv1 = ConvShape { stride: [stride; 2], ..ConvShape::same(c, co, s, s, 3) };
+    let (_, oh, ow) = conv1.output_dims();
+    let projection = down.then_some(ConvShape { stride: [2, 2], ..ConvShape::same(c, co, s, s, 1) });
+    let second = LayerSpec {
+        skip: if down { 0 } else { 1 },
+        projection,
+        ..LayerSpec::new(LinearShape::Conv(ConvShape::same(co, co, oh, ow, 3)), rq)
+    };
+    BlockSpec::new(vec![LayerSpec::new(LinearShape::Conv(conv1), rq), second])
+}
 
 fn main() {
     let budgets: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let budgets = if budgets.is_empty() { vec![1 << 18, 1 << 19] } else { budgets };
     let rq = RequantSpec::new(8, 24).expect("valid");
-    let shapes = [
-        ("stem 3→16, 32×32", ConvShape::same(3, 16, 32, 32, 3)),
-        ("stage 1 16→16, 32×32", ConvShape::same(16, 16, 32, 32, 3)),
-        ("stage 2 in 16→32 stride 2", ConvShape { stride: [2, 2], ..ConvShape::same(16, 32, 32, 32, 3) }),
-        ("stage 2 32→32, 16×16", ConvShape::same(32, 32, 16, 16, 3)),
-        ("stage 3 64→64, 8×8", ConvShape::same(64, 64, 8, 8, 3)),
+    let conv = |c: ConvShape| BlockSpec::layer(LayerSpec::new(LinearShape::Conv(c), rq));
+    let blocks = [
+        ("stem 3→16, 32×32", conv(ConvShape::same(3, 16, 32, 32, 3))),
+        ("conv 16→16, 32×32", conv(ConvShape::same(16, 16, 32, 32, 3))),
+        ("conv 32→32, 16×16", conv(ConvShape::same(32, 32, 16, 16, 3))),
+        ("conv 64→64, 8×8", conv(ConvShape::same(64, 64, 8, 8, 3))),
+        ("block 16, 32×32 (residual)", basic_block(16, 32, false, rq)),
+        ("block 16→32 stride 2 (projection)", basic_block(16, 32, true, rq)),
+        ("block 32, 16×16 (residual)", basic_block(32, 16, false, rq)),
+        ("block 32→64 stride 2 (projection)", basic_block(32, 16, true, rq)),
+        ("block 64, 8×8 (residual)", basic_block(64, 8, false, rq)),
     ];
-    println!("| layer | MACs | one step | budget | rows/tile | tiles | per tile | all tiles | tiled / whole |");
+    println!(
+        "| layer or block | MACs | one step | budget | rows/tile | tiles | per tile | all tiles | tiled / whole |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
-    for (name, conv) in shapes {
-        let layer = LayerSpec::new(LinearShape::Conv(conv), rq);
-        let block = BlockSpec::layer(layer);
-        let whole = StepCost::of_step(&block, 1);
+    for (name, block) in blocks {
+        let whole = StepCost::of_step(&block, block.num_stages());
         for &budget in &budgets {
             let Some(rows) = tile_rows(&block, whole.constraints, budget) else {
                 println!(
@@ -37,8 +57,9 @@ fn main() {
                 );
                 continue;
             };
-            let tile = StepCost::of_tile(&TileSpec { layer, rows }).expect("a planned tiling is valid");
-            let tiles = conv.out_size().0 / rows;
+            let spec = tile_spec(&block.clone().with_row_links([true, true]), rows).expect("a planned tiling is valid");
+            let tile = StepCost::of_tile(&spec).expect("a planned tiling is valid");
+            let tiles = spec.output_dims()[1] / rows;
             let all = tile.constraints * tiles;
             println!(
                 "| {name} | {} | {} | {budget} | {rows} | {tiles} | {} | {all} | {:.3} |",

@@ -7,7 +7,7 @@ use crate::layer::{BlockSpec, LayerSpec, LayerStep};
 use crate::quant::QuantError;
 use crate::quant::{ACT_BITS, BIAS_BITS, WEIGHT_BITS};
 use crate::state::ARITY;
-use crate::tile::{TileSpec, TileStep, TILE_ARITY};
+use crate::tile::{band_linear, band_second, TileSpec, TileStep, TILE_ARITY};
 use crate::F;
 use nova_snark::frontend::{num::AllocatedNum, shape_cs::ShapeCS, ConstraintSystem};
 use nova_snark::provider::PallasEngine;
@@ -108,21 +108,20 @@ impl StepCost {
             .expect("shape synthesis does not fail");
         let step = TileStep::blank(*spec)?;
         step.synthesize(&mut cs, &z).map_err(|e| QuantError::BadSpec(e.to_string()))?;
-        let layer = spec.layer.linear(spec.layer.zero_point);
-        // the layer's multiply-accumulates per tile; the band also multiplies padding rows
-        let macs = layer.macs() / g.tiles;
-        let mut band = spec.conv()?;
-        (band.height, band.pads[0], band.pads[2]) = (g.band, 0, 0);
-        let band_op = layer.with_shape(LinearShape::Conv(band));
-        let products = Packing::of(&band_op).product_constraints(&band_op);
-        let band_outputs = LinearShape::Conv(band).num_outputs();
-        let requant = band_outputs * requant_constraints(spec.layer.requant);
+        // the block's multiply-accumulates per tile; the bands also multiply padding rows
+        // (and a two-layer tile recomputes the first layer's rows its neighbours need)
+        let macs = spec.block().macs() / g.tiles;
+        let band_ops: Vec<Linear> = std::iter::once(band_linear(spec, &g)?).chain(band_second(spec, &g)?).collect();
+        let products = band_ops.iter().map(|op| Packing::of(op).product_constraints(op)).sum();
+        let requant = band_ops.iter().map(|op| op.shape.num_outputs() * requant_constraints(op.requant)).sum();
         let pool = spec.layer.pool.map_or(0, |mut p| {
             (p.pads[0], p.pads[2]) = (0, 0);
+            let LinearShape::Conv(band) = band_ops[0].shape else { return 0 };
             p.constraints(band.output_dims())
         });
-        let input_range = g.rows() * spec.layer.input_dims()[0] * spec.layer.input_dims()[2] * ACT_BITS as usize;
-        let weight_range = weight_range(&layer);
+        let input_range = g.rows() * spec.input_dims()[0] * spec.input_dims()[2] * ACT_BITS as usize;
+        let weight_range =
+            spec.block().stages.iter().enumerate().map(|(i, _)| weight_range(&spec.block().linear(i))).sum();
         Ok(Self::counted(&cs, TILE_ARITY, [macs, products, requant, pool, input_range, weight_range]))
     }
 

@@ -3,9 +3,10 @@
 //!
 //! Per step (see [`crate::state`] for the state): the private input activations are
 //! range-checked to 7 bits and must open `z_in.activations`; per layer, the private weights
-//! are range-checked to int8 and absorbed into the running model commitment, the layer is
-//! computed at one constraint per multiply-accumulate (its shortcut terms reading the
-//! block's input, which never leaves the step) and requantized through a full bit
+//! are range-checked to int8 (biases to int32) and absorbed into the running model
+//! commitment, the layer is computed with packed products ([`crate::gadgets::pack`]: up to
+//! 7 outputs per product constraint; its shortcut terms read the block's input, which
+//! never leaves the step) and requantized through a full bit
 //! decomposition; the block's outputs are committed under a fresh private blind. Nothing the
 //! prover supplies is left unconstrained.
 

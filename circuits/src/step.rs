@@ -20,7 +20,7 @@ pub enum Step {
 
 impl Step {
     /// A blank step of a segment's shape, for parameter setup: `tile_rows` tiles its
-    /// one-layer block, else `layers_per_step` layers (or one block) per step.
+    /// block (of one or two layers), else `layers_per_step` layers (or one block) per step.
     pub fn blank(block: &BlockSpec, layers_per_step: usize, tile_rows: Option<usize>) -> Result<Self, QuantError> {
         match tile_rows {
             None => {
@@ -32,18 +32,19 @@ impl Step {
     }
 }
 
-/// The tile spec of a block tiled `rows` output rows per tile: a one-layer block whose
-/// input and output are committed one row per link.
+/// The tile spec of a block tiled `rows` output rows per tile: a block of one or two
+/// layers whose input and output are committed one row per link.
 pub fn tile_spec(block: &BlockSpec, rows: usize) -> Result<TileSpec, QuantError> {
-    match block.stages.as_slice() {
-        [layer] if block.row_links == [true, true] => {
-            let spec = TileSpec { layer: *layer, rows };
-            spec.geometry()?;
-            Ok(spec)
-        }
-        [_] => Err(QuantError::BadSpec("a tiled layer's tensors are committed one row per link".into())),
-        _ => Err(QuantError::BadSpec("only a one-layer block can be tiled".into())),
+    if block.row_links != [true, true] {
+        return Err(QuantError::BadSpec("a tiled block's tensors are committed one row per link".into()));
     }
+    let spec = match block.stages.as_slice() {
+        [layer] => TileSpec { layer: *layer, second: None, rows },
+        [layer, second] => TileSpec { layer: *layer, second: Some(*second), rows },
+        _ => return Err(QuantError::BadSpec("only blocks of one or two layers can be tiled".into())),
+    };
+    spec.geometry()?;
+    Ok(spec)
 }
 
 impl StepCircuit<F> for Step {

@@ -282,7 +282,10 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
         }
         peak = peak.max(e.peak_mib);
         let tiling = match arch.tile_rows {
-            Some(rows) => format!(" (tiles of {rows} rows: {} per layer)", arch.tiles()),
+            Some(rows) => {
+                let unit = if arch.block.num_stages() > 1 { "block" } else { "layer" };
+                format!(" (tiles of {rows} rows: {} per {unit})", arch.tiles())
+            }
             None if cost.constraints > budget => {
                 untileable += 1;
                 " (over the fold budget; cannot be tiled yet)".into()

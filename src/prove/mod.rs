@@ -200,8 +200,9 @@ fn prepare_steps(task: &segment::SegmentTask<'_>, start: (usize, Vec<u8>, F, Opt
     }
 }
 
-/// [`prepare_steps`] of a tiled segment: per layer, its output natively, then its tiles
-/// cut from its input (one layer's input and output in memory, whatever the tile count).
+/// [`prepare_steps`] of a tiled segment: per block (one or two layers), its output
+/// natively, then its tiles cut from its input (one block's input and output in memory,
+/// whatever the tile count).
 fn prepare_tiles(
     task: &segment::SegmentTask<'_>,
     rows: usize,
@@ -216,20 +217,24 @@ fn prepare_tiles(
         Ok(spec) => spec,
         Err(e) => return drop(tx.send(Err(bad("model", e.to_string())))),
     };
+    let stages = block.num_stages();
     while layers_done < n {
         let at = |e: fold_ml_circuits::quant::QuantError| bad(&format!("model layer {layers_done}"), e.to_string());
-        let layer_weights = task.layers.layer(layers_done);
+        let weights: Vec<_> = (layers_done..layers_done + stages).map(|l| task.layers.layer(l)).collect();
         let (first_tile, blind_out) = match in_layer.take() {
             Some(l) => (l.tiles_done, l.blind_out),
-            None if layers_done + 1 == n => (0, task.end_blind),
+            None if layers_done + stages >= n => (0, task.end_blind),
             None => (0, F::random(OsRng)),
         };
-        let output = match fold_ml_circuits::layer::layer_native(block, 0, (&activations, &activations), &layer_weights)
-        {
+        let output = match fold_ml_circuits::layer::block_native(block, &activations, &weights) {
             Ok(output) => output,
             Err(e) => return drop(tx.send(Err(at(e)))),
         };
-        let witness = TileWitness { layer_weights, blind_in: blind, blind_out, salt: task.salt };
+        let mut weights = weights.into_iter();
+        let (Some(layer_weights), second_weights) = (weights.next(), weights.next()) else {
+            return drop(tx.send(Err(bad("model", "a tiled block without layers".into()))));
+        };
+        let witness = TileWitness { layer_weights, second_weights, blind_in: blind, blind_out, salt: task.salt };
         for t in first_tile..tiles {
             let step = TileStep::new(spec, t, &activations, witness.clone()).map_err(at);
             let failed = step.is_err();
@@ -240,7 +245,7 @@ fn prepare_tiles(
                 return;
             }
         }
-        (layers_done, activations, blind) = (layers_done + 1, output, blind_out);
+        (layers_done, activations, blind) = (layers_done + stages, output, blind_out);
     }
 }
 
@@ -291,7 +296,7 @@ pub fn fold_layers(
                             progress.state = next.base;
                             progress.activations = output;
                             progress.blind = blind_out;
-                            progress.layers_done = first_layer + 1;
+                            progress.layers_done = first_layer + s.spec().num_stages();
                             progress.in_layer = None;
                         }
                         None => {

@@ -11,7 +11,6 @@
 use crate::model::{Architecture, ModelSource};
 use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::layer::BlockSpec;
-use fold_ml_circuits::tile::TileSpec;
 
 /// Primary constraints Nova adds to every step (its verifier circuit, arity 3).
 pub const NOVA_PRIMARY_OVERHEAD: usize = 9_820;
@@ -136,28 +135,28 @@ pub fn auto_layers_per_step(sizes: &StepSizes, layers: usize) -> usize {
 /// [`Estimate::peak_mib`]); this keeps it near 2 GiB on the reference machine.
 pub const DEFAULT_FOLD_BUDGET: usize = 1 << 19;
 
-/// Output rows per tile for a one-layer block whose whole-layer step (`untiled`
+/// Output rows per tile for a block (of one or two layers) whose whole step (`untiled`
 /// constraints) exceeds `budget`: the most rows (a divisor of the output height, two tiles
 /// or more, a geometry the tile circuit supports) whose tile step fits; the fewest rows
-/// when none fits. `None` when the layer fits, or cannot be tiled (a block of several
-/// layers, pooling, shortcut terms, a dense layer).
+/// when none fits. `None` when the block fits, or cannot be tiled (more layers, a pooled
+/// two-layer block, a shortcut the tiles cannot place, a dense layer).
 pub fn tile_rows(block: &BlockSpec, untiled: usize, budget: usize) -> Option<usize> {
-    let [layer] = block.stages.as_slice() else { return None };
     if untiled <= budget {
         return None;
     }
-    let height = layer.output_dims()[1];
-    let candidates: Vec<usize> = (1..height)
-        .rev()
-        .filter(|&r| height % r == 0)
-        .filter(|&r| TileSpec { layer: *layer, rows: r }.geometry().is_ok())
-        .collect();
+    let spec = |rows: usize| {
+        let block = block.clone().with_row_links([true, true]);
+        fold_ml_circuits::step::tile_spec(&block, rows).ok()
+    };
+    let height = block.stages.last()?.output_dims()[1];
+    let candidates: Vec<usize> =
+        (1..height).rev().filter(|&r| height % r == 0).filter(|&r| spec(r).is_some()).collect();
     // A tile costs about its share of the layer plus what every tile repeats (weights,
     // halo rows, hashing): guess from the layer's size, then measure the guess and go down.
     let per_row = untiled / height;
     let mut fallback = None;
     for &r in candidates.iter().filter(|&&r| r * per_row <= budget) {
-        let cost = StepCost::of_tile(&TileSpec { layer: *layer, rows: r }).ok()?;
+        let cost = StepCost::of_tile(&spec(r)?).ok()?;
         if cost.constraints <= budget {
             return Some(r);
         }
@@ -248,7 +247,8 @@ mod tests {
         let block = BlockSpec::layer(layer);
         let whole = StepCost::of_step(&block, 1).constraints;
         assert_eq!(tile_rows(&block, whole, whole), None, "a layer that fits is not tiled");
-        let tile = |r: usize| StepCost::of_tile(&TileSpec { layer, rows: r }).unwrap().constraints;
+        use fold_ml_circuits::tile::TileSpec;
+        let tile = |r: usize| StepCost::of_tile(&TileSpec { layer, second: None, rows: r }).unwrap().constraints;
         let budget = whole / 2;
         let r = tile_rows(&block, whole, budget).expect("tiled");
         assert!(tile(r) <= budget, "{r} rows: {} > {budget}", tile(r));
@@ -257,7 +257,7 @@ mod tests {
         }
         // nothing fits: the fewest rows the geometry allows
         assert_eq!(tile_rows(&block, whole, 1_000), Some(1));
-        // blocks of several layers are not tiled
-        assert_eq!(tile_rows(&BlockSpec::new(vec![layer, layer]), whole, budget), None);
+        // blocks of three layers are not tiled
+        assert_eq!(tile_rows(&BlockSpec::new(vec![layer, layer, layer]), whole, budget), None);
     }
 }

@@ -34,38 +34,36 @@ impl Architecture {
         Self { circuit: CIRCUIT_VERSION.to_string(), block, layers_per_step, tile_rows: None }
     }
 
-    /// The architecture of a one-layer block tiled `rows` output rows per step (its
-    /// tensors committed one row per link).
+    /// The architecture of a block (of one or two layers) tiled `rows` output rows per
+    /// step (its tensors committed one row per link).
     pub fn tiled(block: BlockSpec, rows: usize) -> Self {
-        Self { tile_rows: Some(rows), ..Self::new(block.with_row_links([true, true]), 1) }
+        let stages = block.num_stages();
+        Self { tile_rows: Some(rows), ..Self::new(block.with_row_links([true, true]), stages) }
     }
 
     /// Checks what the types cannot: a valid block and, when tiled, a valid tiling.
     pub fn check(&self) -> Result<(), QuantError> {
         self.block.check()?;
         if let Some(rows) = self.tile_rows {
-            if self.layers_per_step != 1 {
-                return Err(QuantError::BadSpec("a tiled layer is folded one tile per step".into()));
+            if self.layers_per_step != self.block.num_stages() {
+                return Err(QuantError::BadSpec("a tiled block is folded one tile per step".into()));
             }
             tile_spec(&self.block, rows)?;
         }
         Ok(())
     }
 
-    /// Tiles per layer (1 when untiled).
+    /// Tiles per block (1 when untiled).
     pub fn tiles(&self) -> usize {
-        match self.tile_rows {
-            Some(rows) => self.block.stages[0].output_dims()[1] / rows.max(1),
-            None => 1,
+        match (self.tile_rows, self.block.stages.last()) {
+            (Some(rows), Some(last)) => last.output_dims()[1] / rows.max(1),
+            _ => 1,
         }
     }
 
     /// Nova steps that prove `layers` layers.
     pub fn steps(&self, layers: usize) -> usize {
-        match self.tile_rows {
-            Some(_) => layers * self.tiles(),
-            None => layers.div_ceil(self.layers_per_step.max(1)),
-        }
+        layers.div_ceil(self.layers_per_step.max(1)) * self.tiles()
     }
 
     /// Nova's state vector at a boundary between layers in the state `s` (a tiled layer's

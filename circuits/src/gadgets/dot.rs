@@ -1,4 +1,5 @@
-//! Dot product `Σ w_j·a_j + bias = acc` at one constraint per multiply-accumulate.
+//! Dot product `Σ w_j·a_j + bias = acc` at one constraint per tap (a tap of a packed layer
+//! multiplies a shared factor by several outputs' operands: [`super::pack`]).
 //!
 //! Products `p_0 … p_{n-2}` are allocated with `w_j·a_j = p_j`; the last product carries
 //! the whole sum: `w_{n-1}·a_{n-1} = acc - bias - Σ p_j`. So `n` taps cost `n`

@@ -4,16 +4,21 @@ use crate::gadgets::conv::ConvShape;
 use crate::gadgets::linear::LinearShape;
 use crate::gadgets::pool::PoolKind;
 use crate::quant::QuantError;
-use crate::spec::LayerSpec;
+use crate::spec::{BlockSpec, LayerSpec};
 use serde::{Deserialize, Serialize};
 
-/// A tiled layer: a convolution proven `rows` output rows (all channels, full width) per
-/// step, by one circuit shared by all its tiles.
+/// A tiled layer or two-layer block: proven `rows` output rows (all channels, full width)
+/// per step, by one circuit shared by all its tiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TileSpec {
-    /// The layer (a convolution without shortcut terms, pooled or not).
+    /// The (first) layer: a convolution without shortcut terms; pooled or not when it is
+    /// the only one.
     pub layer: LayerSpec,
+    /// A two-layer block's second layer: a convolution of the first one's output, not
+    /// pooled, with the block's shortcut (a residual of the block input, or a projection
+    /// whose vertical stride is the block's), computed in the same tile.
+    pub second: Option<LayerSpec>,
     /// Output rows per tile (divides the output height, at least two tiles).
     pub rows: usize,
 }
@@ -51,22 +56,68 @@ pub struct TileGeometry {
     pub pad_first: Vec<bool>,
     /// Per witness row before the tail: padding (or unused) in the last tile.
     pub pad_last: Vec<bool>,
-    /// Convolution output rows a pooled tile computes (its pooling windows' band).
+    /// Rows of the first convolution's output a pooled or two-layer tile computes (the
+    /// band its pooling windows or its second convolution read).
     pub mid_band: usize,
-    /// Per convolution output row of the band: outside the image (pooling padding) in the
-    /// first tile; such rows are set to 0, which no maximum can exceed.
+    /// Per row of that band: outside the image (padding of the pooling or of the second
+    /// convolution) in the first tile; such rows are set to 0 under pooling (below every
+    /// real cell) and to the second layer's zero point in a block (its padding value).
     pub mid_pad_first: Vec<bool>,
     /// The same in the last tile.
     pub mid_pad_last: Vec<bool>,
+    /// A two-layer block with a shortcut: the witness row where the rows it reads start
+    /// (output row `r` of a residual reads witness row `shortcut_row + r`; a projection
+    /// reads `shortcut_row + r·stride + ky`), the same in every tile.
+    pub shortcut_row: usize,
+    /// How many witness rows the shortcut reads from `shortcut_row` (0: no shortcut).
+    pub shortcut_len: usize,
+}
+
+fn conv_of(layer: &LayerSpec) -> Result<ConvShape, QuantError> {
+    match layer.shape {
+        LinearShape::Conv(c) => Ok(c),
+        LinearShape::Dense(_) => Err(QuantError::BadSpec("only a convolution can be tiled".into())),
+    }
 }
 
 impl TileSpec {
-    /// The convolution tiled.
+    /// The (first) convolution tiled.
     pub fn conv(&self) -> Result<ConvShape, QuantError> {
-        match self.layer.shape {
-            LinearShape::Conv(c) => Ok(c),
-            LinearShape::Dense(_) => Err(QuantError::BadSpec("only a convolution can be tiled".into())),
+        conv_of(&self.layer)
+    }
+
+    /// The tiled block (tensors committed one row per link).
+    pub fn block(&self) -> BlockSpec {
+        BlockSpec::new(std::iter::once(self.layer).chain(self.second).collect()).with_row_links([true, true])
+    }
+
+    /// Layers per tiled block (1 or 2).
+    pub fn num_stages(&self) -> usize {
+        1 + usize::from(self.second.is_some())
+    }
+
+    /// `[C, H, W]` of the block's input.
+    pub fn input_dims(&self) -> [usize; 3] {
+        self.layer.input_dims()
+    }
+
+    /// `[C, H, W]` of the block's output.
+    pub fn output_dims(&self) -> [usize; 3] {
+        self.second.unwrap_or(self.layer).output_dims()
+    }
+
+    /// The second convolution and its checks (shortcut and pooling rules of a tiled block).
+    fn second_conv(&self) -> Result<Option<ConvShape>, QuantError> {
+        let bad = |m: &str| Err(QuantError::BadSpec(m.into()));
+        let Some(second) = self.second else { return Ok(None) };
+        self.block().check()?;
+        if self.layer.pool.is_some() || second.pool.is_some() {
+            return bad("tiling a two-layer block with pooling is not supported");
         }
+        if second.skip != 0 && second.projection.is_some() {
+            return bad("tiling a block with both a residual and a projection is not supported");
+        }
+        conv_of(&second).map(Some)
     }
 
     /// Checks the layer and the tiling, and places every tile's rows.
@@ -75,17 +126,22 @@ impl TileSpec {
         self.layer.check()?;
         let c = self.conv()?;
         if self.layer.skip != 0 || self.layer.projection.is_some() {
-            return bad("tiling a layer with shortcut terms is not supported".into());
+            return bad("tiling a layer with shortcut terms is not supported (only the second layer of a block \
+                        may read the block input)"
+                .into());
         }
+        let second = self.second_conv()?;
         let (height, k, s) = (c.height, c.kernel[0], c.stride[0]);
         let mid_height = c.out_size().0;
-        // the pooling window over the convolution's output rows (none: a 1-row window)
-        let (pk, ps, ptop, out) = match self.layer.pool {
-            Some(p) if p.kind == PoolKind::Average && (p.pads[0], p.pads[2]) != (0, 0) => {
+        // the window over the first convolution's output rows: the pooling's, the second
+        // convolution's, or none (a 1-row window)
+        let (pk, ps, ptop, out) = match (self.layer.pool, second) {
+            (Some(p), _) if p.kind == PoolKind::Average && (p.pads[0], p.pads[2]) != (0, 0) => {
                 return bad("tiling an average pooling padded above or below is not supported".into());
             }
-            Some(p) => (p.kernel[0], p.stride[0], p.pads[0], self.layer.output_dims()[1]),
-            None => (1, 1, 0, mid_height),
+            (Some(p), _) => (p.kernel[0], p.stride[0], p.pads[0], self.layer.output_dims()[1]),
+            (None, Some(c2)) => (c2.kernel[0], c2.stride[0], c2.pads[0], c2.out_size().0),
+            (None, None) => (1, 1, 0, mid_height),
         };
         let r = self.rows;
         if r == 0 || out % r != 0 || out / r < 2 {
@@ -113,21 +169,32 @@ impl TileSpec {
         let pad_last: Vec<bool> = (0..window).map(|i| !real(tiles - 1, i)).collect();
         let mid_real =
             |t: usize, i: usize| (0..mid_height as i64).contains(&((t * mid_advance + i) as i64 - ptop as i64));
-        let (mid_pad_first, mid_pad_last) = match self.layer.pool {
-            Some(_) => (
+        let has_mid = self.layer.pool.is_some() || second.is_some();
+        let (mid_pad_first, mid_pad_last) = match has_mid {
+            true => (
                 (0..mid_band).map(|i| !mid_real(0, i)).collect(),
                 (0..mid_band).map(|i| !mid_real(tiles - 1, i)).collect(),
             ),
-            None => (Vec::new(), Vec::new()),
+            false => (Vec::new(), Vec::new()),
         };
         let mut geometry =
             TileGeometry::place(tiles, [advance, band, gap, halo, tail, top, height], pad_first, pad_last);
         (geometry.mid_band, geometry.mid_pad_first, geometry.mid_pad_last) = (mid_band, mid_pad_first, mid_pad_last);
         for t in 0..tiles {
-            for i in (0..mid_band).filter(|_| self.layer.pool.is_some()) {
+            for i in (0..mid_band).filter(|_| has_mid) {
                 if mid_real(t, i) != geometry.mid_is_real(t, i) {
-                    return bad(format!("tiles of {r} rows place pooling padding in a middle tile; use more rows"));
+                    return bad(format!(
+                        "tiles of {r} rows place padding of the middle rows in a middle tile; use more rows"
+                    ));
                 }
+            }
+        }
+        geometry.shortcut_row = top + gap;
+        if let Some(offsets) = self.shortcut_rows(advance)? {
+            geometry.shortcut_len = offsets.len();
+            let shortcut = top + gap + offsets.start..top + gap + offsets.end;
+            if shortcut.end > window || (0..tiles).any(|t| shortcut.clone().any(|i| !geometry.is_real(t, i))) {
+                return bad(format!("tiles of {r} rows cannot read the block's shortcut rows from their window"));
             }
         }
         // The circuit knows only "first" and "last": every tile in between must read real
@@ -147,10 +214,38 @@ impl TileSpec {
     }
 }
 
+impl TileSpec {
+    /// The block input rows a tile's shortcut reads, as witness-row offsets from
+    /// `shortcut_row` (`None`: no shortcut). A residual needs the block's total vertical
+    /// stride to be 1; a projection, its own stride to be the block's and no vertical
+    /// padding — then every tile reads the same witness rows.
+    fn shortcut_rows(&self, advance: usize) -> Result<Option<std::ops::Range<usize>>, QuantError> {
+        let bad = |m: String| Err(QuantError::BadSpec(m));
+        let Some(second) = self.second else { return Ok(None) };
+        let r = self.rows;
+        let rows = if second.skip != 0 {
+            if advance != r {
+                return bad("a tiled block's residual needs a total vertical stride of 1".into());
+            }
+            r
+        } else if let Some(p) = second.projection {
+            if p.stride[0] * r != advance || (p.pads[0], p.pads[2]) != (0, 0) {
+                return bad(
+                    "a tiled block's projection must have the block's vertical stride and no vertical padding".into()
+                );
+            }
+            (r - 1) * p.stride[0] + p.kernel[0]
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(0..rows))
+    }
+}
+
 impl TileGeometry {
     fn place(tiles: usize, dims: [usize; 7], pad_first: Vec<bool>, pad_last: Vec<bool>) -> Self {
         let [advance, band, gap, halo, tail, top, height] = dims;
-        let (mid_band, mid_pad_first, mid_pad_last) = (0, Vec::new(), Vec::new());
+        let (mid_band, mid_pad_first, mid_pad_last, shortcut_row, shortcut_len) = (0, Vec::new(), Vec::new(), 0, 0);
         Self {
             tiles,
             advance,
@@ -165,6 +260,8 @@ impl TileGeometry {
             mid_band,
             mid_pad_first,
             mid_pad_last,
+            shortcut_row,
+            shortcut_len,
         }
     }
 

@@ -1,6 +1,6 @@
-//! Tiled layers: a convolution too large for one fold, proven a band of output rows per
-//! Nova step by one circuit that all its tiles (and all layers of the same [`TileSpec`])
-//! share, in bounded size whatever the layer's height.
+//! Tiled layers: a convolution (or a two-layer residual block) too large for one fold,
+//! proven a band of output rows per Nova step by one circuit that all its tiles (and all
+//! blocks of the same [`TileSpec`]) share, in bounded size whatever the layer's height.
 //!
 //! # The hand-off
 //! Tensors next to a tiled layer are committed one row per link of a hash chain
@@ -18,7 +18,7 @@
 //!   its halo rows itself), and commits the rows it shares with the next tile;
 //! - derives the model commitment from the one before the layer (`prev_model`) with its
 //!   own range-checked weights; every tile but the first must arrive at the first tile's;
-//! - computes its band's output rows (one constraint per multiply-accumulate, then the
+//! - computes its band's output rows (packed products, then the
 //!   bit-decomposition requantization of [`crate::gadgets::requant`]; a pooled layer
 //!   computes the convolution rows its pooling windows cover, sets those outside the image
 //!   — only in the first or last tile — to 0, which no maximum exceeds, and pools) and
@@ -44,6 +44,22 @@
 //! reads. A skipped or repeated tile therefore breaks the input chain or the halo, a tile
 //! of another layer the weights, and a halo row from the wrong place the halo commitment.
 //!
+//! # Two-layer blocks
+//! A tile of a two-layer block (ResNet's basic block: `conv → conv + shortcut`) computes
+//! the rows of the first convolution's output that its second convolution reads — the
+//! band of middle rows, recomputing the ones its neighbours also compute — sets the rows
+//! of that band outside the image to the second layer's zero point (its padding value; the
+//! first/last tile flags select them, as for input padding, and the geometry checks that
+//! only those tiles have any), applies the second convolution with the block's shortcut
+//! (a residual or a projection) reading the tile's own witness rows from a fixed offset
+//! (`shortcut_row`: the same rows in every tile, checked to be real input rows in every
+//! tile when the geometry is built), and chains only the second layer's output rows. The
+//! middle rows never leave the tile, so nothing new is committed: everything the second
+//! layer reads is computed in the tile from opened input rows, or a constant. Both layers'
+//! weights are range-checked and absorbed in every tile (two model updates, in the block's
+//! order) and must land on the first tile's commitment; the layer counter advances by two
+//! with the last tile, as the untiled block step's does.
+//!
 //! Hiding: the running chains and the halo commitment are unblinded, but they live only
 //! inside a layer: the state between layers (all that a statement reveals) carries the
 //! blinded commitments only, and the tile slots are zero there.
@@ -55,4 +71,5 @@ mod terms;
 
 pub use geometry::{TileGeometry, TileSpec};
 pub use state::{TileState, TILE_ARITY};
+pub(crate) use step::{band_linear, band_second};
 pub use step::{TileStep, TileWitness, TAG_HALO};

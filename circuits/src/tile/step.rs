@@ -9,6 +9,7 @@ use crate::gadgets::linear::{linear_hints, linear_requant, Linear, LinearHints, 
 use crate::gadgets::pool::{pool_window, Pool, PoolHint};
 use crate::layer::{alloc_layer_weights, weight_terms, LayerWeights};
 use crate::quant::{bits_le, check_activations, QuantError, ACT_BITS};
+use crate::spec::LayerSpec;
 use crate::state::StepState;
 use crate::F;
 use ff::{Field, PrimeField};
@@ -20,11 +21,13 @@ use std::sync::Arc;
 /// Domain tag of a halo commitment (the rows two consecutive tiles share).
 pub const TAG_HALO: u64 = 0xf01d_0006;
 
-/// The private values of a tiled layer that every tile takes.
+/// The private values of a tiled layer (or two-layer block) that every tile takes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TileWitness {
-    /// The layer's weights and biases (the same in every tile).
+    /// The (first) layer's weights and biases (the same in every tile).
     pub layer_weights: LayerWeights,
+    /// A two-layer block's second layer's weights and biases.
+    pub second_weights: Option<LayerWeights>,
     /// Blind of the input commitment (used by the first and last tiles).
     pub blind_in: F,
     /// Blind of the output commitment (used by the first tile).
@@ -37,12 +40,15 @@ pub struct TileWitness {
 struct Inner {
     spec: TileSpec,
     geometry: TileGeometry,
-    digest: F,
+    /// The model-commitment digest of each layer of the tiled block.
+    digests: Vec<F>,
     tile: usize,
     rows: Vec<u8>,
     witness: TileWitness,
     hints: LinearHints,
     pool_hints: Vec<PoolHint>,
+    /// A two-layer block: the second convolution's witness.
+    second_hints: Option<LinearHints>,
     output: Vec<u8>,
 }
 
@@ -53,13 +59,36 @@ pub struct TileStep(Arc<Inner>);
 
 /// The convolution of one tile's band: the layer's, `band` rows high, no vertical padding
 /// (padding rows are witness rows fixed to the zero point).
-fn band_linear(spec: &TileSpec, g: &TileGeometry) -> Result<Linear, QuantError> {
+pub(crate) fn band_linear(spec: &TileSpec, g: &TileGeometry) -> Result<Linear, QuantError> {
     let mut c = spec.conv()?;
     c.height = g.band;
     c.pads[0] = 0;
     c.pads[2] = 0;
     let zp = spec.layer.zero_point;
     Ok(spec.layer.linear(zp).with_shape(LinearShape::Conv(c)))
+}
+
+/// A two-layer tile's second convolution: over the band of the first one's output rows
+/// (no vertical padding: rows outside the image are cells set to the zero point), its
+/// shortcut reading the `shortcut_len` witness rows from `shortcut_row`.
+pub(crate) fn band_second(spec: &TileSpec, g: &TileGeometry) -> Result<Option<Linear>, QuantError> {
+    let Some(second) = spec.second else { return Ok(None) };
+    let LinearShape::Conv(mut c) = second.shape else {
+        return Err(QuantError::BadSpec("only a convolution can be tiled".into()));
+    };
+    (c.height, c.pads[0], c.pads[2]) = (g.mid_band, 0, 0);
+    let mut op = second.linear(spec.layer.zero_point).with_shape(LinearShape::Conv(c));
+    op.projection = second.projection.map(|mut p| {
+        p.height = g.shortcut_len;
+        p
+    });
+    Ok(Some(op))
+}
+
+/// Rows `start..start + n` of a tile's witness rows (row by row, each channel by channel)
+/// as a channel-major tensor (`ch × n × width`).
+fn cut<T: Clone>(rows: &[Vec<T>], ch: usize, width: usize, start: usize, n: usize) -> Vec<T> {
+    (0..ch).flat_map(|c| (start..start + n).flat_map(move |i| rows[i][c * width..(c + 1) * width].to_vec())).collect()
 }
 
 /// A pooled tile's pooling over its band of convolution rows (no vertical padding: rows
@@ -108,46 +137,72 @@ impl TileStep {
             return Err(QuantError::WrongLength { what: "tile rows", expected: g.rows() * row_len, got: rows.len() });
         }
         check_activations(&rows)?;
-        let mut band = Vec::with_capacity(ch * g.band * width);
-        for c in 0..ch {
-            for j in 0..g.band {
-                let start = (g.gap + j) * row_len + c * width;
-                band.extend_from_slice(&rows[start..start + width]);
-            }
+        if witness.second_weights.is_some() != spec.second.is_some() {
+            return Err(QuantError::BadSpec("a tile's weights must match its block's layers".into()));
         }
+        let by_row: Vec<Vec<u8>> = rows.chunks(row_len).map(<[u8]>::to_vec).collect();
+        let band = cut(&by_row, ch, width, g.gap, g.band);
         let op = band_linear(&spec, &g)?;
         let w = &witness.layer_weights;
         let hints = linear_hints(&op, &band, &band, &w.weights, &w.bias)?;
         let ys = hints.ys();
-        let (pool_hints, output) = match band_pool(&spec, &g) {
-            None => (Vec::new(), ys),
-            Some((pool, dims)) => {
-                // convolution rows outside the image: 0, below every real cell
-                let (_, mid, width) = dims;
-                let masked: Vec<u8> = ys
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &y)| if g.mid_is_real(tile, (j / width) % mid) { y } else { 0 })
-                    .collect();
-                let hints: Vec<PoolHint> = pool
-                    .windows(dims)
-                    .iter()
-                    .map(|win| PoolHint::new(pool.kind, &win.iter().map(|&j| masked[j]).collect::<Vec<_>>()))
-                    .collect();
-                let out = hints.iter().map(|h| h.y.to_repr().as_ref()[0]).collect();
-                (hints, out)
-            }
-        };
-        let digest = spec.layer.digest_at(0, 1);
-        Ok(Self(Arc::new(Inner { spec, geometry: g, digest, tile, rows, witness, hints, pool_hints, output })))
+        let mut second_hints = None;
+        let (pool_hints, output) =
+            match band_pool(&spec, &g) {
+                None => match (band_second(&spec, &g)?, &witness.second_weights, spec.second) {
+                    (Some(op2), Some(w2), Some(second)) => {
+                        // first-layer rows outside the image: the second layer's padding value
+                        let mid_width = spec.conv()?.out_size().1;
+                        let masked: Vec<u8> =
+                            ys.iter()
+                                .enumerate()
+                                .map(|(j, &y)| {
+                                    if g.mid_is_real(tile, (j / mid_width) % g.mid_band) {
+                                        y
+                                    } else {
+                                        second.zero_point
+                                    }
+                                })
+                                .collect();
+                        let xb = cut(&by_row, ch, width, g.shortcut_row, g.shortcut_len);
+                        let h2 = linear_hints(&op2, &masked, &xb, &w2.weights, &w2.bias)?;
+                        let out = h2.ys();
+                        second_hints = Some(h2);
+                        (Vec::new(), out)
+                    }
+                    _ => (Vec::new(), ys),
+                },
+                Some((pool, dims)) => {
+                    // convolution rows outside the image: 0, below every real cell
+                    let (_, mid, width) = dims;
+                    let masked: Vec<u8> = ys
+                        .iter()
+                        .enumerate()
+                        .map(|(j, &y)| if g.mid_is_real(tile, (j / width) % mid) { y } else { 0 })
+                        .collect();
+                    let hints: Vec<PoolHint> = pool
+                        .windows(dims)
+                        .iter()
+                        .map(|win| PoolHint::new(pool.kind, &win.iter().map(|&j| masked[j]).collect::<Vec<_>>()))
+                        .collect();
+                    let out = hints.iter().map(|h| h.y.to_repr().as_ref()[0]).collect();
+                    (hints, out)
+                }
+            };
+        let digests = spec.block().digests();
+        let inner = Inner { spec, geometry: g, digests, tile, rows, witness, hints, pool_hints, second_hints, output };
+        Ok(Self(Arc::new(inner)))
     }
 
     /// Tile 0 of the given spec with all-zero values, for parameter setup.
     pub fn blank(spec: TileSpec) -> Result<Self, QuantError> {
-        let layer_weights =
-            LayerWeights { weights: vec![0; spec.layer.num_weights()], bias: vec![0; spec.layer.shape.num_biases()] };
+        let zero =
+            |l: LayerSpec| LayerWeights { weights: vec![0; l.num_weights()], bias: vec![0; l.shape.num_biases()] };
         let input = vec![0; spec.layer.num_inputs()];
-        Self::new(spec, 0, &input, TileWitness { layer_weights, blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO })
+        let (layer_weights, second_weights) = (zero(spec.layer), spec.second.map(zero));
+        let witness =
+            TileWitness { layer_weights, second_weights, blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO };
+        Self::new(spec, 0, &input, witness)
     }
 
     /// The tile's index in its layer.
@@ -176,7 +231,7 @@ impl TileStep {
     }
 
     fn output_row(&self, r: usize) -> Vec<u8> {
-        let [ch, _, width] = self.0.spec.layer.output_dims();
+        let [ch, _, width] = self.0.spec.output_dims();
         let rows = self.0.spec.rows;
         (0..ch).flat_map(|c| (0..width).map(move |x| (c * rows + r) * width + x)).map(|i| self.0.output[i]).collect()
     }
@@ -198,7 +253,7 @@ impl TileStep {
         } else {
             F::ZERO
         };
-        let input_tag = Layout::by_rows(inner.spec.layer.input_dims()).tag();
+        let input_tag = Layout::by_rows(inner.spec.input_dims()).tag();
         let mut chain = z.in_chain;
         for i in (0..g.rows()).filter(|&i| g.absorbs(t, i)) {
             let (prev, aux) =
@@ -206,9 +261,14 @@ impl TileStep {
             chain = chain_link_native(prev, aux, self.row(i));
         }
         let prev_model = if first { z.base.model } else { z.prev_model };
-        let w = &inner.witness.layer_weights;
-        let model = model_update_native(prev_model, inner.digest, inner.witness.salt, &w.weights, &w.bias);
-        let output_tag = Layout::by_rows(inner.spec.layer.output_dims()).tag();
+        let salt = inner.witness.salt;
+        let weights = std::iter::once(&inner.witness.layer_weights).chain(&inner.witness.second_weights);
+        let model = inner
+            .digests
+            .iter()
+            .zip(weights)
+            .fold(prev_model, |acc, (&d, w)| model_update_native(acc, d, salt, &w.weights, &w.bias));
+        let output_tag = Layout::by_rows(inner.spec.output_dims()).tag();
         let mut out = z.out_chain;
         for r in 0..inner.spec.rows {
             let (prev, aux) = if first && r == 0 { (output_tag, inner.witness.blind_out) } else { (out, F::ZERO) };
@@ -217,7 +277,7 @@ impl TileStep {
         let keep = |v: F| if last { F::ZERO } else { v };
         TileState {
             base: StepState {
-                layer: z.base.layer + u64::from(last),
+                layer: z.base.layer + if last { inner.spec.num_stages() as u64 } else { 0 },
                 model,
                 activations: if last { out } else { z.base.activations },
             },
@@ -307,7 +367,7 @@ impl StepCircuit<F> for TileStep {
         // input chain: absorb the rows this tile is the first to read, in order; input row
         // 0 starts the chain from the input layout's tag and blind
         let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(inner.witness.blind_in))?;
-        let input_tag = Term::constant::<CS>(Layout::by_rows(spec.layer.input_dims()).tag());
+        let input_tag = Term::constant::<CS>(Layout::by_rows(spec.input_dims()).tag());
         let mut chain = Term::var(in_chain);
         for (i, values) in rows.iter().enumerate() {
             let mut cs = cs.namespace(|| format!("absorb{i}"));
@@ -343,30 +403,68 @@ impl StepCircuit<F> for TileStep {
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(inner.witness.salt))?;
         let (weights_unsigned, bias) = alloc_layer_weights(cs, &inner.witness.layer_weights)?;
         let before = select(&mut cs.namespace(|| "model before"), &first, &Term::var(model), &Term::var(prev_model))?;
-        let next_model = model_update(
+        let mut next_model = model_update(
             &mut cs.namespace(|| "model commitment"),
-            inner.digest,
+            inner.digests[0],
             &salt,
             &before,
             &weights_unsigned,
             &bias,
         )?;
+        let second_weights = match &inner.witness.second_weights {
+            Some(w2) => {
+                let (w2u, b2) = alloc_layer_weights(&mut cs.namespace(|| "second layer"), w2)?;
+                next_model = model_update(
+                    &mut cs.namespace(|| "model commitment 2"),
+                    inner.digests[1],
+                    &salt,
+                    &next_model,
+                    &w2u,
+                    &b2,
+                )?;
+                Some(weight_terms::<CS>(w2u, &b2))
+            }
+            None => None,
+        };
         equal_if(&mut cs.namespace(|| "same weights"), &not_first, &Term::var(&next_model), &Term::var(model));
 
         // the convolution of the band
         let op = band_linear(spec, g).map_err(|e| SynthesisError::Unsatisfiable(e.to_string()))?;
         let (weights_lc, bias_lc) = weight_terms::<CS>(weights_unsigned, &bias);
-        let band: Vec<_> = (0..row_len / spec.layer.input_dims()[2])
-            .flat_map(|c| {
-                let width = spec.layer.input_dims()[2];
-                (0..g.band).flat_map(move |j| (0..width).map(move |x| (g.gap + j, c * width + x)))
-            })
-            .map(|(i, j)| lc(&rows[i][j]))
-            .collect();
+        let [ch, _, width] = spec.input_dims();
+        let row_lcs: Vec<Vec<LinearCombination<F>>> = rows.iter().map(|r| r.iter().map(lc).collect()).collect();
+        let band = cut(&row_lcs, ch, width, g.gap, g.band);
         let linear =
             linear_requant(&mut cs.namespace(|| "compute"), &op, (&band, &band), &weights_lc, &bias_lc, &inner.hints)?;
         let outputs: Vec<Num<F>> = match band_pool(spec, g) {
-            None => linear.into_iter().map(Num::from).collect(),
+            None => match (band_second(spec, g), second_weights, spec.second, &inner.second_hints) {
+                (Ok(Some(op2)), Some((w2, b2)), Some(second), Some(hints2)) => {
+                    // first-layer rows outside the image (first or last tile) hold the
+                    // second layer's zero point: its padding
+                    let zp2 = Term::constant::<CS>(F::from(u64::from(second.zero_point)));
+                    let mid_width = linear.len() / (g.mid_band * op.shape.num_biases());
+                    let mut cells = Vec::with_capacity(linear.len());
+                    for (j, y) in linear.iter().enumerate() {
+                        let i = (j / mid_width) % g.mid_band;
+                        let (top, bottom) = (g.mid_pad_first[i], g.mid_pad_last[i]);
+                        if !top && !bottom {
+                            cells.push(LinearCombination::zero() + y.get_variable());
+                            continue;
+                        }
+                        let outside = first.scaled(F::from(u64::from(top))).plus(&last, F::from(u64::from(bottom)));
+                        let keep = one.plus(&outside, -F::ONE);
+                        let v =
+                            product(&mut cs.namespace(|| format!("pad{j}")), &keep, &Term::var(y).plus(&zp2, -F::ONE))?;
+                        cells.push(Term::var(&v).plus(&zp2, F::ONE).0);
+                    }
+                    let xb = cut(&row_lcs, ch, width, g.shortcut_row, g.shortcut_len);
+                    let ys =
+                        linear_requant(&mut cs.namespace(|| "compute second"), &op2, (&cells, &xb), &w2, &b2, hints2)?;
+                    ys.into_iter().map(Num::from).collect()
+                }
+                (Ok(None), None, None, None) => linear.into_iter().map(Num::from).collect(),
+                _ => return Err(SynthesisError::Unsatisfiable("a two-layer tile without its second layer".into())),
+            },
             Some((pool, dims)) => {
                 // pooling: convolution rows outside the image (first or last tile) are 0
                 let (_, mid, width) = dims;
@@ -401,8 +499,8 @@ impl StepCircuit<F> for TileStep {
 
         // output chain: the tile's rows in order; output row 0 starts it
         let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(inner.witness.blind_out))?;
-        let output_tag = Term::constant::<CS>(Layout::by_rows(spec.layer.output_dims()).tag());
-        let [och, _, owidth] = spec.layer.output_dims();
+        let output_tag = Term::constant::<CS>(Layout::by_rows(spec.output_dims()).tag());
+        let [och, _, owidth] = spec.output_dims();
         let mut out = Term::var(out_chain);
         for r in 0..spec.rows {
             let mut cs = cs.namespace(|| format!("output row {r}"));
@@ -423,7 +521,8 @@ impl StepCircuit<F> for TileStep {
         // the next state: a layer ends with its last tile
         let mut ns = cs.namespace(|| "next state");
         let cs = &mut ns;
-        let next_layer = alloc_term(&mut cs.namespace(|| "layer"), &Term::var(layer).plus(&last, F::ONE))?;
+        let stages = F::from(spec.num_stages() as u64);
+        let next_layer = alloc_term(&mut cs.namespace(|| "layer"), &Term::var(layer).plus(&last, stages))?;
         let next_acts = select(&mut cs.namespace(|| "activations"), &last, &out, &Term::var(acts))?;
         let next_tile = product(&mut cs.namespace(|| "tile"), &not_last, &tile_t.plus(&one, F::ONE))?;
         let prev_out = product(&mut cs.namespace(|| "prev model"), &not_last, &Term::var(&before))?;
