@@ -40,17 +40,7 @@ type Case = (BlockSpec, Vec<u8>, Vec<LayerWeights>);
 
 fn case() -> impl Strategy<Value = Case> {
     blocks().prop_flat_map(|b| {
-        let layers: Vec<_> = b
-            .stages
-            .iter()
-            .map(|s| {
-                (
-                    proptest::collection::vec(-30i8..30, s.num_weights()),
-                    proptest::collection::vec(-300i32..300, s.shape.num_biases()),
-                )
-                    .prop_map(|(weights, bias)| LayerWeights { weights, bias })
-            })
-            .collect();
+        let layers = common::block_weights(&b);
         (Just(b.clone()), proptest::collection::vec(0u8..=127, b.num_inputs()), layers)
     })
 }

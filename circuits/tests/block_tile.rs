@@ -44,17 +44,7 @@ fn case() -> impl Strategy<Value = Case> {
         .prop_map(|(c, h, w, down, skip, zps)| basic_block(c, (2 * h, w), down, skip, zps));
     (block, 1usize..6).prop_filter_map("a tiling that fits", |(b, r)| tile_spec(&b, r).ok()).prop_flat_map(|spec| {
         let block = spec.block();
-        let layers: Vec<_> = block
-            .stages
-            .iter()
-            .map(|s| {
-                (
-                    proptest::collection::vec(-30i8..30, s.num_weights()),
-                    proptest::collection::vec(-300i32..300, s.shape.num_biases()),
-                )
-                    .prop_map(|(weights, bias)| LayerWeights { weights, bias })
-            })
-            .collect();
+        let layers = common::block_weights(&block);
         (Just(spec), proptest::collection::vec(0u8..=127, block.num_inputs()), layers)
     })
 }

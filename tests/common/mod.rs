@@ -9,10 +9,33 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// A scratch directory that lives as long as the test binary.
+/// A scratch directory for this run of the test binary, under cargo's per-target temporary
+/// directory. A static is never dropped, so a `TempDir` here would never be deleted (each
+/// run used to leave ~1 GB in /tmp); instead each run removes the scratch directories of
+/// earlier runs of the same binary whose process is gone.
 pub fn scratch() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir")).path()
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        // the binary's name without cargo's hash suffix: the same for every build
+        let exe = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+        let exe = exe.unwrap_or_default();
+        let prefix = format!("scratch-{}-", exe.rsplit_once('-').map_or(exe.as_str(), |(name, _)| name));
+        for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let gone = name
+                .strip_prefix(&prefix)
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists());
+            if gone && Path::new("/proc/self").exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = root.join(format!("{prefix}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    })
 }
 
 /// The parameter cache shared by every test of this binary.

@@ -69,11 +69,20 @@ impl Kind {
     fn max_payload(self) -> u64 {
         match self {
             Self::Proof => 16 << 20,
-            Self::VerifierKey | Self::ProverKey => 1 << 30,
-            Self::PublicParams | Self::Checkpoint | Self::Model => 4 << 30,
+            // A step at the verifier's bound (2^23 constraints) has keys and parameters of
+            // several GB; a 1.57M-constraint step's verifier key is already 1.23 GB.
+            Self::VerifierKey | Self::ProverKey | Self::PublicParams => MAX_KEY_PAYLOAD,
+            Self::Checkpoint | Self::Model => 4 << 30,
         }
     }
 }
+
+/// Largest payload of a key or parameter file, and the decoder's allocation limit for them:
+/// enough for the keys of a step at the verifier's bound. (A hostile `vk.bin` can make a
+/// verifier try that much before it is rejected; by default the verifier reads only the
+/// keys it derived itself.)
+const MAX_KEY_PAYLOAD: u64 = 8 << 30;
+const MAX_KEY_PAYLOAD_USIZE: usize = MAX_KEY_PAYLOAD as usize;
 
 #[derive(Serialize)]
 struct Bytes<'a>(#[serde(with = "serde_bytes_compat")] &'a [u8]);
@@ -154,7 +163,7 @@ pub fn decode<T: DeserializeOwned>(kind: Kind, arch: &[u8; 32], bytes: &[u8]) ->
     }
     let (value, read) = match kind {
         Kind::Proof => bincode::serde::decode_from_slice(payload, config().with_limit::<{ 16 << 20 }>()),
-        _ => bincode::serde::decode_from_slice(payload, config().with_limit::<{ 4 << 30 }>()),
+        _ => bincode::serde::decode_from_slice(payload, config().with_limit::<MAX_KEY_PAYLOAD_USIZE>()),
     }
     .map_err(|e| ArtifactError::Corrupted(format!("undecodable {}: {e}", kind.name())))?;
     if read != payload.len() {

@@ -91,6 +91,36 @@ fn cut<T: Clone>(rows: &[Vec<T>], ch: usize, width: usize, start: usize, n: usiz
     (0..ch).flat_map(|c| (start..start + n).flat_map(move |i| rows[i][c * width..(c + 1) * width].to_vec())).collect()
 }
 
+/// The first layer's outputs over a tile's middle band (`width` cells per row), the rows
+/// outside the image — possible in the first or last tile only, selected by their flags —
+/// set to `fill`: one constraint per cell of those rows, none elsewhere.
+fn mask_middle<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    g: &TileGeometry,
+    linear: &[AllocatedNum<F>],
+    width: usize,
+    (first, last): (&Term, &Term),
+    fill: F,
+) -> Result<Vec<LinearCombination<F>>, SynthesisError> {
+    let one = Term::constant::<CS>(F::ONE);
+    let fill = Term::constant::<CS>(fill);
+    linear
+        .iter()
+        .enumerate()
+        .map(|(j, y)| {
+            let i = (j / width) % g.mid_band;
+            let (top, bottom) = (g.mid_pad_first[i], g.mid_pad_last[i]);
+            if !top && !bottom {
+                return Ok(LinearCombination::zero() + y.get_variable());
+            }
+            let outside = first.scaled(F::from(u64::from(top))).plus(last, F::from(u64::from(bottom)));
+            let keep = one.plus(&outside, -F::ONE);
+            let v = product(&mut cs.namespace(|| format!("mask{j}")), &keep, &Term::var(y).plus(&fill, -F::ONE))?;
+            Ok(Term::var(&v).plus(&fill, F::ONE).0)
+        })
+        .collect()
+}
+
 /// A pooled tile's pooling over its band of convolution rows (no vertical padding: rows
 /// outside the image are cells set to 0) and the band's dimensions.
 fn band_pool(spec: &TileSpec, g: &TileGeometry) -> Option<(Pool, (usize, usize, usize))> {
@@ -441,22 +471,10 @@ impl StepCircuit<F> for TileStep {
                 (Ok(Some(op2)), Some((w2, b2)), Some(second), Some(hints2)) => {
                     // first-layer rows outside the image (first or last tile) hold the
                     // second layer's zero point: its padding
-                    let zp2 = Term::constant::<CS>(F::from(u64::from(second.zero_point)));
                     let mid_width = linear.len() / (g.mid_band * op.shape.num_biases());
-                    let mut cells = Vec::with_capacity(linear.len());
-                    for (j, y) in linear.iter().enumerate() {
-                        let i = (j / mid_width) % g.mid_band;
-                        let (top, bottom) = (g.mid_pad_first[i], g.mid_pad_last[i]);
-                        if !top && !bottom {
-                            cells.push(LinearCombination::zero() + y.get_variable());
-                            continue;
-                        }
-                        let outside = first.scaled(F::from(u64::from(top))).plus(&last, F::from(u64::from(bottom)));
-                        let keep = one.plus(&outside, -F::ONE);
-                        let v =
-                            product(&mut cs.namespace(|| format!("pad{j}")), &keep, &Term::var(y).plus(&zp2, -F::ONE))?;
-                        cells.push(Term::var(&v).plus(&zp2, F::ONE).0);
-                    }
+                    let fill = F::from(u64::from(second.zero_point));
+                    let flags = (&first, &last);
+                    let cells = mask_middle(&mut cs.namespace(|| "middle"), g, &linear, mid_width, flags, fill)?;
                     let xb = cut(&row_lcs, ch, width, g.shortcut_row, g.shortcut_len);
                     let ys =
                         linear_requant(&mut cs.namespace(|| "compute second"), &op2, (&cells, &xb), &w2, &b2, hints2)?;
@@ -467,20 +485,8 @@ impl StepCircuit<F> for TileStep {
             },
             Some((pool, dims)) => {
                 // pooling: convolution rows outside the image (first or last tile) are 0
-                let (_, mid, width) = dims;
-                let mut cells = Vec::with_capacity(linear.len());
-                for (j, y) in linear.iter().enumerate() {
-                    let i = (j / width) % mid;
-                    let (top, bottom) = (g.mid_pad_first[i], g.mid_pad_last[i]);
-                    if !top && !bottom {
-                        cells.push(LinearCombination::zero() + y.get_variable());
-                        continue;
-                    }
-                    let outside = first.scaled(F::from(u64::from(top))).plus(&last, F::from(u64::from(bottom)));
-                    let keep = one.plus(&outside, -F::ONE);
-                    let v = product(&mut cs.namespace(|| format!("mask{j}")), &keep, &Term::var(y))?;
-                    cells.push(LinearCombination::zero() + v.get_variable());
-                }
+                let (_, _, width) = dims;
+                let cells = mask_middle(&mut cs.namespace(|| "middle"), g, &linear, width, (&first, &last), F::ZERO)?;
                 let windows = pool.windows(dims);
                 if windows.len() != inner.pool_hints.len() {
                     return Err(SynthesisError::Unsatisfiable("pooling witness has the wrong length".into()));

@@ -2,11 +2,28 @@
 
 #![allow(dead_code)]
 
-use fold_ml_circuits::layer::LayerStep;
+use fold_ml_circuits::layer::{BlockSpec, LayerStep, LayerWeights};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
 use nova_snark::frontend::{num::AllocatedNum, test_cs::TestConstraintSystem, ConstraintSystem};
 use nova_snark::traits::circuit::StepCircuit;
+use proptest::prelude::*;
+
+/// Random weights (int8 in [-30, 30)) and biases (in [-300, 300)) for every layer of a block.
+pub fn block_weights(block: &BlockSpec) -> Vec<BoxedStrategy<LayerWeights>> {
+    block
+        .stages
+        .iter()
+        .map(|s| {
+            (
+                proptest::collection::vec(-30i8..30, s.num_weights()),
+                proptest::collection::vec(-300i32..300, s.shape.num_biases()),
+            )
+                .prop_map(|(weights, bias)| LayerWeights { weights, bias })
+                .boxed()
+        })
+        .collect()
+}
 
 /// Synthesizes `step` from public `z_in`; if `expected` is given, the outputs are bound to
 /// it as a verifier binds `z_out` to the statement. Returns (satisfied, z_out values).
