@@ -76,12 +76,9 @@ def ort_predict(path, x):
     return np.array([int(np.argmax(sess.run(["logits"], {"input": img[None]})[0][0])) for img in x])
 
 
-def r5(v):
-    return float(f"{float(v):.5g}")
-
-
-def flat(x):
-    return [[r5(v) for v in img.reshape(-1)] for img in x]
+def flat(x, digits=5):
+    """Images as lists of floats rounded to `digits` significant digits."""
+    return [[float(f"{float(v):.{digits}g}") for v in img.reshape(-1)] for img in x]
 
 
 def dump(obj, path):
@@ -90,9 +87,10 @@ def dump(obj, path):
         f.write("\n")
 
 
-def check_and_write(model, here, model_file, xtr, xte, yte, t0, n_calib=200):
+def check_and_write(model, here, model_file, xtr, xte, yte, t0, n_calib=200, digits=5):
     """onnxruntime must predict as torch on the held-out images, with at least 95% accuracy;
-    then the fixtures are written (`write_fixtures`) and the versions printed."""
+    then the fixtures are written (`write_fixtures`, images rounded to `digits` significant
+    digits, the float predictions made on the rounded images) and the versions printed."""
     path = os.path.join(here, model_file)
     with torch.no_grad():
         torch_pred = model(torch.from_numpy(xte)).argmax(1).numpy()
@@ -102,17 +100,18 @@ def check_and_write(model, here, model_file, xtr, xte, yte, t0, n_calib=200):
     assert acc >= 0.95, f"float accuracy {acc} < 0.95"
     print(f"float test accuracy {acc:.4f} ({int(round(acc * len(yte)))}/{len(yte)}); digit.json label {int(yte[0])}, "
           f"predicted {ort_pred[0]}")
-    write_fixtures(here, model_file, xtr, xte, yte, ort_pred, n_calib)
+    stored = np.array(flat(xte, digits), dtype=np.float32).reshape(xte.shape)
+    write_fixtures(here, model_file, xtr, stored, yte, ort_predict(path, stored), n_calib, digits)
     print(f"  torch {torch.__version__}, onnx {onnx.__version__}, onnxruntime {ort.__version__}; "
           f"{time.perf_counter() - t0:.0f}s")
 
 
-def write_fixtures(here, model_file, xtr, xte, yte, ort_pred, n_calib=200):
+def write_fixtures(here, model_file, xtr, xte, yte, ort_pred, n_calib=200, digits=5):
     """calib.json (the first training images), test.json (held-out images, labels, float
     predictions), digit.json (the first held-out image); prints their sizes."""
-    dump({"inputs": flat(xtr[:n_calib])}, os.path.join(here, "calib.json"))
-    dump({"inputs": flat(xte), "labels": [int(v) for v in yte], "float_predictions": [int(v) for v in ort_pred]},
+    dump({"inputs": flat(xtr[:n_calib], digits)}, os.path.join(here, "calib.json"))
+    dump({"inputs": flat(xte, digits), "labels": [int(v) for v in yte], "float_predictions": [int(v) for v in ort_pred]},
          os.path.join(here, "test.json"))
-    dump(flat(xte[:1])[0], os.path.join(here, "digit.json"))
+    dump(flat(xte[:1], digits)[0], os.path.join(here, "digit.json"))
     for fn in (model_file, "calib.json", "test.json", "digit.json"):
         print(f"  {fn:14s} {os.path.getsize(os.path.join(here, fn)):9d} bytes")
