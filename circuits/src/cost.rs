@@ -110,7 +110,8 @@ impl StepCost {
         step.synthesize(&mut cs, &z).map_err(|e| QuantError::BadSpec(e.to_string()))?;
         // the block's multiply-accumulates per tile; the bands also multiply padding rows
         // (and a two-layer tile recomputes the first layer's rows its neighbours need)
-        let macs = spec.block().macs() / g.tiles;
+        let block = spec.block();
+        let macs = block.macs() / g.tiles;
         let band_ops: Vec<Linear> = std::iter::once(band_linear(spec, &g)?).chain(band_second(spec, &g)?).collect();
         let products = band_ops.iter().map(|op| Packing::of(op).product_constraints(op)).sum();
         let requant = band_ops.iter().map(|op| op.shape.num_outputs() * requant_constraints(op.requant)).sum();
@@ -120,8 +121,7 @@ impl StepCost {
             p.constraints(band.output_dims())
         });
         let input_range = g.rows() * spec.input_dims()[0] * spec.input_dims()[2] * ACT_BITS as usize;
-        let weight_range =
-            spec.block().stages.iter().enumerate().map(|(i, _)| weight_range(&spec.block().linear(i))).sum();
+        let weight_range = (0..block.num_stages()).map(|i| weight_range(&block.linear(i))).sum();
         Ok(Self::counted(&cs, TILE_ARITY, [macs, products, requant, pool, input_range, weight_range]))
     }
 

@@ -144,10 +144,8 @@ pub fn tile_rows(block: &BlockSpec, untiled: usize, budget: usize) -> Option<usi
     if untiled <= budget {
         return None;
     }
-    let spec = |rows: usize| {
-        let block = block.clone().with_row_links([true, true]);
-        fold_ml_circuits::step::tile_spec(&block, rows).ok()
-    };
+    let linked = block.clone().with_row_links([true, true]);
+    let spec = |rows: usize| fold_ml_circuits::step::tile_spec(&linked, rows).ok();
     let height = block.stages.last()?.output_dims()[1];
     let candidates: Vec<usize> =
         (1..height).rev().filter(|&r| height % r == 0).filter(|&r| spec(r).is_some()).collect();

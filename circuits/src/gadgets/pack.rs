@@ -73,10 +73,8 @@ impl Packing {
     pub fn with_max_slots(op: &Linear, max_slots: usize) -> Self {
         let slot_bits = slot_bits(op);
         let slots = ((PACK_BITS / slot_bits) as usize).min(max_slots).max(1);
-        let (channels, groups, positions) = layout(&op.shape);
-        let by_weight = channels * positions.div_ceil(slots);
-        let by_input = positions * groups * (channels / groups).div_ceil(slots);
-        let share = if by_weight <= by_input { Share::Weight } else { Share::Input };
+        let count = |share| pack_count(&op.shape, share, slots);
+        let share = if count(Share::Weight) <= count(Share::Input) { Share::Weight } else { Share::Input };
         Self { slot_bits, slots, share }
     }
 
@@ -131,12 +129,7 @@ impl Packing {
 
     /// An upper bound of [`Self::product_constraints`] without listing the groups.
     pub fn product_constraints_bound(&self, op: &Linear) -> usize {
-        let (channels, groups, positions) = layout(&op.shape);
-        let packs = match self.share {
-            Share::Weight => channels * positions.div_ceil(self.slots),
-            Share::Input => positions * groups * (channels / groups).div_ceil(self.slots),
-        };
-        packs * fan_in(op).max(1)
+        pack_count(&op.shape, self.share, self.slots) * fan_in(op).max(1)
     }
 }
 
@@ -148,6 +141,15 @@ fn layout(shape: &LinearShape) -> (usize, usize, usize) {
             (co, c.groups, h * w)
         }
         LinearShape::Dense(d) => (d.outputs, 1, 1),
+    }
+}
+
+/// How many packs of at most `slots` outputs [`Packing::packs`] makes under `share`.
+fn pack_count(shape: &LinearShape, share: Share, slots: usize) -> usize {
+    let (channels, groups, positions) = layout(shape);
+    match share {
+        Share::Weight => channels * positions.div_ceil(slots),
+        Share::Input => positions * groups * (channels / groups).div_ceil(slots),
     }
 }
 

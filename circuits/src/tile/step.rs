@@ -91,6 +91,12 @@ fn cut<T: Clone>(rows: &[Vec<T>], ch: usize, width: usize, start: usize, n: usiz
     (0..ch).flat_map(|c| (start..start + n).flat_map(move |i| rows[i][c * width..(c + 1) * width].to_vec())).collect()
 }
 
+/// Native twin of [`mask_middle`]: tile `tile`'s first-layer outputs with the middle-band
+/// rows outside the image set to `fill`.
+fn mask_middle_native(g: &TileGeometry, tile: usize, ys: &[u8], width: usize, fill: u8) -> Vec<u8> {
+    ys.iter().enumerate().map(|(j, &y)| if g.mid_is_real(tile, (j / width) % g.mid_band) { y } else { fill }).collect()
+}
+
 /// The first layer's outputs over a tile's middle band (`width` cells per row), the rows
 /// outside the image — possible in the first or last tile only, selected by their flags —
 /// set to `fill`: one constraint per cell of those rows, none elsewhere.
@@ -167,58 +173,37 @@ impl TileStep {
             return Err(QuantError::WrongLength { what: "tile rows", expected: g.rows() * row_len, got: rows.len() });
         }
         check_activations(&rows)?;
-        if witness.second_weights.is_some() != spec.second.is_some() {
-            return Err(QuantError::BadSpec("a tile's weights must match its block's layers".into()));
-        }
         let by_row: Vec<Vec<u8>> = rows.chunks(row_len).map(<[u8]>::to_vec).collect();
         let band = cut(&by_row, ch, width, g.gap, g.band);
         let op = band_linear(&spec, &g)?;
         let w = &witness.layer_weights;
         let hints = linear_hints(&op, &band, &band, &w.weights, &w.bias)?;
         let ys = hints.ys();
-        let mut second_hints = None;
-        let (pool_hints, output) =
-            match band_pool(&spec, &g) {
-                None => match (band_second(&spec, &g)?, &witness.second_weights, spec.second) {
-                    (Some(op2), Some(w2), Some(second)) => {
-                        // first-layer rows outside the image: the second layer's padding value
-                        let mid_width = spec.conv()?.out_size().1;
-                        let masked: Vec<u8> =
-                            ys.iter()
-                                .enumerate()
-                                .map(|(j, &y)| {
-                                    if g.mid_is_real(tile, (j / mid_width) % g.mid_band) {
-                                        y
-                                    } else {
-                                        second.zero_point
-                                    }
-                                })
-                                .collect();
-                        let xb = cut(&by_row, ch, width, g.shortcut_row, g.shortcut_len);
-                        let h2 = linear_hints(&op2, &masked, &xb, &w2.weights, &w2.bias)?;
-                        let out = h2.ys();
-                        second_hints = Some(h2);
-                        (Vec::new(), out)
-                    }
-                    _ => (Vec::new(), ys),
-                },
-                Some((pool, dims)) => {
-                    // convolution rows outside the image: 0, below every real cell
-                    let (_, mid, width) = dims;
-                    let masked: Vec<u8> = ys
-                        .iter()
-                        .enumerate()
-                        .map(|(j, &y)| if g.mid_is_real(tile, (j / width) % mid) { y } else { 0 })
-                        .collect();
-                    let hints: Vec<PoolHint> = pool
-                        .windows(dims)
-                        .iter()
-                        .map(|win| PoolHint::new(pool.kind, &win.iter().map(|&j| masked[j]).collect::<Vec<_>>()))
-                        .collect();
-                    let out = hints.iter().map(|h| h.y.to_repr().as_ref()[0]).collect();
-                    (hints, out)
-                }
-            };
+        // first-layer rows outside the image (first or last tile only): 0 under pooling,
+        // below every real cell; the second layer's zero point (its padding) in a block
+        let mid_width = spec.conv()?.out_size().1;
+        let layers = (band_pool(&spec, &g), band_second(&spec, &g)?, &witness.second_weights);
+        let (pool_hints, second_hints, output) = match layers {
+            (Some((pool, dims)), None, None) => {
+                let masked = mask_middle_native(&g, tile, &ys, mid_width, 0);
+                let hints: Vec<PoolHint> = pool
+                    .windows(dims)
+                    .iter()
+                    .map(|win| PoolHint::new(pool.kind, &win.iter().map(|&j| masked[j]).collect::<Vec<_>>()))
+                    .collect();
+                let out = hints.iter().map(|h| h.y.to_repr().as_ref()[0]).collect();
+                (hints, None, out)
+            }
+            (None, Some(op2), Some(w2)) => {
+                let masked = mask_middle_native(&g, tile, &ys, mid_width, op2.zero_point);
+                let xb = cut(&by_row, ch, width, g.shortcut_row, g.shortcut_len);
+                let h2 = linear_hints(&op2, &masked, &xb, &w2.weights, &w2.bias)?;
+                let out = h2.ys();
+                (Vec::new(), Some(h2), out)
+            }
+            (None, None, None) => (Vec::new(), None, ys),
+            _ => return Err(QuantError::BadSpec("a tile's weights must match its block's layers".into())),
+        };
         let digests = spec.block().digests();
         let inner = Inner { spec, geometry: g, digests, tile, rows, witness, hints, pool_hints, second_hints, output };
         Ok(Self(Arc::new(inner)))
@@ -466,27 +451,23 @@ impl StepCircuit<F> for TileStep {
         let band = cut(&row_lcs, ch, width, g.gap, g.band);
         let linear =
             linear_requant(&mut cs.namespace(|| "compute"), &op, (&band, &band), &weights_lc, &bias_lc, &inner.hints)?;
-        let outputs: Vec<Num<F>> = match band_pool(spec, g) {
-            None => match (band_second(spec, g), second_weights, spec.second, &inner.second_hints) {
-                (Ok(Some(op2)), Some((w2, b2)), Some(second), Some(hints2)) => {
-                    // first-layer rows outside the image (first or last tile) hold the
-                    // second layer's zero point: its padding
-                    let mid_width = linear.len() / (g.mid_band * op.shape.num_biases());
-                    let fill = F::from(u64::from(second.zero_point));
-                    let flags = (&first, &last);
-                    let cells = mask_middle(&mut cs.namespace(|| "middle"), g, &linear, mid_width, flags, fill)?;
-                    let xb = cut(&row_lcs, ch, width, g.shortcut_row, g.shortcut_len);
-                    let ys =
-                        linear_requant(&mut cs.namespace(|| "compute second"), &op2, (&cells, &xb), &w2, &b2, hints2)?;
-                    ys.into_iter().map(Num::from).collect()
-                }
-                (Ok(None), None, None, None) => linear.into_iter().map(Num::from).collect(),
-                _ => return Err(SynthesisError::Unsatisfiable("a two-layer tile without its second layer".into())),
-            },
-            Some((pool, dims)) => {
-                // pooling: convolution rows outside the image (first or last tile) are 0
-                let (_, _, width) = dims;
-                let cells = mask_middle(&mut cs.namespace(|| "middle"), g, &linear, width, (&first, &last), F::ZERO)?;
+        // first-layer rows outside the image (first or last tile only): 0 under pooling,
+        // the second layer's zero point (its padding) in a block
+        let unsupported = |e: QuantError| SynthesisError::Unsatisfiable(e.to_string());
+        let mid_width = spec.conv().map_err(unsupported)?.out_size().1;
+        let flags = (&first, &last);
+        let second = band_second(spec, g).map_err(unsupported)?;
+        let outputs: Vec<Num<F>> = match (band_pool(spec, g), second, second_weights, &inner.second_hints) {
+            (None, Some(op2), Some((w2, b2)), Some(hints2)) => {
+                let fill = F::from(u64::from(op2.zero_point));
+                let cells = mask_middle(&mut cs.namespace(|| "middle"), g, &linear, mid_width, flags, fill)?;
+                let xb = cut(&row_lcs, ch, width, g.shortcut_row, g.shortcut_len);
+                let ys = linear_requant(&mut cs.namespace(|| "compute second"), &op2, (&cells, &xb), &w2, &b2, hints2)?;
+                ys.into_iter().map(Num::from).collect()
+            }
+            (None, None, None, None) => linear.into_iter().map(Num::from).collect(),
+            (Some((pool, dims)), None, None, None) => {
+                let cells = mask_middle(&mut cs.namespace(|| "middle"), g, &linear, mid_width, flags, F::ZERO)?;
                 let windows = pool.windows(dims);
                 if windows.len() != inner.pool_hints.len() {
                     return Err(SynthesisError::Unsatisfiable("pooling witness has the wrong length".into()));
@@ -501,6 +482,7 @@ impl StepCircuit<F> for TileStep {
                     })
                     .collect::<Result<_, _>>()?
             }
+            _ => return Err(SynthesisError::Unsatisfiable("a tile's weights must match its block's layers".into())),
         };
 
         // output chain: the tile's rows in order; output row 0 starts it
