@@ -94,9 +94,7 @@ impl ModelArgs {
 }
 
 #[derive(Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub cache: CacheArg,
+pub struct CheckpointArgs {
     /// Write a checkpoint every N layers (default: every 60 s of folding).
     #[arg(long, value_name = "N", conflicts_with = "checkpoint_seconds")]
     pub checkpoint_every: Option<usize>,
@@ -104,9 +102,46 @@ pub struct RunArgs {
     /// every fold).
     #[arg(long, value_name = "S")]
     pub checkpoint_seconds: Option<u64>,
+}
+
+impl CheckpointArgs {
+    /// The checkpoint policy these flags ask for.
+    pub fn policy(&self) -> CheckpointPolicy {
+        match (self.checkpoint_every, self.checkpoint_seconds) {
+            (Some(n), _) => CheckpointPolicy::Layers(n),
+            (None, Some(s)) => CheckpointPolicy::Seconds(s),
+            (None, None) => DEFAULT_CHECKPOINT_POLICY,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub cache: CacheArg,
+    #[command(flatten)]
+    pub checkpoints: CheckpointArgs,
     /// Discard the job's checkpoints and start again from the first layer.
     #[arg(long)]
     pub restart: bool,
+}
+
+/// The input of a job and how it is published.
+#[derive(Args)]
+pub struct InputArgs {
+    /// Input. For a model file: a JSON array of the real input values (in the ONNX model's
+    /// layout), quantized with the model's input scale. For the synthetic model: a JSON
+    /// array of integers in [0, 127], a size×size image or the whole channels×size×size
+    /// tensor (default: a built-in image of a "7").
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Put the input itself in the statement (default: only a hiding commitment to it).
+    #[arg(long, conflicts_with = "input_commitment")]
+    pub public_input: bool,
+    /// Prove under the input owner's commitment (a file from `fold-ml commit-input`): the
+    /// input must open it, and the statement's input commitment is the owner's.
+    #[arg(long, value_name = "FILE")]
+    pub input_commitment: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -119,12 +154,4 @@ pub struct StepArgs {
     /// tile per fold (default: 524288; see `fold-ml inspect`).
     #[arg(long, value_name = "CONSTRAINTS", value_parser = clap::value_parser!(u64).range(10_000..=(1 << 23)))]
     pub fold_budget: Option<u64>,
-}
-
-pub fn policy(run: &RunArgs) -> CheckpointPolicy {
-    match (run.checkpoint_every, run.checkpoint_seconds) {
-        (Some(n), _) => CheckpointPolicy::Layers(n),
-        (None, Some(s)) => CheckpointPolicy::Seconds(s),
-        (None, None) => DEFAULT_CHECKPOINT_POLICY,
-    }
 }

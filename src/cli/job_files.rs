@@ -34,6 +34,9 @@ pub struct CompressArgs {
 }
 
 pub fn run_status(dir: &Path) -> anyhow::Result<ExitCode> {
+    if dir.join(job::shards::PLAN_FILE).exists() {
+        return super::shards::print_status(dir);
+    }
     let s = job::status::status(dir)?;
     let state = if s.finished {
         "finished".to_string()

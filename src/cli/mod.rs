@@ -6,6 +6,7 @@ pub mod args;
 pub mod job_files;
 pub mod model;
 pub mod prove;
+pub mod shards;
 
 use clap::{Parser, Subcommand};
 use fold_ml::error::Error;
@@ -53,6 +54,14 @@ pub enum Command {
     /// Before any expensive work: the layer table, constraints per step, folds, and
     /// estimates of proving time, peak memory and artifact sizes.
     Inspect(model::InspectArgs),
+    /// Cut a job into shards for several machines: run the model natively, fix every cut's
+    /// state, and write a job directory with one task per shard.
+    Plan(shards::PlanArgs),
+    /// Prove one shard of a planned job (resumable; the index may come from Slurm's
+    /// SLURM_ARRAY_TASK_ID or Kubernetes' JOB_COMPLETION_INDEX).
+    ProveShard(shards::ProveShardArgs),
+    /// Check every shard of a planned job and link them into one statement and proof.
+    Assemble(shards::AssembleArgs),
 }
 
 /// Exit code of a failed command: 2 for input errors, 1 otherwise.
@@ -101,6 +110,7 @@ fn job_message(e: &JobError) -> String {
         JobError::PublicInputWithBlind => "--input-commitment: cannot be used with --public-input".into(),
         JobError::ForeignProof { .. } => format!("{e}; choose another --job"),
         JobError::NoCheckpointAt { layers, .. } => format!("--at: the job has no checkpoint at {layers} layers"),
+        JobError::ShardsNotReady { .. } => format!("{e}; run `fold-ml prove-shard` for them, then assemble again"),
     }
 }
 
@@ -126,6 +136,9 @@ pub fn run() -> ExitCode {
         Command::CommitInput(a) => model::run_commit_input(a),
         Command::Import(a) => model::run_import(a),
         Command::Inspect(a) => model::run_inspect(a),
+        Command::Plan(a) => shards::run_plan(a),
+        Command::ProveShard(a) => shards::run_prove_shard(a),
+        Command::Assemble(a) => shards::run_assemble(a),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {}", message(&e));

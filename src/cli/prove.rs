@@ -1,6 +1,6 @@
 //! `prove` and `resume`: run a job with a progress bar, then print its results table.
 
-use super::args::{policy, ModelArgs, RunArgs, StepArgs};
+use super::args::{InputArgs, ModelArgs, RunArgs, StepArgs};
 use clap::Args;
 use fold_ml::error::Error;
 use fold_ml::job::manifest::{CheckpointPolicy, LoadedModel};
@@ -17,19 +17,8 @@ use std::time::Instant;
 pub struct ProveArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Input. For a model file: a JSON array of the real input values (in the ONNX model's
-    /// layout), quantized with the model's input scale. For the synthetic model: a JSON
-    /// array of integers in [0, 127], a size×size image or the whole channels×size×size
-    /// tensor (default: a built-in image of a "7").
-    #[arg(long)]
-    pub input: Option<PathBuf>,
-    /// Put the input itself in the statement (default: only a hiding commitment to it).
-    #[arg(long, conflicts_with = "input_commitment")]
-    pub public_input: bool,
-    /// Prove under the input owner's commitment (a file from `fold-ml commit-input`): the
-    /// input must open it, and the statement's input commitment is the owner's.
-    #[arg(long, value_name = "FILE")]
-    pub input_commitment: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Job directory (default: fold-ml-jobs/<model>). Running the same command again
     /// resumes an interrupted job; a finished job is not proven again.
     #[arg(long)]
@@ -68,32 +57,44 @@ pub fn read_model_input(loaded: &LoadedModel, path: Option<&Path>) -> Result<Vec
     })
 }
 
-pub fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
-    let (descriptor, loaded) = args.model.load()?;
-    let input = read_model_input(&loaded, args.input.as_deref())?;
-    let input_blind = match &args.input_commitment {
+/// The request to prove `model` on `input` with `step`'s choices (cache, checkpoints and
+/// restart left at their defaults), and the model's depth.
+pub fn job_request(model: &ModelArgs, input: &InputArgs, step: &StepArgs) -> anyhow::Result<(JobRequest, usize)> {
+    let (descriptor, loaded) = model.load()?;
+    let activations = read_model_input(&loaded, input.input.as_deref())?;
+    let input_blind = match &input.input_commitment {
         Some(path) => {
             let c = InputCommitment::read(path)?;
-            c.opens(&input, super::model::input_layout(loaded.source(), args.step.fold_budget))
+            c.opens(&activations, super::model::input_layout(loaded.source(), step.fold_budget))
                 .map_err(|reason| Error::bad_input(path.display().to_string(), reason))?;
             Some(c.blind)
         }
         None => None,
     };
-    let layers = loaded.source().num_layers();
-    let dir = args.job.unwrap_or_else(|| PathBuf::from("fold-ml-jobs").join(descriptor.name()));
     let req = JobRequest {
-        model_file: args.model.model.clone(),
+        model_file: model.model.clone(),
         model: descriptor,
-        input: Some(input),
-        public_input: args.public_input,
+        input: Some(activations),
+        public_input: input.public_input,
         input_blind,
-        cache_dir: args.run.cache.dir(),
-        checkpoint_every: policy(&args.run),
-        restart: args.run.restart,
-        layers_per_step: args.step.layers_per_step,
-        fold_budget: args.step.fold_budget.map(|b| b as usize),
+        cache_dir: PathBuf::new(),
+        checkpoint_every: job::DEFAULT_CHECKPOINT_POLICY,
+        restart: false,
+        layers_per_step: step.layers_per_step,
+        fold_budget: step.fold_budget.map(|b| b as usize),
         keys_in_memory: None,
+    };
+    Ok((req, loaded.source().num_layers()))
+}
+
+pub fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
+    let (req, layers) = job_request(&args.model, &args.input, &args.step)?;
+    let dir = args.job.unwrap_or_else(|| PathBuf::from("fold-ml-jobs").join(req.model.name()));
+    let req = JobRequest {
+        cache_dir: args.run.cache.dir(),
+        checkpoint_every: args.run.checkpoints.policy(),
+        restart: args.run.restart,
+        ..req
     };
     run_job(&dir, &req, layers)
 }
@@ -101,7 +102,7 @@ pub fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
 pub fn run_resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     let cache = args.run.cache.dir();
     let mut req = job::resume_request(&args.dir, cache, args.run.restart)?;
-    if let Some(k) = args.run.checkpoint_every {
+    if let Some(k) = args.run.checkpoints.checkpoint_every {
         req.checkpoint_every = CheckpointPolicy::Layers(k);
     }
     let layers = read_manifest_layers(&args.dir)?;
@@ -111,52 +112,8 @@ pub fn run_resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
 fn run_job(dir: &Path, req: &JobRequest, layers: usize) -> anyhow::Result<ExitCode> {
     eprintln!("fold-ml: job {} ({layers} layers)", dir.display());
     let start = Instant::now();
-    let bar = ProgressBar::new(layers as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} layers  {per_sec}  ETA {eta}  {msg}",
-        )
-        .expect("valid template"),
-    );
-    bar.set_message("setting up parameters");
-    let note = |bar: &ProgressBar, line: String| bar.suspend(|| eprintln!("{line}"));
-    let outcome = job::run(dir, req, &mut |e| match e {
-        Event::KeysReady { cached, seconds, constraints } => {
-            note(
-                &bar,
-                format!(
-                    "parameters {} in {seconds:.1} s; {} + {} constraints per fold",
-                    if cached { "loaded from cache" } else { "set up and cached" },
-                    constraints.0,
-                    constraints.1
-                ),
-            );
-            bar.set_message("");
-            bar.reset_elapsed();
-        }
-        Event::Resumed { from } => {
-            note(&bar, format!("resuming from the checkpoint at {from} layers"));
-            bar.set_position(from as u64);
-            bar.reset_eta();
-        }
-        Event::CheckpointSkipped { layers, reason } => {
-            note(&bar, format!("warning: skipping the checkpoint at {layers} layers: {reason}"))
-        }
-        Event::Folded { done, tile: None, .. } => bar.set_position(done as u64),
-        Event::Folded { done, tile: Some((t, n)), .. } => {
-            bar.set_position(done as u64);
-            bar.set_message(format!("layer {}: tile {t}/{n}", done + 1));
-        }
-        Event::Checkpointed { layers, tiles: 0, .. } => bar.set_message(format!("last checkpoint: {layers}")),
-        Event::Checkpointed { layers, tiles, .. } => {
-            bar.set_message(format!("last checkpoint: {layers} layers + {tiles} tiles"))
-        }
-        Event::SegmentStarted { index, total, layers, offset } if total > 1 => {
-            note(&bar, format!("segment {}/{total}: layers {}..{}", index + 1, offset + 1, offset + layers))
-        }
-        Event::SegmentStarted { .. } => {}
-        Event::Compressing => bar.set_message("compressing"),
-    })?;
+    let bar = progress_bar(layers);
+    let outcome = job::run(dir, req, &mut |e| show_event(&bar, e))?;
     bar.finish_and_clear();
     let proven = match outcome {
         Outcome::AlreadyComplete(s) => {
@@ -193,6 +150,61 @@ fn run_job(dir: &Path, req: &JobRequest, layers: usize) -> anyhow::Result<ExitCo
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar over `layers` layers, for [`show_event`].
+pub fn progress_bar(layers: usize) -> ProgressBar {
+    let bar = ProgressBar::new(layers as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} layers  {per_sec}  ETA {eta}  {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_message("setting up parameters");
+    bar
+}
+
+/// Shows a proving event on `bar` (notes above it, progress in it).
+pub fn show_event(bar: &ProgressBar, e: Event) {
+    let note = |bar: &ProgressBar, line: String| bar.suspend(|| eprintln!("{line}"));
+    match e {
+        Event::KeysReady { cached, seconds, constraints } => {
+            note(
+                bar,
+                format!(
+                    "parameters {} in {seconds:.1} s; {} + {} constraints per fold",
+                    if cached { "loaded from cache" } else { "set up and cached" },
+                    constraints.0,
+                    constraints.1
+                ),
+            );
+            bar.set_message("");
+            bar.reset_elapsed();
+        }
+        Event::Resumed { from } => {
+            note(bar, format!("resuming from the checkpoint at {from} layers"));
+            bar.set_position(from as u64);
+            bar.reset_eta();
+        }
+        Event::CheckpointSkipped { layers, reason } => {
+            note(bar, format!("warning: skipping the checkpoint at {layers} layers: {reason}"))
+        }
+        Event::Folded { done, tile: None, .. } => bar.set_position(done as u64),
+        Event::Folded { done, tile: Some((t, n)), .. } => {
+            bar.set_position(done as u64);
+            bar.set_message(format!("layer {}: tile {t}/{n}", done + 1));
+        }
+        Event::Checkpointed { layers, tiles: 0, .. } => bar.set_message(format!("last checkpoint: {layers}")),
+        Event::Checkpointed { layers, tiles, .. } => {
+            bar.set_message(format!("last checkpoint: {layers} layers + {tiles} tiles"))
+        }
+        Event::SegmentStarted { index, total, layers, offset } if total > 1 => {
+            note(bar, format!("segment {}/{total}: layers {}..{}", index + 1, offset + 1, offset + layers))
+        }
+        Event::SegmentStarted { .. } => {}
+        Event::Compressing => bar.set_message("compressing"),
+    }
 }
 
 /// The depth of the job in `dir`.

@@ -104,6 +104,14 @@ pub enum JobError {
         /// The depth asked for.
         layers: usize,
     },
+    /// A sharded job has shards that are missing, failed, damaged or foreign.
+    #[error("{}: cannot assemble: {}", dir.display(), problems.join("; "))]
+    ShardsNotReady {
+        /// The job directory.
+        dir: PathBuf,
+        /// Each shard that is not ready, named, with why.
+        problems: Vec<String>,
+    },
 }
 
 fn values(job: &str, now: &str) -> String {

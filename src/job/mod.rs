@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod prefix;
 pub mod results;
 pub mod secret;
+pub mod shards;
 pub mod sink;
 pub mod status;
 
@@ -171,22 +172,28 @@ pub(crate) fn finished_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<S
     Ok(done)
 }
 
-/// Finds the newest checkpoint of segment `segment` that decodes, belongs to this job and
+/// Where a segment's checkpoints are looked for: in `dir`, bound to `job_digest`, of
+/// segment `index` (of `arch`, `layers` layers after `offset`), verified from `z0`.
+#[derive(Clone, Copy)]
+pub(crate) struct CheckpointScope<'a> {
+    pub dir: &'a Path,
+    pub job_digest: [u8; 32],
+    pub index: usize,
+    pub arch: &'a Architecture,
+    pub offset: usize,
+    pub layers: usize,
+}
+
+/// Finds the newest checkpoint of a segment that decodes, belongs to this job and
 /// verifies; reports each one skipped. `Ok(None)` when there is none at all.
-#[allow(clippy::too_many_arguments)]
-fn newest_valid_checkpoint(
-    dir: &Path,
-    manifest: &Manifest,
-    segment: usize,
-    offset: usize,
-    seg_layers: usize,
+pub(crate) fn newest_valid_checkpoint(
+    scope: &CheckpointScope<'_>,
     pp: &PublicParams,
     z0: &StepState,
     log: &EventLog,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Option<Checkpoint>, Error> {
-    let arch = &manifest.job.architectures[segment];
-    let job_digest = manifest.job.digest();
+    let CheckpointScope { dir, job_digest, index: segment, arch, offset, layers: seg_layers } = *scope;
     let files: Vec<_> =
         checkpoint::list(dir).into_iter().filter(|(k, _)| *k > (offset, 0) && k.0 <= offset + seg_layers).collect();
     for ((k, _), path) in &files {
@@ -214,6 +221,12 @@ fn newest_valid_checkpoint(
 pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Result<Outcome, Error> {
     if req.layers_per_step.is_some_and(|k| k == 0 || k > crate::statement::MAX_LAYERS_PER_STEP) {
         return Err(JobError::LayersPerStep { max: crate::statement::MAX_LAYERS_PER_STEP }.into());
+    }
+    if dir.join(shards::PLAN_FILE).exists() {
+        return Err(bad(
+            &dir.display().to_string(),
+            "is a sharded job: prove its shards with `fold-ml prove-shard`, then `fold-ml assemble` it".into(),
+        ));
     }
     let has_manifest = dir.join("manifest.json").exists();
     let loaded = match (&req.model, &req.model_file) {
@@ -296,6 +309,33 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
     result
 }
 
+/// Where `task` continues: its newest valid checkpoint in `scope` (logged as a resumption),
+/// else its start.
+pub(crate) fn resume_progress(
+    task: &SegmentTask<'_>,
+    scope: &CheckpointScope<'_>,
+    pp: &PublicParams,
+    log: &EventLog,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Progress, Error> {
+    Ok(match newest_valid_checkpoint(scope, pp, &task.start.state, log, on_event)? {
+        Some(c) => {
+            let from = task.layer_offset + c.layers_done;
+            log.append(JobEvent::Resumed { from })?;
+            on_event(Event::Resumed { from });
+            Progress {
+                layers_done: c.layers_done,
+                state: state_of(&c.state),
+                activations: c.activations,
+                blind: c.blind,
+                snark: Some(c.snark),
+                in_layer: c.in_layer,
+            }
+        }
+        None => task.fresh(),
+    })
+}
+
 /// Verifies the recursive proof inside a checkpoint, from its segment's start state `z0`.
 pub fn verify_checkpoint_proof(
     pp: &PublicParams,
@@ -307,7 +347,7 @@ pub fn verify_checkpoint_proof(
     c.snark.verify(pp, steps, &arch.z(z0)).map(|_| ()).map_err(|e| format!("recursive proof does not verify: {e}"))
 }
 
-fn identity(
+pub(crate) fn identity(
     model: &ModelRecord,
     archs: &[Architecture],
     m: &dyn ModelSource,
@@ -511,32 +551,8 @@ fn run_locked(
             start,
             end_blind: F::random(OsRng),
         };
-        let resumed = newest_valid_checkpoint(
-            dir,
-            &manifest,
-            j,
-            offset,
-            seg.num_layers(),
-            &pp,
-            &task.start.state,
-            log,
-            on_event,
-        )?;
-        let progress = match resumed {
-            Some(c) => {
-                log.append(JobEvent::Resumed { from: offset + c.layers_done })?;
-                on_event(Event::Resumed { from: offset + c.layers_done });
-                Progress {
-                    layers_done: c.layers_done,
-                    state: state_of(&c.state),
-                    activations: c.activations,
-                    blind: c.blind,
-                    snark: Some(c.snark),
-                    in_layer: c.in_layer,
-                }
-            }
-            None => task.fresh(),
-        };
+        let scope = CheckpointScope { dir, job_digest, index: j, arch, offset, layers: seg.num_layers() };
+        let progress = resume_progress(&task, &scope, &pp, log, on_event)?;
         let arch_digest = arch.digest();
         let mut sink =
             JobCheckpoints::new(dir, job_digest, arch_digest, req.checkpoint_every, progress.layers_done, log);

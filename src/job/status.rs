@@ -59,7 +59,7 @@ pub fn status(dir: &Path) -> Result<JobStatus, Error> {
 
 /// The layers folded by the latest run (the events after the last start or resume), and
 /// its rate in layers (not folds: a fold covers K layers) per second.
-fn latest_run(events: &[Logged]) -> (Option<usize>, Option<f64>) {
+pub(crate) fn latest_run(events: &[Logged]) -> (Option<usize>, Option<f64>) {
     let run_start = events
         .iter()
         .rposition(|e| matches!(e.event, JobEvent::Started { .. } | JobEvent::Resumed { .. }))

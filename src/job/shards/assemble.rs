@@ -1,0 +1,126 @@
+//! `fold-ml assemble`: link the shards into one statement; and where each shard stands.
+
+use super::prove::state_at;
+use super::{read_plan, shard_dir, ShardPlan};
+use crate::error::Error;
+use crate::job::checkpoint::{self, SegmentDone};
+use crate::job::events::{EventLog, JobEvent};
+use crate::job::status::latest_run;
+use crate::job::{finish, lock, JobError};
+use crate::statement::{InputStatement, Statement};
+use std::path::Path;
+
+/// Where one shard stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ShardState {
+    /// Its result is there and belongs to the plan.
+    Done,
+    /// Its result file is there but damaged, foreign or ends elsewhere than the plan says.
+    Damaged(String),
+    /// A worker is proving it now (process id on this machine).
+    Running(u32),
+    /// Its last run failed (the public summary of the error).
+    Failed(String),
+    /// Not proven yet (possibly part-way, see its report's layers).
+    Pending,
+}
+
+/// One shard's report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardReport {
+    /// Where it stands.
+    pub state: ShardState,
+    /// Layers of the shard folded (by its latest run or in its newest checkpoint).
+    pub done: usize,
+    /// Its layers.
+    pub layers: usize,
+    /// Layers per second of its latest run.
+    pub rate: Option<f64>,
+}
+
+/// The shard result of shard `i`, checked against the plan: `Ok(None)` when missing.
+fn result_of(dir: &Path, plan: &ShardPlan, i: usize) -> Result<Option<SegmentDone>, String> {
+    let done = checkpoint::read_segment(dir, plan.arch(i), &plan.digest(), i).map_err(|e| e.to_string())?;
+    let s = &plan.shards[i];
+    match done {
+        Some(d) if d.end != state_at(s.offset + s.layers, &s.end).to_vec() => {
+            Err("its result ends in another state than the plan's".into())
+        }
+        other => Ok(other),
+    }
+}
+
+/// Where every shard of the sharded job in `dir` stands, and the plan.
+pub fn shard_status(dir: &Path) -> Result<(ShardPlan, Vec<ShardReport>), Error> {
+    let plan = read_plan(dir)?;
+    let reports = (0..plan.shards.len())
+        .map(|i| {
+            let work = shard_dir(dir, i);
+            let layers = plan.shards[i].layers;
+            let events = EventLog::read(&work);
+            let (folded, rate) = latest_run(&events);
+            let checkpointed = checkpoint::list(&work).first().map_or(0, |(k, _)| k.0);
+            let done = folded.max(Some(checkpointed)).map_or(0, |d| d.saturating_sub(plan.shards[i].offset));
+            let state = match (result_of(dir, &plan, i), lock::holder(&work), events.last().map(|e| &e.event)) {
+                (Ok(Some(_)), _, _) => ShardState::Done,
+                (Err(reason), _, _) => ShardState::Damaged(reason),
+                (Ok(None), Some(pid), _) => ShardState::Running(pid),
+                (Ok(None), None, Some(JobEvent::Failed { error })) => ShardState::Failed(error.clone()),
+                (Ok(None), None, _) => ShardState::Pending,
+            };
+            let done = if state == ShardState::Done { layers } else { done.min(layers) };
+            ShardReport { state, done, layers, rate }
+        })
+        .collect();
+    Ok((plan, reports))
+}
+
+/// What `assemble` wrote.
+pub struct Assembled {
+    /// The statement.
+    pub statement: Statement,
+    /// `proof.bin`'s size.
+    pub proof_bytes: usize,
+    /// Seconds verifying the linked proof before writing it.
+    pub check_seconds: f64,
+}
+
+/// Checks every shard of the sharded job in `dir` against its plan and writes the proof
+/// directory (`statement.json`, `proof.bin`, `vk.bin`) into `dir`. Names every shard that
+/// is missing, failed, damaged or foreign; writes nothing unless all shards verify.
+pub fn assemble(dir: &Path, cache: &Path) -> Result<Assembled, Error> {
+    let (plan, reports) = shard_status(dir)?;
+    let mut problems = Vec::new();
+    let mut done = Vec::new();
+    for (i, report) in reports.iter().enumerate() {
+        match &report.state {
+            ShardState::Done => match result_of(dir, &plan, i) {
+                Ok(Some(d)) => done.push(d),
+                _ => problems.push(format!("shard {i} changed while assembling")),
+            },
+            ShardState::Damaged(reason) => problems.push(format!("shard {i} is damaged or foreign: {reason}")),
+            ShardState::Running(pid) => problems.push(format!("shard {i} is still being proven (process {pid})")),
+            ShardState::Failed(e) => problems.push(format!("shard {i} failed: {e}")),
+            ShardState::Pending => problems.push(format!(
+                "shard {i} is missing ({} of {} layers folded)",
+                report.done, report.layers
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(JobError::ShardsNotReady { dir: dir.into(), problems }.into());
+    }
+    let secret = crate::job::secret::JobSecret::read(dir)?;
+    let archs: Vec<_> = (0..plan.shards.len()).map(|i| plan.arch(i).clone()).collect();
+    let input = InputStatement {
+        commitment: plan.shards[0].start.activations,
+        values: plan.job.public_input.then(|| secret.input.clone()),
+    };
+    let last = done.last().expect("a plan has a shard");
+    let (output, blind) = (last.activations.clone(), last.blind);
+    let classifier = plan.job.model.load(dir)?.source().is_classifier();
+    let (statement, proof, _vk, check_seconds) =
+        finish(dir, cache, &archs, done, None, Vec::new(), input, Some((&output, blind, classifier)))?;
+    EventLog::new(dir).append(JobEvent::Compressed { proof_bytes: proof.len(), segments: statement.segments.len() })?;
+    Ok(Assembled { statement, proof_bytes: proof.len(), check_seconds })
+}
