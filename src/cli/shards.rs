@@ -72,7 +72,10 @@ pub fn run_plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let last = p.shards.len() - 1;
-    println!("prove each shard (any order, any machine sharing the directory): fold-ml prove-shard {} --shard I", args.job.display());
+    println!(
+        "prove each shard (any order, any machine sharing the directory): fold-ml prove-shard {} --shard I",
+        args.job.display()
+    );
     println!("  (or as a Slurm array --array=0-{last}, a Kubernetes Indexed Job of {} completions: the index comes from ${} or ${})", last + 1, INDEX_ENV[0], INDEX_ENV[1]);
     println!("then: fold-ml assemble {}", args.job.display());
     Ok(ExitCode::SUCCESS)
@@ -131,7 +134,12 @@ pub fn print_status(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     let (plan, reports) = shard_status(dir)?;
     let done = reports.iter().filter(|r| r.state == ShardState::Done).count();
     let assembled = dir.join("statement.json").exists();
-    println!("sharded job {}: {done}/{} shards proven{}", dir.display(), reports.len(), if assembled { ", assembled" } else { "" });
+    println!(
+        "sharded job {}: {done}/{} shards proven{}",
+        dir.display(),
+        reports.len(),
+        if assembled { ", assembled" } else { "" }
+    );
     for (i, (s, r)) in plan.shards.iter().zip(&reports).enumerate() {
         let state = match &r.state {
             ShardState::Done => "done".to_string(),
@@ -147,7 +155,13 @@ pub fn print_status(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
             }
             _ => String::new(),
         };
-        println!("  shard {i:>3}: layers {:>6}..{:<6} {:>6}/{:<6} {state}{eta}", s.offset + 1, s.offset + s.layers, r.done, r.layers);
+        println!(
+            "  shard {i:>3}: layers {:>6}..{:<6} {:>6}/{:<6} {state}{eta}",
+            s.offset + 1,
+            s.offset + s.layers,
+            r.done,
+            r.layers
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

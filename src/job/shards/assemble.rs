@@ -101,10 +101,9 @@ pub fn assemble(dir: &Path, cache: &Path) -> Result<Assembled, Error> {
             ShardState::Damaged(reason) => problems.push(format!("shard {i} is damaged or foreign: {reason}")),
             ShardState::Running(pid) => problems.push(format!("shard {i} is still being proven (process {pid})")),
             ShardState::Failed(e) => problems.push(format!("shard {i} failed: {e}")),
-            ShardState::Pending => problems.push(format!(
-                "shard {i} is missing ({} of {} layers folded)",
-                report.done, report.layers
-            )),
+            ShardState::Pending => {
+                problems.push(format!("shard {i} is missing ({} of {} layers folded)", report.done, report.layers))
+            }
         }
     }
     if !problems.is_empty() {

@@ -181,7 +181,8 @@ pub struct ShardSecrets {
 pub fn read_plan(dir: &Path) -> Result<ShardPlan, Error> {
     let path = dir.join(PLAN_FILE);
     let what = path.display().to_string();
-    let plan: ShardPlan = serde_json::from_slice(&read_file(&path)?).map_err(|e| Error::bad_input(&what, e.to_string()))?;
+    let plan: ShardPlan =
+        serde_json::from_slice(&read_file(&path)?).map_err(|e| Error::bad_input(&what, e.to_string()))?;
     plan.check().map_err(|reason| Error::bad_input(what, reason))?;
     Ok(plan)
 }

@@ -97,14 +97,10 @@ fn run(
         start: SegmentStart { state: state_at(shard.offset, &shard.start), activations, blind },
         end_blind: secrets.blinds[index + 1],
     };
-    on_event(Event::SegmentStarted {
-        index,
-        total: plan.shards.len(),
-        layers: shard.layers,
-        offset: shard.offset,
-    });
+    on_event(Event::SegmentStarted { index, total: plan.shards.len(), layers: shard.layers, offset: shard.offset });
     let work = shard_dir(dir, index);
-    let scope = CheckpointScope { dir: &work, job_digest: digest, index, arch, offset: shard.offset, layers: shard.layers };
+    let scope =
+        CheckpointScope { dir: &work, job_digest: digest, index, arch, offset: shard.offset, layers: shard.layers };
     let progress = resume_progress(&task, &scope, &k.pp, log, on_event)?;
     let arch_digest = arch.digest();
     let mut sink = JobCheckpoints::new(&work, digest, arch_digest, plan.checkpoint_every, progress.layers_done, log);
