@@ -191,3 +191,36 @@ fn plans_and_workers_refuse_what_they_cannot_do() {
     let (_, out, err) = fold_ml(&["status", job]);
     assert!(!err.contains("panicked") && out.is_empty(), "{out}{err}");
 }
+
+/// The Kubernetes Jobs' container command (`deploy/k8s/worker.sh`, the image's entrypoint),
+/// run here as each pod of the Indexed Job would run it: JOB_COMPLETION_INDEX per shard.
+#[test]
+fn the_kubernetes_worker_command_proves_every_index_then_assembles() {
+    let dir = plan("kubernetes", 2);
+    let worker = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/k8s/worker.sh");
+    let bin = env!("CARGO_BIN_EXE_fold-ml");
+    let cache = cache();
+    let env = |index: &'static str| {
+        vec![
+            ("FOLD_ML", bin.to_string()),
+            ("FOLD_ML_VERIFY", verify_bin()),
+            ("FOLD_ML_JOB", dir.to_str().unwrap().to_string()),
+            ("FOLD_ML_CACHE", cache.to_str().unwrap().to_string()),
+            ("JOB_COMPLETION_INDEX", index.to_string()),
+        ]
+    };
+    let sh = |step: &str, index: &'static str| {
+        let e = env(index);
+        let e: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_env("sh", &[worker, step], &e)
+    };
+    for index in ["1", "0"] {
+        let (code, _, err) = sh("prove", index);
+        assert_eq!(code, 0, "pod {index}: {err}");
+    }
+    let (code, out, err) = sh("assemble", "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("assembled 2 shards") && out.contains("ACCEPTED"), "{out}");
+    let (code, _, err) = run_env("sh", &[worker, "prove"], &[("FOLD_ML_JOB", dir.to_str().unwrap())]);
+    assert_eq!(code, 2, "outside an Indexed Job the index is missing: {err}");
+}

@@ -87,9 +87,11 @@ pub fn run_prove_shard(args: ProveShardArgs) -> anyhow::Result<ExitCode> {
     eprintln!("fold-ml: shard {index} of {}", args.dir.display());
     let bar = progress_bar(0);
     let outcome = prove_shard(&args.dir, index, &args.cache.dir(), &mut |e| {
-        if let fold_ml::prove::Event::SegmentStarted { layers, offset, .. } = e {
+        if let fold_ml::prove::Event::SegmentStarted { index, total, layers, offset } = e {
             bar.set_length((offset + layers) as u64);
             bar.set_position(offset as u64);
+            bar.suspend(|| eprintln!("shard {index} of {total}: layers {}..{}", offset + 1, offset + layers));
+            return;
         }
         show_event(&bar, e)
     })?;
