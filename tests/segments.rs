@@ -275,3 +275,26 @@ fn a_tiled_segment_between_whole_ones_hands_its_tensors_over() {
     assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
     assert_eq!(verify_cli(&dir).0, 0);
 }
+
+#[test]
+fn a_network_sharded_at_its_segments_and_inside_its_residual_run_is_the_same_statement() {
+    use fold_ml::job::shards::{assemble::assemble, plan::plan, prove::prove_shard};
+    let net = tiny_network(0);
+    let file = scratch().join("sharded.foldml");
+    net.write(&file).unwrap();
+    let dir = scratch().join("sharded");
+    let req = JobRequest { layers_per_step: Some(2), ..request(&net, &file, input()) };
+    let planned = plan(&dir, &req, 4).expect("planned").plan;
+    let cuts: Vec<(usize, usize, usize)> = planned.shards.iter().map(|s| (s.segment, s.first, s.layers)).collect();
+    assert_eq!(cuts, [(0, 0, 1), (1, 0, 2), (1, 2, 1), (2, 0, 1)], "the residual run of 3 cut after its first step");
+    for i in [3, 1, 0, 2] {
+        prove_shard(&dir, i, &cache(), &mut |_| {}).expect("the shard proves");
+    }
+    assemble(&dir, &cache()).expect("assembled");
+    let s = verdict(&dir).expect("accepted");
+    assert_eq!(s.segments.iter().map(|g| g.num_layers).collect::<Vec<_>>(), [1, 2, 1, 1]);
+    let out = net.run_native(&input()).unwrap();
+    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
+    assert_eq!(s.output.class, Some(argmax(&out)));
+    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
+}
