@@ -4,7 +4,7 @@ use super::args::{CacheArg, CheckpointArgs, InputArgs, ModelArgs, StepArgs};
 use super::prove::{job_request, progress_bar, show_event};
 use clap::Args;
 use fold_ml::job::shards::assemble::{assemble, shard_status, ShardState};
-use fold_ml::job::shards::plan::plan;
+use fold_ml::job::shards::plan::{estimate, plan};
 use fold_ml::job::shards::prove::{prove_shard, ShardOutcome};
 use fold_ml::job::shards::{worker_index, INDEX_ENV};
 use fold_ml::job::JobRequest;
@@ -61,16 +61,24 @@ pub fn run_plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         args.job.display(),
         planned.native_seconds
     );
+    let (mut slowest, mut sum) = (0f64, 0f64);
     for (i, s) in p.shards.iter().enumerate() {
-        let arch = p.arch(i);
+        let e = estimate(p, i);
+        (slowest, sum) = (slowest.max(e.total_s()), sum + e.total_s());
         println!(
-            "  shard {i:>3}: layers {:>6}..{:<6} segment {} ({} steps)",
+            "  shard {i:>3}: layers {:>6}..{:<6} segment {} ({} folds; est. {:.0} s folding + {:.0} s compression)",
             s.offset + 1,
             s.offset + s.layers,
             s.segment,
-            arch.steps(s.layers)
+            e.folds,
+            e.fold_s,
+            e.compress_s
         );
     }
+    println!(
+        "estimated on the reference machine (2 cores; parameters cached): {slowest:.0} s on {} machines, {sum:.0} s on one",
+        p.shards.len()
+    );
     let last = p.shards.len() - 1;
     println!(
         "prove each shard (any order, any machine sharing the directory): fold-ml prove-shard {} --shard I",

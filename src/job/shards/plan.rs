@@ -8,7 +8,7 @@ use crate::job::secret::JobSecret;
 use crate::job::{identity, JobRequest};
 use crate::model::network::Network;
 use crate::model::{Architecture, ModelSource};
-use crate::prove::plan::NOVA_PRIMARY_OVERHEAD;
+use crate::prove::plan::{estimate_steps, Estimate, NOVA_PRIMARY_OVERHEAD};
 use crate::prove::{bad, check_model_and_input};
 use crate::statement::Link;
 use ff::Field;
@@ -43,16 +43,9 @@ pub fn cuts(segments: &[(usize, &Architecture)], shards: usize) -> Result<Vec<Cu
     if shards > MAX_SHARDS {
         return Err(format!("at most {MAX_SHARDS} shards"));
     }
-    // Whole steps per segment, and the estimated work of one step (its constraints).
+    // Whole steps per segment (a block's tiles count as one), and the estimated work of one.
     let units: Vec<usize> = segments.iter().map(|(n, a)| n.div_ceil(a.layers_per_step)).collect();
-    let work: Vec<f64> = segments
-        .iter()
-        .map(|(_, a)| {
-            let per_block = StepCost::rough(&a.block) as f64;
-            let blocks = (a.layers_per_step / a.block.num_stages()).max(1) as f64;
-            per_block * blocks + (NOVA_PRIMARY_OVERHEAD * a.tiles()) as f64
-        })
-        .collect();
+    let work: Vec<f64> = segments.iter().map(|(_, a)| (step_constraints(a) * a.tiles()) as f64).collect();
     let mut split = vec![1usize; segments.len()];
     for _ in segments.len()..shards {
         let each = |j: usize| units[j] as f64 * work[j] / split[j] as f64;
@@ -77,6 +70,20 @@ pub fn cuts(segments: &[(usize, &Architecture)], shards: usize) -> Result<Vec<Cu
         }
     }
     Ok(out)
+}
+
+/// Primary constraints of one fold of `arch`, estimated from above without synthesizing it
+/// ([`StepCost::rough`]; a tile its share of the block), Nova's verifier circuit included.
+pub fn step_constraints(arch: &Architecture) -> usize {
+    let blocks = (arch.layers_per_step / arch.block.num_stages()).max(1);
+    StepCost::rough(&arch.block) * blocks / arch.tiles().max(1) + NOVA_PRIMARY_OVERHEAD
+}
+
+/// The estimated cost of proving shard `i` of `plan` on the reference machine
+/// ([`crate::prove::plan::estimate_steps`]'s cost model; an estimate, never an input).
+pub fn estimate(plan: &ShardPlan, i: usize) -> Estimate {
+    let arch = plan.arch(i);
+    estimate_steps(step_constraints(arch), arch.steps(plan.shards[i].layers))
 }
 
 /// What `plan` wrote.
