@@ -172,6 +172,8 @@ fn plans_and_workers_refuse_what_they_cannot_do() {
     prove.extend(MODEL);
     prove.push("2");
     bad(&prove, &[], "is a sharded job");
+    bad(&["resume", job], &[], "is a sharded job");
+    bad(&["compress", job, "--at", "2"], &[], "is a sharded job");
     let worker = ["prove-shard", job];
     bad(&worker, &[], "give the shard index, or set SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX");
     bad(&worker, &[("SLURM_ARRAY_TASK_ID", "x1")], "SLURM_ARRAY_TASK_ID: \"x1\" is not a shard index");

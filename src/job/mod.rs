@@ -116,9 +116,20 @@ pub enum Outcome {
     AlreadyComplete(Box<Statement>),
 }
 
+/// The refusal of a whole-job command on a sharded job directory.
+fn sharded_job(dir: &Path) -> Error {
+    bad(
+        &dir.display().to_string(),
+        "is a sharded job: prove its shards with `fold-ml prove-shard`, then `fold-ml assemble` it".into(),
+    )
+}
+
 /// Reads a job's manifest.
 pub fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
     let path = dir.join("manifest.json");
+    if !path.exists() && dir.join(shards::PLAN_FILE).exists() {
+        return Err(sharded_job(dir));
+    }
     let m: Manifest =
         serde_json::from_slice(&read_file(&path)?).map_err(|e| bad(&path.display().to_string(), e.to_string()))?;
     m.check().map_err(|reason| bad(&path.display().to_string(), reason))?;
@@ -223,10 +234,7 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
         return Err(JobError::LayersPerStep { max: crate::statement::MAX_LAYERS_PER_STEP }.into());
     }
     if dir.join(shards::PLAN_FILE).exists() {
-        return Err(bad(
-            &dir.display().to_string(),
-            "is a sharded job: prove its shards with `fold-ml prove-shard`, then `fold-ml assemble` it".into(),
-        ));
+        return Err(sharded_job(dir));
     }
     let has_manifest = dir.join("manifest.json").exists();
     let loaded = match (&req.model, &req.model_file) {
