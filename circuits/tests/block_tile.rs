@@ -3,7 +3,7 @@
 
 use fold_ml_circuits::commit::{activation_commitment_native, Layout};
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
-use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerStep, LayerWeights, StepWitness};
+use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerWeights};
 use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::step::tile_spec;
@@ -12,9 +12,7 @@ use fold_ml_circuits::F;
 use proptest::prelude::*;
 
 mod common;
-
-const SALT: u64 = 77;
-const BLINDS: (u64, u64) = (5, 6);
+use common::tiles::{run, tiles, untiled, witness, BLINDS};
 
 /// A ResNet basic block on a `c×h×w` input: `conv3x3(stride) → conv3x3 + shortcut`, the
 /// shortcut a residual (`skip`) when `down` is false, else a 1×1 stride-2 projection to
@@ -49,21 +47,6 @@ fn case() -> impl Strategy<Value = Case> {
     })
 }
 
-fn witness(layers: &[LayerWeights]) -> TileWitness {
-    TileWitness {
-        layer_weights: layers[0].clone(),
-        second_weights: layers.get(1).cloned(),
-        blind_in: F::from(BLINDS.0),
-        blind_out: F::from(BLINDS.1),
-        salt: F::from(SALT),
-    }
-}
-
-fn tiles(spec: TileSpec, input: &[u8], layers: &[LayerWeights]) -> Vec<TileStep> {
-    let n = spec.geometry().unwrap().tiles;
-    (0..n).map(|t| TileStep::new(spec, t, input, witness(layers)).unwrap()).collect()
-}
-
 fn start(spec: &TileSpec, input: &[u8]) -> TileState {
     let layout = Layout::by_rows(spec.input_dims());
     TileState::boundary(StepState {
@@ -71,31 +54,6 @@ fn start(spec: &TileSpec, input: &[u8]) -> TileState {
         model: F::from(4321),
         activations: activation_commitment_native(input, layout, F::from(BLINDS.0)),
     })
-}
-
-/// Runs tiles in order through the circuit: whether each was satisfied, and the end state.
-fn run(steps: &[TileStep], z0: TileState) -> (Vec<bool>, TileState) {
-    let mut z = z0;
-    let mut sat = Vec::new();
-    for s in steps {
-        let (ok, values) = common::synth_z(s, &z.to_vec(), None);
-        let next = TileState::from_z(&values).unwrap();
-        assert_eq!(next, s.next_state(&z), "circuit and native transition differ");
-        sat.push(ok);
-        z = next;
-    }
-    (sat, z)
-}
-
-fn untiled(spec: &TileSpec, input: &[u8], layers: &[LayerWeights]) -> LayerStep {
-    let w = StepWitness {
-        input: input.to_vec(),
-        layers: layers.to_vec(),
-        blind_in: F::from(BLINDS.0),
-        blind_out: F::from(BLINDS.1),
-        salt: F::from(SALT),
-    };
-    LayerStep::multi(spec.block(), 2, w).unwrap()
 }
 
 proptest! {

@@ -6,46 +6,29 @@ use ff::Field;
 use fold_ml_circuits::commit::{activation_commitment_native, Layout};
 use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
-use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerStep, LayerWeights, StepWitness};
+use fold_ml_circuits::layer::{LayerSpec, LayerStep, LayerWeights};
 use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::tile::{TileSpec, TileState, TileStep, TileWitness};
 use fold_ml_circuits::F;
 use proptest::prelude::*;
 
-const SALT: u64 = 77;
-const BLINDS: (u64, u64) = (5, 6);
-
 mod common;
+use common::tiles::{run, BLINDS};
 
-/// Synthesizes one tile from `z`: (satisfied, the state it outputs).
-fn synth(step: &TileStep, z: &TileState) -> (bool, TileState) {
-    let (sat, values) = common::synth_z(step, &z.to_vec(), None);
-    (sat, TileState::from_z(&values).unwrap())
-}
-
-/// Runs tiles in order through the circuit (each from the state the previous one output,
-/// as IVC does): whether each was satisfied, and the final state.
-fn run(steps: &[TileStep], z0: TileState) -> (Vec<bool>, TileState) {
-    let mut z = z0;
-    let mut sat = Vec::new();
-    for s in steps {
-        let (ok, next) = synth(s, &z);
-        assert_eq!(next, s.next_state(&z), "circuit and native transition differ");
-        sat.push(ok);
-        z = next;
-    }
-    (sat, z)
-}
-
+/// One layer's tile witness.
 fn witness(w: &LayerWeights) -> TileWitness {
-    TileWitness {
-        layer_weights: w.clone(),
-        second_weights: None,
-        blind_in: F::from(BLINDS.0),
-        blind_out: F::from(BLINDS.1),
-        salt: F::from(SALT),
-    }
+    common::tiles::witness(std::slice::from_ref(w))
+}
+
+/// Every tile of one layer, in order.
+fn tiles(spec: TileSpec, input: &[u8], w: &LayerWeights) -> Vec<TileStep> {
+    common::tiles::tiles(spec, input, std::slice::from_ref(w))
+}
+
+/// The same layer untiled, its tensors committed one row per link.
+fn untiled(spec: &TileSpec, input: &[u8], w: &LayerWeights) -> LayerStep {
+    common::tiles::untiled(spec, input, std::slice::from_ref(w))
 }
 
 fn start(spec: &TileSpec, input: &[u8]) -> TileState {
@@ -55,24 +38,6 @@ fn start(spec: &TileSpec, input: &[u8]) -> TileState {
         model: F::from(1234),
         activations: activation_commitment_native(input, layout, F::from(BLINDS.0)),
     })
-}
-
-fn tiles(spec: TileSpec, input: &[u8], w: &LayerWeights) -> Vec<TileStep> {
-    let n = spec.geometry().unwrap().tiles;
-    (0..n).map(|t| TileStep::new(spec, t, input, witness(w)).unwrap()).collect()
-}
-
-/// The same layer untiled, its tensors committed one row per link.
-fn untiled(spec: &TileSpec, input: &[u8], w: &LayerWeights) -> LayerStep {
-    let block = BlockSpec::layer(spec.layer).with_row_links([true, true]);
-    let step = StepWitness {
-        input: input.to_vec(),
-        layers: vec![w.clone()],
-        blind_in: F::from(BLINDS.0),
-        blind_out: F::from(BLINDS.1),
-        salt: F::from(SALT),
-    };
-    LayerStep::multi(block, 1, step).unwrap()
 }
 
 /// Convolutions of every small geometry, with a tiling that fits.

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod tiles;
+
 use fold_ml_circuits::layer::{BlockSpec, LayerStep, LayerWeights};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;

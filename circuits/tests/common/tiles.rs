@@ -1,0 +1,56 @@
+//! Tiles of a block (one or two layers) as the tile tests build and run them: the witness,
+//! every tile in order, the untiled step they must match, and an IVC-style run.
+
+use super::synth_z;
+use fold_ml_circuits::layer::{LayerStep, LayerWeights, StepWitness};
+use fold_ml_circuits::tile::{TileSpec, TileState, TileStep, TileWitness};
+use fold_ml_circuits::F;
+
+/// The model salt of the tile tests.
+pub const SALT: u64 = 77;
+/// The blinds of the tiled block's input and output commitments.
+pub const BLINDS: (u64, u64) = (5, 6);
+
+/// The tile witness of a block's layers (one, or two).
+pub fn witness(layers: &[LayerWeights]) -> TileWitness {
+    TileWitness {
+        layer_weights: layers[0].clone(),
+        second_weights: layers.get(1).cloned(),
+        blind_in: F::from(BLINDS.0),
+        blind_out: F::from(BLINDS.1),
+        salt: F::from(SALT),
+    }
+}
+
+/// Every tile of the block, in order.
+pub fn tiles(spec: TileSpec, input: &[u8], layers: &[LayerWeights]) -> Vec<TileStep> {
+    let n = spec.geometry().unwrap().tiles;
+    (0..n).map(|t| TileStep::new(spec, t, input, witness(layers)).unwrap()).collect()
+}
+
+/// The same block untiled, its tensors committed one row per link.
+pub fn untiled(spec: &TileSpec, input: &[u8], layers: &[LayerWeights]) -> LayerStep {
+    let w = StepWitness {
+        input: input.to_vec(),
+        layers: layers.to_vec(),
+        blind_in: F::from(BLINDS.0),
+        blind_out: F::from(BLINDS.1),
+        salt: F::from(SALT),
+    };
+    LayerStep::multi(spec.block(), spec.num_stages(), w).unwrap()
+}
+
+/// Runs tiles in order through the circuit (each from the state the previous one output,
+/// as IVC does): whether each was satisfied, and the final state.
+pub fn run(steps: &[TileStep], z0: TileState) -> (Vec<bool>, TileState) {
+    let mut z = z0;
+    let mut sat = Vec::new();
+    for s in steps {
+        let (ok, values) = synth_z(s, &z.to_vec(), None);
+        let next = TileState::from_z(&values).unwrap();
+        assert_eq!(next, s.next_state(&z), "circuit and native transition differ");
+        sat.push(ok);
+        z = next;
+    }
+    (sat, z)
+}
