@@ -196,7 +196,7 @@ pub struct SegmentDone {
     pub proof: CompressedSnark,
 }
 
-fn segment_path(job: &Path, segment: usize) -> PathBuf {
+pub(crate) fn segment_path(job: &Path, segment: usize) -> PathBuf {
     job.join("segments").join(format!("seg-{segment:04}.bin"))
 }
 

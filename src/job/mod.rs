@@ -106,6 +106,51 @@ impl JobRequest {
             _ => planned,
         }
     }
+
+    /// Refuses layers per step outside `1..=MAX_LAYERS_PER_STEP`.
+    pub fn check_layers_per_step(&self) -> Result<(), Error> {
+        match self.layers_per_step {
+            Some(k) if k == 0 || k > crate::statement::MAX_LAYERS_PER_STEP => {
+                Err(JobError::LayersPerStep { max: crate::statement::MAX_LAYERS_PER_STEP }.into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Self::architectures`], refused before any setup when a step is larger than any
+    /// verifier derives keys for (setting its keys up would otherwise run out of memory
+    /// first).
+    pub fn checked_architectures(
+        &self,
+        model: &dyn ModelSource,
+        manifest: Option<&Manifest>,
+    ) -> Result<Vec<Architecture>, Error> {
+        let archs = self.architectures(model, manifest);
+        for (j, arch) in archs.iter().enumerate() {
+            fold_ml_verify::statement::check_size(arch).map_err(|e| bad("model", format!("segment {j}: {e}")))?;
+        }
+        Ok(archs)
+    }
+
+    /// The model to prove in `dir`: for a new job (`fresh`) read from the request's model
+    /// file, else the job's own copy (or the synthetic model the record describes).
+    pub fn load_model(&self, dir: &Path, fresh: bool) -> Result<LoadedModel, Error> {
+        Ok(match (&self.model, &self.model_file) {
+            (ModelRecord::File { .. }, Some(src)) if fresh => LoadedModel::Network(Box::new(Network::read(src)?)),
+            (m, _) => m.load(dir)?,
+        })
+    }
+
+    /// The blind of a new job's input commitment: 0 for a public input, the owner's when
+    /// given (`commit-input`), else fresh.
+    pub fn new_input_blind(&self) -> Result<F, Error> {
+        match (self.public_input, self.input_blind) {
+            (true, Some(_)) => Err(JobError::PublicInputWithBlind.into()),
+            (true, None) => Ok(F::ZERO),
+            (false, Some(b)) => Ok(b),
+            (false, None) => Ok(F::random(OsRng)),
+        }
+    }
 }
 
 /// How a job run ended.
@@ -230,25 +275,15 @@ pub(crate) fn newest_valid_checkpoint(
 
 /// Runs (or resumes, or recognizes as complete) the job in `dir`.
 pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Result<Outcome, Error> {
-    if req.layers_per_step.is_some_and(|k| k == 0 || k > crate::statement::MAX_LAYERS_PER_STEP) {
-        return Err(JobError::LayersPerStep { max: crate::statement::MAX_LAYERS_PER_STEP }.into());
-    }
+    req.check_layers_per_step()?;
     if dir.join(shards::PLAN_FILE).exists() {
         return Err(sharded_job(dir));
     }
     let has_manifest = dir.join("manifest.json").exists();
-    let loaded = match (&req.model, &req.model_file) {
-        (ModelRecord::File { .. }, Some(src)) if !has_manifest => LoadedModel::Network(Box::new(Network::read(src)?)),
-        (m, _) => m.load(dir)?,
-    };
+    let loaded = req.load_model(dir, !has_manifest)?;
     let model = loaded.source();
     let manifest = if has_manifest { Some(read_manifest(dir)?) } else { None };
-    let archs = req.architectures(model, manifest.as_ref());
-    // A step no verifier would derive keys for is refused before any setup (which would
-    // otherwise run out of memory first).
-    for (j, arch) in archs.iter().enumerate() {
-        fold_ml_verify::statement::check_size(arch).map_err(|e| bad("model", format!("segment {j}: {e}")))?;
-    }
+    let archs = req.checked_architectures(model, manifest.as_ref())?;
     if dir.join("statement.json").exists() && has_manifest {
         let m = manifest.expect("read above");
         let wanted = JobIdentity {
@@ -293,13 +328,7 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
             .input
             .clone()
             .ok_or_else(|| bad(&dir.display().to_string(), "is not a fold-ml job (no manifest.json)".into()))?;
-        let blind = match (req.public_input, req.input_blind) {
-            (true, Some(_)) => return Err(JobError::PublicInputWithBlind.into()),
-            (true, None) => F::ZERO,
-            (false, Some(b)) => b,
-            (false, None) => F::random(OsRng),
-        };
-        JobSecret::new(input, blind)
+        JobSecret::new(input, req.new_input_blind()?)
     };
     check_model_and_input(model, &secret.input)?;
 

@@ -1,7 +1,6 @@
 //! `fold-ml assemble`: link the shards into one statement; and where each shard stands.
 
-use super::prove::state_at;
-use super::{read_plan, shard_dir, ShardPlan};
+use super::{read_plan, read_result, shard_dir, ShardPlan};
 use crate::error::Error;
 use crate::job::checkpoint::{self, SegmentDone};
 use crate::job::events::{EventLog, JobEvent};
@@ -38,22 +37,9 @@ pub struct ShardReport {
     pub rate: Option<f64>,
 }
 
-/// The shard result of shard `i`, checked against the plan: `Ok(None)` when missing.
-fn result_of(dir: &Path, plan: &ShardPlan, i: usize) -> Result<Option<SegmentDone>, String> {
-    let done = checkpoint::read_segment(dir, plan.arch(i), &plan.digest(), i).map_err(|e| e.to_string())?;
-    let s = &plan.shards[i];
-    match done {
-        Some(d) if d.end != state_at(s.offset + s.layers, &s.end).to_vec() => {
-            Err("its result ends in another state than the plan's".into())
-        }
-        other => Ok(other),
-    }
-}
-
-/// Where every shard of the sharded job in `dir` stands, and the plan.
-pub fn shard_status(dir: &Path) -> Result<(ShardPlan, Vec<ShardReport>), Error> {
-    let plan = read_plan(dir)?;
-    let reports = (0..plan.shards.len())
+/// Where every shard of `plan` stands, each with its checked result when it is done.
+fn survey(dir: &Path, plan: &ShardPlan) -> Vec<(ShardReport, Option<SegmentDone>)> {
+    (0..plan.shards.len())
         .map(|i| {
             let work = shard_dir(dir, i);
             let layers = plan.shards[i].layers;
@@ -61,17 +47,24 @@ pub fn shard_status(dir: &Path) -> Result<(ShardPlan, Vec<ShardReport>), Error> 
             let (folded, rate) = latest_run(&events);
             let checkpointed = checkpoint::list(&work).first().map_or(0, |(k, _)| k.0);
             let done = folded.max(Some(checkpointed)).map_or(0, |d| d.saturating_sub(plan.shards[i].offset));
-            let state = match (result_of(dir, &plan, i), lock::holder(&work), events.last().map(|e| &e.event)) {
-                (Ok(Some(_)), _, _) => ShardState::Done,
-                (Err(reason), _, _) => ShardState::Damaged(reason),
-                (Ok(None), Some(pid), _) => ShardState::Running(pid),
-                (Ok(None), None, Some(JobEvent::Failed { error })) => ShardState::Failed(error.clone()),
-                (Ok(None), None, _) => ShardState::Pending,
-            };
-            let done = if state == ShardState::Done { layers } else { done.min(layers) };
-            ShardReport { state, done, layers, rate }
+            let (state, result) =
+                match (read_result(dir, plan, i), lock::holder(&work), events.last().map(|e| &e.event)) {
+                    (Ok(Some(d)), _, _) => (ShardState::Done, Some(d)),
+                    (Err(e), _, _) => (ShardState::Damaged(e.to_string()), None),
+                    (Ok(None), Some(pid), _) => (ShardState::Running(pid), None),
+                    (Ok(None), None, Some(JobEvent::Failed { error })) => (ShardState::Failed(error.clone()), None),
+                    (Ok(None), None, _) => (ShardState::Pending, None),
+                };
+            let done = if result.is_some() { layers } else { done.min(layers) };
+            (ShardReport { state, done, layers, rate }, result)
         })
-        .collect();
+        .collect()
+}
+
+/// Where every shard of the sharded job in `dir` stands, and the plan.
+pub fn shard_status(dir: &Path) -> Result<(ShardPlan, Vec<ShardReport>), Error> {
+    let plan = read_plan(dir)?;
+    let reports = survey(dir, &plan).into_iter().map(|(report, _)| report).collect();
     Ok((plan, reports))
 }
 
@@ -89,15 +82,12 @@ pub struct Assembled {
 /// directory (`statement.json`, `proof.bin`, `vk.bin`) into `dir`. Names every shard that
 /// is missing, failed, damaged or foreign; writes nothing unless all shards verify.
 pub fn assemble(dir: &Path, cache: &Path) -> Result<Assembled, Error> {
-    let (plan, reports) = shard_status(dir)?;
+    let plan = read_plan(dir)?;
     let mut problems = Vec::new();
     let mut done = Vec::new();
-    for (i, report) in reports.iter().enumerate() {
+    for (i, (report, result)) in survey(dir, &plan).into_iter().enumerate() {
         match &report.state {
-            ShardState::Done => match result_of(dir, &plan, i) {
-                Ok(Some(d)) => done.push(d),
-                _ => problems.push(format!("shard {i} changed while assembling")),
-            },
+            ShardState::Done => done.extend(result),
             ShardState::Damaged(reason) => problems.push(format!("shard {i} is damaged or foreign: {reason}")),
             ShardState::Running(pid) => problems.push(format!("shard {i} is still being proven (process {pid})")),
             ShardState::Failed(e) => problems.push(format!("shard {i} failed: {e}")),

@@ -36,6 +36,7 @@ pub mod assemble;
 pub mod plan;
 pub mod prove;
 
+use super::checkpoint::SegmentDone;
 use super::manifest::{CheckpointPolicy, JobIdentity};
 use crate::artifact::{self, hex, Kind};
 use crate::error::Error;
@@ -175,6 +176,25 @@ pub struct ShardSecrets {
     /// The blind of each cut's activation commitment: shard `i` starts under `blinds[i]`
     /// and ends under `blinds[i + 1]` (so there is one more than the shards).
     pub blinds: Vec<F>,
+}
+
+/// The IVC state at a cut of `layer` layers.
+pub fn state_at(layer: usize, link: &Link) -> fold_ml_circuits::state::StepState {
+    fold_ml_circuits::state::StepState { layer: layer as u64, model: link.model, activations: link.activations }
+}
+
+/// The result of shard `i` (`segments/seg-<i>.bin`) checked against the plan: its digest,
+/// index and end state. `Ok(None)` when it is not there.
+pub fn read_result(dir: &Path, plan: &ShardPlan, i: usize) -> Result<Option<SegmentDone>, Error> {
+    let done = super::checkpoint::read_segment(dir, plan.arch(i), &plan.digest(), i)?;
+    let s = &plan.shards[i];
+    match done {
+        Some(d) if d.end != state_at(s.offset + s.layers, &s.end).to_vec() => Err(super::checkpoint::corrupted(
+            &super::checkpoint::segment_path(dir, i),
+            "ends in another state than the plan's".into(),
+        )),
+        other => Ok(other),
+    }
 }
 
 /// Reads and checks the plan of the sharded job in `dir`.

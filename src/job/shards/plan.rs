@@ -3,10 +3,9 @@
 use super::{write_secrets, Shard, ShardPlan, ShardSecrets, MAX_SHARDS, PLAN_FILE};
 use crate::error::Error;
 use crate::job::events::{EventLog, JobEvent};
-use crate::job::manifest::{model_file, LoadedModel, ModelRecord};
+use crate::job::manifest::{model_file, LoadedModel};
 use crate::job::secret::JobSecret;
 use crate::job::{identity, JobRequest};
-use crate::model::network::Network;
 use crate::model::{Architecture, ModelSource};
 use crate::prove::plan::{estimate_steps, Estimate, NOVA_PRIMARY_OVERHEAD};
 use crate::prove::{bad, check_model_and_input};
@@ -102,23 +101,13 @@ pub fn plan(dir: &Path, req: &JobRequest, shards: usize) -> Result<Planned, Erro
     if dir.join(PLAN_FILE).exists() || dir.join("manifest.json").exists() {
         return Err(bad(&what, "already holds a job; choose another --job".into()));
     }
-    let loaded = match (&req.model, &req.model_file) {
-        (ModelRecord::File { .. }, Some(src)) => LoadedModel::Network(Box::new(Network::read(src)?)),
-        (m, _) => m.load(dir)?,
-    };
+    req.check_layers_per_step()?;
+    let loaded = req.load_model(dir, true)?;
     let model = loaded.source();
     let input = req.input.clone().ok_or_else(|| bad("input", "a plan needs the input".into()))?;
     check_model_and_input(model, &input)?;
-    let archs = req.architectures(model, None);
-    for (j, arch) in archs.iter().enumerate() {
-        fold_ml_verify::statement::check_size(arch).map_err(|e| bad("model", format!("segment {j}: {e}")))?;
-    }
-    let input_blind = match (req.public_input, req.input_blind) {
-        (true, Some(_)) => return Err(crate::job::JobError::PublicInputWithBlind.into()),
-        (true, None) => F::ZERO,
-        (false, Some(b)) => b,
-        (false, None) => F::random(OsRng),
-    };
+    let archs = req.checked_architectures(model, None)?;
+    let input_blind = req.new_input_blind()?;
     let segments = model.segments();
     let sizes: Vec<(usize, &Architecture)> = segments.iter().map(|s| s.num_layers()).zip(&archs).collect();
     let cuts = cuts(&sizes, shards).map_err(|reason| bad("--shards", reason))?;

@@ -1,6 +1,6 @@
 //! `fold-ml prove-shard`: one worker proves one shard, resumable from its own checkpoints.
 
-use super::{read_plan, read_secrets, shard_dir, LayerRange, ShardPlan};
+use super::{read_plan, read_result, read_secrets, shard_dir, state_at, LayerRange, ShardPlan};
 use crate::error::Error;
 use crate::job::checkpoint::{self, corrupted, SegmentDone};
 use crate::job::events::{EventLog, JobEvent};
@@ -8,9 +8,7 @@ use crate::job::sink::JobCheckpoints;
 use crate::job::{lock, resume_progress, CheckpointScope};
 use crate::prove::segment::{SegmentStart, SegmentTask};
 use crate::prove::{bad, keys, Event, Timings};
-use crate::statement::Link;
 use fold_ml_circuits::commit::activation_commitment_native;
-use fold_ml_circuits::state::StepState;
 use std::path::Path;
 
 /// How a shard run ended.
@@ -26,11 +24,6 @@ pub enum ShardOutcome {
     AlreadyDone,
 }
 
-/// The IVC state at a cut of `layer` layers.
-pub fn state_at(layer: usize, link: &Link) -> StepState {
-    StepState { layer: layer as u64, model: link.model, activations: link.activations }
-}
-
 /// Proves shard `index` of the sharded job in `dir` (or resumes it from its newest valid
 /// checkpoint), then writes its result `segments/seg-<index>.bin` atomically.
 pub fn prove_shard(
@@ -44,12 +37,10 @@ pub fn prove_shard(
         let n = plan.shards.len();
         return Err(bad("--shard", format!("shard {index} does not exist: the plan has shards 0..={}", n - 1)));
     }
-    let arch = plan.arch(index);
-    let digest = plan.digest();
     let work = shard_dir(dir, index);
     fold_ml_verify::fsutil::create_private_dir(&work)?;
     let _lock = lock::JobLock::acquire(&work)?;
-    if checkpoint::read_segment(dir, arch, &digest, index)?.is_some() {
+    if read_result(dir, &plan, index)?.is_some() {
         return Ok(ShardOutcome::AlreadyDone);
     }
     let log = EventLog::new(&work);
