@@ -15,6 +15,7 @@ use fold_ml::statement::Statement;
 use fold_ml::verify::verify_dir;
 use fold_ml::VerifyError;
 use fold_ml_circuits::gadgets::conv::ConvShape;
+use fold_ml_circuits::gadgets::dense::DenseShape;
 use fold_ml_circuits::gadgets::linear::LinearShape;
 use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
 use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerWeights};
@@ -269,6 +270,55 @@ fn a_tiled_segment_between_whole_ones_hands_its_tensors_over() {
     assert_eq!(archs.iter().map(|a| a.tile_rows.is_some()).collect::<Vec<_>>(), [false, true, false]);
     let links: Vec<[bool; 2]> = archs.iter().map(|a| a.block.row_links).collect();
     assert_eq!(links, [[false, true], [true, true], [true, false]], "row links next to the tiled layer only");
+    let out = net.run_native(&input).unwrap();
+    assert!(out.iter().any(|&v| v > 0), "a live output: {out:?}");
+    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
+    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
+    assert_eq!(verify_cli(&dir).0, 0);
+}
+
+/// conv 1→4 on 16×16; a residual block of two convs 4→4 whose output is averaged
+/// globally (tiled: the means run through the tiles); a dense head 4→3.
+fn pooled_network() -> Network {
+    let mut net = mixed_network();
+    let conv = || ConvShape::same(4, 4, 16, 16, 3);
+    let first = LayerSpec::new(LinearShape::Conv(conv()), RequantSpec::new(5, 18).unwrap());
+    let mut second =
+        LayerSpec { skip: 2, ..LayerSpec::new(LinearShape::Conv(conv()), RequantSpec::new(5, 18).unwrap()) };
+    second.pool = Some(Pool::global(PoolKind::Average, conv().output_dims()));
+    let head =
+        LayerSpec::new(LinearShape::Dense(DenseShape { inputs: 4, outputs: 3 }), RequantSpec::new(4, 18).unwrap());
+    let layer = |spec: &LayerSpec, s: u64| LayerWeights {
+        weights: weights(spec.shape.num_weights(), s, 6),
+        bias: (0..spec.shape.num_biases() as i32).map(|b| 40 + 3 * b).collect(),
+    };
+    let (block, head_block) = (BlockSpec::new(vec![first, second]), BlockSpec::layer(head));
+    net.segments[1] =
+        Segment { spec: block, layers: vec![layer(&first, 2), layer(&second, 4)], origin: vec!["block".into(); 2] };
+    net.segments[2] = Segment { spec: head_block, layers: vec![layer(&head, 3)], origin: vec!["head".into()] };
+    net
+}
+
+#[test]
+fn a_tiled_block_ending_in_global_pooling_hands_its_means_over() {
+    use fold_ml_circuits::cost::StepCost;
+    let net = pooled_network();
+    net.check().expect("a valid network");
+    let cost = |j: usize| StepCost::of_step(&net.segments[j].spec, net.segments[j].spec.num_stages()).constraints;
+    let budget = cost(0).max(cost(2)) + 1;
+    assert!(cost(1) > budget, "the block is over the budget: {} vs {budget}", cost(1));
+    let file = scratch().join("pooled.foldml");
+    net.write(&file).unwrap();
+    let dir = scratch().join("pooled");
+    let input: Vec<u8> = (0..256).map(|i| (i * 37 % 128) as u8).collect();
+    let req = JobRequest { fold_budget: Some(budget), ..request(&net, &file, input.clone()) };
+    job::run(&dir, &req, &mut |_| {}).expect("proving succeeds");
+    let s = verdict(&dir).expect("accepted");
+    let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
+    assert_eq!(archs.iter().map(|a| a.tile_rows.is_some()).collect::<Vec<_>>(), [false, true, false]);
+    assert!(archs[1].tiles() >= 2, "the pooled block is cut into tiles");
+    let links: Vec<[bool; 2]> = archs.iter().map(|a| a.block.row_links).collect();
+    assert_eq!(links, [[false, true], [true, true], [true, false]]);
     let out = net.run_native(&input).unwrap();
     assert!(out.iter().any(|&v| v > 0), "a live output: {out:?}");
     assert_eq!(s.output.values.as_deref(), Some(&out[..]));

@@ -115,11 +115,21 @@ impl StepCost {
         let band_ops: Vec<Linear> = std::iter::once(band_linear(spec, &g)?).chain(band_second(spec, &g)?).collect();
         let products = band_ops.iter().map(|op| Packing::of(op).product_constraints(op)).sum();
         let requant = band_ops.iter().map(|op| op.shape.num_outputs() * requant_constraints(op.requant)).sum();
-        let pool = spec.layer.pool.map_or(0, |mut p| {
-            (p.pads[0], p.pads[2]) = (0, 0);
-            let LinearShape::Conv(band) = band_ops[0].shape else { return 0 };
-            p.constraints(band.output_dims())
-        });
+        let pool = match spec.band_pool() {
+            Some(mut p) => {
+                (p.pads[0], p.pads[2]) = (0, 0);
+                let LinearShape::Conv(band) = band_ops[0].shape else {
+                    return Err(QuantError::BadSpec("a dense tile".into()));
+                };
+                p.constraints(band.output_dims())
+            }
+            // a global average: one mean per channel (its running sums are hashing)
+            None if spec.pools_globally() => {
+                let [ch, h, w] = spec.tiled_dims();
+                ch * crate::gadgets::pool::window_constraints(crate::gadgets::pool::PoolKind::Average, h * w)
+            }
+            None => 0,
+        };
         let input_range = g.rows() * spec.input_dims()[0] * spec.input_dims()[2] * ACT_BITS as usize;
         let weight_range = (0..block.num_stages()).map(|i| weight_range(&block.linear(i))).sum();
         Ok(Self::counted(&cs, TILE_ARITY, [macs, products, requant, pool, input_range, weight_range]))

@@ -142,17 +142,17 @@ pub const DEFAULT_FOLD_BUDGET: usize = 1 << 19;
 /// Output rows per tile for a block (of one or two layers) whose whole step (`untiled`
 /// constraints) exceeds `budget`: the most rows (a divisor of the output height, two tiles
 /// or more, a geometry the tile circuit supports) whose tile step fits; the fewest rows
-/// when none fits. `None` when the block fits, or cannot be tiled (more layers, a pooled
-/// two-layer block, a shortcut the tiles cannot place, a dense layer).
+/// when none fits. `None` when the block fits, or cannot be tiled (more layers, a two-layer
+/// block pooled otherwise than globally, a shortcut the tiles cannot place, a dense layer).
 pub fn tile_rows(block: &BlockSpec, untiled: usize, budget: usize) -> Option<usize> {
     if untiled <= budget {
         return None;
     }
     let linked = block.clone().with_row_links([true, true]);
     let spec = |rows: usize| fold_ml_circuits::step::tile_spec(&linked, rows).ok();
-    let height = block.stages.last()?.output_dims()[1];
+    let height = fold_ml_circuits::tile::tiled_height(block);
     let candidates: Vec<usize> =
-        (1..height).rev().filter(|&r| height % r == 0).filter(|&r| spec(r).is_some()).collect();
+        (1..height).rev().filter(|&r| height.is_multiple_of(r)).filter(|&r| spec(r).is_some()).collect();
     // A tile costs about its share of the layer plus what every tile repeats (weights,
     // halo rows, hashing): guess from the layer's size, then measure the guess and go down.
     let per_row = untiled / height;

@@ -55,9 +55,9 @@ impl Architecture {
 
     /// Tiles per block (1 when untiled).
     pub fn tiles(&self) -> usize {
-        match (self.tile_rows, self.block.stages.last()) {
-            (Some(rows), Some(last)) => last.output_dims()[1] / rows.max(1),
-            _ => 1,
+        match self.tile_rows {
+            Some(rows) => fold_ml_circuits::tile::tiled_height(&self.block) / rows.max(1),
+            None => 1,
         }
     }
 

@@ -136,11 +136,14 @@ impl Pool {
 pub fn pool_native(kind: PoolKind, cells: &[u8]) -> u8 {
     match kind {
         PoolKind::Max => cells.iter().copied().max().unwrap_or(0),
-        PoolKind::Average => {
-            let n = cells.len().max(1) as u32;
-            ((cells.iter().map(|&c| u32::from(c)).sum::<u32>() + n / 2) / n) as u8
-        }
+        PoolKind::Average => average_native(cells.iter().map(|&c| u64::from(c)).sum(), cells.len() as u64),
     }
+}
+
+/// The mean of `n` (at least one) 7-bit cells whose sum is `sum`, rounded half up.
+pub fn average_native(sum: u64, n: u64) -> u8 {
+    let n = n.max(1);
+    ((sum + n / 2) / n) as u8
 }
 
 /// Native pooling of a whole `C×H×W` tensor.
@@ -166,17 +169,21 @@ impl PoolHint {
         let bits = match kind {
             PoolKind::Max => cells.iter().map(|&c| bits_le(u64::from(y - c), ACT_BITS)).collect(),
             PoolKind::Average => {
-                let n = cells.len() as u64;
-                let rb = bits_below(n);
-                let sum: u64 = cells.iter().map(|&c| u64::from(c)).sum();
-                let r = sum + n / 2 - n * u64::from(y);
-                let mut bits = vec![bits_le(u64::from(y), ACT_BITS), bits_le(r, rb)];
-                if !n.is_power_of_two() {
-                    bits.push(bits_le(n - 1 - r, rb));
-                }
-                bits
+                return Self::average(cells.iter().map(|&c| u64::from(c)).sum(), cells.len() as u64);
             }
         };
+        Self { y: F::from(u64::from(y)), bits }
+    }
+
+    /// Honest witness for the mean of `n` 7-bit cells whose sum is `sum` ([`average_of_sum`]).
+    pub fn average(sum: u64, n: u64) -> Self {
+        let y = average_native(sum, n);
+        let rb = bits_below(n);
+        let r = sum + n / 2 - n * u64::from(y);
+        let mut bits = vec![bits_le(u64::from(y), ACT_BITS), bits_le(r, rb)];
+        if !n.is_power_of_two() {
+            bits.push(bits_le(n - 1 - r, rb));
+        }
         Self { y: F::from(u64::from(y)), bits }
     }
 }
@@ -229,22 +236,34 @@ pub fn pool_window<CS: ConstraintSystem<F>>(
             Ok(Num::from(m))
         }
         PoolKind::Average => {
-            let nn = n as u64;
-            let expected = if nn.is_power_of_two() { 2 } else { 3 };
-            if hint.bits.len() != expected || n == 0 {
-                return Err(wrong());
-            }
-            let q = alloc_uint(&mut cs.namespace(|| "q"), &hint.bits[0])?;
             let sum = cells.iter().fold(LinearCombination::zero(), |acc, c| acc + c);
-            let r = sum + (F::from(nn / 2), CS::one()) - &q.lc(F::from(nn));
-            decompose(&mut cs.namespace(|| "r"), &hint.bits[1], r.clone())?;
-            if expected == 3 {
-                let rest = LinearCombination::zero() + (F::from(nn - 1), CS::one()) - &r;
-                decompose(&mut cs.namespace(|| "n-1-r"), &hint.bits[2], rest)?;
-            }
-            Ok(q)
+            average_of_sum(cs, sum, n as u64, hint)
         }
     }
+}
+
+/// The mean, rounded half up, of `n` 7-bit cells whose sum is `sum` (a window's sum, or a
+/// global pooling's sum accumulated over tiles): `q = floor((sum + ⌊n/2⌋) / n)` with `q`
+/// in 7 bits and the remainder in `[0, n)` (see the module docs). The caller answers for
+/// `sum` being a sum of `n` 7-bit values: then `q` is the mean and nothing wraps.
+pub fn average_of_sum<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    sum: LinearCombination<F>,
+    n: u64,
+    hint: &PoolHint,
+) -> Result<Num<F>, SynthesisError> {
+    let expected = if n.is_power_of_two() { 2 } else { 3 };
+    if hint.bits.len() != expected || n == 0 {
+        return Err(SynthesisError::Unsatisfiable("pooling witness has the wrong shape".into()));
+    }
+    let q = alloc_uint(&mut cs.namespace(|| "q"), &hint.bits[0])?;
+    let r = sum + (F::from(n / 2), CS::one()) - &q.lc(F::from(n));
+    decompose(&mut cs.namespace(|| "r"), &hint.bits[1], r.clone())?;
+    if expected == 3 {
+        let rest = LinearCombination::zero() + (F::from(n - 1), CS::one()) - &r;
+        decompose(&mut cs.namespace(|| "n-1-r"), &hint.bits[2], rest)?;
+    }
+    Ok(q)
 }
 
 #[cfg(test)]

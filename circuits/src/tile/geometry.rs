@@ -73,6 +73,28 @@ pub struct TileGeometry {
     pub shortcut_len: usize,
 }
 
+/// Whether `layer` ends in a global average pooling (one window over its whole output:
+/// ONNX's `GlobalAveragePool`), which a tiled layer accumulates over its tiles.
+pub fn pools_globally(layer: &LayerSpec) -> bool {
+    match (layer.pool, layer.shape) {
+        (Some(p), LinearShape::Conv(c)) => {
+            let (h, w) = c.out_size();
+            p.kind == PoolKind::Average && p.pads == [0; 4] && p.kernel == [h, w]
+        }
+        _ => false,
+    }
+}
+
+/// The height of the rows a tiled `block` is cut into: its output's, or, when it ends in
+/// a global average pooling, that of the convolution output the pooling averages.
+pub fn tiled_height(block: &BlockSpec) -> usize {
+    match block.stages.last() {
+        Some(last) if pools_globally(last) => conv_of(last).map_or(0, |c| c.out_size().0),
+        Some(last) => last.output_dims()[1],
+        None => 0,
+    }
+}
+
 fn conv_of(layer: &LayerSpec) -> Result<ConvShape, QuantError> {
     match layer.shape {
         LinearShape::Conv(c) => Ok(c),
@@ -89,6 +111,27 @@ impl TileSpec {
     /// The tiled block (tensors committed one row per link).
     pub fn block(&self) -> BlockSpec {
         BlockSpec::new(std::iter::once(self.layer).chain(self.second).collect()).with_row_links([true, true])
+    }
+
+    /// Whether the block ends in a global average pooling, accumulated over the tiles
+    /// (see [`super`]).
+    pub fn pools_globally(&self) -> bool {
+        pools_globally(&self.second.unwrap_or(self.layer))
+    }
+
+    /// The pooling applied inside each tile's band (none when it is global).
+    pub fn band_pool(&self) -> Option<crate::gadgets::pool::Pool> {
+        self.layer.pool.filter(|_| !self.pools_globally())
+    }
+
+    /// `[C, H, W]` of the rows the tiles compute: the block's output, before a global
+    /// pooling.
+    pub fn tiled_dims(&self) -> [usize; 3] {
+        let last = self.second.unwrap_or(self.layer);
+        match (self.pools_globally(), last.shape) {
+            (true, LinearShape::Conv(c)) => c.output_dims().into(),
+            _ => last.output_dims(),
+        }
     }
 
     /// Layers per tiled block (1 or 2).
@@ -111,8 +154,8 @@ impl TileSpec {
         let bad = |m: &str| Err(QuantError::BadSpec(m.into()));
         let Some(second) = self.second else { return Ok(None) };
         self.block().check()?;
-        if self.layer.pool.is_some() || second.pool.is_some() {
-            return bad("tiling a two-layer block with pooling is not supported");
+        if self.layer.pool.is_some() || (second.pool.is_some() && !pools_globally(&second)) {
+            return bad("tiling a two-layer block with pooling is not supported (but for a global average)");
         }
         if second.skip != 0 && second.projection.is_some() {
             return bad("tiling a block with both a residual and a projection is not supported");
@@ -135,7 +178,8 @@ impl TileSpec {
         let mid_height = c.out_size().0;
         // the window over the first convolution's output rows: the pooling's, the second
         // convolution's, or none (a 1-row window)
-        let (pk, ps, ptop, out) = match (self.layer.pool, second) {
+        let pool = self.band_pool();
+        let (pk, ps, ptop, out) = match (pool, second) {
             (Some(p), _) if p.kind == PoolKind::Average && (p.pads[0], p.pads[2]) != (0, 0) => {
                 return bad("tiling an average pooling padded above or below is not supported".into());
             }
@@ -169,7 +213,7 @@ impl TileSpec {
         let pad_last: Vec<bool> = (0..window).map(|i| !real(tiles - 1, i)).collect();
         let mid_real =
             |t: usize, i: usize| (0..mid_height as i64).contains(&((t * mid_advance + i) as i64 - ptop as i64));
-        let has_mid = self.layer.pool.is_some() || second.is_some();
+        let has_mid = pool.is_some() || second.is_some();
         let (mid_pad_first, mid_pad_last) = match has_mid {
             true => (
                 (0..mid_band).map(|i| !mid_real(0, i)).collect(),

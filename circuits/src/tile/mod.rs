@@ -69,7 +69,7 @@ mod state;
 mod step;
 mod terms;
 
-pub use geometry::{TileGeometry, TileSpec};
+pub use geometry::{pools_globally, tiled_height, TileGeometry, TileSpec};
 pub use state::{TileState, TILE_ARITY};
 pub(crate) use step::{band_linear, band_second};
-pub use step::{TileStep, TileWitness, TAG_HALO};
+pub use step::{TileStep, TileWitness, TAG_HALO, TAG_POOL_SUMS};

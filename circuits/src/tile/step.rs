@@ -3,10 +3,12 @@
 use super::geometry::{TileGeometry, TileSpec};
 use super::state::{TileState, TILE_ARITY};
 use super::terms::{alloc_term, equal_if, is_zero, product, select, Term};
-use crate::commit::{chain_link, chain_link_native, domain_tag, model_update, model_update_native, Layout};
+use crate::commit::{
+    chain_link, chain_link_native, domain_tag, hash, hash_native, model_update, model_update_native, Layout,
+};
 use crate::gadgets::bits::{alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, Linear, LinearHints, LinearShape};
-use crate::gadgets::pool::{pool_window, Pool, PoolHint};
+use crate::gadgets::pool::{average_of_sum, pool_window, Pool, PoolHint};
 use crate::layer::{alloc_layer_weights, weight_terms, LayerWeights};
 use crate::quant::{bits_le, check_activations, QuantError, ACT_BITS};
 use crate::spec::LayerSpec;
@@ -20,6 +22,8 @@ use std::sync::Arc;
 
 /// Domain tag of a halo commitment (the rows two consecutive tiles share).
 pub const TAG_HALO: u64 = 0xf01d_0006;
+/// Domain tag of the running per-channel sums of a global average pooling.
+pub const TAG_POOL_SUMS: u64 = 0xf01d_0007;
 
 /// The private values of a tiled layer (or two-layer block) that every tile takes.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,7 +40,7 @@ pub struct TileWitness {
     pub salt: F,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Inner {
     spec: TileSpec,
     geometry: TileGeometry,
@@ -49,7 +53,10 @@ struct Inner {
     pool_hints: Vec<PoolHint>,
     /// A two-layer block: the second convolution's witness.
     second_hints: Option<LinearHints>,
+    /// The tile's output rows (before a global pooling), channel-major.
     output: Vec<u8>,
+    /// A global average pooling: the per-channel sums of the rows before this tile's.
+    sums_before: Vec<u64>,
 }
 
 /// One tile of a tiled layer as a Nova step (cheap to clone): all tiles of all layers
@@ -130,7 +137,7 @@ fn mask_middle<CS: ConstraintSystem<F>>(
 /// A pooled tile's pooling over its band of convolution rows (no vertical padding: rows
 /// outside the image are cells set to 0) and the band's dimensions.
 fn band_pool(spec: &TileSpec, g: &TileGeometry) -> Option<(Pool, (usize, usize, usize))> {
-    let mut pool = spec.layer.pool?;
+    let mut pool = spec.band_pool()?;
     (pool.pads[0], pool.pads[2]) = (0, 0);
     let c = spec.conv().ok()?;
     Some((pool, (c.channels_out, g.mid_band, c.out_size().1)))
@@ -160,7 +167,36 @@ impl TileStep {
                 None => vec![zp; layout.row_len()],
             })
             .collect();
-        Self::from_rows(spec, tile, rows, witness)
+        let step = Self::from_rows(spec, tile, rows, witness)?;
+        if !spec.pools_globally() || tile == 0 {
+            return Ok(step);
+        }
+        // the rows of the tiles before this one, natively
+        let mut block = spec.block();
+        if let Some(last) = block.stages.last_mut() {
+            last.pool = None;
+        }
+        let w = &step.0.witness;
+        let layers: Vec<LayerWeights> = std::iter::once(&w.layer_weights).chain(&w.second_weights).cloned().collect();
+        let unpooled = crate::reference::run_native(&block, input, &layers)?;
+        let [ch, height, width] = spec.tiled_dims();
+        let before = tile * spec.rows * width;
+        let sums = (0..ch).map(|c| unpooled[c * height * width..][..before].iter().map(|&v| u64::from(v)).sum());
+        Ok(step.with_sums_before(sums.collect()))
+    }
+
+    /// A global average pooling: the per-channel sums of the rows before this tile (empty
+    /// otherwise).
+    pub fn sums_before(&self) -> &[u64] {
+        &self.0.sums_before
+    }
+
+    /// The tile with other sums of the rows before it (a global average pooling's running
+    /// sums): the honest ones are computed by [`Self::new`]; other values are a forger's.
+    pub fn with_sums_before(&self, sums: Vec<u64>) -> Self {
+        let mut inner = (*self.0).clone();
+        inner.sums_before = sums;
+        Self(Arc::new(inner))
     }
 
     /// Tile `tile` from explicit witness rows (row by row, each channel by channel), with
@@ -205,7 +241,20 @@ impl TileStep {
             _ => return Err(QuantError::BadSpec("a tile's weights must match its block's layers".into())),
         };
         let digests = spec.block().digests();
-        let inner = Inner { spec, geometry: g, digests, tile, rows, witness, hints, pool_hints, second_hints, output };
+        let sums_before = vec![0; if spec.pools_globally() { spec.output_dims()[0] } else { 0 }];
+        let inner = Inner {
+            spec,
+            geometry: g,
+            digests,
+            tile,
+            rows,
+            witness,
+            hints,
+            pool_hints,
+            second_hints,
+            output,
+            sums_before,
+        };
         Ok(Self(Arc::new(inner)))
     }
 
@@ -235,9 +284,32 @@ impl TileStep {
         &self.0.spec
     }
 
-    /// The tile's output rows, channel-major (`channels × rows × width`).
+    /// The tile's output rows, channel-major (`channels × rows × width`); before the
+    /// pooling when the block ends in a global one.
     pub fn output(&self) -> &[u8] {
         &self.0.output
+    }
+
+    /// A global average pooling: the running per-channel sums after this tile, and the
+    /// witness of their means (the pooled output, used by the last tile).
+    fn pooled(&self) -> Option<(Vec<u64>, Vec<PoolHint>)> {
+        let inner = &*self.0;
+        if !inner.spec.pools_globally() {
+            return None;
+        }
+        let [ch, height, width] = inner.spec.tiled_dims();
+        let cells = inner.spec.rows * width;
+        let sums: Vec<u64> = (0..ch)
+            .map(|c| {
+                inner.sums_before[c] + inner.output[c * cells..][..cells].iter().map(|&v| u64::from(v)).sum::<u64>()
+            })
+            .collect();
+        let hints = sums.iter().map(|&s| PoolHint::average(s, (height * width) as u64)).collect();
+        Some((sums, hints))
+    }
+
+    fn sums_tag(&self) -> F {
+        domain_tag(TAG_POOL_SUMS, self.0.sums_before.len())
     }
 
     fn row(&self, i: usize) -> &[u8] {
@@ -284,11 +356,25 @@ impl TileStep {
             .zip(weights)
             .fold(prev_model, |acc, (&d, w)| model_update_native(acc, d, salt, &w.weights, &w.bias));
         let output_tag = Layout::by_rows(inner.spec.output_dims()).tag();
-        let mut out = z.out_chain;
-        for r in 0..inner.spec.rows {
-            let (prev, aux) = if first && r == 0 { (output_tag, inner.witness.blind_out) } else { (out, F::ZERO) };
-            out = chain_link_native(prev, aux, &self.output_row(r));
-        }
+        // the output chain (and what the next tile takes over: the same chain, or the
+        // running sums of a global pooling, whose one output row only the last tile chains)
+        let (out, carry) = match self.pooled() {
+            Some((sums, hints)) => {
+                let means: Vec<u8> = hints.iter().map(|h| h.y.to_repr().as_ref()[0]).collect();
+                let out = chain_link_native(output_tag, inner.witness.blind_out, &means);
+                let items: Vec<F> = std::iter::once(self.sums_tag()).chain(sums.into_iter().map(F::from)).collect();
+                (out, hash_native(&items))
+            }
+            None => {
+                let mut out = z.out_chain;
+                for r in 0..inner.spec.rows {
+                    let (prev, aux) =
+                        if first && r == 0 { (output_tag, inner.witness.blind_out) } else { (out, F::ZERO) };
+                    out = chain_link_native(prev, aux, &self.output_row(r));
+                }
+                (out, out)
+            }
+        };
         let keep = |v: F| if last { F::ZERO } else { v };
         TileState {
             base: StepState {
@@ -300,7 +386,7 @@ impl TileStep {
             prev_model: keep(prev_model),
             in_chain: keep(chain),
             halo: keep(halo_out),
-            out_chain: keep(out),
+            out_chain: keep(carry),
         }
     }
 }
@@ -485,26 +571,14 @@ impl StepCircuit<F> for TileStep {
             _ => return Err(SynthesisError::Unsatisfiable("a tile's weights must match its block's layers".into())),
         };
 
-        // output chain: the tile's rows in order; output row 0 starts it
         let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(inner.witness.blind_out))?;
-        let output_tag = Term::constant::<CS>(Layout::by_rows(spec.output_dims()).tag());
-        let [och, _, owidth] = spec.output_dims();
-        let mut out = Term::var(out_chain);
-        for r in 0..spec.rows {
-            let mut cs = cs.namespace(|| format!("output row {r}"));
-            let values: Vec<Num<F>> = (0..och)
-                .flat_map(|c| (0..owidth).map(move |x| (c * spec.rows + r) * owidth + x))
-                .map(|o| outputs[o].clone())
-                .collect();
-            let (prev, aux) = if r == 0 {
-                let prev = select(&mut cs.namespace(|| "start"), &first, &output_tag, &out)?;
-                let aux = product(&mut cs.namespace(|| "blind"), &first, &Term::var(&blind_out))?;
-                (Elt::Allocated(prev), Elt::Allocated(aux))
-            } else {
-                (Elt::Allocated(alloc_term(&mut cs, &out)?), zero())
-            };
-            out = Term::var(&chain_link(&mut cs.namespace(|| "link"), prev, aux, &values)?);
-        }
+        let (out, carry) = if spec.pools_globally() {
+            let flags = (&first, &not_first);
+            self.pool_globally(&mut cs.namespace(|| "global pooling"), &outputs, flags, out_chain, &blind_out)?
+        } else {
+            let out = self.chain_rows(cs, &outputs, &first, out_chain, &blind_out)?;
+            (out.clone(), out)
+        };
 
         // the next state: a layer ends with its last tile
         let mut ns = cs.namespace(|| "next state");
@@ -516,7 +590,87 @@ impl StepCircuit<F> for TileStep {
         let prev_out = product(&mut cs.namespace(|| "prev model"), &not_last, &Term::var(&before))?;
         let chain_out = product(&mut cs.namespace(|| "in chain"), &not_last, &chain)?;
         let halo_next = product(&mut cs.namespace(|| "halo"), &not_last, &halo_out)?;
-        let out_next = product(&mut cs.namespace(|| "out chain"), &not_last, &out)?;
+        let out_next = product(&mut cs.namespace(|| "out chain"), &not_last, &carry)?;
         Ok(vec![next_layer, next_model, next_acts, next_tile, prev_out, chain_out, halo_next, out_next])
+    }
+}
+
+impl TileStep {
+    /// The output chain over the tile's rows in order (output row 0, in the first tile,
+    /// starts it from the output layout's tag and `blind_out`).
+    fn chain_rows<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        outputs: &[Num<F>],
+        first: &Term,
+        out_chain: &AllocatedNum<F>,
+        blind_out: &AllocatedNum<F>,
+    ) -> Result<Term, SynthesisError> {
+        let spec = &self.0.spec;
+        let zero = || Elt::num_from_fr::<CS>(F::ZERO);
+        let output_tag = Term::constant::<CS>(Layout::by_rows(spec.output_dims()).tag());
+        let [och, _, owidth] = spec.output_dims();
+        let mut out = Term::var(out_chain);
+        for r in 0..spec.rows {
+            let mut cs = cs.namespace(|| format!("output row {r}"));
+            let values: Vec<Num<F>> = (0..och)
+                .flat_map(|c| (0..owidth).map(move |x| (c * spec.rows + r) * owidth + x))
+                .map(|o| outputs[o].clone())
+                .collect();
+            let (prev, aux) = if r == 0 {
+                let prev = select(&mut cs.namespace(|| "start"), first, &output_tag, &out)?;
+                let aux = product(&mut cs.namespace(|| "blind"), first, &Term::var(blind_out))?;
+                (Elt::Allocated(prev), Elt::Allocated(aux))
+            } else {
+                (Elt::Allocated(alloc_term(&mut cs, &out)?), zero())
+            };
+            out = Term::var(&chain_link(&mut cs.namespace(|| "link"), prev, aux, &values)?);
+        }
+        Ok(out)
+    }
+
+    /// A global average pooling over the tiles: the per-channel sums of the rows before
+    /// this tile (0 in the first tile, else opened from the previous tile's commitment
+    /// `carried`) plus this tile's rows are committed for the next tile; their means,
+    /// chained as the block's one output row under `blind_out`, are the output (used by
+    /// the last tile only). Returns `(output chain, commitment to the sums)`.
+    fn pool_globally<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        outputs: &[Num<F>],
+        (first, not_first): (&Term, &Term),
+        carried: &AllocatedNum<F>,
+        blind_out: &AllocatedNum<F>,
+    ) -> Result<(Term, Term), SynthesisError> {
+        let inner = &*self.0;
+        let (_, hints) = self.pooled().ok_or(SynthesisError::Unsatisfiable("no global pooling".into()))?;
+        let [ch, height, width] = inner.spec.tiled_dims();
+        let cells = inner.spec.rows * width;
+        if outputs.len() != ch * cells || inner.sums_before.len() != ch {
+            return Err(SynthesisError::Unsatisfiable("pooling witness has the wrong length".into()));
+        }
+        let tag = Elt::num_from_fr::<CS>(self.sums_tag());
+        let zero = Term::constant::<CS>(F::ZERO);
+        let mut before = vec![tag.clone()];
+        let mut after = vec![tag];
+        let mut means = Vec::with_capacity(ch);
+        for c in 0..ch {
+            let mut cs = cs.namespace(|| format!("channel {c}"));
+            let prev = AllocatedNum::alloc(cs.namespace(|| "sum before"), || Ok(F::from(inner.sums_before[c])))?;
+            equal_if(&mut cs.namespace(|| "starts at 0"), first, &Term::var(&prev), &zero);
+            let rows = &outputs[c * cells..][..cells];
+            let sum = rows.iter().fold(Term::var(&prev), |acc, v| acc.plus(&Term(v.lc(F::ONE), v.get_value()), F::ONE));
+            let next = alloc_term(&mut cs.namespace(|| "sum after"), &sum)?;
+            let mean = average_of_sum(&mut cs.namespace(|| "mean"), sum.0, (height * width) as u64, &hints[c])?;
+            before.push(Elt::Allocated(prev));
+            after.push(Elt::Allocated(next));
+            means.push(mean);
+        }
+        let opened = hash(&mut cs.namespace(|| "open sums"), &before)?;
+        equal_if(&mut cs.namespace(|| "sums open"), not_first, &Term::var(&opened), &Term::var(carried));
+        let carry = hash(&mut cs.namespace(|| "commit sums"), &after)?;
+        let output_tag = Elt::num_from_fr::<CS>(Layout::by_rows(inner.spec.output_dims()).tag());
+        let out = chain_link(&mut cs.namespace(|| "output"), output_tag, Elt::Allocated(blind_out.clone()), &means)?;
+        Ok((Term::var(&out), Term::var(&carry)))
     }
 }
