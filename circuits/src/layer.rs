@@ -340,12 +340,18 @@ pub(crate) fn alloc_layer_weights<CS: ConstraintSystem<F>>(
         .iter()
         .enumerate()
         .map(|(i, &b)| {
-            let u = (i64::from(b) + BIAS_OFFSET) as u64;
-            let u = alloc_uint(&mut cs.namespace(|| format!("bias{i}")), &bits_le(u, BIAS_BITS))?;
-            Ok(add_constant::<CS>(u, -F::from(BIAS_OFFSET as u64)))
+            alloc_bias(
+                &mut cs.namespace(|| format!("bias{i}")),
+                &bits_le((i64::from(b) + BIAS_OFFSET) as u64, BIAS_BITS),
+            )
         })
         .collect::<Result<_, _>>()?;
     Ok((unsigned, bias))
+}
+
+/// A bias from the bits of `b + 2^31` (range-checked: 32 booleans) as `b`.
+fn alloc_bias<CS: ConstraintSystem<F>>(cs: &mut CS, bits: &[F]) -> Result<Num<F>, SynthesisError> {
+    Ok(add_constant::<CS>(alloc_uint(cs, bits)?, -F::from(BIAS_OFFSET as u64)))
 }
 
 /// The signed weights (`w + 128 - 128`) and biases as the linear combinations
@@ -515,5 +521,87 @@ impl StepCircuit<F> for LayerStep {
             activation_commitment(&mut cs.namespace(|| "commit output"), &current, block.output_layout(), &blind_out)?;
 
         Ok(vec![next_layer, model_acc, next_acts])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gadgets::dense::DenseShape;
+    use crate::gadgets::linear::Linear;
+    use crate::gadgets::pack::Packing;
+    use crate::quant::RequantSpec;
+    use nova_snark::frontend::test_cs::TestConstraintSystem;
+
+    /// Why every bias is range-checked: a dense 1→2 layer packs both accumulators into one
+    /// field element (`acc0 + 2^k·acc1`, `k` the slot width). Raising bias 0 by `2^k` and
+    /// lowering bias 1 by one leaves that packed sum unchanged, so the honest outputs'
+    /// requantization bits still close it: a different model (those biases) would be
+    /// proven to give the honest model's outputs. Written through the bias's 32 range-check
+    /// bits (bit 31 carrying the extra `2^k`), the forgery is rejected by exactly that
+    /// bit's booleanity, and by nothing else.
+    #[test]
+    fn a_bias_beyond_int32_is_rejected_by_its_range_check() {
+        let shape = LinearShape::Dense(DenseShape { inputs: 1, outputs: 2 });
+        let requant = RequantSpec::new(2, 20).unwrap();
+        let op = Linear { shape, requant, skip: 0, projection: None, zero_point: 0, block_zero_point: 0 };
+        let packing = Packing::of(&op);
+        let pack = packing.packs(&op)[0].clone();
+        assert_eq!(pack.len(), 2, "both outputs share one packed product");
+        let (o0, o1, k) = (pack[0], pack[1], packing.slot_bits);
+        let w = LayerWeights { weights: vec![3, -2], bias: vec![100, 7] };
+        let input = [9u8];
+        let hints = linear_hints(&op, &input, &input, &w.weights, &w.bias).unwrap();
+        // forge: 0 honest, 1 through the range-check bits, 2 unchecked (no range check)
+        let synth = |forge: u8| {
+            let mut cs = TestConstraintSystem::<F>::new();
+            let a = AllocatedNum::alloc(cs.namespace(|| "a"), || Ok(F::from(9))).unwrap();
+            let x = [LinearCombination::zero() + a.get_variable()];
+            let weights: Vec<Num<F>> = w
+                .weights
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let u = (i64::from(v) + WEIGHT_OFFSET) as u64;
+                    alloc_uint(&mut cs.namespace(|| format!("w{i}")), &bits_le(u, WEIGHT_BITS)).unwrap()
+                })
+                .collect();
+            let mut bits: Vec<Vec<F>> =
+                w.bias.iter().map(|&b| bits_le((i64::from(b) + BIAS_OFFSET) as u64, BIAS_BITS)).collect();
+            let carry = F::from(2).pow_vartime([u64::from(k)]);
+            if forge > 0 {
+                bits[o0][31] += carry * F::from(2).pow_vartime([31]).invert().unwrap();
+                bits[o1] = bits_le((i64::from(w.bias[o1]) - 1 + BIAS_OFFSET) as u64, BIAS_BITS);
+            }
+            let bias: Vec<Num<F>> = bits
+                .iter()
+                .enumerate()
+                .map(|(i, b)| match forge {
+                    2 => {
+                        let v = crate::quant::int_to_field(i64::from(w.bias[i]))
+                            + if i == o0 {
+                                carry
+                            } else if i == o1 {
+                                -F::ONE
+                            } else {
+                                F::ZERO
+                            };
+                        Num::from(AllocatedNum::alloc(cs.namespace(|| format!("bias{i}")), || Ok(v)).unwrap())
+                    }
+                    _ => alloc_bias(&mut cs.namespace(|| format!("bias{i}")), b).unwrap(),
+                })
+                .collect();
+            let (wl, bl) = weight_terms::<TestConstraintSystem<F>>(weights, &bias);
+            let ys = linear_requant(&mut cs, &op, (&x, &x), &wl, &bl, &hints).unwrap();
+            let ys: Vec<F> = ys.iter().map(|y| y.get_value().unwrap()).collect();
+            (cs.which_is_unsatisfied().map(String::from), ys)
+        };
+        let (honest, outputs) = synth(0);
+        assert_eq!(honest, None);
+        let (forged, forged_outputs) = synth(1);
+        assert_eq!(forged_outputs, outputs, "the forger claims the honest outputs");
+        assert_eq!(forged.as_deref(), Some(format!("bias{o0}/b31 is boolean").as_str()));
+        // without the range check the same biases are accepted: the check is load-bearing
+        assert_eq!(synth(2), (None, outputs));
     }
 }

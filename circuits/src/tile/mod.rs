@@ -60,6 +60,25 @@
 //! order) and must land on the first tile's commitment; the layer counter advances by two
 //! with the last tile, as the untiled block step's does.
 //!
+//! # A global average pooling
+//! A block (or layer) whose last layer ends in a global average pooling (ResNet's last
+//! block) is cut into tiles of the rows *before* the pooling ([`tiled_height`]). Instead
+//! of chaining output rows, the tiles carry, in the `out_chain` slot, a commitment to the
+//! per-channel sums of the rows computed so far (a Poseidon hash of a domain tag with the
+//! channel count and one field element per channel). Every tile allocates the sums it
+//! starts from: the first tile constrains them to 0, every other tile opens the previous
+//! tile's commitment with them. It adds its own rows (requantized outputs, 7-bit by
+//! construction) and commits the new sums for the next tile; in the last tile, the mean of
+//! each channel is the averaging gadget's ([`crate::gadgets::pool::average_of_sum`]: a
+//! 7-bit quotient and a remainder in `[0, n)`), and the means, chained as the block's one
+//! output row under `blind_out`, become the next layer's input commitment. Soundness: the
+//! tiles run in order, each once (the index argument above), so by induction and collision
+//! resistance the sums the last tile holds are the integer sums of every output row of
+//! the layer (each below `n·127`, far from wrapping), and its means are the pooled
+//! output. A tile that claims other sums does not open the previous commitment; the first
+//! tile cannot start from anything but zero. Cost per tile: two hashes of `C + 1` field
+//! elements and `C` means — a few thousand constraints for 64 channels.
+//!
 //! Hiding: the running chains and the halo commitment are unblinded, but they live only
 //! inside a layer: the state between layers (all that a statement reveals) carries the
 //! blinded commitments only, and the tile slots are zero there.
