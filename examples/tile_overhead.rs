@@ -50,7 +50,7 @@ fn main() {
     for (name, block) in blocks {
         let whole = StepCost::of_step(&block, block.num_stages());
         for &budget in &budgets {
-            let Some(rows) = tile_rows(&block, whole.constraints, budget) else {
+            let Some(rows) = tile_rows(&block, whole.constraints, budget, 1) else {
                 println!(
                     "| {name} | {} | {} | {budget} | - | 1 | - | - | 1.00 (fits) |",
                     whole.macs, whole.constraints

@@ -27,6 +27,10 @@ const FOLD_PER_CONSTRAINT_S: f64 = 1.95e-6;
 // is mostly the secondary circuit's proof.
 const COMPRESS_FIXED_S: f64 = 4.0;
 const COMPRESS_PER_CONSTRAINT_S: f64 = 1.5e-4;
+// Parameter setup (pp + compression keys, fresh cache) on circuits/8: 4.3 s at 58,766
+// primary constraints (the default layer), 26–31 s at 425k–519k (ResNet-20 CIFAR's tiles).
+const SETUP_FIXED_S: f64 = 1.0;
+const SETUP_PER_CONSTRAINT_S: f64 = 5.8e-5;
 const MEM_FIXED_MIB: f64 = 92.0;
 const MEM_PER_CONSTRAINT_MIB: f64 = 3.82e-3;
 const CHECKPOINT_BYTES_PER_CONSTRAINT: f64 = 67.1;
@@ -74,6 +78,8 @@ pub struct Estimate {
     pub fold_s: f64,
     /// Seconds of compression.
     pub compress_s: f64,
+    /// Seconds of parameter setup (a first run; later runs load them from the cache).
+    pub setup_s: f64,
     /// Peak resident memory, MiB.
     pub peak_mib: f64,
     /// Checkpoint size, bytes.
@@ -104,6 +110,7 @@ pub fn estimate_steps(c: usize, folds: usize) -> Estimate {
         folds,
         fold_s: folds as f64 * (FOLD_FIXED_S + FOLD_PER_CONSTRAINT_S * cf),
         compress_s: COMPRESS_FIXED_S + COMPRESS_PER_CONSTRAINT_S * cf,
+        setup_s: SETUP_FIXED_S + SETUP_PER_CONSTRAINT_S * cf,
         peak_mib: MEM_FIXED_MIB + MEM_PER_CONSTRAINT_MIB * cf,
         checkpoint_bytes: CHECKPOINT_BYTES_PER_CONSTRAINT * (cf + NOVA_SECONDARY as f64),
         vk_bytes: VK_BYTES_PER_CONSTRAINT * cf.max(65_536.0),
@@ -139,13 +146,21 @@ pub fn auto_layers_per_step(sizes: &StepSizes, layers: usize) -> usize {
 /// [`Estimate::peak_mib`]); this keeps it near 2 GiB on the reference machine.
 pub const DEFAULT_FOLD_BUDGET: usize = 1 << 19;
 
-/// Output rows per tile for a block (of one or two layers) whose whole step (`untiled`
-/// constraints) exceeds `budget`: the most rows (a divisor of the output height, two tiles
-/// or more, a geometry the tile circuit supports) whose tile step fits; the fewest rows
-/// when none fits. `None` when the block fits, or cannot be tiled (more layers, a two-layer
-/// block pooled otherwise than globally, a shortcut the tiles cannot place, a dense layer).
-pub fn tile_rows(block: &BlockSpec, untiled: usize, budget: usize) -> Option<usize> {
-    if untiled <= budget {
+/// Output rows per tile for the `blocks` blocks (of one or two layers) of a segment whose
+/// whole step has `untiled` constraints, or `None` to prove each block whole. A step that
+/// exceeds `budget` is tiled; one that fits but already fills a fold alone (at least
+/// [`TILE_CANDIDATE_CONSTRAINTS`], where layers are folded one per step anyway) is tiled
+/// when that is estimated faster. Among the whole step (when it fits) and the tilings whose
+/// tile fits (rows a divisor of the output height, two tiles or more, a geometry the tile
+/// circuit supports), the least estimated time wins: parameter setup and compression grow
+/// with the step, folding with the steps' total, and a segment of few blocks pays far more
+/// for the first (~2e-4 s per constraint, once) than for the second (~2e-6 s per
+/// constraint, every fold), so small tiles usually win there. The fewest rows when nothing
+/// fits. Blocks that cannot be tiled (more layers, a two-layer block pooled otherwise than
+/// globally, a shortcut the tiles cannot place, a dense layer) get `None`.
+pub fn tile_rows(block: &BlockSpec, untiled: usize, budget: usize, blocks: usize) -> Option<usize> {
+    let fits = untiled <= budget;
+    if fits && untiled < TILE_CANDIDATE_CONSTRAINTS {
         return None;
     }
     let linked = block.clone().with_row_links([true, true]);
@@ -154,18 +169,36 @@ pub fn tile_rows(block: &BlockSpec, untiled: usize, budget: usize) -> Option<usi
     let candidates: Vec<usize> =
         (1..height).rev().filter(|&r| height.is_multiple_of(r)).filter(|&r| spec(r).is_some()).collect();
     // A tile costs about its share of the layer plus what every tile repeats (weights,
-    // halo rows, hashing): guess from the layer's size, then measure the guess and go down.
+    // halo rows, hashing): measure the rows whose share alone fits.
     let per_row = untiled / height;
+    let time = |r: usize, c: usize| {
+        let e = estimate_steps(c + NOVA_PRIMARY_OVERHEAD, blocks.max(1) * (height / r));
+        e.setup_s + e.fold_s + e.compress_s
+    };
+    // the whole step, when it fits
+    let mut best: Option<(f64, usize)> = fits.then(|| (time(height, untiled), height));
     let mut fallback = None;
     for &r in candidates.iter().filter(|&&r| r * per_row <= budget) {
-        let cost = StepCost::of_tile(&spec(r)?).ok()?;
-        if cost.constraints <= budget {
-            return Some(r);
+        let cost = StepCost::of_tile(&spec(r)?).ok()?.constraints;
+        if cost <= budget {
+            let t = time(r, cost);
+            if best.is_none_or(|(b, _)| t < b) {
+                best = Some((t, r));
+            }
         }
         fallback = Some(r);
     }
-    fallback.or(candidates.last().copied())
+    match best {
+        Some((_, r)) if r == height => None,
+        Some((_, r)) => Some(r),
+        None => fallback.or(candidates.last().copied()),
+    }
 }
+
+/// Steps of at least this many constraints (four times what the automatic choice fills a
+/// step up to, so their layers are folded one per step) are tiled when tiles are estimated
+/// faster, even within the fold budget.
+pub const TILE_CANDIDATE_CONSTRAINTS: usize = 4 * AUTO_STEP_CONSTRAINTS;
 
 /// The architecture of each segment of `model`: `layers_per_step` (or the automatic
 /// choice) for stackable one-layer blocks, a multi-layer block per step, and layers whose
@@ -186,7 +219,8 @@ pub fn architectures(
             let rough = StepCost::rough(&spec);
             let untiled =
                 if rough > 2 * budget { rough } else { StepCost::of_step(&spec, spec.num_stages()).constraints };
-            if let Some(rows) = tile_rows(&spec, untiled, budget) {
+            let blocks = seg.num_layers() / spec.num_stages().max(1);
+            if let Some(rows) = tile_rows(&spec, untiled, budget, blocks) {
                 return Architecture::tiled(spec, rows);
             }
             let stackable = spec.input_layout() == spec.output_layout();
@@ -240,7 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn layers_over_the_budget_get_the_most_rows_that_fit() {
+    fn layers_over_the_budget_get_the_fastest_tiling_that_fits() {
         use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
         let layer = fold_ml_circuits::layer::LayerSpec::new(
             LinearShape::Conv(ConvShape::same(4, 4, 16, 16, 3)),
@@ -248,18 +282,51 @@ mod tests {
         );
         let block = BlockSpec::layer(layer);
         let whole = StepCost::of_step(&block, 1).constraints;
-        assert_eq!(tile_rows(&block, whole, whole), None, "a layer that fits is not tiled");
+        assert_eq!(tile_rows(&block, whole, whole, 1), None, "a layer that fits is not tiled");
         use fold_ml_circuits::tile::TileSpec;
         let tile = |r: usize| StepCost::of_tile(&TileSpec { layer, second: None, rows: r }).unwrap().constraints;
-        let budget = whole / 2;
-        let r = tile_rows(&block, whole, budget).expect("tiled");
-        assert!(tile(r) <= budget, "{r} rows: {} > {budget}", tile(r));
-        for bigger in [2 * r, 4 * r].into_iter().filter(|&b| 16 % b == 0 && b < 16) {
-            assert!(tile(bigger) > budget, "{bigger} rows would fit too");
+        let time = |r: usize, blocks: usize| {
+            let e = estimate_steps(tile(r) + NOVA_PRIMARY_OVERHEAD, blocks * 16 / r);
+            e.setup_s + e.fold_s + e.compress_s
+        };
+        let budget = whole * 3 / 4;
+        for blocks in [1, 4096] {
+            let r = tile_rows(&block, whole, budget, blocks).expect("tiled");
+            assert!(tile(r) <= budget, "{r} rows: {} > {budget}", tile(r));
+            for other in [1, 2, 4, 8].into_iter().filter(|&o| tile(o) <= budget) {
+                assert!(time(r, blocks) <= time(other, blocks), "{blocks} blocks: {other} rows beat {r}");
+            }
         }
+        // one layer: the smallest tiles (setup and compression dominate); thousands of
+        // layers: the largest that fit (folding dominates)
+        let (few, many) = (tile_rows(&block, whole, budget, 1).unwrap(), tile_rows(&block, whole, budget, 4096).unwrap());
+        assert!(few < many, "{few} rows for one layer, {many} for 4096");
         // nothing fits: the fewest rows the geometry allows
-        assert_eq!(tile_rows(&block, whole, 1_000), Some(1));
+        assert_eq!(tile_rows(&block, whole, 1_000, 1), Some(1));
         // blocks of three layers are not tiled
-        assert_eq!(tile_rows(&BlockSpec::new(vec![layer, layer, layer]), whole, budget), None);
+        assert_eq!(tile_rows(&BlockSpec::new(vec![layer, layer, layer]), whole, budget, 1), None);
+    }
+
+    #[test]
+    fn a_layer_that_fills_a_fold_alone_is_tiled_when_that_is_faster() {
+        use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
+        let layer = fold_ml_circuits::layer::LayerSpec::new(
+            LinearShape::Conv(ConvShape::same(8, 8, 32, 32, 3)),
+            fold_ml_circuits::quant::RequantSpec::new(6, 20).unwrap(),
+        );
+        let block = BlockSpec::layer(layer);
+        let whole = StepCost::of_step(&block, 1).constraints;
+        assert!(whole >= TILE_CANDIDATE_CONSTRAINTS, "{whole}");
+        // within the budget: one layer proves fastest in tiles (setup and compression
+        // shrink with them), thousands fastest whole (fewer folds)
+        assert!(tile_rows(&block, whole, DEFAULT_FOLD_BUDGET.max(whole), 1).is_some());
+        assert_eq!(tile_rows(&block, whole, DEFAULT_FOLD_BUDGET.max(whole), 4096), None);
+        // a smaller step is never tiled within the budget
+        let small = BlockSpec::layer(fold_ml_circuits::layer::LayerSpec::new(
+            LinearShape::Conv(ConvShape::same(2, 2, 16, 16, 3)),
+            fold_ml_circuits::quant::RequantSpec::new(6, 20).unwrap(),
+        ));
+        let c = StepCost::of_step(&small, 1).constraints;
+        assert_eq!(tile_rows(&small, c, DEFAULT_FOLD_BUDGET, 1), None);
     }
 }
