@@ -150,8 +150,9 @@ pub struct StepArgs {
     /// own per-fold cost is amortized; see `fold-ml inspect`).
     #[arg(long, value_name = "K")]
     pub layers_per_step: Option<usize>,
-    /// Step-circuit constraints above which a layer is proven in tiles of output rows, one
-    /// tile per fold (default: 524288; see `fold-ml inspect`).
+    /// The most step-circuit constraints per fold: a larger layer is proven in tiles of
+    /// output rows, one tile per fold (so is a layer of 131072 or more when tiles are
+    /// estimated faster) (default: 524288; see `fold-ml inspect`).
     #[arg(long, value_name = "CONSTRAINTS", value_parser = clap::value_parser!(u64).range(10_000..=(1 << 23)))]
     pub fold_budget: Option<u64>,
 }

@@ -127,7 +127,7 @@ pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let budget = args.step.fold_budget.map(|b| b as usize);
     let archs = fold_ml::prove::plan::architectures(model.as_ref(), args.step.layers_per_step, budget);
     if let Some(rows) = archs[0].tile_rows {
-        return inspect_tiled(&archs[0], rows, n);
+        return inspect_tiled(&archs[0], rows, n, budget.unwrap_or(fold_ml::prove::plan::DEFAULT_FOLD_BUDGET));
     }
     let one = StepCost::of(&spec);
     let sizes = StepSizes::of(&fold_ml_circuits::layer::BlockSpec::layer(spec));
@@ -172,7 +172,7 @@ pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let e = estimate(&sizes, n, k);
     println!();
     println!("with {k} layers per step: {} + {NOVA_SECONDARY} constraints per fold, {} folds", e.constraints, e.folds);
-    println!("  estimated proving time  {:.0} s (+ ~10 s parameter setup on the first run)", e.total_s());
+    println!("  estimated proving time  {:.0} s (+ {:.0} s parameter setup on the first run)", e.total_s(), e.setup_s);
     println!("  estimated peak memory   {:.0} MiB (flat in depth)", e.peak_mib);
     println!(
         "  proof ~11 KB; checkpoint ~{:.1} MB; verifier key ~{:.0} MB",
@@ -184,7 +184,12 @@ pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The plan of a synthetic model whose layers are tiled.
-fn inspect_tiled(arch: &fold_ml::model::Architecture, rows: usize, layers: usize) -> anyhow::Result<ExitCode> {
+fn inspect_tiled(
+    arch: &fold_ml::model::Architecture,
+    rows: usize,
+    layers: usize,
+    fold_budget: usize,
+) -> anyhow::Result<ExitCode> {
     use fold_ml::prove::plan::{estimate_steps, NOVA_PRIMARY_OVERHEAD, NOVA_SECONDARY};
     let spec = fold_ml_circuits::step::tile_spec(&arch.block, rows)?;
     let tile = fold_ml_circuits::cost::StepCost::of_tile(&spec)?;
@@ -192,7 +197,12 @@ fn inspect_tiled(arch: &fold_ml::model::Architecture, rows: usize, layers: usize
     let steps = arch.steps(layers);
     let e = estimate_steps(tile.constraints + NOVA_PRIMARY_OVERHEAD, steps);
     println!("model of {layers} layers {}", shape_name(&spec.layer.shape));
-    println!("  a whole layer would be a step of about {rough} constraints: over the fold budget (--fold-budget)");
+    match rough > fold_budget {
+        true => println!(
+            "  a whole layer would be a step of about {rough} constraints: over the fold budget (--fold-budget)"
+        ),
+        false => println!("  a whole layer would be a step of about {rough} constraints: tiles are estimated faster"),
+    }
     println!(
         "  tiled: {rows} output rows per tile, {} tiles per layer, {} constraints per tile ({} MACs, {:.2} per MAC)",
         arch.tiles(),
@@ -203,8 +213,8 @@ fn inspect_tiled(arch: &fold_ml::model::Architecture, rows: usize, layers: usize
     println!("         {}", breakdown(&tile));
     println!("  {steps} folds of {} + {NOVA_SECONDARY} constraints", e.constraints);
     println!(
-        "  estimated folding {:.0} s, compression {:.0} s, peak memory {:.0} MiB",
-        e.fold_s, e.compress_s, e.peak_mib
+        "  estimated folding {:.0} s, compression {:.0} s (+ {:.0} s parameter setup on the first run), peak memory {:.0} MiB",
+        e.fold_s, e.compress_s, e.setup_s, e.peak_mib
     );
     println!("estimates from a cost model fitted on a 2-core machine; see the README for measured figures");
     Ok(ExitCode::SUCCESS)
@@ -259,7 +269,8 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
         "| segment | layers | block | shortcut | pool | shift / acc bits | steps | MACs/step | constraints/step | from |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    let (mut fold_s, mut compress_s, mut peak, mut steps_total, mut untileable) = (0.0, 0.0, 0.0f64, 0, 0);
+    let (mut fold_s, mut compress_s, mut setup_s, mut peak, mut steps_total, mut untileable) =
+        (0.0, 0.0, 0.0, 0.0f64, 0, 0);
     let mut seen: Vec<&fold_ml::model::Architecture> = Vec::new();
     for (j, (seg, arch)) in net.segments.iter().zip(&archs).enumerate() {
         let block = &seg.spec;
@@ -279,12 +290,13 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
         if !seen.contains(&arch) {
             seen.push(arch);
             compress_s += e.compress_s;
+            setup_s += e.setup_s;
         }
         peak = peak.max(e.peak_mib);
         let tiling = match arch.tile_rows {
             Some(rows) => {
                 let unit = if arch.block.num_stages() > 1 { "block" } else { "layer" };
-                format!(" (tiles of {rows} rows: {} per {unit})", arch.tiles())
+                format!(" (tiles of {rows} row{}: {} per {unit})", if rows == 1 { "" } else { "s" }, arch.tiles())
             }
             None if cost.constraints > budget => {
                 untileable += 1;
@@ -325,7 +337,10 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
              layers, shortcut terms or dense layers yet): their size sets the peak memory"
         );
     }
-    println!("  estimated folding {fold_s:.0} s, compression {compress_s:.0} s, peak memory {peak:.0} MiB");
+    println!(
+        "  estimated folding {fold_s:.0} s, compression {compress_s:.0} s (+ {setup_s:.0} s parameter setup on the \
+         first run), peak memory {peak:.0} MiB"
+    );
     println!("estimates from a cost model fitted on a 2-core machine; see the README for measured figures");
     Ok(ExitCode::SUCCESS)
 }

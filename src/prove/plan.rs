@@ -299,7 +299,8 @@ mod tests {
         }
         // one layer: the smallest tiles (setup and compression dominate); thousands of
         // layers: the largest that fit (folding dominates)
-        let (few, many) = (tile_rows(&block, whole, budget, 1).unwrap(), tile_rows(&block, whole, budget, 4096).unwrap());
+        let (few, many) =
+            (tile_rows(&block, whole, budget, 1).unwrap(), tile_rows(&block, whole, budget, 4096).unwrap());
         assert!(few < many, "{few} rows for one layer, {many} for 4096");
         // nothing fits: the fewest rows the geometry allows
         assert_eq!(tile_rows(&block, whole, 1_000, 1), Some(1));
