@@ -152,7 +152,7 @@ pub struct StepArgs {
     pub layers_per_step: Option<usize>,
     /// The most step-circuit constraints per fold: a larger layer is proven in tiles of
     /// output rows, one tile per fold (so is a layer of 131072 or more when tiles are
-    /// estimated faster) (default: 524288; see `fold-ml inspect`).
+    /// estimated faster) (default: 262144; see `fold-ml inspect`).
     #[arg(long, value_name = "CONSTRAINTS", value_parser = clap::value_parser!(u64).range(10_000..=(1 << 23)))]
     pub fold_budget: Option<u64>,
 }

@@ -3,10 +3,11 @@
 //!
 //! The layers per step (part of the public architecture) are a function of constraint
 //! counts alone ([`auto_layers_per_step`]). The estimates printed by `inspect` come from a
-//! linear cost model fitted to runs on this project's 2-core reference machine (see the
-//! README): per fold `a + b·C` seconds for `C` primary constraints, compression `c + d·C`,
-//! peak memory `e + f·C`. They are estimates, never inputs to the architecture: the
-//! README's measured tables are the ground truth.
+//! cost model fitted to runs on this project's 2-core reference machine (see the README):
+//! per fold `a + b·C` seconds for `C` primary constraints; parameter setup, compression and
+//! peak memory `c + d·C + e·C²` (they grow a little faster than linearly: a 1.08M-constraint
+//! step compresses in 2.5× the time per constraint of a 59k one). They only choose between
+//! tilings and print estimates; the README's measured tables are the ground truth.
 
 use crate::model::{Architecture, ModelSource};
 use fold_ml_circuits::cost::StepCost;
@@ -21,18 +22,15 @@ pub const AUTO_MAX_LAYERS_PER_STEP: usize = 64;
 
 const FOLD_FIXED_S: f64 = 0.111;
 const FOLD_PER_CONSTRAINT_S: f64 = 1.95e-6;
-// Compression refitted on circuits/8 (packed products): 6.0 s at 15,941 primary constraints
-// (the 16-wide MLP, one layer per fold), 9.8 s at 58,766 (the default layer,
-// benches/shards.sh), 241 s at ~1.56M (ResNet-20 CIFAR's pooled last block); the fixed part
-// is mostly the secondary circuit's proof.
-const COMPRESS_FIXED_S: f64 = 4.0;
-const COMPRESS_PER_CONSTRAINT_S: f64 = 1.5e-4;
-// Parameter setup (pp + compression keys, fresh cache) on circuits/8: 4.3 s at 58,766
-// primary constraints (the default layer), 26–31 s at 425k–519k (ResNet-20 CIFAR's tiles).
-const SETUP_FIXED_S: f64 = 1.0;
-const SETUP_PER_CONSTRAINT_S: f64 = 5.8e-5;
-const MEM_FIXED_MIB: f64 = 92.0;
-const MEM_PER_CONSTRAINT_MIB: f64 = 3.82e-3;
+// Compression, setup and memory fitted on circuits/8 (packed products), one segment at a
+// time: the default layer (58,766 primary constraints: 9.8 s compression, 4.3 s setup,
+// 312 MiB), ResNet-20 CIFAR's segments proven one per shard (`fold-ml plan --shards 8`,
+// `prove-shard`): tiles of 235k (33.3 s, 1,257 MiB), 435k (65.8 s, 2,385 MiB) and 1.08M
+// primary constraints (249–257 s, 6,516 MiB), and its fresh-cache setups (2.7–103 s). The
+// fixed compression part is mostly the secondary circuit's proof.
+const COMPRESS_S: [f64; 3] = [4.0, 7.6e-5, 1.29e-10];
+const SETUP_S: [f64; 3] = [1.0, 2.8e-5, 5.7e-11];
+const MEM_MIB: [f64; 3] = [11.0, 5.08e-3, 8.55e-10];
 const CHECKPOINT_BYTES_PER_CONSTRAINT: f64 = 67.1;
 const VK_BYTES_PER_CONSTRAINT: f64 = 560.0;
 
@@ -101,6 +99,10 @@ pub fn estimate(sizes: &StepSizes, layers: usize, k: usize) -> Estimate {
     Estimate { layers_per_step: k, ..estimate_steps(sizes.primary(k), folds) }
 }
 
+fn quadratic([a, b, c]: [f64; 3], x: f64) -> f64 {
+    a + b * x + c * x * x
+}
+
 /// Estimates proving `folds` steps of `c` primary constraints each.
 pub fn estimate_steps(c: usize, folds: usize) -> Estimate {
     let cf = c as f64;
@@ -109,9 +111,9 @@ pub fn estimate_steps(c: usize, folds: usize) -> Estimate {
         constraints: c,
         folds,
         fold_s: folds as f64 * (FOLD_FIXED_S + FOLD_PER_CONSTRAINT_S * cf),
-        compress_s: COMPRESS_FIXED_S + COMPRESS_PER_CONSTRAINT_S * cf,
-        setup_s: SETUP_FIXED_S + SETUP_PER_CONSTRAINT_S * cf,
-        peak_mib: MEM_FIXED_MIB + MEM_PER_CONSTRAINT_MIB * cf,
+        compress_s: quadratic(COMPRESS_S, cf),
+        setup_s: quadratic(SETUP_S, cf),
+        peak_mib: quadratic(MEM_MIB, cf),
         checkpoint_bytes: CHECKPOINT_BYTES_PER_CONSTRAINT * (cf + NOVA_SECONDARY as f64),
         vk_bytes: VK_BYTES_PER_CONSTRAINT * cf.max(65_536.0),
     }
@@ -143,8 +145,10 @@ pub fn auto_layers_per_step(sizes: &StepSizes, layers: usize) -> usize {
 
 /// The default fold budget: step-circuit constraints (Nova's own excluded) above which a
 /// layer is tiled. Peak memory grows with the largest step (compression dominates it: see
-/// [`Estimate::peak_mib`]); this keeps it near 2 GiB on the reference machine.
-pub const DEFAULT_FOLD_BUDGET: usize = 1 << 19;
+/// [`Estimate::peak_mib`]); 2^18 keeps a segment's near 1.4 GiB on the reference machine
+/// (1,257 MiB measured at 235k; 2^19 would allow ~2.9 GiB). Within it the tiling is chosen
+/// by estimated time, which for a segment of few blocks already prefers small tiles.
+pub const DEFAULT_FOLD_BUDGET: usize = 1 << 18;
 
 /// Output rows per tile for the `blocks` blocks (of one or two layers) of a segment whose
 /// whole step has `untiled` constraints, or `None` to prove each block whole. A step that

@@ -15,6 +15,7 @@ use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::gadgets::commit::model_update_native;
 use fold_ml_circuits::layer::block_native;
+use fold_ml_circuits::step::tile_spec;
 use fold_ml_circuits::F;
 use fold_ml_verify::fsutil::write_atomic;
 use rand_core::OsRng;
@@ -71,11 +72,14 @@ pub fn cuts(segments: &[(usize, &Architecture)], shards: usize) -> Result<Vec<Cu
     Ok(out)
 }
 
-/// Primary constraints of one fold of `arch`, estimated from above without synthesizing it
-/// ([`StepCost::rough`]; a tile its share of the block), Nova's verifier circuit included.
+/// Primary constraints of one fold of `arch`, Nova's verifier circuit included: a tile
+/// measured (it fits the fold budget, so synthesizing it is cheap; its share of the block
+/// would miss what every tile repeats), a whole step estimated from above without
+/// synthesizing it ([`StepCost::rough`]).
 pub fn step_constraints(arch: &Architecture) -> usize {
+    let tile = arch.tile_rows.and_then(|r| tile_spec(&arch.block, r).ok()).and_then(|s| StepCost::of_tile(&s).ok());
     let blocks = (arch.layers_per_step / arch.block.num_stages()).max(1);
-    StepCost::rough(&arch.block) * blocks / arch.tiles().max(1) + NOVA_PRIMARY_OVERHEAD
+    tile.map_or(StepCost::rough(&arch.block) * blocks, |t| t.constraints) + NOVA_PRIMARY_OVERHEAD
 }
 
 /// The estimated cost of proving shard `i` of `plan` on the reference machine
