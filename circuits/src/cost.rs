@@ -25,9 +25,6 @@ pub struct StepCost {
     pub constraints: usize,
     /// Total variables of the step (the state inputs excluded).
     pub variables: usize,
-    /// Non-zero entries of the step's R1CS matrices (the terms of every constraint's three
-    /// linear combinations): what the prover's keys and compression memory grow with.
-    pub nonzeros: usize,
     /// Multiply-accumulates (padding taps excluded).
     pub macs: usize,
     /// Constraints of the packed products (one per shared factor of a pack; one per pack
@@ -87,11 +84,9 @@ impl StepCost {
     fn counted(cs: &ShapeCS<PallasEngine>, arity: usize, parts: [usize; 6]) -> Self {
         let [macs, products, requant, pool, input_range, weight_range] = parts;
         let counted = products + requant + pool + input_range + weight_range;
-        let nonzeros = cs.constraints.iter().map(|(a, b, c)| a.len() + b.len() + c.len()).sum();
         Self {
             constraints: cs.num_constraints(),
             variables: cs.num_aux() - arity,
-            nonzeros,
             macs,
             products,
             requant,
