@@ -1,18 +1,15 @@
 //! Tiled two-layer blocks (ResNet basic blocks: a residual or a 1×1 stride-2 projection
 //! shortcut) against the untiled block step, and the wrong witnesses they must reject.
 
-use fold_ml_circuits::commit::{activation_commitment_native, Layout};
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerWeights};
 use fold_ml_circuits::quant::RequantSpec;
-use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::step::tile_spec;
 use fold_ml_circuits::tile::{TileSpec, TileState, TileStep, TileWitness};
-use fold_ml_circuits::F;
 use proptest::prelude::*;
 
 mod common;
-use common::tiles::{run, tiles, untiled, witness, BLINDS};
+use common::tiles::{cases, run, tiles, untiled, witness, Case};
 
 /// A ResNet basic block on a `c×h×w` input: `conv3x3(stride) → conv3x3 + shortcut`, the
 /// shortcut a residual (`skip`) when `down` is false, else a 1×1 stride-2 projection to
@@ -34,26 +31,16 @@ fn basic_block(c: usize, (h, w): (usize, usize), down: bool, skip: u32, (zp, zp2
     BlockSpec::new(vec![first, second]).with_row_links([true, true])
 }
 
-type Case = (TileSpec, Vec<u8>, Vec<LayerWeights>);
-
 /// Small blocks with every tiling of them the circuit accepts.
 fn case() -> impl Strategy<Value = Case> {
-    let block = (1usize..3, 2usize..9, 1usize..4, any::<bool>(), 1u32..9, (0u8..4, 0u8..3))
-        .prop_map(|(c, h, w, down, skip, zps)| basic_block(c, (2 * h, w), down, skip, zps));
-    (block, 1usize..6).prop_filter_map("a tiling that fits", |(b, r)| tile_spec(&b, r).ok()).prop_flat_map(|spec| {
-        let block = spec.block();
-        let layers = common::block_weights(&block);
-        (Just(spec), proptest::collection::vec(0u8..=127, block.num_inputs()), layers)
-    })
+    cases(
+        (1usize..3, 2usize..9, 1usize..4, any::<bool>(), 1u32..9, (0u8..4, 0u8..3))
+            .prop_map(|(c, h, w, down, skip, zps)| basic_block(c, (2 * h, w), down, skip, zps)),
+    )
 }
 
 fn start(spec: &TileSpec, input: &[u8]) -> TileState {
-    let layout = Layout::by_rows(spec.input_dims());
-    TileState::boundary(StepState {
-        layer: 4,
-        model: F::from(4321),
-        activations: activation_commitment_native(input, layout, F::from(BLINDS.0)),
-    })
+    common::tiles::start(spec, input, (4, 4321))
 }
 
 proptest! {

@@ -2,19 +2,16 @@
 //! ResNet): the per-channel sums run through the tiles, the last tile's means are the
 //! output. Against the untiled step, and the wrong witnesses they must reject.
 
-use fold_ml_circuits::commit::{activation_commitment_native, Layout};
 use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerWeights};
 use fold_ml_circuits::quant::RequantSpec;
-use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::step::tile_spec;
 use fold_ml_circuits::tile::{tiled_height, TileSpec, TileState};
-use fold_ml_circuits::F;
 use proptest::prelude::*;
 
 mod common;
-use common::tiles::{run, tiles, untiled, BLINDS};
+use common::tiles::{cases, run, tiles, untiled, Case};
 
 /// A `c×h×w` conv 3×3 (stride 1, or 2 with a projection) followed, in a two-layer block,
 /// by a conv 3×3 with its shortcut; the last layer's output averaged globally.
@@ -39,25 +36,15 @@ fn pooled_block(c: usize, (h, w): (usize, usize), two: bool, down: bool, zp: u8)
     BlockSpec::new(vec![first, second]).with_row_links([true, true])
 }
 
-type Case = (TileSpec, Vec<u8>, Vec<LayerWeights>);
-
 fn case() -> impl Strategy<Value = Case> {
-    let block = (1usize..3, 2usize..6, 1usize..4, any::<bool>(), any::<bool>(), 0u8..4)
-        .prop_map(|(c, h, w, two, down, zp)| pooled_block(c, (2 * h, w), two, two && down, zp));
-    (block, 1usize..6).prop_filter_map("a tiling that fits", |(b, r)| tile_spec(&b, r).ok()).prop_flat_map(|spec| {
-        let block = spec.block();
-        let layers = common::block_weights(&block);
-        (Just(spec), proptest::collection::vec(0u8..=127, block.num_inputs()), layers)
-    })
+    cases(
+        (1usize..3, 2usize..6, 1usize..4, any::<bool>(), any::<bool>(), 0u8..4)
+            .prop_map(|(c, h, w, two, down, zp)| pooled_block(c, (2 * h, w), two, two && down, zp)),
+    )
 }
 
 fn start(spec: &TileSpec, input: &[u8]) -> TileState {
-    let layout = Layout::by_rows(spec.input_dims());
-    TileState::boundary(StepState {
-        layer: 2,
-        model: F::from(99),
-        activations: activation_commitment_native(input, layout, F::from(BLINDS.0)),
-    })
+    common::tiles::start(spec, input, (2, 99))
 }
 
 proptest! {

@@ -3,18 +3,16 @@
 //! filled padding, a tampered input row and a wrong blind.
 
 use ff::Field;
-use fold_ml_circuits::commit::{activation_commitment_native, Layout};
 use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{LayerSpec, LayerStep, LayerWeights};
 use fold_ml_circuits::quant::RequantSpec;
-use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::tile::{TileSpec, TileState, TileStep, TileWitness};
 use fold_ml_circuits::F;
 use proptest::prelude::*;
 
 mod common;
-use common::tiles::{run, BLINDS};
+use common::tiles::run;
 
 /// One layer's tile witness.
 fn witness(w: &LayerWeights) -> TileWitness {
@@ -32,12 +30,7 @@ fn untiled(spec: &TileSpec, input: &[u8], w: &LayerWeights) -> LayerStep {
 }
 
 fn start(spec: &TileSpec, input: &[u8]) -> TileState {
-    let layout = Layout::by_rows(spec.layer.input_dims());
-    TileState::boundary(StepState {
-        layer: 3,
-        model: F::from(1234),
-        activations: activation_commitment_native(input, layout, F::from(BLINDS.0)),
-    })
+    common::tiles::start(spec, input, (3, 1234))
 }
 
 /// Convolutions of every small geometry, with a tiling that fits.

@@ -66,11 +66,12 @@ pub fn run_plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         let e = estimate(p, i);
         (slowest, sum) = (slowest.max(e.total_s()), sum + e.total_s());
         println!(
-            "  shard {i:>3}: layers {:>6}..{:<6} segment {} ({} folds; est. {:.0} s folding + {:.0} s compression)",
+            "  shard {i:>3}: layers {:>6}..{:<6} segment {} ({} fold{}; est. {:.0} s folding + {:.0} s compression)",
             s.offset + 1,
             s.offset + s.layers,
             s.segment,
             e.folds,
+            if e.folds == 1 { "" } else { "s" },
             e.fold_s,
             e.compress_s
         );

@@ -2,9 +2,13 @@
 //! every tile in order, the untiled step they must match, and an IVC-style run.
 
 use super::synth_z;
-use fold_ml_circuits::layer::{LayerStep, LayerWeights, StepWitness};
+use fold_ml_circuits::commit::{activation_commitment_native, Layout};
+use fold_ml_circuits::layer::{BlockSpec, LayerStep, LayerWeights, StepWitness};
+use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::step::tile_spec;
 use fold_ml_circuits::tile::{TileSpec, TileState, TileStep, TileWitness};
 use fold_ml_circuits::F;
+use proptest::prelude::*;
 
 /// The model salt of the tile tests.
 pub const SALT: u64 = 77;
@@ -53,4 +57,28 @@ pub fn run(steps: &[TileStep], z0: TileState) -> (Vec<bool>, TileState) {
         z = next;
     }
     (sat, z)
+}
+
+/// The boundary state before a tiled block: `layer` layers and the model commitment
+/// `model` so far, the input committed one row per link under the test blind.
+pub fn start(spec: &TileSpec, input: &[u8], (layer, model): (u64, u64)) -> TileState {
+    let layout = Layout::by_rows(spec.input_dims());
+    TileState::boundary(StepState {
+        layer,
+        model: F::from(model),
+        activations: activation_commitment_native(input, layout, F::from(BLINDS.0)),
+    })
+}
+
+/// A tiled block, its input and its layers' weights.
+pub type Case = (TileSpec, Vec<u8>, Vec<LayerWeights>);
+
+/// The blocks `blocks` draws, each with a tiling of 1 to 5 rows the circuit accepts, random
+/// inputs and weights.
+pub fn cases(blocks: impl Strategy<Value = BlockSpec>) -> impl Strategy<Value = Case> {
+    (blocks, 1usize..6).prop_filter_map("a tiling that fits", |(b, r)| tile_spec(&b, r).ok()).prop_flat_map(|spec| {
+        let block = spec.block();
+        let layers = super::block_weights(&block);
+        (Just(spec), proptest::collection::vec(0u8..=127, block.num_inputs()), layers)
+    })
 }
