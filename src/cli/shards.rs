@@ -4,7 +4,7 @@ use super::args::{CacheArg, CheckpointArgs, InputArgs, ModelArgs, StepArgs};
 use super::prove::{job_request, progress_bar, show_event};
 use clap::Args;
 use fold_ml::job::shards::assemble::{assemble, shard_status, ShardState};
-use fold_ml::job::shards::plan::{estimate, plan};
+use fold_ml::job::shards::plan::plan;
 use fold_ml::job::shards::prove::{prove_shard, ShardOutcome};
 use fold_ml::job::shards::{worker_index, INDEX_ENV};
 use fold_ml::job::JobRequest;
@@ -62,8 +62,7 @@ pub fn run_plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         planned.native_seconds
     );
     let (mut slowest, mut sum) = (0f64, 0f64);
-    for (i, s) in p.shards.iter().enumerate() {
-        let e = estimate(p, i);
+    for (i, (s, e)) in p.shards.iter().zip(&planned.estimates).enumerate() {
         (slowest, sum) = (slowest.max(e.total_s()), sum + e.total_s());
         println!(
             "  shard {i:>3}: layers {:>6}..{:<6} segment {} ({} fold{}; est. {:.0} s folding + {:.0} s compression)",

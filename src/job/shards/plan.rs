@@ -24,12 +24,13 @@ use std::path::Path;
 /// Where each shard runs: `(segment, first layer in it, layers)`, input to output.
 type Cut = (usize, usize, usize);
 
-/// Cuts `segments` (each `(layers, architecture)`) into `shards` shards: every segment
+/// Cuts `segments` (each `(layers, architecture, primary constraints per fold)`, the last
+/// from [`step_constraints`]) into `shards` shards: every segment
 /// boundary is a cut, and the remaining shards go one at a time to the segment whose
 /// shards are the most work each (estimated from its step size and step count), which is
 /// then split into near-equal runs of whole steps. A shard never splits a step (K layers,
 /// or a block's tiles), so every shard folds the same steps the unsharded job would.
-pub fn cuts(segments: &[(usize, &Architecture)], shards: usize) -> Result<Vec<Cut>, String> {
+pub fn cuts(segments: &[(usize, &Architecture, usize)], shards: usize) -> Result<Vec<Cut>, String> {
     if shards < segments.len() {
         return Err(format!(
             "the model has {} segments (one architecture each), so at least {} shards: a shard proves one \
@@ -44,8 +45,8 @@ pub fn cuts(segments: &[(usize, &Architecture)], shards: usize) -> Result<Vec<Cu
         return Err(format!("at most {MAX_SHARDS} shards"));
     }
     // Whole steps per segment (a block's tiles count as one), and the estimated work of one.
-    let units: Vec<usize> = segments.iter().map(|(n, a)| n.div_ceil(a.layers_per_step)).collect();
-    let work: Vec<f64> = segments.iter().map(|(_, a)| (step_constraints(a) * a.tiles()) as f64).collect();
+    let units: Vec<usize> = segments.iter().map(|(n, a, _)| n.div_ceil(a.layers_per_step)).collect();
+    let work: Vec<f64> = segments.iter().map(|(_, a, c)| (c * a.tiles()) as f64).collect();
     let mut split = vec![1usize; segments.len()];
     for _ in segments.len()..shards {
         let each = |j: usize| units[j] as f64 * work[j] / split[j] as f64;
@@ -59,7 +60,7 @@ pub fn cuts(segments: &[(usize, &Architecture)], shards: usize) -> Result<Vec<Cu
         }
     }
     let mut out = Vec::with_capacity(shards);
-    for (j, (&(layers, arch), &parts)) in segments.iter().zip(&split).enumerate() {
+    for (j, (&(layers, arch, _), &parts)) in segments.iter().zip(&split).enumerate() {
         let k = arch.layers_per_step;
         let mut first = 0;
         for p in 0..parts {
@@ -82,19 +83,15 @@ pub fn step_constraints(arch: &Architecture) -> usize {
     tile.map_or(StepCost::rough(&arch.block) * blocks, |t| t.constraints) + NOVA_PRIMARY_OVERHEAD
 }
 
-/// The estimated cost of proving shard `i` of `plan` on the reference machine
-/// ([`crate::prove::plan::estimate_steps`]'s cost model; an estimate, never an input).
-pub fn estimate(plan: &ShardPlan, i: usize) -> Estimate {
-    let arch = plan.arch(i);
-    estimate_steps(step_constraints(arch), arch.steps(plan.shards[i].layers))
-}
-
 /// What `plan` wrote.
 pub struct Planned {
     /// The plan.
     pub plan: ShardPlan,
     /// Seconds the native run took.
     pub native_seconds: f64,
+    /// The estimated cost of proving each shard on the reference machine
+    /// ([`crate::prove::plan::estimate_steps`]'s cost model; an estimate, never an input).
+    pub estimates: Vec<Estimate>,
 }
 
 /// Plans the job `req` in `dir` as `shards` shards: runs the model natively once, fixes
@@ -113,7 +110,8 @@ pub fn plan(dir: &Path, req: &JobRequest, shards: usize) -> Result<Planned, Erro
     let archs = req.checked_architectures(model, None)?;
     let input_blind = req.new_input_blind()?;
     let segments = model.segments();
-    let sizes: Vec<(usize, &Architecture)> = segments.iter().map(|s| s.num_layers()).zip(&archs).collect();
+    let sizes: Vec<(usize, &Architecture, usize)> =
+        segments.iter().zip(&archs).map(|(s, a)| (s.num_layers(), a, step_constraints(a))).collect();
     let cuts = cuts(&sizes, shards).map_err(|reason| bad("--shards", reason))?;
 
     let t = std::time::Instant::now();
@@ -135,7 +133,8 @@ pub fn plan(dir: &Path, req: &JobRequest, shards: usize) -> Result<Planned, Erro
     let json = serde_json::to_vec_pretty(&plan).expect("a plan serializes");
     write_atomic(&dir.join(PLAN_FILE), &json, false)?;
     EventLog::new(dir).append(JobEvent::Started { layers: plan.job.num_layers, segments: plan.shards.len() })?;
-    Ok(Planned { plan, native_seconds })
+    let estimates = cuts.iter().map(|&(j, _, layers)| estimate_steps(sizes[j].2, archs[j].steps(layers))).collect();
+    Ok(Planned { plan, native_seconds, estimates })
 }
 
 /// Runs the model natively block by block, recording at each cut the public state and
@@ -193,20 +192,21 @@ mod tests {
     #[test]
     fn cuts_split_whole_steps_and_keep_segment_boundaries() {
         let (a4, a1) = (arch(4), arch(1));
+        let (c4, c1) = (step_constraints(&a4), step_constraints(&a1));
         // 64 layers at 4 per step: 16 steps in 4 shards of 4 steps each
-        assert_eq!(cuts(&[(64, &a4)], 4).unwrap(), vec![(0, 0, 16), (0, 16, 16), (0, 32, 16), (0, 48, 16)]);
+        assert_eq!(cuts(&[(64, &a4, c4)], 4).unwrap(), vec![(0, 0, 16), (0, 16, 16), (0, 32, 16), (0, 48, 16)]);
         // a partial last step stays whole and last
-        assert_eq!(cuts(&[(10, &a4)], 2).unwrap(), vec![(0, 0, 4), (0, 4, 6)]);
+        assert_eq!(cuts(&[(10, &a4, c4)], 2).unwrap(), vec![(0, 0, 4), (0, 4, 6)]);
         // every segment is a shard; extra shards go to the most work per shard
-        let c = cuts(&[(8, &a1), (64, &a4)], 3).unwrap();
+        let c = cuts(&[(8, &a1, c1), (64, &a4, c4)], 3).unwrap();
         assert_eq!(c, vec![(0, 0, 8), (1, 0, 32), (1, 32, 32)]);
         for shards in 1..=16 {
-            let c = cuts(&[(64, &a4)], shards).unwrap();
+            let c = cuts(&[(64, &a4, c4)], shards).unwrap();
             assert_eq!(c.len(), shards);
             assert_eq!(c.iter().map(|s| s.2).sum::<usize>(), 64, "{shards} shards cover every layer");
             assert!(c.iter().all(|s| s.1 % 4 == 0 && s.2 > 0), "{c:?} cuts at step boundaries");
         }
-        assert!(cuts(&[(64, &a4)], 17).unwrap_err().contains("at most 16 shards"));
-        assert!(cuts(&[(8, &a1), (8, &a1)], 1).unwrap_err().contains("at least 2 shards"));
+        assert!(cuts(&[(64, &a4, c4)], 17).unwrap_err().contains("at most 16 shards"));
+        assert!(cuts(&[(8, &a1, c1), (8, &a1, c1)], 1).unwrap_err().contains("at least 2 shards"));
     }
 }
