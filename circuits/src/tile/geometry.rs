@@ -85,14 +85,18 @@ pub fn pools_globally(layer: &LayerSpec) -> bool {
     }
 }
 
-/// The height of the rows a tiled `block` is cut into: its output's, or, when it ends in
-/// a global average pooling, that of the convolution output the pooling averages.
-pub fn tiled_height(block: &BlockSpec) -> usize {
-    match block.stages.last() {
-        Some(last) if pools_globally(last) => conv_of(last).map_or(0, |c| c.out_size().0),
-        Some(last) => last.output_dims()[1],
-        None => 0,
+/// `[C, H, W]` of the rows tiles of a block ending in `last` compute: its output, or, when
+/// it ends in a global average pooling, the convolution output the pooling averages.
+fn tiled_dims_of(last: &LayerSpec) -> [usize; 3] {
+    match (pools_globally(last), last.shape) {
+        (true, LinearShape::Conv(c)) => c.output_dims().into(),
+        _ => last.output_dims(),
     }
+}
+
+/// The height of the rows a tiled `block` is cut into ([`TileSpec::tiled_dims`]).
+pub fn tiled_height(block: &BlockSpec) -> usize {
+    block.stages.last().map_or(0, |last| tiled_dims_of(last)[1])
 }
 
 fn conv_of(layer: &LayerSpec) -> Result<ConvShape, QuantError> {
@@ -127,11 +131,7 @@ impl TileSpec {
     /// `[C, H, W]` of the rows the tiles compute: the block's output, before a global
     /// pooling.
     pub fn tiled_dims(&self) -> [usize; 3] {
-        let last = self.second.unwrap_or(self.layer);
-        match (self.pools_globally(), last.shape) {
-            (true, LinearShape::Conv(c)) => c.output_dims().into(),
-            _ => last.output_dims(),
-        }
+        tiled_dims_of(&self.second.unwrap_or(self.layer))
     }
 
     /// Layers per tiled block (1 or 2).
