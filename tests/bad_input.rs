@@ -71,9 +71,10 @@ fn bad_proof_directories() {
     let (code, _, err) = run(v, &[dir.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("statement.json"), "{err}");
+    // proof directories carry no key: the verifier derives its own, and takes none
     let (code, _, err) = run(v, &[reference_job().to_str().unwrap(), "--vk", "/nonexistent/vk.bin"]);
     assert_eq!(code, 2);
-    assert!(err.contains("/nonexistent/vk.bin"), "{err}");
+    assert!(err.contains("--vk"), "{err}");
     // status and resume of something that is not a job
     expect_2(&["status", empty.to_str().unwrap()], "manifest.json");
     expect_2(&["resume", empty.to_str().unwrap()], "manifest.json");

@@ -18,7 +18,7 @@ fn write_statement(dir: &Path, s: &Statement) {
 }
 
 fn verdict(dir: &Path) -> Result<Statement, VerifyError> {
-    verify_dir(dir, &cache(), None, &Expected::default()).expect("files are readable")
+    verify_dir(dir, &cache(), &Expected::default()).expect("files are readable")
 }
 
 #[test]
@@ -159,33 +159,6 @@ fn tampered_snark_with_a_valid_checksum_is_rejected() {
         rejected += 1;
     }
     assert!(rejected >= 3);
-}
-
-#[test]
-fn verifier_key_of_another_shape_is_rejected() {
-    let wide = fold_ml::job::manifest::ModelRecord::Synthetic { channels: 2, size: 4, kernel: 1, layers: 2, seed: 0 };
-    let wide_input = model_of(&wide).default_input();
-    let other = proven_job("other-shape", wide, wide_input, false);
-    let job = reference_job();
-    let (code, _, err) = run(&verify_bin(), &[job.to_str().unwrap(), "--vk", other.join("vk.bin").to_str().unwrap()]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("verifier key rejected"), "{err}");
-    let v = verify_dir(&job, &cache(), Some(&other.join("vk.bin")), &Expected::default()).unwrap();
-    assert!(matches!(v, Err(VerifyError::WrongKey(ArtifactError::ArchitectureMismatch { .. }))));
-    // the other key's payload relabelled with this architecture is not this architecture's key
-    let digest = statement(&job).architectures_digest();
-    let other_digest = statement(&other).architectures_digest();
-    let vk: Vec<fold_ml::nova::VerifierKey> = fold_ml::artifact::decode(
-        fold_ml::artifact::Kind::VerifierKey,
-        &other_digest,
-        &std::fs::read(other.join("vk.bin")).unwrap(),
-    )
-    .unwrap();
-    let forged = scratch().join("forged-vk.bin");
-    std::fs::write(&forged, fold_ml::artifact::encode(fold_ml::artifact::Kind::VerifierKey, &digest, &vk).unwrap())
-        .unwrap();
-    let v = verify_dir(&job, &cache(), Some(&forged), &Expected::default()).unwrap();
-    assert!(matches!(v, Err(VerifyError::ForeignKey { segment: 0, .. })), "{v:?}");
 }
 
 #[test]

@@ -103,7 +103,7 @@ fn statement(dir: &Path) -> Statement {
 }
 
 fn verdict(dir: &Path) -> Result<Statement, VerifyError> {
-    verify_dir(dir, &cache(), None, &fold_ml::verify::Expected::default()).expect("readable")
+    verify_dir(dir, &cache(), &fold_ml::verify::Expected::default()).expect("readable")
 }
 
 fn proofs(dir: &Path) -> Vec<CompressedSnark> {
@@ -113,6 +113,44 @@ fn proofs(dir: &Path) -> Vec<CompressedSnark> {
 
 fn write_proofs(dir: &Path, s: &Statement, proofs: &[CompressedSnark]) {
     std::fs::write(dir.join("proof.bin"), encode(Kind::Proof, &s.architectures_digest(), &proofs).unwrap()).unwrap();
+}
+
+#[test]
+fn the_verifier_takes_one_key_per_architecture_in_turn() {
+    // Three segments of three architectures: the key source is asked for each once, in
+    // order of first use, and the check stops at the first key it cannot have.
+    let dir = reference();
+    let s = statement(&dir);
+    let proof = std::fs::read(dir.join("proof.bin")).unwrap();
+    let archs: Vec<_> = s.distinct_architectures().into_iter().cloned().collect();
+    assert_eq!(archs.len(), 3);
+    let mut asked = Vec::new();
+    let mut key = |k: usize| {
+        asked.push(k);
+        fold_ml_verify::keys::verifier_key(&cache(), &archs[k])
+    };
+    assert_eq!(fold_ml::verify::verify_proof_with(&s, &proof, &mut key).unwrap(), Ok(()));
+    assert_eq!(asked, vec![0, 1, 2]);
+    let mut asked = Vec::new();
+    let mut failing = |k: usize| {
+        asked.push(k);
+        if k == 1 {
+            Err("no key")
+        } else {
+            Ok(fold_ml_verify::keys::verifier_key(&cache(), &archs[k]).unwrap())
+        }
+    };
+    assert_eq!(fold_ml::verify::verify_proof_with(&s, &proof, &mut failing), Err("no key"));
+    assert_eq!(asked, vec![0, 1]);
+    // a proof of the wrong length is rejected before any key is derived
+    let mut never = |_: usize| -> Result<fold_ml::nova::VerifierKey, ()> { panic!("no key is needed") };
+    let mut two = proofs(&dir);
+    two.truncate(2);
+    let short = encode(Kind::Proof, &s.architectures_digest(), &two).unwrap();
+    assert!(matches!(
+        fold_ml::verify::verify_proof_with(&s, &short, &mut never),
+        Ok(Err(VerifyError::BadStatement(_)))
+    ));
 }
 
 #[test]

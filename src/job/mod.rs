@@ -9,8 +9,7 @@
 //!
 //! Layout: `manifest.json`, `secret.json` (owner-only), `model.foldml` (an imported model,
 //! owner-only), `checkpoints/ckpt-<K>.bin` (owner-only; `K` counts the model's layers),
-//! `segments/`, `events.jsonl`, `lock`, and at the end `statement.json`, `proof.bin`,
-//! `vk.bin`.
+//! `segments/`, `events.jsonl`, `lock`, and at the end `proof.bin` and `statement.json`.
 
 pub mod checkpoint;
 pub mod error;
@@ -53,9 +52,10 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_CHECKPOINT_POLICY: CheckpointPolicy = CheckpointPolicy::Seconds(60);
 
 /// Primary constraints of the segments' keys a job keeps in memory besides the segment it
-/// folds (about 0.6 KB each: the 5-segment LeNet-5 keeps them all, a network of many large
-/// segments reloads them from the cache one at a time).
-pub const HELD_KEYS_CONSTRAINTS: usize = 1 << 20;
+/// folds (about 0.6 KB each, so ~160 MB: the small segments of the digits CNNs are kept, a
+/// ResNet's large ones are reloaded from the cache in turn, so they never add to the peak
+/// of the segment being proven).
+pub const HELD_KEYS_CONSTRAINTS: usize = 1 << 18;
 
 /// What to prove, and how.
 #[derive(Clone, Debug)]
@@ -408,21 +408,26 @@ fn pp_digest(pps: &[F]) -> String {
     hex(&crate::artifact::checksum(&bytes))
 }
 
-/// Each distinct architecture's verifier key, in order of first use: the one at hand (the
-/// prover's own, already in memory), else the cached one.
-fn verifier_keys(
-    cache: &Path,
-    statement: &Statement,
+/// The self-check's key source: the `k`-th distinct architecture's verifier key is the one
+/// at hand (the prover's own, already in memory), else the cached one, else derived; each
+/// is asked for once and dropped after its segments are checked, so the check holds one
+/// key at a time beyond those at hand.
+fn key_source<'a>(
+    cache: &'a Path,
+    statement: &'a Statement,
     mut at_hand: Vec<(Architecture, VerifierKey)>,
-) -> Result<Vec<VerifierKey>, Error> {
-    let mut take = |arch: &Architecture| match at_hand.iter().position(|(a, _)| a == arch) {
-        Some(i) => Ok(at_hand.swap_remove(i).1),
-        None => match keys::cached_vk(cache, arch) {
-            Some(vk) => Ok(vk),
-            None => Ok(fold_ml_verify::keys::verifier_key(cache, arch)?),
-        },
-    };
-    statement.distinct_architectures().into_iter().map(&mut take).collect()
+) -> impl FnMut(usize) -> Result<VerifierKey, Error> + 'a {
+    let archs = statement.distinct_architectures();
+    move |k| {
+        let arch = archs[k];
+        match at_hand.iter().position(|(a, _)| a == arch) {
+            Some(i) => Ok(at_hand.swap_remove(i).1),
+            None => match keys::cached_vk(cache, arch) {
+                Some(vk) => Ok(vk),
+                None => Ok(fold_ml_verify::keys::verifier_key(cache, arch)?),
+            },
+        }
+    }
 }
 
 /// Assembles the statement of segments `0..proofs.len()` (the last possibly a prefix of
@@ -437,7 +442,7 @@ pub(crate) fn finish(
     vks_at_hand: Vec<(Architecture, VerifierKey)>,
     input: InputStatement,
     output: Option<(&[u8], F, bool)>,
-) -> Result<(Statement, Vec<u8>, Vec<u8>, f64), Error> {
+) -> Result<(Statement, Vec<u8>, f64), Error> {
     let mut segments: Vec<SegmentStatement> =
         done.iter().map(|d| SegmentStatement::new(archs[d.segment].clone(), 0)).collect();
     let mut ends: Vec<StepState> = done.iter().map(|d| state_of(&d.end)).collect();
@@ -469,12 +474,9 @@ pub(crate) fn finish(
         input,
         OutputStatement { commitment: final_state.activations, values, blind, class },
     );
-    let vks = verifier_keys(cache, &statement, vks_at_hand)?;
-    let vk_refs: Vec<&VerifierKey> = vks.iter().collect();
-    let (proof, check_s) = seal(&statement, &proofs, &vk_refs)?;
-    let vk = fold_ml_verify::keys::encode_vks(&statement, &vk_refs)?;
-    results::write_proof_dir(out, &statement, &proof, &vk)?;
-    Ok((statement, proof, vk, check_s))
+    let (proof, check_s) = seal(&statement, &proofs, &mut key_source(cache, &statement, vks_at_hand))?;
+    results::write_proof_dir(out, &statement, &proof)?;
+    Ok((statement, proof, check_s))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -504,10 +506,9 @@ fn run_locked(
         Some(m) if !req.restart => finished_segments(dir, m)?.len(),
         _ => 0,
     };
-    let mut vks: Vec<(Architecture, VerifierKey)> = Vec::new();
     let mut pp_digests = vec![F::ZERO; archs.len()];
     let mut constraints = (0, 0);
-    let mut held: Vec<Option<(PublicParams, ProverKey)>> = archs.iter().map(|_| None).collect();
+    let mut held: Vec<Option<(PublicParams, ProverKey, VerifierKey)>> = archs.iter().map(|_| None).collect();
     let mut held_constraints = 0;
     for (j, arch) in archs.iter().enumerate().skip(next).chain(archs.iter().enumerate().take(next)) {
         if let Some(k) = (0..archs.len()).find(|&k| archs[k] == *arch && pp_digests[k] != F::ZERO) {
@@ -523,8 +524,7 @@ fn run_locked(
         let budget = req.keys_in_memory.unwrap_or(HELD_KEYS_CONSTRAINTS);
         if j >= next && (j == next || held_constraints + size <= budget) {
             held_constraints += if j == next { 0 } else { size };
-            vks.push((arch.clone(), vk));
-            held[j] = Some((pp, pk));
+            held[j] = Some((pp, pk, vk));
         }
     }
     let wanted = identity(&req.model, archs, model, z0.activations, req.public_input, pp_digest(&pp_digests));
@@ -556,6 +556,7 @@ fn run_locked(
     let mut done = finished_segments(dir, &manifest)?;
     let job_digest = manifest.job.digest();
     let mut layers_folded = 0;
+    let mut last_vk: Option<(Architecture, VerifierKey)> = None;
     while done.len() < segments.len() {
         let j = done.len();
         let (seg, arch, offset) = (segments[j], &archs[j], offsets[j]);
@@ -564,8 +565,10 @@ fn run_locked(
             Some(d) => SegmentStart { state: state_of(&d.end), activations: d.activations.clone(), blind: d.blind },
         };
         on_event(Event::SegmentStarted { index: j, total: segments.len(), layers: seg.num_layers(), offset });
-        // Each segment's keys are dropped once it is compressed.
-        let (pp, pk) = match held[j].take() {
+        // Each segment's keys are dropped once it is compressed, its verifier key when the
+        // next segment starts (the last segment's serves the self-check).
+        drop(last_vk.take());
+        let (pp, pk, vk) = match held[j].take() {
             Some(keys) => keys,
             None => {
                 let k = keys::prover_keys(&req.cache_dir, arch)?;
@@ -575,9 +578,10 @@ fn run_locked(
                     constraints: k.pp.num_constraints(),
                 });
                 timings.setup += k.seconds;
-                (k.pp, k.pk)
+                (k.pp, k.pk, k.vk)
             }
         };
+        last_vk = Some((arch.clone(), vk));
         let task = SegmentTask {
             index: j,
             layers: seg,
@@ -615,17 +619,17 @@ fn run_locked(
     let input = InputStatement { commitment: z0.activations, values: req.public_input.then(|| secret.input.clone()) };
     let (output, output_blind) = done.last().map(|d| (d.activations.clone(), d.blind)).unwrap_or_default();
     let segments_done = done.len();
-    let (statement, proof, vk, check_s) = finish(
+    let (statement, proof, check_s) = finish(
         dir,
         &req.cache_dir,
         archs,
         done,
         None,
-        vks,
+        last_vk.into_iter().collect(),
         input,
         Some((&output, output_blind, model.is_classifier())),
     )?;
     timings.self_check = check_s;
     log.append(JobEvent::Compressed { proof_bytes: proof.len(), segments: segments_done })?;
-    Ok(Outcome::Proven(Box::new(Proven { statement, proof, vk, timings, layers_folded, constraints })))
+    Ok(Outcome::Proven(Box::new(Proven { statement, proof, timings, layers_folded, constraints })))
 }

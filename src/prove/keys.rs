@@ -6,7 +6,7 @@ use crate::artifact::Kind;
 use crate::error::Error;
 use crate::model::Architecture;
 use crate::nova::{ProverKey, PublicParams, VerifierKey};
-pub use fold_ml_verify::keys::{decode_vks, default_cache_dir};
+pub use fold_ml_verify::keys::default_cache_dir;
 use fold_ml_verify::keys::{load, setup, store};
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -102,8 +102,6 @@ pub struct Proven {
     pub statement: Statement,
     /// `proof.bin` bytes.
     pub proof: Vec<u8>,
-    /// `vk.bin` bytes.
-    pub vk: Vec<u8>,
     /// Phase timings of this run.
     pub timings: Timings,
     /// Layers folded by this run (fewer than the total after a resume).
@@ -318,13 +316,17 @@ pub fn compress_segment(pp: &PublicParams, pk: &ProverKey, snark: &RecursiveSnar
 }
 
 /// Encodes the segment proofs of `statement` as `proof.bin` and checks them with the
-/// verifier keys (one per distinct architecture) before anything is written: a proof that
-/// does not verify is a bug.
-pub fn seal(statement: &Statement, proofs: &[CompressedSnark], vks: &[&VerifierKey]) -> Result<(Vec<u8>, f64), Error> {
+/// verifier keys (`key(k)`: the `k`-th distinct architecture's, fetched one at a time)
+/// before anything is written: a proof that does not verify is a bug.
+pub fn seal(
+    statement: &Statement,
+    proofs: &[CompressedSnark],
+    key: &mut dyn FnMut(usize) -> Result<VerifierKey, Error>,
+) -> Result<(Vec<u8>, f64), Error> {
     let proof = artifact::encode(Kind::Proof, &statement.architectures_digest(), &proofs)
         .map_err(|reason| Error::artifact("proof.bin", reason))?;
     let start = Instant::now();
-    crate::verify::verify_proof(statement, &proof, vks).map_err(|e| {
+    crate::verify::verify_proof_with(statement, &proof, key)?.map_err(|e| {
         Error::nova(
             "self-check of the compressed proof",
             nova_snark::errors::NovaError::ProofVerifyError { reason: e.to_string() },

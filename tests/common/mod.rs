@@ -102,7 +102,7 @@ pub fn reference_job() -> PathBuf {
 pub fn copy_job(src: &Path, name: &str) -> PathBuf {
     let dst = scratch().join(name);
     std::fs::create_dir_all(&dst).expect("mkdir");
-    for f in ["statement.json", "proof.bin", "vk.bin"] {
+    for f in ["statement.json", "proof.bin"] {
         std::fs::copy(src.join(f), dst.join(f)).expect("copy");
     }
     dst

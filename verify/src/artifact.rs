@@ -21,7 +21,7 @@ const HEADER_LEN: usize = 8 + 2 + 32 + 8 + 32;
 pub enum Kind {
     /// A compressed proof (`proof.bin`).
     Proof,
-    /// A verifier key (`vk.bin`).
+    /// A verifier key (the key stores' `vk.bin`).
     VerifierKey,
     /// A prover key (parameter cache).
     ProverKey,
@@ -78,9 +78,8 @@ impl Kind {
 }
 
 /// Largest payload of a key or parameter file, and the decoder's allocation limit for them:
-/// enough for the keys of a step at the verifier's bound. (A hostile `vk.bin` can make a
-/// verifier try that much before it is rejected; by default the verifier reads only the
-/// keys it derived itself.)
+/// enough for the keys of a step at the verifier's bound. (The verifier reads only the keys
+/// it derived itself; the prover, its own parameter cache.)
 const MAX_KEY_PAYLOAD: u64 = 8 << 30;
 const MAX_KEY_PAYLOAD_USIZE: usize = MAX_KEY_PAYLOAD as usize;
 

@@ -15,11 +15,6 @@ use std::time::Instant;
 pub struct VerifyArgs {
     /// Proof directory holding statement.json and proof.bin.
     pub dir: PathBuf,
-    /// A verifier key file (`vk.bin`) to check against the keys this verifier derives from
-    /// the statement's architecture: any other key is rejected. The proof is always
-    /// checked with the verifier's own keys.
-    #[arg(long)]
-    pub vk: Option<PathBuf>,
     /// Reject the statement unless its model commitment is this one (as printed by the
     /// model holder's `fold-ml commit`).
     #[arg(long, value_name = "HEX")]
@@ -52,7 +47,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
             }
         }
     }
-    match verify_dir(&args.dir, &cache, args.vk.as_deref(), &expected) {
+    match verify_dir(&args.dir, &cache, &expected) {
         Ok(Ok(statement)) => {
             println!("ACCEPTED: {} ({:.2} s)", accepted_line(&statement), start.elapsed().as_secs_f64());
             ExitCode::SUCCESS

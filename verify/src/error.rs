@@ -89,9 +89,6 @@ pub enum VerifyError {
     /// The proof file could not be decoded.
     #[error("proof is malformed: {0}")]
     MalformedProof(ArtifactError),
-    /// The verifier key does not belong to the statement's architecture.
-    #[error("verifier key rejected: {0}")]
-    WrongKey(ArtifactError),
     /// The statement is inconsistent in itself.
     #[error("statement is inconsistent: {0}")]
     BadStatement(String),
@@ -115,14 +112,6 @@ pub enum VerifyError {
         found: String,
         /// The verifier's.
         expected: String,
-    },
-    /// A verifier key is not the key of the circuit the statement's architecture defines.
-    #[error("segment {segment}: the verifier key is not the key of this segment's architecture {architecture}")]
-    ForeignKey {
-        /// The first segment using the key.
-        segment: usize,
-        /// The architecture's short id.
-        architecture: String,
     },
     /// The proven final state differs from the statement.
     #[error("segment {segment}: proven {what} does not match the statement")]

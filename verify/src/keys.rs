@@ -1,14 +1,14 @@
 //! Keys derived from a public architecture. Nova on Pallas/Vesta needs no trusted setup:
 //! anyone can re-derive the same parameters and keys from the public architecture, which
-//! is what the verifier does, keeping the result in its own key store. Keys handed over
-//! (a `vk.bin`) are authenticated against those, never trusted for their label.
+//! is what the verifier does, keeping the result in its own key store. It never reads a key
+//! from anywhere else: a key file handed over would have to be checked against the derived
+//! key anyway, so proof directories carry none.
 
 use crate::architecture::Architecture;
 use crate::artifact::{self, Kind};
-use crate::error::{ArtifactError, Error, VerifyError};
+use crate::error::Error;
 use crate::fsutil::{read_file, write_atomic};
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, VerifierKey, S1, S2};
-use crate::statement::Statement;
 use nova_snark::traits::snark::RelaxedR1CSSNARKTrait;
 use std::path::{Path, PathBuf};
 
@@ -70,48 +70,4 @@ pub fn verifier_key(cache: &Path, arch: &Architecture) -> Result<VerifierKey, Er
     crate::fsutil::create_private_dir(&dir)?;
     store(&path, Kind::VerifierKey, &digest, &vk)?;
     Ok(vk)
-}
-
-/// Digest of a verifier key's canonical encoding: two keys with the same digest verify
-/// exactly the same proofs.
-pub fn key_digest(vk: &VerifierKey) -> [u8; 32] {
-    let bytes = bincode::serde::encode_to_vec(vk, bincode::config::standard()).expect("a verifier key always encodes");
-    artifact::checksum(&bytes)
-}
-
-/// Authenticates verifier keys that came from outside (a `vk.bin`): each must be the key
-/// this verifier derives for the statement's architecture that uses it, or the statement
-/// is rejected naming the first segment of that architecture. A key is never trusted for
-/// its label: a key of another circuit relabelled with this architecture's digest would
-/// otherwise verify that circuit's proofs.
-pub fn authenticate_vks(
-    cache: &Path,
-    statement: &Statement,
-    vks: Vec<VerifierKey>,
-) -> Result<Result<Vec<VerifierKey>, VerifyError>, Error> {
-    for (arch, vk) in statement.distinct_architectures().into_iter().zip(&vks) {
-        let own = verifier_key(cache, arch)?;
-        if key_digest(vk) != key_digest(&own) {
-            let segment = statement.segments.iter().position(|s| s.architecture == *arch).unwrap_or(0);
-            return Ok(Err(VerifyError::ForeignKey { segment, architecture: arch.short_id() }));
-        }
-    }
-    Ok(Ok(vks))
-}
-
-/// Encodes the verifier keys of a statement (one per distinct architecture, in order of
-/// first use) as a shareable `vk.bin`.
-pub fn encode_vks(statement: &Statement, vks: &[&VerifierKey]) -> Result<Vec<u8>, Error> {
-    artifact::encode(Kind::VerifierKey, &statement.architectures_digest(), &vks)
-        .map_err(|reason| Error::Artifact { path: "vk.bin".into(), reason })
-}
-
-/// Decodes a `vk.bin` for `statement`: bound to its architectures, one key for each.
-pub fn decode_vks(statement: &Statement, bytes: &[u8]) -> Result<Vec<VerifierKey>, ArtifactError> {
-    let vks: Vec<VerifierKey> = artifact::decode(Kind::VerifierKey, &statement.architectures_digest(), bytes)?;
-    let wanted = statement.distinct_architectures().len();
-    if vks.len() != wanted {
-        return Err(ArtifactError::Corrupted(format!("{} keys for {wanted} architectures", vks.len())));
-    }
-    Ok(vks)
 }

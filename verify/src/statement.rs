@@ -280,8 +280,7 @@ impl Statement {
         StepState { layer: self.layers_before(j + 1), model, activations }
     }
 
-    /// Digest of the segments' architectures, in order: what `proof.bin` and `vk.bin` are
-    /// bound to.
+    /// Digest of the segments' architectures, in order: what `proof.bin` is bound to.
     pub fn architectures_digest(&self) -> [u8; 32] {
         architectures_digest(self.segments.iter().map(|s| &s.architecture))
     }

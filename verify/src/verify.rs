@@ -1,5 +1,5 @@
-//! The verifier: needs the statement, the proof and the verifier key — never the model's
-//! weights or the prover's state.
+//! The verifier: needs the statement, the proof and the verifier keys (its own, derived from
+//! the statement's public architectures) — never the model's weights or the prover's state.
 
 use crate::artifact::{self, Kind};
 use crate::error::{Error, VerifyError};
@@ -8,6 +8,7 @@ use crate::keys;
 use crate::nova::{CompressedSnark, VerifierKey};
 use crate::statement::{Statement, MAX_STATEMENT_BYTES};
 use crate::F;
+use std::borrow::Borrow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
@@ -17,16 +18,6 @@ use std::path::Path;
 /// state where the previous segment ended to the state where the next one starts, so a
 /// missing, reordered, duplicated or foreign segment proof is rejected.
 pub fn verify_proof(statement: &Statement, proof: &[u8], vks: &[&VerifierKey]) -> Result<(), VerifyError> {
-    statement.check()?;
-    let snarks: Vec<CompressedSnark> =
-        artifact::decode(Kind::Proof, &statement.architectures_digest(), proof).map_err(VerifyError::MalformedProof)?;
-    if snarks.len() != statement.segments.len() {
-        return Err(VerifyError::BadStatement(format!(
-            "the proof has {} segment proofs, the statement {} segments",
-            snarks.len(),
-            statement.segments.len()
-        )));
-    }
     let archs = statement.distinct_architectures();
     if vks.len() != archs.len() {
         return Err(VerifyError::BadStatement(format!(
@@ -35,26 +26,76 @@ pub fn verify_proof(statement: &Statement, proof: &[u8], vks: &[&VerifierKey]) -
             archs.len()
         )));
     }
-    for (j, (seg, snark)) in statement.segments.iter().zip(&snarks).enumerate() {
-        let key = archs.iter().position(|a| **a == seg.architecture).expect("listed");
-        let layers = seg.num_layers;
-        let arch = &seg.architecture;
-        let z0 = arch.z(&statement.z0(j));
-        let steps = arch.steps(layers);
-        // A panic inside the SNARK verifier on hostile bytes must still be a rejection.
-        let result = catch_unwind(AssertUnwindSafe(|| snark.verify(vks[key], steps, &z0))).map_err(|_| {
-            VerifyError::ProofInvalid { segment: j, layers, reason: "the verifier panicked on this proof".into() }
-        })?;
-        let zn = result.map_err(|e| VerifyError::ProofInvalid { segment: j, layers, reason: e.to_string() })?;
-        let expected = arch.z(&statement.zn(j));
-        for (what, i) in [("layer count", 0), ("model commitment", 1), ("activation commitment", 2)] {
-            if zn.get(i) != expected.get(i) {
-                return Err(VerifyError::StateMismatch { segment: j, what });
+    let mut key = |k: usize| Ok::<_, std::convert::Infallible>(vks[k]);
+    match verify_proof_with(statement, proof, &mut key) {
+        Ok(verdict) => verdict,
+        Err(never) => match never {},
+    }
+}
+
+/// [`verify_proof`] with the verifier keys fetched one at a time: `key(k)` gives the key of
+/// the `k`-th distinct architecture, asked for once, when its segments are checked, and
+/// dropped after them. So at most one key is in memory whatever the number of
+/// architectures (a ResNet's keys add up to gigabytes). An error of `key` (a key that
+/// cannot be derived or loaded) is returned as the outer error.
+pub fn verify_proof_with<K: Borrow<VerifierKey>, E>(
+    statement: &Statement,
+    proof: &[u8],
+    key: &mut dyn FnMut(usize) -> Result<K, E>,
+) -> Result<Result<(), VerifyError>, E> {
+    if let Err(e) = statement.check() {
+        return Ok(Err(e));
+    }
+    let snarks: Vec<CompressedSnark> = match artifact::decode(Kind::Proof, &statement.architectures_digest(), proof) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(VerifyError::MalformedProof(e))),
+    };
+    if snarks.len() != statement.segments.len() {
+        return Ok(Err(VerifyError::BadStatement(format!(
+            "the proof has {} segment proofs, the statement {} segments",
+            snarks.len(),
+            statement.segments.len()
+        ))));
+    }
+    for (k, arch) in statement.distinct_architectures().into_iter().enumerate() {
+        let vk = key(k)?;
+        for (j, (seg, snark)) in statement.segments.iter().zip(&snarks).enumerate() {
+            if seg.architecture != *arch {
+                continue;
+            }
+            if let Err(e) = verify_segment(statement, j, snark, vk.borrow()) {
+                return Ok(Err(e));
             }
         }
-        if zn != expected {
-            return Err(VerifyError::StateMismatch { segment: j, what: "tile state (a layer left unfinished)" });
+    }
+    Ok(Ok(()))
+}
+
+/// Checks segment `j`'s proof: it verifies from the statement's state before the segment
+/// and ends in the statement's state after it.
+fn verify_segment(
+    statement: &Statement,
+    j: usize,
+    snark: &CompressedSnark,
+    vk: &VerifierKey,
+) -> Result<(), VerifyError> {
+    let seg = &statement.segments[j];
+    let (layers, arch) = (seg.num_layers, &seg.architecture);
+    let z0 = arch.z(&statement.z0(j));
+    let steps = arch.steps(layers);
+    // A panic inside the SNARK verifier on hostile bytes must still be a rejection.
+    let result = catch_unwind(AssertUnwindSafe(|| snark.verify(vk, steps, &z0))).map_err(|_| {
+        VerifyError::ProofInvalid { segment: j, layers, reason: "the verifier panicked on this proof".into() }
+    })?;
+    let zn = result.map_err(|e| VerifyError::ProofInvalid { segment: j, layers, reason: e.to_string() })?;
+    let expected = arch.z(&statement.zn(j));
+    for (what, i) in [("layer count", 0), ("model commitment", 1), ("activation commitment", 2)] {
+        if zn.get(i) != expected.get(i) {
+            return Err(VerifyError::StateMismatch { segment: j, what });
         }
+    }
+    if zn != expected {
+        return Err(VerifyError::StateMismatch { segment: j, what: "tile state (a layer left unfinished)" });
     }
     Ok(())
 }
@@ -109,16 +150,10 @@ impl Expected {
 }
 
 /// Verifies a proof directory (`statement.json` + `proof.bin`) against what the user
-/// expects. The statement is checked (sizes first) before any key is derived. The
-/// verifier keys are this verifier's own, derived from the public architectures (and kept
-/// in its key store under `cache`); a `vk_file` is used only after each of its keys is
-/// authenticated against them.
-pub fn verify_dir(
-    dir: &Path,
-    cache: &Path,
-    vk_file: Option<&Path>,
-    expected: &Expected,
-) -> Result<Result<Statement, VerifyError>, Error> {
+/// expects. The statement is checked (sizes first) and the proof decoded before any key is
+/// derived. The verifier keys are this verifier's own, derived from the public
+/// architectures (and kept in its key store under `cache`), one in memory at a time.
+pub fn verify_dir(dir: &Path, cache: &Path, expected: &Expected) -> Result<Result<Statement, VerifyError>, Error> {
     let statement = match read_statement(&dir.join("statement.json"))? {
         Ok(s) => s,
         Err(e) => return Ok(Err(e)),
@@ -127,20 +162,7 @@ pub fn verify_dir(
         return Ok(Err(e));
     }
     let proof = read_file(&dir.join("proof.bin"))?;
-    let vks: Vec<VerifierKey> = match vk_file {
-        Some(path) => match keys::decode_vks(&statement, &read_file(path)?) {
-            Ok(vks) => match keys::authenticate_vks(cache, &statement, vks)? {
-                Ok(vks) => vks,
-                Err(e) => return Ok(Err(e)),
-            },
-            Err(e) => return Ok(Err(VerifyError::WrongKey(e))),
-        },
-        None => statement
-            .distinct_architectures()
-            .into_iter()
-            .map(|arch| keys::verifier_key(cache, arch))
-            .collect::<Result<_, _>>()?,
-    };
-    let vks: Vec<&VerifierKey> = vks.iter().collect();
-    Ok(verify_proof(&statement, &proof, &vks).map(|()| statement))
+    let archs = statement.distinct_architectures();
+    let mut key = |k: usize| keys::verifier_key(cache, archs[k]);
+    Ok(verify_proof_with(&statement, &proof, &mut key)?.map(|()| statement))
 }

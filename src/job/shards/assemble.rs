@@ -79,7 +79,7 @@ pub struct Assembled {
 }
 
 /// Checks every shard of the sharded job in `dir` against its plan and writes the proof
-/// directory (`statement.json`, `proof.bin`, `vk.bin`) into `dir`. Names every shard that
+/// directory (`statement.json`, `proof.bin`) into `dir`. Names every shard that
 /// is missing, failed, damaged or foreign; writes nothing unless all shards verify.
 pub fn assemble(dir: &Path, cache: &Path) -> Result<Assembled, Error> {
     let plan = read_plan(dir)?;
@@ -108,7 +108,7 @@ pub fn assemble(dir: &Path, cache: &Path) -> Result<Assembled, Error> {
     let last = done.last().expect("a plan has a shard");
     let (output, blind) = (last.activations.clone(), last.blind);
     let classifier = plan.job.model.load(dir)?.source().is_classifier();
-    let (statement, proof, _vk, check_seconds) =
+    let (statement, proof, check_seconds) =
         finish(dir, cache, &archs, done, None, Vec::new(), input, Some((&output, blind, classifier)))?;
     EventLog::new(dir).append(JobEvent::Compressed { proof_bytes: proof.len(), segments: statement.segments.len() })?;
     Ok(Assembled { statement, proof_bytes: proof.len(), check_seconds })

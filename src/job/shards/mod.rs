@@ -30,7 +30,7 @@
 //! cuts; not secret), `shard-secrets.bin` and `secret.json` (owner-only: the input, every
 //! cut's activations and blinds), `model.foldml` (an imported model, owner-only),
 //! `shards/<i>/{checkpoints/, events.jsonl, lock}`, `segments/seg-<i>.bin`, and once
-//! assembled `statement.json`, `proof.bin`, `vk.bin`.
+//! assembled `statement.json` and `proof.bin`.
 
 pub mod assemble;
 pub mod plan;
