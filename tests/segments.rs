@@ -154,6 +154,51 @@ fn the_verifier_takes_one_key_per_architecture_in_turn() {
 }
 
 #[test]
+fn a_warm_cache_is_named_by_its_summaries_and_each_key_loaded_once() {
+    // Keys of later segments are not held (keys_in_memory 0): on a fresh cache every
+    // architecture is set up at the start (the manifest records their digests) and loaded
+    // again at its turn; on a warm cache only the next segment's keys are loaded at the
+    // start, the others once, at their turn.
+    let net = tiny_network(3);
+    let file = scratch().join("summaries.foldml");
+    net.write(&file).unwrap();
+    let cache_dir = scratch().join("summaries-cache");
+    let _ = std::fs::remove_dir_all(&cache_dir);
+    let req = JobRequest { cache_dir: cache_dir.clone(), keys_in_memory: Some(0), ..request(&net, &file, input()) };
+    let keys_events = |name: &str| {
+        let dir = scratch().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut events = Vec::new();
+        let outcome = job::run(&dir, &req, &mut |e| {
+            if let fold_ml::prove::Event::KeysReady { cached, .. } = e {
+                events.push(cached);
+            }
+        });
+        (outcome.map(|_| ()), events)
+    };
+    let (fresh, events) = keys_events("summaries-fresh");
+    fresh.expect("proves");
+    assert_eq!(events, vec![false, false, false, true, true], "3 setups, then 2 loads at their turn");
+    let (warm, events) = keys_events("summaries-warm");
+    warm.expect("proves");
+    assert_eq!(events, vec![true, true, true], "each key loaded once");
+    // A summary that does not describe its parameters is caught when they are loaded,
+    // after the segments before it are finished.
+    let archs = req.architectures(&net, None);
+    let summary = cache_dir.join(archs[1].short_id()).join("params.json");
+    let honest = std::fs::read_to_string(&summary).unwrap();
+    let mut lie: serde_json::Value = serde_json::from_str(&honest).unwrap();
+    lie["digest"] = serde_json::Value::String(fold_ml::field::to_hex(&fold_ml::F::from(5)));
+    std::fs::write(&summary, lie.to_string()).unwrap();
+    let (lied, _) = keys_events("summaries-lie");
+    let err = lied.expect_err("refused").to_string();
+    assert!(err.contains("params") || err.contains(&archs[1].short_id()), "{err}");
+    assert!(err.contains("recorded"), "{err}");
+    assert!(scratch().join("summaries-lie").join("segments").read_dir().unwrap().next().is_some(), "segment 0 kept");
+    std::fs::write(&summary, honest).unwrap();
+}
+
+#[test]
 fn a_network_of_segments_is_one_statement() {
     let dir = reference();
     let s = verdict(&dir).expect("accepted");

@@ -496,37 +496,46 @@ fn run_locked(
     let z0 = z0_of(archs, &secret.input, secret.input_blind);
     let mut timings = Timings::default();
 
-    // The job's parameters: every segment's set up (or found in the cache) before the
-    // manifest is written, which records their digest. The next segment to fold keeps its
-    // keys in memory, and so do others while they add up to at most
-    // `keys_in_memory` constraints; the rest are loaded again from the cache when their turn
-    // comes. So memory holds a bounded amount of keys whatever the network (their size
-    // depends on the segments' shapes, never on the depth).
+    // The job's parameters: every segment's named (set up, or found in the cache) before
+    // the manifest is written, which records their digest. The next segment to fold keeps
+    // its keys in memory, and so do others while they add up to at most `keys_in_memory`
+    // constraints; the rest are loaded when their turn comes (a cached entry is named by
+    // its summary alone, never loaded twice). So memory holds a bounded amount of keys
+    // whatever the network (their size depends on the segments' shapes, never on the depth).
     let next = match &manifest {
         Some(m) if !req.restart => finished_segments(dir, m)?.len(),
         _ => 0,
     };
-    let mut pp_digests = vec![F::ZERO; archs.len()];
+    let mut summaries: Vec<Option<keys::ParamsSummary>> = vec![None; archs.len()];
     let mut constraints = (0, 0);
     let mut held: Vec<Option<(PublicParams, ProverKey, VerifierKey)>> = archs.iter().map(|_| None).collect();
     let mut held_constraints = 0;
+    let budget = req.keys_in_memory.unwrap_or(HELD_KEYS_CONSTRAINTS);
     for (j, arch) in archs.iter().enumerate().skip(next).chain(archs.iter().enumerate().take(next)) {
-        if let Some(k) = (0..archs.len()).find(|&k| archs[k] == *arch && pp_digests[k] != F::ZERO) {
-            pp_digests[j] = pp_digests[k];
+        if let Some(k) = (0..archs.len()).find(|&k| archs[k] == *arch && summaries[k].is_some()) {
+            summaries[j] = summaries[k];
             continue;
         }
-        let ProverKeys { pp, pk, vk, cached, seconds } = keys::prover_keys(&req.cache_dir, arch)?;
-        on_event(Event::KeysReady { cached, seconds, constraints: pp.num_constraints() });
-        timings.setup += seconds;
-        constraints = constraints.max(pp.num_constraints());
-        pp_digests[j] = pp.digest();
-        let size = pp.num_constraints().0;
-        let budget = req.keys_in_memory.unwrap_or(HELD_KEYS_CONSTRAINTS);
-        if j >= next && (j == next || held_constraints + size <= budget) {
-            held_constraints += if j == next { 0 } else { size };
-            held[j] = Some((pp, pk, vk));
+        let (summary, obtained) = keys::summary(&req.cache_dir, arch)?;
+        constraints = constraints.max(summary.constraints);
+        summaries[j] = Some(summary);
+        let size = summary.constraints.0;
+        let hold = j >= next && (j == next || held_constraints + size <= budget);
+        let keys = match (obtained, hold) {
+            (Some(k), _) => Some(k),
+            (None, true) => Some(keys::prover_keys_as(&req.cache_dir, arch, &summary)?),
+            (None, false) => None,
+        };
+        if let Some(ProverKeys { pp, pk, vk, cached, seconds }) = keys {
+            on_event(Event::KeysReady { cached, seconds, constraints: pp.num_constraints() });
+            timings.setup += seconds;
+            if hold {
+                held_constraints += if j == next { 0 } else { size };
+                held[j] = Some((pp, pk, vk));
+            }
         }
     }
+    let pp_digests: Vec<F> = summaries.iter().map(|s| s.expect("every segment named").digest).collect();
     let wanted = identity(&req.model, archs, model, z0.activations, req.public_input, pp_digest(&pp_digests));
     let manifest = match manifest {
         Some(m) => {
@@ -571,7 +580,8 @@ fn run_locked(
         let (pp, pk, vk) = match held[j].take() {
             Some(keys) => keys,
             None => {
-                let k = keys::prover_keys(&req.cache_dir, arch)?;
+                let summary = summaries[j].as_ref().expect("every segment named");
+                let k = keys::prover_keys_as(&req.cache_dir, arch, summary)?;
                 on_event(Event::KeysReady {
                     cached: k.cached,
                     seconds: k.seconds,

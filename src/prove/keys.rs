@@ -1,13 +1,18 @@
 //! The prover's parameter cache: Nova's public parameters and the compression keys, set up
 //! once per architecture ([`fold_ml_verify::keys::setup`]) and cached on disk under its
-//! digest. The verifier never reads this cache (it keeps its own keys).
+//! digest, with a small `params.json` beside them (the parameters' digest and constraint
+//! counts), so that a job can name every segment's parameters without loading gigabytes of
+//! keys it will only use later. The verifier never reads this cache (it keeps its own keys).
 
 use crate::artifact::Kind;
 use crate::error::Error;
 use crate::model::Architecture;
 use crate::nova::{ProverKey, PublicParams, VerifierKey};
+use crate::F;
+use fold_ml_verify::fsutil::write_atomic;
 pub use fold_ml_verify::keys::default_cache_dir;
 use fold_ml_verify::keys::{load, setup, store};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -37,7 +42,75 @@ fn setup_and_store(cache: &Path, arch: &Architecture) -> Result<(PublicParams, P
     store(&dir.join("pp.bin"), Kind::PublicParams, &digest, &pp)?;
     store(&dir.join("pk.bin"), Kind::ProverKey, &digest, &pk)?;
     store(&dir.join("vk.bin"), Kind::VerifierKey, &digest, &vk)?;
+    store_summary(cache, arch, &pp)?;
     Ok((pp, pk, vk))
+}
+
+/// What a job needs to know of an architecture's parameters before it loads them: their
+/// digest and the step's constraint counts (primary, secondary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamsSummary {
+    /// Nova's digest of the public parameters.
+    #[serde(with = "crate::field::hex_serde")]
+    pub digest: F,
+    /// Constraints per fold, primary and secondary.
+    pub constraints: (usize, usize),
+}
+
+impl ParamsSummary {
+    fn of(pp: &PublicParams) -> Self {
+        Self { digest: pp.digest(), constraints: pp.num_constraints() }
+    }
+}
+
+fn store_summary(cache: &Path, arch: &Architecture, pp: &PublicParams) -> Result<(), Error> {
+    let json = serde_json::to_vec_pretty(&ParamsSummary::of(pp)).expect("a summary serializes");
+    Ok(write_atomic(&dir_for(cache, arch).join("params.json"), &json, false)?)
+}
+
+/// The summary of an architecture's cached parameters, if the cache has one beside them. It
+/// is the prover's own record, checked against the parameters when they are loaded
+/// ([`prover_keys_as`]).
+pub fn cached_summary(cache: &Path, arch: &Architecture) -> Option<ParamsSummary> {
+    let dir = dir_for(cache, arch);
+    if !dir.join("pp.bin").exists() {
+        return None;
+    }
+    serde_json::from_slice(&std::fs::read(dir.join("params.json")).ok()?).ok()
+}
+
+/// The summary of an architecture's parameters: the cached one, else from the parameters
+/// (set up, or loaded and summarized for the next time). `Err` only when setup fails; the
+/// keys are returned when they had to be obtained.
+pub fn summary(cache: &Path, arch: &Architecture) -> Result<(ParamsSummary, Option<ProverKeys>), Error> {
+    if let Some(s) = cached_summary(cache, arch) {
+        return Ok((s, None));
+    }
+    let keys = prover_keys(cache, arch)?;
+    let s = ParamsSummary::of(&keys.pp);
+    if keys.cached {
+        store_summary(cache, arch, &keys.pp)?;
+    }
+    Ok((s, Some(keys)))
+}
+
+/// [`prover_keys`] for parameters a job has already named by `expected`: loaded parameters
+/// that hash otherwise (a cache entry changed under the job) are an error, not a silent
+/// change of the job's parameters.
+pub fn prover_keys_as(cache: &Path, arch: &Architecture, expected: &ParamsSummary) -> Result<ProverKeys, Error> {
+    let keys = prover_keys(cache, arch)?;
+    let found = ParamsSummary::of(&keys.pp);
+    if found != *expected {
+        let dir = dir_for(cache, arch);
+        let reason = format!(
+            "the parameters hash to {}, not the {} recorded for them when the job started (the cache entry changed: delete it and restart the job)",
+            crate::field::to_hex(&found.digest),
+            crate::field::to_hex(&expected.digest)
+        );
+        return Err(Error::bad_input(dir.display().to_string(), reason));
+    }
+    Ok(keys)
 }
 
 /// The verifier key in the prover's cache, if it is there and sound.
