@@ -176,7 +176,7 @@ fn public_values_cannot_be_recomputed_from_the_weights_alone() {
     let s = read_statement(&job);
     let m = model_of(&small(3, 0));
     let with_salt = |salt: F| {
-        fold_ml_circuits::reference::model_commitment(salt, (0..3).map(|i| (m.spec().digest_at(0, 1), m.layer(i))))
+        fold_ml_circuits::reference::model_commitment(salt, (0..3).map(|i| (m.spec().update_at(0, 1), m.layer(i))))
     };
     assert_eq!(with_salt(m.salt()), s.model_commitment, "the holder of the salt recomputes it");
     for guess in [F::ZERO, F::ONE, model_start(), s.input.commitment] {
@@ -187,8 +187,8 @@ fn public_values_cannot_be_recomputed_from_the_weights_alone() {
     run.apply(&m.layer(0), F::ONE).unwrap();
     let before = run.state().model;
     run.apply(&m.layer(1), F::ONE).unwrap();
-    let (spec, p) = (m.spec().digest_at(0, 1), m.layer(1));
-    let update = |salt| fold_ml_circuits::commit::model_update_native(before, spec, salt, &p.weights, &p.bias);
+    let (spec, p) = (m.spec().update_at(0, 1), m.layer(1));
+    let update = |salt| fold_ml_circuits::commit::model_update_native(before, &spec, salt, &p.weights, &p.bias);
     assert_eq!(update(m.salt()), run.state().model);
     assert_ne!(update(F::ZERO), run.state().model);
 }

@@ -10,7 +10,9 @@
 //! decomposition; the block's outputs are committed under a fresh private blind. Nothing the
 //! prover supplies is left unconstrained.
 
-use crate::commit::{activation_commitment, activation_commitment_native, model_update, model_update_native};
+use crate::commit::{
+    activation_commitment, activation_commitment_native, model_update, model_update_native, LayerUpdate,
+};
 use crate::gadgets::bits::{add_constant, alloc_bits, alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, linear_requant_native, LinearHints, LinearShape};
 use crate::gadgets::pool::{pool_tensor_native, pool_window, PoolHint};
@@ -156,7 +158,7 @@ struct Slot {
 #[derive(Debug)]
 struct Inner {
     block: BlockSpec,
-    digests: Vec<F>,
+    updates: Vec<LayerUpdate>,
     salt: F,
     layers_per_step: usize,
     input: Vec<u8>,
@@ -236,8 +238,8 @@ impl LayerStep {
         slots: Vec<Slot>,
         output: Vec<u8>,
     ) -> Self {
-        let digests = block.digests();
-        Self(Arc::new(Inner { block, digests, salt, layers_per_step, input, blind_in, blind_out, slots, output }))
+        let updates = block.updates();
+        Self(Arc::new(Inner { block, updates, salt, layers_per_step, input, blind_in, blind_out, slots, output }))
     }
 
     /// A one-layer step from explicit linear output hints (pooling hints follow them
@@ -306,7 +308,7 @@ impl LayerStep {
     pub fn next_state(&self, z: &StepState) -> StepState {
         let model = self.0.slots.iter().filter(|s| s.enabled).fold(z.model, |acc, s| {
             let w = &s.layer_weights;
-            model_update_native(acc, self.0.digests[s.stage], self.0.salt, &w.weights, &w.bias)
+            model_update_native(acc, &self.0.updates[s.stage], self.0.salt, &w.weights, &w.bias)
         });
         StepState {
             layer: z.layer + self.layers_applied() as u64,
@@ -460,7 +462,7 @@ impl StepCircuit<F> for LayerStep {
             let (weights_unsigned, bias) = alloc_layer_weights(&mut cs, &slot.layer_weights)?;
             let next_model = model_update(
                 &mut cs.namespace(|| "model commitment"),
-                inner.digests[slot.stage],
+                &inner.updates[slot.stage],
                 &salt,
                 &model_acc,
                 &weights_unsigned,

@@ -2,7 +2,7 @@
 //! commitments as the circuits, with no constraint system. The prover uses it to produce
 //! each step's witness and the public statement; tests hold the circuits to it.
 
-use crate::commit::{activation_commitment_native, model_start, model_update_native, Layout};
+use crate::commit::{activation_commitment_native, model_start, model_update_native, LayerUpdate, Layout};
 use crate::layer::{layer_native, BlockSpec, LayerWeights};
 use crate::quant::{check_activations, QuantError};
 use crate::state::StepState;
@@ -12,7 +12,7 @@ use crate::F;
 #[derive(Clone, Debug, PartialEq)]
 pub struct NativeRun {
     block: BlockSpec,
-    digests: Vec<F>,
+    updates: Vec<LayerUpdate>,
     salt: F,
     /// The current block's input (what its shortcut terms read).
     block_input: Vec<u8>,
@@ -33,8 +33,8 @@ impl NativeRun {
         }
         check_activations(&input)?;
         let state = StepState::initial(activation_commitment_native(&input, block.input_layout(), blind));
-        let digests = block.digests();
-        Ok(Self { block, digests, salt, block_input: input.clone(), activations: input, state })
+        let updates = block.updates();
+        Ok(Self { block, updates, salt, block_input: input.clone(), activations: input, state })
     }
 
     /// The layer of its block the next [`Self::apply`] applies.
@@ -53,7 +53,7 @@ impl NativeRun {
             if last { self.block.output_layout() } else { Layout::whole(self.block.stages[stage].output_dims()) };
         self.state = StepState {
             layer: self.state.layer + 1,
-            model: model_update_native(self.state.model, self.digests[stage], self.salt, &w.weights, &w.bias),
+            model: model_update_native(self.state.model, &self.updates[stage], self.salt, &w.weights, &w.bias),
             activations: activation_commitment_native(&out, layout, blind_out),
         };
         if last {
@@ -96,8 +96,11 @@ pub fn run_native<'a>(
 /// The model commitment of a whole model: the running commitment after absorbing every
 /// layer (its spec digest and its parameters, in order) under the model's `salt`,
 /// starting from the public [`model_start`].
-pub fn model_commitment<P: std::borrow::Borrow<LayerWeights>>(salt: F, layers: impl IntoIterator<Item = (F, P)>) -> F {
-    layers.into_iter().fold(model_start(), |acc, (digest, p)| {
-        model_update_native(acc, digest, salt, &p.borrow().weights, &p.borrow().bias)
+pub fn model_commitment<P: std::borrow::Borrow<LayerWeights>>(
+    salt: F,
+    layers: impl IntoIterator<Item = (LayerUpdate, P)>,
+) -> F {
+    layers.into_iter().fold(model_start(), |acc, (update, p)| {
+        model_update_native(acc, &update, salt, &p.borrow().weights, &p.borrow().bias)
     })
 }

@@ -3,7 +3,7 @@
 //! e.g. a ResNet basic block); their canonical encoding and digests (what the model
 //! commitment binds); and the one structural check of a chain of segments.
 
-use crate::commit::{domain_tag, hash_native, Layout, TAG_LAYER_SPEC};
+use crate::commit::{domain_tag, hash_native, Chunks, LayerUpdate, Layout, TAG_LAYER_SPEC};
 use crate::gadgets::conv::ConvShape;
 use crate::gadgets::linear::{Linear, LinearShape};
 use crate::gadgets::pool::{Pool, PoolKind};
@@ -121,6 +121,19 @@ impl LayerSpec {
         items.extend(fields.iter().map(|&v| F::from(v)));
         items.extend([stage, stages].map(|v| F::from(v as u64)));
         hash_native(&items)
+    }
+
+    /// How this layer's parameters are chunked in its model-commitment update.
+    pub fn chunks(&self) -> Chunks {
+        let outputs = self.shape.num_biases();
+        let per = |n: usize| n / outputs.max(1);
+        Chunks::new(outputs, per(self.shape.num_weights()), per(self.projection.map_or(0, |p| p.num_weights())))
+    }
+
+    /// The model-commitment update of stage `stage` of a block of `stages` layers: its
+    /// digest ([`Self::digest_at`]) and chunks.
+    pub fn update_at(&self, stage: usize, stages: usize) -> LayerUpdate {
+        LayerUpdate { digest: self.digest_at(stage, stages), chunks: self.chunks() }
     }
 
     /// Every size, stride and padding of the layer (geometry, pooling, projection), as
@@ -256,8 +269,13 @@ impl BlockSpec {
 
     /// Every stage's digest ([`LayerSpec::digest_at`]), in order.
     pub fn digests(&self) -> Vec<F> {
+        self.updates().iter().map(|u| u.digest).collect()
+    }
+
+    /// Every stage's model-commitment update ([`LayerSpec::update_at`]), in order.
+    pub fn updates(&self) -> Vec<LayerUpdate> {
         let n = self.stages.len();
-        self.stages.iter().enumerate().map(|(i, s)| s.digest_at(i, n)).collect()
+        self.stages.iter().enumerate().map(|(i, s)| s.update_at(i, n)).collect()
     }
 
     /// Every size, stride and padding of every stage.

@@ -6,7 +6,8 @@
 //!   constant [`crate::commit::model_start`] (the verifier sets it, not the statement); each
 //!   layer replaces it with `H(tag(|w|, |b|), spec_digest, salt, model, pack8(w + 128), b)`
 //!   of the weights it actually multiplied with (range-checked, so the packing is
-//!   injective), where `spec_digest` is a constant of the step circuit
+//!   injective; a layer of more than 4,096 weights chains that hash over chunks of its
+//!   output channels, [`crate::commit::Chunks`]), where `spec_digest` is a constant of the step circuit
 //!   ([`crate::layer::LayerSpec::digest`]) and `salt` the model's secret salt. `zN` is
 //!   therefore a commitment to every layer's spec and weights in order — the function,
 //!   not just the weights — which the holder of the model file recomputes natively

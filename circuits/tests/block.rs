@@ -78,11 +78,7 @@ proptest! {
         run.apply(&layers[1], F::from(5)).unwrap();
         prop_assert_eq!(run.activations(), &native[..]);
         prop_assert_eq!(run.state().activations, next.activations);
-        let digests = block.digests();
-        prop_assert_eq!(
-            run.state().model,
-            model_commitment(F::from(SALT), digests.iter().copied().zip(&layers))
-        );
+        prop_assert_eq!(run.state().model, model_commitment(F::from(SALT), block.updates().into_iter().zip(&layers)));
     }
 
     #[test]
@@ -124,8 +120,8 @@ fn the_commitment_binds_each_layers_place_in_its_block() {
     let block = basic_block(2, 4, false, 4, 5);
     let w = |n: usize, b: usize| LayerWeights { weights: vec![1; n], bias: vec![0; b] };
     let layers: Vec<_> = block.stages.iter().map(|s| w(s.num_weights(), s.shape.num_biases())).collect();
-    let as_block = model_commitment(F::from(SALT), block.digests().into_iter().zip(&layers));
-    let apart: Vec<F> = block.stages.iter().map(|s| s.digest_at(0, 1)).collect();
+    let as_block = model_commitment(F::from(SALT), block.updates().into_iter().zip(&layers));
+    let apart: Vec<_> = block.stages.iter().map(|s| s.update_at(0, 1)).collect();
     let as_layers = model_commitment(F::from(SALT), apart.into_iter().zip(&layers));
     assert_ne!(as_block, as_layers);
     // and the projection's geometry is part of the digest

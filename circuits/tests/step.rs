@@ -194,7 +194,7 @@ fn synthetic_stack_chains_to_the_model_commitment() {
         acts = step.output().to_vec();
         z = next;
     }
-    assert_eq!(model_commitment(m.salt(), m.iter().map(|p| (m.spec().digest_at(0, 1), p))), z.model);
+    assert_eq!(model_commitment(m.salt(), m.iter().map(|p| (m.spec().update_at(0, 1), p))), z.model);
     assert_eq!(z.layer, 5);
 }
 
@@ -226,12 +226,12 @@ fn the_model_commitment_binds_the_architecture() {
         }
     }
     let commitments: Vec<F> =
-        variants.iter().map(|s| model_commitment(m.salt(), [(s.digest_at(0, 1), layer_weights.clone())])).collect();
+        variants.iter().map(|s| model_commitment(m.salt(), [(s.update_at(0, 1), layer_weights.clone())])).collect();
     assert!(commitments.windows(2).all(|w| w[0] != w[1]));
     // Same weights, another image size (the `--size 28` / `--size 14` pair in small).
     let wide = SyntheticModel::conv(2, 7, 3, 1, 9).unwrap();
     assert_eq!(wide.layer(0), layer_weights);
-    assert_ne!(model_commitment(m.salt(), [(wide.spec().digest_at(0, 1), layer_weights.clone())]), commitments[0]);
+    assert_ne!(model_commitment(m.salt(), [(wide.spec().update_at(0, 1), layer_weights.clone())]), commitments[0]);
 
     let z_in =
         StepState { layer: 0, model: fold_ml_circuits::commit::model_start(), ..state_for(&m.spec(), &input, F::ONE) };
@@ -241,7 +241,7 @@ fn the_model_commitment_binds_the_architecture() {
     let claimed = StepState {
         model: fold_ml_circuits::commit::model_update_native(
             z_in.model,
-            shifted.digest_at(0, 1),
+            &shifted.update_at(0, 1),
             F::from(SALT),
             &m.layer(0).weights,
             &m.layer(0).bias,
@@ -316,7 +316,7 @@ proptest! {
         prop_assert_eq!(run.state().activations, expected.activations);
         prop_assert_eq!(expected.layer, z_in.layer + layers.len() as u64);
         let model = layers.iter().fold(z_in.model, |acc, p| {
-            fold_ml_circuits::commit::model_update_native(acc, spec.digest_at(0, 1), F::from(SALT), &p.weights, &p.bias)
+            fold_ml_circuits::commit::model_update_native(acc, &spec.update_at(0, 1), F::from(SALT), &p.weights, &p.bias)
         });
         prop_assert_eq!(expected.model, model);
         // claiming one more (or one fewer) layer is unsatisfiable

@@ -171,7 +171,8 @@ pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     }
     let e = estimate(&sizes, n, k);
     println!();
-    println!("with {k} layers per step: {} + {NOVA_SECONDARY} constraints per fold, {} folds", e.constraints, e.folds);
+    let per_step = if k == 1 { "1 layer".to_string() } else { format!("{k} layers") };
+    println!("with {per_step} per step: {} + {NOVA_SECONDARY} constraints per fold, {} folds", e.constraints, e.folds);
     println!("  estimated proving time  {:.0} s (+ {:.0} s parameter setup on the first run)", e.total_s(), e.setup_s);
     println!("  estimated peak memory   {:.0} MiB (flat in depth)", e.peak_mib);
     println!(

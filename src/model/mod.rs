@@ -105,8 +105,8 @@ impl ModelSource for Network {
 /// model's salt), computed natively.
 pub fn model_commitment(model: &dyn ModelSource) -> F {
     let layers = model.segments().into_iter().flat_map(|s| {
-        let digests = s.spec().digests();
-        (0..s.num_layers()).map(move |i| (digests[i % digests.len()], s.layer(i)))
+        let updates = s.spec().updates();
+        (0..s.num_layers()).map(move |i| (updates[i % updates.len()], s.layer(i)))
     });
     fold_ml_circuits::reference::model_commitment(model.salt(), layers)
 }

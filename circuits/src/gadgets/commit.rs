@@ -21,8 +21,10 @@
 //!
 //! The running model commitment starts from the public constant [`model_start`] and
 //! absorbs, per layer, the layer's spec digest (its whole public shape, a circuit
-//! constant), the model's secret salt, the previous value, the weights and the biases.
-//! The salt in every update makes every running value hiding: without it, nobody can
+//! constant), the model's secret salt, the previous value, the weights and the biases —
+//! in one hash, or, for a layer of more than [`CHUNK_WEIGHTS`] weights, in a chain of
+//! hashes over canonical chunks of its output channels ([`Chunks`]), so that a tile
+//! computing a group of channels can absorb just its own. The salt in every update makes every running value hiding: without it, nobody can
 //! test candidate weights against a public value, not even between two consecutive
 //! public values (the links between segments).
 
@@ -265,36 +267,121 @@ pub fn layer_tag(weights: usize, biases: usize) -> F {
     F::from(TAG_MODEL_LAYER) + F::from(weights as u64) * two64 + F::from(biases as u64) * two64 * two64
 }
 
-/// One step of the running model commitment:
-/// `H(layer_tag, spec_digest, salt, acc, pack8(w + 128), bias_0, …)`.
-pub fn model_update_native(acc: F, spec_digest: F, salt: F, weights: &[i8], bias: &[i32]) -> F {
-    let w: Vec<u64> = weights.iter().map(|&w| (i64::from(w) + WEIGHT_OFFSET) as u64).collect();
-    let mut items = vec![layer_tag(weights.len(), bias.len()), spec_digest, salt, acc];
-    items.extend(pack_native(&w, WEIGHT_BITS));
-    items.extend(bias.iter().map(|&b| int_to_field(b.into())));
-    hash_native(&items)
+/// Weights a chunk of a layer's model-commitment update holds at most, unless one output
+/// channel alone has more ([`Chunks`]).
+pub const CHUNK_WEIGHTS: usize = 4096;
+
+/// How a layer's update of the running model commitment cuts its parameters: into chunks
+/// of `channels` consecutive outputs, each with those outputs' weights (the layer's own
+/// rows, then its projection's rows: weights are output-major) and biases. `channels` is a
+/// function of the layer's shape alone — the largest divisor of the output count that
+/// keeps a chunk within [`CHUNK_WEIGHTS`] weights (at least 1) — so the model's holder,
+/// every tiling and the verifier's statement agree on it; a layer of at most
+/// `CHUNK_WEIGHTS` weights is one chunk. A tile that computes a group of output channels
+/// absorbs just its group's chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunks {
+    /// Outputs (channels of a convolution, units of a dense layer): one bias each.
+    pub outputs: usize,
+    /// The layer's own weights per output.
+    pub own: usize,
+    /// The projection shortcut's weights per output (0: none).
+    pub projection: usize,
+    /// Outputs per chunk (divides `outputs`).
+    pub channels: usize,
 }
 
-/// In-circuit twin of [`model_update_native`]. `spec_digest` is a constant of the circuit;
+impl Chunks {
+    /// The canonical chunks of a layer with `outputs` outputs of `own + projection`
+    /// weights each.
+    pub fn new(outputs: usize, own: usize, projection: usize) -> Self {
+        let per = (own + projection).max(1);
+        let most = (CHUNK_WEIGHTS / per).max(1);
+        let channels = (1..=outputs.min(most)).rev().find(|d| outputs.is_multiple_of(*d)).unwrap_or(1);
+        Self { outputs, own, projection, channels }
+    }
+
+    /// Number of chunks.
+    pub fn count(&self) -> usize {
+        self.outputs / self.channels.max(1)
+    }
+
+    /// Weights in all chunks.
+    pub fn num_weights(&self) -> usize {
+        self.outputs * (self.own + self.projection)
+    }
+
+    /// Indices, into the layer's weights, of chunk `i`'s weights, in the order it absorbs
+    /// them; and the range of its biases.
+    pub fn chunk(&self, i: usize) -> (Vec<usize>, std::ops::Range<usize>) {
+        let outs = i * self.channels..(i + 1) * self.channels;
+        let own = outs.start * self.own..outs.end * self.own;
+        let proj = self.outputs * self.own + outs.start * self.projection
+            ..self.outputs * self.own + outs.end * self.projection;
+        (own.chain(proj).collect(), outs)
+    }
+}
+
+/// What one layer's update absorbs besides its parameters: the layer spec's digest (a
+/// circuit constant) and how its parameters are chunked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerUpdate {
+    /// The spec's digest ([`crate::spec::LayerSpec::digest_at`]).
+    pub digest: F,
+    /// The parameters' chunks.
+    pub chunks: Chunks,
+}
+
+/// One layer's update of the running model commitment: a chain over its chunks, each link
+/// `H(layer_tag(chunk weights, chunk biases), spec_digest, salt, prev, pack8(w + 128),
+/// bias_0, …)` with `prev` the value before the layer, then the previous link. A layer of
+/// one chunk is one hash of all its parameters.
+pub fn model_update_native(acc: F, update: &LayerUpdate, salt: F, weights: &[i8], bias: &[i32]) -> F {
+    (0..update.chunks.count()).fold(acc, |prev, i| {
+        let (ws, bs) = update.chunks.chunk(i);
+        let w: Vec<u64> = ws.iter().map(|&j| (i64::from(weights[j]) + WEIGHT_OFFSET) as u64).collect();
+        let mut items = vec![layer_tag(w.len(), bs.len()), update.digest, salt, prev];
+        items.extend(pack_native(&w, WEIGHT_BITS));
+        items.extend(bias[bs].iter().map(|&b| int_to_field(b.into())));
+        hash_native(&items)
+    })
+}
+
+/// In-circuit twin of [`model_update_native`]. The digest is a constant of the circuit;
 /// `weights_unsigned` are the range-checked `w + 128` limbs; biases enter as whole field
 /// elements (no packing, so no range check is needed for the commitment to be binding).
 pub fn model_update<CS: ConstraintSystem<F>>(
     cs: &mut CS,
-    spec_digest: F,
+    update: &LayerUpdate,
     salt: &AllocatedNum<F>,
     acc: &AllocatedNum<F>,
     weights_unsigned: &[Num<F>],
     bias: &[Num<F>],
 ) -> Result<AllocatedNum<F>, SynthesisError> {
-    let mut items = vec![
-        Elt::num_from_fr::<CS>(layer_tag(weights_unsigned.len(), bias.len())),
-        Elt::num_from_fr::<CS>(spec_digest),
-        Elt::Allocated(salt.clone()),
-        Elt::Allocated(acc.clone()),
-    ];
-    items.extend(pack(weights_unsigned, WEIGHT_BITS).into_iter().map(Elt::Num));
-    items.extend(bias.iter().cloned().map(Elt::Num));
-    hash(cs, &items)
+    let chunks = update.chunks;
+    if weights_unsigned.len() != chunks.num_weights() || bias.len() != chunks.outputs {
+        return Err(SynthesisError::Unsatisfiable(format!(
+            "{} weights and {} biases for chunks of {chunks:?}",
+            weights_unsigned.len(),
+            bias.len()
+        )));
+    }
+    let mut prev = acc.clone();
+    for i in 0..chunks.count() {
+        let (ws, bs) = chunks.chunk(i);
+        let w: Vec<Num<F>> = ws.iter().map(|&j| weights_unsigned[j].clone()).collect();
+        let mut items = vec![
+            Elt::num_from_fr::<CS>(layer_tag(w.len(), bs.len())),
+            Elt::num_from_fr::<CS>(update.digest),
+            Elt::Allocated(salt.clone()),
+            Elt::Allocated(prev),
+        ];
+        items.extend(pack(&w, WEIGHT_BITS).into_iter().map(Elt::Num));
+        items.extend(bias[bs].iter().cloned().map(Elt::Num));
+        let mut cs = cs.namespace(|| format!("chunk{i}"));
+        prev = hash(&mut cs, &items)?;
+    }
+    Ok(prev)
 }
 
 #[cfg(test)]
@@ -363,7 +450,17 @@ mod tests {
         }
 
         #[test]
-        fn model_update_matches_native(w in proptest::collection::vec(any::<i8>(), 1..80), b in proptest::collection::vec(any::<i32>(), 1..4)) {
+        fn model_update_matches_native(
+            (outputs, own, projection) in (1usize..7, prop_oneof![1usize..600, 2100usize..2600], prop_oneof![Just(0usize), 1usize..40]),
+            seed in any::<u64>(),
+        ) {
+            // one chunk or several (CHUNK_WEIGHTS cuts layers of > 4096 weights: 2+ outputs
+            // of 2100+ weights)
+            let chunks = Chunks::new(outputs, own, projection);
+            prop_assert_eq!(chunks.count() > 1, outputs > 1 && own >= 2100);
+            let n = chunks.num_weights();
+            let w: Vec<i8> = (0..n as u64).map(|i| (seed.wrapping_mul(i + 7) >> 13) as i8).collect();
+            let b: Vec<i32> = (0..outputs as u64).map(|i| (seed.wrapping_mul(i + 3) >> 20) as i32).collect();
             let mut cs = TestConstraintSystem::<F>::new();
             let acc = AllocatedNum::alloc(cs.namespace(|| "acc"), || Ok(F::from(99))).unwrap();
             let wu: Vec<_> = w.iter().enumerate().map(|(i, &x)| {
@@ -373,10 +470,28 @@ mod tests {
                 Num::from(AllocatedNum::alloc(cs.namespace(|| format!("b{i}")), || Ok(int_to_field(x.into()))).unwrap())
             }).collect();
             let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(F::from(7))).unwrap();
-            let spec = F::from(12345);
-            let c = model_update(&mut cs, spec, &salt, &acc, &wu, &bias).unwrap();
+            let update = LayerUpdate { digest: F::from(12345), chunks };
+            let c = model_update(&mut cs, &update, &salt, &acc, &wu, &bias).unwrap();
             prop_assert!(cs.is_satisfied());
-            prop_assert_eq!(c.get_value().unwrap(), model_update_native(F::from(99), spec, F::from(7), &w, &b));
+            prop_assert_eq!(c.get_value().unwrap(), model_update_native(F::from(99), &update, F::from(7), &w, &b));
+        }
+
+        #[test]
+        fn chunks_are_the_largest_divisor_within_the_weight_budget(outputs in 1usize..600, own in 1usize..5000, projection in 0usize..300) {
+            let c = Chunks::new(outputs, own, projection);
+            prop_assert!(outputs.is_multiple_of(c.channels));
+            prop_assert!(c.channels == 1 || c.channels * (own + projection) <= CHUNK_WEIGHTS);
+            let larger = (c.channels + 1..=outputs).find(|d| outputs.is_multiple_of(*d));
+            prop_assert!(larger.is_none_or(|d| d * (own + projection) > CHUNK_WEIGHTS));
+            // every weight and bias in exactly one chunk
+            let mut seen = vec![0u8; c.num_weights()];
+            let mut biases = vec![0u8; outputs];
+            for i in 0..c.count() {
+                let (ws, bs) = c.chunk(i);
+                ws.into_iter().for_each(|j| seen[j] += 1);
+                bs.for_each(|o| biases[o] += 1);
+            }
+            prop_assert!(seen.iter().chain(&biases).all(|&k| k == 1));
         }
     }
 
@@ -401,17 +516,52 @@ mod tests {
         assert!(Layout { dims: [2, 3, 2], link_rows: 2 }.check().is_err());
     }
 
+    fn one(digest: F, weights: usize, biases: usize) -> LayerUpdate {
+        LayerUpdate {
+            digest,
+            chunks: Chunks { outputs: biases, own: weights / biases, projection: 0, channels: biases },
+        }
+    }
+
     #[test]
     fn model_updates_separate_specs_salts_and_splits() {
         let (acc, spec, salt) = (model_start(), F::from(3), F::from(5));
-        let base = model_update_native(acc, spec, salt, &[1, 2], &[3]);
-        assert_ne!(base, model_update_native(acc, F::from(4), salt, &[1, 2], &[3]), "spec");
-        assert_ne!(base, model_update_native(acc, spec, F::from(6), &[1, 2], &[3]), "salt");
-        assert_ne!(base, model_update_native(F::ONE, spec, salt, &[1, 2], &[3]), "previous value");
+        let base = model_update_native(acc, &one(spec, 2, 1), salt, &[1, 2], &[3]);
+        assert_ne!(base, model_update_native(acc, &one(F::from(4), 2, 1), salt, &[1, 2], &[3]), "spec");
+        assert_ne!(base, model_update_native(acc, &one(spec, 2, 1), F::from(6), &[1, 2], &[3]), "salt");
+        assert_ne!(base, model_update_native(F::ONE, &one(spec, 2, 1), salt, &[1, 2], &[3]), "previous value");
         // The same field elements split differently between weights and biases: the old
         // `tag + 2^64·(weights + biases)` tag could not tell these apart.
         assert_ne!(layer_tag(2, 1), layer_tag(1, 2));
         assert_ne!(layer_tag(2, 1), layer_tag(3, 0));
+    }
+
+    #[test]
+    fn a_layer_of_one_chunk_keeps_the_single_hash_and_chunks_bind_their_order() {
+        // one chunk: exactly the one hash of every parameter that models were committed
+        // with before chunking (so their commitments did not change)
+        let (acc, salt, digest) = (F::from(11), F::from(5), F::from(3));
+        let (w, b): (Vec<i8>, Vec<i32>) = ((0..40).map(|i| i as i8 - 20).collect(), vec![7, -9]);
+        let chunks = Chunks::new(2, 20, 0);
+        assert_eq!(chunks.count(), 1);
+        let unsigned: Vec<u64> = w.iter().map(|&x| (i64::from(x) + 128) as u64).collect();
+        let mut items = vec![layer_tag(40, 2), digest, salt, acc];
+        items.extend(pack_native(&unsigned, WEIGHT_BITS));
+        items.extend(b.iter().map(|&x| int_to_field(x.into())));
+        assert_eq!(model_update_native(acc, &LayerUpdate { digest, chunks }, salt, &w, &b), hash_native(&items));
+        // several chunks: swapping two outputs' parameters changes the commitment
+        let chunks = Chunks::new(4, 2000, 48);
+        assert_eq!((chunks.channels, chunks.count()), (2, 2));
+        let update = LayerUpdate { digest, chunks };
+        let w: Vec<i8> = (0..chunks.num_weights()).map(|i| (i % 251) as i8).collect();
+        let b = vec![1, 2, 3, 4];
+        let honest = model_update_native(acc, &update, salt, &w, &b);
+        let mut swapped = w.clone();
+        swapped.swap(0, 6000); // output 0's first own weight with output 3's
+        assert_ne!(model_update_native(acc, &update, salt, &swapped, &b), honest);
+        let mut moved = w.clone();
+        moved.swap(8000, 8048 + 20); // projection weights of outputs 0 and 1 (both chunk 0)
+        assert_ne!(model_update_native(acc, &update, salt, &moved, &b), honest);
     }
 
     #[test]

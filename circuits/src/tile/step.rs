@@ -4,7 +4,8 @@ use super::geometry::{TileGeometry, TileSpec};
 use super::state::{TileState, TILE_ARITY};
 use super::terms::{alloc_term, equal_if, is_zero, product, select, Term};
 use crate::commit::{
-    chain_link, chain_link_native, domain_tag, hash, hash_native, model_update, model_update_native, Layout,
+    chain_link, chain_link_native, domain_tag, hash, hash_native, model_update, model_update_native, LayerUpdate,
+    Layout,
 };
 use crate::gadgets::bits::{alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, Linear, LinearHints, LinearShape};
@@ -45,7 +46,7 @@ struct Inner {
     spec: TileSpec,
     geometry: TileGeometry,
     /// The model-commitment digest of each layer of the tiled block.
-    digests: Vec<F>,
+    updates: Vec<LayerUpdate>,
     tile: usize,
     rows: Vec<u8>,
     witness: TileWitness,
@@ -240,12 +241,12 @@ impl TileStep {
             (None, None, None) => (Vec::new(), None, ys),
             _ => return Err(QuantError::BadSpec("a tile's weights must match its block's layers".into())),
         };
-        let digests = spec.block().digests();
+        let updates = spec.block().updates();
         let sums_before = vec![0; if spec.pools_globally() { spec.output_dims()[0] } else { 0 }];
         let inner = Inner {
             spec,
             geometry: g,
-            digests,
+            updates,
             tile,
             rows,
             witness,
@@ -351,10 +352,10 @@ impl TileStep {
         let salt = inner.witness.salt;
         let weights = std::iter::once(&inner.witness.layer_weights).chain(&inner.witness.second_weights);
         let model = inner
-            .digests
+            .updates
             .iter()
             .zip(weights)
-            .fold(prev_model, |acc, (&d, w)| model_update_native(acc, d, salt, &w.weights, &w.bias));
+            .fold(prev_model, |acc, (u, w)| model_update_native(acc, u, salt, &w.weights, &w.bias));
         let output_tag = Layout::by_rows(inner.spec.output_dims()).tag();
         // the output chain (and what the next tile takes over: the same chain, or the
         // running sums of a global pooling, whose one output row only the last tile chains)
@@ -506,7 +507,7 @@ impl StepCircuit<F> for TileStep {
         let before = select(&mut cs.namespace(|| "model before"), &first, &Term::var(model), &Term::var(prev_model))?;
         let mut next_model = model_update(
             &mut cs.namespace(|| "model commitment"),
-            inner.digests[0],
+            &inner.updates[0],
             &salt,
             &before,
             &weights_unsigned,
@@ -517,7 +518,7 @@ impl StepCircuit<F> for TileStep {
                 let (w2u, b2) = alloc_layer_weights(&mut cs.namespace(|| "second layer"), w2)?;
                 next_model = model_update(
                     &mut cs.namespace(|| "model commitment 2"),
-                    inner.digests[1],
+                    &inner.updates[1],
                     &salt,
                     &next_model,
                     &w2u,

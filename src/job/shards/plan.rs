@@ -159,14 +159,14 @@ fn run_natively(
             activations: activation_commitment_native(&activations, block.input_layout(), blinds[i]),
         };
         starts.push(activations.clone());
-        let digests = seg.spec().digests();
+        let updates = seg.spec().updates();
         let stages = block.num_stages();
         for b in (first..first + layers).step_by(stages) {
             let weights: Vec<_> = (b..b + stages).map(|l| seg.layer(l)).collect();
             activations = block_native(block, &activations, &weights)
                 .map_err(|e| bad(&format!("model layer {}", offset + b - first), e.to_string()))?;
             for (l, w) in weights.iter().enumerate() {
-                acc = model_update_native(acc, digests[(b + l) % digests.len()], salt, &w.weights, &w.bias);
+                acc = model_update_native(acc, &updates[(b + l) % updates.len()], salt, &w.weights, &w.bias);
             }
         }
         let end = Link {
