@@ -409,19 +409,19 @@ fn pp_digest(pps: &[F]) -> String {
 }
 
 /// The self-check's key source: the `k`-th distinct architecture's verifier key is the one
-/// at hand (the prover's own, already in memory), else the cached one, else derived; each
-/// is asked for once and dropped after its segments are checked, so the check holds one
-/// key at a time beyond those at hand.
+/// at hand (the last segment's, already in memory) when it is that architecture's, else
+/// the cached one, else derived; each is asked for once and dropped after its segments are
+/// checked, so the check holds one key at a time besides the one at hand.
 fn key_source<'a>(
     cache: &'a Path,
     statement: &'a Statement,
-    mut at_hand: Vec<(Architecture, VerifierKey)>,
+    mut at_hand: Option<(Architecture, VerifierKey)>,
 ) -> impl FnMut(usize) -> Result<VerifierKey, Error> + 'a {
     let archs = statement.distinct_architectures();
     move |k| {
         let arch = archs[k];
-        match at_hand.iter().position(|(a, _)| a == arch) {
-            Some(i) => Ok(at_hand.swap_remove(i).1),
+        match at_hand.take_if(|(a, _)| a == arch) {
+            Some((_, vk)) => Ok(vk),
             None => match keys::cached_vk(cache, arch) {
                 Some(vk) => Ok(vk),
                 None => Ok(fold_ml_verify::keys::verifier_key(cache, arch)?),
@@ -439,7 +439,7 @@ pub(crate) fn finish(
     archs: &[Architecture],
     done: Vec<SegmentDone>,
     last: Option<(usize, &[F], CompressedSnark)>,
-    vks_at_hand: Vec<(Architecture, VerifierKey)>,
+    vk_at_hand: Option<(Architecture, VerifierKey)>,
     input: InputStatement,
     output: Option<(&[u8], F, bool)>,
 ) -> Result<(Statement, Vec<u8>, f64), Error> {
@@ -474,7 +474,7 @@ pub(crate) fn finish(
         input,
         OutputStatement { commitment: final_state.activations, values, blind, class },
     );
-    let (proof, check_s) = seal(&statement, &proofs, &mut key_source(cache, &statement, vks_at_hand))?;
+    let (proof, check_s) = seal(&statement, &proofs, &mut key_source(cache, &statement, vk_at_hand))?;
     results::write_proof_dir(out, &statement, &proof)?;
     Ok((statement, proof, check_s))
 }
@@ -635,7 +635,7 @@ fn run_locked(
         archs,
         done,
         None,
-        last_vk.into_iter().collect(),
+        last_vk,
         input,
         Some((&output, output_blind, model.is_classifier())),
     )?;

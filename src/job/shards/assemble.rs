@@ -109,7 +109,7 @@ pub fn assemble(dir: &Path, cache: &Path) -> Result<Assembled, Error> {
     let (output, blind) = (last.activations.clone(), last.blind);
     let classifier = plan.job.model.load(dir)?.source().is_classifier();
     let (statement, proof, check_seconds) =
-        finish(dir, cache, &archs, done, None, Vec::new(), input, Some((&output, blind, classifier)))?;
+        finish(dir, cache, &archs, done, None, None, input, Some((&output, blind, classifier)))?;
     EventLog::new(dir).append(JobEvent::Compressed { proof_bytes: proof.len(), segments: statement.segments.len() })?;
     Ok(Assembled { statement, proof_bytes: proof.len(), check_seconds })
 }
