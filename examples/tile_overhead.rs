@@ -6,12 +6,13 @@
 //!
 //! `cargo run --release --example tile_overhead [BUDGET...]` (default: 262144 524288).
 
-use fold_ml::prove::plan::tile_rows;
+use fold_ml::prove::plan::tiling;
 use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{BlockSpec, LayerSpec};
 use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::step::tile_spec;
+use fold_ml_circuits::step::Tiling;
 
 /// ResNet's basic block on a `c×s×s` input: conv3x3(stride) → conv3x3 + shortcut (a
 /// residual, or a 1×1 stride-2 projection to `2c` channels when `down`).
@@ -45,7 +46,7 @@ fn main() {
         ("block 64, 8×8 (residual)", basic_block(64, 8, false, rq)),
     ];
     println!(
-        "| layer or block | MACs | one step | budget | rows/tile | tiles | per tile | all tiles | tiled / whole | planner's rows (1 block) |"
+        "| layer or block | MACs | one step | budget | rows/tile | tiles | per tile | all tiles | tiled / whole | planner's tiling (1 block) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (name, block) in blocks {
@@ -63,7 +64,11 @@ fn main() {
             })
             .collect();
         for &budget in &budgets {
-            let planner = tile_rows(&block, whole.constraints, budget, 1).map_or("whole".into(), |r| r.to_string());
+            let planner = match tiling(&block, whole.constraints, (budget, true), 1) {
+                None => "whole".into(),
+                Some(Tiling::Rows(r)) => format!("{r} rows"),
+                Some(Tiling::Channels(g)) => format!("{g} channels"),
+            };
             // the least overhead: the most rows that fit (the fewest rows when none does)
             let Some(&(rows, tiles, per_tile)) = tilings.iter().find(|t| t.2 <= budget).or(tilings.last()) else {
                 continue;

@@ -59,9 +59,9 @@ fn a_tiled_job_is_interrupted_inside_a_layer_resumed_and_verified() {
     assert_eq!(code, 0, "{out}");
     let s = statement(&dir);
     let arch = &s["segments"][0]["architecture"];
-    let rows = arch["tile_rows"].as_u64().expect("the layers are tiled");
+    let rows = arch["tiling"]["Rows"].as_u64().expect("the layers are tiled by rows");
     assert!(rows < 16 && 16 % rows == 0);
-    assert_eq!(arch["block"]["row_links"], serde_json::json!([true, true]));
+    assert_eq!(arch["block"]["links"], serde_json::json!(["Rows", "Rows"]));
 
     // The proven output is the model's.
     let m = SyntheticModel::conv(4, 16, 3, 2, 3).unwrap();
@@ -78,9 +78,9 @@ fn a_statement_with_another_tiling_is_rejected() {
     assert_eq!(code, 0, "{out}\n{err}");
     let copy = copy_job(&dir, "tiled-tamper-copy");
     let mut s = statement(&copy);
-    let rows = s["segments"][0]["architecture"]["tile_rows"].as_u64().unwrap();
+    let rows = s["segments"][0]["architecture"]["tiling"]["Rows"].as_u64().unwrap();
     let other = if rows == 4 { 2 } else { 4 };
-    s["segments"][0]["architecture"]["tile_rows"] = other.into();
+    s["segments"][0]["architecture"]["tiling"] = serde_json::json!({ "Rows": other });
     // a forger recomputes the architecture digest too
     let arch: fold_ml::model::Architecture = serde_json::from_value(s["segments"][0]["architecture"].clone()).unwrap();
     s["segments"][0]["architecture_digest"] = arch.digest_hex().into();
@@ -88,19 +88,28 @@ fn a_statement_with_another_tiling_is_rejected() {
     let (code, out, err) = verify_cli(&copy);
     assert_ne!(code, 0, "{out}\n{err}");
     // untiled: the layer would be one step each, not the proven tiles
-    s["segments"][0]["architecture"]["tile_rows"] = serde_json::Value::Null;
+    s["segments"][0]["architecture"]["tiling"] = serde_json::Value::Null;
     let arch: fold_ml::model::Architecture = serde_json::from_value(s["segments"][0]["architecture"].clone()).unwrap();
     s["segments"][0]["architecture_digest"] = arch.digest_hex().into();
     std::fs::write(copy.join("statement.json"), serde_json::to_vec_pretty(&s).unwrap()).unwrap();
     let (code, out, err) = verify_cli(&copy);
     assert_ne!(code, 0, "{out}\n{err}");
     // tiled, but its tensors claimed to be committed whole
-    s["segments"][0]["architecture"]["tile_rows"] = rows.into();
-    s["segments"][0]["architecture"]["block"]["row_links"] = serde_json::json!([false, false]);
+    s["segments"][0]["architecture"]["tiling"] = serde_json::json!({ "Rows": rows });
+    s["segments"][0]["architecture"]["block"]["links"] = serde_json::json!(["Whole", "Whole"]);
     let arch: fold_ml::model::Architecture = serde_json::from_value(s["segments"][0]["architecture"].clone()).unwrap();
     s["segments"][0]["architecture_digest"] = arch.digest_hex().into();
     std::fs::write(copy.join("statement.json"), serde_json::to_vec_pretty(&s).unwrap()).unwrap();
     let (code, out, err) = verify_cli(&copy);
     assert_ne!(code, 0, "{out}\n{err}");
     assert!(format!("{out}{err}").contains("one row per link"), "{out}\n{err}");
+    // tiled by groups of output channels (a layer of one model-commitment chunk cannot be)
+    s["segments"][0]["architecture"]["tiling"] = serde_json::json!({ "Channels": 2 });
+    s["segments"][0]["architecture"]["block"]["links"] = serde_json::json!(["Rows", { "Channels": 2 }]);
+    let arch: fold_ml::model::Architecture = serde_json::from_value(s["segments"][0]["architecture"].clone()).unwrap();
+    s["segments"][0]["architecture_digest"] = arch.digest_hex().into();
+    std::fs::write(copy.join("statement.json"), serde_json::to_vec_pretty(&s).unwrap()).unwrap();
+    let (code, out, err) = verify_cli(&copy);
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(format!("{out}{err}").contains("chunk"), "{out}\n{err}");
 }

@@ -7,7 +7,8 @@ use crate::layer::{BlockSpec, LayerSpec, LayerStep};
 use crate::quant::QuantError;
 use crate::quant::{ACT_BITS, BIAS_BITS, WEIGHT_BITS};
 use crate::state::ARITY;
-use crate::tile::{band_linear, band_second, TileSpec, TileStep, TILE_ARITY};
+use crate::step::{group_spec, tile_spec, Tiling};
+use crate::tile::{band_linear, band_second, GroupSpec, GroupStep, TileSpec, TileStep, TILE_ARITY};
 use crate::F;
 use nova_snark::frontend::{num::AllocatedNum, shape_cs::ShapeCS, ConstraintSystem};
 use nova_snark::provider::PallasEngine;
@@ -133,6 +134,41 @@ impl StepCost {
         let input_range = g.rows() * spec.input_dims()[0] * spec.input_dims()[2] * ACT_BITS as usize;
         let weight_range = (0..block.num_stages()).map(|i| weight_range(&block.linear(i))).sum();
         Ok(Self::counted(&cs, TILE_ARITY, [macs, products, requant, pool, input_range, weight_range]))
+    }
+
+    /// Synthesizes a blank channel tile of a channel-tiled convolution and counts (the
+    /// per-part fields cover the tile's group of output channels; its input is read whole).
+    pub fn of_group(spec: &GroupSpec) -> Result<Self, QuantError> {
+        spec.check()?;
+        let mut cs = ShapeCS::<PallasEngine>::new();
+        let z: Vec<AllocatedNum<F>> = (0..TILE_ARITY)
+            .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))))
+            .collect::<Result<_, _>>()
+            .expect("shape synthesis does not fail");
+        GroupStep::blank(*spec)?.synthesize(&mut cs, &z).map_err(|e| QuantError::BadSpec(e.to_string()))?;
+        let layer = spec.group_layer();
+        let op = layer.linear(layer.zero_point);
+        let pool = match (layer.pool, layer.shape) {
+            (Some(p), LinearShape::Conv(c)) => p.constraints(c.output_dims()),
+            _ => 0,
+        };
+        let parts = [
+            op.macs(),
+            Packing::of(&op).product_constraints(&op),
+            op.shape.num_outputs() * requant_constraints(layer.requant),
+            pool,
+            layer.num_inputs() * ACT_BITS as usize,
+            weight_range(&op),
+        ];
+        Ok(Self::counted(&cs, TILE_ARITY, parts))
+    }
+
+    /// [`Self::of_tile`] or [`Self::of_group`], as `tiling` cuts `block`.
+    pub fn of_tiling(block: &BlockSpec, tiling: Tiling) -> Result<Self, QuantError> {
+        match tiling {
+            Tiling::Rows(rows) => Self::of_tile(&tile_spec(block, rows)?),
+            Tiling::Channels(channels) => Self::of_group(&group_spec(block, channels)?),
+        }
     }
 
     /// An upper estimate of a step of one block (every pack at full fan-in, the

@@ -25,7 +25,7 @@ use nova_snark::traits::circuit::StepCircuit;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-pub use crate::spec::{check_chain, BlockSpec, LayerSpec, MAX_STAGES, SPEC_ENCODING, SPEC_FIELDS};
+pub use crate::spec::{check_chain, BlockSpec, LayerSpec, Links, MAX_STAGES, SPEC_ENCODING, SPEC_FIELDS};
 
 /// Witness of one layer: the linear outputs' hints and the pooled outputs' hints.
 #[derive(Clone, Debug, PartialEq)]
@@ -368,7 +368,7 @@ pub(crate) fn weight_terms<CS: ConstraintSystem<F>>(
 }
 
 /// Pools the requantized outputs when the spec asks for it.
-fn pool_outputs<CS: ConstraintSystem<F>>(
+pub(crate) fn pool_outputs<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     spec: &LayerSpec,
     linear: Vec<AllocatedNum<F>>,

@@ -197,23 +197,56 @@ impl LayerSpec {
 /// read the block's input (a ResNet basic block is `[conv1, conv2 + shortcut]`). A plain
 /// layer is a block of one.
 ///
-/// `row_links` says how the block's input and output tensors are committed ([`Layout`]):
-/// one row per link (`true`, next to a tiled layer, which reads or writes them a band at a
-/// time) or the whole tensor in one link (`false`, cheapest). The neighbouring block must
-/// agree ([`check_chain`]).
+/// `links` says how the block's input and output tensors are committed ([`Layout`]): the
+/// whole tensor in one link (cheapest), one row per link (next to a row-tiled layer, which
+/// reads or writes them a band at a time) or one group of channels per link (the output
+/// of a channel-tiled layer, written a group at a time). The neighbouring block must agree
+/// ([`check_chain`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockSpec {
     /// The layers, in order (1 to [`MAX_STAGES`]).
     pub stages: Vec<LayerSpec>,
-    /// Whether the input and the output are committed one row per link.
-    pub row_links: [bool; 2],
+    /// How the input and the output are committed.
+    pub links: [Links; 2],
+}
+
+/// How a block's input or output tensor is cut into the links of its commitment
+/// ([`Layout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Links {
+    /// The whole tensor in one link.
+    Whole,
+    /// One row (every channel) per link.
+    Rows,
+    /// One group of this many channels (every row) per link.
+    Channels(usize),
+}
+
+impl Links {
+    /// One row per link, or whole.
+    pub fn rows(by_rows: bool) -> Self {
+        if by_rows {
+            Self::Rows
+        } else {
+            Self::Whole
+        }
+    }
+
+    /// The layout of a tensor of `dims` committed so.
+    pub fn layout(self, dims: [usize; 3]) -> Layout {
+        match self {
+            Self::Whole => Layout::whole(dims),
+            Self::Rows => Layout::by_rows(dims),
+            Self::Channels(g) => Layout::by_channels(dims, g),
+        }
+    }
 }
 
 impl BlockSpec {
     /// A block of the given layers, its input and output committed whole.
     pub fn new(stages: Vec<LayerSpec>) -> Self {
-        Self { stages, row_links: [false; 2] }
+        Self { stages, links: [Links::Whole; 2] }
     }
 
     /// A block of one layer.
@@ -222,19 +255,24 @@ impl BlockSpec {
     }
 
     /// The same block with its input and output committed one row per link or whole.
-    pub fn with_row_links(mut self, row_links: [bool; 2]) -> Self {
-        self.row_links = row_links;
+    pub fn with_row_links(self, [input, output]: [bool; 2]) -> Self {
+        self.with_links([Links::rows(input), Links::rows(output)])
+    }
+
+    /// The same block with its input and output committed as given.
+    pub fn with_links(mut self, links: [Links; 2]) -> Self {
+        self.links = links;
         self
     }
 
     /// How the block's input is committed.
     pub fn input_layout(&self) -> Layout {
-        Layout::new(self.stages.first().map_or([0, 1, 1], LayerSpec::input_dims), self.row_links[0])
+        self.links[0].layout(self.stages.first().map_or([0, 1, 1], LayerSpec::input_dims))
     }
 
     /// How the block's output is committed.
     pub fn output_layout(&self) -> Layout {
-        Layout::new(self.stages.last().map_or([0, 1, 1], LayerSpec::output_dims), self.row_links[1])
+        self.links[1].layout(self.stages.last().map_or([0, 1, 1], LayerSpec::output_dims))
     }
 
     /// Layers in the block.
@@ -284,7 +322,7 @@ impl BlockSpec {
     }
 
     /// Checks what the types cannot: 1 to [`MAX_STAGES`] valid stages whose sizes chain,
-    /// and shortcut terms that fit the block input.
+    /// shortcut terms that fit the block input, and valid input and output layouts.
     pub fn check(&self) -> Result<(), QuantError> {
         let bad = |m: String| Err(QuantError::BadSpec(m));
         if !(1..=MAX_STAGES).contains(&self.stages.len()) {
@@ -300,6 +338,9 @@ impl BlockSpec {
             }
             self.linear(i).check_shortcut(inputs).map_err(at)?;
             width = stage.num_outputs();
+        }
+        for (side, layout) in [("input", self.input_layout()), ("output", self.output_layout())] {
+            layout.check().or_else(|e| bad(format!("the block's {side}: {e}")))?;
         }
         Ok(())
     }

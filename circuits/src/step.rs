@@ -1,41 +1,81 @@
 //! The step circuit of a segment: layers (or blocks) whole per step, or a tiled layer a
-//! band of rows per step. One type, so that Nova's parameters, keys and proofs of every
-//! segment share their types.
+//! band of rows or a group of output channels per step. One type, so that Nova's
+//! parameters, keys and proofs of every segment share their types.
 
 use crate::layer::{BlockSpec, LayerStep};
 use crate::quant::QuantError;
-use crate::tile::{TileSpec, TileStep};
+use crate::spec::Links;
+use crate::tile::{GroupSpec, GroupStep, TileSpec, TileState, TileStep};
 use crate::F;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, SynthesisError};
 use nova_snark::traits::circuit::StepCircuit;
+use serde::{Deserialize, Serialize};
 
 /// A segment's step circuit.
 #[derive(Clone, Debug)]
 pub enum Step {
     /// Whole layers or blocks ([`LayerStep`], state arity [`crate::state::ARITY`]).
     Layer(LayerStep),
-    /// One tile of a tiled layer ([`TileStep`], state arity [`crate::tile::TILE_ARITY`]).
+    /// One tile of a row-tiled layer ([`TileStep`], state arity [`crate::tile::TILE_ARITY`]).
     Tile(TileStep),
+    /// One group of output channels of a channel-tiled layer ([`GroupStep`], the same state).
+    Group(GroupStep),
+}
+
+/// How a segment's block is cut into tiles, one per Nova step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Tiling {
+    /// Bands of this many output rows (all channels), of a block of one or two layers.
+    Rows(usize),
+    /// Groups of this many output channels (all rows), of one convolution.
+    Channels(usize),
 }
 
 impl Step {
-    /// A blank step of a segment's shape, for parameter setup: `tile_rows` tiles its
-    /// block (of one or two layers), else `layers_per_step` layers (or one block) per step.
-    pub fn blank(block: &BlockSpec, layers_per_step: usize, tile_rows: Option<usize>) -> Result<Self, QuantError> {
-        match tile_rows {
+    /// A blank step of a segment's shape, for parameter setup: one tile of its block when
+    /// tiled, else `layers_per_step` layers (or one block) per step.
+    pub fn blank(block: &BlockSpec, layers_per_step: usize, tiling: Option<Tiling>) -> Result<Self, QuantError> {
+        match tiling {
             None => {
                 block.check()?;
                 Ok(Self::Layer(LayerStep::blank(block.clone(), layers_per_step)))
             }
-            Some(rows) => Ok(Self::Tile(TileStep::blank(tile_spec(block, rows)?)?)),
+            Some(Tiling::Rows(rows)) => Ok(Self::Tile(TileStep::blank(tile_spec(block, rows)?)?)),
+            Some(Tiling::Channels(channels)) => Ok(Self::Group(GroupStep::blank(group_spec(block, channels)?)?)),
         }
     }
+}
+
+impl Step {
+    /// A tile's index in its block, the block's layers, and the state after the tile,
+    /// computed natively from the state before it (`None` for whole layers).
+    pub fn tile_transition(&self, z: &TileState) -> Option<(usize, usize, TileState)> {
+        match self {
+            Self::Layer(_) => None,
+            Self::Tile(s) => Some((s.tile(), s.spec().num_stages(), s.next_state(z))),
+            Self::Group(s) => Some((s.tile(), 1, s.next_state(z))),
+        }
+    }
+}
+
+/// The spec of a one-layer block tiled `channels` output channels per tile: its output is
+/// committed one group of channels per link, its input as the block says.
+pub fn group_spec(block: &BlockSpec, channels: usize) -> Result<GroupSpec, QuantError> {
+    if block.links[1] != Links::Channels(channels) {
+        return Err(QuantError::BadSpec("a channel-tiled layer's output is committed one group per link".into()));
+    }
+    let [layer] = block.stages.as_slice() else {
+        return Err(QuantError::BadSpec("only a single convolution can be tiled by channels".into()));
+    };
+    let spec = GroupSpec { layer: *layer, input: block.links[0], channels };
+    spec.check()?;
+    Ok(spec)
 }
 
 /// The tile spec of a block tiled `rows` output rows per tile: a block of one or two
 /// layers whose input and output are committed one row per link.
 pub fn tile_spec(block: &BlockSpec, rows: usize) -> Result<TileSpec, QuantError> {
-    if block.row_links != [true, true] {
+    if block.links != [Links::Rows; 2] {
         return Err(QuantError::BadSpec("a tiled block's tensors are committed one row per link".into()));
     }
     let spec = match block.stages.as_slice() {
@@ -52,6 +92,7 @@ impl StepCircuit<F> for Step {
         match self {
             Self::Layer(s) => s.arity(),
             Self::Tile(s) => s.arity(),
+            Self::Group(s) => s.arity(),
         }
     }
 
@@ -63,6 +104,7 @@ impl StepCircuit<F> for Step {
         match self {
             Self::Layer(s) => s.synthesize(cs, z),
             Self::Tile(s) => s.synthesize(cs, z),
+            Self::Group(s) => s.synthesize(cs, z),
         }
     }
 }

@@ -10,6 +10,7 @@ use fold_ml::model::network::Network;
 use fold_ml::model::{model_commitment, ModelSource};
 use fold_ml_circuits::gadgets::linear::LinearShape;
 use fold_ml_circuits::layer::LayerSpec;
+use fold_ml_circuits::step::Tiling;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -126,8 +127,8 @@ pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let n = model.num_layers();
     let budget = args.step.fold_budget.map(|b| b as usize);
     let archs = fold_ml::prove::plan::architectures(model.as_ref(), args.step.layers_per_step, budget);
-    if let Some(rows) = archs[0].tile_rows {
-        return inspect_tiled(&archs[0], rows, n, budget.unwrap_or(fold_ml::prove::plan::DEFAULT_FOLD_BUDGET));
+    if let Some(tiling) = archs[0].tiling {
+        return inspect_tiled(&archs[0], tiling, n, budget.unwrap_or(fold_ml::prove::plan::DEFAULT_FOLD_BUDGET));
     }
     let one = StepCost::of(&spec);
     let sizes = StepSizes::of(&fold_ml_circuits::layer::BlockSpec::layer(spec));
@@ -187,17 +188,16 @@ pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
 /// The plan of a synthetic model whose layers are tiled.
 fn inspect_tiled(
     arch: &fold_ml::model::Architecture,
-    rows: usize,
+    tiling: Tiling,
     layers: usize,
     fold_budget: usize,
 ) -> anyhow::Result<ExitCode> {
     use fold_ml::prove::plan::{estimate_steps, NOVA_PRIMARY_OVERHEAD, NOVA_SECONDARY};
-    let spec = fold_ml_circuits::step::tile_spec(&arch.block, rows)?;
-    let tile = fold_ml_circuits::cost::StepCost::of_tile(&spec)?;
+    let tile = fold_ml_circuits::cost::StepCost::of_tiling(&arch.block, tiling)?;
     let rough = fold_ml_circuits::cost::StepCost::rough(&arch.block);
     let steps = arch.steps(layers);
     let e = estimate_steps(tile.constraints + NOVA_PRIMARY_OVERHEAD, steps);
-    println!("model of {layers} layers {}", shape_name(&spec.layer.shape));
+    println!("model of {layers} layers {}", shape_name(&arch.block.stages[0].shape));
     match rough > fold_budget {
         true => println!(
             "  a whole layer would be a step of about {rough} constraints: over the fold budget (--fold-budget)"
@@ -205,7 +205,8 @@ fn inspect_tiled(
         false => println!("  a whole layer would be a step of about {rough} constraints: tiles are estimated faster"),
     }
     println!(
-        "  tiled: {rows} output rows per tile, {} tiles per layer, {} constraints per tile ({} MACs, {:.2} per MAC)",
+        "  tiled: {}, {} tiles per layer, {} constraints per tile ({} MACs, {:.2} per MAC)",
+        tile_unit(tiling),
         arch.tiles(),
         tile.constraints,
         tile.macs,
@@ -219,6 +220,15 @@ fn inspect_tiled(
     );
     println!("estimates from a cost model fitted on a 2-core machine; see the README for measured figures");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What one tile of a tiling computes.
+fn tile_unit(tiling: Tiling) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    match tiling {
+        Tiling::Rows(r) => format!("{r} output row{} per tile", plural(r)),
+        Tiling::Channels(g) => format!("{g} output channel{} per tile", plural(g)),
+    }
 }
 
 /// Where a step's constraints go.
@@ -277,8 +287,8 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
         let block = &seg.spec;
         // a step far over the budget is estimated, not synthesized (it may not fit in memory)
         let rough = StepCost::rough(&arch.block);
-        let cost = match arch.tile_rows {
-            Some(rows) => StepCost::of_tile(&fold_ml_circuits::step::tile_spec(&arch.block, rows)?)?,
+        let cost = match arch.tiling {
+            Some(tiling) => StepCost::of_tiling(&arch.block, tiling)?,
             None if rough > 4 * budget => {
                 StepCost { constraints: rough, macs: arch.block.macs(), ..StepCost::default() }
             }
@@ -294,10 +304,14 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
             setup_s += e.setup_s;
         }
         peak = peak.max(e.peak_mib);
-        let tiling = match arch.tile_rows {
-            Some(rows) => {
+        let tiling = match arch.tiling {
+            Some(t) => {
                 let unit = if arch.block.num_stages() > 1 { "block" } else { "layer" };
-                format!(" (tiles of {rows} row{}: {} per {unit})", if rows == 1 { "" } else { "s" }, arch.tiles())
+                let what = match t {
+                    Tiling::Rows(r) => format!("{r} row{}", if r == 1 { "" } else { "s" }),
+                    Tiling::Channels(g) => format!("{g} channel{}", if g == 1 { "" } else { "s" }),
+                };
+                format!(" (tiles of {what}: {} per {unit})", arch.tiles())
             }
             None if cost.constraints > budget => {
                 untileable += 1;

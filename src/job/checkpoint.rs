@@ -89,7 +89,7 @@ impl Checkpoint {
                 self.layers_done
             ));
         }
-        let z = match (&self.in_layer, arch.tile_rows) {
+        let z = match (&self.in_layer, arch.tiling) {
             (None, _) => arch.z(&StepState::from_z(&self.state).ok_or("a malformed state")?),
             (Some(l), Some(_)) if l.tiles_done < arch.tiles() => {
                 let t = TileState::from_z(&l.state).ok_or("a malformed tile state")?;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Model file format version.
-pub const NETWORK_VERSION: u16 = 4;
+pub const NETWORK_VERSION: u16 = 5;
 
 /// The zero point of signed hidden activations and logits (the outputs of a layer without
 /// a ReLU).

@@ -16,7 +16,8 @@ use fold_ml_circuits::layer::{LayerStep, StepWitness};
 use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::step::Step;
-use fold_ml_circuits::tile::{TileState, TileStep, TileWitness};
+use fold_ml_circuits::step::Tiling;
+use fold_ml_circuits::tile::{GroupStep, TileState, TileStep, TileWitness};
 use fold_ml_circuits::F;
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
@@ -157,6 +158,9 @@ pub fn check_model_and_input(model: &dyn ModelSource, input: &[u8]) -> Result<()
 
 pub use fold_ml_verify::statement::num_steps;
 
+/// Builds tile `t` of a block from its input and witness.
+type TileMaker = dyn Fn(usize, &[u8], &TileWitness) -> Result<Step, fold_ml_circuits::quant::QuantError>;
+
 /// A step's witness, built ahead of the fold that consumes it.
 struct Prepared {
     step: Step,
@@ -174,8 +178,8 @@ fn prepare_steps(task: &segment::SegmentTask<'_>, start: (usize, Vec<u8>, F, Opt
     let (model, layers_per_step, salt, end_blind) = (task.layers, task.arch.layers_per_step, task.salt, task.end_blind);
     let spec = &task.arch.block;
     let n = model.num_layers();
-    if let Some(rows) = task.arch.tile_rows {
-        return prepare_tiles(task, rows, (layers_done, activations, blind, in_layer), tx);
+    if let Some(tiling) = task.arch.tiling {
+        return prepare_tiles(task, tiling, (layers_done, activations, blind, in_layer), tx);
     }
     while layers_done < n {
         let end = (layers_done + layers_per_step).min(n);
@@ -203,7 +207,7 @@ fn prepare_steps(task: &segment::SegmentTask<'_>, start: (usize, Vec<u8>, F, Opt
 /// whatever the tile count).
 fn prepare_tiles(
     task: &segment::SegmentTask<'_>,
-    rows: usize,
+    tiling: Tiling,
     start: (usize, Vec<u8>, F, Option<InLayer>),
     tx: Sender,
 ) {
@@ -211,8 +215,18 @@ fn prepare_tiles(
     let n = task.layers.num_layers();
     let block = &task.arch.block;
     let tiles = task.arch.tiles();
-    let spec = match fold_ml_circuits::step::tile_spec(block, rows) {
-        Ok(spec) => spec,
+    let tile = match tiling {
+        Tiling::Rows(rows) => fold_ml_circuits::step::tile_spec(block, rows).map(|spec| {
+            Box::new(move |t, input: &[u8], w: &TileWitness| TileStep::new(spec, t, input, w.clone()).map(Step::Tile))
+                as Box<TileMaker>
+        }),
+        Tiling::Channels(g) => fold_ml_circuits::step::group_spec(block, g).map(|spec| {
+            Box::new(move |t, input: &[u8], w: &TileWitness| GroupStep::new(spec, t, input, w).map(Step::Group))
+                as Box<TileMaker>
+        }),
+    };
+    let tile = match tile {
+        Ok(tile) => tile,
         Err(e) => return drop(tx.send(Err(bad("model", e.to_string())))),
     };
     let stages = block.num_stages();
@@ -234,11 +248,10 @@ fn prepare_tiles(
         };
         let witness = TileWitness { layer_weights, second_weights, blind_in: blind, blind_out, salt: task.salt };
         for t in first_tile..tiles {
-            let step = TileStep::new(spec, t, &activations, witness.clone()).map_err(at);
+            let step = tile(t, &activations, &witness).map_err(at);
             let failed = step.is_err();
             let last = (t + 1 == tiles).then(|| output.clone());
-            let prepared =
-                step.map(|s| Prepared { step: Step::Tile(s), first_layer: layers_done, blind_out, output: last });
+            let prepared = step.map(|step| Prepared { step, first_layer: layers_done, blind_out, output: last });
             if tx.send(prepared).is_err() || failed {
                 return;
             }
@@ -283,22 +296,22 @@ pub fn fold_layers(
                     progress.blind = blind_out;
                     progress.layers_done = first_layer + s.layers_applied();
                 }
-                Step::Tile(s) => {
+                tiled => {
                     let z = match &progress.in_layer {
                         Some(l) => TileState::from_z(&l.state).expect("a state this prover wrote"),
                         None => TileState::boundary(progress.state),
                     };
-                    let next = s.next_state(&z);
+                    let (tile, stages, next) = tiled.tile_transition(&z).expect("a tile step");
                     match output {
                         Some(output) => {
                             progress.state = next.base;
                             progress.activations = output;
                             progress.blind = blind_out;
-                            progress.layers_done = first_layer + s.spec().num_stages();
+                            progress.layers_done = first_layer + stages;
                             progress.in_layer = None;
                         }
                         None => {
-                            let tiles_done = s.tile() + 1;
+                            let tiles_done = tile + 1;
                             progress.in_layer = Some(InLayer { tiles_done, blind_out, state: next.to_vec() });
                         }
                     }

@@ -11,7 +11,8 @@
 
 use crate::model::{Architecture, ModelSource};
 use fold_ml_circuits::cost::StepCost;
-use fold_ml_circuits::layer::BlockSpec;
+use fold_ml_circuits::layer::{BlockSpec, Links};
+use fold_ml_circuits::step::Tiling;
 
 /// Primary constraints Nova adds to every step (its verifier circuit, arity 3).
 pub const NOVA_PRIMARY_OVERHEAD: usize = 9_820;
@@ -150,52 +151,82 @@ pub fn auto_layers_per_step(sizes: &StepSizes, layers: usize) -> usize {
 /// by estimated time, which for a segment of few blocks already prefers small tiles.
 pub const DEFAULT_FOLD_BUDGET: usize = 1 << 18;
 
-/// Output rows per tile for the `blocks` blocks (of one or two layers) of a segment whose
-/// whole step has `untiled` constraints, or `None` to prove each block whole. A step that
-/// exceeds `budget` is tiled; one that fits but already fills a fold alone (at least
+/// How to tile the `blocks` blocks (of one or two layers) of a segment whose whole step
+/// has `untiled` constraints, or `None` to prove each block whole. A step that exceeds
+/// `budget` is tiled; one that fits but already fills a fold alone (at least
 /// [`TILE_CANDIDATE_CONSTRAINTS`], where layers are folded one per step anyway) is tiled
-/// when that is estimated faster. Among the whole step (when it fits) and the tilings whose
-/// tile fits (rows a divisor of the output height, two tiles or more, a geometry the tile
-/// circuit supports), the least estimated time wins: parameter setup and compression grow
-/// with the step, folding with the steps' total, and a segment of few blocks pays far more
-/// for the first (~2e-4 s per constraint, once) than for the second (~2e-6 s per
-/// constraint, every fold), so small tiles usually win there. The fewest rows when nothing
-/// fits. Blocks that cannot be tiled (more layers, a two-layer block pooled otherwise than
-/// globally, a shortcut the tiles cannot place, a dense layer) get `None`.
-pub fn tile_rows(block: &BlockSpec, untiled: usize, budget: usize, blocks: usize) -> Option<usize> {
+/// when that is estimated faster. The candidates: bands of rows (a divisor of the output
+/// height, two tiles or more, a geometry the tile circuit supports) and, for a single
+/// convolution of several model-commitment chunks, groups of output channels (whole
+/// chunks, two groups or more). Among the whole step (when it fits) and the tilings whose
+/// tile fits, the least estimated time wins: parameter setup and compression grow with
+/// the step, folding with the steps' total, and a segment of few blocks pays far more for
+/// the first (~2e-4 s per constraint, once) than for the second (~2e-6 s per constraint,
+/// every fold), so small tiles usually win there (`channels`: whether groups of channels
+/// are candidates). When nothing fits, the smallest row
+/// tiles (or channel groups, when rows cannot be tiled). Blocks that cannot be tiled (more
+/// layers, a two-layer block pooled otherwise than globally, a shortcut the tiles cannot
+/// place, a dense layer) get `None`.
+pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, bool), blocks: usize) -> Option<Tiling> {
     let fits = untiled <= budget;
     if fits && untiled < TILE_CANDIDATE_CONSTRAINTS {
         return None;
     }
-    let linked = block.clone().with_row_links([true, true]);
-    let spec = |rows: usize| fold_ml_circuits::step::tile_spec(&linked, rows).ok();
+    let linked = |t: Tiling| match t {
+        Tiling::Rows(_) => block.clone().with_row_links([true, true]),
+        Tiling::Channels(g) => block.clone().with_links([Links::Whole, Links::Channels(g)]),
+    };
     let height = fold_ml_circuits::tile::tiled_height(block);
-    let candidates: Vec<usize> =
-        (1..height).rev().filter(|&r| height.is_multiple_of(r)).filter(|&r| spec(r).is_some()).collect();
-    // A tile costs about its share of the layer plus what every tile repeats (weights,
-    // halo rows, hashing): measure the rows whose share alone fits.
-    let per_row = untiled / height;
-    let time = |r: usize, c: usize| {
-        let e = estimate_steps(c + NOVA_PRIMARY_OVERHEAD, blocks.max(1) * (height / r));
+    let rows = (1..height)
+        .rev()
+        .filter(|&r| height.is_multiple_of(r))
+        .map(|r| (Tiling::Rows(r), height / r))
+        .filter(|&(t, _)| fold_ml_circuits::step::tile_spec(&linked(t), rows_of(t)).is_ok());
+    let outputs = if channels { block.stages.first().map_or(0, |s| s.shape.num_biases()) } else { 0 };
+    let channels = (1..outputs)
+        .rev()
+        .filter(|&g| outputs.is_multiple_of(g))
+        .map(|g| (Tiling::Channels(g), outputs / g))
+        .filter(|&(t, _)| fold_ml_circuits::step::group_spec(&linked(t), channels_of(t)).is_ok());
+    let candidates: Vec<(Tiling, usize)> = rows.chain(channels).collect();
+    // A tile costs about its share of the block plus what every tile repeats (weights,
+    // input or halo rows, hashing): measure the tilings whose share alone fits.
+    let time = |tiles: usize, c: usize| {
+        let e = estimate_steps(c + NOVA_PRIMARY_OVERHEAD, blocks.max(1) * tiles);
         e.setup_s + e.fold_s + e.compress_s
     };
     // the whole step, when it fits
-    let mut best: Option<(f64, usize)> = fits.then(|| (time(height, untiled), height));
+    let mut best: Option<(f64, Option<Tiling>)> = fits.then(|| (time(1, untiled), None));
     let mut fallback = None;
-    for &r in candidates.iter().filter(|&&r| r * per_row <= budget) {
-        let cost = StepCost::of_tile(&spec(r)?).ok()?.constraints;
-        if cost <= budget {
-            let t = time(r, cost);
-            if best.is_none_or(|(b, _)| t < b) {
-                best = Some((t, r));
+    for &(t, tiles) in candidates.iter().filter(|&&(_, tiles)| untiled / tiles <= budget) {
+        let Ok(cost) = StepCost::of_tiling(&linked(t), t) else { continue };
+        if cost.constraints <= budget {
+            let s = time(tiles, cost.constraints);
+            if best.is_none_or(|(b, _)| s < b) {
+                best = Some((s, Some(t)));
             }
         }
-        fallback = Some(r);
+        if fallback.is_none_or(|(_, n)| tiles > n) {
+            fallback = Some((t, tiles));
+        }
     }
     match best {
-        Some((_, r)) if r == height => None,
-        Some((_, r)) => Some(r),
-        None => fallback.or(candidates.last().copied()),
+        Some((_, t)) => t,
+        None => fallback.or(candidates.iter().max_by_key(|(_, n)| *n).copied()).map(|(t, _)| t),
+    }
+}
+
+fn rows_of(t: Tiling) -> usize {
+    match t {
+        Tiling::Rows(r) => r,
+        Tiling::Channels(_) => 0,
+    }
+}
+
+fn channels_of(t: Tiling) -> usize {
+    match t {
+        Tiling::Channels(g) => g,
+        Tiling::Rows(_) => 0,
     }
 }
 
@@ -206,47 +237,106 @@ pub const TILE_CANDIDATE_CONSTRAINTS: usize = 4 * AUTO_STEP_CONSTRAINTS;
 
 /// The architecture of each segment of `model`: `layers_per_step` (or the automatic
 /// choice) for stackable one-layer blocks, a multi-layer block per step, and layers whose
-/// step exceeds `fold_budget` tiled; tensors next to a tiled layer are committed one row
-/// per link.
+/// step exceeds `fold_budget` tiled ([`tiling`]); how the tensors between segments are
+/// committed follows ([`links`]). A channel tiling whose output cannot be committed as
+/// its neighbours need (a row-tiled consumer, a stack of layers that must read what it
+/// writes) gives way to the best tiling by rows.
 pub fn architectures(
     model: &dyn ModelSource,
     layers_per_step: Option<usize>,
     fold_budget: Option<usize>,
 ) -> Vec<Architecture> {
     let budget = fold_budget.unwrap_or(DEFAULT_FOLD_BUDGET);
-    let mut archs: Vec<Architecture> = model
-        .segments()
-        .iter()
-        .map(|seg| {
-            let spec = seg.spec();
-            // a layer far over the budget is never synthesized whole
-            let rough = StepCost::rough(&spec);
-            let untiled =
-                if rough > 2 * budget { rough } else { StepCost::of_step(&spec, spec.num_stages()).constraints };
-            let blocks = seg.num_layers() / spec.num_stages().max(1);
-            if let Some(rows) = tile_rows(&spec, untiled, budget, blocks) {
-                return Architecture::tiled(spec, rows);
+    let segments = model.segments();
+    let blocks: Vec<usize> = segments.iter().map(|s| s.num_layers() / s.spec().num_stages().max(1)).collect();
+    let plan = |seg: &dyn crate::model::LayerSource, channels: bool| {
+        let spec = seg.spec();
+        // a layer far over the budget is never synthesized whole
+        let rough = StepCost::rough(&spec);
+        let untiled = if rough > 2 * budget { rough } else { StepCost::of_step(&spec, spec.num_stages()).constraints };
+        let blocks = seg.num_layers() / spec.num_stages().max(1);
+        match tiling(&spec, untiled, (budget, channels), blocks) {
+            Some(Tiling::Rows(rows)) => return Architecture::tiled(spec, rows),
+            Some(Tiling::Channels(g)) => return Architecture::channel_tiled(spec, g),
+            None => {}
+        }
+        let stackable = spec.input_layout() == spec.output_layout();
+        let k = match layers_per_step {
+            _ if spec.num_stages() > 1 => spec.num_stages(),
+            _ if !stackable => 1,
+            Some(k) => k,
+            // one layer already fills a step: nothing to measure
+            None if rough > 4 * AUTO_STEP_CONSTRAINTS => 1,
+            None => auto_layers_per_step(&StepSizes::of(&spec), seg.num_layers()),
+        };
+        Architecture::new(spec, k)
+    };
+    let mut archs: Vec<Architecture> = segments.iter().map(|s| plan(*s, true)).collect();
+    loop {
+        match links(&archs, &blocks) {
+            Ok(links) => {
+                for (j, arch) in archs.iter_mut().enumerate() {
+                    arch.block = arch.block.clone().with_links([links[j], links[j + 1]]);
+                }
+                return archs;
             }
-            let stackable = spec.input_layout() == spec.output_layout();
-            let k = match layers_per_step {
-                _ if spec.num_stages() > 1 => spec.num_stages(),
-                _ if !stackable => 1,
-                Some(k) => k,
-                // one layer already fills a step: nothing to measure
-                None if rough > 4 * AUTO_STEP_CONSTRAINTS => 1,
-                None => auto_layers_per_step(&StepSizes::of(&spec), seg.num_layers()),
-            };
-            Architecture::new(spec, k)
-        })
-        .collect();
-    let tiled: Vec<bool> = archs.iter().map(|a| a.tile_rows.is_some()).collect();
-    for (j, arch) in archs.iter_mut().enumerate() {
-        let before = j > 0 && tiled[j - 1];
-        let after = tiled.get(j + 1).copied().unwrap_or(false);
-        let links = [tiled[j] || before, tiled[j] || after];
-        arch.block = arch.block.clone().with_row_links(links);
+            // each round takes one channel tiling away: it ends
+            Err(j) => archs[j] = plan(segments[j], false),
+        }
     }
-    archs
+}
+
+/// How each tensor between segments is committed (`n + 1` of them: the network input, the
+/// cuts, the output), or the index of a channel-tiled segment that cannot be linked.
+///
+/// A row-tiled segment reads and writes rows; a channel-tiled one writes groups of its
+/// channels and reads anything (it reads its input whole); an untiled one reads and writes
+/// anything; a segment of several blocks (`blocks[j] > 1`) reads what it writes. What is
+/// left free is committed whole (the cheapest). A conflict that involves no channel
+/// tiling is left for [`fold_ml_circuits::layer::check_chain`] to report.
+pub fn links(archs: &[Architecture], blocks: &[usize]) -> Result<Vec<Links>, usize> {
+    let n = archs.len();
+    // per tensor: how it must be committed, and the segment that needs it so
+    let mut fixed: Vec<Option<(Links, usize)>> = vec![None; n + 1];
+    let channel_tiled = |j: usize| matches!(archs[j].tiling, Some(Tiling::Channels(_)));
+    let blame = |who: &[usize]| who.iter().copied().find(|&j| channel_tiled(j));
+    // fixes tensor `b` to `l` for segment `j`: whether it was free; a channel-tiled
+    // segment to give way on a conflict
+    let set = |fixed: &mut Vec<Option<(Links, usize)>>, b: usize, l: Links, j: usize| match fixed[b] {
+        None => {
+            fixed[b] = Some((l, j));
+            Ok(true)
+        }
+        Some((old, by)) if old != l => blame(&[j, by]).map_or(Ok(false), Err),
+        Some(_) => Ok(false),
+    };
+    for (j, arch) in archs.iter().enumerate() {
+        match arch.tiling {
+            Some(Tiling::Rows(_)) => {
+                set(&mut fixed, j, Links::Rows, j)?;
+                set(&mut fixed, j + 1, Links::Rows, j)?;
+            }
+            Some(Tiling::Channels(g)) => drop(set(&mut fixed, j + 1, Links::Channels(g), j)?),
+            None => {}
+        }
+    }
+    // stacks read what they write: propagate until nothing changes
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for j in (0..n).filter(|&j| blocks.get(j).copied().unwrap_or(1) > 1) {
+            changed |= match (fixed[j], fixed[j + 1]) {
+                (Some((l, by)), None) => set(&mut fixed, j + 1, l, by)?,
+                (None, Some((l, by))) => set(&mut fixed, j, l, by)?,
+                (Some((a, ja)), Some((b, jb))) if a != b => match blame(&[j, ja, jb]) {
+                    Some(k) => return Err(k),
+                    None => false,
+                },
+                _ => false,
+            };
+        }
+    }
+    Ok(fixed.into_iter().map(|f| f.map_or(Links::Whole, |(l, _)| l)).collect())
 }
 
 #[cfg(test)]
@@ -275,6 +365,15 @@ mod tests {
         // independent of depth (so memory is too), once the model is deep enough
         assert_eq!(auto_layers_per_step(&tiny, 64), auto_layers_per_step(&tiny, 4096));
         assert_eq!(auto_layers_per_step(&conv, 64), auto_layers_per_step(&conv, 4096));
+    }
+
+    /// The rows of [`tiling`]'s choice (a layer of one model-commitment chunk has no
+    /// channel tiling).
+    fn tile_rows(block: &BlockSpec, untiled: usize, budget: usize, blocks: usize) -> Option<usize> {
+        tiling(block, untiled, (budget, true), blocks).map(|t| match t {
+            Tiling::Rows(r) => r,
+            Tiling::Channels(g) => panic!("{g} channels per tile"),
+        })
     }
 
     #[test]
@@ -333,5 +432,55 @@ mod tests {
         ));
         let c = StepCost::of_step(&small, 1).constraints;
         assert_eq!(tile_rows(&small, c, DEFAULT_FOLD_BUDGET, 1), None);
+    }
+
+    fn wide() -> fold_ml_circuits::layer::LayerSpec {
+        use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
+        fold_ml_circuits::layer::LayerSpec::new(
+            LinearShape::Conv(ConvShape::same(64, 64, 8, 8, 3)),
+            fold_ml_circuits::quant::RequantSpec::new(8, 24).unwrap(),
+        )
+    }
+
+    /// ResNet's 64-channel 8×8 convolution: 36,864 weights, which every row tile holds (so
+    /// no row tile fits 2^18); groups of channels hold their share of them.
+    #[test]
+    fn a_wide_convolution_is_tiled_by_groups_of_channels() {
+        let block = BlockSpec::layer(wide());
+        let whole = StepCost::of_step(&block, 1).constraints;
+        assert!(whole > DEFAULT_FOLD_BUDGET, "{whole}");
+        let Some(Tiling::Channels(g)) = tiling(&block, whole, (DEFAULT_FOLD_BUDGET, true), 1) else {
+            panic!("not tiled by channels")
+        };
+        let linked = block.clone().with_links([Links::Whole, Links::Channels(g)]);
+        let tile = StepCost::of_tiling(&linked, Tiling::Channels(g)).unwrap();
+        assert!(tile.constraints <= DEFAULT_FOLD_BUDGET, "{g} channels: {}", tile.constraints);
+        assert_eq!(g % 4, 0, "whole chunks of 4 channels");
+        // without channel groups: row tiles, none of which fits (the fewest rows)
+        assert_eq!(tiling(&block, whole, (DEFAULT_FOLD_BUDGET, false), 1), Some(Tiling::Rows(1)));
+    }
+
+    #[test]
+    fn tensors_are_committed_as_their_neighbours_need() {
+        let block = BlockSpec::layer(wide());
+        let (plain, rows, groups) = (
+            Architecture::new(block.clone(), 1),
+            Architecture::tiled(block.clone(), 4),
+            Architecture::channel_tiled(block, 8),
+        );
+        let g = Links::Channels(8);
+        use Links::{Rows, Whole};
+        // a channel-tiled layer writes groups, read whole by anything but a row-tiled layer
+        assert_eq!(
+            links(&[plain.clone(), groups.clone(), plain.clone()], &[1, 1, 1]),
+            Ok(vec![Whole, Whole, g, Whole])
+        );
+        assert_eq!(links(&[rows.clone(), groups.clone(), groups.clone()], &[1, 1, 1]), Ok(vec![Rows, Rows, g, g]));
+        assert_eq!(links(&[groups.clone(), rows.clone()], &[1, 1]), Err(0), "a row-tiled consumer");
+        // stacks read what they write
+        assert_eq!(links(&[plain.clone(), groups.clone()], &[1, 3]), Ok(vec![Whole, g, g]));
+        assert_eq!(links(&[groups.clone(), plain.clone(), plain.clone()], &[1, 2, 1]), Ok(vec![Whole, g, g, Whole]));
+        assert_eq!(links(&[rows.clone(), groups.clone()], &[1, 2]), Err(1), "a stack after rows");
+        assert_eq!(links(&[groups.clone(), plain, rows], &[1, 2, 1]), Err(0), "rows through a stack");
     }
 }

@@ -2,9 +2,10 @@
 
 use crate::artifact::hex;
 use fold_ml_circuits::layer::BlockSpec;
+use fold_ml_circuits::layer::Links;
 use fold_ml_circuits::quant::QuantError;
 use fold_ml_circuits::state::StepState;
-use fold_ml_circuits::step::{tile_spec, Step};
+use fold_ml_circuits::step::{group_spec, tile_spec, Step, Tiling};
 use fold_ml_circuits::tile::TileState;
 use fold_ml_circuits::{CIRCUIT_VERSION, F};
 use nova_snark::digest::{DigestComputer, SimpleDigestible};
@@ -20,9 +21,9 @@ pub struct Architecture {
     pub block: BlockSpec,
     /// Layers folded per Nova step (a multi-layer block's size, or one-layer blocks).
     pub layers_per_step: usize,
-    /// Output rows per step when the layer is tiled ([`fold_ml_circuits::tile`]): each
-    /// layer then takes `output height / tile_rows` steps.
-    pub tile_rows: Option<usize>,
+    /// How the block is tiled, if it is ([`fold_ml_circuits::tile`]): each block then takes
+    /// one step per tile.
+    pub tiling: Option<Tiling>,
 }
 
 impl SimpleDigestible for Architecture {}
@@ -31,32 +32,50 @@ impl Architecture {
     /// The architecture of `layers_per_step` layers of `block` per step, under this
     /// build's circuit.
     pub fn new(block: BlockSpec, layers_per_step: usize) -> Self {
-        Self { circuit: CIRCUIT_VERSION.to_string(), block, layers_per_step, tile_rows: None }
+        Self { circuit: CIRCUIT_VERSION.to_string(), block, layers_per_step, tiling: None }
     }
 
     /// The architecture of a block (of one or two layers) tiled `rows` output rows per
     /// step (its tensors committed one row per link).
     pub fn tiled(block: BlockSpec, rows: usize) -> Self {
         let stages = block.num_stages();
-        Self { tile_rows: Some(rows), ..Self::new(block.with_row_links([true, true]), stages) }
+        Self { tiling: Some(Tiling::Rows(rows)), ..Self::new(block.with_row_links([true, true]), stages) }
+    }
+
+    /// The architecture of one convolution tiled `channels` output channels per step (its
+    /// output committed one group per link, its input as `block` says).
+    pub fn channel_tiled(block: BlockSpec, channels: usize) -> Self {
+        let links = [block.links[0], Links::Channels(channels)];
+        Self { tiling: Some(Tiling::Channels(channels)), ..Self::new(block.with_links(links), 1) }
+    }
+
+    /// Output rows per step of a row-tiled block.
+    pub fn tile_rows(&self) -> Option<usize> {
+        match self.tiling {
+            Some(Tiling::Rows(rows)) => Some(rows),
+            _ => None,
+        }
     }
 
     /// Checks what the types cannot: a valid block and, when tiled, a valid tiling.
     pub fn check(&self) -> Result<(), QuantError> {
         self.block.check()?;
-        if let Some(rows) = self.tile_rows {
-            if self.layers_per_step != self.block.num_stages() {
-                return Err(QuantError::BadSpec("a tiled block is folded one tile per step".into()));
-            }
-            tile_spec(&self.block, rows)?;
+        if self.tiling.is_some() && self.layers_per_step != self.block.num_stages() {
+            return Err(QuantError::BadSpec("a tiled block is folded one tile per step".into()));
+        }
+        match self.tiling {
+            Some(Tiling::Rows(rows)) => drop(tile_spec(&self.block, rows)?),
+            Some(Tiling::Channels(channels)) => drop(group_spec(&self.block, channels)?),
+            None => {}
         }
         Ok(())
     }
 
     /// Tiles per block (1 when untiled).
     pub fn tiles(&self) -> usize {
-        match self.tile_rows {
-            Some(rows) => fold_ml_circuits::tile::tiled_height(&self.block) / rows.max(1),
+        match self.tiling {
+            Some(Tiling::Rows(rows)) => fold_ml_circuits::tile::tiled_height(&self.block) / rows.max(1),
+            Some(Tiling::Channels(channels)) => self.block.stages[0].shape.num_biases() / channels.max(1),
             None => 1,
         }
     }
@@ -69,7 +88,7 @@ impl Architecture {
     /// Nova's state vector at a boundary between layers in the state `s` (a tiled layer's
     /// tile slots are zero there).
     pub fn z(&self, s: &StepState) -> Vec<F> {
-        match self.tile_rows {
+        match self.tiling {
             Some(_) => TileState::boundary(*s).to_vec(),
             None => s.to_vec(),
         }
@@ -77,7 +96,7 @@ impl Architecture {
 
     /// The boundary state in Nova's state vector `z`, if it is one.
     pub fn state(&self, z: &[F]) -> Option<StepState> {
-        match self.tile_rows {
+        match self.tiling {
             Some(_) => TileState::from_z(z).filter(TileState::is_boundary).map(|t| t.base),
             None => StepState::from_z(z),
         }
@@ -85,7 +104,7 @@ impl Architecture {
 
     /// A blank step circuit of this architecture, for parameter setup.
     pub fn blank(&self) -> Result<Step, QuantError> {
-        Step::blank(&self.block, self.layers_per_step, self.tile_rows)
+        Step::blank(&self.block, self.layers_per_step, self.tiling)
     }
 
     /// Digest (nova-snark's SHA3-based digest of the canonical encoding), 32 bytes.

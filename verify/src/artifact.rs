@@ -13,7 +13,7 @@ use serde::{de::DeserializeOwned, Serialize};
 pub const FORMAT_VERSION: u16 = 5;
 /// Current format version of model files (unchanged by the commitment's new semantics: a
 /// model file holds weights and salt, not commitments).
-pub const MODEL_FORMAT_VERSION: u16 = 4;
+pub const MODEL_FORMAT_VERSION: u16 = 5;
 const HEADER_LEN: usize = 8 + 2 + 32 + 8 + 32;
 
 /// The kinds of binary artifact.

@@ -9,6 +9,7 @@ use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{check_chain, LayerSpec, MAX_STAGES};
 use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::step::Tiling;
 use fold_ml_circuits::CIRCUIT_VERSION;
 use fold_ml_circuits::F;
 use nova_snark::digest::SimpleDigestible;
@@ -314,15 +315,20 @@ pub fn check_size(arch: &Architecture) -> Result<(), String> {
     }
     // Layers of one kind per step: all of a multi-layer block's, or k one-layer blocks.
     let copies = if stages.len() == 1 { k } else { 1 };
-    // A tile of a tiled convolution reads `(rows·pool stride + pool kernel)·stride +
+    // A row tile of a tiled convolution reads `(rows·pool stride + pool kernel)·stride +
     // kernel` of its `height` input rows: an upper bound on its share of the layer's work
-    // and input (and it holds all the weights).
-    let share = |v: u128| match (arch.tile_rows, stages[0].shape) {
-        (Some(rows), LinearShape::Conv(c)) => {
+    // and input (and it holds all the weights). A channel tile computes, and holds the
+    // weights of, `channels` of the output channels (and reads the whole input).
+    let share = |v: u128| match (arch.tiling, stages[0].shape) {
+        (Some(Tiling::Rows(rows)), LinearShape::Conv(c)) => {
             let (pk, ps) = stages[0].pool.map_or((1, 1), |p| (p.kernel[0] as u128, p.stride[0] as u128));
             let window = (rows as u128 * ps + pk) * c.stride[0] as u128 + c.kernel[0] as u128;
             (v * window / (c.height as u128).max(1)).min(v)
         }
+        _ => v,
+    };
+    let weight_share = |v: u128| match (arch.tiling, stages[0].shape) {
+        (Some(Tiling::Channels(g)), LinearShape::Conv(c)) => (v * g as u128 / (c.channels_out as u128).max(1)).min(v),
         _ => v,
     };
     let mut estimate = 10_000u128;
@@ -334,7 +340,7 @@ pub fn check_size(arch: &Architecture) -> Result<(), String> {
         if weights > MAX_WEIGHTS {
             return Err(format!("a layer has more than {MAX_WEIGHTS} weights"));
         }
-        estimate += (share(per_layer) + weights * 10) * copies;
+        estimate += weight_share(share(per_layer) + weights * 10) * copies;
     }
     estimate += share(arch.block.num_inputs() as u128 * 10);
     if estimate > MAX_STEP_CONSTRAINTS {

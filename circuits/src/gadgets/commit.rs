@@ -119,10 +119,13 @@ pub fn pack(values: &[Num<F>], bits: u32) -> Vec<Num<F>> {
 }
 
 /// How an activation tensor is committed: its `[channels, height, width]` (a vector is
-/// `[n, 1, 1]`), read row by row (row `y`: every channel's values at height `y`, channel
-/// by channel), `link_rows` rows per link of a hash chain. A whole tensor in one link is
-/// the cheapest to commit; one row per link lets a tiled layer read or write the tensor
-/// a band of rows at a time.
+/// `[n, 1, 1]`), cut into links of a hash chain, each `link_rows` rows high and
+/// `link_channels` channels deep. Links run band by band of rows, and within a band
+/// group by group of channels; a link's values run row by row, each row channel by
+/// channel (of its group), each channel left to right. A whole tensor in one link is the
+/// cheapest to commit; one row per link lets a row-tiled layer read or write the tensor a
+/// band of rows at a time; one group of channels per link (all rows) lets a
+/// channel-tiled layer write a group of output channels at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Layout {
@@ -130,17 +133,27 @@ pub struct Layout {
     pub dims: [usize; 3],
     /// Rows per link (divides the height).
     pub link_rows: usize,
+    /// Channels per link (divides the channels; below them only with all rows per link).
+    pub link_channels: usize,
 }
+
+/// Domain tag of an activation chain whose links are groups of channels.
+pub const TAG_ACTIVATIONS_BY_CHANNELS: u64 = 0xf01d_0009;
 
 impl Layout {
     /// A tensor committed in one link.
     pub fn whole([c, h, w]: [usize; 3]) -> Self {
-        Self { dims: [c, h, w], link_rows: h.max(1) }
+        Self { dims: [c, h, w], link_rows: h.max(1), link_channels: c.max(1) }
     }
 
     /// A tensor committed one row per link.
     pub fn by_rows(dims: [usize; 3]) -> Self {
-        Self { dims, link_rows: 1 }
+        Self { link_rows: 1, ..Self::whole(dims) }
+    }
+
+    /// A tensor committed `channels` channels (all rows) per link.
+    pub fn by_channels(dims: [usize; 3], channels: usize) -> Self {
+        Self { link_channels: channels, ..Self::whole(dims) }
     }
 
     /// A tensor committed one row per link, or whole.
@@ -167,11 +180,23 @@ impl Layout {
         self.dims[0] * self.dims[2]
     }
 
-    /// Checks that `link_rows` divides a non-zero height.
+    /// Whether the links are groups of channels (fewer than all).
+    pub fn by_channel_groups(&self) -> bool {
+        self.link_channels != self.dims[0]
+    }
+
+    /// Checks that `link_rows` divides a non-zero height, `link_channels` the channels,
+    /// and that links of a group of channels span every row.
     pub fn check(&self) -> Result<(), String> {
-        let h = self.dims[1];
+        let [c, h, _] = self.dims;
         if h == 0 || self.link_rows == 0 || !h.is_multiple_of(self.link_rows) {
             return Err(format!("{} rows per link do not divide a height of {h}", self.link_rows));
+        }
+        if c == 0 || self.link_channels == 0 || !c.is_multiple_of(self.link_channels) {
+            return Err(format!("{} channels per link do not divide {c} channels", self.link_channels));
+        }
+        if self.by_channel_groups() && self.link_rows != h {
+            return Err(format!("links of {} of {c} channels span every row", self.link_channels));
         }
         Ok(())
     }
@@ -182,11 +207,34 @@ impl Layout {
         (0..c).flat_map(move |ch| (0..w).map(move |x| (ch * h + y) * w + x))
     }
 
-    /// The first link's leading tag: `TAG_ACTIVATIONS + 2^64·len + 2^128·height + 2^192·link_rows`
-    /// (injective: each count is below 2^62).
+    /// Number of links.
+    pub fn links(&self) -> usize {
+        (self.dims[1] / self.link_rows.max(1)) * (self.dims[0] / self.link_channels.max(1))
+    }
+
+    /// Tensor (channel-major) indices of link `j`'s values, in commitment order.
+    pub fn link(&self, j: usize) -> Vec<usize> {
+        let [c, h, w] = self.dims;
+        let groups = c / self.link_channels.max(1);
+        let (band, group) = (j / groups.max(1), j % groups.max(1));
+        let channels = group * self.link_channels..(group + 1) * self.link_channels;
+        (band * self.link_rows..(band + 1) * self.link_rows)
+            .flat_map(|y| channels.clone().flat_map(move |ch| (0..w).map(move |x| (ch * h + y) * w + x)))
+            .collect()
+    }
+
+    /// The first link's leading tag. Links of every channel:
+    /// `TAG_ACTIVATIONS + 2^64·len + 2^128·height + 2^192·link_rows` (injective: each count
+    /// is below 2^62); links of groups of channels: a hash of
+    /// [`TAG_ACTIVATIONS_BY_CHANNELS`] and every dimension (a circuit constant either way).
     pub fn tag(&self) -> F {
         let two64 = F::from(2).pow_vartime([64u64]);
-        let [_, h, _] = self.dims;
+        let [c, h, w] = self.dims;
+        if self.by_channel_groups() {
+            let dims = [c, h, w, self.link_rows, self.link_channels].map(|v| F::from(v as u64));
+            let items: Vec<F> = std::iter::once(domain_tag(TAG_ACTIVATIONS_BY_CHANNELS, 5)).chain(dims).collect();
+            return hash_native(&items);
+        }
         F::from(TAG_ACTIVATIONS)
             + two64
                 * (F::from(self.len() as u64) + two64 * (F::from(h as u64) + two64 * F::from(self.link_rows as u64)))
@@ -222,8 +270,8 @@ pub fn chain_link<CS: ConstraintSystem<F>>(
 pub fn activation_commitment_native(acts: &[u8], layout: Layout, blind: F) -> F {
     assert!(layout.check().is_ok() && layout.len() == acts.len(), "layout {layout:?} for {} values", acts.len());
     let mut link = (layout.tag(), blind);
-    for first in (0..layout.dims[1]).step_by(layout.link_rows) {
-        let values: Vec<u8> = (first..first + layout.link_rows).flat_map(|y| layout.row(y)).map(|i| acts[i]).collect();
+    for j in 0..layout.links() {
+        let values: Vec<u8> = layout.link(j).into_iter().map(|i| acts[i]).collect();
         link = (chain_link_native(link.0, link.1, &values), F::ZERO);
     }
     link.0
@@ -242,9 +290,8 @@ pub fn activation_commitment<CS: ConstraintSystem<F>>(
     let mut prev = Elt::num_from_fr::<CS>(layout.tag());
     let mut aux = Elt::Allocated(blind.clone());
     let mut out = None;
-    for (j, first) in (0..layout.dims[1]).step_by(layout.link_rows).enumerate() {
-        let values: Vec<Num<F>> =
-            (first..first + layout.link_rows).flat_map(|y| layout.row(y)).map(|i| acts[i].clone()).collect();
+    for j in 0..layout.links() {
+        let values: Vec<Num<F>> = layout.link(j).into_iter().map(|i| acts[i].clone()).collect();
         let link = chain_link(&mut cs.namespace(|| format!("link{j}")), prev, aux, &values)?;
         prev = Elt::Allocated(link.clone());
         aux = Elt::num_from_fr::<CS>(F::ZERO);
@@ -412,11 +459,16 @@ mod tests {
         Layout::whole([n, 1, 1])
     }
 
-    /// A tensor with its layout: up to 3×6×5 values, links of a divisor of the height.
+    /// A tensor with its layout: up to 4×6×5 values, links of a divisor of the height, or
+    /// (one time in two) of a divisor of the channels spanning every row.
     fn tensor() -> impl Strategy<Value = (Vec<u8>, Layout)> {
-        (1usize..4, 1usize..7, 1usize..6, 1usize..7).prop_flat_map(|(c, h, w, l)| {
-            let link_rows = (1..=l.min(h)).rev().find(|d| h % d == 0).unwrap_or(1);
-            let layout = Layout { dims: [c, h, w], link_rows };
+        (1usize..5, 1usize..7, 1usize..6, 1usize..7, any::<bool>()).prop_flat_map(|(c, h, w, l, groups)| {
+            let divisor = |n: usize| (1..=l.min(n)).rev().find(|d| n.is_multiple_of(*d)).unwrap_or(1);
+            let layout = if groups {
+                Layout::by_channels([c, h, w], divisor(c))
+            } else {
+                Layout { link_rows: divisor(h), ..Layout::whole([c, h, w]) }
+            };
             (proptest::collection::vec(0u8..=127, c * h * w), Just(layout))
         })
     }
@@ -434,17 +486,20 @@ mod tests {
         #[test]
         fn a_chain_is_its_rows_linked_in_order((acts, layout) in tensor(), blind in any::<u64>()) {
             // An independent spelling of the chain: rows gathered by hand from the
-            // channel-major tensor, one link per `link_rows` rows.
+            // channel-major tensor, one link per `link_rows` rows and `link_channels`
+            // channels (bands outside, groups inside).
             let [c, h, w] = layout.dims;
             let mut link = (layout.tag(), F::from(blind));
             for y0 in (0..h).step_by(layout.link_rows) {
-                let mut values = Vec::new();
-                for y in y0..y0 + layout.link_rows {
-                    for ch in 0..c {
-                        values.extend_from_slice(&acts[(ch * h + y) * w..(ch * h + y + 1) * w]);
+                for c0 in (0..c).step_by(layout.link_channels) {
+                    let mut values = Vec::new();
+                    for y in y0..y0 + layout.link_rows {
+                        for ch in c0..c0 + layout.link_channels {
+                            values.extend_from_slice(&acts[(ch * h + y) * w..(ch * h + y + 1) * w]);
+                        }
                     }
+                    link = (chain_link_native(link.0, link.1, &values), F::ZERO);
                 }
-                link = (chain_link_native(link.0, link.1, &values), F::ZERO);
             }
             prop_assert_eq!(link.0, activation_commitment_native(&acts, layout, F::from(blind)));
         }
@@ -506,14 +561,23 @@ mod tests {
     #[test]
     fn the_layout_is_bound() {
         let acts: Vec<u8> = (0..12).collect();
-        let c = |dims, link_rows| activation_commitment_native(&acts, Layout { dims, link_rows }, F::ONE);
+        let c =
+            |dims, link_rows| activation_commitment_native(&acts, Layout { link_rows, ..Layout::whole(dims) }, F::ONE);
         let whole = c([2, 3, 2], 3);
         assert_ne!(whole, c([2, 3, 2], 1), "links");
         assert_ne!(whole, c([1, 3, 4], 3), "same rows, other channel split");
         assert_ne!(whole, c([2, 2, 3], 2), "other height");
         assert_ne!(whole, c([12, 1, 1], 1), "a vector");
-        assert_eq!(Layout::whole([2, 3, 2]), Layout { dims: [2, 3, 2], link_rows: 3 });
-        assert!(Layout { dims: [2, 3, 2], link_rows: 2 }.check().is_err());
+        assert_eq!(Layout::whole([2, 3, 2]), Layout { dims: [2, 3, 2], link_rows: 3, link_channels: 2 });
+        assert!(Layout { link_rows: 2, ..Layout::whole([2, 3, 2]) }.check().is_err());
+        // groups of channels: their own tag, and the group size is bound
+        let groups = |n| activation_commitment_native(&acts, Layout::by_channels([4, 3, 1], n), F::ONE);
+        let (one, two) = (groups(1), groups(2));
+        assert_ne!(one, two, "group size");
+        assert_ne!(two, activation_commitment_native(&acts, Layout::whole([4, 3, 1]), F::ONE), "one group");
+        assert_eq!(groups(4), activation_commitment_native(&acts, Layout::whole([4, 3, 1]), F::ONE), "all channels");
+        assert!(Layout::by_channels([4, 3, 1], 3).check().is_err(), "3 does not divide 4");
+        assert!(Layout { link_rows: 1, ..Layout::by_channels([4, 3, 1], 2) }.check().is_err(), "groups span every row");
     }
 
     fn one(digest: F, weights: usize, biases: usize) -> LayerUpdate {

@@ -79,15 +79,48 @@
 //! tile cannot start from anything but zero. Cost per tile: two hashes of `C + 1` field
 //! elements and `C` means — a few thousand constraints for 64 channels.
 //!
+//! # Channel tiles
+//! A convolution whose weights alone overflow a fold (ResNet's 64-channel layers: 36,864
+//! weights, ~10 constraints each to range-check and absorb, in every row tile) is instead
+//! cut into groups of output channels ([`GroupSpec`], [`GroupStep`]): tile `g` computes
+//! output channels `g·G .. (g+1)·G`, all rows, with only those channels' weights. Its
+//! output is committed one group per link ([`crate::commit::Layout::by_channels`]), so the
+//! tiles write it in order; the next layer reads it whole (an untiled layer, or another
+//! channel-tiled one). Every tile:
+//! - reads the whole input, range-checks it to 7 bits (padding is structural, as in the
+//!   untiled step) and checks that it opens the layer's input commitment, which the
+//!   `activations` slot holds until the last tile;
+//! - range-checks its group's weights and biases and applies their chunks of the layer's
+//!   model-commitment update ([`crate::commit::Chunks`]: the group is whole chunks) to the
+//!   `model` slot, which thus carries the chain over the layer's chunks from tile to tile;
+//! - computes its channels (packed products, bit-decomposition requantization, pooling
+//!   per channel, a global average included) and absorbs them as one link into
+//!   `out_chain`, the first tile starting it from the output layout's tag and `blind_out`;
+//! - in the last tile, hands `out_chain` on as the next layer's input commitment and
+//!   advances the layer counter. The row tiles' other slots stay 0.
+//!
+//! Soundness: the tile index runs `0 .. tiles` in order, each once, as for row tiles. Every
+//! tile opens the same input commitment, so (collision resistance) every tile computes on
+//! the committed input. The model slot absorbs the layer's chunks in order, chunk `j`
+//! from tile `j·k/G`, which computes exactly the channels chunk `j` holds with exactly the
+//! weights it absorbed; after the last tile it is the canonical update of the whole layer
+//! ([`crate::commit::model_update_native`]), the same value an untiled step or the
+//! model's holder computes. The output chain holds the groups' links in order from a
+//! fresh blind. A skipped or repeated tile therefore changes the model chain and the
+//! output's links; a tile of another layer opens another input commitment; weights of
+//! another group land on another model commitment.
+//!
 //! Hiding: the running chains and the halo commitment are unblinded, but they live only
 //! inside a layer: the state between layers (all that a statement reveals) carries the
 //! blinded commitments only, and the tile slots are zero there.
 
+mod channels;
 mod geometry;
 mod state;
 mod step;
 mod terms;
 
+pub use channels::{GroupSpec, GroupStep};
 pub use geometry::{pools_globally, tiled_height, TileGeometry, TileSpec};
 pub use state::{TileState, TILE_ARITY};
 pub(crate) use step::{band_linear, band_second};

@@ -15,7 +15,6 @@ use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::gadgets::commit::model_update_native;
 use fold_ml_circuits::layer::block_native;
-use fold_ml_circuits::step::tile_spec;
 use fold_ml_circuits::F;
 use fold_ml_verify::fsutil::write_atomic;
 use rand_core::OsRng;
@@ -78,7 +77,7 @@ pub fn cuts(segments: &[(usize, &Architecture, usize)], shards: usize) -> Result
 /// would miss what every tile repeats), a whole step estimated from above without
 /// synthesizing it ([`StepCost::rough`]).
 pub fn step_constraints(arch: &Architecture) -> usize {
-    let tile = arch.tile_rows.and_then(|r| tile_spec(&arch.block, r).ok()).and_then(|s| StepCost::of_tile(&s).ok());
+    let tile = arch.tiling.and_then(|t| StepCost::of_tiling(&arch.block, t).ok());
     let blocks = (arch.layers_per_step / arch.block.num_stages()).max(1);
     tile.map_or(StepCost::rough(&arch.block) * blocks, |t| t.constraints) + NOVA_PRIMARY_OVERHEAD
 }
