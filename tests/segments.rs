@@ -21,6 +21,7 @@ use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
 use fold_ml_circuits::layer::Links;
 use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerWeights};
 use fold_ml_circuits::quant::RequantSpec;
+use fold_ml_circuits::reference::run_native;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -361,41 +362,52 @@ fn a_tiled_segment_between_whole_ones_hands_its_tensors_over() {
     assert_eq!(verify_cli(&dir).0, 0);
 }
 
-/// conv 1→64 on 4×4; conv 64→8 with 2×2 max pooling (4,608 weights: model-commitment
-/// chunks of 4 channels, channel-tiled); a dense head 32→3.
+/// conv 1→32 on 4×4 with 2×2 max pooling; a residual block of two convs 32→32 on 2×2
+/// (9,216 weights each: model-commitment chunks of 8 channels; channel-tiled); a dense
+/// head 128→3.
 fn wide_network() -> Network {
     let mut net = mixed_network();
-    let conv = |ci, co| LinearShape::Conv(ConvShape::same(ci, co, 4, 4, 3));
-    let stem = LayerSpec::new(conv(1, 64), RequantSpec::new(3, 16).unwrap());
-    let mut body = LayerSpec::new(conv(64, 8), RequantSpec::new(7, 20).unwrap());
-    body.pool = Some(Pool::square(PoolKind::Max, 2));
-    let head_shape = ConvShape { kernel: [2, 2], pads: [0; 4], ..ConvShape::same(8, 3, 2, 2, 1) };
+    let conv = |ci, co, side| ConvShape::same(ci, co, side, side, 3);
+    let mut stem = LayerSpec::new(LinearShape::Conv(conv(1, 32, 4)), RequantSpec::new(3, 16).unwrap());
+    stem.pool = Some(Pool::square(PoolKind::Max, 2));
+    let first = LayerSpec::new(LinearShape::Conv(conv(32, 32, 2)), RequantSpec::new(7, 20).unwrap());
+    let second =
+        LayerSpec { skip: 3, ..LayerSpec::new(LinearShape::Conv(conv(32, 32, 2)), RequantSpec::new(7, 20).unwrap()) };
+    let head_shape = ConvShape { kernel: [2, 2], pads: [0; 4], ..ConvShape::same(32, 3, 2, 2, 1) };
     let head = LayerSpec::new(LinearShape::Conv(head_shape), RequantSpec::new(6, 20).unwrap());
-    for (j, spec) in [stem, body, head].into_iter().enumerate() {
-        net.segments[j].spec = BlockSpec::layer(spec);
-        net.segments[j].layers = vec![LayerWeights {
-            weights: weights(spec.shape.num_weights(), j as u64 + 5, 3),
-            bias: (0..spec.shape.num_biases() as i32).map(|b| 4 + 3 * b).collect(),
-        }];
+    let blocks = [BlockSpec::layer(stem), BlockSpec::new(vec![first, second]), BlockSpec::layer(head)];
+    for (j, block) in blocks.into_iter().enumerate() {
+        net.segments[j].layers = block
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| LayerWeights {
+                weights: weights(spec.shape.num_weights(), (j + i) as u64 + 5, 3),
+                bias: (0..spec.shape.num_biases() as i32).map(|b| 4 + 3 * b).collect(),
+            })
+            .collect();
+        net.segments[j].spec = block;
     }
+    net.segments[2].layers[0].bias = vec![1500, 2500, 3500];
     net.input.shape = vec![1, 4, 4];
     net.name = "wide".into();
     net
 }
 
-/// A layer over the fold budget whose weights every row tile would hold is proven a group
-/// of output channels per fold; the job stops inside it (a full disk), resumes there,
-/// and the proof says what the native model computes.
+/// A residual block over the fold budget whose weights every row tile would hold is proven
+/// a group of output channels of one of its layers per fold (two passes); the job stops
+/// inside it (a full disk), resumes there, and the proof says what the native model
+/// computes.
 #[test]
 #[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks (the full-disk hook)")]
-fn a_channel_tiled_layer_is_resumed_inside_and_hands_its_groups_over() {
+fn a_channel_tiled_block_is_resumed_inside_and_hands_its_groups_over() {
     use fold_ml_circuits::cost::StepCost;
     use fold_ml_circuits::step::Tiling;
     let net = wide_network();
     net.check().expect("a valid network");
-    let cost = |j: usize| StepCost::of_step(&net.segments[j].spec, 1).constraints;
-    let group = BlockSpec::layer(net.segments[1].spec.stages[0]).with_links([Links::Whole, Links::Channels(4)]);
-    let tile = StepCost::of_tiling(&group, Tiling::Channels(4)).unwrap().constraints;
+    let cost = |j: usize| StepCost::of_step(&net.segments[j].spec, net.segments[j].spec.num_stages()).constraints;
+    let group = net.segments[1].spec.clone().with_links([Links::Whole, Links::Channels(8)]);
+    let tile = StepCost::of_tiling(&group, Tiling::Channels(8)).unwrap().constraints;
     let budget = cost(0).max(cost(2)).max(tile) + 1;
     assert!(cost(1) > budget, "the body is over the budget: {} vs {budget}", cost(1));
     let file = scratch().join("wide.foldml");
@@ -420,22 +432,25 @@ fn a_channel_tiled_layer_is_resumed_inside_and_hands_its_groups_over() {
         "--job",
         dir.to_str().unwrap(),
     ];
-    // the disk fills up when the body is done: only checkpoints inside it are left
-    let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(FAIL_HOOK_ENV, "2")]);
+    // the disk fills up when the block is done: only checkpoints inside it are left
+    let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(FAIL_HOOK_ENV, "3")]);
     assert_eq!(code, 2, "the full disk stops the job: {err}");
     let newest = fold_ml::job::checkpoint::list(&dir).first().map(|(k, _)| *k);
-    assert_eq!(newest, Some((1, 1)), "the stem and one of the body's two groups");
+    assert_eq!(newest, Some((1, 7)), "the stem and 7 of the block's 4 + 4 groups");
     let (code, out, err) = fold_ml(&["resume", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("resuming from the checkpoint at 1 layers"), "{err}");
     assert!(out.contains("predicted class"), "{out}");
     let s = verdict(&dir).expect("accepted");
     let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
-    assert_eq!(archs.iter().map(|a| a.tiling).collect::<Vec<_>>(), [None, Some(Tiling::Channels(4)), None]);
+    assert_eq!(archs.iter().map(|a| a.tiling).collect::<Vec<_>>(), [None, Some(Tiling::Channels(8)), None]);
     let links: Vec<_> = archs.iter().map(|a| a.block.links).collect();
-    assert_eq!(links, [[Links::Whole; 2], [Links::Whole, Links::Channels(4)], [Links::Channels(4), Links::Whole]]);
+    assert_eq!(links, [[Links::Whole; 2], [Links::Whole, Links::Channels(8)], [Links::Channels(8), Links::Whole]]);
     let out = net.run_native(&input).unwrap();
-    assert!(out.iter().any(|&v| v > 0), "a live output: {out:?}");
+    let run = |j: usize, x: &[u8]| run_native(&net.segments[j].spec, x, &net.segments[j].layers).unwrap();
+    let block_out = run(1, &run(0, &input));
+    assert!(block_out.iter().filter(|&&v| v > 0).count() > block_out.len() / 4, "a live block: {block_out:?}");
+    assert!(out.iter().any(|&v| v > 0) && out.iter().any(|&v| v < 127), "a live output: {out:?}");
     assert_eq!(s.output.values.as_deref(), Some(&out[..]));
     assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
     assert_eq!(verify_cli(&dir).0, 0);

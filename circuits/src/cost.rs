@@ -136,8 +136,9 @@ impl StepCost {
         Ok(Self::counted(&cs, TILE_ARITY, [macs, products, requant, pool, input_range, weight_range]))
     }
 
-    /// Synthesizes a blank channel tile of a channel-tiled convolution and counts (the
-    /// per-part fields cover the tile's group of output channels; its input is read whole).
+    /// Synthesizes a blank channel tile of a channel-tiled convolution or block and counts
+    /// (the per-part fields cover the tile's group of output channels of every layer of
+    /// the block, all of which every tile holds; the inputs are read whole).
     pub fn of_group(spec: &GroupSpec) -> Result<Self, QuantError> {
         spec.check()?;
         let mut cs = ShapeCS::<PallasEngine>::new();
@@ -146,20 +147,21 @@ impl StepCost {
             .collect::<Result<_, _>>()
             .expect("shape synthesis does not fail");
         GroupStep::blank(*spec)?.synthesize(&mut cs, &z).map_err(|e| QuantError::BadSpec(e.to_string()))?;
-        let layer = spec.group_layer();
-        let op = layer.linear(layer.zero_point);
-        let pool = match (layer.pool, layer.shape) {
-            (Some(p), LinearShape::Conv(c)) => p.constraints(c.output_dims()),
-            _ => 0,
-        };
-        let parts = [
-            op.macs(),
-            Packing::of(&op).product_constraints(&op),
-            op.shape.num_outputs() * requant_constraints(layer.requant),
-            pool,
-            layer.num_inputs() * ACT_BITS as usize,
-            weight_range(&op),
-        ];
+        // both layers of a block are in every tile (one of them active)
+        let mut parts = [0usize; 6];
+        for stage in 0..spec.num_stages() {
+            let layer = spec.group_layer(stage);
+            let op = layer.linear(layer.zero_point);
+            parts[0] += op.macs();
+            parts[1] += Packing::of(&op).product_constraints(&op);
+            parts[2] += op.shape.num_outputs() * requant_constraints(layer.requant);
+            parts[3] += match (layer.pool, layer.shape) {
+                (Some(p), LinearShape::Conv(c)) => p.constraints(c.output_dims()),
+                _ => 0,
+            };
+            parts[4] += layer.num_inputs() * ACT_BITS as usize;
+            parts[5] += weight_range(&op);
+        }
         Ok(Self::counted(&cs, TILE_ARITY, parts))
     }
 

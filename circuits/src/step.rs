@@ -53,21 +53,23 @@ impl Step {
         match self {
             Self::Layer(_) => None,
             Self::Tile(s) => Some((s.tile(), s.spec().num_stages(), s.next_state(z))),
-            Self::Group(s) => Some((s.tile(), 1, s.next_state(z))),
+            Self::Group(s) => Some((s.tile(), s.spec().num_stages(), s.next_state(z))),
         }
     }
 }
 
-/// The spec of a one-layer block tiled `channels` output channels per tile: its output is
-/// committed one group of channels per link, its input as the block says.
+/// The spec of a block of one or two layers tiled `channels` output channels per tile:
+/// its output is committed one group of channels per link, its input as the block says.
 pub fn group_spec(block: &BlockSpec, channels: usize) -> Result<GroupSpec, QuantError> {
     if block.links[1] != Links::Channels(channels) {
         return Err(QuantError::BadSpec("a channel-tiled layer's output is committed one group per link".into()));
     }
-    let [layer] = block.stages.as_slice() else {
-        return Err(QuantError::BadSpec("only a single convolution can be tiled by channels".into()));
+    let (layer, second) = match block.stages.as_slice() {
+        [layer] => (*layer, None),
+        [layer, second] => (*layer, Some(*second)),
+        _ => return Err(QuantError::BadSpec("only blocks of one or two layers can be tiled by channels".into())),
     };
-    let spec = GroupSpec { layer: *layer, input: block.links[0], channels };
+    let spec = GroupSpec { layer, second, input: block.links[0], channels };
     spec.check()?;
     Ok(spec)
 }

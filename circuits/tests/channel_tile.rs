@@ -1,5 +1,6 @@
-//! Channel tiles: a convolution proven one group of output channels per step. Against the
-//! untiled step, and the wrong witnesses they must reject.
+//! Channel tiles: a convolution, or a two-layer residual block in two passes, proven one
+//! group of output channels per step. Against the untiled step, and the wrong witnesses
+//! they must reject.
 
 use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
@@ -13,6 +14,7 @@ use nova_snark::frontend::{num::AllocatedNum, shape_cs::ShapeCS, ConstraintSyste
 use nova_snark::provider::PallasEngine;
 use nova_snark::traits::circuit::StepCircuit;
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 
 mod common;
 use common::synth_z;
@@ -36,49 +38,75 @@ fn spec(co: usize, (h, w): (usize, usize), stride: usize, pool: u8, zp: u8, inpu
     let layer = LayerSpec { pool, zero_point: zp, ..LayerSpec::new(LinearShape::Conv(conv), rq) };
     let input = [Links::Whole, Links::Rows, Links::Channels(16)][usize::from(input % 3)];
     let chunk = layer.chunks().channels;
-    GroupSpec { layer, input, channels: chunk * per }
+    GroupSpec { layer, second: None, input, channels: chunk * per }
 }
 
-type Case = (GroupSpec, Vec<u8>, LayerWeights);
+/// A basic block of 3×3 convolutions on `c` channels over `h×w` (model-commitment chunks
+/// of 8 channels at 32): a residual (`skip` 2) or, downsampling, a stride-2 first layer
+/// from `c / 2` channels with a 1×1 projection; the second layer averaged globally or not.
+fn block_spec((c, h, w): (usize, usize, usize), down: bool, gap: bool, zp: u8, input: u8) -> GroupSpec {
+    let rq = RequantSpec::new(7, 24).unwrap();
+    let (ci, stride, (ih, iw)) = if down { (c / 2, 2, (2 * h, 2 * w)) } else { (c, 1, (h, w)) };
+    let conv1 = ConvShape { stride: [stride; 2], ..ConvShape::same(ci, c, ih, iw, 3) };
+    let layer = LayerSpec { zero_point: zp, ..LayerSpec::new(LinearShape::Conv(conv1), rq) };
+    let conv2 = ConvShape::same(c, c, h, w, 3);
+    let second = LayerSpec {
+        skip: if down { 0 } else { 2 },
+        projection: down.then_some(ConvShape { stride: [2, 2], ..ConvShape::same(ci, c, ih, iw, 1) }),
+        pool: gap.then(|| Pool::global(PoolKind::Average, conv2.output_dims())),
+        ..LayerSpec::new(LinearShape::Conv(conv2), rq)
+    };
+    let input = [Links::Whole, Links::Rows, Links::Channels(8)][usize::from(input % 3)];
+    let chunk = layer.chunks().channels.max(second.chunks().channels);
+    GroupSpec { layer, second: Some(second), input, channels: chunk }
+}
 
+type Case = (GroupSpec, Vec<u8>, Vec<LayerWeights>);
+
+/// Random inputs and weights for a spec.
+fn filled(spec: GroupSpec) -> impl Strategy<Value = Case> {
+    let layers: Vec<_> = std::iter::once(spec.layer)
+        .chain(spec.second)
+        .map(|l| {
+            (
+                proptest::collection::vec(-30i8..30, l.num_weights()),
+                proptest::collection::vec(-300i32..300, l.shape.num_biases()),
+            )
+                .prop_map(|(weights, bias)| LayerWeights { weights, bias })
+        })
+        .collect();
+    (Just(spec), proptest::collection::vec(0u8..=127, spec.layer.num_inputs()), layers)
+}
+
+/// A channel-tiled convolution, or (one time in two) a channel-tiled basic block.
 fn case() -> impl Strategy<Value = Case> {
-    (
+    let layer = (
         prop::sample::select(vec![8usize, 12, 16]),
-        1usize..4,
-        1usize..4,
+        (1usize..4, 1usize..4),
         1usize..3,
         0u8..3,
         0u8..4,
         any::<u8>(),
         1usize..3,
     )
-        .prop_filter_map("a tiling", |(co, h, w, s, pool, zp, input, per)| {
-            let spec = spec(co, (2 * h, 2 * w), s, pool, zp, input, per);
-            spec.check().ok().map(|_| spec)
-        })
-        .prop_flat_map(|spec| {
-            let layer = spec.layer;
-            let weights = (
-                proptest::collection::vec(-30i8..30, layer.num_weights()),
-                proptest::collection::vec(-300i32..300, layer.shape.num_biases()),
-            )
-                .prop_map(|(weights, bias)| LayerWeights { weights, bias });
-            (Just(spec), proptest::collection::vec(0u8..=127, layer.num_inputs()), weights)
-        })
+        .prop_map(|(co, (h, w), s, pool, zp, input, per)| spec(co, (2 * h, 2 * w), s, pool, zp, input, per));
+    let block = (1usize..3, 1usize..3, any::<bool>(), any::<bool>(), 0u8..4, any::<u8>())
+        .prop_map(|(h, w, down, gap, zp, input)| block_spec((32, h, w), down, gap, zp, input));
+    prop_oneof![layer, block].prop_filter("a tiling", |spec| spec.check().is_ok()).prop_flat_map(filled)
 }
 
-fn witness(layer: &LayerWeights) -> TileWitness {
+fn witness(layers: &[LayerWeights]) -> TileWitness {
     TileWitness {
-        layer_weights: layer.clone(),
-        second_weights: None,
+        layer_weights: layers[0].clone(),
+        second_weights: layers.get(1).cloned(),
         blind_in: F::from(BLINDS.0),
         blind_out: F::from(BLINDS.1),
         salt: F::from(SALT),
     }
 }
 
-fn tiles(spec: GroupSpec, input: &[u8], layer: &LayerWeights) -> Vec<GroupStep> {
-    (0..spec.tiles()).map(|t| GroupStep::new(spec, t, input, &witness(layer)).unwrap()).collect()
+fn tiles(spec: GroupSpec, input: &[u8], layers: &[LayerWeights]) -> Vec<GroupStep> {
+    (0..spec.tiles()).map(|t| GroupStep::new(spec, t, input, &witness(layers)).unwrap()).collect()
 }
 
 /// The boundary state before the layer: 3 layers done, some model commitment, the input
@@ -106,15 +134,15 @@ fn run(steps: &[GroupStep], z0: TileState) -> (Vec<bool>, TileState) {
     (sat, z)
 }
 
-fn untiled(spec: &GroupSpec, input: &[u8], layer: &LayerWeights) -> LayerStep {
+fn untiled(spec: &GroupSpec, input: &[u8], layers: &[LayerWeights]) -> LayerStep {
     let w = StepWitness {
         input: input.to_vec(),
-        layers: vec![layer.clone()],
+        layers: layers.to_vec(),
         blind_in: F::from(BLINDS.0),
         blind_out: F::from(BLINDS.1),
         salt: F::from(SALT),
     };
-    LayerStep::multi(spec.block(), 1, w).unwrap()
+    LayerStep::multi(spec.block(), spec.num_stages(), w).unwrap()
 }
 
 fn constraints<C: StepCircuit<F>>(step: &C) -> usize {
@@ -134,13 +162,13 @@ proptest! {
     /// the same output commitment (groups of channels per link), model commitment (the
     /// canonical chunked update of the whole layer) and layer count.
     #[test]
-    fn channel_tiles_prove_what_the_untiled_step_proves((spec, input, layer) in case()) {
-        let steps = tiles(spec, &input, &layer);
+    fn channel_tiles_prove_what_the_untiled_step_proves((spec, input, layers) in case()) {
+        let steps = tiles(spec, &input, &layers);
         prop_assert!(steps.len() >= 2);
         let z0 = start(&spec, &input);
         let (sat, end) = run(&steps, z0);
         prop_assert!(sat.iter().all(|&s| s), "{sat:?}");
-        let whole = untiled(&spec, &input, &layer);
+        let whole = untiled(&spec, &input, &layers);
         prop_assert_eq!(end, TileState::boundary(whole.next_state(&z0.base)));
         let blank = constraints(&GroupStep::blank(spec).unwrap());
         for s in &steps {
@@ -152,16 +180,16 @@ proptest! {
     /// the tile's computation honest on it) is rejected at that tile.
     #[test]
     fn a_tile_reading_another_input_is_rejected(
-        (spec, input, layer) in case(),
+        (spec, input, layers) in case(),
         t in any::<prop::sample::Index>(),
         i in any::<prop::sample::Index>(),
     ) {
-        let mut steps = tiles(spec, &input, &layer);
+        let mut steps = tiles(spec, &input, &layers);
         let t = t.index(steps.len());
         let mut forged = input.clone();
         let i = i.index(forged.len());
         forged[i] = (forged[i] + 1) % 128;
-        steps[t] = GroupStep::new(spec, t, &forged, &witness(&layer)).unwrap();
+        steps[t] = GroupStep::new(spec, t, &forged, &witness(&layers)).unwrap();
         let (sat, _) = run(&steps, start(&spec, &input));
         let expected: Vec<bool> = (0..steps.len()).map(|j| j != t).collect();
         prop_assert_eq!(sat, expected);
@@ -174,24 +202,21 @@ proptest! {
     /// state is not the honest one.
     #[test]
     fn another_group_a_repeated_or_a_skipped_tile_is_not_the_layer(
-        (spec, input, layer) in case(),
+        (spec, input, layers) in case(),
         t in any::<prop::sample::Index>(),
         how in 0u8..3,
     ) {
-        let honest = tiles(spec, &input, &layer);
+        let honest = tiles(spec, &input, &layers);
         let n = honest.len();
         let t = t.index(n);
         let mut steps = honest.clone();
         match how {
-            // tile t computes group t + 1 (mod n) with that group's weights
+            // tile t computes another group of its layer with that group's weights
             0 => {
-                let g = (t + 1) % n;
-                let own = spec.layer.num_weights() / n;
-                let weights = LayerWeights {
-                    weights: layer.weights[g * own..(g + 1) * own].to_vec(),
-                    bias: layer.bias[g * spec.channels..(g + 1) * spec.channels].to_vec(),
-                };
-                steps[t] = GroupStep::from_group(spec, t, input.clone(), weights, &witness(&layer)).unwrap();
+                let (stage, group) = spec.locate(t);
+                let groups = if stage == 0 { spec.first_tiles() } else { n - spec.first_tiles() };
+                let weights = spec.group_weights(stage, &layers[stage], (group + 1) % groups);
+                steps[t] = GroupStep::from_group(spec, t, input.clone(), weights, &witness(&layers)).unwrap();
             }
             1 => steps.insert(t, honest[t].clone()),
             _ => drop(steps.remove(t)),
@@ -209,6 +234,7 @@ proptest! {
 #[test]
 fn groups_are_whole_chunks_of_a_plain_convolution() {
     let ok = spec(16, (4, 4), 1, 0, 0, 0, 1);
+    assert!(ok.second.is_none());
     assert_eq!((ok.channels, ok.tiles()), (4, 4));
     assert!(ok.check().is_ok());
     assert!(GroupSpec { channels: 2, ..ok }.check().is_err(), "half a chunk");
@@ -219,4 +245,47 @@ fn groups_are_whole_chunks_of_a_plain_convolution() {
     assert!(small.check().is_err());
     let skip = GroupSpec { layer: LayerSpec { skip: 1, ..ok.layer }, ..ok };
     assert!(skip.check().is_err());
+    // a block: both layers' chunks (the projection block's first layer has chunks of 16)
+    let down = block_spec((32, 2, 2), true, false, 0, 0);
+    assert_eq!((down.layer.chunks().channels, down.second.unwrap().chunks().channels), (16, 8));
+    assert_eq!((down.channels, down.first_tiles(), down.tiles()), (16, 2, 4));
+    assert!(GroupSpec { channels: 8, ..down }.check().is_err(), "half a chunk of the first layer");
+    let pooled = GroupSpec { layer: LayerSpec { pool: Some(Pool::square(PoolKind::Max, 2)), ..down.layer }, ..down };
+    assert!(pooled.check().is_err(), "a block pooled between its layers");
+}
+
+/// A tile of a block's second pass that reads another middle tensor than the first pass
+/// chained (one value changed, its computation honest on it) is rejected at that tile; a
+/// first-pass tile does not read it.
+#[test]
+fn a_second_pass_reading_another_middle_tensor_is_rejected() {
+    let spec = block_spec((32, 2, 2), false, false, 1, 2);
+    let runner = &mut proptest::test_runner::TestRunner::deterministic();
+    let (spec, input, layers) = filled(spec).new_tree(runner).unwrap().current();
+    let honest = tiles(spec, &input, &layers);
+    for t in [0, spec.first_tiles(), spec.tiles() - 1] {
+        let mut steps = honest.clone();
+        let mut mid = steps[t].middle().to_vec();
+        mid[5] = (mid[5] + 1) % 128;
+        steps[t] = steps[t].with_middle(mid).unwrap();
+        let (sat, _) = run(&steps, start(&spec, &input));
+        let expected: Vec<bool> = (0..steps.len()).map(|j| j != t || t < spec.first_tiles()).collect();
+        assert_eq!(sat, expected, "tile {t}");
+    }
+}
+
+/// Each kind of block (residual or projection, averaged globally or not) through both
+/// passes: what the untiled block step proves.
+#[test]
+fn every_kind_of_block_proves_what_the_untiled_block_proves() {
+    let runner = &mut proptest::test_runner::TestRunner::deterministic();
+    for (down, gap) in [(false, false), (false, true), (true, false), (true, true)] {
+        let spec = block_spec((32, 2, 2), down, gap, 3, u8::from(down) + 2 * u8::from(gap));
+        spec.check().unwrap();
+        let (spec, input, layers) = filled(spec).new_tree(runner).unwrap().current();
+        let z0 = start(&spec, &input);
+        let (sat, end) = run(&tiles(spec, &input, &layers), z0);
+        assert!(sat.iter().all(|&s| s), "down {down}, gap {gap}: {sat:?}");
+        assert_eq!(end, TileState::boundary(untiled(&spec, &input, &layers).next_state(&z0.base)), "{down} {gap}");
+    }
 }

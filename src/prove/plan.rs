@@ -174,7 +174,8 @@ pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, boo
     }
     let linked = |t: Tiling| match t {
         Tiling::Rows(_) => block.clone().with_row_links([true, true]),
-        Tiling::Channels(g) => block.clone().with_links([Links::Whole, Links::Channels(g)]),
+        // read one row per link: the dearest way a neighbour may commit it
+        Tiling::Channels(g) => block.clone().with_links([Links::Rows, Links::Channels(g)]),
     };
     let height = fold_ml_circuits::tile::tiled_height(block);
     let rows = (1..height)
@@ -183,10 +184,11 @@ pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, boo
         .map(|r| (Tiling::Rows(r), height / r))
         .filter(|&(t, _)| fold_ml_circuits::step::tile_spec(&linked(t), rows_of(t)).is_ok());
     let outputs = if channels { block.stages.first().map_or(0, |s| s.shape.num_biases()) } else { 0 };
+    let per_block = |g: usize| block.stages.iter().map(|s| s.shape.num_biases() / g).sum::<usize>();
     let channels = (1..outputs)
         .rev()
         .filter(|&g| outputs.is_multiple_of(g))
-        .map(|g| (Tiling::Channels(g), outputs / g))
+        .map(|g| (Tiling::Channels(g), per_block(g)))
         .filter(|&(t, _)| fold_ml_circuits::step::group_spec(&linked(t), channels_of(t)).is_ok());
     let candidates: Vec<(Tiling, usize)> = rows.chain(channels).collect();
     // A tile costs about its share of the block plus what every tile repeats (weights,

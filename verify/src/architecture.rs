@@ -42,11 +42,12 @@ impl Architecture {
         Self { tiling: Some(Tiling::Rows(rows)), ..Self::new(block.with_row_links([true, true]), stages) }
     }
 
-    /// The architecture of one convolution tiled `channels` output channels per step (its
-    /// output committed one group per link, its input as `block` says).
+    /// The architecture of a convolution or a two-layer block tiled `channels` output
+    /// channels (of each layer) per step (its output committed one group per link, its
+    /// input as `block` says).
     pub fn channel_tiled(block: BlockSpec, channels: usize) -> Self {
-        let links = [block.links[0], Links::Channels(channels)];
-        Self { tiling: Some(Tiling::Channels(channels)), ..Self::new(block.with_links(links), 1) }
+        let (links, stages) = ([block.links[0], Links::Channels(channels)], block.num_stages());
+        Self { tiling: Some(Tiling::Channels(channels)), ..Self::new(block.with_links(links), stages) }
     }
 
     /// Output rows per step of a row-tiled block.
@@ -75,7 +76,9 @@ impl Architecture {
     pub fn tiles(&self) -> usize {
         match self.tiling {
             Some(Tiling::Rows(rows)) => fold_ml_circuits::tile::tiled_height(&self.block) / rows.max(1),
-            Some(Tiling::Channels(channels)) => self.block.stages[0].shape.num_biases() / channels.max(1),
+            Some(Tiling::Channels(channels)) => {
+                self.block.stages.iter().map(|s| s.shape.num_biases() / channels.max(1)).sum()
+            }
             None => 1,
         }
     }

@@ -318,7 +318,7 @@ pub fn check_size(arch: &Architecture) -> Result<(), String> {
     // A row tile of a tiled convolution reads `(rows·pool stride + pool kernel)·stride +
     // kernel` of its `height` input rows: an upper bound on its share of the layer's work
     // and input (and it holds all the weights). A channel tile computes, and holds the
-    // weights of, `channels` of the output channels (and reads the whole input).
+    // weights of, `channels` of each layer's output channels (and reads the whole input).
     let share = |v: u128| match (arch.tiling, stages[0].shape) {
         (Some(Tiling::Rows(rows)), LinearShape::Conv(c)) => {
             let (pk, ps) = stages[0].pool.map_or((1, 1), |p| (p.kernel[0] as u128, p.stride[0] as u128));
@@ -327,7 +327,7 @@ pub fn check_size(arch: &Architecture) -> Result<(), String> {
         }
         _ => v,
     };
-    let weight_share = |v: u128| match (arch.tiling, stages[0].shape) {
+    let group_share = |spec: &LayerSpec, v: u128| match (arch.tiling, spec.shape) {
         (Some(Tiling::Channels(g)), LinearShape::Conv(c)) => (v * g as u128 / (c.channels_out as u128).max(1)).min(v),
         _ => v,
     };
@@ -340,7 +340,7 @@ pub fn check_size(arch: &Architecture) -> Result<(), String> {
         if weights > MAX_WEIGHTS {
             return Err(format!("a layer has more than {MAX_WEIGHTS} weights"));
         }
-        estimate += weight_share(share(per_layer) + weights * 10) * copies;
+        estimate += group_share(spec, share(per_layer) + weights * 10) * copies;
     }
     estimate += share(arch.block.num_inputs() as u128 * 10);
     if estimate > MAX_STEP_CONSTRAINTS {

@@ -80,7 +80,7 @@
 //! elements and `C` means — a few thousand constraints for 64 channels.
 //!
 //! # Channel tiles
-//! A convolution whose weights alone overflow a fold (ResNet's 64-channel layers: 36,864
+//! A convolution (or a two-layer block, below) whose weights alone overflow a fold (ResNet's 64-channel layers: 36,864
 //! weights, ~10 constraints each to range-check and absorb, in every row tile) is instead
 //! cut into groups of output channels ([`GroupSpec`], [`GroupStep`]): tile `g` computes
 //! output channels `g·G .. (g+1)·G`, all rows, with only those channels' weights. Its
@@ -110,6 +110,29 @@
 //! output's links; a tile of another layer opens another input commitment; weights of
 //! another group land on another model commitment.
 //!
+//! ## Two-layer blocks in two passes
+//! A basic block (`conv → conv + shortcut`, optionally averaged globally) is channel-tiled
+//! in two passes by one circuit that holds both layers' groups (one of them active,
+//! selected by the tile index; the other computes on zero weights and is discarded):
+//! tiles `0 .. T₁` compute the first layer's groups, tiles `T₁ .. T₁ + T₂` the second's.
+//! - The first pass chains its groups (the *middle tensor*) starting from a hash of
+//!   [`TAG_PAIR`], the middle layout's tag and the block input's commitment, which every
+//!   first-pass tile opens (the activations slot holds it); its last tile puts the chain
+//!   in the activations slot. This chain binds the block input and the middle tensor
+//!   together, so the second pass needs no other state.
+//! - Every second-pass tile reads the block input and the middle tensor whole (range
+//!   checks), recomputes the input's commitment and the middle chain from it, and checks
+//!   it against the activations slot: by collision resistance, both tensors are the ones
+//!   the first pass used and produced. It computes its group of the second layer with the
+//!   shortcut: a projection reads the whole input; a residual reads the input's channels
+//!   of the group, selected by the second pass's tile flags (one product per input value).
+//!   The groups chain into the block's output from its tag and `blind_out`; the last tile
+//!   hands it on and advances the layer counter by two.
+//! - The model slot absorbs the first layer's chunks (its digest as stage 0 of the block)
+//!   during the first pass and the second's during the second, so after the block it holds
+//!   the untiled block's update. The middle chain is unblinded: it lives only inside a
+//!   block, where a segment never ends.
+//!
 //! Hiding: the running chains and the halo commitment are unblinded, but they live only
 //! inside a layer: the state between layers (all that a statement reveals) carries the
 //! blinded commitments only, and the tile slots are zero there.
@@ -120,7 +143,7 @@ mod state;
 mod step;
 mod terms;
 
-pub use channels::{GroupSpec, GroupStep};
+pub use channels::{GroupSpec, GroupStep, TAG_PAIR};
 pub use geometry::{pools_globally, tiled_height, TileGeometry, TileSpec};
 pub use state::{TileState, TILE_ARITY};
 pub(crate) use step::{band_linear, band_second};
