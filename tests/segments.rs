@@ -153,6 +153,23 @@ fn the_verifier_takes_one_key_per_architecture_in_turn() {
         fold_ml::verify::verify_proof_with(&s, &short, &mut never),
         Ok(Err(VerifyError::BadStatement(_)))
     ));
+    // the prover's self-check: segments verified when they were compressed need no key,
+    // but the statement and the proof's framing are still checked
+    use fold_ml_verify::verify::verify_proof_except;
+    assert_eq!(verify_proof_except(&s, &proof, &mut never, &|_| true), Ok(Ok(())));
+    let mut asked = Vec::new();
+    let mut key = |k: usize| {
+        asked.push(k);
+        fold_ml_verify::keys::verifier_key(&cache(), &archs[k])
+    };
+    assert_eq!(verify_proof_except(&s, &proof, &mut key, &|j| j != 1).unwrap(), Ok(()));
+    assert_eq!(asked, vec![1], "only the unchecked segment's key");
+    assert!(matches!(verify_proof_except(&s, &short, &mut never, &|_| true), Ok(Err(VerifyError::BadStatement(_)))));
+    let mut swapped = proofs(&dir);
+    swapped.swap(0, 2);
+    let swapped = encode(Kind::Proof, &s.architectures_digest(), &swapped).unwrap();
+    let mut key = |k: usize| fold_ml_verify::keys::verifier_key(&cache(), &archs[k]);
+    assert!(matches!(verify_proof_except(&s, &swapped, &mut key, &|j| j == 1), Ok(Err(_))), "unchecked ones are");
 }
 
 #[test]

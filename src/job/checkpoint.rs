@@ -194,6 +194,10 @@ pub struct SegmentDone {
     pub blind: F,
     /// The segment's compressed proof.
     pub proof: CompressedSnark,
+    /// Whether this run verified the proof against its verifier key right after compressing
+    /// it (never stored: a segment read from disk is checked again at the end).
+    #[serde(skip)]
+    pub checked: bool,
 }
 
 pub(crate) fn segment_path(job: &Path, segment: usize) -> PathBuf {

@@ -43,10 +43,12 @@ use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
 use fold_ml_verify::fsutil::{read_file, write_atomic};
 use manifest::{CheckpointPolicy, JobIdentity, LoadedModel, Manifest, ModelRecord};
+use nova_snark::errors::NovaError;
 use rand_core::OsRng;
 use secret::JobSecret;
 use sink::JobCheckpoints;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// Default checkpoint policy: at most about a minute of folding is ever lost.
 pub const DEFAULT_CHECKPOINT_POLICY: CheckpointPolicy = CheckpointPolicy::Seconds(60);
@@ -446,11 +448,13 @@ pub(crate) fn finish(
     let mut segments: Vec<SegmentStatement> =
         done.iter().map(|d| SegmentStatement::new(archs[d.segment].clone(), 0)).collect();
     let mut ends: Vec<StepState> = done.iter().map(|d| state_of(&d.end)).collect();
+    let mut checked: Vec<bool> = done.iter().map(|d| d.checked).collect();
     let mut proofs: Vec<CompressedSnark> = done.into_iter().map(|d| d.proof).collect();
     if let Some((layers, end, proof)) = last {
         segments.push(SegmentStatement::new(archs[segments.len()].clone(), layers));
         ends.push(state_of(end));
         proofs.push(proof);
+        checked.push(false);
     }
     // Layer counts from the states: each segment ends where its counter stopped.
     let mut before = 0u64;
@@ -474,7 +478,7 @@ pub(crate) fn finish(
         input,
         OutputStatement { commitment: final_state.activations, values, blind, class },
     );
-    let (proof, check_s) = seal(&statement, &proofs, &mut key_source(cache, &statement, vk_at_hand))?;
+    let (proof, check_s) = seal(&statement, &proofs, &mut key_source(cache, &statement, vk_at_hand), &checked)?;
     results::write_proof_dir(out, &statement, &proof)?;
     Ok((statement, proof, check_s))
 }
@@ -591,7 +595,6 @@ fn run_locked(
                 (k.pp, k.pk, k.vk)
             }
         };
-        last_vk = Some((arch.clone(), vk));
         let task = SegmentTask {
             index: j,
             layers: seg,
@@ -607,7 +610,27 @@ fn run_locked(
         let arch_digest = arch.digest();
         let mut sink =
             JobCheckpoints::new(dir, job_digest, arch_digest, req.checkpoint_every, progress.layers_done, log);
+        let start_state = task.start.state;
         let proven = task.prove(&pp, &pk, progress, &mut sink, on_event)?;
+        drop((pp, pk));
+        // The self-check of this segment's proof, with its key at hand: a proof that does
+        // not verify is a bug, caught before anything is written.
+        let check = Instant::now();
+        fold_ml_verify::verify::verify_segment_states(
+            arch,
+            (j, seg.num_layers()),
+            (&start_state, &proven.end),
+            &proven.proof,
+            &vk,
+        )
+        .map_err(|e| {
+            Error::nova(
+                "self-check of a segment's compressed proof",
+                NovaError::ProofVerifyError { reason: e.to_string() },
+            )
+        })?;
+        timings.self_check += check.elapsed().as_secs_f64();
+        last_vk = Some((arch.clone(), vk));
         let (fold_s, checkpoint_s, compress_s) = proven.seconds;
         timings.fold += fold_s;
         timings.checkpoint += checkpoint_s;
@@ -620,6 +643,7 @@ fn run_locked(
             activations: proven.activations,
             blind: proven.blind,
             proof: proven.proof,
+            checked: true,
         };
         checkpoint::write_segment(dir, &arch_digest, &finished)?;
         log.append(JobEvent::SegmentCompressed { segment: j, seconds: compress_s })?;
@@ -639,7 +663,7 @@ fn run_locked(
         input,
         Some((&output, output_blind, model.is_classifier())),
     )?;
-    timings.self_check = check_s;
+    timings.self_check += check_s;
     log.append(JobEvent::Compressed { proof_bytes: proof.len(), segments: segments_done })?;
     Ok(Outcome::Proven(Box::new(Proven { statement, proof, timings, layers_folded, constraints })))
 }

@@ -330,16 +330,20 @@ pub fn compress_segment(pp: &PublicParams, pk: &ProverKey, snark: &RecursiveSnar
 
 /// Encodes the segment proofs of `statement` as `proof.bin` and checks them with the
 /// verifier keys (`key(k)`: the `k`-th distinct architecture's, fetched one at a time)
-/// before anything is written: a proof that does not verify is a bug.
+/// before anything is written: a proof that does not verify is a bug. The SNARKs of the
+/// segments `checked` says were verified when they were compressed (with the same states)
+/// are not verified again; the statement and the proof's framing always are.
 pub fn seal(
     statement: &Statement,
     proofs: &[CompressedSnark],
     key: &mut dyn FnMut(usize) -> Result<VerifierKey, Error>,
+    checked: &[bool],
 ) -> Result<(Vec<u8>, f64), Error> {
     let proof = artifact::encode(Kind::Proof, &statement.architectures_digest(), &proofs)
         .map_err(|reason| Error::artifact("proof.bin", reason))?;
     let start = Instant::now();
-    crate::verify::verify_proof_with(statement, &proof, key)?.map_err(|e| {
+    let checked = |j: usize| checked.get(j).copied().unwrap_or(false);
+    fold_ml_verify::verify::verify_proof_except(statement, &proof, key, &checked)?.map_err(|e| {
         Error::nova(
             "self-check of the compressed proof",
             nova_snark::errors::NovaError::ProofVerifyError { reason: e.to_string() },

@@ -1,6 +1,7 @@
 //! The verifier: needs the statement, the proof and the verifier keys (its own, derived from
 //! the statement's public architectures) — never the model's weights or the prover's state.
 
+use crate::architecture::Architecture;
 use crate::artifact::{self, Kind};
 use crate::error::{Error, VerifyError};
 use crate::fsutil::read_file;
@@ -8,6 +9,7 @@ use crate::keys;
 use crate::nova::{CompressedSnark, VerifierKey};
 use crate::statement::{Statement, MAX_STATEMENT_BYTES};
 use crate::F;
+use fold_ml_circuits::state::StepState;
 use std::borrow::Borrow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -43,6 +45,19 @@ pub fn verify_proof_with<K: Borrow<VerifierKey>, E>(
     proof: &[u8],
     key: &mut dyn FnMut(usize) -> Result<K, E>,
 ) -> Result<Result<(), VerifyError>, E> {
+    verify_proof_except(statement, proof, key, &|_| false)
+}
+
+/// [`verify_proof_with`] that takes the SNARKs of the segments `checked` says as already
+/// verified ([`verify_segment_states`], by the prover right after compressing them, with
+/// the same states the statement holds) and asks only for the keys the others need. The
+/// statement and the proof's framing are checked in full.
+pub fn verify_proof_except<K: Borrow<VerifierKey>, E>(
+    statement: &Statement,
+    proof: &[u8],
+    key: &mut dyn FnMut(usize) -> Result<K, E>,
+    checked: &dyn Fn(usize) -> bool,
+) -> Result<Result<(), VerifyError>, E> {
     if let Err(e) = statement.check() {
         return Ok(Err(e));
     }
@@ -58,9 +73,13 @@ pub fn verify_proof_with<K: Borrow<VerifierKey>, E>(
         ))));
     }
     for (k, arch) in statement.distinct_architectures().into_iter().enumerate() {
+        let mine = |j: usize| statement.segments[j].architecture == *arch && !checked(j);
+        if !(0..snarks.len()).any(mine) {
+            continue;
+        }
         let vk = key(k)?;
-        for (j, (seg, snark)) in statement.segments.iter().zip(&snarks).enumerate() {
-            if seg.architecture != *arch {
+        for (j, snark) in snarks.iter().enumerate() {
+            if !mine(j) {
                 continue;
             }
             if let Err(e) = verify_segment(statement, j, snark, vk.borrow()) {
@@ -80,15 +99,26 @@ fn verify_segment(
     vk: &VerifierKey,
 ) -> Result<(), VerifyError> {
     let seg = &statement.segments[j];
-    let (layers, arch) = (seg.num_layers, &seg.architecture);
-    let z0 = arch.z(&statement.z0(j));
+    verify_segment_states(&seg.architecture, (j, seg.num_layers), (&statement.z0(j), &statement.zn(j)), snark, vk)
+}
+
+/// Checks the proof of segment `j` of `layers` layers of `arch`: it verifies from the
+/// boundary state `start` and ends in the boundary state `end`.
+pub fn verify_segment_states(
+    arch: &Architecture,
+    (j, layers): (usize, usize),
+    (start, end): (&StepState, &StepState),
+    snark: &CompressedSnark,
+    vk: &VerifierKey,
+) -> Result<(), VerifyError> {
+    let z0 = arch.z(start);
     let steps = arch.steps(layers);
     // A panic inside the SNARK verifier on hostile bytes must still be a rejection.
     let result = catch_unwind(AssertUnwindSafe(|| snark.verify(vk, steps, &z0))).map_err(|_| {
         VerifyError::ProofInvalid { segment: j, layers, reason: "the verifier panicked on this proof".into() }
     })?;
     let zn = result.map_err(|e| VerifyError::ProofInvalid { segment: j, layers, reason: e.to_string() })?;
-    let expected = arch.z(&statement.zn(j));
+    let expected = arch.z(end);
     for (what, i) in [("layer count", 0), ("model commitment", 1), ("activation commitment", 2)] {
         if zn.get(i) != expected.get(i) {
             return Err(VerifyError::StateMismatch { segment: j, what });

@@ -111,6 +111,7 @@ fn run(
         activations: proven.activations,
         blind: proven.blind,
         proof: proven.proof,
+        checked: false,
     };
     checkpoint::write_segment(dir, &arch_digest, &done)?;
     log.append(JobEvent::SegmentCompressed { segment: index, seconds: timings.compress })?;
