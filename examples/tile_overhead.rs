@@ -1,18 +1,18 @@
 //! Constraints of tiled convolutions and basic blocks against the same block in one step:
 //! what tiling costs. For each ResNet-20 convolution and basic block (CIFAR-size input) and
 //! a fold budget, the whole step is synthesized, the block is tiled in the most rows whose
-//! tile fits (the least overhead), and the tiles' total is compared; the last column is
-//! the rows `prove` picks (by estimated time) for a segment of one such block.
+//! tile fits (the least overhead) and in the most output channels whose tile fits (a
+//! block's two passes), and the tiles' totals are compared; the last column is the tiling
+//! `prove` picks (by estimated time) for a segment of one such block.
 //!
 //! `cargo run --release --example tile_overhead [BUDGET...]` (default: 262144 524288).
 
 use fold_ml::prove::plan::tiling;
 use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
-use fold_ml_circuits::layer::{BlockSpec, LayerSpec};
+use fold_ml_circuits::layer::{BlockSpec, LayerSpec, Links};
 use fold_ml_circuits::quant::RequantSpec;
-use fold_ml_circuits::step::tile_spec;
-use fold_ml_circuits::step::Tiling;
+use fold_ml_circuits::step::{group_spec, tile_spec, Tiling};
 
 /// ResNet's basic block on a `c×s×s` input: conv3x3(stride) → conv3x3 + shortcut (a
 /// residual, or a 1×1 stride-2 projection to `2c` channels when `down`).
@@ -27,6 +27,14 @@ fn basic_block(c: usize, s: usize, down: bool, rq: RequantSpec) -> BlockSpec {
         ..LayerSpec::new(LinearShape::Conv(ConvShape::same(co, co, oh, ow, 3)), rq)
     };
     BlockSpec::new(vec![LayerSpec::new(LinearShape::Conv(conv1), rq), second])
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 fn main() {
@@ -46,40 +54,58 @@ fn main() {
         ("block 64, 8×8 (residual)", basic_block(64, 8, false, rq)),
     ];
     println!(
-        "| layer or block | MACs | one step | budget | rows/tile | tiles | per tile | all tiles | tiled / whole | planner's tiling (1 block) |"
+        "| layer or block | MACs | one step | budget | tile | tiles | per tile | all tiles | tiled / whole | planner's tiling (1 block) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (name, block) in blocks {
         let whole = StepCost::of_step(&block, block.num_stages());
         let linked = block.clone().with_row_links([true, true]);
         let height = linked.stages.last().expect("a block has layers").output_dims()[1];
-        // every valid tiling, most rows first, with its tile's size
-        let tilings: Vec<(usize, usize, usize)> = (1..height)
+        // every valid tiling, the largest tiles first, with its tile's size
+        let rows: Vec<(String, usize, usize)> = (1..height)
             .rev()
             .filter(|&r| height.is_multiple_of(r))
             .filter_map(|r| tile_spec(&linked, r).ok())
             .map(|spec| {
                 let tile = StepCost::of_tile(&spec).expect("a valid tiling synthesizes");
-                (spec.rows, spec.geometry().expect("valid").tiles, tile.constraints)
+                (
+                    format!("{} row{}", spec.rows, plural(spec.rows)),
+                    spec.geometry().expect("valid").tiles,
+                    tile.constraints,
+                )
+            })
+            .collect();
+        let outputs = block.stages[0].shape.num_biases();
+        let channels: Vec<(String, usize, usize)> = (1..outputs)
+            .rev()
+            .filter(|&g| outputs.is_multiple_of(g))
+            .filter_map(|g| {
+                let linked = block.clone().with_links([Links::Whole, Links::Channels(g)]);
+                let spec = group_spec(&linked, g).ok()?;
+                let tile = StepCost::of_group(&spec).expect("a valid tiling synthesizes");
+                Some((format!("{g} channels"), spec.tiles(), tile.constraints))
             })
             .collect();
         for &budget in &budgets {
             let planner = match tiling(&block, whole.constraints, (budget, true), 1) {
                 None => "whole".into(),
-                Some(Tiling::Rows(r)) => format!("{r} rows"),
-                Some(Tiling::Channels(g)) => format!("{g} channels"),
+                Some(Tiling::Rows(r)) => format!("{r} row{}", plural(r)),
+                Some(Tiling::Channels(g)) => format!("{g} channel{}", plural(g)),
             };
-            // the least overhead: the most rows that fit (the fewest rows when none does)
-            let Some(&(rows, tiles, per_tile)) = tilings.iter().find(|t| t.2 <= budget).or(tilings.last()) else {
-                continue;
-            };
-            let all = per_tile * tiles;
-            println!(
-                "| {name} | {} | {} | {budget} | {rows} | {tiles} | {per_tile} | {all} | {:.3} | {planner} |",
-                whole.macs,
-                whole.constraints,
-                all as f64 / whole.constraints as f64
-            );
+            // the least overhead of each kind: the largest tiles that fit (the smallest
+            // when none does)
+            for tilings in [&rows, &channels] {
+                let Some((tile, tiles, per_tile)) = tilings.iter().find(|t| t.2 <= budget).or(tilings.last()) else {
+                    continue;
+                };
+                let all = per_tile * tiles;
+                println!(
+                    "| {name} | {} | {} | {budget} | {tile} | {tiles} | {per_tile} | {all} | {:.3} | {planner} |",
+                    whole.macs,
+                    whole.constraints,
+                    all as f64 / whole.constraints as f64
+                );
+            }
         }
     }
 }

@@ -287,16 +287,22 @@ fn wrong_links_and_reordered_segments_are_rejected() {
     assert!(matches!(verdict(&d), Err(VerifyError::BadStatement(_))));
 }
 
+/// Writes `net` as `scratch()/NAME.foldml` and `input` (activations, scale 1/127) as the
+/// real-valued `scratch()/NAME-input.json` the CLI takes.
+fn cli_files(net: &Network, name: &str, input: &[u8]) -> (PathBuf, PathBuf) {
+    let file = scratch().join(format!("{name}.foldml"));
+    net.write(&file).unwrap();
+    let real: Vec<f32> = input.iter().map(|&v| f32::from(v) / 127.0).collect();
+    let input_file = scratch().join(format!("{name}-input.json"));
+    std::fs::write(&input_file, serde_json::to_vec(&real).unwrap()).unwrap();
+    (file, input_file)
+}
+
 #[test]
 #[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks (crash and full-disk hooks)")]
 fn a_job_resumes_inside_a_later_segment() {
     // Fail writing the checkpoint at layer 3 (inside the residual segment), then resume.
-    let net = tiny_network(0);
-    let file = scratch().join("resume.foldml");
-    net.write(&file).unwrap();
-    let real: Vec<f32> = input().iter().map(|&v| f32::from(v) / 127.0).collect();
-    let input_file = scratch().join("resume-input.json");
-    std::fs::write(&input_file, serde_json::to_vec(&real).unwrap()).unwrap();
+    let (file, input_file) = cli_files(&tiny_network(0), "resume", &input());
     let dir = scratch().join("resume-in-segment");
     let args = [
         "prove",
@@ -427,12 +433,8 @@ fn a_channel_tiled_block_is_resumed_inside_and_hands_its_groups_over() {
     let tile = StepCost::of_tiling(&group, Tiling::Channels(8)).unwrap().constraints;
     let budget = cost(0).max(cost(2)).max(tile) + 1;
     assert!(cost(1) > budget, "the body is over the budget: {} vs {budget}", cost(1));
-    let file = scratch().join("wide.foldml");
-    net.write(&file).unwrap();
     let input: Vec<u8> = (0..16).map(|i| (i * 29 % 128) as u8).collect();
-    let real: Vec<f32> = input.iter().map(|&v| f32::from(v) / 127.0).collect();
-    let input_file = scratch().join("wide-input.json");
-    std::fs::write(&input_file, serde_json::to_vec(&real).unwrap()).unwrap();
+    let (file, input_file) = cli_files(&net, "wide", &input);
     let dir = scratch().join("wide");
     let budget = budget.to_string();
     let args = [

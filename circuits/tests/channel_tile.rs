@@ -5,10 +5,10 @@
 use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
-use fold_ml_circuits::layer::{LayerSpec, LayerStep, LayerWeights, Links, StepWitness};
+use fold_ml_circuits::layer::{LayerSpec, LayerStep, LayerWeights, Links};
 use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::state::StepState;
-use fold_ml_circuits::tile::{GroupSpec, GroupStep, TileState, TileWitness};
+use fold_ml_circuits::tile::{GroupSpec, GroupStep, TileState};
 use fold_ml_circuits::F;
 use nova_snark::frontend::{num::AllocatedNum, shape_cs::ShapeCS, ConstraintSystem};
 use nova_snark::provider::PallasEngine;
@@ -17,8 +17,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
 mod common;
-use common::synth_z;
-use common::tiles::{BLINDS, SALT};
+use common::tiles::{run, untiled_block, witness, BLINDS};
 
 /// A 3×3 convolution of 64 channels (576 weights per output channel: model-commitment
 /// chunks of 4 channels, or 6 of 12) to `co` channels over `h×w`, stride 1 or 2, pooled
@@ -95,16 +94,6 @@ fn case() -> impl Strategy<Value = Case> {
     prop_oneof![layer, block].prop_filter("a tiling", |spec| spec.check().is_ok()).prop_flat_map(filled)
 }
 
-fn witness(layers: &[LayerWeights]) -> TileWitness {
-    TileWitness {
-        layer_weights: layers[0].clone(),
-        second_weights: layers.get(1).cloned(),
-        blind_in: F::from(BLINDS.0),
-        blind_out: F::from(BLINDS.1),
-        salt: F::from(SALT),
-    }
-}
-
 fn tiles(spec: GroupSpec, input: &[u8], layers: &[LayerWeights]) -> Vec<GroupStep> {
     (0..spec.tiles()).map(|t| GroupStep::new(spec, t, input, &witness(layers)).unwrap()).collect()
 }
@@ -119,30 +108,8 @@ fn start(spec: &GroupSpec, input: &[u8]) -> TileState {
     })
 }
 
-/// Runs tiles in order through the circuit, each from the state the previous one output
-/// (checking it against the native transition): whether each was satisfied, and the end.
-fn run(steps: &[GroupStep], z0: TileState) -> (Vec<bool>, TileState) {
-    let mut z = z0;
-    let mut sat = Vec::new();
-    for s in steps {
-        let (ok, values) = synth_z(s, &z.to_vec(), None);
-        let next = TileState::from_z(&values).unwrap();
-        assert_eq!(next, s.next_state(&z), "circuit and native transition differ");
-        sat.push(ok);
-        z = next;
-    }
-    (sat, z)
-}
-
 fn untiled(spec: &GroupSpec, input: &[u8], layers: &[LayerWeights]) -> LayerStep {
-    let w = StepWitness {
-        input: input.to_vec(),
-        layers: layers.to_vec(),
-        blind_in: F::from(BLINDS.0),
-        blind_out: F::from(BLINDS.1),
-        salt: F::from(SALT),
-    };
-    LayerStep::multi(spec.block(), spec.num_stages(), w).unwrap()
+    untiled_block(spec.block(), input, layers)
 }
 
 fn constraints<C: StepCircuit<F>>(step: &C) -> usize {

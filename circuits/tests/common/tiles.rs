@@ -6,8 +6,9 @@ use fold_ml_circuits::commit::{activation_commitment_native, Layout};
 use fold_ml_circuits::layer::{BlockSpec, LayerStep, LayerWeights, StepWitness};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::step::tile_spec;
-use fold_ml_circuits::tile::{TileSpec, TileState, TileStep, TileWitness};
+use fold_ml_circuits::tile::{GroupStep, TileSpec, TileState, TileStep, TileWitness};
 use fold_ml_circuits::F;
+use nova_snark::traits::circuit::StepCircuit;
 use proptest::prelude::*;
 
 /// The model salt of the tile tests.
@@ -34,6 +35,12 @@ pub fn tiles(spec: TileSpec, input: &[u8], layers: &[LayerWeights]) -> Vec<TileS
 
 /// The same block untiled, its tensors committed one row per link.
 pub fn untiled(spec: &TileSpec, input: &[u8], layers: &[LayerWeights]) -> LayerStep {
+    untiled_block(spec.block(), input, layers)
+}
+
+/// `block` as one untiled step, under the test blinds and salt.
+pub fn untiled_block(block: BlockSpec, input: &[u8], layers: &[LayerWeights]) -> LayerStep {
+    let stages = block.num_stages();
     let w = StepWitness {
         input: input.to_vec(),
         layers: layers.to_vec(),
@@ -41,18 +48,36 @@ pub fn untiled(spec: &TileSpec, input: &[u8], layers: &[LayerWeights]) -> LayerS
         blind_out: F::from(BLINDS.1),
         salt: F::from(SALT),
     };
-    LayerStep::multi(spec.block(), spec.num_stages(), w).unwrap()
+    LayerStep::multi(block, stages, w).unwrap()
+}
+
+/// A tile step of either kind, with its native transition.
+pub trait Tile: StepCircuit<F> {
+    /// The state after the tile, computed natively.
+    fn next(&self, z: &TileState) -> TileState;
+}
+
+impl Tile for TileStep {
+    fn next(&self, z: &TileState) -> TileState {
+        self.next_state(z)
+    }
+}
+
+impl Tile for GroupStep {
+    fn next(&self, z: &TileState) -> TileState {
+        self.next_state(z)
+    }
 }
 
 /// Runs tiles in order through the circuit (each from the state the previous one output,
 /// as IVC does): whether each was satisfied, and the final state.
-pub fn run(steps: &[TileStep], z0: TileState) -> (Vec<bool>, TileState) {
+pub fn run<T: Tile>(steps: &[T], z0: TileState) -> (Vec<bool>, TileState) {
     let mut z = z0;
     let mut sat = Vec::new();
     for s in steps {
         let (ok, values) = synth_z(s, &z.to_vec(), None);
         let next = TileState::from_z(&values).unwrap();
-        assert_eq!(next, s.next_state(&z), "circuit and native transition differ");
+        assert_eq!(next, s.next(&z), "circuit and native transition differ");
         sat.push(ok);
         z = next;
     }
