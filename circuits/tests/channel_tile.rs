@@ -219,6 +219,11 @@ fn groups_are_whole_chunks_of_a_plain_convolution() {
     assert!(GroupSpec { channels: 8, ..down }.check().is_err(), "half a chunk of the first layer");
     let pooled = GroupSpec { layer: LayerSpec { pool: Some(Pool::square(PoolKind::Max, 2)), ..down.layer }, ..down };
     assert!(pooled.check().is_err(), "a block pooled between its layers");
+    let plain = block_spec((32, 2, 2), false, false, 0, 0);
+    let projection = Some(ConvShape::same(32, 32, 2, 2, 1));
+    let both = GroupSpec { second: plain.second.map(|l| LayerSpec { projection, ..l }), ..plain };
+    assert!(both.block().check().is_ok(), "a valid block");
+    assert!(both.check().is_err(), "a residual and a projection");
 }
 
 /// A tile of a block's second pass that reads another middle tensor than the first pass

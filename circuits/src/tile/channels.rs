@@ -66,6 +66,9 @@ impl GroupSpec {
             if self.layer.pool.is_some() || (second.pool.is_some() && !pools_globally(&second)) {
                 return bad("a channel-tiled block is pooled only globally, after its second layer".into());
             }
+            if second.skip != 0 && second.projection.is_some() {
+                return bad("a channel-tiled block's shortcut is a residual or a projection, not both".into());
+            }
         }
         for layer in self.stages() {
             let (outputs, g, chunk) = (conv_outputs(&layer)?, self.channels, layer.chunks().channels);
