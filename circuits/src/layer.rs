@@ -181,7 +181,8 @@ struct Inner {
 #[derive(Clone, Debug)]
 pub struct LayerStep(Arc<Inner>);
 
-fn zero_weights(spec: &LayerSpec) -> LayerWeights {
+/// All-zero weights and biases of a layer (blank steps for parameter setup, inactive parts).
+pub(crate) fn zero_weights(spec: &LayerSpec) -> LayerWeights {
     LayerWeights { weights: vec![0; spec.num_weights()], bias: vec![0; spec.shape.num_biases()] }
 }
 

@@ -5,7 +5,7 @@
 use crate::layer::{BlockSpec, LayerStep};
 use crate::quant::QuantError;
 use crate::spec::Links;
-use crate::tile::{GroupSpec, GroupStep, TileSpec, TileState, TileStep};
+use crate::tile::{GroupSpec, GroupStep, TileSpec, TileState, TileStep, TileWitness};
 use crate::F;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, SynthesisError};
 use nova_snark::traits::circuit::StepCircuit;
@@ -46,7 +46,40 @@ impl Step {
     }
 }
 
+impl Tiling {
+    /// Checks that `block` can be tiled so (its layouts included).
+    pub fn check(self, block: &BlockSpec) -> Result<(), QuantError> {
+        match self {
+            Self::Rows(rows) => tile_spec(block, rows).map(drop),
+            Self::Channels(channels) => group_spec(block, channels).map(drop),
+        }
+    }
+
+    /// Tiles (Nova steps) per block of `block` so tiled.
+    pub fn tiles(self, block: &BlockSpec) -> usize {
+        match self {
+            Self::Rows(rows) => crate::tile::tiled_height(block) / rows.max(1),
+            Self::Channels(channels) => block.stages.iter().map(|s| s.shape.num_biases() / channels.max(1)).sum(),
+        }
+    }
+}
+
 impl Step {
+    /// Tile `tile` of `block` cut by `tiling`, from the block's whole input and the
+    /// witness of all its layers.
+    pub fn tile(
+        block: &BlockSpec,
+        tiling: Tiling,
+        tile: usize,
+        input: &[u8],
+        witness: &TileWitness,
+    ) -> Result<Self, QuantError> {
+        match tiling {
+            Tiling::Rows(rows) => TileStep::new(tile_spec(block, rows)?, tile, input, witness.clone()).map(Self::Tile),
+            Tiling::Channels(g) => GroupStep::new(group_spec(block, g)?, tile, input, witness).map(Self::Group),
+        }
+    }
+
     /// A tile's index in its block, the block's layers, and the state after the tile,
     /// computed natively from the state before it (`None` for whole layers).
     pub fn tile_transition(&self, z: &TileState) -> Option<(usize, usize, TileState)> {

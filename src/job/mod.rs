@@ -32,7 +32,7 @@ use crate::model::{Architecture, ModelSource};
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, VerifierKey};
 use crate::prove::keys::{self, ProverKeys};
 use crate::prove::segment::{SegmentStart, SegmentTask};
-use crate::prove::{bad, check_model_and_input, seal, Event, Progress, Proven, Timings};
+use crate::prove::{bad, check_model_and_input, check_segment, seal, Event, Progress, Proven, Timings};
 use crate::statement::{InputStatement, Link, OutputStatement, SegmentStatement, Statement};
 use checkpoint::{Checkpoint, SegmentDone};
 pub use error::{JobError, JobSetting};
@@ -43,12 +43,10 @@ use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
 use fold_ml_verify::fsutil::{read_file, write_atomic};
 use manifest::{CheckpointPolicy, JobIdentity, LoadedModel, Manifest, ModelRecord};
-use nova_snark::errors::NovaError;
 use rand_core::OsRng;
 use secret::JobSecret;
 use sink::JobCheckpoints;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Default checkpoint policy: at most about a minute of folding is ever lost.
 pub const DEFAULT_CHECKPOINT_POLICY: CheckpointPolicy = CheckpointPolicy::Seconds(60);
@@ -613,23 +611,9 @@ fn run_locked(
         let start_state = task.start.state;
         let proven = task.prove(&pp, &pk, progress, &mut sink, on_event)?;
         drop((pp, pk));
-        // The self-check of this segment's proof, with its key at hand: a proof that does
-        // not verify is a bug, caught before anything is written.
-        let check = Instant::now();
-        fold_ml_verify::verify::verify_segment_states(
-            arch,
-            (j, seg.num_layers()),
-            (&start_state, &proven.end),
-            &proven.proof,
-            &vk,
-        )
-        .map_err(|e| {
-            Error::nova(
-                "self-check of a segment's compressed proof",
-                NovaError::ProofVerifyError { reason: e.to_string() },
-            )
-        })?;
-        timings.self_check += check.elapsed().as_secs_f64();
+        // its self-check, with its key at hand
+        let layers = (j, seg.num_layers());
+        timings.self_check += check_segment(arch, layers, (&start_state, &proven.end), &proven.proof, &vk)?;
         last_vk = Some((arch.clone(), vk));
         let (fold_s, checkpoint_s, compress_s) = proven.seconds;
         timings.fold += fold_s;

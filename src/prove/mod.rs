@@ -8,16 +8,15 @@ pub mod segment;
 
 use crate::artifact::{self, Kind};
 use crate::error::Error;
-use crate::model::ModelSource;
+use crate::model::{Architecture, ModelSource};
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, RecursiveSnark, VerifierKey};
 use crate::statement::Statement;
 use ff::Field;
 use fold_ml_circuits::layer::{LayerStep, StepWitness};
 use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::state::StepState;
-use fold_ml_circuits::step::Step;
-use fold_ml_circuits::step::Tiling;
-use fold_ml_circuits::tile::{GroupStep, TileState, TileStep, TileWitness};
+use fold_ml_circuits::step::{Step, Tiling};
+use fold_ml_circuits::tile::{TileState, TileWitness};
 use fold_ml_circuits::F;
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
@@ -158,9 +157,6 @@ pub fn check_model_and_input(model: &dyn ModelSource, input: &[u8]) -> Result<()
 
 pub use fold_ml_verify::statement::num_steps;
 
-/// Builds tile `t` of a block from its input and witness.
-type TileMaker = dyn Fn(usize, &[u8], &TileWitness) -> Result<Step, fold_ml_circuits::quant::QuantError>;
-
 /// A step's witness, built ahead of the fold that consumes it.
 struct Prepared {
     step: Step,
@@ -215,20 +211,9 @@ fn prepare_tiles(
     let n = task.layers.num_layers();
     let block = &task.arch.block;
     let tiles = task.arch.tiles();
-    let tile = match tiling {
-        Tiling::Rows(rows) => fold_ml_circuits::step::tile_spec(block, rows).map(|spec| {
-            Box::new(move |t, input: &[u8], w: &TileWitness| TileStep::new(spec, t, input, w.clone()).map(Step::Tile))
-                as Box<TileMaker>
-        }),
-        Tiling::Channels(g) => fold_ml_circuits::step::group_spec(block, g).map(|spec| {
-            Box::new(move |t, input: &[u8], w: &TileWitness| GroupStep::new(spec, t, input, w).map(Step::Group))
-                as Box<TileMaker>
-        }),
-    };
-    let tile = match tile {
-        Ok(tile) => tile,
-        Err(e) => return drop(tx.send(Err(bad("model", e.to_string())))),
-    };
+    if let Err(e) = tiling.check(block) {
+        return drop(tx.send(Err(bad("model", e.to_string()))));
+    }
     let stages = block.num_stages();
     while layers_done < n {
         let at = |e: fold_ml_circuits::quant::QuantError| bad(&format!("model layer {layers_done}"), e.to_string());
@@ -248,7 +233,7 @@ fn prepare_tiles(
         };
         let witness = TileWitness { layer_weights, second_weights, blind_in: blind, blind_out, salt: task.salt };
         for t in first_tile..tiles {
-            let step = tile(t, &activations, &witness).map_err(at);
+            let step = Step::tile(block, tiling, t, &activations, &witness).map_err(at);
             let failed = step.is_err();
             let last = (t + 1 == tiles).then(|| output.clone());
             let prepared = step.map(|step| Prepared { step, first_layer: layers_done, blind_out, output: last });
@@ -343,11 +328,27 @@ pub fn seal(
         .map_err(|reason| Error::artifact("proof.bin", reason))?;
     let start = Instant::now();
     let checked = |j: usize| checked.get(j).copied().unwrap_or(false);
-    fold_ml_verify::verify::verify_proof_except(statement, &proof, key, &checked)?.map_err(|e| {
-        Error::nova(
-            "self-check of the compressed proof",
-            nova_snark::errors::NovaError::ProofVerifyError { reason: e.to_string() },
-        )
-    })?;
+    fold_ml_verify::verify::verify_proof_except(statement, &proof, key, &checked)?
+        .map_err(|e| self_check_failed("self-check of the compressed proof", e))?;
     Ok((proof, start.elapsed().as_secs_f64()))
+}
+
+/// Checks a segment's compressed proof with its verifier key right after compressing it
+/// (the same check the verifier makes, from the boundary state `start` to `end`): a proof
+/// that does not verify is a bug, caught before anything is written. Returns the seconds.
+pub fn check_segment(
+    arch: &Architecture,
+    (j, layers): (usize, usize),
+    (start, end): (&StepState, &StepState),
+    proof: &CompressedSnark,
+    vk: &VerifierKey,
+) -> Result<f64, Error> {
+    let t = Instant::now();
+    fold_ml_verify::verify::verify_segment_states(arch, (j, layers), (start, end), proof, vk)
+        .map_err(|e| self_check_failed("self-check of a segment's compressed proof", e))?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn self_check_failed(stage: &'static str, e: crate::VerifyError) -> Error {
+    Error::nova(stage, nova_snark::errors::NovaError::ProofVerifyError { reason: e.to_string() })
 }

@@ -178,19 +178,11 @@ pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, boo
         Tiling::Channels(g) => block.clone().with_links([Links::Rows, Links::Channels(g)]),
     };
     let height = fold_ml_circuits::tile::tiled_height(block);
-    let rows = (1..height)
-        .rev()
-        .filter(|&r| height.is_multiple_of(r))
-        .map(|r| (Tiling::Rows(r), height / r))
-        .filter(|&(t, _)| fold_ml_circuits::step::tile_spec(&linked(t), rows_of(t)).is_ok());
+    let rows = (1..height).rev().filter(|&r| height.is_multiple_of(r)).map(Tiling::Rows);
     let outputs = if channels { block.stages.first().map_or(0, |s| s.shape.num_biases()) } else { 0 };
-    let per_block = |g: usize| block.stages.iter().map(|s| s.shape.num_biases() / g).sum::<usize>();
-    let channels = (1..outputs)
-        .rev()
-        .filter(|&g| outputs.is_multiple_of(g))
-        .map(|g| (Tiling::Channels(g), per_block(g)))
-        .filter(|&(t, _)| fold_ml_circuits::step::group_spec(&linked(t), channels_of(t)).is_ok());
-    let candidates: Vec<(Tiling, usize)> = rows.chain(channels).collect();
+    let channels = (1..outputs).rev().filter(|&g| outputs.is_multiple_of(g)).map(Tiling::Channels);
+    let candidates: Vec<(Tiling, usize)> =
+        rows.chain(channels).filter(|&t| t.check(&linked(t)).is_ok()).map(|t| (t, t.tiles(block))).collect();
     // A tile costs about its share of the block plus what every tile repeats (weights,
     // input or halo rows, hashing): measure the tilings whose share alone fits.
     let time = |tiles: usize, c: usize| {
@@ -218,20 +210,6 @@ pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, boo
     }
 }
 
-fn rows_of(t: Tiling) -> usize {
-    match t {
-        Tiling::Rows(r) => r,
-        Tiling::Channels(_) => 0,
-    }
-}
-
-fn channels_of(t: Tiling) -> usize {
-    match t {
-        Tiling::Channels(g) => g,
-        Tiling::Rows(_) => 0,
-    }
-}
-
 /// Steps of at least this many constraints (four times what the automatic choice fills a
 /// step up to, so their layers are folded one per step) are tiled when tiles are estimated
 /// faster, even within the fold budget.
@@ -251,12 +229,12 @@ pub fn architectures(
     let budget = fold_budget.unwrap_or(DEFAULT_FOLD_BUDGET);
     let segments = model.segments();
     let blocks: Vec<usize> = segments.iter().map(|s| s.num_layers() / s.spec().num_stages().max(1)).collect();
-    let plan = |seg: &dyn crate::model::LayerSource, channels: bool| {
+    let plan = |j: usize, channels: bool| {
+        let (seg, blocks) = (segments[j], blocks[j]);
         let spec = seg.spec();
         // a layer far over the budget is never synthesized whole
         let rough = StepCost::rough(&spec);
         let untiled = if rough > 2 * budget { rough } else { StepCost::of_step(&spec, spec.num_stages()).constraints };
-        let blocks = seg.num_layers() / spec.num_stages().max(1);
         match tiling(&spec, untiled, (budget, channels), blocks) {
             Some(Tiling::Rows(rows)) => return Architecture::tiled(spec, rows),
             Some(Tiling::Channels(g)) => return Architecture::channel_tiled(spec, g),
@@ -273,7 +251,7 @@ pub fn architectures(
         };
         Architecture::new(spec, k)
     };
-    let mut archs: Vec<Architecture> = segments.iter().map(|s| plan(*s, true)).collect();
+    let mut archs: Vec<Architecture> = (0..segments.len()).map(|j| plan(j, true)).collect();
     loop {
         match links(&archs, &blocks) {
             Ok(links) => {
@@ -283,7 +261,7 @@ pub fn architectures(
                 return archs;
             }
             // each round takes one channel tiling away: it ends
-            Err(j) => archs[j] = plan(segments[j], false),
+            Err(j) => archs[j] = plan(j, false),
         }
     }
 }

@@ -5,7 +5,7 @@ use fold_ml_circuits::layer::BlockSpec;
 use fold_ml_circuits::layer::Links;
 use fold_ml_circuits::quant::QuantError;
 use fold_ml_circuits::state::StepState;
-use fold_ml_circuits::step::{group_spec, tile_spec, Step, Tiling};
+use fold_ml_circuits::step::{Step, Tiling};
 use fold_ml_circuits::tile::TileState;
 use fold_ml_circuits::{CIRCUIT_VERSION, F};
 use nova_snark::digest::{DigestComputer, SimpleDigestible};
@@ -64,23 +64,12 @@ impl Architecture {
         if self.tiling.is_some() && self.layers_per_step != self.block.num_stages() {
             return Err(QuantError::BadSpec("a tiled block is folded one tile per step".into()));
         }
-        match self.tiling {
-            Some(Tiling::Rows(rows)) => drop(tile_spec(&self.block, rows)?),
-            Some(Tiling::Channels(channels)) => drop(group_spec(&self.block, channels)?),
-            None => {}
-        }
-        Ok(())
+        self.tiling.map_or(Ok(()), |t| t.check(&self.block))
     }
 
     /// Tiles per block (1 when untiled).
     pub fn tiles(&self) -> usize {
-        match self.tiling {
-            Some(Tiling::Rows(rows)) => fold_ml_circuits::tile::tiled_height(&self.block) / rows.max(1),
-            Some(Tiling::Channels(channels)) => {
-                self.block.stages.iter().map(|s| s.shape.num_biases() / channels.max(1)).sum()
-            }
-            None => 1,
-        }
+        self.tiling.map_or(1, |t| t.tiles(&self.block))
     }
 
     /// Nova steps that prove `layers` layers.

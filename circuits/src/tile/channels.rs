@@ -10,7 +10,7 @@ use crate::commit::{
 };
 use crate::gadgets::bits::{alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, LinearShape};
-use crate::layer::{alloc_layer_weights, pool_outputs, weight_terms, LayerHints, LayerWeights};
+use crate::layer::{alloc_layer_weights, pool_outputs, weight_terms, zero_weights, LayerHints, LayerWeights};
 use crate::quant::{bits_le, check_activations, QuantError, ACT_BITS};
 use crate::spec::{BlockSpec, LayerSpec, Links};
 use crate::state::StepState;
@@ -122,7 +122,7 @@ impl GroupSpec {
     /// One tile's part of layer `stage`'s model-commitment update: the layer's digest, its
     /// chunks of the group's channels (whole chunks, in the layer's order).
     pub fn group_update(&self, stage: usize) -> LayerUpdate {
-        let update = self.block().updates()[stage.min(self.num_stages() - 1)];
+        let update = self.block().updates()[stage];
         LayerUpdate { chunks: Chunks { outputs: self.channels, ..update.chunks }, ..update }
     }
 
@@ -182,6 +182,22 @@ fn shortcut_native(second: &LayerSpec, input: &[u8], group: Option<usize>, chann
         Some(g) => input[g * channels * cells..(g + 1) * channels * cells].to_vec(),
         None => vec![0; channels * cells],
     }
+}
+
+/// The honest computation of a block's second layer in tile `tile` on `w` (its group's
+/// weights, or zeros when the tile computes the first layer), from the block input and
+/// the middle tensor.
+fn second_hints(
+    spec: &GroupSpec,
+    tile: usize,
+    (input, mid): (&[u8], &[u8]),
+    w: &LayerWeights,
+) -> Result<LayerHints, QuantError> {
+    let (active, group) = spec.locate(tile);
+    let layer = spec.group_layer(1);
+    let op = layer.linear(spec.layer.zero_point);
+    let xb = shortcut_native(&layer, input, (active == 1).then_some(group), spec.channels);
+    Ok(LayerHints::with_linear(&layer, linear_hints(&op, mid, &xb, &w.weights, &w.bias)?))
 }
 
 #[derive(Clone, Debug)]
@@ -246,7 +262,7 @@ impl GroupStep {
             return Err(QuantError::WrongLength { what: "input activations", expected, got: input.len() });
         }
         check_activations(&input)?;
-        let (active, group) = spec.locate(tile);
+        let active = spec.locate(tile).0;
         // a block's middle tensor: its first layer on the whole input
         let mid = match spec.second {
             Some(_) => {
@@ -260,20 +276,14 @@ impl GroupStep {
         let mut hints = Vec::new();
         for stage in 0..spec.num_stages() {
             let layer = spec.group_layer(stage);
-            let w = if stage == active {
-                weights.clone()
-            } else {
-                LayerWeights { weights: vec![0; layer.num_weights()], bias: vec![0; spec.channels] }
-            };
-            let op = layer.linear(spec.layer.zero_point);
-            let linear = match stage {
-                0 => linear_hints(&op, &input, &input, &w.weights, &w.bias)?,
-                _ => {
-                    let xb = shortcut_native(&layer, &input, (stage == active).then_some(group), spec.channels);
-                    linear_hints(&op, &mid, &xb, &w.weights, &w.bias)?
+            let w = if stage == active { weights.clone() } else { zero_weights(&layer) };
+            hints.push(match stage {
+                0 => {
+                    let op = layer.linear(spec.layer.zero_point);
+                    LayerHints::with_linear(&layer, linear_hints(&op, &input, &input, &w.weights, &w.bias)?)
                 }
-            };
-            hints.push(LayerHints::with_linear(&layer, linear));
+                _ => second_hints(&spec, tile, (&input, &mid), &w)?,
+            });
             all_weights.push(w);
         }
         let (blind_in, blind_out, salt) = (witness.blind_in, witness.blind_out, witness.salt);
@@ -295,14 +305,8 @@ impl GroupStep {
                 got: mid.len(),
             });
         }
-        let spec = inner.spec;
-        let (active, group) = spec.locate(inner.tile);
-        if let Some(hints) = inner.hints.get_mut(1) {
-            let layer = spec.group_layer(1);
-            let op = layer.linear(spec.layer.zero_point);
-            let xb = shortcut_native(&layer, &inner.input, (active == 1).then_some(group), spec.channels);
-            let w = &inner.weights[1];
-            *hints = LayerHints::with_linear(&layer, linear_hints(&op, &mid, &xb, &w.weights, &w.bias)?);
+        if inner.spec.second.is_some() {
+            inner.hints[1] = second_hints(&inner.spec, inner.tile, (&inner.input, &mid), &inner.weights[1])?;
         }
         inner.mid = mid;
         Ok(Self(Arc::new(inner)))
@@ -315,11 +319,9 @@ impl GroupStep {
 
     /// Tile 0 of the given spec with all-zero values, for parameter setup.
     pub fn blank(spec: GroupSpec) -> Result<Self, QuantError> {
-        let zero =
-            |l: LayerSpec| LayerWeights { weights: vec![0; l.num_weights()], bias: vec![0; l.shape.num_biases()] };
         let witness = TileWitness {
-            layer_weights: zero(spec.layer),
-            second_weights: spec.second.map(zero),
+            layer_weights: zero_weights(&spec.layer),
+            second_weights: spec.second.as_ref().map(zero_weights),
             blind_in: F::ZERO,
             blind_out: F::ZERO,
             salt: F::ZERO,

@@ -10,9 +10,8 @@ use crate::commit::{
 use crate::gadgets::bits::{alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, Linear, LinearHints, LinearShape};
 use crate::gadgets::pool::{average_of_sum, pool_window, Pool, PoolHint};
-use crate::layer::{alloc_layer_weights, weight_terms, LayerWeights};
+use crate::layer::{alloc_layer_weights, weight_terms, zero_weights, LayerWeights};
 use crate::quant::{bits_le, check_activations, QuantError, ACT_BITS};
-use crate::spec::LayerSpec;
 use crate::state::StepState;
 use crate::F;
 use ff::{Field, PrimeField};
@@ -261,10 +260,8 @@ impl TileStep {
 
     /// Tile 0 of the given spec with all-zero values, for parameter setup.
     pub fn blank(spec: TileSpec) -> Result<Self, QuantError> {
-        let zero =
-            |l: LayerSpec| LayerWeights { weights: vec![0; l.num_weights()], bias: vec![0; l.shape.num_biases()] };
         let input = vec![0; spec.layer.num_inputs()];
-        let (layer_weights, second_weights) = (zero(spec.layer), spec.second.map(zero));
+        let (layer_weights, second_weights) = (zero_weights(&spec.layer), spec.second.as_ref().map(zero_weights));
         let witness =
             TileWitness { layer_weights, second_weights, blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO };
         Self::new(spec, 0, &input, witness)
