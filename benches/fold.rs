@@ -96,7 +96,7 @@ fn bench_folds(c: &mut Criterion) {
 /// budget's choice): the cost of a fold of a layer too large for one.
 fn bench_tiles(c: &mut Criterion) {
     let model = SyntheticModel::conv(16, 32, 3, 2, 0).expect("valid");
-    let spec = TileSpec { layer: model.spec(), second: None, rows: 4 };
+    let spec = TileSpec::new(model.spec(), None, 4);
     let cost = StepCost::of_tile(&spec).expect("a valid tiling");
     let mut group = c.benchmark_group("fold/tile16x32x32/rows=4");
     group.sample_size(10).measurement_time(Duration::from_secs(20));

@@ -7,7 +7,7 @@ use crate::layer::{BlockSpec, LayerSpec, LayerStep};
 use crate::quant::QuantError;
 use crate::quant::{ACT_BITS, BIAS_BITS, WEIGHT_BITS};
 use crate::state::ARITY;
-use crate::step::{group_spec, tile_spec, Tiling};
+use crate::step::{grid_spec, group_spec, tile_spec, Tiling};
 use crate::tile::{band_linear, band_second, GroupSpec, GroupStep, TileSpec, TileStep, TILE_ARITY};
 use crate::F;
 use nova_snark::frontend::{num::AllocatedNum, shape_cs::ShapeCS, ConstraintSystem};
@@ -112,7 +112,7 @@ impl StepCost {
         // the block's multiply-accumulates per tile; the bands also multiply padding rows
         // (and a two-layer tile recomputes the first layer's rows its neighbours need)
         let block = spec.block();
-        let macs = block.macs() / g.tiles;
+        let macs = block.macs() / spec.tiles();
         let band_ops: Vec<Linear> = std::iter::once(band_linear(spec, &g)?).chain(band_second(spec, &g)?).collect();
         let products = band_ops.iter().map(|op| Packing::of(op).product_constraints(op)).sum();
         let requant = band_ops.iter().map(|op| op.shape.num_outputs() * requant_constraints(op.requant)).sum();
@@ -132,7 +132,10 @@ impl StepCost {
             None => 0,
         };
         let input_range = g.rows() * spec.input_dims()[0] * spec.input_dims()[2] * ACT_BITS as usize;
-        let weight_range = (0..block.num_stages()).map(|i| weight_range(&block.linear(i))).sum();
+        let weight_range = match spec.channels {
+            Some(_) => weight_range(&spec.tile_layer().linear(spec.layer.zero_point)),
+            None => (0..block.num_stages()).map(|i| weight_range(&block.linear(i))).sum(),
+        };
         Ok(Self::counted(&cs, TILE_ARITY, [macs, products, requant, pool, input_range, weight_range]))
     }
 
@@ -170,6 +173,7 @@ impl StepCost {
         match tiling {
             Tiling::Rows(rows) => Self::of_tile(&tile_spec(block, rows)?),
             Tiling::Channels(channels) => Self::of_group(&group_spec(block, channels)?),
+            Tiling::Grid(channels) => Self::of_tile(&grid_spec(block, channels)?),
         }
     }
 

@@ -221,6 +221,8 @@ pub enum Links {
     Rows,
     /// One group of this many channels (every row) per link.
     Channels(usize),
+    /// One row of one group of this many channels per link.
+    RowGroups(usize),
 }
 
 impl Links {
@@ -239,6 +241,7 @@ impl Links {
             Self::Whole => Layout::whole(dims),
             Self::Rows => Layout::by_rows(dims),
             Self::Channels(g) => Layout::by_channels(dims, g),
+            Self::RowGroups(g) => Layout::by_row_groups(dims, g),
         }
     }
 }

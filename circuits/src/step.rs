@@ -29,6 +29,9 @@ pub enum Tiling {
     Rows(usize),
     /// Groups of this many output channels (all rows), of one convolution.
     Channels(usize),
+    /// One output row of a group of this many output channels, of one convolution: the
+    /// tiles run row by row and, within a row, group by group.
+    Grid(usize),
 }
 
 impl Step {
@@ -42,6 +45,7 @@ impl Step {
             }
             Some(Tiling::Rows(rows)) => Ok(Self::Tile(TileStep::blank(tile_spec(block, rows)?)?)),
             Some(Tiling::Channels(channels)) => Ok(Self::Group(GroupStep::blank(group_spec(block, channels)?)?)),
+            Some(Tiling::Grid(channels)) => Ok(Self::Tile(TileStep::blank(grid_spec(block, channels)?)?)),
         }
     }
 }
@@ -52,6 +56,7 @@ impl Tiling {
         match self {
             Self::Rows(rows) => tile_spec(block, rows).map(drop),
             Self::Channels(channels) => group_spec(block, channels).map(drop),
+            Self::Grid(channels) => grid_spec(block, channels).map(drop),
         }
     }
 
@@ -60,6 +65,7 @@ impl Tiling {
         match self {
             Self::Rows(rows) => crate::tile::tiled_height(block) / rows.max(1),
             Self::Channels(channels) => block.stages.iter().map(|s| s.shape.num_biases() / channels.max(1)).sum(),
+            Self::Grid(channels) => grid_spec(block, channels).map_or(0, |s| s.tiles()),
         }
     }
 }
@@ -77,6 +83,7 @@ impl Step {
         match tiling {
             Tiling::Rows(rows) => TileStep::new(tile_spec(block, rows)?, tile, input, witness.clone()).map(Self::Tile),
             Tiling::Channels(g) => GroupStep::new(group_spec(block, g)?, tile, input, witness).map(Self::Group),
+            Tiling::Grid(g) => TileStep::new(grid_spec(block, g)?, tile, input, witness.clone()).map(Self::Tile),
         }
     }
 
@@ -108,16 +115,33 @@ pub fn group_spec(block: &BlockSpec, channels: usize) -> Result<GroupSpec, Quant
 }
 
 /// The tile spec of a block tiled `rows` output rows per tile: a block of one or two
-/// layers whose input and output are committed one row per link.
+/// layers whose output is committed one row per link, its input one row (of every channel
+/// or of groups) per link.
 pub fn tile_spec(block: &BlockSpec, rows: usize) -> Result<TileSpec, QuantError> {
-    if block.links != [Links::Rows; 2] {
-        return Err(QuantError::BadSpec("a tiled block's tensors are committed one row per link".into()));
+    if block.links[1] != Links::Rows {
+        return Err(QuantError::BadSpec("a row-tiled block's output is committed one row per link".into()));
     }
     let spec = match block.stages.as_slice() {
-        [layer] => TileSpec { layer: *layer, second: None, rows },
-        [layer, second] => TileSpec { layer: *layer, second: Some(*second), rows },
+        [layer] => TileSpec::new(*layer, None, rows),
+        [layer, second] => TileSpec::new(*layer, Some(*second), rows),
         _ => return Err(QuantError::BadSpec("only blocks of one or two layers can be tiled".into())),
     };
+    let spec = TileSpec { input: block.links[0], ..spec };
+    spec.geometry()?;
+    Ok(spec)
+}
+
+/// The tile spec of a convolution tiled one output row of `channels` output channels per
+/// tile: its output committed one row of a group per link, its input one row (of every
+/// channel or of groups) per link.
+pub fn grid_spec(block: &BlockSpec, channels: usize) -> Result<TileSpec, QuantError> {
+    if block.links[1] != Links::RowGroups(channels) {
+        return Err(QuantError::BadSpec("a grid-tiled layer's output is committed one row of a group per link".into()));
+    }
+    let [layer] = block.stages.as_slice() else {
+        return Err(QuantError::BadSpec("only one convolution can be tiled by rows and channels".into()));
+    };
+    let spec = TileSpec::grid(*layer, channels, block.links[0]);
     spec.geometry()?;
     Ok(spec)
 }

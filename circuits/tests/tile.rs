@@ -60,7 +60,7 @@ fn tiled_convs() -> impl Strategy<Value = TileSpec> {
         let mut layer = LayerSpec::new(LinearShape::Conv(c), RequantSpec::new(shift, 20).unwrap());
         layer.zero_point = zp;
         layer.pool = pool.filter(|p| p.check(c.output_dims()).is_ok());
-        let spec = TileSpec { layer, second: None, rows: r };
+        let spec = TileSpec::new(layer, None, r);
         spec.geometry().is_ok().then_some(spec)
     })
 }
@@ -135,7 +135,7 @@ fn fixture() -> (TileSpec, Vec<u8>, LayerWeights) {
     let layer = LayerSpec::new(LinearShape::Conv(c), RequantSpec::new(6, 20).unwrap());
     let input: Vec<u8> = (0..c.num_inputs()).map(|i| (i * 37 % 128) as u8).collect();
     let weights = (0..c.num_weights()).map(|i| (i as i64 * 29 % 200 - 100) as i8).collect();
-    (TileSpec { layer, second: None, rows: 2 }, input, LayerWeights { weights, bias: vec![100, -50] })
+    (TileSpec::new(layer, None, 2), input, LayerWeights { weights, bias: vec![100, -50] })
 }
 
 /// The honest rows of a tile, as a forger would start from them.
@@ -250,9 +250,9 @@ fn a_strided_padded_convolution_with_padded_max_pooling_tiles() {
     let weights = (0..c.num_weights()).map(|i| (i as i64 * 13 % 90 - 40) as i8).collect();
     let w = LayerWeights { weights, bias: vec![300, -200, 100] };
     // one pooled row per tile would put the padding above the image in the second tile too
-    assert!(TileSpec { layer, second: None, rows: 1 }.geometry().is_err());
+    assert!(TileSpec::new(layer, None, 1).geometry().is_err());
     for rows in [2, 4] {
-        let spec = TileSpec { layer, second: None, rows };
+        let spec = TileSpec::new(layer, None, rows);
         let g = spec.geometry().unwrap();
         assert_eq!(g.tiles, 8 / rows);
         let whole = untiled(&spec, &input, &w);

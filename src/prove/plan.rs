@@ -367,7 +367,7 @@ mod tests {
         let whole = StepCost::of_step(&block, 1).constraints;
         assert_eq!(tile_rows(&block, whole, whole, 1), None, "a layer that fits is not tiled");
         use fold_ml_circuits::tile::TileSpec;
-        let tile = |r: usize| StepCost::of_tile(&TileSpec { layer, second: None, rows: r }).unwrap().constraints;
+        let tile = |r: usize| StepCost::of_tile(&TileSpec::new(layer, None, r)).unwrap().constraints;
         let time = |r: usize, blocks: usize| {
             let e = estimate_steps(tile(r) + NOVA_PRIMARY_OVERHEAD, blocks * 16 / r);
             e.setup_s + e.fold_s + e.compress_s

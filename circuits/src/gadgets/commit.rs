@@ -125,7 +125,9 @@ pub fn pack(values: &[Num<F>], bits: u32) -> Vec<Num<F>> {
 /// channel (of its group), each channel left to right. A whole tensor in one link is the
 /// cheapest to commit; one row per link lets a row-tiled layer read or write the tensor a
 /// band of rows at a time; one group of channels per link (all rows) lets a
-/// channel-tiled layer write a group of output channels at a time.
+/// channel-tiled layer write a group of output channels at a time; one row of one group
+/// per link lets a grid-tiled layer write a row of a group at a time and a row-tiled one
+/// read it a band of rows at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Layout {
@@ -133,7 +135,8 @@ pub struct Layout {
     pub dims: [usize; 3],
     /// Rows per link (divides the height).
     pub link_rows: usize,
-    /// Channels per link (divides the channels; below them only with all rows per link).
+    /// Channels per link (divides the channels; below them only with all rows or one row
+    /// per link).
     pub link_channels: usize,
 }
 
@@ -154,6 +157,11 @@ impl Layout {
     /// A tensor committed `channels` channels (all rows) per link.
     pub fn by_channels(dims: [usize; 3], channels: usize) -> Self {
         Self { link_channels: channels, ..Self::whole(dims) }
+    }
+
+    /// A tensor committed one row of `channels` channels per link.
+    pub fn by_row_groups(dims: [usize; 3], channels: usize) -> Self {
+        Self { link_rows: 1, link_channels: channels, ..Self::whole(dims) }
     }
 
     /// A tensor committed one row per link, or whole.
@@ -186,7 +194,7 @@ impl Layout {
     }
 
     /// Checks that `link_rows` divides a non-zero height, `link_channels` the channels,
-    /// and that links of a group of channels span every row.
+    /// and that links of a group of channels span every row or one.
     pub fn check(&self) -> Result<(), String> {
         let [c, h, _] = self.dims;
         if h == 0 || self.link_rows == 0 || !h.is_multiple_of(self.link_rows) {
@@ -195,8 +203,8 @@ impl Layout {
         if c == 0 || self.link_channels == 0 || !c.is_multiple_of(self.link_channels) {
             return Err(format!("{} channels per link do not divide {c} channels", self.link_channels));
         }
-        if self.by_channel_groups() && self.link_rows != h {
-            return Err(format!("links of {} of {c} channels span every row", self.link_channels));
+        if self.by_channel_groups() && self.link_rows != h && self.link_rows != 1 {
+            return Err(format!("links of {} of {c} channels span every row or one", self.link_channels));
         }
         Ok(())
     }
@@ -460,14 +468,14 @@ mod tests {
     }
 
     /// A tensor with its layout: up to 4×6×5 values, links of a divisor of the height, or
-    /// (one time in two) of a divisor of the channels spanning every row.
+    /// of a divisor of the channels spanning every row or one.
     fn tensor() -> impl Strategy<Value = (Vec<u8>, Layout)> {
-        (1usize..5, 1usize..7, 1usize..6, 1usize..7, any::<bool>()).prop_flat_map(|(c, h, w, l, groups)| {
+        (1usize..5, 1usize..7, 1usize..6, 1usize..7, 0..3).prop_flat_map(|(c, h, w, l, kind)| {
             let divisor = |n: usize| (1..=l.min(n)).rev().find(|d| n.is_multiple_of(*d)).unwrap_or(1);
-            let layout = if groups {
-                Layout::by_channels([c, h, w], divisor(c))
-            } else {
-                Layout { link_rows: divisor(h), ..Layout::whole([c, h, w]) }
+            let layout = match kind {
+                0 => Layout::by_channels([c, h, w], divisor(c)),
+                1 => Layout::by_row_groups([c, h, w], divisor(c)),
+                _ => Layout { link_rows: divisor(h), ..Layout::whole([c, h, w]) },
             };
             (proptest::collection::vec(0u8..=127, c * h * w), Just(layout))
         })
@@ -577,7 +585,15 @@ mod tests {
         assert_ne!(two, activation_commitment_native(&acts, Layout::whole([4, 3, 1]), F::ONE), "one group");
         assert_eq!(groups(4), activation_commitment_native(&acts, Layout::whole([4, 3, 1]), F::ONE), "all channels");
         assert!(Layout::by_channels([4, 3, 1], 3).check().is_err(), "3 does not divide 4");
-        assert!(Layout { link_rows: 1, ..Layout::by_channels([4, 3, 1], 2) }.check().is_err(), "groups span every row");
+        assert!(Layout { link_rows: 3, ..Layout::by_channels([4, 6, 1], 2) }.check().is_err(), "every row or one");
+        // a row of a group per link: its own tag
+        let cells = activation_commitment_native(&acts, Layout::by_row_groups([4, 3, 1], 2), F::ONE);
+        assert!(cells != two && cells != one, "rows of groups");
+        assert_eq!(
+            activation_commitment_native(&acts, Layout::by_row_groups([4, 3, 1], 4), F::ONE),
+            activation_commitment_native(&acts, Layout::by_rows([4, 3, 1]), F::ONE),
+            "rows of all channels"
+        );
     }
 
     fn one(digest: F, weights: usize, biases: usize) -> LayerUpdate {

@@ -4,11 +4,13 @@ use crate::gadgets::conv::ConvShape;
 use crate::gadgets::linear::LinearShape;
 use crate::gadgets::pool::PoolKind;
 use crate::quant::QuantError;
-use crate::spec::{BlockSpec, LayerSpec};
+use crate::spec::{BlockSpec, LayerSpec, Links};
 use serde::{Deserialize, Serialize};
 
 /// A tiled layer or two-layer block: proven `rows` output rows (all channels, full width)
-/// per step, by one circuit shared by all its tiles.
+/// per step, by one circuit shared by all its tiles; or a convolution proven one output row
+/// of one group of `channels` output channels per step (a grid of tiles, row by row and,
+/// within a row, group by group).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TileSpec {
@@ -19,8 +21,13 @@ pub struct TileSpec {
     /// pooled, with the block's shortcut (a residual of the block input, or a projection
     /// whose vertical stride is the block's), computed in the same tile.
     pub second: Option<LayerSpec>,
-    /// Output rows per tile (divides the output height, at least two tiles).
+    /// Output rows per tile (divides the output height, at least two tiles; 1 in a grid).
     pub rows: usize,
+    /// A grid: output channels per tile (whole model-commitment chunks, at least two
+    /// groups); `None`: every channel.
+    pub channels: Option<usize>,
+    /// How the input is committed: one row per link, or one row of a group of channels.
+    pub input: Links,
 }
 
 /// The input rows of every tile, in input-row units (vertical geometry only: a tile always
@@ -107,14 +114,51 @@ fn conv_of(layer: &LayerSpec) -> Result<ConvShape, QuantError> {
 }
 
 impl TileSpec {
+    /// A block of one or two layers tiled `rows` output rows (every channel) per tile, its
+    /// input committed one row per link.
+    pub fn new(layer: LayerSpec, second: Option<LayerSpec>, rows: usize) -> Self {
+        Self { layer, second, rows, channels: None, input: Links::Rows }
+    }
+
+    /// A convolution tiled one output row of `channels` output channels per tile, its
+    /// input committed as given.
+    pub fn grid(layer: LayerSpec, channels: usize, input: Links) -> Self {
+        Self { layer, second: None, rows: 1, channels: Some(channels), input }
+    }
+
+    /// Groups of output channels per band of rows (1 unless a grid).
+    pub fn groups(&self) -> usize {
+        self.channels.map_or(1, |g| self.layer.shape.num_biases() / g.max(1))
+    }
+
+    /// Tiles per block: bands of rows times groups of channels.
+    pub fn tiles(&self) -> usize {
+        tiled_height(&self.block()) / self.rows.max(1) * self.groups()
+    }
+
+    /// The (first) layer restricted to the output channels one tile computes.
+    pub fn tile_layer(&self) -> LayerSpec {
+        let mut layer = self.layer;
+        if let (Some(g), LinearShape::Conv(c)) = (self.channels, &mut layer.shape) {
+            c.channels_out = g;
+        }
+        layer
+    }
+
+    /// How the output is committed: one row per link, or (a grid) one row of a group.
+    pub fn output_links(&self) -> Links {
+        self.channels.map_or(Links::Rows, Links::RowGroups)
+    }
+
     /// The (first) convolution tiled.
     pub fn conv(&self) -> Result<ConvShape, QuantError> {
         conv_of(&self.layer)
     }
 
-    /// The tiled block (tensors committed one row per link).
+    /// The tiled block, its tensors committed as the tiles read and write them.
     pub fn block(&self) -> BlockSpec {
-        BlockSpec::new(std::iter::once(self.layer).chain(self.second).collect()).with_row_links([true, true])
+        BlockSpec::new(std::iter::once(self.layer).chain(self.second).collect())
+            .with_links([self.input, self.output_links()])
     }
 
     /// Whether the block ends in a global average pooling, accumulated over the tiles
@@ -174,6 +218,7 @@ impl TileSpec {
                 .into());
         }
         let second = self.second_conv()?;
+        self.check_links()?;
         let (height, k, s) = (c.height, c.kernel[0], c.stride[0]);
         let mid_height = c.out_size().0;
         // the window over the first convolution's output rows: the pooling's, the second
@@ -259,6 +304,27 @@ impl TileSpec {
 }
 
 impl TileSpec {
+    /// Checks the input links (rows of every channel or of groups) and a grid's groups.
+    fn check_links(&self) -> Result<(), QuantError> {
+        let bad = |m: String| Err(QuantError::BadSpec(m));
+        if !matches!(self.input, Links::Rows | Links::RowGroups(_)) {
+            return bad("a tiled layer reads its input one row per link".into());
+        }
+        self.block().check()?;
+        let Some(g) = self.channels else { return Ok(()) };
+        if self.second.is_some() || self.pools_globally() || self.rows != 1 {
+            return bad("a grid of tiles computes one row of one convolution, not averaged globally".into());
+        }
+        let (outputs, chunk) = (self.layer.shape.num_biases(), self.layer.chunks().channels);
+        if g == 0 || !outputs.is_multiple_of(g) || outputs / g < 2 {
+            return bad(format!("{g} channels per tile do not cut {outputs} output channels in groups"));
+        }
+        if !g.is_multiple_of(chunk) {
+            return bad(format!("{g} channels per tile are not whole model-commitment chunks of {chunk}"));
+        }
+        Ok(())
+    }
+
     /// The block input rows a tile's shortcut reads, as witness-row offsets from
     /// `shortcut_row` (`None`: no shortcut). A residual needs the block's total vertical
     /// stride to be 1; a projection, its own stride to be the block's and no vertical

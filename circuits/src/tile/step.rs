@@ -1,11 +1,12 @@
 //! The tile step circuit and its native twin.
 
+use super::channels::GroupSpec;
 use super::geometry::{TileGeometry, TileSpec};
 use super::state::{TileState, TILE_ARITY};
 use super::terms::{alloc_term, equal_if, is_zero, product, select, Term};
 use crate::commit::{
-    chain_link, chain_link_native, domain_tag, hash, hash_native, model_update, model_update_native, LayerUpdate,
-    Layout,
+    chain_link, chain_link_native, domain_tag, hash, hash_native, model_update, model_update_native, Chunks,
+    LayerUpdate, Layout,
 };
 use crate::gadgets::bits::{alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, Linear, LinearHints, LinearShape};
@@ -24,6 +25,11 @@ use std::sync::Arc;
 pub const TAG_HALO: u64 = 0xf01d_0006;
 /// Domain tag of the running per-channel sums of a global average pooling.
 pub const TAG_POOL_SUMS: u64 = 0xf01d_0007;
+/// Domain tag of a grid tile's window rows that the next band does not share.
+pub const TAG_GRID_FRONT: u64 = 0xf01d_000b;
+/// Domain tag of a grid tile's hand-off: its window (front and shared rows) and the model
+/// chain after its group.
+pub const TAG_GRID_HALO: u64 = 0xf01d_000c;
 
 /// The private values of a tiled layer (or two-layer block) that every tile takes.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,9 +50,19 @@ pub struct TileWitness {
 struct Inner {
     spec: TileSpec,
     geometry: TileGeometry,
-    /// The model-commitment digest of each layer of the tiled block.
+    /// The model-commitment digest of each layer of the tiled block (a grid: its group's
+    /// part of the layer's).
     updates: Vec<LayerUpdate>,
     tile: usize,
+    /// The tile's band of rows (its index in a row tiling) and group of channels (0 unless
+    /// a grid).
+    band: usize,
+    group: usize,
+    /// The (first) layer's weights and biases this tile computes with (a grid: its group's).
+    weights: LayerWeights,
+    /// A grid tile that starts a band (but the first): the hash of the previous band's
+    /// window rows it does not share (opens the previous tile's hand-off); else 0.
+    prev_front: F,
     rows: Vec<u8>,
     witness: TileWitness,
     hints: LinearHints,
@@ -67,12 +83,14 @@ pub struct TileStep(Arc<Inner>);
 /// The convolution of one tile's band: the layer's, `band` rows high, no vertical padding
 /// (padding rows are witness rows fixed to the zero point).
 pub(crate) fn band_linear(spec: &TileSpec, g: &TileGeometry) -> Result<Linear, QuantError> {
-    let mut c = spec.conv()?;
+    let layer = spec.tile_layer();
+    let LinearShape::Conv(mut c) = layer.shape else {
+        return Err(QuantError::BadSpec("only a convolution can be tiled".into()));
+    };
     c.height = g.band;
     c.pads[0] = 0;
     c.pads[2] = 0;
-    let zp = spec.layer.zero_point;
-    Ok(spec.layer.linear(zp).with_shape(LinearShape::Conv(c)))
+    Ok(layer.linear(layer.zero_point).with_shape(LinearShape::Conv(c)))
 }
 
 /// A two-layer tile's second convolution: over the band of the first one's output rows
@@ -139,7 +157,7 @@ fn mask_middle<CS: ConstraintSystem<F>>(
 fn band_pool(spec: &TileSpec, g: &TileGeometry) -> Option<(Pool, (usize, usize, usize))> {
     let mut pool = spec.band_pool()?;
     (pool.pads[0], pool.pads[2]) = (0, 0);
-    let c = spec.conv().ok()?;
+    let LinearShape::Conv(c) = spec.tile_layer().shape else { return None };
     Some((pool, (c.channels_out, g.mid_band, c.out_size().1)))
 }
 
@@ -148,7 +166,7 @@ impl TileStep {
     /// tile's rows out of the input and computes the tile natively.
     pub fn new(spec: TileSpec, tile: usize, input: &[u8], witness: TileWitness) -> Result<Self, QuantError> {
         let g = spec.geometry()?;
-        let layout = Layout::by_rows(spec.layer.input_dims());
+        let layout = spec.block().input_layout();
         if input.len() != layout.len() {
             return Err(QuantError::WrongLength {
                 what: "input activations",
@@ -157,17 +175,24 @@ impl TileStep {
             });
         }
         check_activations(input)?;
-        if tile >= g.tiles {
-            return Err(QuantError::BadSpec(format!("tile {tile} of {}", g.tiles)));
+        if tile >= spec.tiles() {
+            return Err(QuantError::BadSpec(format!("tile {tile} of {}", spec.tiles())));
         }
         let zp = spec.layer.zero_point;
-        let rows: Vec<u8> = (0..g.rows())
-            .flat_map(|i| match g.input_row(tile, i) {
-                Some(y) => layout.row(y).map(|j| input[j]).collect::<Vec<_>>(),
-                None => vec![zp; layout.row_len()],
-            })
-            .collect();
-        let step = Self::from_rows(spec, tile, rows, witness)?;
+        let band_rows = |band: usize| -> Vec<u8> {
+            (0..g.rows())
+                .flat_map(|i| match g.input_row(band, i) {
+                    Some(y) => layout.row(y).map(|j| input[j]).collect::<Vec<_>>(),
+                    None => vec![zp; layout.row_len()],
+                })
+                .collect()
+        };
+        let (band, group) = (tile / spec.groups(), tile % spec.groups());
+        let mut step = Self::from_rows(spec, tile, band_rows(band), witness)?;
+        if spec.channels.is_some() && group == 0 && band > 0 {
+            let front = step.front_native(&band_rows(band - 1));
+            Arc::make_mut(&mut step.0).prev_front = front;
+        }
         if !spec.pools_globally() || tile == 0 {
             return Ok(step);
         }
@@ -210,10 +235,21 @@ impl TileStep {
         }
         check_activations(&rows)?;
         let by_row: Vec<Vec<u8>> = rows.chunks(row_len).map(<[u8]>::to_vec).collect();
-        let band = cut(&by_row, ch, width, g.gap, g.band);
+        let band_values = cut(&by_row, ch, width, g.gap, g.band);
         let op = band_linear(&spec, &g)?;
-        let w = &witness.layer_weights;
-        let hints = linear_hints(&op, &band, &band, &w.weights, &w.bias)?;
+        if tile >= spec.tiles() {
+            return Err(QuantError::BadSpec(format!("tile {tile} of {}", spec.tiles())));
+        }
+        let (band, group) = (tile / spec.groups(), tile % spec.groups());
+        let (weights, updates) = match spec.channels {
+            Some(channels) => {
+                let groups = GroupSpec { layer: spec.layer, second: None, input: spec.input, channels };
+                (groups.group_weights(0, &witness.layer_weights, group), vec![groups.group_update(0)])
+            }
+            None => (witness.layer_weights.clone(), spec.block().updates()),
+        };
+        let w = &weights;
+        let hints = linear_hints(&op, &band_values, &band_values, &w.weights, &w.bias)?;
         let ys = hints.ys();
         // first-layer rows outside the image (first or last tile only): 0 under pooling,
         // below every real cell; the second layer's zero point (its padding) in a block
@@ -221,7 +257,7 @@ impl TileStep {
         let layers = (band_pool(&spec, &g), band_second(&spec, &g)?, &witness.second_weights);
         let (pool_hints, second_hints, output) = match layers {
             (Some((pool, dims)), None, None) => {
-                let masked = mask_middle_native(&g, tile, &ys, mid_width, 0);
+                let masked = mask_middle_native(&g, band, &ys, mid_width, 0);
                 let hints: Vec<PoolHint> = pool
                     .windows(dims)
                     .iter()
@@ -231,7 +267,7 @@ impl TileStep {
                 (hints, None, out)
             }
             (None, Some(op2), Some(w2)) => {
-                let masked = mask_middle_native(&g, tile, &ys, mid_width, op2.zero_point);
+                let masked = mask_middle_native(&g, band, &ys, mid_width, op2.zero_point);
                 let xb = cut(&by_row, ch, width, g.shortcut_row, g.shortcut_len);
                 let h2 = linear_hints(&op2, &masked, &xb, &w2.weights, &w2.bias)?;
                 let out = h2.ys();
@@ -240,13 +276,16 @@ impl TileStep {
             (None, None, None) => (Vec::new(), None, ys),
             _ => return Err(QuantError::BadSpec("a tile's weights must match its block's layers".into())),
         };
-        let updates = spec.block().updates();
         let sums_before = vec![0; if spec.pools_globally() { spec.output_dims()[0] } else { 0 }];
         let inner = Inner {
             spec,
             geometry: g,
             updates,
             tile,
+            band,
+            group,
+            weights,
+            prev_front: F::ZERO,
             rows,
             witness,
             hints,
@@ -316,7 +355,8 @@ impl TileStep {
     }
 
     fn output_row(&self, r: usize) -> Vec<u8> {
-        let [ch, _, width] = self.0.spec.output_dims();
+        let [_, _, width] = self.0.spec.output_dims();
+        let ch = self.0.output.len() / (self.0.spec.rows * width).max(1);
         let rows = self.0.spec.rows;
         (0..ch).flat_map(|c| (0..width).map(move |x| (c * rows + r) * width + x)).map(|i| self.0.output[i]).collect()
     }
@@ -326,9 +366,112 @@ impl TileStep {
         domain_tag(TAG_HALO, g.halo * self.row(0).len())
     }
 
+    /// Values per input link (a row, or a row of a group of channels).
+    fn input_link_len(&self) -> usize {
+        let layout = self.0.spec.block().input_layout();
+        layout.link_channels * layout.dims[2]
+    }
+
+    /// The input chain after absorbing witness row `i` (one link per input link of it),
+    /// from `start` (the layout's tag and the blind) or the running chain.
+    fn absorb_native(&self, chain: F, start: Option<(F, F)>, i: usize) -> F {
+        let mut links = self.row(i).chunks(self.input_link_len());
+        let (prev, aux) = start.unwrap_or((chain, F::ZERO));
+        let first = links.next().map_or(prev, |v| chain_link_native(prev, aux, v));
+        links.fold(first, |acc, v| chain_link_native(acc, F::ZERO, v))
+    }
+
+    /// Witness rows of a grid tile's window that the next band does not share: the first
+    /// `advance` and the tail.
+    fn front_rows(&self) -> std::ops::Range<usize> {
+        0..self.0.geometry.advance
+    }
+
+    fn front_tag(&self) -> F {
+        let g = &self.0.geometry;
+        domain_tag(TAG_GRID_FRONT, (g.advance + g.tail) * self.row(0).len())
+    }
+
+    /// The hash of the front rows (and tail) of a band's witness `rows`.
+    fn front_native(&self, rows: &[u8]) -> F {
+        let g = &self.0.geometry;
+        let n = rows.len() / g.rows();
+        let front = self.front_rows();
+        let values: Vec<u8> =
+            rows[front.start * n..front.end * n].iter().chain(&rows[g.window() * n..]).copied().collect();
+        chain_link_native(self.front_tag(), F::ZERO, &values)
+    }
+
+    /// The hash of the rows a tile shares with the next band (`advance .. window`), or of
+    /// its first `halo` rows (those it shares with the previous band).
+    fn shared_native(&self, rows: std::ops::Range<usize>) -> F {
+        let values: Vec<u8> = rows.flat_map(|i| self.row(i).to_vec()).collect();
+        chain_link_native(self.halo_tag(), F::ZERO, &values)
+    }
+
+    /// A grid tile's hand-off: `H(tag, front, shared, model chain)`.
+    fn grid_halo_native(front: F, shared: F, model: F) -> F {
+        hash_native(&[domain_tag(TAG_GRID_HALO, 3), front, shared, model])
+    }
+
+    /// A grid tile's model chain before group `group`: the layer's update over the groups
+    /// before it, from the model commitment before the layer.
+    fn prior_model(&self, before_layer: F, group: usize) -> F {
+        let inner = &*self.0;
+        let (Some(channels), Some(update)) = (inner.spec.channels, inner.updates.first()) else {
+            return before_layer;
+        };
+        let outputs = group * channels;
+        let w = &inner.witness.layer_weights;
+        let own = update.chunks.own;
+        let update = LayerUpdate { chunks: Chunks { outputs, ..update.chunks }, ..*update };
+        let (weights, bias) = (&w.weights[..outputs * own], &w.bias[..outputs]);
+        model_update_native(before_layer, &update, inner.witness.salt, weights, bias)
+    }
+
+    /// The state after a grid tile (see [`Self::next_state`]).
+    fn next_state_grid(&self, z: &TileState) -> TileState {
+        let (inner, g) = (&*self.0, &self.0.geometry);
+        let t = z.tile as usize;
+        let (band, group) = (t / inner.spec.groups(), t % inner.spec.groups());
+        let (t_first, t_last) = (t == 0, t + 1 == inner.spec.tiles());
+        let before_layer = if t_first { z.base.model } else { z.prev_model };
+        let start = if group == 0 { before_layer } else { self.prior_model(before_layer, group) };
+        let w = &inner.weights;
+        let chain = model_update_native(start, &inner.updates[0], inner.witness.salt, &w.weights, &w.bias);
+        let model = if band == 0 { chain } else { z.base.model };
+        let input_tag = inner.spec.block().input_layout().tag();
+        let mut in_chain = z.in_chain;
+        for i in (0..g.rows()).filter(|&i| group == 0 && g.absorbs(band, i)) {
+            let start = (t_first && i == g.first_row()).then_some((input_tag, inner.witness.blind_in));
+            in_chain = self.absorb_native(in_chain, start, i);
+        }
+        let shared = self.shared_native(g.advance..g.window());
+        let halo = Self::grid_halo_native(self.front_native(&inner.rows), shared, chain);
+        let output_tag = inner.spec.block().output_layout().tag();
+        let (prev, aux) = if t_first { (output_tag, inner.witness.blind_out) } else { (z.out_chain, F::ZERO) };
+        let out = chain_link_native(prev, aux, &inner.output);
+        let keep = |v: F| if t_last { F::ZERO } else { v };
+        TileState {
+            base: StepState {
+                layer: z.base.layer + u64::from(t_last),
+                model,
+                activations: if t_last { out } else { z.base.activations },
+            },
+            tile: if t_last { 0 } else { z.tile + 1 },
+            prev_model: keep(before_layer),
+            in_chain: keep(in_chain),
+            halo: keep(halo),
+            out_chain: keep(out),
+        }
+    }
+
     /// The state after this tile, computed natively from the state before it (which must
     /// be at this tile's index: the circuit reads the index from the state).
     pub fn next_state(&self, z: &TileState) -> TileState {
+        if self.0.spec.channels.is_some() {
+            return self.next_state_grid(z);
+        }
         let (inner, g) = (&*self.0, &self.0.geometry);
         let t = z.tile as usize;
         let (first, last) = (t == 0, t + 1 == g.tiles);
@@ -338,16 +481,15 @@ impl TileStep {
         } else {
             F::ZERO
         };
-        let input_tag = Layout::by_rows(inner.spec.input_dims()).tag();
+        let input_tag = inner.spec.block().input_layout().tag();
         let mut chain = z.in_chain;
         for i in (0..g.rows()).filter(|&i| g.absorbs(t, i)) {
-            let (prev, aux) =
-                if first && i == g.first_row() { (input_tag, inner.witness.blind_in) } else { (chain, F::ZERO) };
-            chain = chain_link_native(prev, aux, self.row(i));
+            let start = (first && i == g.first_row()).then_some((input_tag, inner.witness.blind_in));
+            chain = self.absorb_native(chain, start, i);
         }
         let prev_model = if first { z.base.model } else { z.prev_model };
         let salt = inner.witness.salt;
-        let weights = std::iter::once(&inner.witness.layer_weights).chain(&inner.witness.second_weights);
+        let weights = std::iter::once(&inner.weights).chain(&inner.witness.second_weights);
         let model = inner
             .updates
             .iter()
@@ -404,15 +546,14 @@ impl StepCircuit<F> for TileStep {
         };
         let (inner, g) = (&*self.0, &self.0.geometry);
         let spec = &inner.spec;
+        let grid = spec.channels.is_some();
         let one = Term::constant::<CS>(F::ONE);
-
-        // the tile index: first and last tile flags
         let tile_t = Term::var(tile);
-        let first = Term::var(&is_zero(&mut cs.namespace(|| "first"), &tile_t)?);
-        let last_index = Term::constant::<CS>(F::from((g.tiles - 1) as u64));
-        let last = Term::var(&is_zero(&mut cs.namespace(|| "last"), &tile_t.plus(&last_index, -F::ONE))?);
-        let not_first = one.plus(&first, -F::ONE);
-        let not_last = one.plus(&last, -F::ONE);
+        let f = self.flags(&mut cs.namespace(|| "tile index"), &tile_t)?;
+        let (first, last) = (&f.first, &f.last);
+        let not_first = one.plus(first, -F::ONE);
+        let not_last = one.plus(last, -F::ONE);
+        let not_t_last = one.plus(&f.t_last, -F::ONE);
 
         // witness rows: 7-bit range checks; rows that are padding (or unused) in this tile
         // hold the zero point, one constraint per value of the rows that can be
@@ -433,7 +574,7 @@ impl StepCircuit<F> for TileStep {
                 let (top, bottom) = (g.pad_first[i], g.pad_last[i]);
                 match (top, bottom) {
                     (false, false) => None,
-                    _ => Some(first.scaled(F::from(u64::from(top))).plus(&last, F::from(u64::from(bottom)))),
+                    _ => Some(first.scaled(F::from(u64::from(top))).plus(last, F::from(u64::from(bottom)))),
                 }
             };
             if let Some(padding) = padding {
@@ -444,29 +585,32 @@ impl StepCircuit<F> for TileStep {
             }
             rows.push(values);
         }
+        let shared = |range: std::ops::Range<usize>| range.flat_map(|i| rows[i].clone()).collect::<Vec<_>>();
 
-        // halo: the rows shared with the previous tile open its commitment; the rows
-        // shared with the next one are committed for it
+        // halo of a row tiling: the rows shared with the previous tile open its
+        // commitment; the rows shared with the next one are committed for it
         let halo_tag = Elt::num_from_fr::<CS>(self.halo_tag());
         let zero = || Elt::num_from_fr::<CS>(F::ZERO);
-        let halo_out = if g.halo > 0 {
-            let shared = |range: std::ops::Range<usize>| range.flat_map(|i| rows[i].clone()).collect::<Vec<_>>();
+        let halo_rows = if g.halo > 0 && !grid {
             let opened = chain_link(&mut cs.namespace(|| "open halo"), halo_tag.clone(), zero(), &shared(0..g.halo))?;
             equal_if(&mut cs.namespace(|| "halo opens"), &not_first, &Term::var(&opened), &Term::var(halo));
-            Term::var(&chain_link(
+            let next = chain_link(
                 &mut cs.namespace(|| "commit halo"),
-                halo_tag,
+                halo_tag.clone(),
                 zero(),
                 &shared(g.advance..g.window()),
-            )?)
+            )?;
+            Term::var(&next)
         } else {
             Term::constant::<CS>(F::ZERO)
         };
 
-        // input chain: absorb the rows this tile is the first to read, in order; input row
-        // 0 starts the chain from the input layout's tag and blind
+        // input chain: absorb the rows this tile is the first to read, in order (a grid:
+        // the first group of each band), one link per input link of a row; input row 0
+        // starts the chain from the input layout's tag and blind
         let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(inner.witness.blind_in))?;
-        let input_tag = Term::constant::<CS>(Layout::by_rows(spec.input_dims()).tag());
+        let input_tag = Term::constant::<CS>(spec.block().input_layout().tag());
+        let link_len = self.input_link_len();
         let mut chain = Term::var(in_chain);
         for (i, values) in rows.iter().enumerate() {
             let mut cs = cs.namespace(|| format!("absorb{i}"));
@@ -480,52 +624,71 @@ impl StepCircuit<F> for TileStep {
                 first.clone()
             } else {
                 let top = first.scaled(F::from(u64::from(g.pad_first[i])));
-                one.plus(&top.plus(&last, F::from(u64::from(g.pad_last[i]))), -F::ONE)
+                one.plus(&top.plus(last, F::from(u64::from(g.pad_last[i]))), -F::ONE)
             };
-            let (prev, aux) = if i == g.first_row() {
-                let prev = select(&mut cs.namespace(|| "start"), &first, &input_tag, &chain)?;
-                let aux = product(&mut cs.namespace(|| "blind"), &first, &Term::var(&blind_in))?;
+            let always = i >= g.halo && i < g.window() && !g.pad_first[i] && !g.pad_last[i];
+            let (absorb, always) = match (grid, always) {
+                (false, _) => (absorb, always),
+                (true, true) => (f.g_first.clone(), false),
+                (true, false) => (Term::var(&product(&mut cs.namespace(|| "in group 0"), &absorb, &f.g_first)?), false),
+            };
+            let (mut prev, mut aux) = if i == g.first_row() {
+                let prev = select(&mut cs.namespace(|| "start"), &f.t_first, &input_tag, &chain)?;
+                let aux = product(&mut cs.namespace(|| "blind"), &f.t_first, &Term::var(&blind_in))?;
                 (Elt::Allocated(prev), Elt::Allocated(aux))
             } else {
                 (Elt::Allocated(alloc_term(&mut cs, &chain)?), zero())
             };
-            let link = Term::var(&chain_link(&mut cs.namespace(|| "link"), prev, aux, values)?);
-            let always = i >= g.halo && i < g.window() && !g.pad_first[i] && !g.pad_last[i];
+            for (k, link) in values.chunks(link_len).enumerate() {
+                prev = Elt::Allocated(chain_link(&mut cs.namespace(|| format!("link{k}")), prev, aux, link)?);
+                aux = zero();
+            }
+            let Elt::Allocated(link) = prev else { return Err(SynthesisError::Unsatisfiable("an empty row".into())) };
+            let link = Term::var(&link);
             chain =
                 if always { link } else { Term::var(&select(&mut cs.namespace(|| "keep"), &absorb, &link, &chain)?) };
         }
         // the last tile: the chain must be the layer's input commitment
-        equal_if(&mut cs.namespace(|| "input opens"), &last, &chain, &Term::var(acts));
+        equal_if(&mut cs.namespace(|| "input opens"), &f.t_last, &chain, &Term::var(acts));
 
-        // weights: int8 range checks; every tile derives the model commitment from the
-        // one before the layer, and all but the first must land on the first one's
+        // weights: int8 range checks
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(inner.witness.salt))?;
-        let (weights_unsigned, bias) = alloc_layer_weights(cs, &inner.witness.layer_weights)?;
-        let before = select(&mut cs.namespace(|| "model before"), &first, &Term::var(model), &Term::var(prev_model))?;
-        let mut next_model = model_update(
-            &mut cs.namespace(|| "model commitment"),
-            &inner.updates[0],
-            &salt,
-            &before,
-            &weights_unsigned,
-            &bias,
-        )?;
-        let second_weights = match &inner.witness.second_weights {
-            Some(w2) => {
-                let (w2u, b2) = alloc_layer_weights(&mut cs.namespace(|| "second layer"), w2)?;
-                next_model = model_update(
-                    &mut cs.namespace(|| "model commitment 2"),
-                    &inner.updates[1],
-                    &salt,
-                    &next_model,
-                    &w2u,
-                    &b2,
-                )?;
-                Some(weight_terms::<CS>(w2u, &b2))
-            }
-            None => None,
+        let (weights_unsigned, bias) = alloc_layer_weights(cs, &inner.weights)?;
+        let (before, next_model, second_weights, halo_out) = if grid {
+            let (before, next_model, halo_out) =
+                self.grid_model(cs, &f, (model, prev_model, halo), (&salt, &weights_unsigned, &bias), &rows)?;
+            (before, next_model, None, halo_out)
+        } else {
+            // every tile derives the model commitment from the one before the layer, and
+            // all but the first must land on the first one's
+            let before =
+                select(&mut cs.namespace(|| "model before"), first, &Term::var(model), &Term::var(prev_model))?;
+            let mut next_model = model_update(
+                &mut cs.namespace(|| "model commitment"),
+                &inner.updates[0],
+                &salt,
+                &before,
+                &weights_unsigned,
+                &bias,
+            )?;
+            let second_weights = match &inner.witness.second_weights {
+                Some(w2) => {
+                    let (w2u, b2) = alloc_layer_weights(&mut cs.namespace(|| "second layer"), w2)?;
+                    next_model = model_update(
+                        &mut cs.namespace(|| "model commitment 2"),
+                        &inner.updates[1],
+                        &salt,
+                        &next_model,
+                        &w2u,
+                        &b2,
+                    )?;
+                    Some(weight_terms::<CS>(w2u, &b2))
+                }
+                None => None,
+            };
+            equal_if(&mut cs.namespace(|| "same weights"), &not_first, &Term::var(&next_model), &Term::var(model));
+            (before, next_model, second_weights, halo_rows)
         };
-        equal_if(&mut cs.namespace(|| "same weights"), &not_first, &Term::var(&next_model), &Term::var(model));
 
         // the convolution of the band
         let op = band_linear(spec, g).map_err(|e| SynthesisError::Unsatisfiable(e.to_string()))?;
@@ -539,7 +702,7 @@ impl StepCircuit<F> for TileStep {
         // the second layer's zero point (its padding) in a block
         let unsupported = |e: QuantError| SynthesisError::Unsatisfiable(e.to_string());
         let mid_width = spec.conv().map_err(unsupported)?.out_size().1;
-        let flags = (&first, &last);
+        let flags = (first, last);
         let second = band_second(spec, g).map_err(unsupported)?;
         let outputs: Vec<Num<F>> = match (band_pool(spec, g), second, second_weights, &inner.second_hints) {
             (None, Some(op2), Some((w2, b2)), Some(hints2)) => {
@@ -571,10 +734,10 @@ impl StepCircuit<F> for TileStep {
 
         let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(inner.witness.blind_out))?;
         let (out, carry) = if spec.pools_globally() {
-            let flags = (&first, &not_first);
+            let flags = (first, &not_first);
             self.pool_globally(&mut cs.namespace(|| "global pooling"), &outputs, flags, out_chain, &blind_out)?
         } else {
-            let out = self.chain_rows(cs, &outputs, &first, out_chain, &blind_out)?;
+            let out = self.chain_rows(cs, &outputs, &f.t_first, out_chain, &blind_out)?;
             (out.clone(), out)
         };
 
@@ -582,14 +745,142 @@ impl StepCircuit<F> for TileStep {
         let mut ns = cs.namespace(|| "next state");
         let cs = &mut ns;
         let stages = F::from(spec.num_stages() as u64);
-        let next_layer = alloc_term(&mut cs.namespace(|| "layer"), &Term::var(layer).plus(&last, stages))?;
-        let next_acts = select(&mut cs.namespace(|| "activations"), &last, &out, &Term::var(acts))?;
-        let next_tile = product(&mut cs.namespace(|| "tile"), &not_last, &tile_t.plus(&one, F::ONE))?;
-        let prev_out = product(&mut cs.namespace(|| "prev model"), &not_last, &Term::var(&before))?;
-        let chain_out = product(&mut cs.namespace(|| "in chain"), &not_last, &chain)?;
-        let halo_next = product(&mut cs.namespace(|| "halo"), &not_last, &halo_out)?;
-        let out_next = product(&mut cs.namespace(|| "out chain"), &not_last, &carry)?;
+        let next_layer = alloc_term(&mut cs.namespace(|| "layer"), &Term::var(layer).plus(&f.t_last, stages))?;
+        let next_acts = select(&mut cs.namespace(|| "activations"), &f.t_last, &out, &Term::var(acts))?;
+        let next_tile = product(&mut cs.namespace(|| "tile"), &not_t_last, &tile_t.plus(&one, F::ONE))?;
+        let prev_out = product(&mut cs.namespace(|| "prev model"), &not_t_last, &Term::var(&before))?;
+        let chain_out = product(&mut cs.namespace(|| "in chain"), &not_t_last, &chain)?;
+        let halo_next = product(&mut cs.namespace(|| "halo"), &not_t_last, &halo_out)?;
+        let out_next = product(&mut cs.namespace(|| "out chain"), &not_t_last, &carry)?;
         Ok(vec![next_layer, next_model, next_acts, next_tile, prev_out, chain_out, halo_next, out_next])
+    }
+}
+
+/// A tile's position: its band's first and last flags (padding, masking), its own in the
+/// layer (chains start and end), and its group's in the band (a grid; 1 otherwise).
+struct Flags {
+    first: Term,
+    last: Term,
+    t_first: Term,
+    t_last: Term,
+    g_first: Term,
+    g_last: Term,
+    /// The tile index's value (absent during setup).
+    index: Option<usize>,
+}
+
+impl TileStep {
+    /// The tile's [`Flags`] from its index. A row tiling: the band is the tile. A grid:
+    /// `tile = band·groups + group` with the group one-hot and the band range-checked,
+    /// which (the index being below `bands·groups`) is the one decomposition.
+    fn flags<CS: ConstraintSystem<F>>(&self, cs: &mut CS, tile_t: &Term) -> Result<Flags, SynthesisError> {
+        let (inner, g) = (&*self.0, &self.0.geometry);
+        let is = |cs: &mut CS, name: &str, t: &Term, k: usize| -> Result<Term, SynthesisError> {
+            let at = t.plus(&Term::constant::<CS>(F::from(k as u64)), -F::ONE);
+            Ok(Term::var(&is_zero(&mut cs.namespace(|| name.to_string()), &at)?))
+        };
+        if inner.spec.channels.is_none() {
+            let first = is(cs, "first", tile_t, 0)?;
+            let last = is(cs, "last", tile_t, g.tiles - 1)?;
+            let one = Term::constant::<CS>(F::ONE);
+            let (t_first, t_last, g_first, g_last) = (first.clone(), last.clone(), one.clone(), one);
+            return Ok(Flags { first, last, t_first, t_last, g_first, g_last, index: None });
+        }
+        let groups = inner.spec.groups();
+        // the witness follows the index in the state (a step run at another index than its
+        // own computes the same transition as its native twin, and fails its checks)
+        let at = tile_t.1.map(|t| {
+            let bytes = t.to_repr();
+            bytes.as_ref()[..8].iter().rev().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+        });
+        let (band_value, group_value) = at.map_or((inner.band, inner.group), |t| (t / groups, t % groups));
+        let mut flags = Vec::with_capacity(groups);
+        let mut sum = Term::constant::<CS>(F::ZERO);
+        let mut index = Term::constant::<CS>(F::ZERO);
+        for k in 0..groups {
+            let v = F::from(u64::from(k == group_value));
+            let flag = AllocatedNum::alloc(cs.namespace(|| format!("group {k}")), || Ok(v))?;
+            cs.enforce(
+                || format!("group {k} is a bit"),
+                |lc| lc + flag.get_variable(),
+                |lc| lc + CS::one() - flag.get_variable(),
+                |lc| lc,
+            );
+            sum = sum.plus(&Term::var(&flag), F::ONE);
+            index = index.plus(&Term::var(&flag), F::from(k as u64));
+            flags.push(Term::var(&flag));
+        }
+        cs.enforce(|| "one group", |lc| lc + CS::one(), |_| sum.0.clone(), |lc| lc + CS::one());
+        let bits = usize::BITS - (g.tiles - 1).leading_zeros();
+        let band = alloc_uint(&mut cs.namespace(|| "band"), &bits_le(band_value as u64, bits.max(1)))?;
+        let band = Term(lc(&band), band.get_value());
+        let whole = band.scaled(F::from(groups as u64)).plus(&index, F::ONE);
+        cs.enforce(|| "tile = band·groups + group", |lc| lc + CS::one(), |_| whole.0.clone(), |_| tile_t.0.clone());
+        let first = is(cs, "first band", &band, 0)?;
+        let last = is(cs, "last band", &band, g.tiles - 1)?;
+        let (g_first, g_last) = (flags[0].clone(), flags[groups - 1].clone());
+        let t_first = Term::var(&product(&mut cs.namespace(|| "first tile"), &first, &g_first)?);
+        let t_last = Term::var(&product(&mut cs.namespace(|| "last tile"), &last, &g_last)?);
+        Ok(Flags { first, last, t_first, t_last, g_first, g_last, index: at })
+    }
+
+    /// A grid tile's model chain and hand-off. The model slot runs the layer's chunk chain
+    /// group by group through the first band and holds its end afterwards; `prev_model`
+    /// holds the commitment before the layer. Every band re-derives the chain with its
+    /// groups' weights (the chain so far travels in the hand-off) and its last group must
+    /// land on the first band's end, so every band computes with the first band's weights.
+    /// The hand-off `H(tag, front, shared, chain)` commits the tile's window: the next
+    /// group (same band) opens it with its own rows, the next band's first group with its
+    /// halo rows as `shared` (and the front as a hint). Returns (the commitment before the
+    /// layer, the next model slot, the hand-off).
+    fn grid_model<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        f: &Flags,
+        (model, prev_model, halo): (&AllocatedNum<F>, &AllocatedNum<F>, &AllocatedNum<F>),
+        (salt, weights, bias): (&AllocatedNum<F>, &[Num<F>], &[Num<F>]),
+        rows: &[Vec<Num<F>>],
+    ) -> Result<(AllocatedNum<F>, AllocatedNum<F>, Term), SynthesisError> {
+        let (inner, g) = (&*self.0, &self.0.geometry);
+        let one = Term::constant::<CS>(F::ONE);
+        let not_first = one.plus(&f.first, -F::ONE);
+        let before =
+            select(&mut cs.namespace(|| "model before"), &f.t_first, &Term::var(model), &Term::var(prev_model))?;
+        // the chain before this group (a band's first group: the previous band's, whole)
+        let group = f.index.map_or(inner.group, |t| t % inner.spec.groups());
+        let running = AllocatedNum::alloc(cs.namespace(|| "chain before"), || match group {
+            0 => model.get_value().ok_or(SynthesisError::AssignmentMissing),
+            _ => before.get_value().map(|b| self.prior_model(b, group)).ok_or(SynthesisError::AssignmentMissing),
+        })?;
+        let start = select(&mut cs.namespace(|| "start"), &f.g_first, &Term::var(&before), &Term::var(&running))?;
+        let chain = model_update(&mut cs.namespace(|| "model chain"), &inner.updates[0], salt, &start, weights, bias)?;
+        let next_model = select(&mut cs.namespace(|| "model"), &f.first, &Term::var(&chain), &Term::var(model))?;
+        let check = product(&mut cs.namespace(|| "band end"), &not_first, &f.g_last)?;
+        equal_if(&mut cs.namespace(|| "same weights"), &Term::var(&check), &Term::var(&chain), &Term::var(model));
+
+        let zero = || Elt::num_from_fr::<CS>(F::ZERO);
+        let cat = |ranges: &[std::ops::Range<usize>]| -> Vec<Num<F>> {
+            ranges.iter().flat_map(|r| r.clone().flat_map(|i| rows[i].clone())).collect()
+        };
+        let front_tag = Elt::num_from_fr::<CS>(self.front_tag());
+        let front_rows = cat(&[self.front_rows(), g.window()..g.rows()]);
+        let front = chain_link(&mut cs.namespace(|| "front"), front_tag, zero(), &front_rows)?;
+        let halo_tag = || Elt::num_from_fr::<CS>(self.halo_tag());
+        let shared = chain_link(&mut cs.namespace(|| "shared"), halo_tag(), zero(), &cat(&[g.advance..g.window()]))?;
+        let opened = chain_link(&mut cs.namespace(|| "halo rows"), halo_tag(), zero(), &cat(&[0..g.halo]))?;
+        let prev_front = AllocatedNum::alloc(cs.namespace(|| "previous front"), || Ok(inner.prev_front))?;
+        let tag = || Elt::num_from_fr::<CS>(domain_tag(TAG_GRID_HALO, 3));
+        let handoff = |cs: &mut CS, name: &str, parts: [&AllocatedNum<F>; 3]| {
+            let items: Vec<Elt<F>> = std::iter::once(tag()).chain(parts.map(|p| Elt::Allocated(p.clone()))).collect();
+            hash(&mut cs.namespace(|| name.to_string()), &items).map(|h| Term::var(&h))
+        };
+        let same = handoff(cs, "same window", [&front, &shared, &running])?;
+        equal_if(&mut cs.namespace(|| "same band opens"), &one.plus(&f.g_first, -F::ONE), &same, &Term::var(halo));
+        let next_band = handoff(cs, "next band", [&prev_front, &opened, &running])?;
+        let opens = product(&mut cs.namespace(|| "band start"), &f.g_first, &not_first)?;
+        equal_if(&mut cs.namespace(|| "next band opens"), &Term::var(&opens), &next_band, &Term::var(halo));
+        let out = handoff(cs, "hand-off", [&front, &shared, &chain])?;
+        Ok((before, next_model, out))
     }
 }
 
@@ -606,8 +897,9 @@ impl TileStep {
     ) -> Result<Term, SynthesisError> {
         let spec = &self.0.spec;
         let zero = || Elt::num_from_fr::<CS>(F::ZERO);
-        let output_tag = Term::constant::<CS>(Layout::by_rows(spec.output_dims()).tag());
-        let [och, _, owidth] = spec.output_dims();
+        let output_tag = Term::constant::<CS>(spec.block().output_layout().tag());
+        let [_, _, owidth] = spec.output_dims();
+        let och = outputs.len() / (spec.rows * owidth).max(1);
         let mut out = Term::var(out_chain);
         for r in 0..spec.rows {
             let mut cs = cs.namespace(|| format!("output row {r}"));

@@ -2,7 +2,7 @@
 //! every tile in order, the untiled step they must match, and an IVC-style run.
 
 use super::synth_z;
-use fold_ml_circuits::commit::{activation_commitment_native, Layout};
+use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::layer::{BlockSpec, LayerStep, LayerWeights, StepWitness};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::step::tile_spec;
@@ -29,8 +29,7 @@ pub fn witness(layers: &[LayerWeights]) -> TileWitness {
 
 /// Every tile of the block, in order.
 pub fn tiles(spec: TileSpec, input: &[u8], layers: &[LayerWeights]) -> Vec<TileStep> {
-    let n = spec.geometry().unwrap().tiles;
-    (0..n).map(|t| TileStep::new(spec, t, input, witness(layers)).unwrap()).collect()
+    (0..spec.tiles()).map(|t| TileStep::new(spec, t, input, witness(layers)).unwrap()).collect()
 }
 
 /// The same block untiled, its tensors committed one row per link.
@@ -85,9 +84,9 @@ pub fn run<T: Tile>(steps: &[T], z0: TileState) -> (Vec<bool>, TileState) {
 }
 
 /// The boundary state before a tiled block: `layer` layers and the model commitment
-/// `model` so far, the input committed one row per link under the test blind.
+/// `model` so far, the input committed as the spec reads it under the test blind.
 pub fn start(spec: &TileSpec, input: &[u8], (layer, model): (u64, u64)) -> TileState {
-    let layout = Layout::by_rows(spec.input_dims());
+    let layout = spec.block().input_layout();
     TileState::boundary(StepState {
         layer,
         model: F::from(model),
