@@ -110,8 +110,9 @@ fn bench_tiles(c: &mut Criterion) {
         blind_in: F::ZERO,
         blind_out: F::ZERO,
         salt: F::ZERO,
+        chains: Default::default(),
     };
-    let tiles = spec.geometry().expect("valid").tiles;
+    let tiles = spec.tiles();
     let step = |t: usize| Step::Tile(TileStep::new(spec, t % tiles, &input, witness.clone()).expect("valid tile"));
     let layout = fold_ml_circuits::commit::Layout::by_rows(model.spec().input_dims());
     let z0 = TileState::boundary(StepState::initial(activation_commitment_native(&input, layout, F::ZERO)));

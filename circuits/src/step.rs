@@ -65,7 +65,10 @@ impl Tiling {
         match self {
             Self::Rows(rows) => crate::tile::tiled_height(block) / rows.max(1),
             Self::Channels(channels) => block.stages.iter().map(|s| s.shape.num_biases() / channels.max(1)).sum(),
-            Self::Grid(channels) => grid_spec(block, channels).map_or(0, |s| s.tiles()),
+            Self::Grid(channels) => {
+                let outputs = block.stages.first().map_or(0, |s| s.shape.num_biases());
+                crate::tile::tiled_height(block) * (outputs / channels.max(1))
+            }
         }
     }
 }

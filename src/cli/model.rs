@@ -228,6 +228,7 @@ fn tile_unit(tiling: Tiling) -> String {
     match tiling {
         Tiling::Rows(r) => format!("{r} output row{} per tile", plural(r)),
         Tiling::Channels(g) => format!("{g} output channel{} per tile", plural(g)),
+        Tiling::Grid(g) => format!("one output row of {g} channel{} per tile", plural(g)),
     }
 }
 
@@ -310,6 +311,7 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
                 let what = match t {
                     Tiling::Rows(r) => format!("{r} row{}", if r == 1 { "" } else { "s" }),
                     Tiling::Channels(g) => format!("{g} channel{}", if g == 1 { "" } else { "s" }),
+                    Tiling::Grid(g) => format!("one row of {g} channel{}", if g == 1 { "" } else { "s" }),
                 };
                 format!(" (tiles of {what}: {} per {unit})", arch.tiles())
             }

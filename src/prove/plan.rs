@@ -156,17 +156,17 @@ pub const DEFAULT_FOLD_BUDGET: usize = 1 << 18;
 /// `budget` is tiled; one that fits but already fills a fold alone (at least
 /// [`TILE_CANDIDATE_CONSTRAINTS`], where layers are folded one per step anyway) is tiled
 /// when that is estimated faster. The candidates: bands of rows (a divisor of the output
-/// height, two tiles or more, a geometry the tile circuit supports) and, for a single
-/// convolution of several model-commitment chunks, groups of output channels (whole
-/// chunks, two groups or more). Among the whole step (when it fits) and the tilings whose
-/// tile fits, the least estimated time wins: parameter setup and compression grow with
-/// the step, folding with the steps' total, and a segment of few blocks pays far more for
-/// the first (~2e-4 s per constraint, once) than for the second (~2e-6 s per constraint,
-/// every fold), so small tiles usually win there (`channels`: whether groups of channels
-/// are candidates). When nothing fits, the smallest row
-/// tiles (or channel groups, when rows cannot be tiled). Blocks that cannot be tiled (more
-/// layers, a two-layer block pooled otherwise than globally, a shortcut the tiles cannot
-/// place, a dense layer) get `None`.
+/// height, two tiles or more, a geometry the tile circuit supports) and, for a
+/// convolution (or a two-layer block) of several model-commitment chunks, groups of output
+/// channels (whole chunks, two groups or more), and for a single convolution one output
+/// row of a group per tile (a grid). Among the whole step (when it fits) and the tilings
+/// whose tile fits, the least estimated time wins: parameter setup and compression grow
+/// with the step, folding with the steps' total, and a segment of few blocks pays far more
+/// for the first (~2e-4 s per constraint, once) than for the second (~2e-6 s per
+/// constraint, every fold), so small tiles usually win there (`channels`: whether groups
+/// of channels, alone or in a grid, are candidates). When nothing fits, the smallest tile
+/// measured. Blocks that cannot be tiled (more layers, a two-layer block pooled otherwise
+/// than globally, a shortcut the tiles cannot place, a dense layer) get `None`.
 pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, bool), blocks: usize) -> Option<Tiling> {
     let fits = untiled <= budget;
     if fits && untiled < TILE_CANDIDATE_CONSTRAINTS {
@@ -176,13 +176,20 @@ pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, boo
         Tiling::Rows(_) => block.clone().with_row_links([true, true]),
         // read one row per link: the dearest way a neighbour may commit it
         Tiling::Channels(g) => block.clone().with_links([Links::Rows, Links::Channels(g)]),
+        Tiling::Grid(g) => block.clone().with_links([Links::Rows, Links::RowGroups(g)]),
     };
     let height = fold_ml_circuits::tile::tiled_height(block);
     let rows = (1..height).rev().filter(|&r| height.is_multiple_of(r)).map(Tiling::Rows);
     let outputs = if channels { block.stages.first().map_or(0, |s| s.shape.num_biases()) } else { 0 };
-    let channels = (1..outputs).rev().filter(|&g| outputs.is_multiple_of(g)).map(Tiling::Channels);
-    let candidates: Vec<(Tiling, usize)> =
-        rows.chain(channels).filter(|&t| t.check(&linked(t)).is_ok()).map(|t| (t, t.tiles(block))).collect();
+    let groups: Vec<usize> = (1..outputs).rev().filter(|&g| outputs.is_multiple_of(g)).collect();
+    let channels = groups.iter().map(|&g| Tiling::Channels(g));
+    let grids = groups.iter().filter(|_| block.num_stages() == 1).map(|&g| Tiling::Grid(g));
+    let candidates: Vec<(Tiling, usize)> = rows
+        .chain(channels)
+        .chain(grids)
+        .filter(|&t| t.check(&linked(t)).is_ok())
+        .map(|t| (t, t.tiles(block)))
+        .collect();
     // A tile costs about its share of the block plus what every tile repeats (weights,
     // input or halo rows, hashing): measure the tilings whose share alone fits.
     let time = |tiles: usize, c: usize| {
@@ -200,8 +207,8 @@ pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, boo
                 best = Some((s, Some(t)));
             }
         }
-        if fallback.is_none_or(|(_, n)| tiles > n) {
-            fallback = Some((t, tiles));
+        if fallback.is_none_or(|(_, c)| cost.constraints < c) {
+            fallback = Some((t, cost.constraints));
         }
     }
     match best {
@@ -238,6 +245,7 @@ pub fn architectures(
         match tiling(&spec, untiled, (budget, channels), blocks) {
             Some(Tiling::Rows(rows)) => return Architecture::tiled(spec, rows),
             Some(Tiling::Channels(g)) => return Architecture::channel_tiled(spec, g),
+            Some(Tiling::Grid(g)) => return Architecture::grid_tiled(spec, g),
             None => {}
         }
         let stackable = spec.input_layout() == spec.output_layout();
@@ -267,21 +275,23 @@ pub fn architectures(
 }
 
 /// How each tensor between segments is committed (`n + 1` of them: the network input, the
-/// cuts, the output), or the index of a channel-tiled segment that cannot be linked.
+/// cuts, the output), or the index of a segment tiled by channels (alone or in a grid)
+/// that cannot be linked.
 ///
-/// A row-tiled segment reads and writes rows; a channel-tiled one writes groups of its
-/// channels and reads anything (it reads its input whole); an untiled one reads and writes
-/// anything; a segment of several blocks (`blocks[j] > 1`) reads what it writes. What is
-/// left free is committed whole (the cheapest). A conflict that involves no channel
-/// tiling is left for [`fold_ml_circuits::layer::check_chain`] to report.
+/// A row-tiled segment writes rows; a channel-tiled one groups of its channels; a
+/// grid-tiled one rows of groups. Row- and grid-tiled segments read rows (of every channel,
+/// or of the groups their neighbour writes); channel-tiled and untiled ones read anything
+/// (whole). A segment of several blocks (`blocks[j] > 1`) reads what it writes. What is
+/// left free is committed whole (the cheapest). A conflict that involves no channel or
+/// grid tiling is left for [`fold_ml_circuits::layer::check_chain`] to report.
 pub fn links(archs: &[Architecture], blocks: &[usize]) -> Result<Vec<Links>, usize> {
     let n = archs.len();
     // per tensor: how it must be committed, and the segment that needs it so
     let mut fixed: Vec<Option<(Links, usize)>> = vec![None; n + 1];
-    let channel_tiled = |j: usize| matches!(archs[j].tiling, Some(Tiling::Channels(_)));
-    let blame = |who: &[usize]| who.iter().copied().find(|&j| channel_tiled(j));
-    // fixes tensor `b` to `l` for segment `j`: whether it was free; a channel-tiled
-    // segment to give way on a conflict
+    let by_channels = |j: usize| matches!(archs[j].tiling, Some(Tiling::Channels(_) | Tiling::Grid(_)));
+    let blame = |who: &[usize]| who.iter().copied().find(|&j| by_channels(j));
+    // fixes tensor `b` to `l` for segment `j`: whether it was free; a segment tiled by
+    // channels to give way on a conflict
     let set = |fixed: &mut Vec<Option<(Links, usize)>>, b: usize, l: Links, j: usize| match fixed[b] {
         None => {
             fixed[b] = Some((l, j));
@@ -290,32 +300,50 @@ pub fn links(archs: &[Architecture], blocks: &[usize]) -> Result<Vec<Links>, usi
         Some((old, by)) if old != l => blame(&[j, by]).map_or(Ok(false), Err),
         Some(_) => Ok(false),
     };
+    // stacks read what they write: propagate until nothing changes
+    let stacks = |fixed: &mut Vec<Option<(Links, usize)>>| -> Result<(), usize> {
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for j in (0..n).filter(|&j| blocks.get(j).copied().unwrap_or(1) > 1) {
+                changed |= match (fixed[j], fixed[j + 1]) {
+                    (Some((l, by)), None) => set(fixed, j + 1, l, by)?,
+                    (None, Some((l, by))) => set(fixed, j, l, by)?,
+                    (Some((a, ja)), Some((b, jb))) if a != b => match blame(&[j, ja, jb]) {
+                        Some(k) => return Err(k),
+                        None => false,
+                    },
+                    _ => false,
+                };
+            }
+        }
+        Ok(())
+    };
     for (j, arch) in archs.iter().enumerate() {
         match arch.tiling {
-            Some(Tiling::Rows(_)) => {
-                set(&mut fixed, j, Links::Rows, j)?;
-                set(&mut fixed, j + 1, Links::Rows, j)?;
-            }
+            Some(Tiling::Rows(_)) => drop(set(&mut fixed, j + 1, Links::Rows, j)?),
             Some(Tiling::Channels(g)) => drop(set(&mut fixed, j + 1, Links::Channels(g), j)?),
+            Some(Tiling::Grid(g)) => drop(set(&mut fixed, j + 1, Links::RowGroups(g), j)?),
             None => {}
         }
     }
-    // stacks read what they write: propagate until nothing changes
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for j in (0..n).filter(|&j| blocks.get(j).copied().unwrap_or(1) > 1) {
-            changed |= match (fixed[j], fixed[j + 1]) {
-                (Some((l, by)), None) => set(&mut fixed, j + 1, l, by)?,
-                (None, Some((l, by))) => set(&mut fixed, j, l, by)?,
-                (Some((a, ja)), Some((b, jb))) if a != b => match blame(&[j, ja, jb]) {
-                    Some(k) => return Err(k),
-                    None => false,
-                },
-                _ => false,
-            };
+    stacks(&mut fixed)?;
+    // readers by rows: rows of every channel, unless their neighbour writes rows of groups
+    for (j, arch) in archs.iter().enumerate() {
+        if !matches!(arch.tiling, Some(Tiling::Rows(_) | Tiling::Grid(_))) {
+            continue;
+        }
+        match fixed[j] {
+            None => fixed[j] = Some((Links::Rows, j)),
+            Some((Links::Rows | Links::RowGroups(_), _)) => {}
+            Some((_, by)) => {
+                if let Some(k) = blame(&[j, by]) {
+                    return Err(k);
+                }
+            }
         }
     }
+    stacks(&mut fixed)?;
     Ok(fixed.into_iter().map(|f| f.map_or(Links::Whole, |(l, _)| l)).collect())
 }
 
@@ -352,7 +380,7 @@ mod tests {
     fn tile_rows(block: &BlockSpec, untiled: usize, budget: usize, blocks: usize) -> Option<usize> {
         tiling(block, untiled, (budget, true), blocks).map(|t| match t {
             Tiling::Rows(r) => r,
-            Tiling::Channels(g) => panic!("{g} channels per tile"),
+            Tiling::Channels(g) | Tiling::Grid(g) => panic!("{g} channels per tile"),
         })
     }
 
@@ -461,6 +489,35 @@ mod tests {
         assert_eq!(links(&[plain.clone(), groups.clone()], &[1, 3]), Ok(vec![Whole, g, g]));
         assert_eq!(links(&[groups.clone(), plain.clone(), plain.clone()], &[1, 2, 1]), Ok(vec![Whole, g, g, Whole]));
         assert_eq!(links(&[rows.clone(), groups.clone()], &[1, 2]), Err(1), "a stack after rows");
-        assert_eq!(links(&[groups.clone(), plain, rows], &[1, 2, 1]), Err(0), "rows through a stack");
+        assert_eq!(links(&[groups.clone(), plain.clone(), rows.clone()], &[1, 2, 1]), Err(0), "rows through a stack");
+        // a grid writes rows of groups, which row- and grid-tiled layers read by rows
+        let grid = Architecture::grid_tiled(BlockSpec::layer(wide()), 8);
+        let rg = Links::RowGroups(8);
+        assert_eq!(links(&[grid.clone(), rows.clone()], &[1, 1]), Ok(vec![Rows, rg, Rows]));
+        assert_eq!(links(&[grid.clone(), grid.clone()], &[1, 1]), Ok(vec![Rows, rg, rg]));
+        assert_eq!(links(&[grid.clone(), plain.clone()], &[1, 1]), Ok(vec![Rows, rg, Whole]));
+        assert_eq!(links(&[plain.clone(), grid.clone()], &[1, 3]), Ok(vec![Whole, rg, rg]), "a stack of grids");
+        assert_eq!(links(&[grid.clone(), rows.clone()], &[1, 2]), Err(0), "a stack of row tiles after a grid");
+        assert_eq!(links(&[rows, grid.clone()], &[1, 2]), Err(1), "a stack of grids after rows");
+        assert_eq!(links(&[groups, grid], &[1, 1]), Err(1), "a grid reads rows, not groups of all rows");
+    }
+
+    /// ResNet-18's 64-channel 3×3 convolution on 56×56 (~116M multiply-accumulates): one
+    /// output row already overflows the budget, a group of channels reads the whole input;
+    /// one row of a group of channels fits.
+    #[test]
+    fn a_large_wide_convolution_is_tiled_by_rows_of_groups() {
+        use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
+        let layer = fold_ml_circuits::layer::LayerSpec::new(
+            LinearShape::Conv(ConvShape::same(64, 64, 56, 56, 3)),
+            fold_ml_circuits::quant::RequantSpec::new(7, 24).unwrap(),
+        );
+        let block = BlockSpec::layer(layer);
+        let rough = StepCost::rough(&block);
+        let Some(Tiling::Grid(g)) = tiling(&block, rough, (DEFAULT_FOLD_BUDGET, true), 1) else { panic!("not a grid") };
+        let linked = block.clone().with_links([Links::Rows, Links::RowGroups(g)]);
+        let tile = StepCost::of_tiling(&linked, Tiling::Grid(g)).unwrap();
+        assert!(tile.constraints <= DEFAULT_FOLD_BUDGET, "{g} channels: {}", tile.constraints);
+        assert_eq!(Tiling::Grid(g).tiles(&linked), 56 * 64 / g);
     }
 }

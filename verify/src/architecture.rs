@@ -50,6 +50,14 @@ impl Architecture {
         Self { tiling: Some(Tiling::Channels(channels)), ..Self::new(block.with_links(links), stages) }
     }
 
+    /// The architecture of a convolution tiled one output row of `channels` output
+    /// channels per step (its output committed one row of a group per link, its input as
+    /// `block` says).
+    pub fn grid_tiled(block: BlockSpec, channels: usize) -> Self {
+        let links = [block.links[0], Links::RowGroups(channels)];
+        Self { tiling: Some(Tiling::Grid(channels)), ..Self::new(block.with_links(links), 1) }
+    }
+
     /// Output rows per step of a row-tiled block.
     pub fn tile_rows(&self) -> Option<usize> {
         match self.tiling {

@@ -319,8 +319,14 @@ pub fn check_size(arch: &Architecture) -> Result<(), String> {
     // kernel` of its `height` input rows: an upper bound on its share of the layer's work
     // and input (and it holds all the weights). A channel tile computes, and holds the
     // weights of, `channels` of each layer's output channels (and reads the whole input).
-    let share = |v: u128| match (arch.tiling, stages[0].shape) {
-        (Some(Tiling::Rows(rows)), LinearShape::Conv(c)) => {
+    // A grid tile is both: one output row's window, `channels` output channels.
+    let rows = match arch.tiling {
+        Some(Tiling::Rows(rows)) => Some(rows),
+        Some(Tiling::Grid(_)) => Some(1),
+        _ => None,
+    };
+    let share = |v: u128| match (rows, stages[0].shape) {
+        (Some(rows), LinearShape::Conv(c)) => {
             let (pk, ps) = stages[0].pool.map_or((1, 1), |p| (p.kernel[0] as u128, p.stride[0] as u128));
             let window = (rows as u128 * ps + pk) * c.stride[0] as u128 + c.kernel[0] as u128;
             (v * window / (c.height as u128).max(1)).min(v)
@@ -328,7 +334,9 @@ pub fn check_size(arch: &Architecture) -> Result<(), String> {
         _ => v,
     };
     let group_share = |spec: &LayerSpec, v: u128| match (arch.tiling, spec.shape) {
-        (Some(Tiling::Channels(g)), LinearShape::Conv(c)) => (v * g as u128 / (c.channels_out as u128).max(1)).min(v),
+        (Some(Tiling::Channels(g) | Tiling::Grid(g)), LinearShape::Conv(c)) => {
+            (v * g as u128 / (c.channels_out as u128).max(1)).min(v)
+        }
         _ => v,
     };
     let mut estimate = 10_000u128;

@@ -147,4 +147,4 @@ pub use channels::{GroupSpec, GroupStep, TAG_PAIR};
 pub use geometry::{pools_globally, tiled_height, TileGeometry, TileSpec};
 pub use state::{TileState, TILE_ARITY};
 pub(crate) use step::{band_linear, band_second};
-pub use step::{TileStep, TileWitness, TAG_HALO, TAG_POOL_SUMS};
+pub use step::{GroupChains, TileStep, TileWitness, TAG_GRID_FRONT, TAG_GRID_HALO, TAG_HALO, TAG_POOL_SUMS};

@@ -5,8 +5,7 @@ use super::geometry::{TileGeometry, TileSpec};
 use super::state::{TileState, TILE_ARITY};
 use super::terms::{alloc_term, equal_if, is_zero, product, select, Term};
 use crate::commit::{
-    chain_link, chain_link_native, domain_tag, hash, hash_native, model_update, model_update_native, Chunks,
-    LayerUpdate, Layout,
+    chain_link, chain_link_native, domain_tag, hash, hash_native, model_update, model_update_native, LayerUpdate,
 };
 use crate::gadgets::bits::{alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, Linear, LinearHints, LinearShape};
@@ -19,7 +18,7 @@ use ff::{Field, PrimeField};
 use nova_snark::frontend::gadgets::poseidon::Elt;
 use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, LinearCombination, SynthesisError};
 use nova_snark::traits::circuit::StepCircuit;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Domain tag of a halo commitment (the rows two consecutive tiles share).
 pub const TAG_HALO: u64 = 0xf01d_0006;
@@ -44,6 +43,22 @@ pub struct TileWitness {
     pub blind_out: F,
     /// The model commitment's secret salt.
     pub salt: F,
+    /// A grid: the layer's model chain after each group, shared by the tiles that clone
+    /// this witness (a cache).
+    pub chains: GroupChains,
+}
+
+/// The model chain of a grid-tiled layer before each of its groups, from the commitment
+/// before the layer: computed once per layer and shared by its tiles (each would otherwise
+/// hash the weights of every group before its own). A cache: it never changes what a tile
+/// proves, so witnesses compare equal whatever it holds.
+#[derive(Clone, Debug, Default)]
+pub struct GroupChains(Arc<Mutex<Option<(F, Vec<F>)>>>);
+
+impl PartialEq for GroupChains {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -301,8 +316,14 @@ impl TileStep {
     pub fn blank(spec: TileSpec) -> Result<Self, QuantError> {
         let input = vec![0; spec.layer.num_inputs()];
         let (layer_weights, second_weights) = (zero_weights(&spec.layer), spec.second.as_ref().map(zero_weights));
-        let witness =
-            TileWitness { layer_weights, second_weights, blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO };
+        let witness = TileWitness {
+            layer_weights,
+            second_weights,
+            blind_in: F::ZERO,
+            blind_out: F::ZERO,
+            salt: F::ZERO,
+            chains: GroupChains::default(),
+        };
         Self::new(spec, 0, &input, witness)
     }
 
@@ -418,15 +439,22 @@ impl TileStep {
     /// before it, from the model commitment before the layer.
     fn prior_model(&self, before_layer: F, group: usize) -> F {
         let inner = &*self.0;
-        let (Some(channels), Some(update)) = (inner.spec.channels, inner.updates.first()) else {
-            return before_layer;
-        };
-        let outputs = group * channels;
-        let w = &inner.witness.layer_weights;
-        let own = update.chunks.own;
-        let update = LayerUpdate { chunks: Chunks { outputs, ..update.chunks }, ..*update };
-        let (weights, bias) = (&w.weights[..outputs * own], &w.bias[..outputs]);
-        model_update_native(before_layer, &update, inner.witness.salt, weights, bias)
+        let Some(channels) = inner.spec.channels else { return before_layer };
+        let mut cache = inner.witness.chains.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.as_ref().is_none_or(|(from, _)| *from != before_layer) {
+            let spec = GroupSpec { layer: inner.spec.layer, second: None, input: inner.spec.input, channels };
+            let (update, w, salt) = (spec.group_update(0), &inner.witness.layer_weights, inner.witness.salt);
+            let chains = (0..inner.spec.groups())
+                .scan(before_layer, |acc, g| {
+                    let before = *acc;
+                    let gw = spec.group_weights(0, w, g);
+                    *acc = model_update_native(before, &update, salt, &gw.weights, &gw.bias);
+                    Some(before)
+                })
+                .collect();
+            *cache = Some((before_layer, chains));
+        }
+        cache.as_ref().map_or(before_layer, |(_, chains)| chains[group])
     }
 
     /// The state after a grid tile (see [`Self::next_state`]).
@@ -495,7 +523,7 @@ impl TileStep {
             .iter()
             .zip(weights)
             .fold(prev_model, |acc, (u, w)| model_update_native(acc, u, salt, &w.weights, &w.bias));
-        let output_tag = Layout::by_rows(inner.spec.output_dims()).tag();
+        let output_tag = inner.spec.block().output_layout().tag();
         // the output chain (and what the next tile takes over: the same chain, or the
         // running sums of a global pooling, whose one output row only the last tile chains)
         let (out, carry) = match self.pooled() {
@@ -959,7 +987,7 @@ impl TileStep {
         let opened = hash(&mut cs.namespace(|| "open sums"), &before)?;
         equal_if(&mut cs.namespace(|| "sums open"), not_first, &Term::var(&opened), &Term::var(carried));
         let carry = hash(&mut cs.namespace(|| "commit sums"), &after)?;
-        let output_tag = Elt::num_from_fr::<CS>(Layout::by_rows(inner.spec.output_dims()).tag());
+        let output_tag = Elt::num_from_fr::<CS>(inner.spec.block().output_layout().tag());
         let out = chain_link(&mut cs.namespace(|| "output"), output_tag, Elt::Allocated(blind_out.clone()), &means)?;
         Ok((Term::var(&out), Term::var(&carry)))
     }
