@@ -246,3 +246,53 @@ fn a_row_tiled_layer_reads_rows_of_groups() {
     let z0 = start(&spec, &input, (3, 1234));
     assert_eq!(end, TileState::boundary(untiled(&spec, &input, &layers).next_state(&z0.base)));
 }
+
+/// Tiles that all compute, consistently, on an input other than the committed one (one
+/// value changed) pass every hand-off, and the last tile rejects the input chain.
+#[test]
+fn tiles_reading_another_input_consistently_are_rejected_at_the_last_tile() {
+    let runner = &mut proptest::test_runner::TestRunner::deterministic();
+    let (spec, input, layers) = filled(spec(8, (4, 3), (3, 1), true, 2, 2, 1)).new_tree(runner).unwrap().current();
+    for i in [0, input.len() / 2, input.len() - 1] {
+        let mut forged = input.clone();
+        forged[i] = (forged[i] + 1) % 128;
+        let steps = tiles(spec, &forged, &layers);
+        let (sat, _) = go(&spec, &input, &steps);
+        let expected: Vec<bool> = (0..steps.len()).map(|j| j + 1 < steps.len()).collect();
+        assert_eq!(sat, expected, "value {i}");
+    }
+}
+
+/// A tile of a later band computing with other weights for its group (one weight or one
+/// bias changed, or another group's) is rejected where its band's chain ends, and no tile
+/// before: every band computes with the first band's weights.
+#[test]
+fn a_later_band_with_other_weights_is_rejected_where_the_band_ends() {
+    let runner = &mut proptest::test_runner::TestRunner::deterministic();
+    let (spec, input, layers) = filled(spec(12, (4, 2), (3, 1), false, 1, 0, 1)).new_tree(runner).unwrap().current();
+    let groups = spec.groups();
+    assert_eq!(groups, 2);
+    let honest = tiles(spec, &input, &layers);
+    for (t, how) in [(2, 0), (3, 1), (5, 2), (7, 0)] {
+        let mut w = layers.clone();
+        let per = spec.layer.num_weights() / spec.layer.shape.num_biases() * spec.channels.unwrap();
+        let g = t % groups;
+        match how {
+            0 => w[0].weights[g * per + 7] = w[0].weights[g * per + 7].wrapping_add(1),
+            1 => w[0].bias[g * spec.channels.unwrap()] += 1,
+            _ => {
+                let other = (g + 1) % groups;
+                for k in 0..per {
+                    w[0].weights.swap(g * per + k, other * per + k);
+                }
+            }
+        }
+        let mut steps = honest.clone();
+        steps[t] = TileStep::new(spec, t, &input, witness(&w)).unwrap();
+        let (sat, _) = go(&spec, &input, &steps);
+        // (the next band's first tile, which reopens the hand-off with the model slot's
+        // chain, rejects it too)
+        let band_end = t - g + groups - 1;
+        assert!(sat[..band_end].iter().all(|&s| s) && !sat[band_end], "tile {t}, change {how}: {sat:?}");
+    }
+}

@@ -133,6 +133,48 @@
 //!   the untiled block's update. The middle chain is unblinded: it lives only inside a
 //!   block, where a segment never ends.
 //!
+//! # Grid tiles
+//! A convolution too large for either cut alone (ResNet-18's 64-channel layers at 56×56:
+//! one output row is ~2M multiply-accumulates, and a group of channels would read all
+//! 200,704 input values) is proven one output row of one group of `G` output channels per
+//! step ([`TileSpec::grid`]): tile `t = band·groups + group`, the bands of the row tiling
+//! above (one output row each, pooled or not), within a band the groups in order. The
+//! output is committed one row of a group per link
+//! ([`crate::commit::Layout::by_row_groups`]), which is the order the tiles write it in; a
+//! row- or grid-tiled layer reads such a tensor a row at a time (a row is its groups'
+//! links in order), anything else reads it whole.
+//! - The index: the group is a one-hot vector of `groups` bits, the band a range-checked
+//!   integer, and `band·groups + group = tile`. The tile index runs `0 .. tiles` in order
+//!   (as above), so this is the one decomposition; the band's first/last flags drive the
+//!   padding and masking exactly as in a row tiling, the tile's first/last the chains.
+//! - The input rows: the first group of a band reads and absorbs them as a row tile does
+//!   (its halo rows opened from the previous band). Every tile hands on
+//!   `H(tag, front, shared, chain)`, where `shared` hashes the rows the next band shares,
+//!   `front` the others: the next group of the band must open it with its own window (so,
+//!   by collision resistance, every group of a band reads the first group's rows), the
+//!   next band's first group with its halo rows as `shared` and `front` as a hint (so its
+//!   halo rows are the previous band's shared rows, by induction rows the input chain
+//!   absorbed). The last tile checks the input chain against the layer's input
+//!   commitment.
+//! - The weights: `prev_model` holds the model commitment before the layer (taken from the
+//!   model slot by tile 0). Each tile applies its group's chunks of the layer's update to
+//!   the chain before its group (`prev_model` for a band's first group, else the previous
+//!   tile's chain, opened from the hand-off). During the first band the model slot follows
+//!   this chain, so after it the slot holds the canonical update of the whole layer (as in
+//!   a channel tiling, positionally: chunk `j` from group `j·k/G`); in every later band
+//!   the last group's chain must equal the model slot, so (collision resistance) every
+//!   band computes each group with the first band's weights.
+//! - The output: each tile absorbs its row of its group as one link, tile 0 from the
+//!   output layout's tag and `blind_out`; the last tile hands the chain on as the next
+//!   layer's input commitment and advances the layer counter.
+//!
+//! A skipped, repeated or reordered tile therefore lands on another model chain or output
+//! chain, or fails a hand-off; a tile reading rows other than its band's fails the next
+//! group's opening (or the input chain); a band computing other weights fails at its end.
+//! Cost over a row tile of the same output row: the one-hot index, two more hashes of the
+//! window and three of four elements; the window's input rows (a few) are range-checked
+//! again in every group.
+//!
 //! Hiding: the running chains and the halo commitment are unblinded, but they live only
 //! inside a layer: the state between layers (all that a statement reveals) carries the
 //! blinded commitments only, and the tile slots are zero there.
