@@ -261,3 +261,34 @@ fn every_kind_of_block_proves_what_the_untiled_block_proves() {
         assert_eq!(end, TileState::boundary(untiled(&spec, &input, &layers).next_state(&z0.base)), "{down} {gap}");
     }
 }
+
+/// A dense layer alone (1024 → 16: model-commitment chunks of 4 units) is cut into groups
+/// of output units: the tiles prove what the untiled step proves, a tile computing on
+/// another input is rejected there; a dense layer in a block is refused.
+#[test]
+fn a_dense_layer_is_tiled_by_groups_of_units() {
+    use fold_ml_circuits::gadgets::dense::DenseShape;
+    let rq = RequantSpec::new(8, 24).unwrap();
+    let layer = LayerSpec::new(LinearShape::Dense(DenseShape { inputs: 1024, outputs: 16 }), rq);
+    assert_eq!(layer.chunks().channels, 4);
+    let spec = GroupSpec { layer, second: None, input: Links::Whole, channels: 8 };
+    spec.check().unwrap();
+    assert!(GroupSpec { channels: 2, ..spec }.check().is_err(), "half a chunk");
+    let runner = &mut proptest::test_runner::TestRunner::deterministic();
+    let (spec, input, layers) = filled(spec).new_tree(runner).unwrap().current();
+    let steps = tiles(spec, &input, &layers);
+    assert_eq!(steps.len(), 2);
+    let z0 = start(&spec, &input);
+    let (sat, end) = run(&steps, z0);
+    assert!(sat.iter().all(|&s| s), "{sat:?}");
+    assert_eq!(end, TileState::boundary(untiled(&spec, &input, &layers).next_state(&z0.base)));
+    let mut forged = input.clone();
+    forged[700] = (forged[700] + 1) % 128;
+    let mut steps = steps;
+    steps[1] = GroupStep::new(spec, 1, &forged, &witness(&layers)).unwrap();
+    assert_eq!(run(&steps, z0).0, [true, false]);
+    let second = LayerSpec::new(LinearShape::Dense(DenseShape { inputs: 16, outputs: 16 }), rq);
+    let block = GroupSpec { second: Some(second), ..spec };
+    assert!(block.block().check().is_ok(), "a valid block");
+    assert!(block.check().is_err(), "dense layers in a block");
+}

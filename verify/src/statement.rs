@@ -337,6 +337,7 @@ pub fn check_size(arch: &Architecture) -> Result<(), String> {
         (Some(Tiling::Channels(g) | Tiling::Grid(g)), LinearShape::Conv(c)) => {
             (v * g as u128 / (c.channels_out as u128).max(1)).min(v)
         }
+        (Some(Tiling::Channels(g)), LinearShape::Dense(d)) => (v * g as u128 / (d.outputs as u128).max(1)).min(v),
         _ => v,
     };
     let mut estimate = 10_000u128;

@@ -47,10 +47,15 @@ pub struct GroupSpec {
     pub channels: usize,
 }
 
-fn conv_outputs(layer: &LayerSpec) -> Result<usize, QuantError> {
+/// The output channels (units) a layer can be cut into groups of: a convolution's without
+/// channel groups, or a dense layer's (alone, not in a block).
+fn outputs(layer: &LayerSpec, alone: bool) -> Result<usize, QuantError> {
     match layer.shape {
         LinearShape::Conv(c) if c.groups == 1 => Ok(c.channels_out),
-        _ => Err(QuantError::BadSpec("only a convolution without channel groups can be tiled by channels".into())),
+        LinearShape::Dense(d) if alone => Ok(d.outputs),
+        _ => Err(QuantError::BadSpec(
+            "only a convolution without channel groups, or a dense layer alone, can be tiled by channels".into(),
+        )),
     }
 }
 
@@ -71,7 +76,8 @@ impl GroupSpec {
             }
         }
         for layer in self.stages() {
-            let (outputs, g, chunk) = (conv_outputs(&layer)?, self.channels, layer.chunks().channels);
+            let alone = self.second.is_none();
+            let (outputs, g, chunk) = (outputs(&layer, alone)?, self.channels, layer.chunks().channels);
             if g == 0 || !outputs.is_multiple_of(g) || outputs / g < 2 {
                 return bad(format!("{g} channels per tile do not cut {outputs} output channels in groups"));
             }
@@ -110,8 +116,9 @@ impl GroupSpec {
     /// Layer `stage` restricted to one group of output channels (what a tile computes).
     pub fn group_layer(&self, stage: usize) -> LayerSpec {
         let mut layer = if stage == 0 { self.layer } else { self.second.unwrap_or(self.layer) };
-        if let LinearShape::Conv(c) = &mut layer.shape {
-            c.channels_out = self.channels;
+        match &mut layer.shape {
+            LinearShape::Conv(c) => c.channels_out = self.channels,
+            LinearShape::Dense(d) => d.outputs = self.channels,
         }
         if let Some(p) = &mut layer.projection {
             p.channels_out = self.channels;

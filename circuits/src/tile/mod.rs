@@ -80,10 +80,12 @@
 //! elements and `C` means — a few thousand constraints for 64 channels.
 //!
 //! # Channel tiles
-//! A convolution (or a two-layer block, below) whose weights alone overflow a fold (ResNet's 64-channel layers: 36,864
-//! weights, ~10 constraints each to range-check and absorb, in every row tile) is instead
-//! cut into groups of output channels ([`GroupSpec`], [`GroupStep`]): tile `g` computes
-//! output channels `g·G .. (g+1)·G`, all rows, with only those channels' weights. Its
+//! A convolution (or a two-layer block, below) whose weights alone overflow a fold
+//! (ResNet's 64-channel layers: 36,864 weights, ~10 constraints each to range-check and
+//! absorb, in every row tile) is instead cut into groups of output channels
+//! ([`GroupSpec`], [`GroupStep`]): tile `g` computes output channels `g·G .. (g+1)·G`, all
+//! rows, with only those channels' weights (a dense layer alone — ResNet-18's 512→1000
+//! classifier, 512,000 weights — is cut the same way into groups of output units). Its
 //! output is committed one group per link ([`crate::commit::Layout::by_channels`]), so the
 //! tiles write it in order; the next layer reads it whole (an untiled layer, or another
 //! channel-tiled one). Every tile:
