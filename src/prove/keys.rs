@@ -1,8 +1,10 @@
-//! The prover's parameter cache: Nova's public parameters and the compression keys, set up
-//! once per architecture ([`fold_ml_verify::keys::setup`]) and cached on disk under its
-//! digest, with a small `params.json` beside them (the parameters' digest and constraint
-//! counts), so that a job can name every segment's parameters without loading gigabytes of
-//! keys it will only use later. The verifier never reads this cache (it keeps its own keys).
+//! The prover's parameter cache: Nova's public parameters, set up once per architecture
+//! ([`fold_ml_verify::keys::setup`]) and cached on disk under its digest, with a small
+//! `params.json` beside them (the parameters' digest and constraint counts), so that a job
+//! can name every segment's parameters without loading gigabytes of keys it will only use
+//! later. The compression keys are derived from the parameters when they are loaded
+//! ([`fold_ml_verify::keys::compression_keys`]: faster than decoding them, and half the
+//! disk). The verifier never reads this cache (it keeps its own keys).
 
 use crate::artifact::Kind;
 use crate::error::Error;
@@ -11,7 +13,7 @@ use crate::nova::{ProverKey, PublicParams, VerifierKey};
 use crate::F;
 use fold_ml_verify::fsutil::write_atomic;
 pub use fold_ml_verify::keys::default_cache_dir;
-use fold_ml_verify::keys::{load, setup, store};
+use fold_ml_verify::keys::{compression_keys, load, setup, store};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,8 +42,6 @@ fn setup_and_store(cache: &Path, arch: &Architecture) -> Result<(PublicParams, P
     let digest = arch.digest();
     std::fs::create_dir_all(&dir).map_err(|source| Error::io(dir.clone(), source))?;
     store(&dir.join("pp.bin"), Kind::PublicParams, &digest, &pp)?;
-    store(&dir.join("pk.bin"), Kind::ProverKey, &digest, &pk)?;
-    store(&dir.join("vk.bin"), Kind::VerifierKey, &digest, &vk)?;
     store_summary(cache, arch, &pp)?;
     Ok((pp, pk, vk))
 }
@@ -113,9 +113,10 @@ pub fn prover_keys_as(cache: &Path, arch: &Architecture, expected: &ParamsSummar
     Ok(keys)
 }
 
-/// The verifier key in the prover's cache, if it is there and sound.
+/// The verifier key of the parameters in the prover's cache, if they are there and sound.
 pub fn cached_vk(cache: &Path, arch: &Architecture) -> Option<VerifierKey> {
-    load::<VerifierKey>(&dir_for(cache, arch).join("vk.bin"), Kind::VerifierKey, &arch.digest())
+    let pp = load::<PublicParams>(&dir_for(cache, arch).join("pp.bin"), Kind::PublicParams, &arch.digest())?;
+    compression_keys(&pp).ok().map(|(_, vk)| vk)
 }
 
 /// Loads the prover's parameters and keys from the cache, or sets them up and caches them.
@@ -124,16 +125,13 @@ pub fn prover_keys(cache: &Path, arch: &Architecture) -> Result<ProverKeys, Erro
     let start = Instant::now();
     let dir = dir_for(cache, arch);
     let digest = arch.digest();
-    let loaded = (|| {
-        Some((
-            load::<PublicParams>(&dir.join("pp.bin"), Kind::PublicParams, &digest)?,
-            load::<ProverKey>(&dir.join("pk.bin"), Kind::ProverKey, &digest)?,
-            load::<VerifierKey>(&dir.join("vk.bin"), Kind::VerifierKey, &digest)?,
-        ))
-    })();
+    let loaded = load::<PublicParams>(&dir.join("pp.bin"), Kind::PublicParams, &digest);
     let cached = loaded.is_some();
     let (pp, pk, vk) = match loaded {
-        Some(keys) => keys,
+        Some(pp) => {
+            let (pk, vk) = compression_keys(&pp)?;
+            (pp, pk, vk)
+        }
         None => setup_and_store(cache, arch)?,
     };
     Ok(ProverKeys { pp, pk, vk, cached, seconds: start.elapsed().as_secs_f64() })
