@@ -53,7 +53,10 @@ pub struct TileWitness {
 /// hash the weights of every group before its own). A cache: it never changes what a tile
 /// proves, so witnesses compare equal whatever it holds.
 #[derive(Clone, Debug, Default)]
-pub struct GroupChains(Arc<Mutex<Option<(F, Vec<F>)>>>);
+pub struct GroupChains(Arc<Mutex<Option<Chains>>>);
+
+/// The model commitment before a layer and the chain before each of its groups.
+type Chains = (F, Vec<F>);
 
 impl PartialEq for GroupChains {
     fn eq(&self, _: &Self) -> bool {
@@ -887,15 +890,14 @@ impl TileStep {
         equal_if(&mut cs.namespace(|| "same weights"), &Term::var(&check), &Term::var(&chain), &Term::var(model));
 
         let zero = || Elt::num_from_fr::<CS>(F::ZERO);
-        let cat = |ranges: &[std::ops::Range<usize>]| -> Vec<Num<F>> {
-            ranges.iter().flat_map(|r| r.clone().flat_map(|i| rows[i].clone())).collect()
-        };
+        let span = |r: std::ops::Range<usize>| -> Vec<Num<F>> { r.flat_map(|i| rows[i].clone()).collect() };
         let front_tag = Elt::num_from_fr::<CS>(self.front_tag());
-        let front_rows = cat(&[self.front_rows(), g.window()..g.rows()]);
+        let mut front_rows = span(self.front_rows());
+        front_rows.extend(span(g.window()..g.rows()));
         let front = chain_link(&mut cs.namespace(|| "front"), front_tag, zero(), &front_rows)?;
         let halo_tag = || Elt::num_from_fr::<CS>(self.halo_tag());
-        let shared = chain_link(&mut cs.namespace(|| "shared"), halo_tag(), zero(), &cat(&[g.advance..g.window()]))?;
-        let opened = chain_link(&mut cs.namespace(|| "halo rows"), halo_tag(), zero(), &cat(&[0..g.halo]))?;
+        let shared = chain_link(&mut cs.namespace(|| "shared"), halo_tag(), zero(), &span(g.advance..g.window()))?;
+        let opened = chain_link(&mut cs.namespace(|| "halo rows"), halo_tag(), zero(), &span(0..g.halo))?;
         let prev_front = AllocatedNum::alloc(cs.namespace(|| "previous front"), || Ok(inner.prev_front))?;
         let tag = || Elt::num_from_fr::<CS>(domain_tag(TAG_GRID_HALO, 3));
         let handoff = |cs: &mut CS, name: &str, parts: [&AllocatedNum<F>; 3]| {
