@@ -10,14 +10,11 @@ use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::tile::{GroupSpec, GroupStep, TileState};
 use fold_ml_circuits::F;
-use nova_snark::frontend::{num::AllocatedNum, shape_cs::ShapeCS, ConstraintSystem};
-use nova_snark::provider::PallasEngine;
-use nova_snark::traits::circuit::StepCircuit;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
 mod common;
-use common::tiles::{run, untiled_block, witness, BLINDS};
+use common::tiles::{constraints, run, untiled_block, witness, BLINDS};
 
 /// A 3×3 convolution of 64 channels (576 weights per output channel: model-commitment
 /// chunks of 4 channels, or 6 of 12) to `co` channels over `h×w`, stride 1 or 2, pooled
@@ -110,15 +107,6 @@ fn start(spec: &GroupSpec, input: &[u8]) -> TileState {
 
 fn untiled(spec: &GroupSpec, input: &[u8], layers: &[LayerWeights]) -> LayerStep {
     untiled_block(spec.block(), input, layers)
-}
-
-fn constraints<C: StepCircuit<F>>(step: &C) -> usize {
-    let mut cs = ShapeCS::<PallasEngine>::new();
-    let z: Vec<AllocatedNum<F>> = (0..step.arity())
-        .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))).unwrap())
-        .collect();
-    step.synthesize(&mut cs, &z).unwrap();
-    cs.num_constraints()
 }
 
 proptest! {

@@ -8,14 +8,11 @@ use fold_ml_circuits::layer::{LayerSpec, LayerWeights, Links};
 use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::tile::{TileSpec, TileState, TileStep};
 use fold_ml_circuits::F;
-use nova_snark::frontend::{num::AllocatedNum, shape_cs::ShapeCS, ConstraintSystem};
-use nova_snark::provider::PallasEngine;
-use nova_snark::traits::circuit::StepCircuit;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
 mod common;
-use common::tiles::{run, start, tiles, untiled, witness};
+use common::tiles::{constraints, run, start, tiles, untiled, witness};
 
 /// A `k×k` convolution of 64 channels (576 weights per output channel at k = 3:
 /// model-commitment chunks of 4 channels at 8 or 16 outputs, 6 at 12) to `co` channels
@@ -70,15 +67,6 @@ fn case() -> impl Strategy<Value = Case> {
         .prop_map(|(co, (h, w), ks, pool, zp, input, per)| spec(co, (h, w), ks, pool, zp, input, per))
         .prop_filter("a grid", |spec| spec.geometry().is_ok())
         .prop_flat_map(filled)
-}
-
-fn constraints<C: StepCircuit<F>>(step: &C) -> usize {
-    let mut cs = ShapeCS::<PallasEngine>::new();
-    let z: Vec<AllocatedNum<F>> = (0..step.arity())
-        .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))).unwrap())
-        .collect();
-    step.synthesize(&mut cs, &z).unwrap();
-    cs.num_constraints()
 }
 
 /// The run's satisfied flags and end state, from the test's boundary state.

@@ -482,19 +482,7 @@ impl TileStep {
         let output_tag = inner.spec.block().output_layout().tag();
         let (prev, aux) = if t_first { (output_tag, inner.witness.blind_out) } else { (z.out_chain, F::ZERO) };
         let out = chain_link_native(prev, aux, &inner.output);
-        let keep = |v: F| if t_last { F::ZERO } else { v };
-        TileState {
-            base: StepState {
-                layer: z.base.layer + u64::from(t_last),
-                model,
-                activations: if t_last { out } else { z.base.activations },
-            },
-            tile: if t_last { 0 } else { z.tile + 1 },
-            prev_model: keep(before_layer),
-            in_chain: keep(in_chain),
-            halo: keep(halo),
-            out_chain: keep(out),
-        }
+        end_state(z, (t_last, 1), (model, out), [before_layer, in_chain, halo, out])
     }
 
     /// The state after this tile, computed natively from the state before it (which must
@@ -546,19 +534,7 @@ impl TileStep {
                 (out, out)
             }
         };
-        let keep = |v: F| if last { F::ZERO } else { v };
-        TileState {
-            base: StepState {
-                layer: z.base.layer + if last { inner.spec.num_stages() as u64 } else { 0 },
-                model,
-                activations: if last { out } else { z.base.activations },
-            },
-            tile: if last { 0 } else { z.tile + 1 },
-            prev_model: keep(prev_model),
-            in_chain: keep(chain),
-            halo: keep(halo_out),
-            out_chain: keep(carry),
-        }
+        end_state(z, (last, inner.spec.num_stages()), (model, out), [prev_model, chain, halo_out, carry])
     }
 }
 
@@ -784,6 +760,26 @@ impl StepCircuit<F> for TileStep {
         let halo_next = product(&mut cs.namespace(|| "halo"), &not_t_last, &halo_out)?;
         let out_next = product(&mut cs.namespace(|| "out chain"), &not_t_last, &carry)?;
         Ok(vec![next_layer, next_model, next_acts, next_tile, prev_out, chain_out, halo_next, out_next])
+    }
+}
+
+/// The state after a tile that started from `z`: the layer ends (`stages` more layers, the
+/// output commitment `out` as the activations, the tile slots cleared) with the layer's
+/// last tile; else the index advances and the tile slots take `[prev_model, in_chain,
+/// halo, out_chain]`.
+fn end_state(z: &TileState, (last, stages): (bool, usize), (model, out): (F, F), slots: [F; 4]) -> TileState {
+    let [prev_model, in_chain, halo, out_chain] = slots.map(|v| if last { F::ZERO } else { v });
+    TileState {
+        base: StepState {
+            layer: z.base.layer + if last { stages as u64 } else { 0 },
+            model,
+            activations: if last { out } else { z.base.activations },
+        },
+        tile: if last { 0 } else { z.tile + 1 },
+        prev_model,
+        in_chain,
+        halo,
+        out_chain,
     }
 }
 

@@ -107,3 +107,14 @@ pub fn cases(blocks: impl Strategy<Value = BlockSpec>) -> impl Strategy<Value = 
         (Just(spec), proptest::collection::vec(0u8..=127, block.num_inputs()), layers)
     })
 }
+
+/// The constraints of a step synthesized on blank inputs (its shape).
+pub fn constraints<C: StepCircuit<F>>(step: &C) -> usize {
+    use nova_snark::frontend::{num::AllocatedNum, shape_cs::ShapeCS, ConstraintSystem};
+    let mut cs = ShapeCS::<nova_snark::provider::PallasEngine>::new();
+    let z: Vec<AllocatedNum<F>> = (0..step.arity())
+        .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))).unwrap())
+        .collect();
+    step.synthesize(&mut cs, &z).unwrap();
+    cs.num_constraints()
+}
