@@ -7,7 +7,6 @@ use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{LayerSpec, LayerWeights, Links};
 use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::tile::{TileSpec, TileState, TileStep};
-use fold_ml_circuits::F;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
