@@ -35,6 +35,16 @@
 //! commitments between segments) can be recomputed from candidate weights.
 
 use crate::F;
+/// A field element as a `u64`, if it is one (a counter in the state).
+pub fn small(x: &F) -> Option<u64> {
+    let bytes = ff::PrimeField::to_repr(x);
+    let (low, high) = bytes.as_ref().split_at(8);
+    if high.iter().any(|&b| b != 0) {
+        return None;
+    }
+    Some(u64::from_le_bytes(low.try_into().expect("8 bytes")))
+}
+
 #[cfg(test)]
 use ff::Field;
 
@@ -63,13 +73,7 @@ impl StepState {
     /// count that fits 64 bits.
     pub fn from_z(z: &[F]) -> Option<Self> {
         let [layer, model, activations] = z else { return None };
-        let bytes = ff::PrimeField::to_repr(layer);
-        let (low, high) = bytes.as_ref().split_at(8);
-        if high.iter().any(|&b| b != 0) {
-            return None;
-        }
-        let layer = u64::from_le_bytes(low.try_into().expect("8 bytes"));
-        Some(Self { layer, model: *model, activations: *activations })
+        Some(Self { layer: small(layer)?, model: *model, activations: *activations })
     }
 
     /// The state as Nova's `z` vector.

@@ -2,7 +2,7 @@
 //! group of output channels per Nova step (see [`super`], "Channel tiles").
 
 use super::state::{TileState, TILE_ARITY};
-use super::terms::{alloc_term, equal_if, is_zero, product, select, Term};
+use super::terms::{alloc_term, equal_if, equals, product, select, Term};
 use super::TileWitness;
 use crate::commit::{
     activation_commitment, activation_commitment_native, chain_link, chain_link_native, domain_tag, hash, hash_native,
@@ -487,10 +487,7 @@ impl StepCircuit<F> for GroupStep {
         // the tile index: a flag for the first and last tiles of the first layer, and for
         // every tile of the second (the pass flag is their sum)
         let tile_t = Term::var(tile);
-        let mut flag = |k: usize| -> Result<Term, SynthesisError> {
-            let at = tile_t.plus(&Term::constant::<CS>(F::from(k as u64)), -F::ONE);
-            Ok(Term::var(&is_zero(&mut cs.namespace(|| format!("tile is {k}")), &at)?))
-        };
+        let mut flag = |k: usize| equals(&mut cs.namespace(|| format!("tile is {k}")), &tile_t, k);
         let first_a = flag(0)?;
         let last_a = flag(first_tiles - 1)?;
         let pass_b: Vec<Term> = (first_tiles..tiles).map(&mut flag).collect::<Result<_, _>>()?;

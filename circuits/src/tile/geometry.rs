@@ -311,18 +311,19 @@ impl TileSpec {
             return bad("a tiled layer reads its input one row per link".into());
         }
         self.block().check()?;
-        let Some(g) = self.channels else { return Ok(()) };
+        let Some(groups) = self.group_spec() else { return Ok(()) };
         if self.second.is_some() || self.pools_globally() || self.rows != 1 {
             return bad("a grid of tiles computes one row of one convolution, not averaged globally".into());
         }
-        let (outputs, chunk) = (self.layer.shape.num_biases(), self.layer.chunks().channels);
-        if g == 0 || !outputs.is_multiple_of(g) || outputs / g < 2 {
-            return bad(format!("{g} channels per tile do not cut {outputs} output channels in groups"));
-        }
-        if !g.is_multiple_of(chunk) {
-            return bad(format!("{g} channels per tile are not whole model-commitment chunks of {chunk}"));
-        }
-        Ok(())
+        // the groups are those of a channel tiling of the layer (whole chunks, two or more)
+        groups.check()
+    }
+
+    /// A grid's groups of output channels, as a channel tiling of its layer cuts them
+    /// (their weights and model-commitment chunks); `None` unless a grid.
+    pub fn group_spec(&self) -> Option<super::GroupSpec> {
+        let channels = self.channels?;
+        Some(super::GroupSpec { layer: self.layer, second: None, input: self.input, channels })
     }
 
     /// The block input rows a tile's shortcut reads, as witness-row offsets from

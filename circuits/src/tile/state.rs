@@ -58,7 +58,7 @@ impl TileState {
     pub fn from_z(z: &[F]) -> Option<Self> {
         let [layer, model, acts, tile, prev_model, in_chain, halo, out_chain] = z else { return None };
         let base = StepState::from_z(&[*layer, *model, *acts])?;
-        let tile = StepState::from_z(&[*tile, F::ZERO, F::ZERO])?.layer;
+        let tile = crate::state::small(tile)?;
         Some(Self { base, tile, prev_model: *prev_model, in_chain: *in_chain, halo: *halo, out_chain: *out_chain })
     }
 }

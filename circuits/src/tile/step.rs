@@ -1,18 +1,17 @@
 //! The tile step circuit and its native twin.
 
-use super::channels::GroupSpec;
 use super::geometry::{TileGeometry, TileSpec};
 use super::state::{TileState, TILE_ARITY};
-use super::terms::{alloc_term, equal_if, is_zero, product, select, Term};
+use super::terms::{alloc_term, equal_if, equals, product, select, Term};
 use crate::commit::{
     chain_link, chain_link_native, domain_tag, hash, hash_native, model_update, model_update_native, LayerUpdate,
 };
-use crate::gadgets::bits::{alloc_uint, lc};
+use crate::gadgets::bits::{alloc_bits, alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, Linear, LinearHints, LinearShape};
 use crate::gadgets::pool::{average_of_sum, pool_window, Pool, PoolHint};
 use crate::layer::{alloc_layer_weights, weight_terms, zero_weights, LayerWeights};
 use crate::quant::{bits_le, check_activations, QuantError, ACT_BITS};
-use crate::state::StepState;
+use crate::state::{small, StepState};
 use crate::F;
 use ff::{Field, PrimeField};
 use nova_snark::frontend::gadgets::poseidon::Elt;
@@ -259,11 +258,8 @@ impl TileStep {
             return Err(QuantError::BadSpec(format!("tile {tile} of {}", spec.tiles())));
         }
         let (band, group) = (tile / spec.groups(), tile % spec.groups());
-        let (weights, updates) = match spec.channels {
-            Some(channels) => {
-                let groups = GroupSpec { layer: spec.layer, second: None, input: spec.input, channels };
-                (groups.group_weights(0, &witness.layer_weights, group), vec![groups.group_update(0)])
-            }
+        let (weights, updates) = match spec.group_spec() {
+            Some(groups) => (groups.group_weights(0, &witness.layer_weights, group), vec![groups.group_update(0)]),
             None => (witness.layer_weights.clone(), spec.block().updates()),
         };
         let w = &weights;
@@ -442,10 +438,9 @@ impl TileStep {
     /// before it, from the model commitment before the layer.
     fn prior_model(&self, before_layer: F, group: usize) -> F {
         let inner = &*self.0;
-        let Some(channels) = inner.spec.channels else { return before_layer };
+        let Some(spec) = inner.spec.group_spec() else { return before_layer };
         let mut cache = inner.witness.chains.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.as_ref().is_none_or(|(from, _)| *from != before_layer) {
-            let spec = GroupSpec { layer: inner.spec.layer, second: None, input: inner.spec.input, channels };
             let (update, w, salt) = (spec.group_update(0), &inner.witness.layer_weights, inner.witness.salt);
             let chains = (0..inner.spec.groups())
                 .scan(before_layer, |acc, g| {
@@ -494,12 +489,7 @@ impl TileStep {
         let (inner, g) = (&*self.0, &self.0.geometry);
         let t = z.tile as usize;
         let (first, last) = (t == 0, t + 1 == g.tiles);
-        let halo_out = if g.halo > 0 {
-            let shared: Vec<u8> = (g.advance..g.window()).flat_map(|i| self.row(i).to_vec()).collect();
-            chain_link_native(self.halo_tag(), F::ZERO, &shared)
-        } else {
-            F::ZERO
-        };
+        let halo_out = if g.halo > 0 { self.shared_native(g.advance..g.window()) } else { F::ZERO };
         let input_tag = inner.spec.block().input_layout().tag();
         let mut chain = z.in_chain;
         for i in (0..g.rows()).filter(|&i| g.absorbs(t, i)) {
@@ -592,20 +582,20 @@ impl StepCircuit<F> for TileStep {
             }
             rows.push(values);
         }
-        let shared = |range: std::ops::Range<usize>| range.flat_map(|i| rows[i].clone()).collect::<Vec<_>>();
 
         // halo of a row tiling: the rows shared with the previous tile open its
         // commitment; the rows shared with the next one are committed for it
         let halo_tag = Elt::num_from_fr::<CS>(self.halo_tag());
         let zero = || Elt::num_from_fr::<CS>(F::ZERO);
         let halo_rows = if g.halo > 0 && !grid {
-            let opened = chain_link(&mut cs.namespace(|| "open halo"), halo_tag.clone(), zero(), &shared(0..g.halo))?;
+            let opened =
+                chain_link(&mut cs.namespace(|| "open halo"), halo_tag.clone(), zero(), &span(&rows, 0..g.halo))?;
             equal_if(&mut cs.namespace(|| "halo opens"), &not_first, &Term::var(&opened), &Term::var(halo));
             let next = chain_link(
                 &mut cs.namespace(|| "commit halo"),
                 halo_tag.clone(),
                 zero(),
-                &shared(g.advance..g.window()),
+                &span(&rows, g.advance..g.window()),
             )?;
             Term::var(&next)
         } else {
@@ -763,6 +753,11 @@ impl StepCircuit<F> for TileStep {
     }
 }
 
+/// The values of witness rows `range`, row after row.
+fn span(rows: &[Vec<Num<F>>], range: std::ops::Range<usize>) -> Vec<Num<F>> {
+    range.flat_map(|i| rows[i].clone()).collect()
+}
+
 /// The state after a tile that started from `z`: the layer ends (`stages` more layers, the
 /// output commitment `out` as the activations, the tile slots cleared) with the layer's
 /// last tile; else the index advances and the tile slots take `[prev_model, in_chain,
@@ -802,13 +797,9 @@ impl TileStep {
     /// which (the index being below `bands·groups`) is the one decomposition.
     fn flags<CS: ConstraintSystem<F>>(&self, cs: &mut CS, tile_t: &Term) -> Result<Flags, SynthesisError> {
         let (inner, g) = (&*self.0, &self.0.geometry);
-        let is = |cs: &mut CS, name: &str, t: &Term, k: usize| -> Result<Term, SynthesisError> {
-            let at = t.plus(&Term::constant::<CS>(F::from(k as u64)), -F::ONE);
-            Ok(Term::var(&is_zero(&mut cs.namespace(|| name.to_string()), &at)?))
-        };
         if inner.spec.channels.is_none() {
-            let first = is(cs, "first", tile_t, 0)?;
-            let last = is(cs, "last", tile_t, g.tiles - 1)?;
+            let first = equals(&mut cs.namespace(|| "first"), tile_t, 0)?;
+            let last = equals(&mut cs.namespace(|| "last"), tile_t, g.tiles - 1)?;
             let one = Term::constant::<CS>(F::ONE);
             let (t_first, t_last, g_first, g_last) = (first.clone(), last.clone(), one.clone(), one);
             return Ok(Flags { first, last, t_first, t_last, g_first, g_last, index: None });
@@ -816,26 +807,15 @@ impl TileStep {
         let groups = inner.spec.groups();
         // the witness follows the index in the state (a step run at another index than its
         // own computes the same transition as its native twin, and fails its checks)
-        let at = tile_t.1.map(|t| {
-            let bytes = t.to_repr();
-            bytes.as_ref()[..8].iter().rev().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
-        });
+        let at = tile_t.1.as_ref().and_then(small).map(|t| t as usize);
         let (band_value, group_value) = at.map_or((inner.band, inner.group), |t| (t / groups, t % groups));
-        let mut flags = Vec::with_capacity(groups);
+        let one_hot: Vec<F> = (0..groups).map(|k| F::from(u64::from(k == group_value))).collect();
+        let flags: Vec<Term> = alloc_bits(&mut cs.namespace(|| "group"), &one_hot)?.iter().map(Term::var).collect();
         let mut sum = Term::constant::<CS>(F::ZERO);
         let mut index = Term::constant::<CS>(F::ZERO);
-        for k in 0..groups {
-            let v = F::from(u64::from(k == group_value));
-            let flag = AllocatedNum::alloc(cs.namespace(|| format!("group {k}")), || Ok(v))?;
-            cs.enforce(
-                || format!("group {k} is a bit"),
-                |lc| lc + flag.get_variable(),
-                |lc| lc + CS::one() - flag.get_variable(),
-                |lc| lc,
-            );
-            sum = sum.plus(&Term::var(&flag), F::ONE);
-            index = index.plus(&Term::var(&flag), F::from(k as u64));
-            flags.push(Term::var(&flag));
+        for (k, flag) in flags.iter().enumerate() {
+            sum = sum.plus(flag, F::ONE);
+            index = index.plus(flag, F::from(k as u64));
         }
         cs.enforce(|| "one group", |lc| lc + CS::one(), |_| sum.0.clone(), |lc| lc + CS::one());
         let bits = usize::BITS - (g.tiles - 1).leading_zeros();
@@ -843,8 +823,8 @@ impl TileStep {
         let band = Term(lc(&band), band.get_value());
         let whole = band.scaled(F::from(groups as u64)).plus(&index, F::ONE);
         cs.enforce(|| "tile = band·groups + group", |lc| lc + CS::one(), |_| whole.0.clone(), |_| tile_t.0.clone());
-        let first = is(cs, "first band", &band, 0)?;
-        let last = is(cs, "last band", &band, g.tiles - 1)?;
+        let first = equals(&mut cs.namespace(|| "first band"), &band, 0)?;
+        let last = equals(&mut cs.namespace(|| "last band"), &band, g.tiles - 1)?;
         let (g_first, g_last) = (flags[0].clone(), flags[groups - 1].clone());
         let t_first = Term::var(&product(&mut cs.namespace(|| "first tile"), &first, &g_first)?);
         let t_last = Term::var(&product(&mut cs.namespace(|| "last tile"), &last, &g_last)?);
@@ -886,14 +866,14 @@ impl TileStep {
         equal_if(&mut cs.namespace(|| "same weights"), &Term::var(&check), &Term::var(&chain), &Term::var(model));
 
         let zero = || Elt::num_from_fr::<CS>(F::ZERO);
-        let span = |r: std::ops::Range<usize>| -> Vec<Num<F>> { r.flat_map(|i| rows[i].clone()).collect() };
         let front_tag = Elt::num_from_fr::<CS>(self.front_tag());
-        let mut front_rows = span(self.front_rows());
-        front_rows.extend(span(g.window()..g.rows()));
+        let mut front_rows = span(rows, self.front_rows());
+        front_rows.extend(span(rows, g.window()..g.rows()));
         let front = chain_link(&mut cs.namespace(|| "front"), front_tag, zero(), &front_rows)?;
         let halo_tag = || Elt::num_from_fr::<CS>(self.halo_tag());
-        let shared = chain_link(&mut cs.namespace(|| "shared"), halo_tag(), zero(), &span(g.advance..g.window()))?;
-        let opened = chain_link(&mut cs.namespace(|| "halo rows"), halo_tag(), zero(), &span(0..g.halo))?;
+        let shared =
+            chain_link(&mut cs.namespace(|| "shared"), halo_tag(), zero(), &span(rows, g.advance..g.window()))?;
+        let opened = chain_link(&mut cs.namespace(|| "halo rows"), halo_tag(), zero(), &span(rows, 0..g.halo))?;
         let prev_front = AllocatedNum::alloc(cs.namespace(|| "previous front"), || Ok(inner.prev_front))?;
         let tag = || Elt::num_from_fr::<CS>(domain_tag(TAG_GRID_HALO, 3));
         let handoff = |cs: &mut CS, name: &str, parts: [&AllocatedNum<F>; 3]| {

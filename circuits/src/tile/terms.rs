@@ -58,6 +58,12 @@ pub(super) fn is_zero<CS: ConstraintSystem<F>>(cs: &mut CS, x: &Term) -> Result<
     Ok(out)
 }
 
+/// `1` if `t = k`, else `0`, as a boolean variable (two constraints).
+pub(super) fn equals<CS: ConstraintSystem<F>>(cs: &mut CS, t: &Term, k: usize) -> Result<Term, SynthesisError> {
+    let at = t.plus(&Term::constant::<CS>(F::from(k as u64)), -F::ONE);
+    Ok(Term::var(&is_zero(cs, &at)?))
+}
+
 /// `old + flag·(new - old)` allocated (one constraint); `flag` must be boolean (or a sum
 /// of exclusive booleans).
 pub(super) fn select<CS: ConstraintSystem<F>>(
