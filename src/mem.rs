@@ -1,4 +1,4 @@
-//! Peak memory of this process.
+//! Peak memory of this process, and the memory this machine (or its container) has left.
 
 /// Peak resident set size in bytes (`VmHWM` on Linux), if known.
 pub fn peak_rss_bytes() -> Option<u64> {
@@ -6,4 +6,15 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// Memory available to a new allocation, in bytes: the kernel's `MemAvailable`, or less
+/// when a cgroup v2 limit (a container's, a Slurm job's) leaves less; `None` when unknown.
+pub fn available_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let machine = line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024;
+    let cgroup = |f: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{f}")).ok()?.trim().parse::<u64>().ok();
+    let left = cgroup("memory.max").map(|max| max.saturating_sub(cgroup("memory.current").unwrap_or(0)));
+    Some(left.map_or(machine, |l| l.min(machine)))
 }

@@ -212,6 +212,32 @@ fn moved_job_resumes_in_its_new_place() {
     );
 }
 
+/// A job whose step is estimated to need more memory than the limit is refused before any
+/// setup (nothing written); a finished job is still recognized under any limit.
+#[test]
+fn a_job_over_the_memory_limit_is_refused_before_any_work() {
+    let m = small(3, 0);
+    let input = model_of(&m).default_input();
+    let dir = scratch().join("over-memory");
+    let req = job::JobRequest { memory_limit_mib: Some(1), ..request(m.clone(), input.clone(), true) };
+    match job::run(&dir, &req, &mut |_| {}) {
+        Err(fold_ml::Error::Job(job::JobError::Memory {
+            segment: 0,
+            constraints,
+            estimated_mib,
+            available_mib: 1,
+        })) => {
+            assert!(constraints > 10_000 && estimated_mib > 1, "{constraints} constraints, {estimated_mib} MiB");
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    assert!(!dir.join("manifest.json").exists(), "nothing written");
+    let finished = scratch().join("finished-under-a-limit");
+    assert_eq!(prove_cli(&finished, 3, 0, &[]).0, 0);
+    let req = job::JobRequest { memory_limit_mib: Some(1), ..request(m.clone(), input, true) };
+    assert!(matches!(job::run(&finished, &req, &mut |_| {}), Ok(Outcome::AlreadyComplete(_))));
+}
+
 #[test]
 fn finished_job_is_not_proven_again() {
     let dir = scratch().join("finished");

@@ -81,6 +81,7 @@ fn request(net: &Network, file: &Path, input: Vec<u8>) -> JobRequest {
         layers_per_step: None,
         fold_budget: None,
         keys_in_memory: None,
+        memory_limit_mib: None,
     }
 }
 

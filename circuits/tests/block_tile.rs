@@ -157,3 +157,33 @@ fn a_two_layer_tile_needs_both_layers() {
     let one = TileWitness { second_weights: None, ..witness(&[w.clone(), w]) };
     assert!(TileStep::new(spec, 0, &input, one).is_err());
 }
+
+/// One output row per tile of a residual block: its first convolution computes three rows
+/// around it from five input rows, so the padding above and below the image reaches the
+/// second band and the one before the last. Proven tile by tile to the untiled block's
+/// state; a padding cell of those bands filled is rejected at its tile.
+#[test]
+fn one_row_block_tiles_reach_padding_in_inner_bands() {
+    let spec = tile_spec(&basic_block(2, (8, 3), false, 3, (1, 0)), 1).unwrap();
+    let g = spec.geometry().unwrap();
+    assert_eq!((g.tiles, g.band, g.halo, g.mid_band), (8, 5, 4, 3));
+    assert_eq!(g.pad_inner.iter().map(|p| p.band).collect::<Vec<_>>(), vec![1, 6]);
+    let block = spec.block();
+    let input: Vec<u8> = (0..block.num_inputs()).map(|i| (i * 29 % 128) as u8).collect();
+    let layers = weights_for(&block);
+    let z0 = start(&spec, &input);
+    let (sat, end) = run(&tiles(spec, &input, &layers), z0);
+    assert!(sat.iter().all(|&s| s), "{sat:?}");
+    assert_eq!(end, TileState::boundary(untiled(&spec, &input, &layers).next_state(&z0.base)));
+    let row_len = 2 * 3;
+    for pad in &g.pad_inner {
+        let row = pad.rows.iter().position(|&p| p).unwrap();
+        assert!(g.input_row(pad.band, row).is_none());
+        let mut steps = tiles(spec, &input, &layers);
+        let mut rows = TileStep::new(spec, pad.band, &input, witness(&layers)).unwrap().rows().to_vec();
+        rows[row * row_len + 1] ^= 3;
+        steps[pad.band] = TileStep::from_rows(spec, pad.band, rows, witness(&layers)).unwrap();
+        let (sat, _) = run(&steps, z0);
+        assert!(sat[..pad.band].iter().all(|&s| s) && !sat[pad.band], "band {}: {sat:?}", pad.band);
+    }
+}

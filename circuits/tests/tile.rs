@@ -249,12 +249,12 @@ fn a_strided_padded_convolution_with_padded_max_pooling_tiles() {
     let input: Vec<u8> = (0..c.num_inputs()).map(|i| (i * 53 % 128) as u8).collect();
     let weights = (0..c.num_weights()).map(|i| (i as i64 * 13 % 90 - 40) as i8).collect();
     let w = LayerWeights { weights, bias: vec![300, -200, 100] };
-    // one pooled row per tile would put the padding above the image in the second tile too
-    assert!(TileSpec::new(layer, None, 1).geometry().is_err());
-    for rows in [2, 4] {
+    for rows in [1, 2, 4] {
         let spec = TileSpec::new(layer, None, rows);
         let g = spec.geometry().unwrap();
         assert_eq!(g.tiles, 8 / rows);
+        // one pooled row per tile: the padding above the image reaches the second band too
+        assert_eq!(g.pad_inner.iter().map(|p| p.band).collect::<Vec<_>>(), if rows == 1 { vec![1] } else { vec![] });
         let whole = untiled(&spec, &input, &w);
         assert!(whole.output().iter().any(|&v| v > 0), "a live output");
         let z0 = start(&spec, &input);
@@ -262,6 +262,52 @@ fn a_strided_padded_convolution_with_padded_max_pooling_tiles() {
         assert!(sat.iter().all(|&s| s), "{sat:?}");
         assert_eq!(end, TileState::boundary(whole.next_state(&z0.base)));
     }
+    // that band's padding row filled: rejected at that tile, whichever cell
+    let spec = TileSpec::new(layer, None, 1);
+    let g = spec.geometry().unwrap();
+    let row = g.pad_inner[0].rows.iter().position(|&p| p).unwrap();
+    assert!(g.input_row(1, row).is_none() && g.input_row(2, row).is_some());
+    let z0 = start(&spec, &input);
+    let row_len = 2 * 8;
+    for cell in [0, row_len - 1] {
+        let mut steps = tiles(spec, &input, &w);
+        let mut rows = rows_of(&spec, 1, &input, &w);
+        rows[row * row_len + cell] = 5;
+        steps[1] = forged(spec, 1, rows, &w);
+        let (sat, _) = run(&steps, z0);
+        assert!(sat[0] && !sat[1], "{sat:?}");
+    }
+}
+
+/// A 5×5 max pooling padded by 2 over one pooled row per tile: the pooling's padding rows
+/// reach the second band and the one before the last, whose convolution rows there must
+/// be masked (to 0, below every real cell) as the first and last bands' are.
+#[test]
+fn a_tall_padded_pooling_masks_inner_bands() {
+    let c = ConvShape::same(1, 2, 6, 4, 3);
+    let mut layer = LayerSpec::new(LinearShape::Conv(c), RequantSpec::new(5, 20).unwrap());
+    layer.pool = Some(Pool { kind: PoolKind::Max, kernel: [5, 5], stride: [1, 1], pads: [2; 4] });
+    let spec = TileSpec::new(layer, None, 1);
+    let g = spec.geometry().unwrap();
+    assert_eq!((g.tiles, g.mid_band), (6, 5));
+    // the convolution's input rows reach padding in every band (it reads 7 rows of 6)
+    assert_eq!(g.pad_inner.iter().map(|p| p.band).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    let mid: Vec<(usize, Vec<bool>)> =
+        g.pad_inner.iter().filter(|p| p.mid.contains(&true)).map(|p| (p.band, p.mid.clone())).collect();
+    let (top, bottom) = (vec![true, false, false, false, false], vec![false, false, false, false, true]);
+    assert_eq!(mid, vec![(1, top), (4, bottom)]);
+    // kernel rows -, -, +: on a flat image every output row inside is at most 0, while a
+    // row above the image (reading only input row 0, with the last kernel row) is positive:
+    // left unmasked, it would be its pooling windows' maximum
+    let input = vec![100u8; c.num_inputs()];
+    let weights = (0..c.num_weights()).map(|i| if (i / 3) % 3 == 2 { 10 } else { -10 }).collect();
+    let w = LayerWeights { weights, bias: vec![0, 3] };
+    let whole = untiled(&spec, &input, &w);
+    assert!(whole.output().iter().all(|&v| v == 0), "{:?}", whole.output());
+    let z0 = start(&spec, &input);
+    let (sat, end) = run(&tiles(spec, &input, &w), z0);
+    assert!(sat.iter().all(|&s| s), "{sat:?}");
+    assert_eq!(end, TileState::boundary(whole.next_state(&z0.base)));
 }
 
 #[test]

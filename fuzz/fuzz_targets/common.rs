@@ -29,6 +29,7 @@ pub fn genuine() -> &'static Genuine {
             layers_per_step: Some(1),
             fold_budget: None,
             keys_in_memory: None,
+            memory_limit_mib: None,
         };
         job::run(&dir.join("job"), &req, &mut |_| {}).expect("proving succeeds");
         let statement: Statement =

@@ -124,6 +124,18 @@ pub struct RunArgs {
     /// Discard the job's checkpoints and start again from the first layer.
     #[arg(long)]
     pub restart: bool,
+    /// Start even when the largest step's estimated peak memory exceeds what this machine
+    /// has available (by default such a job is refused before any setup).
+    #[arg(long)]
+    pub ignore_memory_estimate: bool,
+}
+
+impl RunArgs {
+    /// The memory a job may be estimated to need, MiB: what this machine (or its
+    /// container) has available, unless the check is off or the amount unknown.
+    pub fn memory_limit_mib(&self) -> Option<u64> {
+        fold_ml::mem::available_bytes().filter(|_| !self.ignore_memory_estimate).map(|b| b >> 20)
+    }
 }
 
 /// The input of a job and how it is published.

@@ -83,6 +83,7 @@ pub fn job_request(model: &ModelArgs, input: &InputArgs, step: &StepArgs) -> any
         layers_per_step: step.layers_per_step,
         fold_budget: step.fold_budget.map(|b| b as usize),
         keys_in_memory: None,
+        memory_limit_mib: None,
     };
     Ok((req, loaded.source().num_layers()))
 }
@@ -94,6 +95,7 @@ pub fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
         cache_dir: args.run.cache.dir(),
         checkpoint_every: args.run.checkpoints.policy(),
         restart: args.run.restart,
+        memory_limit_mib: args.run.memory_limit_mib(),
         ..req
     };
     run_job(&dir, &req, layers)
@@ -102,6 +104,7 @@ pub fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
 pub fn run_resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     let cache = args.run.cache.dir();
     let mut req = job::resume_request(&args.dir, cache, args.run.restart)?;
+    req.memory_limit_mib = args.run.memory_limit_mib();
     if let Some(k) = args.run.checkpoints.checkpoint_every {
         req.checkpoint_every = CheckpointPolicy::Layers(k);
     }

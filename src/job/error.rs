@@ -87,6 +87,22 @@ pub enum JobError {
         /// The largest supported.
         max: usize,
     },
+    /// A segment's steps are estimated to need more memory than the machine has left.
+    #[error(
+        "segment {segment} folds steps of {constraints} constraints: estimated peak memory {estimated_mib} MiB, \
+         more than the {available_mib} MiB available; lower --fold-budget if its layers can be tiled smaller (see \
+         `fold-ml inspect`), prove on a larger machine, or pass --ignore-memory-estimate to try anyway"
+    )]
+    Memory {
+        /// The first segment over the limit.
+        segment: usize,
+        /// Primary constraints of one of its folds.
+        constraints: usize,
+        /// Estimated peak resident memory, MiB.
+        estimated_mib: u64,
+        /// What the machine has available, MiB.
+        available_mib: u64,
+    },
     /// A public input was given with a commitment blind.
     #[error("a public input is committed without a blind: it cannot also have an input commitment")]
     PublicInputWithBlind,

@@ -86,6 +86,9 @@ pub struct JobRequest {
     /// Primary constraints of other segments' keys kept in memory besides the folding
     /// segment's (`None`: [`HELD_KEYS_CONSTRAINTS`]); the rest are reloaded in turn.
     pub keys_in_memory: Option<usize>,
+    /// Refuse, before any setup, a job whose estimated peak memory exceeds this many MiB
+    /// ([`memory_check`]; `None`: no check).
+    pub memory_limit_mib: Option<u64>,
 }
 
 impl JobRequest {
@@ -196,6 +199,7 @@ pub fn resume_request(dir: &Path, cache_dir: PathBuf, restart: bool) -> Result<J
         layers_per_step: None,
         fold_budget: None,
         keys_in_memory: None,
+        memory_limit_mib: None,
     })
 }
 
@@ -273,6 +277,26 @@ pub(crate) fn newest_valid_checkpoint(
     }
 }
 
+/// Refuses architectures whose folds are estimated to need more than `limit_mib` of
+/// memory at their peak ([`crate::prove::plan::Estimate::peak_mib`], the setup and
+/// compression of the largest step): better a clear refusal before any setup than a job
+/// the kernel kills hours in. The first such segment is named.
+fn memory_check(archs: &[Architecture], limit_mib: u64) -> Result<(), JobError> {
+    let mut seen: Vec<&Architecture> = Vec::new();
+    for (segment, arch) in archs.iter().enumerate() {
+        if seen.contains(&arch) {
+            continue;
+        }
+        seen.push(arch);
+        let constraints = crate::prove::plan::step_constraints(arch);
+        let estimated_mib = crate::prove::plan::estimate_steps(constraints, 1).peak_mib.ceil() as u64;
+        if estimated_mib > limit_mib {
+            return Err(JobError::Memory { segment, constraints, estimated_mib, available_mib: limit_mib });
+        }
+    }
+    Ok(())
+}
+
 /// Runs (or resumes, or recognizes as complete) the job in `dir`.
 pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Result<Outcome, Error> {
     req.check_layers_per_step()?;
@@ -304,6 +328,9 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
     }
     if dir.join("statement.json").exists() {
         return Err(JobError::ForeignProof { dir: dir.into() }.into());
+    }
+    if let Some(limit) = req.memory_limit_mib {
+        memory_check(&archs, limit)?;
     }
 
     // The secret input and blind: the job's own when resuming.

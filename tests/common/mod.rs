@@ -75,6 +75,7 @@ pub fn request(model: ModelRecord, input: Vec<u8>, public_input: bool) -> JobReq
         layers_per_step: Some(1),
         fold_budget: None,
         keys_in_memory: None,
+        memory_limit_mib: None,
     }
 }
 

@@ -72,12 +72,29 @@ pub struct TileGeometry {
     pub mid_pad_first: Vec<bool>,
     /// The same in the last tile.
     pub mid_pad_last: Vec<bool>,
+    /// The bands between the first and the last that reach padding too (a band shorter
+    /// than the padding's reach: few rows per tile under a tall kernel or pooling window),
+    /// in band order; empty for most tilings.
+    pub pad_inner: Vec<InnerPad>,
     /// A two-layer block with a shortcut: the witness row where the rows it reads start
     /// (output row `r` of a residual reads witness row `shortcut_row + r`; a projection
     /// reads `shortcut_row + r·stride + ky`), the same in every tile.
     pub shortcut_row: usize,
     /// How many witness rows the shortcut reads from `shortcut_row` (0: no shortcut).
     pub shortcut_len: usize,
+}
+
+/// A band between the first and the last whose rows reach padding: which of its witness
+/// rows (before the tail) and of its middle rows are outside the image, as
+/// [`TileGeometry::pad_first`] and [`TileGeometry::mid_pad_first`] say for the first band.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InnerPad {
+    /// The band.
+    pub band: usize,
+    /// Per witness row before the tail: padding in this band.
+    pub rows: Vec<bool>,
+    /// Per middle row (empty without a middle band): outside the image in this band.
+    pub mid: Vec<bool>,
 }
 
 /// Whether `layer` ends in a global average pooling (one window over its whole output:
@@ -253,7 +270,6 @@ impl TileSpec {
                 t == tiles - 1
             }
         };
-        let n = window + tail;
         let pad_first: Vec<bool> = (0..window).map(|i| !real(0, i)).collect();
         let pad_last: Vec<bool> = (0..window).map(|i| !real(tiles - 1, i)).collect();
         let mid_real =
@@ -269,15 +285,14 @@ impl TileSpec {
         let mut geometry =
             TileGeometry::place(tiles, [advance, band, gap, halo, tail, top, height], pad_first, pad_last);
         (geometry.mid_band, geometry.mid_pad_first, geometry.mid_pad_last) = (mid_band, mid_pad_first, mid_pad_last);
-        for t in 0..tiles {
-            for i in (0..mid_band).filter(|_| has_mid) {
-                if mid_real(t, i) != geometry.mid_is_real(t, i) {
-                    return bad(format!(
-                        "tiles of {r} rows place padding of the middle rows in a middle tile; use more rows"
-                    ));
-                }
-            }
-        }
+        geometry.pad_inner = (1..tiles.saturating_sub(1))
+            .map(|t| InnerPad {
+                band: t,
+                rows: (0..window).map(|i| !real(t, i)).collect(),
+                mid: (0..mid_band).filter(|_| has_mid).map(|i| !mid_real(t, i)).collect(),
+            })
+            .filter(|p| p.rows.iter().chain(&p.mid).any(|&pad| pad))
+            .collect();
         geometry.shortcut_row = top + gap;
         if let Some(offsets) = self.shortcut_rows(advance)? {
             geometry.shortcut_len = offsets.len();
@@ -286,16 +301,7 @@ impl TileSpec {
                 return bad(format!("tiles of {r} rows cannot read the block's shortcut rows from their window"));
             }
         }
-        // The circuit knows only "first" and "last": every tile in between must read real
-        // rows only, the first none of the last's padding, halo rows must be real
-        // wherever they are carried, and the input's row 0 must sit in the first tile.
-        for t in 0..tiles {
-            for i in 0..n {
-                if real(t, i) != geometry.is_real(t, i) {
-                    return bad(format!("tiles of {r} rows place padding in a middle tile; use more rows per tile"));
-                }
-            }
-        }
+        // the input's row 0 must sit in the first tile (where the input chain starts)
         if geometry.first_row() >= window {
             return bad(format!("tiles of {r} rows leave the first tile without input; use more rows per tile"));
         }
@@ -357,6 +363,7 @@ impl TileGeometry {
     fn place(tiles: usize, dims: [usize; 7], pad_first: Vec<bool>, pad_last: Vec<bool>) -> Self {
         let [advance, band, gap, halo, tail, top, height] = dims;
         let (mid_band, mid_pad_first, mid_pad_last, shortcut_row, shortcut_len) = (0, Vec::new(), Vec::new(), 0, 0);
+        let pad_inner = Vec::new();
         Self {
             tiles,
             advance,
@@ -371,6 +378,7 @@ impl TileGeometry {
             mid_band,
             mid_pad_first,
             mid_pad_last,
+            pad_inner,
             shortcut_row,
             shortcut_len,
         }
@@ -378,7 +386,20 @@ impl TileGeometry {
 
     /// Whether convolution output row `i` of a pooled tile `t`'s band is in the image.
     pub fn mid_is_real(&self, t: usize, i: usize) -> bool {
-        !((t == 0 && self.mid_pad_first[i]) || (t + 1 == self.tiles && self.mid_pad_last[i]))
+        !((t == 0 && self.mid_pad_first[i])
+            || (t + 1 == self.tiles && self.mid_pad_last[i])
+            || self.inner(t).is_some_and(|p| p.mid[i]))
+    }
+
+    /// Band `t`'s padding when it is an inner band that reaches padding.
+    pub fn inner(&self, t: usize) -> Option<&InnerPad> {
+        self.pad_inner.iter().find(|p| p.band == t)
+    }
+
+    /// Whether witness row `i` (before the tail) is padding in some band; a row that never
+    /// is needs no padding constraint.
+    pub fn may_pad(&self, i: usize) -> bool {
+        self.pad_first[i] || self.pad_last[i] || self.pad_inner.iter().any(|p| p.rows[i])
     }
 
     /// Witness rows per tile.
@@ -396,7 +417,9 @@ impl TileGeometry {
         if i >= self.window() {
             return t + 1 == self.tiles;
         }
-        !((t == 0 && self.pad_first[i]) || (t + 1 == self.tiles && self.pad_last[i]))
+        !((t == 0 && self.pad_first[i])
+            || (t + 1 == self.tiles && self.pad_last[i])
+            || self.inner(t).is_some_and(|p| p.rows[i]))
     }
 
     /// Whether tile `t` absorbs witness row `i` into the input chain: a real row it is the

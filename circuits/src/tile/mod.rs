@@ -10,7 +10,10 @@
 //! A tile reads a window of input rows ([`TileGeometry`]) and:
 //! - range-checks every value of them to 7 bits; the rows that are padding in this tile
 //!   (above the input in the first tile, below it in the last, the tail outside the last
-//!   tile) are constrained to the zero point — padding is never the prover's choice;
+//!   tile, and, when a band is shorter than the padding's reach — one output row under a
+//!   7×7 kernel and a padded pooling — above or below it in the inner bands the geometry
+//!   lists, [`TileGeometry::pad_inner`]) are constrained to the zero point, selected by
+//!   "band = k" flags of the tile index — padding is never the prover's choice;
 //! - absorbs into `in_chain`, in order, the real rows it is the first to read; the first
 //!   tile starts the chain at input row 0 from the tag and `blind_in`;
 //! - takes the rows it shares with the previous tile (the halo) from the previous tile
@@ -21,7 +24,7 @@
 //! - computes its band's output rows (packed products, then the
 //!   bit-decomposition requantization of [`crate::gadgets::requant`]; a pooled layer
 //!   computes the convolution rows its pooling windows cover, sets those outside the image
-//!   — only in the first or last tile — to 0, which no maximum exceeds, and pools) and
+//!   — in the bands the geometry lists — to 0, which no maximum exceeds, and pools) and
 //!   absorbs them into `out_chain`, output row 0 starting from the output tag and
 //!   `blind_out`;
 //! - in the last tile, checks `in_chain` = the layer's input commitment and hands
@@ -49,8 +52,7 @@
 //! the rows of the first convolution's output that its second convolution reads — the
 //! band of middle rows, recomputing the ones its neighbours also compute — sets the rows
 //! of that band outside the image to the second layer's zero point (its padding value; the
-//! first/last tile flags select them, as for input padding, and the geometry checks that
-//! only those tiles have any), applies the second convolution with the block's shortcut
+//! band flags select them, as for input padding), applies the second convolution with the block's shortcut
 //! (a residual or a projection) reading the tile's own witness rows from a fixed offset
 //! (`shortcut_row`: the same rows in every tile, checked to be real input rows in every
 //! tile when the geometry is built), and chains only the second layer's output rows. The
@@ -188,7 +190,7 @@ mod step;
 mod terms;
 
 pub use channels::{GroupSpec, GroupStep, TAG_PAIR};
-pub use geometry::{pools_globally, tiled_height, TileGeometry, TileSpec};
+pub use geometry::{pools_globally, tiled_height, InnerPad, TileGeometry, TileSpec};
 pub use state::{TileState, TILE_ARITY};
 pub(crate) use step::{band_linear, band_second};
 pub use step::{GroupChains, TileStep, TileWitness, TAG_GRID_FRONT, TAG_GRID_HALO, TAG_HALO, TAG_POOL_SUMS};

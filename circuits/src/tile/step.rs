@@ -140,14 +140,14 @@ fn mask_middle_native(g: &TileGeometry, tile: usize, ys: &[u8], width: usize, fi
 }
 
 /// The first layer's outputs over a tile's middle band (`width` cells per row), the rows
-/// outside the image — possible in the first or last tile only, selected by their flags —
-/// set to `fill`: one constraint per cell of those rows, none elsewhere.
+/// outside the image — possible in the bands whose flags say so — set to `fill`: one
+/// constraint per cell of those rows, none elsewhere.
 fn mask_middle<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     g: &TileGeometry,
     linear: &[AllocatedNum<F>],
     width: usize,
-    (first, last): (&Term, &Term),
+    flags: &Flags,
     fill: F,
 ) -> Result<Vec<LinearCombination<F>>, SynthesisError> {
     let one = Term::constant::<CS>(F::ONE);
@@ -157,11 +157,9 @@ fn mask_middle<CS: ConstraintSystem<F>>(
         .enumerate()
         .map(|(j, y)| {
             let i = (j / width) % g.mid_band;
-            let (top, bottom) = (g.mid_pad_first[i], g.mid_pad_last[i]);
-            if !top && !bottom {
+            let Some(outside) = flags.mid_outside(g, i) else {
                 return Ok(LinearCombination::zero() + y.get_variable());
-            }
-            let outside = first.scaled(F::from(u64::from(top))).plus(last, F::from(u64::from(bottom)));
+            };
             let keep = one.plus(&outside, -F::ONE);
             let v = product(&mut cs.namespace(|| format!("mask{j}")), &keep, &Term::var(y).plus(&fill, -F::ONE))?;
             Ok(Term::var(&v).plus(&fill, F::ONE).0)
@@ -265,7 +263,7 @@ impl TileStep {
         let w = &weights;
         let hints = linear_hints(&op, &band_values, &band_values, &w.weights, &w.bias)?;
         let ys = hints.ys();
-        // first-layer rows outside the image (first or last tile only): 0 under pooling,
+        // first-layer rows outside the image (the bands that reach padding): 0 under pooling,
         // below every real cell; the second layer's zero point (its padding) in a block
         let mid_width = spec.conv()?.out_size().1;
         let layers = (band_pool(&spec, &g), band_second(&spec, &g)?, &witness.second_weights);
@@ -565,15 +563,7 @@ impl StepCircuit<F> for TileStep {
                     alloc_uint(&mut cs.namespace(|| format!("a{j}")), &bits_le(a.into(), ACT_BITS))
                 })
                 .collect::<Result<_, _>>()?;
-            let padding = if i >= g.window() {
-                Some(not_last.clone())
-            } else {
-                let (top, bottom) = (g.pad_first[i], g.pad_last[i]);
-                match (top, bottom) {
-                    (false, false) => None,
-                    _ => Some(first.scaled(F::from(u64::from(top))).plus(last, F::from(u64::from(bottom)))),
-                }
-            };
+            let padding = if i >= g.window() { Some(not_last.clone()) } else { f.padding(g, i) };
             if let Some(padding) = padding {
                 for (j, v) in values.iter().enumerate() {
                     let v = Term(lc(v), v.get_value());
@@ -620,10 +610,9 @@ impl StepCircuit<F> for TileStep {
                 }
                 first.clone()
             } else {
-                let top = first.scaled(F::from(u64::from(g.pad_first[i])));
-                one.plus(&top.plus(last, F::from(u64::from(g.pad_last[i]))), -F::ONE)
+                f.padding(g, i).map_or(one.clone(), |padding| one.plus(&padding, -F::ONE))
             };
-            let always = i >= g.halo && i < g.window() && !g.pad_first[i] && !g.pad_last[i];
+            let always = i >= g.halo && i < g.window() && !g.may_pad(i);
             let (absorb, always) = match (grid, always) {
                 (false, _) => (absorb, always),
                 (true, true) => (f.g_first.clone(), false),
@@ -695,11 +684,11 @@ impl StepCircuit<F> for TileStep {
         let band = cut(&row_lcs, ch, width, g.gap, g.band);
         let linear =
             linear_requant(&mut cs.namespace(|| "compute"), &op, (&band, &band), &weights_lc, &bias_lc, &inner.hints)?;
-        // first-layer rows outside the image (first or last tile only): 0 under pooling,
+        // first-layer rows outside the image (the bands that reach padding): 0 under pooling,
         // the second layer's zero point (its padding) in a block
         let unsupported = |e: QuantError| SynthesisError::Unsatisfiable(e.to_string());
         let mid_width = spec.conv().map_err(unsupported)?.out_size().1;
-        let flags = (first, last);
+        let flags = &f;
         let second = band_second(spec, g).map_err(unsupported)?;
         let outputs: Vec<Num<F>> = match (band_pool(spec, g), second, second_weights, &inner.second_hints) {
             (None, Some(op2), Some((w2, b2)), Some(hints2)) => {
@@ -783,12 +772,49 @@ fn end_state(z: &TileState, (last, stages): (bool, usize), (model, out): (F, F),
 struct Flags {
     first: Term,
     last: Term,
+    /// One per band of [`TileGeometry::pad_inner`], in its order.
+    inner: Vec<Term>,
     t_first: Term,
     t_last: Term,
     g_first: Term,
     g_last: Term,
     /// The tile index's value (absent during setup).
     index: Option<usize>,
+}
+
+impl Flags {
+    /// 1 in the bands where witness row `i` (before the tail) is padding; `None` when it
+    /// is in none.
+    fn padding(&self, g: &TileGeometry, i: usize) -> Option<Term> {
+        self.outside(g.pad_first[i], g.pad_last[i], g.pad_inner.iter().map(|p| p.rows[i]))
+    }
+
+    /// 1 in the bands where middle row `i` is outside the image; `None` when it is in none.
+    fn mid_outside(&self, g: &TileGeometry, i: usize) -> Option<Term> {
+        self.outside(g.mid_pad_first[i], g.mid_pad_last[i], g.pad_inner.iter().map(|p| p.mid[i]))
+    }
+
+    fn outside(&self, top: bool, bottom: bool, inner: impl Iterator<Item = bool>) -> Option<Term> {
+        let inner: Vec<&Term> = self.inner.iter().zip(inner).filter(|&(_, pad)| pad).map(|(f, _)| f).collect();
+        if !top && !bottom && inner.is_empty() {
+            return None;
+        }
+        let mut sum = self.first.scaled(F::from(u64::from(top)));
+        for flag in inner {
+            sum = sum.plus(flag, F::ONE);
+        }
+        Some(sum.plus(&self.last, F::from(u64::from(bottom))))
+    }
+}
+
+/// "band = b" for each inner band that reaches padding (none for most tilings, so their
+/// circuits are those of a geometry without them).
+fn inner_flags<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    g: &TileGeometry,
+    band: &Term,
+) -> Result<Vec<Term>, SynthesisError> {
+    g.pad_inner.iter().map(|p| equals(&mut cs.namespace(|| format!("band {}", p.band)), band, p.band)).collect()
 }
 
 impl TileStep {
@@ -800,9 +826,10 @@ impl TileStep {
         if inner.spec.channels.is_none() {
             let first = equals(&mut cs.namespace(|| "first"), tile_t, 0)?;
             let last = equals(&mut cs.namespace(|| "last"), tile_t, g.tiles - 1)?;
+            let inner = inner_flags(cs, g, tile_t)?;
             let one = Term::constant::<CS>(F::ONE);
             let (t_first, t_last, g_first, g_last) = (first.clone(), last.clone(), one.clone(), one);
-            return Ok(Flags { first, last, t_first, t_last, g_first, g_last, index: None });
+            return Ok(Flags { first, last, inner, t_first, t_last, g_first, g_last, index: None });
         }
         let groups = inner.spec.groups();
         // the witness follows the index in the state (a step run at another index than its
@@ -828,7 +855,8 @@ impl TileStep {
         let (g_first, g_last) = (flags[0].clone(), flags[groups - 1].clone());
         let t_first = Term::var(&product(&mut cs.namespace(|| "first tile"), &first, &g_first)?);
         let t_last = Term::var(&product(&mut cs.namespace(|| "last tile"), &last, &g_last)?);
-        Ok(Flags { first, last, t_first, t_last, g_first, g_last, index: at })
+        let inner = inner_flags(cs, g, &band)?;
+        Ok(Flags { first, last, inner, t_first, t_last, g_first, g_last, index: at })
     }
 
     /// A grid tile's model chain and hand-off. The model slot runs the layer's chunk chain

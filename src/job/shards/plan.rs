@@ -7,12 +7,11 @@ use crate::job::manifest::{model_file, LoadedModel};
 use crate::job::secret::JobSecret;
 use crate::job::{identity, JobRequest};
 use crate::model::{Architecture, ModelSource};
-use crate::prove::plan::{estimate_steps, Estimate, NOVA_PRIMARY_OVERHEAD};
+use crate::prove::plan::{estimate_steps, step_constraints, Estimate};
 use crate::prove::{bad, check_model_and_input};
 use crate::statement::Link;
 use ff::Field;
 use fold_ml_circuits::commit::activation_commitment_native;
-use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::gadgets::commit::model_update_native;
 use fold_ml_circuits::layer::block_native;
 use fold_ml_circuits::F;
@@ -70,16 +69,6 @@ pub fn cuts(segments: &[(usize, &Architecture, usize)], shards: usize) -> Result
         }
     }
     Ok(out)
-}
-
-/// Primary constraints of one fold of `arch`, Nova's verifier circuit included: a tile
-/// measured (it fits the fold budget, so synthesizing it is cheap; its share of the block
-/// would miss what every tile repeats), a whole step estimated from above without
-/// synthesizing it ([`StepCost::rough`]).
-pub fn step_constraints(arch: &Architecture) -> usize {
-    let tile = arch.tiling.and_then(|t| StepCost::of_tiling(&arch.block, t).ok());
-    let blocks = (arch.layers_per_step / arch.block.num_stages()).max(1);
-    tile.map_or(StepCost::rough(&arch.block) * blocks, |t| t.constraints) + NOVA_PRIMARY_OVERHEAD
 }
 
 /// What `plan` wrote.
