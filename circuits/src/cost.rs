@@ -1,5 +1,6 @@
-//! Constraint accounting of a layer step, by synthesizing it into a shape-only system.
+//! Constraint accounting of a layer step, by synthesizing it into a counting system.
 
+use crate::count_cs::CountCS;
 use crate::gadgets::linear::{Linear, LinearShape};
 use crate::gadgets::pack::Packing;
 use crate::gadgets::requant::requant_constraints;
@@ -10,8 +11,7 @@ use crate::state::ARITY;
 use crate::step::{grid_spec, group_spec, tile_spec, Tiling};
 use crate::tile::{band_linear, band_second, GroupSpec, GroupStep, TileSpec, TileStep, TILE_ARITY};
 use crate::F;
-use nova_snark::frontend::{num::AllocatedNum, shape_cs::ShapeCS, ConstraintSystem};
-use nova_snark::provider::PallasEngine;
+use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem};
 use nova_snark::traits::circuit::StepCircuit;
 
 /// Constraints of the range checks of a layer's weights (8 bits) and biases (32 bits).
@@ -55,7 +55,7 @@ impl StepCost {
     /// checks of the input once).
     pub fn of_step(block: &BlockSpec, layers_per_step: usize) -> Self {
         let k = layers_per_step.max(1);
-        let mut cs = ShapeCS::<PallasEngine>::new();
+        let mut cs = CountCS::new();
         let z: Vec<AllocatedNum<F>> = (0..ARITY)
             .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))))
             .collect::<Result<_, _>>()
@@ -82,7 +82,7 @@ impl StepCost {
 
     /// The counts of a synthesized step (state of `arity` elements), given the parts
     /// `[macs, products, requant, pool, input_range, weight_range]`; the rest is hashing.
-    fn counted(cs: &ShapeCS<PallasEngine>, arity: usize, parts: [usize; 6]) -> Self {
+    fn counted(cs: &CountCS, arity: usize, parts: [usize; 6]) -> Self {
         let [macs, products, requant, pool, input_range, weight_range] = parts;
         let counted = products + requant + pool + input_range + weight_range;
         Self {
@@ -102,7 +102,7 @@ impl StepCost {
     /// the tile's band; `hashing` also holds its padding, halo and selection constraints).
     pub fn of_tile(spec: &TileSpec) -> Result<Self, QuantError> {
         let g = spec.geometry()?;
-        let mut cs = ShapeCS::<PallasEngine>::new();
+        let mut cs = CountCS::new();
         let z: Vec<AllocatedNum<F>> = (0..TILE_ARITY)
             .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))))
             .collect::<Result<_, _>>()
@@ -144,7 +144,7 @@ impl StepCost {
     /// the block, all of which every tile holds; the inputs are read whole).
     pub fn of_group(spec: &GroupSpec) -> Result<Self, QuantError> {
         spec.check()?;
-        let mut cs = ShapeCS::<PallasEngine>::new();
+        let mut cs = CountCS::new();
         let z: Vec<AllocatedNum<F>> = (0..TILE_ARITY)
             .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))))
             .collect::<Result<_, _>>()

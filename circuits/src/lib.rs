@@ -17,6 +17,7 @@
 
 pub mod baseline;
 pub mod cost;
+mod count_cs;
 pub mod gadgets;
 pub mod layer;
 pub mod quant;
