@@ -18,3 +18,15 @@ pub fn available_bytes() -> Option<u64> {
     let left = cgroup("memory.max").map(|max| max.saturating_sub(cgroup("memory.current").unwrap_or(0)));
     Some(left.map_or(machine, |l| l.min(machine)))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn available_memory_is_read_and_below_the_total() {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let total = meminfo.lines().find(|l| l.starts_with("MemTotal:")).unwrap();
+        let total: u64 = total.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024;
+        let available = super::available_bytes().expect("known on Linux");
+        assert!(available > 0 && available <= total, "{available} of {total}");
+    }
+}
