@@ -113,3 +113,18 @@ fn a_statement_with_another_tiling_is_rejected() {
     assert_ne!(code, 0, "{out}\n{err}");
     assert!(format!("{out}{err}").contains("chunk"), "{out}\n{err}");
 }
+
+/// `inspect` says when even the smallest tile is over the fold budget (peak memory then
+/// follows that tile, not the budget), and not when a tile fits.
+#[test]
+fn inspect_says_when_no_tiling_fits_the_budget() {
+    let args = |budget: &'static str| {
+        ["inspect", "--channels", "16", "--size", "32", "--layers", "2", "--fold-budget", budget]
+    };
+    let (code, out, err) = run(BIN, &args("10000"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("tiled:") && out.contains("no tiling fits"), "{out}");
+    let (code, out, err) = run(BIN, &args("262144"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("tiled:") && !out.contains("no tiling fits"), "{out}");
+}

@@ -213,6 +213,9 @@ fn inspect_tiled(
         tile.per_mac()
     );
     println!("         {}", breakdown(&tile));
+    if tile.constraints > fold_budget {
+        println!("  over the fold budget: no tiling fits it (the smallest tile measured; peak memory follows it)");
+    }
     println!("  {steps} folds of {} + {NOVA_SECONDARY} constraints", e.constraints);
     println!(
         "  estimated folding {:.0} s, compression {:.0} s (+ {:.0} s parameter setup on the first run), peak memory {:.0} MiB",
@@ -313,7 +316,8 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
                     Tiling::Channels(g) => format!("{g} channel{}", if g == 1 { "" } else { "s" }),
                     Tiling::Grid(g) => format!("one row of {g} channel{}", if g == 1 { "" } else { "s" }),
                 };
-                format!(" (tiles of {what}: {} per {unit})", arch.tiles())
+                let over = if cost.constraints > budget { "; over the fold budget: no tiling fits it" } else { "" };
+                format!(" (tiles of {what}: {} per {unit}{over})", arch.tiles())
             }
             None if cost.constraints > budget => {
                 untileable += 1;
