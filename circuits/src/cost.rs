@@ -1,6 +1,6 @@
 //! Constraint accounting of a layer step, by synthesizing it into a counting system.
 
-use crate::count_cs::CountCS;
+use crate::count_cs::{count, CountCS};
 use crate::gadgets::linear::{Linear, LinearShape};
 use crate::gadgets::pack::Packing;
 use crate::gadgets::requant::requant_constraints;
@@ -10,9 +10,6 @@ use crate::quant::{ACT_BITS, BIAS_BITS, WEIGHT_BITS};
 use crate::state::ARITY;
 use crate::step::{grid_spec, group_spec, tile_spec, Tiling};
 use crate::tile::{band_linear, band_second, GroupSpec, GroupStep, TileSpec, TileStep, TILE_ARITY};
-use crate::F;
-use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem};
-use nova_snark::traits::circuit::StepCircuit;
 
 /// Constraints of the range checks of a layer's weights (8 bits) and biases (32 bits).
 fn weight_range(op: &Linear) -> usize {
@@ -55,12 +52,7 @@ impl StepCost {
     /// checks of the input once).
     pub fn of_step(block: &BlockSpec, layers_per_step: usize) -> Self {
         let k = layers_per_step.max(1);
-        let mut cs = CountCS::new();
-        let z: Vec<AllocatedNum<F>> = (0..ARITY)
-            .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))))
-            .collect::<Result<_, _>>()
-            .expect("shape synthesis does not fail");
-        LayerStep::blank(block.clone(), k).synthesize(&mut cs, &z).expect("a blank step synthesizes");
+        let cs = count(&LayerStep::blank(block.clone(), k)).expect("a blank step synthesizes");
         let mut parts = [0usize; 5];
         for j in 0..k {
             let i = j % block.num_stages();
@@ -102,13 +94,7 @@ impl StepCost {
     /// the tile's band; `hashing` also holds its padding, halo and selection constraints).
     pub fn of_tile(spec: &TileSpec) -> Result<Self, QuantError> {
         let g = spec.geometry()?;
-        let mut cs = CountCS::new();
-        let z: Vec<AllocatedNum<F>> = (0..TILE_ARITY)
-            .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))))
-            .collect::<Result<_, _>>()
-            .expect("shape synthesis does not fail");
-        let step = TileStep::blank(*spec)?;
-        step.synthesize(&mut cs, &z).map_err(|e| QuantError::BadSpec(e.to_string()))?;
+        let cs = count(&TileStep::blank(*spec)?).map_err(|e| QuantError::BadSpec(e.to_string()))?;
         // the block's multiply-accumulates per tile; the bands also multiply padding rows
         // (and a two-layer tile recomputes the first layer's rows its neighbours need)
         let block = spec.block();
@@ -144,12 +130,7 @@ impl StepCost {
     /// the block, all of which every tile holds; the inputs are read whole).
     pub fn of_group(spec: &GroupSpec) -> Result<Self, QuantError> {
         spec.check()?;
-        let mut cs = CountCS::new();
-        let z: Vec<AllocatedNum<F>> = (0..TILE_ARITY)
-            .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))))
-            .collect::<Result<_, _>>()
-            .expect("shape synthesis does not fail");
-        GroupStep::blank(*spec)?.synthesize(&mut cs, &z).map_err(|e| QuantError::BadSpec(e.to_string()))?;
+        let cs = count(&GroupStep::blank(*spec)?).map_err(|e| QuantError::BadSpec(e.to_string()))?;
         // both layers of a block are in every tile (one of them active)
         let mut parts = [0usize; 6];
         for stage in 0..spec.num_stages() {

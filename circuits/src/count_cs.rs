@@ -4,7 +4,24 @@
 //! keeps two integers and never even builds the combinations.
 
 use crate::F;
-use nova_snark::frontend::{ConstraintSystem, Index, LinearCombination, SynthesisError, Variable};
+use ff::Field;
+use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, Index, LinearCombination, SynthesisError, Variable};
+use nova_snark::traits::circuit::StepCircuit;
+
+/// Synthesizes `step` into `cs` on a state of zeros of its arity.
+fn synthesize_blank<CS: ConstraintSystem<F>, C: StepCircuit<F>>(cs: &mut CS, step: &C) -> Result<(), SynthesisError> {
+    let z = (0..step.arity())
+        .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::ZERO)))
+        .collect::<Result<Vec<_>, _>>()?;
+    step.synthesize(cs, &z).map(|_| ())
+}
+
+/// `step` synthesized on a blank state, counted.
+pub fn count<C: StepCircuit<F>>(step: &C) -> Result<CountCS, SynthesisError> {
+    let mut cs = CountCS::new();
+    synthesize_blank(&mut cs, step)?;
+    Ok(cs)
+}
 
 /// Counts constraints and auxiliary variables as a shape system would (same numbering).
 #[derive(Debug, Default)]
@@ -85,26 +102,16 @@ mod tests {
     use crate::gadgets::{conv::ConvShape, linear::LinearShape};
     use crate::layer::{BlockSpec, LayerSpec, LayerStep, Links};
     use crate::quant::RequantSpec;
-    use crate::state::ARITY;
     use crate::step::{grid_spec, group_spec, tile_spec};
-    use crate::tile::{GroupStep, TileStep, TILE_ARITY};
-    use nova_snark::frontend::{num::AllocatedNum, shape_cs::ShapeCS};
+    use crate::tile::{GroupStep, TileStep};
+    use nova_snark::frontend::shape_cs::ShapeCS;
     use nova_snark::provider::PallasEngine;
-    use nova_snark::traits::circuit::StepCircuit;
-
-    fn synthesize<CS: ConstraintSystem<F>>(cs: &mut CS, step: &impl StepCircuit<F>, arity: usize) {
-        let z: Vec<AllocatedNum<F>> = (0..arity)
-            .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(F::from(0))).unwrap())
-            .collect();
-        step.synthesize(cs, &z).unwrap();
-    }
 
     /// (constraints, aux) counted, and as a shape system holds them.
-    fn both(step: &impl StepCircuit<F>, arity: usize) -> ((usize, usize), (usize, usize)) {
-        let mut count = CountCS::new();
-        synthesize(&mut count, step, arity);
+    fn both(step: &impl StepCircuit<F>) -> ((usize, usize), (usize, usize)) {
+        let count = count(step).unwrap();
         let mut shape = ShapeCS::<PallasEngine>::new();
-        synthesize(&mut shape, step, arity);
+        synthesize_blank(&mut shape, step).unwrap();
         ((count.num_constraints(), count.num_aux()), (shape.num_constraints(), shape.num_aux()))
     }
 
@@ -119,12 +126,8 @@ mod tests {
             TileStep::blank(tile_spec(&BlockSpec::layer(small).with_row_links([true, true]), 2).unwrap()).unwrap();
         let grid = grid_spec(&BlockSpec::layer(wide).with_links([Links::Rows, Links::RowGroups(4)]), 4).unwrap();
         let group = group_spec(&BlockSpec::layer(wide).with_links([Links::Rows, Links::Channels(4)]), 4).unwrap();
-        let cases = [
-            both(&layer, ARITY),
-            both(&rows, TILE_ARITY),
-            both(&TileStep::blank(grid).unwrap(), TILE_ARITY),
-            both(&GroupStep::blank(group).unwrap(), TILE_ARITY),
-        ];
+        let cases =
+            [both(&layer), both(&rows), both(&TileStep::blank(grid).unwrap()), both(&GroupStep::blank(group).unwrap())];
         for (counted, held) in cases {
             assert_eq!(counted, held);
             assert!(counted.0 > 1000, "{counted:?}");

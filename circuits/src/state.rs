@@ -35,6 +35,9 @@
 //! commitments between segments) can be recomputed from candidate weights.
 
 use crate::F;
+#[cfg(test)]
+use ff::Field;
+
 /// A field element as a `u64`, if it is one (a counter in the state).
 pub fn small(x: &F) -> Option<u64> {
     let bytes = ff::PrimeField::to_repr(x);
@@ -44,9 +47,6 @@ pub fn small(x: &F) -> Option<u64> {
     }
     Some(u64::from_le_bytes(low.try_into().expect("8 bytes")))
 }
-
-#[cfg(test)]
-use ff::Field;
 
 /// Number of field elements in the IVC state.
 pub const ARITY: usize = 3;

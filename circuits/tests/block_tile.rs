@@ -91,6 +91,17 @@ fn weights_for(block: &BlockSpec) -> Vec<LayerWeights> {
         .collect()
 }
 
+/// Every tile of `spec` on `input` (deterministic weights) satisfied, ending on the
+/// untiled block step's state; the weights and the start state.
+fn proves_the_untiled_block(spec: TileSpec, input: &[u8]) -> (Vec<LayerWeights>, TileState) {
+    let layers = weights_for(&spec.block());
+    let z0 = start(&spec, input);
+    let (sat, end) = run(&tiles(spec, input, &layers), z0);
+    assert!(sat.iter().all(|&s| s), "{sat:?}");
+    assert_eq!(end, TileState::boundary(untiled(&spec, input, &layers).next_state(&z0.base)));
+    (layers, z0)
+}
+
 /// A residual block on 2×8×3, tiled 2 rows per tile, and a projection block on 2×16×3
 /// (stride 2, 8 output rows), tiled 2 rows: their geometry, and both proven tile by tile
 /// to the untiled block step's state.
@@ -105,13 +116,8 @@ fn residual_and_projection_blocks_tile() {
     // the projection reads input rows 2r (r = 0, 1): 3 rows from the first output row's
     assert_eq!((g.tiles, g.advance, g.shortcut_len), (4, 4, 3));
     for spec in [residual, projection] {
-        let block = spec.block();
-        let input: Vec<u8> = (0..block.num_inputs()).map(|i| (i * 13 % 128) as u8).collect();
-        let layers = weights_for(&block);
-        let z0 = start(&spec, &input);
-        let (sat, end) = run(&tiles(spec, &input, &layers), z0);
-        assert!(sat.iter().all(|&s| s), "{sat:?}");
-        assert_eq!(end, TileState::boundary(untiled(&spec, &input, &layers).next_state(&z0.base)));
+        let input: Vec<u8> = (0..spec.block().num_inputs()).map(|i| (i * 13 % 128) as u8).collect();
+        proves_the_untiled_block(spec, &input);
     }
     // a residual needs a total stride of 1; three-layer blocks are not tiled
     let mut strided = basic_block(2, (8, 3), false, 3, (1, 0));
@@ -168,13 +174,8 @@ fn one_row_block_tiles_reach_padding_in_inner_bands() {
     let g = spec.geometry().unwrap();
     assert_eq!((g.tiles, g.band, g.halo, g.mid_band), (8, 5, 4, 3));
     assert_eq!(g.pad_inner.iter().map(|p| p.band).collect::<Vec<_>>(), vec![1, 6]);
-    let block = spec.block();
-    let input: Vec<u8> = (0..block.num_inputs()).map(|i| (i * 29 % 128) as u8).collect();
-    let layers = weights_for(&block);
-    let z0 = start(&spec, &input);
-    let (sat, end) = run(&tiles(spec, &input, &layers), z0);
-    assert!(sat.iter().all(|&s| s), "{sat:?}");
-    assert_eq!(end, TileState::boundary(untiled(&spec, &input, &layers).next_state(&z0.base)));
+    let input: Vec<u8> = (0..spec.block().num_inputs()).map(|i| (i * 29 % 128) as u8).collect();
+    let (layers, z0) = proves_the_untiled_block(spec, &input);
     let row_len = 2 * 3;
     for pad in &g.pad_inner {
         let row = pad.rows.iter().position(|&p| p).unwrap();

@@ -222,9 +222,8 @@ pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, boo
 }
 
 /// Primary constraints of one fold of `arch`, Nova's verifier circuit included: a tile
-/// measured (it fits the fold budget, so synthesizing it is cheap; its share of the block
-/// would miss what every tile repeats), a whole step estimated from above without
-/// synthesizing it ([`StepCost::rough`]).
+/// measured (its share of the block would miss what every tile repeats), a whole step
+/// estimated from above without synthesizing it ([`StepCost::rough`]).
 pub fn step_constraints(arch: &Architecture) -> usize {
     let tile = arch.tiling.and_then(|t| StepCost::of_tiling(&arch.block, t).ok());
     let blocks = (arch.layers_per_step / arch.block.num_stages()).max(1);
