@@ -110,7 +110,7 @@ fn bench_tiles(c: &mut Criterion) {
         blind_in: F::ZERO,
         blind_out: F::ZERO,
         salt: F::ZERO,
-        chains: Default::default(),
+        cache: Default::default(),
     };
     let tiles = spec.tiles();
     let step = |t: usize| Step::Tile(TileStep::new(spec, t % tiles, &input, witness.clone()).expect("valid tile"));

@@ -8,8 +8,8 @@ use crate::layer::{BlockSpec, LayerSpec, LayerStep};
 use crate::quant::QuantError;
 use crate::quant::{ACT_BITS, BIAS_BITS, WEIGHT_BITS};
 use crate::state::ARITY;
-use crate::step::{grid_spec, group_spec, tile_spec, Tiling};
-use crate::tile::{band_linear, band_second, GroupSpec, GroupStep, TileSpec, TileStep, TILE_ARITY};
+use crate::step::{grid_spec, group_spec, pair_spec, tile_spec, Tiling};
+use crate::tile::{band_linear, band_second, GroupSpec, GroupStep, PairSpec, PairStep, TileSpec, TileStep, TILE_ARITY};
 
 /// Constraints of the range checks of a layer's weights (8 bits) and biases (32 bits).
 fn weight_range(op: &Linear) -> usize {
@@ -149,12 +149,26 @@ impl StepCost {
         Ok(Self::counted(&cs, TILE_ARITY, parts))
     }
 
-    /// [`Self::of_tile`] or [`Self::of_group`], as `tiling` cuts `block`.
+    /// Synthesizes a blank tile of a pair of grids and counts (the parts are both passes'
+    /// tiles', which every tile holds; the block input's row it streams is hashing).
+    pub fn of_pair(spec: &PairSpec) -> Result<Self, QuantError> {
+        spec.check()?;
+        let cs = count(&PairStep::blank(*spec)?).map_err(|e| QuantError::BadSpec(e.to_string()))?;
+        let (a, b) = (Self::of_tile(&spec.pass_a())?, Self::of_tile(&spec.pass_b())?);
+        let macs = spec.block().macs() / spec.tiles();
+        let parts = [a.products + b.products, a.requant + b.requant, 0, a.input_range + b.input_range];
+        let [products, requant, pool, input_range] = parts;
+        let weight_range = a.weight_range + b.weight_range;
+        Ok(Self::counted(&cs, TILE_ARITY, [macs, products, requant, pool, input_range, weight_range]))
+    }
+
+    /// [`Self::of_tile`], [`Self::of_group`] or [`Self::of_pair`], as `tiling` cuts `block`.
     pub fn of_tiling(block: &BlockSpec, tiling: Tiling) -> Result<Self, QuantError> {
         match tiling {
             Tiling::Rows(rows) => Self::of_tile(&tile_spec(block, rows)?),
             Tiling::Channels(channels) => Self::of_group(&group_spec(block, channels)?),
             Tiling::Grid(channels) => Self::of_tile(&grid_spec(block, channels)?),
+            Tiling::Pair(channels) => Self::of_pair(&pair_spec(block, channels)?),
         }
     }
 

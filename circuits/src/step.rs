@@ -5,7 +5,7 @@
 use crate::layer::{BlockSpec, LayerStep};
 use crate::quant::QuantError;
 use crate::spec::Links;
-use crate::tile::{GroupSpec, GroupStep, TileSpec, TileState, TileStep, TileWitness};
+use crate::tile::{GroupSpec, GroupStep, PairSpec, PairStep, TileSpec, TileState, TileStep, TileWitness};
 use crate::F;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, SynthesisError};
 use nova_snark::traits::circuit::StepCircuit;
@@ -20,6 +20,8 @@ pub enum Step {
     Tile(TileStep),
     /// One group of output channels of a channel-tiled layer ([`GroupStep`], the same state).
     Group(GroupStep),
+    /// One tile of a residual block tiled as a pair of grids ([`PairStep`], the same state).
+    Pair(PairStep),
 }
 
 /// How a segment's block is cut into tiles, one per Nova step.
@@ -32,6 +34,9 @@ pub enum Tiling {
     /// One output row of a group of this many output channels, of one convolution: the
     /// tiles run row by row and, within a row, group by group.
     Grid(usize),
+    /// A residual basic block as a grid of this many output channels per tile of its first
+    /// convolution, then one of its second (with the residual): a pair of grids.
+    Pair(usize),
 }
 
 impl Step {
@@ -46,6 +51,7 @@ impl Step {
             Some(Tiling::Rows(rows)) => Ok(Self::Tile(TileStep::blank(tile_spec(block, rows)?)?)),
             Some(Tiling::Channels(channels)) => Ok(Self::Group(GroupStep::blank(group_spec(block, channels)?)?)),
             Some(Tiling::Grid(channels)) => Ok(Self::Tile(TileStep::blank(grid_spec(block, channels)?)?)),
+            Some(Tiling::Pair(channels)) => Ok(Self::Pair(PairStep::blank(pair_spec(block, channels)?)?)),
         }
     }
 }
@@ -57,6 +63,7 @@ impl Tiling {
             Self::Rows(rows) => tile_spec(block, rows).map(drop),
             Self::Channels(channels) => group_spec(block, channels).map(drop),
             Self::Grid(channels) => grid_spec(block, channels).map(drop),
+            Self::Pair(channels) => pair_spec(block, channels).map(drop),
         }
     }
 
@@ -69,6 +76,7 @@ impl Tiling {
                 let outputs = block.stages.first().map_or(0, |s| s.shape.num_biases());
                 crate::tile::tiled_height(block) * (outputs / channels.max(1))
             }
+            Self::Pair(channels) => 2 * Self::Grid(channels).tiles(block),
         }
     }
 }
@@ -87,6 +95,7 @@ impl Step {
             Tiling::Rows(rows) => TileStep::new(tile_spec(block, rows)?, tile, input, witness.clone()).map(Self::Tile),
             Tiling::Channels(g) => GroupStep::new(group_spec(block, g)?, tile, input, witness).map(Self::Group),
             Tiling::Grid(g) => TileStep::new(grid_spec(block, g)?, tile, input, witness.clone()).map(Self::Tile),
+            Tiling::Pair(g) => PairStep::new(pair_spec(block, g)?, tile, input, witness).map(Self::Pair),
         }
     }
 
@@ -97,6 +106,7 @@ impl Step {
             Self::Layer(_) => None,
             Self::Tile(s) => Some((s.tile(), s.spec().num_stages(), s.next_state(z))),
             Self::Group(s) => Some((s.tile(), s.spec().num_stages(), s.next_state(z))),
+            Self::Pair(s) => Some((s.tile(), 2, s.next_state(z))),
         }
     }
 }
@@ -149,12 +159,28 @@ pub fn grid_spec(block: &BlockSpec, channels: usize) -> Result<TileSpec, QuantEr
     Ok(spec)
 }
 
+/// The spec of a residual basic block tiled as a pair of grids of `channels` output
+/// channels per tile: its output committed one row of a group per link, its input one row
+/// (of every channel or of groups) per link.
+pub fn pair_spec(block: &BlockSpec, channels: usize) -> Result<PairSpec, QuantError> {
+    if block.links[1] != Links::RowGroups(channels) {
+        return Err(QuantError::BadSpec("a pair's output is committed one row of a group per link".into()));
+    }
+    let [first, second] = block.stages.as_slice() else {
+        return Err(QuantError::BadSpec("a pair of grids tiles a block of two convolutions".into()));
+    };
+    let spec = PairSpec { first: *first, second: *second, channels, input: block.links[0] };
+    spec.check()?;
+    Ok(spec)
+}
+
 impl StepCircuit<F> for Step {
     fn arity(&self) -> usize {
         match self {
             Self::Layer(s) => s.arity(),
             Self::Tile(s) => s.arity(),
             Self::Group(s) => s.arity(),
+            Self::Pair(s) => s.arity(),
         }
     }
 
@@ -167,6 +193,7 @@ impl StepCircuit<F> for Step {
             Self::Layer(s) => s.synthesize(cs, z),
             Self::Tile(s) => s.synthesize(cs, z),
             Self::Group(s) => s.synthesize(cs, z),
+            Self::Pair(s) => s.synthesize(cs, z),
         }
     }
 }

@@ -231,9 +231,8 @@ fn prepare_tiles(
         let (Some(layer_weights), second_weights) = (weights.next(), weights.next()) else {
             return drop(tx.send(Err(bad("model", "a tiled block without layers".into()))));
         };
-        let chains = Default::default();
-        let witness =
-            TileWitness { layer_weights, second_weights, blind_in: blind, blind_out, salt: task.salt, chains };
+        let cache = Default::default();
+        let witness = TileWitness { layer_weights, second_weights, blind_in: blind, blind_out, salt: task.salt, cache };
         for t in first_tile..tiles {
             let step = Step::tile(block, tiling, t, &activations, &witness).map_err(at);
             let failed = step.is_err();

@@ -332,7 +332,7 @@ impl GroupStep {
             blind_in: F::ZERO,
             blind_out: F::ZERO,
             salt: F::ZERO,
-            chains: Default::default(),
+            cache: Default::default(),
         };
         Self::new(spec, 0, &vec![0; spec.layer.num_inputs()], &witness)
     }

@@ -185,12 +185,14 @@
 
 mod channels;
 mod geometry;
+mod pair;
 mod state;
 mod step;
 mod terms;
 
 pub use channels::{GroupSpec, GroupStep, TAG_PAIR};
 pub use geometry::{pools_globally, tiled_height, InnerPad, TileGeometry, TileSpec};
+pub use pair::{pair_start_native, PairSpec, PairStep};
 pub use state::{TileState, TILE_ARITY};
 pub(crate) use step::{band_linear, band_second};
-pub use step::{GroupChains, TileStep, TileWitness, TAG_GRID_FRONT, TAG_GRID_HALO, TAG_HALO, TAG_POOL_SUMS};
+pub use step::{TileCache, TileStep, TileWitness, TAG_GRID_FRONT, TAG_GRID_HALO, TAG_HALO, TAG_POOL_SUMS};

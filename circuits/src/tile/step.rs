@@ -1,6 +1,7 @@
 //! The tile step circuit and its native twin.
 
 use super::geometry::{TileGeometry, TileSpec};
+use super::pair::{pair_start, pair_start_native};
 use super::state::{TileState, TILE_ARITY};
 use super::terms::{alloc_term, equal_if, equals, product, select, Term};
 use crate::commit::{
@@ -42,22 +43,34 @@ pub struct TileWitness {
     pub blind_out: F,
     /// The model commitment's secret salt.
     pub salt: F,
-    /// A grid: the layer's model chain after each group, shared by the tiles that clone
-    /// this witness (a cache).
-    pub chains: GroupChains,
+    /// What the tiles of a layer compute once and share (a cache: never part of what a
+    /// tile proves).
+    pub cache: TileCache,
 }
 
-/// The model chain of a grid-tiled layer before each of its groups, from the commitment
-/// before the layer: computed once per layer and shared by its tiles (each would otherwise
-/// hash the weights of every group before its own). A cache: it never changes what a tile
-/// proves, so witnesses compare equal whatever it holds.
+/// What the tiles of a layer (or block) share natively, computed once per layer: a grid's
+/// model chain before each of its groups (each tile would otherwise hash the weights of
+/// every group before its own) and a pair's middle tensor and input chain. A cache: it
+/// never changes what a tile proves, so witnesses compare equal whatever it holds.
 #[derive(Clone, Debug, Default)]
-pub struct GroupChains(Arc<Mutex<Option<Chains>>>);
+pub struct TileCache(Arc<Mutex<Cached>>);
 
-/// The model commitment before a layer and the chain before each of its groups.
-type Chains = (F, Vec<F>);
+#[derive(Debug, Default)]
+pub(super) struct Cached {
+    /// Per layer update (its digest) and commitment before it: the chain before each group.
+    chains: Vec<(F, F, Vec<F>)>,
+    /// A pair's native values for the last block input seen.
+    pub(super) pair: Option<Arc<super::pair::PairNative>>,
+}
 
-impl PartialEq for GroupChains {
+impl TileCache {
+    /// The cached values, however a panicking holder left them.
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl PartialEq for TileCache {
     fn eq(&self, _: &Self) -> bool {
         true
     }
@@ -90,6 +103,28 @@ struct Inner {
     output: Vec<u8>,
     /// A global average pooling: the per-channel sums of the rows before this tile's.
     sums_before: Vec<u64>,
+    /// A pass of a two-layer block tiled as a pair of grids (see [`super::pair`]).
+    role: Role,
+}
+
+/// What a grid tile is: a layer's, or one pass of a pair.
+#[derive(Clone, Debug, Default)]
+pub(super) enum Role {
+    #[default]
+    Plain,
+    /// The first pass: its output (the middle tensor) is chained, unblinded, from
+    /// `H(TAG_PAIR, tag, block input commitment)`.
+    First,
+    /// The second pass: its input (the middle tensor) chain starts there, and it adds the
+    /// block input's residual, streamed a row per band.
+    Second(Box<super::pair::Shortcut>),
+}
+
+/// A grid tile's hand-off: `H(tag, front, shared, model chain[, a pair's block input
+/// chain before and after the band's row, and the block input's commitment])`.
+fn grid_halo_native(parts: &[F]) -> F {
+    let items: Vec<F> = std::iter::once(domain_tag(TAG_GRID_HALO, parts.len())).chain(parts.iter().copied()).collect();
+    hash_native(&items)
 }
 
 /// One tile of a tiled layer as a Nova step (cheap to clone): all tiles of all layers
@@ -305,8 +340,45 @@ impl TileStep {
             second_hints,
             output,
             sums_before,
+            role: Role::Plain,
         };
         Ok(Self(Arc::new(inner)))
+    }
+
+    /// This grid tile as a pass of a pair ([`super::pair`]): its role and its part of the
+    /// block's model update; a second pass computes its layer again with the residual.
+    pub(super) fn with_role(&self, role: Role, update: LayerUpdate) -> Result<Self, QuantError> {
+        let mut inner = (*self.0).clone();
+        inner.updates = vec![update];
+        if let Role::Second(sc) = &role {
+            let g = &inner.geometry;
+            let [ch, _, width] = inner.spec.layer.input_dims();
+            let by_row: Vec<Vec<u8>> = inner.rows.chunks(ch * width).map(<[u8]>::to_vec).collect();
+            let band_values = cut(&by_row, ch, width, g.gap, g.band);
+            let op = sc.op(band_linear(&inner.spec, g)?);
+            let (w, xb) = (&inner.weights, sc.residual_native(inner.group));
+            inner.hints = linear_hints(&op, &band_values, &xb, &w.weights, &w.bias)?;
+            inner.output = inner.hints.ys();
+        }
+        inner.role = role;
+        Ok(Self(Arc::new(inner)))
+    }
+
+    /// The tile with other witness rows and the honest computation on them, in the same
+    /// place and role (a forger's: tests).
+    pub(super) fn with_rows(&self, rows: Vec<u8>) -> Result<Self, QuantError> {
+        let inner = &*self.0;
+        let mut step = Self::from_rows(inner.spec, inner.tile, rows, inner.witness.clone())?;
+        Arc::make_mut(&mut step.0).prev_front = inner.prev_front;
+        step.with_role(inner.role.clone(), inner.updates[0])
+    }
+
+    /// A pair's second-pass tile's shortcut (a clone).
+    pub(super) fn shortcut(&self) -> Option<super::pair::Shortcut> {
+        match &self.0.role {
+            Role::Second(sc) => Some((**sc).clone()),
+            _ => None,
+        }
     }
 
     /// Tile 0 of the given spec with all-zero values, for parameter setup.
@@ -319,7 +391,7 @@ impl TileStep {
             blind_in: F::ZERO,
             blind_out: F::ZERO,
             salt: F::ZERO,
-            chains: GroupChains::default(),
+            cache: TileCache::default(),
         };
         Self::new(spec, 0, &input, witness)
     }
@@ -427,19 +499,16 @@ impl TileStep {
         chain_link_native(self.halo_tag(), F::ZERO, &values)
     }
 
-    /// A grid tile's hand-off: `H(tag, front, shared, model chain)`.
-    fn grid_halo_native(front: F, shared: F, model: F) -> F {
-        hash_native(&[domain_tag(TAG_GRID_HALO, 3), front, shared, model])
-    }
-
     /// A grid tile's model chain before group `group`: the layer's update over the groups
     /// before it, from the model commitment before the layer.
     fn prior_model(&self, before_layer: F, group: usize) -> F {
         let inner = &*self.0;
         let Some(spec) = inner.spec.group_spec() else { return before_layer };
-        let mut cache = inner.witness.chains.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.as_ref().is_none_or(|(from, _)| *from != before_layer) {
-            let (update, w, salt) = (spec.group_update(0), &inner.witness.layer_weights, inner.witness.salt);
+        let update = inner.updates[0];
+        let mut cache = inner.witness.cache.lock();
+        let hit = |c: &(F, F, Vec<F>)| c.0 == update.digest && c.1 == before_layer;
+        if !cache.chains.iter().any(hit) {
+            let (w, salt) = (&inner.witness.layer_weights, inner.witness.salt);
             let chains = (0..inner.spec.groups())
                 .scan(before_layer, |acc, g| {
                     let before = *acc;
@@ -448,9 +517,13 @@ impl TileStep {
                     Some(before)
                 })
                 .collect();
-            *cache = Some((before_layer, chains));
+            // a pair alternates two layers' chains; nothing older is read again
+            if cache.chains.len() >= 2 {
+                cache.chains.remove(0);
+            }
+            cache.chains.push((update.digest, before_layer, chains));
         }
-        cache.as_ref().map_or(before_layer, |(_, chains)| chains[group])
+        cache.chains.iter().find(|c| hit(c)).map_or(before_layer, |c| c.2[group])
     }
 
     /// The state after a grid tile (see [`Self::next_state`]).
@@ -465,15 +538,30 @@ impl TileStep {
         let chain = model_update_native(start, &inner.updates[0], inner.witness.salt, &w.weights, &w.bias);
         let model = if band == 0 { chain } else { z.base.model };
         let input_tag = inner.spec.block().input_layout().tag();
+        // a pair's second pass reads the middle tensor, chained after the block input's
+        // commitment (unblinded); it carries that commitment and the block input's chain
+        let (input_start, extra) = match &inner.role {
+            Role::Second(sc) => {
+                let after = sc.after_native(band == 0, inner.witness.blind_in);
+                ((pair_start_native(input_tag, sc.total), F::ZERO), vec![sc.prev, after, sc.total])
+            }
+            _ => ((input_tag, inner.witness.blind_in), Vec::new()),
+        };
         let mut in_chain = z.in_chain;
         for i in (0..g.rows()).filter(|&i| group == 0 && g.absorbs(band, i)) {
-            let start = (t_first && i == g.first_row()).then_some((input_tag, inner.witness.blind_in));
+            let start = (t_first && i == g.first_row()).then_some(input_start);
             in_chain = self.absorb_native(in_chain, start, i);
         }
         let shared = self.shared_native(g.advance..g.window());
-        let halo = Self::grid_halo_native(self.front_native(&inner.rows), shared, chain);
+        let mut parts = vec![self.front_native(&inner.rows), shared, chain];
+        parts.extend(extra);
+        let halo = grid_halo_native(&parts);
         let output_tag = inner.spec.block().output_layout().tag();
-        let (prev, aux) = if t_first { (output_tag, inner.witness.blind_out) } else { (z.out_chain, F::ZERO) };
+        let output_start = match inner.role {
+            Role::First => (pair_start_native(output_tag, z.base.activations), F::ZERO),
+            _ => (output_tag, inner.witness.blind_out),
+        };
+        let (prev, aux) = if t_first { output_start } else { (z.out_chain, F::ZERO) };
         let out = chain_link_native(prev, aux, &inner.output);
         end_state(z, (t_last, 1), (model, out), [before_layer, in_chain, halo, out])
     }
@@ -596,7 +684,17 @@ impl StepCircuit<F> for TileStep {
         // the first group of each band), one link per input link of a row; input row 0
         // starts the chain from the input layout's tag and blind
         let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(inner.witness.blind_in))?;
-        let input_tag = Term::constant::<CS>(spec.block().input_layout().tag());
+        let in_tag = spec.block().input_layout().tag();
+        // a pair's second pass: the block input's row and commitment, its chain starts the
+        // middle tensor's, unblinded
+        let pair = match &inner.role {
+            Role::Second(sc) => Some(sc.stream(&mut cs.namespace(|| "block input"), &f, &blind_in)?),
+            _ => None,
+        };
+        let input_tag = match &pair {
+            Some(p) => Term::var(&pair_start(&mut cs.namespace(|| "middle start"), in_tag, &p.total)?),
+            None => Term::constant::<CS>(in_tag),
+        };
         let link_len = self.input_link_len();
         let mut chain = Term::var(in_chain);
         for (i, values) in rows.iter().enumerate() {
@@ -620,8 +718,11 @@ impl StepCircuit<F> for TileStep {
             };
             let (mut prev, mut aux) = if i == g.first_row() {
                 let prev = select(&mut cs.namespace(|| "start"), &f.t_first, &input_tag, &chain)?;
-                let aux = product(&mut cs.namespace(|| "blind"), &f.t_first, &Term::var(&blind_in))?;
-                (Elt::Allocated(prev), Elt::Allocated(aux))
+                let aux = match pair {
+                    Some(_) => zero(),
+                    None => Elt::Allocated(product(&mut cs.namespace(|| "blind"), &f.t_first, &Term::var(&blind_in))?),
+                };
+                (Elt::Allocated(prev), aux)
             } else {
                 (Elt::Allocated(alloc_term(&mut cs, &chain)?), zero())
             };
@@ -641,8 +742,14 @@ impl StepCircuit<F> for TileStep {
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(inner.witness.salt))?;
         let (weights_unsigned, bias) = alloc_layer_weights(cs, &inner.weights)?;
         let (before, next_model, second_weights, halo_out) = if grid {
-            let (before, next_model, halo_out) =
-                self.grid_model(cs, &f, (model, prev_model, halo), (&salt, &weights_unsigned, &bias), &rows)?;
+            let carried = pair.as_ref().map(super::pair::PairVars::carried);
+            let (before, next_model, halo_out) = self.grid_model(
+                cs,
+                &f,
+                (model, prev_model, halo),
+                (&salt, &weights_unsigned, &bias),
+                (&rows, carried),
+            )?;
             (before, next_model, None, halo_out)
         } else {
             // every tile derives the model commitment from the one before the layer, and
@@ -682,8 +789,13 @@ impl StepCircuit<F> for TileStep {
         let [ch, _, width] = spec.input_dims();
         let row_lcs: Vec<Vec<LinearCombination<F>>> = rows.iter().map(|r| r.iter().map(lc).collect()).collect();
         let band = cut(&row_lcs, ch, width, g.gap, g.band);
+        // a pair's second pass adds the block input's residual (its group's channels)
+        let (op, xb) = match (&inner.role, &pair) {
+            (Role::Second(sc), Some(p)) => (sc.op(op), p.residual.clone()),
+            _ => (op, band.clone()),
+        };
         let linear =
-            linear_requant(&mut cs.namespace(|| "compute"), &op, (&band, &band), &weights_lc, &bias_lc, &inner.hints)?;
+            linear_requant(&mut cs.namespace(|| "compute"), &op, (&band, &xb), &weights_lc, &bias_lc, &inner.hints)?;
         // first-layer rows outside the image (the bands that reach padding): 0 under pooling,
         // the second layer's zero point (its padding) in a block
         let unsupported = |e: QuantError| SynthesisError::Unsatisfiable(e.to_string());
@@ -723,7 +835,12 @@ impl StepCircuit<F> for TileStep {
             let flags = (first, &not_first);
             self.pool_globally(&mut cs.namespace(|| "global pooling"), &outputs, flags, out_chain, &blind_out)?
         } else {
-            let out = self.chain_rows(cs, &outputs, &f.t_first, out_chain, &blind_out)?;
+            let out_tag = spec.block().output_layout().tag();
+            let start = match inner.role {
+                Role::First => (Term::var(&pair_start(&mut cs.namespace(|| "middle start"), out_tag, acts)?), None),
+                _ => (Term::constant::<CS>(out_tag), Some(&blind_out)),
+            };
+            let out = self.chain_rows(cs, &outputs, &f.t_first, out_chain, start)?;
             (out.clone(), out)
         };
 
@@ -769,15 +886,17 @@ fn end_state(z: &TileState, (last, stages): (bool, usize), (model, out): (F, F),
 
 /// A tile's position: its band's first and last flags (padding, masking), its own in the
 /// layer (chains start and end), and its group's in the band (a grid; 1 otherwise).
-struct Flags {
-    first: Term,
+pub(super) struct Flags {
+    pub(super) first: Term,
     last: Term,
     /// One per band of [`TileGeometry::pad_inner`], in its order.
     inner: Vec<Term>,
     t_first: Term,
-    t_last: Term,
+    pub(super) t_last: Term,
     g_first: Term,
     g_last: Term,
+    /// A grid: the group, one-hot (empty otherwise).
+    pub(super) groups: Vec<Term>,
     /// The tile index's value (absent during setup).
     index: Option<usize>,
 }
@@ -829,7 +948,8 @@ impl TileStep {
             let inner = inner_flags(cs, g, tile_t)?;
             let one = Term::constant::<CS>(F::ONE);
             let (t_first, t_last, g_first, g_last) = (first.clone(), last.clone(), one.clone(), one);
-            return Ok(Flags { first, last, inner, t_first, t_last, g_first, g_last, index: None });
+            let groups = Vec::new();
+            return Ok(Flags { first, last, inner, t_first, t_last, g_first, g_last, groups, index: None });
         }
         let groups = inner.spec.groups();
         // the witness follows the index in the state (a step run at another index than its
@@ -856,7 +976,7 @@ impl TileStep {
         let t_first = Term::var(&product(&mut cs.namespace(|| "first tile"), &first, &g_first)?);
         let t_last = Term::var(&product(&mut cs.namespace(|| "last tile"), &last, &g_last)?);
         let inner = inner_flags(cs, g, &band)?;
-        Ok(Flags { first, last, inner, t_first, t_last, g_first, g_last, index: at })
+        Ok(Flags { first, last, inner, t_first, t_last, g_first, g_last, groups: flags, index: at })
     }
 
     /// A grid tile's model chain and hand-off. The model slot runs the layer's chunk chain
@@ -874,7 +994,7 @@ impl TileStep {
         f: &Flags,
         (model, prev_model, halo): (&AllocatedNum<F>, &AllocatedNum<F>, &AllocatedNum<F>),
         (salt, weights, bias): (&AllocatedNum<F>, &[Num<F>], &[Num<F>]),
-        rows: &[Vec<Num<F>>],
+        (rows, carried): (&[Vec<Num<F>>], Option<super::pair::Carried>),
     ) -> Result<(AllocatedNum<F>, AllocatedNum<F>, Term), SynthesisError> {
         let (inner, g) = (&*self.0, &self.0.geometry);
         let one = Term::constant::<CS>(F::ONE);
@@ -903,35 +1023,43 @@ impl TileStep {
             chain_link(&mut cs.namespace(|| "shared"), halo_tag(), zero(), &span(rows, g.advance..g.window()))?;
         let opened = chain_link(&mut cs.namespace(|| "halo rows"), halo_tag(), zero(), &span(rows, 0..g.halo))?;
         let prev_front = AllocatedNum::alloc(cs.namespace(|| "previous front"), || Ok(inner.prev_front))?;
-        let tag = || Elt::num_from_fr::<CS>(domain_tag(TAG_GRID_HALO, 3));
-        let handoff = |cs: &mut CS, name: &str, parts: [&AllocatedNum<F>; 3]| {
-            let items: Vec<Elt<F>> = std::iter::once(tag()).chain(parts.map(|p| Elt::Allocated(p.clone()))).collect();
+        // a pair's second pass also carries the block input's chain before and after the
+        // band's row and its commitment: the same in a band, the previous band's "after"
+        // as the next band's "before"
+        let (now, before_band) = match carried {
+            Some(c) => (vec![c.prev.clone(), c.after, c.total.clone()], vec![c.prev_prev, c.prev, c.total]),
+            None => (Vec::new(), Vec::new()),
+        };
+        let tag = || Elt::num_from_fr::<CS>(domain_tag(TAG_GRID_HALO, 3 + now.len()));
+        let handoff = |cs: &mut CS, name: &str, parts: [&AllocatedNum<F>; 3], extra: &[AllocatedNum<F>]| {
+            let parts = parts.into_iter().chain(extra).map(|p| Elt::Allocated(p.clone()));
+            let items: Vec<Elt<F>> = std::iter::once(tag()).chain(parts).collect();
             hash(&mut cs.namespace(|| name.to_string()), &items).map(|h| Term::var(&h))
         };
-        let same = handoff(cs, "same window", [&front, &shared, &running])?;
+        let same = handoff(cs, "same window", [&front, &shared, &running], &now)?;
         equal_if(&mut cs.namespace(|| "same band opens"), &one.plus(&f.g_first, -F::ONE), &same, &Term::var(halo));
-        let next_band = handoff(cs, "next band", [&prev_front, &opened, &running])?;
+        let next_band = handoff(cs, "next band", [&prev_front, &opened, &running], &before_band)?;
         let opens = product(&mut cs.namespace(|| "band start"), &f.g_first, &not_first)?;
         equal_if(&mut cs.namespace(|| "next band opens"), &Term::var(&opens), &next_band, &Term::var(halo));
-        let out = handoff(cs, "hand-off", [&front, &shared, &chain])?;
+        let out = handoff(cs, "hand-off", [&front, &shared, &chain], &now)?;
         Ok((before, next_model, out))
     }
 }
 
 impl TileStep {
     /// The output chain over the tile's rows in order (output row 0, in the first tile,
-    /// starts it from the output layout's tag and `blind_out`).
+    /// starts it from `output_tag` — the output layout's tag, or a pair's middle start —
+    /// and `blind_out`, if any).
     fn chain_rows<CS: ConstraintSystem<F>>(
         &self,
         cs: &mut CS,
         outputs: &[Num<F>],
         first: &Term,
         out_chain: &AllocatedNum<F>,
-        blind_out: &AllocatedNum<F>,
+        (output_tag, blind_out): (Term, Option<&AllocatedNum<F>>),
     ) -> Result<Term, SynthesisError> {
         let spec = &self.0.spec;
         let zero = || Elt::num_from_fr::<CS>(F::ZERO);
-        let output_tag = Term::constant::<CS>(spec.block().output_layout().tag());
         let [_, _, owidth] = spec.output_dims();
         let och = outputs.len() / (spec.rows * owidth).max(1);
         let mut out = Term::var(out_chain);
@@ -943,8 +1071,11 @@ impl TileStep {
                 .collect();
             let (prev, aux) = if r == 0 {
                 let prev = select(&mut cs.namespace(|| "start"), first, &output_tag, &out)?;
-                let aux = product(&mut cs.namespace(|| "blind"), first, &Term::var(blind_out))?;
-                (Elt::Allocated(prev), Elt::Allocated(aux))
+                let aux = match blind_out {
+                    Some(b) => Elt::Allocated(product(&mut cs.namespace(|| "blind"), first, &Term::var(b))?),
+                    None => zero(),
+                };
+                (Elt::Allocated(prev), aux)
             } else {
                 (Elt::Allocated(alloc_term(&mut cs, &out)?), zero())
             };

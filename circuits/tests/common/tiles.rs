@@ -24,7 +24,7 @@ pub fn witness(layers: &[LayerWeights]) -> TileWitness {
         blind_in: F::from(BLINDS.0),
         blind_out: F::from(BLINDS.1),
         salt: F::from(SALT),
-        chains: Default::default(),
+        cache: Default::default(),
     }
 }
 

@@ -1,0 +1,485 @@
+//! Pairs: a residual basic block (`conv → conv + x`) proven as two grids of tiles by one
+//! circuit (see [`super`], "Pairs of grids").
+
+use super::channels::TAG_PAIR;
+use super::geometry::TileSpec;
+use super::state::{TileState, TILE_ARITY};
+use super::step::{Flags, Role, TileStep, TileWitness};
+use super::terms::{equal_if, product, select, Term};
+use crate::commit::{chain_link, chain_link_native, domain_tag, hash, hash_native, LayerUpdate, Layout};
+use crate::gadgets::bits::{alloc_uint, lc};
+use crate::gadgets::linear::{linear_hints, Linear, LinearShape};
+use crate::layer::{zero_weights, LayerWeights};
+use crate::quant::{bits_le, QuantError, ACT_BITS};
+use crate::spec::{BlockSpec, LayerSpec, Links};
+use crate::F;
+use ff::Field;
+use nova_snark::frontend::gadgets::poseidon::Elt;
+use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
+use nova_snark::traits::circuit::StepCircuit;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The first link's `prev` of a tensor chained after another's commitment (a block's
+/// middle tensor after the block input): `H(TAG_PAIR, tag, commitment)`.
+pub fn pair_start_native(tag: F, commitment: F) -> F {
+    hash_native(&[domain_tag(TAG_PAIR, 3), tag, commitment])
+}
+
+/// In-circuit twin of [`pair_start_native`].
+pub(super) fn pair_start<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    tag: F,
+    commitment: &AllocatedNum<F>,
+) -> Result<AllocatedNum<F>, SynthesisError> {
+    let items = [domain_tag(TAG_PAIR, 3), tag].map(Elt::num_from_fr::<CS>);
+    hash(cs, &[items[0].clone(), items[1].clone(), Elt::Allocated(commitment.clone())])
+}
+
+/// A residual basic block tiled as a pair of grids: first every output row of every group
+/// of `channels` channels of its first convolution (the middle tensor, committed one row
+/// of a group per link), then the same grid of its second convolution with the residual.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairSpec {
+    /// The first convolution: no shortcut terms, no pooling.
+    pub first: LayerSpec,
+    /// The second: a residual of the block input (same dimensions), no projection, no
+    /// pooling.
+    pub second: LayerSpec,
+    /// Output channels per tile (whole model-commitment chunks of both layers).
+    pub channels: usize,
+    /// How the block input is committed: one row (of every channel, or of groups) per link.
+    pub input: Links,
+}
+
+impl PairSpec {
+    /// The first pass: a grid of the first convolution over the block input.
+    pub fn pass_a(&self) -> TileSpec {
+        TileSpec::grid(self.first, self.channels, self.input)
+    }
+
+    /// The second pass: a grid of the second convolution (its residual added by the pair)
+    /// over the middle tensor.
+    pub fn pass_b(&self) -> TileSpec {
+        TileSpec::grid(LayerSpec { skip: 0, ..self.second }, self.channels, Links::RowGroups(self.channels))
+    }
+
+    /// Tiles per pass.
+    pub fn pass_tiles(&self) -> usize {
+        self.pass_a().tiles()
+    }
+
+    /// Tiles per block: both passes.
+    pub fn tiles(&self) -> usize {
+        2 * self.pass_tiles()
+    }
+
+    /// The tiled block: its input committed as given, its output one row of a group per link.
+    pub fn block(&self) -> BlockSpec {
+        BlockSpec::new(vec![self.first, self.second]).with_links([self.input, Links::RowGroups(self.channels)])
+    }
+
+    /// One tile's part of layer `stage`'s model-commitment update (as a channel tiling of
+    /// the block cuts it).
+    fn update(&self, stage: usize) -> LayerUpdate {
+        let groups = super::GroupSpec { layer: self.first, second: Some(self.second), input: self.input, channels: 0 };
+        super::GroupSpec { channels: self.channels, ..groups }.group_update(stage)
+    }
+
+    /// Checks the block and both passes' grids.
+    pub fn check(&self) -> Result<(), QuantError> {
+        let bad = |m: &str| Err(QuantError::BadSpec(m.into()));
+        self.block().check()?;
+        let convs = matches!((self.first.shape, self.second.shape), (LinearShape::Conv(_), LinearShape::Conv(_)));
+        if !convs || self.first.pool.is_some() || self.second.pool.is_some() {
+            return bad("a pair of grids tiles two convolutions, not pooled");
+        }
+        if self.first.skip != 0 || self.first.projection.is_some() {
+            return bad("a pair's first convolution has no shortcut");
+        }
+        if self.second.skip == 0 || self.second.projection.is_some() {
+            return bad("a pair's second convolution adds a residual of the block input (no projection)");
+        }
+        if !matches!(self.input, Links::Rows | Links::RowGroups(_)) {
+            return bad("a pair reads its input one row per link");
+        }
+        super::GroupSpec { layer: self.first, second: Some(self.second), input: self.input, channels: self.channels }
+            .check()?;
+        let (a, b) = (self.pass_a(), self.pass_b());
+        a.geometry()?;
+        b.geometry()?;
+        if a.tiles() != b.tiles() || self.first.input_dims() != self.second.output_dims() {
+            return bad("a pair's passes must cover the same rows and groups");
+        }
+        Ok(())
+    }
+}
+
+/// A pair's native values shared by the tiles of a block: its input, the middle tensor,
+/// and the input's chain after each row.
+#[derive(Debug)]
+pub(super) struct PairNative {
+    input: Vec<u8>,
+    mid: Vec<u8>,
+    rows: Vec<F>,
+}
+
+impl PairNative {
+    fn new(spec: &PairSpec, input: &[u8], w: &LayerWeights, blind: F) -> Result<Self, QuantError> {
+        let op = spec.first.linear(spec.first.zero_point);
+        let mid = linear_hints(&op, input, input, &w.weights, &w.bias)?.ys();
+        let layout = spec.block().input_layout();
+        let per_row = layout.links() / layout.dims[1];
+        let mut chain = F::ZERO;
+        let mut rows = Vec::new();
+        for j in 0..layout.links() {
+            let values: Vec<u8> = layout.link(j).into_iter().map(|i| input[i]).collect();
+            chain = if j == 0 {
+                chain_link_native(layout.tag(), blind, &values)
+            } else {
+                chain_link_native(chain, F::ZERO, &values)
+            };
+            if (j + 1) % per_row == 0 {
+                rows.push(chain);
+            }
+        }
+        Ok(Self { input: input.to_vec(), mid, rows })
+    }
+}
+
+/// What a second-pass tile reads of the block input: the row of its band (every channel,
+/// in commitment order), the input's chain before it, and the input's commitment.
+#[derive(Clone, Debug)]
+pub(super) struct Shortcut {
+    skip: u32,
+    block_zero_point: u8,
+    layout: Layout,
+    /// Output channels per group.
+    channels: usize,
+    row: Vec<u8>,
+    /// The chain before the row (0 in the first band).
+    pub(super) prev: F,
+    /// A band's first group (but the first band's): the previous band's `prev`; else 0.
+    prev_prev: F,
+    /// The block input's commitment.
+    pub(super) total: F,
+}
+
+/// A second-pass tile's block input values in the circuit.
+pub(super) struct PairVars {
+    prev: AllocatedNum<F>,
+    after: AllocatedNum<F>,
+    prev_prev: AllocatedNum<F>,
+    pub(super) total: AllocatedNum<F>,
+    /// The residual of the tile's group, as the second convolution's shortcut reads it.
+    pub(super) residual: Vec<LinearCombination<F>>,
+}
+
+/// What a second-pass tile's hand-off carries besides a grid's.
+pub(super) struct Carried {
+    pub(super) prev: AllocatedNum<F>,
+    pub(super) after: AllocatedNum<F>,
+    pub(super) prev_prev: AllocatedNum<F>,
+    pub(super) total: AllocatedNum<F>,
+}
+
+impl PairVars {
+    pub(super) fn carried(&self) -> Carried {
+        Carried {
+            prev: self.prev.clone(),
+            after: self.after.clone(),
+            prev_prev: self.prev_prev.clone(),
+            total: self.total.clone(),
+        }
+    }
+}
+
+impl Shortcut {
+    /// The second convolution with the residual.
+    pub(super) fn op(&self, op: Linear) -> Linear {
+        Linear { skip: self.skip, block_zero_point: self.block_zero_point, ..op }
+    }
+
+    fn link_len(&self) -> usize {
+        self.layout.link_channels * self.layout.dims[2]
+    }
+
+    /// The input's chain after the row: from the layout's tag and `blind` in the first
+    /// band, else from `prev`.
+    pub(super) fn after_native(&self, first_band: bool, blind: F) -> F {
+        let mut links = self.row.chunks(self.link_len());
+        let (prev, aux) = if first_band { (self.layout.tag(), blind) } else { (self.prev, F::ZERO) };
+        let first = links.next().map_or(prev, |v| chain_link_native(prev, aux, v));
+        links.fold(first, |acc, v| chain_link_native(acc, F::ZERO, v))
+    }
+
+    /// Group `group`'s residual: its channels of the row, channel-major.
+    pub(super) fn residual_native(&self, group: usize) -> Vec<u8> {
+        let (g, w) = (self.channels, self.layout.dims[2]);
+        (0..g).flat_map(|c| (0..w).map(move |x| (group * g + c) * w + x)).map(|i| self.row[i]).collect()
+    }
+
+    /// The row (range-checked), its chain link(s) from `prev` (the first band: from the
+    /// layout's tag and `blind`), the check that the last tile's chain is the input's
+    /// commitment, and the group's residual selected by the group flags (one product per
+    /// value of the row).
+    pub(super) fn stream<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        f: &Flags,
+        blind: &AllocatedNum<F>,
+    ) -> Result<PairVars, SynthesisError> {
+        let values: Vec<_> = self
+            .row
+            .iter()
+            .enumerate()
+            .map(|(j, &a)| alloc_uint(&mut cs.namespace(|| format!("x{j}")), &bits_le(a.into(), ACT_BITS)))
+            .collect::<Result<_, _>>()?;
+        let prev = AllocatedNum::alloc(cs.namespace(|| "prev"), || Ok(self.prev))?;
+        let prev_prev = AllocatedNum::alloc(cs.namespace(|| "prev prev"), || Ok(self.prev_prev))?;
+        let total = AllocatedNum::alloc(cs.namespace(|| "total"), || Ok(self.total))?;
+        let tag = Term::constant::<CS>(self.layout.tag());
+        let start = select(&mut cs.namespace(|| "start"), &f.first, &tag, &Term::var(&prev))?;
+        let aux = product(&mut cs.namespace(|| "blind"), &f.first, &Term::var(blind))?;
+        let (mut chain, mut aux) = (Elt::Allocated(start), Elt::Allocated(aux));
+        for (k, link) in values.chunks(self.link_len()).enumerate() {
+            chain = Elt::Allocated(chain_link(&mut cs.namespace(|| format!("link{k}")), chain, aux, link)?);
+            aux = Elt::num_from_fr::<CS>(F::ZERO);
+        }
+        let Elt::Allocated(after) = chain else { return Err(SynthesisError::Unsatisfiable("an empty row".into())) };
+        equal_if(&mut cs.namespace(|| "input opens"), &f.t_last, &Term::var(&after), &Term::var(&total));
+        let (g, w) = (self.channels, self.layout.dims[2]);
+        let residual = (0..g * w)
+            .map(|o| {
+                let (c, x) = (o / w, o % w);
+                f.groups.iter().enumerate().try_fold(LinearCombination::zero(), |acc, (k, flag)| {
+                    let v = &values[(k * g + c) * w + x];
+                    let p =
+                        product(&mut cs.namespace(|| format!("residual {k} {o}")), flag, &Term(lc(v), v.get_value()))?;
+                    Ok(acc + p.get_variable())
+                })
+            })
+            .collect::<Result<_, SynthesisError>>()?;
+        Ok(PairVars { prev, after, prev_prev, total, residual })
+    }
+}
+
+/// One tile of a pair of grids as a Nova step (cheap to clone): tiles `0..T` the first
+/// pass's, `T..2T` the second's; the circuit holds both passes' tiles, the other one at
+/// its first tile on blank values, and keeps the active one's state.
+#[derive(Clone, Debug)]
+pub struct PairStep {
+    spec: PairSpec,
+    tile: usize,
+    a: TileStep,
+    b: TileStep,
+}
+
+impl PairStep {
+    /// Tile `tile` of the block applied to its whole `input` (channel-major), with both
+    /// layers' weights in `witness`.
+    pub fn new(spec: PairSpec, tile: usize, input: &[u8], witness: &TileWitness) -> Result<Self, QuantError> {
+        spec.check()?;
+        let t = spec.pass_tiles();
+        if tile >= 2 * t {
+            return Err(QuantError::BadSpec(format!("tile {tile} of {}", 2 * t)));
+        }
+        let second_weights = witness
+            .second_weights
+            .clone()
+            .ok_or_else(|| QuantError::BadSpec("a pair's witness holds both layers' weights".into()))?;
+        if tile < t {
+            let w = TileWitness { second_weights: None, ..witness.clone() };
+            let a = TileStep::new(spec.pass_a(), tile, input, w)?.with_role(Role::First, spec.update(0))?;
+            return Ok(Self { spec, tile, a, b: Self::blank_b(&spec)? });
+        }
+        let native = {
+            let mut cache = witness.cache.lock();
+            match cache.pair.clone().filter(|n| n.input == input) {
+                Some(n) => n,
+                None => {
+                    let n = Arc::new(PairNative::new(&spec, input, &witness.layer_weights, witness.blind_in)?);
+                    cache.pair = Some(n.clone());
+                    n
+                }
+            }
+        };
+        let local = tile - t;
+        let w = TileWitness { layer_weights: second_weights, second_weights: None, ..witness.clone() };
+        let b = TileStep::new(spec.pass_b(), local, &native.mid, w)?;
+        let groups = spec.pass_b().groups();
+        let (band, group) = (local / groups, local % groups);
+        let layout = spec.block().input_layout();
+        let chain = |k: Option<usize>| k.map_or(F::ZERO, |k| native.rows[k]);
+        let sc = Shortcut {
+            row: layout.row(band).map(|i| input[i]).collect(),
+            prev: chain(band.checked_sub(1)),
+            prev_prev: if group == 0 { chain(band.checked_sub(2)) } else { F::ZERO },
+            total: native.rows[native.rows.len() - 1],
+            ..Self::shortcut(&spec)
+        };
+        let b = b.with_role(Role::Second(Box::new(sc)), spec.update(1))?;
+        let a = TileStep::blank(spec.pass_a())?.with_role(Role::First, spec.update(0))?;
+        Ok(Self { spec, tile, a, b })
+    }
+
+    /// A shortcut on blank values.
+    fn shortcut(spec: &PairSpec) -> Shortcut {
+        let layout = spec.block().input_layout();
+        Shortcut {
+            skip: spec.second.skip,
+            block_zero_point: spec.first.zero_point,
+            layout,
+            channels: spec.channels,
+            row: vec![0; layout.row_len()],
+            prev: F::ZERO,
+            prev_prev: F::ZERO,
+            total: F::ZERO,
+        }
+    }
+
+    fn blank_b(spec: &PairSpec) -> Result<TileStep, QuantError> {
+        let sc = Self::shortcut(spec);
+        TileStep::blank(spec.pass_b())?.with_role(Role::Second(Box::new(sc)), spec.update(1))
+    }
+
+    /// Tile 0 of the given spec with all-zero values, for parameter setup.
+    pub fn blank(spec: PairSpec) -> Result<Self, QuantError> {
+        let witness = TileWitness {
+            layer_weights: zero_weights(&spec.first),
+            second_weights: Some(zero_weights(&spec.second)),
+            blind_in: F::ZERO,
+            blind_out: F::ZERO,
+            salt: F::ZERO,
+            cache: Default::default(),
+        };
+        Self::new(spec, 0, &vec![0; spec.first.num_inputs()], &witness)
+    }
+
+    /// The tile's index in its block.
+    pub fn tile(&self) -> usize {
+        self.tile
+    }
+
+    /// The pair's spec.
+    pub fn spec(&self) -> &PairSpec {
+        &self.spec
+    }
+
+    /// The active pass's tile (the first pass's before `pass_tiles`).
+    pub fn pass(&self) -> &TileStep {
+        if self.tile < self.spec.pass_tiles() {
+            &self.a
+        } else {
+            &self.b
+        }
+    }
+
+    /// The tile with the active pass's witness rows replaced (the block input's rows in
+    /// the first pass, the middle tensor's in the second) and the honest computation on
+    /// them: a forger's (tests).
+    pub fn with_rows(&self, rows: Vec<u8>) -> Result<Self, QuantError> {
+        let mut step = self.clone();
+        match self.tile < self.spec.pass_tiles() {
+            true => step.a = self.a.with_rows(rows)?,
+            false => step.b = self.b.with_rows(rows)?,
+        }
+        Ok(step)
+    }
+
+    /// A second-pass tile with another row of the block input (every channel, in
+    /// commitment order) and the honest residual on it: a forger's (tests).
+    pub fn with_block_row(&self, row: Vec<u8>) -> Result<Self, QuantError> {
+        let sc = self.b.shortcut().ok_or_else(|| QuantError::BadSpec("a first-pass tile".into()))?;
+        if row.len() != sc.row.len() {
+            return Err(QuantError::WrongLength { what: "block input row", expected: sc.row.len(), got: row.len() });
+        }
+        let role = Role::Second(Box::new(Shortcut { row, ..sc }));
+        Ok(Self { b: self.b.with_role(role, self.spec.update(1))?, ..self.clone() })
+    }
+
+    /// The active pass's witness rows (row by row, each channel by channel).
+    pub fn pass_rows(&self) -> Vec<u8> {
+        self.pass().rows().to_vec()
+    }
+
+    /// The block input's row a second-pass tile reads (empty in the first pass).
+    pub fn block_row(&self) -> Vec<u8> {
+        match self.tile < self.spec.pass_tiles() {
+            true => Vec::new(),
+            false => self.b.shortcut().map(|sc| sc.row).unwrap_or_default(),
+        }
+    }
+
+    /// The state after this tile, computed natively from the state before it.
+    pub fn next_state(&self, z: &TileState) -> TileState {
+        let t = self.spec.pass_tiles();
+        let index = z.tile as usize;
+        let (step, local) = if index < t { (&self.a, index) } else { (&self.b, index - t) };
+        let mut next = step.next_state(&TileState { tile: local as u64, ..*z });
+        let ends = index >= t && next.base.layer != z.base.layer;
+        next.tile = if ends { 0 } else { z.tile + 1 };
+        next
+    }
+}
+
+impl StepCircuit<F> for PairStep {
+    fn arity(&self) -> usize {
+        TILE_ARITY
+    }
+
+    /// `tile = p·T + l` with `p` a bit and `0 ≤ l < T` (both range-checked: the one
+    /// decomposition of an index below `2T`); pass A runs at index `(1 - p)·l`, pass B at
+    /// `p·l`, so the inactive one sits at its first tile, where none of its checks reads
+    /// the state; the next state is the active pass's, its tile index the block's.
+    fn synthesize<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        z: &[AllocatedNum<F>],
+    ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
+        let [layer, _, _, tile, ..] = z else {
+            return Err(SynthesisError::Unsatisfiable(format!("state arity {} != {TILE_ARITY}", z.len())));
+        };
+        let t = self.spec.pass_tiles();
+        let one = Term::constant::<CS>(F::ONE);
+        let index = tile.get_value().and_then(|v| crate::state::small(&v)).map(|v| v as usize);
+        let at = index.unwrap_or(self.tile);
+        let (p_value, l_value) = (u64::from(at >= t), (at % t) as u64);
+        let bits = (usize::BITS - (t - 1).leading_zeros()).max(1);
+        let p = alloc_uint(&mut cs.namespace(|| "pass"), &bits_le(p_value, 1))?;
+        let l = alloc_uint(&mut cs.namespace(|| "local"), &bits_le(l_value, bits))?;
+        let below = (t as u64 - 1).saturating_sub(l_value);
+        let rest = alloc_uint(&mut cs.namespace(|| "below T"), &bits_le(below, bits))?;
+        let (p, l) = (Term(lc(&p), p.get_value()), Term(lc(&l), l.get_value()));
+        cs.enforce(
+            || "l + rest = T - 1",
+            |lc| lc + CS::one(),
+            |_| l.plus(&Term(lc(&rest), rest.get_value()), F::ONE).0,
+            |lc| lc + (F::from(t as u64 - 1), CS::one()),
+        );
+        let whole = p.scaled(F::from(t as u64)).plus(&l, F::ONE);
+        cs.enforce(|| "tile = p·T + l", |lc| lc + CS::one(), |_| whole.0.clone(), |_| Term::var(tile).0);
+        let not_p = one.plus(&p, -F::ONE);
+        let l_a = product(&mut cs.namespace(|| "first index"), &not_p, &l)?;
+        let l_b = product(&mut cs.namespace(|| "second index"), &p, &l)?;
+        let with = |local: AllocatedNum<F>| {
+            let mut z = z.to_vec();
+            z[3] = local;
+            z
+        };
+        let na = self.a.synthesize(&mut cs.namespace(|| "first pass"), &with(l_a))?;
+        let nb = self.b.synthesize(&mut cs.namespace(|| "second pass"), &with(l_b))?;
+        let mut ns = cs.namespace(|| "next state");
+        let cs = &mut ns;
+        let mut next = Vec::with_capacity(TILE_ARITY);
+        for (k, (a, b)) in na.iter().zip(&nb).enumerate() {
+            next.push(select(&mut cs.namespace(|| format!("slot {k}")), &p, &Term::var(b), &Term::var(a))?);
+        }
+        // the block ends when the second pass ends (its layer counter moves)
+        let ends = product(&mut cs.namespace(|| "ends"), &p, &Term::var(&nb[0]).plus(&Term::var(layer), -F::ONE))?;
+        let after = Term::var(tile).plus(&one, F::ONE);
+        next[3] = product(&mut cs.namespace(|| "tile"), &one.plus(&Term::var(&ends), -F::ONE), &after)?;
+        Ok(next)
+    }
+}

@@ -1,0 +1,164 @@
+//! Pairs of grids: a residual basic block proven as a grid of its first convolution, then
+//! a grid of its second with the residual, by one circuit. Against the untiled block, and
+//! the wrong witnesses they must reject.
+
+use fold_ml_circuits::commit::activation_commitment_native;
+use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
+use fold_ml_circuits::layer::{LayerSpec, LayerWeights, Links};
+use fold_ml_circuits::quant::RequantSpec;
+use fold_ml_circuits::state::StepState;
+use fold_ml_circuits::tile::{PairSpec, PairStep, TileState};
+use fold_ml_circuits::F;
+use proptest::prelude::*;
+
+mod common;
+use common::tiles::{constraints, run, untiled_block, witness, BLINDS};
+
+/// A residual block of two `k×k` convolutions of `c` channels over `h×w` (stride 1, "same"
+/// padding), tiled `per` model-commitment chunks of channels per tile; its input committed
+/// by rows, or by rows of groups of 8 channels.
+fn spec((c, k): (usize, usize), (h, w): (usize, usize), zps: (u8, u8), by_groups: bool, per: usize) -> PairSpec {
+    let conv = LinearShape::Conv(ConvShape::same(c, c, h, w, k));
+    let first = LayerSpec { zero_point: zps.0, ..LayerSpec::new(conv, RequantSpec::new(6, 24).unwrap()) };
+    let second = LayerSpec { skip: 3, zero_point: zps.1, ..LayerSpec::new(conv, RequantSpec::new(7, 24).unwrap()) };
+    let input = if by_groups { Links::RowGroups(8) } else { Links::Rows };
+    PairSpec { first, second, channels: first.chunks().channels * per, input }
+}
+
+type Case = (PairSpec, Vec<u8>, Vec<LayerWeights>);
+
+/// 3×3 convolutions of 32 channels (chunks of 8) or 5×5 of 16 (chunks of 8), over 2 to 3
+/// rows (padding reaches inner bands) of 1 or 2 columns, in groups of one or two chunks.
+fn case() -> impl Strategy<Value = Case> {
+    (
+        prop::sample::select(vec![(32usize, 3usize), (16, 5)]),
+        (2usize..4, 1usize..3),
+        (0u8..3, 0u8..3),
+        any::<bool>(),
+        1usize..3,
+    )
+        .prop_map(|(ck, hw, zps, by_groups, per)| spec(ck, hw, zps, by_groups, per))
+        .prop_filter("a pair", |spec| spec.check().is_ok())
+        .prop_flat_map(|spec| {
+            let block = spec.block();
+            let layers = common::block_weights(&block);
+            (Just(spec), proptest::collection::vec(0u8..=127, block.num_inputs()), layers)
+        })
+}
+
+fn start(spec: &PairSpec, input: &[u8]) -> TileState {
+    let layout = spec.block().input_layout();
+    TileState::boundary(StepState {
+        layer: 3,
+        model: F::from(1234),
+        activations: activation_commitment_native(input, layout, F::from(BLINDS.0)),
+    })
+}
+
+fn tiles(spec: PairSpec, input: &[u8], layers: &[LayerWeights]) -> Vec<PairStep> {
+    let w = witness(layers);
+    (0..spec.tiles()).map(|t| PairStep::new(spec, t, input, &w).unwrap()).collect()
+}
+
+fn go(spec: &PairSpec, input: &[u8], steps: &[PairStep]) -> (Vec<bool>, TileState) {
+    run(steps, start(spec, input))
+}
+
+impl common::tiles::Tile for PairStep {
+    fn next(&self, z: &TileState) -> TileState {
+        self.next_state(z)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, rng_seed: proptest::test_runner::RngSeed::Fixed(43), ..ProptestConfig::default() })]
+
+    /// Every tile is satisfied, the circuit's transition is the native one (checked by
+    /// `run`), every tile has the blank tile's shape, and after the last tile the state is
+    /// the untiled block's: the same output commitment (one row of a group per link), model
+    /// commitment and layer count (two more).
+    #[test]
+    fn pair_tiles_prove_what_the_untiled_block_proves((spec, input, layers) in case()) {
+        let steps = tiles(spec, &input, &layers);
+        let (sat, end) = go(&spec, &input, &steps);
+        prop_assert!(sat.iter().all(|&s| s), "{sat:?}");
+        let z0 = start(&spec, &input);
+        prop_assert_eq!(end, TileState::boundary(untiled_block(spec.block(), &input, &layers).next_state(&z0.base)));
+        let blank = constraints(&PairStep::blank(spec).unwrap());
+        for s in &steps {
+            prop_assert_eq!(constraints(s), blank);
+        }
+    }
+
+    /// A tile that computes on other rows (one value of its window changed: the block
+    /// input's in the first pass, the middle tensor's in the second), or a second-pass tile
+    /// whose residual reads another block input row (one value changed), is rejected: no
+    /// tile before it is affected, and the run never ends satisfied.
+    #[test]
+    fn a_tile_reading_other_rows_or_another_residual_is_rejected(
+        (spec, input, layers) in case(),
+        t in any::<prop::sample::Index>(),
+        i in any::<prop::sample::Index>(),
+        residual in any::<bool>(),
+    ) {
+        let mut steps = tiles(spec, &input, &layers);
+        let t = t.index(steps.len());
+        let residual = residual && t >= spec.pass_tiles();
+        let mut rows = if residual { steps[t].block_row() } else { steps[t].pass_rows() };
+        let i = i.index(rows.len());
+        rows[i] = (rows[i] + 1) % 128;
+        steps[t] = if residual { steps[t].with_block_row(rows) } else { steps[t].with_rows(rows) }.unwrap();
+        let (sat, _) = go(&spec, &input, &steps);
+        prop_assert!(sat[..t].iter().all(|&s| s), "{sat:?}");
+        prop_assert!(!sat.iter().all(|&s| s), "tile {t}, residual {residual}: {sat:?}");
+    }
+
+    /// A repeated or a skipped tile (either pass), or the passes' order swapped at their
+    /// seam, does not end the block on the honest state.
+    #[test]
+    fn a_repeated_skipped_or_reordered_tile_is_not_the_block(
+        (spec, input, layers) in case(),
+        t in any::<prop::sample::Index>(),
+        how in 0u8..3,
+    ) {
+        let honest = tiles(spec, &input, &layers);
+        let t = t.index(honest.len());
+        let mut steps = honest.clone();
+        match how {
+            0 => steps.insert(t, honest[t].clone()),
+            1 => drop(steps.remove(t)),
+            _ => steps.swap(spec.pass_tiles() - 1, spec.pass_tiles()),
+        }
+        let (sat, end) = go(&spec, &input, &steps);
+        let (_, expected) = go(&spec, &input, &honest);
+        prop_assert!(!sat.iter().all(|&s| s) || end != expected, "{how} at {t}: {sat:?}");
+    }
+}
+
+/// The second pass cannot start from another block input: a run whose first pass is
+/// another input's (honest on it) and whose second pass is this input's is rejected.
+#[test]
+fn the_second_pass_reads_the_block_input_the_first_pass_read() {
+    let spec = spec((32, 3), (2, 1), (1, 2), false, 2);
+    let block = spec.block();
+    let layers: Vec<LayerWeights> = block
+        .stages
+        .iter()
+        .map(|s| LayerWeights {
+            weights: (0..s.num_weights()).map(|i| ((i * 7) % 41) as i8 - 20).collect(),
+            bias: (0..s.shape.num_biases()).map(|i| i as i32 * 3 - 40).collect(),
+        })
+        .collect();
+    let input: Vec<u8> = (0..block.num_inputs()).map(|i| ((i * 13) % 128) as u8).collect();
+    let mut other = input.clone();
+    other[5] ^= 1;
+    let honest = tiles(spec, &input, &layers);
+    let forged = tiles(spec, &other, &layers);
+    let n = spec.pass_tiles();
+    let (sat, _) = go(&spec, &input, &honest);
+    assert!(sat.iter().all(|&s| s));
+    // the second pass of the other input after this input's first pass
+    let mixed: Vec<PairStep> = honest[..n].iter().chain(&forged[n..]).cloned().collect();
+    let (sat, _) = go(&spec, &input, &mixed);
+    assert!(sat[..n].iter().all(|&s| s) && !sat.iter().all(|&s| s), "{sat:?}");
+}
