@@ -129,22 +129,23 @@ impl PairNative {
     fn new(spec: &PairSpec, input: &[u8], w: &LayerWeights, blind: F) -> Result<Self, QuantError> {
         let op = spec.first.linear(spec.first.zero_point);
         let mid = linear_hints(&op, input, input, &w.weights, &w.bias)?.ys();
+        Ok(Self { input: input.to_vec(), mid, rows: Self::rows(spec, input, blind) })
+    }
+
+    /// The block input's chain (committed under `blind`) after each of its rows.
+    fn rows(spec: &PairSpec, input: &[u8], blind: F) -> Vec<F> {
         let layout = spec.block().input_layout();
         let per_row = layout.links() / layout.dims[1];
-        let mut chain = F::ZERO;
+        let mut chain = (layout.tag(), blind);
         let mut rows = Vec::new();
         for j in 0..layout.links() {
             let values: Vec<u8> = layout.link(j).into_iter().map(|i| input[i]).collect();
-            chain = if j == 0 {
-                chain_link_native(layout.tag(), blind, &values)
-            } else {
-                chain_link_native(chain, F::ZERO, &values)
-            };
+            chain = (chain_link_native(chain.0, chain.1, &values), F::ZERO);
             if (j + 1) % per_row == 0 {
-                rows.push(chain);
+                rows.push(chain.0);
             }
         }
-        Ok(Self { input: input.to_vec(), mid, rows })
+        rows
     }
 }
 
@@ -308,17 +309,7 @@ impl PairStep {
         let local = tile - t;
         let w = TileWitness { layer_weights: second_weights, second_weights: None, ..witness.clone() };
         let b = TileStep::new(spec.pass_b(), local, &native.mid, w)?;
-        let groups = spec.pass_b().groups();
-        let (band, group) = (local / groups, local % groups);
-        let layout = spec.block().input_layout();
-        let chain = |k: Option<usize>| k.map_or(F::ZERO, |k| native.rows[k]);
-        let sc = Shortcut {
-            row: layout.row(band).map(|i| input[i]).collect(),
-            prev: chain(band.checked_sub(1)),
-            prev_prev: if group == 0 { chain(band.checked_sub(2)) } else { F::ZERO },
-            total: native.rows[native.rows.len() - 1],
-            ..Self::shortcut(&spec)
-        };
+        let sc = Self::shortcut_at(&spec, (input, &native.rows), local);
         let b = b.with_role(Role::Second(Box::new(sc)), spec.update(1))?;
         let a = TileStep::blank(spec.pass_a())?.with_role(Role::First, spec.update(0))?;
         Ok(Self { spec, tile, a, b })
@@ -336,6 +327,21 @@ impl PairStep {
             prev: F::ZERO,
             prev_prev: F::ZERO,
             total: F::ZERO,
+        }
+    }
+
+    /// Second-pass tile `local`'s shortcut: its band's row of `input`, whose chain after
+    /// each row is `rows`.
+    fn shortcut_at(spec: &PairSpec, (input, rows): (&[u8], &[F]), local: usize) -> Shortcut {
+        let groups = spec.pass_b().groups();
+        let (band, group) = (local / groups, local % groups);
+        let chain = |k: Option<usize>| k.map_or(F::ZERO, |k| rows[k]);
+        Shortcut {
+            row: spec.block().input_layout().row(band).map(|i| input[i]).collect(),
+            prev: chain(band.checked_sub(1)),
+            prev_prev: if group == 0 { chain(band.checked_sub(2)) } else { F::ZERO },
+            total: rows.last().copied().unwrap_or(F::ZERO),
+            ..Self::shortcut(spec)
         }
     }
 
@@ -388,14 +394,18 @@ impl PairStep {
         Ok(step)
     }
 
-    /// A second-pass tile with another row of the block input (every channel, in
-    /// commitment order) and the honest residual on it: a forger's (tests).
-    pub fn with_block_row(&self, row: Vec<u8>) -> Result<Self, QuantError> {
-        let sc = self.b.shortcut().ok_or_else(|| QuantError::BadSpec("a first-pass tile".into()))?;
-        if row.len() != sc.row.len() {
-            return Err(QuantError::WrongLength { what: "block input row", expected: sc.row.len(), got: row.len() });
+    /// A second-pass tile whose residual and block input chain are another block input's
+    /// (`input`, committed under `blind`), consistently; it claims that input's commitment,
+    /// or (`keep`) the one it had: a forger's (tests).
+    pub fn with_block_input(&self, input: &[u8], blind: F, keep: bool) -> Result<Self, QuantError> {
+        let t = self.spec.pass_tiles();
+        let local = self.tile.checked_sub(t).ok_or_else(|| QuantError::BadSpec("a first-pass tile".into()))?;
+        let rows = PairNative::rows(&self.spec, input, blind);
+        let mut sc = Self::shortcut_at(&self.spec, (input, &rows), local);
+        if let (true, Some(own)) = (keep, self.b.shortcut()) {
+            sc.total = own.total;
         }
-        let role = Role::Second(Box::new(Shortcut { row, ..sc }));
+        let role = Role::Second(Box::new(sc));
         Ok(Self { b: self.b.with_role(role, self.spec.update(1))?, ..self.clone() })
     }
 
