@@ -2,8 +2,9 @@
 //! what tiling costs. For each ResNet-20 convolution and basic block (CIFAR-size input) and
 //! a fold budget, the whole step is synthesized, the block is tiled in the most rows whose
 //! tile fits (the least overhead), in the most output channels whose tile fits (a
-//! block's two passes) and (a convolution) in one output row of the most channels whose
-//! tile fits, and the tiles' totals are compared; the last column is the tiling
+//! block's two passes), (a convolution) in one output row of the most channels whose
+//! tile fits, and (a residual block) in a pair of such grids, and the tiles' totals are
+//! compared; the last column is the tiling
 //! `prove` picks (by estimated time) for a segment of one such block.
 //!
 //! `cargo run --release --example tile_overhead [BUDGET...]` (default: 262144 524288).
@@ -13,7 +14,7 @@ use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{BlockSpec, LayerSpec, Links};
 use fold_ml_circuits::quant::RequantSpec;
-use fold_ml_circuits::step::{grid_spec, group_spec, tile_spec, Tiling};
+use fold_ml_circuits::step::{grid_spec, group_spec, pair_spec, tile_spec, Tiling};
 
 /// ResNet's basic block on a `c×s×s` input: conv3x3(stride) → conv3x3 + shortcut (a
 /// residual, or a 1×1 stride-2 projection to `2c` channels when `down`).
@@ -97,16 +98,27 @@ fn main() {
                 Some((format!("1 row x {g} channels"), spec.tiles(), tile.constraints))
             })
             .collect();
+        let pairs: Vec<(String, usize, usize)> = (1..outputs)
+            .rev()
+            .filter(|&g| outputs.is_multiple_of(g))
+            .filter_map(|g| {
+                let linked = block.clone().with_links([Links::Rows, Links::RowGroups(g)]);
+                let spec = pair_spec(&linked, g).ok()?;
+                let tile = StepCost::of_pair(&spec).expect("a valid tiling synthesizes");
+                Some((format!("1 row x {g} channels, two passes"), spec.tiles(), tile.constraints))
+            })
+            .collect();
         for &budget in &budgets {
             let planner = match tiling(&block, whole.constraints, (budget, true), 1) {
                 None => "whole".into(),
                 Some(Tiling::Rows(r)) => format!("{r} row{}", plural(r)),
                 Some(Tiling::Channels(g)) => format!("{g} channel{}", plural(g)),
                 Some(Tiling::Grid(g)) => format!("1 row x {g} channel{}", plural(g)),
+                Some(Tiling::Pair(g)) => format!("1 row x {g} channel{}, two passes", plural(g)),
             };
             // the least overhead of each kind: the largest tiles that fit (the smallest
             // when none does)
-            for tilings in [&rows, &channels, &grids] {
+            for tilings in [&rows, &channels, &grids, &pairs] {
                 let Some((tile, tiles, per_tile)) = tilings.iter().find(|t| t.2 <= budget).or(tilings.last()) else {
                     continue;
                 };

@@ -15,29 +15,45 @@ mod common;
 use common::tiles::{constraints, run, untiled_block, witness, BLINDS};
 
 /// A residual block of two `k×k` convolutions of `c` channels over `h×w` (stride 1, "same"
-/// padding), tiled `per` model-commitment chunks of channels per tile; its input committed
-/// by rows, or by rows of groups of 8 channels.
-fn spec((c, k): (usize, usize), (h, w): (usize, usize), zps: (u8, u8), by_groups: bool, per: usize) -> PairSpec {
-    let conv = LinearShape::Conv(ConvShape::same(c, c, h, w, k));
-    let first = LayerSpec { zero_point: zps.0, ..LayerSpec::new(conv, RequantSpec::new(6, 24).unwrap()) };
-    let second = LayerSpec { skip: 3, zero_point: zps.1, ..LayerSpec::new(conv, RequantSpec::new(7, 24).unwrap()) };
+/// padding), or (`down`) ResNet's downsampling block on `c×2h×2w`: a stride-2 convolution
+/// to `2c` channels, then one of `2c`, with a 1×1 stride-2 projection shortcut; tiled `per`
+/// model-commitment chunks (of both layers) of channels per tile; its input committed by
+/// rows, or by rows of groups of 8 channels.
+fn spec(
+    (c, k): (usize, usize),
+    (h, w): (usize, usize),
+    zps: (u8, u8),
+    by_groups: bool,
+    down: bool,
+    per: usize,
+) -> PairSpec {
+    let rq = |shift| RequantSpec::new(shift, 24).unwrap();
+    let (co, s) = if down { (2 * c, 2) } else { (c, 1) };
+    let conv1 = ConvShape { stride: [s; 2], ..ConvShape::same(c, co, s * h, s * w, k) };
+    let first = LayerSpec { zero_point: zps.0, ..LayerSpec::new(LinearShape::Conv(conv1), rq(6)) };
+    let conv2 = LinearShape::Conv(ConvShape::same(co, co, h, w, k));
+    let projection = down.then_some(ConvShape { stride: [2, 2], ..ConvShape::same(c, co, 2 * h, 2 * w, 1) });
+    let skip = if down { 0 } else { 3 };
+    let second = LayerSpec { skip, projection, zero_point: zps.1, ..LayerSpec::new(conv2, rq(7)) };
     let input = if by_groups { Links::RowGroups(8) } else { Links::Rows };
-    PairSpec { first, second, channels: first.chunks().channels * per, input }
+    let chunk = first.chunks().channels.max(second.chunks().channels);
+    PairSpec { first, second, channels: chunk * per, input }
 }
 
 type Case = (PairSpec, Vec<u8>, Vec<LayerWeights>);
 
-/// 3×3 convolutions of 32 channels (chunks of 8) or 5×5 of 16 (chunks of 8), over 2 to 3
-/// rows (padding reaches inner bands) of 1 or 2 columns, in groups of one or two chunks.
+/// 3×3 convolutions of 32 channels (chunks of 8), 5×5 of 16 (chunks of 8), or a
+/// downsampling block 16 → 32 (chunks of 16 and 8), over 2 to 3 output rows (padding
+/// reaches inner bands) of 1 or 2 columns, in groups of one or two chunks.
 fn case() -> impl Strategy<Value = Case> {
     (
-        prop::sample::select(vec![(32usize, 3usize), (16, 5)]),
+        prop::sample::select(vec![(32usize, 3usize, false), (16, 5, false), (16, 3, true)]),
         (2usize..4, 1usize..3),
         (0u8..3, 0u8..3),
         any::<bool>(),
         1usize..3,
     )
-        .prop_map(|(ck, hw, zps, by_groups, per)| spec(ck, hw, zps, by_groups, per))
+        .prop_map(|((c, k, down), hw, zps, by_groups, per)| spec((c, k), hw, zps, by_groups, down, per))
         .prop_filter("a pair", |spec| spec.check().is_ok())
         .prop_flat_map(|spec| {
             let block = spec.block();
@@ -71,7 +87,7 @@ impl common::tiles::Tile for PairStep {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3, rng_seed: proptest::test_runner::RngSeed::Fixed(43), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 4, rng_seed: proptest::test_runner::RngSeed::Fixed(43), ..ProptestConfig::default() })]
 
     /// Every tile is satisfied, the circuit's transition is the native one (checked by
     /// `run`), the tiles have the blank tile's shape, and after the last tile the state is
@@ -140,7 +156,13 @@ proptest! {
 /// satisfied.
 #[test]
 fn the_second_pass_reads_the_block_input_the_first_pass_read() {
-    let spec = spec((32, 3), (2, 1), (1, 2), false, 2);
+    // a residual and a projection
+    for spec in [spec((32, 3), (2, 1), (1, 2), false, false, 2), spec((16, 3), (2, 1), (1, 2), true, true, 1)] {
+        second_pass_forgeries(spec);
+    }
+}
+
+fn second_pass_forgeries(spec: PairSpec) {
     let block = spec.block();
     let layers: Vec<LayerWeights> = block
         .stages

@@ -232,6 +232,7 @@ fn tile_unit(tiling: Tiling) -> String {
         Tiling::Rows(r) => format!("{r} output row{} per tile", plural(r)),
         Tiling::Channels(g) => format!("{g} output channel{} per tile", plural(g)),
         Tiling::Grid(g) => format!("one output row of {g} channel{} per tile", plural(g)),
+        Tiling::Pair(g) => format!("one output row of {g} channel{} of one of its two layers per tile", plural(g)),
     }
 }
 
@@ -315,6 +316,7 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
                     Tiling::Rows(r) => format!("{r} row{}", if r == 1 { "" } else { "s" }),
                     Tiling::Channels(g) => format!("{g} channel{}", if g == 1 { "" } else { "s" }),
                     Tiling::Grid(g) => format!("one row of {g} channel{}", if g == 1 { "" } else { "s" }),
+                    Tiling::Pair(g) => format!("one row of {g} channel{} of each layer", if g == 1 { "" } else { "s" }),
                 };
                 let over = if cost.constraints > budget { "; over the fold budget: no tiling fits it" } else { "" };
                 format!(" (tiles of {what}: {} per {unit}{over})", arch.tiles())

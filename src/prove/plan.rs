@@ -180,7 +180,7 @@ pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, boo
         Tiling::Rows(_) => block.clone().with_row_links([true, true]),
         // read one row per link: the dearest way a neighbour may commit it
         Tiling::Channels(g) => block.clone().with_links([Links::Rows, Links::Channels(g)]),
-        Tiling::Grid(g) => block.clone().with_links([Links::Rows, Links::RowGroups(g)]),
+        Tiling::Grid(g) | Tiling::Pair(g) => block.clone().with_links([Links::Rows, Links::RowGroups(g)]),
     };
     let height = fold_ml_circuits::tile::tiled_height(block);
     let rows = (1..height).rev().filter(|&r| height.is_multiple_of(r)).map(Tiling::Rows);
@@ -188,9 +188,11 @@ pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, boo
     let groups: Vec<usize> = (1..outputs).rev().filter(|&g| outputs.is_multiple_of(g)).collect();
     let channels = groups.iter().map(|&g| Tiling::Channels(g));
     let grids = groups.iter().filter(|_| block.num_stages() == 1).map(|&g| Tiling::Grid(g));
+    let pairs = groups.iter().filter(|_| block.num_stages() == 2).map(|&g| Tiling::Pair(g));
     let candidates: Vec<(Tiling, usize)> = rows
         .chain(channels)
         .chain(grids)
+        .chain(pairs)
         .filter(|&t| t.check(&linked(t)).is_ok())
         .map(|t| (t, t.tiles(block)))
         .collect();
@@ -259,6 +261,7 @@ pub fn architectures(
             Some(Tiling::Rows(rows)) => return Architecture::tiled(spec, rows),
             Some(Tiling::Channels(g)) => return Architecture::channel_tiled(spec, g),
             Some(Tiling::Grid(g)) => return Architecture::grid_tiled(spec, g),
+            Some(Tiling::Pair(g)) => return Architecture::pair_tiled(spec, g),
             None => {}
         }
         let stackable = spec.input_layout() == spec.output_layout();
@@ -301,7 +304,8 @@ pub fn links(archs: &[Architecture], blocks: &[usize]) -> Result<Vec<Links>, usi
     let n = archs.len();
     // per tensor: how it must be committed, and the segment that needs it so
     let mut fixed: Vec<Option<(Links, usize)>> = vec![None; n + 1];
-    let by_channels = |j: usize| matches!(archs[j].tiling, Some(Tiling::Channels(_) | Tiling::Grid(_)));
+    let by_channels =
+        |j: usize| matches!(archs[j].tiling, Some(Tiling::Channels(_) | Tiling::Grid(_) | Tiling::Pair(_)));
     let blame = |who: &[usize]| who.iter().copied().find(|&j| by_channels(j));
     // fixes tensor `b` to `l` for segment `j`: whether it was free; a segment tiled by
     // channels to give way on a conflict
@@ -336,14 +340,14 @@ pub fn links(archs: &[Architecture], blocks: &[usize]) -> Result<Vec<Links>, usi
         match arch.tiling {
             Some(Tiling::Rows(_)) => drop(set(&mut fixed, j + 1, Links::Rows, j)?),
             Some(Tiling::Channels(g)) => drop(set(&mut fixed, j + 1, Links::Channels(g), j)?),
-            Some(Tiling::Grid(g)) => drop(set(&mut fixed, j + 1, Links::RowGroups(g), j)?),
+            Some(Tiling::Grid(g) | Tiling::Pair(g)) => drop(set(&mut fixed, j + 1, Links::RowGroups(g), j)?),
             None => {}
         }
     }
     stacks(&mut fixed)?;
     // readers by rows: rows of every channel, unless their neighbour writes rows of groups
     for (j, arch) in archs.iter().enumerate() {
-        if !matches!(arch.tiling, Some(Tiling::Rows(_) | Tiling::Grid(_))) {
+        if !matches!(arch.tiling, Some(Tiling::Rows(_) | Tiling::Grid(_) | Tiling::Pair(_))) {
             continue;
         }
         match fixed[j] {
@@ -393,7 +397,7 @@ mod tests {
     fn tile_rows(block: &BlockSpec, untiled: usize, budget: usize, blocks: usize) -> Option<usize> {
         tiling(block, untiled, (budget, true), blocks).map(|t| match t {
             Tiling::Rows(r) => r,
-            Tiling::Channels(g) | Tiling::Grid(g) => panic!("{g} channels per tile"),
+            Tiling::Channels(g) | Tiling::Grid(g) | Tiling::Pair(g) => panic!("{g} channels per tile"),
         })
     }
 

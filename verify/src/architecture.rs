@@ -58,6 +58,14 @@ impl Architecture {
         Self { tiling: Some(Tiling::Grid(channels)), ..Self::new(block.with_links(links), 1) }
     }
 
+    /// The architecture of a residual basic block tiled as a pair of grids of `channels`
+    /// output channels per step ([`fold_ml_circuits::tile::PairSpec`]: its output committed
+    /// one row of a group per link, its input as `block` says).
+    pub fn pair_tiled(block: BlockSpec, channels: usize) -> Self {
+        let links = [block.links[0], Links::RowGroups(channels)];
+        Self { tiling: Some(Tiling::Pair(channels)), ..Self::new(block.with_links(links), 2) }
+    }
+
     /// Output rows per step of a row-tiled block.
     pub fn tile_rows(&self) -> Option<usize> {
         match self.tiling {

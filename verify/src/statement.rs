@@ -322,7 +322,7 @@ pub fn check_size(arch: &Architecture) -> Result<(), String> {
     // A grid tile is both: one output row's window, `channels` output channels.
     let rows = match arch.tiling {
         Some(Tiling::Rows(rows)) => Some(rows),
-        Some(Tiling::Grid(_)) => Some(1),
+        Some(Tiling::Grid(_) | Tiling::Pair(_)) => Some(1),
         _ => None,
     };
     let share = |v: u128| match (rows, stages[0].shape) {
@@ -334,7 +334,7 @@ pub fn check_size(arch: &Architecture) -> Result<(), String> {
         _ => v,
     };
     let group_share = |spec: &LayerSpec, v: u128| match (arch.tiling, spec.shape) {
-        (Some(Tiling::Channels(g) | Tiling::Grid(g)), LinearShape::Conv(c)) => {
+        (Some(Tiling::Channels(g) | Tiling::Grid(g) | Tiling::Pair(g)), LinearShape::Conv(c)) => {
             (v * g as u128 / (c.channels_out as u128).max(1)).min(v)
         }
         (Some(Tiling::Channels(g)), LinearShape::Dense(d)) => (v * g as u128 / (d.outputs as u128).max(1)).min(v),

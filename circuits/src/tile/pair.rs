@@ -8,6 +8,7 @@ use super::step::{Flags, Role, TileStep, TileWitness};
 use super::terms::{equal_if, product, select, Term};
 use crate::commit::{chain_link, chain_link_native, domain_tag, hash, hash_native, LayerUpdate, Layout};
 use crate::gadgets::bits::{alloc_uint, lc};
+use crate::gadgets::conv::ConvShape;
 use crate::gadgets::linear::{linear_hints, Linear, LinearShape};
 use crate::layer::{zero_weights, LayerWeights};
 use crate::quant::{bits_le, QuantError, ACT_BITS};
@@ -36,16 +37,18 @@ pub(super) fn pair_start<CS: ConstraintSystem<F>>(
     hash(cs, &[items[0].clone(), items[1].clone(), Elt::Allocated(commitment.clone())])
 }
 
-/// A residual basic block tiled as a pair of grids: first every output row of every group
-/// of `channels` channels of its first convolution (the middle tensor, committed one row
-/// of a group per link), then the same grid of its second convolution with the residual.
+/// A basic block tiled as a pair of grids: first every output row of every group of
+/// `channels` channels of its first convolution (the middle tensor, committed one row of a
+/// group per link), then the same grid of its second convolution with the shortcut (a
+/// residual, or a projection of the block input).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PairSpec {
     /// The first convolution: no shortcut terms, no pooling.
     pub first: LayerSpec,
-    /// The second: a residual of the block input (same dimensions), no projection, no
-    /// pooling.
+    /// The second: a residual of the block input (same dimensions) or a projection of it
+    /// (its vertical stride the first convolution's, no vertical padding, a kernel no taller
+    /// than that stride), not pooled.
     pub second: LayerSpec,
     /// Output channels per tile (whole model-commitment chunks of both layers).
     pub channels: usize,
@@ -59,10 +62,24 @@ impl PairSpec {
         TileSpec::grid(self.first, self.channels, self.input)
     }
 
-    /// The second pass: a grid of the second convolution (its residual added by the pair)
+    /// The second pass: a grid of the second convolution (its shortcut added by the pair)
     /// over the middle tensor.
     pub fn pass_b(&self) -> TileSpec {
-        TileSpec::grid(LayerSpec { skip: 0, ..self.second }, self.channels, Links::RowGroups(self.channels))
+        let layer = LayerSpec { skip: 0, projection: None, ..self.second };
+        TileSpec::grid(layer, self.channels, Links::RowGroups(self.channels))
+    }
+
+    /// Block input rows per output row: the first convolution's vertical stride.
+    fn stride(&self) -> usize {
+        match self.first.shape {
+            LinearShape::Conv(c) => c.stride[0],
+            LinearShape::Dense(_) => 1,
+        }
+    }
+
+    /// The block's channel tiling (its groups' weights and model-commitment chunks).
+    fn groups(&self) -> super::GroupSpec {
+        super::GroupSpec { layer: self.first, second: Some(self.second), input: self.input, channels: self.channels }
     }
 
     /// Tiles per pass.
@@ -83,8 +100,7 @@ impl PairSpec {
     /// One tile's part of layer `stage`'s model-commitment update (as a channel tiling of
     /// the block cuts it).
     fn update(&self, stage: usize) -> LayerUpdate {
-        let groups = super::GroupSpec { layer: self.first, second: Some(self.second), input: self.input, channels: 0 };
-        super::GroupSpec { channels: self.channels, ..groups }.group_update(stage)
+        self.groups().group_update(stage)
     }
 
     /// Checks the block and both passes' grids.
@@ -98,19 +114,27 @@ impl PairSpec {
         if self.first.skip != 0 || self.first.projection.is_some() {
             return bad("a pair's first convolution has no shortcut");
         }
-        if self.second.skip == 0 || self.second.projection.is_some() {
-            return bad("a pair's second convolution adds a residual of the block input (no projection)");
+        let s = self.stride();
+        match (self.second.skip, self.second.projection) {
+            (0, Some(p)) if p.stride[0] == s && p.kernel[0] <= s && (p.pads[0], p.pads[2]) == (0, 0) => {}
+            (0, Some(_)) => {
+                return bad("a pair's projection has the first convolution's vertical stride, no vertical \
+                            padding and a kernel no taller than it");
+            }
+            (0, None) | (_, Some(_)) => return bad("a pair's second convolution adds a residual or a projection"),
+            (_, None) if s != 1 => return bad("a pair with a residual has a first convolution of stride 1"),
+            _ => {}
         }
         if !matches!(self.input, Links::Rows | Links::RowGroups(_)) {
             return bad("a pair reads its input one row per link");
         }
-        super::GroupSpec { layer: self.first, second: Some(self.second), input: self.input, channels: self.channels }
-            .check()?;
+        self.groups().check()?;
         let (a, b) = (self.pass_a(), self.pass_b());
         a.geometry()?;
         b.geometry()?;
-        if a.tiles() != b.tiles() || self.first.input_dims() != self.second.output_dims() {
-            return bad("a pair's passes must cover the same rows and groups");
+        let rows = self.second.output_dims()[1];
+        if a.tiles() != b.tiles() || self.first.input_dims()[1] != s * rows {
+            return bad("a pair's passes must cover the same rows and groups, and its input stride times its rows");
         }
         Ok(())
     }
@@ -149,15 +173,21 @@ impl PairNative {
     }
 }
 
-/// What a second-pass tile reads of the block input: the row of its band (every channel,
-/// in commitment order), the input's chain before it, and the input's commitment.
+/// What a second-pass tile reads of the block input: the rows of its band (every channel,
+/// in commitment order; one, or the first convolution's stride), the input's chain before
+/// them, and the input's commitment.
 #[derive(Clone, Debug)]
 pub(super) struct Shortcut {
     skip: u32,
+    /// A projection, over the rows the tile reads (`rows` high, all channels).
+    projection: Option<ConvShape>,
     block_zero_point: u8,
     layout: Layout,
     /// Output channels per group.
     channels: usize,
+    /// The block's channel tiling (the second layer's group weights).
+    groups: super::GroupSpec,
+    /// The block input rows of the band, in commitment order: `stride` of them.
     row: Vec<u8>,
     /// The chain before the row (0 in the first band).
     pub(super) prev: F,
@@ -173,7 +203,7 @@ pub(super) struct PairVars {
     after: AllocatedNum<F>,
     prev_prev: AllocatedNum<F>,
     pub(super) total: AllocatedNum<F>,
-    /// The residual of the tile's group, as the second convolution's shortcut reads it.
+    /// What the second convolution's shortcut reads (a residual: the tile's group's).
     pub(super) residual: Vec<LinearCombination<F>>,
 }
 
@@ -197,9 +227,15 @@ impl PairVars {
 }
 
 impl Shortcut {
-    /// The second convolution with the residual.
+    /// The second convolution with the shortcut.
     pub(super) fn op(&self, op: Linear) -> Linear {
-        Linear { skip: self.skip, block_zero_point: self.block_zero_point, ..op }
+        Linear { skip: self.skip, projection: self.projection, block_zero_point: self.block_zero_point, ..op }
+    }
+
+    /// Group `group`'s weights of the second layer (its own rows, then its projection's)
+    /// out of the layer's `w`.
+    pub(super) fn group_weights(&self, w: &LayerWeights, group: usize) -> LayerWeights {
+        self.groups.group_weights(1, w, group)
     }
 
     fn link_len(&self) -> usize {
@@ -215,16 +251,28 @@ impl Shortcut {
         links.fold(first, |acc, v| chain_link_native(acc, F::ZERO, v))
     }
 
-    /// Group `group`'s residual: its channels of the row, channel-major.
-    pub(super) fn residual_native(&self, group: usize) -> Vec<u8> {
+    /// The rows' values (row after row, each channel by channel) in channel-major order,
+    /// as a projection reads them.
+    fn channel_major(&self) -> Vec<usize> {
+        let [c, _, w] = self.layout.dims;
+        let rows = self.row.len() / (c * w).max(1);
+        (0..c).flat_map(|ch| (0..rows).flat_map(move |y| (0..w).map(move |x| (y * c + ch) * w + x))).collect()
+    }
+
+    /// What group `group`'s shortcut reads: a residual its channels of the row,
+    /// channel-major; a projection every row, channel-major.
+    pub(super) fn shortcut_native(&self, group: usize) -> Vec<u8> {
+        if self.projection.is_some() {
+            return self.channel_major().into_iter().map(|i| self.row[i]).collect();
+        }
         let (g, w) = (self.channels, self.layout.dims[2]);
         (0..g).flat_map(|c| (0..w).map(move |x| (group * g + c) * w + x)).map(|i| self.row[i]).collect()
     }
 
-    /// The row (range-checked), its chain link(s) from `prev` (the first band: from the
+    /// The rows (range-checked), their chain links from `prev` (the first band: from the
     /// layout's tag and `blind`), the check that the last tile's chain is the input's
-    /// commitment, and the group's residual selected by the group flags (one product per
-    /// value of the row).
+    /// commitment, and what the shortcut reads: a projection the rows, a residual the
+    /// group's channels of the row, selected by the group flags (one product per value).
     pub(super) fn stream<CS: ConstraintSystem<F>>(
         &self,
         cs: &mut CS,
@@ -250,6 +298,10 @@ impl Shortcut {
         }
         let Elt::Allocated(after) = chain else { return Err(SynthesisError::Unsatisfiable("an empty row".into())) };
         equal_if(&mut cs.namespace(|| "input opens"), &f.t_last, &Term::var(&after), &Term::var(&total));
+        if self.projection.is_some() {
+            let residual = self.channel_major().into_iter().map(|i| lc(&values[i])).collect();
+            return Ok(PairVars { prev, after, prev_prev, total, residual });
+        }
         let (g, w) = (self.channels, self.layout.dims[2]);
         let residual = (0..g * w)
             .map(|o| {
@@ -318,12 +370,16 @@ impl PairStep {
     /// A shortcut on blank values.
     fn shortcut(spec: &PairSpec) -> Shortcut {
         let layout = spec.block().input_layout();
+        let projection =
+            spec.second.projection.map(|p| ConvShape { height: spec.stride(), channels_out: spec.channels, ..p });
         Shortcut {
             skip: spec.second.skip,
+            projection,
             block_zero_point: spec.first.zero_point,
             layout,
             channels: spec.channels,
-            row: vec![0; layout.row_len()],
+            groups: spec.groups(),
+            row: vec![0; layout.row_len() * spec.stride()],
             prev: F::ZERO,
             prev_prev: F::ZERO,
             total: F::ZERO,
@@ -335,9 +391,12 @@ impl PairStep {
     fn shortcut_at(spec: &PairSpec, (input, rows): (&[u8], &[F]), local: usize) -> Shortcut {
         let groups = spec.pass_b().groups();
         let (band, group) = (local / groups, local % groups);
-        let chain = |k: Option<usize>| k.map_or(F::ZERO, |k| rows[k]);
+        let s = spec.stride();
+        // the chain after the last row of band `b` (none before the first band)
+        let chain = |b: Option<usize>| b.map_or(F::ZERO, |b| rows[s * b + s - 1]);
+        let layout = spec.block().input_layout();
         Shortcut {
-            row: spec.block().input_layout().row(band).map(|i| input[i]).collect(),
+            row: (s * band..s * band + s).flat_map(|y| layout.row(y)).map(|i| input[i]).collect(),
             prev: chain(band.checked_sub(1)),
             prev_prev: if group == 0 { chain(band.checked_sub(2)) } else { F::ZERO },
             total: rows.last().copied().unwrap_or(F::ZERO),
@@ -345,9 +404,20 @@ impl PairStep {
         }
     }
 
+    /// The second pass's first tile on zeros (its weights the second layer's, the
+    /// projection's included).
     fn blank_b(spec: &PairSpec) -> Result<TileStep, QuantError> {
         let sc = Self::shortcut(spec);
-        TileStep::blank(spec.pass_b())?.with_role(Role::Second(Box::new(sc)), spec.update(1))
+        let witness = TileWitness {
+            layer_weights: zero_weights(&spec.second),
+            second_weights: None,
+            blind_in: F::ZERO,
+            blind_out: F::ZERO,
+            salt: F::ZERO,
+            cache: Default::default(),
+        };
+        let b = TileStep::new(spec.pass_b(), 0, &vec![0; spec.second.num_inputs()], witness)?;
+        b.with_role(Role::Second(Box::new(sc)), spec.update(1))
     }
 
     /// Tile 0 of the given spec with all-zero values, for parameter setup.

@@ -356,7 +356,8 @@ impl TileStep {
             let by_row: Vec<Vec<u8>> = inner.rows.chunks(ch * width).map(<[u8]>::to_vec).collect();
             let band_values = cut(&by_row, ch, width, g.gap, g.band);
             let op = sc.op(band_linear(&inner.spec, g)?);
-            let (w, xb) = (&inner.weights, sc.residual_native(inner.group));
+            inner.weights = sc.group_weights(&inner.witness.layer_weights, inner.group);
+            let (w, xb) = (&inner.weights, sc.shortcut_native(inner.group));
             inner.hints = linear_hints(&op, &band_values, &xb, &w.weights, &w.bias)?;
             inner.output = inner.hints.ys();
         }
@@ -512,7 +513,10 @@ impl TileStep {
             let chains = (0..inner.spec.groups())
                 .scan(before_layer, |acc, g| {
                     let before = *acc;
-                    let gw = spec.group_weights(0, w, g);
+                    let gw = match &inner.role {
+                        Role::Second(sc) => sc.group_weights(w, g),
+                        _ => spec.group_weights(0, w, g),
+                    };
                     *acc = model_update_native(before, &update, salt, &gw.weights, &gw.bias);
                     Some(before)
                 })
