@@ -561,6 +561,102 @@ fn a_grid_tiled_layer_is_resumed_inside_and_hands_its_rows_of_groups_over() {
     assert_eq!(verify_cli(&dir).0, 0);
 }
 
+/// conv 1→32 on 4×4; a residual block of two 3×3 convolutions 32→32 on 4×4 (9,216
+/// weights each, chunks of 8 channels); a 4×4 convolution to 3 channels (the head).
+fn pair_network() -> Network {
+    let mut net = wide_network();
+    let conv = |ci, co| ConvShape::same(ci, co, 4, 4, 3);
+    let stem = LayerSpec::new(LinearShape::Conv(conv(1, 32)), RequantSpec::new(3, 16).unwrap());
+    let first = LayerSpec::new(LinearShape::Conv(conv(32, 32)), RequantSpec::new(7, 20).unwrap());
+    let second =
+        LayerSpec { skip: 3, ..LayerSpec::new(LinearShape::Conv(conv(32, 32)), RequantSpec::new(7, 20).unwrap()) };
+    let head_shape = ConvShape { kernel: [4, 4], pads: [0; 4], ..ConvShape::same(32, 3, 4, 4, 1) };
+    let head = LayerSpec::new(LinearShape::Conv(head_shape), RequantSpec::new(7, 20).unwrap());
+    let blocks = [BlockSpec::layer(stem), BlockSpec::new(vec![first, second]), BlockSpec::layer(head)];
+    for (j, block) in blocks.into_iter().enumerate() {
+        net.segments[j].layers = block
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| LayerWeights {
+                weights: weights(spec.shape.num_weights(), (j + i) as u64 + 5, 3),
+                bias: (0..spec.shape.num_biases() as i32).map(|b| 4 + 3 * b).collect(),
+            })
+            .collect();
+        net.segments[j].origin = vec![format!("layer{j}"); block.num_stages()];
+        net.segments[j].spec = block;
+    }
+    net.segments[2].layers[0].bias = vec![1500, 2500, 3500];
+    net.name = "pair".into();
+    net
+}
+
+/// A residual block whose row tiles hold both layers' weights and whose channel tiles read
+/// both tensors whole is proven as a pair of grids (a grid of each convolution, one row of
+/// a group per fold); the job stops inside the second pass (a full disk), resumes there,
+/// and the proof says what the native model computes.
+#[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks (the full-disk hook)")]
+fn a_block_tiled_as_a_pair_of_grids_is_resumed_inside_its_second_pass() {
+    use fold_ml_circuits::cost::StepCost;
+    use fold_ml_circuits::step::Tiling;
+    let net = pair_network();
+    net.check().expect("a valid network");
+    let cost = |j: usize| StepCost::of_step(&net.segments[j].spec, net.segments[j].spec.num_stages()).constraints;
+    let body = &net.segments[1].spec;
+    let tile = |links: [Links; 2], t: Tiling| StepCost::of_tiling(&body.clone().with_links(links), t).unwrap();
+    let pair = tile([Links::Rows, Links::RowGroups(8)], Tiling::Pair(8)).constraints;
+    let budget = cost(0).max(cost(2)).max(pair) + 1;
+    assert!(cost(1) > budget, "the body is over the budget: {} vs {budget}", cost(1));
+    let others = [
+        tile([Links::Rows, Links::Channels(8)], Tiling::Channels(8)),
+        tile([Links::Rows, Links::Rows], Tiling::Rows(1)),
+        tile([Links::Rows, Links::RowGroups(16)], Tiling::Pair(16)),
+    ];
+    assert!(others.iter().all(|c| c.constraints > budget), "only the pair of 8 channels fits");
+    let input: Vec<u8> = (0..16).map(|i| (i * 29 % 128) as u8).collect();
+    let (file, input_file) = cli_files(&net, "pair", &input);
+    let dir = scratch().join("pair");
+    let budget = budget.to_string();
+    let args = [
+        "prove",
+        "--model",
+        file.to_str().unwrap(),
+        "--input",
+        input_file.to_str().unwrap(),
+        "--public-input",
+        "--checkpoint-seconds",
+        "0",
+        "--fold-budget",
+        &budget,
+        "--job",
+        dir.to_str().unwrap(),
+    ];
+    // the disk fills up when the block is done: the newest checkpoint is in its second pass
+    let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(FAIL_HOOK_ENV, "2")]);
+    assert_eq!(code, 2, "the full disk stops the job: {err}");
+    let newest = fold_ml::job::checkpoint::list(&dir).first().map(|(k, _)| *k);
+    assert_eq!(newest, Some((1, 31)), "the stem and 31 of the block's 2 passes × 4 rows × 4 groups");
+    let (code, out, err) = fold_ml(&["resume", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("resuming from the checkpoint at 1 layers"), "{err}");
+    assert!(out.contains("predicted class"), "{out}");
+    let s = verdict(&dir).expect("accepted");
+    let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
+    assert_eq!(archs.iter().map(|a| a.tiling).collect::<Vec<_>>(), [None, Some(Tiling::Pair(8)), None]);
+    let links: Vec<_> = archs.iter().map(|a| a.block.links).collect();
+    let rg = Links::RowGroups(8);
+    assert_eq!(links, [[Links::Whole, Links::Rows], [Links::Rows, rg], [rg, Links::Whole]]);
+    let out = net.run_native(&input).unwrap();
+    let run = |j: usize, x: &[u8]| run_native(&net.segments[j].spec, x, &net.segments[j].layers).unwrap();
+    let body_out = run(1, &run(0, &input));
+    assert!(body_out.iter().filter(|&&v| v > 0).count() > body_out.len() / 4, "a live body: {body_out:?}");
+    assert!(out.iter().any(|&v| v > 0) && out.iter().any(|&v| v < 127), "a live output: {out:?}");
+    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
+    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
+    assert_eq!(verify_cli(&dir).0, 0);
+}
+
 /// conv 1→4 on 16×16; a residual block of two convs 4→4 whose output is averaged
 /// globally (tiled: the means run through the tiles); a dense head 4→3.
 fn pooled_network() -> Network {

@@ -21,7 +21,7 @@ pub enum Step {
     /// One group of output channels of a channel-tiled layer ([`GroupStep`], the same state).
     Group(GroupStep),
     /// One tile of a residual block tiled as a pair of grids ([`PairStep`], the same state).
-    Pair(PairStep),
+    Pair(Box<PairStep>),
 }
 
 /// How a segment's block is cut into tiles, one per Nova step.
@@ -51,7 +51,7 @@ impl Step {
             Some(Tiling::Rows(rows)) => Ok(Self::Tile(TileStep::blank(tile_spec(block, rows)?)?)),
             Some(Tiling::Channels(channels)) => Ok(Self::Group(GroupStep::blank(group_spec(block, channels)?)?)),
             Some(Tiling::Grid(channels)) => Ok(Self::Tile(TileStep::blank(grid_spec(block, channels)?)?)),
-            Some(Tiling::Pair(channels)) => Ok(Self::Pair(PairStep::blank(pair_spec(block, channels)?)?)),
+            Some(Tiling::Pair(channels)) => Ok(Self::Pair(Box::new(PairStep::blank(pair_spec(block, channels)?)?))),
         }
     }
 }
@@ -81,6 +81,17 @@ impl Tiling {
     }
 }
 
+impl Tiling {
+    /// Layers of `block` done before its tile `tile`: 0, but 1 in a pair's second pass
+    /// (its first layer's tiles end before it).
+    pub fn layers_before(self, block: &BlockSpec, tile: usize) -> usize {
+        match self {
+            Self::Pair(_) => usize::from(tile >= self.tiles(block) / 2),
+            _ => 0,
+        }
+    }
+}
+
 impl Step {
     /// Tile `tile` of `block` cut by `tiling`, from the block's whole input and the
     /// witness of all its layers.
@@ -95,7 +106,7 @@ impl Step {
             Tiling::Rows(rows) => TileStep::new(tile_spec(block, rows)?, tile, input, witness.clone()).map(Self::Tile),
             Tiling::Channels(g) => GroupStep::new(group_spec(block, g)?, tile, input, witness).map(Self::Group),
             Tiling::Grid(g) => TileStep::new(grid_spec(block, g)?, tile, input, witness.clone()).map(Self::Tile),
-            Tiling::Pair(g) => PairStep::new(pair_spec(block, g)?, tile, input, witness).map(Self::Pair),
+            Tiling::Pair(g) => PairStep::new(pair_spec(block, g)?, tile, input, witness).map(|s| Self::Pair(Box::new(s))),
         }
     }
 

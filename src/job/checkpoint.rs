@@ -91,9 +91,10 @@ impl Checkpoint {
         }
         let z = match (&self.in_layer, arch.tiling) {
             (None, _) => arch.z(&StepState::from_z(&self.state).ok_or("a malformed state")?),
-            (Some(l), Some(_)) if l.tiles_done < arch.tiles() => {
+            (Some(l), Some(tiling)) if l.tiles_done < arch.tiles() => {
                 let t = TileState::from_z(&l.state).ok_or("a malformed tile state")?;
-                if t.tile != l.tiles_done as u64 || t.base.layer != (offset + self.layers_done) as u64 {
+                let layers = offset + self.layers_done + tiling.layers_before(&arch.block, l.tiles_done);
+                if t.tile != l.tiles_done as u64 || t.base.layer != layers as u64 {
                     return Err("tile state differs from its tile count".into());
                 }
                 l.state.clone()

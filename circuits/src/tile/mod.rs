@@ -179,6 +179,53 @@
 //! window and three of four elements; the window's input rows (a few) are range-checked
 //! again in every group.
 //!
+//! # Pairs of grids
+//! A basic block whose layers are each too large for a row tile (ResNet-18's, and
+//! ResNet-20's 32-channel blocks at CIFAR size: a one-row tile holds both layers' weights)
+//! is proven as two grids by one circuit ([`PairSpec`], [`PairStep`]): tiles `0 .. T` are
+//! a grid of the first convolution (the first pass), tiles `T .. 2T` a grid of the second
+//! over the first's output (the second pass), each tile one output row of one group of
+//! `G` channels; both passes have the same `T = rows × groups`.
+//! - The index: `tile = p·T + l` with `p` a bit and `l`, `T - 1 - l` range-checked, which
+//!   (the index being below `2T`) is the one decomposition. The circuit holds a tile of
+//!   each pass: the active one runs at index `l`, the other at index 0 on blank values,
+//!   where none of its checks reads the state (the first-tile checks are those a grid's
+//!   first tile skips); the next state is the active pass's, selected by `p`, and the
+//!   index moves to `tile + 1`, to 0 after the second pass's last tile.
+//! - The first pass is a grid of the first convolution (above), but its output — the
+//!   *middle tensor*, one row of a group per link — is chained from `H(TAG_PAIR, tag, X)`
+//!   with `X` the block input's commitment (the activations slot during the first pass),
+//!   unblinded. Its last tile checks the input chain against `X` and puts the middle chain
+//!   `M` in the activations slot, and the layer counter moves by one.
+//! - The second pass is a grid of the second convolution over the middle tensor whose
+//!   input chain starts from `H(TAG_PAIR, tag, X')` with `X'` a witness of its first tile;
+//!   its last tile checks that chain against `M`, so (collision resistance) `X' = X` and
+//!   the middle rows every tile read are the ones the first pass wrote. Every tile also
+//!   reads its band's block input rows (one, or the first convolution's stride of them
+//!   for a projection block), range-checked, and chains them onto `x_before`: the first
+//!   band from the input layout's tag and the input's blind. The grid hand-off carries
+//!   `(x_before, x_after, X')` beside the window and model chain: the next group of the
+//!   band opens it with the same three (so it read the same rows and claims the same `X'`),
+//!   the next band's first group with its `x_before` as the previous band's `x_after`. The
+//!   last tile checks `x_after = X'`: the rows the tiles read, band by band, are the
+//!   committed block input, and all carry one `X'`, the one the middle chain binds. The
+//!   shortcut reads them: a residual the group's channels of the row (selected by the
+//!   one-hot group flags, one product per value), a projection all rows with its group's
+//!   weights (absorbed with the layer's own in the model update, as chunks order them).
+//! - The model slot absorbs the first layer's chunks group by group through the first
+//!   pass's first band and the second layer's through the second pass's (each pass checks
+//!   its later bands against it, as a grid does), so after the block it holds the untiled
+//!   block's update; the counter moves by two in all.
+//!
+//! A tile reading other middle rows fails its grid's openings or the middle chain; other
+//! block input rows fail the hand-off (a later group), the input chain (the last tile) or,
+//! with a forged chain, `X'`; a second pass of another input fails the middle chain's
+//! start; a skipped, repeated or swapped tile lands on another index, chain or hand-off.
+//! Cost: both passes' tiles in every fold (the inactive one on blank values) — about
+//! twice a grid tile of either layer, plus the block input's rows (`C·W` range checks, a
+//! hash and, for a residual, `C·W` products). The middle chain, like the grid's running
+//! chains, lives only inside the block: segment boundaries are block boundaries.
+//!
 //! Hiding: the running chains and the halo commitment are unblinded, but they live only
 //! inside a layer: the state between layers (all that a statement reveals) carries the
 //! blinded commitments only, and the tile slots are zero there.

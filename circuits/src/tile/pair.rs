@@ -1,5 +1,5 @@
-//! Pairs: a residual basic block (`conv → conv + x`) proven as two grids of tiles by one
-//! circuit (see [`super`], "Pairs of grids").
+//! Pairs: a basic block (`conv → conv + shortcut`, a residual or a projection) proven as two
+//! grids of tiles by one circuit (see [`super`], "Pairs of grids").
 
 use super::channels::TAG_PAIR;
 use super::geometry::TileSpec;
