@@ -106,7 +106,9 @@ impl Step {
             Tiling::Rows(rows) => TileStep::new(tile_spec(block, rows)?, tile, input, witness.clone()).map(Self::Tile),
             Tiling::Channels(g) => GroupStep::new(group_spec(block, g)?, tile, input, witness).map(Self::Group),
             Tiling::Grid(g) => TileStep::new(grid_spec(block, g)?, tile, input, witness.clone()).map(Self::Tile),
-            Tiling::Pair(g) => PairStep::new(pair_spec(block, g)?, tile, input, witness).map(|s| Self::Pair(Box::new(s))),
+            Tiling::Pair(g) => {
+                PairStep::new(pair_spec(block, g)?, tile, input, witness).map(|s| Self::Pair(Box::new(s)))
+            }
         }
     }
 
