@@ -435,8 +435,36 @@ fn a_channel_tiled_block_is_resumed_inside_and_hands_its_groups_over() {
     let budget = cost(0).max(cost(2)).max(tile) + 1;
     assert!(cost(1) > budget, "the body is over the budget: {} vs {budget}", cost(1));
     let input: Vec<u8> = (0..16).map(|i| (i * 29 % 128) as u8).collect();
-    let (file, input_file) = cli_files(&net, "wide", &input);
-    let dir = scratch().join("wide");
+    // the disk fills up when the block is done: the newest checkpoint holds the stem and 7
+    // of the block's 4 + 4 groups
+    let (dir, _) = stopped_and_resumed((&net, "wide", &input), budget, 3, (1, 7));
+    let s = verdict(&dir).expect("accepted");
+    let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
+    assert_eq!(archs.iter().map(|a| a.tiling).collect::<Vec<_>>(), [None, Some(Tiling::Channels(8)), None]);
+    let links: Vec<_> = archs.iter().map(|a| a.block.links).collect();
+    assert_eq!(links, [[Links::Whole; 2], [Links::Whole, Links::Channels(8)], [Links::Channels(8), Links::Whole]]);
+    let out = net.run_native(&input).unwrap();
+    let run = |j: usize, x: &[u8]| run_native(&net.segments[j].spec, x, &net.segments[j].layers).unwrap();
+    let block_out = run(1, &run(0, &input));
+    assert!(block_out.iter().filter(|&&v| v > 0).count() > block_out.len() / 4, "a live block: {block_out:?}");
+    assert!(out.iter().any(|&v| v > 0) && out.iter().any(|&v| v < 127), "a live output: {out:?}");
+    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
+    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
+    assert_eq!(verify_cli(&dir).0, 0);
+}
+
+/// Proves `net` on `input` under `budget`, a checkpoint after every fold, until the
+/// full-disk hook fails the checkpoint at `stop` layers; checks that the newest checkpoint
+/// left is `newest` (inside a tiled block), resumes from it and returns the job directory
+/// and the resume's messages.
+fn stopped_and_resumed(
+    (net, name, input): (&Network, &str, &[u8]),
+    budget: usize,
+    stop: usize,
+    newest: (usize, usize),
+) -> (PathBuf, String) {
+    let (file, input_file) = cli_files(net, name, input);
+    let dir = scratch().join(name);
     let budget = budget.to_string();
     let args = [
         "prove",
@@ -452,28 +480,15 @@ fn a_channel_tiled_block_is_resumed_inside_and_hands_its_groups_over() {
         "--job",
         dir.to_str().unwrap(),
     ];
-    // the disk fills up when the block is done: only checkpoints inside it are left
-    let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(FAIL_HOOK_ENV, "3")]);
+    let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(FAIL_HOOK_ENV, &stop.to_string())]);
     assert_eq!(code, 2, "the full disk stops the job: {err}");
-    let newest = fold_ml::job::checkpoint::list(&dir).first().map(|(k, _)| *k);
-    assert_eq!(newest, Some((1, 7)), "the stem and 7 of the block's 4 + 4 groups");
+    let found = fold_ml::job::checkpoint::list(&dir).first().map(|(k, _)| *k);
+    assert_eq!(found, Some(newest), "the newest checkpoint");
     let (code, out, err) = fold_ml(&["resume", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("resuming from the checkpoint at 1 layers"), "{err}");
+    assert!(err.contains(&format!("resuming from the checkpoint at {} layers", newest.0)), "{err}");
     assert!(out.contains("predicted class"), "{out}");
-    let s = verdict(&dir).expect("accepted");
-    let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
-    assert_eq!(archs.iter().map(|a| a.tiling).collect::<Vec<_>>(), [None, Some(Tiling::Channels(8)), None]);
-    let links: Vec<_> = archs.iter().map(|a| a.block.links).collect();
-    assert_eq!(links, [[Links::Whole; 2], [Links::Whole, Links::Channels(8)], [Links::Channels(8), Links::Whole]]);
-    let out = net.run_native(&input).unwrap();
-    let run = |j: usize, x: &[u8]| run_native(&net.segments[j].spec, x, &net.segments[j].layers).unwrap();
-    let block_out = run(1, &run(0, &input));
-    assert!(block_out.iter().filter(|&&v| v > 0).count() > block_out.len() / 4, "a live block: {block_out:?}");
-    assert!(out.iter().any(|&v| v > 0) && out.iter().any(|&v| v < 127), "a live output: {out:?}");
-    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
-    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
-    assert_eq!(verify_cli(&dir).0, 0);
+    (dir, err)
 }
 
 /// conv 1→32 on 4×4; a 3×3 convolution 32→32 on 4×4 (9,216 weights, chunks of 8
@@ -519,32 +534,9 @@ fn a_grid_tiled_layer_is_resumed_inside_and_hands_its_rows_of_groups_over() {
     assert!(cost(1) > budget, "the body is over the budget: {} vs {budget}", cost(1));
     assert!(channels.unwrap().constraints > budget && rows.unwrap().constraints > budget, "only the grid fits");
     let input: Vec<u8> = (0..16).map(|i| (i * 29 % 128) as u8).collect();
-    let (file, input_file) = cli_files(&net, "grid", &input);
-    let dir = scratch().join("grid");
-    let budget = budget.to_string();
-    let args = [
-        "prove",
-        "--model",
-        file.to_str().unwrap(),
-        "--input",
-        input_file.to_str().unwrap(),
-        "--public-input",
-        "--checkpoint-seconds",
-        "0",
-        "--fold-budget",
-        &budget,
-        "--job",
-        dir.to_str().unwrap(),
-    ];
-    // the disk fills up when the body is done: only checkpoints inside it are left
-    let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(FAIL_HOOK_ENV, "2")]);
-    assert_eq!(code, 2, "the full disk stops the job: {err}");
-    let newest = fold_ml::job::checkpoint::list(&dir).first().map(|(k, _)| *k);
-    assert_eq!(newest, Some((1, 15)), "the stem and 15 of the body's 4 rows × 4 groups");
-    let (code, out, err) = fold_ml(&["resume", dir.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("resuming from the checkpoint at 1 layers"), "{err}");
-    assert!(out.contains("predicted class"), "{out}");
+    // the disk fills up when the body is done: the newest checkpoint holds the stem and 15
+    // of the body's 4 rows × 4 groups
+    let (dir, _) = stopped_and_resumed((&net, "grid", &input), budget, 2, (1, 15));
     let s = verdict(&dir).expect("accepted");
     let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
     assert_eq!(archs.iter().map(|a| a.tiling).collect::<Vec<_>>(), [None, Some(Tiling::Grid(8)), None]);
@@ -615,33 +607,11 @@ fn a_block_tiled_as_a_pair_of_grids_is_resumed_inside_its_second_pass() {
     ];
     assert!(others.iter().all(|c| c.constraints > budget), "only the pair of 8 channels fits");
     let input: Vec<u8> = (0..16).map(|i| (i * 29 % 128) as u8).collect();
-    let (file, input_file) = cli_files(&net, "pair", &input);
-    let dir = scratch().join("pair");
-    let budget = budget.to_string();
-    let args = [
-        "prove",
-        "--model",
-        file.to_str().unwrap(),
-        "--input",
-        input_file.to_str().unwrap(),
-        "--public-input",
-        "--checkpoint-seconds",
-        "0",
-        "--fold-budget",
-        &budget,
-        "--job",
-        dir.to_str().unwrap(),
-    ];
-    // the disk fills up when the block is done: the newest checkpoint is in its second pass
-    let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(FAIL_HOOK_ENV, "3")]);
-    assert_eq!(code, 2, "the full disk stops the job: {err}");
-    let newest = fold_ml::job::checkpoint::list(&dir).first().map(|(k, _)| *k);
-    assert_eq!(newest, Some((1, 31)), "the stem and 31 of the block's 2 passes × 4 rows × 4 groups");
-    let (code, out, err) = fold_ml(&["resume", dir.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    // from the second pass's checkpoint (its state counts the first layer done)
-    assert!(err.contains("resuming from the checkpoint at 1 layers") && !err.contains("skipping"), "{err}");
-    assert!(out.contains("predicted class"), "{out}");
+    // the disk fills up when the block is done: the newest checkpoint holds the stem and 31
+    // of the block's 2 passes × 4 rows × 4 groups, and the resume starts there (a
+    // second-pass tile's state counts the block's first layer done)
+    let (dir, err) = stopped_and_resumed((&net, "pair", &input), budget, 3, (1, 31));
+    assert!(!err.contains("skipping"), "{err}");
     let s = verdict(&dir).expect("accepted");
     let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
     assert_eq!(archs.iter().map(|a| a.tiling).collect::<Vec<_>>(), [None, Some(Tiling::Pair(8)), None]);
