@@ -390,7 +390,6 @@ fn a_tiled_segment_between_whole_ones_hands_its_tensors_over() {
 /// (9,216 weights each: model-commitment chunks of 8 channels; channel-tiled); a dense
 /// head 128→3.
 fn wide_network() -> Network {
-    let mut net = mixed_network();
     let conv = |ci, co, side| ConvShape::same(ci, co, side, side, 3);
     let mut stem = LayerSpec::new(LinearShape::Conv(conv(1, 32, 4)), RequantSpec::new(3, 16).unwrap());
     stem.pool = Some(Pool::square(PoolKind::Max, 2));
@@ -400,6 +399,14 @@ fn wide_network() -> Network {
     let head_shape = ConvShape { kernel: [2, 2], pads: [0; 4], ..ConvShape::same(32, 3, 2, 2, 1) };
     let head = LayerSpec::new(LinearShape::Conv(head_shape), RequantSpec::new(6, 20).unwrap());
     let blocks = [BlockSpec::layer(stem), BlockSpec::new(vec![first, second]), BlockSpec::layer(head)];
+    let mut net = with_blocks(mixed_network(), blocks, "wide");
+    net.input.shape = vec![1, 4, 4];
+    net
+}
+
+/// `net` with three other blocks (stem, body, head) and small weights drawn from the
+/// segment and layer index, the head's biases far apart (a clear class).
+fn with_blocks(mut net: Network, blocks: [BlockSpec; 3], name: &str) -> Network {
     for (j, block) in blocks.into_iter().enumerate() {
         net.segments[j].layers = block
             .stages
@@ -413,8 +420,7 @@ fn wide_network() -> Network {
         net.segments[j].spec = block;
     }
     net.segments[2].layers[0].bias = vec![1500, 2500, 3500];
-    net.input.shape = vec![1, 4, 4];
-    net.name = "wide".into();
+    net.name = name.into();
     net
 }
 
@@ -494,22 +500,15 @@ fn stopped_and_resumed(
 /// conv 1→32 on 4×4; a 3×3 convolution 32→32 on 4×4 (9,216 weights, chunks of 8
 /// channels); a 4×4 convolution to 3 channels (the head).
 fn grid_network() -> Network {
-    let mut net = wide_network();
     let conv = |ci, co| ConvShape::same(ci, co, 4, 4, 3);
     let stem = LayerSpec::new(LinearShape::Conv(conv(1, 32)), RequantSpec::new(3, 16).unwrap());
     let body = LayerSpec::new(LinearShape::Conv(conv(32, 32)), RequantSpec::new(7, 20).unwrap());
     let head_shape = ConvShape { kernel: [4, 4], pads: [0; 4], ..ConvShape::same(32, 3, 4, 4, 1) };
     let head = LayerSpec::new(LinearShape::Conv(head_shape), RequantSpec::new(7, 20).unwrap());
-    for (j, spec) in [stem, body, head].into_iter().enumerate() {
-        net.segments[j].layers = vec![LayerWeights {
-            weights: weights(spec.shape.num_weights(), j as u64 + 5, 3),
-            bias: (0..spec.shape.num_biases() as i32).map(|b| 4 + 3 * b).collect(),
-        }];
-        net.segments[j].spec = BlockSpec::layer(spec);
-        net.segments[j].origin = vec![format!("layer{j}")];
+    let mut net = with_blocks(wide_network(), [stem, body, head].map(BlockSpec::layer), "grid");
+    for (j, segment) in net.segments.iter_mut().enumerate() {
+        segment.origin = vec![format!("layer{j}")];
     }
-    net.segments[2].layers[0].bias = vec![1500, 2500, 3500];
-    net.name = "grid".into();
     net
 }
 
@@ -556,7 +555,6 @@ fn a_grid_tiled_layer_is_resumed_inside_and_hands_its_rows_of_groups_over() {
 /// conv 1→32 on 4×4; a residual block of two 3×3 convolutions 32→32 on 4×4 (9,216
 /// weights each, chunks of 8 channels); a 4×4 convolution to 3 channels (the head).
 fn pair_network() -> Network {
-    let mut net = wide_network();
     let conv = |ci, co| ConvShape::same(ci, co, 4, 4, 3);
     let stem = LayerSpec::new(LinearShape::Conv(conv(1, 32)), RequantSpec::new(3, 16).unwrap());
     let first = LayerSpec::new(LinearShape::Conv(conv(32, 32)), RequantSpec::new(7, 20).unwrap());
@@ -565,21 +563,10 @@ fn pair_network() -> Network {
     let head_shape = ConvShape { kernel: [4, 4], pads: [0; 4], ..ConvShape::same(32, 3, 4, 4, 1) };
     let head = LayerSpec::new(LinearShape::Conv(head_shape), RequantSpec::new(7, 20).unwrap());
     let blocks = [BlockSpec::layer(stem), BlockSpec::new(vec![first, second]), BlockSpec::layer(head)];
-    for (j, block) in blocks.into_iter().enumerate() {
-        net.segments[j].layers = block
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(i, spec)| LayerWeights {
-                weights: weights(spec.shape.num_weights(), (j + i) as u64 + 5, 3),
-                bias: (0..spec.shape.num_biases() as i32).map(|b| 4 + 3 * b).collect(),
-            })
-            .collect();
-        net.segments[j].origin = vec![format!("layer{j}"); block.num_stages()];
-        net.segments[j].spec = block;
+    let mut net = with_blocks(wide_network(), blocks, "pair");
+    for (j, segment) in net.segments.iter_mut().enumerate() {
+        segment.origin = vec![format!("layer{j}"); segment.spec.num_stages()];
     }
-    net.segments[2].layers[0].bias = vec![1500, 2500, 3500];
-    net.name = "pair".into();
     net
 }
 

@@ -1,12 +1,13 @@
 //! Channel tiles: a convolution, or a two-layer residual block in two passes, proven one
 //! group of output channels per Nova step (see [`super`], "Channel tiles").
 
+use super::pair::pair_start;
 use super::state::{TileState, TILE_ARITY};
 use super::terms::{alloc_term, equal_if, equals, product, select, Term};
 use super::TileWitness;
 use crate::commit::{
-    activation_commitment, activation_commitment_native, chain_link, chain_link_native, domain_tag, hash, hash_native,
-    model_update, model_update_native, Chunks, LayerUpdate, Layout,
+    activation_commitment, activation_commitment_native, chain_link, chain_link_native, model_update,
+    model_update_native, Chunks, LayerUpdate, Layout,
 };
 use crate::gadgets::bits::{alloc_uint, lc};
 use crate::gadgets::linear::{linear_hints, linear_requant, LinearShape};
@@ -156,7 +157,7 @@ impl GroupSpec {
     /// The first link's `prev` of the middle chain: a hash of its tag, its layout's and the
     /// block input's commitment.
     fn mid_start_native(&self, input_commitment: F) -> F {
-        hash_native(&[domain_tag(TAG_PAIR, 3), self.mid_layout().tag(), input_commitment])
+        super::pair_start_native(self.mid_layout().tag(), input_commitment)
     }
 
     /// Layer `stage`'s group output link's values: `channels × H × W` of its output, as
@@ -326,14 +327,7 @@ impl GroupStep {
 
     /// Tile 0 of the given spec with all-zero values, for parameter setup.
     pub fn blank(spec: GroupSpec) -> Result<Self, QuantError> {
-        let witness = TileWitness {
-            layer_weights: zero_weights(&spec.layer),
-            second_weights: spec.second.as_ref().map(zero_weights),
-            blind_in: F::ZERO,
-            blind_out: F::ZERO,
-            salt: F::ZERO,
-            cache: Default::default(),
-        };
+        let witness = TileWitness::blank(zero_weights(&spec.layer), spec.second.as_ref().map(zero_weights));
         Self::new(spec, 0, &vec![0; spec.layer.num_inputs()], &witness)
     }
 
@@ -527,14 +521,7 @@ impl StepCircuit<F> for GroupStep {
         };
 
         // a block: the first pass chains its groups after the input's commitment
-        let mid_start = hash(
-            &mut cs.namespace(|| "middle start"),
-            &[
-                Elt::num_from_fr::<CS>(domain_tag(TAG_PAIR, 3)),
-                Elt::num_from_fr::<CS>(spec.mid_layout().tag()),
-                Elt::Allocated(opened),
-            ],
-        )?;
+        let mid_start = pair_start(&mut cs.namespace(|| "middle start"), spec.mid_layout().tag(), &opened)?;
         let mid_start = Term::var(&mid_start);
         let link_a = self.output_link(
             &mut cs.namespace(|| "first output"),

@@ -408,28 +408,14 @@ impl PairStep {
     /// projection's included).
     fn blank_b(spec: &PairSpec) -> Result<TileStep, QuantError> {
         let sc = Self::shortcut(spec);
-        let witness = TileWitness {
-            layer_weights: zero_weights(&spec.second),
-            second_weights: None,
-            blind_in: F::ZERO,
-            blind_out: F::ZERO,
-            salt: F::ZERO,
-            cache: Default::default(),
-        };
+        let witness = TileWitness::blank(zero_weights(&spec.second), None);
         let b = TileStep::new(spec.pass_b(), 0, &vec![0; spec.second.num_inputs()], witness)?;
         b.with_role(Role::Second(Box::new(sc)), spec.update(1))
     }
 
     /// Tile 0 of the given spec with all-zero values, for parameter setup.
     pub fn blank(spec: PairSpec) -> Result<Self, QuantError> {
-        let witness = TileWitness {
-            layer_weights: zero_weights(&spec.first),
-            second_weights: Some(zero_weights(&spec.second)),
-            blind_in: F::ZERO,
-            blind_out: F::ZERO,
-            salt: F::ZERO,
-            cache: Default::default(),
-        };
+        let witness = TileWitness::blank(zero_weights(&spec.first), Some(zero_weights(&spec.second)));
         Self::new(spec, 0, &vec![0; spec.first.num_inputs()], &witness)
     }
 
@@ -482,14 +468,6 @@ impl PairStep {
     /// The active pass's witness rows (row by row, each channel by channel).
     pub fn pass_rows(&self) -> Vec<u8> {
         self.pass().rows().to_vec()
-    }
-
-    /// The block input's row a second-pass tile reads (empty in the first pass).
-    pub fn block_row(&self) -> Vec<u8> {
-        match self.tile < self.spec.pass_tiles() {
-            true => Vec::new(),
-            false => self.b.shortcut().map(|sc| sc.row).unwrap_or_default(),
-        }
     }
 
     /// The state after this tile, computed natively from the state before it.

@@ -48,6 +48,15 @@ pub struct TileWitness {
     pub cache: TileCache,
 }
 
+impl TileWitness {
+    /// The witness of blank tiles (parameter setup): these weights (zeros), zero blinds and
+    /// salt, an empty cache.
+    pub fn blank(layer_weights: LayerWeights, second_weights: Option<LayerWeights>) -> Self {
+        let zero = F::ZERO;
+        Self { layer_weights, second_weights, blind_in: zero, blind_out: zero, salt: zero, cache: TileCache::default() }
+    }
+}
+
 /// What the tiles of a layer (or block) share natively, computed once per layer: a grid's
 /// model chain before each of its groups (each tile would otherwise hash the weights of
 /// every group before its own) and a pair's middle tensor and input chain. A cache: it
@@ -386,14 +395,7 @@ impl TileStep {
     pub fn blank(spec: TileSpec) -> Result<Self, QuantError> {
         let input = vec![0; spec.layer.num_inputs()];
         let (layer_weights, second_weights) = (zero_weights(&spec.layer), spec.second.as_ref().map(zero_weights));
-        let witness = TileWitness {
-            layer_weights,
-            second_weights,
-            blind_in: F::ZERO,
-            blind_out: F::ZERO,
-            salt: F::ZERO,
-            cache: TileCache::default(),
-        };
+        let witness = TileWitness::blank(layer_weights, second_weights);
         Self::new(spec, 0, &input, witness)
     }
 
