@@ -78,7 +78,10 @@ fn a_suffix_proof_cannot_pass_as_the_whole_model() {
     assert_eq!(z.model, honest_full.model_commitment, "the suffix reaches the published commitment");
     let compressed = CompressedSnark::prove(&keys.pp, &keys.pk, snark.as_ref().unwrap()).unwrap();
     let steps = n - k;
-    assert!(compressed.verify(&keys.vk, steps, &z0.to_vec()).is_ok(), "a real proof from the chosen start");
+    assert!(
+        compressed.verify(&keys::verifier_key_of(&keys.pp).unwrap(), steps, &z0.to_vec()).is_ok(),
+        "a real proof from the chosen start"
+    );
     let statement = Statement::new(
         vec![SegmentStatement::new(arch, steps)],
         vec![],

@@ -537,7 +537,7 @@ fn run_locked(
     };
     let mut summaries: Vec<Option<keys::ParamsSummary>> = vec![None; archs.len()];
     let mut constraints = (0, 0);
-    let mut held: Vec<Option<(PublicParams, ProverKey, VerifierKey)>> = archs.iter().map(|_| None).collect();
+    let mut held: Vec<Option<(PublicParams, ProverKey)>> = archs.iter().map(|_| None).collect();
     let mut held_constraints = 0;
     let budget = req.keys_in_memory.unwrap_or(HELD_KEYS_CONSTRAINTS);
     for (j, arch) in archs.iter().enumerate().skip(next).chain(archs.iter().enumerate().take(next)) {
@@ -555,12 +555,12 @@ fn run_locked(
             (None, true) => Some(keys::prover_keys_as(&req.cache_dir, arch, &summary)?),
             (None, false) => None,
         };
-        if let Some(ProverKeys { pp, pk, vk, cached, seconds }) = keys {
+        if let Some(ProverKeys { pp, pk, cached, seconds }) = keys {
             on_event(Event::KeysReady { cached, seconds, constraints: pp.num_constraints() });
             timings.setup += seconds;
             if hold {
                 held_constraints += if j == next { 0 } else { size };
-                held[j] = Some((pp, pk, vk));
+                held[j] = Some((pp, pk));
             }
         }
     }
@@ -606,7 +606,7 @@ fn run_locked(
         // Each segment's keys are dropped once it is compressed, its verifier key when the
         // next segment starts (the last segment's serves the self-check).
         drop(last_vk.take());
-        let (pp, pk, vk) = match held[j].take() {
+        let (pp, pk) = match held[j].take() {
             Some(keys) => keys,
             None => {
                 let summary = summaries[j].as_ref().expect("every segment named");
@@ -617,7 +617,7 @@ fn run_locked(
                     constraints: k.pp.num_constraints(),
                 });
                 timings.setup += k.seconds;
-                (k.pp, k.pk, k.vk)
+                (k.pp, k.pk)
             }
         };
         let task = SegmentTask {
@@ -637,7 +637,12 @@ fn run_locked(
             JobCheckpoints::new(dir, job_digest, arch_digest, req.checkpoint_every, progress.layers_done, log);
         let start_state = task.start.state;
         let proven = task.prove(&pp, &pk, progress, &mut sink, on_event)?;
-        drop((pp, pk));
+        drop(pk);
+        let derived = std::time::Instant::now();
+        let vk = keys::verifier_key_of(&pp)?;
+        timings.setup += derived.elapsed().as_secs_f64();
+        drop(pp);
+        crate::mem::release_free_memory();
         // its self-check, with its key at hand
         let layers = (j, seg.num_layers());
         timings.self_check += check_segment(arch, layers, (&start_state, &proven.end), &proven.proof, &vk)?;

@@ -89,7 +89,7 @@ pub fn compress_checkpoint(dir: &Path, cache: &Path, at: usize, out: &Path) -> R
         values: manifest.job.public_input.then_some(secret.input),
     };
     let proof = compress_segment(&keys.pp, &keys.pk, &ckpt.snark)?;
-    let vk = Some((arch.clone(), keys.vk));
+    let vk = Some((arch.clone(), keys::verifier_key_of(&keys.pp)?));
     let last = Some((ckpt.layers_done, ckpt.state.as_slice(), proof));
     let (statement, _, _) = finish(out, cache, &manifest.job.architectures, before, last, vk, input, None)?;
     // The prefix's output stays committed under the checkpoint's random blind; its opening

@@ -22,10 +22,9 @@ use std::time::Instant;
 pub struct ProverKeys {
     /// Nova public parameters.
     pub pp: PublicParams,
-    /// Compression prover key.
+    /// Compression prover key. (The verifier key, which holds the padded R1CS shape again,
+    /// is derived when needed, after compression: [`verifier_key_of`].)
     pub pk: ProverKey,
-    /// Compression verifier key.
-    pub vk: VerifierKey,
     /// True if loaded from the cache, false if set up now.
     pub cached: bool,
     /// Seconds spent setting up or loading.
@@ -36,14 +35,14 @@ fn dir_for(cache: &Path, arch: &Architecture) -> PathBuf {
     cache.join(arch.short_id())
 }
 
-fn setup_and_store(cache: &Path, arch: &Architecture) -> Result<(PublicParams, ProverKey, VerifierKey), Error> {
-    let (pp, pk, vk) = setup(arch)?;
+fn setup_and_store(cache: &Path, arch: &Architecture) -> Result<(PublicParams, ProverKey), Error> {
+    let (pp, pk, _) = setup(arch)?;
     let dir = dir_for(cache, arch);
     let digest = arch.digest();
     std::fs::create_dir_all(&dir).map_err(|source| Error::io(dir.clone(), source))?;
     store(&dir.join("pp.bin"), Kind::PublicParams, &digest, &pp)?;
     store_summary(cache, arch, &pp)?;
-    Ok((pp, pk, vk))
+    Ok((pp, pk))
 }
 
 /// What a job needs to know of an architecture's parameters before it loads them: their
@@ -116,7 +115,14 @@ pub fn prover_keys_as(cache: &Path, arch: &Architecture, expected: &ParamsSummar
 /// The verifier key of the parameters in the prover's cache, if they are there and sound.
 pub fn cached_vk(cache: &Path, arch: &Architecture) -> Option<VerifierKey> {
     let pp = load::<PublicParams>(&dir_for(cache, arch).join("pp.bin"), Kind::PublicParams, &arch.digest())?;
-    compression_keys(&pp).ok().map(|(_, vk)| vk)
+    verifier_key_of(&pp).ok()
+}
+
+/// The compression verifier key of parameters. The prover derives it after compressing
+/// (for the self-check) rather than keeping it from setup: it holds a copy of the padded
+/// R1CS shape, the largest part of the parameters, which compression copies once more.
+pub fn verifier_key_of(pp: &PublicParams) -> Result<VerifierKey, Error> {
+    Ok(compression_keys(pp)?.1)
 }
 
 /// Loads the prover's parameters and keys from the cache, or sets them up and caches them.
@@ -127,12 +133,12 @@ pub fn prover_keys(cache: &Path, arch: &Architecture) -> Result<ProverKeys, Erro
     let digest = arch.digest();
     let loaded = load::<PublicParams>(&dir.join("pp.bin"), Kind::PublicParams, &digest);
     let cached = loaded.is_some();
-    let (pp, pk, vk) = match loaded {
+    let (pp, pk) = match loaded {
         Some(pp) => {
-            let (pk, vk) = compression_keys(&pp)?;
-            (pp, pk, vk)
+            let (pk, _) = compression_keys(&pp)?;
+            (pp, pk)
         }
         None => setup_and_store(cache, arch)?,
     };
-    Ok(ProverKeys { pp, pk, vk, cached, seconds: start.elapsed().as_secs_f64() })
+    Ok(ProverKeys { pp, pk, cached, seconds: start.elapsed().as_secs_f64() })
 }

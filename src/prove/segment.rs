@@ -123,6 +123,8 @@ impl SegmentTask<'_> {
         })?;
         let fold_seconds = fold_start.elapsed().as_secs_f64() - checkpoint_seconds;
         on_event(Event::Compressing);
+        // Folding's buffers are free now; compression's are of other sizes.
+        crate::mem::release_free_memory();
         let snark = folded.snark.as_ref().ok_or_else(|| super::bad("segment", "no layer was folded".into()))?;
         let t = Instant::now();
         let proof = compress_segment(pp, pk, snark)?;
