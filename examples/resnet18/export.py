@@ -23,7 +23,8 @@ Outputs (in OUT_DIR, default /tmp/resnet18 — too large to commit):
   image.json     the first test image as a plain array
 
 Usage:
-  . /tmp/digits-venv/bin/activate   # torch, torchvision, onnx, onnxruntime: examples/digits/requirements.txt
+  pip install -r examples/digits/requirements.txt
+  pip install --no-deps -r examples/resnet18/requirements.txt   # torchvision, pillow
   python examples/resnet18/export.py [OUT_DIR]
   fold-ml import /tmp/resnet18/resnet18.onnx --calibrate /tmp/resnet18/calib.json \\
       --test /tmp/resnet18/test.json --out /tmp/resnet18/resnet18.foldml
