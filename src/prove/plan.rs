@@ -151,8 +151,10 @@ pub fn auto_layers_per_step(sizes: &StepSizes, layers: usize) -> usize {
 /// The default fold budget: step-circuit constraints (Nova's own excluded) above which a
 /// layer is tiled. Peak memory grows with the largest step (compression dominates it: see
 /// [`Estimate::peak_mib`]); 2^18 keeps a segment's near 1.4 GiB on the reference machine
-/// (1,257 MiB measured at 235k; 2^19 would allow ~2.9 GiB). Within it the tiling is chosen
-/// by estimated time, which for a segment of few blocks already prefers small tiles.
+/// (1,257 MiB measured at 235k; 2^19 would allow ~2.9 GiB), and a whole job near its
+/// largest segment's (ResNet-20, eight segments of 163k–229k: 1,296 MiB fresh, the
+/// segments' compressions 0.88–1.16 GiB). Within it the tiling is chosen by estimated time,
+/// which for a segment of few blocks already prefers small tiles.
 pub const DEFAULT_FOLD_BUDGET: usize = 1 << 18;
 
 /// How to tile the `blocks` blocks (of one or two layers) of a segment whose whole step
