@@ -22,6 +22,7 @@ use fold_ml_circuits::layer::Links;
 use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerWeights};
 use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::reference::run_native;
+use fold_ml_circuits::step::Tiling;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -432,7 +433,6 @@ fn with_blocks(mut net: Network, blocks: [BlockSpec; 3], name: &str) -> Network 
 #[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks (the full-disk hook)")]
 fn a_channel_tiled_block_is_resumed_inside_and_hands_its_groups_over() {
     use fold_ml_circuits::cost::StepCost;
-    use fold_ml_circuits::step::Tiling;
     let net = wide_network();
     net.check().expect("a valid network");
     let cost = |j: usize| StepCost::of_step(&net.segments[j].spec, net.segments[j].spec.num_stages()).constraints;
@@ -444,19 +444,26 @@ fn a_channel_tiled_block_is_resumed_inside_and_hands_its_groups_over() {
     // the disk fills up when the block is done: the newest checkpoint holds the stem and 7
     // of the block's 4 + 4 groups
     let (dir, _) = stopped_and_resumed((&net, "wide", &input), budget, 3, (1, 7));
-    let s = verdict(&dir).expect("accepted");
+    let links = [[Links::Whole; 2], [Links::Whole, Links::Channels(8)], [Links::Channels(8), Links::Whole]];
+    check_tiled_middle(&net, &input, &dir, (Tiling::Channels(8), links), "block");
+}
+
+/// Checks the proof in `dir` of a three-segment `net` whose middle segment alone is tiled
+/// (`tiling`, the segments' `links`): accepted, its live middle and output = the native
+/// run's, the model commitment the network's, and the CLI verifier agrees.
+fn check_tiled_middle(net: &Network, input: &[u8], dir: &Path, (tiling, links): (Tiling, [[Links; 2]; 3]), what: &str) {
+    let s = verdict(dir).expect("accepted");
     let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
-    assert_eq!(archs.iter().map(|a| a.tiling).collect::<Vec<_>>(), [None, Some(Tiling::Channels(8)), None]);
-    let links: Vec<_> = archs.iter().map(|a| a.block.links).collect();
-    assert_eq!(links, [[Links::Whole; 2], [Links::Whole, Links::Channels(8)], [Links::Channels(8), Links::Whole]]);
-    let out = net.run_native(&input).unwrap();
+    assert_eq!(archs.iter().map(|a| a.tiling).collect::<Vec<_>>(), [None, Some(tiling), None]);
+    assert_eq!(archs.iter().map(|a| a.block.links).collect::<Vec<_>>(), links);
+    let out = net.run_native(input).unwrap();
     let run = |j: usize, x: &[u8]| run_native(&net.segments[j].spec, x, &net.segments[j].layers).unwrap();
-    let block_out = run(1, &run(0, &input));
-    assert!(block_out.iter().filter(|&&v| v > 0).count() > block_out.len() / 4, "a live block: {block_out:?}");
+    let middle = run(1, &run(0, input));
+    assert!(middle.iter().filter(|&&v| v > 0).count() > middle.len() / 4, "a live {what}: {middle:?}");
     assert!(out.iter().any(|&v| v > 0) && out.iter().any(|&v| v < 127), "a live output: {out:?}");
     assert_eq!(s.output.values.as_deref(), Some(&out[..]));
-    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
-    assert_eq!(verify_cli(&dir).0, 0);
+    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(net));
+    assert_eq!(verify_cli(dir).0, 0);
 }
 
 /// Proves `net` on `input` under `budget`, a checkpoint after every fold, until the
@@ -520,7 +527,6 @@ fn grid_network() -> Network {
 #[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks (the full-disk hook)")]
 fn a_grid_tiled_layer_is_resumed_inside_and_hands_its_rows_of_groups_over() {
     use fold_ml_circuits::cost::StepCost;
-    use fold_ml_circuits::step::Tiling;
     let net = grid_network();
     net.check().expect("a valid network");
     let cost = |j: usize| StepCost::of_step(&net.segments[j].spec, 1).constraints;
@@ -536,20 +542,9 @@ fn a_grid_tiled_layer_is_resumed_inside_and_hands_its_rows_of_groups_over() {
     // the disk fills up when the body is done: the newest checkpoint holds the stem and 15
     // of the body's 4 rows × 4 groups
     let (dir, _) = stopped_and_resumed((&net, "grid", &input), budget, 2, (1, 15));
-    let s = verdict(&dir).expect("accepted");
-    let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
-    assert_eq!(archs.iter().map(|a| a.tiling).collect::<Vec<_>>(), [None, Some(Tiling::Grid(8)), None]);
-    let links: Vec<_> = archs.iter().map(|a| a.block.links).collect();
     let rg = Links::RowGroups(8);
-    assert_eq!(links, [[Links::Whole, Links::Rows], [Links::Rows, rg], [rg, Links::Whole]]);
-    let out = net.run_native(&input).unwrap();
-    let run = |j: usize, x: &[u8]| run_native(&net.segments[j].spec, x, &net.segments[j].layers).unwrap();
-    let body_out = run(1, &run(0, &input));
-    assert!(body_out.iter().filter(|&&v| v > 0).count() > body_out.len() / 4, "a live body: {body_out:?}");
-    assert!(out.iter().any(|&v| v > 0) && out.iter().any(|&v| v < 127), "a live output: {out:?}");
-    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
-    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
-    assert_eq!(verify_cli(&dir).0, 0);
+    let links = [[Links::Whole, Links::Rows], [Links::Rows, rg], [rg, Links::Whole]];
+    check_tiled_middle(&net, &input, &dir, (Tiling::Grid(8), links), "body");
 }
 
 /// conv 1→32 on 4×4; a residual block of two 3×3 convolutions 32→32 on 4×4 (9,216
@@ -578,7 +573,6 @@ fn pair_network() -> Network {
 #[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks (the full-disk hook)")]
 fn a_block_tiled_as_a_pair_of_grids_is_resumed_inside_its_second_pass() {
     use fold_ml_circuits::cost::StepCost;
-    use fold_ml_circuits::step::Tiling;
     let net = pair_network();
     net.check().expect("a valid network");
     let cost = |j: usize| StepCost::of_step(&net.segments[j].spec, net.segments[j].spec.num_stages()).constraints;
@@ -599,20 +593,9 @@ fn a_block_tiled_as_a_pair_of_grids_is_resumed_inside_its_second_pass() {
     // second-pass tile's state counts the block's first layer done)
     let (dir, err) = stopped_and_resumed((&net, "pair", &input), budget, 3, (1, 31));
     assert!(!err.contains("skipping"), "{err}");
-    let s = verdict(&dir).expect("accepted");
-    let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
-    assert_eq!(archs.iter().map(|a| a.tiling).collect::<Vec<_>>(), [None, Some(Tiling::Pair(8)), None]);
-    let links: Vec<_> = archs.iter().map(|a| a.block.links).collect();
     let rg = Links::RowGroups(8);
-    assert_eq!(links, [[Links::Whole, Links::Rows], [Links::Rows, rg], [rg, Links::Whole]]);
-    let out = net.run_native(&input).unwrap();
-    let run = |j: usize, x: &[u8]| run_native(&net.segments[j].spec, x, &net.segments[j].layers).unwrap();
-    let body_out = run(1, &run(0, &input));
-    assert!(body_out.iter().filter(|&&v| v > 0).count() > body_out.len() / 4, "a live body: {body_out:?}");
-    assert!(out.iter().any(|&v| v > 0) && out.iter().any(|&v| v < 127), "a live output: {out:?}");
-    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
-    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
-    assert_eq!(verify_cli(&dir).0, 0);
+    let links = [[Links::Whole, Links::Rows], [Links::Rows, rg], [rg, Links::Whole]];
+    check_tiled_middle(&net, &input, &dir, (Tiling::Pair(8), links), "body");
 }
 
 /// conv 1→4 on 16×16; a residual block of two convs 4→4 whose output is averaged
