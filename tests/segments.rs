@@ -598,6 +598,77 @@ fn a_block_tiled_as_a_pair_of_grids_is_resumed_inside_its_second_pass() {
     check_tiled_middle(&net, &input, &dir, (Tiling::Pair(8), links), "body");
 }
 
+/// ResNet-18's first stage in miniature: conv 7×7 1→32 on 8×8 with 2×2 max pooling (one
+/// model-commitment chunk: tiled by rows only); two residual blocks of 3×3 convolutions
+/// 32→32 on 4×4 in one segment (each tiled as a pair of grids of 8 channels); a 4×4
+/// convolution to 3 channels (the head).
+fn stage_network() -> Network {
+    let stem_shape = ConvShape::same(1, 32, 8, 8, 7);
+    let mut stem = LayerSpec::new(LinearShape::Conv(stem_shape), RequantSpec::new(4, 18).unwrap());
+    stem.pool = Some(Pool::square(PoolKind::Max, 2));
+    let mut net = pair_network();
+    net.name = "stage".into();
+    net.input.shape = vec![1, 8, 8];
+    net.segments[0].spec = BlockSpec::layer(stem);
+    net.segments[0].layers[0].weights = weights(stem.shape.num_weights(), 5, 3);
+    let body = &mut net.segments[1];
+    let second: Vec<LayerWeights> =
+        body.layers.iter().map(|w| LayerWeights { weights: weights(w.weights.len(), 9, 3), ..w.clone() }).collect();
+    body.layers.extend(second);
+    body.origin = ["block1.conv1", "block1.conv2", "block2.conv1", "block2.conv2"].map(String::from).to_vec();
+    net
+}
+
+/// A row-tiled layer whose reader is a stack of blocks tiled as pairs of grids (ResNet-18's
+/// stem and first stage) writes its rows in the groups the stack reads and writes: the
+/// stack keeps its pairs, and the proof says what the native model computes.
+#[test]
+fn row_tiles_write_rows_of_groups_for_a_stack_of_pairs() {
+    use fold_ml_circuits::cost::StepCost;
+    let net = stage_network();
+    net.check().expect("a valid network");
+    let cost = |j: usize| StepCost::of_step(&net.segments[j].spec, net.segments[j].spec.num_stages()).constraints;
+    let rg = Links::RowGroups(8);
+    let body = &net.segments[1].spec;
+    let tile = |links: [Links; 2], t: Tiling| StepCost::of_tiling(&body.clone().with_links(links), t).unwrap();
+    // the planner measures tiles reading rows of every channel (the dearest input)
+    let pair = tile([Links::Rows, rg], Tiling::Pair(8)).constraints;
+    let budget = cost(2).max(pair) + 1;
+    assert!(
+        cost(0) > budget && cost(1) > budget,
+        "stem and body over the budget: {}, {} vs {budget}",
+        cost(0),
+        cost(1)
+    );
+    let others = [
+        tile([Links::Rows, Links::Rows], Tiling::Rows(1)),
+        tile([Links::Rows, Links::Channels(8)], Tiling::Channels(8)),
+    ];
+    assert!(others.iter().all(|c| c.constraints > budget), "the body fits only as pairs");
+    let file = scratch().join("stage.foldml");
+    net.write(&file).unwrap();
+    let dir = scratch().join("stage");
+    let input: Vec<u8> = (0..64).map(|i| (i * 29 % 128) as u8).collect();
+    let req = JobRequest { fold_budget: Some(budget), ..request(&net, &file, input.clone()) };
+    job::run(&dir, &req, &mut |_| {}).expect("proving succeeds");
+    let s = verdict(&dir).expect("accepted");
+    let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
+    assert!(matches!(archs[0].tiling, Some(Tiling::Rows(_))), "{:?}", archs[0].tiling);
+    assert_eq!(archs[1].tiling, Some(Tiling::Pair(8)));
+    assert_eq!(archs[2].tiling, None);
+    let links: Vec<_> = archs.iter().map(|a| a.block.links).collect();
+    assert_eq!(links, [[Links::Rows, rg], [rg, rg], [rg, Links::Whole]]);
+    let (stem, body) = (&net.segments[0], &net.segments[1]);
+    let first = run_native(&body.spec, &run_native(&stem.spec, &input, &stem.layers).unwrap(), &body.layers[..2]);
+    let stage = first.unwrap();
+    assert!(stage.iter().filter(|&&v| v > 0).count() > stage.len() / 4, "a live first block: {stage:?}");
+    let out = net.run_native(&input).unwrap();
+    assert!(out.iter().any(|&v| v > 0) && out.iter().any(|&v| v < 127), "a live output: {out:?}");
+    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
+    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
+    assert_eq!(verify_cli(&dir).0, 0);
+}
+
 /// conv 1→4 on 16×16; a residual block of two convs 4→4 whose output is averaged
 /// globally (tiled: the means run through the tiles); a dense head 4→3.
 fn pooled_network() -> Network {

@@ -141,10 +141,10 @@ pub fn group_spec(block: &BlockSpec, channels: usize) -> Result<GroupSpec, Quant
 }
 
 /// The tile spec of a block tiled `rows` output rows per tile: a block of one or two
-/// layers whose output is committed one row per link, its input one row (of every channel
-/// or of groups) per link.
+/// layers whose output and input are committed one row (of every channel or of groups)
+/// per link.
 pub fn tile_spec(block: &BlockSpec, rows: usize) -> Result<TileSpec, QuantError> {
-    if block.links[1] != Links::Rows {
+    if !matches!(block.links[1], Links::Rows | Links::RowGroups(_)) {
         return Err(QuantError::BadSpec("a row-tiled block's output is committed one row per link".into()));
     }
     let spec = match block.stages.as_slice() {
@@ -152,7 +152,7 @@ pub fn tile_spec(block: &BlockSpec, rows: usize) -> Result<TileSpec, QuantError>
         [layer, second] => TileSpec::new(*layer, Some(*second), rows),
         _ => return Err(QuantError::BadSpec("only blocks of one or two layers can be tiled".into())),
     };
-    let spec = TileSpec { input: block.links[0], ..spec };
+    let spec = TileSpec { input: block.links[0], output: block.links[1], ..spec };
     spec.geometry()?;
     Ok(spec)
 }

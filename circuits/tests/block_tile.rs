@@ -1,9 +1,11 @@
 //! Tiled two-layer blocks (ResNet basic blocks: a residual or a 1×1 stride-2 projection
 //! shortcut) against the untiled block step, and the wrong witnesses they must reject.
 
+use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerWeights};
 use fold_ml_circuits::quant::RequantSpec;
+use fold_ml_circuits::spec::Links;
 use fold_ml_circuits::step::tile_spec;
 use fold_ml_circuits::tile::{TileSpec, TileState, TileStep, TileWitness};
 use proptest::prelude::*;
@@ -33,10 +35,17 @@ fn basic_block(c: usize, (h, w): (usize, usize), down: bool, skip: u32, (zp, zp2
 
 /// Small blocks with every tiling of them the circuit accepts.
 fn case() -> impl Strategy<Value = Case> {
-    cases(
-        (1usize..3, 2usize..9, 1usize..4, any::<bool>(), 1u32..9, (0u8..4, 0u8..3))
-            .prop_map(|(c, h, w, down, skip, zps)| basic_block(c, (2 * h, w), down, skip, zps)),
-    )
+    cases((1usize..3, 2usize..9, 1usize..4, any::<bool>(), 1u32..9, (0u8..4, 0u8..3), any::<bool>()).prop_map(
+        |(c, h, w, down, skip, zps, grouped)| {
+            let block = basic_block(c, (2 * h, w), down, skip, zps);
+            // the output written in rows of half its channels, or rows
+            let co = block.stages[1].shape.num_biases();
+            match grouped && co > 1 {
+                true => block.with_links([Links::Rows, Links::RowGroups(co / 2)]),
+                false => block,
+            }
+        },
+    ))
 }
 
 fn start(spec: &TileSpec, input: &[u8]) -> TileState {
@@ -58,6 +67,10 @@ proptest! {
         prop_assert!(sat.iter().all(|&s| s), "{sat:?}");
         prop_assert_eq!(end, TileState::boundary(whole.next_state(&z0.base)));
         prop_assert_eq!(end.base.layer, z0.base.layer + 2);
+        // the output is committed as its layout says (rows, or rows of groups of channels)
+        let blind = fold_ml_circuits::F::from(common::tiles::BLINDS.1);
+        let layout = spec.block().output_layout();
+        prop_assert_eq!(end.base.activations, activation_commitment_native(whole.output(), layout, blind));
     }
 
     /// A tile whose second layer's weights differ from the other tiles' (a tile of another

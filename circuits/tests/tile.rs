@@ -3,10 +3,12 @@
 //! filled padding, a tampered input row and a wrong blind.
 
 use ff::Field;
+use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{LayerSpec, LayerStep, LayerWeights};
 use fold_ml_circuits::quant::RequantSpec;
+use fold_ml_circuits::spec::Links;
 use fold_ml_circuits::tile::{TileSpec, TileState, TileStep, TileWitness};
 use fold_ml_circuits::F;
 use proptest::prelude::*;
@@ -35,7 +37,7 @@ fn start(spec: &TileSpec, input: &[u8]) -> TileState {
 
 /// Convolutions of every small geometry, with a tiling that fits.
 fn tiled_convs() -> impl Strategy<Value = TileSpec> {
-    let conv = (1usize..3, 1usize..3, 3usize..11, 1usize..5, 1usize..4, 1usize..3, [0usize..3, 0..2, 0..3, 0..2])
+    let conv = (1usize..3, 1usize..5, 3usize..11, 1usize..5, 1usize..4, 1usize..3, [0usize..3, 0..2, 0..3, 0..2])
         .prop_map(|(ci, co, h, w, k, s, pads)| ConvShape {
             channels_in: ci,
             channels_out: co,
@@ -56,11 +58,15 @@ fn tiled_convs() -> impl Strategy<Value = TileSpec> {
             pads: pads.map(|p| p.min(k - 1)),
         }),
     );
-    (conv, 1usize..6, 0u8..4, 2u32..6, pool).prop_filter_map("a tiling that fits", |(c, r, zp, shift, pool)| {
+    let shape = (conv, 1usize..6, 0u8..4, 2u32..6, pool);
+    (shape, any::<bool>()).prop_filter_map("a tiling that fits", |((c, r, zp, shift, pool), grouped)| {
         let mut layer = LayerSpec::new(LinearShape::Conv(c), RequantSpec::new(shift, 20).unwrap());
         layer.zero_point = zp;
         layer.pool = pool.filter(|p| p.check(c.output_dims()).is_ok());
-        let spec = TileSpec::new(layer, None, r);
+        // the output written in rows of groups of channels (the largest proper divisor), or rows
+        let g = (1..c.channels_out).rev().find(|g| c.channels_out.is_multiple_of(*g));
+        let output = g.filter(|_| grouped).map_or(Links::Rows, Links::RowGroups);
+        let spec = TileSpec { output, ..TileSpec::new(layer, None, r) };
         spec.geometry().is_ok().then_some(spec)
     })
 }
@@ -116,6 +122,10 @@ proptest! {
         let (sat, end) = run(&steps, z0);
         prop_assert!(sat.iter().all(|&s| s), "{sat:?}");
         prop_assert_eq!(end, TileState::boundary(whole.next_state(&z0.base)));
+        // the output is committed as its layout says (rows, or rows of groups of channels)
+        let blind = F::from(common::tiles::BLINDS.1);
+        let layout = spec.block().output_layout();
+        prop_assert_eq!(end.base.activations, activation_commitment_native(whole.output(), layout, blind));
         let [co, oh, ow] = spec.layer.output_dims();
         let mut out = vec![0u8; co * oh * ow];
         for s in &steps {

@@ -296,8 +296,9 @@ pub fn architectures(
 /// cuts, the output), or the index of a segment tiled by channels (alone or in a grid)
 /// that cannot be linked.
 ///
-/// A row-tiled segment writes rows; a channel-tiled one groups of its channels; a
-/// grid-tiled one rows of groups. Row- and grid-tiled segments read rows (of every channel,
+/// A row-tiled segment writes rows (of every channel, or of the groups a grid or a pair
+/// reading them writes itself); a channel-tiled one groups of its channels; a grid-tiled
+/// one rows of groups. Row- and grid-tiled segments read rows (of every channel,
 /// or of the groups their neighbour writes); channel-tiled and untiled ones read anything
 /// (whole). A segment of several blocks (`blocks[j] > 1`) reads what it writes. What is
 /// left free is committed whole (the cheapest). A conflict that involves no channel or
@@ -340,7 +341,8 @@ pub fn links(archs: &[Architecture], blocks: &[usize]) -> Result<Vec<Links>, usi
     };
     for (j, arch) in archs.iter().enumerate() {
         match arch.tiling {
-            Some(Tiling::Rows(_)) => drop(set(&mut fixed, j + 1, Links::Rows, j)?),
+            // rows of every channel, unless a reader needs rows of groups (below)
+            Some(Tiling::Rows(_)) => {}
             Some(Tiling::Channels(g)) => drop(set(&mut fixed, j + 1, Links::Channels(g), j)?),
             Some(Tiling::Grid(g) | Tiling::Pair(g)) => drop(set(&mut fixed, j + 1, Links::RowGroups(g), j)?),
             None => {}
@@ -354,6 +356,22 @@ pub fn links(archs: &[Architecture], blocks: &[usize]) -> Result<Vec<Links>, usi
         }
         match fixed[j] {
             None => fixed[j] = Some((Links::Rows, j)),
+            Some((Links::Rows | Links::RowGroups(_), _)) => {}
+            Some((_, by)) => {
+                if let Some(k) = blame(&[j, by]) {
+                    return Err(k);
+                }
+            }
+        }
+    }
+    stacks(&mut fixed)?;
+    // writers by rows: rows of every channel, unless their reader takes rows of groups
+    for (j, arch) in archs.iter().enumerate() {
+        if !matches!(arch.tiling, Some(Tiling::Rows(_))) {
+            continue;
+        }
+        match fixed[j + 1] {
+            None => fixed[j + 1] = Some((Links::Rows, j)),
             Some((Links::Rows | Links::RowGroups(_), _)) => {}
             Some((_, by)) => {
                 if let Some(k) = blame(&[j, by]) {
@@ -528,8 +546,11 @@ mod tests {
         assert_eq!(links(&[grid.clone(), grid.clone()], &[1, 1]), Ok(vec![Rows, rg, rg]));
         assert_eq!(links(&[grid.clone(), plain.clone()], &[1, 1]), Ok(vec![Rows, rg, Whole]));
         assert_eq!(links(&[plain.clone(), grid.clone()], &[1, 3]), Ok(vec![Whole, rg, rg]), "a stack of grids");
-        assert_eq!(links(&[grid.clone(), rows.clone()], &[1, 2]), Err(0), "a stack of row tiles after a grid");
-        assert_eq!(links(&[rows, grid.clone()], &[1, 2]), Err(1), "a stack of grids after rows");
+        // row tiles write rows of groups for a reader (or a stack of their own) that needs them
+        assert_eq!(links(&[grid.clone(), rows.clone()], &[1, 2]), Ok(vec![Rows, rg, rg]), "row tiles after a grid");
+        assert_eq!(links(&[rows.clone(), grid.clone()], &[1, 2]), Ok(vec![Rows, rg, rg]), "a stack of grids");
+        assert_eq!(links(&[rows.clone(), plain.clone()], &[1, 1]), Ok(vec![Rows, Rows, Whole]));
+        assert_eq!(links(&[rows, groups.clone(), plain], &[1, 2, 1]), Err(1), "rows cannot write groups");
         assert_eq!(links(&[groups, grid], &[1, 1]), Err(1), "a grid reads rows, not groups of all rows");
     }
 

@@ -28,6 +28,10 @@ pub struct TileSpec {
     pub channels: Option<usize>,
     /// How the input is committed: one row per link, or one row of a group of channels.
     pub input: Links,
+    /// How the output is committed: one row per link, or one row of a group of channels —
+    /// a grid's own groups; a band of rows may write its rows in groups too, for a grid or
+    /// a pair reading them next.
+    pub output: Links,
 }
 
 /// The input rows of every tile, in input-row units (vertical geometry only: a tile always
@@ -134,13 +138,13 @@ impl TileSpec {
     /// A block of one or two layers tiled `rows` output rows (every channel) per tile, its
     /// input committed one row per link.
     pub fn new(layer: LayerSpec, second: Option<LayerSpec>, rows: usize) -> Self {
-        Self { layer, second, rows, channels: None, input: Links::Rows }
+        Self { layer, second, rows, channels: None, input: Links::Rows, output: Links::Rows }
     }
 
     /// A convolution tiled one output row of `channels` output channels per tile, its
     /// input committed as given.
     pub fn grid(layer: LayerSpec, channels: usize, input: Links) -> Self {
-        Self { layer, second: None, rows: 1, channels: Some(channels), input }
+        Self { layer, second: None, rows: 1, channels: Some(channels), input, output: Links::RowGroups(channels) }
     }
 
     /// Groups of output channels per band of rows (1 unless a grid).
@@ -162,9 +166,9 @@ impl TileSpec {
         layer
     }
 
-    /// How the output is committed: one row per link, or (a grid) one row of a group.
+    /// How the output is committed: one row per link, or one row of a group.
     pub fn output_links(&self) -> Links {
-        self.channels.map_or(Links::Rows, Links::RowGroups)
+        self.output
     }
 
     /// The (first) convolution tiled.
@@ -310,11 +314,18 @@ impl TileSpec {
 }
 
 impl TileSpec {
-    /// Checks the input links (rows of every channel or of groups) and a grid's groups.
+    /// Checks the links (input and output: rows of every channel or of groups; a grid
+    /// writes its own groups, a global average one row) and a grid's groups.
     fn check_links(&self) -> Result<(), QuantError> {
         let bad = |m: String| Err(QuantError::BadSpec(m));
         if !matches!(self.input, Links::Rows | Links::RowGroups(_)) {
             return bad("a tiled layer reads its input one row per link".into());
+        }
+        let own = self
+            .channels
+            .map_or(matches!(self.output, Links::Rows | Links::RowGroups(_)), |g| self.output == Links::RowGroups(g));
+        if !own || (self.pools_globally() && self.output != Links::Rows) {
+            return bad(format!("tiles cannot write their output as {:?}", self.output));
         }
         self.block().check()?;
         let Some(groups) = self.group_spec() else { return Ok(()) };

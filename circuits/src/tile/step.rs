@@ -459,6 +459,12 @@ impl TileStep {
         domain_tag(TAG_HALO, g.halo * self.row(0).len())
     }
 
+    /// Values per output link (a row, or a row of a group of channels).
+    fn output_link_len(&self) -> usize {
+        let layout = self.0.spec.block().output_layout();
+        (layout.link_channels * layout.dims[2]).max(1)
+    }
+
     /// Values per input link (a row, or a row of a group of channels).
     fn input_link_len(&self) -> usize {
         let layout = self.0.spec.block().input_layout();
@@ -608,10 +614,13 @@ impl TileStep {
             }
             None => {
                 let mut out = z.out_chain;
+                let per_link = self.output_link_len();
                 for r in 0..inner.spec.rows {
-                    let (prev, aux) =
-                        if first && r == 0 { (output_tag, inner.witness.blind_out) } else { (out, F::ZERO) };
-                    out = chain_link_native(prev, aux, &self.output_row(r));
+                    for (k, link) in self.output_row(r).chunks(per_link).enumerate() {
+                        let start = first && r == 0 && k == 0;
+                        let (prev, aux) = if start { (output_tag, inner.witness.blind_out) } else { (out, F::ZERO) };
+                        out = chain_link_native(prev, aux, link);
+                    }
                 }
                 (out, out)
             }
@@ -1075,7 +1084,7 @@ impl TileStep {
                 .flat_map(|c| (0..owidth).map(move |x| (c * spec.rows + r) * owidth + x))
                 .map(|o| outputs[o].clone())
                 .collect();
-            let (prev, aux) = if r == 0 {
+            let (mut prev, mut aux) = if r == 0 {
                 let prev = select(&mut cs.namespace(|| "start"), first, &output_tag, &out)?;
                 let aux = match blind_out {
                     Some(b) => Elt::Allocated(product(&mut cs.namespace(|| "blind"), first, &Term::var(b))?),
@@ -1085,7 +1094,14 @@ impl TileStep {
             } else {
                 (Elt::Allocated(alloc_term(&mut cs, &out)?), zero())
             };
-            out = Term::var(&chain_link(&mut cs.namespace(|| "link"), prev, aux, &values)?);
+            // a row written in groups of channels: one link per group, in order
+            for (k, link) in values.chunks(self.output_link_len()).enumerate() {
+                let name = if k == 0 { "link".to_string() } else { format!("link {k}") };
+                let next = chain_link(&mut cs.namespace(|| name), prev, aux, link)?;
+                (prev, aux) = (Elt::Allocated(next), zero());
+            }
+            let Elt::Allocated(last) = prev else { return Err(SynthesisError::Unsatisfiable("an empty row".into())) };
+            out = Term::var(&last);
         }
         Ok(out)
     }
