@@ -9,7 +9,7 @@
 //!
 //! `cargo run --release --example tile_overhead [BUDGET...]` (default: 262144 524288).
 
-use fold_ml::prove::plan::tiling;
+use fold_ml::prove::plan::{tiling, Groups};
 use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{BlockSpec, LayerSpec, Links};
@@ -109,7 +109,7 @@ fn main() {
             })
             .collect();
         for &budget in &budgets {
-            let planner = match tiling(&block, whole.constraints, (budget, true), 1) {
+            let planner = match tiling(&block, whole.constraints, (budget, Groups::Any), 1) {
                 None => "whole".into(),
                 Some(Tiling::Rows(r)) => format!("{r} row{}", plural(r)),
                 Some(Tiling::Channels(g)) => format!("{g} channel{}", plural(g)),

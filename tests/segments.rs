@@ -669,6 +669,60 @@ fn row_tiles_write_rows_of_groups_for_a_stack_of_pairs() {
     assert_eq!(verify_cli(&dir).0, 0);
 }
 
+/// ResNet-18's stem and first stage at 32×32: conv 7×7 3→32 with 4×4 max pooling (two
+/// model-commitment chunks of 16 channels), two residual blocks of 3×3 convolutions 32→32
+/// on 8×8 in one segment (chunks of 8 channels), an 8×8 convolution to 3 channels.
+fn stem_grid_network() -> Network {
+    let mut net = stage_network();
+    let mut stem =
+        LayerSpec::new(LinearShape::Conv(ConvShape::same(3, 32, 32, 32, 7)), RequantSpec::new(6, 20).unwrap());
+    stem.pool = Some(Pool::square(PoolKind::Max, 4));
+    let conv = LinearShape::Conv(ConvShape::same(32, 32, 8, 8, 3));
+    let first = LayerSpec::new(conv, RequantSpec::new(7, 20).unwrap());
+    let second = LayerSpec { skip: 3, ..first };
+    let head_shape = ConvShape { kernel: [8, 8], pads: [0; 4], ..ConvShape::same(32, 3, 8, 8, 1) };
+    let head = LayerSpec::new(LinearShape::Conv(head_shape), RequantSpec::new(7, 20).unwrap());
+    let blocks = [BlockSpec::layer(stem), BlockSpec::new(vec![first, second]), BlockSpec::layer(head)];
+    for (segment, block) in net.segments.iter_mut().zip(blocks) {
+        let stages = block.stages.clone();
+        for (w, spec) in segment.layers.iter_mut().zip(stages.iter().cycle()) {
+            *w = LayerWeights {
+                weights: weights(spec.shape.num_weights(), 7, 3),
+                bias: vec![4; spec.shape.num_biases()],
+            };
+        }
+        segment.spec = block;
+    }
+    net.input.shape = vec![3, 32, 32];
+    net
+}
+
+/// A stack of blocks that would rather be tiled otherwise, after a stem that can only
+/// be a grid of 16 (its chunks), takes the stem's groups instead of falling back to rows.
+#[test]
+fn a_stack_of_pairs_takes_the_groups_of_its_grid_tiled_stem() {
+    use fold_ml::prove::plan::{architectures, tiling, Groups};
+    use fold_ml_circuits::cost::StepCost;
+    let net = stem_grid_network();
+    net.check().expect("a valid network");
+    let (stem, body) = (&net.segments[0].spec, &net.segments[1].spec);
+    let rg = Links::RowGroups(16);
+    let cost = |b: &BlockSpec, links: [Links; 2], t: Tiling| StepCost::of_tiling(&b.clone().with_links(links), t);
+    let grid = cost(stem, [Links::Rows, rg], Tiling::Grid(16)).unwrap().constraints;
+    let pair = cost(body, [Links::Rows, rg], Tiling::Pair(16)).unwrap().constraints;
+    let budget = grid.max(pair) + 1;
+    let rows = cost(stem, [Links::Rows; 2], Tiling::Rows(1)).unwrap().constraints;
+    assert!(rows > budget, "the stem fits only as a grid: {rows} vs {budget}");
+    let whole = StepCost::of_step(body, 2).constraints;
+    let alone = tiling(body, whole, (budget, Groups::Any), 2);
+    assert!(alone.is_some_and(|t| t != Tiling::Pair(16)), "the stack alone is tiled otherwise: {alone:?}");
+    let archs = architectures(&net, None, Some(budget));
+    let tilings: Vec<_> = archs.iter().map(|a| a.tiling).collect();
+    assert_eq!(tilings, [Some(Tiling::Grid(16)), Some(Tiling::Pair(16)), None]);
+    let links: Vec<_> = archs.iter().map(|a| a.block.links).collect();
+    assert_eq!(links, [[Links::Rows, rg], [rg, rg], [rg, Links::Whole]]);
+}
+
 /// conv 1→4 on 16×16; a residual block of two convs 4→4 whose output is averaged
 /// globally (tiled: the means run through the tiles); a dense head 4→3.
 fn pooled_network() -> Network {

@@ -169,11 +169,11 @@ pub const DEFAULT_FOLD_BUDGET: usize = 1 << 18;
 /// whose tile fits, the least estimated time wins: parameter setup and compression grow
 /// with the step, folding with the steps' total, and a segment of few blocks pays far more
 /// for the first (~2e-4 s per constraint, once) than for the second (~2e-6 s per
-/// constraint, every fold), so small tiles usually win there (`channels`: whether groups
-/// of channels, alone or in a grid, are candidates). When nothing fits, the smallest tile
+/// constraint, every fold), so small tiles usually win there (`groups`: which groups of
+/// channels, alone, in a grid or in a pair, are candidates). When nothing fits, the smallest tile
 /// measured. Blocks that cannot be tiled (more layers, a two-layer block pooled otherwise
 /// than globally, a shortcut the tiles cannot place, a dense layer) get `None`.
-pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, bool), blocks: usize) -> Option<Tiling> {
+pub fn tiling(block: &BlockSpec, untiled: usize, (budget, allowed): (usize, Groups), blocks: usize) -> Option<Tiling> {
     let fits = untiled <= budget;
     if fits && untiled < TILE_CANDIDATE_CONSTRAINTS {
         return None;
@@ -186,9 +186,9 @@ pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, boo
     };
     let height = fold_ml_circuits::tile::tiled_height(block);
     let rows = (1..height).rev().filter(|&r| height.is_multiple_of(r)).map(Tiling::Rows);
-    let outputs = if channels { block.stages.first().map_or(0, |s| s.shape.num_biases()) } else { 0 };
-    let groups: Vec<usize> = (1..outputs).rev().filter(|&g| outputs.is_multiple_of(g)).collect();
-    let channels = groups.iter().map(|&g| Tiling::Channels(g));
+    let outputs = block.stages.first().map_or(0, |s| s.shape.num_biases());
+    let groups: Vec<usize> = (1..outputs).rev().filter(|&g| outputs.is_multiple_of(g) && allowed.allows(g)).collect();
+    let channels = groups.iter().filter(|_| allowed == Groups::Any).map(|&g| Tiling::Channels(g));
     let grids = groups.iter().filter(|_| block.num_stages() == 1).map(|&g| Tiling::Grid(g));
     let pairs = groups.iter().filter(|_| block.num_stages() == 2).map(|&g| Tiling::Pair(g));
     let candidates: Vec<(Tiling, usize)> = rows
@@ -225,6 +225,28 @@ pub fn tiling(block: &BlockSpec, untiled: usize, (budget, channels): (usize, boo
     }
 }
 
+/// Which groups of output channels a tiling may use (alone, in a grid or in a pair).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Groups {
+    /// Any whole number of model-commitment chunks.
+    Any,
+    /// Rows of groups of this many channels only (a grid or a pair): what a neighbour
+    /// reads or writes.
+    Only(usize),
+    /// None: bands of rows only.
+    None,
+}
+
+impl Groups {
+    fn allows(self, g: usize) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Only(only) => g == only,
+            Self::None => false,
+        }
+    }
+}
+
 /// Primary constraints of one fold of `arch`, Nova's verifier circuit included: a tile
 /// measured (its share of the block would miss what every tile repeats), a whole step
 /// estimated from above without synthesizing it ([`StepCost::rough`]).
@@ -242,9 +264,11 @@ pub const TILE_CANDIDATE_CONSTRAINTS: usize = 4 * AUTO_STEP_CONSTRAINTS;
 /// The architecture of each segment of `model`: `layers_per_step` (or the automatic
 /// choice) for stackable one-layer blocks, a multi-layer block per step, and layers whose
 /// step exceeds `fold_budget` tiled ([`tiling`]); how the tensors between segments are
-/// committed follows ([`links`]). A channel tiling whose output cannot be committed as
+/// committed follows ([`links`]). A tiling by channels whose output cannot be committed as
 /// its neighbours need (a row-tiled consumer, a stack of layers that must read what it
-/// writes) gives way to the best tiling by rows.
+/// writes) gives way: first to the best tiling in the rows of groups a neighbour grid or
+/// pair reads or writes (ResNet-18's first stage takes its stem's groups), then to the
+/// best tiling by rows.
 pub fn architectures(
     model: &dyn ModelSource,
     layers_per_step: Option<usize>,
@@ -253,13 +277,13 @@ pub fn architectures(
     let budget = fold_budget.unwrap_or(DEFAULT_FOLD_BUDGET);
     let segments = model.segments();
     let blocks: Vec<usize> = segments.iter().map(|s| s.num_layers() / s.spec().num_stages().max(1)).collect();
-    let plan = |j: usize, channels: bool| {
+    let plan = |j: usize, groups: Groups| {
         let (seg, blocks) = (segments[j], blocks[j]);
         let spec = seg.spec();
         // a layer far over the budget is never synthesized whole
         let rough = StepCost::rough(&spec);
         let untiled = if rough > 2 * budget { rough } else { StepCost::of_step(&spec, spec.num_stages()).constraints };
-        match tiling(&spec, untiled, (budget, channels), blocks) {
+        match tiling(&spec, untiled, (budget, groups), blocks) {
             Some(Tiling::Rows(rows)) => return Architecture::tiled(spec, rows),
             Some(Tiling::Channels(g)) => return Architecture::channel_tiled(spec, g),
             Some(Tiling::Grid(g)) => return Architecture::grid_tiled(spec, g),
@@ -277,7 +301,8 @@ pub fn architectures(
         };
         Architecture::new(spec, k)
     };
-    let mut archs: Vec<Architecture> = (0..segments.len()).map(|j| plan(j, true)).collect();
+    let mut allowed = vec![Groups::Any; segments.len()];
+    let mut archs: Vec<Architecture> = (0..segments.len()).map(|j| plan(j, Groups::Any)).collect();
     loop {
         match links(&archs, &blocks) {
             Ok(links) => {
@@ -286,10 +311,29 @@ pub fn architectures(
                 }
                 return archs;
             }
-            // each round takes one channel tiling away: it ends
-            Err(j) => archs[j] = plan(j, false),
+            // each round narrows one segment's groups: it ends
+            Err(j) => {
+                allowed[j] = match (allowed[j], neighbour_groups(&archs, j)) {
+                    (Groups::Any, Some(g)) => Groups::Only(g),
+                    _ => Groups::None,
+                };
+                archs[j] = plan(j, allowed[j]);
+            }
         }
     }
+}
+
+/// The groups of channels of the rows of groups that segment `j`'s writer (else its
+/// reader) writes or reads, tiled as a grid or a pair, when they differ from `j`'s own.
+fn neighbour_groups(archs: &[Architecture], j: usize) -> Option<usize> {
+    let group = |a: &Architecture| match a.tiling {
+        Some(Tiling::Grid(g) | Tiling::Pair(g)) => Some(g),
+        _ => None,
+    };
+    let own = group(&archs[j]);
+    let writer = j.checked_sub(1).and_then(|i| group(&archs[i]));
+    let reader = archs.get(j + 1).and_then(group);
+    writer.into_iter().chain(reader).find(|&g| Some(g) != own)
 }
 
 /// How each tensor between segments is committed (`n + 1` of them: the network input, the
@@ -415,7 +459,7 @@ mod tests {
     /// The rows of [`tiling`]'s choice (a layer of one model-commitment chunk has no
     /// channel tiling).
     fn tile_rows(block: &BlockSpec, untiled: usize, budget: usize, blocks: usize) -> Option<usize> {
-        tiling(block, untiled, (budget, true), blocks).map(|t| match t {
+        tiling(block, untiled, (budget, Groups::Any), blocks).map(|t| match t {
             Tiling::Rows(r) => r,
             Tiling::Channels(g) | Tiling::Grid(g) | Tiling::Pair(g) => panic!("{g} channels per tile"),
         })
@@ -506,7 +550,7 @@ mod tests {
         let block = BlockSpec::layer(wide());
         let whole = StepCost::of_step(&block, 1).constraints;
         assert!(whole > DEFAULT_FOLD_BUDGET, "{whole}");
-        let Some(Tiling::Channels(g)) = tiling(&block, whole, (DEFAULT_FOLD_BUDGET, true), 1) else {
+        let Some(Tiling::Channels(g)) = tiling(&block, whole, (DEFAULT_FOLD_BUDGET, Groups::Any), 1) else {
             panic!("not tiled by channels")
         };
         let linked = block.clone().with_links([Links::Whole, Links::Channels(g)]);
@@ -514,7 +558,7 @@ mod tests {
         assert!(tile.constraints <= DEFAULT_FOLD_BUDGET, "{g} channels: {}", tile.constraints);
         assert_eq!(g % 4, 0, "whole chunks of 4 channels");
         // without channel groups: row tiles, none of which fits (the fewest rows)
-        assert_eq!(tiling(&block, whole, (DEFAULT_FOLD_BUDGET, false), 1), Some(Tiling::Rows(1)));
+        assert_eq!(tiling(&block, whole, (DEFAULT_FOLD_BUDGET, Groups::None), 1), Some(Tiling::Rows(1)));
     }
 
     #[test]
@@ -566,7 +610,9 @@ mod tests {
         );
         let block = BlockSpec::layer(layer);
         let rough = StepCost::rough(&block);
-        let Some(Tiling::Grid(g)) = tiling(&block, rough, (DEFAULT_FOLD_BUDGET, true), 1) else { panic!("not a grid") };
+        let Some(Tiling::Grid(g)) = tiling(&block, rough, (DEFAULT_FOLD_BUDGET, Groups::Any), 1) else {
+            panic!("not a grid")
+        };
         let linked = block.clone().with_links([Links::Rows, Links::RowGroups(g)]);
         let tile = StepCost::of_tiling(&linked, Tiling::Grid(g)).unwrap();
         assert!(tile.constraints <= DEFAULT_FOLD_BUDGET, "{g} channels: {}", tile.constraints);
