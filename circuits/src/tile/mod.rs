@@ -26,7 +26,10 @@
 //!   computes the convolution rows its pooling windows cover, sets those outside the image
 //!   — in the bands the geometry lists — to 0, which no maximum exceeds, and pools) and
 //!   absorbs them into `out_chain`, output row 0 starting from the output tag and
-//!   `blind_out`;
+//!   `blind_out` — one link per row, or, when the output is committed in rows of groups
+//!   of channels (for a grid or a pair reading it next), one link per group of each row,
+//!   in the layout's order ([`crate::commit::Layout::link`]); the layout's tag starts the
+//!   chain, so a chain cut one way never opens as the other;
 //! - in the last tile, checks `in_chain` = the layer's input commitment and hands
 //!   `out_chain` on as the next layer's input commitment.
 //!
