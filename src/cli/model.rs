@@ -266,7 +266,9 @@ fn shape_name(shape: &LinearShape) -> String {
 
 /// The segment table of an imported model, with the plan under `step`'s choices.
 fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
-    use fold_ml::prove::plan::{architectures, estimate_steps, DEFAULT_FOLD_BUDGET, NOVA_PRIMARY_OVERHEAD};
+    use fold_ml::prove::plan::{
+        architectures, estimate_steps, parallel_map, DEFAULT_FOLD_BUDGET, NOVA_PRIMARY_OVERHEAD,
+    };
     use fold_ml_circuits::cost::StepCost;
     let budget = step.fold_budget.map_or(DEFAULT_FOLD_BUDGET, |b| b as usize);
     let archs = architectures(net, step.layers_per_step, Some(budget));
@@ -288,17 +290,20 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
     let (mut fold_s, mut compress_s, mut setup_s, mut peak, mut steps_total, mut untileable) =
         (0.0, 0.0, 0.0, 0.0f64, 0, 0);
     let mut seen: Vec<&fold_ml::model::Architecture> = Vec::new();
-    for (j, (seg, arch)) in net.segments.iter().zip(&archs).enumerate() {
-        let block = &seg.spec;
+    let costs = parallel_map(&archs, |arch| {
         // a step far over the budget is estimated, not synthesized (it may not fit in memory)
         let rough = StepCost::rough(&arch.block);
-        let cost = match arch.tiling {
-            Some(tiling) => StepCost::of_tiling(&arch.block, tiling)?,
+        match arch.tiling {
+            Some(tiling) => StepCost::of_tiling(&arch.block, tiling),
             None if rough > 4 * budget => {
-                StepCost { constraints: rough, macs: arch.block.macs(), ..StepCost::default() }
+                Ok(StepCost { constraints: rough, macs: arch.block.macs(), ..StepCost::default() })
             }
-            None => StepCost::of_step(&arch.block, arch.layers_per_step),
-        };
+            None => Ok(StepCost::of_step(&arch.block, arch.layers_per_step)),
+        }
+    });
+    for (j, ((seg, arch), cost)) in net.segments.iter().zip(&archs).zip(costs).enumerate() {
+        let block = &seg.spec;
+        let cost = cost?;
         let steps = arch.steps(seg.layers.len());
         let e = estimate_steps(cost.constraints + NOVA_PRIMARY_OVERHEAD, steps);
         fold_s += e.fold_s;

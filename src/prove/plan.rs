@@ -207,8 +207,10 @@ pub fn tiling(block: &BlockSpec, untiled: usize, (budget, allowed): (usize, Grou
     // the whole step, when it fits
     let mut best: Option<(f64, Option<Tiling>)> = fits.then(|| (time(1, untiled), None));
     let mut fallback = None;
-    for &(t, tiles) in candidates.iter().filter(|&&(_, tiles)| untiled / tiles <= budget) {
-        let Ok(cost) = StepCost::of_tiling(&linked(t), t) else { continue };
+    let measured: Vec<_> = candidates.iter().copied().filter(|&(_, tiles)| untiled / tiles <= budget).collect();
+    let costs = parallel_map(&measured, |&(t, _)| StepCost::of_tiling(&linked(t), t));
+    for (&(t, tiles), cost) in measured.iter().zip(costs) {
+        let Ok(cost) = cost else { continue };
         if cost.constraints <= budget {
             let s = time(tiles, cost.constraints);
             if best.is_none_or(|(b, _)| s < b) {
@@ -223,6 +225,26 @@ pub fn tiling(block: &BlockSpec, untiled: usize, (budget, allowed): (usize, Grou
         Some((_, t)) => t,
         None => fallback.or(candidates.iter().max_by_key(|(_, n)| *n).copied()).map(|(t, _)| t),
     }
+}
+
+/// `f` of every item, in order, computed on the machine's cores: measuring a candidate
+/// tiling synthesizes its circuit on one thread, and ResNet-18 has dozens of candidates
+/// of up to millions of constraints.
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, items.len().max(1));
+    let f = &f;
+    let mut out: Vec<(usize, R)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|w| {
+                s.spawn(move || {
+                    items.iter().enumerate().skip(w).step_by(threads).map(|(i, x)| (i, f(x))).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Which groups of output channels a tiling may use (alone, in a grid or in a pair).
@@ -302,7 +324,8 @@ pub fn architectures(
         Architecture::new(spec, k)
     };
     let mut allowed = vec![Groups::Any; segments.len()];
-    let mut archs: Vec<Architecture> = (0..segments.len()).map(|j| plan(j, Groups::Any)).collect();
+    let indices: Vec<usize> = (0..segments.len()).collect();
+    let mut archs: Vec<Architecture> = parallel_map(&indices, |&j| plan(j, Groups::Any));
     loop {
         match links(&archs, &blocks) {
             Ok(links) => {
@@ -559,6 +582,13 @@ mod tests {
         assert_eq!(g % 4, 0, "whole chunks of 4 channels");
         // without channel groups: row tiles, none of which fits (the fewest rows)
         assert_eq!(tiling(&block, whole, (DEFAULT_FOLD_BUDGET, Groups::None), 1), Some(Tiling::Rows(1)));
+    }
+
+    #[test]
+    fn parallel_measurements_keep_the_candidates_order() {
+        let items: Vec<usize> = (0..37).collect();
+        assert_eq!(parallel_map(&items, |&i| i * i), items.iter().map(|i| i * i).collect::<Vec<_>>());
+        assert!(parallel_map(&[] as &[usize], |&i| i).is_empty());
     }
 
     #[test]
