@@ -416,35 +416,27 @@ pub fn links(archs: &[Architecture], blocks: &[usize]) -> Result<Vec<Links>, usi
         }
     }
     stacks(&mut fixed)?;
-    // readers by rows: rows of every channel, unless their neighbour writes rows of groups
-    for (j, arch) in archs.iter().enumerate() {
-        if !matches!(arch.tiling, Some(Tiling::Rows(_) | Tiling::Grid(_) | Tiling::Pair(_))) {
-            continue;
+    // tensor `b`, read or written by rows by segment `j`: rows of every channel unless it
+    // is already rows of groups; a segment tiled by channels gives way on anything else
+    let by_rows = |fixed: &mut Vec<Option<(Links, usize)>>, b: usize, j: usize| match fixed[b] {
+        None => {
+            fixed[b] = Some((Links::Rows, j));
+            Ok(())
         }
-        match fixed[j] {
-            None => fixed[j] = Some((Links::Rows, j)),
-            Some((Links::Rows | Links::RowGroups(_), _)) => {}
-            Some((_, by)) => {
-                if let Some(k) = blame(&[j, by]) {
-                    return Err(k);
-                }
-            }
+        Some((Links::Rows | Links::RowGroups(_), _)) => Ok(()),
+        Some((_, by)) => blame(&[j, by]).map_or(Ok(()), Err),
+    };
+    // readers by rows, unless their neighbour writes rows of groups
+    for (j, arch) in archs.iter().enumerate() {
+        if matches!(arch.tiling, Some(Tiling::Rows(_) | Tiling::Grid(_) | Tiling::Pair(_))) {
+            by_rows(&mut fixed, j, j)?;
         }
     }
     stacks(&mut fixed)?;
-    // writers by rows: rows of every channel, unless their reader takes rows of groups
+    // writers by rows, unless their reader takes rows of groups
     for (j, arch) in archs.iter().enumerate() {
-        if !matches!(arch.tiling, Some(Tiling::Rows(_))) {
-            continue;
-        }
-        match fixed[j + 1] {
-            None => fixed[j + 1] = Some((Links::Rows, j)),
-            Some((Links::Rows | Links::RowGroups(_), _)) => {}
-            Some((_, by)) => {
-                if let Some(k) = blame(&[j, by]) {
-                    return Err(k);
-                }
-            }
+        if matches!(arch.tiling, Some(Tiling::Rows(_))) {
+            by_rows(&mut fixed, j + 1, j)?;
         }
     }
     stacks(&mut fixed)?;
