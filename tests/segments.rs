@@ -598,6 +598,19 @@ fn a_block_tiled_as_a_pair_of_grids_is_resumed_inside_its_second_pass() {
     check_tiled_middle(&net, &input, &dir, (Tiling::Pair(8), links), "body");
 }
 
+/// `pair_network` with other blocks (stem, body, head; `with_blocks`' weights) on an input
+/// of `shape`, its body a stack of two such blocks (the second's weights another draw).
+fn with_stacked_body(blocks: [BlockSpec; 3], name: &str, shape: Vec<usize>) -> Network {
+    let mut net = with_blocks(pair_network(), blocks, name);
+    net.input.shape = shape;
+    let body = &mut net.segments[1];
+    let second: Vec<LayerWeights> =
+        body.layers.iter().map(|w| LayerWeights { weights: weights(w.weights.len(), 9, 3), ..w.clone() }).collect();
+    body.layers.extend(second);
+    body.origin = ["block1.conv1", "block1.conv2", "block2.conv1", "block2.conv2"].map(String::from).to_vec();
+    net
+}
+
 /// ResNet-18's first stage in miniature: conv 7×7 1→32 on 8×8 with 2×2 max pooling (one
 /// model-commitment chunk: tiled by rows only); two residual blocks of 3×3 convolutions
 /// 32→32 on 4×4 in one segment (each tiled as a pair of grids of 8 channels); a 4×4
@@ -606,17 +619,9 @@ fn stage_network() -> Network {
     let stem_shape = ConvShape::same(1, 32, 8, 8, 7);
     let mut stem = LayerSpec::new(LinearShape::Conv(stem_shape), RequantSpec::new(4, 18).unwrap());
     stem.pool = Some(Pool::square(PoolKind::Max, 2));
-    let mut net = pair_network();
-    net.name = "stage".into();
-    net.input.shape = vec![1, 8, 8];
-    net.segments[0].spec = BlockSpec::layer(stem);
-    net.segments[0].layers[0].weights = weights(stem.shape.num_weights(), 5, 3);
-    let body = &mut net.segments[1];
-    let second: Vec<LayerWeights> =
-        body.layers.iter().map(|w| LayerWeights { weights: weights(w.weights.len(), 9, 3), ..w.clone() }).collect();
-    body.layers.extend(second);
-    body.origin = ["block1.conv1", "block1.conv2", "block2.conv1", "block2.conv2"].map(String::from).to_vec();
-    net
+    let pair = pair_network();
+    let blocks = [BlockSpec::layer(stem), pair.segments[1].spec.clone(), pair.segments[2].spec.clone()];
+    with_stacked_body(blocks, "stage", vec![1, 8, 8])
 }
 
 /// A row-tiled layer whose reader is a stack of blocks tiled as pairs of grids (ResNet-18's
@@ -673,7 +678,6 @@ fn row_tiles_write_rows_of_groups_for_a_stack_of_pairs() {
 /// model-commitment chunks of 16 channels), two residual blocks of 3×3 convolutions 32→32
 /// on 8×8 in one segment (chunks of 8 channels), an 8×8 convolution to 3 channels.
 fn stem_grid_network() -> Network {
-    let mut net = stage_network();
     let mut stem =
         LayerSpec::new(LinearShape::Conv(ConvShape::same(3, 32, 32, 32, 7)), RequantSpec::new(6, 20).unwrap());
     stem.pool = Some(Pool::square(PoolKind::Max, 4));
@@ -683,18 +687,7 @@ fn stem_grid_network() -> Network {
     let head_shape = ConvShape { kernel: [8, 8], pads: [0; 4], ..ConvShape::same(32, 3, 8, 8, 1) };
     let head = LayerSpec::new(LinearShape::Conv(head_shape), RequantSpec::new(7, 20).unwrap());
     let blocks = [BlockSpec::layer(stem), BlockSpec::new(vec![first, second]), BlockSpec::layer(head)];
-    for (segment, block) in net.segments.iter_mut().zip(blocks) {
-        let stages = block.stages.clone();
-        for (w, spec) in segment.layers.iter_mut().zip(stages.iter().cycle()) {
-            *w = LayerWeights {
-                weights: weights(spec.shape.num_weights(), 7, 3),
-                bias: vec![4; spec.shape.num_biases()],
-            };
-        }
-        segment.spec = block;
-    }
-    net.input.shape = vec![3, 32, 32];
-    net
+    with_stacked_body(blocks, "stem_grid", vec![3, 32, 32])
 }
 
 /// A stack of blocks that would rather be tiled otherwise, after a stem that can only
