@@ -7,6 +7,7 @@ mod common;
 use common::{cache, copy_job, fold_ml, run_env, scratch, verify_cli};
 use fold_ml::artifact::{decode, encode, Kind};
 use fold_ml::job::checkpoint::FAIL_HOOK_ENV;
+use fold_ml::job::events::{EventLog, JobEvent};
 use fold_ml::job::manifest::{CheckpointPolicy, ModelRecord};
 use fold_ml::job::{self, JobRequest};
 use fold_ml::model::network::{argmax, InputQuant, Network, OutputQuant, Segment, NETWORK_VERSION};
@@ -497,10 +498,19 @@ fn stopped_and_resumed(
     assert_eq!(code, 2, "the full disk stops the job: {err}");
     let found = fold_ml::job::checkpoint::list(&dir).first().map(|(k, _)| *k);
     assert_eq!(found, Some(newest), "the newest checkpoint");
+    let folded = EventLog::read(&dir).iter().filter(|e| matches!(e.event, JobEvent::Folded { .. })).count();
+    let (code, stopped, _) = fold_ml(&["status", dir.to_str().unwrap()]);
+    assert_eq!(code, 0);
     let (code, out, err) = fold_ml(&["resume", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains(&format!("resuming from the checkpoint at {} layers", newest.0)), "{err}");
     assert!(out.contains("predicted class"), "{out}");
+    // While stopped, `status` counted the folds the first run logged (one event each) out
+    // of every fold of the plan, and gave a time left.
+    let s = statement(&dir);
+    let total: usize = s.segments.iter().map(|seg| seg.architecture.steps(seg.num_layers)).sum();
+    assert!(stopped.contains(&format!("folds        {folded}/{total}\n")), "{folded}/{total}: {stopped}");
+    assert!(stopped.contains("ETA") && stopped.contains("compressions"), "{stopped}");
     (dir, err)
 }
 

@@ -50,11 +50,28 @@ pub fn run_status(dir: &Path) -> anyhow::Result<ExitCode> {
     if let Some([t, n]) = s.tile {
         println!("  tiles        {t}/{n} of layer {}", s.done + 1);
     }
-    if let Some(r) = s.rate {
-        println!("  rate         {r:.2} layers/s");
-    }
-    if let (Some(eta), false) = (s.eta_seconds(), s.finished) {
-        println!("  ETA          {eta:.0} s");
+    match (&s.plan, s.finished) {
+        (Some(p), false) => {
+            println!("  folds        {}/{}", p.folds[0], p.folds[1]);
+            if let Some(r) = p.constraints_per_s {
+                println!("  rate         {:.0} constraints folded/s (the latest run's folds)", r);
+            }
+            if let (Some(eta), Some(f)) = (p.seconds(), p.folding_s) {
+                let (k, c) = p.compressions;
+                println!(
+                    "  ETA          {eta:.0} s (folding {f:.0} s at that rate, {k} compressions ~{c:.0} s estimated)"
+                );
+            }
+        }
+        (None, false) => {
+            if let Some(r) = s.rate {
+                println!("  rate         {r:.2} layers/s");
+            }
+            if let Some(eta) = s.eta_seconds() {
+                println!("  ETA          {eta:.0} s");
+            }
+        }
+        (_, true) => {}
     }
     let checkpoint = match s.last_checkpoint {
         None => "none".into(),

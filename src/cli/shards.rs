@@ -159,10 +159,8 @@ pub fn print_status(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
             ShardState::Failed(e) => format!("failed: {e}"),
             ShardState::Damaged(e) => format!("damaged: {e}"),
         };
-        let eta = match (&r.state, r.rate) {
-            (ShardState::Running(_), Some(rate)) if rate > 0.0 => {
-                format!("  ETA {:.0} s", (r.layers - r.done) as f64 / rate)
-            }
+        let eta = match (&r.state, r.eta_s) {
+            (ShardState::Running(_), Some(eta)) => format!("  ETA {eta:.0} s"),
             _ => String::new(),
         };
         println!(

@@ -20,6 +20,11 @@ pub enum JobEvent {
         /// Segments of the model.
         segments: usize,
     },
+    /// A run's plan (logged when it starts or resumes): what `status` weighs folds by.
+    Planned {
+        /// Every segment the run proves.
+        segments: Vec<super::eta::PlannedSegment>,
+    },
     /// A fold is done.
     Folded {
         /// Layers of the model folded so far.
@@ -93,6 +98,7 @@ impl JobEvent {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Started { .. } => "started",
+            Self::Planned { .. } => "planned",
             Self::Folded { .. } => "folded",
             Self::Checkpoint { .. } => "checkpoint",
             Self::CheckpointRejected { .. } => "checkpoint_rejected",

@@ -13,6 +13,7 @@
 
 pub mod checkpoint;
 pub mod error;
+pub mod eta;
 pub mod events;
 pub mod lock;
 pub mod manifest;
@@ -581,6 +582,12 @@ fn run_locked(
             m
         }
     };
+
+    let planned = (0..archs.len()).map(|j| {
+        let constraints = summaries[j].expect("every segment named").constraints;
+        eta::PlannedSegment::of(&archs[j], offsets[j], segments[j].num_layers(), constraints)
+    });
+    log.append(JobEvent::Planned { segments: planned.collect() })?;
 
     if req.restart {
         for (_, path) in checkpoint::list(dir) {

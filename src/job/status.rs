@@ -1,5 +1,6 @@
 //! `fold-ml status DIR`: where a running or stopped job stands, from its files alone.
 
+use super::eta::{eta, Eta};
 use super::events::{EventLog, JobEvent, Logged};
 use super::{checkpoint, lock, read_manifest};
 use crate::error::Error;
@@ -18,6 +19,9 @@ pub struct JobStatus {
     pub tile: Option<[usize; 2]>,
     /// Layers per second of the latest run, if it folded anything.
     pub rate: Option<f64>,
+    /// Folds done and the time left by the logged plan ([`eta`]; `None` for a job whose
+    /// runs logged none).
+    pub plan: Option<Eta>,
     /// Process proving it now, if any.
     pub running_pid: Option<u32>,
     /// The final proof exists.
@@ -27,9 +31,18 @@ pub struct JobStatus {
 }
 
 impl JobStatus {
-    /// Seconds left at the current rate.
+    /// Seconds left: by the logged plan (folds weighed by their size, and the compressions
+    /// left), else at the latest run's layers per second.
     pub fn eta_seconds(&self) -> Option<f64> {
-        self.rate.filter(|r| *r > 0.0).map(|r| (self.total - self.done) as f64 / r)
+        seconds_left(self.plan.as_ref(), self.rate, self.total - self.done)
+    }
+}
+
+/// Seconds left: by a logged plan, else `layers_left` at `rate` layers per second.
+pub(crate) fn seconds_left(plan: Option<&Eta>, rate: Option<f64>, layers_left: usize) -> Option<f64> {
+    match plan {
+        Some(p) => p.seconds(),
+        None => rate.filter(|r| *r > 0.0).map(|r| layers_left as f64 / r),
     }
 }
 
@@ -42,6 +55,7 @@ pub fn status(dir: &Path) -> Result<JobStatus, Error> {
         Some(JobEvent::Folded { tile, .. }) => *tile,
         _ => None,
     };
+
     let (done_in_log, rate) = latest_run(&events);
     let finished = dir.join("statement.json").exists();
     let total = manifest.job.num_layers;
@@ -51,9 +65,18 @@ pub fn status(dir: &Path) -> Result<JobStatus, Error> {
         last_checkpoint,
         tile: tile.filter(|_| !finished),
         rate,
+        plan: last_fold(&events).or(last_checkpoint).and_then(|at| eta(&events, at)),
         running_pid: lock::holder(dir),
         finished,
         last_event: events.last().map(|e| e.event.name().to_string()),
+    })
+}
+
+/// Where the last logged fold left the job: layers done, and tiles of the next layer.
+pub(crate) fn last_fold(events: &[Logged]) -> Option<(usize, usize)> {
+    events.iter().rev().find_map(|e| match e.event {
+        JobEvent::Folded { done, tile, .. } => Some((done, tile.map_or(0, |t| t[0]))),
+        _ => None,
     })
 }
 

@@ -3,8 +3,9 @@
 use super::{read_plan, read_result, shard_dir, ShardPlan};
 use crate::error::Error;
 use crate::job::checkpoint::{self, SegmentDone};
+use crate::job::eta::eta;
 use crate::job::events::{EventLog, JobEvent};
-use crate::job::status::latest_run;
+use crate::job::status::{last_fold, latest_run, seconds_left};
 use crate::job::{finish, lock, JobError};
 use crate::statement::{InputStatement, Statement};
 use std::path::Path;
@@ -33,8 +34,8 @@ pub struct ShardReport {
     pub done: usize,
     /// Its layers.
     pub layers: usize,
-    /// Layers per second of its latest run.
-    pub rate: Option<f64>,
+    /// Seconds left by its latest run's plan and rate ([`crate::job::status::seconds_left`]).
+    pub eta_s: Option<f64>,
 }
 
 /// Where every shard of `plan` stands, each with its checked result when it is done.
@@ -56,7 +57,9 @@ fn survey(dir: &Path, plan: &ShardPlan) -> Vec<(ShardReport, Option<SegmentDone>
                     (Ok(None), None, _) => (ShardState::Pending, None),
                 };
             let done = if result.is_some() { layers } else { done.min(layers) };
-            (ShardReport { state, done, layers, rate }, result)
+            let at = last_fold(&events).unwrap_or((done + plan.shards[i].offset, 0));
+            let eta_s = seconds_left(eta(&events, at).as_ref(), rate, layers - done);
+            (ShardReport { state, done, layers, eta_s }, result)
         })
         .collect()
 }

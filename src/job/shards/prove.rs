@@ -3,6 +3,7 @@
 use super::{read_plan, read_result, read_secrets, shard_dir, state_at, LayerRange, ShardPlan};
 use crate::error::Error;
 use crate::job::checkpoint::{self, corrupted, SegmentDone};
+use crate::job::eta::PlannedSegment;
 use crate::job::events::{EventLog, JobEvent};
 use crate::job::sink::JobCheckpoints;
 use crate::job::{lock, resume_progress, CheckpointScope};
@@ -78,6 +79,8 @@ fn run(
     let k = keys::prover_keys(cache, arch)?;
     on_event(Event::KeysReady { cached: k.cached, seconds: k.seconds, constraints: k.pp.num_constraints() });
     timings.setup = k.seconds;
+    let planned = PlannedSegment::of(arch, shard.offset, shard.layers, k.pp.num_constraints());
+    log.append(JobEvent::Planned { segments: vec![planned] })?;
     let task = SegmentTask {
         index,
         layers: &range,
