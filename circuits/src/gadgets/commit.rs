@@ -1,4 +1,5 @@
-//! Poseidon commitments (nova-snark's sponge, width 25) to vectors of small values.
+//! Poseidon commitments (nova-snark's sponge, as wide as the input needs: width 3, 5, 9 or
+//! 25) to vectors of small values.
 //!
 //! Small values are packed several to a field element before hashing: `⌊252 / bits⌋` of
 //! them (36 activations of 7 bits, 31 weights of 8 bits), far cheaper than one Poseidon
@@ -31,7 +32,7 @@
 use crate::quant::{int_to_field, ACT_BITS, WEIGHT_BITS, WEIGHT_OFFSET};
 use crate::F;
 use ff::Field;
-use generic_array::typenum::U24;
+use generic_array::typenum::{U2, U24, U4, U8};
 use nova_snark::frontend::gadgets::poseidon::{
     Elt, IOPattern, PoseidonConstants, Simplex, Sponge, SpongeAPI, SpongeCircuit, SpongeOp, SpongeTrait, Strength,
 };
@@ -50,40 +51,81 @@ pub const TAG_LAYER_SPEC: u64 = 0xf01d_0005;
 /// Bits of a field element used for packing (the Pallas scalar field has 254).
 pub const PACK_BITS: u32 = 252;
 
-fn constants() -> &'static PoseidonConstants<F, U24> {
-    static C: OnceLock<PoseidonConstants<F, U24>> = OnceLock::new();
-    C.get_or_init(|| Sponge::<F, U24>::api_constants(Strength::Standard))
+/// Poseidon constants of one width, built once.
+macro_rules! constants_of {
+    ($name:ident, $arity:ty) => {
+        fn $name() -> &'static PoseidonConstants<F, $arity> {
+            static C: OnceLock<PoseidonConstants<F, $arity>> = OnceLock::new();
+            C.get_or_init(|| Sponge::<F, $arity>::api_constants(Strength::Standard))
+        }
+    };
 }
+constants_of!(constants_2, U2);
+constants_of!(constants_4, U4);
+constants_of!(constants_8, U8);
+constants_of!(constants_24, U24);
 
 fn pattern(n: usize) -> IOPattern {
     IOPattern(vec![SpongeOp::Absorb(n as u32), SpongeOp::Squeeze(1)])
 }
 
-/// Native Poseidon hash of a sequence of field elements.
+/// Runs `$body` with `$c` bound to the constants of the narrowest sponge (rate 2, 4, 8,
+/// else 24) that absorbs `$len` elements in one permutation (more than 24: several of
+/// width 25). A narrow sponge costs far less per permutation (~240 constraints at width 3
+/// against ~770 at width 25), which is what a short hash (a link of a few packed values)
+/// pays. The width is a function of the length, which the sponge's IO pattern already
+/// binds, so every length has one hash function.
+macro_rules! with_width {
+    ($len:expr, $c:ident => $body:expr) => {
+        match $len {
+            0..=2 => {
+                let $c = constants_2();
+                $body
+            }
+            3..=4 => {
+                let $c = constants_4();
+                $body
+            }
+            5..=8 => {
+                let $c = constants_8();
+                $body
+            }
+            _ => {
+                let $c = constants_24();
+                $body
+            }
+        }
+    };
+}
+
+/// Native Poseidon hash of a sequence of field elements, by the narrowest sponge that
+/// absorbs it in one permutation (`with_width`).
 pub fn hash_native(items: &[F]) -> F {
-    let mut sponge = Sponge::new_with_constants(constants(), Simplex);
-    let acc = &mut ();
-    sponge.start(pattern(items.len()), None, acc);
-    SpongeAPI::absorb(&mut sponge, items.len() as u32, items, acc);
-    let out = SpongeAPI::squeeze(&mut sponge, 1, acc);
-    // The pattern above is exactly what was absorbed and squeezed.
-    sponge.finish(acc).expect("sponge pattern matches its use");
-    out[0]
+    with_width!(items.len(), c => {
+        let mut sponge = Sponge::new_with_constants(c, Simplex);
+        let acc = &mut ();
+        sponge.start(pattern(items.len()), None, acc);
+        SpongeAPI::absorb(&mut sponge, items.len() as u32, items, acc);
+        let out = SpongeAPI::squeeze(&mut sponge, 1, acc);
+        // The pattern above is exactly what was absorbed and squeezed.
+        sponge.finish(acc).expect("sponge pattern matches its use");
+        out[0]
+    })
 }
 
 /// In-circuit twin of [`hash_native`].
 pub fn hash<CS: ConstraintSystem<F>>(cs: &mut CS, items: &[Elt<F>]) -> Result<AllocatedNum<F>, SynthesisError> {
     let mut ns = cs.namespace(|| "poseidon");
-    let out = {
+    let out = with_width!(items.len(), c => {
         let acc = &mut ns;
-        let mut sponge = SpongeCircuit::new_with_constants(constants(), Simplex);
+        let mut sponge = SpongeCircuit::new_with_constants(c, Simplex);
         sponge.start(pattern(items.len()), None, acc);
         SpongeAPI::absorb(&mut sponge, items.len() as u32, items, acc);
         let out = SpongeAPI::squeeze(&mut sponge, 1, acc);
         sponge.finish(acc).map_err(|e| SynthesisError::Unsatisfiable(format!("sponge: {e:?}")))?;
-        out
-    };
-    let digest = out[0].ensure_allocated(&mut ns.namespace(|| "digest"));
+        out[0].clone()
+    });
+    let digest = out.ensure_allocated(&mut ns.namespace(|| "digest"));
     digest
 }
 
