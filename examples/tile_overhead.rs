@@ -109,7 +109,7 @@ fn main() {
             })
             .collect();
         for &budget in &budgets {
-            let planner = match tiling(&block, whole.constraints, (budget, Groups::Any), 1) {
+            let planner = match tiling(&block, whole.constraints, (budget, Groups::Any), (1, Links::Rows)) {
                 None => "whole".into(),
                 Some(Tiling::Rows(r)) => format!("{r} row{}", plural(r)),
                 Some(Tiling::Channels(g)) => format!("{g} channel{}", plural(g)),

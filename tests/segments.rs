@@ -717,13 +717,32 @@ fn a_stack_of_pairs_takes_the_groups_of_its_grid_tiled_stem() {
     let rows = cost(stem, [Links::Rows; 2], Tiling::Rows(1)).unwrap().constraints;
     assert!(rows > budget, "the stem fits only as a grid: {rows} vs {budget}");
     let whole = StepCost::of_step(body, 2).constraints;
-    let alone = tiling(body, whole, (budget, Groups::Any), 2);
+    let alone = tiling(body, whole, (budget, Groups::Any), (2, Links::Rows));
     assert!(alone.is_some_and(|t| t != Tiling::Pair(16)), "the stack alone is tiled otherwise: {alone:?}");
     let archs = architectures(&net, None, Some(budget));
     let tilings: Vec<_> = archs.iter().map(|a| a.tiling).collect();
     assert_eq!(tilings, [Some(Tiling::Grid(16)), Some(Tiling::Pair(16)), None]);
     let links: Vec<_> = archs.iter().map(|a| a.block.links).collect();
     assert_eq!(links, [[Links::Rows, rg], [rg, rg], [rg, Links::Whole]]);
+}
+
+/// When nothing fits the budget, the network's peak is its largest fold whatever the other
+/// segments do: a segment over the budget then takes the fastest tiling under that fold,
+/// not its smallest tile (which re-reads its input in many more folds).
+#[test]
+fn segments_over_the_budget_take_the_fastest_tiling_under_the_largest_fold() {
+    use fold_ml::prove::plan::{architectures, step_constraints, tiling, Groups};
+    use fold_ml_circuits::cost::StepCost;
+    let net = stem_grid_network();
+    let budget = 1_000;
+    let archs = architectures(&net, None, Some(budget));
+    let sizes: Vec<usize> = archs.iter().map(step_constraints).collect();
+    let largest = *sizes.iter().max().unwrap();
+    let body = &net.segments[1].spec;
+    let smallest = tiling(body, StepCost::of_step(body, 2).constraints, (budget, Groups::Any), (2, Links::Rows));
+    let (chosen, smallest) = (archs[1].tiling.unwrap(), smallest.unwrap());
+    assert!(chosen.tiles(body) < smallest.tiles(body), "{chosen:?} vs the smallest tile {smallest:?}");
+    assert!(sizes[1] <= largest, "{sizes:?}");
 }
 
 /// conv 1→4 on 16×16; a residual block of two convs 4→4 whose output is averaged

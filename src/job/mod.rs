@@ -95,19 +95,20 @@ pub struct JobRequest {
 impl JobRequest {
     /// The architecture of each segment (resolving the automatic choice of layers per
     /// step; a resumed job keeps the choice recorded in its manifest).
+    /// A resumed job is not planned again (ResNet-18 takes minutes to plan): its recorded
+    /// choices stand when they are for the same layers.
     pub fn architectures(&self, model: &dyn ModelSource, manifest: Option<&Manifest>) -> Vec<Architecture> {
-        let planned = crate::prove::plan::architectures(model, self.layers_per_step, self.fold_budget);
+        let segments = model.segments();
         match manifest.map(|m| &m.job.architectures) {
-            // a resumed job keeps its own choices for the same layers
             Some(recorded)
                 if self.layers_per_step.is_none()
                     && self.fold_budget.is_none()
-                    && recorded.len() == planned.len()
-                    && recorded.iter().zip(&planned).all(|(r, p)| r.block.stages == p.block.stages) =>
+                    && recorded.len() == segments.len()
+                    && recorded.iter().zip(&segments).all(|(r, s)| r.block.stages == s.spec().stages) =>
             {
                 recorded.clone()
             }
-            _ => planned,
+            _ => crate::prove::plan::architectures(model, self.layers_per_step, self.fold_budget),
         }
     }
 

@@ -171,18 +171,32 @@ pub const DEFAULT_FOLD_BUDGET: usize = 1 << 18;
 /// for the first (~2e-4 s per constraint, once) than for the second (~2e-6 s per
 /// constraint, every fold), so small tiles usually win there (`groups`: which groups of
 /// channels, alone, in a grid or in a pair, are candidates). When nothing fits, the smallest tile
-/// measured. Blocks that cannot be tiled (more layers, a two-layer block pooled otherwise
+/// measured. Candidates are measured reading `input` as their writer commits it (one row of
+/// every channel per link when a candidate cannot read that: rows of a few channels cost a
+/// hash per link, so a tile reading them is dearer). Blocks that cannot be tiled (more layers, a two-layer block pooled otherwise
 /// than globally, a shortcut the tiles cannot place, a dense layer) get `None`.
-pub fn tiling(block: &BlockSpec, untiled: usize, (budget, allowed): (usize, Groups), blocks: usize) -> Option<Tiling> {
+pub fn tiling(
+    block: &BlockSpec,
+    untiled: usize,
+    (budget, allowed): (usize, Groups),
+    (blocks, input): (usize, Links),
+) -> Option<Tiling> {
     let fits = untiled <= budget;
     if fits && untiled < TILE_CANDIDATE_CONSTRAINTS {
         return None;
     }
-    let linked = |t: Tiling| match t {
-        Tiling::Rows(_) => block.clone().with_row_links([true, true]),
-        // read one row per link: the dearest way a neighbour may commit it
-        Tiling::Channels(g) => block.clone().with_links([Links::Rows, Links::Channels(g)]),
-        Tiling::Grid(g) | Tiling::Pair(g) => block.clone().with_links([Links::Rows, Links::RowGroups(g)]),
+    let linked = |t: Tiling| {
+        let output = match t {
+            Tiling::Rows(_) => Links::Rows,
+            Tiling::Channels(g) => Links::Channels(g),
+            Tiling::Grid(g) | Tiling::Pair(g) => Links::RowGroups(g),
+        };
+        // the input as its writer commits it, else one row of every channel per link
+        let as_written = block.clone().with_links([input, output]);
+        match t.check(&as_written) {
+            Ok(()) => as_written,
+            Err(_) => block.clone().with_links([Links::Rows, output]),
+        }
     };
     let height = fold_ml_circuits::tile::tiled_height(block);
     let rows = (1..height).rev().filter(|&r| height.is_multiple_of(r)).map(Tiling::Rows);
@@ -291,21 +305,66 @@ pub const TILE_CANDIDATE_CONSTRAINTS: usize = 4 * AUTO_STEP_CONSTRAINTS;
 /// writes) gives way: first to the best tiling in the rows of groups a neighbour grid or
 /// pair reads or writes (ResNet-18's first stage takes its stem's groups), then to the
 /// best tiling by rows.
+///
+/// When some segment has no tiling under the budget, the job's peak is set by its fold
+/// whatever the others do; the segments over the budget are then planned again, for time,
+/// under that fold's size (and measured with the input links the first plan gave them):
+/// the smallest tile of a ResNet-18 block re-reads a window of every input channel to
+/// compute two output channels, thousands of times. The second plan is kept when its
+/// folds are all within the first plan's largest and it is estimated faster.
 pub fn architectures(
     model: &dyn ModelSource,
     layers_per_step: Option<usize>,
     fold_budget: Option<usize>,
 ) -> Vec<Architecture> {
     let budget = fold_budget.unwrap_or(DEFAULT_FOLD_BUDGET);
+    let n = model.segments().len();
+    let first = plan_segments(model, layers_per_step, &vec![(budget, Links::Rows); n]);
+    // What every fold of the plan costs, measured with the links it got.
+    let measure = |archs: &[Architecture]| parallel_map(archs, |a| step_constraints(a) - NOVA_PRIMARY_OVERHEAD);
+    let sizes = measure(&first);
+    let floor = sizes.iter().copied().max().unwrap_or(0);
+    if floor <= budget {
+        return first;
+    }
+    // Some segment cannot fit the budget: the job's peak is its fold's whatever the others
+    // do, so the segments over the budget may take the fastest tiling up to that fold.
+    let inputs = first.iter().zip(&sizes).map(|(a, &c)| (if c > budget { floor } else { budget }, a.block.links[0]));
+    let second = plan_segments(model, layers_per_step, &inputs.collect::<Vec<_>>());
+    let sizes2 = measure(&second);
+    let time = |archs: &[Architecture], sizes: &[usize]| -> f64 {
+        let segments = model.segments();
+        let folds = |j: usize| archs[j].steps(segments[j].num_layers());
+        (0..n)
+            .map(|j| estimate_steps(sizes[j] + NOVA_PRIMARY_OVERHEAD, folds(j)))
+            .map(|e| e.setup_s + e.total_s())
+            .sum()
+    };
+    let faster = time(&second, &sizes2) < time(&first, &sizes);
+    if faster && sizes2.iter().all(|&c| c <= floor) {
+        second
+    } else {
+        first
+    }
+}
+
+/// [`architectures`] with, per segment, the fold budget and the input links to measure its
+/// candidate tilings with.
+fn plan_segments(
+    model: &dyn ModelSource,
+    layers_per_step: Option<usize>,
+    budgets: &[(usize, Links)],
+) -> Vec<Architecture> {
     let segments = model.segments();
     let blocks: Vec<usize> = segments.iter().map(|s| s.num_layers() / s.spec().num_stages().max(1)).collect();
     let plan = |j: usize, groups: Groups| {
         let (seg, blocks) = (segments[j], blocks[j]);
+        let (budget, input) = budgets[j];
         let spec = seg.spec();
         // a layer far over the budget is never synthesized whole
         let rough = StepCost::rough(&spec);
         let untiled = if rough > 2 * budget { rough } else { StepCost::of_step(&spec, spec.num_stages()).constraints };
-        match tiling(&spec, untiled, (budget, groups), blocks) {
+        match tiling(&spec, untiled, (budget, groups), (blocks, input)) {
             Some(Tiling::Rows(rows)) => return Architecture::tiled(spec, rows),
             Some(Tiling::Channels(g)) => return Architecture::channel_tiled(spec, g),
             Some(Tiling::Grid(g)) => return Architecture::grid_tiled(spec, g),
@@ -474,7 +533,7 @@ mod tests {
     /// The rows of [`tiling`]'s choice (a layer of one model-commitment chunk has no
     /// channel tiling).
     fn tile_rows(block: &BlockSpec, untiled: usize, budget: usize, blocks: usize) -> Option<usize> {
-        tiling(block, untiled, (budget, Groups::Any), blocks).map(|t| match t {
+        tiling(block, untiled, (budget, Groups::Any), (blocks, Links::Rows)).map(|t| match t {
             Tiling::Rows(r) => r,
             Tiling::Channels(g) | Tiling::Grid(g) | Tiling::Pair(g) => panic!("{g} channels per tile"),
         })
@@ -565,7 +624,8 @@ mod tests {
         let block = BlockSpec::layer(wide());
         let whole = StepCost::of_step(&block, 1).constraints;
         assert!(whole > DEFAULT_FOLD_BUDGET, "{whole}");
-        let Some(Tiling::Channels(g)) = tiling(&block, whole, (DEFAULT_FOLD_BUDGET, Groups::Any), 1) else {
+        let Some(Tiling::Channels(g)) = tiling(&block, whole, (DEFAULT_FOLD_BUDGET, Groups::Any), (1, Links::Rows))
+        else {
             panic!("not tiled by channels")
         };
         let linked = block.clone().with_links([Links::Whole, Links::Channels(g)]);
@@ -573,7 +633,7 @@ mod tests {
         assert!(tile.constraints <= DEFAULT_FOLD_BUDGET, "{g} channels: {}", tile.constraints);
         assert_eq!(g % 4, 0, "whole chunks of 4 channels");
         // without channel groups: row tiles, none of which fits (the fewest rows)
-        assert_eq!(tiling(&block, whole, (DEFAULT_FOLD_BUDGET, Groups::None), 1), Some(Tiling::Rows(1)));
+        assert_eq!(tiling(&block, whole, (DEFAULT_FOLD_BUDGET, Groups::None), (1, Links::Rows)), Some(Tiling::Rows(1)));
     }
 
     #[test]
@@ -632,7 +692,7 @@ mod tests {
         );
         let block = BlockSpec::layer(layer);
         let rough = StepCost::rough(&block);
-        let Some(Tiling::Grid(g)) = tiling(&block, rough, (DEFAULT_FOLD_BUDGET, Groups::Any), 1) else {
+        let Some(Tiling::Grid(g)) = tiling(&block, rough, (DEFAULT_FOLD_BUDGET, Groups::Any), (1, Links::Rows)) else {
             panic!("not a grid")
         };
         let linked = block.clone().with_links([Links::Rows, Links::RowGroups(g)]);
