@@ -324,12 +324,14 @@ pub fn architectures(
     let measure = |archs: &[Architecture]| parallel_map(archs, |a| step_constraints(a) - NOVA_PRIMARY_OVERHEAD);
     let sizes = measure(&first);
     let floor = sizes.iter().copied().max().unwrap_or(0);
-    if floor <= budget {
+    // (an untiled step is measured from above, and planning again cannot tile it further)
+    let over: Vec<bool> = first.iter().zip(&sizes).map(|(a, &c)| a.tiling.is_some() && c > budget).collect();
+    if floor <= budget || !over.contains(&true) {
         return first;
     }
     // Some segment cannot fit the budget: the job's peak is its fold's whatever the others
     // do, so the segments over the budget may take the fastest tiling up to that fold.
-    let inputs = first.iter().zip(&sizes).map(|(a, &c)| (if c > budget { floor } else { budget }, a.block.links[0]));
+    let inputs = first.iter().zip(&over).map(|(a, &o)| (if o { floor } else { budget }, a.block.links[0]));
     let second = plan_segments(model, layers_per_step, &inputs.collect::<Vec<_>>());
     let sizes2 = measure(&second);
     let time = |archs: &[Architecture], sizes: &[usize]| -> f64 {
