@@ -494,8 +494,8 @@ fn stopped_and_resumed(
         "--job",
         dir.to_str().unwrap(),
     ];
-    let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(FAIL_HOOK_ENV, &stop.to_string())]);
-    assert_eq!(code, 2, "the full disk stops the job: {err}");
+    let (code, _, first) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(FAIL_HOOK_ENV, &stop.to_string())]);
+    assert_eq!(code, 2, "the full disk stops the job: {first}");
     let found = fold_ml::job::checkpoint::list(&dir).first().map(|(k, _)| *k);
     assert_eq!(found, Some(newest), "the newest checkpoint");
     let folded = EventLog::read(&dir).iter().filter(|e| matches!(e.event, JobEvent::Folded { .. })).count();
@@ -511,6 +511,9 @@ fn stopped_and_resumed(
     let total: usize = s.segments.iter().map(|seg| seg.architecture.steps(seg.num_layers)).sum();
     assert!(stopped.contains(&format!("folds        {folded}/{total}\n")), "{folded}/{total}: {stopped}");
     assert!(stopped.contains("ETA") && stopped.contains("compressions"), "{stopped}");
+    // The new job said what it planned; the resume keeps that plan.
+    assert!(first.contains(&format!("planned {} segment(s), {total} folds", s.segments.len())), "{first}");
+    assert!(!err.contains("planned"), "{err}");
     (dir, err)
 }
 

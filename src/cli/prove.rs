@@ -164,7 +164,7 @@ pub fn progress_bar(layers: usize) -> ProgressBar {
         )
         .expect("valid template"),
     );
-    bar.set_message("setting up parameters");
+    bar.set_message("preparing (planning, parameters)");
     bar
 }
 
@@ -207,6 +207,10 @@ pub fn show_event(bar: &ProgressBar, e: Event) {
         }
         Event::SegmentStarted { .. } => {}
         Event::Compressing => bar.set_message("compressing"),
+        Event::Planned { segments, folds, seconds } => {
+            note(bar, format!("planned {segments} segment(s), {folds} folds, in {seconds:.1} s"));
+            bar.set_message("setting up parameters");
+        }
     }
 }
 

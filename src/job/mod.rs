@@ -309,7 +309,12 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
     let loaded = req.load_model(dir, !has_manifest)?;
     let model = loaded.source();
     let manifest = if has_manifest { Some(read_manifest(dir)?) } else { None };
+    let planning = std::time::Instant::now();
     let archs = req.checked_architectures(model, manifest.as_ref())?;
+    if !has_manifest {
+        let folds = archs.iter().zip(model.segments()).map(|(a, s)| a.steps(s.num_layers())).sum();
+        on_event(Event::Planned { segments: archs.len(), folds, seconds: planning.elapsed().as_secs_f64() });
+    }
     if dir.join("statement.json").exists() && has_manifest {
         let m = manifest.expect("read above");
         let wanted = JobIdentity {

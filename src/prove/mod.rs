@@ -79,6 +79,15 @@ pub enum Event {
     },
     /// Compression of the current segment started.
     Compressing,
+    /// A new job's segments are planned (tilings measured: minutes for ResNet-18).
+    Planned {
+        /// Segments.
+        segments: usize,
+        /// Folds in all.
+        folds: usize,
+        /// Seconds planning.
+        seconds: f64,
+    },
 }
 
 /// Wall-clock seconds of each phase of one run.
