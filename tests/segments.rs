@@ -737,7 +737,7 @@ fn segments_over_the_budget_take_the_fastest_tiling_under_the_largest_fold() {
     use fold_ml::prove::plan::{architectures, step_constraints, tiling, Groups};
     use fold_ml_circuits::cost::StepCost;
     let net = stem_grid_network();
-    let budget = 1_000;
+    let budget = 10_000;
     let archs = architectures(&net, None, Some(budget));
     let sizes: Vec<usize> = archs.iter().map(step_constraints).collect();
     let largest = *sizes.iter().max().unwrap();
@@ -746,6 +746,13 @@ fn segments_over_the_budget_take_the_fastest_tiling_under_the_largest_fold() {
     let (chosen, smallest) = (archs[1].tiling.unwrap(), smallest.unwrap());
     assert!(chosen.tiles(body) < smallest.tiles(body), "{chosen:?} vs the smallest tile {smallest:?}");
     assert!(sizes[1] <= largest, "{sizes:?}");
+    // `inspect` plans the same and says why the tiles are over the budget
+    let file = scratch().join("over-budget.foldml");
+    net.write(&file).unwrap();
+    let (code, out, err) = fold_ml(&["inspect", "--model", file.to_str().unwrap(), "--fold-budget", "10000"]);
+    assert_eq!(code, 0, "{err}");
+    let largest_step = largest - fold_ml::prove::plan::NOVA_PRIMARY_OVERHEAD;
+    assert!(out.contains(&format!("the largest step ({largest_step} constraints) sets the peak memory")), "{out}");
 }
 
 /// conv 1→4 on 16×16; a residual block of two convs 4→4 whose output is averaged

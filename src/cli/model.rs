@@ -289,6 +289,7 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let (mut fold_s, mut compress_s, mut setup_s, mut peak, mut steps_total, mut untileable) =
         (0.0, 0.0, 0.0, 0.0f64, 0, 0);
+    let (mut over_tiled, mut largest) = (0, 0);
     let mut seen: Vec<&fold_ml::model::Architecture> = Vec::new();
     let costs = parallel_map(&archs, |arch| {
         // a step far over the budget is estimated, not synthesized (it may not fit in memory)
@@ -314,6 +315,8 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
             setup_s += e.setup_s;
         }
         peak = peak.max(e.peak_mib);
+        largest = largest.max(cost.constraints);
+        over_tiled += usize::from(arch.tiling.is_some() && cost.constraints > budget);
         let tiling = match arch.tiling {
             Some(t) => {
                 let unit = if arch.block.num_stages() > 1 { "block" } else { "layer" };
@@ -359,6 +362,12 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
     }
     println!();
     println!("fold budget {budget} constraints per step (--fold-budget); {steps_total} steps in all");
+    if over_tiled > 0 {
+        println!(
+            "  {over_tiled} tiled segment(s) over it: the largest step ({largest} constraints) sets the peak memory, \
+             and they are tiled for time within it"
+        );
+    }
     if untileable > 0 {
         println!(
             "  warning: {untileable} segment(s) exceed it but fold whole (tiles do not cover blocks of several \
