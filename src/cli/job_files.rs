@@ -54,7 +54,10 @@ pub fn run_status(dir: &Path) -> anyhow::Result<ExitCode> {
         (Some(p), false) => {
             println!("  folds        {}/{}", p.folds[0], p.folds[1]);
             if let Some(r) = p.constraints_per_s {
-                println!("  rate         {:.0} constraints folded/s (the latest run's folds)", r);
+                println!(
+                    "  rate         {r:.0} constraints folded/s (the latest run's last {} folds)",
+                    job::eta::RATE_FOLDS
+                );
             }
             if let (Some(eta), Some(f)) = (p.seconds(), p.folding_s) {
                 let (k, c) = p.compressions;

@@ -68,8 +68,8 @@ fn work_at(plan: &[PlannedSegment], (done, tile): (usize, usize)) -> (f64, usize
 pub struct Eta {
     /// Folds done, and the plan's folds.
     pub folds: [usize; 2],
-    /// Constraints folded per second by the latest run (its folds alone: key loading,
-    /// compression and checkpoints between them excluded); `None` before it folded twice.
+    /// Constraints folded per second by the latest run's last [`RATE_FOLDS`] folds (key
+    /// loading and compression between them excluded); `None` before it folded twice.
     pub constraints_per_s: Option<f64>,
     /// Seconds of folding left at that rate.
     pub folding_s: Option<f64>,
@@ -83,6 +83,9 @@ impl Eta {
         self.folding_s.map(|f| f + self.compressions.1)
     }
 }
+
+/// Folds (pairs of consecutive folds) the rate is measured over: the latest ones.
+pub const RATE_FOLDS: usize = 100;
 
 fn position(e: &Logged) -> Option<(usize, usize)> {
     match e.event {
@@ -101,14 +104,16 @@ pub fn eta(events: &[Logged], at: (usize, usize)) -> Option<Eta> {
     let total: (f64, usize) = plan.iter().fold((0.0, 0), |(w, f), s| (w + s.folds() as f64 * s.work(), f + s.folds()));
     // The rate over pairs of consecutive folds of this run (checkpoints between them count
     // as folding time; any other event, such as a compression, breaks the pair).
-    let (mut work, mut seconds) = (0.0, 0.0);
+    // Only the latest RATE_FOLDS pairs count: a machine shared for a while, hours ago, says
+    // little about the hours left.
+    let mut pairs: Vec<(f64, f64)> = Vec::new();
     let mut previous: Option<(f64, f64)> = None;
     for e in &events[p..] {
         previous = match (position(e), &e.event) {
             (Some(b), _) => {
                 let w = work_at(plan, b).0;
                 if let Some((t, w0)) = previous.filter(|&(t, w0)| w > w0 && e.t > t) {
-                    (work, seconds) = (work + w - w0, seconds + e.t - t);
+                    pairs.push((w - w0, e.t - t));
                 }
                 Some((e.t, w))
             }
@@ -116,6 +121,8 @@ pub fn eta(events: &[Logged], at: (usize, usize)) -> Option<Eta> {
             (None, _) => None,
         };
     }
+    let recent = &pairs[pairs.len().saturating_sub(RATE_FOLDS)..];
+    let (work, seconds) = recent.iter().fold((0.0, 0.0), |(w, s), &(dw, dt)| (w + dw, s + dt));
     let constraints_per_s = (seconds > 0.0).then(|| work / seconds);
     // Segments with folds left still compress; so does a finished one when no compression
     // was logged after the fold that finished it.
@@ -193,6 +200,20 @@ mod tests {
         assert_eq!(e.folding_s, Some(12.0));
         assert_eq!(e.compressions.0, 1);
         assert!(e.seconds().unwrap() > 12.0);
+    }
+
+    #[test]
+    fn the_rate_is_the_latest_folds() {
+        // 300 folds of 100k constraints in the first segment's place: one per second, then
+        // one every 10 s for the last RATE_FOLDS (a neighbour took the machine).
+        let plan = [PlannedSegment { offset: 0, layers: 1, layers_per_step: 1, tiles: 400, constraints: (100_000, 0) }];
+        let mut events = vec![at(0.0, JobEvent::Planned { segments: plan.to_vec() })];
+        let mut t = 0.0;
+        for k in 1..=300 {
+            t += if k > 300 - RATE_FOLDS { 10.0 } else { 1.0 };
+            events.push(at(t, JobEvent::Folded { done: 0, total: 1, tile: Some([k, 400]) }));
+        }
+        assert_eq!(eta(&events, (0, 300)).unwrap().constraints_per_s, Some(10_000.0));
     }
 
     #[test]
