@@ -731,19 +731,23 @@ fn a_stack_of_pairs_takes_the_groups_of_its_grid_tiled_stem() {
 
 /// When nothing fits the budget, the network's peak is its largest fold whatever the other
 /// segments do: a segment over the budget then takes the fastest tiling under that fold,
-/// not its smallest tile (which re-reads its input in many more folds).
+/// not its smallest tile (which re-reads its input in many more folds). `wide_network` at
+/// 10,000: the first plan tiles the stem in one-row tiles and the block as pairs of grids
+/// of 8 channels (its smallest tile); planned again under the largest of those folds, the
+/// stem is proven whole and the block in far fewer channel tiles.
 #[test]
 fn segments_over_the_budget_take_the_fastest_tiling_under_the_largest_fold() {
     use fold_ml::prove::plan::{architectures, step_constraints, tiling, Groups};
     use fold_ml_circuits::cost::StepCost;
-    let net = stem_grid_network();
+    let net = wide_network();
     let budget = 10_000;
     let archs = architectures(&net, None, Some(budget));
     let sizes: Vec<usize> = archs.iter().map(step_constraints).collect();
     let largest = *sizes.iter().max().unwrap();
     let body = &net.segments[1].spec;
-    let smallest = tiling(body, StepCost::of_step(body, 2).constraints, (budget, Groups::Any), (2, Links::Rows));
+    let smallest = tiling(body, StepCost::of_step(body, 2).constraints, (budget, Groups::Any), (1, Links::Rows));
     let (chosen, smallest) = (archs[1].tiling.unwrap(), smallest.unwrap());
+    assert_eq!(smallest, Tiling::Pair(8), "the block's smallest tile");
     assert!(chosen.tiles(body) < smallest.tiles(body), "{chosen:?} vs the smallest tile {smallest:?}");
     assert!(sizes[1] <= largest, "{sizes:?}");
     // `inspect` plans the same and says why the tiles are over the budget
