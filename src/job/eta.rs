@@ -87,7 +87,8 @@ impl Eta {
 /// Folds (pairs of consecutive folds) the rate is measured over: the latest ones.
 pub const RATE_FOLDS: usize = 100;
 
-fn position(e: &Logged) -> Option<(usize, usize)> {
+/// Where a fold event left the job: layers done, and tiles of the next layer.
+pub(crate) fn position(e: &Logged) -> Option<(usize, usize)> {
     match e.event {
         JobEvent::Folded { done, tile, .. } => Some((done, tile.map_or(0, |t| t[0]))),
         _ => None,
@@ -101,7 +102,8 @@ pub fn eta(events: &[Logged], at: (usize, usize)) -> Option<Eta> {
     let p = events.iter().rposition(|e| matches!(e.event, JobEvent::Planned { .. }))?;
     let JobEvent::Planned { segments: plan } = &events[p].event else { unreachable!("found above") };
     let (done_work, done_folds) = work_at(plan, at);
-    let total: (f64, usize) = plan.iter().fold((0.0, 0), |(w, f), s| (w + s.folds() as f64 * s.work(), f + s.folds()));
+    // every segment done
+    let total = work_at(plan, (usize::MAX, 0));
     // The rate over pairs of consecutive folds of this run (checkpoints between them count
     // as folding time; any other event, such as a compression, breaks the pair).
     // Only the latest RATE_FOLDS pairs count: a machine shared for a while, hours ago, says

@@ -94,9 +94,8 @@ pub struct JobRequest {
 
 impl JobRequest {
     /// The architecture of each segment (resolving the automatic choice of layers per
-    /// step; a resumed job keeps the choice recorded in its manifest).
-    /// A resumed job is not planned again (ResNet-18 takes minutes to plan): its recorded
-    /// choices stand when they are for the same layers.
+    /// step). A resumed job is not planned again (ResNet-18 takes minutes to plan): the
+    /// choices recorded in its manifest stand when they are for the same layers.
     pub fn architectures(&self, model: &dyn ModelSource, manifest: Option<&Manifest>) -> Vec<Architecture> {
         let segments = model.segments();
         match manifest.map(|m| &m.job.architectures) {

@@ -1,6 +1,6 @@
 //! `fold-ml status DIR`: where a running or stopped job stands, from its files alone.
 
-use super::eta::{eta, Eta};
+use super::eta::{eta, position, Eta};
 use super::events::{EventLog, JobEvent, Logged};
 use super::{checkpoint, lock, read_manifest};
 use crate::error::Error;
@@ -55,7 +55,6 @@ pub fn status(dir: &Path) -> Result<JobStatus, Error> {
         Some(JobEvent::Folded { tile, .. }) => *tile,
         _ => None,
     };
-
     let (done_in_log, rate) = latest_run(&events);
     let finished = dir.join("statement.json").exists();
     let total = manifest.job.num_layers;
@@ -74,10 +73,7 @@ pub fn status(dir: &Path) -> Result<JobStatus, Error> {
 
 /// Where the last logged fold left the job: layers done, and tiles of the next layer.
 pub(crate) fn last_fold(events: &[Logged]) -> Option<(usize, usize)> {
-    events.iter().rev().find_map(|e| match e.event {
-        JobEvent::Folded { done, tile, .. } => Some((done, tile.map_or(0, |t| t[0]))),
-        _ => None,
-    })
+    events.iter().rev().find_map(position)
 }
 
 /// The layers folded by the latest run (the events after the last start or resume), and
