@@ -26,7 +26,7 @@ pub struct StepCost {
     /// Multiply-accumulates (padding taps excluded).
     pub macs: usize,
     /// Constraints of the packed products (one per shared factor of a pack; one per pack
-    /// with no tap).
+    /// with no tap) and of the sums of other factors they share.
     pub products: usize,
     /// Constraints of requantize+ReLU+clamp, all outputs.
     pub requant: usize,

@@ -603,7 +603,7 @@ mod tests {
         assert_eq!(honest, None);
         let (forged, forged_outputs) = synth(1);
         assert_eq!(forged_outputs, outputs, "the forger claims the honest outputs");
-        assert_eq!(forged.as_deref(), Some(format!("bias{o0}/b31 is boolean").as_str()));
+        assert_eq!(forged.as_deref(), Some(format!("bias{o0}/top bit is boolean").as_str()));
         // without the range check the same biases are accepted: the check is load-bearing
         assert_eq!(synth(2), (None, outputs));
     }

@@ -377,7 +377,7 @@ fn chains_of_segments_are_checked_in_one_place() {
 fn packed_conv_costs_under_half_a_constraint_per_mac() {
     let shape = LinearShape::Conv(fold_ml_circuits::gadgets::conv::ConvShape::same(16, 16, 16, 16, 3));
     let cost = StepCost::of(&LayerSpec::new(shape, RequantSpec::new(8, 24).unwrap()));
-    assert_eq!((cost.constraints, cost.macs, cost.products), (251_267, 541_696, 82_176));
+    assert_eq!((cost.constraints, cost.macs, cost.products), (255_859, 541_696, 86_768));
     assert!(cost.products as f64 / cost.macs as f64 <= 0.2);
     assert!(cost.per_mac() <= 0.5);
 }

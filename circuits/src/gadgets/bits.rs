@@ -45,10 +45,30 @@ pub fn add_constant<CS: ConstraintSystem<F>>(n: Num<F>, c: F) -> Num<F> {
     n.add_bool_with_coeff(CS::one(), &Boolean::Constant(true), c)
 }
 
-/// Range check: allocates the `n` bits of an unsigned value and returns it as a [`Num`]
-/// (`n` constraints, `n` variables). Its twin is [`uint_native`].
+/// Range check: allocates an unsigned value `x` of `n` bits and returns it as a [`Num`]
+/// of one variable (`n` constraints, `n` variables). Its twin is [`uint_native`].
+///
+/// The low `n - 1` bits are allocated as booleans and `x` itself takes the top bit's
+/// place: with `l = Σ_{i<n-1} 2^i·b_i`, the constraint `(x - l)·(x - l - 2^(n-1)) = 0`
+/// says `x - l ∈ {0, 2^(n-1)}`, so `x = l + 2^(n-1)·b` for a boolean `b`: `x ∈ [0, 2^n)`.
+/// Every later use of `x` reads one variable instead of the `n` terms of its bits (a
+/// product's or a hash's row would otherwise repeat them: the prover's memory and folding
+/// time grow with those entries).
 pub fn alloc_uint<CS: ConstraintSystem<F>>(cs: &mut CS, bit_values: &[F]) -> Result<Num<F>, SynthesisError> {
-    Ok(weighted_sum(&alloc_bits(cs, bit_values)?))
+    let Some((_, low_values)) = bit_values.split_last() else {
+        return Ok(Num::zero());
+    };
+    let low = weighted_sum(&alloc_bits(cs, low_values)?).lc(F::ONE);
+    let value = bit_values.iter().rev().fold(F::ZERO, |acc, &b| acc.double() + b);
+    let x = AllocatedNum::alloc(cs.namespace(|| "value"), || Ok(value))?;
+    let top = F::from(2).pow_vartime([low_values.len() as u64]);
+    cs.enforce(
+        || "top bit is boolean",
+        |lc| lc + x.get_variable() - &low,
+        |lc| lc + x.get_variable() - &low - (top, CS::one()),
+        |lc| lc,
+    );
+    Ok(Num::from(x))
 }
 
 /// Native twin of [`alloc_uint`]: the bit witness of `x`, or `None` if `x >= 2^n`.
@@ -71,6 +91,10 @@ mod tests {
         let mut cs = TestConstraintSystem::<F>::new();
         let n = alloc_uint(&mut cs, bit_values).unwrap();
         assert_eq!(cs.num_constraints(), bit_values.len());
+        let mut counted = crate::count_cs::CountCS::new();
+        alloc_uint(&mut counted, bit_values).unwrap();
+        assert_eq!(counted.num_aux(), bit_values.len(), "n variables");
+        assert_eq!(n.lc(F::ONE).len(), 1, "the value is one variable");
         (cs.is_satisfied(), n.get_value())
     }
 
@@ -104,5 +128,22 @@ mod tests {
         let mut bits = uint_native(0, 7).unwrap();
         bits[0] = -F::ONE;
         assert!(!check(&bits).0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, rng_seed: proptest::test_runner::RngSeed::Fixed(2), ..ProptestConfig::default() })]
+        /// The value stands in for the top bit: one whose part above the low bits is not
+        /// 0 or 2^(n-1) (a top "bit" of 2, -1 or anything else) is rejected by exactly that
+        /// constraint, however right the low bits are.
+        #[test]
+        fn a_top_bit_out_of_range_is_rejected(x in any::<u64>(), n in 1u32..=63, top in prop_oneof![Just(2u64), Just(3), 4u64..]) {
+            let mut bits = uint_native(x & ((1u64 << n) - 1), n).unwrap();
+            for t in [F::from(top), -F::ONE, -F::from(top)] {
+                bits[n as usize - 1] = t;
+                let mut cs = TestConstraintSystem::<F>::new();
+                alloc_uint(&mut cs, &bits).unwrap();
+                prop_assert_eq!(cs.which_is_unsatisfied(), Some("top bit is boolean"));
+            }
+        }
     }
 }

@@ -9,7 +9,8 @@ use super::requant::{requant_constraints, requantize_relu, RequantHint};
 use crate::quant::{check_activations, int_to_field, requantize_native, QuantError, RequantSpec};
 use crate::F;
 use ff::{Field, PrimeField};
-use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
+use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError, Variable};
+use std::collections::hash_map::{Entry, HashMap};
 use serde::{Deserialize, Serialize};
 
 /// The geometry of a linear layer.
@@ -267,6 +268,30 @@ pub struct LinearHints {
     pub outputs: Vec<RequantHint>,
     /// Products of every pack, in [`Packing::packs`] order.
     pub packs: Vec<DotHint>,
+    /// The factors as field elements, from which the shared sums' values are computed.
+    pub factors: Factors,
+}
+
+/// The factors of a layer's products as field elements: weights, and the centred inputs
+/// `a - zero_point` of the layer and of its block.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Factors {
+    /// Signed weights.
+    pub weights: Vec<F>,
+    /// Centred layer inputs.
+    pub input: Vec<F>,
+    /// Centred block inputs.
+    pub block: Vec<F>,
+}
+
+impl Factors {
+    /// The value of a tap's input.
+    fn value(&self, t: Tap) -> F {
+        match t {
+            Tap::Input(i) => self.input[i],
+            Tap::Block(i) => self.block[i],
+        }
+    }
 }
 
 impl LinearHints {
@@ -311,22 +336,26 @@ pub fn linear_hints_with(
         })
         .collect::<Result<_, _>>()?;
     let pows = slot_powers(&packing);
-    let w: Vec<F> = weights.iter().map(|&v| int_to_field(v.into())).collect();
-    let value = |t: Tap| match t {
-        Tap::Input(i) => int_to_field(x[i]),
-        Tap::Block(i) => int_to_field(xb[i]),
+    let field = |v: &[i64]| v.iter().map(|&v| int_to_field(v)).collect();
+    let factors = Factors {
+        weights: weights.iter().map(|&v| int_to_field(v.into())).collect(),
+        input: field(&x),
+        block: field(&xb),
     };
     let packs = packing
         .packs(op)
         .iter()
-        .map(|outs| {
-            DotHint::new(packing.groups(op, outs).iter().map(|g| match packing.share {
-                Share::Weight => (w[g[0].1], g.iter().map(|&(slot, _, t)| pows[slot] * value(t)).sum()),
-                Share::Input => (value(g[0].2), g.iter().map(|&(slot, wi, _)| pows[slot] * w[wi]).sum()),
-            }))
-        })
+        .map(|outs| DotHint::new(packing.groups(op, outs).iter().map(|g| factor_values(&packing, &pows, &factors, g))))
         .collect();
-    Ok(LinearHints { outputs, packs })
+    Ok(LinearHints { outputs, packs, factors })
+}
+
+/// The values of a group's two factors: its shared factor and the sum of its others.
+fn factor_values(packing: &Packing, pows: &[F], f: &Factors, g: &[(usize, usize, Tap)]) -> (F, F) {
+    match packing.share {
+        Share::Weight => (f.weights[g[0].1], g.iter().map(|&(slot, _, t)| pows[slot] * f.value(t)).sum()),
+        Share::Input => (f.value(g[0].2), g.iter().map(|&(slot, wi, _)| pows[slot] * f.weights[wi]).sum()),
+    }
 }
 
 /// Synthesizes the layer: every output's requantize+ReLU+clamp, and for every pack of
@@ -366,6 +395,8 @@ pub fn linear_requant_with<CS: ConstraintSystem<F>>(
         || op.check_shortcut(block_input.len()).is_err()
         || hints.outputs.len() != shape.num_outputs()
         || hints.packs.len() != packs.len()
+        || hints.factors.weights.len() != weights.len()
+        || (hints.factors.input.len(), hints.factors.block.len()) != (input.len(), block_input.len())
     {
         return Err(SynthesisError::Unsatisfiable("witness has the wrong length".into()));
     }
@@ -381,6 +412,8 @@ pub fn linear_requant_with<CS: ConstraintSystem<F>>(
     let pows = slot_powers(&packing);
     let skip = F::from(u64::from(op.skip));
     let mut ys = vec![None; shape.num_outputs()];
+    let reuse = packing.reuses_sums(op);
+    let mut sums: HashMap<Vec<(usize, usize)>, Variable> = HashMap::new();
     for (i, (outs, hint)) in packs.iter().zip(&hints.packs).enumerate() {
         let mut cs = cs.namespace(|| format!("pack{i}"));
         let (mut acc, mut constant) = (LinearCombination::zero(), LinearCombination::zero());
@@ -393,20 +426,36 @@ pub fn linear_requant_with<CS: ConstraintSystem<F>>(
             }
             ys[o] = Some(y);
         }
-        let factors: Vec<(LinearCombination<F>, LinearCombination<F>)> = packing
-            .groups(op, outs)
-            .iter()
-            .map(|g| match packing.share {
-                Share::Weight => (
-                    weights[g[0].1].clone(),
-                    g.iter().fold(LinearCombination::zero(), |lc, &(slot, _, t)| lc + (pows[slot], value(t))),
-                ),
-                Share::Input => (
-                    value(g[0].2).clone(),
-                    g.iter().fold(LinearCombination::zero(), |lc, &(slot, wi, _)| lc + (pows[slot], &weights[wi])),
-                ),
-            })
-            .collect();
+        let mut factors = Vec::new();
+        for g in packing.groups(op, outs) {
+            let sum = || match packing.share {
+                Share::Weight => g.iter().fold(LinearCombination::zero(), |lc, &(slot, _, t)| lc + (pows[slot], value(t))),
+                Share::Input => {
+                    g.iter().fold(LinearCombination::zero(), |lc, &(slot, wi, _)| lc + (pows[slot], &weights[wi]))
+                }
+            };
+            let shared = match packing.share {
+                Share::Weight => weights[g[0].1].clone(),
+                Share::Input => value(g[0].2).clone(),
+            };
+            let other = if reuse {
+                let next = sums.len();
+                let var = match sums.entry(packing.sum_key(&g)) {
+                    Entry::Occupied(e) => *e.get(),
+                    Entry::Vacant(e) => {
+                        let mut cs = cs.namespace(|| format!("sum{next}"));
+                        let v = factor_values(&packing, &pows, &hints.factors, &g).1;
+                        let s = AllocatedNum::alloc(cs.namespace(|| "value"), || Ok(v))?;
+                        cs.enforce(|| "bound", |_| sum(), |lc| lc + CS::one(), |lc| lc + s.get_variable());
+                        *e.insert(s.get_variable())
+                    }
+                };
+                LinearCombination::zero() + var
+            } else {
+                sum()
+            };
+            factors.push((shared, other));
+        }
         let taps: Vec<_> = factors.iter().map(|(a, b)| (a, b)).collect();
         dot_product(&mut cs, &taps, &constant, &acc, hint)?;
     }
@@ -737,6 +786,30 @@ pub(crate) mod tests {
             let hints = claim(&c, &conv_accumulators_with_padding(&conv, 0, &c.input, &c.weights, &c.bias, 0));
             prop_assume!(hints.is_some());
             prop_assert!(!synth(&c, &hints.unwrap()).0);
+        }
+
+        #[test]
+        fn a_wrong_shared_sum_is_rejected(c in conv_shape().prop_flat_map(case), at in any::<proptest::sample::Index>()) {
+            // A shared sum is a fresh variable the products read: one whose value is not the
+            // sum of its factors is caught by its binding constraint, before any product.
+            let mut p = Packing::of(&c.op);
+            p.share = if at.index(2) == 0 { Share::Input } else { Share::Weight };
+            p.slots = p.slots.min(2);
+            prop_assume!(p.reuses_sums(&c.op));
+            let mut hints = c.hints(p).unwrap();
+            let groups: Vec<_> = p.packs(&c.op).iter().flat_map(|outs| p.groups(&c.op, outs)).collect();
+            prop_assume!(!groups.is_empty());
+            let (_, wi, t) = groups[at.index(groups.len())][0];
+            match (p.share, t) {
+                (Share::Input, _) => hints.factors.weights[wi] += F::ONE,
+                (Share::Weight, Tap::Input(i)) => hints.factors.input[i] += F::ONE,
+                (Share::Weight, Tap::Block(i)) => hints.factors.block[i] += F::ONE,
+            }
+            let ((sat, _, _), first) = synth_with(&c, p, &hints);
+            prop_assert!(!sat);
+            prop_assert!(first.as_deref().is_some_and(|n| n.ends_with("/bound")), "{:?}", first);
+            // and the honest witness of the same packing is accepted
+            prop_assert!(synth_with(&c, p, &c.hints(p).unwrap()).0 .0);
         }
     }
 }

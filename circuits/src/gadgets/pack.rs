@@ -32,13 +32,31 @@
 //! satisfying bits at all, as without packing. A prover cannot move a carry from one slot
 //! into the next: a carry of `2^k` cannot be written with `B < k` boolean bits
 //! (`a_carry_between_slots_is_rejected`).
+//!
+//! **Shared sums.** The other factor of a group, `Σ_slot 2^(k·slot) · g_slot`, is a sum of
+//! `s` weights or activations, each itself a combination of its range-check bits: written
+//! into every product constraint it would make each one ~9·s entries long, and the prover's
+//! memory and folding time grow with those entries, not with the constraints. The same sum
+//! recurs across the layer — an input-sharing pack's weight sums at every output position,
+//! a weight-sharing pack's activation sums for every output channel of its channel group —
+//! so where it can recur ([`Packing::reuses_sums`]) each distinct sum is allocated once,
+//! bound by one linear constraint `sum · 1 = Σ_slot 2^(k·slot) · g_slot`, and the products
+//! read the variable. This substitutes a variable for a linear combination it is
+//! constrained to equal, so the argument above is unchanged.
 
 use super::linear::{Linear, LinearShape, Tap};
 use crate::quant::{ACT_BITS, BIAS_BITS};
+use std::collections::HashSet;
 
 /// Field bits a pack may use (the Pallas scalar field has `p > 2^254`; one bit of sign and
 /// one of sum are kept free).
 pub const PACK_BITS: u32 = 252;
+
+/// The fewest uses of a sum that pay for allocating it: a sum of `s` one-variable
+/// factors costs a constraint, a variable and `s + 2` matrix entries, and saves `s - 1`
+/// entries in each product that reads it (`s ≈ 7`: three uses barely break even on
+/// entries, and the default 2-channel layer, whose sums recur twice, would only grow).
+pub const MIN_SUM_REUSE: usize = 4;
 
 /// Which factor the products of a pack share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,10 +126,9 @@ impl Packing {
     /// The groups of one pack (sorted by their shared factor: the same order for every
     /// witness, as a circuit needs).
     pub fn groups(&self, op: &Linear, outputs: &[usize]) -> Vec<Group> {
-        let key = |wi: usize, t: Tap| match (self.share, t) {
-            (Share::Weight, _) => wi,
-            (Share::Input, Tap::Input(i)) => 2 * i,
-            (Share::Input, Tap::Block(i)) => 2 * i + 1,
+        let key = |wi: usize, t: Tap| match self.share {
+            Share::Weight => wi,
+            Share::Input => tap_index(t),
         };
         let mut terms: Vec<(usize, usize, usize, Tap)> = outputs
             .iter()
@@ -122,14 +139,61 @@ impl Packing {
         terms.chunk_by(|a, b| a.0 == b.0).map(|g| g.iter().map(|&(_, slot, wi, t)| (slot, wi, t)).collect()).collect()
     }
 
-    /// Product constraints of the whole layer (one per group; one per pack without taps).
+    /// Product constraints of the whole layer (one per group; one per pack without taps),
+    /// and one per distinct shared sum.
     pub fn product_constraints(&self, op: &Linear) -> usize {
-        self.packs(op).iter().map(|p| self.groups(op, p).len().max(1)).sum()
+        let packs = self.packs(op);
+        let products: usize = packs.iter().map(|p| self.groups(op, p).len().max(1)).sum();
+        if !self.reuses_sums(op) {
+            return products;
+        }
+        let sums: HashSet<Vec<(usize, usize)>> =
+            packs.iter().flat_map(|p| self.groups(op, p)).map(|g| self.sum_key(&g)).collect();
+        products + sums.len()
     }
 
-    /// An upper bound of [`Self::product_constraints`] without listing the groups.
+    /// An upper bound of [`Self::product_constraints`] without listing the groups (every
+    /// weight or input in a sum of its own).
     pub fn product_constraints_bound(&self, op: &Linear) -> usize {
-        pack_count(&op.shape, self.share, self.slots) * fan_in(op).max(1)
+        let sums = match (self.reuses_sums(op), self.share) {
+            (false, _) => 0,
+            (true, Share::Input) => op.num_weights(),
+            (true, Share::Weight) => op.shape.num_inputs() + op.projection.map_or(0, |p| p.num_inputs()),
+        };
+        pack_count(&op.shape, self.share, self.slots) * fan_in(op).max(1) + sums
+    }
+
+    /// True when each distinct sum of a group's other factors is allocated once (see the
+    /// module docs): a pack has several slots (one slot's "sum" is a single factor) and
+    /// each sum recurs at least [`MIN_SUM_REUSE`] times — once per output position
+    /// (input-sharing packs) or per output channel of a channel group (weight-sharing).
+    pub fn reuses_sums(&self, op: &Linear) -> bool {
+        let (channels, groups, positions) = layout(&op.shape);
+        let reuse = match self.share {
+            Share::Input => positions,
+            Share::Weight => channels / groups,
+        };
+        self.slots > 1 && reuse >= MIN_SUM_REUSE
+    }
+
+    /// What identifies the sum of a group's other factors: its `(slot, weight)` pairs, or
+    /// `(slot, tap)` pairs with the block input's taps odd.
+    pub fn sum_key(&self, group: &[(usize, usize, Tap)]) -> Vec<(usize, usize)> {
+        group
+            .iter()
+            .map(|&(slot, wi, t)| match self.share {
+                Share::Input => (slot, wi),
+                Share::Weight => (slot, tap_index(t)),
+            })
+            .collect()
+    }
+}
+
+/// A tap's input as one index: the layer input's even, the block input's odd.
+fn tap_index(t: Tap) -> usize {
+    match t {
+        Tap::Input(i) => 2 * i,
+        Tap::Block(i) => 2 * i + 1,
     }
 }
 
@@ -192,12 +256,14 @@ mod tests {
         // worst |acc| = 144·128·255 + 2^31 < 2^32: 34-bit slots, 7 per field element
         // 16 channels × ⌈64/7⌉ position packs (160) beat 64 positions × ⌈16/7⌉ channel packs
         assert_eq!((p.slot_bits, p.slots, p.share), (34, 7, Share::Weight));
-        assert_eq!(p.product_constraints_bound(&conv), 160 * 144);
-        assert!(p.product_constraints(&conv) * 6 < conv.macs());
+        // (and at most one shared sum per input: the 7 positions of a pack at one tap)
+        assert_eq!(p.product_constraints_bound(&conv), 160 * 144 + 16 * 8 * 8);
+        assert!(p.product_constraints(&conv) * 5 < conv.macs());
         let seven = op(LinearShape::Conv(ConvShape::same(16, 7, 8, 8, 3)), 24);
         let p = Packing::of(&seven);
         assert_eq!(p.share, Share::Input);
-        assert_eq!(p.product_constraints(&seven), seven.macs() / 7);
+        // one pack per position; the 7 weights of each of the 16·9 input taps summed once
+        assert_eq!(p.product_constraints(&seven), seven.macs() / 7 + 16 * 9);
         let depthwise = op(LinearShape::Conv(ConvShape { groups: 8, ..ConvShape::same(8, 8, 8, 8, 3) }), 24);
         assert_eq!(Packing::of(&depthwise).share, Share::Weight);
         let dense = op(LinearShape::Dense(DenseShape { inputs: 10, outputs: 20 }), 24);
