@@ -24,7 +24,7 @@ pub const AUTO_MAX_LAYERS_PER_STEP: usize = 64;
 
 const FOLD_FIXED_S: f64 = 0.111;
 const FOLD_PER_CONSTRAINT_S: f64 = 1.95e-6;
-// Compression, setup and memory fitted on circuits/8 (packed products), one segment at a
+// Compression and setup fitted on circuits/8 (packed products), one segment at a
 // time: the default layer (58,766 primary constraints: 9.8 s compression, 4.3 s setup,
 // 312 MiB), ResNet-20 CIFAR's segments proven one per shard (`fold-ml plan --shards 8`,
 // `prove-shard`): tiles of 235k (33.3 s, 1,257 MiB), 435k (65.8 s, 2,385 MiB) and 1.08M
@@ -33,9 +33,15 @@ const FOLD_PER_CONSTRAINT_S: f64 = 1.95e-6;
 // 253.7 s fitted against 9.8, 33.3, 65.8 and 253 s measured; also ResNet-20's whole job at
 // stop 27: 34.7 s at 224k, 64.0 s at 273k — both sides of 2^18); the fixed part is mostly
 // the secondary circuit's proof.
+// Peak memory refitted on circuits/12, whose matrices hold 41-70% fewer entries per
+// constraint than circuits/11's on ResNet-18's tiles (memory follows the entries: Nova
+// holds each matrix twice, as CSR and as its SpMV tables, and compression clones the
+// padded shape): the default job (58,376 primary constraints) 213 MiB, and one
+// ResNet-18 stem tile (423,136) and stage-3 pair tile (977,041) set up, folded and
+// compressed alone at 1,292 and 3,397 MiB — compression is each one's peak.
 const COMPRESS_S: [f64; 2] = [2.0, 1.2e-4];
 const SETUP_S: [f64; 3] = [1.0, 2.8e-5, 5.7e-11];
-const MEM_MIB: [f64; 3] = [11.0, 5.08e-3, 8.55e-10];
+const MEM_MIB: [f64; 3] = [63.0, 2.52e-3, 9.17e-10];
 const CHECKPOINT_BYTES_PER_CONSTRAINT: f64 = 67.1;
 const VK_BYTES_PER_CONSTRAINT: f64 = 560.0;
 
@@ -150,8 +156,9 @@ pub fn auto_layers_per_step(sizes: &StepSizes, layers: usize) -> usize {
 
 /// The default fold budget: step-circuit constraints (Nova's own excluded) above which a
 /// layer is tiled. Peak memory grows with the largest step (compression dominates it: see
-/// [`Estimate::peak_mib`]); 2^18 keeps a segment's near 1.4 GiB on the reference machine
-/// (1,257 MiB measured at 235k; 2^19 would allow ~2.9 GiB), and a whole job near its
+/// [`Estimate::peak_mib`]); 2^18 kept a segment near 1.4 GiB on the reference machine
+/// with circuits/8 (1,257 MiB measured at 235k; ~0.8 GiB by the circuits/12 fit, whose
+/// matrices are sparser; 2^19 would allow ~1.7 GiB), and a whole job near its
 /// largest segment's (ResNet-20, eight segments of 163k–229k: 1,296 MiB fresh, the
 /// segments' compressions 0.88–1.16 GiB). Within it the tiling is chosen by estimated time,
 /// which for a segment of few blocks already prefers small tiles.

@@ -10,8 +10,8 @@ use crate::quant::{check_activations, int_to_field, requantize_native, QuantErro
 use crate::F;
 use ff::{Field, PrimeField};
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError, Variable};
-use std::collections::hash_map::{Entry, HashMap};
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::{Entry, HashMap};
 
 /// The geometry of a linear layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -429,7 +429,9 @@ pub fn linear_requant_with<CS: ConstraintSystem<F>>(
         let mut factors = Vec::new();
         for g in packing.groups(op, outs) {
             let sum = || match packing.share {
-                Share::Weight => g.iter().fold(LinearCombination::zero(), |lc, &(slot, _, t)| lc + (pows[slot], value(t))),
+                Share::Weight => {
+                    g.iter().fold(LinearCombination::zero(), |lc, &(slot, _, t)| lc + (pows[slot], value(t)))
+                }
                 Share::Input => {
                     g.iter().fold(LinearCombination::zero(), |lc, &(slot, wi, _)| lc + (pows[slot], &weights[wi]))
                 }
