@@ -142,13 +142,16 @@ impl Packing {
     /// Product constraints of the whole layer (one per group; one per pack without taps),
     /// and one per distinct shared sum.
     pub fn product_constraints(&self, op: &Linear) -> usize {
-        let packs = self.packs(op);
-        let products: usize = packs.iter().map(|p| self.groups(op, p).len().max(1)).sum();
-        if !self.reuses_sums(op) {
-            return products;
+        let reuse = self.reuses_sums(op);
+        let mut sums: HashSet<Vec<(usize, usize)>> = HashSet::new();
+        let mut products = 0;
+        for p in self.packs(op) {
+            let groups = self.groups(op, &p);
+            products += groups.len().max(1);
+            if reuse {
+                sums.extend(groups.iter().map(|g| self.sum_key(g)));
+            }
         }
-        let sums: HashSet<Vec<(usize, usize)>> =
-            packs.iter().flat_map(|p| self.groups(op, p)).map(|g| self.sum_key(&g)).collect();
         products + sums.len()
     }
 
