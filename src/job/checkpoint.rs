@@ -18,7 +18,7 @@ use fold_ml_circuits::quant::check_activations;
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::tile::TileState;
 use fold_ml_circuits::F;
-use fold_ml_verify::fsutil::{read_file, write_atomic};
+use fold_ml_verify::fsutil::{read_file, write_atomic, write_atomic_with};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -156,22 +156,20 @@ pub fn write(job: &Path, arch: &[u8; 32], layers: usize, ckpt: &Checkpoint) -> R
     // Only the owner may even list the secret checkpoints.
     fold_ml_verify::fsutil::create_private_dir(&dir(job))?;
     let path = path_for(job, (layers, ckpt.in_layer.as_ref().map_or(0, |l| l.tiles_done)));
-    let bytes =
-        artifact::encode(Kind::Checkpoint, arch, ckpt).map_err(|reason| Error::artifact(path.clone(), reason))?;
     #[cfg(feature = "test-hooks")]
-    test_hooks::before_write(&path, &bytes, layers)?;
-    write_atomic(&path, &bytes, true)?;
+    test_hooks::before_write(&path, arch, ckpt, layers)?;
+    // streamed: a checkpoint holds the folded witness, hundreds of MB for a large fold
+    let written = write_atomic_with(&path, true, |out| artifact::write_to(Kind::Checkpoint, arch, ckpt, out))?;
     for (_, old) in list(job).into_iter().skip(2) {
         // Older than the previous checkpoint: no longer needed for a fallback.
         let _ = std::fs::remove_file(old);
     }
-    Ok((path, bytes.len()))
+    Ok((path, written as usize))
 }
 
-/// Reads and decodes one checkpoint file (envelope checks only).
+/// Reads and decodes one checkpoint file (envelope checks only), streamed.
 pub fn read(path: &Path, arch: &[u8; 32]) -> Result<Checkpoint, Error> {
-    let bytes = read_file(path)?;
-    artifact::decode(Kind::Checkpoint, arch, &bytes).map_err(|reason| Error::artifact(path, reason))
+    Ok(artifact::read_from(Kind::Checkpoint, arch, path)?)
 }
 
 /// Marks a file as what it is in an error.
@@ -242,7 +240,8 @@ pub fn read_segment(
 /// Crash and failure injection for the job tests: compiled only with `test-hooks`.
 #[cfg(feature = "test-hooks")]
 mod test_hooks {
-    use super::{CRASH_HOOK_ENV, FAIL_HOOK_ENV};
+    use super::{Checkpoint, CRASH_HOOK_ENV, FAIL_HOOK_ENV};
+    use crate::artifact::{self, Kind};
     use crate::error::Error;
     use std::io::Write;
     use std::path::Path;
@@ -253,9 +252,10 @@ mod test_hooks {
 
     /// Aborts half-way through writing (as `kill -9` would) or fails as a full disk does,
     /// when the hook's variable names this checkpoint.
-    pub fn before_write(path: &Path, bytes: &[u8], layers: usize) -> Result<(), Error> {
+    pub fn before_write(path: &Path, arch: &[u8; 32], ckpt: &Checkpoint, layers: usize) -> Result<(), Error> {
         if armed(CRASH_HOOK_ENV, layers) {
-            abort_midway_through_write(path, bytes);
+            let bytes = artifact::encode(Kind::Checkpoint, arch, ckpt).map_err(|r| Error::artifact(path, r))?;
+            abort_midway_through_write(path, &bytes);
         }
         if armed(FAIL_HOOK_ENV, layers) {
             let source = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device (test hook)");

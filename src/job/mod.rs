@@ -553,7 +553,11 @@ fn run_locked(
             summaries[j] = summaries[k];
             continue;
         }
-        let (summary, obtained) = keys::summary(&req.cache_dir, arch)?;
+        let keys::Named { summary, set_up, keys: obtained } = keys::summary(&req.cache_dir, arch)?;
+        if let Some(seconds) = set_up {
+            on_event(Event::KeysReady { cached: false, seconds, constraints: summary.constraints });
+            timings.setup += seconds;
+        }
         constraints = constraints.max(summary.constraints);
         summaries[j] = Some(summary);
         let size = summary.constraints.0;

@@ -3,10 +3,16 @@
 //! bytes as untrusted: the kind, version, length and checksum are checked before the
 //! payload is decoded, and decoding is bounded by a per-kind size limit.
 
-use crate::error::ArtifactError;
+use crate::error::{ArtifactError, Error};
 pub use crate::field::hex;
-use nova_snark::digest::SimpleDigestible;
+use bincode::enc::write::Writer;
+use bincode::error::EncodeError;
+use nova_snark::digest::{DigestComputer, Digestible, SimpleDigestible};
 use serde::{de::DeserializeOwned, Serialize};
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::Path;
 
 /// Current format version of proofs, keys, parameters and checkpoints (2: the
 /// architecture-bound model commitment of statement version 3).
@@ -104,16 +110,79 @@ fn config() -> bincode::config::Configuration {
 
 /// Encodes `value` as an artifact of `kind` for the architecture `arch`.
 pub fn encode<T: Serialize>(kind: Kind, arch: &[u8; 32], value: &T) -> Result<Vec<u8>, ArtifactError> {
-    let payload = bincode::serde::encode_to_vec(value, config())
-        .map_err(|e| ArtifactError::Corrupted(format!("cannot encode {}: {e}", kind.name())))?;
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(kind.magic());
-    out.extend_from_slice(&kind.version().to_le_bytes());
-    out.extend_from_slice(arch);
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&checksum(&payload));
-    out.extend_from_slice(&payload);
+    let mut out = Vec::new();
+    write_to(kind, arch, value, &mut out).map_err(|e| ArtifactError::Corrupted(e.to_string()))?;
     Ok(out)
+}
+
+/// A bincode sink that only counts.
+struct Count(u64);
+
+impl Writer for Count {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        self.0 += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// What [`checksum`] hashes for a payload of `len` bytes (nova's digest encodes a byte
+/// string as its length, a little-endian `u64`, then its bytes), the payload encoded
+/// straight into the hasher.
+struct Encoded<'a, T>(&'a T, u64);
+
+impl<T: Serialize> Digestible for Encoded<'_, T> {
+    fn write_bytes<W: Writer>(&self, sink: &mut W) -> Result<(), EncodeError> {
+        sink.write(&self.1.to_le_bytes())?;
+        bincode::serde::encode_into_writer(self.0, sink, config())
+    }
+}
+
+/// The same bytes read from a file's payload (`len` bytes) into the hasher.
+struct Stored<'a>(RefCell<&'a mut dyn Read>, u64);
+
+impl Digestible for Stored<'_> {
+    fn write_bytes<W: Writer>(&self, sink: &mut W) -> Result<(), EncodeError> {
+        sink.write(&self.1.to_le_bytes())?;
+        let mut reader = self.0.borrow_mut();
+        let mut chunk = vec![0u8; 1 << 20];
+        let mut left = self.1;
+        while left > 0 {
+            let n = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            reader.read_exact(&mut chunk[..n]).map_err(|inner| EncodeError::Io { inner, index: 0 })?;
+            sink.write(&chunk[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+}
+
+fn field_bytes(f: Result<crate::F, EncodeError>) -> std::io::Result<[u8; 32]> {
+    match f {
+        Ok(f) => Ok(crate::field::to_bytes(&f)),
+        Err(EncodeError::Io { inner, .. }) => Err(inner),
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    }
+}
+
+/// Writes `value` as an artifact of `kind` for the architecture `arch` into `out`, never
+/// holding the payload whole: it is encoded three times (to count it, into the checksum,
+/// into `out`), so writing gigabytes of parameters costs no buffer. Returns the bytes written.
+pub fn write_to<T: Serialize>(kind: Kind, arch: &[u8; 32], value: &T, out: &mut dyn Write) -> std::io::Result<u64> {
+    let cannot = |e: EncodeError| std::io::Error::other(format!("cannot encode {}: {e}", kind.name()));
+    let mut count = Count(0);
+    bincode::serde::encode_into_writer(value, &mut count, config()).map_err(cannot)?;
+    let len = count.0;
+    let sum = field_bytes(DigestComputer::new(&Encoded(value, len)).digest())?;
+    out.write_all(kind.magic())?;
+    out.write_all(&kind.version().to_le_bytes())?;
+    out.write_all(arch)?;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(&sum)?;
+    let written = bincode::serde::encode_into_std_write(value, &mut &mut *out, config()).map_err(cannot)?;
+    if written as u64 != len {
+        return Err(std::io::Error::other(format!("{} encoded in {written} bytes, then {len}", kind.name())));
+    }
+    Ok(HEADER_LEN as u64 + len)
 }
 
 /// The architecture digest in an artifact's header, after checking kind and version.
@@ -137,26 +206,38 @@ pub fn peek_arch(kind: Kind, bytes: &[u8]) -> Result<[u8; 32], ArtifactError> {
     Ok(arch)
 }
 
-/// Decodes an artifact of `kind`, requiring the architecture `arch`.
-pub fn decode<T: DeserializeOwned>(kind: Kind, arch: &[u8; 32], bytes: &[u8]) -> Result<T, ArtifactError> {
-    let found = peek_arch(kind, bytes)?;
+/// Checks an artifact's header (kind, version, architecture, payload length against the
+/// kind's limit and the `payload` bytes that follow it) and returns the payload length.
+fn check_header(kind: Kind, arch: &[u8; 32], header: &[u8], payload: u64) -> Result<u64, ArtifactError> {
+    let found = peek_arch(kind, header)?;
     if &found != arch {
         return Err(ArtifactError::ArchitectureMismatch { found: hex(&found), expected: hex(arch) });
     }
-    let len = u64::from_le_bytes(bytes[42..50].try_into().expect("8 bytes"));
+    let len = u64::from_le_bytes(header[42..50].try_into().expect("8 bytes"));
     if len > kind.max_payload() {
         return Err(ArtifactError::Corrupted(format!(
             "payload of {len} bytes exceeds the {} limit",
             kind.max_payload()
         )));
     }
+    if payload < len {
+        return Err(ArtifactError::Truncated(format!("payload has {payload} of {len} bytes")));
+    }
+    if payload > len {
+        return Err(ArtifactError::Corrupted(format!("{} trailing bytes", payload - len)));
+    }
+    Ok(len)
+}
+
+fn undecodable(kind: Kind) -> impl Fn(bincode::error::DecodeError) -> ArtifactError {
+    move |e| ArtifactError::Corrupted(format!("undecodable {}: {e}", kind.name()))
+}
+
+/// Decodes an artifact of `kind`, requiring the architecture `arch`.
+pub fn decode<T: DeserializeOwned>(kind: Kind, arch: &[u8; 32], bytes: &[u8]) -> Result<T, ArtifactError> {
+    let header = &bytes[..bytes.len().min(HEADER_LEN)];
+    check_header(kind, arch, header, bytes.len().saturating_sub(HEADER_LEN) as u64)?;
     let payload = &bytes[HEADER_LEN..];
-    if (payload.len() as u64) < len {
-        return Err(ArtifactError::Truncated(format!("payload has {} of {len} bytes", payload.len())));
-    }
-    if payload.len() as u64 > len {
-        return Err(ArtifactError::Corrupted(format!("{} trailing bytes", payload.len() as u64 - len)));
-    }
     if checksum(payload) != bytes[50..82] {
         return Err(ArtifactError::Corrupted("checksum mismatch".into()));
     }
@@ -164,9 +245,100 @@ pub fn decode<T: DeserializeOwned>(kind: Kind, arch: &[u8; 32], bytes: &[u8]) ->
         Kind::Proof => bincode::serde::decode_from_slice(payload, config().with_limit::<{ 16 << 20 }>()),
         _ => bincode::serde::decode_from_slice(payload, config().with_limit::<MAX_KEY_PAYLOAD_USIZE>()),
     }
-    .map_err(|e| ArtifactError::Corrupted(format!("undecodable {}: {e}", kind.name())))?;
+    .map_err(undecodable(kind))?;
     if read != payload.len() {
         return Err(ArtifactError::Corrupted("payload not fully consumed".into()));
     }
     Ok(value)
+}
+
+/// [`decode`] of the artifact in the file at `path`, streamed: the file is read twice (its
+/// checksum, then the value) and never held in memory whole.
+pub fn read_from<T: DeserializeOwned>(kind: Kind, arch: &[u8; 32], path: &Path) -> Result<T, Error> {
+    let io = |source| Error::Io { path: path.into(), source };
+    let bad = |reason| Error::Artifact { path: path.into(), reason };
+    let mut file = File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    (&mut file).take(HEADER_LEN as u64).read_to_end(&mut header).map_err(io)?;
+    let len = check_header(kind, arch, &header, size.saturating_sub(HEADER_LEN as u64)).map_err(bad)?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let sum = field_bytes(DigestComputer::new(&Stored(RefCell::new(&mut reader), len)).digest()).map_err(io)?;
+    if sum != header[50..82] {
+        return Err(bad(ArtifactError::Corrupted("checksum mismatch".into())));
+    }
+    reader.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(io)?;
+    let mut payload = reader.take(len);
+    let value = match kind {
+        Kind::Proof => bincode::serde::decode_from_std_read(&mut payload, config().with_limit::<{ 16 << 20 }>()),
+        _ => bincode::serde::decode_from_std_read(&mut payload, config().with_limit::<MAX_KEY_PAYLOAD_USIZE>()),
+    }
+    .map_err(|e| bad(undecodable(kind)(e)))?;
+    if payload.limit() != 0 {
+        return Err(bad(ArtifactError::Corrupted("payload not fully consumed".into())));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A payload of several read chunks (1 MiB each), so streaming crosses chunk ends.
+    fn value() -> Vec<u64> {
+        (0..400_000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect()
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("fold-ml-artifact-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn streamed_files_hold_the_encoded_bytes_and_read_back() {
+        let (arch, v) = ([7u8; 32], value());
+        let bytes = encode(Kind::PublicParams, &arch, &v).unwrap();
+        // the streamed checksum is the one `decode` recomputes from the bytes
+        assert_eq!(decode::<Vec<u64>>(Kind::PublicParams, &arch, &bytes).unwrap(), v);
+        let path = temp("roundtrip");
+        let written =
+            crate::fsutil::write_atomic_with(&path, false, |out| write_to(Kind::PublicParams, &arch, &v, out));
+        assert_eq!(written.unwrap(), bytes.len() as u64);
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        assert_eq!(read_from::<Vec<u64>>(Kind::PublicParams, &arch, &path).unwrap(), v);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    /// Every damage `decode` rejects, reading the file rejects the same way.
+    #[test]
+    fn streamed_reads_reject_what_decode_rejects() {
+        let (arch, v) = ([7u8; 32], value());
+        let bytes = encode(Kind::Checkpoint, &arch, &v).unwrap();
+        let edit = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = bytes.clone();
+            f(&mut b);
+            b
+        };
+        let cases: Vec<(&str, Vec<u8>, [u8; 32])> = vec![
+            ("a payload byte", edit(&|b| b[HEADER_LEN + 1_500_000] ^= 1), arch),
+            ("the checksum", edit(&|b| b[60] ^= 1), arch),
+            ("truncated", bytes[..bytes.len() - 1].to_vec(), arch),
+            ("a trailing byte", edit(&|b| b.push(0)), arch),
+            ("the header only", bytes[..HEADER_LEN].to_vec(), arch),
+            ("half a header", bytes[..HEADER_LEN / 2].to_vec(), arch),
+            ("another kind", edit(&|b| b[..8].copy_from_slice(Kind::Proof.magic())), arch),
+            ("an older version", edit(&|b| b[8] -= 1), arch),
+            ("a length past the limit", edit(&|b| b[42..50].copy_from_slice(&u64::MAX.to_le_bytes())), arch),
+            ("another architecture", bytes.clone(), [8u8; 32]),
+        ];
+        let path = temp("tamper");
+        for (what, damaged, arch) in cases {
+            let in_memory = decode::<Vec<u64>>(Kind::Checkpoint, &arch, &damaged).expect_err(what);
+            std::fs::write(&path, &damaged).unwrap();
+            match read_from::<Vec<u64>>(Kind::Checkpoint, &arch, &path) {
+                Err(Error::Artifact { reason, .. }) => assert_eq!(reason.to_string(), in_memory.to_string(), "{what}"),
+                other => panic!("{what}: {:?}", other.map(|v| v.len())),
+            }
+        }
+        std::fs::remove_file(path).unwrap();
+    }
 }

@@ -13,6 +13,16 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename, fsync of the
 /// directory. With `secret`, the file is created readable by its owner only.
 pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<(), Error> {
+    write_atomic_with(path, secret, |f| f.write_all(bytes)).map(|_| ())
+}
+
+/// [`write_atomic`] of what `write` streams into the (buffered) temporary file, returning
+/// what it returned: a large artifact is never held in memory whole.
+pub fn write_atomic_with<R>(
+    path: &Path,
+    secret: bool,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<R>,
+) -> Result<R, Error> {
     let io = |source| Error::Io { path: path.into(), source };
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -29,21 +39,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<(), Error
             options.mode(0o600);
         }
     }
-    let written = options.open(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
+    let written = options.open(&tmp).and_then(|f| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
+        let r = write(&mut out)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(r)
     });
-    if let Err(e) = written {
-        // Leave no partial temporary file behind (a full disk, a read-only directory).
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
-    }
+    let r = match written {
+        Ok(r) => r,
+        Err(e) => {
+            // Leave no partial temporary file behind (a full disk, a read-only directory).
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(e));
+        }
+    };
     std::fs::rename(&tmp, path).map_err(io)?;
     if let Ok(d) = std::fs::File::open(dir) {
         // Durability of the rename; not every platform can fsync a directory.
         let _ = d.sync_all();
     }
-    Ok(())
+    Ok(r)
 }
 
 /// Creates a directory (and its parents) that only its owner can read or write.

@@ -7,7 +7,7 @@
 use crate::architecture::Architecture;
 use crate::artifact::{self, Kind};
 use crate::error::Error;
-use crate::fsutil::{read_file, write_atomic};
+use crate::fsutil::write_atomic_with;
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, VerifierKey, S1, S2};
 use nova_snark::traits::snark::RelaxedR1CSSNARKTrait;
 use std::path::{Path, PathBuf};
@@ -28,22 +28,26 @@ pub fn default_cache_dir() -> PathBuf {
 }
 
 /// Loads and decodes an artifact file; `None` when it is missing, damaged or foreign.
+/// (Streamed: parameters of gigabytes cost no buffer of their size.)
 pub fn load<T: serde::de::DeserializeOwned>(path: &Path, kind: Kind, arch: &[u8; 32]) -> Option<T> {
-    let bytes = read_file(path).ok()?;
-    artifact::decode(kind, arch, &bytes).ok()
+    artifact::read_from(kind, arch, path).ok()
 }
 
-/// Encodes and writes an artifact file atomically.
+/// Encodes and writes an artifact file atomically, streamed ([`artifact::write_to`]).
 pub fn store<T: serde::Serialize>(path: &Path, kind: Kind, arch: &[u8; 32], value: &T) -> Result<(), Error> {
-    let bytes = artifact::encode(kind, arch, value).map_err(|reason| Error::Artifact { path: path.into(), reason })?;
-    write_atomic(path, &bytes, false)
+    write_atomic_with(path, false, |out| artifact::write_to(kind, arch, value, out)).map(|_| ())
+}
+
+/// Sets up Nova's public parameters of an architecture.
+pub fn public_params(arch: &Architecture) -> Result<PublicParams, Error> {
+    let blank = arch.blank().map_err(|e| Error::BadInput { what: "architecture".into(), reason: e.to_string() })?;
+    PublicParams::setup(&blank, &*S1::ck_floor(), &*S2::ck_floor())
+        .map_err(|source| Error::Nova { stage: "parameter setup", source })
 }
 
 /// Sets up Nova's public parameters and the compression keys of an architecture.
 pub fn setup(arch: &Architecture) -> Result<(PublicParams, ProverKey, VerifierKey), Error> {
-    let blank = arch.blank().map_err(|e| Error::BadInput { what: "architecture".into(), reason: e.to_string() })?;
-    let pp = PublicParams::setup(&blank, &*S1::ck_floor(), &*S2::ck_floor())
-        .map_err(|source| Error::Nova { stage: "parameter setup", source })?;
+    let pp = public_params(arch)?;
     let (pk, vk) = compression_keys(&pp)?;
     Ok((pp, pk, vk))
 }
