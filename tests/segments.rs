@@ -179,7 +179,8 @@ fn the_verifier_takes_one_key_per_architecture_in_turn() {
 fn a_warm_cache_is_named_by_its_summaries_and_each_key_loaded_once() {
     // Keys of later segments are not held (keys_in_memory 0): on a fresh cache every
     // architecture is set up at the start (the manifest records their digests) and loaded
-    // again at its turn; on a warm cache only the next segment's keys are loaded at the
+    // from the cache at its turn — the first segment's at once: parameters fresh from setup
+    // are never folded with; on a warm cache only the next segment's keys are loaded at the
     // start, the others once, at their turn.
     let net = tiny_network(3);
     let file = scratch().join("summaries.foldml");
@@ -200,7 +201,7 @@ fn a_warm_cache_is_named_by_its_summaries_and_each_key_loaded_once() {
     };
     let (fresh, events) = keys_events("summaries-fresh");
     fresh.expect("proves");
-    assert_eq!(events, vec![false, false, false, true, true], "3 setups, then 2 loads at their turn");
+    assert_eq!(events, vec![false, true, false, false, true, true], "3 setups, each segment's keys loaded at its turn");
     let (warm, events) = keys_events("summaries-warm");
     warm.expect("proves");
     assert_eq!(events, vec![true, true, true], "each key loaded once");
