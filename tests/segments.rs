@@ -831,3 +831,31 @@ fn a_network_sharded_at_its_segments_and_inside_its_residual_run_is_the_same_sta
     assert_eq!(s.output.class, Some(argmax(&out)));
     assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
 }
+
+#[test]
+fn a_model_file_reads_back_and_a_damaged_one_is_refused() {
+    // model files are written and read streamed, never held whole
+    let net = tiny_network(5);
+    let file = scratch().join("streamed.foldml");
+    net.write(&file).unwrap();
+    assert_eq!(Network::read(&file).unwrap(), net);
+    let bytes = std::fs::read(&file).unwrap();
+    let damaged = scratch().join("damaged.foldml");
+    for (what, b, says) in [
+        (
+            "a payload byte",
+            {
+                let mut b = bytes.clone();
+                let n = b.len();
+                b[n - 9] ^= 1;
+                b
+            },
+            "checksum",
+        ),
+        ("truncated", bytes[..bytes.len() - 1].to_vec(), "truncated"),
+    ] {
+        std::fs::write(&damaged, b).unwrap();
+        let err = Network::read(&damaged).expect_err(what).to_string();
+        assert!(err.contains("damaged.foldml") && err.contains(says), "{what}: {err}");
+    }
+}

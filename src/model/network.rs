@@ -13,7 +13,7 @@ use fold_ml_circuits::layer::{BlockSpec, LayerWeights};
 use fold_ml_circuits::quant::{QuantError, ACT_MAX};
 use fold_ml_circuits::reference::run_native;
 use fold_ml_circuits::F;
-use fold_ml_verify::fsutil::{read_file, write_atomic};
+use fold_ml_verify::fsutil::write_atomic_with;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -187,14 +187,13 @@ impl Network {
 
     /// Writes the model file (owner-only: it holds the weights and the salt).
     pub fn write(&self, path: &Path) -> Result<(), Error> {
-        let bytes = artifact::encode(Kind::Model, &[0; 32], self).map_err(|reason| Error::artifact(path, reason))?;
-        Ok(write_atomic(path, &bytes, true)?)
+        write_atomic_with(path, true, |out| artifact::write_to(Kind::Model, &[0; 32], self, out))?;
+        Ok(())
     }
 
     /// Reads and checks a model file.
     pub fn read(path: &Path) -> Result<Self, Error> {
-        let net: Self = artifact::decode(Kind::Model, &[0; 32], &read_file(path)?)
-            .map_err(|reason| Error::artifact(path, reason))?;
+        let net: Self = artifact::read_from(Kind::Model, &[0; 32], path)?;
         net.check().map_err(|reason| Error::bad_input(path.display().to_string(), reason))?;
         Ok(net)
     }
