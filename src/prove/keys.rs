@@ -153,15 +153,15 @@ pub fn prover_keys(cache: &Path, arch: &Architecture) -> Result<ProverKeys, Erro
     let dir = dir_for(cache, arch);
     let digest = arch.digest();
     let path = dir.join("pp.bin");
-    let mut loaded = load::<PublicParams>(&path, Kind::PublicParams, &digest);
+    let loaded = load::<PublicParams>(&path, Kind::PublicParams, &digest);
     let cached = loaded.is_some();
-    if !cached {
-        setup_and_store(cache, arch)?;
-        loaded = load::<PublicParams>(&path, Kind::PublicParams, &digest);
-    }
-    let Some(pp) = loaded else {
-        let reason = "the parameters just set up and written there do not read back (a failing disk?)";
-        return Err(Error::bad_input(path.display().to_string(), reason));
+    let pp = match loaded {
+        Some(pp) => pp,
+        None => {
+            setup_and_store(cache, arch)?;
+            // just written: if it does not read back, say why (the file's own error)
+            crate::artifact::read_from(Kind::PublicParams, &digest, &path)?
+        }
     };
     let (pk, _) = compression_keys(&pp)?;
     Ok(ProverKeys { pp, pk, cached, seconds: start.elapsed().as_secs_f64() })
