@@ -200,3 +200,45 @@ fn second_pass_forgeries(spec: PairSpec) {
         assert!(sat[..n].iter().all(|&s| s) && !sat.iter().all(|&s| s), "{what}: {sat:?}");
     }
 }
+
+/// ResNet's identity blocks (input committed in rows of the pair's groups) are proven by one
+/// tile that serves both passes, about half the two-pass circuit, which a downsampling block
+/// and a block whose input is committed in other links keep; the shared tile proves what
+/// the untiled block proves (the proptests above draw both kinds).
+#[test]
+fn identity_blocks_share_one_tile_for_both_passes() {
+    let shared = spec((32, 3), (4, 4), (1, 2), true, false, 1);
+    let two_pass = spec((32, 3), (4, 4), (1, 2), false, false, 1);
+    assert!(shared.shares());
+    assert!(!two_pass.shares() && !spec((16, 3), (2, 2), (0, 0), true, true, 1).shares());
+    let (a, b) = (constraints(&PairStep::blank(shared).unwrap()), constraints(&PairStep::blank(two_pass).unwrap()));
+    assert!(10 * a < 6 * b, "shared {a}, two passes {b}");
+}
+
+/// A shared tile's second pass computed with the first layer's weights (every second-pass
+/// tile, consistently) is satisfied tile by tile but absorbs other weights under the second
+/// layer's digest: the block ends on another model commitment.
+#[test]
+fn a_shared_second_pass_with_the_first_layers_weights_is_another_model() {
+    let spec = spec((32, 3), (2, 2), (1, 2), true, false, 1);
+    assert!(spec.shares());
+    let block = spec.block();
+    let layers: Vec<LayerWeights> = block
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(k, s)| LayerWeights {
+            weights: (0..s.num_weights()).map(|i| ((i * (7 + 4 * k)) % 41) as i8 - 20).collect(),
+            bias: (0..s.shape.num_biases()).map(|i| i as i32 * 3 - 40).collect(),
+        })
+        .collect();
+    let input: Vec<u8> = (0..block.num_inputs()).map(|i| ((i * 13) % 128) as u8).collect();
+    let honest = tiles(spec, &input, &layers);
+    let swapped = tiles(spec, &input, &[layers[0].clone(), layers[0].clone()]);
+    let n = spec.pass_tiles();
+    let forged: Vec<PairStep> = honest[..n].iter().chain(&swapped[n..]).cloned().collect();
+    let (sat, end) = go(&spec, &input, &forged);
+    let (_, expected) = go(&spec, &input, &honest);
+    assert!(layers[0] != layers[1]);
+    assert!(!sat.iter().all(|&s| s) || end.base.model != expected.base.model, "{sat:?}");
+}

@@ -324,7 +324,11 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
                     Tiling::Rows(r) => format!("{r} row{}", if r == 1 { "" } else { "s" }),
                     Tiling::Channels(g) => format!("{g} channel{}", if g == 1 { "" } else { "s" }),
                     Tiling::Grid(g) => format!("one row of {g} channel{}", if g == 1 { "" } else { "s" }),
-                    Tiling::Pair(g) => format!("one row of {g} channel{} of each layer", if g == 1 { "" } else { "s" }),
+                    Tiling::Pair(g) => {
+                        let shared = fold_ml_circuits::step::pair_spec(&arch.block, g).is_ok_and(|p| p.shares());
+                        let how = if shared { ", one tile serving both" } else { "" };
+                        format!("one row of {g} channel{} of each layer{how}", if g == 1 { "" } else { "s" })
+                    }
                 };
                 let over = if cost.constraints > budget { "; over the fold budget: no tiling fits it" } else { "" };
                 format!(" (tiles of {what}: {} per {unit}{over})", arch.tiles())

@@ -455,7 +455,20 @@ pub fn model_update<CS: ConstraintSystem<F>>(
     weights_unsigned: &[Num<F>],
     bias: &[Num<F>],
 ) -> Result<AllocatedNum<F>, SynthesisError> {
-    let chunks = update.chunks;
+    let digest = Elt::num_from_fr::<CS>(update.digest);
+    model_update_with(cs, (update.chunks, &digest), salt, acc, weights_unsigned, bias)
+}
+
+/// [`model_update`] with the spec digest given in the circuit (a tile shared by two
+/// layers selects theirs by its pass bit).
+pub fn model_update_with<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    (chunks, digest): (Chunks, &Elt<F>),
+    salt: &AllocatedNum<F>,
+    acc: &AllocatedNum<F>,
+    weights_unsigned: &[Num<F>],
+    bias: &[Num<F>],
+) -> Result<AllocatedNum<F>, SynthesisError> {
     if weights_unsigned.len() != chunks.num_weights() || bias.len() != chunks.outputs {
         return Err(SynthesisError::Unsatisfiable(format!(
             "{} weights and {} biases for chunks of {chunks:?}",
@@ -469,7 +482,7 @@ pub fn model_update<CS: ConstraintSystem<F>>(
         let w: Vec<Num<F>> = ws.iter().map(|&j| weights_unsigned[j].clone()).collect();
         let mut items = vec![
             Elt::num_from_fr::<CS>(layer_tag(w.len(), bs.len())),
-            Elt::num_from_fr::<CS>(update.digest),
+            digest.clone(),
             Elt::Allocated(salt.clone()),
             Elt::Allocated(prev),
         ];

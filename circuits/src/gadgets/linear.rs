@@ -5,11 +5,13 @@ use super::conv::{ConvShape, MAX_DIMENSION};
 use super::dense::DenseShape;
 use super::dot::{dot_native, dot_product, DotHint};
 use super::pack::{Packing, Share};
-use super::requant::{requant_constraints, requantize_relu, RequantHint};
+use super::requant::{requant_constraints, requantize_relu_either, RequantHint};
 use crate::quant::{check_activations, int_to_field, requantize_native, QuantError, RequantSpec};
 use crate::F;
 use ff::{Field, PrimeField};
-use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError, Variable};
+use nova_snark::frontend::{
+    num::AllocatedNum, num::Num, ConstraintSystem, LinearCombination, SynthesisError, Variable,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::{Entry, HashMap};
 
@@ -383,6 +385,56 @@ pub fn linear_requant_with<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     op: &Linear,
     packing: Packing,
+    inputs: (&[LinearCombination<F>], &[LinearCombination<F>]),
+    weights: (&[LinearCombination<F>], &[LinearCombination<F>]),
+    hints: &LinearHints,
+) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
+    synthesize(cs, (op, None), packing, inputs, weights, hints)
+}
+
+/// The shared packing of [`linear_requant_either`]'s two maps (the second's: it bounds
+/// both) and the check that they can share one circuit: the same geometry and
+/// accumulator width, no projection, no shortcut in the first.
+pub fn either_packing(first: &Linear, second: &Linear) -> Result<Packing, QuantError> {
+    let same = first.shape == second.shape && first.requant.acc_bits() == second.requant.acc_bits();
+    if !same || first.projection.is_some() || second.projection.is_some() || first.skip != 0 {
+        return Err(QuantError::BadSpec(
+            "two maps share a circuit with one geometry and accumulator width, no projection, and a shortcut in \
+             the second only"
+                .into(),
+        ));
+    }
+    Ok(Packing::of(second))
+}
+
+/// One circuit for two linear maps (the two convolutions of a residual block, proven by
+/// the same tile): `bit` (boolean, the caller's) selects the first (0) or the second (1).
+/// What differs is linear in the bit or selected per output: the input's zero point
+/// (`a - zp₀ - bit·(zp₁ - zp₀)`), the requantization shift
+/// ([`super::requant::requantize_relu_either`]: two constraints per output when the shifts
+/// differ) and the residual, which only the second adds: the caller passes the block input
+/// already multiplied by the bit, and its zero point is taken as `bit·zp_b`, so with
+/// `bit = 0` the shortcut term is 0. With a boolean bit this is exactly the selected map's
+/// circuit under [`either_packing`], whose slots hold the larger of the two accumulators.
+/// The hints are the selected map's, made with that packing.
+pub fn linear_requant_either<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    (first, second): (&Linear, &Linear),
+    bit: &Num<F>,
+    inputs: (&[LinearCombination<F>], &[LinearCombination<F>]),
+    weights: (&[LinearCombination<F>], &[LinearCombination<F>]),
+    hints: &LinearHints,
+) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
+    let packing = either_packing(first, second).map_err(|e| SynthesisError::Unsatisfiable(e.to_string()))?;
+    synthesize(cs, (second, Some((first, bit))), packing, inputs, weights, hints)
+}
+
+/// [`linear_requant_with`] of `op`, or (with a first map and a bit) of whichever of the
+/// two the bit selects ([`linear_requant_either`]).
+fn synthesize<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    (op, either): (&Linear, Option<(&Linear, &Num<F>)>),
+    packing: Packing,
     (input, block_input): (&[LinearCombination<F>], &[LinearCombination<F>]),
     (weights, bias): (&[LinearCombination<F>], &[LinearCombination<F>]),
     hints: &LinearHints,
@@ -400,11 +452,24 @@ pub fn linear_requant_with<CS: ConstraintSystem<F>>(
     {
         return Err(SynthesisError::Unsatisfiable("witness has the wrong length".into()));
     }
-    let centre = |v: &[LinearCombination<F>], zp: u8| -> Vec<LinearCombination<F>> {
-        let zp = F::from(u64::from(zp));
-        v.iter().map(|a| a.clone() - (zp, CS::one())).collect()
+    let constant = |zp: u8| LinearCombination::zero() + (F::from(u64::from(zp)), CS::one());
+    // the zero points (selected by the bit when two maps share the circuit)
+    let (zp, block_zp) = match either {
+        None => (constant(op.zero_point), constant(op.block_zero_point)),
+        Some((first, bit)) => {
+            let delta = F::from(u64::from(op.zero_point)) - F::from(u64::from(first.zero_point));
+            let zp = constant(first.zero_point) + &bit.lc(delta);
+            (zp, bit.lc(F::from(u64::from(op.block_zero_point))))
+        }
     };
-    let (x, xb) = (centre(input, op.zero_point), centre(block_input, op.block_zero_point));
+    let centre = |v: &[LinearCombination<F>], zp: &LinearCombination<F>| -> Vec<LinearCombination<F>> {
+        v.iter().map(|a| a.clone() - zp).collect()
+    };
+    let (x, xb) = (centre(input, &zp), centre(block_input, &block_zp));
+    let (specs, bit) = match either {
+        None => ((op.requant, op.requant), None),
+        Some((first, bit)) => ((first.requant, op.requant), Some(bit)),
+    };
     let value = |t: Tap| match t {
         Tap::Input(i) => &x[i],
         Tap::Block(i) => &xb[i],
@@ -418,7 +483,8 @@ pub fn linear_requant_with<CS: ConstraintSystem<F>>(
         let mut cs = cs.namespace(|| format!("pack{i}"));
         let (mut acc, mut constant) = (LinearCombination::zero(), LinearCombination::zero());
         for (slot, &o) in outs.iter().enumerate() {
-            let (acc_o, y) = requantize_relu(&mut cs.namespace(|| format!("out{o}")), op.requant, &hints.outputs[o])?;
+            let (acc_o, y) =
+                requantize_relu_either(&mut cs.namespace(|| format!("out{o}")), specs, bit, &hints.outputs[o])?;
             acc = acc + (pows[slot], &acc_o);
             constant = constant + (pows[slot], &bias[shape.bias_of(o)]);
             if op.skip != 0 {
@@ -813,5 +879,83 @@ pub(crate) mod tests {
             // and the honest witness of the same packing is accepted
             prop_assert!(synth_with(&c, p, &c.hints(p).unwrap()).0 .0);
         }
+    }
+
+    /// Two maps of one "same" convolution sharing a circuit: the first plain, the second
+    /// with a residual; their own shifts and zero points; the case's input and weights.
+    fn either_case() -> impl Strategy<Value = (Case, Linear, Linear)> {
+        let shapes =
+            (1usize..3, 1usize..4, 1usize..4).prop_map(|(c, h, w)| LinearShape::Conv(ConvShape::same(c, c, h, w, 3)));
+        (shapes.prop_flat_map(case), (0u32..6, 0u32..6), (1u32..70, 0u8..=127, 0u8..=127)).prop_map(
+            |(c, (sa, sb), (skip, zb, bzp))| {
+                let rq = |s| RequantSpec::new(s, 20).unwrap();
+                let a = Linear { requant: rq(sa), skip: 0, block_zero_point: 0, ..c.op };
+                let b = Linear { requant: rq(sb), skip, zero_point: zb, block_zero_point: bzp, ..c.op };
+                (c, a, b)
+            },
+        )
+    }
+
+    /// Synthesizes the shared circuit at `bit` with `hints`, the block input (the case's
+    /// input) multiplied by the bit as the caller passes it; (satisfied, outputs, size).
+    fn synth_either(c: &Case, (a, b): (&Linear, &Linear), bit: bool, hints: &LinearHints) -> (bool, Vec<F>, usize) {
+        let mut cs = TestConstraintSystem::<F>::new();
+        let p = crate::gadgets::bits::alloc_uint(&mut cs.namespace(|| "bit"), &[F::from(u64::from(bit))]).unwrap();
+        let mut alloc = |name: String, v: i64| {
+            let x = AllocatedNum::alloc(cs.namespace(|| name), || Ok(int_to_field(v))).unwrap();
+            LinearCombination::zero() + x.get_variable()
+        };
+        let input: Vec<_> = c.input.iter().enumerate().map(|(i, &v)| alloc(format!("a{i}"), v.into())).collect();
+        let gated = c.input.iter().enumerate().map(|(i, &v)| alloc(format!("xb{i}"), if bit { v.into() } else { 0 }));
+        let block: Vec<_> = gated.collect();
+        let weights: Vec<_> = c.weights.iter().enumerate().map(|(i, &v)| alloc(format!("w{i}"), v.into())).collect();
+        let bias: Vec<_> = c.bias.iter().enumerate().map(|(i, &v)| alloc(format!("b{i}"), v.into())).collect();
+        let ys = linear_requant_either(&mut cs, (a, b), &p, (&input, &block), (&weights, &bias), hints).unwrap();
+        (cs.is_satisfied(), ys.iter().map(|y| y.get_value().unwrap()).collect(), cs.num_constraints())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, rng_seed: proptest::test_runner::RngSeed::Fixed(5), ..ProptestConfig::default() })]
+
+        /// With its bit, the shared circuit computes the selected map exactly (the first
+        /// without the residual, the second with it), at the size of the second's packed
+        /// products plus the selecting requantization; with the other map's witness it is
+        /// rejected wherever the two maps differ.
+        #[test]
+        fn a_shared_circuit_computes_the_map_its_bit_selects((c, a, b) in either_case(), bit in any::<bool>()) {
+            let packing = either_packing(&a, &b).unwrap();
+            let zeros = vec![0; c.input.len()];
+            let hints_of = |op: &Linear, block: &[u8]| linear_hints_with(op, packing, (&c.input, block), &c.weights, &c.bias).unwrap();
+            let (ha, hb) = (hints_of(&a, &zeros), hints_of(&b, &c.input));
+            let (op, hints, other) = if bit { (&b, &hb, &ha) } else { (&a, &ha, &hb) };
+            let (sat, ys, n) = synth_either(&c, (&a, &b), bit, hints);
+            prop_assert!(sat);
+            let native = linear_requant_native(op, &c.input, &c.input, &c.weights, &c.bias).unwrap();
+            prop_assert_eq!(ys, to_field(&native));
+            let outputs = c.op.shape.num_outputs();
+            let requant = crate::gadgets::requant::requant_either_constraints(a.requant, b.requant);
+            prop_assert_eq!(n, 1 + packing.product_constraints(&b) + outputs * requant);
+            if ha != hb {
+                prop_assert!(!synth_either(&c, (&a, &b), bit, other).0);
+            }
+        }
+    }
+
+    #[test]
+    fn maps_that_cannot_share_a_circuit_are_refused() {
+        let shape = LinearShape::Conv(ConvShape::same(2, 2, 3, 3, 3));
+        let op = |skip, acc_bits| Linear {
+            shape,
+            requant: RequantSpec::new(2, acc_bits).unwrap(),
+            skip,
+            projection: None,
+            zero_point: 0,
+            block_zero_point: 0,
+        };
+        assert!(either_packing(&op(0, 20), &op(3, 20)).is_ok());
+        assert!(either_packing(&op(3, 20), &op(3, 20)).is_err(), "a shortcut in the first");
+        assert!(either_packing(&op(0, 20), &op(3, 22)).is_err(), "two accumulator widths");
+        let other = Linear { shape: LinearShape::Conv(ConvShape::same(2, 2, 3, 4, 3)), ..op(3, 20) };
+        assert!(either_packing(&op(0, 20), &other).is_err(), "two geometries");
     }
 }

@@ -18,7 +18,7 @@ use super::bits::{add_constant, alloc_bits, lc, weighted_sum};
 use crate::quant::{bits_le, requantize_native, QuantError, RequantSpec, ACT_BITS, ACT_MAX};
 use crate::F;
 use ff::Field;
-use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
+use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, LinearCombination, SynthesisError};
 
 /// Witness of one requantized output.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,20 +60,54 @@ pub fn requantize_relu<CS: ConstraintSystem<F>>(
     p: RequantSpec,
     hint: &RequantHint,
 ) -> Result<(LinearCombination<F>, AllocatedNum<F>), SynthesisError> {
-    let b = p.acc_bits() as usize;
-    let s = p.shift() as usize;
-    let a = ACT_BITS as usize;
-    if hint.bits.len() != b {
+    requantize_relu_either(cs, (p, p), None, hint)
+}
+
+/// [`requantize_relu`] under whichever of two specs of one accumulator width the boolean
+/// `bit` selects (0: the first, 1: the second; the caller constrains it to a bit): the
+/// output bits `l` and the range test `g` are those of the selected shift, `l_sel = l₀ +
+/// bit·(l₁ - l₀)` and `g_sel` likewise, two constraints more when the shifts differ, none
+/// when they agree (`bit` may then be absent). With `bit` boolean this is exactly the
+/// gadget of the selected spec, so its argument carries over.
+pub fn requantize_relu_either<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    (p0, p1): (RequantSpec, RequantSpec),
+    bit: Option<&Num<F>>,
+    hint: &RequantHint,
+) -> Result<(LinearCombination<F>, AllocatedNum<F>), SynthesisError> {
+    let b = p0.acc_bits() as usize;
+    if hint.bits.len() != b || p1.acc_bits() as usize != b {
         return Err(SynthesisError::Unsatisfiable("witness has the wrong length".into()));
     }
+    let a = ACT_BITS as usize;
     let bits = alloc_bits(&mut cs.namespace(|| "bits"), &hint.bits)?;
     let sign = &bits[b - 1];
     let acc = add_constant::<CS>(weighted_sum(&bits), -F::from(2).pow_vartime([b as u64 - 1]));
-    let l = weighted_sum(&bits[s..s + a]);
-    let hi = weighted_sum(&bits[s + a..b - 1]);
-    let k = F::from(2).pow_vartime([(b - s - a - 1) as u64]);
-    // g = hi + k·(1 - sign)
-    let g = lc(&hi) + (k, CS::one()) - (k, sign.get_variable());
+    // the output bits and g = hi + k·(1 - sign) at shift s, with their values
+    let at = |s: usize| {
+        let l = weighted_sum(&bits[s..s + a]);
+        let hi = weighted_sum(&bits[s + a..b - 1]);
+        let k = F::from(2).pow_vartime([(b - s - a - 1) as u64]);
+        let g = lc(&hi) + (k, CS::one()) - (k, sign.get_variable());
+        let g_value = hi.get_value().zip(sign.get_value()).map(|(h, sg)| h + k * (F::ONE - sg));
+        ((lc(&l), l.get_value()), (g, g_value))
+    };
+    let (s0, s1) = (p0.shift() as usize, p1.shift() as usize);
+    let ((mut l, _), (mut g, _)) = at(s0);
+    if s0 != s1 {
+        let bit = bit.ok_or(SynthesisError::Unsatisfiable("two shifts and no bit to select one".into()))?;
+        let (first, second) = (at(s0), at(s1));
+        let mut select = |name: &str, (x0, v0): (LinearCombination<F>, Option<F>), (x1, v1)| {
+            let v = bit.get_value().zip(v0).zip(v1).map(|((c, v0), v1): ((F, F), F)| v0 + c * (v1 - v0));
+            let sel =
+                AllocatedNum::alloc(cs.namespace(|| name.to_string()), || v.ok_or(SynthesisError::AssignmentMissing))?;
+            let diff = x1 - &x0;
+            cs.enforce(|| format!("{name} selected"), |_| bit.lc(F::ONE), |_| diff, |lc| lc + sel.get_variable() - &x0);
+            Ok::<_, SynthesisError>(LinearCombination::zero() + sel.get_variable())
+        };
+        l = select("l", first.0, second.0)?;
+        g = select("g", first.1, second.1)?;
+    }
 
     let inv = AllocatedNum::alloc(cs.namespace(|| "inv"), || Ok(hint.inv))?;
     let ok = AllocatedNum::alloc(cs.namespace(|| "ok"), || Ok(hint.ok))?;
@@ -84,7 +118,7 @@ pub fn requantize_relu<CS: ConstraintSystem<F>>(
     cs.enforce(
         || "ok*(l-127) = y-127*sign",
         |lc| lc + ok.get_variable(),
-        |_| lc(&l) - (max, CS::one()),
+        |_| l - (max, CS::one()),
         |lc| lc + y.get_variable() - (max, sign.get_variable()),
     );
     Ok((lc(&acc), y))
@@ -93,6 +127,11 @@ pub fn requantize_relu<CS: ConstraintSystem<F>>(
 /// Constraints per output of [`requantize_relu`].
 pub fn requant_constraints(p: RequantSpec) -> usize {
     p.acc_bits() as usize + 3
+}
+
+/// Constraints per output of [`requantize_relu_either`].
+pub fn requant_either_constraints(p0: RequantSpec, p1: RequantSpec) -> usize {
+    requant_constraints(p0) + if p0.shift() == p1.shift() { 0 } else { 2 }
 }
 
 #[cfg(test)]

@@ -229,6 +229,24 @@
 //! hash and, for a residual, `C·W` products). The middle chain, like the grid's running
 //! chains, lives only inside the block: segment boundaries are block boundaries.
 //!
+//! ## One tile for both passes
+//! When the block's two convolutions have one geometry and the tensors one layout
+//! (ResNet's identity blocks, the input committed in rows of the pair's groups:
+//! [`PairSpec::shares`]), the two passes' tiles are the same circuit up to constants, so
+//! one tile serves both and nothing runs on blank values. The pass bit `p` of the index
+//! selects, linearly or with one product each: the padding value, the weights' spec
+//! digest in the model update, the input's zero point and the requantization shift (two
+//! constraints per output when the layers' shifts differ; both are requantized at the
+//! wider accumulator width), where the input chain starts (the input's tag and blind, or
+//! `H(TAG_PAIR, tag, X')`) and where the output chain starts (`H(TAG_PAIR, tag, X)`, or the
+//! output's tag and blind). The block input row is streamed in both passes, and its
+//! residual (its group flags times `p`), its last-tile check and the three values the
+//! hand-off carries are multiplied by `p`: the first pass carries zeros. With `p` fixed
+//! the tile is exactly the two-pass pair's active tile, so the argument above carries
+//! over; a tile run at the other pass's index computes that pass on its own cells (which
+//! its native twin mirrors) and fails the chains. Cost: about half the two-pass tile
+//! (measured at 32 channels, 4×4, groups of 8: 36,808 constraints against 68,096).
+//!
 //! Hiding: the running chains and the halo commitment are unblinded, but they live only
 //! inside a layer: the state between layers (all that a statement reveals) carries the
 //! blinded commitments only, and the tile slots are zero there.

@@ -4,14 +4,14 @@
 use super::channels::TAG_PAIR;
 use super::geometry::TileSpec;
 use super::state::{TileState, TILE_ARITY};
-use super::step::{Flags, Role, TileStep, TileWitness};
-use super::terms::{equal_if, product, select, Term};
+use super::step::{band_linear, Flags, Role, TileStep, TileWitness};
+use super::terms::{alloc_term, equal_if, product, select, Term};
 use crate::commit::{chain_link, chain_link_native, domain_tag, hash, hash_native, LayerUpdate, Layout};
 use crate::gadgets::bits::{alloc_uint, lc};
 use crate::gadgets::conv::ConvShape;
-use crate::gadgets::linear::{linear_hints, Linear, LinearShape};
+use crate::gadgets::linear::{either_packing, linear_hints, Linear, LinearShape};
 use crate::layer::{zero_weights, LayerWeights};
-use crate::quant::{bits_le, QuantError, ACT_BITS};
+use crate::quant::{bits_le, QuantError, RequantSpec, ACT_BITS};
 use crate::spec::{BlockSpec, LayerSpec, Links};
 use crate::F;
 use ff::Field;
@@ -99,7 +99,7 @@ impl PairSpec {
 
     /// One tile's part of layer `stage`'s model-commitment update (as a channel tiling of
     /// the block cuts it).
-    fn update(&self, stage: usize) -> LayerUpdate {
+    pub(super) fn update(&self, stage: usize) -> LayerUpdate {
         self.groups().group_update(stage)
     }
 
@@ -137,6 +137,102 @@ impl PairSpec {
             return bad("a pair's passes must cover the same rows and groups, and its input stride times its rows");
         }
         Ok(())
+    }
+}
+
+impl PairSpec {
+    /// A first-pass tile's role: a shared tile's (on a blank block input), else the first pass's.
+    fn role_a(&self) -> Role {
+        match self.shares() {
+            true => Role::Shared(Box::new(Shared { sc: PairStep::shortcut(self), second: false, pair: *self })),
+            false => Role::First,
+        }
+    }
+
+    /// A second-pass tile's role, streaming `sc` beside it.
+    fn role_b(&self, sc: Shortcut) -> Role {
+        match self.shares() {
+            true => Role::Shared(Box::new(Shared { sc, second: true, pair: *self })),
+            false => Role::Second(Box::new(sc)),
+        }
+    }
+
+    /// Whether one tile serves both passes ([`Shared`]): a residual block whose two
+    /// convolutions have one geometry, read and write tensors of one layout (its input
+    /// committed in rows of the pair's groups) and cut their weights into the same chunks —
+    /// ResNet's identity blocks. Their circuits then differ only in constants that a pass
+    /// bit selects; anything else (a projection block, an input in other links) keeps two
+    /// passes, the idle one on blank values.
+    pub fn shares(&self) -> bool {
+        let (a, b) = (self.pass_a(), self.pass_b());
+        let same_geometry = match (a.geometry(), b.geometry()) {
+            (Ok(ga), Ok(gb)) => ga == gb,
+            _ => false,
+        };
+        self.second.skip != 0
+            && self.second.projection.is_none()
+            && a.layer.shape == b.layer.shape
+            && a.block().input_layout() == b.block().input_layout()
+            && a.block().output_layout() == b.block().output_layout()
+            && self.update(0).chunks == self.update(1).chunks
+            && same_geometry
+            && self.shared_ops(&a).is_ok()
+    }
+
+    /// Both passes' band convolutions in a shared tile of geometry `spec`'s (the second with
+    /// its residual), each requantized at the wider of the two accumulator widths (the
+    /// narrower layer's bound is then not enforced: an accumulator past it would saturate
+    /// as the requantization defines, where the native reference refuses it).
+    pub(super) fn shared_ops(&self, spec: &TileSpec) -> Result<(Linear, Linear), QuantError> {
+        let g = spec.geometry()?;
+        let acc_bits = self.first.requant.acc_bits().max(self.second.requant.acc_bits());
+        let widen = |mut op: Linear| -> Result<Linear, QuantError> {
+            op.requant = RequantSpec::new(op.requant.shift(), acc_bits)?;
+            Ok(op)
+        };
+        let a = widen(band_linear(&self.pass_a(), &g)?)?;
+        let b = band_linear(&self.pass_b(), &g)?;
+        let b = widen(Linear { skip: self.second.skip, block_zero_point: self.first.zero_point, ..b })?;
+        either_packing(&a, &b)?;
+        Ok((a, b))
+    }
+}
+
+/// A tile of a pair whose passes share one circuit ([`PairSpec::shares`]): the pass bit
+/// `p` (from the block's tile index) selects the first layer's constants or the second's —
+/// the padding value (each layer's input zero point), the spec digest its weights' chunks
+/// absorb into the model commitment, the requantization shift and the input's zero point
+/// ([`crate::gadgets::linear::linear_requant_either`]), where the input chain starts (the
+/// block input's tag and blind, or the middle tensor after the block input's commitment)
+/// and where the output chain starts (the middle tensor after the block input's
+/// commitment, or the block output's tag and blind) — and gates the second layer's
+/// residual and its check that the block input streamed beside it is the committed one.
+/// Everything else (the window, its hashes, the weights' range checks, the products, the
+/// hand-offs) is one set of cells that the first pass fills with the block input's rows
+/// and the first layer's group weights, the second with the middle tensor's and the
+/// second layer's. With `p` fixed, the circuit is the two-pass pair's active tile (the
+/// hand-offs carry the streamed block input's chain values times `p`: zeros in the first
+/// pass, as if it had none), so the pair's argument carries over; a tile run with the other pass's
+/// bit is another index, which the index argument rules out.
+#[derive(Clone, Debug)]
+pub(super) struct Shared {
+    /// The block input streamed beside the tile (blank in the first pass).
+    pub(super) sc: Shortcut,
+    /// The pass: false the first, true the second.
+    pub(super) second: bool,
+    pub(super) pair: PairSpec,
+}
+
+impl Shared {
+    /// The two layers' input zero points, in pass order.
+    pub(super) fn zero_points(&self) -> (F, F) {
+        let zp = |l: &LayerSpec| F::from(u64::from(l.zero_point));
+        (zp(&self.pair.first), zp(&self.pair.second))
+    }
+
+    /// The two layers' spec digests (as their tiles absorb them), in pass order.
+    pub(super) fn digests(&self) -> (F, F) {
+        (self.pair.update(0).digest, self.pair.update(1).digest)
     }
 }
 
@@ -216,13 +312,23 @@ pub(super) struct Carried {
 }
 
 impl PairVars {
-    pub(super) fn carried(&self) -> Carried {
-        Carried {
-            prev: self.prev.clone(),
-            after: self.after.clone(),
-            prev_prev: self.prev_prev.clone(),
-            total: self.total.clone(),
-        }
+    /// What the hand-off carries; in a shared tile (`gate`: its pass bit) multiplied by the
+    /// bit, so the first pass, which streams a blank block input, carries zeros.
+    pub(super) fn carried<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        gate: Option<&Term>,
+    ) -> Result<Carried, SynthesisError> {
+        let mut gated = |name: &str, v: &AllocatedNum<F>| match gate {
+            Some(bit) => product(&mut cs.namespace(|| format!("gated {name}")), bit, &Term::var(v)),
+            None => Ok(v.clone()),
+        };
+        Ok(Carried {
+            prev: gated("prev", &self.prev)?,
+            after: gated("after", &self.after)?,
+            prev_prev: gated("prev prev", &self.prev_prev)?,
+            total: gated("total", &self.total)?,
+        })
     }
 }
 
@@ -273,11 +379,15 @@ impl Shortcut {
     /// layout's tag and `blind`), the check that the last tile's chain is the input's
     /// commitment, and what the shortcut reads: a projection the rows, a residual the
     /// group's channels of the row, selected by the group flags (one product per value).
+    ///
+    /// In a tile shared by both passes (`gate`: its pass bit) the check and the residual
+    /// hold in the second pass only: the residual's flags are multiplied by the bit.
     pub(super) fn stream<CS: ConstraintSystem<F>>(
         &self,
         cs: &mut CS,
         f: &Flags,
         blind: &AllocatedNum<F>,
+        gate: Option<&Term>,
     ) -> Result<PairVars, SynthesisError> {
         let values: Vec<_> = self
             .row
@@ -297,16 +407,31 @@ impl Shortcut {
             aux = Elt::num_from_fr::<CS>(F::ZERO);
         }
         let Elt::Allocated(after) = chain else { return Err(SynthesisError::Unsatisfiable("an empty row".into())) };
-        equal_if(&mut cs.namespace(|| "input opens"), &f.t_last, &Term::var(&after), &Term::var(&total));
+        let opens = match gate {
+            Some(bit) => Term::var(&product(&mut cs.namespace(|| "second pass ends"), bit, &f.t_last)?),
+            None => f.t_last.clone(),
+        };
+        equal_if(&mut cs.namespace(|| "input opens"), &opens, &Term::var(&after), &Term::var(&total));
         if self.projection.is_some() {
             let residual = self.channel_major().into_iter().map(|i| lc(&values[i])).collect();
             return Ok(PairVars { prev, after, prev_prev, total, residual });
         }
         let (g, w) = (self.channels, self.layout.dims[2]);
+        let flags: Vec<Term> = match gate {
+            Some(bit) => f
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(k, flag)| {
+                    product(&mut cs.namespace(|| format!("gated group {k}")), bit, flag).map(|v| Term::var(&v))
+                })
+                .collect::<Result<_, _>>()?,
+            None => f.groups.clone(),
+        };
         let residual = (0..g * w)
             .map(|o| {
                 let (c, x) = (o / w, o % w);
-                f.groups.iter().enumerate().try_fold(LinearCombination::zero(), |acc, (k, flag)| {
+                flags.iter().enumerate().try_fold(LinearCombination::zero(), |acc, (k, flag)| {
                     let v = &values[(k * g + c) * w + x];
                     let p =
                         product(&mut cs.namespace(|| format!("residual {k} {o}")), flag, &Term(lc(v), v.get_value()))?;
@@ -327,6 +452,8 @@ pub struct PairStep {
     tile: usize,
     a: TileStep,
     b: TileStep,
+    /// One tile serves both passes ([`Shared`]): `a` and `b` are both the active one.
+    shared: bool,
 }
 
 impl PairStep {
@@ -342,10 +469,16 @@ impl PairStep {
             .second_weights
             .clone()
             .ok_or_else(|| QuantError::BadSpec("a pair's witness holds both layers' weights".into()))?;
+        let shared = spec.shares();
         if tile < t {
             let w = TileWitness { second_weights: None, ..witness.clone() };
-            let a = TileStep::new(spec.pass_a(), tile, input, w)?.with_role(Role::First, spec.update(0))?;
-            return Ok(Self { spec, tile, a, b: Self::blank_b(&spec)? });
+            let a = TileStep::new(spec.pass_a(), tile, input, w)?;
+            if shared {
+                let a = a.with_role(spec.role_a(), spec.update(0))?;
+                return Ok(Self { spec, tile, a: a.clone(), b: a, shared });
+            }
+            let a = a.with_role(Role::First, spec.update(0))?;
+            return Ok(Self { spec, tile, a, b: Self::blank_b(&spec)?, shared });
         }
         let native = {
             let mut cache = witness.cache.lock();
@@ -362,9 +495,12 @@ impl PairStep {
         let w = TileWitness { layer_weights: second_weights, second_weights: None, ..witness.clone() };
         let b = TileStep::new(spec.pass_b(), local, &native.mid, w)?;
         let sc = Self::shortcut_at(&spec, (input, &native.rows), local);
-        let b = b.with_role(Role::Second(Box::new(sc)), spec.update(1))?;
+        let b = b.with_role(spec.role_b(sc), spec.update(1))?;
+        if shared {
+            return Ok(Self { spec, tile, a: b.clone(), b, shared });
+        }
         let a = TileStep::blank(spec.pass_a())?.with_role(Role::First, spec.update(0))?;
-        Ok(Self { spec, tile, a, b })
+        Ok(Self { spec, tile, a, b, shared })
     }
 
     /// A shortcut on blank values.
@@ -410,7 +546,7 @@ impl PairStep {
         let sc = Self::shortcut(spec);
         let witness = TileWitness::blank(zero_weights(&spec.second), None);
         let b = TileStep::new(spec.pass_b(), 0, &vec![0; spec.second.num_inputs()], witness)?;
-        b.with_role(Role::Second(Box::new(sc)), spec.update(1))
+        b.with_role(spec.role_b(sc), spec.update(1))
     }
 
     /// Tile 0 of the given spec with all-zero values, for parameter setup.
@@ -447,6 +583,10 @@ impl PairStep {
             true => step.a = self.a.with_rows(rows)?,
             false => step.b = self.b.with_rows(rows)?,
         }
+        if self.shared {
+            step.a = step.pass().clone();
+            step.b = step.a.clone();
+        }
         Ok(step)
     }
 
@@ -461,8 +601,9 @@ impl PairStep {
         if let (true, Some(own)) = (keep, self.b.shortcut()) {
             sc.total = own.total;
         }
-        let role = Role::Second(Box::new(sc));
-        Ok(Self { b: self.b.with_role(role, self.spec.update(1))?, ..self.clone() })
+        let b = self.b.with_role(self.spec.role_b(sc), self.spec.update(1))?;
+        let a = if self.shared { b.clone() } else { self.a.clone() };
+        Ok(Self { a, b, ..self.clone() })
     }
 
     /// The active pass's witness rows (row by row, each channel by channel).
@@ -475,6 +616,8 @@ impl PairStep {
         let t = self.spec.pass_tiles();
         let index = z.tile as usize;
         let (step, local) = if index < t { (&self.a, index) } else { (&self.b, index - t) };
+        // a shared tile at an index of the other pass computes that pass on its cells
+        let step = if self.shared { &step.in_pass(index >= t) } else { step };
         let mut next = step.next_state(&TileState { tile: local as u64, ..*z });
         let ends = index >= t && next.base.layer != z.base.layer;
         next.tile = if ends { 0 } else { z.tile + 1 };
@@ -509,7 +652,8 @@ impl StepCircuit<F> for PairStep {
         let l = alloc_uint(&mut cs.namespace(|| "local"), &bits_le(l_value, bits))?;
         let below = (t as u64 - 1).saturating_sub(l_value);
         let rest = alloc_uint(&mut cs.namespace(|| "below T"), &bits_le(below, bits))?;
-        let (p, l) = (Term(lc(&p), p.get_value()), Term(lc(&l), l.get_value()));
+        let bit = p;
+        let (p, l) = (Term(lc(&bit), bit.get_value()), Term(lc(&l), l.get_value()));
         cs.enforce(
             || "l + rest = T - 1",
             |lc| lc + CS::one(),
@@ -518,24 +662,31 @@ impl StepCircuit<F> for PairStep {
         );
         let whole = p.scaled(F::from(t as u64)).plus(&l, F::ONE);
         cs.enforce(|| "tile = p·T + l", |lc| lc + CS::one(), |_| whole.0.clone(), |_| Term::var(tile).0);
-        let not_p = one.plus(&p, -F::ONE);
-        let l_a = product(&mut cs.namespace(|| "first index"), &not_p, &l)?;
-        let l_b = product(&mut cs.namespace(|| "second index"), &p, &l)?;
         let with = |local: AllocatedNum<F>| {
             let mut z = z.to_vec();
             z[3] = local;
             z
         };
-        let na = self.a.synthesize(&mut cs.namespace(|| "first pass"), &with(l_a))?;
-        let nb = self.b.synthesize(&mut cs.namespace(|| "second pass"), &with(l_b))?;
-        let mut ns = cs.namespace(|| "next state");
-        let cs = &mut ns;
-        let mut next = Vec::with_capacity(TILE_ARITY);
-        for (k, (a, b)) in na.iter().zip(&nb).enumerate() {
-            next.push(select(&mut cs.namespace(|| format!("slot {k}")), &p, &Term::var(b), &Term::var(a))?);
-        }
+        let mut next = if self.shared {
+            let local = alloc_term(&mut cs.namespace(|| "local index"), &l)?;
+            self.a.synthesize_pass(&mut cs.namespace(|| "shared pass"), &with(local), Some(&bit))?
+        } else {
+            let not_p = one.plus(&p, -F::ONE);
+            let l_a = product(&mut cs.namespace(|| "first index"), &not_p, &l)?;
+            let l_b = product(&mut cs.namespace(|| "second index"), &p, &l)?;
+            let na = self.a.synthesize(&mut cs.namespace(|| "first pass"), &with(l_a))?;
+            let nb = self.b.synthesize(&mut cs.namespace(|| "second pass"), &with(l_b))?;
+            let mut cs = cs.namespace(|| "next state");
+            na.iter()
+                .zip(&nb)
+                .enumerate()
+                .map(|(k, (a, b))| select(&mut cs.namespace(|| format!("slot {k}")), &p, &Term::var(b), &Term::var(a)))
+                .collect::<Result<Vec<_>, _>>()?
+        };
         // the block ends when the second pass ends (its layer counter moves)
-        let ends = product(&mut cs.namespace(|| "ends"), &p, &Term::var(&nb[0]).plus(&Term::var(layer), -F::ONE))?;
+        let mut cs = cs.namespace(|| "block tile");
+        let moved = Term::var(&next[0]).plus(&Term::var(layer), -F::ONE);
+        let ends = product(&mut cs.namespace(|| "ends"), &p, &moved)?;
         let after = Term::var(tile).plus(&one, F::ONE);
         next[3] = product(&mut cs.namespace(|| "tile"), &one.plus(&Term::var(&ends), -F::ONE), &after)?;
         Ok(next)

@@ -5,10 +5,14 @@ use super::pair::{pair_start, pair_start_native};
 use super::state::{TileState, TILE_ARITY};
 use super::terms::{alloc_term, equal_if, equals, product, select, Term};
 use crate::commit::{
-    chain_link, chain_link_native, domain_tag, hash, hash_native, model_update, model_update_native, LayerUpdate,
+    chain_link, chain_link_native, domain_tag, hash, hash_native, model_update, model_update_native, model_update_with,
+    LayerUpdate,
 };
-use crate::gadgets::bits::{alloc_bits, alloc_uint, lc};
-use crate::gadgets::linear::{linear_hints, linear_requant, Linear, LinearHints, LinearShape};
+use crate::gadgets::bits::{add_constant, alloc_bits, alloc_uint, lc};
+use crate::gadgets::linear::{
+    either_packing, linear_hints, linear_hints_with, linear_requant, linear_requant_either, Linear, LinearHints,
+    LinearShape,
+};
 use crate::gadgets::pool::{average_of_sum, pool_window, Pool, PoolHint};
 use crate::layer::{alloc_layer_weights, weight_terms, zero_weights, LayerWeights};
 use crate::quant::{bits_le, check_activations, QuantError, ACT_BITS};
@@ -127,6 +131,8 @@ pub(super) enum Role {
     /// The second pass: its input (the middle tensor) chain starts there, and it adds the
     /// block input's residual, streamed a row per band.
     Second(Box<super::pair::Shortcut>),
+    /// A tile that serves both passes, the pass bit selecting what differs.
+    Shared(Box<super::pair::Shared>),
 }
 
 /// A grid tile's hand-off: `H(tag, front, shared, model chain[, a pair's block input
@@ -359,19 +365,52 @@ impl TileStep {
     pub(super) fn with_role(&self, role: Role, update: LayerUpdate) -> Result<Self, QuantError> {
         let mut inner = (*self.0).clone();
         inner.updates = vec![update];
-        if let Role::Second(sc) = &role {
-            let g = &inner.geometry;
-            let [ch, _, width] = inner.spec.layer.input_dims();
-            let by_row: Vec<Vec<u8>> = inner.rows.chunks(ch * width).map(<[u8]>::to_vec).collect();
-            let band_values = cut(&by_row, ch, width, g.gap, g.band);
-            let op = sc.op(band_linear(&inner.spec, g)?);
-            inner.weights = sc.group_weights(&inner.witness.layer_weights, inner.group);
-            let (w, xb) = (&inner.weights, sc.shortcut_native(inner.group));
-            inner.hints = linear_hints(&op, &band_values, &xb, &w.weights, &w.bias)?;
+        let g = &inner.geometry;
+        let [ch, _, width] = inner.spec.layer.input_dims();
+        let by_row: Vec<Vec<u8>> = inner.rows.chunks(ch * width).map(<[u8]>::to_vec).collect();
+        let band_values = cut(&by_row, ch, width, g.gap, g.band);
+        match &role {
+            Role::Second(sc) => {
+                let op = sc.op(band_linear(&inner.spec, g)?);
+                inner.weights = sc.group_weights(&inner.witness.layer_weights, inner.group);
+                let (w, xb) = (&inner.weights, sc.shortcut_native(inner.group));
+                inner.hints = linear_hints(&op, &band_values, &xb, &w.weights, &w.bias)?;
+            }
+            Role::Shared(sh) => {
+                let (a, b) = sh.pair.shared_ops(&inner.spec)?;
+                let packing = either_packing(&a, &b)?;
+                if sh.second {
+                    inner.weights = sh.sc.group_weights(&inner.witness.layer_weights, inner.group);
+                }
+                let w = &inner.weights;
+                // the first pass adds no residual: its block input terms are gated to 0
+                let (op, xb) = match sh.second {
+                    true => (b, sh.sc.shortcut_native(inner.group)),
+                    false => (a, vec![0; b.shape.num_outputs()]),
+                };
+                inner.hints = linear_hints_with(&op, packing, (&band_values, &xb), &w.weights, &w.bias)?;
+            }
+            Role::Plain | Role::First => {}
+        }
+        if matches!(role, Role::Second(_) | Role::Shared(_)) {
             inner.output = inner.hints.ys();
         }
         inner.role = role;
         Ok(Self(Arc::new(inner)))
+    }
+
+    /// A shared tile ([`super::pair::Shared`]) as the given pass sees its cells (the same
+    /// witness, that pass's constants): what it computes when run at an index of that pass.
+    pub(super) fn in_pass(&self, second: bool) -> Self {
+        match &self.0.role {
+            Role::Shared(sh) if sh.second != second => {
+                let mut inner = (*self.0).clone();
+                inner.updates = vec![sh.pair.update(usize::from(second))];
+                inner.role = Role::Shared(Box::new(super::pair::Shared { second, ..(**sh).clone() }));
+                Self(Arc::new(inner))
+            }
+            _ => self.clone(),
+        }
     }
 
     /// The tile with other witness rows and the honest computation on them, in the same
@@ -387,6 +426,7 @@ impl TileStep {
     pub(super) fn shortcut(&self) -> Option<super::pair::Shortcut> {
         match &self.0.role {
             Role::Second(sc) => Some((**sc).clone()),
+            Role::Shared(sh) if sh.second => Some(sh.sc.clone()),
             _ => None,
         }
     }
@@ -523,6 +563,7 @@ impl TileStep {
                     let before = *acc;
                     let gw = match &inner.role {
                         Role::Second(sc) => sc.group_weights(w, g),
+                        Role::Shared(sh) if sh.second => sh.sc.group_weights(w, g),
                         _ => spec.group_weights(0, w, g),
                     };
                     *acc = model_update_native(before, &update, salt, &gw.weights, &gw.bias);
@@ -557,6 +598,12 @@ impl TileStep {
                 let after = sc.after_native(band == 0, inner.witness.blind_in);
                 ((pair_start_native(input_tag, sc.total), F::ZERO), vec![sc.prev, after, sc.total])
             }
+            // a shared tile carries the block input's chain in its second pass, zeros in its first
+            Role::Shared(sh) if sh.second => {
+                let after = sh.sc.after_native(band == 0, inner.witness.blind_in);
+                ((pair_start_native(input_tag, sh.sc.total), F::ZERO), vec![sh.sc.prev, after, sh.sc.total])
+            }
+            Role::Shared(_) => ((input_tag, inner.witness.blind_in), vec![F::ZERO; 3]),
             _ => ((input_tag, inner.witness.blind_in), Vec::new()),
         };
         let mut in_chain = z.in_chain;
@@ -569,9 +616,14 @@ impl TileStep {
         parts.extend(extra);
         let halo = grid_halo_native(&parts);
         let output_tag = inner.spec.block().output_layout().tag();
-        let output_start = match inner.role {
-            Role::First => (pair_start_native(output_tag, z.base.activations), F::ZERO),
-            _ => (output_tag, inner.witness.blind_out),
+        let first_pass = match &inner.role {
+            Role::First => true,
+            Role::Shared(sh) => !sh.second,
+            _ => false,
+        };
+        let output_start = match first_pass {
+            true => (pair_start_native(output_tag, z.base.activations), F::ZERO),
+            false => (output_tag, inner.witness.blind_out),
         };
         let (prev, aux) = if t_first { output_start } else { (z.out_chain, F::ZERO) };
         let out = chain_link_native(prev, aux, &inner.output);
@@ -639,6 +691,25 @@ impl StepCircuit<F> for TileStep {
         cs: &mut CS,
         z: &[AllocatedNum<F>],
     ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
+        self.synthesize_pass(cs, z, None)
+    }
+}
+
+impl TileStep {
+    /// The step; a tile shared by a pair's two passes ([`super::pair::Shared`]) takes its
+    /// pass bit (boolean, constrained by the pair from the block's tile index).
+    pub(super) fn synthesize_pass<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        z: &[AllocatedNum<F>],
+        pass: Option<&Num<F>>,
+    ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
+        // run at an index of the other pass, a shared tile computes that pass on its cells
+        if let (Role::Shared(sh), Some(bit)) = (&self.0.role, pass) {
+            if bit.get_value().is_some_and(|v| (v == F::ONE) != sh.second) {
+                return self.in_pass(!sh.second).synthesize_pass(cs, z, pass);
+            }
+        }
         let [layer, model, acts, tile, prev_model, in_chain, halo, out_chain] = z else {
             return Err(SynthesisError::Unsatisfiable(format!("state arity {} != {TILE_ARITY}", z.len())));
         };
@@ -652,11 +723,26 @@ impl StepCircuit<F> for TileStep {
         let not_first = one.plus(first, -F::ONE);
         let not_last = one.plus(last, -F::ONE);
         let not_t_last = one.plus(&f.t_last, -F::ONE);
+        let shared = match (&inner.role, pass) {
+            (Role::Shared(sh), Some(bit)) => Some((&**sh, Term(lc(bit), bit.get_value()), bit)),
+            (Role::Shared(_), None) => {
+                return Err(SynthesisError::Unsatisfiable("a shared tile needs its pass".into()))
+            }
+            _ => None,
+        };
+        // a constant of the first pass or, selected by the pass bit, the second's
+        let either = |(c0, c1): (F, F)| match &shared {
+            Some((_, bit, _)) => Term::constant::<CS>(c0).plus(bit, c1 - c0),
+            None => Term::constant::<CS>(c0),
+        };
 
         // witness rows: 7-bit range checks; rows that are padding (or unused) in this tile
         // hold the zero point, one constraint per value of the rows that can be
         let row_len = inner.rows.len() / g.rows();
-        let zp = Term::constant::<CS>(F::from(u64::from(spec.layer.zero_point)));
+        let zp = match &shared {
+            Some((sh, _, _)) => either(sh.zero_points()),
+            None => Term::constant::<CS>(F::from(u64::from(spec.layer.zero_point))),
+        };
         let mut rows: Vec<Vec<Num<F>>> = Vec::with_capacity(g.rows());
         for i in 0..g.rows() {
             let mut cs = cs.namespace(|| format!("row{i}"));
@@ -702,13 +788,21 @@ impl StepCircuit<F> for TileStep {
         let in_tag = spec.block().input_layout().tag();
         // a pair's second pass: the block input's row and commitment, its chain starts the
         // middle tensor's, unblinded
-        let pair = match &inner.role {
-            Role::Second(sc) => Some(sc.stream(&mut cs.namespace(|| "block input"), &f, &blind_in)?),
+        let pair = match (&inner.role, &shared) {
+            (Role::Second(sc), _) => Some(sc.stream(&mut cs.namespace(|| "block input"), &f, &blind_in, None)?),
+            (_, Some((sh, bit, _))) => {
+                Some(sh.sc.stream(&mut cs.namespace(|| "block input"), &f, &blind_in, Some(bit))?)
+            }
             _ => None,
         };
-        let input_tag = match &pair {
-            Some(p) => Term::var(&pair_start(&mut cs.namespace(|| "middle start"), in_tag, &p.total)?),
-            None => Term::constant::<CS>(in_tag),
+        let input_tag = match (&pair, &shared) {
+            (Some(p), None) => Term::var(&pair_start(&mut cs.namespace(|| "middle start"), in_tag, &p.total)?),
+            (Some(p), Some((_, bit, _))) => {
+                let mid = pair_start(&mut cs.namespace(|| "middle start"), in_tag, &p.total)?;
+                let tag = Term::constant::<CS>(in_tag);
+                Term::var(&select(&mut cs.namespace(|| "input start"), bit, &Term::var(&mid), &tag)?)
+            }
+            (None, _) => Term::constant::<CS>(in_tag),
         };
         let link_len = self.input_link_len();
         let mut chain = Term::var(in_chain);
@@ -733,9 +827,16 @@ impl StepCircuit<F> for TileStep {
             };
             let (mut prev, mut aux) = if i == g.first_row() {
                 let prev = select(&mut cs.namespace(|| "start"), &f.t_first, &input_tag, &chain)?;
-                let aux = match pair {
-                    Some(_) => zero(),
-                    None => Elt::Allocated(product(&mut cs.namespace(|| "blind"), &f.t_first, &Term::var(&blind_in))?),
+                let aux = match (&pair, &shared) {
+                    (Some(_), None) => zero(),
+                    (_, Some((_, bit, _))) => {
+                        let blind = product(&mut cs.namespace(|| "blind"), &f.t_first, &Term::var(&blind_in))?;
+                        let not_p = one.plus(bit, -F::ONE);
+                        Elt::Allocated(product(&mut cs.namespace(|| "first pass blind"), &not_p, &Term::var(&blind))?)
+                    }
+                    (None, None) => {
+                        Elt::Allocated(product(&mut cs.namespace(|| "blind"), &f.t_first, &Term::var(&blind_in))?)
+                    }
                 };
                 (Elt::Allocated(prev), aux)
             } else {
@@ -757,12 +858,23 @@ impl StepCircuit<F> for TileStep {
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(inner.witness.salt))?;
         let (weights_unsigned, bias) = alloc_layer_weights(cs, &inner.weights)?;
         let (before, next_model, second_weights, halo_out) = if grid {
-            let carried = pair.as_ref().map(super::pair::PairVars::carried);
+            let gate = shared.as_ref().map(|(_, bit, _)| bit);
+            let carried = match &pair {
+                Some(p) => Some(p.carried(&mut cs.namespace(|| "carried"), gate)?),
+                None => None,
+            };
+            let digest = match &shared {
+                Some((sh, _, bit)) => {
+                    let (d0, d1) = sh.digests();
+                    Elt::Num(add_constant::<CS>((*bit).clone().scale(d1 - d0), d0))
+                }
+                None => Elt::num_from_fr::<CS>(inner.updates[0].digest),
+            };
             let (before, next_model, halo_out) = self.grid_model(
                 cs,
                 &f,
                 (model, prev_model, halo),
-                (&salt, &weights_unsigned, &bias),
+                (&salt, &weights_unsigned, &bias, &digest),
                 (&rows, carried),
             )?;
             (before, next_model, None, halo_out)
@@ -809,8 +921,16 @@ impl StepCircuit<F> for TileStep {
             (Role::Second(sc), Some(p)) => (sc.op(op), p.residual.clone()),
             _ => (op, band.clone()),
         };
-        let linear =
-            linear_requant(&mut cs.namespace(|| "compute"), &op, (&band, &xb), &weights_lc, &bias_lc, &inner.hints)?;
+        let linear = match (&shared, &pair) {
+            (Some((sh, _, bit)), Some(p)) => {
+                let (a, b) = sh.pair.shared_ops(spec).map_err(|e| SynthesisError::Unsatisfiable(e.to_string()))?;
+                let ns = &mut cs.namespace(|| "compute");
+                linear_requant_either(ns, (&a, &b), bit, (&band, &p.residual), (&weights_lc, &bias_lc), &inner.hints)?
+            }
+            _ => {
+                linear_requant(&mut cs.namespace(|| "compute"), &op, (&band, &xb), &weights_lc, &bias_lc, &inner.hints)?
+            }
+        };
         // first-layer rows outside the image (the bands that reach padding): 0 under pooling,
         // the second layer's zero point (its padding) in a block
         let unsupported = |e: QuantError| SynthesisError::Unsatisfiable(e.to_string());
@@ -851,8 +971,24 @@ impl StepCircuit<F> for TileStep {
             self.pool_globally(&mut cs.namespace(|| "global pooling"), &outputs, flags, out_chain, &blind_out)?
         } else {
             let out_tag = spec.block().output_layout().tag();
-            let start = match inner.role {
-                Role::First => (Term::var(&pair_start(&mut cs.namespace(|| "middle start"), out_tag, acts)?), None),
+            // a shared tile: the middle tensor after the block input (unblinded) in the first
+            // pass, the block output from its tag and blind in the second
+            let gated = match &shared {
+                Some((_, bit, _)) => {
+                    Some(product(&mut cs.namespace(|| "second pass blind"), bit, &Term::var(&blind_out))?)
+                }
+                None => None,
+            };
+            let start = match (&inner.role, &shared, &gated) {
+                (_, Some((_, bit, _)), Some(gated)) => {
+                    let mid = pair_start(&mut cs.namespace(|| "output middle start"), out_tag, acts)?;
+                    let tag = Term::constant::<CS>(out_tag);
+                    let start = select(&mut cs.namespace(|| "output start"), bit, &tag, &Term::var(&mid))?;
+                    (Term::var(&start), Some(gated))
+                }
+                (Role::First, _, _) => {
+                    (Term::var(&pair_start(&mut cs.namespace(|| "middle start"), out_tag, acts)?), None)
+                }
                 _ => (Term::constant::<CS>(out_tag), Some(&blind_out)),
             };
             let out = self.chain_rows(cs, &outputs, &f.t_first, out_chain, start)?;
@@ -1008,7 +1144,7 @@ impl TileStep {
         cs: &mut CS,
         f: &Flags,
         (model, prev_model, halo): (&AllocatedNum<F>, &AllocatedNum<F>, &AllocatedNum<F>),
-        (salt, weights, bias): (&AllocatedNum<F>, &[Num<F>], &[Num<F>]),
+        (salt, weights, bias, digest): (&AllocatedNum<F>, &[Num<F>], &[Num<F>], &Elt<F>),
         (rows, carried): (&[Vec<Num<F>>], Option<super::pair::Carried>),
     ) -> Result<(AllocatedNum<F>, AllocatedNum<F>, Term), SynthesisError> {
         let (inner, g) = (&*self.0, &self.0.geometry);
@@ -1023,7 +1159,8 @@ impl TileStep {
             _ => before.get_value().map(|b| self.prior_model(b, group)).ok_or(SynthesisError::AssignmentMissing),
         })?;
         let start = select(&mut cs.namespace(|| "start"), &f.g_first, &Term::var(&before), &Term::var(&running))?;
-        let chain = model_update(&mut cs.namespace(|| "model chain"), &inner.updates[0], salt, &start, weights, bias)?;
+        let update = (inner.updates[0].chunks, digest);
+        let chain = model_update_with(&mut cs.namespace(|| "model chain"), update, salt, &start, weights, bias)?;
         let next_model = select(&mut cs.namespace(|| "model"), &f.first, &Term::var(&chain), &Term::var(model))?;
         let check = product(&mut cs.namespace(|| "band end"), &not_first, &f.g_last)?;
         equal_if(&mut cs.namespace(|| "same weights"), &Term::var(&check), &Term::var(&chain), &Term::var(model));
