@@ -367,16 +367,20 @@ impl TileStep {
         inner.updates = vec![update];
         let g = &inner.geometry;
         let [ch, _, width] = inner.spec.layer.input_dims();
-        let by_row: Vec<Vec<u8>> = inner.rows.chunks(ch * width).map(<[u8]>::to_vec).collect();
-        let band_values = cut(&by_row, ch, width, g.gap, g.band);
+        let band = |rows: &[u8]| {
+            let by_row: Vec<Vec<u8>> = rows.chunks(ch * width).map(<[u8]>::to_vec).collect();
+            cut(&by_row, ch, width, g.gap, g.band)
+        };
         match &role {
             Role::Second(sc) => {
+                let band_values = band(&inner.rows);
                 let op = sc.op(band_linear(&inner.spec, g)?);
                 inner.weights = sc.group_weights(&inner.witness.layer_weights, inner.group);
                 let (w, xb) = (&inner.weights, sc.shortcut_native(inner.group));
                 inner.hints = linear_hints(&op, &band_values, &xb, &w.weights, &w.bias)?;
             }
             Role::Shared(sh) => {
+                let band_values = band(&inner.rows);
                 let (a, b) = sh.pair.shared_ops(&inner.spec)?;
                 let packing = either_packing(&a, &b)?;
                 if sh.second {
@@ -874,7 +878,8 @@ impl TileStep {
                 cs,
                 &f,
                 (model, prev_model, halo),
-                (&salt, &weights_unsigned, &bias, &digest),
+                (&salt, &weights_unsigned, &bias),
+                &digest,
                 (&rows, carried),
             )?;
             (before, next_model, None, halo_out)
@@ -1144,7 +1149,8 @@ impl TileStep {
         cs: &mut CS,
         f: &Flags,
         (model, prev_model, halo): (&AllocatedNum<F>, &AllocatedNum<F>, &AllocatedNum<F>),
-        (salt, weights, bias, digest): (&AllocatedNum<F>, &[Num<F>], &[Num<F>], &Elt<F>),
+        (salt, weights, bias): (&AllocatedNum<F>, &[Num<F>], &[Num<F>]),
+        digest: &Elt<F>,
         (rows, carried): (&[Vec<Num<F>>], Option<super::pair::Carried>),
     ) -> Result<(AllocatedNum<F>, AllocatedNum<F>, Term), SynthesisError> {
         let (inner, g) = (&*self.0, &self.0.geometry);
