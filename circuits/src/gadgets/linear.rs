@@ -453,23 +453,19 @@ fn synthesize<CS: ConstraintSystem<F>>(
         return Err(SynthesisError::Unsatisfiable("witness has the wrong length".into()));
     }
     let constant = |zp: u8| LinearCombination::zero() + (F::from(u64::from(zp)), CS::one());
-    // the zero points (selected by the bit when two maps share the circuit)
-    let (zp, block_zp) = match either {
-        None => (constant(op.zero_point), constant(op.block_zero_point)),
+    // the zero points and requantizations (selected by the bit when two maps share the circuit)
+    let (zp, block_zp, specs, bit) = match either {
+        None => (constant(op.zero_point), constant(op.block_zero_point), (op.requant, op.requant), None),
         Some((first, bit)) => {
             let delta = F::from(u64::from(op.zero_point)) - F::from(u64::from(first.zero_point));
             let zp = constant(first.zero_point) + &bit.lc(delta);
-            (zp, bit.lc(F::from(u64::from(op.block_zero_point))))
+            (zp, bit.lc(F::from(u64::from(op.block_zero_point))), (first.requant, op.requant), Some(bit))
         }
     };
     let centre = |v: &[LinearCombination<F>], zp: &LinearCombination<F>| -> Vec<LinearCombination<F>> {
         v.iter().map(|a| a.clone() - zp).collect()
     };
     let (x, xb) = (centre(input, &zp), centre(block_input, &block_zp));
-    let (specs, bit) = match either {
-        None => ((op.requant, op.requant), None),
-        Some((first, bit)) => ((first.requant, op.requant), Some(bit)),
-    };
     let value = |t: Tap| match t {
         Tap::Input(i) => &x[i],
         Tap::Block(i) => &xb[i],

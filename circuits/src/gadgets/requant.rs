@@ -93,10 +93,12 @@ pub fn requantize_relu_either<CS: ConstraintSystem<F>>(
         ((lc(&l), l.get_value()), (g, g_value))
     };
     let (s0, s1) = (p0.shift() as usize, p1.shift() as usize);
-    let ((mut l, _), (mut g, _)) = at(s0);
-    if s0 != s1 {
+    let first = at(s0);
+    let (l, g) = if s0 == s1 {
+        (first.0 .0, first.1 .0)
+    } else {
         let bit = bit.ok_or(SynthesisError::Unsatisfiable("two shifts and no bit to select one".into()))?;
-        let (first, second) = (at(s0), at(s1));
+        let second = at(s1);
         let mut select = |name: &str, (x0, v0): (LinearCombination<F>, Option<F>), (x1, v1)| {
             let v = bit.get_value().zip(v0).zip(v1).map(|((c, v0), v1): ((F, F), F)| v0 + c * (v1 - v0));
             let sel =
@@ -105,9 +107,8 @@ pub fn requantize_relu_either<CS: ConstraintSystem<F>>(
             cs.enforce(|| format!("{name} selected"), |_| bit.lc(F::ONE), |_| diff, |lc| lc + sel.get_variable() - &x0);
             Ok::<_, SynthesisError>(LinearCombination::zero() + sel.get_variable())
         };
-        l = select("l", first.0, second.0)?;
-        g = select("g", first.1, second.1)?;
-    }
+        (select("l", first.0, second.0)?, select("g", first.1, second.1)?)
+    };
 
     let inv = AllocatedNum::alloc(cs.namespace(|| "inv"), || Ok(hint.inv))?;
     let ok = AllocatedNum::alloc(cs.namespace(|| "ok"), || Ok(hint.ok))?;

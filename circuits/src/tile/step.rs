@@ -734,17 +734,16 @@ impl TileStep {
             }
             _ => None,
         };
-        // a constant of the first pass or, selected by the pass bit, the second's
-        let either = |(c0, c1): (F, F)| match &shared {
-            Some((_, bit, _)) => Term::constant::<CS>(c0).plus(bit, c1 - c0),
-            None => Term::constant::<CS>(c0),
-        };
 
         // witness rows: 7-bit range checks; rows that are padding (or unused) in this tile
         // hold the zero point, one constraint per value of the rows that can be
         let row_len = inner.rows.len() / g.rows();
+        // a shared tile: the first layer's zero point or, selected by the pass bit, the second's
         let zp = match &shared {
-            Some((sh, _, _)) => either(sh.zero_points()),
+            Some((sh, bit, _)) => {
+                let (z0, z1) = sh.zero_points();
+                Term::constant::<CS>(z0).plus(bit, z1 - z0)
+            }
             None => Term::constant::<CS>(F::from(u64::from(spec.layer.zero_point))),
         };
         let mut rows: Vec<Vec<Num<F>>> = Vec::with_capacity(g.rows());
@@ -799,14 +798,16 @@ impl TileStep {
             }
             _ => None,
         };
-        let input_tag = match (&pair, &shared) {
-            (Some(p), None) => Term::var(&pair_start(&mut cs.namespace(|| "middle start"), in_tag, &p.total)?),
-            (Some(p), Some((_, bit, _))) => {
-                let mid = pair_start(&mut cs.namespace(|| "middle start"), in_tag, &p.total)?;
-                let tag = Term::constant::<CS>(in_tag);
-                Term::var(&select(&mut cs.namespace(|| "input start"), bit, &Term::var(&mid), &tag)?)
+        let tag = Term::constant::<CS>(in_tag);
+        let input_tag = match &pair {
+            Some(p) => {
+                let mid = Term::var(&pair_start(&mut cs.namespace(|| "middle start"), in_tag, &p.total)?);
+                match &shared {
+                    Some((_, bit, _)) => Term::var(&select(&mut cs.namespace(|| "input start"), bit, &mid, &tag)?),
+                    None => mid,
+                }
             }
-            (None, _) => Term::constant::<CS>(in_tag),
+            None => tag,
         };
         let link_len = self.input_link_len();
         let mut chain = Term::var(in_chain);
@@ -831,15 +832,19 @@ impl TileStep {
             };
             let (mut prev, mut aux) = if i == g.first_row() {
                 let prev = select(&mut cs.namespace(|| "start"), &f.t_first, &input_tag, &chain)?;
+                // the first tile's blind, but a second pass chains the middle tensor,
+                // unblinded (a shared tile: the blind times 1 - p)
                 let aux = match (&pair, &shared) {
                     (Some(_), None) => zero(),
-                    (_, Some((_, bit, _))) => {
+                    _ => {
                         let blind = product(&mut cs.namespace(|| "blind"), &f.t_first, &Term::var(&blind_in))?;
-                        let not_p = one.plus(bit, -F::ONE);
-                        Elt::Allocated(product(&mut cs.namespace(|| "first pass blind"), &not_p, &Term::var(&blind))?)
-                    }
-                    (None, None) => {
-                        Elt::Allocated(product(&mut cs.namespace(|| "blind"), &f.t_first, &Term::var(&blind_in))?)
+                        Elt::Allocated(match &shared {
+                            Some((_, bit, _)) => {
+                                let not_p = one.plus(bit, -F::ONE);
+                                product(&mut cs.namespace(|| "first pass blind"), &not_p, &Term::var(&blind))?
+                            }
+                            None => blind,
+                        })
                     }
                 };
                 (Elt::Allocated(prev), aux)
@@ -978,20 +983,16 @@ impl TileStep {
             let out_tag = spec.block().output_layout().tag();
             // a shared tile: the middle tensor after the block input (unblinded) in the first
             // pass, the block output from its tag and blind in the second
-            let gated = match &shared {
-                Some((_, bit, _)) => {
-                    Some(product(&mut cs.namespace(|| "second pass blind"), bit, &Term::var(&blind_out))?)
-                }
-                None => None,
-            };
-            let start = match (&inner.role, &shared, &gated) {
-                (_, Some((_, bit, _)), Some(gated)) => {
+            let gated;
+            let start = match (&inner.role, &shared) {
+                (_, Some((_, bit, _))) => {
+                    gated = product(&mut cs.namespace(|| "second pass blind"), bit, &Term::var(&blind_out))?;
                     let mid = pair_start(&mut cs.namespace(|| "output middle start"), out_tag, acts)?;
                     let tag = Term::constant::<CS>(out_tag);
                     let start = select(&mut cs.namespace(|| "output start"), bit, &tag, &Term::var(&mid))?;
-                    (Term::var(&start), Some(gated))
+                    (Term::var(&start), Some(&gated))
                 }
-                (Role::First, _, _) => {
+                (Role::First, _) => {
                     (Term::var(&pair_start(&mut cs.namespace(|| "middle start"), out_tag, acts)?), None)
                 }
                 _ => (Term::constant::<CS>(out_tag), Some(&blind_out)),
