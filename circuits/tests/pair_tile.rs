@@ -156,8 +156,10 @@ proptest! {
 /// satisfied.
 #[test]
 fn the_second_pass_reads_the_block_input_the_first_pass_read() {
-    // a residual and a projection
-    for spec in [spec((32, 3), (2, 1), (1, 2), false, false, 2), spec((16, 3), (2, 1), (1, 2), true, true, 1)] {
+    // a residual, a residual whose passes share one tile, and a projection
+    let shared = spec((32, 3), (2, 1), (1, 2), true, false, 1);
+    assert!(shared.shares());
+    for spec in [spec((32, 3), (2, 1), (1, 2), false, false, 2), shared, spec((16, 3), (2, 1), (1, 2), true, true, 1)] {
         second_pass_forgeries(spec);
     }
 }
