@@ -688,6 +688,61 @@ fn row_tiles_write_rows_of_groups_for_a_stack_of_pairs() {
     assert_eq!(verify_cli(&dir).0, 0);
 }
 
+/// ResNet-18's last block in miniature: the stem of [`stage_network`], an identity block of
+/// 3×3 convolutions 32→32 on 4×4 ending in a global average pooling, a dense head 32→3.
+fn pooled_stage_network() -> Network {
+    let mut net = stage_network();
+    let mut body = pair_network().segments[1].spec.clone();
+    let conv = body.stages[1].shape;
+    let LinearShape::Conv(c) = conv else { panic!("a convolution") };
+    body.stages[1].pool = Some(Pool::global(PoolKind::Average, c.output_dims()));
+    let head =
+        LayerSpec::new(LinearShape::Dense(DenseShape { inputs: 32, outputs: 3 }), RequantSpec::new(5, 18).unwrap());
+    let stem = net.segments[0].spec.clone();
+    net = with_blocks(net, [stem, body, BlockSpec::layer(head)], "pooled_stage");
+    net.segments[1].origin = ["block.conv1", "block.conv2"].map(String::from).to_vec();
+    net.segments[2].origin = vec!["fc".into()];
+    net
+}
+
+/// A globally averaged identity block (ResNet's last) over the fold budget is proven as a
+/// pair whose passes share one tile and whose second pass carries the running channel sums:
+/// it reads rows of its own groups (which the row-tiled stem writes for it), writes its one
+/// row of means for the dense head, and the proof says what the native model computes.
+#[test]
+fn a_globally_averaged_identity_block_is_a_shared_pair_of_running_sums() {
+    use fold_ml_circuits::cost::StepCost;
+    let net = pooled_stage_network();
+    net.check().expect("a valid network");
+    let cost = |j: usize| StepCost::of_step(&net.segments[j].spec, net.segments[j].spec.num_stages()).constraints;
+    let rg = Links::RowGroups(8);
+    let body = &net.segments[1].spec;
+    let tile = |links: [Links; 2], t: Tiling| StepCost::of_tiling(&body.clone().with_links(links), t).unwrap();
+    let pair = tile([rg, Links::Rows], Tiling::Pair(8)).constraints;
+    let budget = cost(2).max(pair) + 1;
+    assert!(cost(0) > budget && cost(1) > budget, "stem and body over the budget: {}, {}", cost(0), cost(1));
+    let file = scratch().join("pooled_stage.foldml");
+    net.write(&file).unwrap();
+    let dir = scratch().join("pooled_stage");
+    let input: Vec<u8> = (0..64).map(|i| (i * 29 % 128) as u8).collect();
+    let req = JobRequest { fold_budget: Some(budget), ..request(&net, &file, input.clone()) };
+    job::run(&dir, &req, &mut |_| {}).expect("proving succeeds");
+    let s = verdict(&dir).expect("accepted");
+    let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
+    assert!(matches!(archs[0].tiling, Some(Tiling::Rows(_))), "{:?}", archs[0].tiling);
+    assert_eq!(archs[1].tiling, Some(Tiling::Pair(8)));
+    let links: Vec<_> = archs.iter().map(|a| a.block.links).collect();
+    assert_eq!(links, [[Links::Rows, rg], [rg, Links::Rows], [Links::Rows, Links::Whole]]);
+    let means =
+        net.segments[..2].iter().try_fold(input.clone(), |x, seg| run_native(&seg.spec, &x, &seg.layers)).unwrap();
+    assert_eq!(means.len(), 32);
+    assert!(means.iter().filter(|&&v| v > 0).count() > 8, "live means: {means:?}");
+    let out = net.run_native(&input).unwrap();
+    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
+    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
+    assert_eq!(verify_cli(&dir).0, 0);
+}
+
 /// ResNet-18's stem and first stage at 32×32: conv 7×7 3→32 with 4×4 max pooling (two
 /// model-commitment chunks of 16 channels), two residual blocks of 3×3 convolutions 32→32
 /// on 8×8 in one segment (chunks of 8 channels), an 8×8 convolution to 3 channels.

@@ -82,6 +82,30 @@ impl Tiling {
 }
 
 impl Tiling {
+    /// How a block so tiled commits its output: rows of every channel, groups of channels,
+    /// or rows of groups (a pair averaged globally: its one row).
+    pub fn output_links(self, block: &BlockSpec) -> Links {
+        match self {
+            Self::Rows(_) => Links::Rows,
+            Self::Channels(g) => Links::Channels(g),
+            Self::Grid(g) => Links::RowGroups(g),
+            Self::Pair(g) => match block.stages.last().is_some_and(crate::tile::pools_globally) {
+                true => Links::Rows,
+                false => Links::RowGroups(g),
+            },
+        }
+    }
+
+    /// The input links a block so tiled must read, whoever writes them: a pair averaged
+    /// globally reads rows of its own groups (its passes share one tile); `None` when any
+    /// row links do.
+    pub fn input_links(self, block: &BlockSpec) -> Option<Links> {
+        match (self, self.output_links(block)) {
+            (Self::Pair(g), Links::Rows) => Some(Links::RowGroups(g)),
+            _ => None,
+        }
+    }
+
     /// Layers of `block` done before its tile `tile`: 0, but 1 in a pair's second pass
     /// (its first layer's tiles end before it).
     pub fn layers_before(self, block: &BlockSpec, tile: usize) -> usize {
@@ -176,13 +200,15 @@ pub fn grid_spec(block: &BlockSpec, channels: usize) -> Result<TileSpec, QuantEr
 /// channels per tile: its output committed one row of a group per link, its input one row
 /// (of every channel or of groups) per link.
 pub fn pair_spec(block: &BlockSpec, channels: usize) -> Result<PairSpec, QuantError> {
-    if block.links[1] != Links::RowGroups(channels) {
-        return Err(QuantError::BadSpec("a pair's output is committed one row of a group per link".into()));
-    }
     let [first, second] = block.stages.as_slice() else {
         return Err(QuantError::BadSpec("a pair of grids tiles a block of two convolutions".into()));
     };
     let spec = PairSpec { first: *first, second: *second, channels, input: block.links[0] };
+    if block.links[1] != spec.output_links() {
+        return Err(QuantError::BadSpec(
+            "a pair's output is committed one row of a group per link (averaged globally: one row)".into(),
+        ));
+    }
     spec.check()?;
     Ok(spec)
 }

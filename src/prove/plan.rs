@@ -193,16 +193,13 @@ pub fn tiling(
         return None;
     }
     let linked = |t: Tiling| {
-        let output = match t {
-            Tiling::Rows(_) => Links::Rows,
-            Tiling::Channels(g) => Links::Channels(g),
-            Tiling::Grid(g) | Tiling::Pair(g) => Links::RowGroups(g),
-        };
-        // the input as its writer commits it, else one row of every channel per link
+        let output = t.output_links(block);
+        // the input as its writer commits it, else as the tiling must read it, else one
+        // row of every channel per link
         let as_written = block.clone().with_links([input, output]);
         match t.check(&as_written) {
             Ok(()) => as_written,
-            Err(_) => block.clone().with_links([Links::Rows, output]),
+            Err(_) => block.clone().with_links([t.input_links(block).unwrap_or(Links::Rows), output]),
         }
     };
     let height = fold_ml_circuits::tile::tiled_height(block);
@@ -433,7 +430,8 @@ fn neighbour_groups(archs: &[Architecture], j: usize) -> Option<usize> {
 ///
 /// A row-tiled segment writes rows (of every channel, or of the groups a grid or a pair
 /// reading them writes itself); a channel-tiled one groups of its channels; a grid-tiled
-/// one rows of groups. Row- and grid-tiled segments read rows (of every channel,
+/// one (or a pair) rows of groups — a pair averaged globally writes its one row and reads
+/// rows of its own groups. Row- and grid-tiled segments read rows (of every channel,
 /// or of the groups their neighbour writes); channel-tiled and untiled ones read anything
 /// (whole). A segment of several blocks (`blocks[j] > 1`) reads what it writes. What is
 /// left free is committed whole (the cheapest). A conflict that involves no channel or
@@ -478,8 +476,12 @@ pub fn links(archs: &[Architecture], blocks: &[usize]) -> Result<Vec<Links>, usi
         match arch.tiling {
             // rows of every channel, unless a reader needs rows of groups (below)
             Some(Tiling::Rows(_)) => {}
-            Some(Tiling::Channels(g)) => drop(set(&mut fixed, j + 1, Links::Channels(g), j)?),
-            Some(Tiling::Grid(g) | Tiling::Pair(g)) => drop(set(&mut fixed, j + 1, Links::RowGroups(g), j)?),
+            Some(t @ (Tiling::Channels(_) | Tiling::Grid(_) | Tiling::Pair(_))) => {
+                set(&mut fixed, j + 1, t.output_links(&arch.block), j)?;
+                if let Some(input) = t.input_links(&arch.block) {
+                    set(&mut fixed, j, input, j)?;
+                }
+            }
             None => {}
         }
     }

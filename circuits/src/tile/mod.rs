@@ -247,6 +247,35 @@
 //! its native twin mirrors) and fails the chains. Cost: about half the two-pass tile
 //! (measured at 32 channels, 4×4, groups of 8: 36,808 constraints against 68,096).
 //!
+//! ## A pair averaged globally
+//! An identity block that ends in a global average pooling (ResNet's last block) is a
+//! shared pair whose second pass, instead of chaining its rows, carries in the `out_chain`
+//! slot a commitment to the per-channel sums of the block output's rows so far,
+//! `S = H(tag, pack(s₀ … s_{C-1}))` ([`pair_pool`]), the sums packed `⌊252/b⌋` per field
+//! element with `2^b ≥ 128·H·W + 127·W`. Every tile allocates the sums before it, `s`; in
+//! the second pass (`p = 1`) they must open the previous tile's `S`, or, in the pass's
+//! first tile, the commitment to zeros (a constant). Channel `c` of group `k` then holds
+//! `s'_c = s_c + (p·f_k)·Σ_x y_{c mod G, x}` — one product per channel, `f_k` the tile's
+//! one-hot group flag, `y` its requantized row (7-bit) — and every tile averages every
+//! `s'_c` ([`crate::gadgets::pool::average_of_sum`]: `s'_c + ⌊n/2⌋ = q·n + r`, `q` 7-bit,
+//! `0 ≤ r < n`, `n = H·W`), chains the means as the block's one output row under
+//! `blind_out` and commits `S' = H(tag, pack(s'))`. The pass bit selects what the slots
+//! take: the middle chain in the first pass, `S'` (and, in the last tile, the means' chain
+//! as the block's output) in the second.
+//!
+//! Why packing is sound here: the averaging bounds every `s'_c` to `(-n, 128·n)` and the
+//! added row sum lies in `[0, 127·W]`, so if `s` opens the previous tile's `S`, which
+//! (by induction) packs bounded sums `t`, then each `d_c = s_c - t_c` is an integer with
+//! `|d_c| < 128·n + 127·W ≤ 2^b`, and `Σ d_c·2^{b·i} = 0` over at most `⌊252/b⌋` limbs
+//! never wraps modulo the field's ~254-bit order: the lowest `d` is a multiple of `2^b`
+//! smaller than it, hence 0, and so on up — `s = t`. With the tile index argument above,
+//! the last tile's sums are the integer sums of every row of the block's output, and its
+//! means are the pooled output. A tile that claims other sums fails the opening (or, with
+//! the packed value preserved by moving a unit between limbs, the averaging's range), the
+//! first tile cannot start from anything but zeros, and a skipped or repeated tile leaves
+//! sums that do not open (or miss or double a row). Cost over the shared pair tile: `C`
+//! products, `C` averages (~20 constraints each), three short hashes.
+//!
 //! Hiding: the running chains and the halo commitment are unblinded, but they live only
 //! inside a layer: the state between layers (all that a statement reveals) carries the
 //! blinded commitments only, and the tile slots are zero there.
@@ -254,6 +283,7 @@
 mod channels;
 mod geometry;
 mod pair;
+mod pair_pool;
 mod state;
 mod step;
 mod terms;
@@ -261,6 +291,7 @@ mod terms;
 pub use channels::{GroupSpec, GroupStep, TAG_PAIR};
 pub use geometry::{pools_globally, tiled_height, InnerPad, TileGeometry, TileSpec};
 pub use pair::{pair_start_native, PairSpec, PairStep};
+pub use pair_pool::TAG_PAIR_SUMS;
 pub use state::{TileState, TILE_ARITY};
 pub(crate) use step::{band_linear, band_second};
 pub use step::{TileCache, TileStep, TileWitness, TAG_GRID_FRONT, TAG_GRID_HALO, TAG_HALO, TAG_POOL_SUMS};

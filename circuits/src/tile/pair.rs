@@ -2,7 +2,7 @@
 //! grids of tiles by one circuit (see [`super`], "Pairs of grids").
 
 use super::channels::TAG_PAIR;
-use super::geometry::TileSpec;
+use super::geometry::{pools_globally, TileSpec};
 use super::state::{TileState, TILE_ARITY};
 use super::step::{band_linear, Flags, Role, TileStep, TileWitness};
 use super::terms::{alloc_term, equal_if, product, select, Term};
@@ -48,7 +48,8 @@ pub struct PairSpec {
     pub first: LayerSpec,
     /// The second: a residual of the block input (same dimensions) or a projection of it
     /// (its vertical stride the first convolution's, no vertical padding, a kernel no taller
-    /// than that stride), not pooled.
+    /// than that stride); pooled only by a global average, and then only when one tile
+    /// serves both passes ([`Self::shares`], [`super::pair_pool`]).
     pub second: LayerSpec,
     /// Output channels per tile (whole model-commitment chunks of both layers).
     pub channels: usize,
@@ -65,7 +66,7 @@ impl PairSpec {
     /// The second pass: a grid of the second convolution (its shortcut added by the pair)
     /// over the middle tensor.
     pub fn pass_b(&self) -> TileSpec {
-        let layer = LayerSpec { skip: 0, projection: None, ..self.second };
+        let layer = LayerSpec { skip: 0, projection: None, pool: None, ..self.second };
         TileSpec::grid(layer, self.channels, Links::RowGroups(self.channels))
     }
 
@@ -92,9 +93,24 @@ impl PairSpec {
         2 * self.pass_tiles()
     }
 
-    /// The tiled block: its input committed as given, its output one row of a group per link.
+    /// Whether the block ends in a global average pooling, which the second pass
+    /// accumulates over its tiles ([`super::pair_pool`]).
+    pub fn pooled(&self) -> bool {
+        pools_globally(&self.second)
+    }
+
+    /// How the block's output is committed: one row of a group per link, or, averaged
+    /// globally, its one row (every channel) in one link.
+    pub fn output_links(&self) -> Links {
+        match self.pooled() {
+            true => Links::Rows,
+            false => Links::RowGroups(self.channels),
+        }
+    }
+
+    /// The tiled block: its input committed as given, its output as [`Self::output_links`].
     pub fn block(&self) -> BlockSpec {
-        BlockSpec::new(vec![self.first, self.second]).with_links([self.input, Links::RowGroups(self.channels)])
+        BlockSpec::new(vec![self.first, self.second]).with_links([self.input, self.output_links()])
     }
 
     /// One tile's part of layer `stage`'s model-commitment update (as a channel tiling of
@@ -108,8 +124,8 @@ impl PairSpec {
         let bad = |m: &str| Err(QuantError::BadSpec(m.into()));
         self.block().check()?;
         let convs = matches!((self.first.shape, self.second.shape), (LinearShape::Conv(_), LinearShape::Conv(_)));
-        if !convs || self.first.pool.is_some() || self.second.pool.is_some() {
-            return bad("a pair of grids tiles two convolutions, not pooled");
+        if !convs || self.first.pool.is_some() || (self.second.pool.is_some() && !self.pooled()) {
+            return bad("a pair of grids tiles two convolutions, not pooled (but globally averaged)");
         }
         if self.first.skip != 0 || self.first.projection.is_some() {
             return bad("a pair's first convolution has no shortcut");
@@ -132,7 +148,10 @@ impl PairSpec {
         let (a, b) = (self.pass_a(), self.pass_b());
         a.geometry()?;
         b.geometry()?;
-        let rows = self.second.output_dims()[1];
+        let rows = super::tiled_height(&self.block());
+        if self.pooled() && !self.shares() {
+            return bad("a pair averaged globally is an identity block whose passes share one tile");
+        }
         if a.tiles() != b.tiles() || self.first.input_dims()[1] != s * rows {
             return bad("a pair's passes must cover the same rows and groups, and its input stride times its rows");
         }
@@ -141,18 +160,24 @@ impl PairSpec {
 }
 
 impl PairSpec {
-    /// A first-pass tile's role: a shared tile's (on a blank block input), else the first pass's.
+    /// A first-pass tile's role: a shared tile's (on a blank block input, running sums of
+    /// zeros when pooled), else the first pass's.
     fn role_a(&self) -> Role {
+        let sums_before = PairNative::blank_sums(self);
         match self.shares() {
-            true => Role::Shared(Box::new(Shared { sc: PairStep::shortcut(self), second: false, pair: *self })),
+            true => {
+                let sc = PairStep::shortcut(self);
+                Role::Shared(Box::new(Shared { sc, second: false, pair: *self, sums_before }))
+            }
             false => Role::First,
         }
     }
 
-    /// A second-pass tile's role, streaming `sc` beside it.
-    fn role_b(&self, sc: Shortcut) -> Role {
+    /// A second-pass tile's role, streaming `sc` beside it (pooled: the running sums of
+    /// the tiles before it).
+    fn role_b(&self, sc: Shortcut, sums_before: Vec<u64>) -> Role {
         match self.shares() {
-            true => Role::Shared(Box::new(Shared { sc, second: true, pair: *self })),
+            true => Role::Shared(Box::new(Shared { sc, second: true, pair: *self, sums_before })),
             false => Role::Second(Box::new(sc)),
         }
     }
@@ -221,6 +246,9 @@ pub(super) struct Shared {
     /// The pass: false the first, true the second.
     pub(super) second: bool,
     pub(super) pair: PairSpec,
+    /// A pooled pair ([`super::pair_pool`]): the per-channel sums of the block output's
+    /// rows before this tile (zeros in the first pass); else empty.
+    pub(super) sums_before: Vec<u64>,
 }
 
 impl Shared {
@@ -243,13 +271,45 @@ pub(super) struct PairNative {
     input: Vec<u8>,
     mid: Vec<u8>,
     rows: Vec<F>,
+    /// A pooled pair: the block's output before the pooling (channel-major); else empty.
+    out: Vec<u8>,
 }
 
 impl PairNative {
-    fn new(spec: &PairSpec, input: &[u8], w: &LayerWeights, blind: F) -> Result<Self, QuantError> {
+    fn new(spec: &PairSpec, input: &[u8], w: &TileWitness, blind: F) -> Result<Self, QuantError> {
         let op = spec.first.linear(spec.first.zero_point);
-        let mid = linear_hints(&op, input, input, &w.weights, &w.bias)?.ys();
-        Ok(Self { input: input.to_vec(), mid, rows: Self::rows(spec, input, blind) })
+        let w1 = &w.layer_weights;
+        let mid = linear_hints(&op, input, input, &w1.weights, &w1.bias)?.ys();
+        let out = match (spec.pooled(), &w.second_weights) {
+            (true, Some(w2)) => {
+                let op = LayerSpec { pool: None, ..spec.second }.linear(spec.first.zero_point);
+                linear_hints(&op, &mid, input, &w2.weights, &w2.bias)?.ys()
+            }
+            _ => Vec::new(),
+        };
+        Ok(Self { input: input.to_vec(), mid, rows: Self::rows(spec, input, blind), out })
+    }
+
+    /// Running sums of zeros of a pooled pair (none otherwise).
+    fn blank_sums(spec: &PairSpec) -> Vec<u64> {
+        vec![0; if spec.pooled() { spec.second.shape.num_biases() } else { 0 }]
+    }
+
+    /// A pooled pair's running sums before second-pass tile `local`: per channel, its
+    /// rows above the tile's band, and the band's row in the groups before the tile's.
+    fn sums_before(&self, spec: &PairSpec, local: usize) -> Vec<u64> {
+        if !spec.pooled() {
+            return Vec::new();
+        }
+        let [ch, h, w] = spec.pass_b().output_dims();
+        let groups = ch / spec.channels;
+        let (band, group) = (local / groups, local % groups);
+        (0..ch)
+            .map(|c| {
+                let rows = band + usize::from(c / spec.channels < group);
+                self.out[c * h * w..][..rows * w].iter().map(|&v| u64::from(v)).sum()
+            })
+            .collect()
     }
 
     /// The block input's chain (committed under `blind`) after each of its rows.
@@ -301,6 +361,8 @@ pub(super) struct PairVars {
     pub(super) total: AllocatedNum<F>,
     /// What the second convolution's shortcut reads (a residual: the tile's group's).
     pub(super) residual: Vec<LinearCombination<F>>,
+    /// A residual's group flags (in a shared tile, times the pass bit); none for a projection.
+    pub(super) flags: Vec<Term>,
 }
 
 /// What a second-pass tile's hand-off carries besides a grid's.
@@ -414,7 +476,7 @@ impl Shortcut {
         equal_if(&mut cs.namespace(|| "input opens"), &opens, &Term::var(&after), &Term::var(&total));
         if self.projection.is_some() {
             let residual = self.channel_major().into_iter().map(|i| lc(&values[i])).collect();
-            return Ok(PairVars { prev, after, prev_prev, total, residual });
+            return Ok(PairVars { prev, after, prev_prev, total, residual, flags: Vec::new() });
         }
         let (g, w) = (self.channels, self.layout.dims[2]);
         let flags: Vec<Term> = match gate {
@@ -439,7 +501,7 @@ impl Shortcut {
                 })
             })
             .collect::<Result<_, SynthesisError>>()?;
-        Ok(PairVars { prev, after, prev_prev, total, residual })
+        Ok(PairVars { prev, after, prev_prev, total, residual, flags })
     }
 }
 
@@ -485,7 +547,7 @@ impl PairStep {
             match cache.pair.clone().filter(|n| n.input == input) {
                 Some(n) => n,
                 None => {
-                    let n = Arc::new(PairNative::new(&spec, input, &witness.layer_weights, witness.blind_in)?);
+                    let n = Arc::new(PairNative::new(&spec, input, witness, witness.blind_in)?);
                     cache.pair = Some(n.clone());
                     n
                 }
@@ -495,7 +557,7 @@ impl PairStep {
         let w = TileWitness { layer_weights: second_weights, second_weights: None, ..witness.clone() };
         let b = TileStep::new(spec.pass_b(), local, &native.mid, w)?;
         let sc = Self::shortcut_at(&spec, (input, &native.rows), local);
-        let b = b.with_role(spec.role_b(sc), spec.update(1))?;
+        let b = b.with_role(spec.role_b(sc, native.sums_before(&spec, local)), spec.update(1))?;
         if shared {
             return Ok(Self { spec, tile, a: b.clone(), b, shared });
         }
@@ -546,7 +608,7 @@ impl PairStep {
         let sc = Self::shortcut(spec);
         let witness = TileWitness::blank(zero_weights(&spec.second), None);
         let b = TileStep::new(spec.pass_b(), 0, &vec![0; spec.second.num_inputs()], witness)?;
-        b.with_role(spec.role_b(sc), spec.update(1))
+        b.with_role(spec.role_b(sc, PairNative::blank_sums(spec)), spec.update(1))
     }
 
     /// Tile 0 of the given spec with all-zero values, for parameter setup.
@@ -601,9 +663,26 @@ impl PairStep {
         if let (true, Some(own)) = (keep, self.b.shortcut()) {
             sc.total = own.total;
         }
-        let b = self.b.with_role(self.spec.role_b(sc), self.spec.update(1))?;
+        let sums = self.b.shared().map_or_else(Vec::new, |sh| sh.sums_before.clone());
+        let b = self.b.with_role(self.spec.role_b(sc, sums), self.spec.update(1))?;
         let a = if self.shared { b.clone() } else { self.a.clone() };
         Ok(Self { a, b, ..self.clone() })
+    }
+
+    /// A pooled pair's running sums before this tile (zeros in the first pass; empty unless
+    /// the pair is averaged globally).
+    pub fn sums_before(&self) -> Vec<u64> {
+        self.pass().shared().map_or_else(Vec::new, |sh| sh.sums_before.clone())
+    }
+
+    /// The tile claiming other running sums before it (its computation unchanged): a
+    /// forger's (tests).
+    pub fn with_sums_before(&self, sums: Vec<u64>) -> Result<Self, QuantError> {
+        let step = self.pass();
+        let Some(sh) = step.shared() else { return Err(QuantError::BadSpec("not a pooled pair's tile".into())) };
+        let role = Role::Shared(Box::new(Shared { sums_before: sums, ..sh.clone() }));
+        let step = step.with_role(role, self.spec.update(usize::from(sh.second)))?;
+        Ok(Self { a: step.clone(), b: step, ..self.clone() })
     }
 
     /// The active pass's witness rows (row by row, each channel by channel).

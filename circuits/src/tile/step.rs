@@ -426,6 +426,14 @@ impl TileStep {
         step.with_role(inner.role.clone(), inner.updates[0])
     }
 
+    /// A shared pair tile's pass-independent part.
+    pub(super) fn shared(&self) -> Option<&super::pair::Shared> {
+        match &self.0.role {
+            Role::Shared(sh) => Some(sh),
+            _ => None,
+        }
+    }
+
     /// A pair's second-pass tile's shortcut (a clone).
     pub(super) fn shortcut(&self) -> Option<super::pair::Shortcut> {
         match &self.0.role {
@@ -631,7 +639,14 @@ impl TileStep {
         };
         let (prev, aux) = if t_first { output_start } else { (z.out_chain, F::ZERO) };
         let out = chain_link_native(prev, aux, &inner.output);
-        end_state(z, (t_last, 1), (model, out), [before_layer, in_chain, halo, out])
+        // a pair averaged globally: the second pass carries the running sums
+        let (out, carry) = match &inner.role {
+            Role::Shared(sh) if sh.second && sh.pair.pooled() => {
+                sh.pool_native(&inner.output, group, inner.witness.blind_out)
+            }
+            _ => (out, out),
+        };
+        end_state(z, (t_last, 1), (model, out), [before_layer, in_chain, halo, carry])
     }
 
     /// The state after this tile, computed natively from the state before it (which must
@@ -998,7 +1013,18 @@ impl TileStep {
                 _ => (Term::constant::<CS>(out_tag), Some(&blind_out)),
             };
             let out = self.chain_rows(cs, &outputs, &f.t_first, out_chain, start)?;
-            (out.clone(), out)
+            // a pair averaged globally: its second pass hands on the running sums instead
+            match (&shared, &pair) {
+                (Some((sh, bit, _)), Some(p)) if sh.pair.pooled() => {
+                    let ns = &mut cs.namespace(|| "global pooling");
+                    let (means, sums) =
+                        sh.pool(ns, (&outputs, &inner.output), &p.flags, (&f.t_first, bit), out_chain, &blind_out)?;
+                    let out_pooled = select(&mut ns.namespace(|| "output"), bit, &Term::var(&means), &out)?;
+                    let carry = select(&mut ns.namespace(|| "carry"), bit, &Term::var(&sums), &out)?;
+                    (Term::var(&out_pooled), Term::var(&carry))
+                }
+                _ => (out.clone(), out),
+            }
         };
 
         // the next state: a layer ends with its last tile
