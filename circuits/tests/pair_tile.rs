@@ -2,17 +2,16 @@
 //! a grid of its second with the residual, by one circuit. Against the untiled block, and
 //! the wrong witnesses they must reject.
 
-use fold_ml_circuits::commit::activation_commitment_native;
+use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{LayerSpec, LayerWeights, Links};
 use fold_ml_circuits::quant::RequantSpec;
-use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::tile::{PairSpec, PairStep, TileState};
 use fold_ml_circuits::F;
 use proptest::prelude::*;
 
 mod common;
-use common::tiles::{constraints, run, untiled_block, witness, BLINDS};
+use common::tiles::{constraints, pair_start, pair_tiles, run, untiled_block, BLINDS};
 
 /// A residual block of two `k×k` convolutions of `c` channels over `h×w` (stride 1, "same"
 /// padding), or (`down`) ResNet's downsampling block on `c×2h×2w`: a stride-2 convolution
@@ -42,9 +41,18 @@ fn spec(
 
 type Case = (PairSpec, Vec<u8>, Vec<LayerWeights>);
 
+/// The block averaged globally after its second convolution (ResNet's last block: a pair
+/// only when its passes share one tile, [`PairSpec::pooled`]).
+fn averaged(spec: PairSpec) -> PairSpec {
+    let LinearShape::Conv(c) = spec.second.shape else { return spec };
+    let pool = Some(Pool::global(PoolKind::Average, c.output_dims()));
+    PairSpec { second: LayerSpec { pool, ..spec.second }, ..spec }
+}
+
 /// 3×3 convolutions of 32 channels (chunks of 8), 5×5 of 16 (chunks of 8), or a
 /// downsampling block 16 → 32 (chunks of 16 and 8), over 2 to 3 output rows (padding
-/// reaches inner bands) of 1 or 2 columns, in groups of one or two chunks.
+/// reaches inner bands) of 1 or 2 columns, in groups of one or two chunks; some identity
+/// blocks averaged globally.
 fn case() -> impl Strategy<Value = Case> {
     (
         prop::sample::select(vec![(32usize, 3usize, false), (16, 5, false), (16, 3, true)]),
@@ -52,8 +60,16 @@ fn case() -> impl Strategy<Value = Case> {
         (0u8..3, 0u8..3),
         any::<bool>(),
         1usize..3,
+        any::<bool>(),
     )
-        .prop_map(|((c, k, down), hw, zps, by_groups, per)| spec((c, k), hw, zps, by_groups, down, per))
+        .prop_map(|((c, k, down), hw, zps, by_groups, per, pooled)| {
+            let spec = spec((c, k), hw, zps, by_groups, down, per);
+            if pooled && spec.shares() {
+                averaged(spec)
+            } else {
+                spec
+            }
+        })
         .prop_filter("a pair", |spec| spec.check().is_ok())
         .prop_flat_map(|spec| {
             let block = spec.block();
@@ -63,27 +79,15 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 fn start(spec: &PairSpec, input: &[u8]) -> TileState {
-    let layout = spec.block().input_layout();
-    TileState::boundary(StepState {
-        layer: 3,
-        model: F::from(1234),
-        activations: activation_commitment_native(input, layout, F::from(BLINDS.0)),
-    })
+    pair_start(spec, input, (3, 1234))
 }
 
 fn tiles(spec: PairSpec, input: &[u8], layers: &[LayerWeights]) -> Vec<PairStep> {
-    let w = witness(layers);
-    (0..spec.tiles()).map(|t| PairStep::new(spec, t, input, &w).unwrap()).collect()
+    pair_tiles(spec, input, layers)
 }
 
 fn go(spec: &PairSpec, input: &[u8], steps: &[PairStep]) -> (Vec<bool>, TileState) {
     run(steps, start(spec, input))
-}
-
-impl common::tiles::Tile for PairStep {
-    fn next(&self, z: &TileState) -> TileState {
-        self.next_state(z)
-    }
 }
 
 proptest! {
@@ -91,8 +95,8 @@ proptest! {
 
     /// Every tile is satisfied, the circuit's transition is the native one (checked by
     /// `run`), the tiles have the blank tile's shape, and after the last tile the state is
-    /// the untiled block's: the same output commitment (one row of a group per link), model
-    /// commitment and layer count (two more).
+    /// the untiled block's: the same output commitment (one row of a group per link, or the
+    /// means' one row), model commitment and layer count (two more).
     #[test]
     fn pair_tiles_prove_what_the_untiled_block_proves((spec, input, layers) in case()) {
         let steps = tiles(spec, &input, &layers);

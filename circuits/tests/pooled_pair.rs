@@ -1,20 +1,18 @@
 //! A shared pair averaged globally (ResNet's last block: an identity block, then a global
 //! average pooling): its second pass carries the per-channel running sums in one packed
-//! commitment, and the last tile's means are the block's output. Against the untiled block,
-//! and the wrong witnesses they must reject.
+//! commitment, and the last tile's means are the block's output. The wrong running sums
+//! they must reject (`pair_tile.rs` draws such pairs too: tiles = the untiled block, other
+//! rows, repeated, skipped and swapped tiles rejected).
 
-use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::LinearShape};
 use fold_ml_circuits::layer::{LayerSpec, LayerWeights, Links};
 use fold_ml_circuits::quant::RequantSpec;
-use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::tile::{PairSpec, PairStep, TileState};
-use fold_ml_circuits::F;
 use proptest::prelude::*;
 
 mod common;
-use common::tiles::{constraints, run, untiled_block, witness, BLINDS};
+use common::tiles::{constraints, pair_start, pair_tiles as tiles, run};
 
 /// An identity block of two 3×3 convolutions of 32 channels (chunks of 8) over `h×w`,
 /// averaged globally, its input committed in rows of groups of `8·per` channels.
@@ -41,47 +39,11 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 fn start(spec: &PairSpec, input: &[u8]) -> TileState {
-    let layout = spec.block().input_layout();
-    TileState::boundary(StepState {
-        layer: 5,
-        model: F::from(4321),
-        activations: activation_commitment_native(input, layout, F::from(BLINDS.0)),
-    })
-}
-
-fn tiles(spec: PairSpec, input: &[u8], layers: &[LayerWeights]) -> Vec<PairStep> {
-    let w = witness(layers);
-    (0..spec.tiles()).map(|t| PairStep::new(spec, t, input, &w).unwrap()).collect()
-}
-
-impl common::tiles::Tile for PairStep {
-    fn next(&self, z: &TileState) -> TileState {
-        self.next_state(z)
-    }
+    pair_start(spec, input, (5, 4321))
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, rng_seed: proptest::test_runner::RngSeed::Fixed(47), ..ProptestConfig::default() })]
-
-    /// One tile serves both passes; every tile is satisfied, the circuit's transition is
-    /// the native one (checked by `run`), the tiles have the blank tile's shape, and after
-    /// the last tile the state is the untiled block's: the same pooled output (one row of
-    /// channel means), model commitment and layer count.
-    #[test]
-    fn pooled_pair_tiles_prove_what_the_untiled_block_proves((spec, input, layers) in case()) {
-        prop_assert!(spec.shares() && spec.check().is_ok());
-        let whole = untiled_block(spec.block(), &input, &layers);
-        prop_assert_eq!(whole.output().len(), 32);
-        let steps = tiles(spec, &input, &layers);
-        let z0 = start(&spec, &input);
-        let (sat, end) = run(&steps, z0);
-        prop_assert!(sat.iter().all(|&s| s), "{sat:?}");
-        prop_assert_eq!(end, TileState::boundary(whole.next_state(&z0.base)));
-        let blank = constraints(&PairStep::blank(spec).unwrap());
-        for s in [&steps[0], &steps[spec.pass_tiles()], &steps[steps.len() - 1]] {
-            prop_assert_eq!(constraints(s), blank);
-        }
-    }
 
     /// A second-pass tile that claims other running sums than the previous tile committed
     /// (one channel's off by one either way; in the pass's first tile, anything but zeros)
@@ -103,33 +65,6 @@ proptest! {
         steps[t] = steps[t].with_sums_before(sums).unwrap();
         let (sat, _) = run(&steps, start(&spec, &input));
         prop_assert!(sat[..t].iter().all(|&s| s) && !sat[t], "tile {t} with forged sums: {sat:?}");
-    }
-
-    /// A tile that computes on other rows, and a repeated or skipped tile, do not end the
-    /// block on the honest state.
-    #[test]
-    fn other_rows_and_repeated_or_skipped_tiles_are_not_the_block(
-        (spec, input, layers) in case(),
-        t in any::<prop::sample::Index>(),
-        i in any::<prop::sample::Index>(),
-        how in 0u8..3,
-    ) {
-        let honest = tiles(spec, &input, &layers);
-        let t = t.index(honest.len());
-        let mut steps = honest.clone();
-        match how {
-            0 => {
-                let mut rows = steps[t].pass_rows();
-                let i = i.index(rows.len());
-                rows[i] = (rows[i] + 1) % 128;
-                steps[t] = steps[t].with_rows(rows).unwrap();
-            }
-            1 => steps.insert(t, honest[t].clone()),
-            _ => drop(steps.remove(t)),
-        }
-        let (sat, end) = run(&steps, start(&spec, &input));
-        let (_, expected) = run(&honest, start(&spec, &input));
-        prop_assert!(!sat.iter().all(|&s| s) || end != expected, "{how} at {t}: {sat:?}");
     }
 }
 
@@ -169,4 +104,18 @@ fn sums_that_pack_to_the_same_value_are_rejected() {
         let (sat, _) = run(&steps, start(&spec, &input));
         assert!(sat[..t].iter().all(|&s| s) && !sat[t], "{what}: {sat:?}");
     }
+}
+
+/// The running sums cost a product, an average (~20 constraints) per channel and three
+/// short hashes over the shared tile of the same block unpooled; a pooled block whose
+/// passes cannot share one tile is refused.
+#[test]
+fn running_sums_cost_a_few_constraints_per_channel() {
+    let pooled = spec((3, 2), (1, 2), (6, 7), 1);
+    let plain = PairSpec { second: LayerSpec { pool: None, ..pooled.second }, ..pooled };
+    assert!(pooled.shares() && plain.shares() && pooled.pooled() && !plain.pooled());
+    let (a, b) = (constraints(&PairStep::blank(pooled).unwrap()), constraints(&PairStep::blank(plain).unwrap()));
+    assert!(a > b && a - b <= 32 * 25 + 3 * 300, "pooled {a}, unpooled {b}");
+    let by_rows = PairSpec { input: Links::Rows, ..pooled };
+    assert!(!by_rows.shares() && by_rows.check().is_err(), "a pooled pair in two passes");
 }

@@ -312,6 +312,8 @@ pub fn run(dir: &Path, req: &JobRequest, on_event: &mut dyn FnMut(Event)) -> Res
     let manifest = if has_manifest { Some(read_manifest(dir)?) } else { None };
     let planning = std::time::Instant::now();
     let archs = req.checked_architectures(model, manifest.as_ref())?;
+    // planning synthesized many candidate tiles on every core: hand their arenas back
+    crate::mem::release_free_memory();
     if !has_manifest {
         let folds = archs.iter().zip(model.segments()).map(|(a, s)| a.steps(s.num_layers())).sum();
         on_event(Event::Planned { segments: archs.len(), folds, seconds: planning.elapsed().as_secs_f64() });
@@ -557,6 +559,7 @@ fn run_locked(
         if let Some(seconds) = set_up {
             on_event(Event::KeysReady { cached: false, seconds, constraints: summary.constraints });
             timings.setup += seconds;
+            crate::mem::release_free_memory();
         }
         constraints = constraints.max(summary.constraints);
         summaries[j] = Some(summary);

@@ -6,7 +6,7 @@ use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::layer::{BlockSpec, LayerStep, LayerWeights, StepWitness};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::step::tile_spec;
-use fold_ml_circuits::tile::{GroupStep, TileSpec, TileState, TileStep, TileWitness};
+use fold_ml_circuits::tile::{GroupStep, PairSpec, PairStep, TileSpec, TileState, TileStep, TileWitness};
 use fold_ml_circuits::F;
 use nova_snark::traits::circuit::StepCircuit;
 use proptest::prelude::*;
@@ -61,6 +61,29 @@ impl Tile for TileStep {
     fn next(&self, z: &TileState) -> TileState {
         self.next_state(z)
     }
+}
+
+impl Tile for PairStep {
+    fn next(&self, z: &TileState) -> TileState {
+        self.next_state(z)
+    }
+}
+
+/// Every tile of a pair of grids (both passes), in order.
+pub fn pair_tiles(spec: PairSpec, input: &[u8], layers: &[LayerWeights]) -> Vec<PairStep> {
+    let w = witness(layers);
+    (0..spec.tiles()).map(|t| PairStep::new(spec, t, input, &w).unwrap()).collect()
+}
+
+/// The boundary state before a pair: `layer` layers and the model commitment `model` so
+/// far, the block input committed as the pair reads it under the test blind.
+pub fn pair_start(spec: &PairSpec, input: &[u8], (layer, model): (u64, u64)) -> TileState {
+    let layout = spec.block().input_layout();
+    TileState::boundary(StepState {
+        layer,
+        model: F::from(model),
+        activations: activation_commitment_native(input, layout, F::from(BLINDS.0)),
+    })
 }
 
 impl Tile for GroupStep {
