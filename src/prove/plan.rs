@@ -656,6 +656,8 @@ mod tests {
 
     #[test]
     fn tensors_are_committed_as_their_neighbours_need() {
+        use fold_ml_circuits::gadgets::{linear::LinearShape, pool::Pool, pool::PoolKind};
+        use fold_ml_circuits::layer::LayerSpec;
         let block = BlockSpec::layer(wide());
         let (plain, rows, groups) = (
             Architecture::new(block.clone(), 1),
@@ -687,8 +689,20 @@ mod tests {
         assert_eq!(links(&[grid.clone(), rows.clone()], &[1, 2]), Ok(vec![Rows, rg, rg]), "row tiles after a grid");
         assert_eq!(links(&[rows.clone(), grid.clone()], &[1, 2]), Ok(vec![Rows, rg, rg]), "a stack of grids");
         assert_eq!(links(&[rows.clone(), plain.clone()], &[1, 1]), Ok(vec![Rows, Rows, Whole]));
-        assert_eq!(links(&[rows, groups.clone(), plain], &[1, 2, 1]), Err(1), "rows cannot write groups");
-        assert_eq!(links(&[groups, grid], &[1, 1]), Err(1), "a grid reads rows, not groups of all rows");
+        assert_eq!(
+            links(&[rows.clone(), groups.clone(), plain.clone()], &[1, 2, 1]),
+            Err(1),
+            "rows cannot write groups"
+        );
+        assert_eq!(links(&[groups.clone(), grid], &[1, 1]), Err(1), "a grid reads rows, not groups of all rows");
+        // a pair averaged globally reads rows of its own groups and writes its one row
+        let mut second = LayerSpec { skip: 2, ..wide() };
+        let LinearShape::Conv(c) = second.shape else { panic!("a convolution") };
+        second.pool = Some(Pool::global(PoolKind::Average, c.output_dims()));
+        let pooled = Architecture::pair_tiled(BlockSpec::new(vec![wide(), second]), 8);
+        assert_eq!(Tiling::Pair(8).input_links(&pooled.block), Some(rg));
+        assert_eq!(links(&[rows, pooled.clone(), plain], &[1, 1, 1]), Ok(vec![Rows, rg, Rows, Whole]));
+        assert_eq!(links(&[groups, pooled], &[1, 1]), Err(1), "a pooled pair reads rows of its groups");
     }
 
     /// ResNet-18's 64-channel 3×3 convolution on 56×56 (~116M multiply-accumulates): one
