@@ -325,8 +325,12 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
                     Tiling::Channels(g) => format!("{g} channel{}", if g == 1 { "" } else { "s" }),
                     Tiling::Grid(g) => format!("one row of {g} channel{}", if g == 1 { "" } else { "s" }),
                     Tiling::Pair(g) => {
-                        let shared = fold_ml_circuits::step::pair_spec(&arch.block, g).is_ok_and(|p| p.shares());
-                        let how = if shared { ", one tile serving both" } else { "" };
+                        let pair = fold_ml_circuits::step::pair_spec(&arch.block, g).ok();
+                        let how = match pair.map(|p| (p.shares(), p.pooled())) {
+                            Some((true, true)) => ", one tile serving both, averaging as running sums",
+                            Some((true, false)) => ", one tile serving both",
+                            _ => "",
+                        };
                         format!("one row of {g} channel{} of each layer{how}", if g == 1 { "" } else { "s" })
                     }
                 };
