@@ -111,6 +111,28 @@ fn verdict(dir: &Path) -> Result<Statement, VerifyError> {
     verify_dir(dir, &cache(), &fold_ml::verify::Expected::default()).expect("readable")
 }
 
+/// Writes `net` to the scratch model `name.foldml` and proves `input` on it under the fold
+/// budget `budget` in the scratch job `name`: the job and the statement it verifies to.
+fn prove_under(net: &Network, name: &str, input: &[u8], budget: usize) -> (PathBuf, Statement) {
+    let file = scratch().join(format!("{name}.foldml"));
+    net.write(&file).unwrap();
+    let dir = scratch().join(name);
+    let req = JobRequest { fold_budget: Some(budget), ..request(net, &file, input.to_vec()) };
+    job::run(&dir, &req, &mut |_| {}).expect("proving succeeds");
+    let s = verdict(&dir).expect("accepted");
+    (dir, s)
+}
+
+/// The statement says what the native model computes from `input` under the model's
+/// commitment, and the standalone verifier accepts the job: the native output.
+fn assert_native_statement(net: &Network, input: &[u8], dir: &Path, s: &Statement) -> Vec<u8> {
+    let out = net.run_native(input).unwrap();
+    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
+    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(net));
+    assert_eq!(verify_cli(dir).0, 0);
+    out
+}
+
 fn proofs(dir: &Path) -> Vec<CompressedSnark> {
     let s = statement(dir);
     decode(Kind::Proof, &s.architectures_digest(), &std::fs::read(dir.join("proof.bin")).unwrap()).unwrap()
@@ -664,13 +686,8 @@ fn row_tiles_write_rows_of_groups_for_a_stack_of_pairs() {
         tile([Links::Rows, Links::Channels(8)], Tiling::Channels(8)),
     ];
     assert!(others.iter().all(|c| c.constraints > budget), "the body fits only as pairs");
-    let file = scratch().join("stage.foldml");
-    net.write(&file).unwrap();
-    let dir = scratch().join("stage");
     let input: Vec<u8> = (0..64).map(|i| (i * 29 % 128) as u8).collect();
-    let req = JobRequest { fold_budget: Some(budget), ..request(&net, &file, input.clone()) };
-    job::run(&dir, &req, &mut |_| {}).expect("proving succeeds");
-    let s = verdict(&dir).expect("accepted");
+    let (dir, s) = prove_under(&net, "stage", &input, budget);
     let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
     assert!(matches!(archs[0].tiling, Some(Tiling::Rows(_))), "{:?}", archs[0].tiling);
     assert_eq!(archs[1].tiling, Some(Tiling::Pair(8)));
@@ -681,11 +698,8 @@ fn row_tiles_write_rows_of_groups_for_a_stack_of_pairs() {
     let first = run_native(&body.spec, &run_native(&stem.spec, &input, &stem.layers).unwrap(), &body.layers[..2]);
     let stage = first.unwrap();
     assert!(stage.iter().filter(|&&v| v > 0).count() > stage.len() / 4, "a live first block: {stage:?}");
-    let out = net.run_native(&input).unwrap();
+    let out = assert_native_statement(&net, &input, &dir, &s);
     assert!(out.iter().any(|&v| v > 0) && out.iter().any(|&v| v < 127), "a live output: {out:?}");
-    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
-    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
-    assert_eq!(verify_cli(&dir).0, 0);
 }
 
 /// ResNet-18's last block in miniature: the stem of [`stage_network`], an identity block of
@@ -721,13 +735,8 @@ fn a_globally_averaged_identity_block_is_a_shared_pair_of_running_sums() {
     let pair = tile([rg, Links::Rows], Tiling::Pair(8)).constraints;
     let budget = cost(2).max(pair) + 1;
     assert!(cost(0) > budget && cost(1) > budget, "stem and body over the budget: {}, {}", cost(0), cost(1));
-    let file = scratch().join("pooled_stage.foldml");
-    net.write(&file).unwrap();
-    let dir = scratch().join("pooled_stage");
     let input: Vec<u8> = (0..64).map(|i| (i * 29 % 128) as u8).collect();
-    let req = JobRequest { fold_budget: Some(budget), ..request(&net, &file, input.clone()) };
-    job::run(&dir, &req, &mut |_| {}).expect("proving succeeds");
-    let s = verdict(&dir).expect("accepted");
+    let (dir, s) = prove_under(&net, "pooled_stage", &input, budget);
     let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
     assert!(matches!(archs[0].tiling, Some(Tiling::Rows(_))), "{:?}", archs[0].tiling);
     assert_eq!(archs[1].tiling, Some(Tiling::Pair(8)));
@@ -737,10 +746,7 @@ fn a_globally_averaged_identity_block_is_a_shared_pair_of_running_sums() {
         net.segments[..2].iter().try_fold(input.clone(), |x, seg| run_native(&seg.spec, &x, &seg.layers)).unwrap();
     assert_eq!(means.len(), 32);
     assert!(means.iter().filter(|&&v| v > 0).count() > 8, "live means: {means:?}");
-    let out = net.run_native(&input).unwrap();
-    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
-    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
-    assert_eq!(verify_cli(&dir).0, 0);
+    assert_native_statement(&net, &input, &dir, &s);
 }
 
 /// ResNet-18's stem and first stage at 32×32: conv 7×7 3→32 with 4×4 max pooling (two
@@ -845,23 +851,15 @@ fn a_tiled_block_ending_in_global_pooling_hands_its_means_over() {
     let cost = |j: usize| StepCost::of_step(&net.segments[j].spec, net.segments[j].spec.num_stages()).constraints;
     let budget = cost(0).max(cost(2)) + 1;
     assert!(cost(1) > budget, "the block is over the budget: {} vs {budget}", cost(1));
-    let file = scratch().join("pooled.foldml");
-    net.write(&file).unwrap();
-    let dir = scratch().join("pooled");
     let input: Vec<u8> = (0..256).map(|i| (i * 37 % 128) as u8).collect();
-    let req = JobRequest { fold_budget: Some(budget), ..request(&net, &file, input.clone()) };
-    job::run(&dir, &req, &mut |_| {}).expect("proving succeeds");
-    let s = verdict(&dir).expect("accepted");
+    let (dir, s) = prove_under(&net, "pooled", &input, budget);
     let archs: Vec<_> = s.segments.iter().map(|g| &g.architecture).collect();
     assert_eq!(archs.iter().map(|a| a.tile_rows().is_some()).collect::<Vec<_>>(), [false, true, false]);
     assert!(archs[1].tiles() >= 2, "the pooled block is cut into tiles");
     let links: Vec<[bool; 2]> = archs.iter().map(|a| a.block.links.map(|l| l == Links::Rows)).collect();
     assert_eq!(links, [[false, true], [true, true], [true, false]]);
-    let out = net.run_native(&input).unwrap();
+    let out = assert_native_statement(&net, &input, &dir, &s);
     assert!(out.iter().any(|&v| v > 0), "a live output: {out:?}");
-    assert_eq!(s.output.values.as_deref(), Some(&out[..]));
-    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
-    assert_eq!(verify_cli(&dir).0, 0);
 }
 
 #[test]

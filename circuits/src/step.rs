@@ -89,10 +89,7 @@ impl Tiling {
             Self::Rows(_) => Links::Rows,
             Self::Channels(g) => Links::Channels(g),
             Self::Grid(g) => Links::RowGroups(g),
-            Self::Pair(g) => match block.stages.last().is_some_and(crate::tile::pools_globally) {
-                true => Links::Rows,
-                false => Links::RowGroups(g),
-            },
+            Self::Pair(g) => block.stages.last().map_or(Links::RowGroups(g), |s| crate::tile::pair_output_links(s, g)),
         }
     }
 

@@ -11,7 +11,7 @@ use fold_ml_circuits::F;
 use proptest::prelude::*;
 
 mod common;
-use common::tiles::{constraints, pair_start, pair_tiles, run, untiled_block, BLINDS};
+use common::tiles::{constraints, pair_case, pair_start, pair_tiles, run, untiled_block, BLINDS};
 
 /// A residual block of two `k×k` convolutions of `c` channels over `h×w` (stride 1, "same"
 /// padding), or (`down`) ResNet's downsampling block on `c×2h×2w`: a stride-2 convolution
@@ -71,11 +71,7 @@ fn case() -> impl Strategy<Value = Case> {
             }
         })
         .prop_filter("a pair", |spec| spec.check().is_ok())
-        .prop_flat_map(|spec| {
-            let block = spec.block();
-            let layers = common::block_weights(&block);
-            (Just(spec), proptest::collection::vec(0u8..=127, block.num_inputs()), layers)
-        })
+        .prop_flat_map(pair_case)
 }
 
 fn start(spec: &PairSpec, input: &[u8]) -> TileState {

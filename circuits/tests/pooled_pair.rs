@@ -12,7 +12,7 @@ use fold_ml_circuits::tile::{PairSpec, PairStep, TileState};
 use proptest::prelude::*;
 
 mod common;
-use common::tiles::{constraints, pair_start, pair_tiles as tiles, run};
+use common::tiles::{constraints, pair_case, pair_start, pair_tiles as tiles, run};
 
 /// An identity block of two 3×3 convolutions of 32 channels (chunks of 8) over `h×w`,
 /// averaged globally, its input committed in rows of groups of `8·per` channels.
@@ -31,11 +31,7 @@ type Case = (PairSpec, Vec<u8>, Vec<LayerWeights>);
 fn case() -> impl Strategy<Value = Case> {
     ((2usize..4, 1usize..4), (0u8..3, 0u8..3), (5u32..8, 5u32..8), 1usize..3)
         .prop_map(|(hw, zps, shifts, per)| spec(hw, zps, shifts, per))
-        .prop_flat_map(|spec| {
-            let block = spec.block();
-            let layers = common::block_weights(&block);
-            (Just(spec), proptest::collection::vec(0u8..=127, block.num_inputs()), layers)
-        })
+        .prop_flat_map(pair_case)
 }
 
 fn start(spec: &PairSpec, input: &[u8]) -> TileState {

@@ -290,7 +290,7 @@ mod terms;
 
 pub use channels::{GroupSpec, GroupStep, TAG_PAIR};
 pub use geometry::{pools_globally, tiled_height, InnerPad, TileGeometry, TileSpec};
-pub use pair::{pair_start_native, PairSpec, PairStep};
+pub use pair::{pair_output_links, pair_start_native, PairSpec, PairStep};
 pub use pair_pool::TAG_PAIR_SUMS;
 pub use state::{TileState, TILE_ARITY};
 pub(crate) use step::{band_linear, band_second};

@@ -37,6 +37,16 @@ pub(super) fn pair_start<CS: ConstraintSystem<F>>(
     hash(cs, &[items[0].clone(), items[1].clone(), Elt::Allocated(commitment.clone())])
 }
 
+/// How a pair of `channels` channels per tile whose second layer is `second` commits the
+/// block's output: one row of a group per link, or, averaged globally, its one row (every
+/// channel) in one link.
+pub fn pair_output_links(second: &LayerSpec, channels: usize) -> Links {
+    match pools_globally(second) {
+        true => Links::Rows,
+        false => Links::RowGroups(channels),
+    }
+}
+
 /// A basic block tiled as a pair of grids: first every output row of every group of
 /// `channels` channels of its first convolution (the middle tensor, committed one row of a
 /// group per link), then the same grid of its second convolution with the shortcut (a
@@ -99,13 +109,9 @@ impl PairSpec {
         pools_globally(&self.second)
     }
 
-    /// How the block's output is committed: one row of a group per link, or, averaged
-    /// globally, its one row (every channel) in one link.
+    /// How the block's output is committed ([`pair_output_links`]).
     pub fn output_links(&self) -> Links {
-        match self.pooled() {
-            true => Links::Rows,
-            false => Links::RowGroups(self.channels),
-        }
+        pair_output_links(&self.second, self.channels)
     }
 
     /// The tiled block: its input committed as given, its output as [`Self::output_links`].
@@ -663,8 +669,7 @@ impl PairStep {
         if let (true, Some(own)) = (keep, self.b.shortcut()) {
             sc.total = own.total;
         }
-        let sums = self.b.shared().map_or_else(Vec::new, |sh| sh.sums_before.clone());
-        let b = self.b.with_role(self.spec.role_b(sc, sums), self.spec.update(1))?;
+        let b = self.b.with_role(self.spec.role_b(sc, self.sums_before()), self.spec.update(1))?;
         let a = if self.shared { b.clone() } else { self.a.clone() };
         Ok(Self { a, b, ..self.clone() })
     }

@@ -75,6 +75,13 @@ pub fn pair_tiles(spec: PairSpec, input: &[u8], layers: &[LayerWeights]) -> Vec<
     (0..spec.tiles()).map(|t| PairStep::new(spec, t, input, &w).unwrap()).collect()
 }
 
+/// A pair with a random block input and random weights of both layers.
+pub fn pair_case(spec: PairSpec) -> impl Strategy<Value = (PairSpec, Vec<u8>, Vec<LayerWeights>)> {
+    let block = spec.block();
+    let layers = super::block_weights(&block);
+    (Just(spec), proptest::collection::vec(0u8..=127, block.num_inputs()), layers)
+}
+
 /// The boundary state before a pair: `layer` layers and the model commitment `model` so
 /// far, the block input committed as the pair reads it under the test blind.
 pub fn pair_start(spec: &PairSpec, input: &[u8], (layer, model): (u64, u64)) -> TileState {
