@@ -283,3 +283,47 @@ fn a_later_band_with_other_weights_is_rejected_where_the_band_ends() {
         assert!(sat[..band_end].iter().all(|&s| s) && !sat[band_end], "tile {t}, change {how}: {sat:?}");
     }
 }
+
+/// Own links are where the bands are the input's rows and a row has one link per group: a
+/// 3×3 or 1×1 "same" convolution of stride 1 reading rows of as many groups as it has.
+/// Other reads (rows of every channel, of more groups, stride 2, a pooled band) keep a
+/// band's first group absorbing whole rows.
+#[test]
+fn each_tile_absorbs_its_own_link_where_bands_are_rows_of_one_link_per_group() {
+    let own = |s: TileSpec| s.geometry().unwrap().own_links;
+    // 8 outputs in chunks of 4: two groups; rows of groups of 32 of the 64 inputs: two links
+    assert!(own(spec(8, (4, 3), (3, 1), false, 0, 2, 1)));
+    assert!(own(spec(128, (4, 3), (1, 1), false, 0, 2, 1)));
+    assert!(!own(spec(8, (4, 3), (3, 1), false, 0, 0, 1)), "rows of every channel");
+    assert!(!own(spec(8, (4, 3), (3, 1), false, 0, 1, 1)), "four links, two groups");
+    assert!(!own(spec(8, (4, 4), (3, 2), false, 0, 2, 1)), "stride 2");
+    assert!(!own(spec(8, (4, 4), (3, 1), true, 0, 2, 1)), "two input rows per band");
+}
+
+/// With own links, a band whose tiles all read (and absorb) another value in their row —
+/// consistently, so every opening within the band holds — is rejected at its first tile
+/// (that row is one of the two it shares with the band above), or, in the first band, at
+/// the next band's first tile, which reads it as a halo row.
+#[test]
+fn a_band_absorbing_another_row_than_its_neighbours_read_is_rejected() {
+    let runner = &mut proptest::test_runner::TestRunner::deterministic();
+    let (spec, input, layers) = filled(spec(8, (4, 3), (3, 1), false, 1, 2, 1)).new_tree(runner).unwrap().current();
+    let g = spec.geometry().unwrap();
+    assert!(g.own_links && g.top == 1);
+    let (groups, n) = (spec.groups(), rows_len(&spec));
+    let honest = tiles(spec, &input, &layers);
+    for band in 0..g.tiles {
+        for j in [0, n / 2 + 1, n - 1] {
+            let mut steps = honest.clone();
+            for t in band * groups..(band + 1) * groups {
+                let mut rows = steps[t].rows().to_vec();
+                rows[n + j] = (rows[n + j] + 1) % 128; // witness row 1: input row `band`
+                steps[t] = with_rows(spec, t, rows, &layers);
+            }
+            let (sat, _) = go(&spec, &input, &steps);
+            let fails = band.max(1) * groups;
+            let expected: Vec<bool> = (0..=fails).map(|t| t < fails).collect();
+            assert_eq!(&sat[..=fails], &expected[..], "band {band}, value {j}");
+        }
+    }
+}

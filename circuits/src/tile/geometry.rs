@@ -86,6 +86,11 @@ pub struct TileGeometry {
     pub shortcut_row: usize,
     /// How many witness rows the shortcut reads from `shortcut_row` (0: no shortcut).
     pub shortcut_len: usize,
+    /// A grid whose bands are the input's rows (stride 1, one output row per input row,
+    /// nothing between or past the bands) read one link per group: tile `(b, k)` absorbs
+    /// only link `k` of input row `b`, its window's witness row `top` (see [`super`], "Own
+    /// links"); otherwise a band's first group absorbs the rows it is the first to read.
+    pub own_links: bool,
 }
 
 /// A band between the first and the last whose rows reach padding: which of its witness
@@ -309,6 +314,12 @@ impl TileSpec {
         if geometry.first_row() >= window {
             return bad(format!("tiles of {r} rows leave the first tile without input; use more rows per tile"));
         }
+        let layout = self.block().input_layout();
+        geometry.own_links = self.channels.is_some()
+            && (advance, gap, tail, tiles) == (1, 0, 0, height)
+            && layout.link_rows == 1
+            && layout.links() == height * self.groups()
+            && (0..tiles).all(|t| geometry.input_row(t, top) == Some(t));
         Ok(geometry)
     }
 }
@@ -375,6 +386,7 @@ impl TileGeometry {
         let [advance, band, gap, halo, tail, top, height] = dims;
         let (mid_band, mid_pad_first, mid_pad_last, shortcut_row, shortcut_len) = (0, Vec::new(), Vec::new(), 0, 0);
         let pad_inner = Vec::new();
+        let own_links = false;
         Self {
             tiles,
             advance,
@@ -392,6 +404,7 @@ impl TileGeometry {
             pad_inner,
             shortcut_row,
             shortcut_len,
+            own_links,
         }
     }
 

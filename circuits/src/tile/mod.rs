@@ -182,6 +182,24 @@
 //! window and three of four elements; the window's input rows (a few) are range-checked
 //! again in every group.
 //!
+//! ## Own links
+//! A grid whose bands are its input's rows — stride 1, one output row per input row, the
+//! input committed in rows of as many links as the grid has groups
+//! ([`TileGeometry::own_links`]: a 3×3 "same" convolution reading rows of its own groups,
+//! both passes of a shared pair, a pair's second pass) does not absorb whole rows in a
+//! band's first group. Tile `(b, k)` absorbs exactly link `k` of input row `b` — its
+//! window's witness row `top`, the group selected by the one-hot group flags (one product
+//! per value of the row) — onto the chain the previous tile handed on. The chain thus runs
+//! through every tile, row-major, which is the layout's link order, and the last tile's
+//! check says that the links absorbed are the committed input. Every row a tile reads is
+//! one that some tile absorbed: the groups of band `b` share one window (the same-band
+//! opening), so its witness row `top` is input row `b`, whose links the band's tiles
+//! absorbed; its witness row `top + d` is, through `|d|` next-band openings (band `b`'s
+//! rows `1..window` are band `b + 1`'s rows `0..halo`), band `b + d`'s row `top`, absorbed
+//! by that band, or padding, which the band flags fix. Cost: one hash of `G·W` values per
+//! tile, where a band's first group hashed every link of the rows it was the first to read
+//! and the other groups hashed them too (one circuit), to discard them.
+//!
 //! # Pairs of grids
 //! A basic block whose layers are each too large for a row tile (ResNet-18's, and
 //! ResNet-20's 32-channel blocks at CIFAR size: a one-row tile holds both layers' weights)
@@ -215,6 +233,12 @@
 //!   shortcut reads them: a residual the group's channels of the row (selected by the
 //!   one-hot group flags, one product per value), a projection all rows with its group's
 //!   weights (absorbed with the layer's own in the model update, as chunks order them).
+//!   A residual block whose input is committed in rows of the pair's groups streams it by
+//!   own links instead (above): tile `(b, k)` reads only link `k` of row `b` (`G·W` values,
+//!   range-checked, the residual itself), chains it onto the previous tile's `x_after`, and
+//!   the hand-off carries `(x_after, X')`, which the next tile — same band or next — opens
+//!   with `(x_before, X')`; the chain over the pass is then the input's links in order, and
+//!   the last tile's check `x_after = X'` says the same.
 //! - The model slot absorbs the first layer's chunks group by group through the first
 //!   pass's first band and the second layer's through the second pass's (each pass checks
 //!   its later bands against it, as a grid does), so after the block it holds the untiled

@@ -88,6 +88,18 @@ impl PairSpec {
         }
     }
 
+    /// Whether a second-pass tile streams only its own link of the block input ([`super`],
+    /// "Own links"): a residual block whose input rows have one link per group of the pair.
+    fn own_stream(&self) -> bool {
+        let layout = self.block().input_layout();
+        let groups = self.second.shape.num_biases() / self.channels.max(1);
+        self.second.skip != 0
+            && self.second.projection.is_none()
+            && self.stride() == 1
+            && layout.link_rows == 1
+            && layout.links() == layout.dims[1] * groups
+    }
+
     /// The block's channel tiling (its groups' weights and model-commitment chunks).
     fn groups(&self) -> super::GroupSpec {
         super::GroupSpec { layer: self.first, second: Some(self.second), input: self.input, channels: self.channels }
@@ -276,7 +288,8 @@ impl Shared {
 pub(super) struct PairNative {
     input: Vec<u8>,
     mid: Vec<u8>,
-    rows: Vec<F>,
+    /// The block input's chain after each of its links.
+    links: Vec<F>,
     /// A pooled pair: the block's output before the pooling (channel-major); else empty.
     out: Vec<u8>,
 }
@@ -293,7 +306,7 @@ impl PairNative {
             }
             _ => Vec::new(),
         };
-        Ok(Self { input: input.to_vec(), mid, rows: Self::rows(spec, input, blind), out })
+        Ok(Self { input: input.to_vec(), mid, links: Self::links(spec, input, blind), out })
     }
 
     /// Running sums of zeros of a pooled pair (none otherwise).
@@ -318,28 +331,28 @@ impl PairNative {
             .collect()
     }
 
-    /// The block input's chain (committed under `blind`) after each of its rows.
-    fn rows(spec: &PairSpec, input: &[u8], blind: F) -> Vec<F> {
+    /// The block input's chain (committed under `blind`) after each of its links.
+    fn links(spec: &PairSpec, input: &[u8], blind: F) -> Vec<F> {
         let layout = spec.block().input_layout();
-        let per_row = layout.links() / layout.dims[1];
         let mut chain = (layout.tag(), blind);
-        let mut rows = Vec::new();
-        for j in 0..layout.links() {
-            let values: Vec<u8> = layout.link(j).into_iter().map(|i| input[i]).collect();
-            chain = (chain_link_native(chain.0, chain.1, &values), F::ZERO);
-            if (j + 1) % per_row == 0 {
-                rows.push(chain.0);
-            }
-        }
-        rows
+        (0..layout.links())
+            .map(|j| {
+                let values: Vec<u8> = layout.link(j).into_iter().map(|i| input[i]).collect();
+                chain = (chain_link_native(chain.0, chain.1, &values), F::ZERO);
+                chain.0
+            })
+            .collect()
     }
 }
 
 /// What a second-pass tile reads of the block input: the rows of its band (every channel,
 /// in commitment order; one, or the first convolution's stride), the input's chain before
-/// them, and the input's commitment.
+/// them, and the input's commitment; or, streaming its own link ([`PairSpec::own_stream`]),
+/// its group's link of its band's row and the chain before that link.
 #[derive(Clone, Debug)]
 pub(super) struct Shortcut {
+    /// The tile streams its own link only.
+    own: bool,
     skip: u32,
     /// A projection, over the rows the tile reads (`rows` high, all channels).
     projection: Option<ConvShape>,
@@ -349,11 +362,14 @@ pub(super) struct Shortcut {
     channels: usize,
     /// The block's channel tiling (the second layer's group weights).
     groups: super::GroupSpec,
-    /// The block input rows of the band, in commitment order: `stride` of them.
+    /// The block input rows of the band, in commitment order: `stride` of them (own link:
+    /// the group's link of the band's row).
     row: Vec<u8>,
-    /// The chain before the row (0 in the first band).
+    /// The chain before the row (0 in the first band); own link: before the link (0 in
+    /// the first tile).
     pub(super) prev: F,
-    /// A band's first group (but the first band's): the previous band's `prev`; else 0.
+    /// A band's first group (but the first band's): the previous band's `prev`; else (and
+    /// with own links) 0.
     prev_prev: F,
     /// The block input's commitment.
     pub(super) total: F,
@@ -361,9 +377,11 @@ pub(super) struct Shortcut {
 
 /// A second-pass tile's block input values in the circuit.
 pub(super) struct PairVars {
+    own: bool,
     prev: AllocatedNum<F>,
     after: AllocatedNum<F>,
-    prev_prev: AllocatedNum<F>,
+    /// Not with own links.
+    prev_prev: Option<AllocatedNum<F>>,
     pub(super) total: AllocatedNum<F>,
     /// What the second convolution's shortcut reads (a residual: the tile's group's).
     pub(super) residual: Vec<LinearCombination<F>>,
@@ -371,12 +389,15 @@ pub(super) struct PairVars {
     pub(super) flags: Vec<Term>,
 }
 
-/// What a second-pass tile's hand-off carries besides a grid's.
+/// What a second-pass tile's hand-off carries besides a grid's: what it hands on, what
+/// the previous tile's must hold in the same band, and in the band above. Rows streamed
+/// whole: `(prev, after, total)`, the same in a band, the band above's `(prev_prev, prev,
+/// total)`; own links: `(after, total)`, opened by `(prev, total)` — the chain runs from
+/// tile to tile.
 pub(super) struct Carried {
-    pub(super) prev: AllocatedNum<F>,
-    pub(super) after: AllocatedNum<F>,
-    pub(super) prev_prev: AllocatedNum<F>,
-    pub(super) total: AllocatedNum<F>,
+    pub(super) out: Vec<AllocatedNum<F>>,
+    pub(super) same: Vec<AllocatedNum<F>>,
+    pub(super) band: Vec<AllocatedNum<F>>,
 }
 
 impl PairVars {
@@ -391,12 +412,18 @@ impl PairVars {
             Some(bit) => product(&mut cs.namespace(|| format!("gated {name}")), bit, &Term::var(v)),
             None => Ok(v.clone()),
         };
-        Ok(Carried {
-            prev: gated("prev", &self.prev)?,
-            after: gated("after", &self.after)?,
-            prev_prev: gated("prev prev", &self.prev_prev)?,
-            total: gated("total", &self.total)?,
-        })
+        let (prev, after, total) = (gated("prev", &self.prev)?, gated("after", &self.after)?, gated("total", &self.total)?);
+        match (&self.prev_prev, self.own) {
+            (Some(pp), false) => {
+                let pp = gated("prev prev", pp)?;
+                let out = vec![prev.clone(), after, total.clone()];
+                Ok(Carried { same: out.clone(), out, band: vec![pp, prev, total] })
+            }
+            _ => {
+                let opens = vec![prev, total.clone()];
+                Ok(Carried { out: vec![after, total], same: opens.clone(), band: opens })
+            }
+        }
     }
 }
 
@@ -416,13 +443,23 @@ impl Shortcut {
         self.layout.link_channels * self.layout.dims[2]
     }
 
-    /// The input's chain after the row: from the layout's tag and `blind` in the first
-    /// band, else from `prev`.
-    pub(super) fn after_native(&self, first_band: bool, blind: F) -> F {
+    /// The input's chain after the row (own link: after the link): from the layout's tag
+    /// and `blind` in the first band (own link: the first tile), else from `prev`.
+    fn after_native(&self, (band, group): (usize, usize), blind: F) -> F {
+        let first = band == 0 && (group == 0 || !self.own);
         let mut links = self.row.chunks(self.link_len());
-        let (prev, aux) = if first_band { (self.layout.tag(), blind) } else { (self.prev, F::ZERO) };
+        let (prev, aux) = if first { (self.layout.tag(), blind) } else { (self.prev, F::ZERO) };
         let first = links.next().map_or(prev, |v| chain_link_native(prev, aux, v));
         links.fold(first, |acc, v| chain_link_native(acc, F::ZERO, v))
+    }
+
+    /// What tile `(band, group)`'s hand-off carries besides a grid's (see [`Carried`]).
+    pub(super) fn handoff_native(&self, at: (usize, usize), blind: F) -> Vec<F> {
+        let after = self.after_native(at, blind);
+        match self.own {
+            true => vec![after, self.total],
+            false => vec![self.prev, after, self.total],
+        }
     }
 
     /// The rows' values (row after row, each channel by channel) in channel-major order,
@@ -439,6 +476,9 @@ impl Shortcut {
         if self.projection.is_some() {
             return self.channel_major().into_iter().map(|i| self.row[i]).collect();
         }
+        if self.own {
+            return self.row.clone();
+        }
         let (g, w) = (self.channels, self.layout.dims[2]);
         (0..g).flat_map(|c| (0..w).map(move |x| (group * g + c) * w + x)).map(|i| self.row[i]).collect()
     }
@@ -447,9 +487,11 @@ impl Shortcut {
     /// layout's tag and `blind`), the check that the last tile's chain is the input's
     /// commitment, and what the shortcut reads: a projection the rows, a residual the
     /// group's channels of the row, selected by the group flags (one product per value).
+    /// Own link: the tile's link only, chained from `prev` (the first tile: from the tag
+    /// and `blind`), the residual itself.
     ///
     /// In a tile shared by both passes (`gate`: its pass bit) the check and the residual
-    /// hold in the second pass only: the residual's flags are multiplied by the bit.
+    /// hold in the second pass only: the residual is multiplied by the bit.
     pub(super) fn stream<CS: ConstraintSystem<F>>(
         &self,
         cs: &mut CS,
@@ -464,11 +506,15 @@ impl Shortcut {
             .map(|(j, &a)| alloc_uint(&mut cs.namespace(|| format!("x{j}")), &bits_le(a.into(), ACT_BITS)))
             .collect::<Result<_, _>>()?;
         let prev = AllocatedNum::alloc(cs.namespace(|| "prev"), || Ok(self.prev))?;
-        let prev_prev = AllocatedNum::alloc(cs.namespace(|| "prev prev"), || Ok(self.prev_prev))?;
+        let prev_prev = match self.own {
+            true => None,
+            false => Some(AllocatedNum::alloc(cs.namespace(|| "prev prev"), || Ok(self.prev_prev))?),
+        };
         let total = AllocatedNum::alloc(cs.namespace(|| "total"), || Ok(self.total))?;
         let tag = Term::constant::<CS>(self.layout.tag());
-        let start = select(&mut cs.namespace(|| "start"), &f.first, &tag, &Term::var(&prev))?;
-        let aux = product(&mut cs.namespace(|| "blind"), &f.first, &Term::var(blind))?;
+        let first = if self.own { &f.t_first } else { &f.first };
+        let start = select(&mut cs.namespace(|| "start"), first, &tag, &Term::var(&prev))?;
+        let aux = product(&mut cs.namespace(|| "blind"), first, &Term::var(blind))?;
         let (mut chain, mut aux) = (Elt::Allocated(start), Elt::Allocated(aux));
         for (k, link) in values.chunks(self.link_len()).enumerate() {
             chain = Elt::Allocated(chain_link(&mut cs.namespace(|| format!("link{k}")), chain, aux, link)?);
@@ -480,11 +526,11 @@ impl Shortcut {
             None => f.t_last.clone(),
         };
         equal_if(&mut cs.namespace(|| "input opens"), &opens, &Term::var(&after), &Term::var(&total));
+        let own = self.own;
         if self.projection.is_some() {
             let residual = self.channel_major().into_iter().map(|i| lc(&values[i])).collect();
-            return Ok(PairVars { prev, after, prev_prev, total, residual, flags: Vec::new() });
+            return Ok(PairVars { own, prev, after, prev_prev, total, residual, flags: Vec::new() });
         }
-        let (g, w) = (self.channels, self.layout.dims[2]);
         let flags: Vec<Term> = match gate {
             Some(bit) => f
                 .groups
@@ -496,6 +542,19 @@ impl Shortcut {
                 .collect::<Result<_, _>>()?,
             None => f.groups.clone(),
         };
+        if own {
+            let residual = values
+                .iter()
+                .enumerate()
+                .map(|(o, v)| match gate {
+                    Some(bit) => product(&mut cs.namespace(|| format!("residual {o}")), bit, &Term(lc(v), v.get_value()))
+                        .map(|p| LinearCombination::zero() + p.get_variable()),
+                    None => Ok(lc(v)),
+                })
+                .collect::<Result<_, SynthesisError>>()?;
+            return Ok(PairVars { own, prev, after, prev_prev, total, residual, flags });
+        }
+        let (g, w) = (self.channels, self.layout.dims[2]);
         let residual = (0..g * w)
             .map(|o| {
                 let (c, x) = (o / w, o % w);
@@ -507,7 +566,7 @@ impl Shortcut {
                 })
             })
             .collect::<Result<_, SynthesisError>>()?;
-        Ok(PairVars { prev, after, prev_prev, total, residual, flags })
+        Ok(PairVars { own, prev, after, prev_prev, total, residual, flags })
     }
 }
 
@@ -562,7 +621,7 @@ impl PairStep {
         let local = tile - t;
         let w = TileWitness { layer_weights: second_weights, second_weights: None, ..witness.clone() };
         let b = TileStep::new(spec.pass_b(), local, &native.mid, w)?;
-        let sc = Self::shortcut_at(&spec, (input, &native.rows), local);
+        let sc = Self::shortcut_at(&spec, (input, &native.links), local);
         let b = b.with_role(spec.role_b(sc, native.sums_before(&spec, local)), spec.update(1))?;
         if shared {
             return Ok(Self { spec, tile, a: b.clone(), b, shared });
@@ -576,35 +635,46 @@ impl PairStep {
         let layout = spec.block().input_layout();
         let projection =
             spec.second.projection.map(|p| ConvShape { height: spec.stride(), channels_out: spec.channels, ..p });
+        let own = spec.own_stream();
+        let row_len = if own { layout.link(0).len() } else { layout.row_len() * spec.stride() };
         Shortcut {
+            own,
             skip: spec.second.skip,
             projection,
             block_zero_point: spec.first.zero_point,
             layout,
             channels: spec.channels,
             groups: spec.groups(),
-            row: vec![0; layout.row_len() * spec.stride()],
+            row: vec![0; row_len],
             prev: F::ZERO,
             prev_prev: F::ZERO,
             total: F::ZERO,
         }
     }
 
-    /// Second-pass tile `local`'s shortcut: its band's row of `input`, whose chain after
-    /// each row is `rows`.
-    fn shortcut_at(spec: &PairSpec, (input, rows): (&[u8], &[F]), local: usize) -> Shortcut {
+    /// Second-pass tile `local`'s shortcut: its band's rows of `input` (own link: its
+    /// link), whose chain after each link is `links`.
+    fn shortcut_at(spec: &PairSpec, (input, links): (&[u8], &[F]), local: usize) -> Shortcut {
         let groups = spec.pass_b().groups();
         let (band, group) = (local / groups, local % groups);
-        let s = spec.stride();
-        // the chain after the last row of band `b` (none before the first band)
-        let chain = |b: Option<usize>| b.map_or(F::ZERO, |b| rows[s * b + s - 1]);
         let layout = spec.block().input_layout();
+        let total = links.last().copied().unwrap_or(F::ZERO);
+        let blank = Self::shortcut(spec);
+        if blank.own {
+            let row = layout.link(local).into_iter().map(|i| input[i]).collect();
+            let prev = local.checked_sub(1).map_or(F::ZERO, |j| links[j]);
+            return Shortcut { row, prev, total, ..blank };
+        }
+        let s = spec.stride();
+        let per_row = layout.links() / layout.dims[1].max(1);
+        // the chain after the last row of band `b` (none before the first band)
+        let chain = |b: Option<usize>| b.map_or(F::ZERO, |b| links[(s * b + s) * per_row - 1]);
         Shortcut {
             row: (s * band..s * band + s).flat_map(|y| layout.row(y)).map(|i| input[i]).collect(),
             prev: chain(band.checked_sub(1)),
             prev_prev: if group == 0 { chain(band.checked_sub(2)) } else { F::ZERO },
-            total: rows.last().copied().unwrap_or(F::ZERO),
-            ..Self::shortcut(spec)
+            total,
+            ..blank
         }
     }
 
@@ -664,8 +734,8 @@ impl PairStep {
     pub fn with_block_input(&self, input: &[u8], blind: F, keep: bool) -> Result<Self, QuantError> {
         let t = self.spec.pass_tiles();
         let local = self.tile.checked_sub(t).ok_or_else(|| QuantError::BadSpec("a first-pass tile".into()))?;
-        let rows = PairNative::rows(&self.spec, input, blind);
-        let mut sc = Self::shortcut_at(&self.spec, (input, &rows), local);
+        let links = PairNative::links(&self.spec, input, blind);
+        let mut sc = Self::shortcut_at(&self.spec, (input, &links), local);
         if let (true, Some(own)) = (keep, self.b.shortcut()) {
             sc.total = own.total;
         }

@@ -607,19 +607,27 @@ impl TileStep {
         // commitment (unblinded); it carries that commitment and the block input's chain
         let (input_start, extra) = match &inner.role {
             Role::Second(sc) => {
-                let after = sc.after_native(band == 0, inner.witness.blind_in);
-                ((pair_start_native(input_tag, sc.total), F::ZERO), vec![sc.prev, after, sc.total])
+                let extra = sc.handoff_native((band, group), inner.witness.blind_in);
+                ((pair_start_native(input_tag, sc.total), F::ZERO), extra)
             }
             // a shared tile carries the block input's chain in its second pass, zeros in its first
             Role::Shared(sh) if sh.second => {
-                let after = sh.sc.after_native(band == 0, inner.witness.blind_in);
-                ((pair_start_native(input_tag, sh.sc.total), F::ZERO), vec![sh.sc.prev, after, sh.sc.total])
+                let extra = sh.sc.handoff_native((band, group), inner.witness.blind_in);
+                ((pair_start_native(input_tag, sh.sc.total), F::ZERO), extra)
             }
-            Role::Shared(_) => ((input_tag, inner.witness.blind_in), vec![F::ZERO; 3]),
+            Role::Shared(sh) => {
+                let zeros = sh.sc.handoff_native((band, group), F::ZERO).len();
+                ((input_tag, inner.witness.blind_in), vec![F::ZERO; zeros])
+            }
             _ => ((input_tag, inner.witness.blind_in), Vec::new()),
         };
         let mut in_chain = z.in_chain;
-        for i in (0..g.rows()).filter(|&i| group == 0 && g.absorbs(band, i)) {
+        if g.own_links {
+            let (prev, aux) = if t_first { input_start } else { (z.in_chain, F::ZERO) };
+            let link = self.row(g.top).chunks(self.input_link_len()).nth(group).unwrap_or(&[]);
+            in_chain = chain_link_native(prev, aux, link);
+        }
+        for i in (0..g.rows()).filter(|&i| !g.own_links && group == 0 && g.absorbs(band, i)) {
             let start = (t_first && i == g.first_row()).then_some(input_start);
             in_chain = self.absorb_native(in_chain, start, i);
         }
@@ -799,9 +807,9 @@ impl TileStep {
             Term::constant::<CS>(F::ZERO)
         };
 
-        // input chain: absorb the rows this tile is the first to read, in order (a grid:
-        // the first group of each band), one link per input link of a row; input row 0
-        // starts the chain from the input layout's tag and blind
+        // input chain: the rows this tile is the first to read ([`Self::absorb_rows`]) or,
+        // with own links, its own link ([`Self::absorb_own`]); input row 0 starts the chain
+        // from the input layout's tag and blind
         let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(inner.witness.blind_in))?;
         let in_tag = spec.block().input_layout().tag();
         // a pair's second pass: the block input's row and commitment, its chain starts the
@@ -824,57 +832,25 @@ impl TileStep {
             }
             None => tag,
         };
-        let link_len = self.input_link_len();
-        let mut chain = Term::var(in_chain);
-        for (i, values) in rows.iter().enumerate() {
-            let mut cs = cs.namespace(|| format!("absorb{i}"));
-            // absorbed when real, and (halo rows) only by the first tile
-            let absorb = if i >= g.window() {
-                last.clone()
-            } else if i < g.halo {
-                if g.pad_first[i] {
-                    continue;
-                }
-                first.clone()
-            } else {
-                f.padding(g, i).map_or(one.clone(), |padding| one.plus(&padding, -F::ONE))
-            };
-            let always = i >= g.halo && i < g.window() && !g.may_pad(i);
-            let (absorb, always) = match (grid, always) {
-                (false, _) => (absorb, always),
-                (true, true) => (f.g_first.clone(), false),
-                (true, false) => (Term::var(&product(&mut cs.namespace(|| "in group 0"), &absorb, &f.g_first)?), false),
-            };
-            let (mut prev, mut aux) = if i == g.first_row() {
-                let prev = select(&mut cs.namespace(|| "start"), &f.t_first, &input_tag, &chain)?;
-                // the first tile's blind, but a second pass chains the middle tensor,
-                // unblinded (a shared tile: the blind times 1 - p)
-                let aux = match (&pair, &shared) {
-                    (Some(_), None) => zero(),
-                    _ => {
-                        let blind = product(&mut cs.namespace(|| "blind"), &f.t_first, &Term::var(&blind_in))?;
-                        Elt::Allocated(match &shared {
-                            Some((_, bit, _)) => {
-                                let not_p = one.plus(bit, -F::ONE);
-                                product(&mut cs.namespace(|| "first pass blind"), &not_p, &Term::var(&blind))?
-                            }
-                            None => blind,
-                        })
+        // the first link's blind: the first tile's, but a second pass chains the middle
+        // tensor, unblinded (a shared tile: the blind times 1 - p)
+        let start_aux = match (&pair, &shared) {
+            (Some(_), None) => zero(),
+            _ => {
+                let blind = product(&mut cs.namespace(|| "blind"), &f.t_first, &Term::var(&blind_in))?;
+                Elt::Allocated(match &shared {
+                    Some((_, bit, _)) => {
+                        let not_p = one.plus(bit, -F::ONE);
+                        product(&mut cs.namespace(|| "first pass blind"), &not_p, &Term::var(&blind))?
                     }
-                };
-                (Elt::Allocated(prev), aux)
-            } else {
-                (Elt::Allocated(alloc_term(&mut cs, &chain)?), zero())
-            };
-            for (k, link) in values.chunks(link_len).enumerate() {
-                prev = Elt::Allocated(chain_link(&mut cs.namespace(|| format!("link{k}")), prev, aux, link)?);
-                aux = zero();
+                    None => blind,
+                })
             }
-            let Elt::Allocated(link) = prev else { return Err(SynthesisError::Unsatisfiable("an empty row".into())) };
-            let link = Term::var(&link);
-            chain =
-                if always { link } else { Term::var(&select(&mut cs.namespace(|| "keep"), &absorb, &link, &chain)?) };
-        }
+        };
+        let chain = match g.own_links {
+            true => self.absorb_own(&mut cs.namespace(|| "own link"), &f, &rows[g.top], (&input_tag, in_chain, start_aux))?,
+            false => self.absorb_rows(cs, &f, &rows, (&input_tag, in_chain, start_aux))?,
+        };
         // the last tile: the chain must be the layer's input commitment
         equal_if(&mut cs.namespace(|| "input opens"), &f.t_last, &chain, &Term::var(acts));
 
@@ -1074,7 +1050,7 @@ pub(super) struct Flags {
     last: Term,
     /// One per band of [`TileGeometry::pad_inner`], in its order.
     inner: Vec<Term>,
-    t_first: Term,
+    pub(super) t_first: Term,
     pub(super) t_last: Term,
     g_first: Term,
     g_last: Term,
@@ -1162,6 +1138,87 @@ impl TileStep {
         Ok(Flags { first, last, inner, t_first, t_last, g_first, g_last, groups: flags, index: at })
     }
 
+    /// The input chain after the rows this tile is the first to read, in order (a grid:
+    /// the first group of each band), one link per input link of a row; input row 0 starts
+    /// the chain from `start` and `aux` (the input layout's tag and the first tile's blind).
+    fn absorb_rows<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        f: &Flags,
+        rows: &[Vec<Num<F>>],
+        (start, in_chain, start_aux): (&Term, &AllocatedNum<F>, Elt<F>),
+    ) -> Result<Term, SynthesisError> {
+        let g = &self.0.geometry;
+        let grid = self.0.spec.channels.is_some();
+        let one = Term::constant::<CS>(F::ONE);
+        let zero = || Elt::num_from_fr::<CS>(F::ZERO);
+        let link_len = self.input_link_len();
+        let mut chain = Term::var(in_chain);
+        for (i, values) in rows.iter().enumerate() {
+            let mut cs = cs.namespace(|| format!("absorb{i}"));
+            // absorbed when real, and (halo rows) only by the first tile
+            let absorb = if i >= g.window() {
+                f.last.clone()
+            } else if i < g.halo {
+                if g.pad_first[i] {
+                    continue;
+                }
+                f.first.clone()
+            } else {
+                f.padding(g, i).map_or(one.clone(), |padding| one.plus(&padding, -F::ONE))
+            };
+            let always = i >= g.halo && i < g.window() && !g.may_pad(i);
+            let (absorb, always) = match (grid, always) {
+                (false, _) => (absorb, always),
+                (true, true) => (f.g_first.clone(), false),
+                (true, false) => (Term::var(&product(&mut cs.namespace(|| "in group 0"), &absorb, &f.g_first)?), false),
+            };
+            let (mut prev, mut aux) = if i == g.first_row() {
+                let prev = select(&mut cs.namespace(|| "start"), &f.t_first, start, &chain)?;
+                (Elt::Allocated(prev), start_aux.clone())
+            } else {
+                (Elt::Allocated(alloc_term(&mut cs, &chain)?), zero())
+            };
+            for (k, link) in values.chunks(link_len).enumerate() {
+                prev = Elt::Allocated(chain_link(&mut cs.namespace(|| format!("link{k}")), prev, aux, link)?);
+                aux = zero();
+            }
+            let Elt::Allocated(link) = prev else { return Err(SynthesisError::Unsatisfiable("an empty row".into())) };
+            let link = Term::var(&link);
+            chain =
+                if always { link } else { Term::var(&select(&mut cs.namespace(|| "keep"), &absorb, &link, &chain)?) };
+        }
+        Ok(chain)
+    }
+
+    /// Own links ([`TileGeometry::own_links`]): the input chain after this tile's link —
+    /// its group's of its band's row, witness row `top`, selected by the one-hot group
+    /// flags (one product per value of the row) — from the previous tile's chain, or (the
+    /// first tile) from `start` and `aux`.
+    fn absorb_own<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        f: &Flags,
+        centre: &[Num<F>],
+        (start, in_chain, aux): (&Term, &AllocatedNum<F>, Elt<F>),
+    ) -> Result<Term, SynthesisError> {
+        let link_len = self.input_link_len();
+        if centre.len() != link_len * f.groups.len() {
+            return Err(SynthesisError::Unsatisfiable("a row of one link per group".into()));
+        }
+        let link = (0..link_len)
+            .map(|j| {
+                f.groups.iter().enumerate().try_fold(Num::zero(), |acc, (k, flag)| {
+                    let v = &centre[k * link_len + j];
+                    let p = product(&mut cs.namespace(|| format!("select {k} {j}")), flag, &Term(lc(v), v.get_value()))?;
+                    Ok(acc.add(&Num::from(p)))
+                })
+            })
+            .collect::<Result<Vec<_>, SynthesisError>>()?;
+        let prev = select(&mut cs.namespace(|| "start"), &f.t_first, start, &Term::var(in_chain))?;
+        Ok(Term::var(&chain_link(&mut cs.namespace(|| "link"), Elt::Allocated(prev), aux, &link)?))
+    }
+
     /// A grid tile's model chain and hand-off. The model slot runs the layer's chunk chain
     /// group by group through the first band and holds its end afterwards; `prev_model`
     /// holds the commitment before the layer. Every band re-derives the chain with its
@@ -1211,9 +1268,9 @@ impl TileStep {
         // a pair's second pass also carries the block input's chain before and after the
         // band's row and its commitment: the same in a band, the previous band's "after"
         // as the next band's "before"
-        let (now, before_band) = match carried {
-            Some(c) => (vec![c.prev.clone(), c.after, c.total.clone()], vec![c.prev_prev, c.prev, c.total]),
-            None => (Vec::new(), Vec::new()),
+        let (now, same, before_band) = match carried {
+            Some(c) => (c.out, c.same, c.band),
+            None => (Vec::new(), Vec::new(), Vec::new()),
         };
         let tag = || Elt::num_from_fr::<CS>(domain_tag(TAG_GRID_HALO, 3 + now.len()));
         let handoff = |cs: &mut CS, name: &str, parts: [&AllocatedNum<F>; 3], extra: &[AllocatedNum<F>]| {
@@ -1221,7 +1278,7 @@ impl TileStep {
             let items: Vec<Elt<F>> = std::iter::once(tag()).chain(parts).collect();
             hash(&mut cs.namespace(|| name.to_string()), &items).map(|h| Term::var(&h))
         };
-        let same = handoff(cs, "same window", [&front, &shared, &running], &now)?;
+        let same = handoff(cs, "same window", [&front, &shared, &running], &same)?;
         equal_if(&mut cs.namespace(|| "same band opens"), &one.plus(&f.g_first, -F::ONE), &same, &Term::var(halo));
         let next_band = handoff(cs, "next band", [&prev_front, &opened, &running], &before_band)?;
         let opens = product(&mut cs.namespace(|| "band start"), &f.g_first, &not_first)?;
