@@ -315,10 +315,10 @@ fn a_band_absorbing_another_row_than_its_neighbours_read_is_rejected() {
     for band in 0..g.tiles {
         for j in [0, n / 2 + 1, n - 1] {
             let mut steps = honest.clone();
-            for t in band * groups..(band + 1) * groups {
-                let mut rows = steps[t].rows().to_vec();
+            for (t, step) in steps.iter_mut().enumerate().skip(band * groups).take(groups) {
+                let mut rows = step.rows().to_vec();
                 rows[n + j] = (rows[n + j] + 1) % 128; // witness row 1: input row `band`
-                steps[t] = with_rows(spec, t, rows, &layers);
+                *step = with_rows(spec, t, rows, &layers);
             }
             let (sat, _) = go(&spec, &input, &steps);
             let fails = band.max(1) * groups;

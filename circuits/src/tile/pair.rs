@@ -412,7 +412,8 @@ impl PairVars {
             Some(bit) => product(&mut cs.namespace(|| format!("gated {name}")), bit, &Term::var(v)),
             None => Ok(v.clone()),
         };
-        let (prev, after, total) = (gated("prev", &self.prev)?, gated("after", &self.after)?, gated("total", &self.total)?);
+        let (prev, after, total) =
+            (gated("prev", &self.prev)?, gated("after", &self.after)?, gated("total", &self.total)?);
         match (&self.prev_prev, self.own) {
             (Some(pp), false) => {
                 let pp = gated("prev prev", pp)?;
@@ -547,8 +548,10 @@ impl Shortcut {
                 .iter()
                 .enumerate()
                 .map(|(o, v)| match gate {
-                    Some(bit) => product(&mut cs.namespace(|| format!("residual {o}")), bit, &Term(lc(v), v.get_value()))
-                        .map(|p| LinearCombination::zero() + p.get_variable()),
+                    Some(bit) => {
+                        product(&mut cs.namespace(|| format!("residual {o}")), bit, &Term(lc(v), v.get_value()))
+                            .map(|p| LinearCombination::zero() + p.get_variable())
+                    }
                     None => Ok(lc(v)),
                 })
                 .collect::<Result<_, SynthesisError>>()?;

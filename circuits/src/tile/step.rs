@@ -848,7 +848,9 @@ impl TileStep {
             }
         };
         let chain = match g.own_links {
-            true => self.absorb_own(&mut cs.namespace(|| "own link"), &f, &rows[g.top], (&input_tag, in_chain, start_aux))?,
+            true => {
+                self.absorb_own(&mut cs.namespace(|| "own link"), &f, &rows[g.top], (&input_tag, in_chain, start_aux))?
+            }
             false => self.absorb_rows(cs, &f, &rows, (&input_tag, in_chain, start_aux))?,
         };
         // the last tile: the chain must be the layer's input commitment
@@ -1210,7 +1212,8 @@ impl TileStep {
             .map(|j| {
                 f.groups.iter().enumerate().try_fold(Num::zero(), |acc, (k, flag)| {
                     let v = &centre[k * link_len + j];
-                    let p = product(&mut cs.namespace(|| format!("select {k} {j}")), flag, &Term(lc(v), v.get_value()))?;
+                    let p =
+                        product(&mut cs.namespace(|| format!("select {k} {j}")), flag, &Term(lc(v), v.get_value()))?;
                     Ok(acc.add(&Num::from(p)))
                 })
             })
