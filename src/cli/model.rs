@@ -193,7 +193,7 @@ fn inspect_tiled(
     fold_budget: usize,
 ) -> anyhow::Result<ExitCode> {
     use fold_ml::prove::plan::{estimate_steps, NOVA_PRIMARY_OVERHEAD, NOVA_SECONDARY};
-    let tile = fold_ml_circuits::cost::StepCost::of_tiling(&arch.block, tiling)?;
+    let tile = fold_ml::prove::plan::tile_cost(&arch.block, tiling)?;
     let rough = fold_ml_circuits::cost::StepCost::rough(&arch.block);
     let steps = arch.steps(layers);
     let e = estimate_steps(tile.constraints + NOVA_PRIMARY_OVERHEAD, steps);
@@ -295,7 +295,7 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
         // a step far over the budget is estimated, not synthesized (it may not fit in memory)
         let rough = StepCost::rough(&arch.block);
         match arch.tiling {
-            Some(tiling) => StepCost::of_tiling(&arch.block, tiling),
+            Some(tiling) => fold_ml::prove::plan::tile_cost(&arch.block, tiling),
             None if rough > 4 * budget => {
                 Ok(StepCost { constraints: rough, macs: arch.block.macs(), ..StepCost::default() })
             }

@@ -13,7 +13,10 @@
 use crate::model::{Architecture, ModelSource};
 use fold_ml_circuits::cost::StepCost;
 use fold_ml_circuits::layer::{BlockSpec, Links};
+use fold_ml_circuits::quant::QuantError;
 use fold_ml_circuits::step::Tiling;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Primary constraints Nova adds to every step (its verifier circuit, arity 3).
 pub const NOVA_PRIMARY_OVERHEAD: usize = 9_820;
@@ -226,7 +229,7 @@ pub fn tiling(
     let mut best: Option<(f64, Option<Tiling>)> = fits.then(|| (time(1, untiled), None));
     let mut fallback = None;
     let measured: Vec<_> = candidates.iter().copied().filter(|&(_, tiles)| untiled / tiles <= budget).collect();
-    let costs = parallel_map(&measured, |&(t, _)| StepCost::of_tiling(&linked(t), t));
+    let costs = parallel_map(&measured, |&(t, _)| tile_cost(&linked(t), t));
     for (&(t, tiles), cost) in measured.iter().zip(costs) {
         let Ok(cost) = cost else { continue };
         if cost.constraints <= budget {
@@ -243,6 +246,22 @@ pub fn tiling(
         Some((_, t)) => t,
         None => fallback.or(candidates.iter().max_by_key(|(_, n)| *n).copied()).map(|(t, _)| t),
     }
+}
+
+/// [`StepCost::of_tiling`], remembered for the process: planning measures a candidate again
+/// in each of its plans (and `inspect` the chosen ones once more), and synthesizing one of
+/// ResNet-18's tiles takes seconds.
+pub fn tile_cost(block: &BlockSpec, tiling: Tiling) -> Result<StepCost, QuantError> {
+    type Memo = Mutex<HashMap<(BlockSpec, Tiling), StepCost>>;
+    static MEMO: OnceLock<Memo> = OnceLock::new();
+    let memo = MEMO.get_or_init(Memo::default);
+    let key = (block.clone(), tiling);
+    if let Some(cost) = memo.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        return Ok(*cost);
+    }
+    let cost = StepCost::of_tiling(block, tiling)?;
+    memo.lock().unwrap_or_else(PoisonError::into_inner).insert(key, cost);
+    Ok(cost)
 }
 
 /// `f` of every item, in order, computed on the machine's cores: measuring a candidate
@@ -291,7 +310,7 @@ impl Groups {
 /// measured (its share of the block would miss what every tile repeats), a whole step
 /// estimated from above without synthesizing it ([`StepCost::rough`]).
 pub fn step_constraints(arch: &Architecture) -> usize {
-    let tile = arch.tiling.and_then(|t| StepCost::of_tiling(&arch.block, t).ok());
+    let tile = arch.tiling.and_then(|t| tile_cost(&arch.block, t).ok());
     let blocks = (arch.layers_per_step / arch.block.num_stages()).max(1);
     tile.map_or(StepCost::rough(&arch.block) * blocks, |t| t.constraints) + NOVA_PRIMARY_OVERHEAD
 }
@@ -310,6 +329,10 @@ pub const TILE_CANDIDATE_CONSTRAINTS: usize = 4 * AUTO_STEP_CONSTRAINTS;
 /// pair reads or writes (ResNet-18's first stage takes its stem's groups), then to the
 /// best tiling by rows.
 ///
+/// Candidates are first measured reading rows of every channel (their links are not known
+/// yet); when a fold of that plan, measured with the links it got, is over the budget, the
+/// segments are planned again, measured with those links.
+///
 /// When some segment has no tiling under the budget, the job's peak is set by its fold
 /// whatever the others do; the segments over the budget are then planned again, for time,
 /// under that fold's size (and measured with the input links the first plan gave them):
@@ -326,10 +349,22 @@ pub fn architectures(
     let first = plan_segments(model, layers_per_step, &vec![(budget, Links::Rows); n]);
     // What every fold of the plan costs, measured with the links it got.
     let measure = |archs: &[Architecture]| parallel_map(archs, |a| step_constraints(a) - NOVA_PRIMARY_OVERHEAD);
-    let sizes = measure(&first);
-    let floor = sizes.iter().copied().max().unwrap_or(0);
     // (an untiled step is measured from above, and planning again cannot tile it further)
-    let over: Vec<bool> = first.iter().zip(&sizes).map(|(a, &c)| a.tiling.is_some() && c > budget).collect();
+    let over = |archs: &[Architecture], sizes: &[usize]| -> Vec<bool> {
+        archs.iter().zip(sizes).map(|(a, &c)| a.tiling.is_some() && c > budget).collect()
+    };
+    let sizes = measure(&first);
+    if !over(&first, &sizes).contains(&true) {
+        return first;
+    }
+    // The first plan measured its candidates reading rows of every channel; the rows of a
+    // neighbour's groups that the links then gave some of them cost a hash per link. Plan
+    // again, measuring with those links: within the budget, that plan is the one.
+    let inputs: Vec<(usize, Links)> = first.iter().map(|a| (budget, a.block.links[0])).collect();
+    let first = plan_segments(model, layers_per_step, &inputs);
+    let sizes = measure(&first);
+    let over = over(&first, &sizes);
+    let floor = sizes.iter().copied().max().unwrap_or(0);
     if floor <= budget || !over.contains(&true) {
         return first;
     }
