@@ -428,9 +428,22 @@ fn plan_segments(
     let mut archs: Vec<Architecture> = parallel_map(&indices, |&j| plan(j, Groups::Any));
     loop {
         match links(&archs, &blocks) {
-            Ok(links) => {
+            Ok(found) => {
+                // a segment that gave up groups of channels for a neighbour that has since
+                // taken groups of its own (ResNet-20's last block, a pooled pair, for its
+                // writer, which then became a pair) may take those groups now
+                let retry = (0..segments.len()).filter(|&j| allowed[j] == Groups::None).find_map(|j| {
+                    let g = neighbour_groups(&archs, j)?;
+                    let mut trial = archs.clone();
+                    trial[j] = plan(j, Groups::Only(g));
+                    links(&trial, &blocks).is_ok().then(|| (j, g, trial.swap_remove(j)))
+                });
+                if let Some((j, g, arch)) = retry {
+                    (allowed[j], archs[j]) = (Groups::Only(g), arch);
+                    continue;
+                }
                 for (j, arch) in archs.iter_mut().enumerate() {
-                    arch.block = arch.block.clone().with_links([links[j], links[j + 1]]);
+                    arch.block = arch.block.clone().with_links([found[j], found[j + 1]]);
                 }
                 return archs;
             }
