@@ -377,10 +377,9 @@ pub(super) struct Shortcut {
 
 /// A second-pass tile's block input values in the circuit.
 pub(super) struct PairVars {
-    own: bool,
     prev: AllocatedNum<F>,
     after: AllocatedNum<F>,
-    /// Not with own links.
+    /// Rows streamed whole (none with own links).
     prev_prev: Option<AllocatedNum<F>>,
     pub(super) total: AllocatedNum<F>,
     /// What the second convolution's shortcut reads (a residual: the tile's group's).
@@ -414,13 +413,13 @@ impl PairVars {
         };
         let (prev, after, total) =
             (gated("prev", &self.prev)?, gated("after", &self.after)?, gated("total", &self.total)?);
-        match (&self.prev_prev, self.own) {
-            (Some(pp), false) => {
+        match &self.prev_prev {
+            Some(pp) => {
                 let pp = gated("prev prev", pp)?;
                 let out = vec![prev.clone(), after, total.clone()];
                 Ok(Carried { same: out.clone(), out, band: vec![pp, prev, total] })
             }
-            _ => {
+            None => {
                 let opens = vec![prev, total.clone()];
                 Ok(Carried { out: vec![after, total], same: opens.clone(), band: opens })
             }
@@ -452,6 +451,15 @@ impl Shortcut {
         let (prev, aux) = if first { (self.layout.tag(), blind) } else { (self.prev, F::ZERO) };
         let first = links.next().map_or(prev, |v| chain_link_native(prev, aux, v));
         links.fold(first, |acc, v| chain_link_native(acc, F::ZERO, v))
+    }
+
+    /// How many values the hand-off carries besides a grid's (see [`Carried`]).
+    pub(super) fn handoff_len(&self) -> usize {
+        if self.own {
+            2
+        } else {
+            3
+        }
     }
 
     /// What tile `(band, group)`'s hand-off carries besides a grid's (see [`Carried`]).
@@ -527,10 +535,9 @@ impl Shortcut {
             None => f.t_last.clone(),
         };
         equal_if(&mut cs.namespace(|| "input opens"), &opens, &Term::var(&after), &Term::var(&total));
-        let own = self.own;
         if self.projection.is_some() {
             let residual = self.channel_major().into_iter().map(|i| lc(&values[i])).collect();
-            return Ok(PairVars { own, prev, after, prev_prev, total, residual, flags: Vec::new() });
+            return Ok(PairVars { prev, after, prev_prev, total, residual, flags: Vec::new() });
         }
         let flags: Vec<Term> = match gate {
             Some(bit) => f
@@ -543,7 +550,7 @@ impl Shortcut {
                 .collect::<Result<_, _>>()?,
             None => f.groups.clone(),
         };
-        if own {
+        if self.own {
             let residual = values
                 .iter()
                 .enumerate()
@@ -555,7 +562,7 @@ impl Shortcut {
                     None => Ok(lc(v)),
                 })
                 .collect::<Result<_, SynthesisError>>()?;
-            return Ok(PairVars { own, prev, after, prev_prev, total, residual, flags });
+            return Ok(PairVars { prev, after, prev_prev, total, residual, flags });
         }
         let (g, w) = (self.channels, self.layout.dims[2]);
         let residual = (0..g * w)
@@ -569,7 +576,7 @@ impl Shortcut {
                 })
             })
             .collect::<Result<_, SynthesisError>>()?;
-        Ok(PairVars { own, prev, after, prev_prev, total, residual, flags })
+        Ok(PairVars { prev, after, prev_prev, total, residual, flags })
     }
 }
 

@@ -615,10 +615,7 @@ impl TileStep {
                 let extra = sh.sc.handoff_native((band, group), inner.witness.blind_in);
                 ((pair_start_native(input_tag, sh.sc.total), F::ZERO), extra)
             }
-            Role::Shared(sh) => {
-                let zeros = sh.sc.handoff_native((band, group), F::ZERO).len();
-                ((input_tag, inner.witness.blind_in), vec![F::ZERO; zeros])
-            }
+            Role::Shared(sh) => ((input_tag, inner.witness.blind_in), vec![F::ZERO; sh.sc.handoff_len()]),
             _ => ((input_tag, inner.witness.blind_in), Vec::new()),
         };
         let mut in_chain = z.in_chain;
@@ -626,10 +623,11 @@ impl TileStep {
             let (prev, aux) = if t_first { input_start } else { (z.in_chain, F::ZERO) };
             let link = self.row(g.top).chunks(self.input_link_len()).nth(group).unwrap_or(&[]);
             in_chain = chain_link_native(prev, aux, link);
-        }
-        for i in (0..g.rows()).filter(|&i| !g.own_links && group == 0 && g.absorbs(band, i)) {
-            let start = (t_first && i == g.first_row()).then_some(input_start);
-            in_chain = self.absorb_native(in_chain, start, i);
+        } else {
+            for i in (0..g.rows()).filter(|&i| group == 0 && g.absorbs(band, i)) {
+                let start = (t_first && i == g.first_row()).then_some(input_start);
+                in_chain = self.absorb_native(in_chain, start, i);
+            }
         }
         let shared = self.shared_native(g.advance..g.window());
         let mut parts = vec![self.front_native(&inner.rows), shared, chain];
@@ -1268,9 +1266,8 @@ impl TileStep {
             chain_link(&mut cs.namespace(|| "shared"), halo_tag(), zero(), &span(rows, g.advance..g.window()))?;
         let opened = chain_link(&mut cs.namespace(|| "halo rows"), halo_tag(), zero(), &span(rows, 0..g.halo))?;
         let prev_front = AllocatedNum::alloc(cs.namespace(|| "previous front"), || Ok(inner.prev_front))?;
-        // a pair's second pass also carries the block input's chain before and after the
-        // band's row and its commitment: the same in a band, the previous band's "after"
-        // as the next band's "before"
+        // a pair's second pass also carries the block input's chain and its commitment
+        // ([`super::pair::Carried`]: rows streamed whole, or own links)
         let (now, same, before_band) = match carried {
             Some(c) => (c.out, c.same, c.band),
             None => (Vec::new(), Vec::new(), Vec::new()),
