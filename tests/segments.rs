@@ -438,7 +438,7 @@ fn with_blocks(mut net: Network, blocks: [BlockSpec; 3], name: &str) -> Network 
             .iter()
             .enumerate()
             .map(|(i, spec)| LayerWeights {
-                weights: weights(spec.shape.num_weights(), (j + i) as u64 + 5, 3),
+                weights: weights(spec.num_weights(), (j + i) as u64 + 5, 3),
                 bias: (0..spec.shape.num_biases() as i32).map(|b| 4 + 3 * b).collect(),
             })
             .collect();
@@ -789,6 +789,53 @@ fn a_stack_of_pairs_takes_the_groups_of_its_grid_tiled_stem() {
     assert_eq!(tilings, [Some(Tiling::Grid(16)), Some(Tiling::Pair(16)), None]);
     let links: Vec<_> = archs.iter().map(|a| a.block.links).collect();
     assert_eq!(links, [[Links::Rows, rg], [rg, rg], [rg, Links::Whole]]);
+}
+
+/// ResNet-18's last identity block of stage 3 (3×3 convolutions 256→256 on 14×14), stage
+/// 4's projection block (3×3 256→512 stride 2, 3×3 512→512 on 7×7, its shortcut a 1×1
+/// projection 256→512 stride 2), and a 7×7 convolution to 3 channels.
+fn stage_four_network() -> Network {
+    let rq = RequantSpec::new(8, 23).unwrap();
+    let conv = |c: ConvShape| LayerSpec::new(LinearShape::Conv(c), rq);
+    let identity = conv(ConvShape::same(256, 256, 14, 14, 3));
+    let down = |kernel| ConvShape { stride: [2, 2], ..ConvShape::same(256, 512, 14, 14, kernel) };
+    let second = LayerSpec { skip: 0, projection: Some(down(1)), ..conv(ConvShape::same(512, 512, 7, 7, 3)) };
+    let head = conv(ConvShape { kernel: [7, 7], pads: [0; 4], ..ConvShape::same(512, 3, 7, 7, 1) });
+    let blocks = [
+        BlockSpec::new(vec![identity, LayerSpec { skip: 1, ..identity }]),
+        BlockSpec::new(vec![conv(down(3)), second]),
+        BlockSpec::layer(head),
+    ];
+    let mut net = with_blocks(mixed_network(), blocks, "stage_four");
+    net.input.shape = vec![256, 14, 14];
+    net
+}
+
+/// A pair tile reading its writer's rows of groups hashes a link per group where one
+/// reading rows of every channel hashes one: measured as if it read rows of every channel
+/// (the links are not known before the plan), ResNet-18's stage 4 projection block fits
+/// the budget in pair tiles that overflow it with the rows of groups its writer, a pair,
+/// commits. The plan is made again measuring every candidate with its links: every fold
+/// within the budget.
+#[test]
+fn pair_tiles_are_measured_with_the_links_their_writer_gives_them() {
+    use fold_ml::prove::plan::{architectures, step_constraints, tile_cost, NOVA_PRIMARY_OVERHEAD};
+    let net = stage_four_network();
+    net.check().expect("a valid network");
+    let budget = 600_000;
+    let archs = architectures(&net, None, Some(budget));
+    let tilings: Vec<_> = archs.iter().map(|a| a.tiling).collect();
+    let (body, input) = (&net.segments[1].spec, archs[1].block.links[0]);
+    assert!(matches!(input, Links::RowGroups(_)), "{tilings:?}: {input:?}");
+    let cost = |input: Links, t: Tiling| tile_cost(&body.clone().with_links([input, t.output_links(body)]), t);
+    let cost = |input, t| cost(input, t).unwrap().constraints;
+    let fits = |input: Links, g: usize| cost(input, Tiling::Pair(g)) <= budget;
+    let trap = [8, 4, 2].into_iter().find(|&g| fits(Links::Rows, g) && !fits(input, g));
+    assert!(trap.is_some(), "a pair tile that fits only reading rows of every channel");
+    // every tile within the budget (the head is whole)
+    let sizes: Vec<usize> = archs[..2].iter().map(|a| step_constraints(a) - NOVA_PRIMARY_OVERHEAD).collect();
+    assert!(sizes.iter().all(|&c| c <= budget), "{tilings:?}: {sizes:?} over {budget}");
+    assert_eq!(tilings[2], None);
 }
 
 /// When nothing fits the budget, the network's peak is its largest fold whatever the other
