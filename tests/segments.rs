@@ -838,6 +838,61 @@ fn pair_tiles_are_measured_with_the_links_their_writer_gives_them() {
     assert_eq!(tilings[2], None);
 }
 
+/// ResNet-20's third stage at 32×32 as imported (block shapes and requantizations of
+/// `examples/resnet20` trained at `--size 32`): its projection block (3×3 32→64 stride 2
+/// on 16×16, 3×3 64→64 on 8×8, a 1×1 projection), an identity block, the last block
+/// averaged globally, and the dense classifier 64→10.
+fn stage_three_network() -> Network {
+    let conv = |c: ConvShape, shift, acc| LayerSpec::new(LinearShape::Conv(c), RequantSpec::new(shift, acc).unwrap());
+    let same = || ConvShape::same(64, 64, 8, 8, 3);
+    let down = |kernel| ConvShape { stride: [2, 2], ..ConvShape::same(32, 64, 16, 16, kernel) };
+    let projection = LayerSpec { projection: Some(down(1)), ..conv(same(), 7, 20) };
+    let mut last = LayerSpec { skip: 1433, ..conv(same(), 11, 22) };
+    last.pool = Some(Pool::global(PoolKind::Average, same().output_dims()));
+    let classifier = LinearShape::Dense(DenseShape { inputs: 64, outputs: 10 });
+    let blocks = [
+        BlockSpec::new(vec![conv(down(3), 8, 21), projection]),
+        BlockSpec::new(vec![conv(same(), 9, 22), LayerSpec { skip: 715, ..conv(same(), 10, 22) }]),
+        BlockSpec::new(vec![conv(same(), 9, 22), last]),
+        BlockSpec::layer(LayerSpec::new(classifier, RequantSpec::new(9, 20).unwrap())),
+    ];
+    let mut net = mixed_network();
+    net.segments.push(net.segments[2].clone());
+    for (j, (block, segment)) in blocks.into_iter().zip(&mut net.segments).enumerate() {
+        segment.layers = block
+            .stages
+            .iter()
+            .map(|spec| LayerWeights {
+                weights: weights(spec.num_weights(), j as u64 + 5, 3),
+                bias: vec![4; spec.shape.num_biases()],
+            })
+            .collect();
+        segment.origin = vec![format!("block{j}"); block.num_stages()];
+        segment.spec = block;
+    }
+    net.name = "stage_three".into();
+    net.input.shape = vec![32, 16, 16];
+    net
+}
+
+/// A block that gave up its groups of channels for its writer (ResNet-20's last block, a
+/// pair averaged globally, first planned after an identity block tiled by channels, whose
+/// groups it cannot read) takes the writer's groups once the writer has become a pair of
+/// its own: before, it fell back to row tiles of 961,410 constraints.
+#[test]
+fn a_block_that_gave_up_its_groups_takes_them_back_when_its_writer_becomes_a_pair() {
+    use fold_ml::prove::plan::{architectures, step_constraints, DEFAULT_FOLD_BUDGET, NOVA_PRIMARY_OVERHEAD};
+    let net = stage_three_network();
+    net.check().expect("a valid network");
+    let archs = architectures(&net, None, None);
+    let tilings: Vec<_> = archs.iter().map(|a| a.tiling).collect();
+    let Some(Tiling::Pair(g)) = tilings[1] else { panic!("the identity block is a pair: {tilings:?}") };
+    assert_eq!(tilings[2], Some(Tiling::Pair(g)), "the last block takes its writer's groups");
+    assert_eq!(archs[2].block.links[0], Links::RowGroups(g));
+    let sizes: Vec<usize> = archs[..3].iter().map(|a| step_constraints(a) - NOVA_PRIMARY_OVERHEAD).collect();
+    assert!(sizes.iter().all(|&c| c <= DEFAULT_FOLD_BUDGET), "{tilings:?}: {sizes:?}");
+}
+
 /// When nothing fits the budget, the network's peak is its largest fold whatever the other
 /// segments do: a segment over the budget then takes the fastest tiling under that fold,
 /// not its smallest tile (which re-reads its input in many more folds). `wide_network` at
