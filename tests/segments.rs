@@ -819,7 +819,7 @@ fn stage_four_network() -> Network {
 /// within the budget.
 #[test]
 fn pair_tiles_are_measured_with_the_links_their_writer_gives_them() {
-    use fold_ml::prove::plan::{architectures, step_constraints, tile_cost, NOVA_PRIMARY_OVERHEAD};
+    use fold_ml::prove::plan::{architectures, tile_cost};
     let net = stage_four_network();
     net.check().expect("a valid network");
     let budget = 600_000;
@@ -833,8 +833,7 @@ fn pair_tiles_are_measured_with_the_links_their_writer_gives_them() {
     let trap = [8, 4, 2].into_iter().find(|&g| fits(Links::Rows, g) && !fits(input, g));
     assert!(trap.is_some(), "a pair tile that fits only reading rows of every channel");
     // every tile within the budget (the head is whole)
-    let sizes: Vec<usize> = archs[..2].iter().map(|a| step_constraints(a) - NOVA_PRIMARY_OVERHEAD).collect();
-    assert!(sizes.iter().all(|&c| c <= budget), "{tilings:?}: {sizes:?} over {budget}");
+    assert_tiles_within(&archs[..2], budget);
     assert_eq!(tilings[2], None);
 }
 
@@ -881,7 +880,7 @@ fn stage_three_network() -> Network {
 /// its own: before, it fell back to row tiles of 961,410 constraints.
 #[test]
 fn a_block_that_gave_up_its_groups_takes_them_back_when_its_writer_becomes_a_pair() {
-    use fold_ml::prove::plan::{architectures, step_constraints, DEFAULT_FOLD_BUDGET, NOVA_PRIMARY_OVERHEAD};
+    use fold_ml::prove::plan::{architectures, DEFAULT_FOLD_BUDGET};
     let net = stage_three_network();
     net.check().expect("a valid network");
     let archs = architectures(&net, None, None);
@@ -889,8 +888,16 @@ fn a_block_that_gave_up_its_groups_takes_them_back_when_its_writer_becomes_a_pai
     let Some(Tiling::Pair(g)) = tilings[1] else { panic!("the identity block is a pair: {tilings:?}") };
     assert_eq!(tilings[2], Some(Tiling::Pair(g)), "the last block takes its writer's groups");
     assert_eq!(archs[2].block.links[0], Links::RowGroups(g));
-    let sizes: Vec<usize> = archs[..3].iter().map(|a| step_constraints(a) - NOVA_PRIMARY_OVERHEAD).collect();
-    assert!(sizes.iter().all(|&c| c <= DEFAULT_FOLD_BUDGET), "{tilings:?}: {sizes:?}");
+    assert_tiles_within(&archs[..3], DEFAULT_FOLD_BUDGET);
+}
+
+/// Every fold of the tiled segments `archs`, measured with its links, is within `budget`.
+fn assert_tiles_within(archs: &[fold_ml::architecture::Architecture], budget: usize) {
+    use fold_ml::prove::plan::{step_constraints, NOVA_PRIMARY_OVERHEAD};
+    let tilings: Vec<_> = archs.iter().map(|a| a.tiling).collect();
+    let sizes: Vec<usize> = archs.iter().map(|a| step_constraints(a) - NOVA_PRIMARY_OVERHEAD).collect();
+    assert!(tilings.iter().all(Option::is_some), "{tilings:?}");
+    assert!(sizes.iter().all(|&c| c <= budget), "{tilings:?}: {sizes:?} over {budget}");
 }
 
 /// When nothing fits the budget, the network's peak is its largest fold whatever the other
