@@ -43,9 +43,16 @@ fn a_tiled_job_is_interrupted_inside_a_layer_resumed_and_verified() {
 
     let (code, out, err) = prove(&dir, &[]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let resumed: Vec<_> =
-        EventLog::read(&dir).into_iter().filter(|e| matches!(e.event, JobEvent::Resumed { from: 0 })).collect();
-    assert_eq!(resumed.len(), 1, "resumed inside layer 0");
+    let resumed: Vec<_> = EventLog::read(&dir)
+        .into_iter()
+        .filter_map(|e| match e.event {
+            JobEvent::Resumed { from, tiles } => Some((from, tiles)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resumed, [(0, newest.1)], "resumed inside layer 0, at its newest checkpoint's tile");
+    let said = format!("at 0 layers and {} tiles of layer 1", newest.1);
+    assert!(format!("{out}{err}").contains(&said), "{out}\n{err}");
     let tiles: Vec<[usize; 2]> = EventLog::read(&dir)
         .into_iter()
         .filter_map(|e| match e.event {

@@ -185,8 +185,12 @@ pub fn show_event(bar: &ProgressBar, e: Event) {
             bar.set_message("");
             bar.reset_elapsed();
         }
-        Event::Resumed { from } => {
-            note(bar, format!("resuming from the checkpoint at {from} layers"));
+        Event::Resumed { from, tiles } => {
+            let inside = match tiles {
+                0 => String::new(),
+                t => format!(" and {t} tiles of layer {}", from + 1),
+            };
+            note(bar, format!("resuming from the checkpoint at {from} layers{inside}"));
             bar.set_position(from as u64);
             bar.reset_eta();
         }

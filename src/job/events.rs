@@ -60,6 +60,10 @@ pub enum JobEvent {
     Resumed {
         /// Layers of the model already folded.
         from: usize,
+        /// Tiles of the next layer already folded (0 when it starts whole; absent in logs
+        /// written before this field).
+        #[serde(default)]
+        tiles: usize,
     },
     /// A segment is compressed and kept.
     SegmentCompressed {

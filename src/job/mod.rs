@@ -395,8 +395,9 @@ pub(crate) fn resume_progress(
     Ok(match newest_valid_checkpoint(scope, pp, &task.start.state, log, on_event)? {
         Some(c) => {
             let from = task.layer_offset + c.layers_done;
-            log.append(JobEvent::Resumed { from })?;
-            on_event(Event::Resumed { from });
+            let tiles = c.in_layer.as_ref().map_or(0, |l| l.tiles_done);
+            log.append(JobEvent::Resumed { from, tiles })?;
+            on_event(Event::Resumed { from, tiles });
             Progress {
                 layers_done: c.layers_done,
                 state: state_of(&c.state),

@@ -114,7 +114,7 @@ mod tests {
             folded(10.0, 4),
             folded(12.0, 8),
             folded(14.0, 12),
-            at(20.0, JobEvent::Resumed { from: 8 }),
+            at(20.0, JobEvent::Resumed { from: 8, tiles: 0 }),
             folded(30.0, 12),
             folded(32.0, 16),
             folded(34.0, 20),

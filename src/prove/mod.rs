@@ -38,6 +38,8 @@ pub enum Event {
     Resumed {
         /// Layers already folded.
         from: usize,
+        /// Tiles of the next layer already folded.
+        tiles: usize,
     },
     /// A damaged or foreign checkpoint was skipped.
     CheckpointSkipped {
