@@ -432,8 +432,17 @@ fn wide_network() -> Network {
 /// `net` with three other blocks (stem, body, head) and small weights drawn from the
 /// segment and layer index, the head's biases far apart (a clear class).
 fn with_blocks(mut net: Network, blocks: [BlockSpec; 3], name: &str) -> Network {
-    for (j, block) in blocks.into_iter().enumerate() {
-        net.segments[j].layers = block
+    fill_blocks(&mut net, blocks);
+    net.segments[2].layers[0].bias = vec![1500, 2500, 3500];
+    net.name = name.into();
+    net
+}
+
+/// The first segments of `net` become `blocks`, with small weights drawn from the segment
+/// and layer index and small distinct biases.
+fn fill_blocks(net: &mut Network, blocks: impl IntoIterator<Item = BlockSpec>) {
+    for (j, (block, segment)) in blocks.into_iter().zip(&mut net.segments).enumerate() {
+        segment.layers = block
             .stages
             .iter()
             .enumerate()
@@ -442,11 +451,8 @@ fn with_blocks(mut net: Network, blocks: [BlockSpec; 3], name: &str) -> Network 
                 bias: (0..spec.shape.num_biases() as i32).map(|b| 4 + 3 * b).collect(),
             })
             .collect();
-        net.segments[j].spec = block;
+        segment.spec = block;
     }
-    net.segments[2].layers[0].bias = vec![1500, 2500, 3500];
-    net.name = name.into();
-    net
 }
 
 /// A residual block over the fold budget whose weights every row tile would hold is proven
@@ -816,10 +822,11 @@ fn stage_four_network() -> Network {
 /// (the links are not known before the plan), ResNet-18's stage 4 projection block fits
 /// the budget in pair tiles that overflow it with the rows of groups its writer, a pair,
 /// commits. The plan is made again measuring every candidate with its links: every fold
-/// within the budget.
+/// of the blocks within the budget, and the head, whole, measured with its links too.
 #[test]
 fn pair_tiles_are_measured_with_the_links_their_writer_gives_them() {
-    use fold_ml::prove::plan::{architectures, tile_cost};
+    use fold_ml::prove::plan::{architectures, step_constraints, tile_cost, NOVA_PRIMARY_OVERHEAD};
+    use fold_ml_circuits::cost::StepCost;
     let net = stage_four_network();
     net.check().expect("a valid network");
     let budget = 600_000;
@@ -832,9 +839,18 @@ fn pair_tiles_are_measured_with_the_links_their_writer_gives_them() {
     let fits = |input: Links, g: usize| cost(input, Tiling::Pair(g)) <= budget;
     let trap = [8, 4, 2].into_iter().find(|&g| fits(Links::Rows, g) && !fits(input, g));
     assert!(trap.is_some(), "a pair tile that fits only reading rows of every channel");
-    // every tile within the budget (the head is whole)
+    // every tile of the blocks within the budget
     assert_tiles_within(&archs[..2], budget);
-    assert_eq!(tilings[2], None);
+    // The head (75,264 weights: over the budget whatever reads them) reads the rows of
+    // groups its writer commits, a hash per row of a group: measured so, its whole step
+    // (1.40M) is tiled after all, by channels (0.96M): planned whole, it was measured
+    // reading its input whole (0.91M).
+    let (head, head_input) = (&archs[2], archs[1].block.links[1]);
+    assert_eq!(head.block.links[0], head_input);
+    let whole = StepCost::of_step(&net.segments[2].spec.clone().with_links([head_input, Links::Whole]), 1);
+    let tiled = step_constraints(head) - NOVA_PRIMARY_OVERHEAD;
+    assert!(matches!(tilings[2], Some(Tiling::Channels(_))), "{tilings:?}");
+    assert!(tiled > budget && tiled < whole.constraints, "{tiled} vs {}", whole.constraints);
 }
 
 /// ResNet-20's third stage at 32×32 as imported (block shapes and requantizations of
@@ -857,17 +873,9 @@ fn stage_three_network() -> Network {
     ];
     let mut net = mixed_network();
     net.segments.push(net.segments[2].clone());
-    for (j, (block, segment)) in blocks.into_iter().zip(&mut net.segments).enumerate() {
-        segment.layers = block
-            .stages
-            .iter()
-            .map(|spec| LayerWeights {
-                weights: weights(spec.num_weights(), j as u64 + 5, 3),
-                bias: vec![4; spec.shape.num_biases()],
-            })
-            .collect();
-        segment.origin = vec![format!("block{j}"); block.num_stages()];
-        segment.spec = block;
+    fill_blocks(&mut net, blocks);
+    for (j, segment) in net.segments.iter_mut().enumerate() {
+        segment.origin = vec![format!("block{j}"); segment.spec.num_stages()];
     }
     net.name = "stage_three".into();
     net.input.shape = vec![32, 16, 16];

@@ -173,8 +173,9 @@ impl StepCost {
     }
 
     /// An upper estimate of a step of one block (every pack at full fan-in, the
-    /// requantization per output, 9 per weight and 33 per bias, 8 per input), without
-    /// synthesizing it.
+    /// requantization per output, 9 per weight and 33 per bias, 8 per input, the hashes of
+    /// the input's and the output's links), without synthesizing it: a block reading the
+    /// rows of groups of channels a pair writes hashes thousands of short links.
     pub fn rough(block: &BlockSpec) -> usize {
         let layers: usize = (0..block.num_stages())
             .map(|i| {
@@ -185,7 +186,8 @@ impl StepCost {
                     + op.shape.num_biases() * 33
             })
             .sum();
-        layers + block.num_inputs() * 8 + 10_000
+        let links = block.input_layout().chain_constraints() + block.output_layout().chain_constraints();
+        layers + block.num_inputs() * 8 + links + 10_000
     }
 
     /// Constraints per multiply-accumulate, everything included.

@@ -10,7 +10,7 @@ use fold_ml_circuits::gadgets::{
     linear::{linear_hints, LinearShape},
     pool::{Pool, PoolKind},
 };
-use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerStep, LayerWeights, LayerWitness, StepWitness};
+use fold_ml_circuits::layer::{BlockSpec, LayerSpec, LayerStep, LayerWeights, LayerWitness, Links, StepWitness};
 use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::reference::{model_commitment, NativeRun};
 use fold_ml_circuits::state::StepState;
@@ -380,4 +380,41 @@ fn packed_conv_costs_under_half_a_constraint_per_mac() {
     assert_eq!((cost.constraints, cost.macs, cost.products), (255_859, 541_696, 86_768));
     assert!(cost.products as f64 / cost.macs as f64 <= 0.2);
     assert!(cost.per_mac() <= 0.5);
+}
+
+/// Every way a tensor can be cut into links, for `channels` channels (groups of one).
+fn every_links() -> impl Strategy<Value = Links> {
+    prop_oneof![Just(Links::Whole), Just(Links::Rows), Just(Links::Channels(1)), Just(Links::RowGroups(1))]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, rng_seed: proptest::test_runner::RngSeed::Fixed(13), ..ProptestConfig::default() })]
+
+    /// The planner sizes a step it will not synthesize from [`StepCost::rough`]: it is an
+    /// upper estimate however the input and output are linked (a reader of the rows of
+    /// groups of channels a pair writes hashes one short link per row of a group).
+    #[test]
+    fn the_rough_estimate_bounds_the_step_for_every_link((spec, links) in (small_specs(), [every_links(), every_links()])) {
+        let block = BlockSpec::layer(spec).with_links(links);
+        prop_assume!(block.input_layout().check().is_ok() && block.output_layout().check().is_ok());
+        let exact = StepCost::of_step(&block, 1).constraints;
+        prop_assert!(StepCost::rough(&block) >= exact, "{links:?}: rough {} < {exact}", StepCost::rough(&block));
+    }
+}
+
+/// The rough estimate counts the links' hashes: read as rows of single channels, a
+/// 64-channel input of 7 rows costs 448 hashes more than read whole, and the estimate
+/// grows by about what the step does.
+#[test]
+fn the_rough_estimate_counts_the_input_links() {
+    let head = ConvShape { kernel: [7, 7], pads: [0; 4], ..ConvShape::same(64, 3, 7, 7, 1) };
+    let block = BlockSpec::layer(LayerSpec::new(LinearShape::Conv(head), RequantSpec::new(8, 23).unwrap()));
+    let size = |links: Links| {
+        let b = block.clone().with_links([links, Links::Whole]);
+        (StepCost::rough(&b), StepCost::of_step(&b, 1).constraints)
+    };
+    let ((rough_whole, whole), (rough_groups, groups)) = (size(Links::Whole), size(Links::RowGroups(1)));
+    assert!(groups > whole + 448 * 200, "{groups} vs {whole}");
+    let (grew, grew_exact) = (rough_groups - rough_whole, groups - whole);
+    assert!(grew >= grew_exact && grew <= grew_exact + grew_exact / 10, "{grew} vs {grew_exact}");
 }

@@ -308,11 +308,37 @@ impl Groups {
 
 /// Primary constraints of one fold of `arch`, Nova's verifier circuit included: a tile
 /// measured (its share of the block would miss what every tile repeats), a whole step
-/// estimated from above without synthesizing it ([`StepCost::rough`]).
+/// measured too, with its links, unless it is estimated from above
+/// ([`StepCost::rough`]) at more than [`SYNTHESIZED_STEP_CONSTRAINTS`].
 pub fn step_constraints(arch: &Architecture) -> usize {
     let tile = arch.tiling.and_then(|t| tile_cost(&arch.block, t).ok());
-    let blocks = (arch.layers_per_step / arch.block.num_stages()).max(1);
-    tile.map_or(StepCost::rough(&arch.block) * blocks, |t| t.constraints) + NOVA_PRIMARY_OVERHEAD
+    let whole = || whole_step_constraints(&arch.block, arch.layers_per_step);
+    tile.map_or_else(whole, |t| t.constraints) + NOVA_PRIMARY_OVERHEAD
+}
+
+/// Whole steps estimated above this many constraints are not synthesized to be measured
+/// (a ResNet-18 layer would be ~10^8).
+pub const SYNTHESIZED_STEP_CONSTRAINTS: usize = 1 << 22;
+
+/// Constraints of a whole step of `k` layers of `block` (links included): measured, and
+/// remembered for the process, unless the rough estimate is over
+/// [`SYNTHESIZED_STEP_CONSTRAINTS`].
+fn whole_step_constraints(block: &BlockSpec, k: usize) -> usize {
+    let blocks = (k / block.num_stages()).max(1);
+    let rough = StepCost::rough(block) * blocks;
+    if rough > SYNTHESIZED_STEP_CONSTRAINTS {
+        return rough;
+    }
+    type Memo = Mutex<HashMap<(BlockSpec, usize), usize>>;
+    static MEMO: OnceLock<Memo> = OnceLock::new();
+    let memo = MEMO.get_or_init(Memo::default);
+    let key = (block.clone(), k);
+    if let Some(&c) = memo.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        return c;
+    }
+    let c = StepCost::of_step(block, k.max(block.num_stages())).constraints;
+    memo.lock().unwrap_or_else(PoisonError::into_inner).insert(key, c);
+    c
 }
 
 /// Steps of at least this many constraints (four times what the automatic choice fills a
@@ -329,9 +355,11 @@ pub const TILE_CANDIDATE_CONSTRAINTS: usize = 4 * AUTO_STEP_CONSTRAINTS;
 /// pair reads or writes (ResNet-18's first stage takes its stem's groups), then to the
 /// best tiling by rows.
 ///
-/// Candidates are first measured reading rows of every channel (their links are not known
-/// yet); when a fold of that plan, measured with the links it got, is over the budget, the
-/// segments are planned again, measured with those links.
+/// Candidates are first measured reading rows of every channel, and whole steps reading
+/// their input whole (their links are not known yet); when a fold of that plan, measured
+/// with the links it got, is over the budget, the segments are planned again, measured
+/// with those links: a whole step reading the rows of groups of channels a pair writes
+/// hashes a link per row of a group, and may have to be tiled after all.
 ///
 /// When some segment has no tiling under the budget, the job's peak is set by its fold
 /// whatever the others do; the segments over the budget are then planned again, for time,
@@ -346,21 +374,24 @@ pub fn architectures(
 ) -> Vec<Architecture> {
     let budget = fold_budget.unwrap_or(DEFAULT_FOLD_BUDGET);
     let n = model.segments().len();
-    let first = plan_segments(model, layers_per_step, &vec![(budget, Links::Rows); n]);
+    let first = plan_segments(model, layers_per_step, &vec![(budget, None); n]);
     // What every fold of the plan costs, measured with the links it got.
     let measure = |archs: &[Architecture]| parallel_map(archs, |a| step_constraints(a) - NOVA_PRIMARY_OVERHEAD);
-    // (an untiled step is measured from above, and planning again cannot tile it further)
+    // (a whole step estimated from above, too large to measure, stays whole: it was
+    // tiled if it could be)
     let over = |archs: &[Architecture], sizes: &[usize]| -> Vec<bool> {
-        archs.iter().zip(sizes).map(|(a, &c)| a.tiling.is_some() && c > budget).collect()
+        let measured = |a: &Architecture, c: usize| a.tiling.is_some() || c <= SYNTHESIZED_STEP_CONSTRAINTS;
+        archs.iter().zip(sizes).map(|(a, &c)| c > budget && measured(a, c)).collect()
     };
     let sizes = measure(&first);
     if !over(&first, &sizes).contains(&true) {
         return first;
     }
-    // The first plan measured its candidates reading rows of every channel; the rows of a
-    // neighbour's groups that the links then gave some of them cost a hash per link. Plan
-    // again, measuring with those links: within the budget, that plan is the one.
-    let inputs: Vec<(usize, Links)> = first.iter().map(|a| (budget, a.block.links[0])).collect();
+    // The first plan measured its candidates reading rows of every channel and its whole
+    // steps reading their input whole; the rows of a neighbour's groups that the links
+    // then gave some of them cost a hash per link. Plan again, measuring with those links:
+    // within the budget, that plan is the one.
+    let inputs: Vec<(usize, Option<Links>)> = first.iter().map(|a| (budget, Some(a.block.links[0]))).collect();
     let first = plan_segments(model, layers_per_step, &inputs);
     let sizes = measure(&first);
     let over = over(&first, &sizes);
@@ -370,7 +401,7 @@ pub fn architectures(
     }
     // Some segment cannot fit the budget: the job's peak is its fold's whatever the others
     // do, so the segments over the budget may take the fastest tiling up to that fold.
-    let inputs = first.iter().zip(&over).map(|(a, &o)| (if o { floor } else { budget }, a.block.links[0]));
+    let inputs = first.iter().zip(&over).map(|(a, &o)| (if o { floor } else { budget }, Some(a.block.links[0])));
     let second = plan_segments(model, layers_per_step, &inputs.collect::<Vec<_>>());
     let sizes2 = measure(&second);
     let time = |archs: &[Architecture], sizes: &[usize]| -> f64 {
@@ -390,11 +421,12 @@ pub fn architectures(
 }
 
 /// [`architectures`] with, per segment, the fold budget and the input links to measure its
-/// candidate tilings with.
+/// candidate tilings and its whole step with (when not known: rows of every channel for
+/// the tilings, the whole input for the step).
 fn plan_segments(
     model: &dyn ModelSource,
     layers_per_step: Option<usize>,
-    budgets: &[(usize, Links)],
+    budgets: &[(usize, Option<Links>)],
 ) -> Vec<Architecture> {
     let segments = model.segments();
     let blocks: Vec<usize> = segments.iter().map(|s| s.num_layers() / s.spec().num_stages().max(1)).collect();
@@ -402,10 +434,11 @@ fn plan_segments(
         let (seg, blocks) = (segments[j], blocks[j]);
         let (budget, input) = budgets[j];
         let spec = seg.spec();
+        let whole = input.map_or_else(|| spec.clone(), |l| spec.clone().with_links([l, Links::Whole]));
         // a layer far over the budget is never synthesized whole
-        let rough = StepCost::rough(&spec);
-        let untiled = if rough > 2 * budget { rough } else { StepCost::of_step(&spec, spec.num_stages()).constraints };
-        match tiling(&spec, untiled, (budget, groups), (blocks, input)) {
+        let rough = StepCost::rough(&whole);
+        let untiled = if rough > 2 * budget { rough } else { StepCost::of_step(&whole, spec.num_stages()).constraints };
+        match tiling(&spec, untiled, (budget, groups), (blocks, input.unwrap_or(Links::Rows))) {
             Some(Tiling::Rows(rows)) => return Architecture::tiled(spec, rows),
             Some(Tiling::Channels(g)) => return Architecture::channel_tiled(spec, g),
             Some(Tiling::Grid(g)) => return Architecture::grid_tiled(spec, g),

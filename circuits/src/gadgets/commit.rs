@@ -38,7 +38,8 @@ use nova_snark::frontend::gadgets::poseidon::{
 };
 use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, SynthesisError};
 use serde::{Deserialize, Serialize};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Domain tag of activation commitments.
 pub const TAG_ACTIVATIONS: u64 = 0xf01d_0001;
@@ -127,6 +128,25 @@ pub fn hash<CS: ConstraintSystem<F>>(cs: &mut CS, items: &[Elt<F>]) -> Result<Al
     });
     let digest = out.ensure_allocated(&mut ns.namespace(|| "digest"));
     digest
+}
+
+/// Constraints of one in-circuit [`hash`] of `len` elements (one permutation of the
+/// narrowest sponge that absorbs them, else several of width 25), counted once per length.
+pub fn hash_constraints(len: usize) -> usize {
+    static MEMO: OnceLock<Mutex<HashMap<usize, usize>>> = OnceLock::new();
+    let memo = MEMO.get_or_init(Mutex::default);
+    if let Some(&c) = memo.lock().unwrap_or_else(PoisonError::into_inner).get(&len) {
+        return c;
+    }
+    let mut cs = crate::count_cs::CountCS::new();
+    let items: Result<Vec<_>, _> = (0..len)
+        .map(|i| AllocatedNum::alloc(cs.namespace(|| format!("x{i}")), || Ok(F::ZERO)).map(Elt::Allocated))
+        .collect();
+    let counted = items.and_then(|items| hash(&mut cs, &items)).map(|_| cs.num_constraints());
+    // a counting system refuses nothing
+    let c = counted.expect("a hash synthesizes into a counting system");
+    memo.lock().unwrap_or_else(PoisonError::into_inner).insert(len, c);
+    c
 }
 
 /// The domain tag of a hash over `len` values: `tag + 2^64 · len`.
@@ -260,6 +280,14 @@ impl Layout {
     /// Number of links.
     pub fn links(&self) -> usize {
         (self.dims[1] / self.link_rows.max(1)) * (self.dims[0] / self.link_channels.max(1))
+    }
+
+    /// Constraints of hashing every link of the chain in a circuit (what a step reading
+    /// or writing the whole tensor so pays; the values' range checks aside).
+    pub fn chain_constraints(&self) -> usize {
+        let per_link = self.len() / self.links().max(1);
+        let packed = per_link.div_ceil((PACK_BITS / ACT_BITS) as usize);
+        self.links() * hash_constraints(2 + packed)
     }
 
     /// Tensor (channel-major) indices of link `j`'s values, in commitment order.
