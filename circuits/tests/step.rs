@@ -382,7 +382,7 @@ fn packed_conv_costs_under_half_a_constraint_per_mac() {
     assert!(cost.per_mac() <= 0.5);
 }
 
-/// Every way a tensor can be cut into links, for `channels` channels (groups of one).
+/// Every kind of link, its groups of one channel (which divide any number of channels).
 fn every_links() -> impl Strategy<Value = Links> {
     prop_oneof![Just(Links::Whole), Just(Links::Rows), Just(Links::Channels(1)), Just(Links::RowGroups(1))]
 }

@@ -16,6 +16,8 @@ use fold_ml_circuits::layer::{BlockSpec, Links};
 use fold_ml_circuits::quant::QuantError;
 use fold_ml_circuits::step::Tiling;
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::hash::Hash;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Primary constraints Nova adds to every step (its verifier circuit, arity 3).
@@ -252,16 +254,23 @@ pub fn tiling(
 /// in each of its plans (and `inspect` the chosen ones once more), and synthesizing one of
 /// ResNet-18's tiles takes seconds.
 pub fn tile_cost(block: &BlockSpec, tiling: Tiling) -> Result<StepCost, QuantError> {
-    type Memo = Mutex<HashMap<(BlockSpec, Tiling), StepCost>>;
-    static MEMO: OnceLock<Memo> = OnceLock::new();
-    let memo = MEMO.get_or_init(Memo::default);
-    let key = (block.clone(), tiling);
-    if let Some(cost) = memo.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
-        return Ok(*cost);
+    static MEMO: OnceLock<Mutex<HashMap<(BlockSpec, Tiling), StepCost>>> = OnceLock::new();
+    remembered(&MEMO, (block.clone(), tiling), || StepCost::of_tiling(block, tiling))
+}
+
+/// `f()`, remembered in `memo` under `key` for the process when it succeeds.
+fn remembered<K: Eq + Hash, V: Copy, E>(
+    memo: &OnceLock<Mutex<HashMap<K, V>>>,
+    key: K,
+    f: impl FnOnce() -> Result<V, E>,
+) -> Result<V, E> {
+    let memo = memo.get_or_init(Mutex::default);
+    if let Some(&v) = memo.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        return Ok(v);
     }
-    let cost = StepCost::of_tiling(block, tiling)?;
-    memo.lock().unwrap_or_else(PoisonError::into_inner).insert(key, cost);
-    Ok(cost)
+    let v = f()?;
+    memo.lock().unwrap_or_else(PoisonError::into_inner).insert(key, v);
+    Ok(v)
 }
 
 /// `f` of every item, in order, computed on the machine's cores: measuring a candidate
@@ -329,15 +338,9 @@ fn whole_step_constraints(block: &BlockSpec, k: usize) -> usize {
     if rough > SYNTHESIZED_STEP_CONSTRAINTS {
         return rough;
     }
-    type Memo = Mutex<HashMap<(BlockSpec, usize), usize>>;
-    static MEMO: OnceLock<Memo> = OnceLock::new();
-    let memo = MEMO.get_or_init(Memo::default);
-    let key = (block.clone(), k);
-    if let Some(&c) = memo.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
-        return c;
-    }
-    let c = StepCost::of_step(block, k.max(block.num_stages())).constraints;
-    memo.lock().unwrap_or_else(PoisonError::into_inner).insert(key, c);
+    static MEMO: OnceLock<Mutex<HashMap<(BlockSpec, usize), usize>>> = OnceLock::new();
+    let measured = || Ok::<_, Infallible>(StepCost::of_step(block, k.max(block.num_stages())).constraints);
+    let Ok(c) = remembered(&MEMO, (block.clone(), k), measured);
     c
 }
 
