@@ -30,6 +30,15 @@ pub struct ImportArgs {
     /// The model file to write (default: the ONNX file's name with `.foldml`).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// The fold budget the proofs will use: consecutive layers are fused into one block
+    /// (one step, one compressed proof) only while that step stays within it.
+    #[arg(long, value_name = "CONSTRAINTS")]
+    pub fold_budget: Option<u64>,
+    /// Keep one block per ONNX layer (or residual block) instead of fusing consecutive
+    /// layers into one step where the cost model says it is cheaper to prove (fusing
+    /// changes the model commitment: it binds each layer's place in its block).
+    #[arg(long)]
+    pub no_fuse: bool,
 }
 
 #[derive(Args)]
@@ -60,7 +69,24 @@ pub fn run_import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     // Every operator is checked before the calibration runs.
     onnx::read_float_model(&args.onnx)?;
     let calibration = onnx::read_inputs(&args.calibrate)?;
-    let (net, report) = onnx::import(&args.onnx, &calibration, None)?;
+    let (net, mut report) = onnx::import(&args.onnx, &calibration, None)?;
+    let net = match args.no_fuse {
+        true => net,
+        false => {
+            let budget = args.fold_budget.map_or(fold_ml::prove::plan::DEFAULT_FOLD_BUDGET, |b| b as usize);
+            let (fused, index) = fold_ml::model::fuse::fuse(&net, budget);
+            report.layers.iter_mut().for_each(|l| l.segment = index[l.segment]);
+            if fused.segments.len() < net.segments.len() {
+                report.notes.push(format!(
+                    "fused {} segments into {} (consecutive layers proven as one block: fewer compressed \
+                     proofs; --no-fuse keeps them apart)",
+                    net.segments.len(),
+                    fused.segments.len()
+                ));
+            }
+            fused
+        }
+    };
     println!("{report}");
     let (what, inputs) = match &args.test {
         Some(path) => ("held-out", onnx::read_inputs(path)?),
@@ -70,7 +96,7 @@ pub fn run_import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     println!("on the {what} inputs: {accuracy}");
     let out = args.out.unwrap_or_else(|| args.onnx.with_extension("foldml"));
     net.write(&out)?;
-    inspect_network(&net, &StepArgs { layers_per_step: None, fold_budget: None })?;
+    inspect_network(&net, &StepArgs { layers_per_step: None, fold_budget: args.fold_budget })?;
     println!();
     println!("wrote {} (secret: it holds the weights and the commitment salt)", out.display());
     println!("prove with: fold-ml prove --model {} --input INPUT.json", out.display());

@@ -16,6 +16,7 @@
 //! parameters* (`PublicParams`, "pp") and *keys* belong to [`crate::prove::keys`]; *K* is
 //! "layers per step".
 
+pub mod fuse;
 pub mod input;
 pub mod input_commitment;
 pub mod network;
