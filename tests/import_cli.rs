@@ -27,7 +27,8 @@ fn import_prove_and_verify_the_digits_cnn() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("top-1 agreement with the float model"), "{out}");
-    assert!(out.contains("3 layers in 3 segments"), "{out}");
+    // fused: conv + pool, conv + pool and the dense head are one block, one step, one proof
+    assert!(out.contains("3 layers in 1 segment)") && out.contains("fused 3 segments into 1"), "{out}");
 
     let job = scratch().join("cnn-job");
     let (code, out, err) = fold_ml(&[
@@ -49,8 +50,12 @@ fn import_prove_and_verify_the_digits_cnn() {
     let float = fold_ml::model::onnx::tract_logits(Path::new(&digits("cnn.onnx")), &input).unwrap();
     assert_eq!(s.output.class, Some(argmax(&float)));
     assert!(out.contains(&format!("predicted class  {}", argmax(&float))), "{out}");
-    assert_eq!(s.segments.len(), 3);
+    assert_eq!(s.segments.len(), 1);
+    assert_eq!(s.segments[0].architecture.block.num_stages(), 3);
     assert!(s.input.values.is_none(), "the input stays private");
+    // the statement's model commitment is the fused file's (what `fold-ml commit` prints)
+    let net = fold_ml::model::network::Network::read(&model).unwrap();
+    assert_eq!(s.model_commitment, fold_ml::model::model_commitment(&net));
 }
 
 #[test]
@@ -75,15 +80,17 @@ fn an_unsupported_operator_is_named_and_nothing_is_written() {
 #[test]
 fn proving_a_model_file_needs_a_valid_input() {
     let model = scratch().join("cnn-for-input.foldml");
-    let (code, _, err) = fold_ml(&[
+    let (code, out, err) = fold_ml(&[
         "import",
         &digits("cnn.onnx"),
         "--calibrate",
         &digits("calib.json"),
+        "--no-fuse",
         "--out",
         model.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
+    assert!(out.contains("3 layers in 3 segments") && !out.contains("fused"), "{out}");
     let short = scratch().join("short-input.json");
     std::fs::write(&short, b"[0.5, 0.25]").unwrap();
     let job = scratch().join("bad-input-job");
@@ -189,7 +196,8 @@ fn import_prove_and_verify_strided_depthwise_and_pooled_convolutions() {
         .concat(),
     );
     let out = import_prove_and_verify("cnn-ops", &m, 162);
-    assert!(out.contains("3 layers in 3 segments") && out.contains("stride 2×2") && out.contains("groups 4"), "{out}");
+    // fused into one block (one step, one proof): the operators chained inside a step
+    assert!(out.contains("3 layers in 1 segment)") && out.contains("stride 2×2") && out.contains("groups 4"), "{out}");
 }
 
 /// ResNet basic blocks end to end through Nova: each block (two convolutions and the
@@ -197,7 +205,9 @@ fn import_prove_and_verify_strided_depthwise_and_pooled_convolutions() {
 #[test]
 fn import_prove_and_verify_residual_blocks() {
     let out = import_prove_and_verify("resnet-blocks", &onnx_build::small_resnet(), 72);
-    assert!(out.contains("6 layers in 4 segments") && out.contains("projection conv 1×1 4→8"), "{out}");
+    // the head fused behind the projection block (a shortcut is never appended: no other)
+    assert!(out.contains("6 layers in 3 segments") && out.contains("fused 4 segments into 3"), "{out}");
+    assert!(out.contains("projection conv 1×1 4→8"), "{out}");
 }
 
 /// A segment of identical residual blocks (one fold each) is killed while writing the

@@ -298,7 +298,8 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
     use fold_ml_circuits::cost::StepCost;
     let budget = step.fold_budget.map_or(DEFAULT_FOLD_BUDGET, |b| b as usize);
     let archs = architectures(net, step.layers_per_step, Some(budget));
-    println!("model {} ({} layers in {} segments)", net.name, net.num_layers(), net.segments.len());
+    let plural = if net.segments.len() == 1 { "" } else { "s" };
+    println!("model {} ({} layers in {} segment{plural})", net.name, net.num_layers(), net.segments.len());
     println!(
         "  input {:?}, scale {}, zero point {}; output {} values, scale {}, zero point {}",
         net.input.shape,
