@@ -363,6 +363,17 @@ fn resnet20_agrees_with_its_float_model() {
     let (constraints, macs) = step_costs(&network);
     assert_eq!(constraints, [34_330, 144_306, 197_645, 238_974, 583_374, 740_790, 740_941, 8_381]);
     assert_eq!(macs, [23_232, 247_808, 172_544, 204_800, 124_928, 131_072, 131_072, 640]);
+    // Every fold of the default plan fits the default budget. The last block (averaged
+    // globally) would tile best as a pair, which reads rows of its groups; its writer is
+    // tiled by channels, so it is tiled by channels too (it was left whole, 740,941, when a
+    // segment that could not be linked fell back to rows only).
+    use fold_ml::prove::plan::{architectures, step_constraints, DEFAULT_FOLD_BUDGET, NOVA_PRIMARY_OVERHEAD};
+    let archs = architectures(&network, None, None);
+    for (j, a) in archs.iter().enumerate() {
+        let c = step_constraints(a) - NOVA_PRIMARY_OVERHEAD;
+        assert!(c <= DEFAULT_FOLD_BUDGET, "segment {j}: {:?} {c}", a.tiling);
+    }
+    assert_eq!(archs[6].tiling, Some(fold_ml_circuits::step::Tiling::Channels(8)));
 }
 
 // ---- graph walk rejections, on small graphs built here -------------------------------

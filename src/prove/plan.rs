@@ -211,9 +211,10 @@ pub fn tiling(
     let rows = (1..height).rev().filter(|&r| height.is_multiple_of(r)).map(Tiling::Rows);
     let outputs = block.stages.first().map_or(0, |s| s.shape.num_biases());
     let groups: Vec<usize> = (1..outputs).rev().filter(|&g| outputs.is_multiple_of(g) && allowed.allows(g)).collect();
-    let channels = groups.iter().filter(|_| allowed == Groups::Any).map(|&g| Tiling::Channels(g));
-    let grids = groups.iter().filter(|_| block.num_stages() == 1).map(|&g| Tiling::Grid(g));
-    let pairs = groups.iter().filter(|_| block.num_stages() == 2).map(|&g| Tiling::Pair(g));
+    let channels = groups.iter().filter(|_| allowed.channels()).map(|&g| Tiling::Channels(g));
+    let grid_groups = groups.iter().filter(|_| allowed.rows_of_groups());
+    let grids = grid_groups.clone().filter(|_| block.num_stages() == 1).map(|&g| Tiling::Grid(g));
+    let pairs = grid_groups.filter(|_| block.num_stages() == 2).map(|&g| Tiling::Pair(g));
     let candidates: Vec<(Tiling, usize)> = rows
         .chain(channels)
         .chain(grids)
@@ -301,6 +302,10 @@ pub enum Groups {
     /// Rows of groups of this many channels only (a grid or a pair): what a neighbour
     /// reads or writes.
     Only(usize),
+    /// Groups of channels alone (every row), no rows of groups: a grid or a pair reads
+    /// rows of its own groups, which its writer may not give (ResNet-20's last block at
+    /// 8×8, averaged globally, behind a block tiled by channels).
+    Channels,
     /// None: bands of rows only.
     None,
 }
@@ -308,9 +313,30 @@ pub enum Groups {
 impl Groups {
     fn allows(self, g: usize) -> bool {
         match self {
-            Self::Any => true,
+            Self::Any | Self::Channels => true,
             Self::Only(only) => g == only,
             Self::None => false,
+        }
+    }
+
+    /// Whether groups of channels alone may tile.
+    fn channels(self) -> bool {
+        matches!(self, Self::Any | Self::Channels)
+    }
+
+    /// Whether rows of groups (a grid or a pair) may tile.
+    fn rows_of_groups(self) -> bool {
+        matches!(self, Self::Any | Self::Only(_))
+    }
+
+    /// What a segment whose tiling could not be linked may try next: rows of the groups
+    /// its neighbour reads or writes, then groups of channels alone, then rows. Each step
+    /// narrows, so replanning ends.
+    fn narrowed(self, neighbour: Option<usize>) -> Self {
+        match (self, neighbour) {
+            (Self::Any, Some(g)) => Self::Only(g),
+            (Self::Any | Self::Only(_), _) => Self::Channels,
+            _ => Self::None,
         }
     }
 }
@@ -485,10 +511,7 @@ fn plan_segments(
             }
             // each round narrows one segment's groups: it ends
             Err(j) => {
-                allowed[j] = match (allowed[j], neighbour_groups(&archs, j)) {
-                    (Groups::Any, Some(g)) => Groups::Only(g),
-                    _ => Groups::None,
-                };
+                allowed[j] = allowed[j].narrowed(neighbour_groups(&archs, j));
                 archs[j] = plan(j, allowed[j]);
             }
         }
