@@ -382,7 +382,9 @@ pub const TILE_CANDIDATE_CONSTRAINTS: usize = 4 * AUTO_STEP_CONSTRAINTS;
 /// its neighbours need (a row-tiled consumer, a stack of layers that must read what it
 /// writes) gives way: first to the best tiling in the rows of groups a neighbour grid or
 /// pair reads or writes (ResNet-18's first stage takes its stem's groups), then to the
-/// best tiling by rows.
+/// best tiling by groups of channels alone (which reads its input whole), then to the best
+/// tiling by rows. A segment that gave up groups may take its neighbour's once that
+/// neighbour has some (once per segment, so that replanning ends).
 ///
 /// Candidates are first measured reading rows of every channel, and whole steps reading
 /// their input whole (their links are not known yet); when a fold of that plan, measured
@@ -486,6 +488,9 @@ fn plan_segments(
         Architecture::new(spec, k)
     };
     let mut allowed = vec![Groups::Any; segments.len()];
+    // once each: a segment that took its neighbour's groups back and lost them again
+    // keeps what it then falls back to (so replanning ends)
+    let mut retried = vec![false; segments.len()];
     let indices: Vec<usize> = (0..segments.len()).collect();
     let mut archs: Vec<Architecture> = parallel_map(&indices, |&j| plan(j, Groups::Any));
     loop {
@@ -494,14 +499,15 @@ fn plan_segments(
                 // a segment that gave up groups of channels for a neighbour that has since
                 // taken groups of its own (ResNet-20's last block, a pooled pair, for its
                 // writer, which then became a pair) may take those groups now
-                let retry = (0..segments.len()).filter(|&j| allowed[j] == Groups::None).find_map(|j| {
+                let gave_up = |j: usize| matches!(allowed[j], Groups::Channels | Groups::None) && !retried[j];
+                let retry = (0..segments.len()).filter(|&j| gave_up(j)).find_map(|j| {
                     let g = neighbour_groups(&archs, j)?;
                     let mut trial = archs.clone();
                     trial[j] = plan(j, Groups::Only(g));
                     links(&trial, &blocks).is_ok().then(|| (j, g, trial.swap_remove(j)))
                 });
                 if let Some((j, g, arch)) = retry {
-                    (allowed[j], archs[j]) = (Groups::Only(g), arch);
+                    (allowed[j], archs[j], retried[j]) = (Groups::Only(g), arch, true);
                     continue;
                 }
                 for (j, arch) in archs.iter_mut().enumerate() {
