@@ -171,9 +171,10 @@ pub const DEFAULT_FOLD_BUDGET: usize = 1 << 18;
 
 /// How to tile the `blocks` blocks (of one or two layers) of a segment whose whole step
 /// has `untiled` constraints, or `None` to prove each block whole. A step that exceeds
-/// `budget` is tiled; one that fits but already fills a fold alone (at least
-/// [`TILE_CANDIDATE_CONSTRAINTS`], where layers are folded one per step anyway) is tiled
-/// when that is estimated faster. The candidates: bands of rows (a divisor of the output
+/// `budget` is tiled; one that fits but already fills a fold alone (over
+/// [`TILE_CANDIDATE_CONSTRAINTS`] with Nova's own verifier circuit, where layers are folded
+/// one per step anyway and the step is compressed padded to 2^18 or more: LeNet-5's conv2,
+/// 126,732 + 9,820) is tiled when that is estimated faster. The candidates: bands of rows (a divisor of the output
 /// height, two tiles or more, a geometry the tile circuit supports) and, for a
 /// convolution (or a two-layer block) of several model-commitment chunks, groups of output
 /// channels (whole chunks, two groups or more), and for a single convolution one output
@@ -194,7 +195,8 @@ pub fn tiling(
     (blocks, input): (usize, Links),
 ) -> Option<Tiling> {
     let fits = untiled <= budget;
-    if fits && untiled < TILE_CANDIDATE_CONSTRAINTS {
+    // with Nova's verifier circuit: a step past 2^17 is compressed padded to 2^18
+    if fits && untiled + NOVA_PRIMARY_OVERHEAD <= TILE_CANDIDATE_CONSTRAINTS {
         return None;
     }
     let linked = |t: Tiling| {
