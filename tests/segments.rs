@@ -1051,4 +1051,3 @@ fn a_model_file_reads_back_and_a_damaged_one_is_refused() {
         assert!(err.contains("damaged.foldml") && err.contains(says), "{what}: {err}");
     }
 }
-
