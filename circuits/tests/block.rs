@@ -4,12 +4,10 @@
 //! commitment that forgets where a layer sits in its block.
 
 use ff::Field;
-use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::gadgets::{conv::ConvShape, linear::linear_hints, linear::LinearShape};
-use fold_ml_circuits::layer::{block_native, layer_native, BlockSpec, LayerSpec, LayerStep, LayerWeights, StepWitness};
+use fold_ml_circuits::layer::{block_native, layer_native, BlockSpec, LayerSpec, LayerStep, LayerWeights};
 use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::reference::{model_commitment, NativeRun};
-use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
 use proptest::prelude::*;
 
@@ -36,28 +34,8 @@ fn blocks() -> impl Strategy<Value = BlockSpec> {
     (1usize..3, 2usize..6, any::<bool>(), 1u32..9, 3u32..7).prop_map(|(c, s, d, k, sh)| basic_block(c, s, d, k, sh))
 }
 
-type Case = (BlockSpec, Vec<u8>, Vec<LayerWeights>);
-
-fn case() -> impl Strategy<Value = Case> {
-    blocks().prop_flat_map(|b| {
-        let layers = common::block_weights(&b);
-        (Just(b.clone()), proptest::collection::vec(0u8..=127, b.num_inputs()), layers)
-    })
-}
-
-fn witness(input: &[u8], layers: &[LayerWeights]) -> StepWitness {
-    StepWitness {
-        input: input.to_vec(),
-        layers: layers.to_vec(),
-        blind_in: F::from(3),
-        blind_out: F::from(5),
-        salt: F::from(SALT),
-    }
-}
-
-fn z_in(block: &BlockSpec, input: &[u8]) -> StepState {
-    let activations = activation_commitment_native(input, block.input_layout(), F::from(3));
-    StepState { layer: 4, model: F::from(99), activations }
+fn case() -> impl Strategy<Value = common::BlockCase> {
+    common::block_cases(blocks())
 }
 
 proptest! {
@@ -65,8 +43,8 @@ proptest! {
 
     #[test]
     fn a_block_step_matches_the_native_block((block, input, layers) in case()) {
-        let step = LayerStep::multi(block.clone(), 2, witness(&input, &layers)).unwrap();
-        let z = z_in(&block, &input);
+        let step = LayerStep::multi(block.clone(), 2, common::block_witness(&input, &layers, SALT)).unwrap();
+        let z = common::state_before(&block, &input, 4);
         let next = step.next_state(&z);
         prop_assert!(common::synth(&step, &z, Some(&next)).0);
         prop_assert_eq!(next.layer, z.layer + 2);
@@ -94,8 +72,8 @@ proptest! {
             linear_hints(&block.linear(0), &input, &input, &layers[0].weights, &layers[0].bias).unwrap(),
             linear_hints(&block.linear(1), &mid, &mid, &layers[1].weights, &layers[1].bias).unwrap(),
         ];
-        let z = z_in(&block, &input);
-        let step = LayerStep::block_unchecked(block, witness(&input, &layers), hints);
+        let z = common::state_before(&block, &input, 4);
+        let step = LayerStep::block_unchecked(block, common::block_witness(&input, &layers, SALT), hints);
         prop_assert!(!common::synth(&step, &z, Some(&step.next_state(&z))).0);
     }
 
@@ -107,8 +85,8 @@ proptest! {
         let mid = first.ys();
         prop_assume!(mid.iter().all(|&v| v < 128));
         let second = linear_hints(&block.linear(1), &mid, &input, &layers[1].weights, &layers[1].bias).unwrap();
-        let z = z_in(&block, &input);
-        let step = LayerStep::block_unchecked(block, witness(&input, &layers), vec![first, second]);
+        let z = common::state_before(&block, &input, 4);
+        let step = LayerStep::block_unchecked(block, common::block_witness(&input, &layers, SALT), vec![first, second]);
         prop_assert!(!common::synth(&step, &z, Some(&step.next_state(&z))).0);
     }
 }
@@ -148,5 +126,5 @@ fn blocks_that_do_not_fit_are_refused() {
     let w = |s: &LayerSpec| LayerWeights { weights: vec![0; s.num_weights()], bias: vec![0; s.shape.num_biases()] };
     let ok = basic_block(1, 3, false, 1, 4);
     let one: Vec<_> = ok.stages[..1].iter().map(w).collect();
-    assert!(LayerStep::multi(ok, 2, witness(&[0; 9], &one)).is_err(), "half a block in a step");
+    assert!(LayerStep::multi(ok, 2, common::block_witness(&[0; 9], &one, SALT)).is_err(), "half a block in a step");
 }

@@ -5,12 +5,10 @@
 //! constraints hold it).
 
 use ff::Field;
-use fold_ml_circuits::commit::activation_commitment_native;
 use fold_ml_circuits::gadgets::pool::{Pool, PoolKind};
 use fold_ml_circuits::gadgets::{conv::ConvShape, dense::DenseShape, linear::linear_hints, linear::LinearShape};
-use fold_ml_circuits::layer::{block_native, BlockSpec, LayerSpec, LayerStep, LayerWeights, StepWitness};
+use fold_ml_circuits::layer::{block_native, BlockSpec, LayerSpec, LayerStep};
 use fold_ml_circuits::quant::RequantSpec;
-use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
 use proptest::prelude::*;
 
@@ -32,31 +30,10 @@ fn chain(c: usize, s: usize, kind: PoolKind, shifts: [u32; 3]) -> BlockSpec {
     ])
 }
 
-type Case = (BlockSpec, Vec<u8>, Vec<LayerWeights>);
-
-fn case() -> impl Strategy<Value = Case> {
+fn case() -> impl Strategy<Value = common::BlockCase> {
     let kind = prop_oneof![Just(PoolKind::Max), Just(PoolKind::Average)];
-    (1usize..3, 1usize..3, kind, [3u32..7, 3u32..7, 3u32..7])
-        .prop_map(|(c, h, kind, shifts)| chain(c, 2 * h, kind, shifts))
-        .prop_flat_map(|b| {
-            let layers = common::block_weights(&b);
-            (Just(b.clone()), proptest::collection::vec(0u8..=127, b.num_inputs()), layers)
-        })
-}
-
-fn witness(input: &[u8], layers: &[LayerWeights]) -> StepWitness {
-    StepWitness {
-        input: input.to_vec(),
-        layers: layers.to_vec(),
-        blind_in: F::from(3),
-        blind_out: F::from(5),
-        salt: F::from(77),
-    }
-}
-
-fn z_in(block: &BlockSpec, input: &[u8]) -> StepState {
-    let activations = activation_commitment_native(input, block.input_layout(), F::from(3));
-    StepState { layer: 2, model: F::from(99), activations }
+    let blocks = (1usize..3, 1usize..3, kind, [3u32..7, 3u32..7, 3u32..7]);
+    common::block_cases(blocks.prop_map(|(c, h, kind, shifts)| chain(c, 2 * h, kind, shifts)))
 }
 
 proptest! {
@@ -69,8 +46,8 @@ proptest! {
         });
         let fused = block_native(&block, &input, &layers);
         prop_assert_eq!(&fused, &apart);
-        let step = LayerStep::multi(block.clone(), 3, witness(&input, &layers)).unwrap();
-        let z = z_in(&block, &input);
+        let step = LayerStep::multi(block.clone(), 3, common::block_witness(&input, &layers, 77)).unwrap();
+        let z = common::state_before(&block, &input, 2);
         let next = step.next_state(&z);
         prop_assert_eq!(step.output(), &fused.unwrap()[..]);
         prop_assert_eq!(next.layer, z.layer + 3);
@@ -94,8 +71,8 @@ proptest! {
         let forged = second.ys();
         prop_assume!(forged.iter().all(|&v| v < 128));
         let third = hint(2, &forged);
-        let z = z_in(&block, &input);
-        let step = LayerStep::block_unchecked(block, witness(&input, &layers), vec![first, second, third]);
+        let z = common::state_before(&block, &input, 2);
+        let step = LayerStep::block_unchecked(block, common::block_witness(&input, &layers, 77), vec![first, second, third]);
         prop_assert!(!common::synth(&step, &z, Some(&step.next_state(&z))).0);
     }
 }

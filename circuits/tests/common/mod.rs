@@ -4,7 +4,8 @@
 
 pub mod tiles;
 
-use fold_ml_circuits::layer::{BlockSpec, LayerStep, LayerWeights};
+use fold_ml_circuits::commit::activation_commitment_native;
+use fold_ml_circuits::layer::{BlockSpec, LayerStep, LayerWeights, StepWitness};
 use fold_ml_circuits::state::StepState;
 use fold_ml_circuits::F;
 use nova_snark::frontend::{num::AllocatedNum, test_cs::TestConstraintSystem, ConstraintSystem};
@@ -25,6 +26,36 @@ pub fn block_weights(block: &BlockSpec) -> Vec<BoxedStrategy<LayerWeights>> {
                 .boxed()
         })
         .collect()
+}
+
+/// A block, an input to it and weights for its layers.
+pub type BlockCase = (BlockSpec, Vec<u8>, Vec<LayerWeights>);
+
+/// Each of `blocks` with a random input (in [0, 127]) and random weights.
+pub fn block_cases(blocks: impl Strategy<Value = BlockSpec>) -> impl Strategy<Value = BlockCase> {
+    blocks.prop_flat_map(|b| {
+        let layers = block_weights(&b);
+        (Just(b.clone()), proptest::collection::vec(0u8..=127, b.num_inputs()), layers)
+    })
+}
+
+/// A block step's witness: `input`, `layers`, input and output blinded by 3 and 5, the
+/// model commitment salted with `salt`.
+pub fn block_witness(input: &[u8], layers: &[LayerWeights], salt: u64) -> StepWitness {
+    StepWitness {
+        input: input.to_vec(),
+        layers: layers.to_vec(),
+        blind_in: F::from(3),
+        blind_out: F::from(5),
+        salt: F::from(salt),
+    }
+}
+
+/// The public state before a block step at layer `layer` that reads `input` (blinded by 3,
+/// as [`block_witness`] blinds it), with model commitment 99.
+pub fn state_before(block: &BlockSpec, input: &[u8], layer: u64) -> StepState {
+    let activations = activation_commitment_native(input, block.input_layout(), F::from(3));
+    StepState { layer, model: F::from(99), activations }
 }
 
 /// Synthesizes `step` from public `z_in`; if `expected` is given, the outputs are bound to
