@@ -174,8 +174,8 @@ pub const DEFAULT_FOLD_BUDGET: usize = 1 << 18;
 /// `budget` is tiled; one that fits but already fills a fold alone (over
 /// [`TILE_CANDIDATE_CONSTRAINTS`] with Nova's own verifier circuit, where layers are folded
 /// one per step anyway and the step is compressed padded to 2^18 or more: LeNet-5's conv2,
-/// 126,732 + 9,820) is tiled when that is estimated faster. The candidates: bands of rows (a divisor of the output
-/// height, two tiles or more, a geometry the tile circuit supports) and, for a
+/// 126,732 + 9,820) is tiled when that is estimated faster. The candidates: bands of rows
+/// (a divisor of the output height, two tiles or more, a geometry the tile circuit supports) and, for a
 /// convolution (or a two-layer block) of several model-commitment chunks, groups of output
 /// channels (whole chunks, two groups or more), and for a single convolution one output
 /// row of a group per tile (a grid). Among the whole step (when it fits) and the tilings
@@ -437,19 +437,30 @@ pub fn architectures(
     let inputs = first.iter().zip(&over).map(|(a, &o)| (if o { floor } else { budget }, Some(a.block.links[0])));
     let second = plan_segments(model, layers_per_step, &inputs.collect::<Vec<_>>());
     let sizes2 = measure(&second);
-    let time = |archs: &[Architecture], sizes: &[usize]| -> f64 {
-        let segments = model.segments();
-        let folds = |j: usize| archs[j].steps(segments[j].num_layers());
-        (0..n)
-            .map(|j| estimate_steps(sizes[j] + NOVA_PRIMARY_OVERHEAD, folds(j)))
-            .map(|e| e.setup_s + e.total_s())
-            .sum()
-    };
-    let faster = time(&second, &sizes2) < time(&first, &sizes);
+    let faster = plan_seconds(model, &second, &sizes2) < plan_seconds(model, &first, &sizes);
     if faster && sizes2.iter().all(|&c| c <= floor) {
         second
     } else {
         first
+    }
+}
+
+/// The cost model's parameter setup, folding and compression seconds of `model` proven as
+/// `archs`, whose steps have `sizes` constraints each (Nova's verifier circuit excluded).
+pub fn plan_seconds(model: &dyn ModelSource, archs: &[Architecture], sizes: &[usize]) -> f64 {
+    let segments = model.segments();
+    let folds = |j: usize| archs[j].steps(segments[j].num_layers());
+    (0..archs.len())
+        .map(|j| estimate_steps(sizes[j] + NOVA_PRIMARY_OVERHEAD, folds(j)))
+        .map(|e| e.setup_s + e.total_s())
+        .sum()
+}
+
+/// Commits the tensors between `archs` as [`links`] found them (`found[j]`, `found[j + 1]`
+/// around segment `j`).
+pub fn set_links(archs: &mut [Architecture], found: &[Links]) {
+    for (j, arch) in archs.iter_mut().enumerate() {
+        arch.block = arch.block.clone().with_links([found[j], found[j + 1]]);
     }
 }
 
@@ -512,9 +523,7 @@ fn plan_segments(
                     (allowed[j], archs[j], retried[j]) = (Groups::Only(g), arch, true);
                     continue;
                 }
-                for (j, arch) in archs.iter_mut().enumerate() {
-                    arch.block = arch.block.clone().with_links([found[j], found[j + 1]]);
-                }
+                set_links(&mut archs, &found);
                 return archs;
             }
             // each round narrows one segment's groups: it ends
