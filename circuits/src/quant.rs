@@ -154,6 +154,13 @@ pub fn requantize_native(acc: i64, p: RequantSpec) -> Result<u8, QuantError> {
     Ok((acc >> p.shift).min(i64::from(ACT_MAX)) as u8)
 }
 
+/// Native signed requantization: `clamp(floor(acc / 2^shift), -128, 127)`, after the range
+/// check (the twin of [`crate::gadgets::requant::requantize_signed`]).
+pub fn requantize_signed_native(acc: i64, p: RequantSpec) -> Result<i8, QuantError> {
+    p.check_acc(acc)?;
+    Ok((acc >> p.shift).clamp(-128, 127) as i8)
+}
+
 /// Maps a signed integer to the field (`p - |x|` for negatives).
 pub fn int_to_field(x: i64) -> F {
     let magnitude = F::from(x.unsigned_abs());

@@ -13,9 +13,19 @@
 //! The recomposition `acc = Σ b_i 2^i - 2^(B-1)` is returned as a linear combination, for
 //! the caller to bind to the accumulator in a constraint it already has (the last product
 //! of a dot product), so it costs nothing here.
+//!
+//! **Signed outputs** ([`requantize_signed`], for the residual stream of a transformer):
+//! `y = clamp(floor(acc / 2^s), -128, 127)` is the same gadget one bit wider. With
+//! `z = acc + 2^(s+7)`, `floor(z / 2^s) = floor(acc / 2^s) + 128`, so `y + 128` is the
+//! unsigned clamp of `z` to 8 output bits: the `B + 1` bits decompose `z + 2^B` (which
+//! lies in `[0, 2^(B+1))` for every `acc` of `B` signed bits, because `s + 8 <= B`), bit `B`
+//! is the sign of `z`, and the last constraint reads `ok·(l - 255) = y + 128 - 255·b_B`.
+//! `B + 4` constraints per output.
 
 use super::bits::{add_constant, alloc_bits, lc, weighted_sum};
-use crate::quant::{bits_le, requantize_native, QuantError, RequantSpec, ACT_BITS, ACT_MAX};
+use crate::quant::{
+    bits_le, int_to_field, requantize_native, requantize_signed_native, QuantError, RequantSpec, ACT_BITS,
+};
 use crate::F;
 use ff::Field;
 use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, LinearCombination, SynthesisError};
@@ -37,19 +47,51 @@ impl RequantHint {
     /// Honest witness for accumulator `acc`; fails where the native reference fails.
     pub fn new(acc: i64, p: RequantSpec) -> Result<Self, QuantError> {
         let y = requantize_native(acc, p)?;
-        let b = p.acc_bits();
-        let s = p.shift();
-        let biased = (acc + (1i64 << (b - 1))) as u64;
-        let pos = biased >> (b - 1) & 1;
-        let hi = (biased & ((1u64 << (b - 1)) - 1)) >> (s + ACT_BITS);
-        let g = hi + (1 - pos) * (1u64 << (b - s - ACT_BITS - 1));
-        let g = F::from(g);
-        Ok(Self {
-            bits: bits_le(biased, b),
+        Ok(Self::clamped(acc, Width::relu(p), int_to_field(i64::from(y))))
+    }
+
+    /// Honest witness of [`requantize_signed`] for `acc`; fails where the native reference
+    /// ([`requantize_signed_native`]) fails.
+    pub fn signed(acc: i64, p: RequantSpec) -> Result<Self, QuantError> {
+        let y = requantize_signed_native(acc, p)?;
+        Ok(Self::clamped(acc, Width::signed(p), int_to_field(i64::from(y))))
+    }
+
+    fn clamped(acc: i64, w: Width, y: F) -> Self {
+        let (n, s, a) = (w.bits, w.shift, w.out);
+        let biased = (acc + w.offset_in + (1i64 << (n - 1))) as u64;
+        let pos = biased >> (n - 1) & 1;
+        let hi = (biased & ((1u64 << (n - 1)) - 1)) >> (s + a);
+        let g = F::from(hi + (1 - pos) * (1u64 << (n - s - a - 1)));
+        Self {
+            bits: bits_le(biased, n as u32),
             inv: g.invert().unwrap_or(F::ZERO),
             ok: if g == F::ZERO { F::ONE } else { F::ZERO },
-            y: F::from(u64::from(y)),
-        })
+            y,
+        }
+    }
+}
+
+/// The shape of one clamp: `n` bits decompose `acc + offset_in + 2^(n-1)`; the output is
+/// the `out` bits from `shift` up, clamped to `[0, 2^out - 1]`, minus `offset_out`.
+#[derive(Clone, Copy)]
+struct Width {
+    bits: u64,
+    shift: u64,
+    out: u64,
+    offset_in: i64,
+    offset_out: u64,
+}
+
+impl Width {
+    fn relu(p: RequantSpec) -> Self {
+        let shift = u64::from(p.shift());
+        Self { bits: u64::from(p.acc_bits()), shift, out: u64::from(ACT_BITS), offset_in: 0, offset_out: 0 }
+    }
+
+    fn signed(p: RequantSpec) -> Self {
+        let shift = u64::from(p.shift());
+        Self { bits: u64::from(p.acc_bits()) + 1, shift, out: 8, offset_in: 1 << (shift + 7), offset_out: 128 }
     }
 }
 
@@ -75,14 +117,40 @@ pub fn requantize_relu_either<CS: ConstraintSystem<F>>(
     bit: Option<&Num<F>>,
     hint: &RequantHint,
 ) -> Result<(LinearCombination<F>, AllocatedNum<F>), SynthesisError> {
-    let b = p0.acc_bits() as usize;
-    if hint.bits.len() != b || p1.acc_bits() as usize != b {
+    if p1.acc_bits() != p0.acc_bits() {
+        return Err(SynthesisError::Unsatisfiable("two accumulator widths".into()));
+    }
+    clamp(cs, (Width::relu(p0), Width::relu(p1)), bit, hint)
+}
+
+/// Synthesizes one signed requantized output `y = clamp(floor(acc / 2^s), -128, 127)`
+/// (module docs). Returns the accumulator as a linear combination of the bits (the caller
+/// must constrain it) and the allocated output, negatives as `p - |y|`.
+pub fn requantize_signed<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    p: RequantSpec,
+    hint: &RequantHint,
+) -> Result<(LinearCombination<F>, AllocatedNum<F>), SynthesisError> {
+    clamp(cs, (Width::signed(p), Width::signed(p)), None, hint)
+}
+
+/// The clamp of [`requantize_relu_either`] and [`requantize_signed`] for two widths that
+/// differ at most in their shift.
+fn clamp<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    (w0, w1): (Width, Width),
+    bit: Option<&Num<F>>,
+    hint: &RequantHint,
+) -> Result<(LinearCombination<F>, AllocatedNum<F>), SynthesisError> {
+    let b = w0.bits as usize;
+    if hint.bits.len() != b {
         return Err(SynthesisError::Unsatisfiable("witness has the wrong length".into()));
     }
-    let a = ACT_BITS as usize;
+    let a = w0.out as usize;
     let bits = alloc_bits(&mut cs.namespace(|| "bits"), &hint.bits)?;
     let sign = &bits[b - 1];
-    let acc = add_constant::<CS>(weighted_sum(&bits), -F::from(2).pow_vartime([b as u64 - 1]));
+    let offset = F::from(2).pow_vartime([b as u64 - 1]) + int_to_field(w0.offset_in);
+    let acc = add_constant::<CS>(weighted_sum(&bits), -offset);
     // the output bits and g = hi + k·(1 - sign) at shift s, with their values
     let at = |s: usize| {
         let l = weighted_sum(&bits[s..s + a]);
@@ -92,7 +160,7 @@ pub fn requantize_relu_either<CS: ConstraintSystem<F>>(
         let g_value = hi.get_value().zip(sign.get_value()).map(|(h, sg)| h + k * (F::ONE - sg));
         ((lc(&l), l.get_value()), (g, g_value))
     };
-    let (s0, s1) = (p0.shift() as usize, p1.shift() as usize);
+    let (s0, s1) = (w0.shift as usize, w1.shift as usize);
     let first = at(s0);
     let (l, g) = if s0 == s1 {
         (first.0 .0, first.1 .0)
@@ -115,19 +183,23 @@ pub fn requantize_relu_either<CS: ConstraintSystem<F>>(
     let y = AllocatedNum::alloc(cs.namespace(|| "y"), || Ok(hint.y))?;
     cs.enforce(|| "g*inv = 1-ok", |_| g.clone(), |lc| lc + inv.get_variable(), |lc| lc + CS::one() - ok.get_variable());
     cs.enforce(|| "g*ok = 0", |_| g.clone(), |lc| lc + ok.get_variable(), |lc| lc);
-    let max = F::from(u64::from(ACT_MAX));
-    cs.enforce(
-        || "ok*(l-127) = y-127*sign",
-        |lc| lc + ok.get_variable(),
-        |_| l - (max, CS::one()),
-        |lc| lc + y.get_variable() - (max, sign.get_variable()),
-    );
+    let max = F::from((1u64 << a) - 1);
+    let mut out = LinearCombination::zero() + y.get_variable() - (max, sign.get_variable());
+    if w0.offset_out != 0 {
+        out = out + (F::from(w0.offset_out), CS::one());
+    }
+    cs.enforce(|| "ok*(l-max) = y+offset-max*sign", |lc| lc + ok.get_variable(), |_| l - (max, CS::one()), |_| out);
     Ok((lc(&acc), y))
 }
 
 /// Constraints per output of [`requantize_relu`].
 pub fn requant_constraints(p: RequantSpec) -> usize {
     p.acc_bits() as usize + 3
+}
+
+/// Constraints per output of [`requantize_signed`].
+pub fn requant_signed_constraints(p: RequantSpec) -> usize {
+    p.acc_bits() as usize + 4
 }
 
 /// Constraints per output of [`requantize_relu_either`].
@@ -144,9 +216,23 @@ mod tests {
 
     /// Synthesizes the gadget with the accumulator bound to a public input `acc`.
     fn run(acc: i64, p: RequantSpec, hint: &RequantHint) -> (bool, F, usize) {
+        run_either(acc, p, hint, requantize_relu)
+    }
+
+    fn run_signed(acc: i64, p: RequantSpec, hint: &RequantHint) -> (bool, F, usize) {
+        run_either(acc, p, hint, requantize_signed)
+    }
+
+    type Gadget = fn(
+        &mut TestConstraintSystem<F>,
+        RequantSpec,
+        &RequantHint,
+    ) -> Result<(LinearCombination<F>, AllocatedNum<F>), SynthesisError>;
+
+    fn run_either(acc: i64, p: RequantSpec, hint: &RequantHint, gadget: Gadget) -> (bool, F, usize) {
         let mut cs = TestConstraintSystem::<F>::new();
         let acc_var = AllocatedNum::alloc_input(cs.namespace(|| "acc"), || Ok(int_to_field(acc))).unwrap();
-        let (acc_lc, y) = requantize_relu(&mut cs, p, hint).unwrap();
+        let (acc_lc, y) = gadget(&mut cs, p, hint).unwrap();
         let n = cs.num_constraints();
         cs.enforce(
             || "bind acc",
@@ -193,6 +279,60 @@ mod tests {
             let top = p.acc_bits() as usize - 1;
             hint.bits[top] = F::ONE - hint.bits[top];
             prop_assert!(!run(acc, p, &hint).0);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, rng_seed: proptest::test_runner::RngSeed::Fixed(5), ..ProptestConfig::default() })]
+        #[test]
+        fn signed_matches_native((p, acc) in requant_specs().prop_flat_map(|p| (Just(p), signed_acc_in(p)))) {
+            let hint = RequantHint::signed(acc, p).unwrap();
+            let (sat, y, n) = run_signed(acc, p, &hint);
+            prop_assert!(sat);
+            prop_assert_eq!(y, int_to_field(i64::from(requantize_signed_native(acc, p).unwrap())));
+            prop_assert_eq!(n, requant_signed_constraints(p));
+        }
+
+        /// Every other signed output, each with the witness an honest prover would give for
+        /// the accumulator that yields it, is rejected against the true accumulator.
+        #[test]
+        fn signed_wrong_output_rejected((p, acc, other) in requant_specs().prop_flat_map(|p| (Just(p), signed_acc_in(p), signed_acc_in(p)))) {
+            let y = requantize_signed_native(acc, p).unwrap();
+            prop_assume!(requantize_signed_native(other, p).unwrap() != y);
+            prop_assert!(!run_signed(acc, p, &RequantHint::signed(other, p).unwrap()).0);
+            let mut hint = RequantHint::signed(acc, p).unwrap();
+            hint.y -= F::ONE;
+            prop_assert!(!run_signed(acc, p, &hint).0);
+        }
+    }
+
+    fn signed_acc_in(p: RequantSpec) -> impl Strategy<Value = i64> {
+        let half = 1i64 << (p.acc_bits() - 1);
+        let edge = 1i64 << (p.shift() + 7);
+        prop_oneof![-half..half, -edge - 5..-edge + 5, edge - 5..edge + 5, -300i64..300]
+            .prop_map(move |a| a.clamp(-half, half - 1))
+    }
+
+    #[test]
+    fn signed_edges() {
+        let p = RequantSpec::new(4, 16).unwrap();
+        for (acc, y) in
+            [(-32768, -128), (-128 * 16, -128), (-128 * 16 + 15, -128), (-127 * 16 - 1, -128), (-1, -1), (0, 0)]
+                .into_iter()
+                .chain([(15, 0), (127 * 16 + 15, 127), (128 * 16, 127), (32767, 127)])
+        {
+            assert_eq!(requantize_signed_native(acc, p), Ok(y), "acc {acc}");
+            let (sat, out, _) = run_signed(acc, p, &RequantHint::signed(acc, p).unwrap());
+            assert!(sat, "acc {acc}");
+            assert_eq!(out, int_to_field(i64::from(y)));
+        }
+        assert!(requantize_signed_native(32768, p).is_err());
+        // the narrowest width: no bits above the output bits
+        let tight = RequantSpec::new(2, 10).unwrap();
+        for acc in [-512, -100, 0, 100, 511] {
+            let (sat, out, _) = run_signed(acc, tight, &RequantHint::signed(acc, tight).unwrap());
+            assert!(sat);
+            assert_eq!(out, int_to_field(i64::from(requantize_signed_native(acc, tight).unwrap())));
         }
     }
 
