@@ -9,3 +9,4 @@ pub mod linear;
 pub mod pack;
 pub mod pool;
 pub mod requant;
+pub mod softmax;
