@@ -5,6 +5,7 @@ pub mod commit;
 pub mod conv;
 pub mod dense;
 pub mod dot;
+pub mod layernorm;
 pub mod linear;
 pub mod pack;
 pub mod pool;
