@@ -6,6 +6,7 @@ pub mod conv;
 pub mod dense;
 pub mod dot;
 pub mod gelu;
+pub mod layernorm;
 pub mod linear;
 pub mod pack;
 pub mod pool;
