@@ -27,6 +27,7 @@ pub mod state;
 pub mod step;
 pub mod synthetic;
 pub mod tile;
+pub mod transformer;
 
 pub use gadgets::commit;
 
