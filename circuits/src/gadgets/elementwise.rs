@@ -119,6 +119,11 @@ impl AddSpec {
         Ok(Self { m_a, m_b, c, requant })
     }
 
+    /// `(m_a, m_b, c)`.
+    pub fn terms(&self) -> (i64, i64, i64) {
+        (self.m_a, self.m_b, self.c)
+    }
+
     /// The requantization of every output.
     pub fn requant(&self) -> RequantSpec {
         self.requant

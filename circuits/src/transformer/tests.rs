@@ -1,80 +1,11 @@
 //! The block against its native twin, its constraint count, and forgeries.
 
+use super::synthetic::{input, shape, spec, weights};
 use super::*;
-use crate::gadgets::elementwise::AddSpec;
-use crate::gadgets::gelu::GeluSpec;
-use crate::gadgets::layernorm::{acc_bits_for, eps_int, LayerNormSpec};
-use crate::quant::{int_to_field, RequantSpec};
+use crate::quant::int_to_field;
 use crate::F;
 use ff::Field;
 use nova_snark::frontend::{num::AllocatedNum, test_cs::TestConstraintSystem, ConstraintSystem, LinearCombination};
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
-
-/// Activations carry 4 fraction bits, weights 7 (LayerNorm's `γ` 6): every projection
-/// shifts by 7, the scores by 4 (the softmax reads them at 4 fraction bits).
-const FRAC: u32 = 4;
-
-fn layernorm_spec(d: usize) -> LayerNormSpec {
-    let (e, m) = (eps_int(1e-5, d, FRAC).unwrap(), 8);
-    let bits = acc_bits_for(d, e, m, 1 << 12).unwrap();
-    LayerNormSpec::new(d, e, m, RequantSpec::new(m + 6 - FRAC, bits.max(m + 10)).unwrap()).unwrap()
-}
-
-fn spec(shape: BlockShape) -> BlockSpec {
-    let rq = |shift, bits| RequantSpec::new(shift, bits).unwrap();
-    let residual = AddSpec::new(1, 1, 0, rq(0, 10)).unwrap();
-    BlockSpec {
-        shape,
-        ln1: layernorm_spec(shape.width),
-        qkv: rq(7, 34),
-        scores: rq(4, 24),
-        softmax_frac: FRAC,
-        softmax_table: 12,
-        mix: rq(7, 24),
-        proj: rq(7, 34),
-        residual1: residual,
-        ln2: layernorm_spec(shape.width),
-        fc1: rq(7, 34),
-        gelu: GeluSpec::same_scale(FRAC).unwrap(),
-        fc2: rq(7, 34),
-        residual2: residual,
-    }
-}
-
-fn shape() -> BlockShape {
-    BlockShape { tokens: 4, width: 8, heads: 2, hidden: 16 }
-}
-
-/// Uniform integers in `[-r, r]`.
-fn ints(rng: &mut ChaCha20Rng, n: usize, r: i64) -> Vec<i64> {
-    (0..n).map(|_| (rng.next_u64() % (2 * r as u64 + 1)) as i64 - r).collect()
-}
-
-fn int8s(rng: &mut ChaCha20Rng, n: usize, r: i64) -> Vec<i8> {
-    ints(rng, n, r).into_iter().map(|v| v as i8).collect()
-}
-
-fn weights(shape: BlockShape, seed: u64) -> BlockWeights<i8, i64> {
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let (d, h) = (shape.width, shape.hidden);
-    let gamma = |rng: &mut ChaCha20Rng| int8s(rng, d, 24).into_iter().map(|g| g + 64).collect::<Vec<_>>();
-    let dense = |rng: &mut ChaCha20Rng, k, m| (int8s(rng, k * m, 48), ints(rng, m, 2000));
-    BlockWeights {
-        ln1: (gamma(&mut rng), ints(&mut rng, d, 1 << 12)),
-        q: dense(&mut rng, d, d),
-        k: dense(&mut rng, d, d),
-        v: dense(&mut rng, d, d),
-        o: dense(&mut rng, d, d),
-        ln2: (gamma(&mut rng), ints(&mut rng, d, 1 << 12)),
-        fc1: dense(&mut rng, d, h),
-        fc2: dense(&mut rng, h, d),
-    }
-}
-
-fn input(shape: BlockShape, seed: u64) -> Vec<i8> {
-    int8s(&mut ChaCha20Rng::seed_from_u64(seed), shape.tokens * shape.width, 60)
-}
 
 /// Allocates integers as private variables.
 fn alloc<CS: ConstraintSystem<F>>(cs: &mut CS, name: &str, v: &[i64]) -> Vec<LinearCombination<F>> {
@@ -126,7 +57,7 @@ fn fields(v: &[i8]) -> Vec<Option<F>> {
 
 #[test]
 fn block_matches_native_and_its_count() {
-    let (shape, spec) = (shape(), spec(shape()));
+    let (shape, spec) = (shape(), spec(shape()).unwrap());
     for seed in 0..2 {
         let (w, x) = (weights(shape, seed), input(shape, 100 + seed));
         let trace = block_native(&spec, &w, &x).unwrap();
@@ -142,7 +73,7 @@ fn block_matches_native_and_its_count() {
 /// and the stream keeps many values after both residuals.
 #[test]
 fn the_test_block_computes_something() {
-    let (shape, spec) = (shape(), spec(shape()));
+    let (shape, spec) = (shape(), spec(shape()).unwrap());
     let trace = block_native(&spec, &weights(shape, 0), &input(shape, 100)).unwrap();
     let spread = |v: &[i8]| v.iter().collect::<std::collections::BTreeSet<_>>().len();
     for (name, v) in
@@ -157,7 +88,7 @@ fn the_test_block_computes_something() {
 /// The honest witness of one input does not prove another input, nor other weights.
 #[test]
 fn another_input_or_weight_is_rejected() {
-    let (shape, spec) = (shape(), spec(shape()));
+    let (shape, spec) = (shape(), spec(shape()).unwrap());
     let (w, x) = (weights(shape, 0), input(shape, 100));
     let hint = BlockHint::new(&spec, &w, &x, &block_native(&spec, &w, &x).unwrap()).unwrap();
     let mut other = x.clone();
@@ -172,7 +103,7 @@ fn another_input_or_weight_is_rejected() {
 /// a forged residual are each rejected by their gadget.
 #[test]
 fn forged_intermediates_are_rejected() {
-    let (shape, spec) = (shape(), spec(shape()));
+    let (shape, spec) = (shape(), spec(shape()).unwrap());
     let (w, x) = (weights(shape, 1), input(shape, 101));
     let honest = BlockHint::new(&spec, &w, &x, &block_native(&spec, &w, &x).unwrap()).unwrap();
     let mut hint = honest.clone();
@@ -191,10 +122,10 @@ fn forged_intermediates_are_rejected() {
 
 #[test]
 fn bad_shapes_are_errors() {
-    let mut s = spec(shape());
+    let mut s = spec(shape()).unwrap();
     s.shape.heads = 3;
     assert!(matches!(block_native(&s, &weights(shape(), 0), &input(shape(), 0)), Err(BlockError::Shape(_))));
-    let s = spec(shape());
+    let s = spec(shape()).unwrap();
     let mut w = weights(shape(), 0);
     w.fc2.1.pop();
     assert!(matches!(block_native(&s, &w, &input(shape(), 0)), Err(BlockError::Shape(_))));
@@ -207,5 +138,89 @@ fn bad_shapes_are_errors() {
 #[test]
 fn constraints_at_the_gpt_shape_are_pinned() {
     let shape = BlockShape { tokens: 16, width: 64, heads: 4, hidden: 256 };
-    assert_eq!(block_constraints(&spec(shape)).unwrap(), 862_400);
+    assert_eq!(block_constraints(&spec(shape).unwrap()).unwrap(), 862_400);
+}
+
+/// The step's witness on the synthetic block, with blinds and salt drawn from `seed`.
+fn step_witness(seed: u64) -> BlockWitness {
+    BlockWitness {
+        input: input(shape(), 100 + seed),
+        weights: weights(shape(), seed),
+        blind_in: F::from(1000 + seed),
+        blind_out: F::from(2000 + seed),
+        salt: F::from(3000 + seed),
+    }
+}
+
+/// Synthesizes `step` on the state `z`: the first unsatisfied constraint and `z_out`.
+fn run_step(step: &TransformerStep, z: [F; 3]) -> (Option<String>, Vec<Option<F>>) {
+    use nova_snark::traits::circuit::StepCircuit;
+    let mut cs = TestConstraintSystem::<F>::new();
+    let z: Vec<_> = z
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| AllocatedNum::alloc(cs.namespace(|| format!("z{i}")), || Ok(v)).unwrap())
+        .collect();
+    let out = step.synthesize(&mut cs, &z).unwrap();
+    (cs.which_is_unsatisfied().map(str::to_string), out.iter().map(AllocatedNum::get_value).collect())
+}
+
+fn state_before(w: &BlockWitness) -> [F; 3] {
+    [F::from(3), crate::gadgets::commit::model_start(), stream_commitment_native(&w.input, w.blind_in)]
+}
+
+#[test]
+fn a_block_step_is_satisfied_and_matches_its_native_state() {
+    let spec = spec(shape()).unwrap();
+    for seed in 0..2 {
+        let w = step_witness(seed);
+        let z = state_before(&w);
+        let step = TransformerStep::new(spec, w).unwrap();
+        let (unsat, out) = run_step(&step, z);
+        assert_eq!(unsat, None);
+        let expect = step.next_state(z).unwrap();
+        assert_eq!(out, expect.iter().map(|&v| Some(v)).collect::<Vec<_>>());
+        assert_eq!(expect[2], stream_commitment_native(step.output(), F::from(2000 + seed)));
+    }
+}
+
+#[test]
+fn an_input_that_does_not_open_the_state_is_rejected() {
+    let spec = spec(shape()).unwrap();
+    let w = step_witness(0);
+    let mut z = state_before(&w);
+    z[2] = stream_commitment_native(&w.input, w.blind_in + F::ONE);
+    let step = TransformerStep::new(spec, w).unwrap();
+    assert_eq!(run_step(&step, z).0.as_deref(), Some("input opens z_in.stream"));
+}
+
+/// The step computes with whatever weights its prover holds; the model commitment is what
+/// binds them: one weight changed, two tensors swapped, or the same weights read under
+/// another scale each give another running commitment.
+#[test]
+fn the_model_commitment_binds_weights_their_places_and_the_scales() {
+    let spec = spec(shape()).unwrap();
+    let (salt, start) = (F::from(7), crate::gadgets::commit::model_start());
+    let w = weights(shape(), 0);
+    let honest = block_update_native(&spec, start, salt, &w).unwrap();
+    let mut changed = w.clone();
+    changed.fc2.0[0] = changed.fc2.0[0].wrapping_add(1);
+    let mut swapped = w.clone();
+    std::mem::swap(&mut swapped.q, &mut swapped.k);
+    let mut rescaled = spec;
+    rescaled.qkv = crate::quant::RequantSpec::new(8, 34).unwrap();
+    for other in [
+        block_update_native(&spec, start, salt, &changed).unwrap(),
+        block_update_native(&spec, start, salt, &swapped).unwrap(),
+        block_update_native(&rescaled, start, salt, &w).unwrap(),
+        block_update_native(&spec, start, salt + F::ONE, &w).unwrap(),
+    ] {
+        assert_ne!(other, honest);
+    }
+    // and the circuit's running commitment is the native one
+    let step = TransformerStep::new(spec, BlockWitness { weights: changed.clone(), salt, ..step_witness(0) }).unwrap();
+    let z = state_before(&step_witness(0));
+    let (unsat, out) = run_step(&step, z);
+    assert_eq!(unsat, None);
+    assert_eq!(out[1], Some(block_update_native(&spec, z[1], salt, &changed).unwrap()));
 }

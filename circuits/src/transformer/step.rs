@@ -1,0 +1,289 @@
+//! A transformer block as one Nova step: the block of [`super::block`] between the
+//! commitments that make a chain of such steps mean "this model on that input".
+//!
+//! State `z = [blocks, model, stream]`, as a layer step's ([`crate::state`]): the number of
+//! blocks applied, the running model commitment, and a commitment to the signed residual
+//! stream. One step:
+//! 1. range-checks its private input stream (`x + 128` in 8 bits) and opens `z_in.stream`
+//!    with it and the input blind: `H(tag(T·d), blind, pack8(x + 128))`;
+//! 2. range-checks every weight (int8: `w + 128` in 8 bits; the LayerNorms' `γ` too) and
+//!    every bias (int32; the LayerNorms' `β` too) and absorbs them, tensor by tensor in a
+//!    fixed order, into the running model commitment with [`model_update`]: each tensor's
+//!    update carries a digest of the block's whole public spec *and the tensor's place*
+//!    (so tensors cannot be swapped, nor the same weights read under other scales), the
+//!    model's secret salt, and its weights output-major in canonical chunks;
+//! 3. computes the block on the range-checked values ([`super::block`]);
+//! 4. commits to the output stream (`y + 128`, in `[0, 255]` by the signed
+//!    requantization's construction, so the 8-bit packing is injective) under a fresh blind.
+//!
+//! By induction over the steps and collision resistance of Poseidon, a valid IVC proof from
+//! `[0, start, C_in]` to `[N, M, C_out]` shows that `N` blocks whose specs and weights `M`
+//! commits to, in order, map a stream opening `C_in` to one opening `C_out` under the
+//! native semantics of [`super::block_native`]. The stream's tag (distinct from the
+//! unsigned activations' [`crate::commit::TAG_ACTIVATIONS`]) keeps a signed stream from
+//! being read as a CNN's activations or the other way round.
+
+use super::circuit::{block, BlockHint};
+use super::native::block_native;
+use super::spec::{BlockError, BlockSpec, BlockWeights};
+use crate::gadgets::bits::{add_constant, alloc_uint, lc};
+use crate::gadgets::commit::{
+    domain_tag, hash, hash_native, model_update, model_update_native, pack, pack_native, Chunks, LayerUpdate,
+};
+use crate::quant::{bits_le, int_to_field, BIAS_BITS, BIAS_OFFSET, WEIGHT_BITS, WEIGHT_OFFSET};
+use crate::F;
+use ff::Field;
+use nova_snark::frontend::gadgets::poseidon::Elt;
+use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, LinearCombination, SynthesisError};
+use nova_snark::traits::circuit::StepCircuit;
+
+/// Domain tag of a signed stream's commitment.
+pub const TAG_SIGNED_STREAM: u64 = 0xf01d_0010;
+/// Domain tag of a block tensor's spec digest.
+pub const TAG_BLOCK_TENSOR: u64 = 0xf01d_0011;
+/// Version of [`BlockSpec::encode`]'s meaning.
+pub const BLOCK_ENCODING: u64 = 1;
+/// Tensors of a block, in the order the model commitment absorbs them.
+pub const TENSORS: usize = 8;
+
+/// The bits of a stream value's limb `x + 128`.
+const STREAM_BITS: u32 = 8;
+
+impl BlockSpec {
+    /// Every public number of the block, in a fixed order (signed values as field
+    /// elements), behind its encoding version.
+    pub fn encode(&self) -> Vec<F> {
+        let s = self.shape;
+        let u = |v: u64| F::from(v);
+        let rq = |r: crate::quant::RequantSpec| [u(r.shift().into()), u(r.acc_bits().into())];
+        let ln = |l: &crate::gadgets::layernorm::LayerNormSpec| {
+            let [a, b] = rq(l.requant());
+            [u(l.d() as u64), u(l.eps_int()), u(l.recip_bits().into()), a, b]
+        };
+        let add = |a: &crate::gadgets::elementwise::AddSpec| {
+            let (m_a, m_b, c) = a.terms();
+            let [s, b] = rq(a.requant());
+            [int_to_field(m_a), int_to_field(m_b), int_to_field(c), s, b]
+        };
+        let mut out = vec![u(BLOCK_ENCODING), u(s.tokens as u64), u(s.width as u64), u(s.heads as u64)];
+        out.push(u(s.hidden as u64));
+        out.extend(ln(&self.ln1));
+        for r in [self.qkv, self.scores] {
+            out.extend(rq(r));
+        }
+        out.extend([u(self.softmax_frac.into()), u(self.softmax_table.into())]);
+        for r in [self.mix, self.proj] {
+            out.extend(rq(r));
+        }
+        out.extend(add(&self.residual1));
+        out.extend(ln(&self.ln2));
+        out.extend(rq(self.fc1));
+        out.extend([u(self.gelu.frac_bits().into()), u(self.gelu.out_frac_bits().into())]);
+        out.extend(rq(self.fc2));
+        out.extend(add(&self.residual2));
+        out
+    }
+
+    /// The digest tensor `i` of the block absorbs: `H(tag, encode(), i)`.
+    pub fn tensor_digest(&self, i: usize) -> F {
+        let fields = self.encode();
+        let mut items = vec![domain_tag(TAG_BLOCK_TENSOR, fields.len())];
+        items.extend(fields);
+        items.push(F::from(i as u64));
+        hash_native(&items)
+    }
+
+    /// Each tensor's update of the model commitment.
+    pub fn updates(&self) -> [LayerUpdate; TENSORS] {
+        let (d, h) = (self.shape.width, self.shape.hidden);
+        let shapes = [(d, 1), (d, d), (d, d), (d, d), (d, d), (d, 1), (h, d), (d, h)];
+        std::array::from_fn(|i| {
+            let (outputs, own) = shapes[i];
+            LayerUpdate { digest: self.tensor_digest(i), chunks: Chunks::new(outputs, own, 0) }
+        })
+    }
+}
+
+/// The tensors of `w` in commitment order: `(matrix input-major, bias)`.
+fn tensors<W, B>(w: &BlockWeights<W, B>) -> [&(Vec<W>, Vec<B>); TENSORS] {
+    [&w.ln1, &w.q, &w.k, &w.v, &w.o, &w.ln2, &w.fc1, &w.fc2]
+}
+
+/// A matrix's values output-major (what a chunk absorbs), from its input-major storage
+/// with `outputs` columns (a LayerNorm's `γ`, one per output, is its own transpose).
+fn output_major<T: Clone>(m: &[T], outputs: usize) -> Vec<T> {
+    let inputs = m.len() / outputs.max(1);
+    (0..outputs).flat_map(|j| (0..inputs).map(move |t| m[t * outputs + j].clone())).collect()
+}
+
+/// Commitment to a signed stream under a blind: `H(tag(len), blind, pack8(x + 128))`.
+pub fn stream_commitment_native(x: &[i8], blind: F) -> F {
+    let limbs: Vec<u64> = x.iter().map(|&v| (i64::from(v) + 128) as u64).collect();
+    let mut items = vec![domain_tag(TAG_SIGNED_STREAM, x.len()), blind];
+    items.extend(pack_native(&limbs, STREAM_BITS));
+    hash_native(&items)
+}
+
+/// In-circuit twin of [`stream_commitment_native`]; the limbs `x + 128` must be
+/// range-checked to 8 bits.
+pub fn stream_commitment<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    limbs: &[Num<F>],
+    blind: &AllocatedNum<F>,
+) -> Result<AllocatedNum<F>, SynthesisError> {
+    let mut items =
+        vec![Elt::num_from_fr::<CS>(domain_tag(TAG_SIGNED_STREAM, limbs.len())), Elt::Allocated(blind.clone())];
+    items.extend(pack(limbs, STREAM_BITS).into_iter().map(Elt::Num));
+    hash(cs, &items)
+}
+
+/// The running model commitment after one block: `acc` updated by every tensor.
+pub fn block_update_native(spec: &BlockSpec, acc: F, salt: F, w: &BlockWeights<i8, i64>) -> Result<F, BlockError> {
+    w.check(&spec.shape)?;
+    let mut acc = acc;
+    for (update, (m, b)) in spec.updates().iter().zip(tensors(w)) {
+        let bias = b
+            .iter()
+            .map(|&b| i32::try_from(b).map_err(|_| BlockError::Shape(format!("bias {b} is not an int32"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        acc = model_update_native(acc, update, salt, &output_major(m, b.len()), &bias);
+    }
+    Ok(acc)
+}
+
+/// The private inputs of one block step.
+#[derive(Clone, Debug)]
+pub struct BlockWitness {
+    /// The input stream (`T×d`).
+    pub input: Vec<i8>,
+    /// The block's weights.
+    pub weights: BlockWeights<i8, i64>,
+    /// Blind of the input stream's commitment.
+    pub blind_in: F,
+    /// Blind of the output stream's commitment.
+    pub blind_out: F,
+    /// The model's secret salt.
+    pub salt: F,
+}
+
+/// One transformer block as a step circuit (module docs).
+#[derive(Clone, Debug)]
+pub struct TransformerStep {
+    spec: BlockSpec,
+    witness: BlockWitness,
+    hint: BlockHint,
+    output: Vec<i8>,
+}
+
+impl TransformerStep {
+    /// The step of `spec` on `witness`, its block evaluated natively.
+    pub fn new(spec: BlockSpec, witness: BlockWitness) -> Result<Self, BlockError> {
+        let trace = block_native(&spec, &witness.weights, &witness.input)?;
+        let hint = BlockHint::new(&spec, &witness.weights, &witness.input, &trace)?;
+        block_update_native(&spec, F::ZERO, witness.salt, &witness.weights)?;
+        Ok(Self { spec, witness, hint, output: trace.out })
+    }
+
+    /// The output stream.
+    pub fn output(&self) -> &[i8] {
+        &self.output
+    }
+
+    /// The state after this step from `[blocks, model, stream]` (native twin of the
+    /// circuit's output).
+    pub fn next_state(&self, [blocks, model, _]: [F; 3]) -> Result<[F; 3], BlockError> {
+        let w = &self.witness;
+        let model = block_update_native(&self.spec, model, w.salt, &w.weights)?;
+        Ok([blocks + F::ONE, model, stream_commitment_native(&self.output, w.blind_out)])
+    }
+}
+
+/// Range-checked limbs `v + offset` of `bits` bits (`bits` constraints each).
+fn limbs<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    values: impl Iterator<Item = i64>,
+    (offset, bits): (i64, u32),
+) -> Result<Vec<Num<F>>, SynthesisError> {
+    values
+        .enumerate()
+        .map(|(i, v)| alloc_uint(&mut cs.namespace(|| format!("v{i}")), &bits_le((v + offset) as u64, bits)))
+        .collect()
+}
+
+/// The values `limb - offset` of range-checked limbs.
+fn unbiased<CS: ConstraintSystem<F>>(limbs: &[Num<F>], offset: i64) -> Vec<Num<F>> {
+    limbs.iter().map(|u| add_constant::<CS>(u.clone(), -int_to_field(offset))).collect()
+}
+
+fn lcs(values: &[Num<F>]) -> Vec<LinearCombination<F>> {
+    values.iter().map(lc).collect()
+}
+
+impl StepCircuit<F> for TransformerStep {
+    fn arity(&self) -> usize {
+        3
+    }
+
+    fn synthesize<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        z: &[AllocatedNum<F>],
+    ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
+        let [blocks, model, stream] = z else {
+            return Err(SynthesisError::Unsatisfiable(format!("state arity {} != 3", z.len())));
+        };
+        let w = &self.witness;
+        let stream_in = (128, STREAM_BITS);
+        let x_limbs = limbs(&mut cs.namespace(|| "x"), w.input.iter().map(|&v| v.into()), stream_in)?;
+        let x = lcs(&unbiased::<CS>(&x_limbs, 128));
+        let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(w.blind_in))?;
+        let opened = stream_commitment(&mut cs.namespace(|| "open input"), &x_limbs, &blind_in)?;
+        cs.enforce(
+            || "input opens z_in.stream",
+            |lc| lc + opened.get_variable(),
+            |lc| lc + CS::one(),
+            |lc| lc + stream.get_variable(),
+        );
+
+        let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(w.salt))?;
+        let mut acc = model.clone();
+        let mut tensor_lcs = vec![];
+        for (i, (update, (m, b))) in self.spec.updates().iter().zip(tensors(&w.weights)).enumerate() {
+            let cs = &mut cs.namespace(|| format!("tensor{i}"));
+            let weight = (WEIGHT_OFFSET, WEIGHT_BITS);
+            let m_limbs = limbs(&mut cs.namespace(|| "w"), m.iter().map(|&v| v.into()), weight)?;
+            let b_limbs = limbs(&mut cs.namespace(|| "b"), b.iter().copied(), (BIAS_OFFSET, BIAS_BITS))?;
+            let biases = unbiased::<CS>(&b_limbs, BIAS_OFFSET);
+            let ordered = output_major(&m_limbs, b.len());
+            acc = model_update(&mut cs.namespace(|| "model"), update, &salt, &acc, &ordered, &biases)?;
+            tensor_lcs.push((lcs(&unbiased::<CS>(&m_limbs, WEIGHT_OFFSET)), lcs(&biases)));
+        }
+        let mut tensor_lcs = tensor_lcs.into_iter();
+        let mut next = || tensor_lcs.next().ok_or(SynthesisError::Unsatisfiable("missing tensor".into()));
+        let lw = BlockWeights {
+            ln1: next()?,
+            q: next()?,
+            k: next()?,
+            v: next()?,
+            o: next()?,
+            ln2: next()?,
+            fc1: next()?,
+            fc2: next()?,
+        };
+        let out = block(&mut cs.namespace(|| "block"), &self.spec, &lw, &x, &self.hint)?;
+
+        let out_limbs: Vec<Num<F>> = out.into_iter().map(|y| add_constant::<CS>(Num::from(y), F::from(128))).collect();
+        let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(w.blind_out))?;
+        let committed = stream_commitment(&mut cs.namespace(|| "commit output"), &out_limbs, &blind_out)?;
+        let next_blocks = AllocatedNum::alloc(cs.namespace(|| "next blocks"), || {
+            blocks.get_value().map(|b| b + F::ONE).ok_or(SynthesisError::AssignmentMissing)
+        })?;
+        cs.enforce(
+            || "blocks + 1",
+            |lc| lc + blocks.get_variable() + CS::one(),
+            |lc| lc + CS::one(),
+            |lc| lc + next_blocks.get_variable(),
+        );
+        Ok(vec![next_blocks, acc, committed])
+    }
+}
