@@ -305,19 +305,22 @@ impl MatMulHint {
             .into_iter()
             .map(|acc| RequantHint::signed(acc, spec.requant))
             .collect::<Result<_, _>>()?;
-        let packed = |t: usize, q: usize| {
-            let columns = spec.pack_columns(q).enumerate();
-            columns.map(|(slot, j)| spec.slot_weight(slot) * int_to_field(i64::from(*b.at(t, j)))).sum::<F>()
-        };
         let packs = spec.packs();
-        let sums = match spec.shares_sums() {
-            true => (0..spec.k).flat_map(|t| (0..packs).map(move |q| (t, q))).map(|(t, q)| packed(t, q)).collect(),
-            false => vec![],
-        };
+        // every packed sum P[t][q] once (index t·packs + q): each row's dot products read them
+        let packed: Vec<F> = (0..spec.k)
+            .flat_map(|t| (0..packs).map(move |q| (t, q)))
+            .map(|(t, q)| {
+                let columns = spec.pack_columns(q).enumerate();
+                columns.map(|(slot, j)| spec.slot_weight(slot) * int_to_field(i64::from(*b.at(t, j)))).sum::<F>()
+            })
+            .collect();
         let dots = (0..spec.n)
             .flat_map(|i| (0..packs).map(move |q| (i, q)))
-            .map(|(i, q)| DotHint::new((0..spec.k).map(|t| (int_to_field(i64::from(*a.at(i, t))), packed(t, q)))))
+            .map(|(i, q)| {
+                DotHint::new((0..spec.k).map(|t| (int_to_field(i64::from(*a.at(i, t))), packed[t * packs + q])))
+            })
             .collect();
+        let sums = if spec.shares_sums() { packed } else { vec![] };
         Ok(Self { sums, dots, requant })
     }
 }
