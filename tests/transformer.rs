@@ -40,7 +40,7 @@ fn two_blocks_fold_hand_over_their_stream_and_verify() {
     )
     .unwrap();
     let z0 = [F::ZERO, model_start(), stream_commitment_native(&x, blinds[0])];
-    let z2 = second.next_state(first.next_state(z0).unwrap()).unwrap();
+    let z2 = second.next_state(first.next_state(z0));
 
     let pp = PublicParams::<E1, E2, TransformerStep>::setup(&first, &*S1::ck_floor(), &*S2::ck_floor()).unwrap();
     let mut rs = RecursiveSNARK::new(&pp, &first, &z0).unwrap();

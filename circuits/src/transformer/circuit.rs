@@ -1,6 +1,6 @@
 //! The block's circuit: the gadgets of [`super`]'s module docs, wired by views.
 
-use super::native::{keys, query, view, BlockTrace};
+use super::native::{keys, mix_accumulator, projection_views, query, BlockTrace};
 use super::spec::{At, BlockError, BlockSpec, BlockWeights};
 use crate::gadgets::dot::{dot_product, DotHint};
 use crate::gadgets::elementwise::{add, add_hint, output_constraints};
@@ -39,9 +39,8 @@ impl BlockHint {
         let s = spec.shape;
         let (t, d, dh) = (s.tokens, s.width, s.head_width());
         let project = |a: &[i8], (wm, b): &(Vec<i8>, Vec<i64>), k, m, requant| {
-            let mm = spec.projection(k, m, requant)?;
-            let bias = view(b, (t, m), [0, 1], 0)?;
-            MatMulHint::new(&mm, view(a, (t, k), [k, 1], 0)?, view(wm, (k, m), [m, 1], 0)?, Some(bias)).at("projection")
+            let (a, wm, b) = projection_views(t, (a, wm, b), (k, m))?;
+            MatMulHint::new(&spec.projection(k, m, requant)?, a, wm, Some(b)).at("projection")
         };
         let qkv = [
             project(&tr.a1, &w.q, d, d, spec.qkv)?,
@@ -55,10 +54,10 @@ impl BlockHint {
                 scores.push(MatMulHint::new(&spec.score_row(i)?, q, k, None).at("scores")?);
                 softmax.push(SoftmaxHint::new(&tr.scores[h * t + i], &spec.softmax_row(i)?).at("softmax")?);
                 let p = &tr.probs[h * t + i];
-                for c in 0..dh {
-                    let v = |j: usize| i64::from(tr.qkv[2][j * d + h * dh + c]);
-                    let acc = p.iter().enumerate().map(|(j, &p)| i64::from(p) * v(j)).sum();
-                    let taps = p.iter().enumerate().map(|(j, &p)| (int_to_field(i64::from(p)), int_to_field(v(j))));
+                for col in h * dh..(h + 1) * dh {
+                    let v = |j: usize| int_to_field(i64::from(tr.qkv[2][j * d + col]));
+                    let taps = p.iter().enumerate().map(|(j, &p)| (int_to_field(i64::from(p)), v(j)));
+                    let acc = mix_accumulator(p, &tr.qkv[2], d, col);
                     mix.push((DotHint::new(taps), RequantHint::signed(acc, spec.mix).at("mix")?));
                 }
             }
@@ -115,8 +114,7 @@ pub fn block<CS: ConstraintSystem<F>>(
     let a1 = lcs(&norm(&mut cs.namespace(|| "ln1"), &spec.ln1, x, &w.ln1, &hint.ln1)?);
     let project = |cs: &mut CS, name: &str, a: &[Lc], (wm, b): &(Vec<Lc>, Vec<Lc>), (k, m), requant, h| {
         let mm = spec.projection(k, m, requant).map_err(unsat)?;
-        let views = (|| Ok((view(a, (t, k), [k, 1], 0)?, view(wm, (k, m), [m, 1], 0)?, view(b, (t, m), [0, 1], 0)?)))();
-        let (a, wm, b) = views.map_err(unsat)?;
+        let (a, wm, b) = projection_views(t, (a, wm, b), (k, m)).map_err(unsat)?;
         matmul(&mut cs.namespace(|| name.to_string()), &mm, a, wm, Some(b), h).map(|o| lcs(&o))
     };
     let q = project(cs, "q", &a1, &w.q, (d, d), spec.qkv, &hint.qkv[0])?;
@@ -134,12 +132,12 @@ pub fn block<CS: ConstraintSystem<F>>(
                 row.iter().map(|a| (LinearCombination::zero() + a.get_variable(), a.get_value())).collect();
             let sm = spec.softmax_row(i).map_err(unsat)?;
             let p = softmax(&mut cs.namespace(|| "softmax"), &sm, &logits, &hint.softmax[n])?;
+            let p: Vec<Lc> = p.iter().map(|p| p.lc(F::ONE)).collect();
             for c in 0..dh {
                 let cs = &mut cs.namespace(|| format!("mix{c}"));
                 let (dot, rq) = &hint.mix[n * dh + c];
                 let (acc, y) = requantize_signed(&mut cs.namespace(|| "requant"), spec.mix, rq)?;
-                let p_lcs: Vec<Lc> = p.iter().map(|p| p.lc(F::ONE)).collect();
-                let taps: Vec<_> = (0..=i).map(|j| (&p_lcs[j], &v[j * d + h * dh + c])).collect();
+                let taps: Vec<_> = (0..=i).map(|j| (&p[j], &v[j * d + h * dh + c])).collect();
                 dot_product(cs, &taps, &LinearCombination::zero(), &acc, dot)?;
                 mixed[i * d + h * dh + c] = LinearCombination::zero() + y.get_variable();
             }

@@ -49,6 +49,24 @@ pub(crate) fn view<T>(
     View::strided(data, shape, stride, offset).map_err(|e| BlockError::Shape(e.to_string()))
 }
 
+/// The operands of a `T×k` by `k×m` projection: the `T×k` input, the input-major `k×m`
+/// weights and the bias broadcast over the rows.
+pub(crate) type Operands<'a, A, W, B> = (View<'a, A>, View<'a, W>, View<'a, B>);
+
+/// The views of a projection's operands (module docs of [`super`]).
+pub(crate) fn projection_views<'a, A, W, B>(
+    tokens: usize,
+    (a, w, b): (&'a [A], &'a [W], &'a [B]),
+    (k, m): (usize, usize),
+) -> Result<Operands<'a, A, W, B>, BlockError> {
+    Ok((view(a, (tokens, k), [k, 1], 0)?, view(w, (k, m), [m, 1], 0)?, view(b, (tokens, m), [0, 1], 0)?))
+}
+
+/// `Σ_j p_j·v[j][col]` over the `p.len()` tokens a row attends to, `v` of width `d`.
+pub(crate) fn mix_accumulator(p: &[u32], v: &[i8], d: usize, col: usize) -> i64 {
+    p.iter().enumerate().map(|(j, &p)| i64::from(p) * i64::from(v[j * d + col])).sum()
+}
+
 /// The native twin of the block on the `T×d` input `x`.
 pub fn block_native(spec: &BlockSpec, w: &BlockWeights<i8, i64>, x: &[i8]) -> Result<BlockTrace, BlockError> {
     spec.check()?;
@@ -60,9 +78,8 @@ pub fn block_native(spec: &BlockSpec, w: &BlockWeights<i8, i64>, x: &[i8]) -> Re
     }
     let a1 = normalize(&spec.ln1, x, &w.ln1, t)?;
     let project = |a: &[i8], (wm, b): &(Vec<i8>, Vec<i64>), k, m, requant| {
-        let mm = spec.projection(k, m, requant)?;
-        let bias = view(b, (t, m), [0, 1], 0)?;
-        matmul_native(&mm, view(a, (t, k), [k, 1], 0)?, view(wm, (k, m), [m, 1], 0)?, Some(bias)).at("projection")
+        let (a, wm, b) = projection_views(t, (a, wm, b), (k, m))?;
+        matmul_native(&spec.projection(k, m, requant)?, a, wm, Some(b)).at("projection")
     };
     let qkv =
         [project(&a1, &w.q, d, d, spec.qkv)?, project(&a1, &w.k, d, d, spec.qkv)?, project(&a1, &w.v, d, d, spec.qkv)?];
@@ -76,7 +93,7 @@ pub fn block_native(spec: &BlockSpec, w: &BlockWeights<i8, i64>, x: &[i8]) -> Re
             let p = softmax_native(&row, &spec.softmax_row(i)?).at("softmax")?;
             for c in 0..dh {
                 let col = h * dh + c;
-                let acc = p.iter().enumerate().map(|(j, &p)| i64::from(p) * i64::from(qkv[2][j * d + col])).sum();
+                let acc = mix_accumulator(&p, &qkv[2], d, col);
                 mixed[i * d + col] = requantize_signed_native(acc, spec.mix).at("mix")?;
             }
             scores.push(row);

@@ -30,11 +30,12 @@ use crate::gadgets::bits::{add_constant, alloc_uint, lc};
 use crate::gadgets::commit::{
     domain_tag, hash, hash_native, model_update, model_update_native, pack, pack_native, Chunks, LayerUpdate,
 };
-use crate::quant::{bits_le, int_to_field, BIAS_BITS, BIAS_OFFSET, WEIGHT_BITS, WEIGHT_OFFSET};
+use crate::layer::{alloc_layer_weights, weight_terms, LayerWeights};
+use crate::quant::{bits_le, int_to_field};
 use crate::F;
 use ff::Field;
 use nova_snark::frontend::gadgets::poseidon::Elt;
-use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, LinearCombination, SynthesisError};
+use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, SynthesisError};
 use nova_snark::traits::circuit::StepCircuit;
 
 /// Domain tag of a signed stream's commitment.
@@ -109,11 +110,29 @@ fn tensors<W, B>(w: &BlockWeights<W, B>) -> [&(Vec<W>, Vec<B>); TENSORS] {
     [&w.ln1, &w.q, &w.k, &w.v, &w.o, &w.ln2, &w.fc1, &w.fc2]
 }
 
-/// A matrix's values output-major (what a chunk absorbs), from its input-major storage
-/// with `outputs` columns (a LayerNorm's `γ`, one per output, is its own transpose).
-fn output_major<T: Clone>(m: &[T], outputs: usize) -> Vec<T> {
-    let inputs = m.len() / outputs.max(1);
-    (0..outputs).flat_map(|j| (0..inputs).map(move |t| m[t * outputs + j].clone())).collect()
+/// The column-major order of a row-major matrix with `cols` columns: an input-major
+/// matrix with `outputs` columns read output-major (what a chunk absorbs), and back with
+/// `inputs` columns (a LayerNorm's `γ`, one per output, is its own transpose).
+fn transposed<T: Clone>(m: &[T], cols: usize) -> Vec<T> {
+    let rows = m.len() / cols.max(1);
+    (0..cols).flat_map(|j| (0..rows).map(move |t| m[t * cols + j].clone())).collect()
+}
+
+/// Every tensor as a layer's parameters: weights output-major, biases as int32 (each
+/// checked to fit).
+fn layer_weights(w: &BlockWeights<i8, i64>) -> Result<[LayerWeights; TENSORS], BlockError> {
+    let convert = |(m, b): &(Vec<i8>, Vec<i64>)| {
+        let int32 = |&b: &i64| i32::try_from(b).map_err(|_| BlockError::Shape(format!("bias {b} is not an int32")));
+        Ok(LayerWeights { weights: transposed(m, b.len()), bias: b.iter().map(int32).collect::<Result<_, _>>()? })
+    };
+    let [a, b, c, d, e, f, g, h] = tensors(w).map(convert);
+    Ok([a?, b?, c?, d?, e?, f?, g?, h?])
+}
+
+/// `acc` updated by every tensor's parameters, in order.
+fn update_native(spec: &BlockSpec, acc: F, salt: F, tensors: &[LayerWeights; TENSORS]) -> F {
+    let updates = spec.updates();
+    updates.iter().zip(tensors).fold(acc, |acc, (u, t)| model_update_native(acc, u, salt, &t.weights, &t.bias))
 }
 
 /// Commitment to a signed stream under a blind: `H(tag(len), blind, pack8(x + 128))`.
@@ -140,15 +159,7 @@ pub fn stream_commitment<CS: ConstraintSystem<F>>(
 /// The running model commitment after one block: `acc` updated by every tensor.
 pub fn block_update_native(spec: &BlockSpec, acc: F, salt: F, w: &BlockWeights<i8, i64>) -> Result<F, BlockError> {
     w.check(&spec.shape)?;
-    let mut acc = acc;
-    for (update, (m, b)) in spec.updates().iter().zip(tensors(w)) {
-        let bias = b
-            .iter()
-            .map(|&b| i32::try_from(b).map_err(|_| BlockError::Shape(format!("bias {b} is not an int32"))))
-            .collect::<Result<Vec<_>, _>>()?;
-        acc = model_update_native(acc, update, salt, &output_major(m, b.len()), &bias);
-    }
-    Ok(acc)
+    Ok(update_native(spec, acc, salt, &layer_weights(w)?))
 }
 
 /// The private inputs of one block step.
@@ -171,6 +182,7 @@ pub struct BlockWitness {
 pub struct TransformerStep {
     spec: BlockSpec,
     witness: BlockWitness,
+    tensors: [LayerWeights; TENSORS],
     hint: BlockHint,
     output: Vec<i8>,
 }
@@ -180,8 +192,8 @@ impl TransformerStep {
     pub fn new(spec: BlockSpec, witness: BlockWitness) -> Result<Self, BlockError> {
         let trace = block_native(&spec, &witness.weights, &witness.input)?;
         let hint = BlockHint::new(&spec, &witness.weights, &witness.input, &trace)?;
-        block_update_native(&spec, F::ZERO, witness.salt, &witness.weights)?;
-        Ok(Self { spec, witness, hint, output: trace.out })
+        let tensors = layer_weights(&witness.weights)?;
+        Ok(Self { spec, witness, tensors, hint, output: trace.out })
     }
 
     /// The output stream.
@@ -191,32 +203,11 @@ impl TransformerStep {
 
     /// The state after this step from `[blocks, model, stream]` (native twin of the
     /// circuit's output).
-    pub fn next_state(&self, [blocks, model, _]: [F; 3]) -> Result<[F; 3], BlockError> {
+    pub fn next_state(&self, [blocks, model, _]: [F; 3]) -> [F; 3] {
         let w = &self.witness;
-        let model = block_update_native(&self.spec, model, w.salt, &w.weights)?;
-        Ok([blocks + F::ONE, model, stream_commitment_native(&self.output, w.blind_out)])
+        let model = update_native(&self.spec, model, w.salt, &self.tensors);
+        [blocks + F::ONE, model, stream_commitment_native(&self.output, w.blind_out)]
     }
-}
-
-/// Range-checked limbs `v + offset` of `bits` bits (`bits` constraints each).
-fn limbs<CS: ConstraintSystem<F>>(
-    cs: &mut CS,
-    values: impl Iterator<Item = i64>,
-    (offset, bits): (i64, u32),
-) -> Result<Vec<Num<F>>, SynthesisError> {
-    values
-        .enumerate()
-        .map(|(i, v)| alloc_uint(&mut cs.namespace(|| format!("v{i}")), &bits_le((v + offset) as u64, bits)))
-        .collect()
-}
-
-/// The values `limb - offset` of range-checked limbs.
-fn unbiased<CS: ConstraintSystem<F>>(limbs: &[Num<F>], offset: i64) -> Vec<Num<F>> {
-    limbs.iter().map(|u| add_constant::<CS>(u.clone(), -int_to_field(offset))).collect()
-}
-
-fn lcs(values: &[Num<F>]) -> Vec<LinearCombination<F>> {
-    values.iter().map(lc).collect()
 }
 
 impl StepCircuit<F> for TransformerStep {
@@ -233,9 +224,12 @@ impl StepCircuit<F> for TransformerStep {
             return Err(SynthesisError::Unsatisfiable(format!("state arity {} != 3", z.len())));
         };
         let w = &self.witness;
-        let stream_in = (128, STREAM_BITS);
-        let x_limbs = limbs(&mut cs.namespace(|| "x"), w.input.iter().map(|&v| v.into()), stream_in)?;
-        let x = lcs(&unbiased::<CS>(&x_limbs, 128));
+        let x_limbs = (w.input.iter().enumerate())
+            .map(|(i, &v)| {
+                alloc_uint(&mut cs.namespace(|| format!("x{i}")), &bits_le((i16::from(v) + 128) as u64, STREAM_BITS))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let x: Vec<_> = x_limbs.iter().map(|u| lc(&add_constant::<CS>(u.clone(), -F::from(128)))).collect();
         let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(w.blind_in))?;
         let opened = stream_commitment(&mut cs.namespace(|| "open input"), &x_limbs, &blind_in)?;
         cs.enforce(
@@ -248,15 +242,15 @@ impl StepCircuit<F> for TransformerStep {
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(w.salt))?;
         let mut acc = model.clone();
         let mut tensor_lcs = vec![];
-        for (i, (update, (m, b))) in self.spec.updates().iter().zip(tensors(&w.weights)).enumerate() {
+        for (i, (update, t)) in self.spec.updates().iter().zip(&self.tensors).enumerate() {
             let cs = &mut cs.namespace(|| format!("tensor{i}"));
-            let weight = (WEIGHT_OFFSET, WEIGHT_BITS);
-            let m_limbs = limbs(&mut cs.namespace(|| "w"), m.iter().map(|&v| v.into()), weight)?;
-            let b_limbs = limbs(&mut cs.namespace(|| "b"), b.iter().copied(), (BIAS_OFFSET, BIAS_BITS))?;
-            let biases = unbiased::<CS>(&b_limbs, BIAS_OFFSET);
-            let ordered = output_major(&m_limbs, b.len());
-            acc = model_update(&mut cs.namespace(|| "model"), update, &salt, &acc, &ordered, &biases)?;
-            tensor_lcs.push((lcs(&unbiased::<CS>(&m_limbs, WEIGHT_OFFSET)), lcs(&biases)));
+            // weights output-major, as the model update absorbs them; the block reads them
+            // input-major
+            let (unsigned, bias) = alloc_layer_weights(cs, t)?;
+            acc = model_update(&mut cs.namespace(|| "model"), update, &salt, &acc, &unsigned, &bias)?;
+            let (weights, bias) = weight_terms::<CS>(unsigned, &bias);
+            let inputs = weights.len() / bias.len().max(1);
+            tensor_lcs.push((transposed(&weights, inputs), bias));
         }
         let mut tensor_lcs = tensor_lcs.into_iter();
         let mut next = || tensor_lcs.next().ok_or(SynthesisError::Unsatisfiable("missing tensor".into()));
