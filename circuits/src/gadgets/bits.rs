@@ -71,6 +71,26 @@ pub fn alloc_uint<CS: ConstraintSystem<F>>(cs: &mut CS, bit_values: &[F]) -> Res
     Ok(Num::from(x))
 }
 
+/// The low bits of a range-checked linear combination and `v - l`, its part above them
+/// ([`range_check_lc`]).
+pub type Split = (Vec<AllocatedNum<F>>, LinearCombination<F>);
+
+/// Range check of a linear combination, `v ∈ [0, 2^n)` with `n = low.len() + 1`, at `n`
+/// constraints: [`alloc_uint`]'s construction without a variable for `v` (the low bits
+/// allocated boolean, the top bit implied by `(v - l)·(v - l - 2^(n-1)) = 0`). Returns the
+/// low bits and `v - l`, that is `2^(n-1)` times the top bit.
+pub fn range_check_lc<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    v: &LinearCombination<F>,
+    low: &[F],
+) -> Result<Split, SynthesisError> {
+    let bits = alloc_bits(cs, low)?;
+    let top = v.clone() - &lc(&weighted_sum(&bits));
+    let weight = F::from(2).pow_vartime([low.len() as u64]);
+    cs.enforce(|| "top bit is boolean", |_| top.clone(), |_| top.clone() - (weight, CS::one()), |lc| lc);
+    Ok((bits, top))
+}
+
 /// Native twin of [`alloc_uint`]: the bit witness of `x`, or `None` if `x >= 2^n`.
 pub fn uint_native(x: u64, n: u32) -> Option<Vec<F>> {
     (n >= 64 || x >> n == 0).then(|| bits_le(x, n))

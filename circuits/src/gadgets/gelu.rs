@@ -75,7 +75,7 @@
 //! is a function of `x`, except the requantization's `inv` where its `ok = 1` (no output
 //! clamps; that gadget leaves it free there, and it reaches no output).
 
-use super::bits::{alloc_bits, lc, weighted_sum};
+use super::bits::{alloc_bits, range_check_lc};
 use super::requant::{requant_signed_constraints, requantize_signed, RequantHint};
 use crate::quant::{bits_le, int_to_field, QuantError, RequantSpec};
 use crate::F;
@@ -223,21 +223,6 @@ impl GeluHint {
     }
 }
 
-/// Range check of a linear combination, `v ∈ [0, 2^n)` with `n = low.len() + 1`, at `n`
-/// constraints: the low bits are allocated boolean and the top bit is implied by
-/// `(v - l)·(v - l - 2^(n-1)) = 0` ([`super::bits::alloc_uint`]'s construction, without a
-/// variable for `v`). Returns `v - l`, that is `2^(n-1)` times the top bit.
-fn range_check<CS: ConstraintSystem<F>>(
-    cs: &mut CS,
-    v: &LinearCombination<F>,
-    low: &[F],
-) -> Result<LinearCombination<F>, SynthesisError> {
-    let top = v.clone() - &lc(&weighted_sum(&alloc_bits(cs, low)?));
-    let weight = F::from(1u64 << low.len());
-    cs.enforce(|| "top bit is boolean", |_| top.clone(), |_| top.clone() - (weight, CS::one()), |lc| lc);
-    Ok(top)
-}
-
 /// `d = max(c - u, 0)` as a linear combination (module docs, step 3).
 fn distance<CS: ConstraintSystem<F>>(
     cs: &mut CS,
@@ -253,7 +238,7 @@ fn distance<CS: ConstraintSystem<F>>(
     cs.enforce(|| "(1-β)(c-u) = d", |lc| lc + CS::one() - beta.get_variable(), |_| gap, |lc| lc + d.get_variable());
     let slack = LinearCombination::zero() + (F::from(2), d.get_variable()) + u.get_variable() + beta.get_variable()
         - (c + F::ONE, CS::one());
-    range_check(&mut cs.namespace(|| "slack"), &slack, &hint.slack_bits)?;
+    range_check_lc(&mut cs.namespace(|| "slack"), &slack, &hint.slack_bits)?;
     Ok(LinearCombination::zero() + d.get_variable())
 }
 
@@ -270,7 +255,7 @@ pub fn gelu<CS: ConstraintSystem<F>>(
         return Err(SynthesisError::Unsatisfiable("GELU witness has the wrong shape".into()));
     }
     let biased = x.clone() + (F::from(128), CS::one());
-    let top = range_check(&mut cs.namespace(|| "x"), &biased, &hint.low_bits)?; // 128·σ
+    let (_, top) = range_check_lc(&mut cs.namespace(|| "x"), &biased, &hint.low_bits)?; // 128·σ
     let u = AllocatedNum::alloc(cs.namespace(|| "|x|"), || Ok(hint.abs))?;
     cs.enforce(
         || "(2σ-1)·x = |x|",

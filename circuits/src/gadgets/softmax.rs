@@ -44,7 +44,7 @@
 //! rounded, so identical on every platform) and is never within `10^-6` of a rounding tie
 //! (tested): prover and verifier derive the same constants, hence the same circuit.
 
-use super::bits::{alloc_bits, alloc_uint, lc, weighted_sum};
+use super::bits::{alloc_uint, lc, range_check_lc, weighted_sum};
 use crate::quant::{bits_le, QuantError};
 use crate::F;
 use ff::{Field, PrimeField};
@@ -235,19 +235,17 @@ fn product<CS: ConstraintSystem<F>>(
     Ok((LinearCombination::zero() + p.get_variable(), v))
 }
 
-/// The 8 bits of `d = m - x` (7 allocated, the top one derived and forced boolean) as
+/// The 8 bits of `d = m - x` (7 allocated, the top one implied: [`range_check_lc`]) as
 /// linear combinations with values, little-endian.
 fn difference_bits<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     (diff, value): Valued,
     low: &[F],
 ) -> Result<Vec<Valued>, SynthesisError> {
-    let low = alloc_bits(&mut cs.namespace(|| "low"), low)?;
+    let (low, top) = range_check_lc(&mut cs.namespace(|| "d"), &diff, low)?;
     let inv128 = F::from(128).invert().unwrap();
-    let low_sum = weighted_sum(&low);
-    let top = LinearCombination::zero() + (inv128, &(diff - &lc(&low_sum)));
-    let top_value = value.zip(low_sum.get_value()).map(|(d, l)| (d - l) * inv128);
-    cs.enforce(|| "top bit is boolean", |_| top.clone(), |lc| lc + CS::one() - &top, |lc| lc);
+    let top = LinearCombination::zero() + (inv128, &top);
+    let top_value = value.zip(weighted_sum(&low).get_value()).map(|(d, l)| (d - l) * inv128);
     let mut bits: Vec<_> = low.iter().map(|b| (LinearCombination::zero() + b.get_variable(), b.get_value())).collect();
     bits.push((top, top_value));
     Ok(bits)
