@@ -8,6 +8,7 @@
 
 pub mod accuracy;
 pub mod float;
+pub mod gpt;
 pub mod graph;
 mod proto;
 pub mod quantize;

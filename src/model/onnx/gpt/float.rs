@@ -1,0 +1,155 @@
+//! The float GPT in `f64`, for calibration: every tensor the quantized block has, with the
+//! largest magnitude each one reaches over the calibration windows.
+
+use super::graph::{FloatGpt, FloatLayerNorm, FloatLinear};
+
+/// The largest magnitude of every tensor of one block over the calibration windows.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BlockRanges {
+    /// The block's input stream.
+    pub x: f64,
+    /// LayerNorm₁'s output.
+    pub a1: f64,
+    /// Queries, keys and values.
+    pub q: f64,
+    /// Keys.
+    pub k: f64,
+    /// Values.
+    pub v: f64,
+    /// The scores after the scale, in log2 units (`q·k·scale·log2 e`).
+    pub scores: f64,
+    /// The attention output after `W_o`.
+    pub o: f64,
+    /// The stream after attention.
+    pub r1: f64,
+    /// LayerNorm₂'s output.
+    pub a2: f64,
+    /// GELU's input.
+    pub h1: f64,
+    /// GELU's output.
+    pub g: f64,
+    /// The MLP's output.
+    pub m2: f64,
+    /// The block's output stream.
+    pub out: f64,
+}
+
+/// Ranges of a whole model.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ranges {
+    /// Token embeddings (over the table) and positions (over the table).
+    pub tok: f64,
+    /// Positions.
+    pub pos: f64,
+    /// Each block's.
+    pub blocks: Vec<BlockRanges>,
+    /// The final LayerNorm's output (the head's input).
+    pub ln_f: f64,
+}
+
+fn amax(x: &[f64]) -> f64 {
+    x.iter().fold(0.0, |m, v| m.max(v.abs()))
+}
+
+/// LayerNorm of each `d`-row.
+pub fn layernorm(x: &[f64], ln: &FloatLayerNorm) -> Vec<f64> {
+    let d = ln.gamma.len();
+    let mut y = Vec::with_capacity(x.len());
+    for row in x.chunks(d) {
+        let mean = row.iter().sum::<f64>() / d as f64;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / d as f64;
+        let r = 1.0 / (var + ln.eps).sqrt();
+        y.extend(row.iter().enumerate().map(|(i, v)| (v - mean) * r * ln.gamma[i] + ln.beta[i]));
+    }
+    y
+}
+
+/// `x·W + b` of each `k`-row.
+pub fn linear(x: &[f64], l: &FloatLinear) -> Vec<f64> {
+    let mut y = Vec::with_capacity(x.len() / l.k * l.m);
+    for row in x.chunks(l.k) {
+        let mut out = l.b.clone();
+        for (i, &a) in row.iter().enumerate() {
+            for (o, w) in out.iter_mut().zip(&l.w[i * l.m..(i + 1) * l.m]) {
+                *o += a * w;
+            }
+        }
+        y.extend(out);
+    }
+    y
+}
+
+/// The exact GELU, `x·Φ(x)` (`libm`'s `erf`).
+pub fn gelu(x: f64) -> f64 {
+    0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
+}
+
+/// Runs the model on `ids`; `seen` receives each block's ranges on this window.
+pub fn forward(m: &FloatGpt, ids: &[usize], mut seen: impl FnMut(usize, BlockRanges)) -> (Vec<f64>, Vec<f64>) {
+    let (t, d) = (ids.len(), m.width);
+    let mut x: Vec<f64> = (0..t * d).map(|j| m.tok[ids[j / d] * d + j % d] + m.pos[j]).collect();
+    let (h, dh) = (m.heads, d / m.heads);
+    for (b, blk) in m.blocks.iter().enumerate() {
+        let mut r = BlockRanges { x: amax(&x), ..Default::default() };
+        let a1 = layernorm(&x, &blk.ln1);
+        let (q, k, v) = (linear(&a1, &blk.q), linear(&a1, &blk.k), linear(&a1, &blk.v));
+        let mut mixed = vec![0.0; t * d];
+        let log2e = std::f64::consts::LOG2_E;
+        for head in 0..h {
+            for i in 0..t {
+                let s: Vec<f64> = (0..=i)
+                    .map(|j| (0..dh).map(|c| q[i * d + head * dh + c] * k[j * d + head * dh + c]).sum::<f64>())
+                    .map(|s| s * blk.score_scale * log2e)
+                    .collect();
+                r.scores = r.scores.max(amax(&s));
+                let top = s.iter().fold(f64::MIN, |a, &b| a.max(b));
+                let e: Vec<f64> = s.iter().map(|v| (v - top).exp2()).collect();
+                let sum: f64 = e.iter().sum();
+                for c in 0..dh {
+                    let col = head * dh + c;
+                    mixed[i * d + col] = e.iter().enumerate().map(|(j, p)| p / sum * v[j * d + col]).sum();
+                }
+            }
+        }
+        let o = linear(&mixed, &blk.o);
+        let r1: Vec<f64> = x.iter().zip(&o).map(|(a, b)| a + b).collect();
+        let a2 = layernorm(&r1, &blk.ln2);
+        let h1 = linear(&a2, &blk.fc1);
+        let g: Vec<f64> = h1.iter().map(|&v| gelu(v)).collect();
+        let m2 = linear(&g, &blk.fc2);
+        let out: Vec<f64> = r1.iter().zip(&m2).map(|(a, b)| a + b).collect();
+        r = BlockRanges {
+            a1: amax(&a1),
+            q: amax(&q),
+            k: amax(&k),
+            v: amax(&v),
+            o: amax(&o),
+            r1: amax(&r1),
+            a2: amax(&a2),
+            h1: amax(&h1),
+            g: amax(&g),
+            m2: amax(&m2),
+            out: amax(&out),
+            ..r
+        };
+        seen(b, r);
+        x = out;
+    }
+    let last = layernorm(&x[(t - 1) * d..], &m.ln_f);
+    (linear(&last, &m.head), last)
+}
+
+/// The ranges over all `windows`.
+pub fn calibrate(m: &FloatGpt, windows: &[Vec<usize>]) -> Ranges {
+    let mut blocks = vec![BlockRanges::default(); m.blocks.len()];
+    let mut ln_f = 0.0f64;
+    for w in windows {
+        let (_, last) = forward(m, w, |b, r| {
+            let acc = &mut blocks[b];
+            macro_rules! up { ($($f:ident),*) => { $( acc.$f = acc.$f.max(r.$f); )* } }
+            up!(x, a1, q, k, v, scores, o, r1, a2, h1, g, m2, out);
+        });
+        ln_f = ln_f.max(amax(&last));
+    }
+    Ranges { tok: amax(&m.tok), pos: amax(&m.pos), blocks, ln_f }
+}
