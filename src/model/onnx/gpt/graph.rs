@@ -129,15 +129,15 @@ pub fn parse(model: &ModelProto) -> Result<FloatGpt, OnnxError> {
     }
     let mut g = Graph { nodes, consts, consumers, used };
     let (input, tokens) = token_input(graph)?;
-    let gpt = g.gpt(&input, tokens)?;
-    let output = match graph.output.as_slice() {
-        [o] => o.name.clone(),
+    let (gpt, logits) = g.gpt(&input, tokens)?;
+    match graph.output.as_slice() {
+        [o] if o.name == logits => {}
+        [o] => return Err(OnnxError::Graph(format!("the graph output \"{}\" is not the head's logits", o.name))),
         outs => return Err(OnnxError::Graph(format!("the graph must have one output, it has {}", outs.len()))),
-    };
+    }
     if let Some(i) = g.used.iter().position(|&u| !u) {
         return Err(g.nodes[i].bad("this node is not part of the GPT pattern fold-ml reads (embedding, blocks, head)"));
     }
-    let _ = output;
     Ok(gpt)
 }
 
@@ -197,7 +197,11 @@ impl<'a> Graph<'a> {
     fn const_operand(&self, i: usize, data: &str) -> Result<(&Const, usize), OnnxError> {
         let n = &self.nodes[i];
         let (a, b) = (n.input(0).unwrap_or_default(), n.input(1).unwrap_or_default());
-        let (c, at) = if a == data { (b, 0) } else if b == data { (a, 1) } else {
+        let (c, at) = if a == data {
+            (b, 0)
+        } else if b == data {
+            (a, 1)
+        } else {
             return Err(n.bad(format!("it does not read \"{data}\"")));
         };
         let c = self.consts.get(c).ok_or_else(|| n.bad(format!("its operand \"{c}\" is not a constant")))?;
@@ -263,18 +267,21 @@ impl<'a> Graph<'a> {
             let x = n.input(0).unwrap_or_default().to_string();
             self.const_operand(i, &x)?.0.values.iter().map(|&v| v as i64).collect()
         };
-        let fits = got.len() == want.len() && got.iter().zip(want).enumerate().all(|(j, (g, w))| g == w || (j == 0 && *g == 1 && *w == -1));
+        let fits = got.len() == want.len()
+            && got.iter().zip(want).enumerate().all(|(j, (g, w))| g == w || (j == 0 && *g == 1 && *w == -1));
         if !fits {
             return Err(self.nodes[i].bad(format!("expected {want:?}, got {got:?}")));
         }
         self.out(i)
     }
 
-    fn gpt(&mut self, input: &str, t: usize) -> Result<FloatGpt, OnnxError> {
+    /// The model and the name of its logits.
+    fn gpt(&mut self, input: &str, t: usize) -> Result<(FloatGpt, String), OnnxError> {
         // Embedding: Gather(tok, ids) + positions.
         let gather = self.next(input, "Gather")?;
         let n = &self.nodes[gather];
-        let tok = n.input(0).and_then(|s| self.consts.get(s)).ok_or_else(|| n.bad("the token table is not a constant"))?;
+        let tok =
+            n.input(0).and_then(|s| self.consts.get(s)).ok_or_else(|| n.bad("the token table is not a constant"))?;
         let (vocab, d) = match tok.dims.as_slice() {
             &[v, d] if n.int("axis", 0)? == 0 && n.input(1) == Some(input) => (v, d),
             _ => return Err(n.bad("expected Gather(table [vocab, width], token ids) on axis 0")),
@@ -301,11 +308,11 @@ impl<'a> Graph<'a> {
             let a = self.out(ln)?;
             if self.consumers_of(&a, "MatMul").len() != 3 {
                 let (head, logits) = self.head(&a, d, vocab, t)?;
-                let _ = logits;
                 if blocks.is_empty() {
                     return Err(OnnxError::Graph("the graph has no transformer block".into()));
                 }
-                return Ok(FloatGpt { vocab, tokens: t, width: d, heads, hidden, tok, pos, blocks, ln_f: norm, head });
+                let gpt = FloatGpt { vocab, tokens: t, width: d, heads, hidden, tok, pos, blocks, ln_f: norm, head };
+                return Ok((gpt, logits));
             }
             let (block, out, h) = self.block(&x, norm, &a, t, d)?;
             if !blocks.is_empty() && (h != heads || block.fc1.m != hidden) {
@@ -318,7 +325,14 @@ impl<'a> Graph<'a> {
     }
 
     /// One block from its input `x` and its first LayerNorm's output `a`.
-    fn block(&mut self, x: &str, ln1: FloatLayerNorm, a: &str, t: usize, d: usize) -> Result<(FloatBlock, String, usize), OnnxError> {
+    fn block(
+        &mut self,
+        x: &str,
+        ln1: FloatLayerNorm,
+        a: &str,
+        t: usize,
+        d: usize,
+    ) -> Result<(FloatBlock, String, usize), OnnxError> {
         let (mut q, mut k, mut v) = (None, None, None);
         for mm in self.consumers_of(a, "MatMul") {
             self.used[mm] = true;
@@ -346,7 +360,11 @@ impl<'a> Graph<'a> {
                 let [u] = user.as_slice() else {
                     return Err(self.nodes[tr].bad("a head split must feed one MatMul"));
                 };
-                if self.nodes[*u].input(0) == Some(yt.as_str()) { q = Some((lin, yt, h)) } else { v = Some((lin, yt, h)) }
+                if self.nodes[*u].input(0) == Some(yt.as_str()) {
+                    q = Some((lin, yt, h))
+                } else {
+                    v = Some((lin, yt, h))
+                }
             } else {
                 return Err(self.nodes[tr].bad(format!("unexpected permutation {perm:?}")));
             }
@@ -354,7 +372,6 @@ impl<'a> Graph<'a> {
         let (Some((q, qt, h)), Some((k, kt, _)), Some((v, vt, _))) = (q, k, v) else {
             return Err(OnnxError::Graph(format!("\"{a}\" does not feed one query, one key and one value projection")));
         };
-        let dh = d / h as usize;
         // Scores: MatMul(q, kᵀ) → Div or Mul by a constant → Add(causal mask) → Softmax.
         let s = self.next(&qt, "MatMul")?;
         if self.nodes[s].input(1) != Some(kt.as_str()) {
@@ -380,9 +397,12 @@ impl<'a> Graph<'a> {
         let mask = self.next(&scaled, "Add")?;
         let (m, _) = self.const_operand(mask, &scaled)?;
         let causal = m.len() == t * t
-            && (0..t).all(|i| (0..t).all(|j| if j <= i { m.values[i * t + j] == 0.0 } else { m.values[i * t + j] <= -1e9 }));
+            && (0..t)
+                .all(|i| (0..t).all(|j| if j <= i { m.values[i * t + j] == 0.0 } else { m.values[i * t + j] <= -1e9 }));
         if !causal {
-            return Err(self.nodes[mask].bad("the attention mask is not causal (0 on and below the diagonal, -inf above)"));
+            return Err(
+                self.nodes[mask].bad("the attention mask is not causal (0 on and below the diagonal, -inf above)")
+            );
         }
         let masked = self.out(mask)?;
         let sm = self.next(&masked, "Softmax")?;
@@ -420,7 +440,6 @@ impl<'a> Graph<'a> {
             return Err(self.nodes[f2].bad("the MLP must map width → hidden → width"));
         }
         let out = self.residual(&r1, &m2)?;
-        let _ = dh;
         Ok((FloatBlock { ln1, q, k, v, o, score_scale, ln2, fc1, fc2 }, out, h as usize))
     }
 
@@ -445,7 +464,8 @@ impl<'a> Graph<'a> {
             }
             return self.out(g);
         }
-        let div = *self.consumers_of(h, "Div").first().ok_or_else(|| OnnxError::Graph(format!("\"{h}\": expected GELU")))?;
+        let div =
+            *self.consumers_of(h, "Div").first().ok_or_else(|| OnnxError::Graph(format!("\"{h}\": expected GELU")))?;
         self.used[div] = true;
         let c = self.scalar(div, h)?;
         if !close(c, std::f64::consts::SQRT_2) {
@@ -485,15 +505,20 @@ impl<'a> Graph<'a> {
         let last = self.out(g)?;
         let gemm = self.next(&last, "Gemm")?;
         let n = &self.nodes[gemm];
-        let (alpha, beta, ta, tb) = (n.float("alpha", 1.0)?, n.float("beta", 1.0)?, n.int("transA", 0)?, n.int("transB", 0)?);
+        let (alpha, beta, ta, tb) =
+            (n.float("alpha", 1.0)?, n.float("beta", 1.0)?, n.int("transA", 0)?, n.int("transB", 0)?);
         let c = |k: usize| n.input(k).and_then(|s| self.consts.get(s)).cloned();
-        let (Some(w), Some(b)) = (c(1), c(2)) else { return Err(n.bad("the head's weights and bias must be constants")) };
+        let (Some(w), Some(b)) = (c(1), c(2)) else {
+            return Err(n.bad("the head's weights and bias must be constants"));
+        };
         if alpha != 1.0 || beta != 1.0 || ta != 0 || b.len() != vocab {
             return Err(n.bad("expected Gemm(x, W, b) with alpha = beta = 1 and a bias per token"));
         }
         // Input-major `d×vocab`.
         let w = match (w.dims.as_slice(), tb) {
-            (&[o, i], 1) if o == vocab && i == d => (0..d * vocab).map(|j| w.values[(j % vocab) * d + j / vocab]).collect(),
+            (&[o, i], 1) if o == vocab && i == d => {
+                (0..d * vocab).map(|j| w.values[(j % vocab) * d + j / vocab]).collect()
+            }
             (&[i, o], 0) if o == vocab && i == d => w.values,
             _ => return Err(n.bad(format!("head weights {:?} do not map {d} to {vocab}", w.dims))),
         };

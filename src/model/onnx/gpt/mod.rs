@@ -70,10 +70,12 @@ pub fn agreement(q: &QuantGpt, float: &FloatGpt, onnx: &Path, windows: &[Vec<usi
     let (mut same, mut reader) = (0usize, 0usize);
     for (i, w) in windows.iter().enumerate() {
         let ids: Vec<i64> = w.iter().map(|&v| v as i64).collect();
-        let input = tract_ndarray::Array2::from_shape_vec((1, t), ids)
-            .map_err(|_| Error::bad_input(format!("window {i}"), format!("has {} tokens, the model takes {t}", w.len())))?;
+        let input = tract_ndarray::Array2::from_shape_vec((1, t), ids).map_err(|_| {
+            Error::bad_input(format!("window {i}"), format!("has {} tokens, the model takes {t}", w.len()))
+        })?;
         let out = plan.run(tvec!(Tensor::from(input).into())).map_err(|e| tract_err(format!("{e:#}")))?;
-        let logits: Vec<f32> = out[0].to_array_view::<f32>().map_err(|e| tract_err(format!("{e:#}")))?.iter().copied().collect();
+        let logits: Vec<f32> =
+            out[0].to_array_view::<f32>().map_err(|e| tract_err(format!("{e:#}")))?.iter().copied().collect();
         let want = argmax(&logits);
         let got = argmax(&q.logits(w).map_err(|e| Error::bad_input(format!("window {i}"), e.to_string()))?);
         same += usize::from(got == want);

@@ -141,7 +141,11 @@ impl QuantGpt {
         }
         let mut tok = Vec::with_capacity(ids.len() * d);
         for &t in ids {
-            let row = self.embed.tok.get(t * d..(t + 1) * d).ok_or_else(|| range("input", format!("token {t} ≥ vocabulary {}", self.vocab)))?;
+            let row = self
+                .embed
+                .tok
+                .get(t * d..(t + 1) * d)
+                .ok_or_else(|| range("input", format!("token {t} ≥ vocabulary {}", self.vocab)))?;
             tok.extend_from_slice(row);
         }
         add_native(&self.embed.add, &tok, &self.embed.pos).map_err(|e| range("embedding", e.to_string()))
@@ -253,7 +257,8 @@ fn free_shift(items: &[(f64, f64, f64)]) -> u32 {
 /// The largest uniform shift that keeps every block's weights in int8 for a fixed output
 /// scale: `min log2(S_out·127 / (S_in·max|w|))`.
 fn fixed_shift(what: &str, items: &[(f64, f64, f64)]) -> Result<u32, GptQuantError> {
-    let s = items.iter().map(|&(s_in, wmax, s_out)| log2(s_out * 127.0 / (s_in * wmax)).floor()).fold(f64::MAX, f64::min);
+    let s =
+        items.iter().map(|&(s_in, wmax, s_out)| log2(s_out * 127.0 / (s_in * wmax)).floor()).fold(f64::MAX, f64::min);
     if s < 0.0 {
         return Err(range(what, "the output scale is too fine for int8 weights at any shift"));
     }
@@ -267,7 +272,13 @@ fn free_scale(s_in: f64, wmax: f64, out: f64, shift: u32) -> f64 {
 }
 
 /// One projection at its chosen scales: int8 weights, biases with the rounding half.
-fn project(what: &str, l: &FloatLinear, s_in: f64, s_out: f64, shift: u32) -> Result<(Vec<i8>, Vec<i64>), GptQuantError> {
+fn project(
+    what: &str,
+    l: &FloatLinear,
+    s_in: f64,
+    s_out: f64,
+    shift: u32,
+) -> Result<(Vec<i8>, Vec<i64>), GptQuantError> {
     let s_w = s_out / (s_in * f64::from(1u32 << shift));
     Ok((int8(what, &l.w, s_w)?, int32(what, &l.b, s_in * s_w, half(shift))?))
 }
@@ -286,7 +297,10 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
         return Err(range("calibration", "no window given"));
     }
     if let Some(w) = windows.iter().find(|w| w.len() != m.tokens || w.iter().any(|&t| t >= m.vocab)) {
-        return Err(range("calibration", format!("a window of {} tokens (ids < {}), expected {}", w.len(), m.vocab, m.tokens)));
+        return Err(range(
+            "calibration",
+            format!("a window of {} tokens (ids < {}), expected {}", w.len(), m.vocab, m.tokens),
+        ));
     }
     let r = calibrate(m, windows);
     let (d, nb) = (m.width, m.blocks.len());
@@ -323,7 +337,10 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
     let log2e = std::f64::consts::LOG2_E;
     // S_q·S_k·2^sh·scale·log2e = 2^-f: the largest sh with S_q·S_k ≥ the lower bounds.
     let score_shift = (0..nb)
-        .map(|b| log2((-f64::from(softmax_frac)).exp2() / (blocks[b].score_scale * log2e * lo(3 * b) * lo(3 * b + 1))).floor())
+        .map(|b| {
+            log2((-f64::from(softmax_frac)).exp2() / (blocks[b].score_scale * log2e * lo(3 * b) * lo(3 * b + 1)))
+                .floor()
+        })
         .fold(f64::MAX, f64::min);
     if score_shift < 0.0 {
         return Err(range("scores", "q·k is too coarse for the softmax's input scale"));
@@ -352,7 +369,8 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
     let gelu_out = (log2(127.0 / g_max).floor() as i64).clamp(0, 7) as u32;
     let fc1_items: Vec<_> = (0..nb).map(|b| (sa2[b], amax(&blocks[b].fc1.w), (-f64::from(gelu_in)).exp2())).collect();
     let fc1_shift = fixed_shift("W_1", &fc1_items)?;
-    let mb2 = (0..nb).map(|b| (k as f64 * r.blocks[b].m2 / (127.0 * sx[b + 1])).ceil() as i64).max().unwrap_or(1).max(1);
+    let mb2 =
+        (0..nb).map(|b| (k as f64 * r.blocks[b].m2 / (127.0 * sx[b + 1])).ceil() as i64).max().unwrap_or(1).max(1);
     let sm2: Vec<f64> = (0..nb).map(|b| sx[b + 1] * mb2 as f64 / k as f64).collect();
     let sg = (-f64::from(gelu_out)).exp2();
     let fc2_items: Vec<_> = (0..nb).map(|b| (sg, amax(&blocks[b].fc2.w), sm2[b])).collect();
@@ -392,11 +410,13 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
     let rq = |shift, bits| RequantSpec::new(shift, bits).map_err(|e| range("requantization", e.to_string()));
     let ln_spec = |shift: u32, beta: u64| -> Result<LayerNormSpec, GptQuantError> {
         let bits = acc_bits_for(d, e_int, m_bits, beta).map_err(|e| range("LayerNorm", e.to_string()))?;
-        LayerNormSpec::new(d, e_int, m_bits, rq(shift, bits.max(shift + 8))?).map_err(|e| range("LayerNorm", e.to_string()))
+        LayerNormSpec::new(d, e_int, m_bits, rq(shift, bits.max(shift + 8))?)
+            .map_err(|e| range("LayerNorm", e.to_string()))
     };
     let residual = |ma: i64, mb: i64| -> Result<AddSpec, GptQuantError> {
         let bits = (128 * (ma + mb) as u64 + k as u64).ilog2() + 2;
-        AddSpec::new(ma, mb, k / 2, rq(RESIDUAL_BITS, bits.max(RESIDUAL_BITS + 8))?).map_err(|e| range("residual", e.to_string()))
+        AddSpec::new(ma, mb, k / 2, rq(RESIDUAL_BITS, bits.max(RESIDUAL_BITS + 8))?)
+            .map_err(|e| range("residual", e.to_string()))
     };
     let heads = m.heads;
     let spec = BlockSpec {
@@ -427,8 +447,6 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
     let embed = Embedding { tok: int8("token embeddings", &m.tok, st)?, pos: int8("positions", &m.pos, sp)?, add };
 
     // Head: the final LayerNorm (free output) and int8 logits weights.
-    let sx_last = sx[nb];
-    let _ = sx_last;
     let hi = [(1.0 / mr, amax(&m.ln_f.gamma), r.ln_f)];
     let h_shift = free_shift(&hi);
     let saf = free_scale(hi[0].0, hi[0].1, hi[0].2, h_shift);
@@ -436,9 +454,11 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
     let beta_f = ln_w.1.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
     let e_f = ((m.ln_f.eps * (d as f64).powi(4) / (sx[nb] * sx[nb])).round() as u64).max(1);
     let bits = acc_bits_for(d, e_f, m_bits, beta_f).map_err(|e| range("LayerNorm", e.to_string()))?;
-    let ln = LayerNormSpec::new(d, e_f, m_bits, rq(h_shift, bits.max(h_shift + 8))?).map_err(|e| range("LayerNorm", e.to_string()))?;
+    let ln = LayerNormSpec::new(d, e_f, m_bits, rq(h_shift, bits.max(h_shift + 8))?)
+        .map_err(|e| range("LayerNorm", e.to_string()))?;
     let sw = amax(&m.head.w) / 127.0;
-    let head = Head { ln, ln_w, w: int8("head weights", &m.head.w, sw)?, b: int32("head bias", &m.head.b, saf * sw, 0)? };
+    let head =
+        Head { ln, ln_w, w: int8("head weights", &m.head.w, sw)?, b: int32("head bias", &m.head.b, saf * sw, 0)? };
 
     let scales = ScaleReport { stream: sx, growth: (g1, g2), softmax_frac, gelu: (gelu_in, gelu_out) };
     Ok(QuantGpt { vocab: m.vocab, embed, spec, blocks: weights, head, scales })
