@@ -161,6 +161,16 @@ pub fn requantize_signed_native(acc: i64, p: RequantSpec) -> Result<i8, QuantErr
     Ok((acc >> p.shift).clamp(-128, 127) as i8)
 }
 
+/// Native signed requantization to `out` bits: `clamp(floor(acc / 2^shift), -2^(out-1),
+/// 2^(out-1) - 1)`, after the range check (the twin of
+/// [`crate::gadgets::requant::requantize_signed_bits`]; `out = 8` is
+/// [`requantize_signed_native`]).
+pub fn requantize_signed_bits_native(acc: i64, p: RequantSpec, out: u32) -> Result<i64, QuantError> {
+    p.check_acc(acc)?;
+    let half = 1i64 << (out - 1);
+    Ok((acc >> p.shift).clamp(-half, half - 1))
+}
+
 /// Maps a signed integer to the field (`p - |x|` for negatives).
 pub fn int_to_field(x: i64) -> F {
     let magnitude = F::from(x.unsigned_abs());

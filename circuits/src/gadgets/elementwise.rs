@@ -35,8 +35,8 @@
 //! `B + 5 = N + L + 13` constraints per row, the sum of the row itself free (41 for
 //! `n = 768`).
 
-use super::requant::{requant_signed_constraints, requantize_signed, RequantHint};
-use crate::quant::{int_to_field, requantize_signed_native, QuantError, RequantSpec};
+use super::requant::{requant_signed_constraints, requantize_signed_bits, RequantHint};
+use crate::quant::{int_to_field, requantize_signed_bits_native, requantize_signed_native, QuantError, RequantSpec};
 use crate::F;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
 use thiserror::Error;
@@ -75,6 +75,9 @@ pub enum ElementwiseError {
     /// A requantization the native reference rejects.
     #[error(transparent)]
     Quant(#[from] QuantError),
+    /// Operand or output widths the operator does not take.
+    #[error("{0}")]
+    Widths(String),
 }
 
 /// The longest row [`MeanSpec`] takes: at `n = 2^23`, `N = 31` and `L = 23`, so the width
@@ -97,26 +100,65 @@ fn check_range(op: &'static str, (min, max): (i128, i128), p: RequantSpec) -> Re
 
 /// The range of `c + Σ m·x` over int8 inputs `x`, for `(m, how many inputs it multiplies)`.
 fn affine_range(terms: &[(i64, usize)], c: i64) -> (i128, i128) {
-    terms.iter().fold((c.into(), c.into()), |(lo, hi), &(m, count)| {
-        let (low, high) = (i128::from(m) * -128, i128::from(m) * 127);
+    let bits: Vec<_> = terms.iter().map(|&(m, n)| (m, n, 8)).collect();
+    affine_range_bits(&bits, c)
+}
+
+/// [`affine_range`] over inputs of `(m, count, bits)` signed bits each.
+fn affine_range_bits(terms: &[(i64, usize, u32)], c: i64) -> (i128, i128) {
+    terms.iter().fold((c.into(), c.into()), |(lo, hi), &(m, count, bits)| {
+        let half = 1i128 << (bits - 1);
+        let (low, high) = (i128::from(m) * -half, i128::from(m) * (half - 1));
         (lo + low.min(high) * count as i128, hi + low.max(high) * count as i128)
     })
 }
 
-/// Residual addition at two scales: `y = clamp(floor((m_a·a + m_b·b + c) / 2^s))`.
+/// Residual addition at two scales: `y = clamp(floor((m_a·a + m_b·b + c) / 2^s))`, of int8
+/// operands to int8 ([`AddSpec::new`]) or of a wider `a` (a transformer's residual stream)
+/// and an int8 `b` to a wider output ([`AddSpec::wide`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AddSpec {
     m_a: i64,
     m_b: i64,
     c: i64,
     requant: RequantSpec,
+    a_bits: u32,
+    out_bits: u32,
 }
 
 impl AddSpec {
     /// Fails unless every accumulator of int8 inputs fits the requantization.
     pub fn new(m_a: i64, m_b: i64, c: i64, requant: RequantSpec) -> Result<Self, ElementwiseError> {
-        check_range("add", affine_range(&[(m_a, 1), (m_b, 1)], c), requant)?;
-        Ok(Self { m_a, m_b, c, requant })
+        Self::wide(m_a, m_b, c, requant, 8, 8)
+    }
+
+    /// `a` of `a_bits` signed bits, `b` int8, the output of `out_bits` (each `8..=16`):
+    /// fails unless every accumulator fits the requantization and its width has the
+    /// output's bits above the shift (`shift + out_bits ≤ acc_bits`).
+    pub fn wide(
+        m_a: i64,
+        m_b: i64,
+        c: i64,
+        requant: RequantSpec,
+        a_bits: u32,
+        out_bits: u32,
+    ) -> Result<Self, ElementwiseError> {
+        if !(8..=16).contains(&a_bits)
+            || !(8..=16).contains(&out_bits)
+            || requant.shift() + out_bits > requant.acc_bits()
+        {
+            return Err(ElementwiseError::Widths(format!(
+                "add: operand of {a_bits} bits to an output of {out_bits} bits at {requant:?}: widths are 8 to 16 \
+                 and the shift plus the output's bits must fit the accumulator"
+            )));
+        }
+        check_range("add", affine_range_bits(&[(m_a, 1, a_bits), (m_b, 1, 8)], c), requant)?;
+        Ok(Self { m_a, m_b, c, requant, a_bits, out_bits })
+    }
+
+    /// `(a_bits, out_bits)`.
+    pub fn widths(&self) -> (u32, u32) {
+        (self.a_bits, self.out_bits)
     }
 
     /// `(m_a, m_b, c)`.
@@ -266,14 +308,49 @@ fn hints(accs: Vec<i64>, p: RequantSpec) -> Result<Vec<RequantHint>, Elementwise
     Ok(accs.into_iter().map(|acc| RequantHint::signed(acc, p)).collect::<Result<_, _>>()?)
 }
 
-/// Native twin of [`add`].
+fn int8_spec(spec: &AddSpec) -> Result<(), ElementwiseError> {
+    match spec.widths() {
+        (8, 8) => Ok(()),
+        w => Err(ElementwiseError::Widths(format!("add: a spec of widths {w:?} read as int8 (use add_wide_native)"))),
+    }
+}
+
+/// Native twin of [`add`] of an int8 spec ([`AddSpec::new`]).
 pub fn add_native(spec: &AddSpec, a: &[i8], b: &[i8]) -> Result<Vec<i8>, ElementwiseError> {
+    int8_spec(spec)?;
     requantized(add_accumulators(spec, a, b)?, spec.requant)
 }
 
-/// Honest witness of [`add`].
+/// Honest witness of [`add`] of an int8 spec.
 pub fn add_hint(spec: &AddSpec, a: &[i8], b: &[i8]) -> Result<Vec<RequantHint>, ElementwiseError> {
+    int8_spec(spec)?;
     hints(add_accumulators(spec, a, b)?, spec.requant)
+}
+
+/// The accumulators of a wide add, `a` checked to its width.
+fn wide_accumulators(spec: &AddSpec, a: &[i16], b: &[i8]) -> Result<Vec<i64>, ElementwiseError> {
+    same_length("add: b", a.len(), b.len())?;
+    let half = 1i64 << (spec.a_bits - 1);
+    if let Some(&v) = a.iter().find(|&&v| !(-half..half).contains(&i64::from(v))) {
+        return Err(ElementwiseError::Widths(format!("add: operand {v} is not a signed {}-bit value", spec.a_bits)));
+    }
+    Ok(a.iter().zip(widen(b)).map(|(&a, b)| spec.m_a * i64::from(a) + spec.m_b * b + spec.c).collect())
+}
+
+/// Native twin of [`add`] of any spec: `a` of the spec's `a_bits`, outputs of `out_bits`.
+pub fn add_wide_native(spec: &AddSpec, a: &[i16], b: &[i8]) -> Result<Vec<i16>, ElementwiseError> {
+    let accs = wide_accumulators(spec, a, b)?;
+    let out = accs.into_iter().map(|acc| requantize_signed_bits_native(acc, spec.requant, spec.out_bits));
+    Ok(out.map(|y| y.map(|y| y as i16)).collect::<Result<_, _>>()?)
+}
+
+/// Honest witness of [`add`] of any spec.
+pub fn add_wide_hint(spec: &AddSpec, a: &[i16], b: &[i8]) -> Result<Vec<RequantHint>, ElementwiseError> {
+    let accs = wide_accumulators(spec, a, b)?;
+    Ok(accs
+        .into_iter()
+        .map(|acc| RequantHint::signed_bits(acc, spec.requant, spec.out_bits))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Native twin of [`mul`].
@@ -319,11 +396,11 @@ enum Bind<'a> {
 /// One output: [`requantize_signed`] and the constraint that binds its accumulator.
 fn requant_bound<CS: ConstraintSystem<F>>(
     cs: &mut CS,
-    p: RequantSpec,
+    (p, out): (RequantSpec, u32),
     bind: Bind<'_>,
     hint: &RequantHint,
 ) -> Result<AllocatedNum<F>, SynthesisError> {
-    let (acc, y) = requantize_signed(&mut cs.namespace(|| "requant"), p, hint)?;
+    let (acc, y) = requantize_signed_bits(&mut cs.namespace(|| "requant"), p, out, hint)?;
     match bind {
         Bind::Affine(terms, c) => {
             let sum =
@@ -343,7 +420,7 @@ fn requant_bound<CS: ConstraintSystem<F>>(
 fn outputs<'a, CS: ConstraintSystem<F>>(
     cs: &mut CS,
     (op, len): (&str, usize),
-    p: RequantSpec,
+    p: (RequantSpec, u32),
     bind: impl Fn(usize) -> Bind<'a>,
     hint: &[RequantHint],
 ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
@@ -360,8 +437,8 @@ fn check_operands(op: &str, a: &[LinearCombination<F>], b: &[LinearCombination<F
     }
 }
 
-/// Residual addition of two range-checked int8 tensors (module docs); `B + 5` constraints
-/// per output.
+/// Residual addition (module docs) of range-checked operands (`a` of the spec's `a_bits`,
+/// `b` int8), outputs of its `out_bits`; `B + 5` constraints per output.
 pub fn add<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     spec: &AddSpec,
@@ -371,7 +448,7 @@ pub fn add<CS: ConstraintSystem<F>>(
 ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
     check_operands("add", a, b)?;
     let bind = |i| Bind::Affine(vec![(spec.m_a, &a[i]), (spec.m_b, &b[i])], spec.c);
-    outputs(cs, ("add", a.len()), spec.requant, bind, hint)
+    outputs(cs, ("add", a.len()), (spec.requant, spec.out_bits), bind, hint)
 }
 
 /// Elementwise product of two range-checked int8 tensors; `B + 5` constraints per output.
@@ -383,7 +460,7 @@ pub fn mul<CS: ConstraintSystem<F>>(
     hint: &[RequantHint],
 ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
     check_operands("mul", a, b)?;
-    outputs(cs, ("mul", a.len()), spec.requant, |i| Bind::Product(&a[i], &b[i], spec.c), hint)
+    outputs(cs, ("mul", a.len()), (spec.requant, 8), |i| Bind::Product(&a[i], &b[i], spec.c), hint)
 }
 
 /// Product of a range-checked int8 tensor by a constant; `B + 5` constraints per output.
@@ -393,7 +470,7 @@ pub fn scale<CS: ConstraintSystem<F>>(
     x: &[LinearCombination<F>],
     hint: &[RequantHint],
 ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
-    outputs(cs, ("scale", x.len()), spec.requant, |i| Bind::Affine(vec![(spec.m, &x[i])], spec.c), hint)
+    outputs(cs, ("scale", x.len()), (spec.requant, 8), |i| Bind::Affine(vec![(spec.m, &x[i])], spec.c), hint)
 }
 
 /// The exactly rounded mean of a row of `n` range-checked int8 values (module docs);
@@ -408,7 +485,7 @@ pub fn reduce_mean<CS: ConstraintSystem<F>>(
         return Err(SynthesisError::Unsatisfiable(format!("mean of {} values given {}", spec.n, x.len())));
     }
     let terms = x.iter().map(|x| (spec.m, x)).collect();
-    requant_bound(cs, spec.requant, Bind::Affine(terms, spec.c), hint)
+    requant_bound(cs, (spec.requant, 8), Bind::Affine(terms, spec.c), hint)
 }
 
 #[cfg(test)]

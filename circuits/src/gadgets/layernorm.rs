@@ -1,4 +1,5 @@
-//! LayerNorm of one row of `d` signed int8 activations (a transformer's residual stream):
+//! LayerNorm of one row of `d` signed activations of `b` bits (int8 by default, up to 16: a
+//! transformer's residual stream, [`LayerNormSpec::with_input_bits`]):
 //! `y_i = clamp(floor((u_i·γ_i + β_i) / 2^s), -128, 127)` with
 //! `u_i ≈ 2^M·(x_i - mean)/sqrt(var + eps)`, in integers only.
 //!
@@ -11,8 +12,9 @@
 //! ([`eps_int`]: `E = round(eps·d^4·2^(2f))`).
 //!
 //! **The caller's duties.** The inputs arrive as linear combinations whose ranges this
-//! gadget does not check: every `x_i` must already be range-checked to int8 (the outputs of
-//! [`super::requant::requantize_signed`] are), every `γ_i` to int8 and every `β_i` to an
+//! gadget does not check: every `x_i` must already be range-checked to `b` signed bits (the outputs of
+//! [`super::requant::requantize_signed`] are int8, those of
+//! [`super::requant::requantize_signed_bits`] `b` bits), every `γ_i` to int8 and every `β_i` to an
 //! integer of magnitude below `2^62` (committed weights and biases, range-checked where they
 //! are committed). These bounds keep every product below the field size (argument below).
 //!
@@ -43,10 +45,10 @@
 //!
 //! **Soundness.** Every quantity below is an integer of magnitude below `2^100`, far below
 //! `p/2 ≈ 2^253`, so each field equation between them is the same equation over the
-//! integers. With `x_i` int8 and `d ≤ 2^16`: `|c_i| ≤ 255·(d - 1) < 2^24`, so
-//! `V = Σ c_i² < 2^64` is the integer sum of squares and `N = d·V + E < 2^81`. `R, t` are in
-//! `[0, 2^(Wq+1))` and `rem, σ` in `[0, 2^Wq)` by their range checks (`Wq ≤ 40`), so
-//! `q = σ + rem + 1 ∈ [1, 2^41)` and `0 ≤ rem ≤ q - 1`. `R + t = 2q` gives `0 ≤ R ≤ 2q`, and
+//! integers. With `x_i` of `b ≤ 16` bits and `d ≤ 2^16`: `|c_i| ≤ (2^b - 1)·(d - 1) < 2^32`, so
+//! `V = Σ c_i² < 2^80` is the integer sum of squares and `N = d·V + E < 2^97`. `R, t` are in
+//! `[0, 2^(Wq+1))` and `rem, σ` in `[0, 2^Wq)` by their range checks (`Wq ≤ 49`), so
+//! `q = σ + rem + 1 ∈ [1, 2^50)` and `0 ≤ rem ≤ q - 1`. `R + t = 2q` gives `0 ≤ R ≤ 2q`, and
 //! `q·q = N - R` gives `q² ≤ N ≤ q² + 2q < (q + 1)²`: `q = floor(sqrt(N))`, the only value
 //! the prover can use. `ρ < 2^Wρ ≤ 2^57` and `ρ·q + rem = 2^M·d` with `0 ≤ rem < q` make
 //! `ρ = floor(2^M·d / q)`. Then `u_i = c_i·ρ` (`< 2^81`), `acc_i = u_i·γ_i + β_i`
@@ -56,9 +58,9 @@
 //! values (`V = 0`) gives `u_i = 0` and `y_i` = `β_i` requantized.
 //!
 //! **Widths** (derived by [`LayerNormSpec`], which validates them). `Σ (x_i - mean)²` is
-//! convex in each `x_i`, so over int8 rows it is largest with every value at -128 or 127,
-//! `k` of them at one end: `255²·k·(d - k)/d`. So `V = d²·Σ (x_i - mean)² ≤
-//! V_max = d·255²·floor(d²/4)`, reached by the rows the `widths_hold_the_widest_rows` test
+//! convex in each `x_i`, so over `b`-bit rows it is largest with every value at either end,
+//! `k` of them at one end: `D²·k·(d - k)/d` with `D = 2^b - 1`. So `V = d²·Σ (x_i - mean)² ≤
+//! V_max = d·D²·floor(d²/4)`, reached by the rows the `widths_hold_the_widest_rows` test
 //! checks; `q ≤ Q = isqrt(d·V_max + E)` and `Wq` = bits of `Q` (then `R, t ≤ 2Q < 2^(Wq+1)`
 //! and `rem, σ < Q`). `q ≥ isqrt(E)` bounds `ρ` (`Wρ`). Since `Σ c_i = 0`, Cauchy–Schwarz
 //! gives `c_i² ≤ V·(d-1)/d`; with `d·V < (q + 1)²` this gives
@@ -109,6 +111,7 @@ pub struct LayerNormSpec {
     recip_bits: u32,
     requant: RequantSpec,
     u_max: u64,
+    in_bits: u32,
 }
 
 impl LayerNormSpec {
@@ -121,7 +124,20 @@ impl LayerNormSpec {
             return Err(bad(format!("|u·γ| may reach 128·{u}, which {bits} signed accumulator bits do not hold")));
         }
         // below 2^50 (MAX_DIM, MAX_RECIP_BITS)
-        Ok(Self { d, eps: eps_int, recip_bits, requant, u_max: u as u64 })
+        Ok(Self { d, eps: eps_int, recip_bits, requant, u_max: u as u64, in_bits: 8 })
+    }
+
+    /// The same LayerNorm of inputs of `bits` signed bits (`8..=16`; `new` reads int8).
+    pub fn with_input_bits(self, bits: u32) -> Result<Self, QuantError> {
+        if !(8..=16).contains(&bits) {
+            return Err(bad(format!("inputs of {bits} bits: 8 to 16 are supported")));
+        }
+        Ok(Self { in_bits: bits, ..self })
+    }
+
+    /// The inputs' width in signed bits.
+    pub fn in_bits(&self) -> u32 {
+        self.in_bits
     }
 
     /// The row length `d`.
@@ -146,7 +162,7 @@ impl LayerNormSpec {
 
     /// `Wq`: the bits of the largest `q = floor(sqrt(d·V + E))`.
     pub fn q_bits(&self) -> u32 {
-        bits_of(q_max(self.d, self.eps))
+        bits_of(q_max(self.d, self.eps, self.in_bits))
     }
 
     /// `Wρ`: the bits of the largest `ρ = floor(2^M·d / q)`.
@@ -182,14 +198,15 @@ fn bits_of(x: u128) -> u32 {
     u128::BITS - x.leading_zeros()
 }
 
-/// The largest `V` of int8 inputs: `d·255²·floor(d²/4)` (module docs, widths).
-fn v_max(d: usize) -> u128 {
-    let d = d as u128;
-    d * 255 * 255 * (d * d / 4)
+/// The largest `V` of inputs of `b` bits: `d·D²·floor(d²/4)`, `D = 2^b - 1` (module docs,
+/// widths).
+fn v_max(d: usize, b: u32) -> u128 {
+    let (d, span) = (d as u128, (1u128 << b) - 1);
+    d * span * span * (d * d / 4)
 }
 
-fn q_max(d: usize, eps: u64) -> u128 {
-    (d as u128 * v_max(d) + u128::from(eps)).isqrt()
+fn q_max(d: usize, eps: u64, b: u32) -> u128 {
+    (d as u128 * v_max(d, b) + u128::from(eps)).isqrt()
 }
 
 fn rho_max(d: usize, eps: u64, recip_bits: u32) -> u128 {
@@ -251,7 +268,11 @@ struct Row {
 }
 
 impl Row {
-    fn new(x: &[i8], gamma: &[i8], beta: &[i64], spec: &LayerNormSpec) -> Result<Self, QuantError> {
+    fn new<T: Copy + Into<i64>>(x: &[T], gamma: &[i8], beta: &[i64], spec: &LayerNormSpec) -> Result<Self, QuantError> {
+        let half = 1i64 << (spec.in_bits - 1);
+        if let Some(&v) = x.iter().find(|&&v| !(-half..half).contains(&v.into())) {
+            return Err(bad(format!("input {} is not a signed {}-bit value", v.into(), spec.in_bits)));
+        }
         for (what, got) in
             [("layernorm input", x.len()), ("layernorm gain", gamma.len()), ("layernorm bias", beta.len())]
         {
@@ -259,7 +280,7 @@ impl Row {
                 return Err(QuantError::WrongLength { what, expected: spec.d, got });
             }
         }
-        let mut row = Self { sum: x.iter().map(|&v| i64::from(v)).sum(), ..Self::empty() };
+        let mut row = Self { sum: x.iter().map(|&v| v.into()).sum(), ..Self::empty() };
         row.centre(x, spec);
         row.sqrt(spec);
         row.recip(spec);
@@ -272,8 +293,8 @@ impl Row {
     }
 
     /// `c_i = d·x_i - S` and `V = Σ c_i²`.
-    fn centre(&mut self, x: &[i8], spec: &LayerNormSpec) {
-        self.c = x.iter().map(|&v| spec.d as i64 * i64::from(v) - self.sum).collect();
+    fn centre<T: Copy + Into<i64>>(&mut self, x: &[T], spec: &LayerNormSpec) {
+        self.c = x.iter().map(|&v| spec.d as i64 * v.into() - self.sum).collect();
         self.v = self.c.iter().map(|&c| i128::from(c) * i128::from(c)).sum();
     }
 
@@ -305,7 +326,12 @@ fn fit(acc: i128, p: RequantSpec) -> Result<i64, QuantError> {
 
 /// Native twin of [`layernorm`]: the int8 outputs of one row, or the error where the
 /// circuit has no witness (inputs of the wrong length, an accumulator out of range).
-pub fn layernorm_native(x: &[i8], gamma: &[i8], beta: &[i64], spec: &LayerNormSpec) -> Result<Vec<i8>, QuantError> {
+pub fn layernorm_native<T: Copy + Into<i64>>(
+    x: &[T],
+    gamma: &[i8],
+    beta: &[i64],
+    spec: &LayerNormSpec,
+) -> Result<Vec<i8>, QuantError> {
     let row = Row::new(x, gamma, beta, spec)?;
     row.acc.iter().map(|&a| requantize_signed_native(fit(a, spec.requant)?, spec.requant)).collect()
 }
@@ -337,7 +363,12 @@ pub struct LayerNormHint {
 
 impl LayerNormHint {
     /// Honest witness of a row; fails where [`layernorm_native`] fails.
-    pub fn new(x: &[i8], gamma: &[i8], beta: &[i64], spec: &LayerNormSpec) -> Result<Self, QuantError> {
+    pub fn new<T: Copy + Into<i64>>(
+        x: &[T],
+        gamma: &[i8],
+        beta: &[i64],
+        spec: &LayerNormSpec,
+    ) -> Result<Self, QuantError> {
         Self::from_row(&Row::new(x, gamma, beta, spec)?, spec)
     }
 

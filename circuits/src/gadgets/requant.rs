@@ -24,7 +24,8 @@
 
 use super::bits::{add_constant, alloc_bits, lc, weighted_sum};
 use crate::quant::{
-    bits_le, int_to_field, requantize_native, requantize_signed_native, QuantError, RequantSpec, ACT_BITS,
+    bits_le, int_to_field, requantize_native, requantize_signed_bits_native, requantize_signed_native, QuantError,
+    RequantSpec, ACT_BITS,
 };
 use crate::F;
 use ff::Field;
@@ -55,6 +56,14 @@ impl RequantHint {
     pub fn signed(acc: i64, p: RequantSpec) -> Result<Self, QuantError> {
         let y = requantize_signed_native(acc, p)?;
         Ok(Self::clamped(acc, Width::signed(p), int_to_field(i64::from(y))))
+    }
+
+    /// Honest witness of [`requantize_signed_bits`] for `acc`; fails where the native
+    /// reference ([`requantize_signed_bits_native`]) or the width check fails.
+    pub fn signed_bits(acc: i64, p: RequantSpec, out: u32) -> Result<Self, QuantError> {
+        let w = Width::signed_bits(p, out)?;
+        let y = requantize_signed_bits_native(acc, p, out)?;
+        Ok(Self::clamped(acc, w, int_to_field(y)))
     }
 
     fn clamped(acc: i64, w: Width, y: F) -> Self {
@@ -92,6 +101,28 @@ impl Width {
     fn signed(p: RequantSpec) -> Self {
         let shift = u64::from(p.shift());
         Self { bits: u64::from(p.acc_bits()) + 1, shift, out: 8, offset_in: 1 << (shift + 7), offset_out: 128 }
+    }
+
+    /// [`Width::signed`] with `out` output bits: needs `8 ≤ out ≤ 32` and
+    /// `shift + out ≤ acc_bits`, so the output bits, the saturation bits and the sign are
+    /// distinct bits of the decomposition.
+    fn signed_bits(p: RequantSpec, out: u32) -> Result<Self, QuantError> {
+        if !(8..=32).contains(&out) || p.shift() + out > p.acc_bits() {
+            return Err(QuantError::BadSpec(format!(
+                "a signed requantization to {out} bits at shift {} needs 8 ≤ bits ≤ 32 and shift + bits ≤ {} \
+                 accumulator bits",
+                p.shift(),
+                p.acc_bits()
+            )));
+        }
+        let (shift, out) = (u64::from(p.shift()), u64::from(out));
+        Ok(Self {
+            bits: u64::from(p.acc_bits()) + 1,
+            shift,
+            out,
+            offset_in: 1 << (shift + out - 1),
+            offset_out: 1 << (out - 1),
+        })
     }
 }
 
@@ -132,6 +163,21 @@ pub fn requantize_signed<CS: ConstraintSystem<F>>(
     hint: &RequantHint,
 ) -> Result<(LinearCombination<F>, AllocatedNum<F>), SynthesisError> {
     clamp(cs, (Width::signed(p), Width::signed(p)), None, hint)
+}
+
+/// [`requantize_signed`] to `out` output bits: `y = clamp(floor(acc / 2^s), -2^(out-1),
+/// 2^(out-1) - 1)` (the wide residual stream of a transformer). The argument of the module
+/// docs holds with `z = acc + 2^(s+out-1)` and `out` output bits in place of 8, given
+/// `s + out ≤ B` ([`RequantHint::signed_bits`] checks it, and so does this function).
+/// `B + 4` constraints.
+pub fn requantize_signed_bits<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    p: RequantSpec,
+    out: u32,
+    hint: &RequantHint,
+) -> Result<(LinearCombination<F>, AllocatedNum<F>), SynthesisError> {
+    let w = Width::signed_bits(p, out).map_err(|e| SynthesisError::Unsatisfiable(e.to_string()))?;
+    clamp(cs, (w, w), None, hint)
 }
 
 /// The clamp of [`requantize_relu_either`] and [`requantize_signed`] for two widths that
@@ -304,6 +350,72 @@ mod tests {
             hint.y -= F::ONE;
             prop_assert!(!run_signed(acc, p, &hint).0);
         }
+    }
+
+    fn run_wide(acc: i64, p: RequantSpec, out: u32, hint: &RequantHint) -> (bool, F, usize) {
+        let mut cs = TestConstraintSystem::<F>::new();
+        let acc_var = AllocatedNum::alloc_input(cs.namespace(|| "acc"), || Ok(int_to_field(acc))).unwrap();
+        let (acc_lc, y) = requantize_signed_bits(&mut cs, p, out, hint).unwrap();
+        let n = cs.num_constraints();
+        let one = TestConstraintSystem::<F>::one();
+        cs.enforce(|| "bind acc", |_| acc_lc, |lc| lc + one, |lc| lc + acc_var.get_variable());
+        (cs.is_satisfied(), y.get_value().unwrap(), n)
+    }
+
+    /// A spec, an output width it admits and an accumulator around its edges.
+    fn wide_cases() -> impl Strategy<Value = (RequantSpec, u32, i64)> {
+        (0u32..12, 8u32..=20, 0u32..8).prop_flat_map(|(s, out, extra)| {
+            let p = RequantSpec::new(s, s + out + extra).unwrap();
+            let half = 1i64 << (p.acc_bits() - 1);
+            let edge = 1i64 << (s + out - 1);
+            let acc = prop_oneof![-half..half, -edge - 5..-edge + 5, edge - 5..edge + 5, -300i64..300]
+                .prop_map(move |a| a.clamp(-half, half - 1));
+            (Just(p), Just(out), acc)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, rng_seed: proptest::test_runner::RngSeed::Fixed(8), ..ProptestConfig::default() })]
+        #[test]
+        fn wide_signed_matches_native((p, out, acc) in wide_cases()) {
+            let hint = RequantHint::signed_bits(acc, p, out).unwrap();
+            let (sat, y, n) = run_wide(acc, p, out, &hint);
+            prop_assert!(sat);
+            prop_assert_eq!(y, int_to_field(requantize_signed_bits_native(acc, p, out).unwrap()));
+            prop_assert_eq!(n, requant_signed_constraints(p));
+            if out == 8 {
+                prop_assert_eq!(hint, RequantHint::signed(acc, p).unwrap());
+            }
+        }
+
+        /// Another output (an honest witness of another accumulator, or the output moved by
+        /// one) is rejected against the true accumulator.
+        #[test]
+        fn wide_signed_wrong_output_rejected(((p, out, acc), other) in wide_cases().prop_flat_map(|c| (Just(c), -70000i64..70000))) {
+            let other = other.clamp(-(1i64 << (p.acc_bits() - 1)), (1i64 << (p.acc_bits() - 1)) - 1);
+            let y = requantize_signed_bits_native(acc, p, out).unwrap();
+            prop_assume!(requantize_signed_bits_native(other, p, out).unwrap() != y);
+            prop_assert!(!run_wide(acc, p, out, &RequantHint::signed_bits(other, p, out).unwrap()).0);
+            let mut hint = RequantHint::signed_bits(acc, p, out).unwrap();
+            hint.y += F::ONE;
+            prop_assert!(!run_wide(acc, p, out, &hint).0);
+        }
+    }
+
+    #[test]
+    fn wide_signed_edges_and_widths() {
+        let p = RequantSpec::new(4, 24).unwrap();
+        for (acc, y) in
+            [(-(1 << 23), -32768), (-32768 * 16, -32768), (-1, -1), (32767 * 16 + 15, 32767), ((1 << 23) - 1, 32767)]
+        {
+            assert_eq!(requantize_signed_bits_native(acc, p, 16), Ok(y), "acc {acc}");
+            let (sat, out, _) = run_wide(acc, p, 16, &RequantHint::signed_bits(acc, p, 16).unwrap());
+            assert!(sat, "acc {acc}");
+            assert_eq!(out, int_to_field(y));
+        }
+        // too few accumulator bits above the shift for 16 output bits
+        assert!(RequantHint::signed_bits(0, RequantSpec::new(10, 25).unwrap(), 16).is_err());
+        assert!(RequantHint::signed_bits(0, p, 33).is_err());
     }
 
     fn signed_acc_in(p: RequantSpec) -> impl Strategy<Value = i64> {

@@ -3,7 +3,7 @@
 use super::native::{keys, mix_accumulator, projection_views, query, BlockTrace};
 use super::spec::{At, BlockError, BlockSpec, BlockWeights};
 use crate::gadgets::dot::{dot_product, DotHint};
-use crate::gadgets::elementwise::{add, add_hint, output_constraints};
+use crate::gadgets::elementwise::{add, add_wide_hint, output_constraints};
 use crate::gadgets::gelu::{gelu, gelu_constraints, GeluHint};
 use crate::gadgets::layernorm::{layernorm, layernorm_constraints, LayerNormHint, LayerNormSpec};
 use crate::gadgets::matmul::{matmul, matmul_constraints, MatMulHint};
@@ -35,7 +35,7 @@ pub struct BlockHint {
 
 impl BlockHint {
     /// The honest witness of the block on `x`, from its native trace.
-    pub fn new(spec: &BlockSpec, w: &BlockWeights<i8, i64>, x: &[i8], tr: &BlockTrace) -> Result<Self, BlockError> {
+    pub fn new(spec: &BlockSpec, w: &BlockWeights<i8, i64>, x: &[i16], tr: &BlockTrace) -> Result<Self, BlockError> {
         let s = spec.shape;
         let (t, d, dh) = (s.tokens, s.width, s.head_width());
         let project = |a: &[i8], (wm, b): &(Vec<i8>, Vec<i64>), k, m, requant| {
@@ -69,18 +69,22 @@ impl BlockHint {
             softmax,
             mix,
             proj: project(&tr.mixed, &w.o, d, d, spec.proj)?,
-            residual1: add_hint(&spec.residual1, x, &tr.attn).at("residual1")?,
+            residual1: add_wide_hint(&spec.residual1, x, &tr.attn).at("residual1")?,
             ln2: norm_hints(&spec.ln2, &tr.r1, &w.ln2)?,
             fc1: project(&tr.a2, &w.fc1, d, s.hidden, spec.fc1)?,
             gelu: tr.h1.iter().map(|&v| GeluHint::new(v, spec.gelu)).collect::<Result<_, _>>().at("gelu")?,
             fc2: project(&tr.g, &w.fc2, s.hidden, d, spec.fc2)?,
-            residual2: add_hint(&spec.residual2, &tr.r1, &tr.m2).at("residual2")?,
+            residual2: add_wide_hint(&spec.residual2, &tr.r1, &tr.m2).at("residual2")?,
         })
     }
 }
 
 /// The LayerNorm witness of every token's row.
-fn norm_hints(ln: &LayerNormSpec, x: &[i8], (g, b): &(Vec<i8>, Vec<i64>)) -> Result<Vec<LayerNormHint>, BlockError> {
+fn norm_hints<T: Copy + Into<i64>>(
+    ln: &LayerNormSpec,
+    x: &[T],
+    (g, b): &(Vec<i8>, Vec<i64>),
+) -> Result<Vec<LayerNormHint>, BlockError> {
     x.chunks(ln.d()).map(|row| LayerNormHint::new(row, g, b, ln)).collect::<Result<_, _>>().at("layernorm")
 }
 

@@ -34,7 +34,7 @@ pub mod synthetic;
 
 pub use circuit::{block, block_constraints, BlockHint};
 pub use native::{block_native, BlockTrace};
-pub use spec::{BlockError, BlockShape, BlockSpec, BlockWeights, PROB_BITS};
+pub use spec::{BlockError, BlockShape, BlockSpec, BlockWeights, PROB_BITS, STREAM_BITS};
 pub use step::{
     block_update_native, stream_commitment, stream_commitment_native, BlockWitness, TransformerStep, BLOCK_ENCODING,
     TAG_BLOCK_TENSOR, TAG_SIGNED_STREAM, TENSORS,

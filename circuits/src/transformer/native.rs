@@ -2,7 +2,7 @@
 //! circuit's witness is built (so the two cannot drift apart).
 
 use super::spec::{At, BlockError, BlockSpec, BlockWeights};
-use crate::gadgets::elementwise::add_native;
+use crate::gadgets::elementwise::add_wide_native;
 use crate::gadgets::gelu::gelu_native;
 use crate::gadgets::layernorm::{layernorm_native, LayerNormSpec};
 use crate::gadgets::matmul::matmul_native;
@@ -25,8 +25,8 @@ pub struct BlockTrace {
     pub mixed: Vec<i8>,
     /// The output projection (`T×d`).
     pub attn: Vec<i8>,
-    /// The stream after attention (`T×d`).
-    pub r1: Vec<i8>,
+    /// The stream after attention (`T×d`, [`super::STREAM_BITS`] bits).
+    pub r1: Vec<i16>,
     /// LayerNorm₂ of it (`T×d`).
     pub a2: Vec<i8>,
     /// The MLP's first product, GELU's input (`T×H`).
@@ -35,8 +35,8 @@ pub struct BlockTrace {
     pub g: Vec<i8>,
     /// The MLP's second product (`T×d`).
     pub m2: Vec<i8>,
-    /// The block's output (`T×d`).
-    pub out: Vec<i8>,
+    /// The block's output (`T×d`, [`super::STREAM_BITS`] bits).
+    pub out: Vec<i16>,
 }
 
 /// A view, its bounds checked.
@@ -68,7 +68,7 @@ pub(crate) fn mix_accumulator(p: &[u32], v: &[i8], d: usize, col: usize) -> i64 
 }
 
 /// The native twin of the block on the `T×d` input `x`.
-pub fn block_native(spec: &BlockSpec, w: &BlockWeights<i8, i64>, x: &[i8]) -> Result<BlockTrace, BlockError> {
+pub fn block_native(spec: &BlockSpec, w: &BlockWeights<i8, i64>, x: &[i16]) -> Result<BlockTrace, BlockError> {
     spec.check()?;
     w.check(&spec.shape)?;
     let s = spec.shape;
@@ -101,19 +101,19 @@ pub fn block_native(spec: &BlockSpec, w: &BlockWeights<i8, i64>, x: &[i8]) -> Re
         }
     }
     let attn = project(&mixed, &w.o, d, d, spec.proj)?;
-    let r1 = add_native(&spec.residual1, x, &attn).at("residual1")?;
+    let r1 = add_wide_native(&spec.residual1, x, &attn).at("residual1")?;
     let a2 = normalize(&spec.ln2, &r1, &w.ln2, t)?;
     let h1 = project(&a2, &w.fc1, d, s.hidden, spec.fc1)?;
     let g = h1.iter().map(|&v| gelu_native(v, spec.gelu)).collect::<Vec<_>>();
     let m2 = project(&g, &w.fc2, s.hidden, d, spec.fc2)?;
-    let out = add_native(&spec.residual2, &r1, &m2).at("residual2")?;
+    let out = add_wide_native(&spec.residual2, &r1, &m2).at("residual2")?;
     Ok(BlockTrace { a1, qkv, scores, probs, mixed, attn, r1, a2, h1, g, m2, out })
 }
 
 /// LayerNorm of every token's row.
 fn normalize(
     ln: &LayerNormSpec,
-    x: &[i8],
+    x: &[i16],
     (gamma, beta): &(Vec<i8>, Vec<i64>),
     tokens: usize,
 ) -> Result<Vec<i8>, BlockError> {

@@ -4,8 +4,8 @@
 //! State `z = [blocks, model, stream]`, as a layer step's ([`crate::state`]): the number of
 //! blocks applied, the running model commitment, and a commitment to the signed residual
 //! stream. One step:
-//! 1. range-checks its private input stream (`x + 128` in 8 bits) and opens `z_in.stream`
-//!    with it and the input blind: `H(tag(T·d), blind, pack8(x + 128))`;
+//! 1. range-checks its private input stream (`x + 2^15` in 16 bits, [`STREAM_BITS`]) and opens
+//!    `z_in.stream` with it and the input blind: `H(tag(T·d), blind, pack16(x + 2^15))`;
 //! 2. range-checks every weight (int8: `w + 128` in 8 bits; the LayerNorms' `γ` too) and
 //!    every bias (int32; the LayerNorms' `β` too) and absorbs them, tensor by tensor in a
 //!    fixed order, into the running model commitment with [`model_update`]: each tensor's
@@ -13,8 +13,8 @@
 //!    (so tensors cannot be swapped, nor the same weights read under other scales), the
 //!    model's secret salt, and its weights output-major in canonical chunks;
 //! 3. computes the block on the range-checked values ([`super::block`]);
-//! 4. commits to the output stream (`y + 128`, in `[0, 255]` by the signed
-//!    requantization's construction, so the 8-bit packing is injective) under a fresh blind.
+//! 4. commits to the output stream (`y + 2^15`, in `[0, 2^16)` by the signed
+//!    requantization's construction, so the 16-bit packing is injective) under a fresh blind.
 //!
 //! By induction over the steps and collision resistance of Poseidon, a valid IVC proof from
 //! `[0, start, C_in]` to `[N, M, C_out]` shows that `N` blocks whose specs and weights `M`
@@ -25,7 +25,7 @@
 
 use super::circuit::{block, BlockHint};
 use super::native::block_native;
-use super::spec::{BlockError, BlockSpec, BlockWeights};
+use super::spec::{BlockError, BlockSpec, BlockWeights, STREAM_BITS};
 use crate::gadgets::bits::{add_constant, alloc_uint, lc};
 use crate::gadgets::commit::{
     domain_tag, hash, hash_native, model_update, model_update_native, pack, pack_native, Chunks, LayerUpdate,
@@ -42,13 +42,13 @@ use nova_snark::traits::circuit::StepCircuit;
 pub const TAG_SIGNED_STREAM: u64 = 0xf01d_0010;
 /// Domain tag of a block tensor's spec digest.
 pub const TAG_BLOCK_TENSOR: u64 = 0xf01d_0011;
-/// Version of [`BlockSpec::encode`]'s meaning.
-pub const BLOCK_ENCODING: u64 = 1;
+/// Version of [`BlockSpec::encode`]'s meaning (2: a 16-bit stream, with the widths encoded).
+pub const BLOCK_ENCODING: u64 = 2;
 /// Tensors of a block, in the order the model commitment absorbs them.
 pub const TENSORS: usize = 8;
 
-/// The bits of a stream value's limb `x + 128`.
-const STREAM_BITS: u32 = 8;
+/// The offset that makes a stream value a limb: `x + 2^15`.
+const STREAM_OFFSET: i64 = 1 << (STREAM_BITS - 1);
 
 impl BlockSpec {
     /// Every public number of the block, in a fixed order (signed values as field
@@ -59,12 +59,13 @@ impl BlockSpec {
         let rq = |r: crate::quant::RequantSpec| [u(r.shift().into()), u(r.acc_bits().into())];
         let ln = |l: &crate::gadgets::layernorm::LayerNormSpec| {
             let [a, b] = rq(l.requant());
-            [u(l.d() as u64), u(l.eps_int()), u(l.recip_bits().into()), a, b]
+            [u(l.d() as u64), u(l.eps_int()), u(l.recip_bits().into()), a, b, u(l.in_bits().into())]
         };
         let add = |a: &crate::gadgets::elementwise::AddSpec| {
             let (m_a, m_b, c) = a.terms();
             let [s, b] = rq(a.requant());
-            [int_to_field(m_a), int_to_field(m_b), int_to_field(c), s, b]
+            let (wa, wo) = a.widths();
+            [int_to_field(m_a), int_to_field(m_b), int_to_field(c), s, b, u(wa.into()), u(wo.into())]
         };
         let mut out = vec![u(BLOCK_ENCODING), u(s.tokens as u64), u(s.width as u64), u(s.heads as u64)];
         out.push(u(s.hidden as u64));
@@ -135,16 +136,16 @@ fn update_native(spec: &BlockSpec, acc: F, salt: F, tensors: &[LayerWeights; TEN
     updates.iter().zip(tensors).fold(acc, |acc, (u, t)| model_update_native(acc, u, salt, &t.weights, &t.bias))
 }
 
-/// Commitment to a signed stream under a blind: `H(tag(len), blind, pack8(x + 128))`.
-pub fn stream_commitment_native(x: &[i8], blind: F) -> F {
-    let limbs: Vec<u64> = x.iter().map(|&v| (i64::from(v) + 128) as u64).collect();
+/// Commitment to a signed stream under a blind: `H(tag(len), blind, pack16(x + 2^15))`.
+pub fn stream_commitment_native(x: &[i16], blind: F) -> F {
+    let limbs: Vec<u64> = x.iter().map(|&v| (i64::from(v) + STREAM_OFFSET) as u64).collect();
     let mut items = vec![domain_tag(TAG_SIGNED_STREAM, x.len()), blind];
     items.extend(pack_native(&limbs, STREAM_BITS));
     hash_native(&items)
 }
 
-/// In-circuit twin of [`stream_commitment_native`]; the limbs `x + 128` must be
-/// range-checked to 8 bits.
+/// In-circuit twin of [`stream_commitment_native`]; the limbs `x + 2^15` must be
+/// range-checked to 16 bits.
 pub fn stream_commitment<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     limbs: &[Num<F>],
@@ -165,8 +166,8 @@ pub fn block_update_native(spec: &BlockSpec, acc: F, salt: F, w: &BlockWeights<i
 /// The private inputs of one block step.
 #[derive(Clone, Debug)]
 pub struct BlockWitness {
-    /// The input stream (`T×d`).
-    pub input: Vec<i8>,
+    /// The input stream (`T×d`, [`STREAM_BITS`] bits).
+    pub input: Vec<i16>,
     /// The block's weights.
     pub weights: BlockWeights<i8, i64>,
     /// Blind of the input stream's commitment.
@@ -184,7 +185,7 @@ pub struct TransformerStep {
     witness: BlockWitness,
     tensors: [LayerWeights; TENSORS],
     hint: BlockHint,
-    output: Vec<i8>,
+    output: Vec<i16>,
 }
 
 impl TransformerStep {
@@ -197,7 +198,7 @@ impl TransformerStep {
     }
 
     /// The output stream.
-    pub fn output(&self) -> &[i8] {
+    pub fn output(&self) -> &[i16] {
         &self.output
     }
 
@@ -226,10 +227,14 @@ impl StepCircuit<F> for TransformerStep {
         let w = &self.witness;
         let x_limbs = (w.input.iter().enumerate())
             .map(|(i, &v)| {
-                alloc_uint(&mut cs.namespace(|| format!("x{i}")), &bits_le((i16::from(v) + 128) as u64, STREAM_BITS))
+                alloc_uint(
+                    &mut cs.namespace(|| format!("x{i}")),
+                    &bits_le((i64::from(v) + STREAM_OFFSET) as u64, STREAM_BITS),
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let x: Vec<_> = x_limbs.iter().map(|u| lc(&add_constant::<CS>(u.clone(), -F::from(128)))).collect();
+        let offset = F::from(STREAM_OFFSET as u64);
+        let x: Vec<_> = x_limbs.iter().map(|u| lc(&add_constant::<CS>(u.clone(), -offset))).collect();
         let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(w.blind_in))?;
         let opened = stream_commitment(&mut cs.namespace(|| "open input"), &x_limbs, &blind_in)?;
         cs.enforce(
@@ -266,7 +271,7 @@ impl StepCircuit<F> for TransformerStep {
         };
         let out = block(&mut cs.namespace(|| "block"), &self.spec, &lw, &x, &self.hint)?;
 
-        let out_limbs: Vec<Num<F>> = out.into_iter().map(|y| add_constant::<CS>(Num::from(y), F::from(128))).collect();
+        let out_limbs: Vec<Num<F>> = out.into_iter().map(|y| add_constant::<CS>(Num::from(y), offset)).collect();
         let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(w.blind_out))?;
         let committed = stream_commitment(&mut cs.namespace(|| "commit output"), &out_limbs, &blind_out)?;
         let next_blocks = AllocatedNum::alloc(cs.namespace(|| "next blocks"), || {

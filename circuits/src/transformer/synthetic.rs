@@ -1,7 +1,7 @@
 //! A synthetic block for tests and benchmarks: fixed scales and seeded random weights
 //! and inputs of a given shape (not a trained model; the GPT example imports one).
 
-use super::spec::{At, BlockError, BlockShape, BlockSpec, BlockWeights};
+use super::spec::{At, BlockError, BlockShape, BlockSpec, BlockWeights, STREAM_BITS};
 use crate::gadgets::elementwise::AddSpec;
 use crate::gadgets::gelu::GeluSpec;
 use crate::gadgets::layernorm::{acc_bits_for, eps_int, LayerNormSpec};
@@ -13,17 +13,18 @@ use rand_core::{RngCore, SeedableRng};
 /// shifts by 7, the scores by 4 (the softmax reads them at 4 fraction bits).
 const FRAC: u32 = 4;
 
-/// LayerNorm of a row of `d` at `eps = 1e-5`, `M = 8`, `β` up to `2^12`.
+/// LayerNorm of a row of `d` at `eps = 1e-5`, `M = 24` (the stream's rows spread over
+/// thousands of steps: `ρ ≈ 2^M/(d·σ)` keeps about ten bits), `β` up to `2^12`.
 fn layernorm_spec(d: usize) -> Result<LayerNormSpec, QuantError> {
-    let (e, m) = (eps_int(1e-5, d, FRAC)?, 8);
+    let (e, m) = (eps_int(1e-5, d, FRAC)?, 24);
     let bits = acc_bits_for(d, e, m, 1 << 12)?;
-    LayerNormSpec::new(d, e, m, RequantSpec::new(m + 6 - FRAC, bits.max(m + 10))?)
+    LayerNormSpec::new(d, e, m, RequantSpec::new(m + 6 - FRAC, bits.max(m + 10))?)?.with_input_bits(STREAM_BITS)
 }
 
 /// The block of `shape` at this module's scales (checked by [`BlockSpec::check`]).
 pub fn spec(shape: BlockShape) -> Result<BlockSpec, BlockError> {
     let rq = |shift, bits| RequantSpec::new(shift, bits).at("synthetic scales");
-    let residual = AddSpec::new(1, 1, 0, rq(0, 10)?).at("residual")?;
+    let residual = AddSpec::wide(1, 1, 0, rq(0, STREAM_BITS + 2)?, STREAM_BITS, STREAM_BITS).at("residual")?;
     let spec = BlockSpec {
         shape,
         ln1: layernorm_spec(shape.width).at("layernorm")?,
@@ -77,7 +78,9 @@ pub fn weights(shape: BlockShape, seed: u64) -> BlockWeights<i8, i64> {
     }
 }
 
-/// A seeded input stream of `shape`, in `[-60, 60]`.
-pub fn input(shape: BlockShape, seed: u64) -> Vec<i8> {
-    int8s(&mut ChaCha20Rng::seed_from_u64(seed), shape.tokens * shape.width, 60)
+/// A seeded input stream of `shape`, in `[-3000, 3000]` (beyond int8: the stream is
+/// [`STREAM_BITS`] wide).
+pub fn input(shape: BlockShape, seed: u64) -> Vec<i16> {
+    let n = shape.tokens * shape.width;
+    ints(&mut ChaCha20Rng::seed_from_u64(seed), n, 3000).into_iter().map(|v| v as i16).collect()
 }

@@ -310,3 +310,71 @@ fn counts_at_typical_sizes() {
     assert_eq!(mean.row_len(), 768);
     assert_eq!(mean.multiplier(), (1u64 << 28).div_ceil(768) as i64);
 }
+
+/// A wide add (a 16-bit stream plus an int8 branch to a 16-bit stream) and its operands.
+fn wide_case() -> impl Strategy<Value = (AddSpec, Vec<i16>, Vec<i8>)> {
+    (1i64..400, 1i64..400, 0u32..10, 8u32..=16, 8u32..=16, 1usize..6).prop_flat_map(|(ma, mb, s, ab, ob, n)| {
+        let half = 1i64 << (ab - 1);
+        let span = (half + 128) * (ma + mb);
+        let bits = (64 - span.leading_zeros() + 2).max(s + ob);
+        let spec = AddSpec::wide(ma, mb, 1 << s >> 1, RequantSpec::new(s, bits).unwrap(), ab, ob).unwrap();
+        let a = proptest::collection::vec((-half..half).prop_map(|v| v as i16), n);
+        (Just(spec), a, proptest::collection::vec(any::<i8>(), n))
+    })
+}
+
+fn run_wide(spec: &AddSpec, a: &[i16], b: &[i8], hint: &[RequantHint]) -> (bool, Vec<F>, usize) {
+    let mut cs = TestConstraintSystem::<F>::new();
+    let wide: Vec<LinearCombination<F>> = a
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            LinearCombination::zero()
+                + AllocatedNum::alloc(cs.namespace(|| format!("a{i}")), || Ok(int_to_field(v.into())))
+                    .unwrap()
+                    .get_variable()
+        })
+        .collect();
+    let b = alloc(&mut cs, "b", b);
+    let before = cs.num_constraints();
+    let out = add(&mut cs, spec, &wide, &b, hint).unwrap();
+    (cs.is_satisfied(), values(&out), cs.num_constraints() - before)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, rng_seed: proptest::test_runner::RngSeed::Fixed(16), ..ProptestConfig::default() })]
+    #[test]
+    fn wide_add_matches_native_and_rejects_another_output((spec, a, b) in wide_case()) {
+        let y = add_wide_native(&spec, &a, &b).unwrap();
+        let (ab, ob) = spec.widths();
+        let (lo, hi) = (-(1i64 << (ob - 1)), (1i64 << (ob - 1)) - 1);
+        for ((&x, &z), &y) in a.iter().zip(&b).zip(&y) {
+            let acc = spec.m_a * i64::from(x) + spec.m_b * i64::from(z) + spec.c;
+            prop_assert_eq!(i64::from(y), acc.div_euclid(1 << spec.requant().shift()).clamp(lo, hi));
+        }
+        let mut hint = add_wide_hint(&spec, &a, &b).unwrap();
+        let (sat, out, n) = run_wide(&spec, &a, &b, &hint);
+        prop_assert!(sat);
+        prop_assert_eq!(out, y.iter().map(|&v| int_to_field(v.into())).collect::<Vec<_>>());
+        prop_assert_eq!(n, a.len() * output_constraints(spec.requant()));
+        hint[0].y += F::ONE;
+        prop_assert!(!run_wide(&spec, &a, &b, &hint).0);
+        // an operand beyond its width is an error natively
+        if ab < 16 {
+            let mut wide = a.clone();
+            wide[0] = 1 << (ab - 1);
+            prop_assert!(add_wide_native(&spec, &wide, &b).is_err());
+        }
+    }
+}
+
+#[test]
+fn wide_widths_are_validated() {
+    let p = RequantSpec::new(8, 30).unwrap();
+    assert!(AddSpec::wide(200, 100, 128, p, 16, 16).is_ok());
+    assert!(AddSpec::wide(200, 100, 128, p, 17, 16).is_err());
+    assert!(AddSpec::wide(200, 100, 128, RequantSpec::new(8, 23).unwrap(), 16, 16).is_err());
+    // an int8 reading of a wide spec is refused
+    let wide = AddSpec::wide(1, 1, 0, p, 16, 16).unwrap();
+    assert!(add_native(&wide, &[1], &[1]).is_err());
+}

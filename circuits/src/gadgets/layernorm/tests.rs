@@ -273,7 +273,7 @@ fn widths_hold_the_widest_rows() {
         let x: Vec<i8> = (0..d).map(|i| if i < d / 2 { -128 } else { 127 }).collect();
         let (gamma, beta) = (vec![-128i8; d], vec![0i64; d]);
         let row = Row::new(&x, &gamma, &beta, &spec).unwrap();
-        assert_eq!(row.v as u128, v_max(d), "d = {d}");
+        assert_eq!(row.v as u128, v_max(d, 8), "d = {d}");
         assert_eq!(bits_of(row.q as u128), spec.q_bits(), "d = {d}");
         assert!(row.u.iter().all(|&u| u.unsigned_abs() <= u128::from(spec.u_max())), "d = {d}");
         let hint = LayerNormHint::new(&x, &gamma, &beta, &spec).unwrap();
@@ -282,6 +282,55 @@ fn widths_hold_the_widest_rows() {
             assert_eq!(cs.which_is_unsatisfied(), None, "d = {d}");
         }
     }
+}
+
+/// Rows of 16-bit inputs (the wide residual stream): the widest rows reach `V_max` and the
+/// top bit of `Wq`; random wide rows give the native twin's outputs in the circuit, and an
+/// output moved by one is rejected; a value beyond 16 bits is an error natively.
+#[test]
+fn sixteen_bit_rows() {
+    let mut rng = ChaCha8Rng::seed_from_u64(16);
+    for d in (1..=16).chain([64, 768]) {
+        let spec = spec_for(d, 1, 20, 6, 0).with_input_bits(16).unwrap();
+        let widest: Vec<i16> = (0..d).map(|i| if i < d / 2 { i16::MIN } else { i16::MAX }).collect();
+        let random: Vec<i16> = (0..d).map(|_| rng.next_u32() as i16).collect();
+        let gamma: Vec<i8> = (0..d).map(|_| rng.next_u32() as i8).collect();
+        let beta = vec![0i64; d];
+        let row = Row::new(&widest, &gamma, &beta, &spec).unwrap();
+        assert_eq!(row.v as u128, v_max(d, 16), "d = {d}");
+        assert_eq!(bits_of(row.q as u128), spec.q_bits(), "d = {d}");
+        if d > 64 {
+            continue;
+        }
+        for x in [widest, random] {
+            let expected = layernorm_native(&x, &gamma, &beta, &spec).unwrap();
+            let mut hint = LayerNormHint::new(&x, &gamma, &beta, &spec).unwrap();
+            let run = |hint: &LayerNormHint| {
+                let mut cs = TestConstraintSystem::<F>::new();
+                let mut alloc = |name: &str, v: Vec<i64>| -> Vec<LinearCombination<F>> {
+                    let mut one =
+                        |(i, v)| AllocatedNum::alloc(cs.namespace(|| format!("{name}{i}")), || Ok(int_to_field(v)));
+                    v.into_iter()
+                        .enumerate()
+                        .map(|iv| LinearCombination::zero() + one(iv).unwrap().get_variable())
+                        .collect()
+                };
+                let xs = alloc("x", x.iter().map(|&v| v.into()).collect());
+                let gs = alloc("g", gamma.iter().map(|&v| v.into()).collect());
+                let bs = alloc("b", beta.clone());
+                let y = layernorm(&mut cs.namespace(|| "ln"), &spec, &xs, &gs, &bs, hint).unwrap();
+                (cs.is_satisfied(), y.iter().map(|y| y.get_value().unwrap()).collect::<Vec<_>>())
+            };
+            let (sat, y) = run(&hint);
+            assert!(sat, "d = {d}");
+            assert_eq!(y, expected.iter().map(|&v| int_to_field(v.into())).collect::<Vec<_>>());
+            hint.outputs[0].y += F::ONE;
+            assert!(!run(&hint).0, "d = {d}");
+        }
+    }
+    let narrow = spec_for(4, 1, 20, 6, 0);
+    assert!(layernorm_native(&[300i16, 0, 0, 0], &[1; 4], &[0; 4], &narrow).is_err());
+    assert!(narrow.with_input_bits(17).is_err());
 }
 
 /// The spec of the accuracy measurement: inputs and outputs at `2^-4`, gains at `2^-6`,
