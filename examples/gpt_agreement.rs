@@ -6,6 +6,7 @@
 
 use anyhow::{Context, Result};
 use fold_ml::model::onnx::gpt::{agreement, quantize, read_gpt};
+use fold_ml_circuits::transformer::block_constraints;
 use std::path::Path;
 use std::time::Instant;
 
@@ -27,6 +28,7 @@ fn main() -> Result<()> {
     let q = quantize(&float, &windows(&dir.join("calib.json"))?)?;
     println!("imported {} blocks in {:.1} s: {}", q.blocks.len(), t0.elapsed().as_secs_f64(), q.scales);
     println!("block spec: {:?}", q.spec);
+    println!("one block step: {} constraints (without the commitments)", block_constraints(&q.spec)?);
     let test: Vec<_> = windows(&dir.join("test.json"))?.into_iter().take(n).collect();
     let t1 = Instant::now();
     let a = agreement(&q, &float, &onnx, &test)?;

@@ -112,6 +112,7 @@ pub struct LayerNormSpec {
     requant: RequantSpec,
     u_max: u64,
     in_bits: u32,
+    beta_shift: u32,
 }
 
 impl LayerNormSpec {
@@ -124,7 +125,7 @@ impl LayerNormSpec {
             return Err(bad(format!("|u·γ| may reach 128·{u}, which {bits} signed accumulator bits do not hold")));
         }
         // below 2^50 (MAX_DIM, MAX_RECIP_BITS)
-        Ok(Self { d, eps: eps_int, recip_bits, requant, u_max: u as u64, in_bits: 8 })
+        Ok(Self { d, eps: eps_int, recip_bits, requant, u_max: u as u64, in_bits: 8, beta_shift: 0 })
     }
 
     /// The same LayerNorm of inputs of `bits` signed bits (`8..=16`; `new` reads int8).
@@ -138,6 +139,23 @@ impl LayerNormSpec {
     /// The inputs' width in signed bits.
     pub fn in_bits(&self) -> u32 {
         self.in_bits
+    }
+
+    /// The same LayerNorm with every bias read as `β_i·2^k` (`k ≤ 30`): a bias committed as
+    /// an int32 then reaches the accumulator's scale when `2^M` is large (a wide stream
+    /// needs a large `M`), at a precision of `2^k` accumulator steps, far below one output
+    /// step when `k` is well below the shift. The caller's bound on `|β_i|` becomes one on
+    /// `|β_i|·2^k` (below `2^62`: an int32 `β` and `k ≤ 30` keep it).
+    pub fn with_beta_shift(self, k: u32) -> Result<Self, QuantError> {
+        if k > 30 {
+            return Err(bad(format!("a bias shift of {k} bits: at most 30")));
+        }
+        Ok(Self { beta_shift: k, ..self })
+    }
+
+    /// `k`: every bias enters the accumulator as `β_i·2^k`.
+    pub fn beta_shift(&self) -> u32 {
+        self.beta_shift
     }
 
     /// The row length `d`.
@@ -284,7 +302,7 @@ impl Row {
         row.centre(x, spec);
         row.sqrt(spec);
         row.recip(spec);
-        row.affine(gamma, beta);
+        row.affine(gamma, beta, spec.beta_shift);
         Ok(row)
     }
 
@@ -311,10 +329,11 @@ impl Row {
         self.rem = spec.two_m_d() - self.rho * self.q;
     }
 
-    /// `u_i = c_i·ρ` and `acc_i = u_i·γ_i + β_i`.
-    fn affine(&mut self, gamma: &[i8], beta: &[i64]) {
+    /// `u_i = c_i·ρ` and `acc_i = u_i·γ_i + β_i·2^k`.
+    fn affine(&mut self, gamma: &[i8], beta: &[i64], k: u32) {
         self.u = self.c.iter().map(|&c| i128::from(c) * self.rho).collect();
-        self.acc = self.u.iter().zip(gamma).zip(beta).map(|((&u, &g), &b)| u * i128::from(g) + i128::from(b)).collect();
+        let acc = |((&u, &g), &b): ((&i128, &i8), &i64)| u * i128::from(g) + (i128::from(b) << k);
+        self.acc = self.u.iter().zip(gamma).zip(beta).map(acc).collect();
     }
 }
 
@@ -438,7 +457,7 @@ pub fn layernorm<CS: ConstraintSystem<F>>(
         .enumerate()
         .map(|(i, (((ci, g), b), (&u, out)))| {
             let mut cs = cs.namespace(|| format!("y{i}"));
-            normalise(&mut cs, spec.requant, [ci, &rho, g, b], u, out)
+            normalise(&mut cs, (spec.requant, spec.beta_shift), [ci, &rho, g, b], u, out)
         })
         .collect()
 }
@@ -483,10 +502,10 @@ fn reciprocal<CS: ConstraintSystem<F>>(
     Ok(rho)
 }
 
-/// One output: `u = c·ρ`, `y` = the signed requantization of `acc = u·γ + β`.
+/// One output: `u = c·ρ`, `y` = the signed requantization of `acc = u·γ + β·2^k`.
 fn normalise<CS: ConstraintSystem<F>>(
     cs: &mut CS,
-    p: RequantSpec,
+    (p, k): (RequantSpec, u32),
     [c, rho, gamma, beta]: [&LinearCombination<F>; 4],
     u: F,
     out: &RequantHint,
@@ -494,7 +513,8 @@ fn normalise<CS: ConstraintSystem<F>>(
     let u = AllocatedNum::alloc(cs.namespace(|| "u"), || Ok(u))?;
     cs.enforce(|| "c*rho = u", |_| c.clone(), |_| rho.clone(), |lc| lc + u.get_variable());
     let (acc, y) = requantize_signed(&mut cs.namespace(|| "requant"), p, out)?;
-    cs.enforce(|| "u*gamma = acc - beta", |lc| lc + u.get_variable(), |_| gamma.clone(), |_| acc - beta);
+    let scaled = LinearCombination::zero() + (F::from(1u64 << k), beta);
+    cs.enforce(|| "u*gamma = acc - beta", |lc| lc + u.get_variable(), |_| gamma.clone(), |_| acc - &scaled);
     Ok(y)
 }
 

@@ -59,7 +59,8 @@ impl BlockSpec {
         let rq = |r: crate::quant::RequantSpec| [u(r.shift().into()), u(r.acc_bits().into())];
         let ln = |l: &crate::gadgets::layernorm::LayerNormSpec| {
             let [a, b] = rq(l.requant());
-            [u(l.d() as u64), u(l.eps_int()), u(l.recip_bits().into()), a, b, u(l.in_bits().into())]
+            let (d, e, m) = (u(l.d() as u64), u(l.eps_int()), u(l.recip_bits().into()));
+            [d, e, m, a, b, u(l.in_bits().into()), u(l.beta_shift().into())]
         };
         let add = |a: &crate::gadgets::elementwise::AddSpec| {
             let (m_a, m_b, c) = a.terms();

@@ -97,7 +97,7 @@ fn tampered(case: &Case, change: impl FnOnce(&mut Row, &Case)) -> Option<String>
 /// Rebuilds every stage after the square root.
 fn after_sqrt(row: &mut Row, case: &Case) {
     row.recip(&case.spec);
-    row.affine(&case.gamma, &case.beta);
+    row.affine(&case.gamma, &case.beta, case.spec.beta_shift());
 }
 
 /// `q` replaced by `q + delta`, `R` and everything after recomputed from it.
@@ -111,7 +111,7 @@ fn shift_q(row: &mut Row, case: &Case, delta: i128) {
 fn shift_rho(row: &mut Row, case: &Case, delta: i128) {
     row.rho += delta;
     row.rem = case.spec.two_m_d() - row.rho * row.q;
-    row.affine(&case.gamma, &case.beta);
+    row.affine(&case.gamma, &case.beta, case.spec.beta_shift());
 }
 
 const ROOT: [&str; 3] = ["ln/R + t = 2q", "ln/q*q = dV + E - R", "ln/rho*q = 2^M d - rem"];
@@ -331,6 +331,36 @@ fn sixteen_bit_rows() {
     let narrow = spec_for(4, 1, 20, 6, 0);
     assert!(layernorm_native(&[300i16, 0, 0, 0], &[1; 4], &[0; 4], &narrow).is_err());
     assert!(narrow.with_input_bits(17).is_err());
+}
+
+/// A bias shift `k` reads `β·2^k`: the same outputs as the unshifted spec given `β·2^k`,
+/// in the circuit as natively; a bias moved by one (an accumulator moved by `2^k`) changes
+/// the accepted outputs or is rejected.
+#[test]
+fn shifted_biases_are_biases_times_two_to_the_k() {
+    let mut rng = ChaCha8Rng::seed_from_u64(30);
+    let plain = spec_for(16, 3, 20, 6, 12);
+    for k in [0, 5, 11] {
+        let spec = plain.with_beta_shift(k).unwrap();
+        let x: Vec<i8> = (0..16).map(|_| rng.next_u32() as i8).collect();
+        let gamma: Vec<i8> = (0..16).map(|_| rng.next_u32() as i8).collect();
+        let beta: Vec<i64> = (0..16).map(|_| i64::from(rng.next_u32() as i16)).collect();
+        let wide: Vec<i64> = beta.iter().map(|&b| b << k).collect();
+        let y = layernorm_native(&x, &gamma, &beta, &spec).unwrap();
+        assert_eq!(y, layernorm_native(&x, &gamma, &wide, &plain).unwrap(), "k = {k}");
+        let case = Case { spec, x: x.clone(), gamma: gamma.clone(), beta: beta.clone() };
+        let hint = LayerNormHint::new(&x, &gamma, &beta, &spec).unwrap();
+        let (cs, out) = synth(&case, &hint);
+        assert!(cs.is_satisfied(), "k = {k}");
+        assert_eq!(out, y.iter().map(|&v| int_to_field(v.into())).collect::<Vec<_>>());
+        // the unshifted reading of the same bias is another accumulator
+        if k > 0 {
+            let unshifted = LayerNormHint::new(&x, &gamma, &beta, &plain).unwrap();
+            let bad = Case { spec, ..case.clone() };
+            assert!(!synth(&bad, &unshifted).0.is_satisfied(), "k = {k}");
+        }
+    }
+    assert!(plain.with_beta_shift(31).is_err());
 }
 
 /// The spec of the accuracy measurement: inputs and outputs at `2^-4`, gains at `2^-6`,

@@ -32,6 +32,19 @@ pub struct BlockRanges {
     pub m2: f64,
     /// The block's output stream.
     pub out: f64,
+    /// `Σ (h₁ - Q_f(h₁))²` for `f = 0..8`: the squared error of GELU's input at int8 with
+    /// `f` fraction bits (rounded, clamped), for the MSE choice of its scale.
+    pub h1_err: [f64; 8],
+    /// The same for GELU's output.
+    pub g_err: [f64; 8],
+}
+
+/// `Σ (x - Q_f(x))²` for `f = 0..8`, `Q_f` rounding to int8 steps of `2^-f` and clamping.
+pub fn int8_errors(x: &[f64]) -> [f64; 8] {
+    std::array::from_fn(|f| {
+        let s = (f as f64).exp2();
+        x.iter().map(|&v| (v - (v * s).round().clamp(-128.0, 127.0) / s).powi(2)).sum()
+    })
 }
 
 /// Ranges of a whole model.
@@ -130,6 +143,8 @@ pub fn forward(m: &FloatGpt, ids: &[usize], mut seen: impl FnMut(usize, BlockRan
             g: amax(&g),
             m2: amax(&m2),
             out: amax(&out),
+            h1_err: int8_errors(&h1),
+            g_err: int8_errors(&g),
             ..r
         };
         seen(b, r);
@@ -148,6 +163,10 @@ pub fn calibrate(m: &FloatGpt, windows: &[Vec<usize>]) -> Ranges {
             let acc = &mut blocks[b];
             macro_rules! up { ($($f:ident),*) => { $( acc.$f = acc.$f.max(r.$f); )* } }
             up!(x, a1, q, k, v, scores, o, r1, a2, h1, g, m2, out);
+            for f in 0..8 {
+                acc.h1_err[f] += r.h1_err[f];
+                acc.g_err[f] += r.g_err[f];
+            }
         });
         ln_f = ln_f.max(amax(&last));
     }

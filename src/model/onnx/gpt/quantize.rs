@@ -24,11 +24,13 @@
 
 use super::float::{calibrate, Ranges};
 use super::graph::{FloatGpt, FloatLayerNorm, FloatLinear};
-use fold_ml_circuits::gadgets::elementwise::{add_native, AddSpec};
+use fold_ml_circuits::gadgets::elementwise::{add_wide_native, AddSpec};
 use fold_ml_circuits::gadgets::gelu::GeluSpec;
 use fold_ml_circuits::gadgets::layernorm::{acc_bits_for, layernorm_native, LayerNormSpec};
 use fold_ml_circuits::quant::RequantSpec;
-use fold_ml_circuits::transformer::{block_native, BlockError, BlockShape, BlockSpec, BlockWeights, PROB_BITS};
+use fold_ml_circuits::transformer::{
+    block_native, BlockError, BlockShape, BlockSpec, BlockWeights, PROB_BITS, STREAM_BITS,
+};
 use std::fmt;
 
 /// `K`: the residual multipliers are `m/2^K`.
@@ -37,9 +39,25 @@ const RESIDUAL_BITS: u32 = 8;
 const EMBED_BITS: u32 = 10;
 /// Accumulator width of every projection (int32 biases).
 const PROJ_ACC_BITS: u32 = 34;
-/// LayerNorm's reciprocal scale `M = 16 + bits(d)` (its docs' accuracy table).
+/// The largest stream value, `2^15 - 1`.
+const STREAM_MAX: f64 = ((1u32 << (STREAM_BITS - 1)) - 1) as f64;
+
+/// LayerNorm's reciprocal scale `M = bits(d) + 15 + 12`: `ρ ≈ 2^M/(d·σ)` (σ the row's
+/// spread in stream steps) keeps 12 bits for rows spread over the whole 16-bit stream, more
+/// for the usual narrower ones.
 fn recip_bits(d: usize) -> u32 {
-    16 + (usize::BITS - d.leading_zeros())
+    (usize::BITS - d.leading_zeros()) + (STREAM_BITS - 1) + 12
+}
+
+/// The bias shift `k` of every LayerNorm: `β` sits at the accumulator's scale,
+/// `β·2^M/S_γ` with `S_γ ≥ max|γ|/127`, and is committed as an int32, so it is stored as
+/// `β/2^k`, the smallest `k` that brings every LayerNorm's largest bias below `2^30`.
+fn beta_shift(m: u32, norms: &[&FloatLayerNorm]) -> u32 {
+    let need = norms
+        .iter()
+        .map(|ln| log2(amax(&ln.beta) * pow2(m) * 127.0 / amax(&ln.gamma) / pow2(30)).ceil())
+        .fold(0.0, f64::max);
+    need as u32
 }
 
 /// The quantization failed: which tensor and why.
@@ -62,14 +80,14 @@ fn range(what: impl Into<String>, reason: impl Into<String>) -> GptQuantError {
     GptQuantError::Range { what: what.into(), reason: reason.into() }
 }
 
-/// The embedding: int8 token and position tables added at the first block's stream scale.
+/// The embedding: int8 token and position tables added into the first block's 16-bit stream.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Embedding {
     /// `vocab×width` token rows.
     pub tok: Vec<i8>,
     /// `tokens×width` position rows.
     pub pos: Vec<i8>,
-    /// `x = (m_t·tok + m_p·pos + c) >> K`.
+    /// `x = (m_t·tok + m_p·pos + c) >> K`, 16 bits.
     pub add: AddSpec,
 }
 
@@ -118,7 +136,7 @@ pub struct ScaleReport {
 
 impl fmt::Display for ScaleReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s: Vec<String> = self.stream.iter().map(|v| format!("{v:.4}")).collect();
+        let s: Vec<String> = self.stream.iter().map(|v| format!("{v:.3e}")).collect();
         write!(
             f,
             "stream steps {} (growth {:.3}, {:.3} per residual); softmax input 2^-{} (log2 units); GELU 2^-{} → 2^-{}",
@@ -134,7 +152,7 @@ impl fmt::Display for ScaleReport {
 
 impl QuantGpt {
     /// The block input of `ids` (token ids, one per position).
-    pub fn embed(&self, ids: &[usize]) -> Result<Vec<i8>, GptQuantError> {
+    pub fn embed(&self, ids: &[usize]) -> Result<Vec<i16>, GptQuantError> {
         let d = self.embed.tok.len() / self.vocab;
         if ids.len() * d != self.embed.pos.len() {
             return Err(range("input", format!("{} tokens, the model reads {}", ids.len(), self.embed.pos.len() / d)));
@@ -146,9 +164,9 @@ impl QuantGpt {
                 .tok
                 .get(t * d..(t + 1) * d)
                 .ok_or_else(|| range("input", format!("token {t} ≥ vocabulary {}", self.vocab)))?;
-            tok.extend_from_slice(row);
+            tok.extend(row.iter().map(|&v| i16::from(v)));
         }
-        add_native(&self.embed.add, &tok, &self.embed.pos).map_err(|e| range("embedding", e.to_string()))
+        add_wide_native(&self.embed.add, &tok, &self.embed.pos).map_err(|e| range("embedding", e.to_string()))
     }
 
     /// The logits' accumulators on `ids`: the integer computation the proof covers.
@@ -170,6 +188,11 @@ impl QuantGpt {
         }
         Ok(out)
     }
+}
+
+/// `2^n` as a float.
+fn pow2(n: u32) -> f64 {
+    2f64.powi(n as i32)
 }
 
 fn log2(x: f64) -> f64 {
@@ -217,7 +240,7 @@ fn half(shift: u32) -> i64 {
 }
 
 /// The residual stream's schedule (module docs): the multipliers `m_a1`, `m_a2` and the
-/// first scale `S₀`, such that every calibrated stream fits 127 steps, with the smallest
+/// first scale `S₀`, such that every calibrated stream fits the 16-bit stream, with the smallest
 /// mean log-scale.
 fn stream_schedule(r: &Ranges) -> (i64, i64, f64) {
     let k = 1i64 << RESIDUAL_BITS;
@@ -237,7 +260,7 @@ fn stream_schedule(r: &Ranges) -> (i64, i64, f64) {
             if let Some(last) = r.blocks.last() {
                 rel.push((last.out, s));
             }
-            let s0 = rel.iter().map(|&(m, rs)| m / 127.0 / rs).fold(0.0, f64::max);
+            let s0 = rel.iter().map(|&(m, rs)| m / STREAM_MAX / rs).fold(0.0, f64::max);
             let cost: f64 = rel.iter().map(|&(_, rs)| log2(s0 * rs)).sum();
             if cost < best.3 {
                 best = (m1, m2, s0, cost);
@@ -268,7 +291,7 @@ fn fixed_shift(what: &str, items: &[(f64, f64, f64)]) -> Result<u32, GptQuantErr
 /// A free output's scale: fine enough for the calibrated outputs, coarse enough for int8
 /// weights at `shift`.
 fn free_scale(s_in: f64, wmax: f64, out: f64, shift: u32) -> f64 {
-    (s_in * f64::from(1u32 << shift) * wmax / 127.0).max(out / 127.0)
+    (s_in * pow2(shift) * wmax / 127.0).max(out / 127.0)
 }
 
 /// One projection at its chosen scales: int8 weights, biases with the rounding half.
@@ -279,16 +302,22 @@ fn project(
     s_out: f64,
     shift: u32,
 ) -> Result<(Vec<i8>, Vec<i64>), GptQuantError> {
-    let s_w = s_out / (s_in * f64::from(1u32 << shift));
+    let s_w = s_out / (s_in * pow2(shift));
     Ok((int8(what, &l.w, s_w)?, int32(what, &l.b, s_in * s_w, half(shift))?))
 }
 
-/// A LayerNorm at output scale `s_out` (`u` is at `2^-M`): `γ` int8, `β` at the
-/// accumulator's scale with the rounding half.
-fn norm(what: &str, ln: &FloatLayerNorm, m: u32, s_out: f64, shift: u32) -> Result<(Vec<i8>, Vec<i64>), GptQuantError> {
-    let s_g = s_out / f64::from(1u32 << shift) * f64::from(1u32 << m);
-    let acc = s_g / f64::from(1u32 << m);
-    Ok((int8(what, &ln.gamma, s_g)?, int32(what, &ln.beta, acc, half(shift))?))
+/// A LayerNorm at output scale `s_out` (`u` is at `2^-M`): `γ` int8, `β` at `2^k` steps of
+/// the accumulator, with the rounding half.
+fn norm(
+    what: &str,
+    ln: &FloatLayerNorm,
+    (m, k): (u32, u32),
+    s_out: f64,
+    shift: u32,
+) -> Result<(Vec<i8>, Vec<i64>), GptQuantError> {
+    let s_g = s_out / pow2(shift) * pow2(m);
+    let acc = s_g / pow2(m);
+    Ok((int8(what, &ln.gamma, s_g)?, int32(what, &ln.beta, acc * pow2(k), half(shift) >> k)?))
 }
 
 /// Quantizes `m`, calibrated on `windows` (token ids).
@@ -309,9 +338,12 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
     let (g1, g2) = (k as f64 / ma1 as f64, k as f64 / ma2 as f64);
     let sx: Vec<f64> = (0..=nb).map(|b| s0 * (g1 * g2).powi(b as i32)).collect();
     let sr1: Vec<f64> = (0..nb).map(|b| sx[b] * g1).collect();
-    let mr = f64::from(1u32 << recip_bits(d));
-    let m_bits = recip_bits(d);
     let blocks = &m.blocks;
+    let norms: Vec<&FloatLayerNorm> =
+        blocks.iter().flat_map(|b| [&b.ln1, &b.ln2]).chain(std::iter::once(&m.ln_f)).collect();
+    let m_bits = recip_bits(d);
+    let k_beta = beta_shift(m_bits, &norms);
+    let mr = pow2(m_bits);
 
     // LayerNorms: input "scale" 2^-M, free output.
     let ln1_items: Vec<_> = (0..nb).map(|b| (1.0 / mr, amax(&blocks[b].ln1.gamma), r.blocks[b].a1)).collect();
@@ -363,10 +395,18 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
     let o_shift = fixed_shift("W_o", &o_items)?;
 
     // MLP: GELU's scales from calibration, then residual 2 as residual 1.
-    let h1_max = r.blocks.iter().map(|b| b.h1).fold(0.0, f64::max);
-    let g_max = r.blocks.iter().map(|b| b.g).fold(0.0, f64::max);
-    let gelu_in = (log2(127.0 / h1_max).floor() as i64).clamp(2, 6) as u32;
-    let gelu_out = (log2(127.0 / g_max).floor() as i64).clamp(0, 7) as u32;
+    // GELU's fixed scales by least squared error on calibration (a few large values are
+    // clipped if that makes the many small ones finer).
+    let best = |err: fn(&super::float::BlockRanges) -> [f64; 8], lo: u32, hi: u32| {
+        (lo..=hi)
+            .min_by(|&a, &b| {
+                let total = |f: u32| r.blocks.iter().map(|bl| err(bl)[f as usize]).sum::<f64>();
+                total(a).total_cmp(&total(b))
+            })
+            .unwrap_or(lo)
+    };
+    let gelu_in = best(|b| b.h1_err, 2, 6);
+    let gelu_out = best(|b| b.g_err, 0, 7);
     let fc1_items: Vec<_> = (0..nb).map(|b| (sa2[b], amax(&blocks[b].fc1.w), (-f64::from(gelu_in)).exp2())).collect();
     let fc1_shift = fixed_shift("W_1", &fc1_items)?;
     let mb2 =
@@ -386,8 +426,8 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
     let (mut beta_max1, mut beta_max2) = (0u64, 0u64);
     for b in 0..nb {
         let bl = &blocks[b];
-        let ln1 = norm(&format!("block {b} LayerNorm 1"), &bl.ln1, m_bits, sa1[b], ln1_shift)?;
-        let ln2 = norm(&format!("block {b} LayerNorm 2"), &bl.ln2, m_bits, sa2[b], ln2_shift)?;
+        let ln1 = norm(&format!("block {b} LayerNorm 1"), &bl.ln1, (m_bits, k_beta), sa1[b], ln1_shift)?;
+        let ln2 = norm(&format!("block {b} LayerNorm 2"), &bl.ln2, (m_bits, k_beta), sa2[b], ln2_shift)?;
         beta_max1 = beta_max1.max(ln1.1.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0));
         beta_max2 = beta_max2.max(ln2.1.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0));
         let mut o = project(&format!("block {b} W_o"), &bl.o, smix[b], so[b], o_shift)?;
@@ -409,14 +449,16 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
     }
     let rq = |shift, bits| RequantSpec::new(shift, bits).map_err(|e| range("requantization", e.to_string()));
     let ln_spec = |shift: u32, beta: u64| -> Result<LayerNormSpec, GptQuantError> {
-        let bits = acc_bits_for(d, e_int, m_bits, beta).map_err(|e| range("LayerNorm", e.to_string()))?;
+        let bits = acc_bits_for(d, e_int, m_bits, beta << k_beta).map_err(|e| range("LayerNorm", e.to_string()))?;
         LayerNormSpec::new(d, e_int, m_bits, rq(shift, bits.max(shift + 8))?)
+            .and_then(|l| l.with_input_bits(STREAM_BITS))
+            .and_then(|l| l.with_beta_shift(k_beta))
             .map_err(|e| range("LayerNorm", e.to_string()))
     };
     let residual = |ma: i64, mb: i64| -> Result<AddSpec, GptQuantError> {
-        let bits = (128 * (ma + mb) as u64 + k as u64).ilog2() + 2;
-        AddSpec::new(ma, mb, k / 2, rq(RESIDUAL_BITS, bits.max(RESIDUAL_BITS + 8))?)
-            .map_err(|e| range("residual", e.to_string()))
+        let bits = ((1u64 << (STREAM_BITS - 1)) * ma as u64 + 128 * mb as u64 + k as u64).ilog2() + 2;
+        let p = rq(RESIDUAL_BITS, bits.max(RESIDUAL_BITS + STREAM_BITS))?;
+        AddSpec::wide(ma, mb, k / 2, p, STREAM_BITS, STREAM_BITS).map_err(|e| range("residual", e.to_string()))
     };
     let heads = m.heads;
     let spec = BlockSpec {
@@ -442,7 +484,7 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
     let (st, sp) = (r.tok / 127.0, r.pos / 127.0);
     let (mt, mp) = ((ke as f64 * st / sx[0]).round() as i64, (ke as f64 * sp / sx[0]).round() as i64);
     let bits = (128 * (mt + mp) as u64 + ke as u64).ilog2() + 2;
-    let add = AddSpec::new(mt, mp, ke / 2, rq(EMBED_BITS, bits.max(EMBED_BITS + 8))?)
+    let add = AddSpec::wide(mt, mp, ke / 2, rq(EMBED_BITS, bits.max(EMBED_BITS + STREAM_BITS))?, 8, STREAM_BITS)
         .map_err(|e| range("embedding", e.to_string()))?;
     let embed = Embedding { tok: int8("token embeddings", &m.tok, st)?, pos: int8("positions", &m.pos, sp)?, add };
 
@@ -450,11 +492,13 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
     let hi = [(1.0 / mr, amax(&m.ln_f.gamma), r.ln_f)];
     let h_shift = free_shift(&hi);
     let saf = free_scale(hi[0].0, hi[0].1, hi[0].2, h_shift);
-    let ln_w = norm("the final LayerNorm", &m.ln_f, m_bits, saf, h_shift)?;
+    let ln_w = norm("the final LayerNorm", &m.ln_f, (m_bits, k_beta), saf, h_shift)?;
     let beta_f = ln_w.1.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
     let e_f = ((m.ln_f.eps * (d as f64).powi(4) / (sx[nb] * sx[nb])).round() as u64).max(1);
-    let bits = acc_bits_for(d, e_f, m_bits, beta_f).map_err(|e| range("LayerNorm", e.to_string()))?;
+    let bits = acc_bits_for(d, e_f, m_bits, beta_f << k_beta).map_err(|e| range("LayerNorm", e.to_string()))?;
     let ln = LayerNormSpec::new(d, e_f, m_bits, rq(h_shift, bits.max(h_shift + 8))?)
+        .and_then(|l| l.with_input_bits(STREAM_BITS))
+        .and_then(|l| l.with_beta_shift(k_beta))
         .map_err(|e| range("LayerNorm", e.to_string()))?;
     let sw = amax(&m.head.w) / 127.0;
     let head =
