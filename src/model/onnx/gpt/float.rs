@@ -3,7 +3,9 @@
 
 use super::graph::{FloatGpt, FloatLayerNorm, FloatLinear};
 
-/// The largest magnitude of every tensor of one block over the calibration windows.
+/// The calibrated range of every tensor of one block: the largest magnitude over the
+/// calibration windows, or for the free-scale int8 tensors the least-squares clipping range
+/// ([`calibrate`]); GELU's errors per fraction width.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BlockRanges {
     /// The block's input stream.
@@ -97,24 +99,54 @@ pub fn gelu(x: f64) -> f64 {
     0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
 }
 
-/// Runs the model on `ids`; `seen` receives each block's ranges on this window.
-pub fn forward(m: &FloatGpt, ids: &[usize], mut seen: impl FnMut(usize, BlockRanges)) -> (Vec<f64>, Vec<f64>) {
+/// Every tensor of one block on one window (row-major over tokens; the scores of every
+/// head and row, in log2 units).
+#[derive(Clone, Debug, Default)]
+pub struct BlockTensors {
+    /// Input stream, LayerNorm₁, queries, keys, values, scores.
+    pub x: Vec<f64>,
+    /// LayerNorm₁'s output.
+    pub a1: Vec<f64>,
+    /// Queries.
+    pub q: Vec<f64>,
+    /// Keys.
+    pub k: Vec<f64>,
+    /// Values.
+    pub v: Vec<f64>,
+    /// Scores `q·k·scale·log2 e`.
+    pub scores: Vec<f64>,
+    /// Attention output after `W_o`.
+    pub o: Vec<f64>,
+    /// Stream after attention.
+    pub r1: Vec<f64>,
+    /// LayerNorm₂'s output.
+    pub a2: Vec<f64>,
+    /// GELU's input.
+    pub h1: Vec<f64>,
+    /// GELU's output.
+    pub g: Vec<f64>,
+    /// MLP output.
+    pub m2: Vec<f64>,
+    /// Output stream.
+    pub out: Vec<f64>,
+}
+
+/// Runs the model on `ids`; `seen` receives each block's tensors on this window.
+pub fn forward(m: &FloatGpt, ids: &[usize], mut seen: impl FnMut(usize, &BlockTensors)) -> (Vec<f64>, Vec<f64>) {
     let (t, d) = (ids.len(), m.width);
     let mut x: Vec<f64> = (0..t * d).map(|j| m.tok[ids[j / d] * d + j % d] + m.pos[j]).collect();
     let (h, dh) = (m.heads, d / m.heads);
+    let log2e = std::f64::consts::LOG2_E;
     for (b, blk) in m.blocks.iter().enumerate() {
-        let mut r = BlockRanges { x: amax(&x), ..Default::default() };
         let a1 = layernorm(&x, &blk.ln1);
         let (q, k, v) = (linear(&a1, &blk.q), linear(&a1, &blk.k), linear(&a1, &blk.v));
-        let mut mixed = vec![0.0; t * d];
-        let log2e = std::f64::consts::LOG2_E;
+        let (mut mixed, mut scores) = (vec![0.0; t * d], Vec::new());
         for head in 0..h {
             for i in 0..t {
                 let s: Vec<f64> = (0..=i)
                     .map(|j| (0..dh).map(|c| q[i * d + head * dh + c] * k[j * d + head * dh + c]).sum::<f64>())
                     .map(|s| s * blk.score_scale * log2e)
                     .collect();
-                r.scores = r.scores.max(amax(&s));
                 let top = s.iter().fold(f64::MIN, |a, &b| a.max(b));
                 let e: Vec<f64> = s.iter().map(|v| (v - top).exp2()).collect();
                 let sum: f64 = e.iter().sum();
@@ -122,6 +154,7 @@ pub fn forward(m: &FloatGpt, ids: &[usize], mut seen: impl FnMut(usize, BlockRan
                     let col = head * dh + c;
                     mixed[i * d + col] = e.iter().enumerate().map(|(j, p)| p / sum * v[j * d + col]).sum();
                 }
+                scores.extend(s);
             }
         }
         let o = linear(&mixed, &blk.o);
@@ -131,44 +164,65 @@ pub fn forward(m: &FloatGpt, ids: &[usize], mut seen: impl FnMut(usize, BlockRan
         let g: Vec<f64> = h1.iter().map(|&v| gelu(v)).collect();
         let m2 = linear(&g, &blk.fc2);
         let out: Vec<f64> = r1.iter().zip(&m2).map(|(a, b)| a + b).collect();
-        r = BlockRanges {
-            a1: amax(&a1),
-            q: amax(&q),
-            k: amax(&k),
-            v: amax(&v),
-            o: amax(&o),
-            r1: amax(&r1),
-            a2: amax(&a2),
-            h1: amax(&h1),
-            g: amax(&g),
-            m2: amax(&m2),
-            out: amax(&out),
-            h1_err: int8_errors(&h1),
-            g_err: int8_errors(&g),
-            ..r
-        };
-        seen(b, r);
-        x = out;
+        let tensors = BlockTensors { x, a1, q, k, v, scores, o, r1, a2, h1, g, m2, out };
+        seen(b, &tensors);
+        x = tensors.out;
     }
     let last = layernorm(&x[(t - 1) * d..], &m.ln_f);
     (linear(&last, &m.head), last)
 }
 
-/// The ranges over all `windows`.
+/// The clipping ranges tried for a free-scale int8 tensor, as fractions of its maximum.
+const CLIPS: [f64; 6] = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5];
+
+/// `Σ (x - Q(x))²` for int8 steps of `c·max/127`, each `c` of [`CLIPS`].
+fn clip_errors(x: &[f64], max: f64) -> [f64; 6] {
+    std::array::from_fn(|j| {
+        let s = CLIPS[j] * max / 127.0;
+        x.iter().map(|&v| (v - (v / s).round().clamp(-128.0, 127.0) * s).powi(2)).sum()
+    })
+}
+
+/// The ranges over all `windows`: the maxima, then, for the int8 tensors whose scale is
+/// free (LayerNorm outputs, queries, keys, values, the two branches), the clipping range of
+/// least squared error on the same windows (a few outliers clipped if that makes the many
+/// small values finer). The streams keep their maxima (16 bits need no clipping), the
+/// scores too (the softmax reads their top values).
 pub fn calibrate(m: &FloatGpt, windows: &[Vec<usize>]) -> Ranges {
     let mut blocks = vec![BlockRanges::default(); m.blocks.len()];
     let mut ln_f = 0.0f64;
     for w in windows {
-        let (_, last) = forward(m, w, |b, r| {
-            let acc = &mut blocks[b];
-            macro_rules! up { ($($f:ident),*) => { $( acc.$f = acc.$f.max(r.$f); )* } }
+        let (_, last) = forward(m, w, |b, t| {
+            let r = &mut blocks[b];
+            macro_rules! up { ($($f:ident),*) => { $( r.$f = r.$f.max(amax(&t.$f)); )* } }
             up!(x, a1, q, k, v, scores, o, r1, a2, h1, g, m2, out);
+            let (h1, g) = (int8_errors(&t.h1), int8_errors(&t.g));
             for f in 0..8 {
-                acc.h1_err[f] += r.h1_err[f];
-                acc.g_err[f] += r.g_err[f];
+                r.h1_err[f] += h1[f];
+                r.g_err[f] += g[f];
             }
         });
         ln_f = ln_f.max(amax(&last));
+    }
+    let mut err = vec![[[0.0; 6]; 7]; m.blocks.len()];
+    for w in windows {
+        forward(m, w, |b, t| {
+            let r = &blocks[b];
+            let free =
+                [(&t.a1, r.a1), (&t.q, r.q), (&t.k, r.k), (&t.v, r.v), (&t.o, r.o), (&t.a2, r.a2), (&t.m2, r.m2)];
+            for (i, (x, max)) in free.into_iter().enumerate() {
+                let e = clip_errors(x, max);
+                for j in 0..6 {
+                    err[b][i][j] += e[j];
+                }
+            }
+        });
+    }
+    for (r, e) in blocks.iter_mut().zip(&err) {
+        let best = |i: usize| CLIPS[(0..6).min_by(|&a, &b| e[i][a].total_cmp(&e[i][b])).unwrap_or(0)];
+        let c: [f64; 7] = std::array::from_fn(best);
+        (r.a1, r.q, r.k, r.v, r.o, r.a2, r.m2) =
+            (r.a1 * c[0], r.q * c[1], r.k * c[2], r.v * c[3], r.o * c[4], r.a2 * c[5], r.m2 * c[6]);
     }
     Ranges { tok: amax(&m.tok), pos: amax(&m.pos), blocks, ln_f }
 }
