@@ -27,12 +27,15 @@ use tract_onnx::prelude::Framework;
 
 /// Reads an ONNX file and parses it into the float IR (cheap: no inference).
 pub fn read_float_model(onnx: &Path) -> Result<FloatLayers, Error> {
-    let onnx_err = |reason| Error::Onnx { path: onnx.into(), reason };
+    graph::parse(&read_proto(onnx)?).map_err(|reason| Error::Onnx { path: onnx.into(), reason })
+}
+
+/// Decodes the ONNX protobuf at `onnx`.
+pub(crate) fn read_proto(onnx: &Path) -> Result<tract_onnx::pb::ModelProto, Error> {
     let bytes = read_file(onnx)?;
-    let proto = tract_onnx::onnx()
+    tract_onnx::onnx()
         .proto_model_for_read(&mut bytes.as_slice())
-        .map_err(|e| onnx_err(OnnxError::Decode(format!("{e:#}"))))?;
-    graph::parse(&proto).map_err(onnx_err)
+        .map_err(|e| Error::Onnx { path: onnx.into(), reason: OnnxError::Decode(format!("{e:#}")) })
 }
 
 /// Imports the ONNX model at `onnx`: parses it, calibrates on `calibration` (real inputs in

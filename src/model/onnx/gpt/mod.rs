@@ -11,19 +11,13 @@ pub use graph::FloatGpt;
 pub use quantize::{quantize, QuantGpt};
 
 use crate::error::{Error, OnnxError};
-use fold_ml_verify::fsutil::read_file;
 use std::fmt;
 use std::path::Path;
 use tract_onnx::prelude::*;
 
 /// Reads the GPT at `onnx`.
 pub fn read_gpt(onnx: &Path) -> Result<FloatGpt, Error> {
-    let onnx_err = |reason| Error::Onnx { path: onnx.into(), reason };
-    let bytes = read_file(onnx)?;
-    let proto = tract_onnx::onnx()
-        .proto_model_for_read(&mut bytes.as_slice())
-        .map_err(|e| onnx_err(OnnxError::Decode(format!("{e:#}"))))?;
-    graph::parse(&proto).map_err(onnx_err)
+    graph::parse(&super::read_proto(onnx)?).map_err(|reason| Error::Onnx { path: onnx.into(), reason })
 }
 
 /// How often the quantized model's next token is the float model's.
