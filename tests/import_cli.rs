@@ -77,6 +77,21 @@ fn an_unsupported_operator_is_named_and_nothing_is_written() {
     assert!(!out_file.exists());
 }
 
+/// The GPT example is read as a GPT and refused as one (the CLI cannot prove transformers
+/// yet), with exit 2 and nothing written.
+#[test]
+fn a_gpt_is_named_as_one_and_refused() {
+    let gpt =
+        |f: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gpt").join(f).to_str().unwrap().to_string();
+    let out_file = scratch().join("gpt.foldml");
+    let (code, _, err) =
+        fold_ml(&["import", &gpt("gpt.onnx"), "--calibrate", &gpt("calib.json"), "--out", out_file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("a GPT (4 blocks, width 64, 4 heads, MLP 256, context 16, vocabulary 96)"), "{err}");
+    assert!(err.contains("not supported yet"), "{err}");
+    assert!(!out_file.exists());
+}
+
 #[test]
 fn proving_a_model_file_needs_a_valid_input() {
     let model = scratch().join("cnn-for-input.foldml");

@@ -67,7 +67,27 @@ pub struct InspectArgs {
 pub fn run_import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     use fold_ml::model::onnx;
     // Every operator is checked before the calibration runs.
-    onnx::read_float_model(&args.onnx)?;
+    if let Err(e) = onnx::read_float_model(&args.onnx) {
+        // A transformer the library reads (but the CLI cannot prove yet) is named as one.
+        if let Ok(gpt) = onnx::gpt::read_gpt(&args.onnx) {
+            return Err(fold_ml::Error::bad_input(
+                args.onnx.display().to_string(),
+                format!(
+                    "a GPT ({} blocks, width {}, {} heads, MLP {}, context {}, vocabulary {}): fold-ml reads and \
+                     quantizes it (`cargo run --release --example gpt_agreement`), but proving a transformer from \
+                     the command line is not supported yet",
+                    gpt.blocks.len(),
+                    gpt.width,
+                    gpt.heads,
+                    gpt.hidden,
+                    gpt.tokens,
+                    gpt.vocab
+                ),
+            )
+            .into());
+        }
+        return Err(e.into());
+    }
     let calibration = onnx::read_inputs(&args.calibrate)?;
     let (net, mut report) = onnx::import(&args.onnx, &calibration, None)?;
     let net = match args.no_fuse {
