@@ -157,8 +157,7 @@ pub fn requantize_native(acc: i64, p: RequantSpec) -> Result<u8, QuantError> {
 /// Native signed requantization: `clamp(floor(acc / 2^shift), -128, 127)`, after the range
 /// check (the twin of [`crate::gadgets::requant::requantize_signed`]).
 pub fn requantize_signed_native(acc: i64, p: RequantSpec) -> Result<i8, QuantError> {
-    p.check_acc(acc)?;
-    Ok((acc >> p.shift).clamp(-128, 127) as i8)
+    requantize_signed_bits_native(acc, p, 8).map(|y| y as i8)
 }
 
 /// Native signed requantization to `out` bits: `clamp(floor(acc / 2^shift), -2^(out-1),
@@ -169,6 +168,16 @@ pub fn requantize_signed_bits_native(acc: i64, p: RequantSpec, out: u32) -> Resu
     p.check_acc(acc)?;
     let half = 1i64 << (out - 1);
     Ok((acc >> p.shift).clamp(-half, half - 1))
+}
+
+/// Checks that every value is a signed integer of `bits` bits (`what` names them in the
+/// error).
+pub fn check_signed<T: Copy + Into<i64>>(what: &str, values: &[T], bits: u32) -> Result<(), QuantError> {
+    let half = 1i64 << (bits - 1);
+    match values.iter().map(|&v| v.into()).find(|v| !(-half..half).contains(v)) {
+        Some(v) => Err(QuantError::BadSpec(format!("{what}: {v} is not a signed {bits}-bit value"))),
+        None => Ok(()),
+    }
 }
 
 /// Maps a signed integer to the field (`p - |x|` for negatives).

@@ -36,7 +36,9 @@
 //! `n = 768`).
 
 use super::requant::{requant_signed_constraints, requantize_signed_bits, RequantHint};
-use crate::quant::{int_to_field, requantize_signed_bits_native, requantize_signed_native, QuantError, RequantSpec};
+use crate::quant::{
+    check_signed, int_to_field, requantize_signed_bits_native, requantize_signed_native, QuantError, RequantSpec,
+};
 use crate::F;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
 use thiserror::Error;
@@ -330,10 +332,7 @@ pub fn add_hint(spec: &AddSpec, a: &[i8], b: &[i8]) -> Result<Vec<RequantHint>, 
 /// The accumulators of a wide add, `a` checked to its width.
 fn wide_accumulators(spec: &AddSpec, a: &[i16], b: &[i8]) -> Result<Vec<i64>, ElementwiseError> {
     same_length("add: b", a.len(), b.len())?;
-    let half = 1i64 << (spec.a_bits - 1);
-    if let Some(&v) = a.iter().find(|&&v| !(-half..half).contains(&i64::from(v))) {
-        return Err(ElementwiseError::Widths(format!("add: operand {v} is not a signed {}-bit value", spec.a_bits)));
-    }
+    check_signed("add: a", a, spec.a_bits)?;
     Ok(a.iter().zip(widen(b)).map(|(&a, b)| spec.m_a * i64::from(a) + spec.m_b * b + spec.c).collect())
 }
 

@@ -90,7 +90,7 @@
 use super::bits::{alloc_uint, lc};
 use super::dot::{dot_product, DotHint};
 use super::requant::{requant_signed_constraints, requantize_signed, RequantHint};
-use crate::quant::{bits_le, int_to_field, requantize_signed_native, QuantError, RequantSpec};
+use crate::quant::{bits_le, check_signed, int_to_field, requantize_signed_native, QuantError, RequantSpec};
 use crate::F;
 use ff::PrimeField;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
@@ -287,10 +287,7 @@ struct Row {
 
 impl Row {
     fn new<T: Copy + Into<i64>>(x: &[T], gamma: &[i8], beta: &[i64], spec: &LayerNormSpec) -> Result<Self, QuantError> {
-        let half = 1i64 << (spec.in_bits - 1);
-        if let Some(&v) = x.iter().find(|&&v| !(-half..half).contains(&v.into())) {
-            return Err(bad(format!("input {} is not a signed {}-bit value", v.into(), spec.in_bits)));
-        }
+        check_signed("layernorm input", x, spec.in_bits)?;
         for (what, got) in
             [("layernorm input", x.len()), ("layernorm gain", gamma.len()), ("layernorm bias", beta.len())]
         {

@@ -98,9 +98,10 @@ impl Width {
         Self { bits: u64::from(p.acc_bits()), shift, out: u64::from(ACT_BITS), offset_in: 0, offset_out: 0 }
     }
 
+    /// [`Width::signed_bits`] at 8 output bits, which every [`RequantSpec`] admits
+    /// (`shift + 8 ≤ acc_bits` by construction).
     fn signed(p: RequantSpec) -> Self {
-        let shift = u64::from(p.shift());
-        Self { bits: u64::from(p.acc_bits()) + 1, shift, out: 8, offset_in: 1 << (shift + 7), offset_out: 128 }
+        Self::signed_unchecked(p, 8)
     }
 
     /// [`Width::signed`] with `out` output bits: needs `8 ≤ out ≤ 32` and
@@ -115,14 +116,19 @@ impl Width {
                 p.acc_bits()
             )));
         }
+        Ok(Self::signed_unchecked(p, out))
+    }
+
+    /// The signed width of `out` output bits, its bounds already checked.
+    fn signed_unchecked(p: RequantSpec, out: u32) -> Self {
         let (shift, out) = (u64::from(p.shift()), u64::from(out));
-        Ok(Self {
+        Self {
             bits: u64::from(p.acc_bits()) + 1,
             shift,
             out,
             offset_in: 1 << (shift + out - 1),
             offset_out: 1 << (out - 1),
-        })
+        }
     }
 }
 

@@ -41,12 +41,14 @@ pub struct BlockRanges {
     pub g_err: [f64; 8],
 }
 
-/// `Σ (x - Q_f(x))²` for `f = 0..8`, `Q_f` rounding to int8 steps of `2^-f` and clamping.
+/// `Σ (x - Q(x))²`, `Q` rounding to int8 steps of `step` and clamping.
+fn int8_error(x: &[f64], step: f64) -> f64 {
+    x.iter().map(|&v| (v - (v / step).round().clamp(-128.0, 127.0) * step).powi(2)).sum()
+}
+
+/// [`int8_error`] at steps of `2^-f` for `f = 0..8`.
 pub fn int8_errors(x: &[f64]) -> [f64; 8] {
-    std::array::from_fn(|f| {
-        let s = (f as f64).exp2();
-        x.iter().map(|&v| (v - (v * s).round().clamp(-128.0, 127.0) / s).powi(2)).sum()
-    })
+    std::array::from_fn(|f| int8_error(x, (-(f as f64)).exp2()))
 }
 
 /// Ranges of a whole model.
@@ -177,10 +179,7 @@ const CLIPS: [f64; 6] = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5];
 
 /// `Σ (x - Q(x))²` for int8 steps of `c·max/127`, each `c` of [`CLIPS`].
 fn clip_errors(x: &[f64], max: f64) -> [f64; 6] {
-    std::array::from_fn(|j| {
-        let s = CLIPS[j] * max / 127.0;
-        x.iter().map(|&v| (v - (v / s).round().clamp(-128.0, 127.0) * s).powi(2)).sum()
-    })
+    std::array::from_fn(|j| int8_error(x, CLIPS[j] * max / 127.0))
 }
 
 /// The ranges over all `windows`: the maxima, then, for the int8 tensors whose scale is
