@@ -1,13 +1,16 @@
 //! GPT import: the shipped `examples/gpt/gpt.onnx` is read exactly (fold-ml's float reading
-//! agrees with tract), its quantized next token follows tract's, an imported block is a
-//! satisfied transformer step, and graphs that differ from the pattern are refused with
+//! agrees with tract), its quantized next token follows tract's, the imported model is a
+//! chain of satisfied steps (embedding, blocks, head), and graphs that differ from the pattern are refused with
 //! the node named.
 
 use ff::Field;
 use fold_ml::model::onnx::gpt::{agreement, quantize, read_gpt, FloatGpt, QuantGpt};
 use fold_ml::Error;
 use fold_ml_circuits::commit::model_start;
-use fold_ml_circuits::transformer::{stream_commitment_native, BlockWitness, TransformerStep};
+use fold_ml_circuits::transformer::{
+    logits_commitment_native, tokens_commitment_native, BlockWitness, EmbedStep, EmbedWitness, HeadStep, HeadWitness,
+    TransformerStep,
+};
 use fold_ml_circuits::F;
 use nova_snark::frontend::{num::AllocatedNum, test_cs::TestConstraintSystem, ConstraintSystem};
 use nova_snark::traits::circuit::StepCircuit;
@@ -60,14 +63,9 @@ fn the_quantized_next_token_follows_tract() {
 
 /// Block 0 of the imported model on a held-out window: the step circuit at the imported
 /// spec is satisfied and outputs the native next state.
-#[test]
-fn an_imported_block_is_a_satisfied_step() {
-    let (_, q) = model();
-    let x = q.embed(&windows("test.json")[0]).unwrap();
-    let (blind_in, blind_out, salt) = (F::from(3), F::from(4), F::from(5));
-    let w = BlockWitness { input: x.clone(), weights: q.blocks[0].clone(), blind_in, blind_out, salt };
-    let step = TransformerStep::new(q.spec, w).unwrap();
-    let z = [F::ZERO, model_start(), stream_commitment_native(&x, blind_in)];
+/// Synthesizes `step` on `z`: every constraint must hold; returns `z_out`, checked against
+/// the step's native twin `next`.
+fn satisfied<S: StepCircuit<F>>(step: &S, z: [F; 3], next: [F; 3]) -> [F; 3] {
     let mut cs = TestConstraintSystem::<F>::new();
     let zv: Vec<_> = z
         .iter()
@@ -76,8 +74,38 @@ fn an_imported_block_is_a_satisfied_step() {
         .collect();
     let out = step.synthesize(&mut cs, &zv).unwrap();
     assert_eq!(cs.which_is_unsatisfied(), None);
-    let want = step.next_state(z);
-    assert_eq!(out.iter().map(|v| v.get_value().unwrap()).collect::<Vec<_>>(), want.to_vec());
+    assert_eq!(out.iter().map(|v| v.get_value().unwrap()).collect::<Vec<_>>(), next.to_vec());
+    next
+}
+
+/// The whole imported model as a chain of steps at full size: the embedding opens the
+/// committed tokens, every block opens the stream the step before committed, and the
+/// head's commitment opens to the importer's logits (whose argmax is the next token).
+#[test]
+fn the_imported_gpt_is_a_chain_of_satisfied_steps() {
+    let (_, q) = model();
+    let ids: Vec<u16> = windows("test.json")[0].iter().map(|&t| t as u16).collect();
+    let blinds: Vec<F> = (0..=q.blocks.len() + 2).map(|i| F::from(100 + i as u64)).collect();
+    let salt = F::from(5);
+    let embed = EmbedWitness { ids: ids.clone(), weights: q.embed.clone(), blind_in: blinds[0], blind_out: blinds[1], salt };
+    let embed = EmbedStep::new(q.embed_spec, embed).unwrap();
+    let z0 = [F::ZERO, model_start(), tokens_commitment_native(&ids, blinds[0])];
+    let mut z = satisfied(&embed, z0, embed.next_state(z0));
+    let mut x = embed.output().to_vec();
+    for (b, weights) in q.blocks.iter().enumerate() {
+        let w = BlockWitness { input: x, weights: weights.clone(), blind_in: blinds[b + 1], blind_out: blinds[b + 2], salt };
+        let step = TransformerStep::new(q.spec, w).unwrap();
+        z = satisfied(&step, z, step.next_state(z));
+        x = step.output().to_vec();
+    }
+    let n = q.blocks.len();
+    let w = HeadWitness { input: x, weights: q.head.clone(), blind_in: blinds[n + 1], blind_out: blinds[n + 2], salt };
+    let head = HeadStep::new(q.head_spec, w).unwrap();
+    let z = satisfied(&head, z, head.next_state(z));
+    let logits = q.logits(&windows("test.json")[0]).unwrap();
+    assert_eq!(head.logits(), logits);
+    assert_eq!(z[0], F::from(n as u64 + 2));
+    assert_eq!(z[2], logits_commitment_native(&logits, q.head_spec.logit_bits(), blinds[n + 2]));
 }
 
 #[test]

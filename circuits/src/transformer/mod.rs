@@ -27,12 +27,22 @@
 //! in [`native`].
 
 mod circuit;
+mod embed;
+mod head;
 mod native;
 mod spec;
 mod step;
 pub mod synthetic;
 
 pub use circuit::{block, block_constraints, BlockHint};
+pub use embed::{
+    embed_native, embed_update_native, tokens_commitment_native, EmbedSpec, EmbedStep, EmbedWeights, EmbedWitness,
+    EMBED_ENCODING, TAG_EMBED_TENSOR, TAG_TOKENS, TOKEN_BITS,
+};
+pub use head::{
+    head_native, head_update_native, logits_commitment_native, HeadSpec, HeadStep, HeadWeights, HeadWitness,
+    HEAD_ENCODING, TAG_HEAD_TENSOR, TAG_LOGITS,
+};
 pub use native::{block_native, BlockTrace};
 pub use spec::{BlockError, BlockShape, BlockSpec, BlockWeights, PROB_BITS, STREAM_BITS};
 pub use step::{

@@ -30,12 +30,13 @@ use crate::gadgets::bits::{add_constant, alloc_uint, lc};
 use crate::gadgets::commit::{
     domain_tag, hash, hash_native, model_update, model_update_native, pack, pack_native, Chunks, LayerUpdate,
 };
+use crate::gadgets::layernorm::LayerNormSpec;
 use crate::layer::{alloc_layer_weights, weight_terms, LayerWeights};
 use crate::quant::{bits_le, int_to_field};
 use crate::F;
 use ff::Field;
 use nova_snark::frontend::gadgets::poseidon::Elt;
-use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, SynthesisError};
+use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, LinearCombination, SynthesisError};
 use nova_snark::traits::circuit::StepCircuit;
 
 /// Domain tag of a signed stream's commitment.
@@ -57,11 +58,7 @@ impl BlockSpec {
         let s = self.shape;
         let u = |v: u64| F::from(v);
         let rq = |r: crate::quant::RequantSpec| [u(r.shift().into()), u(r.acc_bits().into())];
-        let ln = |l: &crate::gadgets::layernorm::LayerNormSpec| {
-            let [a, b] = rq(l.requant());
-            let (d, e, m) = (u(l.d() as u64), u(l.eps_int()), u(l.recip_bits().into()));
-            [d, e, m, a, b, u(l.in_bits().into()), u(l.beta_shift().into())]
-        };
+        let ln = layernorm_fields;
         let add = |a: &crate::gadgets::elementwise::AddSpec| {
             let (m_a, m_b, c) = a.terms();
             let [s, b] = rq(a.requant());
@@ -107,6 +104,14 @@ impl BlockSpec {
     }
 }
 
+/// Every public number of a LayerNorm, in a fixed order.
+pub(super) fn layernorm_fields(l: &LayerNormSpec) -> [F; 7] {
+    let u = |v: u64| F::from(v);
+    let (d, e, m) = (u(l.d() as u64), u(l.eps_int()), u(l.recip_bits().into()));
+    let r = l.requant();
+    [d, e, m, u(r.shift().into()), u(r.acc_bits().into()), u(l.in_bits().into()), u(l.beta_shift().into())]
+}
+
 /// The tensors of `w` in commitment order: `(matrix input-major, bias)`.
 fn tensors<W, B>(w: &BlockWeights<W, B>) -> [&(Vec<W>, Vec<B>); TENSORS] {
     [&w.ln1, &w.q, &w.k, &w.v, &w.o, &w.ln2, &w.fc1, &w.fc2]
@@ -115,7 +120,7 @@ fn tensors<W, B>(w: &BlockWeights<W, B>) -> [&(Vec<W>, Vec<B>); TENSORS] {
 /// The column-major order of a row-major matrix with `cols` columns: an input-major
 /// matrix with `outputs` columns read output-major (what a chunk absorbs), and back with
 /// `inputs` columns (a LayerNorm's `γ`, one per output, is its own transpose).
-fn transposed<T: Clone>(m: &[T], cols: usize) -> Vec<T> {
+pub(super) fn transposed<T: Clone>(m: &[T], cols: usize) -> Vec<T> {
     let rows = m.len() / cols.max(1);
     (0..cols).flat_map(|j| (0..rows).map(move |t| m[t * cols + j].clone())).collect()
 }
@@ -123,17 +128,19 @@ fn transposed<T: Clone>(m: &[T], cols: usize) -> Vec<T> {
 /// Every tensor as a layer's parameters: weights output-major, biases as int32 (each
 /// checked to fit).
 fn layer_weights(w: &BlockWeights<i8, i64>) -> Result<[LayerWeights; TENSORS], BlockError> {
-    let convert = |(m, b): &(Vec<i8>, Vec<i64>)| {
-        let int32 = |&b: &i64| i32::try_from(b).map_err(|_| BlockError::Shape(format!("bias {b} is not an int32")));
-        Ok(LayerWeights { weights: transposed(m, b.len()), bias: b.iter().map(int32).collect::<Result<_, _>>()? })
-    };
-    let [a, b, c, d, e, f, g, h] = tensors(w).map(convert);
+    let [a, b, c, d, e, f, g, h] = tensors(w).map(tensor_weights);
     Ok([a?, b?, c?, d?, e?, f?, g?, h?])
 }
 
+/// One `(matrix input-major, bias)` tensor as a layer's parameters: weights output-major,
+/// biases as int32 (each checked to fit).
+pub(super) fn tensor_weights((m, b): &(Vec<i8>, Vec<i64>)) -> Result<LayerWeights, BlockError> {
+    let int32 = |&b: &i64| i32::try_from(b).map_err(|_| BlockError::Shape(format!("bias {b} is not an int32")));
+    Ok(LayerWeights { weights: transposed(m, b.len()), bias: b.iter().map(int32).collect::<Result<_, _>>()? })
+}
+
 /// `acc` updated by every tensor's parameters, in order.
-fn update_native(spec: &BlockSpec, acc: F, salt: F, tensors: &[LayerWeights; TENSORS]) -> F {
-    let updates = spec.updates();
+pub(super) fn absorb_native(updates: &[LayerUpdate], tensors: &[LayerWeights], acc: F, salt: F) -> F {
     updates.iter().zip(tensors).fold(acc, |acc, (u, t)| model_update_native(acc, u, salt, &t.weights, &t.bias))
 }
 
@@ -161,7 +168,7 @@ pub fn stream_commitment<CS: ConstraintSystem<F>>(
 /// The running model commitment after one block: `acc` updated by every tensor.
 pub fn block_update_native(spec: &BlockSpec, acc: F, salt: F, w: &BlockWeights<i8, i64>) -> Result<F, BlockError> {
     w.check(&spec.shape)?;
-    Ok(update_native(spec, acc, salt, &layer_weights(w)?))
+    Ok(absorb_native(&spec.updates(), &layer_weights(w)?, acc, salt))
 }
 
 /// The private inputs of one block step.
@@ -207,7 +214,7 @@ impl TransformerStep {
     /// circuit's output).
     pub fn next_state(&self, [blocks, model, _]: [F; 3]) -> [F; 3] {
         let w = &self.witness;
-        let model = update_native(&self.spec, model, w.salt, &self.tensors);
+        let model = absorb_native(&self.spec.updates(), &self.tensors, model, w.salt);
         [blocks + F::ONE, model, stream_commitment_native(&self.output, w.blind_out)]
     }
 }
@@ -226,38 +233,13 @@ impl StepCircuit<F> for TransformerStep {
             return Err(SynthesisError::Unsatisfiable(format!("state arity {} != 3", z.len())));
         };
         let w = &self.witness;
-        let x_limbs = (w.input.iter().enumerate())
-            .map(|(i, &v)| {
-                alloc_uint(
-                    &mut cs.namespace(|| format!("x{i}")),
-                    &bits_le((i64::from(v) + STREAM_OFFSET) as u64, STREAM_BITS),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let offset = F::from(STREAM_OFFSET as u64);
-        let x: Vec<_> = x_limbs.iter().map(|u| lc(&add_constant::<CS>(u.clone(), -offset))).collect();
+        let (x_limbs, x) = alloc_stream(cs, &w.input)?;
         let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(w.blind_in))?;
         let opened = stream_commitment(&mut cs.namespace(|| "open input"), &x_limbs, &blind_in)?;
-        cs.enforce(
-            || "input opens z_in.stream",
-            |lc| lc + opened.get_variable(),
-            |lc| lc + CS::one(),
-            |lc| lc + stream.get_variable(),
-        );
+        enforce_opens(cs, "input opens z_in.stream", &opened, stream);
 
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(w.salt))?;
-        let mut acc = model.clone();
-        let mut tensor_lcs = vec![];
-        for (i, (update, t)) in self.spec.updates().iter().zip(&self.tensors).enumerate() {
-            let cs = &mut cs.namespace(|| format!("tensor{i}"));
-            // weights output-major, as the model update absorbs them; the block reads them
-            // input-major
-            let (unsigned, bias) = alloc_layer_weights(cs, t)?;
-            acc = model_update(&mut cs.namespace(|| "model"), update, &salt, &acc, &unsigned, &bias)?;
-            let (weights, bias) = weight_terms::<CS>(unsigned, &bias);
-            let inputs = weights.len() / bias.len().max(1);
-            tensor_lcs.push((transposed(&weights, inputs), bias));
-        }
+        let (acc, tensor_lcs) = absorb(cs, &self.spec.updates(), &self.tensors, &salt, model)?;
         let mut tensor_lcs = tensor_lcs.into_iter();
         let mut next = || tensor_lcs.next().ok_or(SynthesisError::Unsatisfiable("missing tensor".into()));
         let lw = BlockWeights {
@@ -272,18 +254,92 @@ impl StepCircuit<F> for TransformerStep {
         };
         let out = block(&mut cs.namespace(|| "block"), &self.spec, &lw, &x, &self.hint)?;
 
-        let out_limbs: Vec<Num<F>> = out.into_iter().map(|y| add_constant::<CS>(Num::from(y), offset)).collect();
-        let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(w.blind_out))?;
-        let committed = stream_commitment(&mut cs.namespace(|| "commit output"), &out_limbs, &blind_out)?;
-        let next_blocks = AllocatedNum::alloc(cs.namespace(|| "next blocks"), || {
-            blocks.get_value().map(|b| b + F::ONE).ok_or(SynthesisError::AssignmentMissing)
-        })?;
-        cs.enforce(
-            || "blocks + 1",
-            |lc| lc + blocks.get_variable() + CS::one(),
-            |lc| lc + CS::one(),
-            |lc| lc + next_blocks.get_variable(),
-        );
+        let committed = commit_stream(cs, out, w.blind_out)?;
+        let next_blocks = count_up(cs, blocks)?;
         Ok(vec![next_blocks, acc, committed])
     }
+}
+
+/// Allocates a signed stream: each limb `x + 2^15` range-checked to [`STREAM_BITS`] bits
+/// (what its commitment packs), and each value `x` as a linear combination.
+pub(super) fn alloc_stream<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    x: &[i16],
+) -> Result<(Vec<Num<F>>, Vec<LinearCombination<F>>), SynthesisError> {
+    let limbs = (x.iter().enumerate())
+        .map(|(i, &v)| {
+            let u = (i64::from(v) + STREAM_OFFSET) as u64;
+            alloc_uint(&mut cs.namespace(|| format!("x{i}")), &bits_le(u, STREAM_BITS))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let offset = F::from(STREAM_OFFSET as u64);
+    let values = limbs.iter().map(|u| lc(&add_constant::<CS>(u.clone(), -offset))).collect();
+    Ok((limbs, values))
+}
+
+/// Commits to a stream computed by signed requantizations (each `y + 2^15` in
+/// `[0, 2^16)` by their construction) under a fresh private blind.
+pub(super) fn commit_stream<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    y: Vec<AllocatedNum<F>>,
+    blind: F,
+) -> Result<AllocatedNum<F>, SynthesisError> {
+    let offset = F::from(STREAM_OFFSET as u64);
+    let limbs: Vec<Num<F>> = y.into_iter().map(|y| add_constant::<CS>(Num::from(y), offset)).collect();
+    let blind = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(blind))?;
+    stream_commitment(&mut cs.namespace(|| "commit output"), &limbs, &blind)
+}
+
+/// `opened = slot`: a private input opens the state's commitment.
+pub(super) fn enforce_opens<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    what: &'static str,
+    opened: &AllocatedNum<F>,
+    slot: &AllocatedNum<F>,
+) {
+    cs.enforce(|| what, |lc| lc + opened.get_variable(), |lc| lc + CS::one(), |lc| lc + slot.get_variable());
+}
+
+/// The state's counter plus one.
+pub(super) fn count_up<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    n: &AllocatedNum<F>,
+) -> Result<AllocatedNum<F>, SynthesisError> {
+    let next = AllocatedNum::alloc(cs.namespace(|| "next count"), || {
+        n.get_value().map(|b| b + F::ONE).ok_or(SynthesisError::AssignmentMissing)
+    })?;
+    cs.enforce(
+        || "count + 1",
+        |lc| lc + n.get_variable() + CS::one(),
+        |lc| lc + CS::one(),
+        |lc| lc + next.get_variable(),
+    );
+    Ok(next)
+}
+
+/// A tensor's signed weights (input-major) and biases, as the gadgets read them.
+pub(super) type TensorTerms = (Vec<LinearCombination<F>>, Vec<LinearCombination<F>>);
+
+/// Range-checks every tensor's parameters and absorbs them, in order, into the running
+/// model commitment `model`; returns the new commitment and the tensors' terms.
+pub(super) fn absorb<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    updates: &[LayerUpdate],
+    tensors: &[LayerWeights],
+    salt: &AllocatedNum<F>,
+    model: &AllocatedNum<F>,
+) -> Result<(AllocatedNum<F>, Vec<TensorTerms>), SynthesisError> {
+    let mut acc = model.clone();
+    let mut terms = vec![];
+    for (i, (update, t)) in updates.iter().zip(tensors).enumerate() {
+        let cs = &mut cs.namespace(|| format!("tensor{i}"));
+        // weights output-major, as the model update absorbs them; the gadgets read them
+        // input-major
+        let (unsigned, bias) = alloc_layer_weights(cs, t)?;
+        acc = model_update(&mut cs.namespace(|| "model"), update, salt, &acc, &unsigned, &bias)?;
+        let (weights, bias) = weight_terms::<CS>(unsigned, &bias);
+        let inputs = weights.len() / bias.len().max(1);
+        terms.push((transposed(&weights, inputs), bias));
+    }
+    Ok((acc, terms))
 }

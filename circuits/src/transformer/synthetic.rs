@@ -1,6 +1,8 @@
 //! A synthetic block for tests and benchmarks: fixed scales and seeded random weights
 //! and inputs of a given shape (not a trained model; the GPT example imports one).
 
+use super::embed::{EmbedSpec, EmbedWeights};
+use super::head::{HeadSpec, HeadWeights};
 use super::spec::{At, BlockError, BlockShape, BlockSpec, BlockWeights, STREAM_BITS};
 use crate::gadgets::elementwise::AddSpec;
 use crate::gadgets::gelu::GeluSpec;
@@ -83,4 +85,38 @@ pub fn weights(shape: BlockShape, seed: u64) -> BlockWeights<i8, i64> {
 pub fn input(shape: BlockShape, seed: u64) -> Vec<i16> {
     let n = shape.tokens * shape.width;
     ints(&mut ChaCha20Rng::seed_from_u64(seed), n, 3000).into_iter().map(|v| v as i16).collect()
+}
+
+/// The embedding of `shape` over `vocab` tokens: both int8 rows times 16 into the stream.
+pub fn embed_spec(shape: BlockShape, vocab: usize) -> Result<EmbedSpec, BlockError> {
+    let rq = RequantSpec::new(0, STREAM_BITS + 2).at("synthetic scales")?;
+    let add = AddSpec::wide(16, 16, 0, rq, 8, STREAM_BITS).at("embedding")?;
+    let spec = EmbedSpec { vocab, tokens: shape.tokens, width: shape.width, add };
+    spec.check()?;
+    Ok(spec)
+}
+
+/// Seeded tables of `shape` over `vocab` tokens, in `[-100, 100]`.
+pub fn embed_weights(shape: BlockShape, vocab: usize, seed: u64) -> EmbedWeights {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let d = shape.width;
+    EmbedWeights { tok: int8s(&mut rng, vocab * d, 100), pos: int8s(&mut rng, shape.tokens * d, 100) }
+}
+
+/// The head of `shape` over `vocab` logits, at the blocks' LayerNorm scales.
+pub fn head_spec(shape: BlockShape, vocab: usize) -> Result<HeadSpec, BlockError> {
+    let ln = layernorm_spec(shape.width).at("layernorm")?;
+    let spec = HeadSpec { tokens: shape.tokens, width: shape.width, vocab, ln };
+    spec.check()?;
+    Ok(spec)
+}
+
+/// Seeded head parameters of `shape` over `vocab` logits (as a block's LayerNorm and
+/// projections).
+pub fn head_weights(shape: BlockShape, vocab: usize, seed: u64) -> HeadWeights {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let d = shape.width;
+    let gamma = int8s(&mut rng, d, 24).into_iter().map(|g| g + 64).collect();
+    let ln = (gamma, ints(&mut rng, d, 1 << 12));
+    HeadWeights { ln, out: (int8s(&mut rng, d * vocab, 48), ints(&mut rng, vocab, 2000)) }
 }

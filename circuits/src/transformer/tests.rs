@@ -162,8 +162,10 @@ fn step_witness(seed: u64) -> BlockWitness {
 }
 
 /// Synthesizes `step` on the state `z`: the first unsatisfied constraint and `z_out`.
-fn run_step(step: &TransformerStep, z: [F; 3]) -> (Option<String>, Vec<Option<F>>) {
-    use nova_snark::traits::circuit::StepCircuit;
+pub(super) fn run_step<S: nova_snark::traits::circuit::StepCircuit<F>>(
+    step: &S,
+    z: [F; 3],
+) -> (Option<String>, Vec<Option<F>>) {
     let mut cs = TestConstraintSystem::<F>::new();
     let z: Vec<_> = z
         .iter()

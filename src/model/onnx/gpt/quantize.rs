@@ -24,12 +24,13 @@
 
 use super::float::{calibrate, Ranges};
 use super::graph::{FloatGpt, FloatLayerNorm, FloatLinear};
-use fold_ml_circuits::gadgets::elementwise::{add_wide_native, AddSpec};
+use fold_ml_circuits::gadgets::elementwise::AddSpec;
 use fold_ml_circuits::gadgets::gelu::GeluSpec;
-use fold_ml_circuits::gadgets::layernorm::{acc_bits_for, layernorm_native, LayerNormSpec};
+use fold_ml_circuits::gadgets::layernorm::{acc_bits_for, LayerNormSpec};
 use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::transformer::{
-    block_native, BlockError, BlockShape, BlockSpec, BlockWeights, PROB_BITS, STREAM_BITS,
+    block_native, embed_native, head_native, BlockError, BlockShape, BlockSpec, BlockWeights, EmbedSpec,
+    EmbedWeights, HeadSpec, HeadWeights, PROB_BITS, STREAM_BITS,
 };
 use std::fmt;
 
@@ -80,43 +81,24 @@ fn range(what: impl Into<String>, reason: impl Into<String>) -> GptQuantError {
     GptQuantError::Range { what: what.into(), reason: reason.into() }
 }
 
-/// The embedding: int8 token and position tables added into the first block's 16-bit stream.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Embedding {
-    /// `vocab×width` token rows.
-    pub tok: Vec<i8>,
-    /// `tokens×width` position rows.
-    pub pos: Vec<i8>,
-    /// `x = (m_t·tok + m_p·pos + c) >> K`, 16 bits.
-    pub add: AddSpec,
-}
-
-/// The head: the final LayerNorm and the logits' accumulators (their argmax is the token).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Head {
-    /// The LayerNorm's spec.
-    pub ln: LayerNormSpec,
-    /// Its gain and bias.
-    pub ln_w: (Vec<i8>, Vec<i64>),
-    /// `width×vocab`, input-major.
-    pub w: Vec<i8>,
-    /// One bias per token, at the accumulator's scale.
-    pub b: Vec<i64>,
-}
-
 /// A quantized GPT: the integer model that the proof covers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuantGpt {
     /// Vocabulary size.
     pub vocab: usize,
-    /// The embedding.
-    pub embed: Embedding,
+    /// The embedding's spec: int8 token and position rows added into the 16-bit stream.
+    pub embed_spec: EmbedSpec,
+    /// The embedding's tables.
+    pub embed: EmbedWeights,
     /// The one spec of every block.
     pub spec: BlockSpec,
     /// Each block's weights.
     pub blocks: Vec<BlockWeights<i8, i64>>,
-    /// The head.
-    pub head: Head,
+    /// The head's spec: the final LayerNorm and the logits' accumulators (their argmax is
+    /// the token).
+    pub head_spec: HeadSpec,
+    /// The head's parameters.
+    pub head: HeadWeights,
     /// The scales chosen, for the report.
     pub scales: ScaleReport,
 }
@@ -153,44 +135,19 @@ impl fmt::Display for ScaleReport {
 impl QuantGpt {
     /// The block input of `ids` (token ids, one per position).
     pub fn embed(&self, ids: &[usize]) -> Result<Vec<i16>, GptQuantError> {
-        let d = self.embed.tok.len() / self.vocab;
-        if ids.len() * d != self.embed.pos.len() {
-            return Err(range("input", format!("{} tokens, the model reads {}", ids.len(), self.embed.pos.len() / d)));
-        }
-        let mut tok = Vec::with_capacity(ids.len() * d);
-        for &t in ids {
-            let row = self
-                .embed
-                .tok
-                .get(t * d..(t + 1) * d)
-                .ok_or_else(|| range("input", format!("token {t} ≥ vocabulary {}", self.vocab)))?;
-            tok.extend(row.iter().map(|&v| i16::from(v)));
-        }
-        add_wide_native(&self.embed.add, &tok, &self.embed.pos).map_err(|e| range("embedding", e.to_string()))
+        Ok(embed_native(&self.embed_spec, &self.embed, ids)?)
     }
 
-    /// The logits' accumulators on `ids`: the integer computation the proof covers.
+    /// The logits of the last position for `ids` (one window of the context's length).
     pub fn logits(&self, ids: &[usize]) -> Result<Vec<i64>, GptQuantError> {
         let mut x = self.embed(ids)?;
         for w in &self.blocks {
             x = block_native(&self.spec, w, &x)?.out;
         }
-        let d = self.spec.shape.width;
-        let last = &x[x.len() - d..];
-        let a = layernorm_native(last, &self.head.ln_w.0, &self.head.ln_w.1, &self.head.ln)
-            .map_err(|e| range("head LayerNorm", e.to_string()))?;
-        let m = self.vocab;
-        let mut out = self.head.b.clone();
-        for (i, &v) in a.iter().enumerate() {
-            for (o, &w) in out.iter_mut().zip(&self.head.w[i * m..(i + 1) * m]) {
-                *o += i64::from(v) * i64::from(w);
-            }
-        }
-        Ok(out)
+        Ok(head_native(&self.head_spec, &self.head, &x)?)
     }
 }
 
-/// `2^n` as a float.
 fn pow2(n: u32) -> f64 {
     2f64.powi(n as i32)
 }
@@ -486,7 +443,9 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
     let bits = (128 * (mt + mp) as u64 + ke as u64).ilog2() + 2;
     let add = AddSpec::wide(mt, mp, ke / 2, rq(EMBED_BITS, bits.max(EMBED_BITS + STREAM_BITS))?, 8, STREAM_BITS)
         .map_err(|e| range("embedding", e.to_string()))?;
-    let embed = Embedding { tok: int8("token embeddings", &m.tok, st)?, pos: int8("positions", &m.pos, sp)?, add };
+    let embed = EmbedWeights { tok: int8("token embeddings", &m.tok, st)?, pos: int8("positions", &m.pos, sp)? };
+    let embed_spec = EmbedSpec { vocab: m.vocab, tokens: m.tokens, width: d, add };
+    embed_spec.check()?;
 
     // Head: the final LayerNorm (free output) and int8 logits weights.
     let hi = [(1.0 / mr, amax(&m.ln_f.gamma), r.ln_f)];
@@ -501,9 +460,10 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
         .and_then(|l| l.with_beta_shift(k_beta))
         .map_err(|e| range("LayerNorm", e.to_string()))?;
     let sw = amax(&m.head.w) / 127.0;
-    let head =
-        Head { ln, ln_w, w: int8("head weights", &m.head.w, sw)?, b: int32("head bias", &m.head.b, saf * sw, 0)? };
+    let head = HeadWeights { ln: ln_w, out: (int8("head weights", &m.head.w, sw)?, int32("head bias", &m.head.b, saf * sw, 0)?) };
+    let head_spec = HeadSpec { tokens: m.tokens, width: d, vocab: m.vocab, ln };
+    head_spec.check()?;
 
     let scales = ScaleReport { stream: sx, growth: (g1, g2), softmax_frac, gelu: (gelu_in, gelu_out) };
-    Ok(QuantGpt { vocab: m.vocab, embed, spec, blocks: weights, head, scales })
+    Ok(QuantGpt { vocab: m.vocab, embed_spec, embed, spec, blocks: weights, head_spec, head, scales })
 }
