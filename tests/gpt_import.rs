@@ -87,13 +87,20 @@ fn the_imported_gpt_is_a_chain_of_satisfied_steps() {
     let ids: Vec<u16> = windows("test.json")[0].iter().map(|&t| t as u16).collect();
     let blinds: Vec<F> = (0..=q.blocks.len() + 2).map(|i| F::from(100 + i as u64)).collect();
     let salt = F::from(5);
-    let embed = EmbedWitness { ids: ids.clone(), weights: q.embed.clone(), blind_in: blinds[0], blind_out: blinds[1], salt };
+    let embed =
+        EmbedWitness { ids: ids.clone(), weights: q.embed.clone(), blind_in: blinds[0], blind_out: blinds[1], salt };
     let embed = EmbedStep::new(q.embed_spec, embed).unwrap();
     let z0 = [F::ZERO, model_start(), tokens_commitment_native(&ids, blinds[0])];
     let mut z = satisfied(&embed, z0, embed.next_state(z0));
     let mut x = embed.output().to_vec();
     for (b, weights) in q.blocks.iter().enumerate() {
-        let w = BlockWitness { input: x, weights: weights.clone(), blind_in: blinds[b + 1], blind_out: blinds[b + 2], salt };
+        let w = BlockWitness {
+            input: x,
+            weights: weights.clone(),
+            blind_in: blinds[b + 1],
+            blind_out: blinds[b + 2],
+            salt,
+        };
         let step = TransformerStep::new(q.spec, w).unwrap();
         z = satisfied(&step, z, step.next_state(z));
         x = step.output().to_vec();

@@ -109,7 +109,9 @@ impl EmbedSpec {
         let (tok, pos) = (self.vocab * self.width, self.tokens * self.width);
         if w.tok.len() != tok || w.pos.len() != pos {
             let got = (w.tok.len(), w.pos.len());
-            return Err(BlockError::Shape(format!("embedding tables of {got:?} values, the spec needs ({tok}, {pos})")));
+            return Err(BlockError::Shape(format!(
+                "embedding tables of {got:?} values, the spec needs ({tok}, {pos})"
+            )));
         }
         Ok(())
     }

@@ -104,7 +104,10 @@ impl HeadSpec {
         let (d, v) = (self.width, self.vocab);
         let lens = [w.ln.0.len(), w.ln.1.len(), w.out.0.len(), w.out.1.len()];
         if lens != [d, d, d * v, v] {
-            return Err(BlockError::Shape(format!("head tensors of {lens:?} values, the spec needs [{d}, {d}, {}, {v}]", d * v)));
+            return Err(BlockError::Shape(format!(
+                "head tensors of {lens:?} values, the spec needs [{d}, {d}, {}, {v}]",
+                d * v
+            )));
         }
         Ok(())
     }
@@ -113,7 +116,11 @@ impl HeadSpec {
     fn last_row<'a>(&self, x: &'a [i16]) -> Result<&'a [i16], BlockError> {
         match x.len() == self.tokens * self.width {
             true => Ok(&x[x.len() - self.width..]),
-            false => Err(BlockError::Shape(format!("a stream of {} values, the head reads {}", x.len(), self.tokens * self.width))),
+            false => Err(BlockError::Shape(format!(
+                "a stream of {} values, the head reads {}",
+                x.len(),
+                self.tokens * self.width
+            ))),
         }
     }
 }

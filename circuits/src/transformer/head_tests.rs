@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::gadgets::commit::model_start;
+use crate::transformer::stream_commitment_native;
 use crate::transformer::synthetic::{head_spec, head_weights, input, shape};
 use crate::transformer::tests::run_step;
-use crate::transformer::stream_commitment_native;
 
 const VOCAB: usize = 29;
 

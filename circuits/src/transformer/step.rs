@@ -265,7 +265,7 @@ impl StepCircuit<F> for TransformerStep {
 pub(super) fn alloc_stream<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     x: &[i16],
-) -> Result<(Vec<Num<F>>, Vec<LinearCombination<F>>), SynthesisError> {
+) -> Result<(Vec<Num<F>>, Vec<Lc>), SynthesisError> {
     let limbs = (x.iter().enumerate())
         .map(|(i, &v)| {
             let u = (i64::from(v) + STREAM_OFFSET) as u64;
@@ -317,8 +317,10 @@ pub(super) fn count_up<CS: ConstraintSystem<F>>(
     Ok(next)
 }
 
+type Lc = LinearCombination<F>;
+
 /// A tensor's signed weights (input-major) and biases, as the gadgets read them.
-pub(super) type TensorTerms = (Vec<LinearCombination<F>>, Vec<LinearCombination<F>>);
+pub(super) type TensorTerms = (Vec<Lc>, Vec<Lc>);
 
 /// Range-checks every tensor's parameters and absorbs them, in order, into the running
 /// model commitment `model`; returns the new commitment and the tensors' terms.

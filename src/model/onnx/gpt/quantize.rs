@@ -29,8 +29,8 @@ use fold_ml_circuits::gadgets::gelu::GeluSpec;
 use fold_ml_circuits::gadgets::layernorm::{acc_bits_for, LayerNormSpec};
 use fold_ml_circuits::quant::RequantSpec;
 use fold_ml_circuits::transformer::{
-    block_native, embed_native, head_native, BlockError, BlockShape, BlockSpec, BlockWeights, EmbedSpec,
-    EmbedWeights, HeadSpec, HeadWeights, PROB_BITS, STREAM_BITS,
+    block_native, embed_native, head_native, BlockError, BlockShape, BlockSpec, BlockWeights, EmbedSpec, EmbedWeights,
+    HeadSpec, HeadWeights, PROB_BITS, STREAM_BITS,
 };
 use std::fmt;
 
@@ -460,7 +460,10 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
         .and_then(|l| l.with_beta_shift(k_beta))
         .map_err(|e| range("LayerNorm", e.to_string()))?;
     let sw = amax(&m.head.w) / 127.0;
-    let head = HeadWeights { ln: ln_w, out: (int8("head weights", &m.head.w, sw)?, int32("head bias", &m.head.b, saf * sw, 0)?) };
+    let head = HeadWeights {
+        ln: ln_w,
+        out: (int8("head weights", &m.head.w, sw)?, int32("head bias", &m.head.b, saf * sw, 0)?),
+    };
     let head_spec = HeadSpec { tokens: m.tokens, width: d, vocab: m.vocab, ln };
     head_spec.check()?;
 
