@@ -6,6 +6,7 @@ use crate::layer::{BlockSpec, LayerStep};
 use crate::quant::QuantError;
 use crate::spec::Links;
 use crate::tile::{GroupSpec, GroupStep, PairSpec, PairStep, TileSpec, TileState, TileStep, TileWitness};
+use crate::transformer::{EmbedStep, HeadStep, TransformerStep};
 use crate::F;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, SynthesisError};
 use nova_snark::traits::circuit::StepCircuit;
@@ -22,6 +23,12 @@ pub enum Step {
     Group(GroupStep),
     /// One tile of a residual block tiled as a pair of grids ([`PairStep`], the same state).
     Pair(Box<PairStep>),
+    /// A GPT's embedding ([`EmbedStep`]: token ids to the stream, state arity 3).
+    Embed(Box<EmbedStep>),
+    /// One transformer block ([`TransformerStep`]: stream to stream, state arity 3).
+    Block(Box<TransformerStep>),
+    /// A GPT's head ([`HeadStep`]: stream to the last position's logits, state arity 3).
+    Head(Box<HeadStep>),
 }
 
 /// How a segment's block is cut into tiles, one per Nova step.
@@ -141,6 +148,7 @@ impl Step {
             Self::Tile(s) => Some((s.tile(), s.spec().num_stages(), s.next_state(z))),
             Self::Group(s) => Some((s.tile(), s.spec().num_stages(), s.next_state(z))),
             Self::Pair(s) => Some((s.tile(), 2, s.next_state(z))),
+            Self::Embed(_) | Self::Block(_) | Self::Head(_) => None,
         }
     }
 }
@@ -217,6 +225,9 @@ impl StepCircuit<F> for Step {
             Self::Tile(s) => s.arity(),
             Self::Group(s) => s.arity(),
             Self::Pair(s) => s.arity(),
+            Self::Embed(s) => s.arity(),
+            Self::Block(s) => s.arity(),
+            Self::Head(s) => s.arity(),
         }
     }
 
@@ -230,6 +241,9 @@ impl StepCircuit<F> for Step {
             Self::Tile(s) => s.synthesize(cs, z),
             Self::Group(s) => s.synthesize(cs, z),
             Self::Pair(s) => s.synthesize(cs, z),
+            Self::Embed(s) => s.synthesize(cs, z),
+            Self::Block(s) => s.synthesize(cs, z),
+            Self::Head(s) => s.synthesize(cs, z),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! compresses. Memory holds one layer's witness, the folded instance and the parameters,
 //! whatever the depth. Job directories, checkpoints and resumption live in [`crate::job`].
 
+pub mod gpt;
 pub mod keys;
 pub mod plan;
 pub mod segment;

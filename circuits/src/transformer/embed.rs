@@ -198,6 +198,13 @@ impl EmbedStep {
         Ok(Self { spec, witness, tables, gathers, add, output })
     }
 
+    /// A step of `spec` on zeros, for parameter setup.
+    pub fn blank(spec: EmbedSpec) -> Result<Self, BlockError> {
+        let weights = EmbedWeights { tok: vec![0; spec.vocab * spec.width], pos: vec![0; spec.tokens * spec.width] };
+        let ids = vec![0; spec.tokens];
+        Self::new(spec, EmbedWitness { ids, weights, blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO })
+    }
+
     /// The output stream.
     pub fn output(&self) -> &[i16] {
         &self.output

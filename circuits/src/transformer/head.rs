@@ -200,6 +200,14 @@ impl HeadStep {
         Ok(Self { spec, witness, tensors, norm, dots, logits })
     }
 
+    /// A step of `spec` on zeros, for parameter setup.
+    pub fn blank(spec: HeadSpec) -> Result<Self, BlockError> {
+        let (d, v) = (spec.width, spec.vocab);
+        let weights = HeadWeights { ln: (vec![0; d], vec![0; d]), out: (vec![0; d * v], vec![0; v]) };
+        let input = vec![0; spec.tokens * d];
+        Self::new(spec, HeadWitness { input, weights, blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO })
+    }
+
     /// The logits.
     pub fn logits(&self) -> &[i64] {
         &self.logits

@@ -151,6 +151,24 @@ pub struct BlockWeights<W, B> {
     pub fc2: (Vec<W>, Vec<B>),
 }
 
+impl BlockWeights<i8, i64> {
+    /// Weights of `shape`, all zero (a blank step's).
+    pub fn zeros(shape: &BlockShape) -> Self {
+        let (d, h) = (shape.width, shape.hidden);
+        let t = |w: usize, b: usize| (vec![0; w], vec![0; b]);
+        Self {
+            ln1: t(d, d),
+            q: t(d * d, d),
+            k: t(d * d, d),
+            v: t(d * d, d),
+            o: t(d * d, d),
+            ln2: t(d, d),
+            fc1: t(d * h, h),
+            fc2: t(h * d, d),
+        }
+    }
+}
+
 impl<W, B> BlockWeights<W, B> {
     /// Checks every tensor's length against `shape`.
     pub fn check(&self, shape: &BlockShape) -> Result<(), BlockError> {

@@ -205,6 +205,14 @@ impl TransformerStep {
         Ok(Self { spec, witness, tensors, hint, output: trace.out })
     }
 
+    /// A step of `spec` on zeros, for parameter setup (the circuit's shape does not depend
+    /// on the values).
+    pub fn blank(spec: BlockSpec) -> Result<Self, BlockError> {
+        let input = vec![0; spec.shape.tokens * spec.shape.width];
+        let weights = BlockWeights::zeros(&spec.shape);
+        Self::new(spec, BlockWitness { input, weights, blind_in: F::ZERO, blind_out: F::ZERO, salt: F::ZERO })
+    }
+
     /// The output stream.
     pub fn output(&self) -> &[i16] {
         &self.output
