@@ -9,6 +9,8 @@
 use anyhow::{Context, Result};
 use fold_ml::model::onnx::gpt::{quantize, read_gpt};
 use fold_ml::prove::gpt::{prove, verify, GptKeys};
+use fold_ml_circuits::cost::step_constraints;
+use fold_ml_circuits::transformer::{EmbedStep, HeadStep, TransformerStep};
 use fold_ml_circuits::F;
 use std::path::Path;
 use std::time::Instant;
@@ -23,6 +25,11 @@ struct Windows {
     inputs: Vec<Vec<usize>>,
 }
 
+/// Constraints of a step circuit.
+fn num<C: nova_snark::traits::circuit::StepCircuit<F>>(step: &C) -> Result<usize> {
+    step_constraints(step).map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
 fn main() -> Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gpt");
     let index: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(0);
@@ -33,6 +40,12 @@ fn main() -> Result<()> {
     let ids: Vec<u16> = window.iter().map(|&t| u16::try_from(t)).collect::<Result<_, _>>()?;
     let text: String = window.iter().map(|&t| vocab[t].as_str()).collect();
 
+    let constraints = [
+        num(&EmbedStep::blank(q.embed_spec)?)?,
+        num(&TransformerStep::blank(q.spec)?)?,
+        num(&HeadStep::blank(q.head_spec)?)?,
+    ];
+    println!("step constraints (embedding, block, head; without Nova's verifier circuit): {constraints:?}");
     let t = Instant::now();
     let keys = GptKeys::setup(&q)?;
     let setup = t.elapsed().as_secs_f64();

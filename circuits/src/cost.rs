@@ -195,3 +195,11 @@ impl StepCost {
         self.constraints as f64 / self.macs as f64
     }
 }
+
+/// Constraints of any step circuit (a transformer's steps included), synthesized on a
+/// blank state and counted.
+pub fn step_constraints<C: nova_snark::traits::circuit::StepCircuit<crate::F>>(
+    step: &C,
+) -> Result<usize, nova_snark::frontend::SynthesisError> {
+    count(step).map(|cs| cs.num_constraints())
+}

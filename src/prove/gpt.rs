@@ -148,18 +148,36 @@ pub struct GptTimings {
     pub compress: [f64; 3],
 }
 
-/// Folds `steps` (one segment) from `z0` and compresses the result.
-fn prove_segment(keys: &SegmentKeys, steps: &[Step], z0: &[F; 3]) -> Result<(CompressedSnark, f64, f64), Error> {
+/// A segment proven: its compressed proof, its end state and its seconds (fold, compress).
+struct Proven {
+    proof: CompressedSnark,
+    end: [F; 3],
+    seconds: (f64, f64),
+}
+
+/// Folds a segment's steps from `z0`, each built only when it is folded (one step in
+/// memory at a time, so a deep GPT folds in bounded memory), and compresses the result.
+fn prove_segment(
+    keys: &SegmentKeys,
+    z0: &[F; 3],
+    steps: impl Iterator<Item = Result<Step, Error>>,
+) -> Result<Proven, Error> {
     let t = Instant::now();
-    let first = steps.first().ok_or_else(|| Error::bad_input("GPT", "a segment without steps"))?;
-    let mut rs = RecursiveSnark::new(&keys.pp, first, z0).map_err(|e| Error::nova("folding", e))?;
+    let mut rs: Option<RecursiveSnark> = None;
     for step in steps {
-        rs.prove_step(&keys.pp, step).map_err(|e| Error::nova("folding", e))?;
+        let step = step?;
+        let snark = match rs.as_mut() {
+            Some(snark) => snark,
+            None => rs.insert(RecursiveSnark::new(&keys.pp, &step, z0).map_err(|e| Error::nova("folding", e))?),
+        };
+        snark.prove_step(&keys.pp, &step).map_err(|e| Error::nova("folding", e))?;
     }
+    let rs = rs.ok_or_else(|| Error::bad_input("GPT", "a segment without steps"))?;
+    let end = <[F; 3]>::try_from(rs.outputs()).map_err(|_| Error::bad_input("GPT", "a state of another arity"))?;
     let fold = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let proof = super::compress_segment(&keys.pp, &keys.pk, &rs)?;
-    Ok((proof, fold, t.elapsed().as_secs_f64()))
+    Ok(Proven { proof, end, seconds: (fold, t.elapsed().as_secs_f64()) })
 }
 
 /// Proves that `q` (its weights salted by `salt`) maps the token ids `ids` to its logits,
@@ -170,41 +188,35 @@ pub fn prove(keys: &GptKeys, q: &QuantGpt, salt: F, ids: &[u16]) -> Result<(GptP
     let embed =
         EmbedWitness { ids: ids.to_vec(), weights: q.embed.clone(), blind_in: F::ZERO, blind_out: blinds[0], salt };
     let embed = EmbedStep::new(q.embed_spec, embed).map_err(spec_error)?;
-    let z0 = [F::ZERO, model_start(), tokens_commitment_native(ids, F::ZERO)];
-    let z1 = embed.next_state(z0);
     let mut x = embed.output().to_vec();
-    let mut blocks = Vec::with_capacity(n);
-    let mut z2 = z1;
-    for (b, weights) in q.blocks.iter().enumerate() {
-        let w =
-            BlockWitness { input: x, weights: weights.clone(), blind_in: blinds[b], blind_out: blinds[b + 1], salt };
+    let z0 = [F::ZERO, model_start(), tokens_commitment_native(ids, F::ZERO)];
+    let e = prove_segment(&keys.embed, &z0, std::iter::once(Ok(Step::Embed(Box::new(embed)))))?;
+    let blocks = q.blocks.iter().enumerate().map(|(b, weights)| {
+        let input = std::mem::take(&mut x);
+        let w = BlockWitness { input, weights: weights.clone(), blind_in: blinds[b], blind_out: blinds[b + 1], salt };
         let step = TransformerStep::new(q.spec, w).map_err(spec_error)?;
-        z2 = step.next_state(z2);
         x = step.output().to_vec();
-        blocks.push(Step::Block(Box::new(step)));
-    }
+        Ok(Step::Block(Box::new(step)))
+    });
+    let b = prove_segment(&keys.blocks, &e.end, blocks)?;
     let w = HeadWitness { input: x, weights: q.head.clone(), blind_in: blinds[n], blind_out: blinds[n + 1], salt };
     let head = HeadStep::new(q.head_spec, w).map_err(spec_error)?;
-    let z3 = head.next_state(z2);
     let logits = head.logits().to_vec();
+    let h = prove_segment(&keys.head, &b.end, std::iter::once(Ok(Step::Head(Box::new(head)))))?;
 
-    let mut timings = GptTimings::default();
-    let (e, f0, c0) = prove_segment(&keys.embed, &[Step::Embed(Box::new(embed))], &z0)?;
-    let (b, f1, c1) = prove_segment(&keys.blocks, &blocks, &z1)?;
-    drop(blocks);
-    let (h, f2, c2) = prove_segment(&keys.head, &[Step::Head(Box::new(head))], &z2)?;
-    (timings.fold, timings.compress) = ([f0, f1, f2], [c0, c1, c2]);
+    let seconds = [e.seconds, b.seconds, h.seconds];
+    let timings = GptTimings { fold: seconds.map(|s| s.0), compress: seconds.map(|s| s.1) };
     let statement = GptStatement {
         tokens: ids.to_vec(),
         blocks: n,
-        model_commitment: z3[1],
-        links: [GptLink { model: z1[1], stream: z1[2] }, GptLink { model: z2[1], stream: z2[2] }],
+        model_commitment: h.end[1],
+        links: [GptLink { model: e.end[1], stream: e.end[2] }, GptLink { model: b.end[1], stream: b.end[2] }],
         logits,
         logit_bits: q.head_spec.logit_bits(),
         logits_blind: blinds[n + 1],
     };
-    verify(&keys.verifier_keys(), &statement, [&e, &b, &h])?;
-    Ok((GptProof { statement, proofs: [e, b, h] }, timings))
+    verify(&keys.verifier_keys(), &statement, [&e.proof, &b.proof, &h.proof])?;
+    Ok((GptProof { statement, proofs: [e.proof, b.proof, h.proof] }, timings))
 }
 
 /// Verifies every segment's proof (`proofs`: the embedding's, the blocks', the head's)
