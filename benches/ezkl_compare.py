@@ -8,6 +8,14 @@ file with its calibration inputs and one input (e.g. LeNet-5).
     /tmp/ezkl-venv/bin/python benches/ezkl_compare.py --width 16 --layers 128 [--layers 1024 ...]
     /tmp/ezkl-venv/bin/python benches/ezkl_compare.py --onnx examples/lenet5/lenet5.onnx \
         --calibrate examples/lenet5/calib.json --input examples/lenet5/digit.json
+    cargo build --release --example gpt_prove
+    /tmp/ezkl-venv/bin/python benches/ezkl_compare.py --gpt [--ezkl-timeout 2700]
+
+With --gpt, the shipped GPT (examples/gpt/gpt.onnx) on the first held-out window: fold-ml by
+the `gpt_prove` example (the library's three-segment proof; the CLI cannot prove a GPT
+yet), ezkl stage by stage with each stage's time, until it finishes or the timeout. ezkl
+cannot quantize the causal mask's -inf ("significant bit truncation"), so it reads a copy
+whose -inf entries are -30 (exp(-30) < 1e-13: the same float softmax).
 
 ezkl runs with its default visibility (input and output public, weights fixed in the
 circuit), its calibrated settings and a locally generated SRS; its prove time is the
@@ -141,6 +149,63 @@ def mlp_side_by_side(a):
             print(f"| {a.width} | {n} | {ezkl_cols} | {f_t:.1f} s | {f_rss:.0f} MiB |", flush=True)
 
 
+GPT_STAGES = """
+import asyncio, inspect, json, resource, sys, time, ezkl
+def call(fn, *a, **k):
+    r = fn(*a, **k)
+    return asyncio.run(r) if inspect.isawaitable(r) else r
+model, data, w = sys.argv[1:4]
+p = lambda n: w + "/" + n
+def stage(name, fn, *a):
+    t = time.time()
+    call(fn, *a)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"| ezkl {name} | {time.time() - t:.1f} s | {rss:.0f} MiB |", flush=True)
+stage("gen_settings", ezkl.gen_settings, model, p("settings.json"))
+stage("calibrate_settings", ezkl.calibrate_settings, data, model, p("settings.json"), "resources")
+logrows = json.load(open(p("settings.json")))["run_args"]["logrows"]
+print(f"| ezkl logrows | {logrows} | |", flush=True)
+stage("compile_circuit", ezkl.compile_circuit, model, p("compiled"), p("settings.json"))
+stage("gen_srs", ezkl.gen_srs, p("srs"), logrows)
+stage("setup", ezkl.setup, p("compiled"), p("vk"), p("pk"), p("srs"))
+stage("gen_witness", ezkl.gen_witness, data, p("compiled"), p("witness.json"))
+stage("prove", ezkl.prove, p("witness.json"), p("compiled"), p("pk"), p("proof.json"), p("srs"))
+stage("verify", ezkl.verify, p("proof.json"), p("settings.json"), p("vk"), p("srs"))
+"""
+
+
+def gpt_side_by_side(a):
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    gpt = os.path.join(ROOT, "examples", "gpt")
+    with open(os.path.join(gpt, "test.json")) as f:
+        ids = json.load(f)["inputs"][0]
+    print("| prover, stage | time | peak RSS |")
+    print("|---|---|---|")
+    out = subprocess.run([os.path.join(ROOT, "target", "release", "examples", "gpt_prove")],
+                         capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        print(f"| fold-ml: {line} | | |", flush=True)
+    with tempfile.TemporaryDirectory() as work:
+        m = onnx.load(os.path.join(gpt, "gpt.onnx"))
+        for t in m.graph.initializer:
+            x = numpy_helper.to_array(t)
+            if x.dtype.kind == "f" and np.isneginf(x).any():
+                t.CopyFrom(numpy_helper.from_array(np.where(np.isneginf(x), np.float32(-30), x), t.name))
+        model = os.path.join(work, "gpt_finite.onnx")
+        onnx.save(m, model)
+        data = os.path.join(work, "input.json")
+        with open(data, "w") as f:
+            json.dump({"input_data": [ids]}, f)
+        try:
+            subprocess.run([sys.executable, "-c", GPT_STAGES, model, data, work], check=True,
+                           timeout=a.ezkl_timeout)
+        except subprocess.TimeoutExpired:
+            print(f"| ezkl | stopped by the {a.ezkl_timeout} s timeout in the next stage | |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--width", type=int, default=16)
@@ -149,8 +214,12 @@ def main():
     ap.add_argument("--onnx", help="an ONNX model instead of the MLP (needs --calibrate and --input)")
     ap.add_argument("--calibrate", help="fold-ml's calibration inputs for --onnx")
     ap.add_argument("--input", help="the one input to prove for --onnx (a JSON array of floats)")
+    ap.add_argument("--gpt", action="store_true", help="the shipped GPT, stage by stage (see above)")
+    ap.add_argument("--ezkl-timeout", type=int, default=2700, help="seconds ezkl may run with --gpt")
     a = ap.parse_args()
-    if a.onnx:
+    if a.gpt:
+        gpt_side_by_side(a)
+    elif a.onnx:
         onnx_side_by_side(a)
     else:
         mlp_side_by_side(a)
