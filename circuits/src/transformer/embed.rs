@@ -16,9 +16,11 @@
 //!    under a fresh blind.
 
 use super::spec::{At, BlockError, STREAM_BITS};
-use super::step::{absorb, absorb_native, commit_stream, count_up, enforce_opens, transposed};
+use super::step::{
+    absorb, absorb_native, commit_stream, count_up, enforce_opens, packed_commitment, packed_commitment_native, state3,
+    tensor_digest, transposed,
+};
 use crate::gadgets::bits::lc;
-use crate::gadgets::commit::{domain_tag, hash, hash_native, pack, pack_native};
 use crate::gadgets::commit::{Chunks, LayerUpdate};
 use crate::gadgets::elementwise::{add, add_wide_hint, add_wide_native, AddSpec};
 use crate::gadgets::gather::{gather, gather_native, GatherHint, GatherSpec};
@@ -26,7 +28,6 @@ use crate::gadgets::requant::RequantHint;
 use crate::layer::LayerWeights;
 use crate::F;
 use ff::Field;
-use nova_snark::frontend::gadgets::poseidon::Elt;
 use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, LinearCombination, SynthesisError};
 use nova_snark::traits::circuit::StepCircuit;
 
@@ -91,12 +92,9 @@ impl EmbedSpec {
     /// Each table's update of the model commitment: the token table, then the positions.
     pub fn updates(&self) -> [LayerUpdate; 2] {
         let rows = [self.vocab, self.tokens];
-        std::array::from_fn(|i| {
-            let fields = self.encode();
-            let mut items = vec![domain_tag(TAG_EMBED_TENSOR, fields.len())];
-            items.extend(fields);
-            items.push(F::from(i as u64));
-            LayerUpdate { digest: hash_native(&items), chunks: Chunks::new(rows[i], self.width, 0) }
+        std::array::from_fn(|i| LayerUpdate {
+            digest: tensor_digest(TAG_EMBED_TENSOR, self.encode(), i),
+            chunks: Chunks::new(rows[i], self.width, 0),
         })
     }
 
@@ -140,9 +138,7 @@ pub fn embed_native(spec: &EmbedSpec, w: &EmbedWeights, ids: &[usize]) -> Result
 /// Commitment to token ids under a blind: `H(tag(T), blind, pack16(ids))`.
 pub fn tokens_commitment_native(ids: &[u16], blind: F) -> F {
     let limbs: Vec<u64> = ids.iter().map(|&t| u64::from(t)).collect();
-    let mut items = vec![domain_tag(TAG_TOKENS, ids.len()), blind];
-    items.extend(pack_native(&limbs, TOKEN_BITS));
-    hash_native(&items)
+    packed_commitment_native(TAG_TOKENS, &limbs, TOKEN_BITS, blind)
 }
 
 /// The tables as the model commitment absorbs them: rows with a zero bias each.
@@ -228,18 +224,14 @@ impl StepCircuit<F> for EmbedStep {
         cs: &mut CS,
         z: &[AllocatedNum<F>],
     ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
-        let [layers, model, tokens] = z else {
-            return Err(SynthesisError::Unsatisfiable(format!("state arity {} != 3", z.len())));
-        };
+        let [layers, model, tokens] = state3(z)?;
         let (s, w) = (&self.spec, &self.witness);
         let ids = (w.ids.iter().enumerate())
             .map(|(i, &t)| AllocatedNum::alloc(cs.namespace(|| format!("id{i}")), || Ok(F::from(u64::from(t)))))
             .collect::<Result<Vec<_>, _>>()?;
         let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(w.blind_in))?;
-        let mut items = vec![Elt::num_from_fr::<CS>(domain_tag(TAG_TOKENS, ids.len())), Elt::Allocated(blind_in)];
         let limbs: Vec<Num<F>> = ids.iter().cloned().map(Num::from).collect();
-        items.extend(pack(&limbs, TOKEN_BITS).into_iter().map(Elt::Num));
-        let opened = hash(&mut cs.namespace(|| "open tokens"), &items)?;
+        let opened = packed_commitment(&mut cs.namespace(|| "open tokens"), TAG_TOKENS, &limbs, TOKEN_BITS, &blind_in)?;
         enforce_opens(cs, "tokens open z_in.tokens", &opened, tokens);
 
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(w.salt))?;

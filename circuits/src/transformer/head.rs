@@ -19,16 +19,18 @@
 //! the proof is the one the importer measured, with no rounding tie added.
 
 use super::spec::{At, BlockError, STREAM_BITS};
-use super::step::{absorb, absorb_native, alloc_stream, count_up, enforce_opens, layernorm_fields, tensor_weights};
+use super::step::{
+    absorb, absorb_native, alloc_stream, count_up, enforce_opens, layernorm_fields, packed_commitment,
+    packed_commitment_native, state3, tensor_digest, tensor_weights,
+};
 use crate::gadgets::bits::{alloc_uint, lc};
-use crate::gadgets::commit::{domain_tag, hash, hash_native, pack, pack_native, Chunks, LayerUpdate};
+use crate::gadgets::commit::{Chunks, LayerUpdate};
 use crate::gadgets::dot::{dot_product, DotHint};
 use crate::gadgets::layernorm::{layernorm, layernorm_native, LayerNormHint, LayerNormSpec};
 use crate::layer::LayerWeights;
 use crate::quant::{bits_le, int_to_field};
 use crate::F;
 use ff::Field;
-use nova_snark::frontend::gadgets::poseidon::Elt;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
 use nova_snark::traits::circuit::StepCircuit;
 
@@ -90,12 +92,9 @@ impl HeadSpec {
     /// Each tensor's update of the model commitment: the LayerNorm, then the projection.
     pub fn updates(&self) -> [LayerUpdate; 2] {
         let shapes = [(self.width, 1), (self.vocab, self.width)];
-        std::array::from_fn(|i| {
-            let fields = self.encode();
-            let mut items = vec![domain_tag(TAG_HEAD_TENSOR, fields.len())];
-            items.extend(fields);
-            items.push(F::from(i as u64));
-            LayerUpdate { digest: hash_native(&items), chunks: Chunks::new(shapes[i].0, shapes[i].1, 0) }
+        std::array::from_fn(|i| LayerUpdate {
+            digest: tensor_digest(TAG_HEAD_TENSOR, self.encode(), i),
+            chunks: Chunks::new(shapes[i].0, shapes[i].1, 0),
         })
     }
 
@@ -147,9 +146,7 @@ pub fn head_native(spec: &HeadSpec, w: &HeadWeights, x: &[i16]) -> Result<Vec<i6
 pub fn logits_commitment_native(logits: &[i64], bits: u32, blind: F) -> F {
     let half = 1i64 << (bits - 1);
     let limbs: Vec<u64> = logits.iter().map(|&l| u64::try_from(l + half).expect("a logit within its bits")).collect();
-    let mut items = vec![domain_tag(TAG_LOGITS, logits.len()), blind];
-    items.extend(pack_native(&limbs, bits));
-    hash_native(&items)
+    packed_commitment_native(TAG_LOGITS, &limbs, bits, blind)
 }
 
 /// The running model commitment after the head.
@@ -231,9 +228,7 @@ impl StepCircuit<F> for HeadStep {
         cs: &mut CS,
         z: &[AllocatedNum<F>],
     ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
-        let [layers, model, stream] = z else {
-            return Err(SynthesisError::Unsatisfiable(format!("state arity {} != 3", z.len())));
-        };
+        let [layers, model, stream] = state3(z)?;
         let (s, w) = (&self.spec, &self.witness);
         let (x_limbs, x) = alloc_stream(cs, &w.input)?;
         let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(w.blind_in))?;
@@ -265,9 +260,7 @@ impl StepCircuit<F> for HeadStep {
             limbs.push(limb);
         }
         let blind_out = AllocatedNum::alloc(cs.namespace(|| "blind_out"), || Ok(w.blind_out))?;
-        let mut items = vec![Elt::num_from_fr::<CS>(domain_tag(TAG_LOGITS, s.vocab)), Elt::Allocated(blind_out)];
-        items.extend(pack(&limbs, bits).into_iter().map(Elt::Num));
-        let committed = hash(&mut cs.namespace(|| "commit logits"), &items)?;
+        let committed = packed_commitment(&mut cs.namespace(|| "commit logits"), TAG_LOGITS, &limbs, bits, &blind_out)?;
         Ok(vec![count_up(cs, layers)?, acc, committed])
     }
 }

@@ -86,11 +86,7 @@ impl BlockSpec {
 
     /// The digest tensor `i` of the block absorbs: `H(tag, encode(), i)`.
     pub fn tensor_digest(&self, i: usize) -> F {
-        let fields = self.encode();
-        let mut items = vec![domain_tag(TAG_BLOCK_TENSOR, fields.len())];
-        items.extend(fields);
-        items.push(F::from(i as u64));
-        hash_native(&items)
+        tensor_digest(TAG_BLOCK_TENSOR, self.encode(), i)
     }
 
     /// Each tensor's update of the model commitment.
@@ -147,9 +143,46 @@ pub(super) fn absorb_native(updates: &[LayerUpdate], tensors: &[LayerWeights], a
 /// Commitment to a signed stream under a blind: `H(tag(len), blind, pack16(x + 2^15))`.
 pub fn stream_commitment_native(x: &[i16], blind: F) -> F {
     let limbs: Vec<u64> = x.iter().map(|&v| (i64::from(v) + STREAM_OFFSET) as u64).collect();
-    let mut items = vec![domain_tag(TAG_SIGNED_STREAM, x.len()), blind];
-    items.extend(pack_native(&limbs, STREAM_BITS));
+    packed_commitment_native(TAG_SIGNED_STREAM, &limbs, STREAM_BITS, blind)
+}
+
+/// `H(tag(n), blind, pack_bits(limbs))`: the commitment to `n` limbs of `bits` bits each
+/// (a stream, token ids, logits: each kind under its own tag).
+pub(super) fn packed_commitment_native(tag: u64, limbs: &[u64], bits: u32, blind: F) -> F {
+    let mut items = vec![domain_tag(tag, limbs.len()), blind];
+    items.extend(pack_native(limbs, bits));
     hash_native(&items)
+}
+
+/// In-circuit twin of [`packed_commitment_native`]; the limbs must be range-checked to
+/// `bits` bits (so the packing is injective).
+pub(super) fn packed_commitment<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    tag: u64,
+    limbs: &[Num<F>],
+    bits: u32,
+    blind: &AllocatedNum<F>,
+) -> Result<AllocatedNum<F>, SynthesisError> {
+    let mut items = vec![Elt::num_from_fr::<CS>(domain_tag(tag, limbs.len())), Elt::Allocated(blind.clone())];
+    items.extend(pack(limbs, bits).into_iter().map(Elt::Num));
+    hash(cs, &items)
+}
+
+/// The digest tensor `i` of a step absorbs: `H(tag, fields, i)` (`fields`: the step's
+/// whole public spec).
+pub(super) fn tensor_digest(tag: u64, fields: Vec<F>, i: usize) -> F {
+    let mut items = vec![domain_tag(tag, fields.len())];
+    items.extend(fields);
+    items.push(F::from(i as u64));
+    hash_native(&items)
+}
+
+/// The three slots of a transformer step's state.
+pub(super) fn state3(z: &[AllocatedNum<F>]) -> Result<[&AllocatedNum<F>; 3], SynthesisError> {
+    match z {
+        [a, b, c] => Ok([a, b, c]),
+        _ => Err(SynthesisError::Unsatisfiable(format!("state arity {} != 3", z.len()))),
+    }
 }
 
 /// In-circuit twin of [`stream_commitment_native`]; the limbs `x + 2^15` must be
@@ -159,10 +192,7 @@ pub fn stream_commitment<CS: ConstraintSystem<F>>(
     limbs: &[Num<F>],
     blind: &AllocatedNum<F>,
 ) -> Result<AllocatedNum<F>, SynthesisError> {
-    let mut items =
-        vec![Elt::num_from_fr::<CS>(domain_tag(TAG_SIGNED_STREAM, limbs.len())), Elt::Allocated(blind.clone())];
-    items.extend(pack(limbs, STREAM_BITS).into_iter().map(Elt::Num));
-    hash(cs, &items)
+    packed_commitment(cs, TAG_SIGNED_STREAM, limbs, STREAM_BITS, blind)
 }
 
 /// The running model commitment after one block: `acc` updated by every tensor.
@@ -237,9 +267,7 @@ impl StepCircuit<F> for TransformerStep {
         cs: &mut CS,
         z: &[AllocatedNum<F>],
     ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
-        let [blocks, model, stream] = z else {
-            return Err(SynthesisError::Unsatisfiable(format!("state arity {} != 3", z.len())));
-        };
+        let [blocks, model, stream] = state3(z)?;
         let w = &self.witness;
         let (x_limbs, x) = alloc_stream(cs, &w.input)?;
         let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(w.blind_in))?;
