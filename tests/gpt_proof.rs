@@ -17,7 +17,6 @@ const VOCAB: usize = 19;
 
 fn model() -> QuantGpt {
     QuantGpt {
-        vocab: VOCAB,
         embed_spec: embed_spec(shape(), VOCAB).unwrap(),
         embed: embed_weights(shape(), VOCAB, 3),
         spec: spec(shape()).unwrap(),

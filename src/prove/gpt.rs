@@ -14,7 +14,7 @@
 
 use crate::error::Error;
 use crate::model::onnx::gpt::QuantGpt;
-use crate::nova::{CompressedSnark, ProverKey, PublicParams, RecursiveSnark, VerifierKey, S1, S2};
+use crate::nova::{CompressedSnark, ProverKey, PublicParams, RecursiveSnark, VerifierKey};
 use ff::Field;
 use fold_ml_circuits::commit::model_start;
 use fold_ml_circuits::step::Step;
@@ -23,8 +23,8 @@ use fold_ml_circuits::transformer::{
     HeadWitness, TransformerStep,
 };
 use fold_ml_circuits::F;
+use fold_ml_verify::keys::{compression_keys, step_params};
 use fold_ml_verify::statement::argmax;
-use nova_snark::traits::snark::RelaxedR1CSSNARKTrait;
 use rand_core::OsRng;
 use std::time::Instant;
 
@@ -53,9 +53,8 @@ fn spec_error(e: BlockError) -> Error {
 }
 
 fn keys(blank: Step) -> Result<SegmentKeys, Error> {
-    let pp = PublicParams::setup(&blank, &*S1::ck_floor(), &*S2::ck_floor())
-        .map_err(|e| Error::nova("parameter setup", e))?;
-    let (pk, vk) = CompressedSnark::setup(&pp).map_err(|e| Error::nova("compression key setup", e))?;
+    let pp = step_params(&blank)?;
+    let (pk, vk) = compression_keys(&pp)?;
     Ok(SegmentKeys { pp, pk, vk })
 }
 

@@ -9,6 +9,7 @@ use crate::artifact::{self, Kind};
 use crate::error::Error;
 use crate::fsutil::write_atomic_with;
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, VerifierKey, S1, S2};
+use fold_ml_circuits::step::Step;
 use nova_snark::traits::snark::RelaxedR1CSSNARKTrait;
 use std::path::{Path, PathBuf};
 
@@ -41,7 +42,12 @@ pub fn store<T: serde::Serialize>(path: &Path, kind: Kind, arch: &[u8; 32], valu
 /// Sets up Nova's public parameters of an architecture.
 pub fn public_params(arch: &Architecture) -> Result<PublicParams, Error> {
     let blank = arch.blank().map_err(|e| Error::BadInput { what: "architecture".into(), reason: e.to_string() })?;
-    PublicParams::setup(&blank, &*S1::ck_floor(), &*S2::ck_floor())
+    step_params(&blank)
+}
+
+/// Sets up Nova's public parameters of the step circuit `blank` is a blank step of.
+pub fn step_params(blank: &Step) -> Result<PublicParams, Error> {
+    PublicParams::setup(blank, &*S1::ck_floor(), &*S2::ck_floor())
         .map_err(|source| Error::Nova { stage: "parameter setup", source })
 }
 

@@ -20,12 +20,12 @@
 
 use super::spec::{At, BlockError, STREAM_BITS};
 use super::step::{
-    absorb, absorb_native, alloc_stream, count_up, enforce_opens, layernorm_fields, packed_commitment,
-    packed_commitment_native, state3, tensor_digest, tensor_weights,
+    absorb, absorb_native, count_up, layernorm_fields, open_stream, packed_commitment, packed_commitment_native,
+    state3, tensor_digest, tensor_weights,
 };
 use crate::gadgets::bits::{alloc_uint, lc};
 use crate::gadgets::commit::{Chunks, LayerUpdate};
-use crate::gadgets::dot::{dot_product, DotHint};
+use crate::gadgets::dot::{dot_native, dot_product, DotHint};
 use crate::gadgets::layernorm::{layernorm, layernorm_native, LayerNormHint, LayerNormSpec};
 use crate::layer::LayerWeights;
 use crate::quant::{bits_le, int_to_field};
@@ -126,15 +126,27 @@ impl HeadSpec {
 
 /// The last position's logits of the stream `x`.
 pub fn head_native(spec: &HeadSpec, w: &HeadWeights, x: &[i16]) -> Result<Vec<i64>, BlockError> {
+    logits(spec, w, &normalized(spec, w, x)?)
+}
+
+/// The last position's row of `x` normalized (the head's LayerNorm), after checking the
+/// head's parameters.
+fn normalized(spec: &HeadSpec, w: &HeadWeights, x: &[i16]) -> Result<Vec<i8>, BlockError> {
     spec.check_weights(w)?;
-    let a = layernorm_native(spec.last_row(x)?, &w.ln.0, &w.ln.1, &spec.ln).at("head layernorm")?;
-    let (m, half) = (spec.vocab, 1i64 << (spec.logit_bits() - 1));
-    let mut out = w.out.1.clone();
-    for (i, &v) in a.iter().enumerate() {
-        for (o, &wt) in out.iter_mut().zip(&w.out.0[i * m..(i + 1) * m]) {
-            *o += i64::from(v) * i64::from(wt);
-        }
-    }
+    layernorm_native(spec.last_row(x)?, &w.ln.0, &w.ln.1, &spec.ln).at("head layernorm")
+}
+
+/// The taps `(w_io, a_i)` of logit `o`: column `o` of the input-major projection.
+fn taps<'a>(spec: &HeadSpec, w: &'a HeadWeights, a: &'a [i8], o: usize) -> impl Iterator<Item = (i8, i8)> + 'a {
+    let m = spec.vocab;
+    a.iter().enumerate().map(move |(i, &a)| (w.out.0[i * m + o], a))
+}
+
+/// Every logit `b_o + Σ_i a_i·W_io` of the normalized row `a`, each checked to fit its bits.
+fn logits(spec: &HeadSpec, w: &HeadWeights, a: &[i8]) -> Result<Vec<i64>, BlockError> {
+    let half = 1i64 << (spec.logit_bits() - 1);
+    let wide = |(w, a): (i8, i8)| (i64::from(w), i64::from(a));
+    let out: Vec<i64> = (0..spec.vocab).map(|o| dot_native(taps(spec, w, a, o).map(wide), w.out.1[o])).collect();
     match out.iter().all(|&l| (-half..half).contains(&l)) {
         true => Ok(out),
         false => Err(BlockError::Shape("a logit is outside its bits (a bias beyond int32)".into())),
@@ -185,14 +197,12 @@ impl HeadStep {
     /// The step of `spec` on `witness`, evaluated natively.
     pub fn new(spec: HeadSpec, witness: HeadWitness) -> Result<Self, BlockError> {
         let w = &witness.weights;
-        let logits = head_native(&spec, w, &witness.input)?;
+        let a = normalized(&spec, w, &witness.input)?;
+        let logits = logits(&spec, w, &a)?;
         let row = spec.last_row(&witness.input)?;
         let norm = LayerNormHint::new(row, &w.ln.0, &w.ln.1, &spec.ln).at("head layernorm")?;
-        let a = layernorm_native(row, &w.ln.0, &w.ln.1, &spec.ln).at("head layernorm")?;
-        let field = |v: i8| int_to_field(i64::from(v));
-        let dots = (0..spec.vocab)
-            .map(|o| DotHint::new(a.iter().enumerate().map(|(i, &a)| (field(w.out.0[i * spec.vocab + o]), field(a)))))
-            .collect();
+        let field = |(w, a): (i8, i8)| (int_to_field(i64::from(w)), int_to_field(i64::from(a)));
+        let dots = (0..spec.vocab).map(|o| DotHint::new(taps(&spec, w, &a, o).map(field))).collect();
         let tensors = [tensor_weights(&w.ln)?, tensor_weights(&w.out)?];
         Ok(Self { spec, witness, tensors, norm, dots, logits })
     }
@@ -230,10 +240,7 @@ impl StepCircuit<F> for HeadStep {
     ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
         let [layers, model, stream] = state3(z)?;
         let (s, w) = (&self.spec, &self.witness);
-        let (x_limbs, x) = alloc_stream(cs, &w.input)?;
-        let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(w.blind_in))?;
-        let opened = super::stream_commitment(&mut cs.namespace(|| "open input"), &x_limbs, &blind_in)?;
-        enforce_opens(cs, "input opens z_in.stream", &opened, stream);
+        let x = open_stream(cs, &w.input, w.blind_in, stream)?;
 
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(w.salt))?;
         let (acc, terms) = absorb(cs, &s.updates(), &self.tensors, &salt, model)?;

@@ -269,10 +269,7 @@ impl StepCircuit<F> for TransformerStep {
     ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
         let [blocks, model, stream] = state3(z)?;
         let w = &self.witness;
-        let (x_limbs, x) = alloc_stream(cs, &w.input)?;
-        let blind_in = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(w.blind_in))?;
-        let opened = stream_commitment(&mut cs.namespace(|| "open input"), &x_limbs, &blind_in)?;
-        enforce_opens(cs, "input opens z_in.stream", &opened, stream);
+        let x = open_stream(cs, &w.input, w.blind_in, stream)?;
 
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(w.salt))?;
         let (acc, tensor_lcs) = absorb(cs, &self.spec.updates(), &self.tensors, &salt, model)?;
@@ -296,21 +293,26 @@ impl StepCircuit<F> for TransformerStep {
     }
 }
 
-/// Allocates a signed stream: each limb `x + 2^15` range-checked to [`STREAM_BITS`] bits
-/// (what its commitment packs), and each value `x` as a linear combination.
-pub(super) fn alloc_stream<CS: ConstraintSystem<F>>(
+/// Allocates a private signed stream (each limb `x + 2^15` range-checked to
+/// [`STREAM_BITS`] bits, what its commitment packs) and makes it open the state's stream
+/// commitment `slot` with the private blind; returns each value `x` as a linear combination.
+pub(super) fn open_stream<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     x: &[i16],
-) -> Result<(Vec<Num<F>>, Vec<Lc>), SynthesisError> {
+    blind: F,
+    slot: &AllocatedNum<F>,
+) -> Result<Vec<Lc>, SynthesisError> {
     let limbs = (x.iter().enumerate())
         .map(|(i, &v)| {
             let u = (i64::from(v) + STREAM_OFFSET) as u64;
             alloc_uint(&mut cs.namespace(|| format!("x{i}")), &bits_le(u, STREAM_BITS))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let blind = AllocatedNum::alloc(cs.namespace(|| "blind_in"), || Ok(blind))?;
+    let opened = stream_commitment(&mut cs.namespace(|| "open input"), &limbs, &blind)?;
+    enforce_opens(cs, "input opens z_in.stream", &opened, slot);
     let offset = F::from(STREAM_OFFSET as u64);
-    let values = limbs.iter().map(|u| lc(&add_constant::<CS>(u.clone(), -offset))).collect();
-    Ok((limbs, values))
+    Ok(limbs.iter().map(|u| lc(&add_constant::<CS>(u.clone(), -offset))).collect())
 }
 
 /// Commits to a stream computed by signed requantizations (each `y + 2^15` in

@@ -84,8 +84,6 @@ fn range(what: impl Into<String>, reason: impl Into<String>) -> GptQuantError {
 /// A quantized GPT: the integer model that the proof covers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuantGpt {
-    /// Vocabulary size.
-    pub vocab: usize,
     /// The embedding's spec: int8 token and position rows added into the 16-bit stream.
     pub embed_spec: EmbedSpec,
     /// The embedding's tables.
@@ -148,6 +146,7 @@ impl QuantGpt {
     }
 }
 
+/// `2^n` as a float.
 fn pow2(n: u32) -> f64 {
     2f64.powi(n as i32)
 }
@@ -468,5 +467,5 @@ pub fn quantize(m: &FloatGpt, windows: &[Vec<usize>]) -> Result<QuantGpt, GptQua
     head_spec.check()?;
 
     let scales = ScaleReport { stream: sx, growth: (g1, g2), softmax_frac, gelu: (gelu_in, gelu_out) };
-    Ok(QuantGpt { vocab: m.vocab, embed_spec, embed, spec, blocks: weights, head_spec, head, scales })
+    Ok(QuantGpt { embed_spec, embed, spec, blocks: weights, head_spec, head, scales })
 }
