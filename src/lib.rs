@@ -21,7 +21,7 @@ pub mod model;
 pub mod prove;
 
 // The verifier's half lives in its own crate; these paths stay as they were.
-pub use fold_ml_verify::{architecture, artifact, field, nova, statement, verify};
+pub use fold_ml_verify::{architecture, artifact, field, gpt, nova, statement, verify};
 
 pub use error::{Error, VerifyError};
 pub use fold_ml_circuits::F;

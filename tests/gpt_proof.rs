@@ -3,9 +3,10 @@
 //! every proof is bound: tampered, the proof does not verify.
 
 use ff::Field;
+use fold_ml::gpt::GptStatement;
 use fold_ml::model::onnx::gpt::quantize::ScaleReport;
 use fold_ml::model::onnx::gpt::QuantGpt;
-use fold_ml::prove::gpt::{prove, verify, GptKeys, GptProof, GptStatement};
+use fold_ml::prove::gpt::{prove, verify, GptKeys, GptProof};
 use fold_ml_circuits::transformer::synthetic::{
     embed_spec, embed_weights, head_spec, head_weights, shape, spec, weights,
 };
@@ -91,5 +92,5 @@ fn a_proof_under_another_model_shape_is_rejected() {
         q.spec.mix = fold_ml_circuits::quant::RequantSpec::new(8, 24).unwrap();
         GptKeys::setup(&q).unwrap()
     };
-    assert!(verify(&[e, &other.blocks.vk, h], &proof.statement, proof.proofs.each_ref()).is_err());
+    assert!(verify(&[e, &other.segments[1].vk, h], &proof.statement, proof.proofs.each_ref()).is_err());
 }

@@ -3,6 +3,7 @@
 //! to messages and exit codes (0 success, 1 failure or rejection, 2 usage or input error).
 
 pub mod args;
+pub mod gpt;
 pub mod job_files;
 pub mod model;
 pub mod prove;
@@ -133,7 +134,10 @@ pub fn run() -> ExitCode {
         Command::Verify(a) => return cli_verify::run(a),
         Command::VerifyCheckpoint(a) => job_files::run_verify_checkpoint(a),
         Command::Compress(a) => job_files::run_compress(a),
-        Command::Commit(a) => model::run_commit(a),
+        Command::Commit(a) => match a.model.as_deref().filter(|m| fold_ml::model::gpt_file::GptModel::is_one(m)) {
+            Some(m) => gpt::commit(m),
+            None => model::run_commit(a),
+        },
         Command::CommitInput(a) => model::run_commit_input(a),
         Command::Import(a) => model::run_import(a),
         Command::Inspect(a) => model::run_inspect(a),

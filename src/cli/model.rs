@@ -68,25 +68,11 @@ pub fn run_import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     use fold_ml::model::onnx;
     // Every operator is checked before the calibration runs.
     if let Err(e) = onnx::read_float_model(&args.onnx) {
-        // A transformer the library reads (but the CLI cannot prove yet) is named as one.
-        if let Ok(gpt) = onnx::gpt::read_gpt(&args.onnx) {
-            return Err(fold_ml::Error::bad_input(
-                args.onnx.display().to_string(),
-                format!(
-                    "a GPT ({} blocks, width {}, {} heads, MLP {}, context {}, vocabulary {}): fold-ml reads and \
-                     quantizes it (`cargo run --release --example gpt_agreement`), but proving a transformer from \
-                     the command line is not supported yet",
-                    gpt.blocks.len(),
-                    gpt.width,
-                    gpt.heads,
-                    gpt.hidden,
-                    gpt.tokens,
-                    gpt.vocab
-                ),
-            )
-            .into());
-        }
-        return Err(e.into());
+        // not a network fold-ml reads: a GPT, or refused with the network reader's reason
+        return match onnx::gpt::read_gpt(&args.onnx) {
+            Ok(gpt) => super::gpt::import(&args.onnx, gpt, &args.calibrate, args.test.as_deref(), args.out),
+            Err(_) => Err(e.into()),
+        };
     }
     let calibration = onnx::read_inputs(&args.calibrate)?;
     let (net, mut report) = onnx::import(&args.onnx, &calibration, None)?;

@@ -89,6 +89,9 @@ pub fn job_request(model: &ModelArgs, input: &InputArgs, step: &StepArgs) -> any
 }
 
 pub fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
+    if let Some(m) = args.model.model.clone().filter(|m| fold_ml::model::gpt_file::GptModel::is_one(m)) {
+        return super::gpt::prove(args, &m);
+    }
     let (req, layers) = job_request(&args.model, &args.input, &args.step)?;
     let dir = args.job.unwrap_or_else(|| PathBuf::from("fold-ml-jobs").join(req.model.name()));
     let req = JobRequest {
@@ -103,6 +106,9 @@ pub fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run_resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     let cache = args.run.cache.dir();
+    if super::gpt::is_job(&args.dir) {
+        return super::gpt::resume(&args.dir, cache, args.run.restart);
+    }
     let mut req = job::resume_request(&args.dir, cache, args.run.restart)?;
     req.memory_limit_mib = args.run.memory_limit_mib();
     if let Some(k) = args.run.checkpoints.checkpoint_every {

@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod eta;
 pub mod events;
+pub mod gpt;
 pub mod lock;
 pub mod manifest;
 pub mod prefix;

@@ -17,6 +17,7 @@
 //! "layers per step".
 
 pub mod fuse;
+pub mod gpt_file;
 pub mod input;
 pub mod input_commitment;
 pub mod network;

@@ -1,31 +1,32 @@
-//! A quantized GPT proven end to end, in memory: three segments — the embedding (one
-//! step), the blocks (one step each, one step circuit for all) and the head (one step) —
-//! each folded with Nova and compressed into its own zero-knowledge proof, chained by the
-//! IVC states between them. This is the library's path; the CLI's jobs (checkpoints,
-//! resumption, the statement file) do not cover transformers yet.
+//! A quantized GPT proven end to end: three segments — the embedding (one step), the
+//! blocks (one step each, one step circuit for all) and the head (one step) — each folded
+//! with Nova and compressed into its own zero-knowledge proof, chained by the IVC states
+//! between them. What the proof states is [`fold_ml_verify::gpt`]'s [`GptStatement`].
 //!
-//! **The statement.** The prompt's token ids are public (their commitment uses blind 0);
-//! the weights are private behind the salted model commitment; the stream between the
-//! segments is committed under random blinds (the links reveal nothing of it); the logits
-//! of the last position are public with the blind that opens their commitment, and the
-//! next token is the first index of the largest. A valid proof shows: the model whose
-//! embedding, blocks and head (specs and weights, in order) `model_commitment` commits to
-//! maps these tokens to these logits under the quantized semantics of the circuits.
+//! **Resumable by segment.** The prover keeps its [`GptProgress`] (the blinds, and each
+//! finished segment's proof and end state) and hands it to a callback after each segment:
+//! a job that writes it down loses at most the segment in progress when it is killed. The
+//! stream a segment starts from is recomputed natively from the model and the tokens.
+//! The progress is secret (its blinds open the links), like a checkpoint.
 
-use crate::error::Error;
+use crate::error::{Error, VerifyError};
 use crate::model::onnx::gpt::QuantGpt;
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, RecursiveSnark, VerifierKey};
 use ff::Field;
 use fold_ml_circuits::commit::model_start;
 use fold_ml_circuits::step::Step;
 use fold_ml_circuits::transformer::{
-    logits_commitment_native, tokens_commitment_native, BlockError, BlockWitness, EmbedStep, EmbedWitness, HeadStep,
-    HeadWitness, TransformerStep,
+    block_native, embed_native, head_native, tokens_commitment_native, BlockError, BlockWitness, EmbedStep,
+    EmbedWitness, HeadStep, HeadWitness, TransformerStep,
 };
 use fold_ml_circuits::F;
+use fold_ml_verify::architecture::KeyedCircuit;
+use fold_ml_verify::gpt::{verify_gpt_segment, GptArchitecture, GptLink, GptStatement};
 use fold_ml_verify::keys::{compression_keys, step_params};
-use fold_ml_verify::statement::argmax;
 use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
+use std::path::Path;
 use std::time::Instant;
 
 /// One segment's parameters and compression keys.
@@ -38,96 +39,47 @@ pub struct SegmentKeys {
     pub vk: VerifierKey,
 }
 
-/// The keys of a GPT's three segments, derived from its public specs alone.
+impl SegmentKeys {
+    /// Sets up the keys of a segment's circuit (no cache).
+    pub fn setup(segment: &impl KeyedCircuit) -> Result<Self, Error> {
+        Self::of(step_params(&segment.blank_step()?)?)
+    }
+
+    /// The keys of a segment's circuit, its parameters from the prover's cache under
+    /// `cache` (set up and cached on first use).
+    pub fn cached(cache: &Path, segment: &impl KeyedCircuit) -> Result<Self, Error> {
+        Self::of(super::keys::cached_params(cache, segment)?.0)
+    }
+
+    fn of(pp: PublicParams) -> Result<Self, Error> {
+        let (pk, vk) = compression_keys(&pp)?;
+        Ok(Self { pp, pk, vk })
+    }
+}
+
+/// The keys of a GPT's three segments, all in memory (the library's and the tests' path;
+/// a job loads one segment's at a time).
 pub struct GptKeys {
-    /// The embedding's.
-    pub embed: SegmentKeys,
-    /// The blocks'.
-    pub blocks: SegmentKeys,
-    /// The head's.
-    pub head: SegmentKeys,
-}
-
-fn spec_error(e: BlockError) -> Error {
-    Error::bad_input("GPT", e.to_string())
-}
-
-fn keys(blank: Step) -> Result<SegmentKeys, Error> {
-    let pp = step_params(&blank)?;
-    let (pk, vk) = compression_keys(&pp)?;
-    Ok(SegmentKeys { pp, pk, vk })
+    /// The embedding's, the blocks' and the head's.
+    pub segments: [SegmentKeys; 3],
 }
 
 impl GptKeys {
     /// Sets up the three segments' parameters and keys from `q`'s specs (blank steps).
     pub fn setup(q: &QuantGpt) -> Result<Self, Error> {
-        Ok(Self {
-            embed: keys(Step::Embed(Box::new(EmbedStep::blank(q.embed_spec).map_err(spec_error)?)))?,
-            blocks: keys(Step::Block(Box::new(TransformerStep::blank(q.spec).map_err(spec_error)?)))?,
-            head: keys(Step::Head(Box::new(HeadStep::blank(q.head_spec).map_err(spec_error)?)))?,
-        })
+        let [e, b, h] = architecture(q).segments();
+        Ok(Self { segments: [SegmentKeys::setup(&e)?, SegmentKeys::setup(&b)?, SegmentKeys::setup(&h)?] })
     }
 
     /// The verifier keys, in segment order.
     pub fn verifier_keys(&self) -> [&VerifierKey; 3] {
-        [&self.embed.vk, &self.blocks.vk, &self.head.vk]
+        self.segments.each_ref().map(|k| &k.vk)
     }
 }
 
-/// The IVC state between two segments: the running model commitment and the stream's
-/// (blinded) commitment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GptLink {
-    /// Running model commitment.
-    pub model: F,
-    /// Commitment to the stream.
-    pub stream: F,
-}
-
-/// A segment's steps and its IVC states at both ends.
-type Span = (usize, [F; 3], [F; 3]);
-
-/// What a GPT proof proves (module docs).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GptStatement {
-    /// The prompt's token ids (public).
-    pub tokens: Vec<u16>,
-    /// Transformer blocks.
-    pub blocks: usize,
-    /// The model commitment after the head.
-    pub model_commitment: F,
-    /// The states after the embedding and after the blocks.
-    pub links: [GptLink; 2],
-    /// The last position's logits (public).
-    pub logits: Vec<i64>,
-    /// Bits of a logit in their commitment.
-    pub logit_bits: u32,
-    /// The blind that opens the logits' commitment.
-    pub logits_blind: F,
-}
-
-impl GptStatement {
-    /// The next token: the first index of the largest logit.
-    pub fn next_token(&self) -> usize {
-        argmax(&self.logits)
-    }
-
-    /// Each segment's steps and its states at both ends.
-    fn segments(&self) -> Result<[Span; 3], Error> {
-        let bits_ok = (2..=62).contains(&self.logit_bits);
-        let fits = |l: &i64| bits_ok && l.unsigned_abs() < 1u64 << (self.logit_bits - 1);
-        if self.blocks == 0 || self.tokens.is_empty() || self.logits.is_empty() || !self.logits.iter().all(fits) {
-            return Err(Error::bad_input("GPT statement", "no block, no token, no logit, or a logit beyond its bits"));
-        }
-        let n = self.blocks as u64;
-        let [a, b] = self.links;
-        let start = [F::ZERO, model_start(), tokens_commitment_native(&self.tokens, F::ZERO)];
-        let after_embed = [F::ONE, a.model, a.stream];
-        let after_blocks = [F::from(n + 1), b.model, b.stream];
-        let logits = logits_commitment_native(&self.logits, self.logit_bits, self.logits_blind);
-        let end = [F::from(n + 2), self.model_commitment, logits];
-        Ok([(1, start, after_embed), (self.blocks, after_embed, after_blocks), (1, after_blocks, end)])
-    }
+/// The public description of `q`'s circuits.
+pub fn architecture(q: &QuantGpt) -> GptArchitecture {
+    GptArchitecture::new(q.embed_spec, q.spec, q.head_spec)
 }
 
 /// A proof of a [`GptStatement`]: one compressed proof per segment.
@@ -138,7 +90,8 @@ pub struct GptProof {
     pub proofs: [CompressedSnark; 3],
 }
 
-/// Seconds spent: folding and compressing each segment.
+/// Seconds spent: folding and compressing each segment (0 for a segment proven before a
+/// resumption).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GptTimings {
     /// Folding, per segment.
@@ -147,75 +100,205 @@ pub struct GptTimings {
     pub compress: [f64; 3],
 }
 
-/// A segment proven: its compressed proof, its end state and its seconds (fold, compress).
-struct Proven {
-    proof: CompressedSnark,
-    end: [F; 3],
-    seconds: (f64, f64),
+/// What a GPT proof has done so far (secret: the blinds open the stream's commitments).
+#[derive(Serialize, Deserialize)]
+pub struct GptProgress {
+    /// The tokens being proven.
+    pub tokens: Vec<u16>,
+    /// The stream's blinds: after the embedding, after each block; then the logits'.
+    #[serde(with = "blinds_serde")]
+    pub blinds: Vec<F>,
+    /// The segments proven, in order: their compressed proofs and end states.
+    pub done: Vec<(CompressedSnark, [F; 3])>,
 }
 
+mod blinds_serde {
+    use crate::F;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[F], s: S) -> Result<S::Ok, S::Error> {
+        v.iter().map(fold_ml_verify::field::to_bytes).collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<F>, D::Error> {
+        let bytes = Vec::<[u8; 32]>::deserialize(d)?;
+        bytes
+            .iter()
+            .map(|b| {
+                fold_ml_verify::field::from_bytes(b).ok_or_else(|| serde::de::Error::custom("not a field element"))
+            })
+            .collect()
+    }
+}
+
+impl GptProgress {
+    /// A fresh start on `tokens` for `blocks` blocks, with new random blinds.
+    pub fn start(tokens: &[u16], blocks: usize) -> Self {
+        Self { tokens: tokens.to_vec(), blinds: (0..blocks + 2).map(|_| F::random(OsRng)).collect(), done: vec![] }
+    }
+
+    /// Whether this progress can belong to a proof through `blocks` blocks.
+    pub fn fits(&self, blocks: usize) -> bool {
+        self.blinds.len() == blocks + 2 && self.done.len() <= 3
+    }
+}
+
+fn spec_error(e: BlockError) -> Error {
+    Error::bad_input("GPT", e.to_string())
+}
+
+/// A segment's compressed proof, its end state and its seconds (fold, compress).
+type Proven = (CompressedSnark, [F; 3], (f64, f64));
+
 /// Folds a segment's steps from `z0`, each built only when it is folded (one step in
-/// memory at a time, so a deep GPT folds in bounded memory), and compresses the result.
+/// memory at a time, so a deep GPT folds in bounded memory), compresses the result and
+/// checks the proof; returns it, its end state and the seconds (fold, compress).
 fn prove_segment(
     keys: &SegmentKeys,
-    z0: &[F; 3],
+    j: usize,
+    z0: [F; 3],
     steps: impl Iterator<Item = Result<Step, Error>>,
 ) -> Result<Proven, Error> {
     let t = Instant::now();
     let mut rs: Option<RecursiveSnark> = None;
+    let mut count = 0;
     for step in steps {
         let step = step?;
         let snark = match rs.as_mut() {
             Some(snark) => snark,
-            None => rs.insert(RecursiveSnark::new(&keys.pp, &step, z0).map_err(|e| Error::nova("folding", e))?),
+            None => rs.insert(RecursiveSnark::new(&keys.pp, &step, &z0).map_err(|e| Error::nova("folding", e))?),
         };
         snark.prove_step(&keys.pp, &step).map_err(|e| Error::nova("folding", e))?;
+        count += 1;
     }
     let rs = rs.ok_or_else(|| Error::bad_input("GPT", "a segment without steps"))?;
     let end = <[F; 3]>::try_from(rs.outputs()).map_err(|_| Error::bad_input("GPT", "a state of another arity"))?;
     let fold = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let proof = super::compress_segment(&keys.pp, &keys.pk, &rs)?;
-    Ok(Proven { proof, end, seconds: (fold, t.elapsed().as_secs_f64()) })
+    let z = proof.verify(&keys.vk, count, &z0).map_err(|e| Error::nova("verification", e))?;
+    if z != end {
+        return Err(Error::bad_input("GPT", format!("segment {j}'s proof ends elsewhere than its folding")));
+    }
+    Ok((proof, end, (fold, t.elapsed().as_secs_f64())))
 }
 
-/// Proves that `q` (its weights salted by `salt`) maps the token ids `ids` to its logits,
-/// and checks the proof before returning it.
-pub fn prove(keys: &GptKeys, q: &QuantGpt, salt: F, ids: &[u16]) -> Result<(GptProof, GptTimings), Error> {
+/// Proves that `q` (its weights salted by `salt`) maps the token ids in `progress` to its
+/// logits, from where `progress` stands: `keys(j)` gives segment `j`'s keys (asked for
+/// once, dropped after it), and `saved` is called with the progress after each segment.
+/// Checks every segment's proof against the final statement before returning.
+pub fn prove_from<K: Borrow<SegmentKeys>>(
+    q: &QuantGpt,
+    salt: F,
+    mut progress: GptProgress,
+    keys: &mut dyn FnMut(usize) -> Result<K, Error>,
+    saved: &mut dyn FnMut(&GptProgress) -> Result<(), Error>,
+) -> Result<(GptProof, GptTimings), Error> {
     let n = q.blocks.len();
-    let blinds: Vec<F> = (0..=n + 1).map(|_| F::random(OsRng)).collect();
-    let embed =
-        EmbedWitness { ids: ids.to_vec(), weights: q.embed.clone(), blind_in: F::ZERO, blind_out: blinds[0], salt };
-    let embed = EmbedStep::new(q.embed_spec, embed).map_err(spec_error)?;
-    let mut x = embed.output().to_vec();
-    let z0 = [F::ZERO, model_start(), tokens_commitment_native(ids, F::ZERO)];
-    let e = prove_segment(&keys.embed, &z0, std::iter::once(Ok(Step::Embed(Box::new(embed)))))?;
-    let blocks = q.blocks.iter().enumerate().map(|(b, weights)| {
-        let input = std::mem::take(&mut x);
-        let w = BlockWitness { input, weights: weights.clone(), blind_in: blinds[b], blind_out: blinds[b + 1], salt };
-        let step = TransformerStep::new(q.spec, w).map_err(spec_error)?;
-        x = step.output().to_vec();
-        Ok(Step::Block(Box::new(step)))
-    });
-    let b = prove_segment(&keys.blocks, &e.end, blocks)?;
-    let w = HeadWitness { input: x, weights: q.head.clone(), blind_in: blinds[n], blind_out: blinds[n + 1], salt };
-    let head = HeadStep::new(q.head_spec, w).map_err(spec_error)?;
-    let logits = head.logits().to_vec();
-    let h = prove_segment(&keys.head, &b.end, std::iter::once(Ok(Step::Head(Box::new(head)))))?;
+    if !progress.fits(n) {
+        return Err(Error::bad_input("GPT progress", "made for another model or prompt"));
+    }
+    let ids: Vec<usize> = progress.tokens.iter().map(|&t| usize::from(t)).collect();
+    let blinds = progress.blinds.clone();
+    let mut timings = GptTimings::default();
+    while progress.done.len() < 3 {
+        let j = progress.done.len();
+        let z0 = match progress.done.last() {
+            Some((_, end)) => *end,
+            None => [F::ZERO, model_start(), tokens_commitment_native(&progress.tokens, F::ZERO)],
+        };
+        let mut x = stream_before(q, &ids, j)?;
+        let k = keys(j)?;
+        let k = k.borrow();
+        let (proof, end, (fold, compress)) = match j {
+            0 => {
+                let w = EmbedWitness {
+                    ids: progress.tokens.clone(),
+                    weights: q.embed.clone(),
+                    blind_in: F::ZERO,
+                    blind_out: blinds[0],
+                    salt,
+                };
+                let step = EmbedStep::new(q.embed_spec, w).map_err(spec_error)?;
+                prove_segment(k, j, z0, std::iter::once(Ok(Step::Embed(Box::new(step)))))?
+            }
+            1 => {
+                let blocks = q.blocks.iter().enumerate().map(|(b, weights)| {
+                    let input = std::mem::take(&mut x);
+                    let (blind_in, blind_out) = (blinds[b], blinds[b + 1]);
+                    let w = BlockWitness { input, weights: weights.clone(), blind_in, blind_out, salt };
+                    let step = TransformerStep::new(q.spec, w).map_err(spec_error)?;
+                    x = step.output().to_vec();
+                    Ok(Step::Block(Box::new(step)))
+                });
+                prove_segment(k, j, z0, blocks)?
+            }
+            _ => {
+                let w = HeadWitness {
+                    input: x,
+                    weights: q.head.clone(),
+                    blind_in: blinds[n],
+                    blind_out: blinds[n + 1],
+                    salt,
+                };
+                let step = HeadStep::new(q.head_spec, w).map_err(spec_error)?;
+                prove_segment(k, j, z0, std::iter::once(Ok(Step::Head(Box::new(step)))))?
+            }
+        };
+        (timings.fold[j], timings.compress[j]) = (fold, compress);
+        progress.done.push((proof, end));
+        saved(&progress)?;
+    }
+    let ends: Vec<[F; 3]> = progress.done.iter().map(|(_, e)| *e).collect();
+    let logits = head_native(&q.head_spec, &q.head, &stream_before(q, &ids, 2)?).map_err(spec_error)?;
+    let link = |e: &[F; 3]| GptLink { model: e[1], stream: e[2] };
+    let statement = GptStatement::new(
+        architecture(q),
+        progress.tokens.clone(),
+        n,
+        ends[2][1],
+        [link(&ends[0]), link(&ends[1])],
+        (logits, blinds[n + 1]),
+    );
+    check_states(&statement, &ends)?;
+    let proofs: Vec<CompressedSnark> = progress.done.into_iter().map(|(p, _)| p).collect();
+    let proofs = <[CompressedSnark; 3]>::try_from(proofs).map_err(|_| Error::bad_input("GPT", "not three proofs"))?;
+    Ok((GptProof { statement, proofs }, timings))
+}
 
-    let seconds = [e.seconds, b.seconds, h.seconds];
-    let timings = GptTimings { fold: seconds.map(|s| s.0), compress: seconds.map(|s| s.1) };
-    let statement = GptStatement {
-        tokens: ids.to_vec(),
-        blocks: n,
-        model_commitment: h.end[1],
-        links: [GptLink { model: e.end[1], stream: e.end[2] }, GptLink { model: b.end[1], stream: b.end[2] }],
-        logits,
-        logit_bits: q.head_spec.logit_bits(),
-        logits_blind: blinds[n + 1],
-    };
-    verify(&keys.verifier_keys(), &statement, [&e.proof, &b.proof, &h.proof])?;
-    Ok((GptProof { statement, proofs: [e.proof, b.proof, h.proof] }, timings))
+/// The stream segment `j` starts from, natively: none for the embedding, the embedding's
+/// output for the blocks, the last block's for the head.
+fn stream_before(q: &QuantGpt, ids: &[usize], j: usize) -> Result<Vec<i16>, Error> {
+    if j == 0 {
+        return Ok(vec![]);
+    }
+    let mut x = embed_native(&q.embed_spec, &q.embed, ids).map_err(spec_error)?;
+    for w in q.blocks.iter().take(if j == 2 { q.blocks.len() } else { 0 }) {
+        x = block_native(&q.spec, w, &x).map_err(spec_error)?.out;
+    }
+    Ok(x)
+}
+
+/// The statement is well formed and names the states each segment's proof was checked
+/// to end in (each was verified from the one before when it was made).
+fn check_states(statement: &GptStatement, ends: &[[F; 3]]) -> Result<(), Error> {
+    statement.check().map_err(|e| Error::bad_input("GPT statement", e.to_string()))?;
+    if statement.segment_states().iter().zip(ends).any(|((_, _, end), e)| end != e) {
+        return Err(Error::bad_input("GPT statement", "the statement does not name the proven end states"));
+    }
+    Ok(())
+}
+
+/// Proves that `q` (its weights salted by `salt`) maps the token ids `ids` to its logits
+/// with all three segments' keys in memory, and checks the proof before returning it.
+pub fn prove(keys: &GptKeys, q: &QuantGpt, salt: F, ids: &[u16]) -> Result<(GptProof, GptTimings), Error> {
+    let progress = GptProgress::start(ids, q.blocks.len());
+    let mut key = |j: usize| Ok(&keys.segments[j]);
+    let (proof, timings) = prove_from(q, salt, progress, &mut key, &mut |_| Ok(()))?;
+    verify(&keys.verifier_keys(), &proof.statement, proof.proofs.each_ref()).map_err(|e| {
+        Error::nova("verification", nova_snark::errors::NovaError::ProofVerifyError { reason: e.to_string() })
+    })?;
+    Ok((proof, timings))
 }
 
 /// Verifies every segment's proof (`proofs`: the embedding's, the blocks', the head's)
@@ -226,20 +309,10 @@ pub fn verify(
     vks: &[&VerifierKey; 3],
     statement: &GptStatement,
     proofs: [&CompressedSnark; 3],
-) -> Result<usize, Error> {
-    let segments = statement.segments()?;
-    for (((steps, z0, end), vk), (snark, name)) in
-        segments.iter().zip(vks).zip(proofs.iter().zip(["embedding", "blocks", "head"]))
-    {
-        let z = snark.verify(vk, *steps, z0).map_err(|e| Error::nova("verification", e))?;
-        if z != end.to_vec() {
-            return Err(Error::nova(
-                "verification",
-                nova_snark::errors::NovaError::ProofVerifyError {
-                    reason: format!("the {name} segment ends elsewhere"),
-                },
-            ));
-        }
+) -> Result<usize, VerifyError> {
+    statement.check()?;
+    for (j, (snark, vk)) in proofs.iter().zip(vks).enumerate() {
+        verify_gpt_segment(statement, j, snark, vk)?;
     }
-    Ok(statement.next_token())
+    Ok(statement.next_token)
 }

@@ -8,9 +8,9 @@
 
 use crate::artifact::Kind;
 use crate::error::Error;
-use crate::model::Architecture;
 use crate::nova::{ProverKey, PublicParams, VerifierKey};
 use crate::F;
+use fold_ml_verify::architecture::KeyedCircuit;
 use fold_ml_verify::fsutil::write_atomic;
 pub use fold_ml_verify::keys::default_cache_dir;
 use fold_ml_verify::keys::{compression_keys, load, public_params, store};
@@ -31,7 +31,7 @@ pub struct ProverKeys {
     pub seconds: f64,
 }
 
-fn dir_for(cache: &Path, arch: &Architecture) -> PathBuf {
+fn dir_for<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> PathBuf {
     cache.join(arch.short_id())
 }
 
@@ -40,7 +40,7 @@ fn dir_for(cache: &Path, arch: &Architecture) -> PathBuf {
 /// twice the resident memory of the same parameters decoded from the cache (measured on
 /// ResNet-18's stem tile, 423k constraints: 485 against 180 MiB, all of it freed with them),
 /// which the prover would otherwise carry through every fold of the segment.
-fn setup_and_store(cache: &Path, arch: &Architecture) -> Result<(), Error> {
+fn setup_and_store<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> Result<(), Error> {
     let pp = public_params(arch)?;
     let dir = dir_for(cache, arch);
     std::fs::create_dir_all(&dir).map_err(|source| Error::io(dir.clone(), source))?;
@@ -66,7 +66,7 @@ impl ParamsSummary {
     }
 }
 
-fn store_summary(cache: &Path, arch: &Architecture, pp: &PublicParams) -> Result<(), Error> {
+fn store_summary<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A, pp: &PublicParams) -> Result<(), Error> {
     let json = serde_json::to_vec_pretty(&ParamsSummary::of(pp)).expect("a summary serializes");
     Ok(write_atomic(&dir_for(cache, arch).join("params.json"), &json, false)?)
 }
@@ -74,7 +74,7 @@ fn store_summary(cache: &Path, arch: &Architecture, pp: &PublicParams) -> Result
 /// The summary of an architecture's cached parameters, if the cache has one beside them. It
 /// is the prover's own record, checked against the parameters when they are loaded
 /// ([`prover_keys_as`]).
-pub fn cached_summary(cache: &Path, arch: &Architecture) -> Option<ParamsSummary> {
+pub fn cached_summary<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> Option<ParamsSummary> {
     let dir = dir_for(cache, arch);
     if !dir.join("pp.bin").exists() {
         return None;
@@ -95,7 +95,7 @@ pub struct Named {
 /// The summary of an architecture's parameters: the cached one, else from the parameters
 /// (set up and cached — and not kept: [`setup_and_store`] — or loaded and summarized for
 /// the next time). `Err` only when setup fails.
-pub fn summary(cache: &Path, arch: &Architecture) -> Result<Named, Error> {
+pub fn summary<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> Result<Named, Error> {
     if let Some(summary) = cached_summary(cache, arch) {
         return Ok(Named { summary, set_up: None, keys: None });
     }
@@ -118,7 +118,11 @@ pub fn summary(cache: &Path, arch: &Architecture) -> Result<Named, Error> {
 /// [`prover_keys`] for parameters a job has already named by `expected`: loaded parameters
 /// that hash otherwise (a cache entry changed under the job) are an error, not a silent
 /// change of the job's parameters.
-pub fn prover_keys_as(cache: &Path, arch: &Architecture, expected: &ParamsSummary) -> Result<ProverKeys, Error> {
+pub fn prover_keys_as<A: KeyedCircuit + ?Sized>(
+    cache: &Path,
+    arch: &A,
+    expected: &ParamsSummary,
+) -> Result<ProverKeys, Error> {
     let keys = prover_keys(cache, arch)?;
     let found = ParamsSummary::of(&keys.pp);
     if found != *expected {
@@ -134,7 +138,7 @@ pub fn prover_keys_as(cache: &Path, arch: &Architecture, expected: &ParamsSummar
 }
 
 /// The verifier key of the parameters in the prover's cache, if they are there and sound.
-pub fn cached_vk(cache: &Path, arch: &Architecture) -> Option<VerifierKey> {
+pub fn cached_vk<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> Option<VerifierKey> {
     let pp = load::<PublicParams>(&dir_for(cache, arch).join("pp.bin"), Kind::PublicParams, &arch.digest())?;
     verifier_key_of(&pp).ok()
 }
@@ -148,21 +152,22 @@ pub fn verifier_key_of(pp: &PublicParams) -> Result<VerifierKey, Error> {
 
 /// Loads the prover's parameters and keys from the cache, or sets them up and caches them.
 /// A damaged or foreign cache entry is ignored and rebuilt.
-pub fn prover_keys(cache: &Path, arch: &Architecture) -> Result<ProverKeys, Error> {
+pub fn prover_keys<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> Result<ProverKeys, Error> {
     let start = Instant::now();
-    let dir = dir_for(cache, arch);
-    let digest = arch.digest();
-    let path = dir.join("pp.bin");
-    let loaded = load::<PublicParams>(&path, Kind::PublicParams, &digest);
-    let cached = loaded.is_some();
-    let pp = match loaded {
-        Some(pp) => pp,
-        None => {
-            setup_and_store(cache, arch)?;
-            // just written: if it does not read back, say why (the file's own error)
-            crate::artifact::read_from(Kind::PublicParams, &digest, &path)?
-        }
-    };
+    let (pp, cached) = cached_params(cache, arch)?;
     let (pk, _) = compression_keys(&pp)?;
     Ok(ProverKeys { pp, pk, cached, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// The public parameters from the cache (and `true`), or set up, cached and read back
+/// (and `false`). A damaged or foreign cache entry is ignored and rebuilt.
+pub fn cached_params<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> Result<(PublicParams, bool), Error> {
+    let digest = arch.digest();
+    let path = dir_for(cache, arch).join("pp.bin");
+    if let Some(pp) = load::<PublicParams>(&path, Kind::PublicParams, &digest) {
+        return Ok((pp, true));
+    }
+    setup_and_store(cache, arch)?;
+    // just written: if it does not read back, say why (the file's own error)
+    Ok((crate::artifact::read_from(Kind::PublicParams, &digest, &path)?, false))
 }

@@ -131,6 +131,30 @@ impl Architecture {
     }
 }
 
+/// What a segment's parameters and keys depend on: the public description of its step
+/// circuit, named by a digest (the key stores' directory names) and set up from a blank
+/// step. A network's [`Architecture`] is one; a GPT's segments are others.
+pub trait KeyedCircuit {
+    /// Digest of the description, 32 bytes.
+    fn digest(&self) -> [u8; 32];
+    /// A blank step circuit of this description, for parameter setup.
+    fn blank_step(&self) -> Result<Step, crate::Error>;
+    /// A short name for directories and messages.
+    fn short_id(&self) -> String {
+        hex(&self.digest())[2..18].to_string()
+    }
+}
+
+impl KeyedCircuit for Architecture {
+    fn digest(&self) -> [u8; 32] {
+        Architecture::digest(self)
+    }
+
+    fn blank_step(&self) -> Result<Step, crate::Error> {
+        self.blank().map_err(|e| crate::Error::BadInput { what: "architecture".into(), reason: e.to_string() })
+    }
+}
+
 /// nova-snark's SHA3-based digest of a value's canonical encoding, 32 bytes. Only for
 /// values whose encoding cannot fail (plain structs of integers, strings and bytes): a
 /// failure is a bug and stops the program, never an all-zero digest that would make two

@@ -37,6 +37,8 @@ pub enum Kind {
     Checkpoint,
     /// A quantized model (secret: it holds the weights).
     Model,
+    /// A quantized GPT (secret: it holds the weights).
+    GptModel,
 }
 
 impl Kind {
@@ -48,15 +50,21 @@ impl Kind {
             Self::PublicParams => b"FOLDMLPP",
             Self::Checkpoint => b"FOLDMLCK",
             Self::Model => b"FOLDMLMD",
+            Self::GptModel => b"FOLDMLGM",
         }
     }
 
     /// The format version this build writes and reads for the kind.
     pub fn version(self) -> u16 {
         match self {
-            Self::Model => MODEL_FORMAT_VERSION,
+            Self::Model | Self::GptModel => MODEL_FORMAT_VERSION,
             _ => FORMAT_VERSION,
         }
+    }
+
+    /// Whether `bytes` (a file's first bytes) begin as an artifact of this kind.
+    pub fn begins(self, bytes: &[u8]) -> bool {
+        bytes.starts_with(self.magic())
     }
 
     /// Human name of the kind.
@@ -68,6 +76,7 @@ impl Kind {
             Self::PublicParams => "public parameters",
             Self::Checkpoint => "checkpoint",
             Self::Model => "model",
+            Self::GptModel => "GPT model",
         }
     }
 
@@ -78,7 +87,7 @@ impl Kind {
             // A step at the verifier's bound (2^23 constraints) has keys and parameters of
             // several GB; a 1.57M-constraint step's verifier key is already 1.23 GB.
             Self::VerifierKey | Self::ProverKey | Self::PublicParams => MAX_KEY_PAYLOAD,
-            Self::Checkpoint | Self::Model => 4 << 30,
+            Self::Checkpoint | Self::Model | Self::GptModel => 4 << 30,
         }
     }
 }

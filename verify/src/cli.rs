@@ -2,6 +2,7 @@
 //! Exit codes: 0 accepted, 1 rejected, 2 usage or input error.
 
 use crate::field::{from_hex, to_hex};
+use crate::gpt::{statement_format, verify_gpt_dir, GptStatement, GPT_STATEMENT_FORMAT};
 use crate::keys;
 use crate::statement::Statement;
 use crate::verify::{verify_dir, Expected};
@@ -47,9 +48,20 @@ pub fn run(args: VerifyArgs) -> ExitCode {
             }
         }
     }
-    match verify_dir(&args.dir, &cache, &expected) {
-        Ok(Ok(statement)) => {
-            println!("ACCEPTED: {} ({:.2} s)", accepted_line(&statement), start.elapsed().as_secs_f64());
+    let gpt = match statement_format(&args.dir.join("statement.json")) {
+        Ok(format) => format.as_deref() == Some(GPT_STATEMENT_FORMAT),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let verdict = match gpt {
+        true => verify_gpt_dir(&args.dir, &cache, &expected).map(|v| v.map(|s| gpt_line(&s))),
+        false => verify_dir(&args.dir, &cache, &expected).map(|v| v.map(|s| accepted_line(&s))),
+    };
+    match verdict {
+        Ok(Ok(line)) => {
+            println!("ACCEPTED: {line} ({:.2} s)", start.elapsed().as_secs_f64());
             ExitCode::SUCCESS
         }
         Ok(Err(reason)) => {
@@ -61,6 +73,23 @@ pub fn run(args: VerifyArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// What an accepted GPT statement says, in one line.
+fn gpt_line(s: &GptStatement) -> String {
+    format!(
+        "a GPT of {} blocks (width {}, {} heads, context {}, vocabulary {}), model commitment {}, public tokens \
+         {:?} -> next token {} (public logits of {} values)",
+        s.blocks,
+        s.architecture.block.shape.width,
+        s.architecture.block.shape.heads,
+        s.tokens.len(),
+        s.logits.len(),
+        to_hex(&s.model_commitment),
+        s.tokens,
+        s.next_token,
+        s.logits.len()
+    )
 }
 
 /// What an accepted statement says, in one line.

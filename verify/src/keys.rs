@@ -4,7 +4,7 @@
 //! from anywhere else: a key file handed over would have to be checked against the derived
 //! key anyway, so proof directories carry none.
 
-use crate::architecture::Architecture;
+use crate::architecture::KeyedCircuit;
 use crate::artifact::{self, Kind};
 use crate::error::Error;
 use crate::fsutil::write_atomic_with;
@@ -39,10 +39,9 @@ pub fn store<T: serde::Serialize>(path: &Path, kind: Kind, arch: &[u8; 32], valu
     write_atomic_with(path, false, |out| artifact::write_to(kind, arch, value, out)).map(|_| ())
 }
 
-/// Sets up Nova's public parameters of an architecture.
-pub fn public_params(arch: &Architecture) -> Result<PublicParams, Error> {
-    let blank = arch.blank().map_err(|e| Error::BadInput { what: "architecture".into(), reason: e.to_string() })?;
-    step_params(&blank)
+/// Sets up Nova's public parameters of an architecture (or of any described step circuit).
+pub fn public_params<A: KeyedCircuit + ?Sized>(arch: &A) -> Result<PublicParams, Error> {
+    step_params(&arch.blank_step()?)
 }
 
 /// Sets up Nova's public parameters of the step circuit `blank` is a blank step of.
@@ -52,7 +51,7 @@ pub fn step_params(blank: &Step) -> Result<PublicParams, Error> {
 }
 
 /// Sets up Nova's public parameters and the compression keys of an architecture.
-pub fn setup(arch: &Architecture) -> Result<(PublicParams, ProverKey, VerifierKey), Error> {
+pub fn setup<A: KeyedCircuit + ?Sized>(arch: &A) -> Result<(PublicParams, ProverKey, VerifierKey), Error> {
     let pp = public_params(arch)?;
     let (pk, vk) = compression_keys(&pp)?;
     Ok((pp, pk, vk))
@@ -70,13 +69,13 @@ pub fn compression_keys(pp: &PublicParams) -> Result<(ProverKey, VerifierKey), E
 /// [`verifier_key`]'s derivation from the public architecture, never by the prover's
 /// parameter setup and never from a key file someone handed over. (The prover's keys in
 /// `CACHE/<id>/` may come from anywhere: a copied or shared cache.)
-fn verifier_dir(cache: &Path, arch: &Architecture) -> PathBuf {
+fn verifier_dir<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> PathBuf {
     cache.join("verifier").join(arch.short_id())
 }
 
 /// The verifier key of an architecture, derived by this verifier from the public
 /// architecture (or found in its own key store, where an earlier derivation put it).
-pub fn verifier_key(cache: &Path, arch: &Architecture) -> Result<VerifierKey, Error> {
+pub fn verifier_key<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> Result<VerifierKey, Error> {
     let dir = verifier_dir(cache, arch);
     let path = dir.join("vk.bin");
     let digest = arch.digest();

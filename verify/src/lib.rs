@@ -15,6 +15,7 @@ pub mod cli;
 pub mod error;
 pub mod field;
 pub mod fsutil;
+pub mod gpt;
 pub mod keys;
 pub mod nova;
 pub mod statement;

@@ -166,10 +166,15 @@ pub struct Expected {
 impl Expected {
     /// Compares the statement with what is expected.
     pub fn check(&self, statement: &Statement) -> Result<(), VerifyError> {
+        self.check_parts(statement.model_commitment, statement.input.commitment)
+    }
+
+    /// Compares a statement's model and input commitments with what is expected.
+    pub fn check_parts(&self, model_commitment: F, input_commitment: F) -> Result<(), VerifyError> {
         let hex = crate::field::to_hex;
         for (what, expected, found) in [
-            ("model commitment", self.model_commitment, statement.model_commitment),
-            ("input commitment", self.input_commitment, statement.input.commitment),
+            ("model commitment", self.model_commitment, model_commitment),
+            ("input commitment", self.input_commitment, input_commitment),
         ] {
             if let Some(e) = expected.filter(|e| *e != found) {
                 return Err(VerifyError::NotExpected { what, found: hex(&found), expected: hex(&e) });

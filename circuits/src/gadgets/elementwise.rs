@@ -41,6 +41,7 @@ use crate::quant::{
 };
 use crate::F;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Errors of an elementwise operator's spec or operands.
@@ -118,7 +119,8 @@ fn affine_range_bits(terms: &[(i64, usize, u32)], c: i64) -> (i128, i128) {
 /// Residual addition at two scales: `y = clamp(floor((m_a·a + m_b·b + c) / 2^s))`, of int8
 /// operands to int8 ([`AddSpec::new`]) or of a wider `a` (a transformer's residual stream)
 /// and an int8 `b` to a wider output ([`AddSpec::wide`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawAdd", into = "RawAdd")]
 pub struct AddSpec {
     m_a: i64,
     m_b: i64,
@@ -126,6 +128,32 @@ pub struct AddSpec {
     requant: RequantSpec,
     a_bits: u32,
     out_bits: u32,
+}
+
+/// The encoding of an [`AddSpec`], validated when decoded.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdd {
+    m_a: i64,
+    m_b: i64,
+    c: i64,
+    requant: RequantSpec,
+    a_bits: u32,
+    out_bits: u32,
+}
+
+impl TryFrom<RawAdd> for AddSpec {
+    type Error = ElementwiseError;
+    fn try_from(r: RawAdd) -> Result<Self, ElementwiseError> {
+        Self::wide(r.m_a, r.m_b, r.c, r.requant, r.a_bits, r.out_bits)
+    }
+}
+
+impl From<AddSpec> for RawAdd {
+    fn from(s: AddSpec) -> Self {
+        let AddSpec { m_a, m_b, c, requant, a_bits, out_bits } = s;
+        Self { m_a, m_b, c, requant, a_bits, out_bits }
+    }
 }
 
 impl AddSpec {

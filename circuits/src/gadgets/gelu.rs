@@ -81,6 +81,7 @@ use crate::quant::{bits_le, int_to_field, QuantError, RequantSpec};
 use crate::F;
 use ff::Field;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
+use serde::{Deserialize, Serialize};
 
 /// Bits of precision `P` of the polynomial's coefficient: `K = round(|a|·2^(P-1))`.
 pub const K_BITS: u32 = 8;
@@ -91,11 +92,33 @@ const LOW_BITS: u32 = 7;
 
 /// The scales of one GELU: input `x·2^-f`, output `y·2^-g`. Built only by the validating
 /// [`GeluSpec::new`]; every constant of the module docs derives from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawGelu", into = "RawGelu")]
 pub struct GeluSpec {
     frac_bits: u32,
     out_frac_bits: u32,
     requant: RequantSpec,
+}
+
+/// The encoding of a [`GeluSpec`] (its two scales), validated when decoded.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGelu {
+    frac_bits: u32,
+    out_frac_bits: u32,
+}
+
+impl TryFrom<RawGelu> for GeluSpec {
+    type Error = QuantError;
+    fn try_from(r: RawGelu) -> Result<Self, QuantError> {
+        Self::new(r.frac_bits, r.out_frac_bits)
+    }
+}
+
+impl From<GeluSpec> for RawGelu {
+    fn from(s: GeluSpec) -> Self {
+        Self { frac_bits: s.frac_bits, out_frac_bits: s.out_frac_bits }
+    }
 }
 
 impl GeluSpec {

@@ -94,6 +94,7 @@ use crate::quant::{bits_le, check_signed, int_to_field, requantize_signed_native
 use crate::F;
 use ff::PrimeField;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
+use serde::{Deserialize, Serialize};
 
 /// Largest row length `d`.
 pub const MAX_DIM: usize = 1 << 16;
@@ -104,7 +105,8 @@ pub const MAX_RECIP_BITS: u32 = 40;
 
 /// A LayerNorm row: its length, `E`, `M` and the output requantization. Built only by the
 /// validating [`LayerNormSpec::new`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawLayerNorm", into = "RawLayerNorm")]
 pub struct LayerNormSpec {
     d: usize,
     eps: u64,
@@ -113,6 +115,32 @@ pub struct LayerNormSpec {
     u_max: u64,
     in_bits: u32,
     beta_shift: u32,
+}
+
+/// The encoding of a [`LayerNormSpec`] (its free parameters), validated when decoded.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLayerNorm {
+    d: usize,
+    eps: u64,
+    recip_bits: u32,
+    requant: RequantSpec,
+    in_bits: u32,
+    beta_shift: u32,
+}
+
+impl TryFrom<RawLayerNorm> for LayerNormSpec {
+    type Error = QuantError;
+    fn try_from(r: RawLayerNorm) -> Result<Self, QuantError> {
+        Self::new(r.d, r.eps, r.recip_bits, r.requant)?.with_input_bits(r.in_bits)?.with_beta_shift(r.beta_shift)
+    }
+}
+
+impl From<LayerNormSpec> for RawLayerNorm {
+    fn from(s: LayerNormSpec) -> Self {
+        let LayerNormSpec { d, eps, recip_bits, requant, in_bits, beta_shift, .. } = s;
+        Self { d, eps, recip_bits, requant, in_bits, beta_shift }
+    }
 }
 
 impl LayerNormSpec {

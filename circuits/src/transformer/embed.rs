@@ -30,6 +30,7 @@ use crate::F;
 use ff::Field;
 use nova_snark::frontend::{num::AllocatedNum, num::Num, ConstraintSystem, LinearCombination, SynthesisError};
 use nova_snark::traits::circuit::StepCircuit;
+use serde::{Deserialize, Serialize};
 
 /// Domain tag of a token sequence's commitment.
 pub const TAG_TOKENS: u64 = 0xf01d_0012;
@@ -41,7 +42,8 @@ pub const TOKEN_BITS: u32 = 16;
 pub const EMBED_ENCODING: u64 = 1;
 
 /// The public shape and scale of an embedding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EmbedSpec {
     /// Rows of the token table.
     pub vocab: usize,
@@ -54,7 +56,8 @@ pub struct EmbedSpec {
 }
 
 /// An embedding's tables, row-major (`vocab × width` and `tokens × width`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EmbedWeights {
     /// The token table.
     pub tok: Vec<i8>,

@@ -33,6 +33,7 @@ use crate::F;
 use ff::Field;
 use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombination, SynthesisError};
 use nova_snark::traits::circuit::StepCircuit;
+use serde::{Deserialize, Serialize};
 
 /// Domain tag of a head tensor's spec digest.
 pub const TAG_HEAD_TENSOR: u64 = 0xf01d_0014;
@@ -42,7 +43,8 @@ pub const TAG_LOGITS: u64 = 0xf01d_0015;
 pub const HEAD_ENCODING: u64 = 1;
 
 /// The public shape and scales of a head.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HeadSpec {
     /// Positions of the stream.
     pub tokens: usize,
@@ -55,7 +57,8 @@ pub struct HeadSpec {
 }
 
 /// A head's parameters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HeadWeights {
     /// The final LayerNorm's `(γ, β)`.
     pub ln: (Vec<i8>, Vec<i64>),

@@ -6,6 +6,7 @@ use crate::gadgets::layernorm::LayerNormSpec;
 use crate::gadgets::matmul::{MatMulError, MatMulSpec};
 use crate::gadgets::softmax::SoftmaxSpec;
 use crate::quant::{QuantError, RequantSpec};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Output bits of the attention probabilities: `p ∈ [0, 2^7]`, so `p·v` of an int8 `v`
@@ -76,7 +77,8 @@ impl<T> At<T> for Result<T, ElementwiseError> {
 }
 
 /// Dimensions of a block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BlockShape {
     /// Tokens `T` (the context).
     pub tokens: usize,
@@ -96,7 +98,8 @@ impl BlockShape {
 }
 
 /// The public shape and scales of a block (module docs of [`super`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BlockSpec {
     /// Dimensions.
     pub shape: BlockShape,
@@ -131,7 +134,8 @@ pub struct BlockSpec {
 /// The weights of a block: `W` of the matrices and LayerNorm scales, `B` of the biases
 /// (int8 and int64 natively, linear combinations in a circuit). Matrices are stored
 /// input-major: `w_q[t·d + j]` multiplies input `t` into output `j`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BlockWeights<W, B> {
     /// LayerNorm₁'s `γ` (`d`) and `β` (`d`, at its accumulator's scale).
     pub ln1: (Vec<W>, Vec<B>),

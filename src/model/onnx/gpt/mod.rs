@@ -78,3 +78,24 @@ pub fn agreement(q: &QuantGpt, float: &FloatGpt, onnx: &Path, windows: &[Vec<usi
     let n = windows.len() as f64;
     Ok(Agreement { windows: windows.len(), with_tract: same as f64 / n, reader_with_tract: reader as f64 / n })
 }
+
+/// Token windows from a JSON file (`{"inputs": [[ids], ...]}` or one array of ids): every
+/// value a token id, an integer in `0..65536`.
+pub fn read_token_windows(path: &Path) -> Result<Vec<Vec<usize>>, Error> {
+    let bad = |i: usize, v: f32| {
+        Error::bad_input(path.display().to_string(), format!("window {i}: {v} is not a token id (0 to 65535)"))
+    };
+    let windows = super::read_inputs(path)?;
+    windows
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| {
+            w.into_iter()
+                .map(|v| match v.fract() == 0.0 && (0.0..65536.0).contains(&v) {
+                    true => Ok(v as usize),
+                    false => Err(bad(i, v)),
+                })
+                .collect()
+        })
+        .collect()
+}

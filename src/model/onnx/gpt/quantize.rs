@@ -32,6 +32,7 @@ use fold_ml_circuits::transformer::{
     block_native, embed_native, head_native, BlockError, BlockShape, BlockSpec, BlockWeights, EmbedSpec, EmbedWeights,
     HeadSpec, HeadWeights, PROB_BITS, STREAM_BITS,
 };
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// `K`: the residual multipliers are `m/2^K`.
@@ -82,7 +83,8 @@ fn range(what: impl Into<String>, reason: impl Into<String>) -> GptQuantError {
 }
 
 /// A quantized GPT: the integer model that the proof covers.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QuantGpt {
     /// The embedding's spec: int8 token and position rows added into the 16-bit stream.
     pub embed_spec: EmbedSpec,
@@ -102,7 +104,8 @@ pub struct QuantGpt {
 }
 
 /// What the calibration chose, in real units per integer step.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScaleReport {
     /// The stream's scale at each block's input, then the last block's output.
     pub stream: Vec<f64>,

@@ -1,0 +1,162 @@
+//! The commands on a GPT: `import` of a GPT's ONNX, `prove`/`resume` of a GPT model file on
+//! a prompt (a resumable job of three segments), and `commit`. `verify` reads a GPT's
+//! statement by its format (fold-ml-verify).
+
+use super::prove::ProveArgs;
+use fold_ml::error::Error;
+use fold_ml::field::to_hex;
+use fold_ml::job::gpt::{read_job, run_gpt, segment_lines, GptEvent, GptOutcome, GptRequest};
+use fold_ml::mem;
+use fold_ml::model::gpt_file::GptModel;
+use fold_ml::model::onnx::gpt::{agreement, quantize, read_token_windows, FloatGpt};
+use fold_ml_verify::gpt::{GptStatement, SEGMENT_NAMES};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// `import` of a GPT: calibrate on token windows, quantize, report the agreement of the
+/// next token with tract's float model, and write the GPT model file under a fresh salt.
+pub fn import(
+    onnx: &Path,
+    float: FloatGpt,
+    calibrate: &Path,
+    test: Option<&Path>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    println!(
+        "a GPT: {} blocks, width {}, {} heads, MLP {}, context {}, vocabulary {}",
+        float.blocks.len(),
+        float.width,
+        float.heads,
+        float.hidden,
+        float.tokens,
+        float.vocab
+    );
+    let windows = read_token_windows(calibrate)?;
+    let q = quantize(&float, &windows).map_err(|e| Error::bad_input(calibrate.display().to_string(), e.to_string()))?;
+    println!("calibrated on {} windows: {}", windows.len(), q.scales);
+    let (what, held) = match test {
+        Some(path) => ("held-out", read_token_windows(path)?),
+        None => ("calibration", windows),
+    };
+    println!("on the {what} windows: {}", agreement(&q, &float, onnx, &held)?);
+    let salt = <fold_ml::F as ff::Field>::random(rand_core::OsRng);
+    let name = onnx.file_stem().map_or("gpt".into(), |s| s.to_string_lossy().into_owned());
+    let model = GptModel { name, q, salt };
+    let commitment = model.model_commitment().map_err(|r| Error::bad_input(onnx.display().to_string(), r))?;
+    let out = out.unwrap_or_else(|| onnx.with_extension("foldml"));
+    model.write(&out)?;
+    println!("model commitment {}", to_hex(&commitment));
+    println!("wrote {} (secret: it holds the weights and the commitment salt)", out.display());
+    println!("prove with: fold-ml prove --model {} --input TOKENS.json", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The prompt: a JSON array of token ids (or `{"inputs": [[ids]]}` holding one).
+fn read_tokens(path: Option<&Path>) -> Result<Vec<u16>, Error> {
+    let path = path.ok_or_else(|| Error::bad_input("--input", "a GPT needs a prompt: a JSON array of token ids"))?;
+    match read_token_windows(path)?.as_slice() {
+        [one] => Ok(one.iter().map(|&t| t as u16).collect()),
+        many => {
+            Err(Error::bad_input(path.display().to_string(), format!("holds {} prompts; prove takes one", many.len())))
+        }
+    }
+}
+
+/// `prove --model GPT.foldml`: the options of a network's job that do not apply to a GPT
+/// are refused rather than ignored.
+pub fn prove(args: ProveArgs, model_file: &Path) -> anyhow::Result<ExitCode> {
+    let refused = [
+        ("--input-commitment", args.input.input_commitment.is_some()),
+        ("--layers-per-step", args.step.layers_per_step.is_some()),
+        ("--fold-budget", args.step.fold_budget.is_some()),
+        ("--checkpoint-every", args.run.checkpoints.checkpoint_every.is_some()),
+        ("--checkpoint-seconds", args.run.checkpoints.checkpoint_seconds.is_some()),
+    ];
+    if let Some((flag, _)) = refused.iter().find(|(_, given)| *given) {
+        let reason = "does not apply to a GPT (its tokens are public; it is proven in three segments and resumes \
+                      after the last finished one)";
+        return Err(Error::bad_input(*flag, reason).into());
+    }
+    let model = GptModel::read(model_file)?;
+    let tokens = read_tokens(args.input.input.as_deref())?;
+    let dir = args.job.unwrap_or_else(|| PathBuf::from("fold-ml-jobs").join(&model.name));
+    let req = GptRequest {
+        model: &model,
+        model_file: model_file.to_path_buf(),
+        tokens,
+        cache_dir: args.run.cache.dir(),
+        restart: args.run.restart,
+    };
+    run(&dir, &req)
+}
+
+/// `resume DIR` of a GPT job: the model file and prompt it recorded.
+pub fn resume(dir: &Path, cache_dir: PathBuf, restart: bool) -> anyhow::Result<ExitCode> {
+    let job = read_job(dir)?.ok_or_else(|| Error::bad_input(dir.display().to_string(), "not a GPT job"))?;
+    let model = GptModel::read(&job.model_file)?;
+    let req = GptRequest { model: &model, model_file: job.model_file.clone(), tokens: job.tokens, cache_dir, restart };
+    run(dir, &req)
+}
+
+/// Whether `dir` holds a GPT job.
+pub fn is_job(dir: &Path) -> bool {
+    read_job(dir).ok().flatten().is_some()
+}
+
+fn run(dir: &Path, req: &GptRequest) -> anyhow::Result<ExitCode> {
+    let q = &req.model.q;
+    eprintln!(
+        "fold-ml: GPT job {} ({} blocks, {} tokens): embedding, blocks and head, each folded and compressed",
+        dir.display(),
+        q.blocks.len(),
+        req.tokens.len()
+    );
+    let start = Instant::now();
+    let mut show = |e: GptEvent| match e {
+        GptEvent::Resumed { done } => eprintln!("resuming after {done} proven segment(s)"),
+        GptEvent::KeysReady { segment, seconds } => {
+            eprintln!("{}: keys ready in {seconds:.1} s; folding and compressing", SEGMENT_NAMES[segment])
+        }
+        GptEvent::Proven { segment } => eprintln!("{}: proven (progress saved)", SEGMENT_NAMES[segment]),
+    };
+    match run_gpt(dir, req, &mut show)? {
+        GptOutcome::AlreadyComplete(s) => {
+            println!("job already complete in {}: {}; nothing to do", dir.display(), summary(&s));
+        }
+        GptOutcome::Proven { statement, proof_bytes, timings, keys_seconds } => {
+            println!("proved in {:.1} s: {}", start.elapsed().as_secs_f64(), summary(&statement));
+            println!("  keys        {keys_seconds:8.1} s (set up on first use, then from the cache)");
+            for line in segment_lines(&timings) {
+                println!("  {line}");
+            }
+            println!("  proof size  {proof_bytes:8} bytes");
+            if let Some(rss) = mem::peak_rss_bytes() {
+                println!("  peak memory {:8.1} MiB", rss as f64 / (1 << 20) as f64);
+            }
+            println!("  model commitment {}", to_hex(&statement.model_commitment));
+        }
+    }
+    println!("verify with: fold-ml-verify {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary(s: &GptStatement) -> String {
+    format!("tokens {:?} -> next token {} ({} blocks)", s.tokens, s.next_token, s.blocks)
+}
+
+/// `commit --model GPT.foldml`: the model commitment and what it covers.
+pub fn commit(model_file: &Path) -> anyhow::Result<ExitCode> {
+    let model = GptModel::read(model_file)?;
+    let commitment = model.model_commitment().map_err(|r| Error::bad_input(model_file.display().to_string(), r))?;
+    let out = serde_json::json!({
+        "model_commitment": to_hex(&commitment),
+        "blocks": model.q.blocks.len(),
+        "architecture": model.architecture(),
+        "covers": "the embedding's token and position tables, every block's LayerNorms, projections and MLP, \
+                   and the head's LayerNorm and projection, in order, each with its spec, under the model's \
+                   secret salt",
+    });
+    println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
+    Ok(ExitCode::SUCCESS)
+}

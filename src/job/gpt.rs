@@ -1,0 +1,220 @@
+//! A GPT proving job: a directory holding what the job proves (`gpt-job.json`: the model
+//! commitment and the tokens, public), its secret progress (`gpt-progress.bin`: the blinds
+//! and each finished segment's proof, written after every segment, owner-only) and, when
+//! done, `statement.json` and `proof.bin` for the verifier. Run the same request again and
+//! it resumes after the last finished segment (a kill loses at most the segment in
+//! progress); a finished job is not proven again; a directory of another request is
+//! refused.
+
+use super::lock::JobLock;
+use crate::artifact::{self, Kind};
+use crate::error::Error;
+use crate::gpt::{encode_gpt_proof, GptStatement, SEGMENT_NAMES};
+use crate::model::gpt_file::GptModel;
+use crate::prove::gpt::{prove_from, GptProgress, GptTimings, SegmentKeys};
+use fold_ml_verify::architecture::digest32;
+use fold_ml_verify::fsutil::{create_private_dir, write_atomic, write_atomic_with};
+use nova_snark::digest::SimpleDigestible;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The `format` tag of `gpt-job.json`.
+pub const GPT_JOB_FORMAT: &str = "fold-ml gpt job";
+
+/// What a GPT job proves (public: `gpt-job.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GptJob {
+    /// Always [`GPT_JOB_FORMAT`].
+    pub format: String,
+    /// The model file (for `resume`).
+    pub model_file: PathBuf,
+    /// The model commitment.
+    #[serde(with = "crate::field::hex_serde")]
+    pub model_commitment: crate::F,
+    /// The prompt's token ids.
+    pub tokens: Vec<u16>,
+}
+
+/// What the progress file is bound to: the model and the prompt (not the model file's
+/// path, so a job moves to another machine).
+#[derive(Serialize)]
+struct ProgressId<'a> {
+    model_commitment: [u8; 32],
+    tokens: &'a [u16],
+}
+
+impl SimpleDigestible for ProgressId<'_> {}
+
+/// A request to prove a GPT on a prompt.
+pub struct GptRequest<'a> {
+    /// The model.
+    pub model: &'a GptModel,
+    /// Where it was read from.
+    pub model_file: PathBuf,
+    /// The prompt's token ids.
+    pub tokens: Vec<u16>,
+    /// The prover's parameter cache.
+    pub cache_dir: PathBuf,
+    /// Discard the progress and start again.
+    pub restart: bool,
+}
+
+/// What happened in a GPT job.
+pub enum GptEvent {
+    /// Resuming after `done` finished segments.
+    Resumed {
+        /// Segments proven before.
+        done: usize,
+    },
+    /// Segment `j`'s keys are ready (loaded or set up and cached), after `seconds`.
+    KeysReady {
+        /// The segment.
+        segment: usize,
+        /// Seconds.
+        seconds: f64,
+    },
+    /// Segment `j` is proven and the progress saved.
+    Proven {
+        /// The segment.
+        segment: usize,
+    },
+}
+
+/// How a GPT job ended.
+pub enum GptOutcome {
+    /// It had been proven before.
+    AlreadyComplete(Box<GptStatement>),
+    /// Proven now.
+    Proven {
+        /// What it proves.
+        statement: Box<GptStatement>,
+        /// Bytes of `proof.bin`.
+        proof_bytes: usize,
+        /// Folding and compression per segment (0 for those proven before a resumption).
+        timings: GptTimings,
+        /// Seconds setting up or loading keys.
+        keys_seconds: f64,
+    },
+}
+
+/// Environment variable of the crash test hook (feature `test-hooks` only): the process
+/// aborts (as `kill -9` would) right after saving the progress of this segment (0, 1, 2).
+pub const ABORT_HOOK_ENV: &str = "FOLD_ML_TEST_ABORT_AFTER_GPT_SEGMENT";
+
+const JOB: &str = "gpt-job.json";
+const PROGRESS: &str = "gpt-progress.bin";
+
+/// Runs (or resumes, or finds finished) the GPT job `req` in `dir`.
+pub fn run_gpt(dir: &Path, req: &GptRequest, event: &mut dyn FnMut(GptEvent)) -> Result<GptOutcome, Error> {
+    let embed = &req.model.q.embed_spec;
+    if req.tokens.len() != embed.tokens || req.tokens.iter().any(|&t| usize::from(t) >= embed.vocab) {
+        let reason =
+            format!("the model takes {} tokens below {} (ids), got {:?}", embed.tokens, embed.vocab, req.tokens);
+        return Err(Error::bad_input("the prompt", reason));
+    }
+    let model_commitment = req.model.model_commitment().map_err(|r| Error::bad_input("GPT model", r))?;
+    let job = GptJob {
+        format: GPT_JOB_FORMAT.into(),
+        model_file: req.model_file.clone(),
+        model_commitment,
+        tokens: req.tokens.clone(),
+    };
+    create_private_dir(dir)?;
+    let _lock = JobLock::acquire(dir)?;
+    let same = |found: &GptJob| found.model_commitment == job.model_commitment && found.tokens == job.tokens;
+    if let Some(found) = read_job(dir)? {
+        if !same(&found) && !req.restart {
+            return Err(Error::bad_input(
+                dir.display().to_string(),
+                "holds a GPT job for another model or prompt; choose another --job (or --restart to discard it)",
+            ));
+        }
+        if same(&found) && !req.restart {
+            if let Some(statement) = finished(dir)? {
+                return Ok(GptOutcome::AlreadyComplete(Box::new(statement)));
+            }
+        }
+    }
+    for stale in ["statement.json", "proof.bin"] {
+        let _ = std::fs::remove_file(dir.join(stale));
+    }
+    write_atomic(&dir.join(JOB), &serde_json::to_vec_pretty(&job).expect("a job serializes"), false)?;
+    let id = digest32(&ProgressId { model_commitment: crate::field::to_bytes(&model_commitment), tokens: &job.tokens });
+    let progress_path = dir.join(PROGRESS);
+    let blocks = req.model.q.blocks.len();
+    let progress = match req.restart {
+        true => None,
+        false => artifact::read_from::<GptProgress>(Kind::Checkpoint, &id, &progress_path)
+            .ok()
+            .filter(|p| p.fits(blocks) && p.tokens == req.tokens),
+    };
+    let event = std::cell::RefCell::new(event);
+    let progress = match progress {
+        Some(p) => {
+            (event.borrow_mut())(GptEvent::Resumed { done: p.done.len() });
+            p
+        }
+        None => GptProgress::start(&req.tokens, blocks),
+    };
+    let architecture = req.model.architecture();
+    let segments = architecture.segments();
+    let mut keys_seconds = 0.0;
+    let mut keys = |j: usize| {
+        let t = Instant::now();
+        let k = SegmentKeys::cached(&req.cache_dir, &segments[j]);
+        keys_seconds += t.elapsed().as_secs_f64();
+        (event.borrow_mut())(GptEvent::KeysReady { segment: j, seconds: t.elapsed().as_secs_f64() });
+        k
+    };
+    let mut saved = |p: &GptProgress| {
+        write_atomic_with(&progress_path, true, |out| artifact::write_to(Kind::Checkpoint, &id, p, out))?;
+        (event.borrow_mut())(GptEvent::Proven { segment: p.done.len() - 1 });
+        #[cfg(feature = "test-hooks")]
+        if std::env::var(ABORT_HOOK_ENV).ok().and_then(|v| v.parse().ok()) == Some(p.done.len() - 1) {
+            std::process::abort();
+        }
+        Ok(())
+    };
+    let (proof, timings) = prove_from(&req.model.q, req.model.salt, progress, &mut keys, &mut saved)?;
+    let bytes =
+        encode_gpt_proof(&architecture, &proof.proofs).map_err(|e| Error::artifact(dir.join("proof.bin"), e))?;
+    write_atomic(&dir.join("proof.bin"), &bytes, false)?;
+    let json = serde_json::to_vec_pretty(&proof.statement).expect("a statement serializes");
+    write_atomic(&dir.join("statement.json"), &json, false)?;
+    let _ = std::fs::remove_file(&progress_path);
+    Ok(GptOutcome::Proven { statement: Box::new(proof.statement), proof_bytes: bytes.len(), timings, keys_seconds })
+}
+
+/// The job recorded in `dir`, if any.
+pub fn read_job(dir: &Path) -> Result<Option<GptJob>, Error> {
+    let path = dir.join(JOB);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(path.clone(), e))?;
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::bad_input(path.display().to_string(), e.to_string()))
+}
+
+/// The finished statement in `dir`, if both result files are there.
+fn finished(dir: &Path) -> Result<Option<GptStatement>, Error> {
+    let path = dir.join("statement.json");
+    if !path.exists() || !dir.join("proof.bin").exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(path.clone(), e))?;
+    Ok(serde_json::from_slice(&bytes).ok())
+}
+
+/// A line per segment for a finished job's report.
+pub fn segment_lines(t: &GptTimings) -> Vec<String> {
+    SEGMENT_NAMES
+        .iter()
+        .enumerate()
+        .map(|(j, name)| match t.fold[j] + t.compress[j] > 0.0 {
+            false => format!("{name:<10} proven before this run"),
+            true => format!("{name:<10} fold {:7.2} s, compress {:7.1} s", t.fold[j], t.compress[j]),
+        })
+        .collect()
+}

@@ -1,0 +1,232 @@
+//! A GPT through the command line: `prove` of a GPT model file on a prompt (killed after
+//! its second segment and proven again: it resumes), `fold-ml-verify` of the result with
+//! keys it derives from the statement, `commit`, and every edit of `statement.json` or
+//! `proof.bin` rejected. The model is a small synthetic GPT (the shipped one takes minutes).
+
+mod common;
+
+use common::{fold_ml, run_env, scratch, verify_cli};
+use fold_ml::artifact::{self, Kind};
+use fold_ml::gpt::GptStatement;
+use fold_ml::job::gpt::ABORT_HOOK_ENV;
+use fold_ml::model::gpt_file::GptModel;
+use fold_ml::model::onnx::gpt::quantize::ScaleReport;
+use fold_ml::model::onnx::gpt::QuantGpt;
+use fold_ml::nova::CompressedSnark;
+use fold_ml_circuits::transformer::synthetic::{
+    embed_spec, embed_weights, head_spec, head_weights, shape, spec, weights,
+};
+use fold_ml_circuits::transformer::{block_native, embed_native, head_native};
+use fold_ml_circuits::F;
+use std::path::{Path, PathBuf};
+
+const VOCAB: usize = 19;
+const TOKENS: [usize; 4] = [5, 18, 0, 5];
+
+fn model() -> GptModel {
+    let q = QuantGpt {
+        embed_spec: embed_spec(shape(), VOCAB).unwrap(),
+        embed: embed_weights(shape(), VOCAB, 3),
+        spec: spec(shape()).unwrap(),
+        blocks: vec![weights(shape(), 4), weights(shape(), 5)],
+        head_spec: head_spec(shape(), VOCAB).unwrap(),
+        head: head_weights(shape(), VOCAB, 6),
+        scales: ScaleReport { stream: vec![], growth: (1.0, 1.0), softmax_frac: 4, gelu: (4, 4) },
+    };
+    GptModel { name: "tiny-gpt".into(), q, salt: F::from(99) }
+}
+
+fn logits(m: &GptModel) -> Vec<i64> {
+    let q = &m.q;
+    let mut x = embed_native(&q.embed_spec, &q.embed, &TOKENS).unwrap();
+    for w in &q.blocks {
+        x = block_native(&q.spec, w, &x).unwrap().out;
+    }
+    head_native(&q.head_spec, &q.head, &x).unwrap()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn statement(dir: &Path) -> GptStatement {
+    serde_json::from_slice(&std::fs::read(dir.join("statement.json")).unwrap()).unwrap()
+}
+
+/// A copy of the proven job with `edit` applied to its files.
+fn edited(job: &Path, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
+    let dir = scratch().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["statement.json", "proof.bin"] {
+        std::fs::copy(job.join(f), dir.join(f)).unwrap();
+    }
+    edit(&dir);
+    dir
+}
+
+/// A change to a statement's JSON.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
+fn edit_statement(dir: &Path, change: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join("statement.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    change(&mut v);
+    std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn a_gpt_is_proven_resumed_and_verified_from_the_command_line() {
+    let m = model();
+    let file = scratch().join("tiny.foldml");
+    m.write(&file).unwrap();
+    assert_eq!(GptModel::read(&file).unwrap(), m);
+    let tokens = scratch().join("tokens.json");
+    std::fs::write(&tokens, serde_json::to_vec(&TOKENS).unwrap()).unwrap();
+    let job = scratch().join("gpt-job");
+    let args = ["prove", "--model", path(&file), "--input", path(&tokens), "--job", path(&job)];
+
+    // killed right after the blocks' segment is saved: the rerun proves the head alone
+    let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(ABORT_HOOK_ENV, "1")]);
+    assert_ne!(code, 0, "the hook did not abort: {err}");
+    assert!(!job.join("statement.json").exists());
+    let (code, out, err) = fold_ml(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("resuming after 2 proven segment(s)"), "{err}");
+    assert!(out.contains("embedding  proven before this run") && out.contains("head       fold"), "{out}");
+    assert!(!job.join("gpt-progress.bin").exists(), "the secret progress is left behind");
+
+    let s = statement(&job);
+    let want = logits(&m);
+    assert_eq!(s.logits, want);
+    assert!(want.iter().max() > want.iter().min());
+    assert_eq!(s.next_token, fold_ml::model::network::argmax(&want));
+    assert_eq!(s.tokens, TOKENS.map(|t| t as u16));
+
+    let (code, out, err) = verify_cli(&job);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("ACCEPTED: a GPT of 2 blocks") && out.contains(&format!("next token {}", s.next_token)),
+        "{out}"
+    );
+
+    // the published commitment pins the model
+    let (code, out, _) = fold_ml(&["commit", "--model", path(&file)]);
+    assert_eq!(code, 0);
+    let published: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let hex = published["model_commitment"].as_str().unwrap().to_string();
+    assert_eq!(hex, fold_ml::field::to_hex(&s.model_commitment));
+    let verify = |dir: &Path, extra: &[&str]| {
+        let mut a = vec![path(dir)];
+        a.extend_from_slice(extra);
+        run_env(&common::verify_bin(), &a, &[])
+    };
+    assert_eq!(verify(&job, &["--model-commitment", &hex]).0, 0);
+    let other = fold_ml::field::to_hex(&(s.model_commitment + F::from(1)));
+    assert_eq!(verify(&job, &["--model-commitment", &other]).0, 1);
+
+    // proven again: nothing to do
+    let (code, out, _) = fold_ml(&args);
+    assert_eq!(code, 0);
+    assert!(out.contains("already complete"), "{out}");
+
+    // another prompt in the same job directory is refused, with exit code 2
+    let other_tokens = scratch().join("other-tokens.json");
+    std::fs::write(&other_tokens, b"[1, 2, 3, 4]").unwrap();
+    let (code, _, err) =
+        fold_ml(&["prove", "--model", path(&file), "--input", path(&other_tokens), "--job", path(&job)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("another model or prompt"), "{err}");
+
+    // every public value and the proof's bytes are bound
+    let next = s.next_token;
+    let tampers: Vec<(&str, Edit)> = vec![
+        ("a token", Box::new(|v| v["tokens"][1] = 17.into())),
+        (
+            "a logit (next token kept)",
+            Box::new(move |v| {
+                let i = if next == 0 { 1 } else { 0 };
+                let l = v["logits"][i].as_i64().unwrap();
+                v["logits"][i] = (l - 1).into();
+            }),
+        ),
+        ("the next token", Box::new(move |v| v["next_token"] = ((next + 1) % VOCAB).into())),
+        ("the block count", Box::new(|v| v["blocks"] = 1.into())),
+        ("the stream link", Box::new(|v| v["links"][0]["stream"] = v["links"][1]["stream"].clone())),
+        ("the block spec", Box::new(|v| v["architecture"]["block"]["softmax_table"] = 9.into())),
+        ("an unknown field", Box::new(|v| v["extra"] = 1.into())),
+    ];
+    for (i, (what, change)) in tampers.into_iter().enumerate() {
+        let dir = edited(&job, &format!("gpt-tampered-{i}"), |d| edit_statement(d, change));
+        let (code, out, err) = verify_cli(&dir);
+        assert_eq!(code, 1, "{what} changed: {out}{err}");
+        assert!(err.contains("REJECTED"), "{what}: {err}");
+    }
+    // another block spec, with proof.bin re-headed for it: the verifier derives that spec's
+    // keys, under which the proof does not verify
+    let dir = edited(&job, "gpt-other-spec", |d| {
+        edit_statement(d, |v| v["architecture"]["block"]["mix"] = serde_json::json!({"shift": 8, "acc_bits": 24}));
+        let (old, new) = (s.architecture.digest(), statement(d).architecture.digest());
+        let p = d.join("proof.bin");
+        let snarks: Vec<CompressedSnark> = artifact::decode(Kind::Proof, &old, &std::fs::read(&p).unwrap()).unwrap();
+        std::fs::write(&p, artifact::encode(Kind::Proof, &new, &snarks).unwrap()).unwrap();
+    });
+    let (code, _, err) = verify_cli(&dir);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("segment 1's proof does not verify"), "{err}");
+
+    let dir = edited(&job, "gpt-tampered-proof", |d| {
+        let p = d.join("proof.bin");
+        let mut bytes = std::fs::read(&p).unwrap();
+        let n = bytes.len();
+        bytes[n - 40] ^= 1;
+        std::fs::write(&p, bytes).unwrap();
+    });
+    assert_eq!(verify_cli(&dir).0, 1, "a flipped bit in proof.bin");
+}
+
+#[test]
+fn gpt_inputs_that_do_not_fit_are_refused_with_exit_code_2() {
+    let file = scratch().join("tiny-refusals.foldml");
+    model().write(&file).unwrap();
+    let job = scratch().join("gpt-refused");
+    let write = |name: &str, bytes: &[u8]| {
+        let p = scratch().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let cases = [
+        (write("t-long.json", b"[1, 2, 3, 4, 5]"), "tokens below"),
+        (write("t-big.json", b"[1, 2, 3, 19]"), "tokens below"),
+        (write("t-frac.json", b"[1, 2.5, 3, 4]"), "not a token id"),
+        (write("t-two.json", b"{\"inputs\": [[1, 2, 3, 4], [1, 2, 3, 4]]}"), "prove takes one"),
+    ];
+    for (tokens, want) in cases {
+        let (code, _, err) = fold_ml(&["prove", "--model", path(&file), "--input", path(&tokens), "--job", path(&job)]);
+        assert_eq!(code, 2, "{}: {err}", tokens.display());
+        assert!(err.contains(want), "{}: {err}", tokens.display());
+    }
+    let (code, _, err) = fold_ml(&["prove", "--model", path(&file), "--job", path(&job)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("a GPT needs a prompt"), "{err}");
+    let tokens = write("t-ok.json", b"[1, 2, 3, 4]");
+    let (code, _, err) = fold_ml(&[
+        "prove",
+        "--model",
+        path(&file),
+        "--input",
+        path(&tokens),
+        "--job",
+        path(&job),
+        "--layers-per-step",
+        "2",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--layers-per-step") && err.contains("does not apply to a GPT"), "{err}");
+    // a damaged model file
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0x40;
+    let damaged = write("tiny-damaged.foldml", &bytes);
+    let (code, _, err) = fold_ml(&["prove", "--model", path(&damaged), "--input", path(&tokens), "--job", path(&job)]);
+    assert_eq!(code, 2, "{err}");
+}
