@@ -4,7 +4,10 @@
 //! segments' keys (embedding, blocks, head), folds and compresses each, verifies, and
 //! prints the times, the proof's size and peak memory.
 //!
-//! `cargo run --release --example gpt_prove [-- <window index>]` (default: 0).
+//! `cargo run --release --example gpt_prove [-- <window index> [<blocks>]]` (default: 0, and
+//! the model's 4 blocks). More blocks than the model has make a deeper GPT of the same shape
+//! for the depth table: the imported blocks repeated in turn (its next token is not a
+//! trained model's; what it costs to prove is the same).
 
 use anyhow::{Context, Result};
 use fold_ml::model::onnx::gpt::{quantize, read_gpt};
@@ -35,7 +38,11 @@ fn main() -> Result<()> {
     let index: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(0);
     let vocab: Vec<String> = json(&dir.join("vocab.json"))?;
     let float = read_gpt(&dir.join("gpt.onnx"))?;
-    let q = quantize(&float, &json::<Windows>(&dir.join("calib.json"))?.inputs)?;
+    let mut q = quantize(&float, &json::<Windows>(&dir.join("calib.json"))?.inputs)?;
+    if let Some(blocks) = std::env::args().nth(2).map(|s| s.parse::<usize>()).transpose()? {
+        q.blocks = (0..blocks).map(|b| q.blocks[b % q.blocks.len()].clone()).collect();
+        println!("{blocks} blocks: the imported 4 repeated in turn");
+    }
     let window = json::<Windows>(&dir.join("test.json"))?.inputs.into_iter().nth(index).context("no such window")?;
     let ids: Vec<u16> = window.iter().map(|&t| u16::try_from(t)).collect::<Result<_, _>>()?;
     let text: String = window.iter().map(|&t| vocab[t].as_str()).collect();

@@ -77,19 +77,40 @@ fn an_unsupported_operator_is_named_and_nothing_is_written() {
     assert!(!out_file.exists());
 }
 
-/// The GPT example is read as a GPT and refused as one (the CLI cannot prove transformers
-/// yet), with exit 2 and nothing written.
+/// The GPT example is imported as a GPT: the model file holds the library's quantization of
+/// it (calibrated on the same windows), the agreement with tract is reported, and windows
+/// that do not fit the model are refused with exit 2 and nothing written.
 #[test]
-fn a_gpt_is_named_as_one_and_refused() {
-    let gpt =
-        |f: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gpt").join(f).to_str().unwrap().to_string();
+fn a_gpt_is_imported_as_one() {
+    use fold_ml::model::gpt_file::GptModel;
+    use fold_ml::model::onnx::gpt::{quantize, read_gpt, read_token_windows};
+    let gpt = |f: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gpt").join(f);
+    let held = read_token_windows(&gpt("test.json")).unwrap();
+    let test = scratch().join("gpt-test20.json");
+    std::fs::write(&test, serde_json::to_vec(&serde_json::json!({ "inputs": held[..20] })).unwrap()).unwrap();
     let out_file = scratch().join("gpt.foldml");
-    let (code, _, err) =
-        fold_ml(&["import", &gpt("gpt.onnx"), "--calibrate", &gpt("calib.json"), "--out", out_file.to_str().unwrap()]);
+    let (onnx, calib) = (gpt("gpt.onnx"), gpt("calib.json"));
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let args = ["import", &s(&onnx), "--calibrate", &s(&calib), "--test", &s(&test), "--out", &s(&out_file)];
+    let (code, out, err) = fold_ml(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("a GPT: 4 blocks, width 64, 4 heads, MLP 256, context 16, vocabulary 96"), "{out}");
+    assert!(
+        out.contains("next-token agreement with the float model (tract)") && out.contains("over 20 windows"),
+        "{out}"
+    );
+    let model = GptModel::read(&out_file).unwrap();
+    let q = quantize(&read_gpt(&onnx).unwrap(), &read_token_windows(&calib).unwrap()).unwrap();
+    assert_eq!(model.q, q);
+    assert!(out.contains(&fold_ml::field::to_hex(&model.model_commitment().unwrap())), "{out}");
+
+    let short = scratch().join("gpt-short.json");
+    std::fs::write(&short, b"[[1, 2, 3]]").unwrap();
+    let refused = scratch().join("gpt-refused.foldml");
+    let (code, _, err) = fold_ml(&["import", &s(&onnx), "--calibrate", &s(&short), "--out", &s(&refused)]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("a GPT (4 blocks, width 64, 4 heads, MLP 256, context 16, vocabulary 96)"), "{err}");
-    assert!(err.contains("not supported yet"), "{err}");
-    assert!(!out_file.exists());
+    assert!(err.contains("a window of 3 tokens"), "{err}");
+    assert!(!refused.exists());
 }
 
 #[test]

@@ -160,3 +160,62 @@ pub fn commit(model_file: &Path) -> anyhow::Result<ExitCode> {
     println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
     Ok(ExitCode::SUCCESS)
 }
+
+/// `inspect --model GPT.foldml`: each segment's step circuit, steps and estimates.
+pub fn inspect(model_file: &Path) -> anyhow::Result<ExitCode> {
+    use fold_ml::prove::plan::{estimate_steps, NOVA_PRIMARY_OVERHEAD, NOVA_SECONDARY};
+    use fold_ml_verify::architecture::KeyedCircuit;
+    let model = GptModel::read(model_file)?;
+    let (q, arch) = (&model.q, model.architecture());
+    let s = q.spec.shape;
+    println!(
+        "GPT {} ({} blocks, width {}, {} heads, MLP {}, context {}, vocabulary {}): three segments, each one \
+         compressed proof",
+        model.name,
+        q.blocks.len(),
+        s.width,
+        s.heads,
+        s.hidden,
+        s.tokens,
+        q.embed_spec.vocab
+    );
+    println!();
+    println!("| segment | steps | constraints/step | folding | compression | parameter setup |");
+    println!("|---|---|---|---|---|---|");
+    let (mut fold, mut compress, mut setup) = (0.0, 0.0, 0.0);
+    for (j, segment) in arch.segments().iter().enumerate() {
+        let c = fold_ml_circuits::cost::step_constraints(&segment.blank_step()?)
+            .map_err(|e| Error::bad_input("GPT model", format!("{e:?}")))?;
+        let steps = if j == 1 { q.blocks.len() } else { 1 };
+        let e = estimate_steps(c + NOVA_PRIMARY_OVERHEAD, steps);
+        (fold, compress, setup) = (fold + e.fold_s, compress + e.compress_s, setup + e.setup_s);
+        println!(
+            "| {} | {steps} | {c} + {} (Nova) | {:.0} s | {:.0} s | {:.0} s |",
+            SEGMENT_NAMES[j], NOVA_PRIMARY_OVERHEAD, e.fold_s, e.compress_s, e.setup_s
+        );
+    }
+    println!();
+    println!(
+        "estimated folding {fold:.0} s, compression {compress:.0} s (+ {setup:.0} s parameter setup on the first \
+         run; {NOVA_SECONDARY} secondary constraints per fold)"
+    );
+    println!(
+        "estimates from a cost model fitted on CNN layers on a 2-core machine; see the README for measured figures"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `status DIR` of a GPT job: what it proves and how far it got.
+pub fn status(dir: &Path) -> anyhow::Result<ExitCode> {
+    let job = read_job(dir)?.ok_or_else(|| Error::bad_input(dir.display().to_string(), "not a GPT job"))?;
+    let state = match (dir.join("statement.json").exists(), dir.join("gpt-progress.bin").exists()) {
+        (true, _) => "finished (statement.json, proof.bin)".to_string(),
+        (false, true) => "stopped or running: some segments proven (gpt-progress.bin, secret)".to_string(),
+        (false, false) => "not started, or its first segment in progress".to_string(),
+    };
+    println!("GPT job {}: {state}", dir.display());
+    println!("  model file       {}", job.model_file.display());
+    println!("  model commitment {}", to_hex(&job.model_commitment));
+    println!("  tokens           {:?}", job.tokens);
+    Ok(ExitCode::SUCCESS)
+}

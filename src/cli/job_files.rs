@@ -34,6 +34,9 @@ pub struct CompressArgs {
 }
 
 pub fn run_status(dir: &Path) -> anyhow::Result<ExitCode> {
+    if super::gpt::is_job(dir) {
+        return super::gpt::status(dir);
+    }
     if dir.join(job::shards::PLAN_FILE).exists() {
         return super::shards::print_status(dir);
     }

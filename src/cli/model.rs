@@ -148,6 +148,9 @@ pub fn run_commit_input(args: CommitInputArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    if let Some(m) = args.model.model.as_deref().filter(|m| fold_ml::model::gpt_file::GptModel::is_one(m)) {
+        return super::gpt::inspect(m);
+    }
     use fold_ml::prove::plan::{auto_layers_per_step, estimate, StepSizes, NOVA_SECONDARY};
     use fold_ml_circuits::cost::StepCost;
     let (descriptor, loaded) = args.model.load()?;

@@ -361,3 +361,36 @@ pub fn verify_gpt_dir(
     let mut key = |j: usize| keys::verifier_key(cache, &segments[j]);
     Ok(verify_gpt_proof(&statement, &proof, &mut key)?.map(|_| statement))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fold_ml_circuits::transformer::synthetic::{embed_spec, head_spec, shape, spec};
+
+    fn arch() -> GptArchitecture {
+        let s = shape();
+        GptArchitecture::new(embed_spec(s, 19).unwrap(), spec(s).unwrap(), head_spec(s, 19).unwrap())
+    }
+
+    /// What a verifier would derive keys for is bounded before anything is derived: dims,
+    /// agreement of the three specs, work per step, then each spec's own checks.
+    #[test]
+    fn an_architecture_beyond_the_bounds_or_inconsistent_is_refused() {
+        assert_eq!(arch().check(), Ok(()));
+        let refused: [(&str, fn(&mut GptArchitecture)); 4] = [
+            ("dims", |a| a.embed.vocab = 1 << 17),
+            ("disagree", |a| a.head.vocab = 18),
+            ("multiply-accumulates", |a| {
+                (a.embed.tokens, a.block.shape.tokens, a.head.tokens) = (1024, 1024, 1024);
+                (a.embed.width, a.block.shape.width, a.head.width) = (1024, 1024, 1024);
+            }),
+            ("circuit", |a| a.circuit = "another".into()),
+        ];
+        for (want, edit) in refused {
+            let mut a = arch();
+            edit(&mut a);
+            let e = a.check().unwrap_err();
+            assert!(e.contains(want) || (want == "dims" && e.contains("at most")), "{want}: {e}");
+        }
+    }
+}

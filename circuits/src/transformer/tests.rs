@@ -235,3 +235,29 @@ fn the_model_commitment_binds_weights_their_places_and_the_scales() {
     assert_eq!(unsat, None);
     assert_eq!(out[1], Some(block_update_native(&spec, z[1], salt, &changed).unwrap()));
 }
+
+/// The specs a statement carries decode to what was encoded, and a decoded spec is
+/// validated by its constructors: a field edited out of range is refused.
+#[test]
+fn specs_round_trip_and_invalid_encodings_are_refused() {
+    use super::synthetic::{embed_spec, head_spec};
+    let (block, embed, head) =
+        (spec(shape()).unwrap(), embed_spec(shape(), 19).unwrap(), head_spec(shape(), 19).unwrap());
+    let json = serde_json::to_value((block, embed, head)).unwrap();
+    assert_eq!(serde_json::from_value::<(BlockSpec, EmbedSpec, HeadSpec)>(json.clone()).unwrap(), (block, embed, head));
+    let edits: [(&str, fn(&mut serde_json::Value)); 5] = [
+        ("a LayerNorm of 20-bit inputs", |v| v[0]["ln1"]["in_bits"] = 20.into()),
+        ("a LayerNorm bias shift of 31", |v| v[0]["ln2"]["beta_shift"] = 31.into()),
+        ("a GELU of 9 fraction bits", |v| v[0]["gelu"]["frac_bits"] = 9.into()),
+        ("a residual whose accumulator overflows", |v| v[0]["residual1"]["m_a"] = (1i64 << 40).into()),
+        ("an embedding add of 17-bit output", |v| v[1]["add"]["out_bits"] = 17.into()),
+    ];
+    for (what, edit) in edits {
+        let mut v = json.clone();
+        edit(&mut v);
+        assert!(serde_json::from_value::<(BlockSpec, EmbedSpec, HeadSpec)>(v).is_err(), "{what} was accepted");
+    }
+    let mut v = json;
+    v[0]["extra"] = 1.into();
+    assert!(serde_json::from_value::<(BlockSpec, EmbedSpec, HeadSpec)>(v).is_err(), "an unknown field");
+}
