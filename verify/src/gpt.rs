@@ -377,7 +377,8 @@ mod tests {
     #[test]
     fn an_architecture_beyond_the_bounds_or_inconsistent_is_refused() {
         assert_eq!(arch().check(), Ok(()));
-        let refused: [(&str, fn(&mut GptArchitecture)); 4] = [
+        type Edit = fn(&mut GptArchitecture);
+        let refused: [(&str, Edit); 4] = [
             ("dims", |a| a.embed.vocab = 1 << 17),
             ("disagree", |a| a.head.vocab = 18),
             ("multiply-accumulates", |a| {

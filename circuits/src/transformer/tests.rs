@@ -245,7 +245,8 @@ fn specs_round_trip_and_invalid_encodings_are_refused() {
         (spec(shape()).unwrap(), embed_spec(shape(), 19).unwrap(), head_spec(shape(), 19).unwrap());
     let json = serde_json::to_value((block, embed, head)).unwrap();
     assert_eq!(serde_json::from_value::<(BlockSpec, EmbedSpec, HeadSpec)>(json.clone()).unwrap(), (block, embed, head));
-    let edits: [(&str, fn(&mut serde_json::Value)); 5] = [
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 5] = [
         ("a LayerNorm of 20-bit inputs", |v| v[0]["ln1"]["in_bits"] = 20.into()),
         ("a LayerNorm bias shift of 31", |v| v[0]["ln2"]["beta_shift"] = 31.into()),
         ("a GELU of 9 fraction bits", |v| v[0]["gelu"]["frac_bits"] = 9.into()),
