@@ -105,7 +105,7 @@ fn a_gpt_is_imported_as_one() {
     assert!(out.contains(&fold_ml::field::to_hex(&model.model_commitment().unwrap())), "{out}");
 
     let short = scratch().join("gpt-short.json");
-    std::fs::write(&short, b"[[1, 2, 3]]").unwrap();
+    std::fs::write(&short, b"{\"inputs\": [[1, 2, 3]]}").unwrap();
     let refused = scratch().join("gpt-refused.foldml");
     let (code, _, err) = fold_ml(&["import", &s(&onnx), "--calibrate", &s(&short), "--out", &s(&refused)]);
     assert_eq!(code, 2, "{err}");
