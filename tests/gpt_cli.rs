@@ -10,13 +10,7 @@ use fold_ml::artifact::{self, Kind};
 use fold_ml::gpt::GptStatement;
 use fold_ml::job::gpt::ABORT_HOOK_ENV;
 use fold_ml::model::gpt_file::GptModel;
-use fold_ml::model::onnx::gpt::quantize::ScaleReport;
-use fold_ml::model::onnx::gpt::QuantGpt;
 use fold_ml::nova::CompressedSnark;
-use fold_ml_circuits::transformer::synthetic::{
-    embed_spec, embed_weights, head_spec, head_weights, shape, spec, weights,
-};
-use fold_ml_circuits::transformer::{block_native, embed_native, head_native};
 use fold_ml_circuits::F;
 use std::path::{Path, PathBuf};
 
@@ -24,25 +18,11 @@ const VOCAB: usize = 19;
 const TOKENS: [usize; 4] = [5, 18, 0, 5];
 
 fn model() -> GptModel {
-    let q = QuantGpt {
-        embed_spec: embed_spec(shape(), VOCAB).unwrap(),
-        embed: embed_weights(shape(), VOCAB, 3),
-        spec: spec(shape()).unwrap(),
-        blocks: vec![weights(shape(), 4), weights(shape(), 5)],
-        head_spec: head_spec(shape(), VOCAB).unwrap(),
-        head: head_weights(shape(), VOCAB, 6),
-        scales: ScaleReport { stream: vec![], growth: (1.0, 1.0), softmax_frac: 4, gelu: (4, 4) },
-    };
-    GptModel { name: "tiny-gpt".into(), q, salt: F::from(99) }
+    GptModel { name: "tiny-gpt".into(), q: common::tiny_gpt(), salt: F::from(99) }
 }
 
 fn logits(m: &GptModel) -> Vec<i64> {
-    let q = &m.q;
-    let mut x = embed_native(&q.embed_spec, &q.embed, &TOKENS).unwrap();
-    for w in &q.blocks {
-        x = block_native(&q.spec, w, &x).unwrap().out;
-    }
-    head_native(&q.head_spec, &q.head, &x).unwrap()
+    m.q.logits(&TOKENS).unwrap()
 }
 
 fn path(p: &Path) -> &str {

@@ -2,31 +2,14 @@
 //! library's three-segment path and verified; every public value of the statement and
 //! every proof is bound: tampered, the proof does not verify.
 
+mod common;
+
+use common::tiny_gpt as model;
 use ff::Field;
 use fold_ml::gpt::GptStatement;
-use fold_ml::model::onnx::gpt::quantize::ScaleReport;
-use fold_ml::model::onnx::gpt::QuantGpt;
 use fold_ml::prove::gpt::{prove, verify, GptKeys, GptProof};
-use fold_ml_circuits::transformer::synthetic::{
-    embed_spec, embed_weights, head_spec, head_weights, shape, spec, weights,
-};
-use fold_ml_circuits::transformer::{embed_native, head_native};
 use fold_ml_circuits::F;
 use std::sync::OnceLock;
-
-const VOCAB: usize = 19;
-
-fn model() -> QuantGpt {
-    QuantGpt {
-        embed_spec: embed_spec(shape(), VOCAB).unwrap(),
-        embed: embed_weights(shape(), VOCAB, 3),
-        spec: spec(shape()).unwrap(),
-        blocks: vec![weights(shape(), 4), weights(shape(), 5)],
-        head_spec: head_spec(shape(), VOCAB).unwrap(),
-        head: head_weights(shape(), VOCAB, 6),
-        scales: ScaleReport { stream: vec![], growth: (1.0, 1.0), softmax_frac: 4, gelu: (4, 4) },
-    }
-}
 
 /// One setup and one proof for every test.
 fn proven() -> &'static (GptKeys, GptProof) {
@@ -43,11 +26,7 @@ fn proven() -> &'static (GptKeys, GptProof) {
 fn the_proof_verifies_and_names_the_next_token_of_the_native_model() {
     let (keys, proof) = proven();
     let q = model();
-    let mut x = embed_native(&q.embed_spec, &q.embed, &[5, 18, 0, 5]).unwrap();
-    for w in &q.blocks {
-        x = fold_ml_circuits::transformer::block_native(&q.spec, w, &x).unwrap().out;
-    }
-    let logits = head_native(&q.head_spec, &q.head, &x).unwrap();
+    let logits = q.logits(&[5, 18, 0, 5]).unwrap();
     assert_eq!(proof.statement.logits, logits);
     assert!(logits.iter().max() > logits.iter().min());
     let next = verify(&keys.verifier_keys(), &proof.statement, proof.proofs.each_ref()).unwrap();

@@ -30,7 +30,7 @@ pub struct GptModel {
 impl GptModel {
     /// The public description of its circuits.
     pub fn architecture(&self) -> GptArchitecture {
-        GptArchitecture::new(self.q.embed_spec, self.q.spec, self.q.head_spec)
+        self.q.architecture()
     }
 
     /// Checks every spec and every tensor's shape.

@@ -10,18 +10,18 @@
 //! The progress is secret (its blinds open the links), like a checkpoint.
 
 use crate::error::{Error, VerifyError};
+use crate::model::onnx::gpt::quantize::GptQuantError;
 use crate::model::onnx::gpt::QuantGpt;
 use crate::nova::{CompressedSnark, ProverKey, PublicParams, RecursiveSnark, VerifierKey};
 use ff::Field;
 use fold_ml_circuits::commit::model_start;
 use fold_ml_circuits::step::Step;
 use fold_ml_circuits::transformer::{
-    block_native, embed_native, head_native, tokens_commitment_native, BlockError, BlockWitness, EmbedStep,
-    EmbedWitness, HeadStep, HeadWitness, TransformerStep,
+    tokens_commitment_native, BlockError, BlockWitness, EmbedStep, EmbedWitness, HeadStep, HeadWitness, TransformerStep,
 };
 use fold_ml_circuits::F;
 use fold_ml_verify::architecture::KeyedCircuit;
-use fold_ml_verify::gpt::{verify_gpt_segment, GptArchitecture, GptLink, GptStatement};
+use fold_ml_verify::gpt::{verify_gpt_segment, GptLink, GptStatement};
 use fold_ml_verify::keys::{compression_keys, step_params};
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,7 @@ pub struct GptKeys {
 impl GptKeys {
     /// Sets up the three segments' parameters and keys from `q`'s specs (blank steps).
     pub fn setup(q: &QuantGpt) -> Result<Self, Error> {
-        let [e, b, h] = architecture(q).segments();
+        let [e, b, h] = q.architecture().segments();
         Ok(Self { segments: [SegmentKeys::setup(&e)?, SegmentKeys::setup(&b)?, SegmentKeys::setup(&h)?] })
     }
 
@@ -75,11 +75,6 @@ impl GptKeys {
     pub fn verifier_keys(&self) -> [&VerifierKey; 3] {
         self.segments.each_ref().map(|k| &k.vk)
     }
-}
-
-/// The public description of `q`'s circuits.
-pub fn architecture(q: &QuantGpt) -> GptArchitecture {
-    GptArchitecture::new(q.embed_spec, q.spec, q.head_spec)
 }
 
 /// A proof of a [`GptStatement`]: one compressed proof per segment.
@@ -250,10 +245,10 @@ pub fn prove_from<K: Borrow<SegmentKeys>>(
         saved(&progress)?;
     }
     let ends: Vec<[F; 3]> = progress.done.iter().map(|(_, e)| *e).collect();
-    let logits = head_native(&q.head_spec, &q.head, &stream_before(q, &ids, 2)?).map_err(spec_error)?;
+    let logits = q.logits(&ids).map_err(quant_error)?;
     let link = |e: &[F; 3]| GptLink { model: e[1], stream: e[2] };
     let statement = GptStatement::new(
-        architecture(q),
+        q.architecture(),
         progress.tokens.clone(),
         n,
         ends[2][1],
@@ -269,14 +264,14 @@ pub fn prove_from<K: Borrow<SegmentKeys>>(
 /// The stream segment `j` starts from, natively: none for the embedding, the embedding's
 /// output for the blocks, the last block's for the head.
 fn stream_before(q: &QuantGpt, ids: &[usize], j: usize) -> Result<Vec<i16>, Error> {
-    if j == 0 {
-        return Ok(vec![]);
+    match j {
+        0 => Ok(vec![]),
+        _ => q.stream(ids, if j == 2 { q.blocks.len() } else { 0 }).map_err(quant_error),
     }
-    let mut x = embed_native(&q.embed_spec, &q.embed, ids).map_err(spec_error)?;
-    for w in q.blocks.iter().take(if j == 2 { q.blocks.len() } else { 0 }) {
-        x = block_native(&q.spec, w, &x).map_err(spec_error)?.out;
-    }
-    Ok(x)
+}
+
+fn quant_error(e: GptQuantError) -> Error {
+    Error::bad_input("GPT", e.to_string())
 }
 
 /// The statement is well formed and names the states each segment's proof was checked
@@ -290,15 +285,12 @@ fn check_states(statement: &GptStatement, ends: &[[F; 3]]) -> Result<(), Error> 
 }
 
 /// Proves that `q` (its weights salted by `salt`) maps the token ids `ids` to its logits
-/// with all three segments' keys in memory, and checks the proof before returning it.
+/// with all three segments' keys in memory; each segment's proof and the statement are
+/// checked before it returns ([`prove_from`]).
 pub fn prove(keys: &GptKeys, q: &QuantGpt, salt: F, ids: &[u16]) -> Result<(GptProof, GptTimings), Error> {
     let progress = GptProgress::start(ids, q.blocks.len());
     let mut key = |j: usize| Ok(&keys.segments[j]);
-    let (proof, timings) = prove_from(q, salt, progress, &mut key, &mut |_| Ok(()))?;
-    verify(&keys.verifier_keys(), &proof.statement, proof.proofs.each_ref()).map_err(|e| {
-        Error::nova("verification", nova_snark::errors::NovaError::ProofVerifyError { reason: e.to_string() })
-    })?;
-    Ok((proof, timings))
+    prove_from(q, salt, progress, &mut key, &mut |_| Ok(()))
 }
 
 /// Verifies every segment's proof (`proofs`: the embedding's, the blocks', the head's)

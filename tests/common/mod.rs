@@ -147,3 +147,25 @@ pub fn verify_cli(dir: &Path) -> (i32, String, String) {
 pub fn fold_ml(args: &[&str]) -> (i32, String, String) {
     run(env!("CARGO_BIN_EXE_fold-ml"), args)
 }
+
+/// The small synthetic GPT of the GPT tests: vocabulary 19, context 4, width 8, two blocks.
+pub fn tiny_gpt() -> fold_ml::model::onnx::gpt::QuantGpt {
+    use fold_ml_circuits::transformer::synthetic::{
+        embed_spec, embed_weights, head_spec, head_weights, shape, spec, weights,
+    };
+    let scales = fold_ml::model::onnx::gpt::quantize::ScaleReport {
+        stream: vec![],
+        growth: (1.0, 1.0),
+        softmax_frac: 4,
+        gelu: (4, 4),
+    };
+    fold_ml::model::onnx::gpt::QuantGpt {
+        embed_spec: embed_spec(shape(), 19).unwrap(),
+        embed: embed_weights(shape(), 19, 3),
+        spec: spec(shape()).unwrap(),
+        blocks: vec![weights(shape(), 4), weights(shape(), 5)],
+        head_spec: head_spec(shape(), 19).unwrap(),
+        head: head_weights(shape(), 19, 6),
+        scales,
+    }
+}

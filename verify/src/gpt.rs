@@ -22,7 +22,7 @@ use crate::fsutil::read_file;
 use crate::keys;
 use crate::nova::{CompressedSnark, VerifierKey};
 use crate::statement::{argmax, MAX_STATEMENT_BYTES};
-use crate::verify::Expected;
+use crate::verify::{read_statement, Expected};
 use crate::F;
 use ff::Field;
 use fold_ml_circuits::commit::model_start;
@@ -346,10 +346,9 @@ pub fn verify_gpt_dir(
     cache: &Path,
     expected: &Expected,
 ) -> Result<Result<GptStatement, VerifyError>, Error> {
-    let path = dir.join("statement.json");
-    let statement: GptStatement = match serde_json::from_slice(&read_file(&path)?) {
+    let statement: GptStatement = match read_statement(&dir.join("statement.json"))? {
         Ok(s) => s,
-        Err(e) => return Ok(Err(VerifyError::BadStatement(format!("{}: {e}", path.display())))),
+        Err(e) => return Ok(Err(e)),
     };
     if let Err(e) =
         statement.check().and_then(|()| expected.check_parts(statement.model_commitment, statement.input_commitment()))

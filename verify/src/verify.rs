@@ -133,7 +133,7 @@ pub fn verify_segment_states(
 /// Reads and parses `statement.json`. A file that is not JSON at all is an input error;
 /// JSON whose fields do not form a valid statement (unknown fields included), or a file
 /// larger than [`MAX_STATEMENT_BYTES`], is a rejected statement.
-pub fn read_statement(path: &Path) -> Result<Result<Statement, VerifyError>, Error> {
+pub fn read_statement<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Result<T, VerifyError>, Error> {
     let len = std::fs::metadata(path).map_err(|source| Error::Io { path: path.into(), source })?.len();
     if len > MAX_STATEMENT_BYTES {
         return Ok(Err(VerifyError::BadStatement(format!(
@@ -189,7 +189,7 @@ impl Expected {
 /// derived. The verifier keys are this verifier's own, derived from the public
 /// architectures (and kept in its key store under `cache`), one in memory at a time.
 pub fn verify_dir(dir: &Path, cache: &Path, expected: &Expected) -> Result<Result<Statement, VerifyError>, Error> {
-    let statement = match read_statement(&dir.join("statement.json"))? {
+    let statement: Statement = match read_statement(&dir.join("statement.json"))? {
         Ok(s) => s,
         Err(e) => return Ok(Err(e)),
     };

@@ -134,18 +134,29 @@ impl fmt::Display for ScaleReport {
 }
 
 impl QuantGpt {
+    /// The public description of its circuits (what its keys and its proofs' statements
+    /// name).
+    pub fn architecture(&self) -> fold_ml_verify::gpt::GptArchitecture {
+        fold_ml_verify::gpt::GptArchitecture::new(self.embed_spec, self.spec, self.head_spec)
+    }
+
     /// The block input of `ids` (token ids, one per position).
     pub fn embed(&self, ids: &[usize]) -> Result<Vec<i16>, GptQuantError> {
         Ok(embed_native(&self.embed_spec, &self.embed, ids)?)
     }
 
-    /// The logits of the last position for `ids` (one window of the context's length).
-    pub fn logits(&self, ids: &[usize]) -> Result<Vec<i64>, GptQuantError> {
+    /// The stream of `ids` after the embedding and the first `blocks` blocks.
+    pub fn stream(&self, ids: &[usize], blocks: usize) -> Result<Vec<i16>, GptQuantError> {
         let mut x = self.embed(ids)?;
-        for w in &self.blocks {
+        for w in self.blocks.iter().take(blocks) {
             x = block_native(&self.spec, w, &x)?.out;
         }
-        Ok(head_native(&self.head_spec, &self.head, &x)?)
+        Ok(x)
+    }
+
+    /// The logits of the last position for `ids` (one window of the context's length).
+    pub fn logits(&self, ids: &[usize]) -> Result<Vec<i64>, GptQuantError> {
+        Ok(head_native(&self.head_spec, &self.head, &self.stream(ids, self.blocks.len())?)?)
     }
 }
 
