@@ -1,5 +1,6 @@
 //! A GPT through the command line: `prove` of a GPT model file on a prompt (killed after
-//! its second segment and proven again: it resumes), `fold-ml-verify` of the result with
+//! its first segment; its progress damaged, then ignored with a warning; killed again after
+//! its first block, and resumed from that block), `fold-ml-verify` of the result with
 //! keys it derives from the statement, `commit`, and every edit of `statement.json` or
 //! `proof.bin` rejected. The model is a small synthetic GPT (the shipped one takes minutes).
 
@@ -8,7 +9,7 @@ mod common;
 use common::{fold_ml, run_env, scratch, verify_cli};
 use fold_ml::artifact::{self, Kind};
 use fold_ml::gpt::GptStatement;
-use fold_ml::job::gpt::ABORT_HOOK_ENV;
+use fold_ml::job::gpt::{ABORT_BLOCK_HOOK_ENV, ABORT_HOOK_ENV};
 use fold_ml::model::gpt_file::GptModel;
 use fold_ml::nova::CompressedSnark;
 use fold_ml_circuits::F;
@@ -65,15 +66,33 @@ fn a_gpt_is_proven_resumed_and_verified_from_the_command_line() {
     let job = scratch().join("gpt-job");
     let args = ["prove", "--model", path(&file), "--input", path(&tokens), "--job", path(&job)];
 
-    // killed right after the blocks' segment is saved: the rerun proves the head alone
-    let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(ABORT_HOOK_ENV, "1")]);
+    // killed right after the embedding is proven
+    let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &args, &[(ABORT_HOOK_ENV, "0")]);
     assert_ne!(code, 0, "the hook did not abort: {err}");
+    let progress = job.join("gpt-progress.bin");
+    let mut bytes = std::fs::read(&progress).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&progress, bytes).unwrap();
+
+    // the damaged progress is ignored with a warning; killed again after the first block's
+    // fold is saved (a checkpoint after every block, recorded in the job)
+    let mut every_block = args.to_vec();
+    every_block.extend(["--checkpoint-every", "1"]);
+    let (code, _, err) = run_env(env!("CARGO_BIN_EXE_fold-ml"), &every_block, &[(ABORT_BLOCK_HOOK_ENV, "1")]);
+    assert_ne!(code, 0, "the hook did not abort: {err}");
+    assert!(err.contains("warning: ignoring the saved progress"), "{err}");
+    assert!(err.contains("blocks: fold of 1 block(s) saved"), "{err}");
     assert!(!job.join("statement.json").exists());
+
+    // resumed from the first block: the second is folded, the blocks and the head compressed
     let (code, out, err) = fold_ml(&args);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(err.contains("resuming after 2 proven segment(s)"), "{err}");
+    assert!(err.contains("resuming after 1 proven segment(s) and 1 folded block(s)"), "{err}");
+    assert!(err.contains("blocks: fold of 2 block(s) saved"), "the policy was not kept: {err}");
+    assert!(!err.contains("warning"), "{err}");
     assert!(out.contains("embedding  proven before this run") && out.contains("head       fold"), "{out}");
-    assert!(!job.join("gpt-progress.bin").exists(), "the secret progress is left behind");
+    assert!(!progress.exists(), "the secret progress is left behind");
 
     let s = statement(&job);
     let want = logits(&m);

@@ -107,10 +107,15 @@ pub struct CheckpointArgs {
 impl CheckpointArgs {
     /// The checkpoint policy these flags ask for.
     pub fn policy(&self) -> CheckpointPolicy {
+        self.given().unwrap_or(DEFAULT_CHECKPOINT_POLICY)
+    }
+
+    /// The checkpoint policy these flags ask for, if any is given.
+    pub fn given(&self) -> Option<CheckpointPolicy> {
         match (self.checkpoint_every, self.checkpoint_seconds) {
-            (Some(n), _) => CheckpointPolicy::Layers(n),
-            (None, Some(s)) => CheckpointPolicy::Seconds(s),
-            (None, None) => DEFAULT_CHECKPOINT_POLICY,
+            (Some(n), _) => Some(CheckpointPolicy::Layers(n)),
+            (None, Some(s)) => Some(CheckpointPolicy::Seconds(s)),
+            (None, None) => None,
         }
     }
 }

@@ -6,10 +6,12 @@ use super::prove::ProveArgs;
 use fold_ml::error::Error;
 use fold_ml::field::to_hex;
 use fold_ml::job::gpt::{read_job, run_gpt, segment_lines, GptEvent, GptOutcome, GptRequest};
+use fold_ml::job::manifest::CheckpointPolicy;
 use fold_ml::mem;
 use fold_ml::model::gpt_file::GptModel;
 use fold_ml::model::onnx::gpt::{agreement, quantize, read_token_windows, FloatGpt};
 use fold_ml_verify::gpt::{GptStatement, SEGMENT_NAMES};
+use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -70,12 +72,10 @@ pub fn prove(args: ProveArgs, model_file: &Path) -> anyhow::Result<ExitCode> {
         ("--input-commitment", args.input.input_commitment.is_some()),
         ("--layers-per-step", args.step.layers_per_step.is_some()),
         ("--fold-budget", args.step.fold_budget.is_some()),
-        ("--checkpoint-every", args.run.checkpoints.checkpoint_every.is_some()),
-        ("--checkpoint-seconds", args.run.checkpoints.checkpoint_seconds.is_some()),
     ];
     if let Some((flag, _)) = refused.iter().find(|(_, given)| *given) {
-        let reason = "does not apply to a GPT (its tokens are public; it is proven in three segments and resumes \
-                      after the last finished one)";
+        let reason = "does not apply to a GPT (its tokens are public, and it is proven in three segments: the \
+                      embedding, one step per block, the head)";
         return Err(Error::bad_input(*flag, reason).into());
     }
     let model = GptModel::read(model_file)?;
@@ -86,16 +86,24 @@ pub fn prove(args: ProveArgs, model_file: &Path) -> anyhow::Result<ExitCode> {
         model_file: model_file.to_path_buf(),
         tokens,
         cache_dir: args.run.cache.dir(),
+        checkpoint_every: args.run.checkpoints.given(),
         restart: args.run.restart,
     };
     run(&dir, &req)
 }
 
-/// `resume DIR` of a GPT job: the model file and prompt it recorded.
-pub fn resume(dir: &Path, cache_dir: PathBuf, restart: bool) -> anyhow::Result<ExitCode> {
+/// `resume DIR` of a GPT job: the model file, prompt and checkpoint policy it recorded
+/// (`checkpoint_every` replaces the policy).
+pub fn resume(
+    dir: &Path,
+    cache_dir: PathBuf,
+    checkpoint_every: Option<CheckpointPolicy>,
+    restart: bool,
+) -> anyhow::Result<ExitCode> {
     let job = read_job(dir)?.ok_or_else(|| Error::bad_input(dir.display().to_string(), "not a GPT job"))?;
     let model = GptModel::read(&job.model_file)?;
-    let req = GptRequest { model: &model, model_file: job.model_file.clone(), tokens: job.tokens, cache_dir, restart };
+    let model_file = job.model_file.clone();
+    let req = GptRequest { model: &model, model_file, tokens: job.tokens, cache_dir, checkpoint_every, restart };
     run(dir, &req)
 }
 
@@ -113,14 +121,44 @@ fn run(dir: &Path, req: &GptRequest) -> anyhow::Result<ExitCode> {
         req.tokens.len()
     );
     let start = Instant::now();
+    let bar = ProgressBar::new(q.blocks.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} blocks folded  ETA {eta}")
+            .expect("valid template"),
+    );
+    let note = |line: String| bar.suspend(|| eprintln!("{line}"));
     let mut show = |e: GptEvent| match e {
-        GptEvent::Resumed { done } => eprintln!("resuming after {done} proven segment(s)"),
-        GptEvent::KeysReady { segment, seconds } => {
-            eprintln!("{}: keys ready in {seconds:.1} s; folding and compressing", SEGMENT_NAMES[segment])
+        GptEvent::Resumed { done, blocks: 0 } => note(format!("resuming after {done} proven segment(s)")),
+        GptEvent::Resumed { done, blocks } => {
+            note(format!("resuming after {done} proven segment(s) and {blocks} folded block(s)"));
+            bar.set_position(blocks as u64);
+            bar.reset_eta();
         }
-        GptEvent::Proven { segment } => eprintln!("{}: proven (progress saved)", SEGMENT_NAMES[segment]),
+        GptEvent::ProgressIgnored { why } => {
+            note(format!("warning: ignoring the saved progress ({why}); starting from the first segment"))
+        }
+        GptEvent::FoldDiscarded { why } => {
+            note(format!("warning: discarding the saved fold of the blocks ({why}); folding them again"))
+        }
+        GptEvent::KeysReady { segment, seconds } => {
+            note(format!("{}: keys ready in {seconds:.1} s; folding and compressing", SEGMENT_NAMES[segment]));
+            bar.reset_elapsed();
+        }
+        GptEvent::Folded { blocks, .. } => bar.set_position(blocks as u64),
+        GptEvent::FoldSaved { blocks, bytes, seconds } => note(format!(
+            "blocks: fold of {blocks} block(s) saved ({:.1} MiB in {seconds:.1} s)",
+            bytes as f64 / f64::from(1 << 20)
+        )),
+        GptEvent::Proven { segment } => {
+            if segment == 1 {
+                bar.finish_and_clear();
+            }
+            note(format!("{}: proven (progress saved)", SEGMENT_NAMES[segment]))
+        }
     };
-    match run_gpt(dir, req, &mut show)? {
+    let outcome = run_gpt(dir, req, &mut show);
+    bar.finish_and_clear();
+    match outcome? {
         GptOutcome::AlreadyComplete(s) => {
             println!("job already complete in {}: {}; nothing to do", dir.display(), summary(&s));
         }

@@ -1,17 +1,21 @@
 //! A GPT proving job: a directory holding what the job proves (`gpt-job.json`: the model
-//! commitment and the tokens, public), its secret progress (`gpt-progress.bin`: the blinds
-//! and each finished segment's proof, written after every segment, owner-only) and, when
+//! commitment, the tokens and the checkpoint policy, public), its secret progress
+//! (`gpt-progress.bin`, owner-only: the blinds, each finished segment's proof, and the
+//! blocks' folded proof part-way; written after every segment and, inside the blocks'
+//! segment, as the checkpoint policy says and once more before its compression) and, when
 //! done, `statement.json` and `proof.bin` for the verifier. Run the same request again and
-//! it resumes after the last finished segment (a kill loses at most the segment in
-//! progress); a finished job is not proven again; a directory of another request is
-//! refused.
+//! it resumes where the progress stands (a kill loses at most one checkpoint interval of
+//! folding, or a compression under way); a finished job is not proven again; a directory of
+//! another request is refused.
 
 use super::lock::JobLock;
+use super::manifest::CheckpointPolicy;
+use super::DEFAULT_CHECKPOINT_POLICY;
 use crate::artifact::{self, Kind};
 use crate::error::Error;
 use crate::gpt::{encode_gpt_proof, GptStatement, SEGMENT_NAMES};
 use crate::model::gpt_file::GptModel;
-use crate::prove::gpt::{prove_from, GptProgress, GptTimings, SegmentKeys};
+use crate::prove::gpt::{prove_from, GptProgress, GptTimings, ProgressSink, SegmentKeys};
 use fold_ml_verify::architecture::digest32;
 use fold_ml_verify::fsutil::{create_private_dir, write_atomic, write_atomic_with};
 use nova_snark::digest::SimpleDigestible;
@@ -35,6 +39,13 @@ pub struct GptJob {
     pub model_commitment: crate::F,
     /// The prompt's token ids.
     pub tokens: Vec<u16>,
+    /// When the blocks' folded proof is saved (`layers` counts blocks).
+    #[serde(default = "default_policy")]
+    pub checkpoint_every: CheckpointPolicy,
+}
+
+fn default_policy() -> CheckpointPolicy {
+    DEFAULT_CHECKPOINT_POLICY
 }
 
 /// What the progress file is bound to: the model and the prompt (not the model file's
@@ -57,16 +68,46 @@ pub struct GptRequest<'a> {
     pub tokens: Vec<u16>,
     /// The prover's parameter cache.
     pub cache_dir: PathBuf,
+    /// When to save the blocks' folded proof (`None`: as the job recorded, or the default).
+    pub checkpoint_every: Option<CheckpointPolicy>,
     /// Discard the progress and start again.
     pub restart: bool,
 }
 
 /// What happened in a GPT job.
 pub enum GptEvent {
-    /// Resuming after `done` finished segments.
+    /// Resuming after `done` finished segments (and `blocks` folded blocks of the next).
     Resumed {
         /// Segments proven before.
         done: usize,
+        /// Blocks folded before, in the blocks' segment.
+        blocks: usize,
+    },
+    /// The progress file could not be used (why); the job starts from the first segment.
+    ProgressIgnored {
+        /// Why.
+        why: String,
+    },
+    /// The saved fold of the blocks could not be used (why); they are folded again.
+    FoldDiscarded {
+        /// Why.
+        why: String,
+    },
+    /// `blocks` of `total` blocks are folded.
+    Folded {
+        /// Blocks folded.
+        blocks: usize,
+        /// Blocks of the model.
+        total: usize,
+    },
+    /// The blocks' folded proof through `blocks` blocks was saved (`bytes`, in `seconds`).
+    FoldSaved {
+        /// Blocks it holds.
+        blocks: usize,
+        /// Size of the progress file.
+        bytes: u64,
+        /// Seconds writing it.
+        seconds: f64,
     },
     /// Segment `j`'s keys are ready (loaded or set up and cached), after `seconds`.
     KeysReady {
@@ -103,6 +144,10 @@ pub enum GptOutcome {
 /// aborts (as `kill -9` would) right after saving the progress of this segment (0, 1, 2).
 pub const ABORT_HOOK_ENV: &str = "FOLD_ML_TEST_ABORT_AFTER_GPT_SEGMENT";
 
+/// Environment variable of the crash test hook (feature `test-hooks` only): the process
+/// aborts right after saving the blocks' fold through this many blocks.
+pub const ABORT_BLOCK_HOOK_ENV: &str = "FOLD_ML_TEST_ABORT_AFTER_GPT_BLOCK";
+
 const JOB: &str = "gpt-job.json";
 const PROGRESS: &str = "gpt-progress.bin";
 
@@ -115,16 +160,20 @@ pub fn run_gpt(dir: &Path, req: &GptRequest, event: &mut dyn FnMut(GptEvent)) ->
         return Err(Error::bad_input("the prompt", reason));
     }
     let model_commitment = req.model.model_commitment().map_err(|r| Error::bad_input("GPT model", r))?;
-    let job = GptJob {
+    let mut job = GptJob {
         format: GPT_JOB_FORMAT.into(),
         model_file: req.model_file.clone(),
         model_commitment,
         tokens: req.tokens.clone(),
+        checkpoint_every: req.checkpoint_every.unwrap_or(DEFAULT_CHECKPOINT_POLICY),
     };
     create_private_dir(dir)?;
     let _lock = JobLock::acquire(dir)?;
-    let same = |found: &GptJob| found.model_commitment == job.model_commitment && found.tokens == job.tokens;
+    let same = |found: &GptJob| found.model_commitment == model_commitment && found.tokens == req.tokens;
     if let Some(found) = read_job(dir)? {
+        if req.checkpoint_every.is_none() && same(&found) {
+            job.checkpoint_every = found.checkpoint_every;
+        }
         if !same(&found) && !req.restart {
             return Err(Error::bad_input(
                 dir.display().to_string(),
@@ -144,20 +193,30 @@ pub fn run_gpt(dir: &Path, req: &GptRequest, event: &mut dyn FnMut(GptEvent)) ->
     let id = digest32(&ProgressId { model_commitment: crate::field::to_bytes(&model_commitment), tokens: &job.tokens });
     let progress_path = dir.join(PROGRESS);
     let blocks = req.model.q.blocks.len();
-    let progress = match req.restart {
+    let progress = match req.restart || !progress_path.exists() {
         true => None,
-        false => artifact::read_from::<GptProgress>(Kind::Checkpoint, &id, &progress_path)
-            .ok()
-            .filter(|p| p.fits(blocks) && p.tokens == req.tokens),
+        false => match artifact::read_from::<GptProgress>(Kind::Checkpoint, &id, &progress_path) {
+            Ok(p) if p.fits(blocks) && p.tokens == req.tokens => Some(p),
+            Ok(_) => {
+                event(GptEvent::ProgressIgnored { why: "it was made for another model or prompt".into() });
+                None
+            }
+            Err(e) => {
+                event(GptEvent::ProgressIgnored { why: e.to_string() });
+                None
+            }
+        },
     };
     let event = std::cell::RefCell::new(event);
     let progress = match progress {
         Some(p) => {
-            (event.borrow_mut())(GptEvent::Resumed { done: p.done.len() });
+            let folded = p.folding.as_ref().map_or(0, |f| f.blocks);
+            (event.borrow_mut())(GptEvent::Resumed { done: p.done.len(), blocks: folded });
             p
         }
         None => GptProgress::start(&req.tokens, blocks),
     };
+    let folded = progress.folding.as_ref().map_or(0, |f| f.blocks);
     let architecture = req.model.architecture();
     let segments = architecture.segments();
     let mut keys_seconds = 0.0;
@@ -168,16 +227,15 @@ pub fn run_gpt(dir: &Path, req: &GptRequest, event: &mut dyn FnMut(GptEvent)) ->
         (event.borrow_mut())(GptEvent::KeysReady { segment: j, seconds: t.elapsed().as_secs_f64() });
         k
     };
-    let mut saved = |p: &GptProgress| {
-        write_atomic_with(&progress_path, true, |out| artifact::write_to(Kind::Checkpoint, &id, p, out))?;
-        (event.borrow_mut())(GptEvent::Proven { segment: p.done.len() - 1 });
-        #[cfg(feature = "test-hooks")]
-        if std::env::var(ABORT_HOOK_ENV).ok().and_then(|v| v.parse().ok()) == Some(p.done.len() - 1) {
-            std::process::abort();
-        }
-        Ok(())
+    let mut sink = JobSink {
+        path: &progress_path,
+        id,
+        policy: job.checkpoint_every,
+        last: (folded, Instant::now()),
+        blocks,
+        event: &event,
     };
-    let (proof, timings) = prove_from(&req.model.q, req.model.salt, progress, &mut keys, &mut saved)?;
+    let (proof, timings) = prove_from(&req.model.q, req.model.salt, progress, &mut keys, &mut sink)?;
     let bytes =
         encode_gpt_proof(&architecture, &proof.proofs).map_err(|e| Error::artifact(dir.join("proof.bin"), e))?;
     write_atomic(&dir.join("proof.bin"), &bytes, false)?;
@@ -185,6 +243,59 @@ pub fn run_gpt(dir: &Path, req: &GptRequest, event: &mut dyn FnMut(GptEvent)) ->
     write_atomic(&dir.join("statement.json"), &json, false)?;
     let _ = std::fs::remove_file(&progress_path);
     Ok(GptOutcome::Proven { statement: Box::new(proof.statement), proof_bytes: bytes.len(), timings, keys_seconds })
+}
+
+/// Writes the job's progress: after every segment, and the blocks' fold when the policy
+/// says it is due and once it holds every block (before the long compression).
+struct JobSink<'a, 'e> {
+    path: &'a Path,
+    id: [u8; 32],
+    policy: CheckpointPolicy,
+    /// Blocks folded and the time at the last write (or the start).
+    last: (usize, Instant),
+    blocks: usize,
+    event: &'a std::cell::RefCell<&'e mut dyn FnMut(GptEvent)>,
+}
+
+impl ProgressSink for JobSink<'_, '_> {
+    fn save(&mut self, p: &GptProgress) -> Result<(), Error> {
+        let folded = p.folding.as_ref().map(|f| f.blocks);
+        if let Some(done) = folded {
+            (self.event.borrow_mut())(GptEvent::Folded { blocks: done, total: self.blocks });
+            let due = match self.policy {
+                CheckpointPolicy::Layers(k) => done - self.last.0 >= k.max(1),
+                CheckpointPolicy::Seconds(s) => self.last.1.elapsed().as_secs() >= s,
+            };
+            if !due && done < self.blocks {
+                return Ok(());
+            }
+        }
+        let t = Instant::now();
+        let bytes = write_atomic_with(self.path, true, |out| artifact::write_to(Kind::Checkpoint, &self.id, p, out))?;
+        let seconds = t.elapsed().as_secs_f64();
+        let event = match folded {
+            Some(blocks) => GptEvent::FoldSaved { blocks, bytes, seconds },
+            None => GptEvent::Proven { segment: p.done.len() - 1 },
+        };
+        (self.event.borrow_mut())(event);
+        self.last = (folded.unwrap_or(0), Instant::now());
+        #[cfg(feature = "test-hooks")]
+        {
+            let hook = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+            let (env, at) = match folded {
+                Some(blocks) => (ABORT_BLOCK_HOOK_ENV, blocks),
+                None => (ABORT_HOOK_ENV, p.done.len() - 1),
+            };
+            if hook(env) == Some(at) {
+                std::process::abort();
+            }
+        }
+        Ok(())
+    }
+
+    fn discarded(&mut self, why: &str) {
+        (self.event.borrow_mut())(GptEvent::FoldDiscarded { why: why.to_string() });
+    }
 }
 
 /// The job recorded in `dir`, if any.

@@ -3,11 +3,14 @@
 //! with Nova and compressed into its own zero-knowledge proof, chained by the IVC states
 //! between them. What the proof states is [`fold_ml_verify::gpt`]'s [`GptStatement`].
 //!
-//! **Resumable by segment.** The prover keeps its [`GptProgress`] (the blinds, and each
-//! finished segment's proof and end state) and hands it to a callback after each segment:
-//! a job that writes it down loses at most the segment in progress when it is killed. The
-//! stream a segment starts from is recomputed natively from the model and the tokens.
-//! The progress is secret (its blinds open the links), like a checkpoint.
+//! **Resumable by segment and by block.** The prover keeps its [`GptProgress`] (the blinds,
+//! each finished segment's proof and end state, and the blocks' folded proof part-way) and
+//! hands it to a [`ProgressSink`] after each segment and after each folded block: a job that
+//! writes it down loses at most the segment in progress (for the blocks, at most the blocks
+//! folded since its last write, and the compression under way) when it is killed. The
+//! stream a segment or block starts from is recomputed natively from the model and the
+//! tokens. The progress is secret (its blinds open the links, and the folded proof holds
+//! the witness), like a checkpoint.
 
 use crate::error::{Error, VerifyError};
 use crate::model::onnx::gpt::quantize::GptQuantError;
@@ -17,7 +20,8 @@ use ff::Field;
 use fold_ml_circuits::commit::model_start;
 use fold_ml_circuits::step::Step;
 use fold_ml_circuits::transformer::{
-    tokens_commitment_native, BlockError, BlockWitness, EmbedStep, EmbedWitness, HeadStep, HeadWitness, TransformerStep,
+    stream_commitment_native, tokens_commitment_native, BlockError, BlockWitness, EmbedStep, EmbedWitness, HeadStep,
+    HeadWitness, TransformerStep,
 };
 use fold_ml_circuits::F;
 use fold_ml_verify::architecture::KeyedCircuit;
@@ -105,6 +109,38 @@ pub struct GptProgress {
     pub blinds: Vec<F>,
     /// The segments proven, in order: their compressed proofs and end states.
     pub done: Vec<(CompressedSnark, [F; 3])>,
+    /// The blocks' segment part-way (only while it is the one being proven).
+    pub folding: Option<BlocksFolded>,
+}
+
+/// The blocks folded so far and their folded proof (secret: it holds their witness).
+#[derive(Serialize, Deserialize)]
+pub struct BlocksFolded {
+    /// Blocks folded, from the first.
+    pub blocks: usize,
+    /// The recursive proof of those blocks, from the embedding's end state.
+    pub snark: RecursiveSnark,
+}
+
+/// Where a GPT proof reports: every progress worth keeping, the blocks as they fold, and a
+/// saved fold that could not be used (the segment starts over).
+pub trait ProgressSink {
+    /// Called after each finished segment (`folding` is then `None`) and after each folded
+    /// block (`folding` holds the blocks so far: the whole segment for the last, before its
+    /// compression).
+    fn save(&mut self, progress: &GptProgress) -> Result<(), Error>;
+
+    /// A saved fold of the blocks was discarded (why), and the segment starts over.
+    fn discarded(&mut self, _why: &str) {}
+}
+
+/// A sink that keeps nothing (the in-memory path).
+struct Nowhere;
+
+impl ProgressSink for Nowhere {
+    fn save(&mut self, _: &GptProgress) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 mod blinds_serde {
@@ -129,12 +165,14 @@ mod blinds_serde {
 impl GptProgress {
     /// A fresh start on `tokens` for `blocks` blocks, with new random blinds.
     pub fn start(tokens: &[u16], blocks: usize) -> Self {
-        Self { tokens: tokens.to_vec(), blinds: (0..blocks + 2).map(|_| F::random(OsRng)).collect(), done: vec![] }
+        let blinds = (0..blocks + 2).map(|_| F::random(OsRng)).collect();
+        Self { tokens: tokens.to_vec(), blinds, done: vec![], folding: None }
     }
 
     /// Whether this progress can belong to a proof through `blocks` blocks.
     pub fn fits(&self, blocks: usize) -> bool {
-        self.blinds.len() == blocks + 2 && self.done.len() <= 3
+        let folding = self.folding.as_ref().is_none_or(|f| self.done.len() == 1 && (1..=blocks).contains(&f.blocks));
+        self.blinds.len() == blocks + 2 && self.done.len() <= 3 && folding
     }
 }
 
@@ -145,26 +183,33 @@ fn spec_error(e: BlockError) -> Error {
 /// A segment's compressed proof, its end state and its seconds (fold, compress).
 type Proven = (CompressedSnark, [F; 3], (f64, f64));
 
-/// Folds a segment's steps from `z0`, each built only when it is folded (one step in
-/// memory at a time, so a deep GPT folds in bounded memory), compresses the result and
-/// checks the proof; returns it, its end state and the seconds (fold, compress).
+/// Folds a segment's steps from `z0` (after the `start` steps a saved recursive proof
+/// holds), each built only when it is folded (one step in memory at a time, so a deep GPT
+/// folds in bounded memory), hands the recursive proof and its step count to `folded` after
+/// each step, compresses the result and checks the proof; returns it, its end state and the
+/// seconds (fold, compress).
 fn prove_segment(
     keys: &SegmentKeys,
     j: usize,
     z0: [F; 3],
+    start: Option<(RecursiveSnark, usize)>,
     steps: impl Iterator<Item = Result<Step, Error>>,
+    folded: &mut dyn FnMut(RecursiveSnark, usize) -> Result<RecursiveSnark, Error>,
 ) -> Result<Proven, Error> {
     let t = Instant::now();
-    let mut rs: Option<RecursiveSnark> = None;
-    let mut count = 0;
+    let (mut rs, mut count) = match start {
+        Some((snark, n)) => (Some(snark), n),
+        None => (None, 0),
+    };
     for step in steps {
         let step = step?;
-        let snark = match rs.as_mut() {
+        let mut snark = match rs.take() {
             Some(snark) => snark,
-            None => rs.insert(RecursiveSnark::new(&keys.pp, &step, &z0).map_err(|e| Error::nova("folding", e))?),
+            None => RecursiveSnark::new(&keys.pp, &step, &z0).map_err(|e| Error::nova("folding", e))?,
         };
         snark.prove_step(&keys.pp, &step).map_err(|e| Error::nova("folding", e))?;
         count += 1;
+        rs = Some(folded(snark, count)?);
     }
     let rs = rs.ok_or_else(|| Error::bad_input("GPT", "a segment without steps"))?;
     let end = <[F; 3]>::try_from(rs.outputs()).map_err(|_| Error::bad_input("GPT", "a state of another arity"))?;
@@ -178,16 +223,47 @@ fn prove_segment(
     Ok((proof, end, (fold, t.elapsed().as_secs_f64())))
 }
 
+/// The blocks' fold saved in `progress`, taken out of it if its recursive proof verifies
+/// from `z0` and ends at the stream the model computes after its blocks; one that does not
+/// is reported to `sink` and dropped (the segment starts over).
+fn saved_fold(
+    keys: &SegmentKeys,
+    progress: &mut GptProgress,
+    z0: [F; 3],
+    q: &QuantGpt,
+    ids: &[usize],
+    sink: &mut dyn ProgressSink,
+) -> Option<(RecursiveSnark, usize)> {
+    let f = progress.folding.take()?;
+    let check = || -> Result<(), String> {
+        let z = (f.snark.verify(&keys.pp, f.blocks, &z0))
+            .map_err(|e| format!("its recursive proof does not verify ({e})"))?;
+        let x = q.stream(ids, f.blocks).map_err(|e| e.to_string())?;
+        match z.get(2) == Some(&stream_commitment_native(&x, progress.blinds[f.blocks])) {
+            true => Ok(()),
+            false => Err("it ends at another stream than the model's".into()),
+        }
+    };
+    match check() {
+        Ok(()) => Some((f.snark, f.blocks)),
+        Err(why) => {
+            sink.discarded(&why);
+            None
+        }
+    }
+}
+
 /// Proves that `q` (its weights salted by `salt`) maps the token ids in `progress` to its
 /// logits, from where `progress` stands: `keys(j)` gives segment `j`'s keys (asked for
-/// once, dropped after it), and `saved` is called with the progress after each segment.
-/// Checks every segment's proof against the final statement before returning.
+/// once, dropped after it), and `sink` is handed the progress after each segment and each
+/// folded block. Checks every segment's proof against the final statement before
+/// returning.
 pub fn prove_from<K: Borrow<SegmentKeys>>(
     q: &QuantGpt,
     salt: F,
     mut progress: GptProgress,
     keys: &mut dyn FnMut(usize) -> Result<K, Error>,
-    saved: &mut dyn FnMut(&GptProgress) -> Result<(), Error>,
+    sink: &mut dyn ProgressSink,
 ) -> Result<(GptProof, GptTimings), Error> {
     let n = q.blocks.len();
     if !progress.fits(n) {
@@ -202,7 +278,6 @@ pub fn prove_from<K: Borrow<SegmentKeys>>(
             Some((_, end)) => *end,
             None => [F::ZERO, model_start(), tokens_commitment_native(&progress.tokens, F::ZERO)],
         };
-        let mut x = stream_before(q, &ids, j)?;
         let k = keys(j)?;
         let k = k.borrow();
         let (proof, end, (fold, compress)) = match j {
@@ -215,10 +290,13 @@ pub fn prove_from<K: Borrow<SegmentKeys>>(
                     salt,
                 };
                 let step = EmbedStep::new(q.embed_spec, w).map_err(spec_error)?;
-                prove_segment(k, j, z0, std::iter::once(Ok(Step::Embed(Box::new(step)))))?
+                prove_segment(k, j, z0, None, std::iter::once(Ok(Step::Embed(Box::new(step)))), &mut |s, _| Ok(s))?
             }
             1 => {
-                let blocks = q.blocks.iter().enumerate().map(|(b, weights)| {
+                let start = saved_fold(k, &mut progress, z0, q, &ids, sink);
+                let from = start.as_ref().map_or(0, |s| s.1);
+                let mut x = q.stream(&ids, from).map_err(quant_error)?;
+                let blocks = q.blocks.iter().enumerate().skip(from).map(|(b, weights)| {
                     let input = std::mem::take(&mut x);
                     let (blind_in, blind_out) = (blinds[b], blinds[b + 1]);
                     let w = BlockWitness { input, weights: weights.clone(), blind_in, blind_out, salt };
@@ -226,23 +304,29 @@ pub fn prove_from<K: Borrow<SegmentKeys>>(
                     x = step.output().to_vec();
                     Ok(Step::Block(Box::new(step)))
                 });
-                prove_segment(k, j, z0, blocks)?
+                let mut folded = |snark, blocks| {
+                    progress.folding = Some(BlocksFolded { blocks, snark });
+                    let saved = sink.save(&progress);
+                    let f = progress.folding.take().expect("set just above");
+                    saved.map(|()| f.snark)
+                };
+                prove_segment(k, j, z0, start, blocks, &mut folded)?
             }
             _ => {
                 let w = HeadWitness {
-                    input: x,
+                    input: q.stream(&ids, n).map_err(quant_error)?,
                     weights: q.head.clone(),
                     blind_in: blinds[n],
                     blind_out: blinds[n + 1],
                     salt,
                 };
                 let step = HeadStep::new(q.head_spec, w).map_err(spec_error)?;
-                prove_segment(k, j, z0, std::iter::once(Ok(Step::Head(Box::new(step)))))?
+                prove_segment(k, j, z0, None, std::iter::once(Ok(Step::Head(Box::new(step)))), &mut |s, _| Ok(s))?
             }
         };
         (timings.fold[j], timings.compress[j]) = (fold, compress);
         progress.done.push((proof, end));
-        saved(&progress)?;
+        sink.save(&progress)?;
     }
     let ends: Vec<[F; 3]> = progress.done.iter().map(|(_, e)| *e).collect();
     let logits = q.logits(&ids).map_err(quant_error)?;
@@ -259,15 +343,6 @@ pub fn prove_from<K: Borrow<SegmentKeys>>(
     let proofs: Vec<CompressedSnark> = progress.done.into_iter().map(|(p, _)| p).collect();
     let proofs = <[CompressedSnark; 3]>::try_from(proofs).map_err(|_| Error::bad_input("GPT", "not three proofs"))?;
     Ok((GptProof { statement, proofs }, timings))
-}
-
-/// The stream segment `j` starts from, natively: none for the embedding, the embedding's
-/// output for the blocks, the last block's for the head.
-fn stream_before(q: &QuantGpt, ids: &[usize], j: usize) -> Result<Vec<i16>, Error> {
-    match j {
-        0 => Ok(vec![]),
-        _ => q.stream(ids, if j == 2 { q.blocks.len() } else { 0 }).map_err(quant_error),
-    }
 }
 
 fn quant_error(e: GptQuantError) -> Error {
@@ -290,7 +365,7 @@ fn check_states(statement: &GptStatement, ends: &[[F; 3]]) -> Result<(), Error> 
 pub fn prove(keys: &GptKeys, q: &QuantGpt, salt: F, ids: &[u16]) -> Result<(GptProof, GptTimings), Error> {
     let progress = GptProgress::start(ids, q.blocks.len());
     let mut key = |j: usize| Ok(&keys.segments[j]);
-    prove_from(q, salt, progress, &mut key, &mut |_| Ok(()))
+    prove_from(q, salt, progress, &mut key, &mut Nowhere)
 }
 
 /// Verifies every segment's proof (`proofs`: the embedding's, the blocks', the head's)
