@@ -221,6 +221,30 @@ fn gpt_inputs_that_do_not_fit_are_refused_with_exit_code_2() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("--layers-per-step") && err.contains("does not apply to a GPT"), "{err}");
+    // a machine too small for the blocks' steps, as the cost model estimates them: refused
+    // before the job is recorded
+    let m = model();
+    let req = fold_ml::job::gpt::GptRequest {
+        model: &m,
+        model_file: file.clone(),
+        tokens: vec![1, 2, 3, 4],
+        cache_dir: scratch().join("cache"),
+        checkpoint_every: None,
+        memory_limit_mib: Some(64),
+        restart: false,
+    };
+    let small = scratch().join("gpt-too-small");
+    let err = fold_ml::job::gpt::run_gpt(&small, &req, &mut |_| {}).err().expect("refused");
+    assert!(err.to_string().contains("estimated peak memory") && err.to_string().contains("64 MiB"), "{err}");
+    assert!(!small.join("gpt-job.json").exists() && !small.join("gpt-progress.bin").exists());
+    // inspect: the three segments, the blocks one step each, with the transformer's estimates
+    let (code, out, err) = fold_ml(&["inspect", "--model", path(&file)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("| embedding | 1 |") && out.contains("| blocks | 2 |") && out.contains("| head | 1 |"),
+        "{out}"
+    );
+    assert!(out.contains("scaled by 1.7"), "{out}");
     // a damaged model file
     let mut bytes = std::fs::read(&file).unwrap();
     let n = bytes.len();

@@ -2,11 +2,11 @@
 //! a prompt (a resumable job of three segments), and `commit`. `verify` reads a GPT's
 //! statement by its format (fold-ml-verify).
 
+use super::args::RunArgs;
 use super::prove::ProveArgs;
 use fold_ml::error::Error;
 use fold_ml::field::to_hex;
 use fold_ml::job::gpt::{read_job, run_gpt, segment_lines, GptEvent, GptOutcome, GptRequest};
-use fold_ml::job::manifest::CheckpointPolicy;
 use fold_ml::mem;
 use fold_ml::model::gpt_file::GptModel;
 use fold_ml::model::onnx::gpt::{agreement, quantize, read_token_windows, FloatGpt};
@@ -87,23 +87,26 @@ pub fn prove(args: ProveArgs, model_file: &Path) -> anyhow::Result<ExitCode> {
         tokens,
         cache_dir: args.run.cache.dir(),
         checkpoint_every: args.run.checkpoints.given(),
+        memory_limit_mib: args.run.memory_limit_mib(),
         restart: args.run.restart,
     };
     run(&dir, &req)
 }
 
 /// `resume DIR` of a GPT job: the model file, prompt and checkpoint policy it recorded
-/// (`checkpoint_every` replaces the policy).
-pub fn resume(
-    dir: &Path,
-    cache_dir: PathBuf,
-    checkpoint_every: Option<CheckpointPolicy>,
-    restart: bool,
-) -> anyhow::Result<ExitCode> {
+/// (a policy in `args` replaces the recorded one).
+pub fn resume(dir: &Path, cache_dir: PathBuf, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let job = read_job(dir)?.ok_or_else(|| Error::bad_input(dir.display().to_string(), "not a GPT job"))?;
     let model = GptModel::read(&job.model_file)?;
-    let model_file = job.model_file.clone();
-    let req = GptRequest { model: &model, model_file, tokens: job.tokens, cache_dir, checkpoint_every, restart };
+    let req = GptRequest {
+        model: &model,
+        model_file: job.model_file.clone(),
+        tokens: job.tokens,
+        cache_dir,
+        checkpoint_every: args.checkpoints.given(),
+        memory_limit_mib: args.memory_limit_mib(),
+        restart: args.restart,
+    };
     run(dir, &req)
 }
 
@@ -201,7 +204,7 @@ pub fn commit(model_file: &Path) -> anyhow::Result<ExitCode> {
 
 /// `inspect --model GPT.foldml`: each segment's step circuit, steps and estimates.
 pub fn inspect(model_file: &Path) -> anyhow::Result<ExitCode> {
-    use fold_ml::prove::plan::{estimate_steps, NOVA_PRIMARY_OVERHEAD, NOVA_SECONDARY};
+    use fold_ml::prove::plan::{estimate_steps, NOVA_PRIMARY_OVERHEAD, NOVA_SECONDARY, TRANSFORMER_TIME_FACTOR};
     use fold_ml_verify::architecture::KeyedCircuit;
     let model = GptModel::read(model_file)?;
     let (q, arch) = (&model.q, model.architecture());
@@ -225,7 +228,8 @@ pub fn inspect(model_file: &Path) -> anyhow::Result<ExitCode> {
         let c = fold_ml_circuits::cost::step_constraints(&segment.blank_step()?)
             .map_err(|e| Error::bad_input("GPT model", format!("{e:?}")))?;
         let steps = if j == 1 { q.blocks.len() } else { 1 };
-        let e = estimate_steps(c + NOVA_PRIMARY_OVERHEAD, steps);
+        let mut e = estimate_steps(c + NOVA_PRIMARY_OVERHEAD, steps);
+        (e.fold_s, e.compress_s) = (e.fold_s * TRANSFORMER_TIME_FACTOR, e.compress_s * TRANSFORMER_TIME_FACTOR);
         (fold, compress, setup) = (fold + e.fold_s, compress + e.compress_s, setup + e.setup_s);
         println!(
             "| {} | {steps} | {c} + {} (Nova) | {:.0} s | {:.0} s | {:.0} s |",
@@ -238,7 +242,8 @@ pub fn inspect(model_file: &Path) -> anyhow::Result<ExitCode> {
          run; {NOVA_SECONDARY} secondary constraints per fold)"
     );
     println!(
-        "estimates from a cost model fitted on CNN layers on a 2-core machine; see the README for measured figures"
+        "estimates from a cost model fitted on CNN layers on a 2-core machine, its fold and compression times \
+         scaled by {TRANSFORMER_TIME_FACTOR} as measured on the shipped GPT; see the README for measured figures"
     );
     Ok(ExitCode::SUCCESS)
 }

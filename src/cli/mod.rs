@@ -112,7 +112,7 @@ fn job_message(e: &JobError) -> String {
         JobError::ForeignProof { .. } => format!("{e}; choose another --job"),
         JobError::NoCheckpointAt { layers, .. } => format!("--at: the job has no checkpoint at {layers} layers"),
         JobError::ShardsNotReady { .. } => format!("{e}; run `fold-ml prove-shard` for them, then assemble again"),
-        JobError::Memory { .. } => e.to_string(),
+        JobError::Memory { .. } | JobError::GptMemory { .. } => e.to_string(),
     }
 }
 

@@ -107,7 +107,7 @@ pub fn run_prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
 pub fn run_resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     let cache = args.run.cache.dir();
     if super::gpt::is_job(&args.dir) {
-        return super::gpt::resume(&args.dir, cache, args.run.checkpoints.given(), args.run.restart);
+        return super::gpt::resume(&args.dir, cache, &args.run);
     }
     let mut req = job::resume_request(&args.dir, cache, args.run.restart)?;
     req.memory_limit_mib = args.run.memory_limit_mib();

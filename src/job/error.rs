@@ -103,6 +103,22 @@ pub enum JobError {
         /// What the machine has available, MiB.
         available_mib: u64,
     },
+    /// A GPT segment's steps are estimated to need more memory than the machine has left.
+    #[error(
+        "the GPT's {segment} fold steps of {constraints} constraints: estimated peak memory {estimated_mib} MiB, \
+         more than the {available_mib} MiB available; prove on a larger machine, or pass \
+         --ignore-memory-estimate to try anyway"
+    )]
+    GptMemory {
+        /// The segment's name.
+        segment: &'static str,
+        /// Primary constraints of one of its steps.
+        constraints: usize,
+        /// Estimated peak resident memory, MiB.
+        estimated_mib: u64,
+        /// What the machine has available, MiB.
+        available_mib: u64,
+    },
     /// A public input was given with a commitment blind.
     #[error("a public input is committed without a blind: it cannot also have an input commitment")]
     PublicInputWithBlind,

@@ -10,6 +10,7 @@
 
 use super::lock::JobLock;
 use super::manifest::CheckpointPolicy;
+use super::JobError;
 use super::DEFAULT_CHECKPOINT_POLICY;
 use crate::artifact::{self, Kind};
 use crate::error::Error;
@@ -70,6 +71,8 @@ pub struct GptRequest<'a> {
     pub cache_dir: PathBuf,
     /// When to save the blocks' folded proof (`None`: as the job recorded, or the default).
     pub checkpoint_every: Option<CheckpointPolicy>,
+    /// Refuse to start when a segment's estimated peak memory exceeds this many MiB.
+    pub memory_limit_mib: Option<u64>,
     /// Discard the progress and start again.
     pub restart: bool,
 }
@@ -186,6 +189,9 @@ pub fn run_gpt(dir: &Path, req: &GptRequest, event: &mut dyn FnMut(GptEvent)) ->
             }
         }
     }
+    if let Some(limit) = req.memory_limit_mib {
+        memory_check(&req.model.architecture(), limit)?;
+    }
     for stale in ["statement.json", "proof.bin"] {
         let _ = std::fs::remove_file(dir.join(stale));
     }
@@ -243,6 +249,24 @@ pub fn run_gpt(dir: &Path, req: &GptRequest, event: &mut dyn FnMut(GptEvent)) ->
     write_atomic(&dir.join("statement.json"), &json, false)?;
     let _ = std::fs::remove_file(&progress_path);
     Ok(GptOutcome::Proven { statement: Box::new(proof.statement), proof_bytes: bytes.len(), timings, keys_seconds })
+}
+
+/// Refuses a GPT whose largest step is estimated to need more than `limit_mib` (the cost
+/// model's peak for a step of its constraints, Nova's verifier circuit included).
+fn memory_check(arch: &crate::gpt::GptArchitecture, limit_mib: u64) -> Result<(), Error> {
+    use crate::prove::plan::{estimate_steps, NOVA_PRIMARY_OVERHEAD};
+    use fold_ml_verify::architecture::KeyedCircuit;
+    for (j, segment) in arch.segments().iter().enumerate() {
+        let c = fold_ml_circuits::cost::step_constraints(&segment.blank_step()?)
+            .map_err(|e| Error::bad_input("GPT model", format!("{e:?}")))?
+            + NOVA_PRIMARY_OVERHEAD;
+        let estimated_mib = estimate_steps(c, 1).peak_mib.ceil() as u64;
+        if estimated_mib > limit_mib {
+            let segment = SEGMENT_NAMES[j];
+            return Err(JobError::GptMemory { segment, constraints: c, estimated_mib, available_mib: limit_mib }.into());
+        }
+    }
+    Ok(())
 }
 
 /// Writes the job's progress: after every segment, and the blocks' fold when the policy

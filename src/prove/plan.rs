@@ -45,6 +45,12 @@ const FOLD_PER_CONSTRAINT_S: f64 = 1.95e-6;
 // ResNet-18 stem tile (423,136) and stage-3 pair tile (977,041) set up, folded and
 // compressed alone at 1,292 and 3,397 MiB — compression is each one's peak.
 const COMPRESS_S: [f64; 2] = [2.0, 1.2e-4];
+/// How much longer a transformer step folds and compresses than this model estimates for
+/// a CNN step of the same constraint count: measured on the shipped GPT (2-core machine),
+/// compression 52.9–58.6, 419–461 and 29.9–30.1 s for the embedding, a block and the head
+/// against 33, 254 and 18 s estimated (1.6–1.8×; a CNN tile of the block's 2^21 padded
+/// rows compressed in 253 s), and 4.7–4.9 s per further block folded against 3.0 s.
+pub const TRANSFORMER_TIME_FACTOR: f64 = 1.7;
 const SETUP_S: [f64; 3] = [1.0, 2.8e-5, 5.7e-11];
 const MEM_MIB: [f64; 3] = [63.0, 2.52e-3, 9.17e-10];
 const CHECKPOINT_BYTES_PER_CONSTRAINT: f64 = 67.1;
