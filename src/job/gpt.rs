@@ -233,14 +233,8 @@ pub fn run_gpt(dir: &Path, req: &GptRequest, event: &mut dyn FnMut(GptEvent)) ->
         (event.borrow_mut())(GptEvent::KeysReady { segment: j, seconds: t.elapsed().as_secs_f64() });
         k
     };
-    let mut sink = JobSink {
-        path: &progress_path,
-        id,
-        policy: job.checkpoint_every,
-        last: (folded, Instant::now()),
-        blocks,
-        event: &event,
-    };
+    let mut sink =
+        JobSink { path: &progress_path, id, policy: job.checkpoint_every, last: (folded, None), blocks, event: &event };
     let (proof, timings) = prove_from(&req.model.q, req.model.salt, progress, &mut keys, &mut sink)?;
     let bytes =
         encode_gpt_proof(&architecture, &proof.proofs).map_err(|e| Error::artifact(dir.join("proof.bin"), e))?;
@@ -275,8 +269,10 @@ struct JobSink<'a, 'e> {
     path: &'a Path,
     id: [u8; 32],
     policy: CheckpointPolicy,
-    /// Blocks folded and the time at the last write (or the start).
-    last: (usize, Instant),
+    /// Blocks folded at the last write (or the start), and when that fold was written (or,
+    /// after a segment's write or the start, when this run folds its first block: loading
+    /// keys is not folding to lose).
+    last: (usize, Option<Instant>),
     blocks: usize,
     event: &'a std::cell::RefCell<&'e mut dyn FnMut(GptEvent)>,
 }
@@ -288,7 +284,7 @@ impl ProgressSink for JobSink<'_, '_> {
             (self.event.borrow_mut())(GptEvent::Folded { blocks: done, total: self.blocks });
             let due = match self.policy {
                 CheckpointPolicy::Layers(k) => done - self.last.0 >= k.max(1),
-                CheckpointPolicy::Seconds(s) => self.last.1.elapsed().as_secs() >= s,
+                CheckpointPolicy::Seconds(s) => self.last.1.get_or_insert_with(Instant::now).elapsed().as_secs() >= s,
             };
             if !due && done < self.blocks {
                 return Ok(());
@@ -302,7 +298,7 @@ impl ProgressSink for JobSink<'_, '_> {
             None => GptEvent::Proven { segment: p.done.len() - 1 },
         };
         (self.event.borrow_mut())(event);
-        self.last = (folded.unwrap_or(0), Instant::now());
+        self.last = (folded.unwrap_or(0), folded.map(|_| Instant::now()));
         #[cfg(feature = "test-hooks")]
         {
             let hook = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
