@@ -204,8 +204,8 @@ pub fn commit(model_file: &Path) -> anyhow::Result<ExitCode> {
 
 /// `inspect --model GPT.foldml`: each segment's step circuit, steps and estimates.
 pub fn inspect(model_file: &Path) -> anyhow::Result<ExitCode> {
+    use fold_ml::prove::gpt::segment_constraints;
     use fold_ml::prove::plan::{estimate_steps, NOVA_PRIMARY_OVERHEAD, NOVA_SECONDARY, TRANSFORMER_TIME_FACTOR};
-    use fold_ml_verify::architecture::KeyedCircuit;
     let model = GptModel::read(model_file)?;
     let (q, arch) = (&model.q, model.architecture());
     let s = q.spec.shape;
@@ -224,9 +224,7 @@ pub fn inspect(model_file: &Path) -> anyhow::Result<ExitCode> {
     println!("| segment | steps | constraints/step | folding | compression | parameter setup |");
     println!("|---|---|---|---|---|---|");
     let (mut fold, mut compress, mut setup) = (0.0, 0.0, 0.0);
-    for (j, segment) in arch.segments().iter().enumerate() {
-        let c = fold_ml_circuits::cost::step_constraints(&segment.blank_step()?)
-            .map_err(|e| Error::bad_input("GPT model", format!("{e:?}")))?;
+    for (j, c) in segment_constraints(&arch)?.into_iter().enumerate() {
         let steps = if j == 1 { q.blocks.len() } else { 1 };
         let mut e = estimate_steps(c + NOVA_PRIMARY_OVERHEAD, steps);
         (e.fold_s, e.compress_s) = (e.fold_s * TRANSFORMER_TIME_FACTOR, e.compress_s * TRANSFORMER_TIME_FACTOR);

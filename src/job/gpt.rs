@@ -16,7 +16,7 @@ use crate::artifact::{self, Kind};
 use crate::error::Error;
 use crate::gpt::{encode_gpt_proof, GptStatement, SEGMENT_NAMES};
 use crate::model::gpt_file::GptModel;
-use crate::prove::gpt::{prove_from, GptProgress, GptTimings, ProgressSink, SegmentKeys};
+use crate::prove::gpt::{prove_from, segment_constraints, GptProgress, GptTimings, ProgressSink, SegmentKeys};
 use fold_ml_verify::architecture::digest32;
 use fold_ml_verify::fsutil::{create_private_dir, write_atomic, write_atomic_with};
 use nova_snark::digest::SimpleDigestible;
@@ -249,11 +249,8 @@ pub fn run_gpt(dir: &Path, req: &GptRequest, event: &mut dyn FnMut(GptEvent)) ->
 /// model's peak for a step of its constraints, Nova's verifier circuit included).
 fn memory_check(arch: &crate::gpt::GptArchitecture, limit_mib: u64) -> Result<(), Error> {
     use crate::prove::plan::{estimate_steps, NOVA_PRIMARY_OVERHEAD};
-    use fold_ml_verify::architecture::KeyedCircuit;
-    for (j, segment) in arch.segments().iter().enumerate() {
-        let c = fold_ml_circuits::cost::step_constraints(&segment.blank_step()?)
-            .map_err(|e| Error::bad_input("GPT model", format!("{e:?}")))?
-            + NOVA_PRIMARY_OVERHEAD;
+    for (j, c) in segment_constraints(arch)?.into_iter().enumerate() {
+        let c = c + NOVA_PRIMARY_OVERHEAD;
         let estimated_mib = estimate_steps(c, 1).peak_mib.ceil() as u64;
         if estimated_mib > limit_mib {
             let segment = SEGMENT_NAMES[j];
@@ -282,11 +279,8 @@ impl ProgressSink for JobSink<'_, '_> {
         let folded = p.folding.as_ref().map(|f| f.blocks);
         if let Some(done) = folded {
             (self.event.borrow_mut())(GptEvent::Folded { blocks: done, total: self.blocks });
-            let due = match self.policy {
-                CheckpointPolicy::Layers(k) => done - self.last.0 >= k.max(1),
-                CheckpointPolicy::Seconds(s) => self.last.1.get_or_insert_with(Instant::now).elapsed().as_secs() >= s,
-            };
-            if !due && done < self.blocks {
+            let since = *self.last.1.get_or_insert_with(Instant::now);
+            if !self.policy.due(done - self.last.0, since) && done < self.blocks {
                 return Ok(());
             }
         }

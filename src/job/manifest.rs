@@ -150,6 +150,17 @@ pub enum CheckpointPolicy {
     Seconds(u64),
 }
 
+impl CheckpointPolicy {
+    /// Whether a checkpoint is due after `folded` layers (or blocks) and `since` of
+    /// folding since the last one.
+    pub fn due(self, folded: usize, since: std::time::Instant) -> bool {
+        match self {
+            CheckpointPolicy::Layers(k) => folded >= k.max(1),
+            CheckpointPolicy::Seconds(s) => since.elapsed().as_secs() >= s,
+        }
+    }
+}
+
 /// What identifies a job: every field that changes the proof. Checkpoints are bound to its
 /// digest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

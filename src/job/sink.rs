@@ -40,11 +40,7 @@ impl CheckpointSink for JobCheckpoints<'_> {
         let total_done = task.layer_offset + p.layers_done;
         let tile = p.in_layer.as_ref().map(|l| [l.tiles_done, task.arch.tiles()]);
         self.log.append(JobEvent::Folded { done: total_done, total: task.model_layers, tile })?;
-        let due = match self.policy {
-            CheckpointPolicy::Layers(k) => p.layers_done - self.last.0 >= k.max(1),
-            CheckpointPolicy::Seconds(s) => self.last.1.elapsed().as_secs() >= s,
-        };
-        if !due && p.layers_done < task.layers.num_layers() {
+        if !self.policy.due(p.layers_done - self.last.0, self.last.1) && p.layers_done < task.layers.num_layers() {
             return Ok(None);
         }
         let t = Instant::now();

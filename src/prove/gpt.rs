@@ -25,7 +25,7 @@ use fold_ml_circuits::transformer::{
 };
 use fold_ml_circuits::F;
 use fold_ml_verify::architecture::KeyedCircuit;
-use fold_ml_verify::gpt::{verify_gpt_segment, GptLink, GptStatement};
+use fold_ml_verify::gpt::{verify_gpt_segment, GptArchitecture, GptLink, GptStatement};
 use fold_ml_verify::keys::{compression_keys, step_params};
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
@@ -79,6 +79,17 @@ impl GptKeys {
     pub fn verifier_keys(&self) -> [&VerifierKey; 3] {
         self.segments.each_ref().map(|k| &k.vk)
     }
+}
+
+/// Each segment's step-circuit constraints (embedding, block, head; Nova's verifier circuit
+/// excluded), counted on blank steps.
+pub fn segment_constraints(arch: &GptArchitecture) -> Result<[usize; 3], Error> {
+    let mut counts = [0; 3];
+    for (c, segment) in counts.iter_mut().zip(arch.segments()) {
+        *c = fold_ml_circuits::cost::step_constraints(&segment.blank_step()?)
+            .map_err(|e| Error::bad_input("GPT model", format!("{e:?}")))?;
+    }
+    Ok(counts)
 }
 
 /// A proof of a [`GptStatement`]: one compressed proof per segment.
@@ -224,8 +235,9 @@ fn prove_segment(
 }
 
 /// The blocks' fold saved in `progress`, taken out of it if its recursive proof verifies
-/// from `z0` and ends at the stream the model computes after its blocks; one that does not
-/// is reported to `sink` and dropped (the segment starts over).
+/// from `z0` and ends at the stream the model computes after its blocks (returned with it:
+/// the next block's input); one that does not is reported to `sink` and dropped (the
+/// segment starts over).
 fn saved_fold(
     keys: &SegmentKeys,
     progress: &mut GptProgress,
@@ -233,19 +245,19 @@ fn saved_fold(
     q: &QuantGpt,
     ids: &[usize],
     sink: &mut dyn ProgressSink,
-) -> Option<(RecursiveSnark, usize)> {
+) -> Option<(RecursiveSnark, usize, Vec<i16>)> {
     let f = progress.folding.take()?;
-    let check = || -> Result<(), String> {
+    let check = || -> Result<Vec<i16>, String> {
         let z = (f.snark.verify(&keys.pp, f.blocks, &z0))
             .map_err(|e| format!("its recursive proof does not verify ({e})"))?;
         let x = q.stream(ids, f.blocks).map_err(|e| e.to_string())?;
         match z.get(2) == Some(&stream_commitment_native(&x, progress.blinds[f.blocks])) {
-            true => Ok(()),
+            true => Ok(x),
             false => Err("it ends at another stream than the model's".into()),
         }
     };
     match check() {
-        Ok(()) => Some((f.snark, f.blocks)),
+        Ok(x) => Some((f.snark, f.blocks, x)),
         Err(why) => {
             sink.discarded(&why);
             None
@@ -293,9 +305,10 @@ pub fn prove_from<K: Borrow<SegmentKeys>>(
                 prove_segment(k, j, z0, None, std::iter::once(Ok(Step::Embed(Box::new(step)))), &mut |s, _| Ok(s))?
             }
             1 => {
-                let start = saved_fold(k, &mut progress, z0, q, &ids, sink);
-                let from = start.as_ref().map_or(0, |s| s.1);
-                let mut x = q.stream(&ids, from).map_err(quant_error)?;
+                let (start, from, mut x) = match saved_fold(k, &mut progress, z0, q, &ids, sink) {
+                    Some((snark, from, x)) => (Some((snark, from)), from, x),
+                    None => (None, 0, q.stream(&ids, 0).map_err(quant_error)?),
+                };
                 let blocks = q.blocks.iter().enumerate().skip(from).map(|(b, weights)| {
                     let input = std::mem::take(&mut x);
                     let (blind_in, blind_out) = (blinds[b], blinds[b + 1]);
