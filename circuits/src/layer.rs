@@ -329,15 +329,7 @@ pub(crate) fn alloc_layer_weights<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     w: &LayerWeights,
 ) -> Result<AllocatedWeights, SynthesisError> {
-    let unsigned = w
-        .weights
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let u = (i64::from(v) + WEIGHT_OFFSET) as u64;
-            alloc_uint(&mut cs.namespace(|| format!("w{i}")), &bits_le(u, WEIGHT_BITS))
-        })
-        .collect::<Result<_, _>>()?;
+    let unsigned = alloc_weights(cs, &w.weights)?;
     let bias = w
         .bias
         .iter()
@@ -350,6 +342,19 @@ pub(crate) fn alloc_layer_weights<CS: ConstraintSystem<F>>(
         })
         .collect::<Result<_, _>>()?;
     Ok((unsigned, bias))
+}
+
+/// Weights as the range-checked `w + 128` limbs (8 bits each) the model commitment packs.
+pub(crate) fn alloc_weights<CS: ConstraintSystem<F>>(
+    cs: &mut CS,
+    weights: &[i8],
+) -> Result<Vec<Num<F>>, SynthesisError> {
+    (weights.iter().enumerate())
+        .map(|(i, &v)| {
+            let u = (i64::from(v) + WEIGHT_OFFSET) as u64;
+            alloc_uint(&mut cs.namespace(|| format!("w{i}")), &bits_le(u, WEIGHT_BITS))
+        })
+        .collect()
 }
 
 /// A bias from the bits of `b + 2^31` (range-checked: 32 booleans) as `b`.

@@ -34,7 +34,7 @@ pub use gadgets::commit;
 /// Version of the step circuit and its proving system; bump whenever a constraint or the
 /// keys' encoding changes (`raw-point-keys`: vendor/halo2curves/PATCHED.md),
 /// so that cached parameters and old statements are never mixed with a different circuit.
-pub const CIRCUIT_VERSION: &str = "fold-ml-circuits/14 nova-snark/0.76 pallas-vesta spartan-ipa raw-point-keys";
+pub const CIRCUIT_VERSION: &str = "fold-ml-circuits/15 nova-snark/0.76 pallas-vesta spartan-ipa raw-point-keys";
 
 /// The circuit field: the scalar field of Pallas (the primary curve of the Pallas/Vesta cycle).
 pub type F = nova_snark::provider::pasta::pallas::Scalar;

@@ -8,7 +8,8 @@
 //!    it lies in `[0, V)` with `V ≤ 2^16` and the 16-bit packing is injective;
 //! 2. range-checks both tables (int8) and absorbs them into the running model commitment
 //!    (the token table as `V` rows, the position table as `T` rows, each row's bias the
-//!    constant 0), each under a digest of the whole [`EmbedSpec`] and the table's place;
+//!    constant 0 — a constant of the circuit, not a witness), each under a digest of the
+//!    whole [`EmbedSpec`] and the table's place;
 //! 3. reads row `ids[t]` of the token table for every position `t` (a one-hot gather,
 //!    [`crate::gadgets::gather`]), and adds row `t` of the position table with the spec's
 //!    wide [`AddSpec`] into the signed 16-bit stream;
@@ -18,7 +19,7 @@
 use super::spec::{At, BlockError, STREAM_BITS};
 use super::step::{
     absorb, absorb_native, commit_stream, count_up, enforce_opens, packed_commitment, packed_commitment_native, state3,
-    tensor_digest, transposed,
+    tensor_digest, transposed, Biases,
 };
 use crate::gadgets::bits::lc;
 use crate::gadgets::commit::{Chunks, LayerUpdate};
@@ -238,7 +239,7 @@ impl StepCircuit<F> for EmbedStep {
         enforce_opens(cs, "tokens open z_in.tokens", &opened, tokens);
 
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(w.salt))?;
-        let (acc, terms) = absorb(cs, &s.updates(), &self.tables, &salt, model)?;
+        let (acc, terms) = absorb(cs, (&s.updates(), Biases::Zero), &self.tables, &salt, model)?;
         let [(tok, _), (pos, _)] = <[_; 2]>::try_from(terms).map_err(|_| unsat("missing table"))?;
         // `absorb` hands tables back input-major (columns of rows); the gather reads rows
         let (tok, pos) = (transposed(&tok, s.vocab), transposed(&pos, s.tokens));

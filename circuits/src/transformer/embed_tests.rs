@@ -114,3 +114,26 @@ fn the_model_commitment_binds_the_tables_and_the_scale() {
         embed_update_native(&square, start, salt, &w).unwrap()
     );
 }
+
+/// The tables' zero biases are constants of the circuit: against range-checked bias
+/// witnesses the step saves exactly one 32-bit check per row, and the commitment is the
+/// native one (the satisfied-step test above). A table that does carry a bias is refused,
+/// never absorbed as if its bias were zero.
+#[test]
+fn the_tables_zero_biases_are_constants_and_a_biased_table_is_refused() {
+    use crate::count_cs::CountCS;
+    let spec = embed_spec(shape(), VOCAB).unwrap();
+    let w = witness(vec![0, 1, 2, 3], 0);
+    let tables = tables(&spec, &w.weights);
+    let absorbed = |tables: &[LayerWeights], biases| {
+        let mut cs = CountCS::new();
+        let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(w.salt)).unwrap();
+        let model = AllocatedNum::alloc(cs.namespace(|| "model"), || Ok(model_start())).unwrap();
+        absorb(&mut cs, (&spec.updates(), biases), tables, &salt, &model).map(|_| cs.num_constraints())
+    };
+    let (checked, zero) = (absorbed(&tables, Biases::Checked).unwrap(), absorbed(&tables, Biases::Zero).unwrap());
+    assert_eq!(checked - zero, (spec.vocab + spec.tokens) * 32);
+    let mut biased = tables.clone();
+    biased[1].bias[2] = 1;
+    assert!(absorbed(&biased, Biases::Zero).is_err());
+}

@@ -31,7 +31,7 @@ use crate::gadgets::commit::{
     domain_tag, hash, hash_native, model_update, model_update_native, pack, pack_native, Chunks, LayerUpdate,
 };
 use crate::gadgets::layernorm::LayerNormSpec;
-use crate::layer::{alloc_layer_weights, weight_terms, LayerWeights};
+use crate::layer::{alloc_layer_weights, alloc_weights, weight_terms, LayerWeights};
 use crate::quant::{bits_le, int_to_field};
 use crate::F;
 use ff::Field;
@@ -272,7 +272,7 @@ impl StepCircuit<F> for TransformerStep {
         let x = open_stream(cs, &w.input, w.blind_in, stream)?;
 
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(w.salt))?;
-        let (acc, tensor_lcs) = absorb(cs, &self.spec.updates(), &self.tensors, &salt, model)?;
+        let (acc, tensor_lcs) = absorb(cs, (&self.spec.updates(), Biases::Checked), &self.tensors, &salt, model)?;
         let mut tensor_lcs = tensor_lcs.into_iter();
         let mut next = || tensor_lcs.next().ok_or(SynthesisError::Unsatisfiable("missing tensor".into()));
         let lw = BlockWeights {
@@ -360,11 +360,22 @@ type Lc = LinearCombination<F>;
 /// A tensor's signed weights (input-major) and biases, as the gadgets read them.
 pub(super) type TensorTerms = (Vec<Lc>, Vec<Lc>);
 
+/// How [`absorb`] takes the tensors' biases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Biases {
+    /// Witnesses range-checked to int32 (what the products' no-carry argument needs).
+    Checked,
+    /// The constant 0: tables whose rows have no bias (the embedding's). The zeros enter
+    /// the model commitment's hash as constants, the same zeros its native twin absorbs,
+    /// so the commitment is unchanged and no row pays a 32-bit range check.
+    Zero,
+}
+
 /// Range-checks every tensor's parameters and absorbs them, in order, into the running
 /// model commitment `model`; returns the new commitment and the tensors' terms.
 pub(super) fn absorb<CS: ConstraintSystem<F>>(
     cs: &mut CS,
-    updates: &[LayerUpdate],
+    (updates, biases): (&[LayerUpdate], Biases),
     tensors: &[LayerWeights],
     salt: &AllocatedNum<F>,
     model: &AllocatedNum<F>,
@@ -375,7 +386,13 @@ pub(super) fn absorb<CS: ConstraintSystem<F>>(
         let cs = &mut cs.namespace(|| format!("tensor{i}"));
         // weights output-major, as the model update absorbs them; the gadgets read them
         // input-major
-        let (unsigned, bias) = alloc_layer_weights(cs, t)?;
+        let (unsigned, bias) = match biases {
+            Biases::Checked => alloc_layer_weights(cs, t)?,
+            Biases::Zero if t.bias.iter().all(|&b| b == 0) => {
+                (alloc_weights(cs, &t.weights)?, vec![Num::zero(); t.bias.len()])
+            }
+            Biases::Zero => return Err(SynthesisError::Unsatisfiable("a table row has a bias".into())),
+        };
         acc = model_update(&mut cs.namespace(|| "model"), update, salt, &acc, &unsigned, &bias)?;
         let (weights, bias) = weight_terms::<CS>(unsigned, &bias);
         let inputs = weights.len() / bias.len().max(1);
