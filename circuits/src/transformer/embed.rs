@@ -239,7 +239,7 @@ impl StepCircuit<F> for EmbedStep {
         enforce_opens(cs, "tokens open z_in.tokens", &opened, tokens);
 
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(w.salt))?;
-        let (acc, terms) = absorb(cs, (&s.updates(), Biases::Zero), &self.tables, &salt, model)?;
+        let (acc, terms) = absorb(cs, &s.updates(), Biases::Zero, &self.tables, &salt, model)?;
         let [(tok, _), (pos, _)] = <[_; 2]>::try_from(terms).map_err(|_| unsat("missing table"))?;
         // `absorb` hands tables back input-major (columns of rows); the gather reads rows
         let (tok, pos) = (transposed(&tok, s.vocab), transposed(&pos, s.tokens));

@@ -129,7 +129,7 @@ fn the_tables_zero_biases_are_constants_and_a_biased_table_is_refused() {
         let mut cs = CountCS::new();
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(w.salt)).unwrap();
         let model = AllocatedNum::alloc(cs.namespace(|| "model"), || Ok(model_start())).unwrap();
-        absorb(&mut cs, (&spec.updates(), biases), tables, &salt, &model).map(|_| cs.num_constraints())
+        absorb(&mut cs, &spec.updates(), biases, tables, &salt, &model).map(|_| cs.num_constraints())
     };
     let (checked, zero) = (absorbed(&tables, Biases::Checked).unwrap(), absorbed(&tables, Biases::Zero).unwrap());
     assert_eq!(checked - zero, (spec.vocab + spec.tokens) * 32);

@@ -246,7 +246,7 @@ impl StepCircuit<F> for HeadStep {
         let x = open_stream(cs, &w.input, w.blind_in, stream)?;
 
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(w.salt))?;
-        let (acc, terms) = absorb(cs, (&s.updates(), Biases::Checked), &self.tensors, &salt, model)?;
+        let (acc, terms) = absorb(cs, &s.updates(), Biases::Checked, &self.tensors, &salt, model)?;
         let [(gamma, beta), (weights, bias)] =
             <[_; 2]>::try_from(terms).map_err(|_| SynthesisError::Unsatisfiable("missing tensor".into()))?;
         if x.len() < s.width || self.dots.len() != s.vocab || weights.len() != s.width * s.vocab {

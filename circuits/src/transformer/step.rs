@@ -272,7 +272,7 @@ impl StepCircuit<F> for TransformerStep {
         let x = open_stream(cs, &w.input, w.blind_in, stream)?;
 
         let salt = AllocatedNum::alloc(cs.namespace(|| "salt"), || Ok(w.salt))?;
-        let (acc, tensor_lcs) = absorb(cs, (&self.spec.updates(), Biases::Checked), &self.tensors, &salt, model)?;
+        let (acc, tensor_lcs) = absorb(cs, &self.spec.updates(), Biases::Checked, &self.tensors, &salt, model)?;
         let mut tensor_lcs = tensor_lcs.into_iter();
         let mut next = || tensor_lcs.next().ok_or(SynthesisError::Unsatisfiable("missing tensor".into()));
         let lw = BlockWeights {
@@ -375,7 +375,8 @@ pub(super) enum Biases {
 /// model commitment `model`; returns the new commitment and the tensors' terms.
 pub(super) fn absorb<CS: ConstraintSystem<F>>(
     cs: &mut CS,
-    (updates, biases): (&[LayerUpdate], Biases),
+    updates: &[LayerUpdate],
+    biases: Biases,
     tensors: &[LayerWeights],
     salt: &AllocatedNum<F>,
     model: &AllocatedNum<F>,
