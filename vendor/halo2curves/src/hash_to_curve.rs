@@ -120,6 +120,12 @@ where
             }
 
             Method::SVDW => {
+                // (fold-ml patch: computed once per curve and Z, not once per hashed point)
+                #[cfg(feature = "std")]
+                let [c1, c2, c3, c4] =
+                    crate::sqrt_vartime::memo::<C, _>(z.to_repr().as_ref(), || svdw_precomputed_constants::<C>(z))
+                        .map_or_else(|| svdw_precomputed_constants::<C>(z), |c| *c);
+                #[cfg(not(feature = "std"))]
                 let [c1, c2, c3, c4] = svdw_precomputed_constants::<C>(z);
                 Box::new(move |u| svdw_map_to_curve::<C>(u, c1, c2, c3, c4, z))
             }
@@ -172,6 +178,10 @@ pub(crate) fn svdw_precomputed_constants<C: CurveExt>(z: C::Base) -> [C::Base; 4
     let c2 = -z * C::Base::TWO_INV;
     // 3. c3 = sqrt(-g(Z) * (3 * Z^2 + 4 * A))    # sgn0(c3) MUST equal 0
     let c3 = {
+        // (fold-ml patch: a variable-time root of this public constant)
+        #[cfg(feature = "std")]
+        let c3 = crate::sqrt_vartime::sqrt(&(-c1 * tmp)).unwrap();
+        #[cfg(not(feature = "std"))]
         let c3 = (-c1 * tmp).sqrt().unwrap();
         C::Base::conditional_select(&c3, &-c3, c3.is_odd())
     };
@@ -371,6 +381,10 @@ where
     // 32. gx = gx + B
     let gx = gx + b;
     // 33. y = sqrt(gx)
+    // (fold-ml patch: a variable-time root; gx is public in Nova's use, PATCHED.md)
+    #[cfg(feature = "std")]
+    let y = crate::sqrt_vartime::sqrt(&gx).unwrap();
+    #[cfg(not(feature = "std"))]
     let y = gx.sqrt().unwrap();
     // 34. e3 = sgn0(u) == sgn0(y)
     let e3 = u.is_odd().ct_eq(&y.is_odd());

@@ -7,6 +7,8 @@ pub mod fft;
 pub mod hash_to_curve;
 pub mod msm;
 pub mod serde;
+#[cfg(feature = "std")]
+pub mod sqrt_vartime;
 
 pub mod bls12381;
 pub mod bn256;
