@@ -81,6 +81,21 @@ fn bad_proof_directories() {
     expect_2(&["verify-checkpoint", empty.to_str().unwrap()], "manifest.json");
 }
 
+/// The verifier writes a key it derived to its store while it checks the proof with it; a
+/// write that fails is still the run's error (exit 2, naming the path), not a silent pass.
+#[test]
+fn unwritable_key_store() {
+    let cache = scratch().join("key-store-is-a-file");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("verifier"), "not a directory").unwrap();
+    let job = reference_job();
+    let (code, out, err) = run(&verify_bin(), &[job.to_str().unwrap(), "--cache", cache.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}{err}");
+    let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("verifier") && line.contains("Not a directory"), "{line}");
+    assert!(!out.contains("ACCEPTED") && !err.contains("ACCEPTED"), "{out}{err}");
+}
+
 #[test]
 fn unwritable_job_directory() {
     // /proc does not accept new directories, whoever we are

@@ -246,24 +246,50 @@ fn undecodable(kind: Kind) -> impl Fn(bincode::error::DecodeError) -> ArtifactEr
 pub fn decode<T: DeserializeOwned>(kind: Kind, arch: &[u8; 32], bytes: &[u8]) -> Result<T, ArtifactError> {
     let header = &bytes[..bytes.len().min(HEADER_LEN)];
     check_header(kind, arch, header, bytes.len().saturating_sub(HEADER_LEN) as u64)?;
-    let payload = &bytes[HEADER_LEN..];
-    if checksum(payload) != bytes[50..82] {
-        return Err(ArtifactError::Corrupted("checksum mismatch".into()));
-    }
-    let (value, read) = match kind {
+    decode_payload(kind, &bytes[50..82], &bytes[HEADER_LEN..])
+}
+
+/// Decodes `payload` whole after checking it against the header's checksum `sum`. A payload
+/// of over 1 MiB is checksummed on another thread while this one decodes it (decoding is
+/// bounded and treats the bytes as untrusted either way); a mismatch discards what was
+/// decoded and is the error, whatever decoding found.
+fn decode_payload<T: DeserializeOwned>(kind: Kind, sum: &[u8], payload: &[u8]) -> Result<T, ArtifactError> {
+    let decode = || match kind {
         Kind::Proof => bincode::serde::decode_from_slice(payload, config().with_limit::<{ 16 << 20 }>()),
         _ => bincode::serde::decode_from_slice(payload, config().with_limit::<MAX_KEY_PAYLOAD_USIZE>()),
+    };
+    let (matches, decoded) = if payload.len() > 1 << 20 {
+        std::thread::scope(|s| {
+            let matches = s.spawn(|| checksum(payload) == sum);
+            let decoded = decode();
+            (matches.join().expect("hashing bytes cannot panic"), decoded)
+        })
+    } else {
+        (checksum(payload) == sum, decode())
+    };
+    if !matches {
+        return Err(ArtifactError::Corrupted("checksum mismatch".into()));
     }
-    .map_err(undecodable(kind))?;
+    let (value, read) = decoded.map_err(undecodable(kind))?;
     if read != payload.len() {
         return Err(ArtifactError::Corrupted("payload not fully consumed".into()));
     }
     Ok(value)
 }
 
-/// [`decode`] of the artifact in the file at `path`, streamed: the file is read twice (its
-/// checksum, then the value) and never held in memory whole.
+/// Payloads up to this size are read into memory and decoded from there (a verifier key of
+/// the default model is 28 MB: decoding from a slice instead of a reader saves ~0.1 s of its
+/// warm verification); larger ones (checkpoints, prover keys of big steps) are streamed.
+const IN_MEMORY_PAYLOAD: u64 = 64 << 20;
+
+/// [`decode`] of the artifact in the file at `path`. A payload over [`IN_MEMORY_PAYLOAD`] is
+/// streamed: the file is read twice (its checksum, then the value) and never held whole.
 pub fn read_from<T: DeserializeOwned>(kind: Kind, arch: &[u8; 32], path: &Path) -> Result<T, Error> {
+    read_within(kind, arch, path, IN_MEMORY_PAYLOAD)
+}
+
+/// [`read_from`] with payloads over `in_memory` bytes streamed.
+fn read_within<T: DeserializeOwned>(kind: Kind, arch: &[u8; 32], path: &Path, in_memory: u64) -> Result<T, Error> {
     let io = |source| Error::Io { path: path.into(), source };
     let bad = |reason| Error::Artifact { path: path.into(), reason };
     let mut file = File::open(path).map_err(io)?;
@@ -271,6 +297,11 @@ pub fn read_from<T: DeserializeOwned>(kind: Kind, arch: &[u8; 32], path: &Path) 
     let mut header = Vec::with_capacity(HEADER_LEN);
     (&mut file).take(HEADER_LEN as u64).read_to_end(&mut header).map_err(io)?;
     let len = check_header(kind, arch, &header, size.saturating_sub(HEADER_LEN as u64)).map_err(bad)?;
+    if len <= in_memory {
+        let mut payload = vec![0u8; len as usize];
+        file.read_exact(&mut payload).map_err(io)?;
+        return decode_payload(kind, &header[50..82], &payload).map_err(bad);
+    }
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let sum = field_bytes(DigestComputer::new(&Stored(RefCell::new(&mut reader), len)).digest()).map_err(io)?;
     if sum != header[50..82] {
@@ -313,11 +344,13 @@ mod tests {
             crate::fsutil::write_atomic_with(&path, false, |out| write_to(Kind::PublicParams, &arch, &v, out));
         assert_eq!(written.unwrap(), bytes.len() as u64);
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
-        assert_eq!(read_from::<Vec<u64>>(Kind::PublicParams, &arch, &path).unwrap(), v);
+        for in_memory in [0, IN_MEMORY_PAYLOAD] {
+            assert_eq!(read_within::<Vec<u64>>(Kind::PublicParams, &arch, &path, in_memory).unwrap(), v);
+        }
         std::fs::remove_file(path).unwrap();
     }
 
-    /// Every damage `decode` rejects, reading the file rejects the same way.
+    /// Every damage `decode` rejects, reading the file rejects the same way, streamed or not.
     #[test]
     fn streamed_reads_reject_what_decode_rejects() {
         let (arch, v) = ([7u8; 32], value());
@@ -343,9 +376,14 @@ mod tests {
         for (what, damaged, arch) in cases {
             let in_memory = decode::<Vec<u64>>(Kind::Checkpoint, &arch, &damaged).expect_err(what);
             std::fs::write(&path, &damaged).unwrap();
-            match read_from::<Vec<u64>>(Kind::Checkpoint, &arch, &path) {
-                Err(Error::Artifact { reason, .. }) => assert_eq!(reason.to_string(), in_memory.to_string(), "{what}"),
-                other => panic!("{what}: {:?}", other.map(|v| v.len())),
+            // both ways of reading: streamed (limit 0) and whole
+            for limit in [0, IN_MEMORY_PAYLOAD] {
+                match read_within::<Vec<u64>>(Kind::Checkpoint, &arch, &path, limit) {
+                    Err(Error::Artifact { reason, .. }) => {
+                        assert_eq!(reason.to_string(), in_memory.to_string(), "{what} (limit {limit})")
+                    }
+                    other => panic!("{what} (limit {limit}): {:?}", other.map(|v| v.len())),
+                }
             }
         }
         std::fs::remove_file(path).unwrap();

@@ -76,14 +76,28 @@ fn verifier_dir<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> PathBuf {
 /// The verifier key of an architecture, derived by this verifier from the public
 /// architecture (or found in its own key store, where an earlier derivation put it).
 pub fn verifier_key<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> Result<VerifierKey, Error> {
-    let dir = verifier_dir(cache, arch);
-    let path = dir.join("vk.bin");
-    let digest = arch.digest();
-    if let Some(vk) = load::<VerifierKey>(&path, Kind::VerifierKey, &digest) {
+    if let Some(vk) = stored_verifier_key(cache, arch) {
         return Ok(vk);
     }
-    let (_, _, vk) = setup(arch)?;
-    crate::fsutil::create_private_dir(&dir)?;
-    store(&path, Kind::VerifierKey, &digest, &vk)?;
+    let vk = derive_verifier_key(arch)?;
+    keep_verifier_key(cache, arch, &vk)?;
     Ok(vk)
+}
+
+/// Derives the verifier key of an architecture (parameter setup, then the compression keys).
+pub fn derive_verifier_key<A: KeyedCircuit + ?Sized>(arch: &A) -> Result<VerifierKey, Error> {
+    setup(arch).map(|(_, _, vk)| vk)
+}
+
+/// Writes a key [`derive_verifier_key`] derived into the verifier's key store.
+pub fn keep_verifier_key<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A, vk: &VerifierKey) -> Result<(), Error> {
+    let dir = verifier_dir(cache, arch);
+    crate::fsutil::create_private_dir(&dir)?;
+    store(&dir.join("vk.bin"), Kind::VerifierKey, &arch.digest(), vk)
+}
+
+/// The verifier key of an architecture if an earlier derivation left it in this verifier's
+/// key store (intact, and for this architecture's digest); never derives one.
+pub fn stored_verifier_key<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> Option<VerifierKey> {
+    load::<VerifierKey>(&verifier_dir(cache, arch).join("vk.bin"), Kind::VerifierKey, &arch.digest())
 }
