@@ -201,7 +201,7 @@ pub fn verify_dir(dir: &Path, cache: &Path, expected: &Expected) -> Result<Resul
         Err(e) => return Ok(Err(e)),
     };
     let archs = statement.distinct_architectures();
-    let (checked, mut first) = std::thread::scope(|s| {
+    let (checked, first) = std::thread::scope(|s| {
         let stored = s.spawn(|| archs.first().and_then(|a| keys::stored_verifier_key(cache, *a)));
         let checked = statement.check().and_then(|()| expected.check(&statement));
         (checked, stored.join().unwrap_or(None))
@@ -215,8 +215,14 @@ pub fn verify_dir(dir: &Path, cache: &Path, expected: &Expected) -> Result<Resul
     // the verdict); a failed write is still this call's error.
     let verdict = std::thread::scope(|s| {
         let mut writes = Vec::new();
+        // the store was already asked for the first architecture's key: not again
+        let mut first = Some(first);
         let mut key = |k: usize| -> Result<Arc<VerifierKey>, Error> {
-            if let Some(vk) = first.take().filter(|_| k == 0).or_else(|| keys::stored_verifier_key(cache, archs[k])) {
+            let stored = match first.take().filter(|_| k == 0) {
+                Some(stored) => stored,
+                None => keys::stored_verifier_key(cache, archs[k]),
+            };
+            if let Some(vk) = stored {
                 return Ok(Arc::new(vk));
             }
             let (arch, vk) = (archs[k], Arc::new(keys::derive_verifier_key(archs[k])?));
