@@ -20,6 +20,7 @@ pub mod cost;
 mod count_cs;
 pub mod gadgets;
 pub mod layer;
+pub mod mux;
 pub mod quant;
 pub mod reference;
 pub mod spec;

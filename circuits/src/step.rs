@@ -3,6 +3,7 @@
 //! parameters, keys and proofs of every segment share their types.
 
 use crate::layer::{BlockSpec, LayerStep};
+use crate::mux::MuxStep;
 use crate::quant::QuantError;
 use crate::spec::Links;
 use crate::tile::{GroupSpec, GroupStep, PairSpec, PairStep, TileSpec, TileState, TileStep, TileWitness};
@@ -29,6 +30,9 @@ pub enum Step {
     Block(Box<TransformerStep>),
     /// A GPT's head ([`HeadStep`]: stream to the last position's logits, state arity 3).
     Head(Box<HeadStep>),
+    /// One step of a multiplexed segment ([`MuxStep`]: several segments' step circuits,
+    /// one selected per step, state arity [`crate::mux::MUX_ARITY`]).
+    Mux(Box<MuxStep>),
 }
 
 /// How a segment's block is cut into tiles, one per Nova step.
@@ -148,7 +152,7 @@ impl Step {
             Self::Tile(s) => Some((s.tile(), s.spec().num_stages(), s.next_state(z))),
             Self::Group(s) => Some((s.tile(), s.spec().num_stages(), s.next_state(z))),
             Self::Pair(s) => Some((s.tile(), 2, s.next_state(z))),
-            Self::Embed(_) | Self::Block(_) | Self::Head(_) => None,
+            Self::Embed(_) | Self::Block(_) | Self::Head(_) | Self::Mux(_) => None,
         }
     }
 }
@@ -228,6 +232,7 @@ impl StepCircuit<F> for Step {
             Self::Embed(s) => s.arity(),
             Self::Block(s) => s.arity(),
             Self::Head(s) => s.arity(),
+            Self::Mux(s) => s.arity(),
         }
     }
 
@@ -244,6 +249,7 @@ impl StepCircuit<F> for Step {
             Self::Embed(s) => s.synthesize(cs, z),
             Self::Block(s) => s.synthesize(cs, z),
             Self::Head(s) => s.synthesize(cs, z),
+            Self::Mux(s) => s.synthesize(cs, z),
         }
     }
 }

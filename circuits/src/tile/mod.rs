@@ -310,7 +310,7 @@ mod pair;
 mod pair_pool;
 mod state;
 mod step;
-mod terms;
+pub(crate) mod terms;
 
 pub use channels::{GroupSpec, GroupStep, TAG_PAIR};
 pub use geometry::{pools_globally, tiled_height, InnerPad, TileGeometry, TileSpec};

@@ -7,28 +7,28 @@ use nova_snark::frontend::{num::AllocatedNum, ConstraintSystem, LinearCombinatio
 
 /// A linear combination with its value (absent during setup).
 #[derive(Clone)]
-pub(super) struct Term(pub(super) LinearCombination<F>, pub(super) Option<F>);
+pub(crate) struct Term(pub(crate) LinearCombination<F>, pub(crate) Option<F>);
 
 impl Term {
-    pub(super) fn var(n: &AllocatedNum<F>) -> Self {
+    pub(crate) fn var(n: &AllocatedNum<F>) -> Self {
         Self(LinearCombination::zero() + n.get_variable(), n.get_value())
     }
 
-    pub(super) fn constant<CS: ConstraintSystem<F>>(c: F) -> Self {
+    pub(crate) fn constant<CS: ConstraintSystem<F>>(c: F) -> Self {
         Self(LinearCombination::zero() + (c, CS::one()), Some(c))
     }
 
-    pub(super) fn plus(&self, other: &Term, coeff: F) -> Self {
+    pub(crate) fn plus(&self, other: &Term, coeff: F) -> Self {
         Self(self.0.clone() + (coeff, &other.0), self.1.zip(other.1).map(|(a, b)| a + coeff * b))
     }
 
-    pub(super) fn scaled(&self, c: F) -> Self {
+    pub(crate) fn scaled(&self, c: F) -> Self {
         Self(LinearCombination::zero() + (c, &self.0), self.1.map(|v| v * c))
     }
 }
 
 /// Allocates `a·b` (one constraint).
-pub(super) fn product<CS: ConstraintSystem<F>>(
+pub(crate) fn product<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     a: &Term,
     b: &Term,
@@ -41,7 +41,7 @@ pub(super) fn product<CS: ConstraintSystem<F>>(
 }
 
 /// `1` if `x = 0`, else `0`, as a boolean variable (two constraints).
-pub(super) fn is_zero<CS: ConstraintSystem<F>>(cs: &mut CS, x: &Term) -> Result<AllocatedNum<F>, SynthesisError> {
+pub(crate) fn is_zero<CS: ConstraintSystem<F>>(cs: &mut CS, x: &Term) -> Result<AllocatedNum<F>, SynthesisError> {
     let inv = AllocatedNum::alloc(cs.namespace(|| "inverse"), || {
         x.1.map(|v| v.invert().unwrap_or(F::ZERO)).ok_or(SynthesisError::AssignmentMissing)
     })?;
@@ -59,14 +59,14 @@ pub(super) fn is_zero<CS: ConstraintSystem<F>>(cs: &mut CS, x: &Term) -> Result<
 }
 
 /// `1` if `t = k`, else `0`, as a boolean variable (two constraints).
-pub(super) fn equals<CS: ConstraintSystem<F>>(cs: &mut CS, t: &Term, k: usize) -> Result<Term, SynthesisError> {
+pub(crate) fn equals<CS: ConstraintSystem<F>>(cs: &mut CS, t: &Term, k: usize) -> Result<Term, SynthesisError> {
     let at = t.plus(&Term::constant::<CS>(F::from(k as u64)), -F::ONE);
     Ok(Term::var(&is_zero(cs, &at)?))
 }
 
 /// `old + flag·(new - old)` allocated (one constraint); `flag` must be boolean (or a sum
 /// of exclusive booleans).
-pub(super) fn select<CS: ConstraintSystem<F>>(
+pub(crate) fn select<CS: ConstraintSystem<F>>(
     cs: &mut CS,
     flag: &Term,
     new: &Term,
@@ -81,13 +81,13 @@ pub(super) fn select<CS: ConstraintSystem<F>>(
 }
 
 /// Constrains `flag·(a - b) = 0` (one constraint).
-pub(super) fn equal_if<CS: ConstraintSystem<F>>(cs: &mut CS, flag: &Term, a: &Term, b: &Term) {
+pub(crate) fn equal_if<CS: ConstraintSystem<F>>(cs: &mut CS, flag: &Term, a: &Term, b: &Term) {
     let diff = a.plus(b, -F::ONE);
     cs.enforce(|| "equal if", |_| flag.0.clone(), |_| diff.0, |lc| lc);
 }
 
 /// Allocates a term's value, constrained equal to it (one constraint).
-pub(super) fn alloc_term<CS: ConstraintSystem<F>>(cs: &mut CS, t: &Term) -> Result<AllocatedNum<F>, SynthesisError> {
+pub(crate) fn alloc_term<CS: ConstraintSystem<F>>(cs: &mut CS, t: &Term) -> Result<AllocatedNum<F>, SynthesisError> {
     let v = AllocatedNum::alloc(cs.namespace(|| "value"), || t.1.ok_or(SynthesisError::AssignmentMissing))?;
     cs.enforce(|| "value is the term", |lc| lc + CS::one(), |_| t.0.clone(), |lc| lc + v.get_variable());
     Ok(v)
