@@ -953,6 +953,13 @@ fn segments_over_the_budget_take_the_fastest_tiling_under_the_largest_fold() {
     assert_eq!(code, 0, "{err}");
     let largest_step = largest - fold_ml::prove::plan::NOVA_PRIMARY_OVERHEAD;
     assert!(out.contains(&format!("the largest step ({largest_step} constraints) sets the peak memory")), "{out}");
+    // and what one proof would cost: the multiplexed circuit is at least its distinct steps
+    let mut distinct: Vec<_> = archs.iter().zip(&sizes).collect();
+    distinct.dedup_by(|a, b| a.0 == b.0);
+    let sum: usize = distinct.iter().map(|(_, &c)| c - fold_ml::prove::plan::NOVA_PRIMARY_OVERHEAD).sum();
+    let line = out.lines().find(|l| l.contains("one proof instead")).expect("the one-proof line");
+    let counted: usize = line.split(": ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+    assert!(counted > sum && counted < sum + 1000, "{sum} vs {line}");
 }
 
 /// conv 1→4 on 16×16; a residual block of two convs 4→4 whose output is averaged

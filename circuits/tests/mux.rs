@@ -285,3 +285,50 @@ fn a_network_of_three_shapes_folds_as_one_ivc_bound_to_its_plan() {
     swapped.swap(n - 1, n - 2);
     assert_ne!(schedule_of(swapped), z.schedule);
 }
+
+/// A basic block of 3×3 convolutions on `c` channels over `h×w` with a residual.
+fn basic_block(c: usize, (h, w): (usize, usize)) -> [LayerSpec; 2] {
+    let conv1 = ConvShape::same(c, c, h, w, 3);
+    let first = LayerSpec::new(LinearShape::Conv(conv1), rq(7));
+    let second = LayerSpec { skip: 2, ..LayerSpec::new(LinearShape::Conv(conv1), rq(7)) };
+    [first, second]
+}
+
+/// Whether the blank multiplexed step of `shape` (slot 0) beside a whole dense layer
+/// (slot 1) is satisfied with either selected: each slot's blank opens the state it
+/// claims to, selected on the public state or unselected on its own.
+fn blanks_satisfy(shape: (BlockSpec, usize, Option<Tiling>)) -> [bool; 2] {
+    let other = blocks([4, 5, 6])[2].clone();
+    let slots = MuxSlots::new(&[shape, (other, 1, None)]).unwrap();
+    let z = |j: usize| {
+        let mut z = slots.opens(j).to_vec();
+        z.resize(fold_ml_circuits::tile::TILE_ARITY, F::ZERO);
+        z.push(F::from(42));
+        z
+    };
+    let first = synth_z(&MuxStep::blank(&slots), &z(0), None).0;
+    let inputs = vec![Some(slots.opens(0).to_vec()), None];
+    let second = MuxStep::unchecked(&slots, vec![F::ZERO, F::ONE], vec![None, None], inputs);
+    [first, synth_z(&second, &z(1), None).0]
+}
+
+#[test]
+fn every_kind_of_slot_has_a_satisfiable_blank() {
+    use fold_ml_circuits::spec::Links;
+    use fold_ml_circuits::step::{group_spec, pair_spec};
+    let [first, second] = basic_block(32, (2, 2));
+    let chunk = first.chunks().channels.max(second.chunks().channels);
+    let group = BlockSpec::new(vec![first, second]).with_links([Links::Rows, Links::Channels(chunk)]);
+    group_spec(&group, chunk).unwrap();
+    assert_eq!(blanks_satisfy((group, 2, Some(Tiling::Channels(chunk)))), [true; 2], "channel groups");
+    let pair = BlockSpec::new(vec![first, second]).with_links([Links::Rows, Links::RowGroups(chunk)]);
+    pair_spec(&pair, chunk).unwrap();
+    assert_eq!(blanks_satisfy((pair, 2, Some(Tiling::Pair(chunk)))), [true; 2], "pairs of grids");
+    let grid = BlockSpec::layer(first).with_links([Links::Rows, Links::RowGroups(chunk)]);
+    assert_eq!(blanks_satisfy((grid, 1, Some(Tiling::Grid(chunk)))), [true; 2], "grids");
+    let [first, second] = basic_block(16, (4, 4));
+    let rows = BlockSpec::new(vec![first, second]).with_row_links([true, true]);
+    assert_eq!(blanks_satisfy((rows, 2, Some(Tiling::Rows(1)))), [true; 2], "row bands of a block");
+    let whole = BlockSpec::new(vec![first, second]);
+    assert_eq!(blanks_satisfy((whole, 2, None)), [true; 2], "a whole block");
+}

@@ -325,7 +325,7 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let (mut fold_s, mut compress_s, mut setup_s, mut peak, mut steps_total, mut untileable) =
         (0.0, 0.0, 0.0, 0.0f64, 0, 0);
-    let (mut over_tiled, mut largest) = (0, 0);
+    let (mut over_tiled, mut largest, mut distinct) = (0, 0, 0);
     let mut seen: Vec<&fold_ml::model::Architecture> = Vec::new();
     let costs = parallel_map(&archs, |arch| {
         // a step far over the budget is estimated, not synthesized (it may not fit in memory)
@@ -347,6 +347,7 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
         steps_total += steps;
         if !seen.contains(&arch) {
             seen.push(arch);
+            distinct += cost.constraints;
             compress_s += e.compress_s;
             setup_s += e.setup_s;
         }
@@ -422,8 +423,38 @@ fn inspect_network(net: &Network, step: &StepArgs) -> anyhow::Result<ExitCode> {
         "  estimated folding {fold_s:.0} s, compression {compress_s:.0} s (+ {setup_s:.0} s parameter setup on the \
          first run), peak memory {peak:.0} MiB"
     );
+    if seen.len() > 1 {
+        print_multiplexed(&seen, distinct, steps_total)?;
+    }
     println!("estimates from a cost model fitted on a 2-core machine; see the README for measured figures");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one-proof alternative: every step one circuit multiplexing the network's distinct
+/// step circuits ([`fold_ml_circuits::mux`]), counted when it is small enough to
+/// synthesize quickly (else the sum of the steps). `prove` does not multiplex: the
+/// circuit is the sum of the steps, which every fold and the one compression pay.
+fn print_multiplexed(archs: &[&fold_ml::model::Architecture], distinct: usize, steps: usize) -> anyhow::Result<()> {
+    use fold_ml::prove::plan::{estimate_steps, NOVA_PRIMARY_OVERHEAD};
+    use fold_ml_circuits::mux::{MuxSlots, MuxStep};
+    let counted = if distinct <= 1 << 21 {
+        let shapes: Vec<_> = archs.iter().map(|a| (a.block.clone(), a.layers_per_step, a.tiling)).collect();
+        let slots = MuxSlots::new(&shapes)?;
+        Some(fold_ml_circuits::cost::step_constraints(&MuxStep::blank(&slots))?)
+    } else {
+        None
+    };
+    let (c, about) = counted.map_or((distinct, "about "), |c| (c, ""));
+    let e = estimate_steps(c + NOVA_PRIMARY_OVERHEAD, steps);
+    println!(
+        "  one proof instead (one step circuit multiplexing the {} distinct steps; not what `prove` does): \
+         {about}{c} constraints per fold, estimated folding {:.0} s, compression {:.0} s (+ {:.0} s parameter setup)",
+        archs.len(),
+        e.fold_s,
+        e.compress_s,
+        e.setup_s
+    );
+    Ok(())
 }
 
 /// How a proof of the model under `fold_budget` reads its input (what an input commitment

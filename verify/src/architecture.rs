@@ -145,6 +145,20 @@ pub trait KeyedCircuit {
     }
 }
 
+impl<T: KeyedCircuit + ?Sized> KeyedCircuit for &T {
+    fn digest(&self) -> [u8; 32] {
+        (**self).digest()
+    }
+
+    fn blank_step(&self) -> Result<Step, crate::Error> {
+        (**self).blank_step()
+    }
+
+    fn short_id(&self) -> String {
+        (**self).short_id()
+    }
+}
+
 impl KeyedCircuit for Architecture {
     fn digest(&self) -> [u8; 32] {
         Architecture::digest(self)

@@ -350,15 +350,27 @@ pub fn verify_gpt_dir(
         Ok(s) => s,
         Err(e) => return Ok(Err(e)),
     };
-    if let Err(e) =
-        statement.check().and_then(|()| expected.check_parts(statement.model_commitment, statement.input_commitment()))
-    {
+    let segments = statement.architecture.segments();
+    // The first key is read from the store (never derived) while the statement is checked.
+    let (checked, first) = std::thread::scope(|s| {
+        let stored = s.spawn(|| keys::stored_verifier_key(cache, &segments[0]));
+        let checked = statement
+            .check()
+            .and_then(|()| expected.check_parts(statement.model_commitment, statement.input_commitment()));
+        (checked, stored.join().unwrap_or(None))
+    });
+    if let Err(e) = checked {
         return Ok(Err(e));
     }
     let proof = read_file(&dir.join("proof.bin"))?;
-    let segments = statement.architecture.segments();
-    let mut key = |j: usize| keys::verifier_key(cache, &segments[j]);
-    Ok(verify_gpt_proof(&statement, &proof, &mut key)?.map(|_| statement))
+    // A derived key is written to the store while the proof is checked with it.
+    let verdict = std::thread::scope(|s| {
+        let mut keys = keys::KeyFetcher::new(s, cache, &segments, Some(first));
+        let verdict = verify_gpt_proof(&statement, &proof, &mut |k| keys.get(k));
+        keys.finish()?;
+        verdict
+    })?;
+    Ok(verdict.map(|_| statement))
 }
 
 #[cfg(test)]

@@ -101,3 +101,57 @@ pub fn keep_verifier_key<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A, vk: &
 pub fn stored_verifier_key<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> Option<VerifierKey> {
     load::<VerifierKey>(&verifier_dir(cache, arch).join("vk.bin"), Kind::VerifierKey, &arch.digest())
 }
+
+/// The verifier keys of a list of architectures, fetched one at a time for a proof check:
+/// from this verifier's key store, else derived — and then written to the store on a
+/// scoped thread while the caller checks the proof with the key (the write is no part of
+/// the verdict; its error is still the caller's, from [`Self::finish`]). One write at a
+/// time: the previous one is joined before another key is derived, so no more than one
+/// derived key is held for writing (GPT keys are gigabytes).
+pub struct KeyFetcher<'scope, 'env, A: KeyedCircuit + Sync> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    cache: &'env Path,
+    archs: &'env [A],
+    /// The first architecture's key, when the store was already asked for it (not again).
+    first: Option<Option<VerifierKey>>,
+    writing: Option<std::thread::ScopedJoinHandle<'scope, Result<(), Error>>>,
+}
+
+impl<'scope, 'env, A: KeyedCircuit + Sync> KeyFetcher<'scope, 'env, A> {
+    /// Fetches the keys of `archs` within `scope`; `first` is what the store already
+    /// answered for `archs[0]`, if it was asked.
+    pub fn new(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        cache: &'env Path,
+        archs: &'env [A],
+        first: Option<Option<VerifierKey>>,
+    ) -> Self {
+        Self { scope, cache, archs, first, writing: None }
+    }
+
+    /// The key of `archs[k]`.
+    pub fn get(&mut self, k: usize) -> Result<std::sync::Arc<VerifierKey>, Error> {
+        let arch = &self.archs[k];
+        let stored = match self.first.take().filter(|_| k == 0) {
+            Some(stored) => stored,
+            None => stored_verifier_key(self.cache, arch),
+        };
+        if let Some(vk) = stored {
+            return Ok(std::sync::Arc::new(vk));
+        }
+        self.finish()?;
+        let vk = std::sync::Arc::new(derive_verifier_key(arch)?);
+        let (kept, cache) = (std::sync::Arc::clone(&vk), self.cache);
+        self.writing = Some(self.scope.spawn(move || keep_verifier_key(cache, arch, &kept)));
+        Ok(vk)
+    }
+
+    /// Waits for the write under way, if any; its error.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        let Some(write) = self.writing.take() else { return Ok(()) };
+        write.join().unwrap_or_else(|_| {
+            let source = std::io::Error::other("the key store's writer panicked");
+            Err(Error::Io { path: self.cache.into(), source })
+        })
+    }
+}

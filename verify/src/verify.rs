@@ -13,7 +13,6 @@ use fold_ml_circuits::state::StepState;
 use std::borrow::Borrow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::Arc;
 
 /// Verifies `proof` (the bytes of `proof.bin`: one compressed proof per segment) against
 /// `statement` with `vks`, one verifier key per distinct architecture in order of first
@@ -214,28 +213,9 @@ pub fn verify_dir(dir: &Path, cache: &Path, expected: &Expected) -> Result<Resul
     // checked with it (the write, ~0.3 s for the default model's 28 MB key, is no part of
     // the verdict); a failed write is still this call's error.
     let verdict = std::thread::scope(|s| {
-        let mut writes = Vec::new();
-        // the store was already asked for the first architecture's key: not again
-        let mut first = Some(first);
-        let mut key = |k: usize| -> Result<Arc<VerifierKey>, Error> {
-            let stored = match first.take().filter(|_| k == 0) {
-                Some(stored) => stored,
-                None => keys::stored_verifier_key(cache, archs[k]),
-            };
-            if let Some(vk) = stored {
-                return Ok(Arc::new(vk));
-            }
-            let (arch, vk) = (archs[k], Arc::new(keys::derive_verifier_key(archs[k])?));
-            let kept = Arc::clone(&vk);
-            writes.push(s.spawn(move || keys::keep_verifier_key(cache, arch, &kept)));
-            Ok(vk)
-        };
-        let verdict = verify_proof_with(&statement, &proof, &mut key);
-        for write in writes {
-            write.join().unwrap_or_else(|_| {
-                Err(Error::Io { path: cache.into(), source: std::io::Error::other("the key store's writer panicked") })
-            })?;
-        }
+        let mut keys = keys::KeyFetcher::new(s, cache, &archs, Some(first));
+        let verdict = verify_proof_with(&statement, &proof, &mut |k| keys.get(k));
+        keys.finish()?;
         verdict
     })?;
     Ok(verdict.map(|()| statement))
