@@ -9,6 +9,8 @@
 //!   geometry, Poseidon commitments.
 //! - [`spec`]: the public layer and block specs and their digests; [`layer`]: the [`layer::LayerStep`]
 //!   step circuit; [`state`]: its IVC state and why it binds the whole computation.
+//! - [`mux`]: several segments' step circuits multiplexed into one (one proof per network;
+//!   measured, not used by the prover yet).
 //! - [`reference`]: the native executor of a stack of layers; [`synthetic`]: the
 //!   deterministic Zator-shaped model generator.
 //!
