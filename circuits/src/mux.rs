@@ -47,7 +47,7 @@ use crate::layer::BlockSpec;
 use crate::quant::QuantError;
 use crate::state::{StepState, ARITY};
 use crate::step::{Step, Tiling};
-use crate::tile::terms::{product, Term};
+use crate::tile::terms::{alloc_term, product, Term};
 use crate::tile::{TileState, TILE_ARITY};
 use crate::F;
 use ff::Field;
@@ -127,11 +127,12 @@ impl MuxSlots {
             .iter()
             .map(|(block, layers_per_step, tiling)| {
                 let blank = Step::blank(block, *layers_per_step, *tiling)?;
-                let input = vec![0; block.input_layout().len()];
+                let layout = block.input_layout();
+                let input = vec![0; layout.len()];
                 let base = StepState {
                     layer: 0,
                     model: F::ZERO,
-                    activations: activation_commitment_native(&input, block.input_layout(), F::ZERO),
+                    activations: activation_commitment_native(&input, layout, F::ZERO),
                 };
                 let opens = match tiling {
                     None => base.to_vec(),
@@ -182,20 +183,23 @@ impl MuxStep {
         if step.arity() != slot.blank.arity() || std::mem::discriminant(&step) != std::mem::discriminant(&slot.blank) {
             return Err(QuantError::BadSpec(format!("a step of another shape in slot {active}")));
         }
-        let n = slots.len();
-        let mut steps = vec![None; n];
-        steps[active] = Some(step);
-        let inputs = (0..n).map(|j| (j != active).then(|| slots.0[j].opens.clone())).collect();
-        let selectors = (0..n).map(|j| if j == active { F::ONE } else { F::ZERO }).collect();
-        Ok(Self { slots: slots.clone(), steps, inputs, selectors, active })
+        Ok(Self::selecting(slots, active, Some(step)))
     }
 
     /// Every slot blank, slot 0 selected: for parameter setup.
     pub fn blank(slots: &MuxSlots) -> Self {
+        Self::selecting(slots, 0, None)
+    }
+
+    /// Slot `active` selected on the public state running `step` (`None`: its blank),
+    /// every other slot blank on the state its blank opens.
+    fn selecting(slots: &MuxSlots, active: usize, step: Option<Step>) -> Self {
         let n = slots.len();
-        let inputs = (0..n).map(|j| (j != 0).then(|| slots.0[j].opens.clone())).collect();
-        let selectors = (0..n).map(|j| if j == 0 { F::ONE } else { F::ZERO }).collect();
-        Self { slots: slots.clone(), steps: vec![None; n], inputs, selectors, active: 0 }
+        let mut steps = vec![None; n];
+        steps[active] = step;
+        let inputs = (0..n).map(|j| (j != active).then(|| slots.0[j].opens.clone())).collect();
+        let selectors = (0..n).map(|j| if j == active { F::ONE } else { F::ZERO }).collect();
+        Self { slots: slots.clone(), steps, inputs, selectors, active }
     }
 
     /// Explicit selectors, slot steps and slot states (`None`: the blank; the public
@@ -222,17 +226,6 @@ impl MuxStep {
     fn slot_step(&self, j: usize) -> &Step {
         self.steps.get(j).and_then(Option::as_ref).unwrap_or(&self.slots.0[j].blank)
     }
-}
-
-/// Allocates `value` constrained equal to the combination `lc` (one constraint).
-fn alloc_sum<CS: ConstraintSystem<F>>(
-    mut cs: CS,
-    lc: LinearCombination<F>,
-    value: Option<F>,
-) -> Result<AllocatedNum<F>, SynthesisError> {
-    let v = AllocatedNum::alloc(cs.namespace(|| "value"), || value.ok_or(SynthesisError::AssignmentMissing))?;
-    cs.enforce(|| "value is the sum", |_| lc, |l| l + CS::one(), |l| l + v.get_variable());
-    Ok(v)
 }
 
 impl StepCircuit<F> for MuxStep {
@@ -299,9 +292,9 @@ impl StepCircuit<F> for MuxStep {
         let mut out = next
             .into_iter()
             .enumerate()
-            .map(|(k, t)| alloc_sum(cs.namespace(|| format!("next z{k}")), t.0, t.1))
+            .map(|(k, t)| alloc_term(&mut cs.namespace(|| format!("next z{k}")), &t))
             .collect::<Result<Vec<_>, _>>()?;
-        let code = alloc_sum(cs.namespace(|| "slot code"), code.0, code.1)?;
+        let code = alloc_term(&mut cs.namespace(|| "slot code"), &code)?;
         let tag = Elt::num_from_fr::<CS>(domain_tag(TAG_SCHEDULE, 2));
         let items = [tag, Elt::Allocated(schedule.clone()), Elt::Allocated(code)];
         out.push(hash(&mut cs.namespace(|| "schedule"), &items)?);

@@ -351,13 +351,8 @@ pub fn verify_gpt_dir(
         Err(e) => return Ok(Err(e)),
     };
     let segments = statement.architecture.segments();
-    // The first key is read from the store (never derived) while the statement is checked.
-    let (checked, first) = std::thread::scope(|s| {
-        let stored = s.spawn(|| keys::stored_verifier_key(cache, &segments[0]));
-        let checked = statement
-            .check()
-            .and_then(|()| expected.check_parts(statement.model_commitment, statement.input_commitment()));
-        (checked, stored.join().unwrap_or(None))
+    let (checked, first) = keys::stored_while_checking(cache, segments.first(), || {
+        statement.check().and_then(|()| expected.check_parts(statement.model_commitment, statement.input_commitment()))
     });
     if let Err(e) = checked {
         return Ok(Err(e));

@@ -102,6 +102,22 @@ pub fn stored_verifier_key<A: KeyedCircuit + ?Sized>(cache: &Path, arch: &A) -> 
     load::<VerifierKey>(&verifier_dir(cache, arch).join("vk.bin"), Kind::VerifierKey, &arch.digest())
 }
 
+/// Runs `check` (a statement's check, which must pass before any key is derived) while
+/// `arch`'s key is read from this verifier's key store on another thread — read, never
+/// derived: a statement that fails costs at most one read of a key this verifier already
+/// has. Returns the check's result and what the store held (for [`KeyFetcher::new`]).
+pub fn stored_while_checking<A: KeyedCircuit + Sync + ?Sized, R>(
+    cache: &Path,
+    arch: Option<&A>,
+    check: impl FnOnce() -> R,
+) -> (R, Option<VerifierKey>) {
+    std::thread::scope(|s| {
+        let stored = s.spawn(|| arch.and_then(|a| stored_verifier_key(cache, a)));
+        let checked = check();
+        (checked, stored.join().unwrap_or(None))
+    })
+}
+
 /// The verifier keys of a list of architectures, fetched one at a time for a proof check:
 /// from this verifier's key store, else derived — and then written to the store on a
 /// scoped thread while the caller checks the proof with the key (the write is no part of

@@ -200,10 +200,8 @@ pub fn verify_dir(dir: &Path, cache: &Path, expected: &Expected) -> Result<Resul
         Err(e) => return Ok(Err(e)),
     };
     let archs = statement.distinct_architectures();
-    let (checked, first) = std::thread::scope(|s| {
-        let stored = s.spawn(|| archs.first().and_then(|a| keys::stored_verifier_key(cache, *a)));
-        let checked = statement.check().and_then(|()| expected.check(&statement));
-        (checked, stored.join().unwrap_or(None))
+    let (checked, first) = keys::stored_while_checking(cache, archs.first().copied(), || {
+        statement.check().and_then(|()| expected.check(&statement))
     });
     if let Err(e) = checked {
         return Ok(Err(e));
